@@ -1,0 +1,136 @@
+#include "common/run_config.h"
+
+namespace resweep {
+
+using nlohmann::json;
+
+namespace {
+
+template <typename T>
+void GetIfPresent(const json& j, const char* key, T* out) {
+  auto it = j.find(key);
+  if (it != j.end()) *out = it->get<T>();
+}
+
+}  // namespace
+
+json RunConfigToJson(const RunConfig& c) {
+  json j;
+  j["dataset"] = {{"kind", c.dataset.kind},
+                  {"path", c.dataset.path},
+                  {"train_limit", c.dataset.train_limit},
+                  {"test_limit", c.dataset.test_limit},
+                  {"preprocess", c.dataset.preprocess},
+                  {"augment_padding", c.dataset.augment_padding},
+                  {"augment_flip", c.dataset.augment_flip}};
+  j["model"] = {{"block", c.model.block},
+                {"depth_n", c.model.depth_n},
+                {"shortcut", c.model.shortcut},
+                {"base_width", c.model.base_width}};
+  const auto& o = c.train.optimizer;
+  const auto& s = c.train.schedule;
+  j["train"] = {
+      {"epochs", c.train.epochs},
+      {"batch_size", c.train.batch_size},
+      {"optimizer",
+       {{"name", o.name},
+        {"lr", o.lr},
+        {"momentum", o.momentum},
+        {"nesterov", o.nesterov},
+        {"weight_decay", o.weight_decay},
+        {"beta1", o.beta1},
+        {"beta2", o.beta2},
+        {"eps", o.eps},
+        {"alpha", o.alpha}}},
+      {"schedule",
+       {{"kind", s.kind},
+        {"milestones", s.milestones},
+        {"milestone_unit", s.milestone_unit},
+        {"gamma", s.gamma},
+        {"warmup_iterations", s.warmup_iterations},
+        {"warmup_kind", s.warmup_kind},
+        {"warmup_lr", s.warmup_lr},
+        {"min_lr", s.min_lr}}},
+      {"eval_every", c.train.eval_every},
+      {"label_smoothing", c.train.label_smoothing},
+      {"grad_clip_norm", c.train.grad_clip_norm},
+      {"deterministic", c.train.deterministic},
+      {"channels_last", c.train.channels_last},
+      {"amp", c.train.amp},
+      {"checkpoint_every", c.train.checkpoint_every}};
+  j["trainer"] = {{"kind", c.trainer.kind},
+                  {"epoch_seconds", c.trainer.epoch_seconds},
+                  {"fail_probability", c.trainer.fail_probability}};
+  return j;
+}
+
+std::string RunConfigToCanonicalJson(const RunConfig& config) {
+  // nlohmann::json objects are std::map-backed, so dump() sorts keys.
+  return RunConfigToJson(config).dump();
+}
+
+StatusOr<RunConfig> RunConfigFromJson(const std::string& json_text) {
+  RunConfig c;
+  try {
+    json j = json::parse(json_text);
+    if (auto d = j.find("dataset"); d != j.end()) {
+      GetIfPresent(*d, "kind", &c.dataset.kind);
+      GetIfPresent(*d, "path", &c.dataset.path);
+      GetIfPresent(*d, "train_limit", &c.dataset.train_limit);
+      GetIfPresent(*d, "test_limit", &c.dataset.test_limit);
+      GetIfPresent(*d, "preprocess", &c.dataset.preprocess);
+      GetIfPresent(*d, "augment_padding", &c.dataset.augment_padding);
+      GetIfPresent(*d, "augment_flip", &c.dataset.augment_flip);
+    }
+    if (auto m = j.find("model"); m != j.end()) {
+      GetIfPresent(*m, "block", &c.model.block);
+      GetIfPresent(*m, "depth_n", &c.model.depth_n);
+      GetIfPresent(*m, "shortcut", &c.model.shortcut);
+      GetIfPresent(*m, "base_width", &c.model.base_width);
+    }
+    if (auto t = j.find("train"); t != j.end()) {
+      GetIfPresent(*t, "epochs", &c.train.epochs);
+      GetIfPresent(*t, "batch_size", &c.train.batch_size);
+      GetIfPresent(*t, "eval_every", &c.train.eval_every);
+      GetIfPresent(*t, "label_smoothing", &c.train.label_smoothing);
+      GetIfPresent(*t, "grad_clip_norm", &c.train.grad_clip_norm);
+      GetIfPresent(*t, "deterministic", &c.train.deterministic);
+      GetIfPresent(*t, "channels_last", &c.train.channels_last);
+      GetIfPresent(*t, "amp", &c.train.amp);
+      GetIfPresent(*t, "checkpoint_every", &c.train.checkpoint_every);
+      if (auto o = t->find("optimizer"); o != t->end()) {
+        auto& oc = c.train.optimizer;
+        GetIfPresent(*o, "name", &oc.name);
+        GetIfPresent(*o, "lr", &oc.lr);
+        GetIfPresent(*o, "momentum", &oc.momentum);
+        GetIfPresent(*o, "nesterov", &oc.nesterov);
+        GetIfPresent(*o, "weight_decay", &oc.weight_decay);
+        GetIfPresent(*o, "beta1", &oc.beta1);
+        GetIfPresent(*o, "beta2", &oc.beta2);
+        GetIfPresent(*o, "eps", &oc.eps);
+        GetIfPresent(*o, "alpha", &oc.alpha);
+      }
+      if (auto s = t->find("schedule"); s != t->end()) {
+        auto& sc = c.train.schedule;
+        GetIfPresent(*s, "kind", &sc.kind);
+        GetIfPresent(*s, "milestones", &sc.milestones);
+        GetIfPresent(*s, "milestone_unit", &sc.milestone_unit);
+        GetIfPresent(*s, "gamma", &sc.gamma);
+        GetIfPresent(*s, "warmup_iterations", &sc.warmup_iterations);
+        GetIfPresent(*s, "warmup_kind", &sc.warmup_kind);
+        GetIfPresent(*s, "warmup_lr", &sc.warmup_lr);
+        GetIfPresent(*s, "min_lr", &sc.min_lr);
+      }
+    }
+    if (auto tr = j.find("trainer"); tr != j.end()) {
+      GetIfPresent(*tr, "kind", &c.trainer.kind);
+      GetIfPresent(*tr, "epoch_seconds", &c.trainer.epoch_seconds);
+      GetIfPresent(*tr, "fail_probability", &c.trainer.fail_probability);
+    }
+  } catch (const std::exception& e) {
+    return InvalidArgumentError(std::string("run config JSON: ") + e.what());
+  }
+  return c;
+}
+
+}  // namespace resweep

@@ -1,0 +1,69 @@
+// Sweep files: parsing, strict validation and grid expansion.
+//
+// A sweep file is a base RunConfig (sections dataset/model/train/trainer), a grid
+// that maps dotted parameter paths to lists of values, and seeds. Every run is one
+// cell of the cartesian product of the grid axes, times one seed. docs/sweep-spec.md
+// is the user-facing reference.
+//
+// Validation is strict and happens before anything is queued: unknown keys, duplicate
+// keys, wrong types, out-of-range values, empty axes and oversized grids are errors
+// whose messages name the source, line, column and field path.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/run_config.h"
+#include "common/status.h"
+
+namespace resweep {
+
+struct SpecLimits {
+  int64_t max_runs = 10000;          // cells x seeds
+  int64_t max_seeds = 1000;
+  int64_t max_axis_values = 1000;
+  int64_t max_axes = 16;
+  int64_t max_bytes = 1 << 20;       // sweep file size
+};
+
+struct GridAxis {
+  std::string path;  // e.g. "model.depth_n"
+  int64_t size = 0;
+};
+
+struct ExpandedRun {
+  std::string run_id;      // hash of canonical config + seed: the run's identity
+  std::string cell_key;    // hash of the canonical config: the run's grid cell
+  std::string cell_label;  // "model.depth_n=3 model.block=reference" ("base" without a grid)
+  std::map<std::string, std::string> cell_params;  // axis path -> resolved value
+  RunConfig config;
+  std::string config_json;  // canonical
+  int64_t seed = 0;
+};
+
+struct SweepSpec {
+  std::string sweep_id;  // hash of name + every run id: equal files give equal ids
+  std::string name;
+  std::string description;
+  std::vector<GridAxis> grid;
+  std::vector<int64_t> seeds;
+  int last_k = 5;        // results: mean of the last K epochs' test error
+  int max_attempts = 0;  // 0 = the coordinator's default
+  std::vector<ExpandedRun> runs;  // cell-major, seeds inner
+};
+
+// Parses and expands `yaml_text`. `source_name` (a file name) prefixes errors.
+StatusOr<SweepSpec> ParseSweepSpec(const std::string& yaml_text, const std::string& source_name,
+                                   const SpecLimits& limits = SpecLimits());
+
+// Reads `path` (refusing files over limits.max_bytes) and parses it.
+StatusOr<SweepSpec> LoadSweepSpecFile(const std::string& path,
+                                      const SpecLimits& limits = SpecLimits());
+
+// Validates a RunConfig's values (ranges, enum names). Used by the parser and by
+// workers on the config they are leased. `field_prefix` prefixes field names.
+Status ValidateRunConfig(const RunConfig& config);
+
+}  // namespace resweep

@@ -1,0 +1,71 @@
+// resweep-coordinator: the gRPC service that queues, leases and records runs.
+#include <csignal>
+#include <fstream>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include "common/logging.h"
+#include "coordinator/server.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"resweep-coordinator: queues sweep runs, leases them to workers, records results"};
+  resweep::CoordinatorOptions options;
+  double lease_seconds = 30, heartbeat_seconds = 5;
+  std::string port_file, log_level = "info";
+  app.add_option("--listen", options.listen, "address:port to serve on (port 0: pick one)")
+      ->capture_default_str();
+  app.add_option("--db", options.db_path, "SQLite database file (created if missing)")
+      ->capture_default_str();
+  app.add_option("--lease-seconds", lease_seconds,
+                 "a run whose worker is silent this long is queued again")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 86400.0));
+  app.add_option("--heartbeat-seconds", heartbeat_seconds, "how often workers heartbeat")
+      ->capture_default_str()
+      ->check(CLI::Range(0.02, 3600.0));
+  app.add_option("--max-attempts", options.scheduler.default_max_attempts,
+                 "leases a run may lose (or retryable failures) before it fails")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100));
+  app.add_option("--max-runs-per-sweep", options.scheduler.spec_limits.max_runs,
+                 "largest grid x seeds accepted")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
+  app.add_option("--port-file", port_file, "write the port actually bound to this file");
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+
+  resweep::InitLogging("coordinator", log_level);
+  options.scheduler.lease_ms = static_cast<int64_t>(lease_seconds * 1000);
+  options.scheduler.heartbeat_ms = static_cast<int64_t>(heartbeat_seconds * 1000);
+  if (options.scheduler.heartbeat_ms * 2 > options.scheduler.lease_ms) {
+    spdlog::warn("heartbeat interval {} ms is more than half the lease {} ms: leases may expire "
+                 "under a healthy worker",
+                 options.scheduler.heartbeat_ms, options.scheduler.lease_ms);
+  }
+
+  // Signals are taken by a dedicated thread; every other thread blocks them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  resweep::CoordinatorServer server;
+  resweep::Status st = server.Start(options);
+  if (!st.ok()) {
+    spdlog::critical("cannot start: {}", st.ToString());
+    return 1;
+  }
+  if (!port_file.empty()) {
+    const std::string tmp = port_file + ".tmp";
+    std::ofstream(tmp) << server.port() << "\n";
+    std::rename(tmp.c_str(), port_file.c_str());
+  }
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  spdlog::info("signal {}: shutting down", signal_number);
+  server.Shutdown(2000);
+  return 0;
+}

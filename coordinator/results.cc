@@ -1,0 +1,73 @@
+#include "coordinator/results.h"
+
+#include <nlohmann/json.hpp>
+
+#include "common/reference_results.h"
+#include "common/run_config.h"
+
+namespace resweep {
+
+double LastKMeanTestError(const std::vector<EpochRecord>& epochs, int last_k) {
+  double sum = 0;
+  int n = 0;
+  for (auto it = epochs.rbegin(); it != epochs.rend() && n < last_k; ++it) {
+    if (it->test_error < 0) continue;
+    sum += it->test_error;
+    ++n;
+  }
+  return n ? sum / n : -1.0;
+}
+
+std::vector<CellSummary> SummarizeCells(const std::vector<RunOutcome>& outcomes, int last_k) {
+  std::vector<CellSummary> cells;
+  std::map<std::string, size_t> index;
+  std::map<std::string, std::vector<double>> finals, lastks, params;
+  for (const auto& o : outcomes) {
+    auto [it, inserted] = index.emplace(o.link.cell_key, cells.size());
+    if (inserted) {
+      CellSummary c;
+      c.cell_key = o.link.cell_key;
+      c.cell_label = o.link.cell_label;
+      try {
+        c.params = nlohmann::json::parse(o.link.cell_params_json)
+                       .get<std::map<std::string, std::string>>();
+      } catch (const std::exception&) {
+      }
+      auto config = RunConfigFromJson(o.run.config_json);
+      if (config.ok()) {
+        c.dataset = config->dataset.kind;
+        c.block = config->model.block;
+        c.shortcut = config->model.shortcut;
+        c.layers = config->layers();
+        if (c.dataset == "cifar10" && c.shortcut == "A") {
+          if (c.block == "reference") c.paper_test_error = PaperTestError(c.layers);
+          c.source_test_error = SourceTestError(c.block, c.layers);
+        }
+      }
+      cells.push_back(std::move(c));
+    }
+    CellSummary& cell = cells[it->second];
+    ++cell.runs_total;
+    if (o.run.state != RunState::kSucceeded) continue;
+    ++cell.runs_succeeded;
+    // The final epoch's error; when the last epoch was not evaluated (eval_every),
+    // the newest evaluated one.
+    for (auto e = o.epochs.rbegin(); e != o.epochs.rend(); ++e) {
+      if (e->test_error >= 0) {
+        finals[cell.cell_key].push_back(e->test_error);
+        break;
+      }
+    }
+    const double lastk = LastKMeanTestError(o.epochs, last_k);
+    if (lastk >= 0) lastks[cell.cell_key].push_back(lastk);
+    params[cell.cell_key].push_back(static_cast<double>(o.run.param_count));
+  }
+  for (auto& c : cells) {
+    c.final_test_error = Summarize(finals[c.cell_key]);
+    c.last_k_test_error = Summarize(lastks[c.cell_key]);
+    c.mean_param_count = Summarize(params[c.cell_key]).mean;
+  }
+  return cells;
+}
+
+}  // namespace resweep

@@ -1,0 +1,44 @@
+// Aggregation of a sweep's runs into per-cell statistics.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/stats.h"
+#include "coordinator/store.h"
+
+namespace resweep {
+
+struct RunOutcome {
+  SweepRunRecord link;
+  RunRecord run;
+  std::vector<EpochRecord> epochs;  // ordered by epoch; only needed for succeeded runs
+};
+
+struct CellSummary {
+  std::string cell_key;
+  std::string cell_label;
+  std::map<std::string, std::string> params;
+  int runs_total = 0;
+  int runs_succeeded = 0;
+  Summary final_test_error;   // over succeeded runs: the test error of the last epoch
+  Summary last_k_test_error;  // over succeeded runs: mean test error of the last K evaluated epochs
+  std::string dataset;
+  std::string block;
+  std::string shortcut;
+  int layers = 0;
+  double paper_test_error = -1;   // published figure when the cell is the paper's setting
+  double source_test_error = -1;
+  double mean_param_count = 0;
+};
+
+// Mean of the test error over the last `last_k` epochs that were evaluated
+// (test_error >= 0); -1 when none was.
+double LastKMeanTestError(const std::vector<EpochRecord>& epochs, int last_k);
+
+// One summary per cell, in order of each cell's first run. Published figures are
+// attached only to CIFAR-10 cells whose block/shortcut match the publication.
+std::vector<CellSummary> SummarizeCells(const std::vector<RunOutcome>& outcomes, int last_k);
+
+}  // namespace resweep

@@ -1,0 +1,529 @@
+#include "coordinator/scheduler.h"
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <random>
+
+namespace resweep {
+
+namespace {
+
+std::string RandomHex(int chars) {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  static const char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (int i = 0; i < chars; ++i) out.push_back(kHex[rng() & 0xf]);
+  return out;
+}
+
+}  // namespace
+
+Scheduler::Scheduler(Store* store, const Clock* clock, SchedulerOptions options)
+    : store_(store), clock_(clock), options_(std::move(options)) {}
+
+// ------------------------------------------------------------------- users
+
+StatusOr<SubmitResult> Scheduler::Submit(const std::string& spec_yaml,
+                                         const std::string& source_name) {
+  auto parsed = ParseSweepSpec(spec_yaml, source_name.empty() ? "<sweep>" : source_name,
+                               options_.spec_limits);
+  if (!parsed.ok()) return parsed.status();
+  const SweepSpec& spec = *parsed;
+
+  std::lock_guard<std::mutex> lock(mutex_);
+  SubmitResult result;
+  result.sweep_id = spec.sweep_id;
+  result.name = spec.name;
+  result.runs_total = static_cast<int>(spec.runs.size());
+
+  auto existing = store_->GetSweep(spec.sweep_id);
+  if (!existing.ok()) return existing.status();
+  if (existing->has_value()) {
+    result.already_existed = true;
+    return result;
+  }
+
+  const int64_t now = clock_->NowMs();
+  const size_t seeds = spec.seeds.size();
+  const size_t cells = seeds ? spec.runs.size() / seeds : 0;
+  Status st = store_->RunInTransaction([&]() -> Status {
+    SweepRecord sweep;
+    sweep.sweep_id = spec.sweep_id;
+    sweep.name = spec.name;
+    sweep.spec_yaml = spec_yaml;
+    sweep.source_name = source_name;
+    sweep.created_ms = now;
+    sweep.last_k = spec.last_k;
+    for (const auto& axis : spec.grid) sweep.grid_axes.push_back(axis.path);
+    RESWEEP_RETURN_IF_ERROR(store_->InsertSweep(sweep));
+
+    auto base = store_->NextQueuePosition();
+    if (!base.ok()) return base.status();
+    for (size_t i = 0; i < spec.runs.size(); ++i) {
+      const ExpandedRun& er = spec.runs[i];
+      RunRecord run;
+      run.run_id = er.run_id;
+      run.config_json = er.config_json;
+      run.seed = er.seed;
+      run.max_attempts = spec.max_attempts > 0 ? spec.max_attempts : options_.default_max_attempts;
+      run.epochs_total = er.config.train.epochs;
+      // Seed-major order: every cell gets its first seed before any gets its second,
+      // so partial results cover the whole grid early.
+      run.queue_position = *base + static_cast<int64_t>((i % seeds) * cells + i / seeds);
+      run.created_ms = run.updated_ms = now;
+      auto inserted = store_->InsertRunIfAbsent(run);
+      if (!inserted.ok()) return inserted.status();
+      if (*inserted) {
+        ++result.runs_new;
+      } else {
+        // Shared with an earlier sweep. A run cancelled with that sweep is wanted again.
+        auto old = store_->GetRun(run.run_id);
+        if (!old.ok()) return old.status();
+        if (old->has_value() && (*old)->state == RunState::kCancelled) {
+          RunRecord again = **old;
+          again.state = RunState::kQueued;
+          again.error.clear();
+          again.queue_position = run.queue_position;
+          again.updated_ms = now;
+          RESWEEP_RETURN_IF_ERROR(store_->UpdateRun(again));
+          ++result.runs_new;
+        }
+      }
+      SweepRunRecord link;
+      link.sweep_id = spec.sweep_id;
+      link.run_id = er.run_id;
+      link.cell_key = er.cell_key;
+      link.cell_label = er.cell_label;
+      link.cell_params_json = nlohmann::json(er.cell_params).dump();
+      RESWEEP_RETURN_IF_ERROR(store_->LinkRun(link));
+    }
+    return Status::Ok();
+  });
+  if (!st.ok()) return st;
+  spdlog::info("sweep {} '{}' submitted from {}: {} runs, {} newly queued", spec.sweep_id,
+               spec.name, source_name, result.runs_total, result.runs_new);
+  return result;
+}
+
+StatusOr<SweepRecord> Scheduler::ResolveSweepLocked(const std::string& sweep) {
+  if (sweep.empty()) return InvalidArgumentError("no sweep given");
+  auto exact = store_->GetSweep(sweep);
+  if (!exact.ok()) return exact.status();
+  if (exact->has_value()) return **exact;
+  auto all = store_->ListSweeps();
+  if (!all.ok()) return all.status();
+  std::vector<SweepRecord> by_prefix, by_name;
+  for (const auto& s : *all) {
+    if (s.sweep_id.rfind(sweep, 0) == 0) by_prefix.push_back(s);
+    if (s.name == sweep) by_name.push_back(s);
+  }
+  if (by_prefix.size() == 1) return by_prefix[0];
+  if (by_prefix.size() > 1) {
+    return InvalidArgumentError("sweep id prefix '" + sweep + "' is ambiguous (" +
+                                std::to_string(by_prefix.size()) + " sweeps)");
+  }
+  if (!by_name.empty()) return by_name.back();  // newest of that name
+  return NotFoundError("no sweep '" + sweep + "'");
+}
+
+StatusOr<SweepView> Scheduler::ViewLocked(const SweepRecord& sweep) {
+  auto counts = store_->CountRuns(sweep.sweep_id);
+  if (!counts.ok()) return counts.status();
+  SweepView view{sweep, *counts, ""};
+  if (sweep.cancelled) {
+    view.state = "cancelled";
+  } else if (counts->queued + counts->leased + counts->running == 0) {
+    view.state = "done";
+  } else {
+    view.state = "active";
+  }
+  return view;
+}
+
+StatusOr<SweepView> Scheduler::GetSweep(const std::string& sweep) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto record = ResolveSweepLocked(sweep);
+  if (!record.ok()) return record.status();
+  return ViewLocked(*record);
+}
+
+StatusOr<std::vector<SweepView>> Scheduler::ListSweeps() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto all = store_->ListSweeps();
+  if (!all.ok()) return all.status();
+  std::vector<SweepView> out;
+  for (const auto& s : *all) {
+    auto view = ViewLocked(s);
+    if (!view.ok()) return view.status();
+    out.push_back(std::move(*view));
+  }
+  return out;
+}
+
+StatusOr<std::vector<RunView>> Scheduler::ListRuns(const std::string& sweep,
+                                                   const std::string& state) {
+  std::optional<RunState> filter;
+  if (!state.empty()) {
+    filter = ParseRunState(state);
+    if (!filter) {
+      return InvalidArgumentError("unknown run state '" + state +
+                                  "' (queued, leased, running, succeeded, failed, cancelled)");
+    }
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto record = ResolveSweepLocked(sweep);
+  if (!record.ok()) return record.status();
+  auto rows = store_->ListSweepRuns(record->sweep_id, filter);
+  if (!rows.ok()) return rows.status();
+  std::vector<RunView> out;
+  for (auto& [link, run] : *rows) out.push_back({std::move(link), std::move(run)});
+  return out;
+}
+
+StatusOr<int> Scheduler::Cancel(const std::string& sweep) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto record = ResolveSweepLocked(sweep);
+  if (!record.ok()) return record.status();
+  const int64_t now = clock_->NowMs();
+  int cancelled = 0;
+  Status st = store_->RunInTransaction([&]() -> Status {
+    RESWEEP_RETURN_IF_ERROR(store_->SetSweepCancelled(record->sweep_id));
+    auto rows = store_->ListSweepRuns(record->sweep_id, std::nullopt);
+    if (!rows.ok()) return rows.status();
+    for (auto& [link, run] : *rows) {
+      if (IsTerminal(run.state)) continue;
+      auto others = store_->CountOtherActiveSweeps(run.run_id, record->sweep_id);
+      if (!others.ok()) return others.status();
+      if (*others > 0) continue;  // another live sweep still wants this run
+      if (HoldsLease(run.state)) {
+        RESWEEP_RETURN_IF_ERROR(CloseAttemptLocked(run, "cancelled", "sweep cancelled"));
+      }
+      run.state = RunState::kCancelled;
+      run.error = "sweep cancelled";
+      run.worker_id.clear();
+      run.lease_expires_ms = 0;
+      run.updated_ms = now;
+      RESWEEP_RETURN_IF_ERROR(store_->UpdateRun(run));
+      ++cancelled;
+    }
+    return Status::Ok();
+  });
+  if (!st.ok()) return st;
+  spdlog::info("sweep {} cancelled: {} runs stopped", record->sweep_id, cancelled);
+  return cancelled;
+}
+
+StatusOr<ResultsView> Scheduler::Results(const std::string& sweep, int last_k) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto record = ResolveSweepLocked(sweep);
+  if (!record.ok()) return record.status();
+  auto view = ViewLocked(*record);
+  if (!view.ok()) return view.status();
+  auto rows = store_->ListSweepRuns(record->sweep_id, std::nullopt);
+  if (!rows.ok()) return rows.status();
+  std::vector<RunOutcome> outcomes;
+  for (auto& [link, run] : *rows) {
+    RunOutcome o{std::move(link), std::move(run), {}};
+    if (o.run.state == RunState::kSucceeded) {
+      auto epochs = store_->ListEpochs(o.run.run_id);
+      if (!epochs.ok()) return epochs.status();
+      o.epochs = std::move(*epochs);
+    }
+    outcomes.push_back(std::move(o));
+  }
+  ResultsView out;
+  out.sweep = std::move(*view);
+  out.last_k = last_k > 0 ? last_k : record->last_k;
+  out.cells = SummarizeCells(outcomes, out.last_k);
+  return out;
+}
+
+// ----------------------------------------------------------------- workers
+
+StatusOr<WorkerRegistration> Scheduler::RegisterWorker(const std::string& name,
+                                                       const std::string& host,
+                                                       const std::vector<std::string>& devices) {
+  if (name.empty() || name.size() > 128) {
+    return InvalidArgumentError("worker name must have 1..128 characters");
+  }
+  if (devices.empty() || devices.size() > 64) {
+    return InvalidArgumentError("a worker needs 1..64 devices (one per slot)");
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  WorkerRecord w;
+  w.worker_id = name + "-" + RandomHex(8);
+  w.name = name;
+  w.host = host;
+  for (const auto& d : devices) w.devices += (w.devices.empty() ? "" : ",") + d;
+  w.registered_ms = w.last_seen_ms = clock_->NowMs();
+  RESWEEP_RETURN_IF_ERROR(store_->UpsertWorker(w));
+  spdlog::info("worker {} registered from {} with {} slot(s): {}", w.worker_id, host,
+               devices.size(), w.devices);
+  return WorkerRegistration{w.worker_id, options_.lease_ms, options_.heartbeat_ms};
+}
+
+StatusOr<std::optional<Lease>> Scheduler::Acquire(const std::string& worker_id) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto worker = store_->GetWorker(worker_id);
+  if (!worker.ok()) return worker.status();
+  if (!worker->has_value()) return NotFoundError("unknown worker " + worker_id);
+  const int64_t now = clock_->NowMs();
+  std::optional<Lease> lease;
+  Status st = store_->RunInTransaction([&]() -> Status {
+    RESWEEP_RETURN_IF_ERROR(store_->TouchWorker(worker_id, now));
+    auto next = store_->NextQueuedRun();
+    if (!next.ok()) return next.status();
+    if (!next->has_value()) return Status::Ok();
+    RunRecord run = **next;
+    run.attempt += 1;
+    run.state = RunState::kLeased;
+    run.worker_id = worker_id;
+    run.lease_expires_ms = now + options_.lease_ms;
+    run.updated_ms = now;
+    // History after the resume point belongs to an attempt that is gone: the new
+    // attempt re-reports those epochs, so none is ever recorded twice or left stale.
+    run.epoch = run.checkpoint_epoch;
+    RESWEEP_RETURN_IF_ERROR(store_->DeleteEpochsAfter(run.run_id, run.checkpoint_epoch));
+    RESWEEP_RETURN_IF_ERROR(store_->UpdateRun(run));
+    AttemptRecord attempt{run.run_id, run.attempt, worker_id, "leased", now, 0, ""};
+    RESWEEP_RETURN_IF_ERROR(store_->InsertAttempt(attempt));
+    Lease l;
+    l.run_id = run.run_id;
+    l.attempt = run.attempt;
+    l.config_json = run.config_json;
+    l.seed = run.seed;
+    l.resume_epoch = run.checkpoint_epoch;
+    l.expires_ms = run.lease_expires_ms;
+    auto link = store_->FirstLinkOfRun(run.run_id);
+    if (!link.ok()) return link.status();
+    if (link->has_value()) {
+      l.cell_label = (*link)->cell_label;
+      auto sweep = store_->GetSweep((*link)->sweep_id);
+      if (!sweep.ok()) return sweep.status();
+      if (sweep->has_value()) l.sweep_name = (*sweep)->name;
+    }
+    lease = std::move(l);
+    return Status::Ok();
+  });
+  if (!st.ok()) return st;
+  if (lease) {
+    spdlog::info("run {} ({} {} seed {}) attempt {} leased to {}", lease->run_id,
+                 lease->sweep_name, lease->cell_label, lease->seed, lease->attempt, worker_id);
+  }
+  return lease;
+}
+
+StatusOr<HeartbeatResult> Scheduler::Heartbeat(const std::string& worker_id,
+                                               const std::vector<LeaseProgressReport>& leases) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  HeartbeatResult result;
+  auto worker = store_->GetWorker(worker_id);
+  if (!worker.ok()) return worker.status();
+  if (!worker->has_value()) {
+    result.unknown_worker = true;
+    return result;
+  }
+  const int64_t now = clock_->NowMs();
+  Status st = store_->RunInTransaction([&]() -> Status {
+    RESWEEP_RETURN_IF_ERROR(store_->TouchWorker(worker_id, now));
+    for (const auto& p : leases) {
+      LeaseDecision d{p.run_id, p.attempt, false, ""};
+      auto run = FencedRunLocked(worker_id, p.run_id, p.attempt);
+      if (!run.ok()) {
+        if (run.status().code() != StatusCode::kFailedPrecondition &&
+            run.status().code() != StatusCode::kNotFound) {
+          return run.status();
+        }
+        d.stop = true;
+        d.reason = run.status().message();
+      } else {
+        RunRecord r = *run;
+        r.lease_expires_ms = now + options_.lease_ms;
+        r.updated_ms = now;
+        RESWEEP_RETURN_IF_ERROR(store_->UpdateRun(r));
+      }
+      result.decisions.push_back(std::move(d));
+    }
+    return Status::Ok();
+  });
+  if (!st.ok()) return st;
+  return result;
+}
+
+Status Scheduler::ReportEpoch(const std::string& worker_id, const EpochRecord& epoch) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const int64_t now = clock_->NowMs();
+  return store_->RunInTransaction([&]() -> Status {
+    auto run = FencedRunLocked(worker_id, epoch.run_id, epoch.attempt);
+    if (!run.ok()) return run.status();
+    RunRecord r = *run;
+    if (epoch.epoch != r.epoch + 1) {
+      return FailedPreconditionError("run " + r.run_id + ": expected epoch " +
+                                     std::to_string(r.epoch + 1) + ", got " +
+                                     std::to_string(epoch.epoch));
+    }
+    if (epoch.epoch > r.epochs_total) {
+      return InvalidArgumentError("run " + r.run_id + " has only " +
+                                  std::to_string(r.epochs_total) + " epochs");
+    }
+    RESWEEP_RETURN_IF_ERROR(store_->PutEpoch(epoch));
+    if (r.state == RunState::kLeased) {
+      r.state = RunState::kRunning;
+      RESWEEP_RETURN_IF_ERROR(CloseAttemptLocked(r, "running", ""));
+    }
+    r.epoch = epoch.epoch;
+    if (epoch.test_error >= 0) r.last_test_error = epoch.test_error;
+    r.lease_expires_ms = now + options_.lease_ms;
+    r.updated_ms = now;
+    return store_->UpdateRun(r);
+  });
+}
+
+Status Scheduler::Complete(const std::string& worker_id, const std::string& run_id, int attempt,
+                           int64_t param_count) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const int64_t now = clock_->NowMs();
+  Status st = store_->RunInTransaction([&]() -> Status {
+    auto run = FencedRunLocked(worker_id, run_id, attempt);
+    if (!run.ok()) return run.status();
+    RunRecord r = *run;
+    if (r.epoch != r.epochs_total) {
+      return FailedPreconditionError("run " + run_id + " reported " + std::to_string(r.epoch) +
+                                     " of " + std::to_string(r.epochs_total) + " epochs");
+    }
+    RESWEEP_RETURN_IF_ERROR(CloseAttemptLocked(r, "succeeded", ""));
+    r.state = RunState::kSucceeded;
+    r.param_count = param_count;
+    r.worker_id.clear();
+    r.lease_expires_ms = 0;
+    r.updated_ms = now;
+    return store_->UpdateRun(r);
+  });
+  if (st.ok()) spdlog::info("run {} attempt {} succeeded on {}", run_id, attempt, worker_id);
+  return st;
+}
+
+Status Scheduler::Fail(const std::string& worker_id, const std::string& run_id, int attempt,
+                       const std::string& reason, bool retryable) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const int64_t now = clock_->NowMs();
+  bool requeued = false;
+  Status st = store_->RunInTransaction([&]() -> Status {
+    auto run = FencedRunLocked(worker_id, run_id, attempt);
+    if (!run.ok()) return run.status();
+    RunRecord r = *run;
+    RESWEEP_RETURN_IF_ERROR(CloseAttemptLocked(r, "failed", reason));
+    r.worker_id.clear();
+    r.lease_expires_ms = 0;
+    r.updated_ms = now;
+    if (retryable && r.failures + 1 < r.max_attempts) {
+      r.failures += 1;
+      r.state = RunState::kQueued;
+      requeued = true;
+    } else {
+      r.failures += retryable ? 1 : 0;
+      r.state = RunState::kFailed;
+      r.error = reason;
+    }
+    return store_->UpdateRun(r);
+  });
+  if (st.ok()) {
+    spdlog::warn("run {} attempt {} failed on {}{}: {}", run_id, attempt, worker_id,
+                 requeued ? " (queued again)" : "", reason);
+  }
+  return st;
+}
+
+Status Scheduler::Release(const std::string& worker_id, const std::string& run_id, int attempt,
+                          const std::string& reason) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const int64_t now = clock_->NowMs();
+  Status st = store_->RunInTransaction([&]() -> Status {
+    auto run = FencedRunLocked(worker_id, run_id, attempt);
+    if (!run.ok()) return run.status();
+    RunRecord r = *run;
+    RESWEEP_RETURN_IF_ERROR(CloseAttemptLocked(r, "released", reason));
+    r.state = RunState::kQueued;
+    r.worker_id.clear();
+    r.lease_expires_ms = 0;
+    r.updated_ms = now;
+    return store_->UpdateRun(r);
+  });
+  if (st.ok()) spdlog::info("run {} attempt {} released by {}: {}", run_id, attempt, worker_id, reason);
+  return st;
+}
+
+StatusOr<int> Scheduler::ExpireLeases() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  int expired = 0;
+  Status st = store_->RunInTransaction([&]() -> Status {
+    auto runs = store_->RunsWithLeaseExpiredBefore(clock_->NowMs());
+    if (!runs.ok()) return runs.status();
+    for (const auto& run : *runs) {
+      RESWEEP_RETURN_IF_ERROR(LoseLeaseLocked(run, "lease expired"));
+      ++expired;
+    }
+    return Status::Ok();
+  });
+  if (!st.ok()) return st;
+  return expired;
+}
+
+// ------------------------------------------------------------------ helpers
+
+StatusOr<RunRecord> Scheduler::FencedRunLocked(const std::string& worker_id,
+                                               const std::string& run_id, int attempt) {
+  auto run = store_->GetRun(run_id);
+  if (!run.ok()) return run.status();
+  if (!run->has_value()) return NotFoundError("no run " + run_id);
+  const RunRecord& r = **run;
+  if (r.attempt != attempt) {
+    return FailedPreconditionError("stale attempt " + std::to_string(attempt) + " of run " +
+                                   run_id + ": the run is on attempt " +
+                                   std::to_string(r.attempt));
+  }
+  if (!HoldsLease(r.state)) {
+    return FailedPreconditionError("run " + run_id + " is " + RunStateName(r.state) +
+                                   (r.error.empty() ? "" : " (" + r.error + ")"));
+  }
+  if (r.worker_id != worker_id) {
+    return FailedPreconditionError("run " + run_id + " attempt " + std::to_string(attempt) +
+                                   " is leased to another worker");
+  }
+  if (r.lease_expires_ms < clock_->NowMs()) {
+    RESWEEP_RETURN_IF_ERROR(LoseLeaseLocked(r, "lease expired"));
+    return FailedPreconditionError("lease of run " + run_id + " attempt " +
+                                   std::to_string(attempt) + " expired");
+  }
+  return r;
+}
+
+Status Scheduler::LoseLeaseLocked(RunRecord run, const std::string& why) {
+  RESWEEP_RETURN_IF_ERROR(CloseAttemptLocked(run, "lost", why));
+  const std::string lost_worker = run.worker_id;
+  run.failures += 1;
+  run.worker_id.clear();
+  run.lease_expires_ms = 0;
+  run.updated_ms = clock_->NowMs();
+  if (run.failures >= run.max_attempts) {
+    run.state = RunState::kFailed;
+    run.error = why + " on " + lost_worker + " (attempt " + std::to_string(run.attempt) + " of " +
+                std::to_string(run.max_attempts) + ")";
+    spdlog::warn("run {} failed: {}", run.run_id, run.error);
+  } else {
+    run.state = RunState::kQueued;
+    spdlog::warn("run {} attempt {} lost on {} ({}): queued again", run.run_id, run.attempt,
+                 lost_worker, why);
+  }
+  return store_->UpdateRun(run);
+}
+
+Status Scheduler::CloseAttemptLocked(const RunRecord& run, const std::string& state,
+                                     const std::string& reason) {
+  const bool open = state == "leased" || state == "running";
+  return store_->UpdateAttempt(run.run_id, run.attempt, state, open ? 0 : clock_->NowMs(),
+                               reason);
+}
+
+}  // namespace resweep

@@ -1,0 +1,152 @@
+// The coordinator's state machine, free of gRPC.
+//
+// Run states: queued -> leased -> running -> succeeded | failed | cancelled. A lease
+// that is not renewed (heartbeat or epoch report) within lease_ms is lost: the attempt
+// is closed as "lost" and the run is queued again for a new attempt, until
+// max_attempts losses/retryable failures, after which the run fails with the reason.
+//
+// Fencing: every worker call names (run_id, attempt) and is refused with
+// FAILED_PRECONDITION unless that attempt is the run's current lease, held by that
+// worker and not expired. Hence at most one attempt can ever record a result.
+//
+// Thread-safe: every public method takes mutex_, and every state change is one
+// store transaction, so a crash at any point leaves a consistent database.
+#pragma once
+
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "common/sweep_spec.h"
+#include "common/thread_annotations.h"
+#include "coordinator/results.h"
+#include "coordinator/store.h"
+
+namespace resweep {
+
+struct SchedulerOptions {
+  int64_t lease_ms = 30000;
+  int64_t heartbeat_ms = 5000;
+  int default_max_attempts = 3;
+  SpecLimits spec_limits;
+};
+
+struct SubmitResult {
+  std::string sweep_id;
+  std::string name;
+  int runs_total = 0;
+  int runs_new = 0;
+  bool already_existed = false;
+};
+
+struct SweepView {
+  SweepRecord sweep;
+  RunCountsRecord counts;
+  std::string state;  // active | done | cancelled
+};
+
+struct RunView {
+  SweepRunRecord link;
+  RunRecord run;
+};
+
+struct ResultsView {
+  SweepView sweep;
+  int last_k = 0;
+  std::vector<CellSummary> cells;
+};
+
+struct WorkerRegistration {
+  std::string worker_id;
+  int64_t lease_ms = 0;
+  int64_t heartbeat_ms = 0;
+};
+
+struct Lease {
+  std::string run_id;
+  int attempt = 0;
+  std::string config_json;
+  int64_t seed = 0;
+  int resume_epoch = 0;
+  int64_t expires_ms = 0;
+  std::string sweep_name;
+  std::string cell_label;
+};
+
+struct LeaseProgressReport {
+  std::string run_id;
+  int attempt = 0;
+  int epoch = 0;
+};
+
+struct LeaseDecision {
+  std::string run_id;
+  int attempt = 0;
+  bool stop = false;
+  std::string reason;
+};
+
+struct HeartbeatResult {
+  bool unknown_worker = false;
+  std::vector<LeaseDecision> decisions;
+};
+
+class Scheduler {
+ public:
+  // `store` and `clock` must outlive the scheduler.
+  Scheduler(Store* store, const Clock* clock, SchedulerOptions options);
+
+  // Users.
+  StatusOr<SubmitResult> Submit(const std::string& spec_yaml, const std::string& source_name);
+  // `sweep` is an id, a unique id prefix, or a name (the newest sweep of that name).
+  StatusOr<SweepView> GetSweep(const std::string& sweep);
+  StatusOr<std::vector<SweepView>> ListSweeps();
+  StatusOr<std::vector<RunView>> ListRuns(const std::string& sweep, const std::string& state);
+  StatusOr<int> Cancel(const std::string& sweep);
+  // last_k <= 0 uses the sweep's own setting.
+  StatusOr<ResultsView> Results(const std::string& sweep, int last_k);
+
+  // Workers.
+  StatusOr<WorkerRegistration> RegisterWorker(const std::string& name, const std::string& host,
+                                              const std::vector<std::string>& devices);
+  // Leases the next queued run to the worker; nullopt when nothing is queued.
+  StatusOr<std::optional<Lease>> Acquire(const std::string& worker_id);
+  StatusOr<HeartbeatResult> Heartbeat(const std::string& worker_id,
+                                      const std::vector<LeaseProgressReport>& leases);
+  Status ReportEpoch(const std::string& worker_id, const EpochRecord& epoch);
+  Status Complete(const std::string& worker_id, const std::string& run_id, int attempt,
+                  int64_t param_count);
+  Status Fail(const std::string& worker_id, const std::string& run_id, int attempt,
+              const std::string& reason, bool retryable);
+  Status Release(const std::string& worker_id, const std::string& run_id, int attempt,
+                 const std::string& reason);
+
+  // Closes every lease that expired; returns how many. The coordinator calls this
+  // periodically; fenced calls also expire the lease they touch.
+  StatusOr<int> ExpireLeases();
+
+  const SchedulerOptions& options() const { return options_; }
+
+ private:
+  StatusOr<SweepRecord> ResolveSweepLocked(const std::string& sweep) RESWEEP_REQUIRES(mutex_);
+  StatusOr<SweepView> ViewLocked(const SweepRecord& sweep) RESWEEP_REQUIRES(mutex_);
+  // Loads the run and checks the attempt fence. A lease found expired is closed as
+  // lost (inside the caller's transaction) and the call refused.
+  StatusOr<RunRecord> FencedRunLocked(const std::string& worker_id, const std::string& run_id,
+                                      int attempt) RESWEEP_REQUIRES(mutex_);
+  Status LoseLeaseLocked(RunRecord run, const std::string& why) RESWEEP_REQUIRES(mutex_);
+  Status CloseAttemptLocked(const RunRecord& run, const std::string& state,
+                            const std::string& reason) RESWEEP_REQUIRES(mutex_);
+
+  Store* const store_;
+  const Clock* const clock_;
+  const SchedulerOptions options_;
+
+  std::mutex mutex_;  // serialises all store access and state changes
+};
+
+}  // namespace resweep

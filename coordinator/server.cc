@@ -1,0 +1,72 @@
+#include "coordinator/server.h"
+
+#include <grpcpp/grpcpp.h>
+#include <spdlog/spdlog.h>
+
+#include "coordinator/service.h"
+#include "coordinator/sqlite_store.h"
+
+namespace resweep {
+
+CoordinatorServer::CoordinatorServer() = default;
+
+CoordinatorServer::~CoordinatorServer() { Shutdown(0); }
+
+Status CoordinatorServer::Start(const CoordinatorOptions& options) {
+  auto store = OpenSqliteStore(options.db_path);
+  if (!store.ok()) return store.status();
+  store_ = std::move(*store);
+  scheduler_ = std::make_unique<Scheduler>(store_.get(), &clock_, options.scheduler);
+  service_ = std::make_unique<CoordinatorService>(scheduler_.get());
+
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &port_);
+  builder.RegisterService(service_.get());
+  builder.SetMaxReceiveMessageSize(options.max_message_bytes);
+  builder.SetMaxSendMessageSize(options.max_message_bytes);
+  server_ = builder.BuildAndStart();
+  if (!server_ || port_ == 0) {
+    return UnavailableError("cannot listen on " + options.listen);
+  }
+  reaper_ = std::thread([this] { ReapLoop(); });
+  spdlog::info("coordinator listening on {} (port {}), database {}, lease {} ms", options.listen,
+               port_, options.db_path, options.scheduler.lease_ms);
+  return Status::Ok();
+}
+
+void CoordinatorServer::ReapLoop() {
+  const auto period =
+      std::chrono::milliseconds(std::max<int64_t>(50, scheduler_->options().lease_ms / 4));
+  std::unique_lock<std::mutex> lock(mutex_);
+  while (!stopping_) {
+    stop_cv_.wait_for(lock, period, [this] { return stopping_; });
+    if (stopping_) break;
+    lock.unlock();
+    auto expired = scheduler_->ExpireLeases();
+    if (!expired.ok()) {
+      spdlog::error("lease reaper: {}", expired.status().ToString());
+    } else if (*expired > 0) {
+      spdlog::warn("lease reaper: {} lease(s) expired", *expired);
+    }
+    lock.lock();
+  }
+}
+
+void CoordinatorServer::Shutdown(int grace_ms) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  stop_cv_.notify_all();
+  if (server_) {
+    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(grace_ms));
+    server_->Wait();
+  }
+  if (reaper_.joinable()) reaper_.join();
+  scheduler_.reset();
+  store_.reset();
+  spdlog::info("coordinator stopped");
+}
+
+}  // namespace resweep

@@ -1,0 +1,59 @@
+// A running coordinator: store + scheduler + gRPC server + lease reaper.
+#pragma once
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "common/thread_annotations.h"
+#include "coordinator/scheduler.h"
+#include "coordinator/store.h"
+
+namespace grpc {
+class Server;
+}
+
+namespace resweep {
+
+class CoordinatorService;
+
+struct CoordinatorOptions {
+  std::string listen = "127.0.0.1:50051";  // port 0 picks a free port
+  std::string db_path = "resweep.db";
+  SchedulerOptions scheduler;
+  int max_message_bytes = 8 << 20;
+};
+
+class CoordinatorServer {
+ public:
+  CoordinatorServer();
+  ~CoordinatorServer();
+
+  // Opens the database, starts serving and the reaper. Returns once listening.
+  Status Start(const CoordinatorOptions& options);
+  int port() const { return port_; }
+  // Stops accepting calls, waits up to `grace_ms` for calls in flight, stops the
+  // reaper and closes the database. Safe to call more than once.
+  void Shutdown(int grace_ms);
+
+ private:
+  void ReapLoop();
+
+  SystemClock clock_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<CoordinatorService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::thread reaper_;
+  int port_ = 0;
+
+  std::mutex mutex_;
+  std::condition_variable stop_cv_;
+  bool stopping_ RESWEEP_GUARDED_BY(mutex_) = false;
+};
+
+}  // namespace resweep

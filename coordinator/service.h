@@ -1,0 +1,59 @@
+// The gRPC face of the Scheduler. Handlers are thin: decode the request, call the
+// scheduler, encode the reply. Uses the callback API; every handler finishes its
+// reactor before returning.
+#pragma once
+
+#include "coordinator/scheduler.h"
+#include "resweep/v1/resweep.grpc.pb.h"
+
+namespace resweep {
+
+class CoordinatorService final : public v1::Coordinator::CallbackService {
+ public:
+  explicit CoordinatorService(Scheduler* scheduler) : scheduler_(scheduler) {}
+
+  grpc::ServerUnaryReactor* SubmitSweep(grpc::CallbackServerContext* ctx,
+                                        const v1::SubmitSweepRequest* req,
+                                        v1::SubmitSweepResponse* resp) override;
+  grpc::ServerUnaryReactor* ListSweeps(grpc::CallbackServerContext* ctx,
+                                       const v1::ListSweepsRequest* req,
+                                       v1::ListSweepsResponse* resp) override;
+  grpc::ServerUnaryReactor* GetSweep(grpc::CallbackServerContext* ctx,
+                                     const v1::GetSweepRequest* req,
+                                     v1::GetSweepResponse* resp) override;
+  grpc::ServerUnaryReactor* ListRuns(grpc::CallbackServerContext* ctx,
+                                     const v1::ListRunsRequest* req,
+                                     v1::ListRunsResponse* resp) override;
+  grpc::ServerUnaryReactor* CancelSweep(grpc::CallbackServerContext* ctx,
+                                        const v1::CancelSweepRequest* req,
+                                        v1::CancelSweepResponse* resp) override;
+  grpc::ServerUnaryReactor* GetResults(grpc::CallbackServerContext* ctx,
+                                       const v1::GetResultsRequest* req,
+                                       v1::GetResultsResponse* resp) override;
+  grpc::ServerUnaryReactor* RegisterWorker(grpc::CallbackServerContext* ctx,
+                                           const v1::RegisterWorkerRequest* req,
+                                           v1::RegisterWorkerResponse* resp) override;
+  grpc::ServerUnaryReactor* AcquireRun(grpc::CallbackServerContext* ctx,
+                                       const v1::AcquireRunRequest* req,
+                                       v1::AcquireRunResponse* resp) override;
+  grpc::ServerUnaryReactor* Heartbeat(grpc::CallbackServerContext* ctx,
+                                      const v1::HeartbeatRequest* req,
+                                      v1::HeartbeatResponse* resp) override;
+  grpc::ServerUnaryReactor* ReportEpoch(grpc::CallbackServerContext* ctx,
+                                        const v1::ReportEpochRequest* req,
+                                        v1::ReportEpochResponse* resp) override;
+  grpc::ServerUnaryReactor* CompleteRun(grpc::CallbackServerContext* ctx,
+                                        const v1::CompleteRunRequest* req,
+                                        v1::CompleteRunResponse* resp) override;
+  grpc::ServerUnaryReactor* FailRun(grpc::CallbackServerContext* ctx,
+                                    const v1::FailRunRequest* req,
+                                    v1::FailRunResponse* resp) override;
+  grpc::ServerUnaryReactor* ReleaseRun(grpc::CallbackServerContext* ctx,
+                                       const v1::ReleaseRunRequest* req,
+                                       v1::ReleaseRunResponse* resp) override;
+
+ private:
+  Scheduler* const scheduler_;
+};
+
+}  // namespace resweep

@@ -1,0 +1,642 @@
+#include "coordinator/sqlite_store.h"
+
+#include <sqlite3.h>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+namespace resweep {
+
+const char* RunStateName(RunState state) {
+  switch (state) {
+    case RunState::kQueued: return "queued";
+    case RunState::kLeased: return "leased";
+    case RunState::kRunning: return "running";
+    case RunState::kSucceeded: return "succeeded";
+    case RunState::kFailed: return "failed";
+    case RunState::kCancelled: return "cancelled";
+  }
+  return "unknown";
+}
+
+std::optional<RunState> ParseRunState(const std::string& name) {
+  for (RunState s : {RunState::kQueued, RunState::kLeased, RunState::kRunning,
+                     RunState::kSucceeded, RunState::kFailed, RunState::kCancelled}) {
+    if (name == RunStateName(s)) return s;
+  }
+  return std::nullopt;
+}
+
+namespace {
+
+// Forward-only migrations; entry i brings the schema from version i to i+1.
+const char* const kMigrations[] = {
+    // 0 -> 1
+    R"sql(
+CREATE TABLE sweeps (
+  sweep_id     TEXT PRIMARY KEY,
+  name         TEXT NOT NULL,
+  spec_yaml    TEXT NOT NULL,
+  source_name  TEXT NOT NULL,
+  created_ms   INTEGER NOT NULL,
+  cancelled    INTEGER NOT NULL DEFAULT 0,
+  last_k       INTEGER NOT NULL,
+  grid_axes    TEXT NOT NULL
+);
+CREATE TABLE runs (
+  run_id            TEXT PRIMARY KEY,
+  config_json       TEXT NOT NULL,
+  seed              INTEGER NOT NULL,
+  state             TEXT NOT NULL,
+  attempt           INTEGER NOT NULL,
+  failures          INTEGER NOT NULL,
+  max_attempts      INTEGER NOT NULL,
+  worker_id         TEXT NOT NULL,
+  lease_expires_ms  INTEGER NOT NULL,
+  epoch             INTEGER NOT NULL,
+  epochs_total      INTEGER NOT NULL,
+  last_test_error   REAL NOT NULL,
+  checkpoint_epoch  INTEGER NOT NULL,
+  param_count       INTEGER NOT NULL,
+  error             TEXT NOT NULL,
+  queue_position    INTEGER NOT NULL,
+  created_ms        INTEGER NOT NULL,
+  updated_ms        INTEGER NOT NULL
+);
+CREATE INDEX runs_by_state ON runs(state, queue_position);
+CREATE TABLE sweep_runs (
+  sweep_id          TEXT NOT NULL REFERENCES sweeps(sweep_id),
+  run_id            TEXT NOT NULL REFERENCES runs(run_id),
+  cell_key          TEXT NOT NULL,
+  cell_label        TEXT NOT NULL,
+  cell_params_json  TEXT NOT NULL,
+  PRIMARY KEY (sweep_id, run_id)
+);
+CREATE INDEX sweep_runs_by_run ON sweep_runs(run_id);
+CREATE TABLE attempts (
+  run_id      TEXT NOT NULL REFERENCES runs(run_id),
+  attempt     INTEGER NOT NULL,
+  worker_id   TEXT NOT NULL,
+  state       TEXT NOT NULL,
+  started_ms  INTEGER NOT NULL,
+  ended_ms    INTEGER NOT NULL,
+  reason      TEXT NOT NULL,
+  PRIMARY KEY (run_id, attempt)
+);
+CREATE TABLE epochs (
+  run_id          TEXT NOT NULL REFERENCES runs(run_id),
+  epoch           INTEGER NOT NULL,
+  attempt         INTEGER NOT NULL,
+  train_loss      REAL NOT NULL,
+  train_error     REAL NOT NULL,
+  test_error      REAL NOT NULL,
+  test_loss       REAL NOT NULL,
+  lr              REAL NOT NULL,
+  seconds         REAL NOT NULL,
+  images_per_sec  REAL NOT NULL,
+  PRIMARY KEY (run_id, epoch)
+);
+CREATE TABLE workers (
+  worker_id      TEXT PRIMARY KEY,
+  name           TEXT NOT NULL,
+  host           TEXT NOT NULL,
+  devices        TEXT NOT NULL,
+  registered_ms  INTEGER NOT NULL,
+  last_seen_ms   INTEGER NOT NULL
+);
+)sql",
+};
+constexpr int kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
+
+Status SqliteError(sqlite3* db, int rc, const std::string& what) {
+  const std::string message = what + ": " + (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+  const int primary = rc & 0xff;
+  if (primary == SQLITE_READONLY || primary == SQLITE_FULL || primary == SQLITE_IOERR ||
+      primary == SQLITE_CANTOPEN || primary == SQLITE_PERM) {
+    return UnavailableError("database: " + message);
+  }
+  if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED) {
+    return UnavailableError("database busy: " + message);
+  }
+  if (primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB) {
+    return DataLossError("database: " + message);
+  }
+  return InternalError("database: " + message);
+}
+
+// A prepared statement with positional binding (1-based, in call order).
+class Statement {
+ public:
+  Statement(sqlite3* db, const char* sql) : db_(db) {
+    rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
+  }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  Statement& Bind(const std::string& v) {
+    if (stmt_) sqlite3_bind_text(stmt_, ++index_, v.data(), static_cast<int>(v.size()),
+                                 SQLITE_TRANSIENT);
+    return *this;
+  }
+  Statement& Bind(const char* v) { return Bind(std::string(v)); }
+  Statement& Bind(int64_t v) {
+    if (stmt_) sqlite3_bind_int64(stmt_, ++index_, v);
+    return *this;
+  }
+  Statement& Bind(int v) { return Bind(static_cast<int64_t>(v)); }
+  Statement& Bind(double v) {
+    if (stmt_) sqlite3_bind_double(stmt_, ++index_, v);
+    return *this;
+  }
+
+  // Steps once. Returns true with a row, false when done; errors in *status.
+  bool Step(Status* status) {
+    if (rc_ != SQLITE_OK) {
+      *status = SqliteError(db_, rc_, "prepare");
+      return false;
+    }
+    const int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc != SQLITE_DONE) *status = SqliteError(db_, rc, "step");
+    return false;
+  }
+  Status Run() {
+    Status status;
+    while (Step(&status)) {
+    }
+    return status;
+  }
+
+  int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
+  double Real(int col) const { return sqlite3_column_double(stmt_, col); }
+  std::string Text(int col) const {
+    const unsigned char* p = sqlite3_column_text(stmt_, col);
+    return p ? std::string(reinterpret_cast<const char*>(p), sqlite3_column_bytes(stmt_, col))
+             : std::string();
+  }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+  int rc_ = SQLITE_OK;
+  int index_ = 0;
+};
+
+constexpr const char* kRunColumns =
+    "run_id, config_json, seed, state, attempt, failures, max_attempts, worker_id, "
+    "lease_expires_ms, epoch, epochs_total, last_test_error, checkpoint_epoch, param_count, "
+    "error, queue_position, created_ms, updated_ms";
+
+RunRecord ReadRun(const Statement& s, int c = 0) {
+  RunRecord r;
+  r.run_id = s.Text(c + 0);
+  r.config_json = s.Text(c + 1);
+  r.seed = s.Int(c + 2);
+  r.state = ParseRunState(s.Text(c + 3)).value_or(RunState::kFailed);
+  r.attempt = static_cast<int>(s.Int(c + 4));
+  r.failures = static_cast<int>(s.Int(c + 5));
+  r.max_attempts = static_cast<int>(s.Int(c + 6));
+  r.worker_id = s.Text(c + 7);
+  r.lease_expires_ms = s.Int(c + 8);
+  r.epoch = static_cast<int>(s.Int(c + 9));
+  r.epochs_total = static_cast<int>(s.Int(c + 10));
+  r.last_test_error = s.Real(c + 11);
+  r.checkpoint_epoch = static_cast<int>(s.Int(c + 12));
+  r.param_count = s.Int(c + 13);
+  r.error = s.Text(c + 14);
+  r.queue_position = s.Int(c + 15);
+  r.created_ms = s.Int(c + 16);
+  r.updated_ms = s.Int(c + 17);
+  return r;
+}
+
+SweepRecord ReadSweep(const Statement& s) {
+  SweepRecord r;
+  r.sweep_id = s.Text(0);
+  r.name = s.Text(1);
+  r.spec_yaml = s.Text(2);
+  r.source_name = s.Text(3);
+  r.created_ms = s.Int(4);
+  r.cancelled = s.Int(5) != 0;
+  r.last_k = static_cast<int>(s.Int(6));
+  try {
+    r.grid_axes = nlohmann::json::parse(s.Text(7)).get<std::vector<std::string>>();
+  } catch (const std::exception&) {
+    r.grid_axes.clear();
+  }
+  return r;
+}
+
+class SqliteStore : public Store {
+ public:
+  explicit SqliteStore(sqlite3* db) : db_(db) {}
+  ~SqliteStore() override { sqlite3_close_v2(db_); }
+
+  Status Exec(const char* sql) {
+    char* err = nullptr;
+    const int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &err);
+    if (rc != SQLITE_OK) {
+      std::string message = err ? err : sqlite3_errstr(rc);
+      sqlite3_free(err);
+      return SqliteError(nullptr, rc, message);
+    }
+    return Status::Ok();
+  }
+
+  Status Migrate() {
+    int version = 0;
+    {
+      Statement s(db_, "PRAGMA user_version");
+      Status st;
+      if (s.Step(&st)) version = static_cast<int>(s.Int(0));
+      RESWEEP_RETURN_IF_ERROR(st);
+    }
+    if (version > kSchemaVersion) {
+      return FailedPreconditionError("database schema version " + std::to_string(version) +
+                                     " is newer than this build's " +
+                                     std::to_string(kSchemaVersion));
+    }
+    for (int v = version; v < kSchemaVersion; ++v) {
+      spdlog::info("store: migrating schema {} -> {}", v, v + 1);
+      Status st = RunInTransaction([&]() -> Status {
+        RESWEEP_RETURN_IF_ERROR(Exec(kMigrations[v]));
+        return Exec(("PRAGMA user_version = " + std::to_string(v + 1)).c_str());
+      });
+      RESWEEP_RETURN_IF_ERROR(st);
+    }
+    return Status::Ok();
+  }
+
+  Status CheckReadableVersion() {
+    Statement s(db_, "PRAGMA user_version");
+    Status st;
+    int version = 0;
+    if (s.Step(&st)) version = static_cast<int>(s.Int(0));
+    RESWEEP_RETURN_IF_ERROR(st);
+    if (version != kSchemaVersion) {
+      return FailedPreconditionError("database schema version " + std::to_string(version) +
+                                     "; this build reads version " +
+                                     std::to_string(kSchemaVersion));
+    }
+    return Status::Ok();
+  }
+
+  Status RunInTransaction(const std::function<Status()>& body) override {
+    if (in_transaction_) return body();  // nested: the outer transaction decides
+    RESWEEP_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+    in_transaction_ = true;
+    Status st;
+    try {
+      st = body();
+    } catch (const std::exception& e) {
+      st = InternalError(std::string("exception in transaction: ") + e.what());
+    }
+    in_transaction_ = false;
+    if (!st.ok()) {
+      Exec("ROLLBACK");
+      return st;
+    }
+    Status commit = Exec("COMMIT");
+    if (!commit.ok()) {
+      Exec("ROLLBACK");
+      return commit;
+    }
+    return Status::Ok();
+  }
+
+  Status InsertSweep(const SweepRecord& w) override {
+    Statement s(db_,
+                "INSERT INTO sweeps (sweep_id, name, spec_yaml, source_name, created_ms, "
+                "cancelled, last_k, grid_axes) VALUES (?,?,?,?,?,?,?,?)");
+    s.Bind(w.sweep_id).Bind(w.name).Bind(w.spec_yaml).Bind(w.source_name).Bind(w.created_ms);
+    s.Bind(w.cancelled ? 1 : 0).Bind(w.last_k).Bind(nlohmann::json(w.grid_axes).dump());
+    return s.Run();
+  }
+
+  StatusOr<std::optional<SweepRecord>> GetSweep(const std::string& sweep_id) override {
+    Statement s(db_,
+                "SELECT sweep_id, name, spec_yaml, source_name, created_ms, cancelled, last_k, "
+                "grid_axes FROM sweeps WHERE sweep_id = ?");
+    s.Bind(sweep_id);
+    Status st;
+    if (s.Step(&st)) return std::optional<SweepRecord>(ReadSweep(s));
+    if (!st.ok()) return st;
+    return std::optional<SweepRecord>();
+  }
+
+  StatusOr<std::vector<SweepRecord>> ListSweeps() override {
+    Statement s(db_,
+                "SELECT sweep_id, name, spec_yaml, source_name, created_ms, cancelled, last_k, "
+                "grid_axes FROM sweeps ORDER BY created_ms, sweep_id");
+    std::vector<SweepRecord> out;
+    Status st;
+    while (s.Step(&st)) out.push_back(ReadSweep(s));
+    if (!st.ok()) return st;
+    return out;
+  }
+
+  Status SetSweepCancelled(const std::string& sweep_id) override {
+    Statement s(db_, "UPDATE sweeps SET cancelled = 1 WHERE sweep_id = ?");
+    s.Bind(sweep_id);
+    return s.Run();
+  }
+
+  StatusOr<RunCountsRecord> CountRuns(const std::string& sweep_id) override {
+    Statement s(db_,
+                "SELECT r.state, COUNT(*) FROM sweep_runs l JOIN runs r ON r.run_id = l.run_id "
+                "WHERE l.sweep_id = ? GROUP BY r.state");
+    s.Bind(sweep_id);
+    RunCountsRecord c;
+    Status st;
+    while (s.Step(&st)) {
+      const int n = static_cast<int>(s.Int(1));
+      switch (ParseRunState(s.Text(0)).value_or(RunState::kFailed)) {
+        case RunState::kQueued: c.queued += n; break;
+        case RunState::kLeased: c.leased += n; break;
+        case RunState::kRunning: c.running += n; break;
+        case RunState::kSucceeded: c.succeeded += n; break;
+        case RunState::kFailed: c.failed += n; break;
+        case RunState::kCancelled: c.cancelled += n; break;
+      }
+    }
+    if (!st.ok()) return st;
+    return c;
+  }
+
+  StatusOr<bool> InsertRunIfAbsent(const RunRecord& r) override {
+    Statement s(db_,
+                (std::string("INSERT OR IGNORE INTO runs (") + kRunColumns +
+                 ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+                    .c_str());
+    BindRun(s, r);
+    RESWEEP_RETURN_IF_ERROR(s.Run());
+    return sqlite3_changes(db_) > 0;
+  }
+
+  Status LinkRun(const SweepRunRecord& l) override {
+    Statement s(db_,
+                "INSERT OR IGNORE INTO sweep_runs (sweep_id, run_id, cell_key, cell_label, "
+                "cell_params_json) VALUES (?,?,?,?,?)");
+    s.Bind(l.sweep_id).Bind(l.run_id).Bind(l.cell_key).Bind(l.cell_label).Bind(
+        l.cell_params_json);
+    return s.Run();
+  }
+
+  StatusOr<std::optional<RunRecord>> GetRun(const std::string& run_id) override {
+    Statement s(db_, (std::string("SELECT ") + kRunColumns + " FROM runs WHERE run_id = ?").c_str());
+    s.Bind(run_id);
+    Status st;
+    if (s.Step(&st)) return std::optional<RunRecord>(ReadRun(s));
+    if (!st.ok()) return st;
+    return std::optional<RunRecord>();
+  }
+
+  Status UpdateRun(const RunRecord& r) override {
+    Statement s(db_,
+                "UPDATE runs SET config_json=?, seed=?, state=?, attempt=?, failures=?, "
+                "max_attempts=?, worker_id=?, lease_expires_ms=?, epoch=?, epochs_total=?, "
+                "last_test_error=?, checkpoint_epoch=?, param_count=?, error=?, "
+                "queue_position=?, created_ms=?, updated_ms=? WHERE run_id=?");
+    s.Bind(r.config_json).Bind(r.seed).Bind(RunStateName(r.state)).Bind(r.attempt);
+    s.Bind(r.failures).Bind(r.max_attempts).Bind(r.worker_id).Bind(r.lease_expires_ms);
+    s.Bind(r.epoch).Bind(r.epochs_total).Bind(r.last_test_error).Bind(r.checkpoint_epoch);
+    s.Bind(r.param_count).Bind(r.error).Bind(r.queue_position).Bind(r.created_ms);
+    s.Bind(r.updated_ms).Bind(r.run_id);
+    RESWEEP_RETURN_IF_ERROR(s.Run());
+    if (sqlite3_changes(db_) != 1) return NotFoundError("run " + r.run_id + " not found");
+    return Status::Ok();
+  }
+
+  StatusOr<std::optional<RunRecord>> NextQueuedRun() override {
+    Statement s(db_, (std::string("SELECT ") + kRunColumns +
+                      " FROM runs WHERE state = 'queued' ORDER BY queue_position LIMIT 1")
+                         .c_str());
+    Status st;
+    if (s.Step(&st)) return std::optional<RunRecord>(ReadRun(s));
+    if (!st.ok()) return st;
+    return std::optional<RunRecord>();
+  }
+
+  StatusOr<std::vector<RunRecord>> RunsWithLeaseExpiredBefore(int64_t now_ms) override {
+    Statement s(db_, (std::string("SELECT ") + kRunColumns +
+                      " FROM runs WHERE state IN ('leased', 'running') AND lease_expires_ms < ?")
+                         .c_str());
+    s.Bind(now_ms);
+    std::vector<RunRecord> out;
+    Status st;
+    while (s.Step(&st)) out.push_back(ReadRun(s));
+    if (!st.ok()) return st;
+    return out;
+  }
+
+  StatusOr<int64_t> NextQueuePosition() override {
+    Statement s(db_, "SELECT COALESCE(MAX(queue_position), 0) + 1 FROM runs");
+    Status st;
+    if (s.Step(&st)) return s.Int(0);
+    if (!st.ok()) return st;
+    return int64_t{1};
+  }
+
+  StatusOr<std::vector<std::pair<SweepRunRecord, RunRecord>>> ListSweepRuns(
+      const std::string& sweep_id, std::optional<RunState> state) override {
+    std::string sql = "SELECT l.sweep_id, l.run_id, l.cell_key, l.cell_label, l.cell_params_json";
+    for (const char* p = kRunColumns; *p;) {  // prefix each run column with "r."
+      const char* end = p;
+      while (*end && *end != ',') ++end;
+      sql += ", r." + std::string(p, end);
+      p = *end ? end + 2 : end;
+    }
+    sql += " FROM sweep_runs l JOIN runs r ON r.run_id = l.run_id WHERE l.sweep_id = ?";
+    if (state) sql += " AND r.state = ?";
+    sql += " ORDER BY r.queue_position";
+    Statement s(db_, sql.c_str());
+    s.Bind(sweep_id);
+    if (state) s.Bind(RunStateName(*state));
+    std::vector<std::pair<SweepRunRecord, RunRecord>> out;
+    Status st;
+    while (s.Step(&st)) {
+      SweepRunRecord l{s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Text(4)};
+      out.emplace_back(std::move(l), ReadRun(s, 5));
+    }
+    if (!st.ok()) return st;
+    return out;
+  }
+
+  StatusOr<std::optional<SweepRunRecord>> FirstLinkOfRun(const std::string& run_id) override {
+    Statement s(db_,
+                "SELECT l.sweep_id, l.run_id, l.cell_key, l.cell_label, l.cell_params_json "
+                "FROM sweep_runs l JOIN sweeps w ON w.sweep_id = l.sweep_id "
+                "WHERE l.run_id = ? ORDER BY w.created_ms LIMIT 1");
+    s.Bind(run_id);
+    Status st;
+    if (s.Step(&st)) {
+      return std::optional<SweepRunRecord>(
+          SweepRunRecord{s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Text(4)});
+    }
+    if (!st.ok()) return st;
+    return std::optional<SweepRunRecord>();
+  }
+
+  StatusOr<int> CountOtherActiveSweeps(const std::string& run_id,
+                                       const std::string& except_sweep_id) override {
+    Statement s(db_,
+                "SELECT COUNT(*) FROM sweep_runs l JOIN sweeps w ON w.sweep_id = l.sweep_id "
+                "WHERE l.run_id = ? AND l.sweep_id != ? AND w.cancelled = 0");
+    s.Bind(run_id).Bind(except_sweep_id);
+    Status st;
+    if (s.Step(&st)) return static_cast<int>(s.Int(0));
+    if (!st.ok()) return st;
+    return 0;
+  }
+
+  Status InsertAttempt(const AttemptRecord& a) override {
+    Statement s(db_,
+                "INSERT INTO attempts (run_id, attempt, worker_id, state, started_ms, ended_ms, "
+                "reason) VALUES (?,?,?,?,?,?,?)");
+    s.Bind(a.run_id).Bind(a.attempt).Bind(a.worker_id).Bind(a.state).Bind(a.started_ms);
+    s.Bind(a.ended_ms).Bind(a.reason);
+    return s.Run();
+  }
+
+  Status UpdateAttempt(const std::string& run_id, int attempt, const std::string& state,
+                       int64_t ended_ms, const std::string& reason) override {
+    Statement s(db_,
+                "UPDATE attempts SET state = ?, ended_ms = ?, reason = ? "
+                "WHERE run_id = ? AND attempt = ?");
+    s.Bind(state).Bind(ended_ms).Bind(reason).Bind(run_id).Bind(attempt);
+    RESWEEP_RETURN_IF_ERROR(s.Run());
+    if (sqlite3_changes(db_) != 1) {
+      return NotFoundError("no attempt " + std::to_string(attempt) + " of run " + run_id);
+    }
+    return Status::Ok();
+  }
+
+  StatusOr<std::vector<AttemptRecord>> ListAttempts(const std::string& run_id) override {
+    Statement s(db_,
+                "SELECT run_id, attempt, worker_id, state, started_ms, ended_ms, reason "
+                "FROM attempts WHERE run_id = ? ORDER BY attempt");
+    s.Bind(run_id);
+    std::vector<AttemptRecord> out;
+    Status st;
+    while (s.Step(&st)) {
+      out.push_back({s.Text(0), static_cast<int>(s.Int(1)), s.Text(2), s.Text(3), s.Int(4),
+                     s.Int(5), s.Text(6)});
+    }
+    if (!st.ok()) return st;
+    return out;
+  }
+
+  Status PutEpoch(const EpochRecord& e) override {
+    Statement s(db_,
+                "INSERT OR REPLACE INTO epochs (run_id, epoch, attempt, train_loss, train_error, "
+                "test_error, test_loss, lr, seconds, images_per_sec) VALUES (?,?,?,?,?,?,?,?,?,?)");
+    s.Bind(e.run_id).Bind(e.epoch).Bind(e.attempt).Bind(e.train_loss).Bind(e.train_error);
+    s.Bind(e.test_error).Bind(e.test_loss).Bind(e.lr).Bind(e.seconds).Bind(e.images_per_sec);
+    return s.Run();
+  }
+
+  Status DeleteEpochsAfter(const std::string& run_id, int epoch) override {
+    Statement s(db_, "DELETE FROM epochs WHERE run_id = ? AND epoch > ?");
+    s.Bind(run_id).Bind(epoch);
+    return s.Run();
+  }
+
+  StatusOr<std::vector<EpochRecord>> ListEpochs(const std::string& run_id) override {
+    Statement s(db_,
+                "SELECT run_id, epoch, attempt, train_loss, train_error, test_error, test_loss, "
+                "lr, seconds, images_per_sec FROM epochs WHERE run_id = ? ORDER BY epoch");
+    s.Bind(run_id);
+    std::vector<EpochRecord> out;
+    Status st;
+    while (s.Step(&st)) {
+      EpochRecord e;
+      e.run_id = s.Text(0);
+      e.epoch = static_cast<int>(s.Int(1));
+      e.attempt = static_cast<int>(s.Int(2));
+      e.train_loss = s.Real(3);
+      e.train_error = s.Real(4);
+      e.test_error = s.Real(5);
+      e.test_loss = s.Real(6);
+      e.lr = s.Real(7);
+      e.seconds = s.Real(8);
+      e.images_per_sec = s.Real(9);
+      out.push_back(e);
+    }
+    if (!st.ok()) return st;
+    return out;
+  }
+
+  Status UpsertWorker(const WorkerRecord& w) override {
+    Statement s(db_,
+                "INSERT OR REPLACE INTO workers (worker_id, name, host, devices, registered_ms, "
+                "last_seen_ms) VALUES (?,?,?,?,?,?)");
+    s.Bind(w.worker_id).Bind(w.name).Bind(w.host).Bind(w.devices).Bind(w.registered_ms);
+    s.Bind(w.last_seen_ms);
+    return s.Run();
+  }
+
+  StatusOr<std::optional<WorkerRecord>> GetWorker(const std::string& worker_id) override {
+    Statement s(db_,
+                "SELECT worker_id, name, host, devices, registered_ms, last_seen_ms FROM workers "
+                "WHERE worker_id = ?");
+    s.Bind(worker_id);
+    Status st;
+    if (s.Step(&st)) {
+      return std::optional<WorkerRecord>(
+          WorkerRecord{s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Int(4), s.Int(5)});
+    }
+    if (!st.ok()) return st;
+    return std::optional<WorkerRecord>();
+  }
+
+  Status TouchWorker(const std::string& worker_id, int64_t now_ms) override {
+    Statement s(db_, "UPDATE workers SET last_seen_ms = ? WHERE worker_id = ?");
+    s.Bind(now_ms).Bind(worker_id);
+    return s.Run();
+  }
+
+ private:
+  static void BindRun(Statement& s, const RunRecord& r) {
+    s.Bind(r.run_id).Bind(r.config_json).Bind(r.seed).Bind(RunStateName(r.state));
+    s.Bind(r.attempt).Bind(r.failures).Bind(r.max_attempts).Bind(r.worker_id);
+    s.Bind(r.lease_expires_ms).Bind(r.epoch).Bind(r.epochs_total).Bind(r.last_test_error);
+    s.Bind(r.checkpoint_epoch).Bind(r.param_count).Bind(r.error).Bind(r.queue_position);
+    s.Bind(r.created_ms).Bind(r.updated_ms);
+  }
+
+  sqlite3* db_;
+  bool in_transaction_ = false;
+};
+
+}  // namespace
+
+int CurrentSchemaVersion() { return kSchemaVersion; }
+
+StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path,
+                                                 const SqliteStoreOptions& options) {
+  sqlite3* db = nullptr;
+  const int flags = options.read_only ? SQLITE_OPEN_READONLY
+                                      : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  const int rc = sqlite3_open_v2(path.c_str(), &db, flags | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (rc != SQLITE_OK) {
+    Status st = SqliteError(db, rc, "open " + path);
+    sqlite3_close_v2(db);
+    return st;
+  }
+  sqlite3_busy_timeout(db, options.busy_timeout_ms);
+  auto store = std::make_unique<SqliteStore>(db);
+  if (options.read_only) {
+    RESWEEP_RETURN_IF_ERROR(store->CheckReadableVersion().WithContext(path));
+  } else {
+    // WAL: readers (e.g. `resweep results --db`) never block the single writer.
+    // synchronous=FULL: a committed transaction survives power loss, not just a crash.
+    RESWEEP_RETURN_IF_ERROR(store->Exec("PRAGMA journal_mode = WAL").WithContext(path));
+    RESWEEP_RETURN_IF_ERROR(store->Exec("PRAGMA synchronous = FULL").WithContext(path));
+    RESWEEP_RETURN_IF_ERROR(store->Exec("PRAGMA foreign_keys = ON").WithContext(path));
+    RESWEEP_RETURN_IF_ERROR(store->Migrate().WithContext(path));
+  }
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+}  // namespace resweep

@@ -1,0 +1,157 @@
+// Durable coordinator state behind one interface.
+//
+// The only implementation is SQLite (sqlite_store.h), where all of the project's SQL
+// lives. A Store is not thread-safe: its owner (the Scheduler) serialises calls.
+// Multi-step changes go through RunInTransaction so that a crash leaves either all
+// of them or none.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace resweep {
+
+enum class RunState { kQueued, kLeased, kRunning, kSucceeded, kFailed, kCancelled };
+const char* RunStateName(RunState state);
+std::optional<RunState> ParseRunState(const std::string& name);
+inline bool IsTerminal(RunState s) {
+  return s == RunState::kSucceeded || s == RunState::kFailed || s == RunState::kCancelled;
+}
+inline bool HoldsLease(RunState s) { return s == RunState::kLeased || s == RunState::kRunning; }
+
+struct SweepRecord {
+  std::string sweep_id;
+  std::string name;
+  std::string spec_yaml;
+  std::string source_name;
+  int64_t created_ms = 0;
+  bool cancelled = false;
+  int last_k = 5;
+  std::vector<std::string> grid_axes;  // dotted paths, in file order
+};
+
+// A run's durable state. A run may belong to several sweeps (identical config and
+// seed); its cell label is per sweep and lives in SweepRunRecord.
+struct RunRecord {
+  std::string run_id;
+  std::string config_json;
+  int64_t seed = 0;
+  RunState state = RunState::kQueued;
+  int attempt = 0;   // number of the newest lease; 0 = never leased
+  int failures = 0;  // lost leases + retryable failures, counted against max_attempts
+  int max_attempts = 3;
+  std::string worker_id;       // holder of the current lease, if any
+  int64_t lease_expires_ms = 0;
+  int epoch = 0;               // newest epoch recorded
+  int epochs_total = 0;
+  double last_test_error = -1;
+  int checkpoint_epoch = 0;    // newest checkpoint the coordinator can hand out
+  int64_t param_count = 0;
+  std::string error;           // why it failed or was cancelled
+  int64_t queue_position = 0;  // lower is leased first
+  int64_t created_ms = 0;
+  int64_t updated_ms = 0;
+};
+
+struct SweepRunRecord {
+  std::string sweep_id;
+  std::string run_id;
+  std::string cell_key;
+  std::string cell_label;
+  std::string cell_params_json;  // {"model.depth_n": "3", ...}
+};
+
+// One lease of a run, closed with how it ended.
+struct AttemptRecord {
+  std::string run_id;
+  int attempt = 0;
+  std::string worker_id;
+  std::string state;  // leased | running | succeeded | failed | lost | released | cancelled
+  int64_t started_ms = 0;
+  int64_t ended_ms = 0;
+  std::string reason;
+};
+
+struct EpochRecord {
+  std::string run_id;
+  int epoch = 0;
+  int attempt = 0;
+  double train_loss = 0;
+  double train_error = 0;
+  double test_error = -1;
+  double test_loss = -1;
+  double lr = 0;
+  double seconds = 0;
+  double images_per_sec = 0;
+};
+
+struct WorkerRecord {
+  std::string worker_id;
+  std::string name;
+  std::string host;
+  std::string devices;  // comma-separated
+  int64_t registered_ms = 0;
+  int64_t last_seen_ms = 0;
+};
+
+struct RunCountsRecord {
+  int queued = 0, leased = 0, running = 0, succeeded = 0, failed = 0, cancelled = 0;
+  int total() const { return queued + leased + running + succeeded + failed + cancelled; }
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Runs `body` in one transaction: committed when it returns OK, rolled back
+  // otherwise (including when a store call inside it failed).
+  virtual Status RunInTransaction(const std::function<Status()>& body) = 0;
+
+  // Sweeps.
+  virtual Status InsertSweep(const SweepRecord& sweep) = 0;
+  virtual StatusOr<std::optional<SweepRecord>> GetSweep(const std::string& sweep_id) = 0;
+  virtual StatusOr<std::vector<SweepRecord>> ListSweeps() = 0;
+  virtual Status SetSweepCancelled(const std::string& sweep_id) = 0;
+  virtual StatusOr<RunCountsRecord> CountRuns(const std::string& sweep_id) = 0;
+
+  // Runs. InsertRunIfAbsent returns true when the run was new.
+  virtual StatusOr<bool> InsertRunIfAbsent(const RunRecord& run) = 0;
+  virtual Status LinkRun(const SweepRunRecord& link) = 0;
+  virtual StatusOr<std::optional<RunRecord>> GetRun(const std::string& run_id) = 0;
+  virtual Status UpdateRun(const RunRecord& run) = 0;
+  virtual StatusOr<std::optional<RunRecord>> NextQueuedRun() = 0;
+  virtual StatusOr<std::vector<RunRecord>> RunsWithLeaseExpiredBefore(int64_t now_ms) = 0;
+  virtual StatusOr<int64_t> NextQueuePosition() = 0;
+  // Runs of a sweep with their per-sweep cell; `state` filters when set.
+  virtual StatusOr<std::vector<std::pair<SweepRunRecord, RunRecord>>> ListSweepRuns(
+      const std::string& sweep_id, std::optional<RunState> state) = 0;
+  // The earliest sweep link of a run (its cell label for logs), if any.
+  virtual StatusOr<std::optional<SweepRunRecord>> FirstLinkOfRun(const std::string& run_id) = 0;
+  // Sweeps (not cancelled) that hold the run, other than `except_sweep_id`.
+  virtual StatusOr<int> CountOtherActiveSweeps(const std::string& run_id,
+                                               const std::string& except_sweep_id) = 0;
+
+  // Attempts.
+  virtual Status InsertAttempt(const AttemptRecord& attempt) = 0;
+  // Sets how an attempt stands or ended (ended_ms 0 while it is open).
+  virtual Status UpdateAttempt(const std::string& run_id, int attempt, const std::string& state,
+                               int64_t ended_ms, const std::string& reason) = 0;
+  virtual StatusOr<std::vector<AttemptRecord>> ListAttempts(const std::string& run_id) = 0;
+
+  // Epochs: at most one record per (run, epoch); a newer attempt replaces it.
+  virtual Status PutEpoch(const EpochRecord& epoch) = 0;
+  virtual Status DeleteEpochsAfter(const std::string& run_id, int epoch) = 0;
+  virtual StatusOr<std::vector<EpochRecord>> ListEpochs(const std::string& run_id) = 0;
+
+  // Workers.
+  virtual Status UpsertWorker(const WorkerRecord& worker) = 0;
+  virtual StatusOr<std::optional<WorkerRecord>> GetWorker(const std::string& worker_id) = 0;
+  virtual Status TouchWorker(const std::string& worker_id, int64_t now_ms) = 0;
+};
+
+}  // namespace resweep
