@@ -39,7 +39,7 @@ std::vector<CellSummary> SummarizeCells(const std::vector<RunOutcome>& outcomes,
         c.block = config->model.block;
         c.shortcut = config->model.shortcut;
         c.layers = config->layers();
-        if (c.dataset == "cifar10" && c.shortcut == "A") {
+        if (c.dataset == "cifar10" && c.shortcut == "A" && config->trainer.kind == "libtorch") {
           if (c.block == "reference") c.paper_test_error = PaperTestError(c.layers);
           c.source_test_error = SourceTestError(c.block, c.layers);
         }

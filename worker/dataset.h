@@ -1,0 +1,65 @@
+// Image classification data sets in their official file formats.
+//
+// CIFAR-10 binary: data_batch_1.bin .. data_batch_5.bin and test_batch.bin, records
+// of 1 label byte + 3072 pixel bytes (1024 R, 1024 G, 1024 B, row-major). The
+// official files hold 10,000 records each; smaller files of whole records are
+// accepted (for tests and subsets), anything else is an error naming the file.
+//
+// Fashion-MNIST: gzipped IDX files (train-images-idx3-ubyte.gz, ...), as installed
+// by Debian's dataset-fashion-mnist under /usr/share/datasets/fashion-mnist.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include <torch/torch.h>
+
+#include "common/run_config.h"
+#include "common/status.h"
+#include "common/thread_annotations.h"
+
+namespace resweep {
+
+struct Dataset {
+  std::string name;
+  torch::Tensor train_images;  // uint8 [N, C, H, W]
+  torch::Tensor train_labels;  // int64 [N], values 0..classes-1
+  torch::Tensor test_images;   // uint8 [M, C, H, W]
+  torch::Tensor test_labels;   // int64 [M]
+  int64_t classes = 10;
+
+  int64_t channels() const { return train_images.size(1); }
+  int64_t height() const { return train_images.size(2); }
+  int64_t width() const { return train_images.size(3); }
+};
+
+StatusOr<Dataset> LoadCifar10(const std::string& dir);
+StatusOr<Dataset> LoadFashionMnist(const std::string& dir);
+
+// Reads one CIFAR-10 binary batch file into images [N,3,32,32] and labels [N].
+Status ReadCifar10Batch(const std::string& path, torch::Tensor* images, torch::Tensor* labels);
+// Reads a gzipped IDX file: idx3 (images, uint8 [N, rows, cols]) or idx1 (labels, uint8 [N]).
+StatusOr<torch::Tensor> ReadIdxGz(const std::string& path);
+
+// Where a config's data set lives: an absolute dataset.path as is; a relative one
+// under `data_root`; an empty one at the kind's default (CIFAR-10:
+// <data_root>/cifar-10-batches-bin; Fashion-MNIST: <data_root>/fashion-mnist when it
+// exists, else Debian's /usr/share/datasets/fashion-mnist).
+std::string ResolveDatasetPath(const DatasetConfig& config, const std::string& data_root);
+
+// Loads each data set once per process and hands out shared read-only copies;
+// train/test limits are applied by the caller as views (no copy).
+class DatasetCache {
+ public:
+  explicit DatasetCache(std::string data_root) : data_root_(std::move(data_root)) {}
+  StatusOr<std::shared_ptr<const Dataset>> Get(const DatasetConfig& config);
+
+ private:
+  const std::string data_root_;
+  std::mutex mutex_;
+  std::map<std::string, std::shared_ptr<const Dataset>> loaded_ RESWEEP_GUARDED_BY(mutex_);
+};
+
+}  // namespace resweep

@@ -1,0 +1,278 @@
+#include "worker/libtorch_trainer.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cmath>
+
+#include "worker/lr_schedule.h"
+#include "worker/resnet.h"
+
+namespace resweep {
+
+namespace F = torch::nn::functional;
+using torch::indexing::Slice;
+
+torch::Tensor AugmentBatch(const torch::Tensor& images, int64_t padding,
+                           const torch::Tensor& offsets, const torch::Tensor& flips) {
+  torch::Tensor out = images;
+  const int64_t b = images.size(0), h = images.size(2), w = images.size(3);
+  if (padding > 0) {
+    auto padded = F::pad(images, F::PadFuncOptions({padding, padding, padding, padding}));
+    auto opts = torch::TensorOptions().dtype(torch::kInt64).device(images.device());
+    auto rows = offsets.select(1, 0).view({b, 1}) + torch::arange(h, opts).view({1, h});
+    auto cols = offsets.select(1, 1).view({b, 1}) + torch::arange(w, opts).view({1, w});
+    auto batch = torch::arange(b, opts).view({b, 1, 1});
+    // Advanced indices around a slice: the result is [B, H, W, C].
+    out = padded.index({batch, Slice(), rows.view({b, h, 1}), cols.view({b, 1, w})})
+              .permute({0, 3, 1, 2});
+  }
+  if (flips.defined()) out = torch::where(flips.view({b, 1, 1, 1}), out.flip({3}), out);
+  return out.contiguous();
+}
+
+namespace {
+
+double Seconds(std::chrono::steady_clock::time_point since) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
+}
+
+std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(const OptimizerConfig& o,
+                                                       std::vector<torch::Tensor> params) {
+  if (o.name == "sgd") {
+    return std::make_unique<torch::optim::SGD>(
+        params, torch::optim::SGDOptions(o.lr).momentum(o.momentum).nesterov(o.nesterov)
+                    .weight_decay(o.weight_decay));
+  }
+  if (o.name == "rmsprop") {
+    return std::make_unique<torch::optim::RMSprop>(
+        params, torch::optim::RMSpropOptions(o.lr).alpha(o.alpha).eps(o.eps)
+                    .momentum(o.momentum).weight_decay(o.weight_decay));
+  }
+  if (o.name == "adam") {
+    return std::make_unique<torch::optim::Adam>(
+        params, torch::optim::AdamOptions(o.lr).betas({o.beta1, o.beta2}).eps(o.eps)
+                    .weight_decay(o.weight_decay));
+  }
+  return std::make_unique<torch::optim::AdamW>(
+      params, torch::optim::AdamWOptions(o.lr).betas({o.beta1, o.beta2}).eps(o.eps)
+                  .weight_decay(o.weight_decay));
+}
+
+void SetLearningRate(torch::optim::Optimizer& optimizer, double lr) {
+  for (auto& group : optimizer.param_groups()) group.options().set_lr(lr);
+}
+
+// Normalisation statistics from the training images actually used.
+struct Normalizer {
+  torch::Tensor mean;  // broadcastable to [B,C,H,W], in [0,1] pixel units
+  torch::Tensor std;
+
+  torch::Tensor Apply(const torch::Tensor& uint8_batch) const {
+    auto x = uint8_batch.to(torch::kFloat32).div_(255.0);
+    if (mean.defined()) x.sub_(mean);
+    if (std.defined()) x.div_(std);
+    return x;
+  }
+};
+
+Normalizer MakeNormalizer(const std::string& mode, const torch::Tensor& train_images) {
+  Normalizer n;
+  if (mode == "none") return n;
+  const int64_t count = train_images.size(0);
+  const int64_t chunk = 8192;
+  // Sums in float64, in chunks: a float copy of all of CIFAR-10 would be 600 MB.
+  auto sum = torch::zeros(train_images.sizes().slice(1), torch::kFloat64);
+  auto sum_sq = torch::zeros_like(sum);
+  for (int64_t start = 0; start < count; start += chunk) {
+    auto x = train_images.narrow(0, start, std::min(chunk, count - start))
+                 .to(torch::kCPU)
+                 .to(torch::kFloat64)
+                 .div_(255.0);
+    sum += x.sum(0);
+    sum_sq += (x * x).sum(0);
+  }
+  if (mode == "per-pixel-mean") {
+    n.mean = (sum / count).to(torch::kFloat32).unsqueeze(0);
+    return n;
+  }
+  // per-channel
+  const double per_channel = static_cast<double>(count) * sum.size(1) * sum.size(2);
+  auto mean = sum.sum({1, 2}) / per_channel;
+  auto var = sum_sq.sum({1, 2}) / per_channel - mean * mean;
+  n.mean = mean.to(torch::kFloat32).view({1, -1, 1, 1});
+  n.std = var.clamp_min(1e-12).sqrt().to(torch::kFloat32).view({1, -1, 1, 1});
+  return n;
+}
+
+class LibTorchTrainer : public Trainer {
+ public:
+  LibTorchTrainer(torch::Device device, DatasetCache* cache) : device_(device), cache_(cache) {}
+
+  StatusOr<TrainOutcome> Train(const RunConfig& config, int64_t seed,
+                               RunContext* context) override {
+    try {
+      return TrainOrThrow(config, seed, context);
+    } catch (const c10::Error& e) {
+      const std::string what = e.what_without_backtrace();
+      if (what.find("out of memory") != std::string::npos) {
+        return ResourceExhaustedError("LibTorch: " + what);
+      }
+      return InternalError("LibTorch: " + what);
+    } catch (const std::exception& e) {
+      return InternalError(std::string("trainer: ") + e.what());
+    }
+  }
+
+ private:
+  StatusOr<TrainOutcome> TrainOrThrow(const RunConfig& config, int64_t seed, RunContext* context) {
+    auto block = ParseBlockKind(config.model.block);
+    if (!block.ok()) return block.status();
+    auto data = cache_->Get(config.dataset);
+    if (!data.ok()) return data.status();
+    const Dataset& d = **data;
+
+    auto limit = [](const torch::Tensor& t, int64_t n) {
+      return n > 0 && n < t.size(0) ? t.narrow(0, 0, n) : t;
+    };
+    const auto& dc = config.dataset;
+    torch::Tensor train_x = limit(d.train_images, dc.train_limit);
+    torch::Tensor train_y = limit(d.train_labels, dc.train_limit);
+    torch::Tensor test_x = limit(d.test_images, dc.test_limit);
+    torch::Tensor test_y = limit(d.test_labels, dc.test_limit);
+    const Normalizer norm_cpu = MakeNormalizer(dc.preprocess, train_x);
+    Normalizer norm{norm_cpu.mean.defined() ? norm_cpu.mean.to(device_) : torch::Tensor(),
+                    norm_cpu.std.defined() ? norm_cpu.std.to(device_) : torch::Tensor()};
+    // The data set lives on the device in uint8 (150 MB for CIFAR-10).
+    train_x = train_x.to(device_);
+    train_y = train_y.to(device_);
+    test_x = test_x.to(device_);
+    test_y = test_y.to(device_);
+
+    at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(seed));
+    ResNetOptions model_options;
+    model_options.block = *block;
+    model_options.depth_n = config.model.depth_n;
+    model_options.projection_shortcut = config.model.shortcut == "B";
+    model_options.in_channels = d.channels();
+    model_options.classes = d.classes;
+    model_options.base_width = config.model.base_width;
+    ResNet model(model_options);
+    model->Initialize(generator);
+    model->to(device_);
+    const auto memory_format =
+        config.train.channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+    if (config.train.channels_last) {
+      for (auto& p : model->parameters()) {
+        if (p.dim() == 4) p.set_data(p.data().contiguous(memory_format));
+      }
+    }
+    auto optimizer = MakeOptimizer(config.train.optimizer, model->parameters());
+
+    const auto& tc = config.train;
+    const int64_t n = train_x.size(0);
+    const int64_t batch = tc.batch_size;
+    const int64_t iterations_per_epoch = (n + batch - 1) / batch;
+    const int64_t padding = dc.augment_padding;
+    TrainOutcome outcome;
+    outcome.param_count = model->ParameterCount();
+    int64_t iteration = 0;
+    spdlog::debug("training {} layers ({} parameters) on {} images, {} iterations/epoch, {}",
+                  config.layers(), outcome.param_count, n, iterations_per_epoch,
+                  device_.str());
+
+    for (int epoch = 1; epoch <= tc.epochs; ++epoch) {
+      const auto epoch_start = std::chrono::steady_clock::now();
+      model->train();
+      // Everything random about this epoch, drawn up front from the run's generator.
+      auto perm = torch::randperm(n, generator, torch::kInt64);
+      auto offsets = torch::randint(0, 2 * padding + 1, {n, 2}, generator, torch::kInt64);
+      auto flips = dc.augment_flip ? torch::rand({n}, generator) < 0.5 : torch::Tensor();
+      perm = perm.to(device_);
+      offsets = offsets.to(device_);
+      if (flips.defined()) flips = flips.to(device_);
+
+      auto loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(device_));
+      auto wrong = torch::zeros({}, torch::TensorOptions().dtype(torch::kInt64).device(device_));
+      double lr = 0;
+      for (int64_t start = 0; start < n; start += batch) {
+        if (context->ShouldStop()) return CancelledError("stopped");
+        const int64_t size = std::min(batch, n - start);
+        auto idx = perm.narrow(0, start, size);
+        auto x = norm.Apply(train_x.index_select(0, idx));
+        x = AugmentBatch(x, padding, offsets.index_select(0, idx),
+                         flips.defined() ? flips.index_select(0, idx) : torch::Tensor());
+        if (config.train.channels_last) x = x.contiguous(memory_format);
+        auto y = train_y.index_select(0, idx);
+
+        lr = LearningRateAt(tc.optimizer, tc.schedule, iteration, iterations_per_epoch, tc.epochs);
+        SetLearningRate(*optimizer, lr);
+        optimizer->zero_grad();
+        auto logits = model->forward(x);
+        auto loss = F::cross_entropy(
+            logits, y, F::CrossEntropyFuncOptions().label_smoothing(tc.label_smoothing));
+        loss.backward();
+        if (tc.grad_clip_norm > 0) {
+          torch::nn::utils::clip_grad_norm_(model->parameters(), tc.grad_clip_norm);
+        }
+        optimizer->step();
+        ++iteration;
+        torch::NoGradGuard no_grad;
+        loss_sum += loss.detach().to(torch::kFloat64) * size;
+        wrong += (logits.argmax(1) != y).sum();
+      }
+      EpochReport report;
+      report.epoch = epoch;
+      report.lr = lr;
+      report.train_loss = loss_sum.item<double>() / n;  // the epoch's one host sync
+      report.train_error = static_cast<double>(wrong.item<int64_t>()) / n;
+      const double train_seconds = Seconds(epoch_start);
+      report.images_per_sec = n / std::max(train_seconds, 1e-9);
+      if (!std::isfinite(report.train_loss)) {
+        return InvalidArgumentError("diverged: training loss is " +
+                                    std::to_string(report.train_loss) + " in epoch " +
+                                    std::to_string(epoch) + " (lr " + std::to_string(lr) + ")");
+      }
+      if (epoch % tc.eval_every == 0 || epoch == tc.epochs) {
+        Evaluate(model, norm, test_x, test_y, memory_format, &report);
+      }
+      report.seconds = Seconds(epoch_start);
+      RESWEEP_RETURN_IF_ERROR(context->OnEpoch(report));
+      outcome.epochs_done = epoch;
+    }
+    return outcome;
+  }
+
+  void Evaluate(ResNet& model, const Normalizer& norm, const torch::Tensor& test_x,
+                const torch::Tensor& test_y, at::MemoryFormat memory_format, EpochReport* report) {
+    torch::NoGradGuard no_grad;
+    model->eval();
+    const int64_t m = test_x.size(0);
+    const int64_t batch = 500;
+    auto wrong = torch::zeros({}, torch::TensorOptions().dtype(torch::kInt64).device(device_));
+    auto loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(device_));
+    for (int64_t start = 0; start < m; start += batch) {
+      const int64_t size = std::min(batch, m - start);
+      auto x = norm.Apply(test_x.narrow(0, start, size)).contiguous(memory_format);
+      auto y = test_y.narrow(0, start, size);
+      auto logits = model->forward(x);
+      loss_sum += F::cross_entropy(logits, y, F::CrossEntropyFuncOptions().reduction(torch::kSum))
+                      .to(torch::kFloat64);
+      wrong += (logits.argmax(1) != y).sum();
+    }
+    report->test_error = m ? static_cast<double>(wrong.item<int64_t>()) / m : -1;
+    report->test_loss = m ? loss_sum.item<double>() / m : -1;
+  }
+
+  torch::Device device_;
+  DatasetCache* cache_;
+};
+
+}  // namespace
+
+std::unique_ptr<Trainer> MakeLibTorchTrainer(torch::Device device, DatasetCache* cache) {
+  return std::make_unique<LibTorchTrainer>(device, cache);
+}
+
+}  // namespace resweep

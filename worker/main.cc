@@ -1,0 +1,75 @@
+// resweep-worker: trains leased runs, one slot per device.
+#include <csignal>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include "common/channel.h"
+#include "common/logging.h"
+#include "worker/worker.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"resweep-worker: pulls runs from the coordinator and trains them with LibTorch"};
+  resweep::WorkerOptions options;
+  options.coordinator = resweep::DefaultCoordinatorAddress();
+  std::string device = "auto", log_level = "info";
+  int slots = 1, threads = 0;
+  double poll_seconds = 1.0;
+  app.add_option("--coordinator,-c", options.coordinator, "coordinator address")
+      ->capture_default_str();
+  app.add_option("--device", device, "auto | cpu | all | cuda:N[,cuda:M...]  (a slot per GPU)")
+      ->capture_default_str();
+  app.add_option("--slots", slots, "CPU slots (runs at once) when training on the CPU")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
+  app.add_option("--threads", threads,
+                 "intra-op CPU threads for LibTorch (0: cores / CPU slots)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1024));
+  app.add_option("--data-root", options.data_root, "where relative dataset paths are found")
+      ->capture_default_str();
+  app.add_option("--name", options.name, "worker name (default: host name)");
+  app.add_option("--poll-seconds", poll_seconds, "idle wait between acquire attempts")
+      ->capture_default_str()
+      ->check(CLI::Range(0.01, 60.0));
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  resweep::InitLogging("worker", log_level);
+
+  auto devices = resweep::ResolveDevices(device, slots);
+  if (!devices.ok()) {
+    spdlog::critical("{}", devices.status().message());
+    return 2;
+  }
+  options.devices = *devices;
+  options.poll_ms = static_cast<int>(poll_seconds * 1000);
+  if (threads == 0) {
+    const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    threads = std::max(1, cores / static_cast<int>(options.devices.size()));
+  }
+  torch::set_num_threads(threads);
+  torch::set_num_interop_threads(1);
+
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  resweep::Worker worker(options);
+  std::thread signal_thread([&] {
+    int signal_number = 0;
+    sigwait(&signals, &signal_number);
+    spdlog::info("signal {}: finishing up (leases are given back)", signal_number);
+    worker.Stop();
+  });
+  signal_thread.detach();
+  resweep::Status st = worker.Run();
+  if (!st.ok()) {
+    spdlog::critical("{}", st.ToString());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,123 @@
+#include "worker/resnet.h"
+
+#include <cmath>
+
+namespace resweep {
+
+namespace F = torch::nn::functional;
+
+StatusOr<BlockKind> ParseBlockKind(const std::string& name) {
+  if (name == "reference") return BlockKind::kReference;
+  if (name == "bn-after-add") return BlockKind::kBnAfterAdd;
+  if (name == "no-relu") return BlockKind::kNoRelu;
+  if (name == "no-relu-bn-after-add") return BlockKind::kNoReluBnAfterAdd;
+  if (name == "preact") return BlockKind::kPreact;
+  return InvalidArgumentError("unknown block '" + name + "'");
+}
+
+namespace {
+torch::nn::Conv2d Conv3x3(int64_t in, int64_t out, int64_t stride) {
+  return torch::nn::Conv2d(
+      torch::nn::Conv2dOptions(in, out, 3).stride(stride).padding(1).bias(false));
+}
+}  // namespace
+
+ResidualBlockImpl::ResidualBlockImpl(int64_t in, int64_t out, int64_t stride, BlockKind kind,
+                                     bool projection)
+    : kind_(kind), in_(in), out_(out), stride_(stride) {
+  conv1_ = register_module("conv1", Conv3x3(in, out, stride));
+  conv2_ = register_module("conv2", Conv3x3(out, out, 1));
+  // preact normalises the block input (in channels); the others the conv outputs.
+  bn1_ = register_module("bn1", torch::nn::BatchNorm2d(kind == BlockKind::kPreact ? in : out));
+  bn2_ = register_module("bn2", torch::nn::BatchNorm2d(out));
+  if (projection && (stride != 1 || in != out)) {
+    projection_ = register_module(
+        "projection",
+        torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, 1).stride(stride).bias(false)));
+    projection_bn_ = register_module("projection_bn", torch::nn::BatchNorm2d(out));
+  }
+}
+
+torch::Tensor ResidualBlockImpl::Shortcut(const torch::Tensor& x) {
+  if (stride_ == 1 && in_ == out_) return x;
+  if (projection_) return projection_bn_(projection_(x));
+  // Option A: subsample, then zero channels appended after the existing ones.
+  torch::Tensor s = x;
+  if (stride_ != 1) {
+    using torch::indexing::Slice;
+    s = x.index({Slice(), Slice(), Slice(torch::indexing::None, torch::indexing::None, stride_),
+                 Slice(torch::indexing::None, torch::indexing::None, stride_)});
+  }
+  if (out_ > in_) s = F::pad(s, F::PadFuncOptions({0, 0, 0, 0, 0, out_ - in_}));
+  return s;
+}
+
+torch::Tensor ResidualBlockImpl::forward(const torch::Tensor& x) {
+  switch (kind_) {
+    case BlockKind::kReference:
+      return torch::relu(bn2_(conv2_(torch::relu(bn1_(conv1_(x))))) + Shortcut(x));
+    case BlockKind::kBnAfterAdd:
+      return torch::relu(bn2_(conv2_(torch::relu(bn1_(conv1_(x)))) + Shortcut(x)));
+    case BlockKind::kNoRelu:
+      return bn2_(conv2_(torch::relu(bn1_(conv1_(x))))) + Shortcut(x);
+    case BlockKind::kNoReluBnAfterAdd:
+      return bn2_(conv2_(torch::relu(bn1_(conv1_(x)))) + Shortcut(x));
+    case BlockKind::kPreact:
+      return Shortcut(x) + conv2_(torch::relu(bn2_(conv1_(torch::relu(bn1_(x))))));
+  }
+  return x;
+}
+
+ResNetImpl::ResNetImpl(const ResNetOptions& options) : options_(options) {
+  const int64_t w = options.base_width;
+  stem_ = register_module("stem", Conv3x3(options.in_channels, w, 1));
+  const bool preact = options.block == BlockKind::kPreact;
+  if (!preact) stem_bn_ = register_module("stem_bn", torch::nn::BatchNorm2d(w));
+  int64_t in = w;
+  for (int stage = 0; stage < 3; ++stage) {
+    const int64_t out = w << stage;
+    for (int i = 0; i < options.depth_n; ++i) {
+      const int64_t stride = (stage > 0 && i == 0) ? 2 : 1;
+      stages_->push_back(ResidualBlock(in, out, stride, options.block, options.projection_shortcut));
+      in = out;
+    }
+  }
+  register_module("stages", stages_);
+  if (preact) final_bn_ = register_module("final_bn", torch::nn::BatchNorm2d(in));
+  fc_ = register_module("fc", torch::nn::Linear(in, options.classes));
+}
+
+torch::Tensor ResNetImpl::forward(torch::Tensor x) {
+  x = stem_(x);
+  if (stem_bn_) x = torch::relu(stem_bn_(x));
+  x = stages_->forward(x);
+  if (final_bn_) x = torch::relu(final_bn_(x));
+  x = x.mean({2, 3});  // global average pooling
+  return fc_(x);
+}
+
+void ResNetImpl::Initialize(at::Generator generator) {
+  torch::NoGradGuard no_grad;
+  for (auto& module : modules(/*include_self=*/false)) {
+    if (auto* conv = module->as<torch::nn::Conv2dImpl>()) {
+      const auto& k = conv->options.kernel_size();
+      const double fan_out = static_cast<double>(conv->options.out_channels()) * (*k)[0] * (*k)[1];
+      conv->weight.normal_(0.0, std::sqrt(2.0 / fan_out), generator);
+    } else if (auto* bn = module->as<torch::nn::BatchNorm2dImpl>()) {
+      bn->weight.fill_(1.0);
+      bn->bias.zero_();
+    } else if (auto* fc = module->as<torch::nn::LinearImpl>()) {
+      const double bound = 1.0 / std::sqrt(static_cast<double>(fc->options.in_features()));
+      fc->weight.uniform_(-bound, bound, generator);
+      fc->bias.zero_();
+    }
+  }
+}
+
+int64_t ResNetImpl::ParameterCount() const {
+  int64_t n = 0;
+  for (const auto& p : parameters()) n += p.numel();
+  return n;
+}
+
+}  // namespace resweep

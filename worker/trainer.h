@@ -1,0 +1,59 @@
+// Trainers execute one run: the config and seed in, per-epoch metrics out.
+//
+// Two kinds: "libtorch" trains the ResNet for real (worker/libtorch_trainer.h);
+// "synthetic" does no tensor work and derives its metrics from the config and seed,
+// so orchestration can be tested and benchmarked at scale.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "common/run_config.h"
+#include "common/status.h"
+
+namespace resweep {
+
+struct EpochReport {
+  int epoch = 0;  // 1-based
+  double train_loss = 0;
+  double train_error = 0;
+  double test_error = -1;  // -1 when not evaluated this epoch
+  double test_loss = -1;
+  double lr = 0;
+  double seconds = 0;
+  double images_per_sec = 0;
+};
+
+// What the worker gives a trainer to talk back through.
+class RunContext {
+ public:
+  virtual ~RunContext() = default;
+  // True once the run must end early (cancelled, lease lost, worker shutting down).
+  // Trainers poll it at least once per batch.
+  virtual bool ShouldStop() const = 0;
+  // Records a finished epoch; a non-OK status ends the run with that status.
+  virtual Status OnEpoch(const EpochReport& report) = 0;
+};
+
+struct TrainOutcome {
+  int64_t param_count = 0;
+  int epochs_done = 0;
+};
+
+class Trainer {
+ public:
+  virtual ~Trainer() = default;
+  // Trains `config` with `seed` to config.train.epochs. Returns CANCELLED when
+  // stopped through the context, any other error when the run itself failed
+  // (bad data, divergence); never throws.
+  virtual StatusOr<TrainOutcome> Train(const RunConfig& config, int64_t seed,
+                                       RunContext* context) = 0;
+};
+
+std::unique_ptr<Trainer> MakeSyntheticTrainer();
+
+// Deterministic metrics of the synthetic trainer, exposed for tests.
+EpochReport SyntheticEpoch(const RunConfig& config, int64_t seed, int epoch);
+
+}  // namespace resweep

@@ -1,0 +1,411 @@
+#include "worker/worker.h"
+
+#include <unistd.h>
+
+#include <random>
+
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include "common/channel.h"
+#include "common/sweep_spec.h"
+#include "worker/libtorch_trainer.h"
+#include "worker/trainer.h"
+
+namespace resweep {
+
+namespace {
+
+std::string HostName() {
+  char buf[256] = {0};
+  if (gethostname(buf, sizeof(buf) - 1) != 0) return "worker";
+  return buf;
+}
+
+bool Transient(const grpc::Status& st) {
+  return st.error_code() == grpc::StatusCode::UNAVAILABLE ||
+         st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED ||
+         st.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED;
+}
+
+Status FromGrpc(const grpc::Status& st) {
+  if (st.ok()) return Status::Ok();
+  return Status(static_cast<StatusCode>(st.error_code()), st.error_message());
+}
+
+void SetDeadline(grpc::ClientContext* ctx, int64_t ms) {
+  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(ms));
+}
+
+constexpr int64_t kCallTimeoutMs = 10000;
+
+}  // namespace
+
+StatusOr<std::vector<std::string>> ResolveDevices(const std::string& spec, int cpu_slots) {
+  std::vector<std::string> devices;
+  const int gpus = torch::cuda::is_available() ? static_cast<int>(torch::cuda::device_count()) : 0;
+  auto all_gpus = [&] {
+    for (int i = 0; i < gpus; ++i) devices.push_back("cuda:" + std::to_string(i));
+  };
+  if (spec == "auto") {
+    if (gpus > 0) {
+      all_gpus();
+    } else {
+      devices.assign(std::max(1, cpu_slots), "cpu");
+    }
+  } else if (spec == "cpu") {
+    devices.assign(std::max(1, cpu_slots), "cpu");
+  } else if (spec == "all") {
+    if (gpus == 0) return InvalidArgumentError("--device all: no CUDA device is available");
+    all_gpus();
+  } else {
+    std::stringstream ss(spec);
+    for (std::string item; std::getline(ss, item, ',');) {
+      if (item.rfind("cuda:", 0) != 0) {
+        return InvalidArgumentError("--device: '" + item +
+                                    "' is not auto, cpu, all or cuda:N[,cuda:M...]");
+      }
+      int index = -1;
+      try {
+        index = std::stoi(item.substr(5));
+      } catch (const std::exception&) {
+      }
+      if (index < 0 || index >= gpus) {
+        return InvalidArgumentError("--device: " + item + " does not exist (" +
+                                    std::to_string(gpus) + " CUDA devices)");
+      }
+      devices.push_back(item);
+    }
+  }
+  if (devices.empty()) return InvalidArgumentError("--device: no devices");
+  return devices;
+}
+
+// The RunContext of one slot's current run: epoch reports go straight to the
+// coordinator (retried through outages); a refusal ends the run.
+class Worker::SlotContext : public RunContext {
+ public:
+  SlotContext(Worker* worker, std::shared_ptr<ActiveRun> run) : worker_(worker), run_(run) {}
+
+  bool ShouldStop() const override { return run_->stop.load() || worker_->stopping_.load(); }
+
+  Status OnEpoch(const EpochReport& r) override {
+    v1::ReportEpochRequest req;
+    req.set_worker_id(worker_->worker_id());
+    req.set_run_id(run_->run_id);
+    req.set_attempt(run_->attempt);
+    auto* m = req.mutable_metrics();
+    m->set_epoch(r.epoch);
+    m->set_train_loss(r.train_loss);
+    m->set_train_error(r.train_error);
+    m->set_test_error(r.test_error);
+    m->set_test_loss(r.test_loss);
+    m->set_lr(r.lr);
+    m->set_seconds(r.seconds);
+    m->set_images_per_sec(r.images_per_sec);
+    Status st = worker_->Retry("ReportEpoch", 0, [&] {
+      grpc::ClientContext ctx;
+      SetDeadline(&ctx, kCallTimeoutMs);
+      v1::ReportEpochResponse resp;
+      return worker_->stub_->ReportEpoch(&ctx, req, &resp);
+    });
+    if (!st.ok()) return st;
+    run_->epoch = r.epoch;
+    spdlog::info("run {} epoch {}: train loss {:.4f}, train err {:.2f}%, test err {}, lr {:.4g}, "
+                 "{:.1f} s, {:.0f} img/s",
+                 run_->run_id, r.epoch, r.train_loss, r.train_error * 100,
+                 r.test_error < 0 ? std::string("-") : fmt::format("{:.2f}%", r.test_error * 100),
+                 r.lr, r.seconds, r.images_per_sec);
+    return Status::Ok();
+  }
+
+ private:
+  Worker* worker_;
+  std::shared_ptr<ActiveRun> run_;
+};
+
+Worker::Worker(WorkerOptions options)
+    : options_(std::move(options)),
+      channel_(MakeCoordinatorChannel({options_.coordinator, 8 << 20})),
+      stub_(v1::Coordinator::NewStub(channel_)),
+      datasets_(options_.data_root) {}
+
+Worker::~Worker() { Stop(); }
+
+std::string Worker::worker_id() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return worker_id_;
+}
+
+void Worker::SleepFor(int64_t ms) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  wake_.wait_for(lock, std::chrono::milliseconds(ms), [this] { return stopping_.load(); });
+}
+
+Status Worker::Retry(const char* what, int64_t give_up_ms,
+                     const std::function<grpc::Status()>& call) {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  const auto start = std::chrono::steady_clock::now();
+  int64_t backoff = 100;
+  for (int attempt = 1;; ++attempt) {
+    grpc::Status st = call();
+    if (st.ok() || !Transient(st)) return FromGrpc(st);
+    const int64_t elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::steady_clock::now() - start)
+                                .count();
+    if (stopping_ && give_up_ms == 0) return UnavailableError(std::string(what) + ": stopping");
+    if (give_up_ms > 0 && elapsed > give_up_ms) return FromGrpc(st);
+    // Full jitter: a fleet of workers does not reconnect in lockstep.
+    const int64_t sleep = std::uniform_int_distribution<int64_t>(backoff / 2, backoff)(rng);
+    if (attempt == 1 || attempt % 10 == 0) {
+      spdlog::warn("{}: coordinator unavailable ({}); retrying in {} ms", what,
+                   st.error_message(), sleep);
+    }
+    if (give_up_ms > 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(sleep));  // must finish even when stopping
+    } else {
+      SleepFor(sleep);
+    }
+    backoff = std::min<int64_t>(backoff * 2, options_.max_backoff_ms);
+  }
+}
+
+bool Worker::EnsureRegistered() {
+  if (!worker_id().empty()) return true;
+  v1::RegisterWorkerRequest req;
+  req.set_name(options_.name.empty() ? HostName() : options_.name);
+  req.set_host(HostName());
+  req.set_version("resweep 0.1.0");
+  for (const auto& d : options_.devices) req.add_devices(d);
+  v1::RegisterWorkerResponse resp;
+  Status st = Retry("RegisterWorker", 0, [&] {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx, kCallTimeoutMs);
+    return stub_->RegisterWorker(&ctx, req, &resp);
+  });
+  if (!st.ok()) {
+    if (!stopping_) spdlog::error("cannot register: {}", st.ToString());
+    return false;
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (worker_id_.empty()) {
+    worker_id_ = resp.worker_id();
+    lease_ms_ = resp.lease_ms();
+    heartbeat_ms_ = resp.heartbeat_ms();
+    spdlog::info("registered as {} (lease {} ms, heartbeat {} ms), {} slot(s)", worker_id_,
+                 lease_ms_, heartbeat_ms_, options_.devices.size());
+  }
+  return true;
+}
+
+void Worker::HandleUnknownWorker() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  spdlog::warn("coordinator does not know worker {}: registering again", worker_id_);
+  worker_id_.clear();
+  // Leases held under the old identity cannot be reported any more.
+  for (auto& [slot, run] : active_) {
+    run->stop_reason = "worker identity lost";
+    run->stop = true;
+  }
+}
+
+void Worker::SlotLoop(int slot) {
+  const std::string device_name = options_.devices[slot];
+  const torch::Device device(device_name);
+  auto libtorch = MakeLibTorchTrainer(device, &datasets_);
+  auto synthetic = MakeSyntheticTrainer();
+  while (!stopping_) {
+    if (!EnsureRegistered()) break;
+    v1::AcquireRunRequest req;
+    req.set_worker_id(worker_id());
+    req.set_slot(slot);
+    req.set_device(device_name);
+    v1::AcquireRunResponse resp;
+    Status st = Retry("AcquireRun", 0, [&] {
+      grpc::ClientContext ctx;
+      SetDeadline(&ctx, kCallTimeoutMs);
+      return stub_->AcquireRun(&ctx, req, &resp);
+    });
+    if (stopping_) break;
+    if (st.code() == StatusCode::kNotFound) {
+      HandleUnknownWorker();
+      continue;
+    }
+    if (!st.ok()) {
+      spdlog::error("slot {}: AcquireRun: {}", slot, st.ToString());
+      SleepFor(options_.poll_ms);
+      continue;
+    }
+    if (!resp.has_run()) {
+      static thread_local std::mt19937 rng{std::random_device{}()};
+      SleepFor(std::uniform_int_distribution<int>(options_.poll_ms / 2, options_.poll_ms)(rng));
+      continue;
+    }
+
+    const v1::RunLease& lease = resp.lease();
+    auto run = std::make_shared<ActiveRun>();
+    run->run_id = lease.run_id();
+    run->attempt = lease.attempt();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      active_[slot] = run;
+    }
+    spdlog::info("slot {} ({}): run {} attempt {}: {} {} seed {}", slot, device_name,
+                 lease.run_id(), lease.attempt(), lease.sweep_name(), lease.cell_label(),
+                 lease.seed());
+
+    StatusOr<TrainOutcome> outcome = InternalError("not started");
+    auto config = RunConfigFromJson(lease.config_json());
+    if (!config.ok()) {
+      outcome = config.status();
+    } else if (Status valid = ValidateRunConfig(*config); !valid.ok()) {
+      outcome = valid;
+    } else {
+      SlotContext context(this, run);
+      Trainer* trainer = config->trainer.kind == "synthetic" ? synthetic.get() : libtorch.get();
+      outcome = trainer->Train(*config, lease.seed(), &context);
+    }
+
+    const std::string id = worker_id();
+    const int64_t finish_budget_ms = 60000;  // ride out a coordinator restart, then give up
+    if (outcome.ok()) {
+      v1::CompleteRunRequest done;
+      done.set_worker_id(id);
+      done.set_run_id(run->run_id);
+      done.set_attempt(run->attempt);
+      done.set_param_count(outcome->param_count);
+      Status cst = Retry("CompleteRun", finish_budget_ms, [&] {
+        grpc::ClientContext ctx;
+        SetDeadline(&ctx, kCallTimeoutMs);
+        v1::CompleteRunResponse r;
+        return stub_->CompleteRun(&ctx, done, &r);
+      });
+      if (cst.ok()) {
+        spdlog::info("run {} attempt {} finished", run->run_id, run->attempt);
+      } else {
+        spdlog::warn("run {} attempt {}: completion refused: {}", run->run_id, run->attempt,
+                     cst.message());
+      }
+    } else if (outcome.status().code() == StatusCode::kFailedPrecondition ||
+               outcome.status().code() == StatusCode::kNotFound || run->stop.load()) {
+      // The coordinator moved on (cancelled, or this attempt is stale): drop the run.
+      std::string reason;
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        reason = run->stop_reason;
+      }
+      spdlog::warn("run {} attempt {} dropped: {}", run->run_id, run->attempt,
+                   reason.empty() ? outcome.status().message() : reason);
+    } else if (stopping_) {
+      v1::ReleaseRunRequest rel;
+      rel.set_worker_id(id);
+      rel.set_run_id(run->run_id);
+      rel.set_attempt(run->attempt);
+      rel.set_reason("worker shutting down");
+      Status rst = Retry("ReleaseRun", 5000, [&] {
+        grpc::ClientContext ctx;
+        SetDeadline(&ctx, 3000);
+        v1::ReleaseRunResponse r;
+        return stub_->ReleaseRun(&ctx, rel, &r);
+      });
+      spdlog::info("run {} attempt {} released: {}", run->run_id, run->attempt,
+                   rst.ok() ? "ok" : rst.message());
+    } else {
+      const Status& why = outcome.status();
+      v1::FailRunRequest fail;
+      fail.set_worker_id(id);
+      fail.set_run_id(run->run_id);
+      fail.set_attempt(run->attempt);
+      fail.set_reason(why.message());
+      // Out of memory is this machine's problem: another worker may manage.
+      fail.set_retryable(why.code() == StatusCode::kResourceExhausted);
+      Status fst = Retry("FailRun", finish_budget_ms, [&] {
+        grpc::ClientContext ctx;
+        SetDeadline(&ctx, kCallTimeoutMs);
+        v1::FailRunResponse r;
+        return stub_->FailRun(&ctx, fail, &r);
+      });
+      spdlog::error("run {} attempt {} failed: {}{}", run->run_id, run->attempt, why.message(),
+                    fst.ok() ? "" : " (report refused: " + fst.message() + ")");
+    }
+    std::lock_guard<std::mutex> lock(mutex_);
+    active_.erase(slot);
+  }
+}
+
+void Worker::HeartbeatLoop() {
+  while (!stopping_) {
+    int64_t period;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      period = heartbeat_ms_;
+    }
+    SleepFor(period);
+    if (stopping_) break;
+    v1::HeartbeatRequest req;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (worker_id_.empty()) continue;
+      req.set_worker_id(worker_id_);
+      for (const auto& [slot, run] : active_) {
+        auto* l = req.add_leases();
+        l->set_run_id(run->run_id);
+        l->set_attempt(run->attempt);
+        l->set_epoch(run->epoch.load());
+      }
+    }
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx, std::max<int64_t>(period, 1000));
+    v1::HeartbeatResponse resp;
+    grpc::Status st = stub_->Heartbeat(&ctx, req, &resp);
+    if (!st.ok()) {
+      spdlog::warn("heartbeat: {}", st.error_message());
+      continue;
+    }
+    if (resp.unknown_worker()) {
+      HandleUnknownWorker();
+      continue;
+    }
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const auto& v : resp.verdicts()) {
+      if (v.action() != v1::LeaseVerdict::STOP) continue;
+      for (auto& [slot, run] : active_) {
+        if (run->run_id == v.run_id() && run->attempt == v.attempt() && !run->stop) {
+          spdlog::warn("coordinator stops run {} attempt {}: {}", v.run_id(), v.attempt(),
+                       v.reason());
+          run->stop_reason = v.reason();
+          run->stop = true;
+        }
+      }
+    }
+  }
+}
+
+Status Worker::Run() {
+  spdlog::info("worker starting: coordinator {}, {} slot(s): {}", options_.coordinator,
+               options_.devices.size(), fmt::format("{}", fmt::join(options_.devices, ",")));
+  std::thread heartbeat([this] { HeartbeatLoop(); });
+  std::vector<std::thread> slots;
+  for (size_t i = 0; i < options_.devices.size(); ++i) {
+    slots.emplace_back([this, i] { SlotLoop(static_cast<int>(i)); });
+  }
+  for (auto& t : slots) t.join();
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  heartbeat.join();
+  spdlog::info("worker stopped");
+  return Status::Ok();
+}
+
+void Worker::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+}
+
+}  // namespace resweep

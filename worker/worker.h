@@ -1,0 +1,85 @@
+// The worker process: registers with the coordinator, then each slot (one per
+// device) loops acquire -> train -> report. A heartbeat thread renews every lease
+// and stops a slot's run when the coordinator says so (cancelled, or the lease was
+// lost and another attempt owns the run).
+//
+// Coordinator outages are ridden out: every call is retried with exponential
+// backoff and full jitter; a worker the coordinator does not know registers again.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/status.h"
+#include "common/thread_annotations.h"
+#include "resweep/v1/resweep.grpc.pb.h"
+#include "worker/dataset.h"
+
+namespace resweep {
+
+struct WorkerOptions {
+  std::string coordinator = "127.0.0.1:50051";
+  std::string name;                  // default: host name
+  std::vector<std::string> devices;  // one slot each: "cpu", "cuda:0", ...
+  std::string data_root = "/data";
+  int poll_ms = 1000;                // idle wait between acquire attempts
+  int max_backoff_ms = 5000;
+};
+
+// Expands --device: auto (every CUDA device, else cpu), cpu, all (every CUDA
+// device), or a list such as cuda:0,cuda:2. `cpu_slots` copies of "cpu" for CPU.
+StatusOr<std::vector<std::string>> ResolveDevices(const std::string& spec, int cpu_slots);
+
+class Worker {
+ public:
+  explicit Worker(WorkerOptions options);
+  ~Worker();
+
+  // Runs until Stop(); returns OK after a clean stop.
+  Status Run();
+  // Asks every slot to end its run and give the lease back, then Run() returns.
+  // Safe from any thread (not from a signal handler: use a sigwait thread).
+  void Stop();
+
+ private:
+  struct ActiveRun {
+    std::string run_id;
+    int attempt = 0;
+    std::atomic<int> epoch{0};
+    std::atomic<bool> stop{false};  // set by heartbeat verdicts or Stop()
+    std::string stop_reason;        // protected by Worker::mutex_
+  };
+  class SlotContext;
+
+  void SlotLoop(int slot);
+  void HeartbeatLoop();
+  // Ensures the worker is registered; false when stopping.
+  bool EnsureRegistered();
+  std::string worker_id();
+  // Retries `call` on UNAVAILABLE / DEADLINE_EXCEEDED with jittered backoff until it
+  // succeeds, fails otherwise, `give_up_ms` passes (0 = until Stop), or Stop().
+  Status Retry(const char* what, int64_t give_up_ms, const std::function<grpc::Status()>& call);
+  void SleepFor(int64_t ms);  // returns early on Stop()
+  void HandleUnknownWorker();
+
+  const WorkerOptions options_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::Coordinator::Stub> stub_;
+  DatasetCache datasets_;
+
+  std::atomic<bool> stopping_{false};
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::string worker_id_ RESWEEP_GUARDED_BY(mutex_);
+  int64_t lease_ms_ RESWEEP_GUARDED_BY(mutex_) = 30000;
+  int64_t heartbeat_ms_ RESWEEP_GUARDED_BY(mutex_) = 5000;
+  std::map<int, std::shared_ptr<ActiveRun>> active_ RESWEEP_GUARDED_BY(mutex_);  // by slot
+};
+
+}  // namespace resweep
