@@ -324,6 +324,7 @@ StatusOr<HeartbeatResult> Scheduler::Heartbeat(const std::string& worker_id,
     result.unknown_worker = true;
     return result;
   }
+  for (const auto& p : leases) RESWEEP_RETURN_IF_ERROR(ExpireIfDueLocked(p.run_id));
   const int64_t now = clock_->NowMs();
   Status st = store_->RunInTransaction([&]() -> Status {
     RESWEEP_RETURN_IF_ERROR(store_->TouchWorker(worker_id, now));
@@ -353,6 +354,7 @@ StatusOr<HeartbeatResult> Scheduler::Heartbeat(const std::string& worker_id,
 
 Status Scheduler::ReportEpoch(const std::string& worker_id, const EpochRecord& epoch) {
   std::lock_guard<std::mutex> lock(mutex_);
+  RESWEEP_RETURN_IF_ERROR(ExpireIfDueLocked(epoch.run_id));
   const int64_t now = clock_->NowMs();
   return store_->RunInTransaction([&]() -> Status {
     auto run = FencedRunLocked(worker_id, epoch.run_id, epoch.attempt);
@@ -383,6 +385,7 @@ Status Scheduler::ReportEpoch(const std::string& worker_id, const EpochRecord& e
 Status Scheduler::Complete(const std::string& worker_id, const std::string& run_id, int attempt,
                            int64_t param_count) {
   std::lock_guard<std::mutex> lock(mutex_);
+  RESWEEP_RETURN_IF_ERROR(ExpireIfDueLocked(run_id));
   const int64_t now = clock_->NowMs();
   Status st = store_->RunInTransaction([&]() -> Status {
     auto run = FencedRunLocked(worker_id, run_id, attempt);
@@ -407,6 +410,7 @@ Status Scheduler::Complete(const std::string& worker_id, const std::string& run_
 Status Scheduler::Fail(const std::string& worker_id, const std::string& run_id, int attempt,
                        const std::string& reason, bool retryable) {
   std::lock_guard<std::mutex> lock(mutex_);
+  RESWEEP_RETURN_IF_ERROR(ExpireIfDueLocked(run_id));
   const int64_t now = clock_->NowMs();
   bool requeued = false;
   Status st = store_->RunInTransaction([&]() -> Status {
@@ -438,6 +442,7 @@ Status Scheduler::Fail(const std::string& worker_id, const std::string& run_id, 
 Status Scheduler::Release(const std::string& worker_id, const std::string& run_id, int attempt,
                           const std::string& reason) {
   std::lock_guard<std::mutex> lock(mutex_);
+  RESWEEP_RETURN_IF_ERROR(ExpireIfDueLocked(run_id));
   const int64_t now = clock_->NowMs();
   Status st = store_->RunInTransaction([&]() -> Status {
     auto run = FencedRunLocked(worker_id, run_id, attempt);
@@ -492,11 +497,25 @@ StatusOr<RunRecord> Scheduler::FencedRunLocked(const std::string& worker_id,
                                    " is leased to another worker");
   }
   if (r.lease_expires_ms < clock_->NowMs()) {
-    RESWEEP_RETURN_IF_ERROR(LoseLeaseLocked(r, "lease expired"));
+    // Only reached when the lease ran out between ExpireIfDueLocked and here; the
+    // reaper closes it.
     return FailedPreconditionError("lease of run " + run_id + " attempt " +
                                    std::to_string(attempt) + " expired");
   }
   return r;
+}
+
+Status Scheduler::ExpireIfDueLocked(const std::string& run_id) {
+  return store_->RunInTransaction([&]() -> Status {
+    auto run = store_->GetRun(run_id);
+    if (!run.ok()) return run.status();
+    if (!run->has_value()) return Status::Ok();
+    const RunRecord& r = **run;
+    if (HoldsLease(r.state) && r.lease_expires_ms < clock_->NowMs()) {
+      return LoseLeaseLocked(r, "lease expired");
+    }
+    return Status::Ok();
+  });
 }
 
 Status Scheduler::LoseLeaseLocked(RunRecord run, const std::string& why) {

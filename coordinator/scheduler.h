@@ -134,10 +134,13 @@ class Scheduler {
  private:
   StatusOr<SweepRecord> ResolveSweepLocked(const std::string& sweep) RESWEEP_REQUIRES(mutex_);
   StatusOr<SweepView> ViewLocked(const SweepRecord& sweep) RESWEEP_REQUIRES(mutex_);
-  // Loads the run and checks the attempt fence. A lease found expired is closed as
-  // lost (inside the caller's transaction) and the call refused.
+  // Loads the run and checks the attempt fence: the attempt is current, held by
+  // this worker, and its lease has not run out.
   StatusOr<RunRecord> FencedRunLocked(const std::string& worker_id, const std::string& run_id,
                                       int attempt) RESWEEP_REQUIRES(mutex_);
+  // Closes the run's lease as lost if it has run out, in its own transaction, so a
+  // late call is refused and the run is queued again even before the reaper runs.
+  Status ExpireIfDueLocked(const std::string& run_id) RESWEEP_REQUIRES(mutex_);
   Status LoseLeaseLocked(RunRecord run, const std::string& why) RESWEEP_REQUIRES(mutex_);
   Status CloseAttemptLocked(const RunRecord& run, const std::string& state,
                             const std::string& reason) RESWEEP_REQUIRES(mutex_);

@@ -90,6 +90,7 @@ class Worker::SlotContext : public RunContext {
   bool ShouldStop() const override { return run_->stop.load() || worker_->stopping_.load(); }
 
   Status OnEpoch(const EpochReport& r) override {
+    // Runs on the slot's thread only.
     v1::ReportEpochRequest req;
     req.set_worker_id(worker_->worker_id());
     req.set_run_id(run_->run_id);
@@ -109,7 +110,12 @@ class Worker::SlotContext : public RunContext {
       v1::ReportEpochResponse resp;
       return worker_->stub_->ReportEpoch(&ctx, req, &resp);
     });
-    if (!st.ok()) return st;
+    if (!st.ok()) {
+      if (st.code() == StatusCode::kFailedPrecondition || st.code() == StatusCode::kNotFound) {
+        refused_ = true;  // the coordinator moved on: this attempt is over
+      }
+      return st;
+    }
     run_->epoch = r.epoch;
     spdlog::info("run {} epoch {}: train loss {:.4f}, train err {:.2f}%, test err {}, lr {:.4g}, "
                  "{:.1f} s, {:.0f} img/s",
@@ -119,9 +125,13 @@ class Worker::SlotContext : public RunContext {
     return Status::Ok();
   }
 
+  // True when the coordinator refused a report of this attempt (stale or cancelled).
+  bool refused() const { return refused_; }
+
  private:
   Worker* worker_;
   std::shared_ptr<ActiveRun> run_;
+  bool refused_ = false;
 };
 
 Worker::Worker(WorkerOptions options)
@@ -255,13 +265,13 @@ void Worker::SlotLoop(int slot) {
                  lease.seed());
 
     StatusOr<TrainOutcome> outcome = InternalError("not started");
+    SlotContext context(this, run);
     auto config = RunConfigFromJson(lease.config_json());
     if (!config.ok()) {
       outcome = config.status();
     } else if (Status valid = ValidateRunConfig(*config); !valid.ok()) {
       outcome = valid;
     } else {
-      SlotContext context(this, run);
       Trainer* trainer = config->trainer.kind == "synthetic" ? synthetic.get() : libtorch.get();
       outcome = trainer->Train(*config, lease.seed(), &context);
     }
@@ -286,8 +296,7 @@ void Worker::SlotLoop(int slot) {
         spdlog::warn("run {} attempt {}: completion refused: {}", run->run_id, run->attempt,
                      cst.message());
       }
-    } else if (outcome.status().code() == StatusCode::kFailedPrecondition ||
-               outcome.status().code() == StatusCode::kNotFound || run->stop.load()) {
+    } else if (context.refused() || run->stop.load()) {
       // The coordinator moved on (cancelled, or this attempt is stale): drop the run.
       std::string reason;
       {

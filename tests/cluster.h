@@ -1,0 +1,111 @@
+// A real coordinator process on a loopback port with a real SQLite file, plus
+// worker processes and CLI calls against it.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "coordinator/sqlite_store.h"
+#include "tests/process.h"
+#include "tests/test_util.h"
+
+namespace resweep::testing {
+
+class Cluster {
+ public:
+  struct Options {
+    double lease_seconds = 30;
+    double heartbeat_seconds = 1;
+    int max_attempts = 3;
+  };
+
+  explicit Cluster(Options options) : options_(options) {}
+
+  const std::string& dir() const { return dir_.path(); }
+  std::string db() const { return dir_.File("coordinator.db"); }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+
+  // Starts (or restarts, on the same database) the coordinator.
+  void StartCoordinator() {
+    std::remove(dir_.File("port").c_str());
+    coordinator_ = std::make_unique<Process>(
+        std::vector<std::string>{RESWEEP_COORDINATOR_BIN, "--listen",
+                                 port_ ? address() : std::string("127.0.0.1:0"), "--port-file",
+                                 dir_.File("port"), "--db", db(), "--lease-seconds",
+                                 std::to_string(options_.lease_seconds), "--heartbeat-seconds",
+                                 std::to_string(options_.heartbeat_seconds), "--max-attempts",
+                                 std::to_string(options_.max_attempts), "--log-level", "debug"},
+        dir_.File("coordinator.log"));
+    ASSERT_TRUE(WaitFor([&] { return !ReadFile(dir_.File("port")).empty(); }, 20000))
+        << "coordinator did not start:\n" << ReadFile(dir_.File("coordinator.log"));
+    port_ = std::stoi(ReadFile(dir_.File("port")));
+  }
+  Process& coordinator() { return *coordinator_; }
+
+  // Starts a CPU worker; returns its index.
+  size_t StartWorker(const std::string& name, int threads = 1,
+                     std::vector<std::string> extra = {}) {
+    std::vector<std::string> argv = {RESWEEP_WORKER_BIN, "--coordinator", address(),
+                                     "--name", name, "--device", "cpu", "--threads",
+                                     std::to_string(threads), "--poll-seconds", "0.1"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    workers_.push_back(std::make_unique<Process>(argv, dir_.File("worker-" + name + ".log")));
+    return workers_.size() - 1;
+  }
+  Process& worker(size_t i) { return *workers_[i]; }
+
+  // Runs the CLI against this coordinator; returns stdout, failing the test on a
+  // non-zero exit.
+  std::string Cli(std::vector<std::string> args, int* exit_code = nullptr,
+                  int timeout_ms = 200000) {
+    std::vector<std::string> argv = {RESWEEP_CLI_BIN, "--coordinator", address()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    std::string out, err;
+    const int code = RunCommand(argv, &out, &err, timeout_ms);
+    if (exit_code) {
+      *exit_code = code;
+    } else {
+      EXPECT_EQ(code, 0) << "resweep " << args[0] << " failed:\n" << out << err;
+    }
+    return out;
+  }
+
+  std::string WriteSweep(const std::string& name, const std::string& yaml) {
+    const std::string path = dir_.File(name);
+    WriteFile(path, yaml);
+    return path;
+  }
+
+  // A read-only view of the coordinator's database, as `resweep results --db` opens it.
+  std::unique_ptr<Store> OpenDb() {
+    auto store = OpenSqliteStore(db(), {.read_only = true});
+    EXPECT_TRUE(store.ok()) << store.status().ToString();
+    return store.ok() ? std::move(*store) : nullptr;
+  }
+
+  std::string Logs() {
+    std::string all = "--- coordinator\n" + Tail(ReadFile(dir_.File("coordinator.log")));
+    for (const auto& entry : std::filesystem::directory_iterator(dir_.path())) {
+      const std::string name = entry.path().filename().string();
+      if (name.rfind("worker-", 0) == 0) all += "--- " + name + "\n" + Tail(ReadFile(entry.path()));
+    }
+    return all;
+  }
+
+ private:
+  static std::string Tail(const std::string& s) {
+    return s.size() > 4000 ? "...\n" + s.substr(s.size() - 4000) : s;
+  }
+
+  Options options_;
+  TempDir dir_;
+  int port_ = 0;
+  std::unique_ptr<Process> coordinator_;
+  std::vector<std::unique_ptr<Process>> workers_;
+};
+
+}  // namespace resweep::testing

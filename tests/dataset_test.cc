@@ -1,0 +1,136 @@
+#include "worker/dataset.h"
+
+#include <sys/stat.h>
+
+#include <gtest/gtest.h>
+
+#include "tests/data_files.h"
+
+namespace resweep {
+namespace {
+
+using namespace resweep::testing;
+
+TEST(Cifar10, ReadsRecordsInTheOfficialLayout) {
+  TempDir dir;
+  WriteCifarDir(dir.path(), 3, 4, /*learnable=*/false);
+  auto d = LoadCifar10(dir.path());
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_EQ(d->train_images.sizes(), (std::vector<int64_t>{15, 3, 32, 32}));
+  EXPECT_EQ(d->test_images.sizes(), (std::vector<int64_t>{4, 3, 32, 32}));
+  EXPECT_EQ(d->train_images.dtype(), torch::kUInt8);
+  // data_batch_2 record 1: label (1 + 2) % 10; pixel byte p = (7 + p) % 256.
+  EXPECT_EQ(d->train_labels[4].item<int64_t>(), 3);
+  // Byte p = 1024 + 32 * 5 + 6 is G plane, row 5, column 6.
+  EXPECT_EQ(d->train_images[4][1][5][6].item<uint8_t>(), (7 + 1024 + 32 * 5 + 6) % 256);
+  EXPECT_EQ(d->train_images[4][0][0][0].item<uint8_t>(), 7);
+  EXPECT_EQ(d->test_labels[3].item<int64_t>(), 3);
+}
+
+TEST(Cifar10, TruncatedFileIsNamed) {
+  TempDir dir;
+  WriteCifarDir(dir.path(), 2, 2, false);
+  std::string batch = CifarBatch(2);
+  WriteFile(dir.File("data_batch_3.bin"), batch.substr(0, batch.size() - 100));
+  auto d = LoadCifar10(dir.path());
+  ASSERT_FALSE(d.ok());
+  EXPECT_NE(d.status().message().find("data_batch_3.bin"), std::string::npos);
+  EXPECT_NE(d.status().message().find("3073-byte"), std::string::npos);
+}
+
+TEST(Cifar10, LabelOutOfRangeAndMissingFiles) {
+  TempDir dir;
+  WriteCifarDir(dir.path(), 2, 2, false);
+  std::string batch = CifarBatch(2);
+  batch[3073] = 12;  // record 1's label
+  WriteFile(dir.File("test_batch.bin"), batch);
+  auto d = LoadCifar10(dir.path());
+  ASSERT_FALSE(d.ok());
+  EXPECT_NE(d.status().message().find("test_batch.bin: record 1 has label 12"), std::string::npos)
+      << d.status().message();
+  std::remove(dir.File("data_batch_5.bin").c_str());
+  EXPECT_EQ(LoadCifar10(dir.path()).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(LoadCifar10(dir.File("nope")).status().code(), StatusCode::kNotFound);
+}
+
+void WriteFashionDir(const std::string& dir, int train, int test) {
+  WriteGz(dir + "/train-images-idx3-ubyte.gz", IdxImages(train, 28, 28));
+  WriteGz(dir + "/train-labels-idx1-ubyte.gz", IdxLabels(train));
+  WriteGz(dir + "/t10k-images-idx3-ubyte.gz", IdxImages(test, 28, 28));
+  WriteGz(dir + "/t10k-labels-idx1-ubyte.gz", IdxLabels(test));
+}
+
+TEST(FashionMnist, ReadsGzippedIdx) {
+  TempDir dir;
+  WriteFashionDir(dir.path(), 12, 5);
+  auto d = LoadFashionMnist(dir.path());
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_EQ(d->train_images.sizes(), (std::vector<int64_t>{12, 1, 28, 28}));
+  EXPECT_EQ(d->test_labels.sizes(), (std::vector<int64_t>{5}));
+  EXPECT_EQ(d->train_labels[11].item<int64_t>(), 1);
+  EXPECT_EQ(d->train_images[3][0][2][5].item<uint8_t>(), (3 + 2 * 28 + 5) % 256);
+}
+
+TEST(FashionMnist, BadMagicCorruptGzipMismatchAndLabels) {
+  TempDir dir;
+  WriteFashionDir(dir.path(), 4, 4);
+  std::string images = IdxImages(4, 28, 28);
+  images[3] = 0x05;
+  WriteGz(dir.File("t10k-images-idx3-ubyte.gz"), images);
+  auto bad_magic = LoadFashionMnist(dir.path());
+  EXPECT_NE(bad_magic.status().message().find("bad IDX magic 0x00000805"), std::string::npos)
+      << bad_magic.status().message();
+
+  WriteFashionDir(dir.path(), 4, 4);
+  std::string gz = ReadFile(dir.File("train-images-idx3-ubyte.gz"));
+  for (size_t i = 20; i < gz.size() - 8; ++i) gz[i] = static_cast<char>(gz[i] ^ 0x5a);
+  WriteFile(dir.File("train-images-idx3-ubyte.gz"), gz);
+  auto corrupt = LoadFashionMnist(dir.path());
+  ASSERT_FALSE(corrupt.ok());
+  EXPECT_NE(corrupt.status().message().find("train-images-idx3-ubyte.gz"), std::string::npos);
+  EXPECT_NE(corrupt.status().message().find("gzip"), std::string::npos)
+      << corrupt.status().message();
+
+  WriteFashionDir(dir.path(), 4, 4);
+  WriteGz(dir.File("train-labels-idx1-ubyte.gz"), IdxLabels(3));
+  EXPECT_NE(LoadFashionMnist(dir.path()).status().message().find("4 images but 3 labels"),
+            std::string::npos);
+
+  WriteFashionDir(dir.path(), 4, 12);
+  WriteGz(dir.File("t10k-labels-idx1-ubyte.gz"), IdxLabels(12, 13));  // labels 10 and 11
+  EXPECT_NE(LoadFashionMnist(dir.path()).status().message().find("outside 0..9"),
+            std::string::npos);
+
+  WriteFashionDir(dir.path(), 4, 4);
+  std::string truncated = IdxImages(4, 28, 28);
+  WriteGz(dir.File("train-images-idx3-ubyte.gz"), truncated.substr(0, truncated.size() - 10));
+  EXPECT_NE(LoadFashionMnist(dir.path()).status().message().find("header promises"),
+            std::string::npos);
+}
+
+TEST(FashionMnist, RealDebianFilesLoad) {
+  const std::string path = "/usr/share/datasets/fashion-mnist";
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
+  auto d = LoadFashionMnist(path);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_EQ(d->train_images.size(0), 60000);
+  EXPECT_EQ(d->test_images.size(0), 10000);
+  EXPECT_EQ(d->train_labels.bincount().size(0), 10);
+}
+
+TEST(DatasetPath, ResolvesAgainstTheDataRoot) {
+  DatasetConfig c;
+  c.kind = "cifar10";
+  EXPECT_EQ(ResolveDatasetPath(c, "/data"), "/data/cifar-10-batches-bin");
+  c.path = "mine";
+  EXPECT_EQ(ResolveDatasetPath(c, "/data"), "/data/mine");
+  c.path = "/abs/cifar";
+  EXPECT_EQ(ResolveDatasetPath(c, "/data"), "/abs/cifar");
+  c.kind = "fashion-mnist";
+  c.path = "";
+  EXPECT_EQ(ResolveDatasetPath(c, "/nonexistent"), "/usr/share/datasets/fashion-mnist");
+}
+
+}  // namespace
+}  // namespace resweep

@@ -1,0 +1,178 @@
+// End to end: the real coordinator binary, real worker processes and the real CLI,
+// over gRPC on loopback, with a real SQLite file.
+#include <sys/stat.h>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <set>
+#include <sstream>
+
+#include "tests/cluster.h"
+
+namespace resweep {
+namespace {
+
+using namespace resweep::testing;
+
+std::string FirstLine(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+// Every run of the sweep succeeded exactly once, with epochs 1..E each recorded once.
+void ExpectEveryRunSucceededOnce(Store& db, const std::string& sweep_id, size_t runs,
+                                 int epochs) {
+  auto rows = db.ListSweepRuns(sweep_id, std::nullopt);
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), runs);
+  for (const auto& [link, run] : *rows) {
+    EXPECT_EQ(run.state, RunState::kSucceeded) << run.run_id << ": " << run.error;
+    auto attempts = db.ListAttempts(run.run_id);
+    int succeeded = 0;
+    for (const auto& a : *attempts) succeeded += a.state == "succeeded";
+    EXPECT_EQ(succeeded, 1) << run.run_id;
+    auto history = db.ListEpochs(run.run_id);
+    ASSERT_EQ(history->size(), static_cast<size_t>(epochs)) << run.run_id;
+    for (int e = 0; e < epochs; ++e) EXPECT_EQ((*history)[e].epoch, e + 1);
+  }
+}
+
+TEST(EndToEnd, SyntheticSweepEveryRunSucceedsExactlyOnce) {
+  Cluster cluster({.lease_seconds = 10, .heartbeat_seconds = 0.5});
+  cluster.StartCoordinator();
+  for (const char* name : {"a", "b", "c"}) cluster.StartWorker(name);
+  const std::string file = cluster.WriteSweep("synthetic.yaml", R"(name: synth
+trainer: {kind: synthetic, epoch_seconds: 0.02}
+train: {epochs: 5}
+grid:
+  model.depth_n: [1, 2, 3, 4]
+seeds: 3
+)");
+  const std::string sweep_id = FirstLine(cluster.Cli({"submit", file}));
+  ASSERT_EQ(sweep_id.size(), 12u);
+  // Resubmitting the same file queues nothing and names the same sweep.
+  EXPECT_EQ(FirstLine(cluster.Cli({"submit", file})), sweep_id);
+  int code = 0;
+  cluster.Cli({"wait", sweep_id, "--limit", "120", "--poll", "0.3"}, &code);
+  ASSERT_EQ(code, 0) << cluster.Logs();
+
+  auto db = cluster.OpenDb();
+  ASSERT_TRUE(db);
+  ExpectEveryRunSucceededOnce(*db, sweep_id, 12, 5);
+
+  const std::string csv = cluster.Cli({"results", sweep_id, "--format", "csv"});
+  std::istringstream lines(csv);
+  std::string line;
+  std::getline(lines, line);  // header
+  int cells = 0;
+  while (std::getline(lines, line)) {
+    ++cells;
+    EXPECT_NE(line.find(",3,3,3,"), std::string::npos) << line;  // 3 of 3 succeeded, n = 3
+  }
+  EXPECT_EQ(cells, 4);
+  const std::string runs = cluster.Cli({"runs", sweep_id, "--state", "succeeded"});
+  EXPECT_EQ(std::count(runs.begin(), runs.end(), '\n'), 13);  // header + 12 runs
+  EXPECT_NE(cluster.Cli({"status", sweep_id}).find("succeeded 12"), std::string::npos);
+}
+
+TEST(EndToEnd, BadSweepFileIsRejectedAndTheCoordinatorStaysUp) {
+  Cluster cluster({});
+  cluster.StartCoordinator();
+  const std::string bad = cluster.WriteSweep("bad.yaml", "name: bad\nmodel:\n  depth_n: -2\n");
+  int code = 0;
+  std::vector<std::string> argv = {RESWEEP_CLI_BIN, "--coordinator", cluster.address(), "submit",
+                                   bad};
+  std::string out, err;
+  code = RunCommand(argv, &out, &err);
+  EXPECT_EQ(code, 2);
+  EXPECT_NE(err.find("bad.yaml:3:"), std::string::npos) << err;
+  EXPECT_NE(err.find("model.depth_n"), std::string::npos) << err;
+  EXPECT_TRUE(cluster.coordinator().running());
+  EXPECT_NE(cluster.Cli({"status"}).find("no sweeps"), std::string::npos);
+}
+
+TEST(EndToEnd, RealLibTorchSweepAndAFailingRun) {
+  struct stat st;
+  if (stat("/usr/share/datasets/fashion-mnist", &st) != 0) {
+    GTEST_SKIP() << "dataset-fashion-mnist is not installed";
+  }
+  Cluster cluster({.lease_seconds = 30, .heartbeat_seconds = 1});
+  cluster.StartCoordinator();
+  cluster.StartWorker("torch", /*threads=*/2);
+  // A run that cannot load its data fails with the reason; the worker goes on.
+  const std::string broken = FirstLine(cluster.Cli(
+      {"submit", cluster.WriteSweep("broken.yaml", "name: broken\ndataset: {kind: cifar10, "
+                                                   "path: /nonexistent/cifar}\ntrain: {epochs: 1}\n")}));
+  const std::string sweep_id = FirstLine(cluster.Cli({"submit", cluster.WriteSweep("real.yaml", R"(name: real
+dataset: {kind: fashion-mnist, train_limit: 2000, test_limit: 500}
+model: {depth_n: 1, base_width: 8}
+train:
+  epochs: 3
+  batch_size: 64
+  schedule: {milestones: [2]}
+grid:
+  model.block: [reference, preact]
+seeds: 1
+)")}));
+  int code = 0;
+  cluster.Cli({"wait", sweep_id, "--limit", "180", "--poll", "1"}, &code);
+  ASSERT_EQ(code, 0) << cluster.Logs();
+  cluster.Cli({"wait", broken, "--limit", "30", "--poll", "0.5"}, &code);
+  EXPECT_EQ(code, 3);  // done, with a failure
+  const std::string failed = cluster.Cli({"runs", broken, "--state", "failed"});
+  EXPECT_NE(failed.find("/nonexistent/cifar"), std::string::npos) << failed;
+
+  auto results = nlohmann::json::parse(cluster.Cli({"results", sweep_id, "--format", "json"}));
+  ASSERT_EQ(results["cells"].size(), 2u);
+  for (const auto& cell : results["cells"]) {
+    EXPECT_EQ(cell["runs_succeeded"], 1);
+    const double error = cell["final_test_error"]["mean"];
+    // Chance is 90%; three short epochs on 2,000 images reached 35-41% when measured
+    // (8-layer net, width 8): 60% is a bar only learning clears.
+    EXPECT_LT(error, 0.60) << cell.dump();
+    EXPECT_GT(cell["mean_param_count"].get<double>(), 1000);
+  }
+  // With the coordinator gone, the database file still answers (read-only).
+  cluster.coordinator().Kill(SIGTERM);
+  EXPECT_EQ(cluster.coordinator().Wait(10000), 0);
+  std::string out;
+  ASSERT_EQ(RunCommand({RESWEEP_CLI_BIN, "results", sweep_id, "--db", cluster.db()}, &out), 0);
+  EXPECT_NE(out.find("model.block=preact"), std::string::npos) << out;
+}
+
+TEST(EndToEnd, KilledWorkersRunIsFinishedByAnotherAfterTheLeaseExpires) {
+  Cluster cluster({.lease_seconds = 2, .heartbeat_seconds = 0.3});
+  cluster.StartCoordinator();
+  const size_t victim = cluster.StartWorker("victim");
+  const std::string sweep_id = FirstLine(cluster.Cli({"submit", cluster.WriteSweep("one.yaml", R"(name: one
+trainer: {kind: synthetic, epoch_seconds: 0.4}
+train: {epochs: 8}
+)")}));
+  std::string run_id;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto db = cluster.OpenDb();
+        auto rows = db->ListSweepRuns(sweep_id, RunState::kRunning);
+        if (!rows.ok() || rows->empty() || rows->front().second.epoch < 2) return false;
+        run_id = rows->front().second.run_id;
+        return true;
+      },
+      20000))
+      << cluster.Logs();
+  cluster.worker(victim).Kill(SIGKILL);
+  cluster.StartWorker("rescuer");
+  int code = 0;
+  cluster.Cli({"wait", sweep_id, "--limit", "60", "--poll", "0.3"}, &code);
+  ASSERT_EQ(code, 0) << cluster.Logs();
+
+  auto db = cluster.OpenDb();
+  ExpectEveryRunSucceededOnce(*db, sweep_id, 1, 8);
+  auto attempts = db->ListAttempts(run_id);
+  ASSERT_EQ(attempts->size(), 2u);
+  EXPECT_EQ((*attempts)[0].state, "lost");
+  EXPECT_NE((*attempts)[0].worker_id.find("victim"), std::string::npos);
+  EXPECT_EQ((*attempts)[1].state, "succeeded");
+  EXPECT_NE((*attempts)[1].worker_id.find("rescuer"), std::string::npos);
+  for (const auto& e : *db->ListEpochs(run_id)) EXPECT_EQ(e.attempt, 2);
+}
+
+}  // namespace
+}  // namespace resweep

@@ -1,0 +1,296 @@
+// The scheduler state machine, driven by a fake clock over a real SQLite file.
+#include "coordinator/scheduler.h"
+
+#include <gtest/gtest.h>
+
+#include "coordinator/sqlite_store.h"
+#include "tests/test_util.h"
+
+namespace resweep {
+namespace {
+
+using testing::FakeClock;
+using testing::TempDir;
+
+const char* kSweep = R"(name: sched
+trainer: {kind: synthetic}
+train: {epochs: 3}
+grid:
+  model.depth_n: [1, 2]
+seeds: 2
+)";
+
+class SchedulerTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Open(); }
+
+  void Open() {
+    scheduler_.reset();
+    store_.reset();
+    auto store = OpenSqliteStore(dir_.File("state.db"));
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    store_ = std::move(*store);
+    SchedulerOptions options;
+    options.lease_ms = 10000;
+    options.default_max_attempts = 3;
+    scheduler_ = std::make_unique<Scheduler>(store_.get(), &clock_, options);
+  }
+
+  std::string Register(const std::string& name) {
+    auto w = scheduler_->RegisterWorker(name, "host", {"cpu"});
+    EXPECT_TRUE(w.ok());
+    return w->worker_id;
+  }
+
+  Lease MustAcquire(const std::string& worker) {
+    auto lease = scheduler_->Acquire(worker);
+    EXPECT_TRUE(lease.ok()) << lease.status().ToString();
+    EXPECT_TRUE(lease->has_value());
+    return lease->value_or(Lease());
+  }
+
+  Status Report(const std::string& worker, const Lease& lease, int epoch, double test_error) {
+    EpochRecord e;
+    e.run_id = lease.run_id;
+    e.attempt = lease.attempt;
+    e.epoch = epoch;
+    e.test_error = test_error;
+    e.train_loss = 1.0 / epoch;
+    return scheduler_->ReportEpoch(worker, e);
+  }
+
+  RunRecord Run(const std::string& run_id) {
+    auto run = store_->GetRun(run_id);
+    EXPECT_TRUE(run.ok() && run->has_value());
+    return run->value_or(RunRecord());
+  }
+
+  TempDir dir_;
+  FakeClock clock_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<Scheduler> scheduler_;
+};
+
+TEST_F(SchedulerTest, SubmitQueuesEveryRunOnceAndResubmitIsANoOp) {
+  auto first = scheduler_->Submit(kSweep, "s.yaml");
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_EQ(first->runs_total, 4);
+  EXPECT_EQ(first->runs_new, 4);
+  EXPECT_FALSE(first->already_existed);
+  auto again = scheduler_->Submit(kSweep, "s.yaml");
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->already_existed);
+  EXPECT_EQ(again->runs_new, 0);
+  EXPECT_EQ(again->sweep_id, first->sweep_id);
+  auto view = scheduler_->GetSweep("sched");  // by name
+  ASSERT_TRUE(view.ok());
+  EXPECT_EQ(view->counts.queued, 4);
+  EXPECT_EQ(view->counts.total(), 4);
+  EXPECT_EQ(view->state, "active");
+  // A bad spec is refused and queues nothing.
+  auto bad = scheduler_->Submit("name: bad\nmodel: {depth_n: 0}\n", "bad.yaml");
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("bad.yaml:2:"), std::string::npos);
+  EXPECT_EQ(scheduler_->ListSweeps()->size(), 1u);
+}
+
+TEST_F(SchedulerTest, LeasesSeedMajorSoEveryCellStartsEarly) {
+  ASSERT_TRUE(scheduler_->Submit(kSweep, "s.yaml").ok());
+  const std::string w = Register("w");
+  Lease a = MustAcquire(w), b = MustAcquire(w);
+  EXPECT_EQ(a.seed, 0);
+  EXPECT_EQ(b.seed, 0);
+  EXPECT_NE(a.cell_label, b.cell_label);
+  EXPECT_EQ(a.attempt, 1);
+  EXPECT_EQ(a.sweep_name, "sched");
+  MustAcquire(w);
+  MustAcquire(w);
+  auto none = scheduler_->Acquire(w);
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+  EXPECT_EQ(scheduler_->Acquire("nobody").status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(SchedulerTest, RunSucceedsAfterAllEpochsAndResultsAggregate) {
+  ASSERT_TRUE(scheduler_->Submit(kSweep, "s.yaml").ok());
+  const std::string w = Register("w");
+  const double errors[4][3] = {{0.5, 0.3, 0.2}, {0.5, 0.3, 0.1}, {0.6, 0.4, 0.3}, {0.6, 0.4, 0.4}};
+  for (int i = 0; i < 4; ++i) {
+    Lease l = MustAcquire(w);
+    // Complete before all epochs is refused.
+    EXPECT_EQ(scheduler_->Complete(w, l.run_id, l.attempt, 10).code(),
+              StatusCode::kFailedPrecondition);
+    // Epochs must come in order.
+    EXPECT_EQ(Report(w, l, 2, 0.1).code(), StatusCode::kFailedPrecondition);
+    for (int e = 1; e <= 3; ++e) ASSERT_TRUE(Report(w, l, e, errors[i][e - 1]).ok());
+    EXPECT_EQ(Run(l.run_id).state, RunState::kRunning);
+    ASSERT_TRUE(scheduler_->Complete(w, l.run_id, l.attempt, 1234).ok());
+    EXPECT_EQ(Run(l.run_id).state, RunState::kSucceeded);
+  }
+  auto results = scheduler_->Results("sched", 2);
+  ASSERT_TRUE(results.ok()) << results.status().ToString();
+  EXPECT_EQ(results->sweep.state, "done");
+  ASSERT_EQ(results->cells.size(), 2u);
+  // Seed-major leasing: runs 0 and 2 are cell depth_n=1 (seeds 0, 1); 1 and 3 depth_n=2.
+  const CellSummary& c1 = results->cells[0];
+  EXPECT_EQ(c1.cell_label, "model.depth_n=1");
+  EXPECT_EQ(c1.final_test_error.n, 2);
+  EXPECT_NEAR(c1.final_test_error.mean, (0.2 + 0.3) / 2, 1e-12);
+  EXPECT_NEAR(c1.final_test_error.std, std::sqrt(0.005), 1e-12);
+  // last-2: run 0 (0.3+0.2)/2 = 0.25, run 2 (0.4+0.3)/2 = 0.35.
+  EXPECT_NEAR(c1.last_k_test_error.mean, 0.30, 1e-12);
+  EXPECT_DOUBLE_EQ(c1.mean_param_count, 1234);
+  const CellSummary& c2 = results->cells[1];
+  EXPECT_NEAR(c2.final_test_error.mean, 0.25, 1e-12);
+  EXPECT_NEAR(c2.final_test_error.min, 0.1, 1e-12);
+  EXPECT_NEAR(c2.final_test_error.max, 0.4, 1e-12);
+}
+
+TEST_F(SchedulerTest, ExpiredLeaseRequeuesAndFencesTheStaleAttempt) {
+  ASSERT_TRUE(scheduler_->Submit("name: one\ntrainer: {kind: synthetic}\ntrain: {epochs: 3}\n", "o.yaml").ok());
+  const std::string w1 = Register("w1"), w2 = Register("w2");
+  Lease first = MustAcquire(w1);
+  ASSERT_TRUE(Report(w1, first, 1, 0.5).ok());
+  // A heartbeat renews the lease: 15 s pass in total, never 10 s without news.
+  clock_.Advance(8000);
+  auto hb = scheduler_->Heartbeat(w1, {{first.run_id, first.attempt, 1}});
+  ASSERT_TRUE(hb.ok());
+  ASSERT_EQ(hb->decisions.size(), 1u);
+  EXPECT_FALSE(hb->decisions[0].stop);
+  clock_.Advance(7000);
+  EXPECT_EQ(*scheduler_->ExpireLeases(), 0);
+  // Silence past the lease: lost, queued again.
+  clock_.Advance(10001);
+  EXPECT_EQ(*scheduler_->ExpireLeases(), 1);
+  EXPECT_EQ(Run(first.run_id).state, RunState::kQueued);
+  EXPECT_EQ(Run(first.run_id).failures, 1);
+  Lease second = MustAcquire(w2);
+  EXPECT_EQ(second.run_id, first.run_id);
+  EXPECT_EQ(second.attempt, 2);
+  // The first worker comes back: every call of its attempt is refused.
+  EXPECT_EQ(Report(w1, first, 2, 0.4).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(scheduler_->Complete(w1, first.run_id, first.attempt, 1).code(),
+            StatusCode::kFailedPrecondition);
+  hb = scheduler_->Heartbeat(w1, {{first.run_id, first.attempt, 2}});
+  ASSERT_TRUE(hb.ok());
+  EXPECT_TRUE(hb->decisions[0].stop);
+  // The new attempt restarts from epoch 1: the old attempt's epoch is gone.
+  auto epochs = store_->ListEpochs(first.run_id);
+  EXPECT_TRUE(epochs->empty());
+  for (int e = 1; e <= 3; ++e) ASSERT_TRUE(Report(w2, second, e, 0.1 * e).ok());
+  ASSERT_TRUE(scheduler_->Complete(w2, second.run_id, second.attempt, 1).ok());
+  auto attempts = store_->ListAttempts(first.run_id);
+  ASSERT_EQ(attempts->size(), 2u);
+  EXPECT_EQ((*attempts)[0].state, "lost");
+  EXPECT_EQ((*attempts)[1].state, "succeeded");
+  EXPECT_EQ(store_->ListEpochs(first.run_id)->size(), 3u);
+}
+
+TEST_F(SchedulerTest, LateReportBeforeTheReaperIsStillRefused) {
+  ASSERT_TRUE(scheduler_->Submit("name: one\ntrainer: {kind: synthetic}\n", "o.yaml").ok());
+  const std::string w = Register("w");
+  Lease l = MustAcquire(w);
+  clock_.Advance(10001);
+  EXPECT_EQ(Report(w, l, 1, 0.5).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Run(l.run_id).state, RunState::kQueued);  // the fence expired it on the spot
+}
+
+TEST_F(SchedulerTest, MaxAttemptsTurnsRepeatedLossIntoFailure) {
+  ASSERT_TRUE(scheduler_->Submit("name: one\ntrainer: {kind: synthetic}\n", "o.yaml").ok());
+  const std::string w = Register("w");
+  std::string run_id;
+  for (int i = 0; i < 3; ++i) {
+    Lease l = MustAcquire(w);
+    run_id = l.run_id;
+    clock_.Advance(10001);
+    EXPECT_EQ(*scheduler_->ExpireLeases(), 1);
+  }
+  RunRecord r = Run(run_id);
+  EXPECT_EQ(r.state, RunState::kFailed);
+  EXPECT_NE(r.error.find("lease expired"), std::string::npos) << r.error;
+  EXPECT_NE(r.error.find("3 of 3"), std::string::npos) << r.error;
+  EXPECT_FALSE(scheduler_->Acquire(w)->has_value());
+}
+
+TEST_F(SchedulerTest, FailReleaseAndOtherWorkers) {
+  ASSERT_TRUE(scheduler_->Submit(kSweep, "s.yaml").ok());
+  const std::string w = Register("w"), other = Register("other");
+  Lease a = MustAcquire(w);
+  // Another worker cannot speak for this lease.
+  EXPECT_EQ(scheduler_->Fail(other, a.run_id, a.attempt, "x", false).code(),
+            StatusCode::kFailedPrecondition);
+  // A retryable failure queues again and counts against max attempts.
+  ASSERT_TRUE(scheduler_->Fail(w, a.run_id, a.attempt, "CUDA out of memory", true).ok());
+  EXPECT_EQ(Run(a.run_id).state, RunState::kQueued);
+  EXPECT_EQ(Run(a.run_id).failures, 1);
+  // A release (worker shutting down) queues again at no cost.
+  Lease b = MustAcquire(w);
+  EXPECT_EQ(b.run_id, a.run_id);
+  ASSERT_TRUE(scheduler_->Release(w, b.run_id, b.attempt, "SIGTERM").ok());
+  EXPECT_EQ(Run(a.run_id).failures, 1);
+  EXPECT_EQ(Run(a.run_id).state, RunState::kQueued);
+  // A run's own failure is final and keeps the message.
+  Lease c = MustAcquire(w);
+  ASSERT_TRUE(scheduler_->Fail(w, c.run_id, c.attempt, "diverged: loss nan", false).ok());
+  EXPECT_EQ(Run(c.run_id).state, RunState::kFailed);
+  EXPECT_EQ(Run(c.run_id).error, "diverged: loss nan");
+  auto failed = scheduler_->ListRuns("sched", "failed");
+  ASSERT_TRUE(failed.ok());
+  ASSERT_EQ(failed->size(), 1u);
+  EXPECT_EQ(scheduler_->ListRuns("sched", "bogus").status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(SchedulerTest, CancelStopsRunningRunsAtTheNextHeartbeat) {
+  auto sweep = scheduler_->Submit(kSweep, "s.yaml");
+  ASSERT_TRUE(sweep.ok());
+  const std::string w = Register("w");
+  Lease l = MustAcquire(w);
+  ASSERT_TRUE(Report(w, l, 1, 0.5).ok());
+  auto cancelled = scheduler_->Cancel(sweep->sweep_id.substr(0, 6));  // by id prefix
+  ASSERT_TRUE(cancelled.ok());
+  EXPECT_EQ(*cancelled, 4);
+  auto hb = scheduler_->Heartbeat(w, {{l.run_id, l.attempt, 1}});
+  ASSERT_TRUE(hb.ok());
+  EXPECT_TRUE(hb->decisions[0].stop);
+  EXPECT_NE(hb->decisions[0].reason.find("cancelled"), std::string::npos);
+  EXPECT_EQ(Report(w, l, 2, 0.4).code(), StatusCode::kFailedPrecondition);
+  EXPECT_FALSE(scheduler_->Acquire(w)->has_value());
+  EXPECT_EQ(scheduler_->GetSweep("sched")->state, "cancelled");
+  // Submitting the same sweep again later is a no-op (the record exists); its runs stay
+  // cancelled until another sweep wants them.
+  EXPECT_TRUE(scheduler_->Submit(kSweep, "s.yaml")->already_existed);
+}
+
+TEST_F(SchedulerTest, StateSurvivesReopeningTheDatabase) {
+  ASSERT_TRUE(scheduler_->Submit(kSweep, "s.yaml").ok());
+  const std::string w = Register("w");
+  Lease l = MustAcquire(w);
+  ASSERT_TRUE(Report(w, l, 1, 0.5).ok());
+  Open();  // a coordinator restart
+  EXPECT_EQ(Run(l.run_id).state, RunState::kRunning);
+  EXPECT_EQ(Run(l.run_id).epoch, 1);
+  // The worker carries on with its lease after the restart.
+  ASSERT_TRUE(Report(w, l, 2, 0.4).ok());
+  auto view = scheduler_->GetSweep("sched");
+  EXPECT_EQ(view->counts.running, 1);
+  EXPECT_EQ(view->counts.queued, 3);
+}
+
+TEST_F(SchedulerTest, SharedRunsAreQueuedOnceAcrossSweeps) {
+  ASSERT_TRUE(scheduler_->Submit(kSweep, "s.yaml").ok());
+  // Another sweep whose grid overlaps in one cell (depth_n 2): only the new cell is queued.
+  auto other = scheduler_->Submit(R"(name: other
+trainer: {kind: synthetic}
+train: {epochs: 3}
+grid:
+  model.depth_n: [2, 3]
+seeds: 2
+)",
+                                  "o.yaml");
+  ASSERT_TRUE(other.ok());
+  EXPECT_EQ(other->runs_total, 4);
+  EXPECT_EQ(other->runs_new, 2);
+}
+
+}  // namespace
+}  // namespace resweep

@@ -1,0 +1,138 @@
+#include <gtest/gtest.h>
+
+#include "tests/data_files.h"
+#include "worker/libtorch_trainer.h"
+#include "worker/lr_schedule.h"
+#include "worker/trainer.h"
+
+namespace resweep {
+namespace {
+
+using namespace resweep::testing;
+
+class RecordingContext : public RunContext {
+ public:
+  bool ShouldStop() const override { return stop_after > 0 && static_cast<int>(epochs.size()) >= stop_after; }
+  Status OnEpoch(const EpochReport& r) override {
+    epochs.push_back(r);
+    return Status::Ok();
+  }
+  std::vector<EpochReport> epochs;
+  int stop_after = 0;
+};
+
+RunConfig TinyCifarConfig(const std::string& dir) {
+  RunConfig c;
+  c.dataset.kind = "cifar10";
+  c.dataset.path = dir;
+  c.model.depth_n = 1;
+  c.model.base_width = 4;
+  c.train.epochs = 3;
+  c.train.batch_size = 32;
+  c.train.optimizer.lr = 0.05;
+  c.train.schedule.milestones = {2};
+  return c;
+}
+
+TEST(LearningRate, StepCosineAndWarmup) {
+  OptimizerConfig o;
+  ScheduleConfig s;
+  s.milestones = {80, 160};
+  EXPECT_DOUBLE_EQ(LearningRateAt(o, s, 0, 391, 200), 0.1);
+  EXPECT_DOUBLE_EQ(LearningRateAt(o, s, 80 * 391 - 1, 391, 200), 0.1);
+  EXPECT_NEAR(LearningRateAt(o, s, 80 * 391, 391, 200), 0.01, 1e-15);
+  EXPECT_NEAR(LearningRateAt(o, s, 160 * 391, 391, 200), 0.001, 1e-15);
+  s.milestone_unit = "iteration";
+  s.milestones = {32000, 48000};
+  EXPECT_NEAR(LearningRateAt(o, s, 32000, 391, 200), 0.01, 1e-15);
+  // The paper's warm-up for 110 layers: 0.01 for 400 iterations, then 0.1.
+  s.warmup_iterations = 400;
+  s.warmup_lr = 0.01;
+  EXPECT_DOUBLE_EQ(LearningRateAt(o, s, 399, 391, 200), 0.01);
+  EXPECT_DOUBLE_EQ(LearningRateAt(o, s, 400, 391, 200), 0.1);
+  s.warmup_kind = "linear";
+  EXPECT_NEAR(LearningRateAt(o, s, 200, 391, 200), 0.055, 1e-12);
+  ScheduleConfig cosine;
+  cosine.kind = "cosine";
+  EXPECT_DOUBLE_EQ(LearningRateAt(o, cosine, 0, 100, 10), 0.1);
+  EXPECT_NEAR(LearningRateAt(o, cosine, 500, 100, 10), 0.05, 1e-12);
+  EXPECT_NEAR(LearningRateAt(o, cosine, 1000, 100, 10), 0.0, 1e-12);
+}
+
+TEST(Augment, CropsAtPerSampleOffsetsAndFlips) {
+  auto images = torch::arange(2 * 1 * 4 * 4, torch::kFloat32).view({2, 1, 4, 4});
+  auto offsets = torch::tensor({0, 0, 2, 1}, torch::kInt64).view({2, 2});
+  auto out = AugmentBatch(images, 1, offsets, torch::Tensor());
+  // Sample 0 shifted down-right by the padding: row 0 and column 0 are padding.
+  EXPECT_EQ(out[0][0][0][0].item<float>(), 0.0f);
+  EXPECT_EQ(out[0][0][1][1].item<float>(), images[0][0][0][0].item<float>());
+  // Sample 1 at offset (2, 1): out[r][c] = padded[r + 2][c + 1] = image[r + 1][c].
+  EXPECT_EQ(out[1][0][0][0].item<float>(), images[1][0][1][0].item<float>());
+  EXPECT_EQ(out[1][0][3][0].item<float>(), 0.0f);
+  auto flips = torch::tensor({true, false});
+  auto flipped = AugmentBatch(images, 0, torch::zeros({2, 2}, torch::kInt64), flips);
+  EXPECT_TRUE(torch::equal(flipped[0], images[0].flip({2})));
+  EXPECT_TRUE(torch::equal(flipped[1], images[1]));
+}
+
+TEST(LibTorchTrainer, SameSeedSameCurveOtherSeedOtherCurve) {
+  TempDir dir;
+  WriteCifarDir(dir.path(), 40, 50, /*learnable=*/true);
+  DatasetCache cache("/");
+  auto trainer = MakeLibTorchTrainer(torch::kCPU, &cache);
+  const RunConfig config = TinyCifarConfig(dir.path());
+  RecordingContext a, b, c;
+  auto ra = trainer->Train(config, 1, &a);
+  auto rb = trainer->Train(config, 1, &b);
+  auto rc = trainer->Train(config, 2, &c);
+  ASSERT_TRUE(ra.ok()) << ra.status().ToString();
+  ASSERT_TRUE(rb.ok() && rc.ok());
+  ASSERT_EQ(a.epochs.size(), 3u);
+  EXPECT_GT(ra->param_count, 0);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(a.epochs[i].train_loss, b.epochs[i].train_loss) << "epoch " << i + 1;  // bit-identical
+    EXPECT_EQ(a.epochs[i].test_error, b.epochs[i].test_error);
+  }
+  EXPECT_NE(a.epochs[0].train_loss, c.epochs[0].train_loss);
+  EXPECT_NEAR(a.epochs[2].lr, 0.005, 1e-12);  // decayed at the epoch-2 milestone
+  EXPECT_GE(a.epochs[2].test_error, 0.0);
+}
+
+TEST(LibTorchTrainer, StopsWhenAskedAndFailsOnBadData) {
+  TempDir dir;
+  WriteCifarDir(dir.path(), 40, 20, true);
+  DatasetCache cache("/");
+  auto trainer = MakeLibTorchTrainer(torch::kCPU, &cache);
+  RecordingContext stopper;
+  stopper.stop_after = 1;
+  auto stopped = trainer->Train(TinyCifarConfig(dir.path()), 1, &stopper);
+  EXPECT_EQ(stopped.status().code(), StatusCode::kCancelled);
+  EXPECT_EQ(stopper.epochs.size(), 1u);
+
+  RecordingContext ctx;
+  auto missing = trainer->Train(TinyCifarConfig(dir.File("absent")), 1, &ctx);
+  EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(missing.status().message().find("absent"), std::string::npos);
+}
+
+TEST(SyntheticTrainer, DeterministicFromConfigAndSeed) {
+  RunConfig c;
+  c.train.epochs = 4;
+  c.trainer.kind = "synthetic";
+  c.trainer.epoch_seconds = 0;
+  auto t = MakeSyntheticTrainer();
+  RecordingContext a, b;
+  ASSERT_TRUE(t->Train(c, 5, &a).ok());
+  ASSERT_TRUE(t->Train(c, 5, &b).ok());
+  ASSERT_EQ(a.epochs.size(), 4u);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(a.epochs[i].test_error, b.epochs[i].test_error);
+  EXPECT_NE(SyntheticEpoch(c, 5, 4).test_error, SyntheticEpoch(c, 6, 4).test_error);
+  c.trainer.fail_probability = 1.0;
+  RecordingContext f;
+  auto failed = t->Train(c, 5, &f);
+  EXPECT_EQ(failed.status().code(), StatusCode::kInternal);
+  EXPECT_EQ(f.epochs.size(), 2u);  // fails half-way
+}
+
+}  // namespace
+}  // namespace resweep
