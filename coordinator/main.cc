@@ -17,6 +17,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--db", options.db_path, "SQLite database file (created if missing)")
       ->capture_default_str();
+  app.add_option("--artifacts", options.artifacts_dir,
+                 "directory for run checkpoints (default: <db>.artifacts)");
   app.add_option("--lease-seconds", lease_seconds,
                  "a run whose worker is silent this long is queued again")
       ->capture_default_str()

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <random>
 
 namespace resweep {
@@ -19,8 +20,9 @@ std::string RandomHex(int chars) {
 
 }  // namespace
 
-Scheduler::Scheduler(Store* store, const Clock* clock, SchedulerOptions options)
-    : store_(store), clock_(clock), options_(std::move(options)) {}
+Scheduler::Scheduler(Store* store, const Clock* clock, SchedulerOptions options,
+                     CheckpointStore* checkpoints)
+    : store_(store), clock_(clock), options_(std::move(options)), checkpoints_(checkpoints) {}
 
 // ------------------------------------------------------------------- users
 
@@ -403,12 +405,15 @@ Status Scheduler::Complete(const std::string& worker_id, const std::string& run_
     r.updated_ms = now;
     return store_->UpdateRun(r);
   });
-  if (st.ok()) spdlog::info("run {} attempt {} succeeded on {}", run_id, attempt, worker_id);
+  if (st.ok()) {
+    spdlog::info("run {} attempt {} succeeded on {}", run_id, attempt, worker_id);
+    if (checkpoints_) checkpoints_->RemoveRun(run_id);
+  }
   return st;
 }
 
 Status Scheduler::Fail(const std::string& worker_id, const std::string& run_id, int attempt,
-                       const std::string& reason, bool retryable) {
+                       const std::string& reason, bool retryable, bool checkpoint_unusable) {
   std::lock_guard<std::mutex> lock(mutex_);
   RESWEEP_RETURN_IF_ERROR(ExpireIfDueLocked(run_id));
   const int64_t now = clock_->NowMs();
@@ -421,6 +426,7 @@ Status Scheduler::Fail(const std::string& worker_id, const std::string& run_id, 
     r.worker_id.clear();
     r.lease_expires_ms = 0;
     r.updated_ms = now;
+    if (checkpoint_unusable) r.checkpoint_epoch = 0;
     if (retryable && r.failures + 1 < r.max_attempts) {
       r.failures += 1;
       r.state = RunState::kQueued;
@@ -457,6 +463,56 @@ Status Scheduler::Release(const std::string& worker_id, const std::string& run_i
   });
   if (st.ok()) spdlog::info("run {} attempt {} released by {}: {}", run_id, attempt, worker_id, reason);
   return st;
+}
+
+StatusOr<int64_t> Scheduler::PutCheckpointChunk(const std::string& worker_id,
+                                                const std::string& run_id, int attempt, int epoch,
+                                                int64_t offset, const std::string& data,
+                                                bool last, const std::string& sha256) {
+  if (!checkpoints_) return FailedPreconditionError("this coordinator keeps no checkpoints");
+  if (!CheckpointStore::ValidRunId(run_id)) return InvalidArgumentError("bad run id");
+  std::lock_guard<std::mutex> lock(mutex_);
+  RESWEEP_RETURN_IF_ERROR(ExpireIfDueLocked(run_id));
+  auto run = FencedRunLocked(worker_id, run_id, attempt);
+  if (!run.ok()) return run.status();
+  if (epoch <= run->checkpoint_epoch || epoch > run->epoch) {
+    return FailedPreconditionError("checkpoint of epoch " + std::to_string(epoch) + " for run " +
+                                   run_id + ": reported epochs end at " +
+                                   std::to_string(run->epoch) + ", newest checkpoint is " +
+                                   std::to_string(run->checkpoint_epoch));
+  }
+  auto next = checkpoints_->Append(run_id, attempt, epoch, offset, data);
+  if (!next.ok() || !last) return next;
+  RESWEEP_RETURN_IF_ERROR(checkpoints_->Commit(run_id, attempt, epoch, sha256));
+  const int64_t now = clock_->NowMs();
+  RESWEEP_RETURN_IF_ERROR(store_->RunInTransaction([&]() -> Status {
+    auto fresh = FencedRunLocked(worker_id, run_id, attempt);
+    if (!fresh.ok()) return fresh.status();
+    RunRecord r = *fresh;
+    r.checkpoint_epoch = epoch;
+    r.lease_expires_ms = now + options_.lease_ms;
+    r.updated_ms = now;
+    return store_->UpdateRun(r);
+  }));
+  spdlog::debug("run {} attempt {}: checkpoint of epoch {} stored ({} bytes)", run_id, attempt,
+                epoch, *next);
+  return next;
+}
+
+Status Scheduler::GetCheckpointChunk(const std::string& worker_id, const std::string& run_id,
+                                     int attempt, int epoch, int64_t offset, int max_bytes,
+                                     std::string* data, int64_t* total_size) {
+  if (!checkpoints_) return FailedPreconditionError("this coordinator keeps no checkpoints");
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto run = FencedRunLocked(worker_id, run_id, attempt);
+  if (!run.ok()) return run.status();
+  if (epoch != run->checkpoint_epoch) {
+    return FailedPreconditionError("run " + run_id + " resumes from epoch " +
+                                   std::to_string(run->checkpoint_epoch) + ", not " +
+                                   std::to_string(epoch));
+  }
+  return checkpoints_->Read(run_id, epoch, offset, std::clamp(max_bytes, 1, 4 << 20), data,
+                            total_size);
 }
 
 StatusOr<int> Scheduler::ExpireLeases() {

@@ -23,6 +23,7 @@
 #include "common/status.h"
 #include "common/sweep_spec.h"
 #include "common/thread_annotations.h"
+#include "coordinator/checkpoint_store.h"
 #include "coordinator/results.h"
 #include "coordinator/store.h"
 
@@ -97,8 +98,10 @@ struct HeartbeatResult {
 
 class Scheduler {
  public:
-  // `store` and `clock` must outlive the scheduler.
-  Scheduler(Store* store, const Clock* clock, SchedulerOptions options);
+  // `store`, `clock` and `checkpoints` must outlive the scheduler. Without a
+  // checkpoint store (nullptr) checkpoint calls are refused and runs restart from 0.
+  Scheduler(Store* store, const Clock* clock, SchedulerOptions options,
+            CheckpointStore* checkpoints = nullptr);
 
   // Users.
   StatusOr<SubmitResult> Submit(const std::string& spec_yaml, const std::string& source_name);
@@ -120,10 +123,23 @@ class Scheduler {
   Status ReportEpoch(const std::string& worker_id, const EpochRecord& epoch);
   Status Complete(const std::string& worker_id, const std::string& run_id, int attempt,
                   int64_t param_count);
+  // checkpoint_unusable: the run's checkpoint could not be read; forget it.
   Status Fail(const std::string& worker_id, const std::string& run_id, int attempt,
-              const std::string& reason, bool retryable);
+              const std::string& reason, bool retryable, bool checkpoint_unusable = false);
   Status Release(const std::string& worker_id, const std::string& run_id, int attempt,
                  const std::string& reason);
+
+  // Checkpoint upload of `epoch` (an epoch this attempt has reported): chunks are
+  // appended at `offset`; the `last` one, with the whole file's SHA-256, commits it
+  // as the run's resume point. Returns the next offset expected.
+  StatusOr<int64_t> PutCheckpointChunk(const std::string& worker_id, const std::string& run_id,
+                                       int attempt, int epoch, int64_t offset,
+                                       const std::string& data, bool last,
+                                       const std::string& sha256);
+  // Reads the run's committed checkpoint (the one its lease said to resume from).
+  Status GetCheckpointChunk(const std::string& worker_id, const std::string& run_id, int attempt,
+                            int epoch, int64_t offset, int max_bytes, std::string* data,
+                            int64_t* total_size);
 
   // Closes every lease that expired; returns how many. The coordinator calls this
   // periodically; fenced calls also expire the lease they touch.
@@ -148,6 +164,7 @@ class Scheduler {
   Store* const store_;
   const Clock* const clock_;
   const SchedulerOptions options_;
+  CheckpointStore* const checkpoints_;
 
   std::mutex mutex_;  // serialises all store access and state changes
 };

@@ -16,7 +16,11 @@ Status CoordinatorServer::Start(const CoordinatorOptions& options) {
   auto store = OpenSqliteStore(options.db_path);
   if (!store.ok()) return store.status();
   store_ = std::move(*store);
-  scheduler_ = std::make_unique<Scheduler>(store_.get(), &clock_, options.scheduler);
+  const std::string artifacts =
+      options.artifacts_dir.empty() ? options.db_path + ".artifacts" : options.artifacts_dir;
+  checkpoints_ = std::make_unique<CheckpointStore>(artifacts);
+  scheduler_ = std::make_unique<Scheduler>(store_.get(), &clock_, options.scheduler,
+                                           checkpoints_.get());
   service_ = std::make_unique<CoordinatorService>(scheduler_.get());
 
   grpc::ServerBuilder builder;
@@ -29,8 +33,8 @@ Status CoordinatorServer::Start(const CoordinatorOptions& options) {
     return UnavailableError("cannot listen on " + options.listen);
   }
   reaper_ = std::thread([this] { ReapLoop(); });
-  spdlog::info("coordinator listening on {} (port {}), database {}, lease {} ms", options.listen,
-               port_, options.db_path, options.scheduler.lease_ms);
+  spdlog::info("coordinator listening on {} (port {}), database {}, checkpoints in {}, lease {} ms",
+               options.listen, port_, options.db_path, artifacts, options.scheduler.lease_ms);
   return Status::Ok();
 }
 
@@ -65,6 +69,7 @@ void CoordinatorServer::Shutdown(int grace_ms) {
   }
   if (reaper_.joinable()) reaper_.join();
   scheduler_.reset();
+  checkpoints_.reset();
   store_.reset();
   spdlog::info("coordinator stopped");
 }

@@ -24,6 +24,7 @@ class CoordinatorService;
 struct CoordinatorOptions {
   std::string listen = "127.0.0.1:50051";  // port 0 picks a free port
   std::string db_path = "resweep.db";
+  std::string artifacts_dir;  // checkpoints; empty = "<db_path>.artifacts"
   SchedulerOptions scheduler;
   int max_message_bytes = 8 << 20;
 };
@@ -45,6 +46,7 @@ class CoordinatorServer {
 
   SystemClock clock_;
   std::unique_ptr<Store> store_;
+  std::unique_ptr<CheckpointStore> checkpoints_;
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<CoordinatorService> service_;
   std::unique_ptr<grpc::Server> server_;

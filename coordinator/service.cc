@@ -163,7 +163,7 @@ grpc::ServerUnaryReactor* CoordinatorService::FailRun(grpc::CallbackServerContex
                                                       v1::FailRunResponse*) {
   return Finish(ctx, "FailRun",
                 scheduler_->Fail(req->worker_id(), req->run_id(), req->attempt(), req->reason(),
-                                 req->retryable()));
+                                 req->retryable(), req->checkpoint_unusable()));
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::ReleaseRun(grpc::CallbackServerContext* ctx,
@@ -172,6 +172,30 @@ grpc::ServerUnaryReactor* CoordinatorService::ReleaseRun(grpc::CallbackServerCon
   return Finish(ctx, "ReleaseRun",
                 scheduler_->Release(req->worker_id(), req->run_id(), req->attempt(),
                                     req->reason()));
+}
+
+grpc::ServerUnaryReactor* CoordinatorService::PutCheckpointChunk(
+    grpc::CallbackServerContext* ctx, const v1::PutCheckpointChunkRequest* req,
+    v1::PutCheckpointChunkResponse* resp) {
+  auto next = scheduler_->PutCheckpointChunk(req->worker_id(), req->run_id(), req->attempt(),
+                                             req->epoch(), req->offset(), req->data(),
+                                             req->last(), req->sha256());
+  if (next.ok()) {
+    resp->set_next_offset(*next);
+    resp->set_committed(req->last());
+  }
+  return Finish(ctx, "PutCheckpointChunk", next.status());
+}
+
+grpc::ServerUnaryReactor* CoordinatorService::GetCheckpointChunk(
+    grpc::CallbackServerContext* ctx, const v1::GetCheckpointChunkRequest* req,
+    v1::GetCheckpointChunkResponse* resp) {
+  int64_t total = 0;
+  Status st = scheduler_->GetCheckpointChunk(req->worker_id(), req->run_id(), req->attempt(),
+                                             req->epoch(), req->offset(), req->max_bytes(),
+                                             resp->mutable_data(), &total);
+  resp->set_total_size(total);
+  return Finish(ctx, "GetCheckpointChunk", st);
 }
 
 }  // namespace resweep

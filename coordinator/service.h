@@ -51,6 +51,12 @@ class CoordinatorService final : public v1::Coordinator::CallbackService {
   grpc::ServerUnaryReactor* ReleaseRun(grpc::CallbackServerContext* ctx,
                                        const v1::ReleaseRunRequest* req,
                                        v1::ReleaseRunResponse* resp) override;
+  grpc::ServerUnaryReactor* PutCheckpointChunk(grpc::CallbackServerContext* ctx,
+                                               const v1::PutCheckpointChunkRequest* req,
+                                               v1::PutCheckpointChunkResponse* resp) override;
+  grpc::ServerUnaryReactor* GetCheckpointChunk(grpc::CallbackServerContext* ctx,
+                                               const v1::GetCheckpointChunkRequest* req,
+                                               v1::GetCheckpointChunkResponse* resp) override;
 
  private:
   Scheduler* const scheduler_;

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "tests/data_files.h"
 #include "worker/libtorch_trainer.h"
 #include "worker/lr_schedule.h"
@@ -17,7 +19,12 @@ class RecordingContext : public RunContext {
     epochs.push_back(r);
     return Status::Ok();
   }
+  Status OnCheckpoint(int epoch, const std::string& payload) override {
+    checkpoints[epoch] = payload;
+    return Status::Ok();
+  }
   std::vector<EpochReport> epochs;
+  std::map<int, std::string> checkpoints;
   int stop_after = 0;
 };
 
@@ -82,9 +89,9 @@ TEST(LibTorchTrainer, SameSeedSameCurveOtherSeedOtherCurve) {
   auto trainer = MakeLibTorchTrainer(torch::kCPU, &cache);
   const RunConfig config = TinyCifarConfig(dir.path());
   RecordingContext a, b, c;
-  auto ra = trainer->Train(config, 1, &a);
-  auto rb = trainer->Train(config, 1, &b);
-  auto rc = trainer->Train(config, 2, &c);
+  auto ra = trainer->Train(config, 1, {}, &a);
+  auto rb = trainer->Train(config, 1, {}, &b);
+  auto rc = trainer->Train(config, 2, {}, &c);
   ASSERT_TRUE(ra.ok()) << ra.status().ToString();
   ASSERT_TRUE(rb.ok() && rc.ok());
   ASSERT_EQ(a.epochs.size(), 3u);
@@ -105,14 +112,47 @@ TEST(LibTorchTrainer, StopsWhenAskedAndFailsOnBadData) {
   auto trainer = MakeLibTorchTrainer(torch::kCPU, &cache);
   RecordingContext stopper;
   stopper.stop_after = 1;
-  auto stopped = trainer->Train(TinyCifarConfig(dir.path()), 1, &stopper);
+  auto stopped = trainer->Train(TinyCifarConfig(dir.path()), 1, {}, &stopper);
   EXPECT_EQ(stopped.status().code(), StatusCode::kCancelled);
   EXPECT_EQ(stopper.epochs.size(), 1u);
 
   RecordingContext ctx;
-  auto missing = trainer->Train(TinyCifarConfig(dir.File("absent")), 1, &ctx);
+  auto missing = trainer->Train(TinyCifarConfig(dir.File("absent")), 1, {}, &ctx);
   EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
   EXPECT_NE(missing.status().message().find("absent"), std::string::npos);
+}
+
+TEST(LibTorchTrainer, ResumedRunContinuesExactlyAsTheUninterruptedOne) {
+  TempDir dir;
+  WriteCifarDir(dir.path(), 40, 50, /*learnable=*/true);
+  DatasetCache cache("/");
+  auto trainer = MakeLibTorchTrainer(torch::kCPU, &cache);
+  for (const char* optimizer : {"sgd", "adam"}) {
+    RunConfig config = TinyCifarConfig(dir.path());
+    config.train.epochs = 4;
+    config.train.optimizer.name = optimizer;
+    config.train.optimizer.nesterov = true;
+    RecordingContext whole;
+    ASSERT_TRUE(trainer->Train(config, 3, {}, &whole).ok());
+    ASSERT_EQ(whole.epochs.size(), 4u);
+    ASSERT_EQ(whole.checkpoints.size(), 3u);  // after epochs 1..3, not after the last
+    RecordingContext resumed;
+    auto r = trainer->Train(config, 3, {2, whole.checkpoints.at(2)}, &resumed);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    ASSERT_EQ(resumed.epochs.size(), 2u);
+    for (int i = 0; i < 2; ++i) {
+      EXPECT_EQ(resumed.epochs[i].epoch, 3 + i);
+      EXPECT_EQ(resumed.epochs[i].train_loss, whole.epochs[2 + i].train_loss) << optimizer;
+      EXPECT_EQ(resumed.epochs[i].test_error, whole.epochs[2 + i].test_error) << optimizer;
+      EXPECT_EQ(resumed.epochs[i].lr, whole.epochs[2 + i].lr);
+    }
+    // A checkpoint of another epoch, or garbage, is refused as data loss.
+    RecordingContext bad;
+    EXPECT_EQ(trainer->Train(config, 3, {1, whole.checkpoints.at(2)}, &bad).status().code(),
+              StatusCode::kDataLoss);
+    EXPECT_EQ(trainer->Train(config, 3, {2, "garbage"}, &bad).status().code(),
+              StatusCode::kDataLoss);
+  }
 }
 
 TEST(SyntheticTrainer, DeterministicFromConfigAndSeed) {
@@ -122,14 +162,20 @@ TEST(SyntheticTrainer, DeterministicFromConfigAndSeed) {
   c.trainer.epoch_seconds = 0;
   auto t = MakeSyntheticTrainer();
   RecordingContext a, b;
-  ASSERT_TRUE(t->Train(c, 5, &a).ok());
-  ASSERT_TRUE(t->Train(c, 5, &b).ok());
+  ASSERT_TRUE(t->Train(c, 5, {}, &a).ok());
+  ASSERT_TRUE(t->Train(c, 5, {}, &b).ok());
   ASSERT_EQ(a.epochs.size(), 4u);
   for (int i = 0; i < 4; ++i) EXPECT_EQ(a.epochs[i].test_error, b.epochs[i].test_error);
   EXPECT_NE(SyntheticEpoch(c, 5, 4).test_error, SyntheticEpoch(c, 6, 4).test_error);
+  // Resumed after epoch 2, it reports epochs 3 and 4 only, identically.
+  RecordingContext r;
+  ASSERT_TRUE(t->Train(c, 5, {2, a.checkpoints.at(2)}, &r).ok());
+  ASSERT_EQ(r.epochs.size(), 2u);
+  EXPECT_EQ(r.epochs[0].epoch, 3);
+  EXPECT_EQ(r.epochs[1].test_error, a.epochs[3].test_error);
   c.trainer.fail_probability = 1.0;
   RecordingContext f;
-  auto failed = t->Train(c, 5, &f);
+  auto failed = t->Train(c, 5, {}, &f);
   EXPECT_EQ(failed.status().code(), StatusCode::kInternal);
   EXPECT_EQ(f.epochs.size(), 2u);  // fails half-way
 }

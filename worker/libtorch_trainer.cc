@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <sstream>
 
 #include "worker/lr_schedule.h"
 #include "worker/resnet.h"
@@ -106,14 +107,58 @@ Normalizer MakeNormalizer(const std::string& mode, const torch::Tensor& train_im
   return n;
 }
 
+// Everything a resumed run needs to continue exactly: weights and BN statistics,
+// optimiser state (momentum buffers), the run generator, and the position.
+std::string SaveTrainingState(ResNet& model, torch::optim::Optimizer& optimizer,
+                              at::Generator& generator, int epoch, int64_t iteration) {
+  torch::serialize::OutputArchive archive, model_archive, optimizer_archive;
+  model->save(model_archive);
+  optimizer.save(optimizer_archive);
+  archive.write("model", model_archive);
+  archive.write("optimizer", optimizer_archive);
+  archive.write("generator", generator.get_state());
+  archive.write("epoch", torch::tensor(static_cast<int64_t>(epoch)));
+  archive.write("iteration", torch::tensor(iteration));
+  std::ostringstream out;
+  archive.save_to(out);
+  return out.str();
+}
+
+Status LoadTrainingState(const std::string& payload, int epoch, torch::Device device,
+                         ResNet& model, torch::optim::Optimizer& optimizer,
+                         at::Generator& generator, int64_t* iteration) {
+  try {
+    std::istringstream in(payload);
+    torch::serialize::InputArchive archive, model_archive, optimizer_archive;
+    archive.load_from(in, device);
+    torch::Tensor saved_epoch, saved_iteration, generator_state;
+    archive.read("epoch", saved_epoch);
+    if (saved_epoch.item<int64_t>() != epoch) {
+      return DataLossError("checkpoint is of epoch " + std::to_string(saved_epoch.item<int64_t>()) +
+                           ", expected " + std::to_string(epoch));
+    }
+    archive.read("iteration", saved_iteration);
+    archive.read("model", model_archive);
+    archive.read("optimizer", optimizer_archive);
+    archive.read("generator", generator_state);
+    model->load(model_archive);
+    optimizer.load(optimizer_archive);
+    generator.set_state(generator_state.to(torch::kCPU));
+    *iteration = saved_iteration.item<int64_t>();
+  } catch (const c10::Error& e) {
+    return DataLossError(std::string("checkpoint unusable: ") + e.what_without_backtrace());
+  }
+  return Status::Ok();
+}
+
 class LibTorchTrainer : public Trainer {
  public:
   LibTorchTrainer(torch::Device device, DatasetCache* cache) : device_(device), cache_(cache) {}
 
-  StatusOr<TrainOutcome> Train(const RunConfig& config, int64_t seed,
+  StatusOr<TrainOutcome> Train(const RunConfig& config, int64_t seed, const ResumePoint& resume,
                                RunContext* context) override {
     try {
-      return TrainOrThrow(config, seed, context);
+      return TrainOrThrow(config, seed, resume, context);
     } catch (const c10::Error& e) {
       const std::string what = e.what_without_backtrace();
       if (what.find("out of memory") != std::string::npos) {
@@ -126,7 +171,8 @@ class LibTorchTrainer : public Trainer {
   }
 
  private:
-  StatusOr<TrainOutcome> TrainOrThrow(const RunConfig& config, int64_t seed, RunContext* context) {
+  StatusOr<TrainOutcome> TrainOrThrow(const RunConfig& config, int64_t seed,
+                                      const ResumePoint& resume, RunContext* context) {
     auto block = ParseBlockKind(config.model.block);
     if (!block.ok()) return block.status();
     auto data = cache_->Get(config.dataset);
@@ -178,11 +224,18 @@ class LibTorchTrainer : public Trainer {
     TrainOutcome outcome;
     outcome.param_count = model->ParameterCount();
     int64_t iteration = 0;
+    if (resume.epoch > 0) {
+      RESWEEP_RETURN_IF_ERROR(LoadTrainingState(resume.payload, resume.epoch, device_, model,
+                                                *optimizer, generator, &iteration));
+      outcome.epochs_done = resume.epoch;
+      spdlog::info("resuming from the checkpoint of epoch {} (iteration {})", resume.epoch,
+                   iteration);
+    }
     spdlog::debug("training {} layers ({} parameters) on {} images, {} iterations/epoch, {}",
                   config.layers(), outcome.param_count, n, iterations_per_epoch,
                   device_.str());
 
-    for (int epoch = 1; epoch <= tc.epochs; ++epoch) {
+    for (int epoch = resume.epoch + 1; epoch <= tc.epochs; ++epoch) {
       const auto epoch_start = std::chrono::steady_clock::now();
       model->train();
       // Everything random about this epoch, drawn up front from the run's generator.
@@ -240,6 +293,10 @@ class LibTorchTrainer : public Trainer {
       report.seconds = Seconds(epoch_start);
       RESWEEP_RETURN_IF_ERROR(context->OnEpoch(report));
       outcome.epochs_done = epoch;
+      if (tc.checkpoint_every > 0 && epoch % tc.checkpoint_every == 0 && epoch < tc.epochs) {
+        RESWEEP_RETURN_IF_ERROR(context->OnCheckpoint(
+            epoch, SaveTrainingState(model, *optimizer, generator, epoch, iteration)));
+      }
     }
     return outcome;
   }

@@ -18,8 +18,16 @@ uint64_t Mix(const RunConfig& config, int64_t seed, int epoch) {
 
 class SyntheticTrainer : public Trainer {
  public:
-  StatusOr<TrainOutcome> Train(const RunConfig& config, int64_t seed,
+  StatusOr<TrainOutcome> Train(const RunConfig& config, int64_t seed, const ResumePoint& resume,
                                RunContext* context) override {
+    int start = 0;
+    if (resume.epoch > 0) {
+      // The synthetic state is just the epoch reached.
+      if (resume.payload != "synthetic@" + std::to_string(resume.epoch)) {
+        return DataLossError("not a synthetic checkpoint of epoch " + std::to_string(resume.epoch));
+      }
+      start = resume.epoch;
+    }
     const auto epoch_time = std::chrono::duration<double>(config.trainer.epoch_seconds);
     // A failing run fails half-way, the same way every time for a given seed.
     std::mt19937_64 fail_rng(Mix(config, seed, -1));
@@ -27,9 +35,10 @@ class SyntheticTrainer : public Trainer {
         std::uniform_real_distribution<double>(0, 1)(fail_rng) < config.trainer.fail_probability;
     TrainOutcome outcome;
     outcome.param_count = 1000 * config.layers();
-    for (int epoch = 1; epoch <= config.train.epochs; ++epoch) {
-      const auto start = std::chrono::steady_clock::now();
-      while (std::chrono::steady_clock::now() - start < epoch_time) {
+    outcome.epochs_done = start;
+    for (int epoch = start + 1; epoch <= config.train.epochs; ++epoch) {
+      const auto epoch_start = std::chrono::steady_clock::now();
+      while (std::chrono::steady_clock::now() - epoch_start < epoch_time) {
         if (context->ShouldStop()) return CancelledError("stopped");
         std::this_thread::sleep_for(std::min<std::chrono::duration<double>>(
             epoch_time, std::chrono::milliseconds(20)));
@@ -40,6 +49,10 @@ class SyntheticTrainer : public Trainer {
       }
       RESWEEP_RETURN_IF_ERROR(context->OnEpoch(SyntheticEpoch(config, seed, epoch)));
       outcome.epochs_done = epoch;
+      const int every = config.train.checkpoint_every;
+      if (every > 0 && epoch % every == 0 && epoch < config.train.epochs) {
+        RESWEEP_RETURN_IF_ERROR(context->OnCheckpoint(epoch, "synthetic@" + std::to_string(epoch)));
+      }
     }
     return outcome;
   }

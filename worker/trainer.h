@@ -34,6 +34,16 @@ class RunContext {
   virtual bool ShouldStop() const = 0;
   // Records a finished epoch; a non-OK status ends the run with that status.
   virtual Status OnEpoch(const EpochReport& report) = 0;
+  // Stores the state after `epoch` (called after OnEpoch of that epoch, every
+  // train.checkpoint_every epochs). A non-OK status ends the run.
+  virtual Status OnCheckpoint(int epoch, const std::string& payload) = 0;
+};
+
+// Where a run starts: epoch 0 with no payload, or a checkpoint a trainer of the
+// same kind wrote after `epoch`.
+struct ResumePoint {
+  int epoch = 0;
+  std::string payload;
 };
 
 struct TrainOutcome {
@@ -44,11 +54,13 @@ struct TrainOutcome {
 class Trainer {
  public:
   virtual ~Trainer() = default;
-  // Trains `config` with `seed` to config.train.epochs. Returns CANCELLED when
-  // stopped through the context, any other error when the run itself failed
-  // (bad data, divergence); never throws.
+  // Trains `config` with `seed` from `resume` to config.train.epochs. Returns
+  // CANCELLED when stopped through the context, DATA_LOSS when the resume payload
+  // is unusable, any other error when the run itself failed (bad data,
+  // divergence); never throws. Resumed, the reported epochs equal those of an
+  // uninterrupted run (bit for bit on CPU).
   virtual StatusOr<TrainOutcome> Train(const RunConfig& config, int64_t seed,
-                                       RunContext* context) = 0;
+                                       const ResumePoint& resume, RunContext* context) = 0;
 };
 
 std::unique_ptr<Trainer> MakeSyntheticTrainer();

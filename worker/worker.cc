@@ -8,6 +8,8 @@
 #include <torch/torch.h>
 
 #include "common/channel.h"
+#include "common/file_util.h"
+#include "common/hash.h"
 #include "common/sweep_spec.h"
 #include "worker/libtorch_trainer.h"
 #include "worker/trainer.h"
@@ -123,6 +125,69 @@ class Worker::SlotContext : public RunContext {
                  r.test_error < 0 ? std::string("-") : fmt::format("{:.2f}%", r.test_error * 100),
                  r.lr, r.seconds, r.images_per_sec);
     return Status::Ok();
+  }
+
+  Status OnCheckpoint(int epoch, const std::string& payload) override {
+    const std::string sealed = SealEnvelope(payload);
+    const std::string sha = Sha256Hex(sealed);
+    const size_t kChunk = 1 << 20;
+    size_t offset = 0;
+    do {
+      v1::PutCheckpointChunkRequest req;
+      req.set_worker_id(worker_->worker_id());
+      req.set_run_id(run_->run_id);
+      req.set_attempt(run_->attempt);
+      req.set_epoch(epoch);
+      req.set_offset(static_cast<int64_t>(offset));
+      const size_t n = std::min(kChunk, sealed.size() - offset);
+      req.set_data(sealed.substr(offset, n));
+      req.set_last(offset + n == sealed.size());
+      if (req.last()) req.set_sha256(sha);
+      Status st = worker_->Retry("PutCheckpointChunk", 0, [&] {
+        grpc::ClientContext ctx;
+        SetDeadline(&ctx, kCallTimeoutMs);
+        v1::PutCheckpointChunkResponse resp;
+        return worker_->stub_->PutCheckpointChunk(&ctx, req, &resp);
+      });
+      if (!st.ok()) {
+        if (st.code() == StatusCode::kFailedPrecondition || st.code() == StatusCode::kNotFound) {
+          refused_ = true;
+        }
+        return st.WithContext("checkpoint upload");
+      }
+      offset += n;
+    } while (offset < sealed.size());
+    spdlog::debug("run {} attempt {}: checkpoint of epoch {} uploaded ({} bytes)", run_->run_id,
+                  run_->attempt, epoch, sealed.size());
+    return Status::Ok();
+  }
+
+  // Fetches the checkpoint the lease resumes from and checks its envelope.
+  StatusOr<std::string> DownloadCheckpoint(int epoch) {
+    std::string sealed;
+    int64_t total = -1;
+    while (total < 0 || static_cast<int64_t>(sealed.size()) < total) {
+      v1::GetCheckpointChunkRequest req;
+      req.set_worker_id(worker_->worker_id());
+      req.set_run_id(run_->run_id);
+      req.set_attempt(run_->attempt);
+      req.set_epoch(epoch);
+      req.set_offset(static_cast<int64_t>(sealed.size()));
+      req.set_max_bytes(1 << 20);
+      v1::GetCheckpointChunkResponse resp;
+      Status st = worker_->Retry("GetCheckpointChunk", 0, [&] {
+        grpc::ClientContext ctx;
+        SetDeadline(&ctx, kCallTimeoutMs);
+        return worker_->stub_->GetCheckpointChunk(&ctx, req, &resp);
+      });
+      if (!st.ok()) return st;
+      total = resp.total_size();
+      if (resp.data().empty() && static_cast<int64_t>(sealed.size()) < total) {
+        return DataLossError("checkpoint download stalled");
+      }
+      sealed += resp.data();
+    }
+    return OpenEnvelope(sealed);
   }
 
   // True when the coordinator refused a report of this attempt (stale or cancelled).
@@ -266,14 +331,30 @@ void Worker::SlotLoop(int slot) {
 
     StatusOr<TrainOutcome> outcome = InternalError("not started");
     SlotContext context(this, run);
+    ResumePoint resume;
     auto config = RunConfigFromJson(lease.config_json());
     if (!config.ok()) {
       outcome = config.status();
     } else if (Status valid = ValidateRunConfig(*config); !valid.ok()) {
       outcome = valid;
     } else {
-      Trainer* trainer = config->trainer.kind == "synthetic" ? synthetic.get() : libtorch.get();
-      outcome = trainer->Train(*config, lease.seed(), &context);
+      if (lease.resume_epoch() > 0) {
+        auto payload = context.DownloadCheckpoint(lease.resume_epoch());
+        if (payload.ok()) {
+          resume = {lease.resume_epoch(), std::move(*payload)};
+          run->epoch = resume.epoch;
+          spdlog::info("run {} attempt {} resumes after epoch {}", run->run_id, run->attempt,
+                       resume.epoch);
+        } else {
+          outcome = payload.status().code() == StatusCode::kDataLoss
+                        ? payload.status()
+                        : payload.status().WithContext("checkpoint download");
+        }
+      }
+      if (lease.resume_epoch() == 0 || resume.epoch > 0) {
+        Trainer* trainer = config->trainer.kind == "synthetic" ? synthetic.get() : libtorch.get();
+        outcome = trainer->Train(*config, lease.seed(), resume, &context);
+      }
     }
 
     const std::string id = worker_id();
@@ -326,8 +407,11 @@ void Worker::SlotLoop(int slot) {
       fail.set_run_id(run->run_id);
       fail.set_attempt(run->attempt);
       fail.set_reason(why.message());
-      // Out of memory is this machine's problem: another worker may manage.
-      fail.set_retryable(why.code() == StatusCode::kResourceExhausted);
+      // Out of memory is this machine's problem: another worker may manage. An
+      // unreadable checkpoint is forgotten, and the next attempt starts afresh.
+      const bool bad_checkpoint = why.code() == StatusCode::kDataLoss;
+      fail.set_retryable(why.code() == StatusCode::kResourceExhausted || bad_checkpoint);
+      fail.set_checkpoint_unusable(bad_checkpoint);
       Status fst = Retry("FailRun", finish_budget_ms, [&] {
         grpc::ClientContext ctx;
         SetDeadline(&ctx, kCallTimeoutMs);

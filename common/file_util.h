@@ -1,0 +1,21 @@
+// Durable files: atomic replacement and checksummed envelopes.
+#pragma once
+
+#include <string>
+
+#include "common/status.h"
+
+namespace resweep {
+
+// Writes `data` to `path` atomically: a temporary file in the same directory is
+// written, fsync'ed and renamed over `path`, so readers see the old or the new
+// content, never a torn one.
+Status WriteFileAtomic(const std::string& path, const std::string& data);
+StatusOr<std::string> ReadWholeFile(const std::string& path);
+
+// A checkpoint envelope: magic, payload length, SHA-256 of the payload, payload.
+// OpenEnvelope verifies all three and names what is wrong.
+std::string SealEnvelope(const std::string& payload);
+StatusOr<std::string> OpenEnvelope(const std::string& sealed);
+
+}  // namespace resweep
