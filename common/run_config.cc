@@ -1,4 +1,4 @@
-#include "common/run_config.h"
+#include "common/run_config_json.h"
 
 namespace resweep {
 

@@ -10,9 +10,6 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
-#include "common/status.h"
 
 namespace resweep {
 
@@ -88,12 +85,5 @@ struct RunConfig {
 
   int layers() const { return 6 * model.depth_n + 2; }
 };
-
-// Canonical JSON: every field, keys sorted. Equal configs give equal strings.
-nlohmann::json RunConfigToJson(const RunConfig& config);
-std::string RunConfigToCanonicalJson(const RunConfig& config);
-
-// Parses what RunConfigToJson wrote. Missing fields keep their defaults.
-StatusOr<RunConfig> RunConfigFromJson(const std::string& json_text);
 
 }  // namespace resweep

@@ -1,3 +1,4 @@
+#include "common/run_config_json.h"
 #include "common/sweep_spec.h"
 
 #include <yaml-cpp/yaml.h>

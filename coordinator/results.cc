@@ -3,7 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/reference_results.h"
-#include "common/run_config.h"
+#include "common/run_config_json.h"
 
 namespace resweep {
 

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "common/hash.h"
 #include "coordinator/sqlite_store.h"
 #include "tests/test_util.h"

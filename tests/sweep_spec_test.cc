@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-#include "common/run_config.h"
+#include "common/run_config_json.h"
 #include "tests/test_util.h"
 
 namespace resweep {

@@ -6,7 +6,7 @@
 #include <cstdio>
 #include <vector>
 
-#include <spdlog/spdlog.h>
+#include "worker/trainer_log.h"
 
 namespace resweep {
 
@@ -51,7 +51,8 @@ Status ReadCifar10Batch(const std::string& path, torch::Tensor* images, torch::T
   }
   const int64_t n = size / kCifarRecord;
   if (n != kCifarOfficialRecords) {
-    spdlog::debug("{}: {} records (official batches hold {})", path, n, kCifarOfficialRecords);
+    TrainerLogf(TrainerLogLevel::kDebug, path, ": ", n, " records (official batches hold ",
+                kCifarOfficialRecords, ")");
   }
   std::vector<uint8_t> raw(static_cast<size_t>(size));
   const size_t got = std::fread(raw.data(), 1, raw.size(), f);
@@ -197,13 +198,13 @@ StatusOr<std::shared_ptr<const Dataset>> DatasetCache::Get(const DatasetConfig& 
   std::lock_guard<std::mutex> lock(mutex_);
   auto it = loaded_.find(key);
   if (it != loaded_.end()) return it->second;
-  spdlog::info("loading {} from {}", config.kind, path);
+  TrainerLogf(TrainerLogLevel::kInfo, "loading ", config.kind, " from ", path);
   StatusOr<Dataset> d = config.kind == "cifar10" ? LoadCifar10(path) : LoadFashionMnist(path);
   if (!d.ok()) return d.status();
   auto shared = std::make_shared<const Dataset>(std::move(*d));
-  spdlog::info("loaded {}: {} train / {} test images of {}x{}x{}", config.kind,
-               shared->train_images.size(0), shared->test_images.size(0), shared->channels(),
-               shared->height(), shared->width());
+  TrainerLogf(TrainerLogLevel::kInfo, "loaded ", config.kind, ": ", shared->train_images.size(0),
+              " train / ", shared->test_images.size(0), " test images of ", shared->channels(), "x",
+              shared->height(), "x", shared->width());
   loaded_[key] = shared;
   return shared;
 }

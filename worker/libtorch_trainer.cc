@@ -1,13 +1,14 @@
 #include "worker/libtorch_trainer.h"
 
 #include <ATen/CPUGeneratorImpl.h>
-#include <spdlog/spdlog.h>
+#include <ATen/autocast_mode.h>
 
 #include <chrono>
 #include <cmath>
 #include <sstream>
 
 #include "worker/lr_schedule.h"
+#include "worker/trainer_log.h"
 #include "worker/resnet.h"
 
 namespace resweep {
@@ -106,6 +107,64 @@ Normalizer MakeNormalizer(const std::string& mode, const torch::Tensor& train_im
   n.std = var.clamp_min(1e-12).sqrt().to(torch::kFloat32).view({1, -1, 1, 1});
   return n;
 }
+
+// Mixed precision on CUDA for one scope (this thread only, as autocast state is
+// thread-local): ops autocast runs in `dtype`, the rest in fp32.
+class AutocastScope {
+ public:
+  AutocastScope(bool enabled, at::ScalarType dtype) : enabled_(enabled) {
+    if (!enabled_) return;
+    previous_enabled_ = at::autocast::is_enabled();
+    previous_dtype_ = at::autocast::get_autocast_gpu_dtype();
+    at::autocast::set_autocast_gpu_dtype(dtype);
+    at::autocast::set_enabled(true);
+    at::autocast::increment_nesting();
+  }
+  ~AutocastScope() {
+    if (!enabled_) return;
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+    at::autocast::set_enabled(previous_enabled_);
+    at::autocast::set_autocast_gpu_dtype(previous_dtype_);
+  }
+
+ private:
+  bool enabled_;
+  bool previous_enabled_ = false;
+  at::ScalarType previous_dtype_ = at::kHalf;
+};
+
+// Dynamic loss scaling for fp16: gradients are computed on loss * scale, unscaled
+// before the step; a step with non-finite gradients is skipped and halves the scale,
+// 2000 good steps double it (the policy of PyTorch's GradScaler).
+class LossScaler {
+ public:
+  explicit LossScaler(bool enabled) : enabled_(enabled) {}
+  torch::Tensor Scale(const torch::Tensor& loss) const { return enabled_ ? loss * scale_ : loss; }
+  // Unscales the gradients; false when the step must be skipped.
+  bool Unscale(const std::vector<torch::Tensor>& params) {
+    if (!enabled_) return true;
+    std::vector<torch::Tensor> finite;
+    for (const auto& p : params) {
+      if (!p.grad().defined()) continue;
+      p.grad().div_(scale_);
+      finite.push_back(torch::isfinite(p.grad()).all());
+    }
+    const bool ok = finite.empty() || torch::stack(finite).all().item<bool>();  // one sync
+    if (!ok) {
+      scale_ = std::max(1.0, scale_ / 2);
+      good_steps_ = 0;
+    } else if (++good_steps_ >= 2000) {
+      scale_ *= 2;
+      good_steps_ = 0;
+    }
+    return ok;
+  }
+
+ private:
+  bool enabled_;
+  double scale_ = 65536.0;
+  int good_steps_ = 0;
+};
 
 // Everything a resumed run needs to continue exactly: weights and BN statistics,
 // optimiser state (momentum buffers), the run generator, and the position.
@@ -207,6 +266,20 @@ class LibTorchTrainer : public Trainer {
     ResNet model(model_options);
     model->Initialize(generator);
     model->to(device_);
+    const bool cuda = device_.is_cuda();
+    if (cuda) {
+      // Process-wide switches: every slot of a worker should run the same setting.
+      at::globalContext().setBenchmarkCuDNN(!config.train.deterministic);
+      at::globalContext().setDeterministicCuDNN(config.train.deterministic);
+      at::globalContext().setDeterministicAlgorithms(config.train.deterministic,
+                                                     /*warn_only=*/true);
+    }
+    const bool amp = cuda && config.train.amp != "off";
+    if (config.train.amp != "off" && !cuda) {
+      TrainerLog(TrainerLogLevel::kWarn, "train.amp is CUDA only: training in fp32");
+    }
+    const at::ScalarType amp_dtype = config.train.amp == "bf16" ? at::kBFloat16 : at::kHalf;
+    LossScaler scaler(amp && config.train.amp == "fp16");
     const auto memory_format =
         config.train.channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
     if (config.train.channels_last) {
@@ -228,12 +301,12 @@ class LibTorchTrainer : public Trainer {
       RESWEEP_RETURN_IF_ERROR(LoadTrainingState(resume.payload, resume.epoch, device_, model,
                                                 *optimizer, generator, &iteration));
       outcome.epochs_done = resume.epoch;
-      spdlog::info("resuming from the checkpoint of epoch {} (iteration {})", resume.epoch,
-                   iteration);
+      TrainerLogf(TrainerLogLevel::kInfo, "resuming from the checkpoint of epoch ", resume.epoch,
+                  " (iteration ", iteration, ")");
     }
-    spdlog::debug("training {} layers ({} parameters) on {} images, {} iterations/epoch, {}",
-                  config.layers(), outcome.param_count, n, iterations_per_epoch,
-                  device_.str());
+    TrainerLogf(TrainerLogLevel::kDebug, "training ", config.layers(), " layers (",
+                outcome.param_count, " parameters) on ", n, " images, ", iterations_per_epoch,
+                " iterations/epoch, ", device_.str());
 
     for (int epoch = resume.epoch + 1; epoch <= tc.epochs; ++epoch) {
       const auto epoch_start = std::chrono::steady_clock::now();
@@ -242,9 +315,11 @@ class LibTorchTrainer : public Trainer {
       auto perm = torch::randperm(n, generator, torch::kInt64);
       auto offsets = torch::randint(0, 2 * padding + 1, {n, 2}, generator, torch::kInt64);
       auto flips = dc.augment_flip ? torch::rand({n}, generator) < 0.5 : torch::Tensor();
-      perm = perm.to(device_);
-      offsets = offsets.to(device_);
-      if (flips.defined()) flips = flips.to(device_);
+      if (cuda) {  // pinned, asynchronous copies: no host sync
+        perm = perm.pin_memory().to(device_, /*non_blocking=*/true);
+        offsets = offsets.pin_memory().to(device_, /*non_blocking=*/true);
+        if (flips.defined()) flips = flips.pin_memory().to(device_, /*non_blocking=*/true);
+      }
 
       auto loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(device_));
       auto wrong = torch::zeros({}, torch::TensorOptions().dtype(torch::kInt64).device(device_));
@@ -262,14 +337,20 @@ class LibTorchTrainer : public Trainer {
         lr = LearningRateAt(tc.optimizer, tc.schedule, iteration, iterations_per_epoch, tc.epochs);
         SetLearningRate(*optimizer, lr);
         optimizer->zero_grad();
-        auto logits = model->forward(x);
-        auto loss = F::cross_entropy(
-            logits, y, F::CrossEntropyFuncOptions().label_smoothing(tc.label_smoothing));
-        loss.backward();
-        if (tc.grad_clip_norm > 0) {
-          torch::nn::utils::clip_grad_norm_(model->parameters(), tc.grad_clip_norm);
+        torch::Tensor logits, loss;
+        {
+          AutocastScope autocast(amp, amp_dtype);
+          logits = model->forward(x);
+          loss = F::cross_entropy(logits.to(torch::kFloat32), y,
+                                  F::CrossEntropyFuncOptions().label_smoothing(tc.label_smoothing));
         }
-        optimizer->step();
+        scaler.Scale(loss).backward();
+        if (scaler.Unscale(model->parameters())) {
+          if (tc.grad_clip_norm > 0) {
+            torch::nn::utils::clip_grad_norm_(model->parameters(), tc.grad_clip_norm);
+          }
+          optimizer->step();
+        }
         ++iteration;
         torch::NoGradGuard no_grad;
         loss_sum += loss.detach().to(torch::kFloat64) * size;
@@ -288,6 +369,8 @@ class LibTorchTrainer : public Trainer {
                                     std::to_string(epoch) + " (lr " + std::to_string(lr) + ")");
       }
       if (epoch % tc.eval_every == 0 || epoch == tc.epochs) {
+        amp_ = amp;
+        amp_dtype_ = amp_dtype;
         Evaluate(model, norm, test_x, test_y, memory_format, &report);
       }
       report.seconds = Seconds(epoch_start);
@@ -313,7 +396,11 @@ class LibTorchTrainer : public Trainer {
       const int64_t size = std::min(batch, m - start);
       auto x = norm.Apply(test_x.narrow(0, start, size)).contiguous(memory_format);
       auto y = test_y.narrow(0, start, size);
-      auto logits = model->forward(x);
+      torch::Tensor logits;
+      {
+        AutocastScope autocast(amp_, amp_dtype_);
+        logits = model->forward(x).to(torch::kFloat32);
+      }
       loss_sum += F::cross_entropy(logits, y, F::CrossEntropyFuncOptions().reduction(torch::kSum))
                       .to(torch::kFloat64);
       wrong += (logits.argmax(1) != y).sum();
@@ -324,6 +411,8 @@ class LibTorchTrainer : public Trainer {
 
   torch::Device device_;
   DatasetCache* cache_;
+  bool amp_ = false;  // of the run in progress, for Evaluate
+  at::ScalarType amp_dtype_ = at::kHalf;
 };
 
 }  // namespace

@@ -8,6 +8,7 @@
 
 #include "common/channel.h"
 #include "common/logging.h"
+#include "worker/trainer_log.h"
 #include "worker/worker.h"
 
 int main(int argc, char** argv) {
@@ -37,6 +38,14 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   resweep::InitLogging("worker", log_level);
+  resweep::SetTrainerLogSink([](resweep::TrainerLogLevel level, const std::string& message) {
+    switch (level) {
+      case resweep::TrainerLogLevel::kDebug: spdlog::debug("{}", message); break;
+      case resweep::TrainerLogLevel::kInfo: spdlog::info("{}", message); break;
+      case resweep::TrainerLogLevel::kWarn: spdlog::warn("{}", message); break;
+      case resweep::TrainerLogLevel::kError: spdlog::error("{}", message); break;
+    }
+  });
 
   auto devices = resweep::ResolveDevices(device, slots);
   if (!devices.ok()) {

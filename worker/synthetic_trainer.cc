@@ -3,6 +3,7 @@
 #include <random>
 #include <thread>
 
+#include "common/run_config_json.h"
 #include "common/hash.h"
 #include "worker/trainer.h"
 

@@ -1,3 +1,4 @@
+#include "common/run_config_json.h"
 #include "worker/worker.h"
 
 #include <unistd.h>
