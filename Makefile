@@ -28,7 +28,9 @@ demo: build
 	@bash scripts/demo.sh $(BUILD_DIR)
 
 bench: build
+	@bash scripts/install-deps.sh --bench
 	$(BUILD_DIR)/bench/coordinator_bench
+	bash bench/compare_trainer.sh $(BUILD_DIR)
 
 format:
 	clang-format -i $$(git ls-files '*.cc' '*.h')

@@ -14,6 +14,11 @@ PACKAGES=(
   dataset-fashion-mnist
 )
 
+# --bench: also what the benchmarks compare against (PyTorch eager, Debian's build).
+if [ "${1:-}" = "--bench" ]; then
+  PACKAGES+=(python3-torch)
+fi
+
 missing=()
 for p in "${PACKAGES[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
