@@ -362,6 +362,11 @@ Status Scheduler::ReportEpoch(const std::string& worker_id, const EpochRecord& e
     auto run = FencedRunLocked(worker_id, epoch.run_id, epoch.attempt);
     if (!run.ok()) return run.status();
     RunRecord r = *run;
+    if (epoch.epoch == r.epoch && epoch.epoch > 0) {
+      // A retry of the last report (its reply was lost, e.g. in a coordinator
+      // restart): record it again, idempotently.
+      return store_->PutEpoch(epoch);
+    }
     if (epoch.epoch != r.epoch + 1) {
       return FailedPreconditionError("run " + r.run_id + ": expected epoch " +
                                      std::to_string(r.epoch + 1) + ", got " +
@@ -389,6 +394,12 @@ Status Scheduler::Complete(const std::string& worker_id, const std::string& run_
   std::lock_guard<std::mutex> lock(mutex_);
   RESWEEP_RETURN_IF_ERROR(ExpireIfDueLocked(run_id));
   const int64_t now = clock_->NowMs();
+  auto current = store_->GetRun(run_id);
+  if (!current.ok()) return current.status();
+  if (current->has_value() && (*current)->state == RunState::kSucceeded &&
+      (*current)->attempt == attempt) {
+    return Status::Ok();  // a retried completion whose reply was lost
+  }
   Status st = store_->RunInTransaction([&]() -> Status {
     auto run = FencedRunLocked(worker_id, run_id, attempt);
     if (!run.ok()) return run.status();
@@ -475,6 +486,7 @@ StatusOr<int64_t> Scheduler::PutCheckpointChunk(const std::string& worker_id,
   RESWEEP_RETURN_IF_ERROR(ExpireIfDueLocked(run_id));
   auto run = FencedRunLocked(worker_id, run_id, attempt);
   if (!run.ok()) return run.status();
+  if (last && epoch == run->checkpoint_epoch) return offset + static_cast<int64_t>(data.size());  // retried commit
   if (epoch <= run->checkpoint_epoch || epoch > run->epoch) {
     return FailedPreconditionError("checkpoint of epoch " + std::to_string(epoch) + " for run " +
                                    run_id + ": reported epochs end at " +

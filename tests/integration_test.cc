@@ -5,7 +5,10 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <chrono>
+#include <random>
 #include <set>
+#include <thread>
 #include <sstream>
 
 #include "tests/cluster.h"
@@ -177,6 +180,100 @@ train: {epochs: 8, checkpoint_every: 1}
   for (const auto& e : *db->ListEpochs(run_id)) by_first += e.attempt == 1;
   EXPECT_GE(by_first, 1);
   EXPECT_LT(by_first, 8);
+}
+
+}  // namespace
+}  // namespace resweep
+
+namespace resweep {
+namespace {
+
+TEST(Faults, WorkerSigtermGivesTheLeaseBackAtOnceAndExitsZero) {
+  Cluster cluster({.lease_seconds = 60, .heartbeat_seconds = 0.3});
+  cluster.StartCoordinator();
+  const size_t w = cluster.StartWorker("leaving");
+  const std::string sweep_id = FirstLine(cluster.Cli({"submit", cluster.WriteSweep("long.yaml", R"(name: long
+trainer: {kind: synthetic, epoch_seconds: 0.3}
+train: {epochs: 50, checkpoint_every: 1}
+)")}));
+  auto running = [&] {
+    auto rows = cluster.OpenDb()->ListSweepRuns(sweep_id, RunState::kRunning);
+    return rows.ok() && !rows->empty() && rows->front().second.epoch >= 2;
+  };
+  ASSERT_TRUE(WaitFor(running, 20000)) << cluster.Logs();
+  const auto start = std::chrono::steady_clock::now();
+  cluster.worker(w).Kill(SIGTERM);
+  EXPECT_EQ(cluster.worker(w).Wait(10000), 0) << cluster.Logs();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::printf("worker exited %.2f s after SIGTERM\n", seconds);
+  // Queued again at once, long before the 60 s lease would have expired.
+  auto rows = cluster.OpenDb()->ListSweepRuns(sweep_id, std::nullopt);
+  ASSERT_EQ(rows->size(), 1u);
+  EXPECT_EQ(rows->front().second.state, RunState::kQueued);
+  EXPECT_EQ(rows->front().second.failures, 0);  // a release costs no attempt
+  EXPECT_GE(rows->front().second.checkpoint_epoch, 1);
+  auto attempts = cluster.OpenDb()->ListAttempts(rows->front().second.run_id);
+  ASSERT_EQ(attempts->size(), 1u);
+  EXPECT_EQ((*attempts)[0].state, "released");
+}
+
+TEST(Faults, CoordinatorKilledAndRestartedRepeatedlyLosesNothing) {
+  Cluster cluster({.lease_seconds = 10, .heartbeat_seconds = 0.3});
+  cluster.StartCoordinator();
+  cluster.StartWorker("a");
+  cluster.StartWorker("b");
+  const std::string sweep_id = FirstLine(cluster.Cli({"submit", cluster.WriteSweep("s.yaml", R"(name: restarts
+trainer: {kind: synthetic, epoch_seconds: 0.05}
+train: {epochs: 10, checkpoint_every: 2}
+grid:
+  model.depth_n: [1, 2, 3, 4]
+seeds: 2
+)")}));
+  std::mt19937 rng(12345);
+  int kills = 0;
+  for (int i = 0; i < 4; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300 + rng() % 700));
+    cluster.coordinator().Kill(SIGKILL);
+    cluster.coordinator().Wait(5000);
+    ++kills;
+    std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 500));
+    cluster.StartCoordinator();  // same port, same database
+  }
+  int code = 0;
+  cluster.Cli({"wait", sweep_id, "--limit", "120", "--poll", "0.3"}, &code);
+  ASSERT_EQ(code, 0) << cluster.Logs();
+  std::printf("coordinator SIGKILLed and restarted %d times\n", kills);
+  auto db = cluster.OpenDb();
+  ExpectEveryRunSucceededOnce(*db, sweep_id, 8, 10);
+}
+
+TEST(Faults, CancelStopsRunningRunsWithinAHeartbeat) {
+  Cluster cluster({.lease_seconds = 30, .heartbeat_seconds = 0.3});
+  cluster.StartCoordinator();
+  const size_t w = cluster.StartWorker("busy");
+  const std::string sweep_id = FirstLine(cluster.Cli({"submit", cluster.WriteSweep("c.yaml", R"(name: tocancel
+trainer: {kind: synthetic, epoch_seconds: 0.5}
+train: {epochs: 100}
+seeds: 3
+)")}));
+  auto running = [&] {
+    auto rows = cluster.OpenDb()->ListSweepRuns(sweep_id, RunState::kRunning);
+    return rows.ok() && !rows->empty();
+  };
+  ASSERT_TRUE(WaitFor(running, 20000)) << cluster.Logs();
+  const std::string out = cluster.Cli({"cancel", sweep_id});
+  EXPECT_NE(out.find("cancelled 3 runs"), std::string::npos) << out;
+  // The worker hears it on its next heartbeat and drops the run.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return ReadFile(cluster.dir() + "/worker-busy.log").find("dropped") != std::string::npos;
+      },
+      2000))
+      << cluster.Logs();
+  auto rows = cluster.OpenDb()->ListSweepRuns(sweep_id, std::nullopt);
+  for (const auto& [link, run] : *rows) EXPECT_EQ(run.state, RunState::kCancelled);
+  EXPECT_TRUE(cluster.worker(w).running());  // and carries on, idle
 }
 
 }  // namespace
