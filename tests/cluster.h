@@ -46,10 +46,13 @@ class Cluster {
   }
   Process& coordinator() { return *coordinator_; }
 
-  // Starts a CPU worker; returns its index.
+  int port() const { return port_; }
+
+  // Starts a CPU worker (talking to `via`, default the coordinator); returns its index.
   size_t StartWorker(const std::string& name, int threads = 1,
-                     std::vector<std::string> extra = {}) {
-    std::vector<std::string> argv = {RESWEEP_WORKER_BIN, "--coordinator", address(),
+                     std::vector<std::string> extra = {}, const std::string& via = "") {
+    std::vector<std::string> argv = {RESWEEP_WORKER_BIN, "--coordinator",
+                                     via.empty() ? address() : via,
                                      "--name", name, "--device", "cpu", "--threads",
                                      std::to_string(threads), "--poll-seconds", "0.1"};
     argv.insert(argv.end(), extra.begin(), extra.end());

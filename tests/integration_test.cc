@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "tests/cluster.h"
+#include "tests/tcp_proxy.h"
 
 namespace resweep {
 namespace {
@@ -274,6 +275,58 @@ seeds: 3
   auto rows = cluster.OpenDb()->ListSweepRuns(sweep_id, std::nullopt);
   for (const auto& [link, run] : *rows) EXPECT_EQ(run.state, RunState::kCancelled);
   EXPECT_TRUE(cluster.worker(w).running());  // and carries on, idle
+}
+
+TEST(Faults, PartitionedWorkerIsFencedOffAndCarriesOn) {
+  Cluster cluster({.lease_seconds = 2, .heartbeat_seconds = 0.3});
+  cluster.StartCoordinator();
+  TcpProxy proxy(cluster.port());
+  const size_t cut = cluster.StartWorker("cutoff", 1, {}, "127.0.0.1:" + std::to_string(proxy.port()));
+  const std::string sweep_id = FirstLine(cluster.Cli({"submit", cluster.WriteSweep("p.yaml", R"(name: partition
+trainer: {kind: synthetic, epoch_seconds: 0.25}
+train: {epochs: 24, checkpoint_every: 1}
+)")}));
+  std::string run_id;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto rows = cluster.OpenDb()->ListSweepRuns(sweep_id, RunState::kRunning);
+        if (!rows.ok() || rows->empty() || rows->front().second.epoch < 3) return false;
+        run_id = rows->front().second.run_id;
+        return true;
+      },
+      20000))
+      << cluster.Logs();
+  proxy.Pause();  // the partition: longer than the 2 s lease
+  cluster.StartWorker("other");
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto attempts = cluster.OpenDb()->ListAttempts(run_id);
+        return attempts.ok() && attempts->size() == 2;
+      },
+      15000))
+      << cluster.Logs();
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  proxy.Resume();  // the cut-off worker comes back with its stale attempt
+  int code = 0;
+  cluster.Cli({"wait", sweep_id, "--limit", "60", "--poll", "0.3"}, &code);
+  ASSERT_EQ(code, 0) << cluster.Logs();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        const std::string log = ReadFile(cluster.dir() + "/worker-cutoff.log");
+        return log.find("dropped") != std::string::npos;
+      },
+      10000))
+      << cluster.Logs();
+  EXPECT_TRUE(cluster.worker(cut).running());  // it dropped the run and went on
+  auto db = cluster.OpenDb();
+  ExpectEveryRunSucceededOnce(*db, sweep_id, 1, 24);
+  auto attempts = db->ListAttempts(run_id);
+  ASSERT_EQ(attempts->size(), 2u);
+  EXPECT_EQ((*attempts)[0].state, "lost");
+  EXPECT_NE((*attempts)[0].worker_id.find("cutoff"), std::string::npos);
+  EXPECT_EQ((*attempts)[1].state, "succeeded");
+  // The coordinator refused the stale attempt's late calls (logged at debug).
+  EXPECT_NE(ReadFile(cluster.dir() + "/coordinator.log").find("stale attempt 1"), std::string::npos);
 }
 
 }  // namespace
