@@ -68,6 +68,10 @@ void CoordinatorServer::Shutdown(int grace_ms) {
     server_->Wait();
   }
   if (reaper_.joinable()) reaper_.join();
+  if (service_) {
+    const std::string latency = service_->latency().Summary();
+    if (!latency.empty()) spdlog::info("handler latency since start:\n{}", latency);
+  }
   scheduler_.reset();
   checkpoints_.reset();
   store_.reset();

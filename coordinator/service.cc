@@ -2,16 +2,49 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <cstdio>
+
 #include "coordinator/convert.h"
 
 namespace resweep {
 
-namespace {
+void LatencyRecorder::Record(const char* method, double micros) {
+  constexpr size_t kMaxSamples = 100000;
+  std::lock_guard<std::mutex> lock(mutex_);
+  Samples& s = by_method_[method];
+  if (s.micros.size() < kMaxSamples) {
+    s.micros.push_back(micros);
+  } else {
+    s.micros[s.next] = micros;
+    s.next = (s.next + 1) % kMaxSamples;
+  }
+  ++s.count;
+}
 
-// Finishes the call's reactor with `status`; refusals are logged at debug (they are
-// part of normal operation, e.g. a stale attempt), internal errors at error.
-grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* ctx, const char* method,
-                                 const Status& status) {
+std::string LatencyRecorder::Summary() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::string out;
+  for (auto& [method, s] : by_method_) {
+    std::vector<double> v = s.micros;
+    std::sort(v.begin(), v.end());
+    char line[256];
+    std::snprintf(line, sizeof(line), "%s n=%lld p50=%.0fus p99=%.0fus max=%.0fus\n",
+                  method.c_str(), static_cast<long long>(s.count), v[v.size() / 2],
+                  v[std::min(v.size() - 1, v.size() * 99 / 100)], v.back());
+    out += line;
+  }
+  return out;
+}
+
+grpc::ServerUnaryReactor* CoordinatorService::Finish(grpc::CallbackServerContext* ctx,
+                                                     const char* method, const Status& status,
+                                                     std::chrono::steady_clock::time_point start) {
+  latency_.Record(method, std::chrono::duration<double, std::micro>(
+                              std::chrono::steady_clock::now() - start)
+                              .count());
+  // Refusals are logged at debug (they are part of normal operation, e.g. a stale
+  // attempt), internal errors at error.
   if (!status.ok()) {
     const auto code = status.code();
     if (code == StatusCode::kInternal || code == StatusCode::kDataLoss ||
@@ -26,11 +59,10 @@ grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* ctx, const char* m
   return reactor;
 }
 
-}  // namespace
-
 grpc::ServerUnaryReactor* CoordinatorService::SubmitSweep(grpc::CallbackServerContext* ctx,
                                                           const v1::SubmitSweepRequest* req,
                                                           v1::SubmitSweepResponse* resp) {
+  const auto start = std::chrono::steady_clock::now();
   auto r = scheduler_->Submit(req->spec_yaml(), req->source_name());
   if (r.ok()) {
     resp->set_sweep_id(r->sweep_id);
@@ -39,59 +71,65 @@ grpc::ServerUnaryReactor* CoordinatorService::SubmitSweep(grpc::CallbackServerCo
     resp->set_runs_new(r->runs_new);
     resp->set_already_existed(r->already_existed);
   }
-  return Finish(ctx, "SubmitSweep", r.status());
+  return Finish(ctx, "SubmitSweep", r.status(), start);
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::ListSweeps(grpc::CallbackServerContext* ctx,
                                                          const v1::ListSweepsRequest*,
                                                          v1::ListSweepsResponse* resp) {
+  const auto start = std::chrono::steady_clock::now();
   auto r = scheduler_->ListSweeps();
   if (r.ok()) {
     for (const auto& view : *r) ToProto(view, resp->add_sweeps());
   }
-  return Finish(ctx, "ListSweeps", r.status());
+  return Finish(ctx, "ListSweeps", r.status(), start);
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::GetSweep(grpc::CallbackServerContext* ctx,
                                                        const v1::GetSweepRequest* req,
                                                        v1::GetSweepResponse* resp) {
+  const auto start = std::chrono::steady_clock::now();
   auto r = scheduler_->GetSweep(req->sweep_id());
   if (r.ok()) ToProto(*r, resp->mutable_sweep());
-  return Finish(ctx, "GetSweep", r.status());
+  return Finish(ctx, "GetSweep", r.status(), start);
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::ListRuns(grpc::CallbackServerContext* ctx,
                                                        const v1::ListRunsRequest* req,
                                                        v1::ListRunsResponse* resp) {
+  const auto start = std::chrono::steady_clock::now();
   auto r = scheduler_->ListRuns(req->sweep_id(), req->state());
   if (r.ok()) {
     for (const auto& view : *r) ToProto(view, resp->add_runs());
   }
-  return Finish(ctx, "ListRuns", r.status());
+  return Finish(ctx, "ListRuns", r.status(), start);
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::CancelSweep(grpc::CallbackServerContext* ctx,
                                                           const v1::CancelSweepRequest* req,
                                                           v1::CancelSweepResponse* resp) {
+  const auto start = std::chrono::steady_clock::now();
   auto r = scheduler_->Cancel(req->sweep_id());
   if (r.ok()) {
     resp->set_sweep_id(req->sweep_id());
     resp->set_runs_cancelled(*r);
   }
-  return Finish(ctx, "CancelSweep", r.status());
+  return Finish(ctx, "CancelSweep", r.status(), start);
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::GetResults(grpc::CallbackServerContext* ctx,
                                                          const v1::GetResultsRequest* req,
                                                          v1::GetResultsResponse* resp) {
+  const auto start = std::chrono::steady_clock::now();
   auto r = scheduler_->Results(req->sweep_id(), req->last_k());
   if (r.ok()) ToProto(*r, resp);
-  return Finish(ctx, "GetResults", r.status());
+  return Finish(ctx, "GetResults", r.status(), start);
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::RegisterWorker(
     grpc::CallbackServerContext* ctx, const v1::RegisterWorkerRequest* req,
     v1::RegisterWorkerResponse* resp) {
+  const auto start = std::chrono::steady_clock::now();
   std::vector<std::string> devices(req->devices().begin(), req->devices().end());
   auto r = scheduler_->RegisterWorker(req->name(), req->host(), devices);
   if (r.ok()) {
@@ -99,23 +137,25 @@ grpc::ServerUnaryReactor* CoordinatorService::RegisterWorker(
     resp->set_lease_ms(static_cast<int32_t>(r->lease_ms));
     resp->set_heartbeat_ms(static_cast<int32_t>(r->heartbeat_ms));
   }
-  return Finish(ctx, "RegisterWorker", r.status());
+  return Finish(ctx, "RegisterWorker", r.status(), start);
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::AcquireRun(grpc::CallbackServerContext* ctx,
                                                          const v1::AcquireRunRequest* req,
                                                          v1::AcquireRunResponse* resp) {
+  const auto start = std::chrono::steady_clock::now();
   auto r = scheduler_->Acquire(req->worker_id());
   if (r.ok() && r->has_value()) {
     resp->set_has_run(true);
     ToProto(**r, resp->mutable_lease());
   }
-  return Finish(ctx, "AcquireRun", r.status());
+  return Finish(ctx, "AcquireRun", r.status(), start);
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::Heartbeat(grpc::CallbackServerContext* ctx,
                                                         const v1::HeartbeatRequest* req,
                                                         v1::HeartbeatResponse* resp) {
+  const auto start = std::chrono::steady_clock::now();
   std::vector<LeaseProgressReport> leases;
   for (const auto& l : req->leases()) leases.push_back({l.run_id(), l.attempt(), l.epoch()});
   auto r = scheduler_->Heartbeat(req->worker_id(), leases);
@@ -129,12 +169,13 @@ grpc::ServerUnaryReactor* CoordinatorService::Heartbeat(grpc::CallbackServerCont
       v->set_reason(d.reason);
     }
   }
-  return Finish(ctx, "Heartbeat", r.status());
+  return Finish(ctx, "Heartbeat", r.status(), start);
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::ReportEpoch(grpc::CallbackServerContext* ctx,
                                                           const v1::ReportEpochRequest* req,
                                                           v1::ReportEpochResponse*) {
+  const auto start = std::chrono::steady_clock::now();
   const auto& m = req->metrics();
   EpochRecord e;
   e.run_id = req->run_id();
@@ -147,36 +188,37 @@ grpc::ServerUnaryReactor* CoordinatorService::ReportEpoch(grpc::CallbackServerCo
   e.lr = m.lr();
   e.seconds = m.seconds();
   e.images_per_sec = m.images_per_sec();
-  return Finish(ctx, "ReportEpoch", scheduler_->ReportEpoch(req->worker_id(), e));
+  return Finish(ctx, "ReportEpoch", scheduler_->ReportEpoch(req->worker_id(), e), start);
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::CompleteRun(grpc::CallbackServerContext* ctx,
                                                           const v1::CompleteRunRequest* req,
                                                           v1::CompleteRunResponse*) {
-  return Finish(ctx, "CompleteRun",
-                scheduler_->Complete(req->worker_id(), req->run_id(), req->attempt(),
-                                     req->param_count()));
+  const auto start = std::chrono::steady_clock::now();
+  return Finish(ctx, "CompleteRun", scheduler_->Complete(req->worker_id(), req->run_id(), req->attempt(),
+                                     req->param_count()), start);
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::FailRun(grpc::CallbackServerContext* ctx,
                                                       const v1::FailRunRequest* req,
                                                       v1::FailRunResponse*) {
-  return Finish(ctx, "FailRun",
-                scheduler_->Fail(req->worker_id(), req->run_id(), req->attempt(), req->reason(),
-                                 req->retryable(), req->checkpoint_unusable()));
+  const auto start = std::chrono::steady_clock::now();
+  return Finish(ctx, "FailRun", scheduler_->Fail(req->worker_id(), req->run_id(), req->attempt(), req->reason(),
+                                 req->retryable(), req->checkpoint_unusable()), start);
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::ReleaseRun(grpc::CallbackServerContext* ctx,
                                                          const v1::ReleaseRunRequest* req,
                                                          v1::ReleaseRunResponse*) {
-  return Finish(ctx, "ReleaseRun",
-                scheduler_->Release(req->worker_id(), req->run_id(), req->attempt(),
-                                    req->reason()));
+  const auto start = std::chrono::steady_clock::now();
+  return Finish(ctx, "ReleaseRun", scheduler_->Release(req->worker_id(), req->run_id(), req->attempt(),
+                                    req->reason()), start);
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::PutCheckpointChunk(
     grpc::CallbackServerContext* ctx, const v1::PutCheckpointChunkRequest* req,
     v1::PutCheckpointChunkResponse* resp) {
+  const auto start = std::chrono::steady_clock::now();
   auto next = scheduler_->PutCheckpointChunk(req->worker_id(), req->run_id(), req->attempt(),
                                              req->epoch(), req->offset(), req->data(),
                                              req->last(), req->sha256());
@@ -184,18 +226,19 @@ grpc::ServerUnaryReactor* CoordinatorService::PutCheckpointChunk(
     resp->set_next_offset(*next);
     resp->set_committed(req->last());
   }
-  return Finish(ctx, "PutCheckpointChunk", next.status());
+  return Finish(ctx, "PutCheckpointChunk", next.status(), start);
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::GetCheckpointChunk(
     grpc::CallbackServerContext* ctx, const v1::GetCheckpointChunkRequest* req,
     v1::GetCheckpointChunkResponse* resp) {
+  const auto start = std::chrono::steady_clock::now();
   int64_t total = 0;
   Status st = scheduler_->GetCheckpointChunk(req->worker_id(), req->run_id(), req->attempt(),
                                              req->epoch(), req->offset(), req->max_bytes(),
                                              resp->mutable_data(), &total);
   resp->set_total_size(total);
-  return Finish(ctx, "GetCheckpointChunk", st);
+  return Finish(ctx, "GetCheckpointChunk", st, start);
 }
 
 }  // namespace resweep

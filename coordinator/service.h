@@ -3,14 +3,40 @@
 // reactor before returning.
 #pragma once
 
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "common/thread_annotations.h"
 #include "coordinator/scheduler.h"
 #include "resweep/v1/resweep.grpc.pb.h"
 
 namespace resweep {
 
+// Handler latency per method: a bounded sample (the newest 100,000 calls) for
+// percentiles, logged on shutdown.
+class LatencyRecorder {
+ public:
+  void Record(const char* method, double micros);
+  // "Method n=.. p50=..us p99=..us max=..us" per method, one per line.
+  std::string Summary();
+
+ private:
+  struct Samples {
+    std::vector<double> micros;
+    size_t next = 0;
+    int64_t count = 0;
+  };
+  std::mutex mutex_;
+  std::map<std::string, Samples> by_method_ RESWEEP_GUARDED_BY(mutex_);
+};
+
 class CoordinatorService final : public v1::Coordinator::CallbackService {
  public:
   explicit CoordinatorService(Scheduler* scheduler) : scheduler_(scheduler) {}
+  LatencyRecorder& latency() { return latency_; }
 
   grpc::ServerUnaryReactor* SubmitSweep(grpc::CallbackServerContext* ctx,
                                         const v1::SubmitSweepRequest* req,
@@ -59,7 +85,13 @@ class CoordinatorService final : public v1::Coordinator::CallbackService {
                                                v1::GetCheckpointChunkResponse* resp) override;
 
  private:
+  // Finishes the call with `status` and records its latency.
+  grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* ctx, const char* method,
+                                   const Status& status,
+                                   std::chrono::steady_clock::time_point start);
+
   Scheduler* const scheduler_;
+  LatencyRecorder latency_;
 };
 
 }  // namespace resweep

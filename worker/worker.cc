@@ -248,6 +248,9 @@ Status Worker::Retry(const char* what, int64_t give_up_ms,
 
 bool Worker::EnsureRegistered() {
   if (!worker_id().empty()) return true;
+  // One slot registers; the others wait for its answer instead of registering too.
+  std::lock_guard<std::mutex> registering(register_mutex_);
+  if (!worker_id().empty()) return true;
   v1::RegisterWorkerRequest req;
   req.set_name(options_.name.empty() ? HostName() : options_.name);
   req.set_host(HostName());

@@ -74,6 +74,7 @@ class Worker {
   DatasetCache datasets_;
 
   std::atomic<bool> stopping_{false};
+  std::mutex register_mutex_;  // held across a RegisterWorker call; never with mutex_ first
   std::mutex mutex_;
   std::condition_variable wake_;
   std::string worker_id_ RESWEEP_GUARDED_BY(mutex_);
