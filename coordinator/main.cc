@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   resweep::CoordinatorOptions options;
   double lease_seconds = 30, heartbeat_seconds = 5;
   std::string port_file, log_level = "info";
+  bool insecure = false;
   app.add_option("--listen", options.listen, "address:port to serve on (port 0: pick one)")
       ->capture_default_str();
   app.add_option("--db", options.db_path, "SQLite database file (created if missing)")
@@ -34,11 +35,25 @@ int main(int argc, char** argv) {
                  "largest grid x seeds accepted")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000000));
+  app.add_flag("--insecure", insecure,
+               "allow listening beyond loopback without TLS or tokens (trusted networks only)");
   app.add_option("--port-file", port_file, "write the port actually bound to this file");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   resweep::InitLogging("coordinator", log_level);
+  // Secure by default: this build has no TLS or tokens yet, so anything but a
+  // loopback address needs an explicit --insecure.
+  if (!resweep::IsLoopbackListenAddress(options.listen) && !insecure) {
+    spdlog::critical("refusing to listen on {}: the coordinator has no TLS or authentication yet, "
+                     "so only loopback addresses (127.0.0.0/8, [::1], localhost) are allowed. "
+                     "Pass --insecure to serve a trusted network anyway.",
+                     options.listen);
+    return 2;
+  }
+  if (insecure && !resweep::IsLoopbackListenAddress(options.listen)) {
+    spdlog::warn("--insecure: serving {} without TLS or authentication", options.listen);
+  }
   options.scheduler.lease_ms = static_cast<int64_t>(lease_seconds * 1000);
   options.scheduler.heartbeat_ms = static_cast<int64_t>(heartbeat_seconds * 1000);
   if (options.scheduler.heartbeat_ms * 2 > options.scheduler.lease_ms) {

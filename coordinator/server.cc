@@ -8,6 +8,17 @@
 
 namespace resweep {
 
+bool IsLoopbackListenAddress(const std::string& listen) {
+  std::string host = listen;
+  if (!host.empty() && host[0] == '[') {  // [v6]:port
+    host = host.substr(1, host.find(']') == std::string::npos ? 0 : host.find(']') - 1);
+    return host == "::1";
+  }
+  host = host.substr(0, host.rfind(':'));
+  if (host == "localhost") return true;
+  return host.rfind("127.", 0) == 0 && host.find_first_not_of("0123456789.") == std::string::npos;
+}
+
 CoordinatorServer::CoordinatorServer() = default;
 
 CoordinatorServer::~CoordinatorServer() { Shutdown(0); }

@@ -29,6 +29,9 @@ struct CoordinatorOptions {
   int max_message_bytes = 8 << 20;
 };
 
+// True for 127.0.0.0/8, [::1] and localhost, with any port.
+bool IsLoopbackListenAddress(const std::string& listen);
+
 class CoordinatorServer {
  public:
   CoordinatorServer();

@@ -93,6 +93,18 @@ TEST(EndToEnd, BadSweepFileIsRejectedAndTheCoordinatorStaysUp) {
   EXPECT_NE(cluster.Cli({"status"}).find("no sweeps"), std::string::npos);
 }
 
+TEST(EndToEnd, ListeningBeyondLoopbackNeedsInsecure) {
+  TempDir dir;
+  std::string out, err;
+  // Port 0 and --db in a temp dir: even if it started, it would touch nothing else.
+  const int code = RunCommand({RESWEEP_COORDINATOR_BIN, "--listen", "0.0.0.0:0", "--db",
+                               dir.File("x.db")},
+                              &out, &err, 20000);
+  EXPECT_EQ(code, 2);
+  EXPECT_NE(err.find("refusing to listen on 0.0.0.0:0"), std::string::npos) << err;
+  EXPECT_NE(err.find("--insecure"), std::string::npos);
+}
+
 TEST(EndToEnd, RealLibTorchSweepAndAFailingRun) {
   struct stat st;
   if (stat("/usr/share/datasets/fashion-mnist", &st) != 0) {
