@@ -21,6 +21,21 @@ using namespace resweep::testing;
 
 std::string FirstLine(const std::string& s) { return s.substr(0, s.find('\n')); }
 
+// Waits until a run of the sweep is running with at least `min_epoch` epochs
+// recorded; returns its id, or "" after 20 s.
+std::string WaitForRunningRun(Cluster& cluster, const std::string& sweep_id, int min_epoch) {
+  std::string run_id;
+  WaitFor(
+      [&] {
+        auto rows = cluster.OpenDb()->ListSweepRuns(sweep_id, RunState::kRunning);
+        if (!rows.ok() || rows->empty() || rows->front().second.epoch < min_epoch) return false;
+        run_id = rows->front().second.run_id;
+        return true;
+      },
+      20000);
+  return run_id;
+}
+
 // Every run of the sweep succeeded exactly once, with epochs 1..E each recorded once.
 void ExpectEveryRunSucceededOnce(Store& db, const std::string& sweep_id, size_t runs,
                                  int epochs) {
@@ -162,17 +177,8 @@ TEST(EndToEnd, KilledWorkersRunIsFinishedByAnotherAfterTheLeaseExpires) {
 trainer: {kind: synthetic, epoch_seconds: 0.4}
 train: {epochs: 8, checkpoint_every: 1}
 )")}));
-  std::string run_id;
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        auto db = cluster.OpenDb();
-        auto rows = db->ListSweepRuns(sweep_id, RunState::kRunning);
-        if (!rows.ok() || rows->empty() || rows->front().second.epoch < 2) return false;
-        run_id = rows->front().second.run_id;
-        return true;
-      },
-      20000))
-      << cluster.Logs();
+  const std::string run_id = WaitForRunningRun(cluster, sweep_id, 2);
+  ASSERT_FALSE(run_id.empty()) << cluster.Logs();
   cluster.worker(victim).Kill(SIGKILL);
   cluster.StartWorker("rescuer");
   int code = 0;
@@ -211,11 +217,7 @@ TEST(Faults, WorkerSigtermGivesTheLeaseBackAtOnceAndExitsZero) {
 trainer: {kind: synthetic, epoch_seconds: 0.3}
 train: {epochs: 50, checkpoint_every: 1}
 )")}));
-  auto running = [&] {
-    auto rows = cluster.OpenDb()->ListSweepRuns(sweep_id, RunState::kRunning);
-    return rows.ok() && !rows->empty() && rows->front().second.epoch >= 2;
-  };
-  ASSERT_TRUE(WaitFor(running, 20000)) << cluster.Logs();
+  ASSERT_FALSE(WaitForRunningRun(cluster, sweep_id, 2).empty()) << cluster.Logs();
   const auto start = std::chrono::steady_clock::now();
   cluster.worker(w).Kill(SIGTERM);
   EXPECT_EQ(cluster.worker(w).Wait(10000), 0) << cluster.Logs();
@@ -272,11 +274,7 @@ trainer: {kind: synthetic, epoch_seconds: 0.5}
 train: {epochs: 100}
 seeds: 3
 )")}));
-  auto running = [&] {
-    auto rows = cluster.OpenDb()->ListSweepRuns(sweep_id, RunState::kRunning);
-    return rows.ok() && !rows->empty();
-  };
-  ASSERT_TRUE(WaitFor(running, 20000)) << cluster.Logs();
+  ASSERT_FALSE(WaitForRunningRun(cluster, sweep_id, 0).empty()) << cluster.Logs();
   const std::string out = cluster.Cli({"cancel", sweep_id});
   EXPECT_NE(out.find("cancelled 3 runs"), std::string::npos) << out;
   // The worker hears it on its next heartbeat and drops the run.
@@ -300,16 +298,8 @@ TEST(Faults, PartitionedWorkerIsFencedOffAndCarriesOn) {
 trainer: {kind: synthetic, epoch_seconds: 0.25}
 train: {epochs: 24, checkpoint_every: 1}
 )")}));
-  std::string run_id;
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        auto rows = cluster.OpenDb()->ListSweepRuns(sweep_id, RunState::kRunning);
-        if (!rows.ok() || rows->empty() || rows->front().second.epoch < 3) return false;
-        run_id = rows->front().second.run_id;
-        return true;
-      },
-      20000))
-      << cluster.Logs();
+  const std::string run_id = WaitForRunningRun(cluster, sweep_id, 3);
+  ASSERT_FALSE(run_id.empty()) << cluster.Logs();
   proxy.Pause();  // the partition: longer than the 2 s lease
   cluster.StartWorker("other");
   ASSERT_TRUE(WaitFor(
