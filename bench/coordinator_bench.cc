@@ -38,10 +38,10 @@ int main(int argc, char** argv) {
   resweep::Scheduler scheduler(store->get(), &clock, options);
 
   const int seeds = std::max(1, runs / 10);
-  std::string spec = "name: bench\ntrainer: {kind: synthetic}\ntrain: {epochs: " +
-                     std::to_string(epochs) +
-                     "}\ngrid:\n  model.depth_n: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\nseeds: " +
-                     std::to_string(seeds) + "\n";
+  std::string spec =
+      "name: bench\ntrainer: {kind: synthetic}\ntrain: {epochs: " + std::to_string(epochs) +
+      "}\ngrid:\n  model.depth_n: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\nseeds: " +
+      std::to_string(seeds) + "\n";
   std::map<std::string, std::vector<double>> latency_us;
   auto timed = [&](const char* what, auto&& fn) {
     const auto start = Clock::now();
@@ -75,7 +75,8 @@ int main(int argc, char** argv) {
         });
       }
     }
-    timed("CompleteRun", [&] { return scheduler.Complete(worker->worker_id, l.run_id, l.attempt, 1); });
+    timed("CompleteRun",
+          [&] { return scheduler.Complete(worker->worker_id, l.run_id, l.attempt, 1); });
     ++done;
   }
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
@@ -89,9 +90,8 @@ int main(int argc, char** argv) {
     std::sort(v.begin(), v.end());
     double total = 0;
     for (double x : v) total += x;
-    std::printf("%-12s %8zu %10.0f %10.0f %10.0f %10.0f\n", what.c_str(), v.size(),
-                v[v.size() / 2], v[std::min(v.size() - 1, v.size() * 99 / 100)], v.back(),
-                v.size() / (total / 1e6));
+    std::printf("%-12s %8zu %10.0f %10.0f %10.0f %10.0f\n", what.c_str(), v.size(), v[v.size() / 2],
+                v[std::min(v.size() - 1, v.size() * 99 / 100)], v.back(), v.size() / (total / 1e6));
   }
   std::printf("end to end: %.0f epoch reports/s over %.2f s\n", done * epochs / seconds, seconds);
   store->reset();

@@ -48,12 +48,18 @@ Options Parse(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
-    if (a == "--device") o.device = next();
-    else if (a == "--threads") o.threads = std::stoi(next());
-    else if (a == "--iters") o.iters = std::stoi(next());
-    else if (a == "--batch") o.batch = std::stoi(next());
-    else if (a == "--channels-last") o.channels_last = true;
-    else if (a == "--amp") o.amp = next();
+    if (a == "--device")
+      o.device = next();
+    else if (a == "--threads")
+      o.threads = std::stoi(next());
+    else if (a == "--iters")
+      o.iters = std::stoi(next());
+    else if (a == "--batch")
+      o.batch = std::stoi(next());
+    else if (a == "--channels-last")
+      o.channels_last = true;
+    else if (a == "--amp")
+      o.amp = next();
     else if (a == "--depths") {
       o.depths.clear();
       std::stringstream ss(next());
@@ -74,11 +80,13 @@ int main(int argc, char** argv) {
   const torch::Device device(o.device);
   const bool amp = device.is_cuda() && o.amp != "off";
   if (device.is_cuda()) at::globalContext().setBenchmarkCuDNN(true);
-  const auto format = o.channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
-  std::printf("trainer_bench: LibTorch %s, device %s, %d intra-op threads, batch %d, %d timed "
-              "iterations, channels_last %s, amp %s\n",
-              TORCH_VERSION, device.str().c_str(), torch::get_num_threads(), o.batch, o.iters,
-              o.channels_last ? "on" : "off", amp ? o.amp.c_str() : "off");
+  const auto format =
+      o.channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+  std::printf(
+      "trainer_bench: LibTorch %s, device %s, %d intra-op threads, batch %d, %d timed "
+      "iterations, channels_last %s, amp %s\n",
+      TORCH_VERSION, device.str().c_str(), torch::get_num_threads(), o.batch, o.iters,
+      o.channels_last ? "on" : "off", amp ? o.amp.c_str() : "off");
   std::printf("%-8s %10s %14s %14s %12s\n", "network", "params", "train img/s", "eval img/s",
               "step ms");
   at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(0);

@@ -32,9 +32,12 @@ int main(int argc, char** argv) {
   int epochs = 3;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
-    if (a == "--device") device = argv[i + 1];
-    else if (a == "--amp") amp = argv[i + 1];
-    else if (a == "--epochs") epochs = std::atoi(argv[i + 1]);
+    if (a == "--device")
+      device = argv[i + 1];
+    else if (a == "--amp")
+      amp = argv[i + 1];
+    else if (a == "--epochs")
+      epochs = std::atoi(argv[i + 1]);
   }
   resweep::testing::TempDir dir;
   resweep::testing::WriteCifarDir(dir.path(), 1000, 1000, /*learnable=*/true);

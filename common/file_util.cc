@@ -70,8 +70,8 @@ StatusOr<std::string> OpenEnvelope(const std::string& sealed) {
   uint64_t n = 0;
   for (int i = 0; i < 8; ++i) n = (n << 8) | static_cast<unsigned char>(sealed[8 + i]);
   if (sealed.size() - kHeader != n) {
-    return DataLossError("checkpoint truncated: header says " + std::to_string(n) +
-                         " bytes, has " + std::to_string(sealed.size() - kHeader));
+    return DataLossError("checkpoint truncated: header says " + std::to_string(n) + " bytes, has " +
+                         std::to_string(sealed.size() - kHeader));
   }
   std::string payload = sealed.substr(kHeader);
   if (Sha256Hex(payload) != sealed.substr(16, 64)) {

@@ -9,7 +9,7 @@ struct PaperRow {
   double error;
 };
 // he2015_table6.csv, test_error_percent / 100. 110 layers: best of 5 (mean 6.61).
-constexpr PaperRow kPaper[] = {{20, 0.0875}, {32, 0.0751}, {44, 0.0717},
+constexpr PaperRow kPaper[] = {{20, 0.0875}, {32, 0.0751},  {44, 0.0717},
                                {56, 0.0697}, {110, 0.0643}, {1202, 0.0793}};
 
 struct SourceRow {

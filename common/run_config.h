@@ -10,7 +10,6 @@
 #include <string>
 #include <vector>
 
-
 namespace resweep {
 
 struct DatasetConfig {
@@ -19,32 +18,32 @@ struct DatasetConfig {
   int64_t train_limit = 0;       // use only the first N training images (0 = all)
   int64_t test_limit = 0;        // use only the first N test images (0 = all)
   std::string preprocess = "per-channel";  // per-channel | per-pixel-mean | none
-  int augment_padding = 4;       // pad-and-random-crop padding in pixels (0 = no crop)
-  bool augment_flip = true;      // random horizontal flip
+  int augment_padding = 4;                 // pad-and-random-crop padding in pixels (0 = no crop)
+  bool augment_flip = true;                // random horizontal flip
 };
 
 struct ModelConfig {
   // reference | bn-after-add | no-relu | no-relu-bn-after-add | preact
   std::string block = "reference";
-  int depth_n = 3;               // 6n+2 layers
-  std::string shortcut = "A";    // A (zero-pad identity) | B (1x1 projection where shape changes)
-  int base_width = 16;           // filters of the first stage (16 / 32 / 64 in the paper)
+  int depth_n = 3;             // 6n+2 layers
+  std::string shortcut = "A";  // A (zero-pad identity) | B (1x1 projection where shape changes)
+  int base_width = 16;         // filters of the first stage (16 / 32 / 64 in the paper)
 };
 
 struct OptimizerConfig {
   std::string name = "sgd";  // sgd | rmsprop | adam | adamw
   double lr = 0.1;
-  double momentum = 0.9;     // sgd, rmsprop
-  bool nesterov = false;     // sgd
+  double momentum = 0.9;  // sgd, rmsprop
+  bool nesterov = false;  // sgd
   double weight_decay = 1e-4;
-  double beta1 = 0.9;        // adam, adamw
-  double beta2 = 0.999;      // adam, adamw
-  double eps = 1e-8;         // rmsprop, adam, adamw
-  double alpha = 0.99;       // rmsprop smoothing
+  double beta1 = 0.9;    // adam, adamw
+  double beta2 = 0.999;  // adam, adamw
+  double eps = 1e-8;     // rmsprop, adam, adamw
+  double alpha = 0.99;   // rmsprop smoothing
 };
 
 struct ScheduleConfig {
-  std::string kind = "step";             // step | cosine | constant
+  std::string kind = "step";  // step | cosine | constant
   std::vector<int64_t> milestones = {80, 160};
   std::string milestone_unit = "epoch";  // epoch | iteration
   double gamma = 0.1;
@@ -59,13 +58,13 @@ struct TrainConfig {
   int batch_size = 128;
   OptimizerConfig optimizer;
   ScheduleConfig schedule;
-  int eval_every = 1;            // evaluate on the test set every K epochs (and the last)
+  int eval_every = 1;  // evaluate on the test set every K epochs (and the last)
   double label_smoothing = 0.0;
-  double grad_clip_norm = 0.0;   // 0 = off
-  bool deterministic = false;    // CUDA: deterministic algorithms (slower); CPU is always so
+  double grad_clip_norm = 0.0;  // 0 = off
+  bool deterministic = false;   // CUDA: deterministic algorithms (slower); CPU is always so
   bool channels_last = false;
-  std::string amp = "off";       // off | bf16 | fp16 (CUDA only)
-  int checkpoint_every = 1;      // epochs between checkpoints (0 = never)
+  std::string amp = "off";   // off | bf16 | fp16 (CUDA only)
+  int checkpoint_every = 1;  // epochs between checkpoints (0 = never)
 };
 
 // How a run is executed. "synthetic" does no tensor work: each epoch sleeps

@@ -72,8 +72,7 @@ double WelchTTestPValue(const Summary& a, const Summary& b) {
   const double va = a.std * a.std / a.n, vb = b.std * b.std / b.n;
   if (va + vb == 0) return a.mean == b.mean ? 1.0 : 0.0;
   const double t = (a.mean - b.mean) / std::sqrt(va + vb);
-  const double df = (va + vb) * (va + vb) /
-                    (va * va / (a.n - 1) + vb * vb / (b.n - 1));
+  const double df = (va + vb) * (va + vb) / (va * va / (a.n - 1) + vb * vb / (b.n - 1));
   // Two-sided p = I_{df/(df+t^2)}(df/2, 1/2).
   return RegularizedIncompleteBeta(df / 2.0, 0.5, df / (df + t * t));
 }

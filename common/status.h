@@ -68,9 +68,7 @@ inline Status DataLossError(std::string m) { return Status(StatusCode::kDataLoss
 inline Status ResourceExhaustedError(std::string m) {
   return Status(StatusCode::kResourceExhausted, std::move(m));
 }
-inline Status CancelledError(std::string m) {
-  return Status(StatusCode::kCancelled, std::move(m));
-}
+inline Status CancelledError(std::string m) { return Status(StatusCode::kCancelled, std::move(m)); }
 
 template <typename T>
 class StatusOr {
@@ -95,8 +93,8 @@ class StatusOr {
 
 }  // namespace resweep
 
-#define RESWEEP_RETURN_IF_ERROR(expr)        \
-  do {                                       \
-    ::resweep::Status _st = (expr);          \
-    if (!_st.ok()) return _st;               \
+#define RESWEEP_RETURN_IF_ERROR(expr) \
+  do {                                \
+    ::resweep::Status _st = (expr);   \
+    if (!_st.ok()) return _st;        \
   } while (0)

@@ -1,14 +1,14 @@
-#include "common/run_config_json.h"
 #include "common/sweep_spec.h"
+#include "common/run_config_json.h"
 
 #include <yaml-cpp/yaml.h>
 
+#include <sys/stat.h>
 #include <cmath>
 #include <fstream>
 #include <limits>
 #include <set>
 #include <sstream>
-#include <sys/stat.h>
 
 #include "common/hash.h"
 
@@ -55,8 +55,7 @@ std::vector<FieldError> CheckRunConfig(const RunConfig& c) {
 
   const auto& t = c.train;
   require(t.epochs >= 1 && t.epochs <= 10000, "train.epochs", "must be in [1, 10000]");
-  require(t.batch_size >= 1 && t.batch_size <= 65536, "train.batch_size",
-          "must be in [1, 65536]");
+  require(t.batch_size >= 1 && t.batch_size <= 65536, "train.batch_size", "must be in [1, 65536]");
   require(t.eval_every >= 1, "train.eval_every", "must be >= 1");
   require(finite(t.label_smoothing) && t.label_smoothing >= 0 && t.label_smoothing < 1,
           "train.label_smoothing", "must be in [0, 1)");
@@ -99,8 +98,8 @@ std::vector<FieldError> CheckRunConfig(const RunConfig& c) {
           "must be in (0, 1]");
   require(s.warmup_iterations >= 0, "train.schedule.warmup_iterations", "must be >= 0");
   one_of(s.warmup_kind, "train.schedule.warmup_kind", {"constant", "linear"});
-  require(finite(s.warmup_lr) && s.warmup_lr > 0 && s.warmup_lr <= 10,
-          "train.schedule.warmup_lr", "must be in (0, 10]");
+  require(finite(s.warmup_lr) && s.warmup_lr > 0 && s.warmup_lr <= 10, "train.schedule.warmup_lr",
+          "must be in (0, 10]");
   require(finite(s.min_lr) && s.min_lr >= 0, "train.schedule.min_lr", "must be >= 0");
 
   one_of(c.trainer.kind, "trainer.kind", {"libtorch", "synthetic"});
@@ -151,11 +150,16 @@ class Diagnostics {
 
 const char* NodeTypeName(const YAML::Node& node) {
   switch (node.Type()) {
-    case YAML::NodeType::Null: return "null";
-    case YAML::NodeType::Scalar: return "a scalar";
-    case YAML::NodeType::Sequence: return "a list";
-    case YAML::NodeType::Map: return "a mapping";
-    default: return "undefined";
+    case YAML::NodeType::Null:
+      return "null";
+    case YAML::NodeType::Scalar:
+      return "a scalar";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Map:
+      return "a mapping";
+    default:
+      return "undefined";
   }
 }
 
@@ -295,7 +299,8 @@ class MapReader {
   }
   void ReadValue(const YAML::Node& v, const std::string& field, std::vector<int64_t>* out) {
     if (!v.IsSequence()) {
-      diag_->Add(v.Mark(), field, std::string("must be a list of integers, got ") + NodeTypeName(v));
+      diag_->Add(v.Mark(), field,
+                 std::string("must be a list of integers, got ") + NodeTypeName(v));
       return;
     }
     if (v.size() > 1000) {
@@ -476,8 +481,8 @@ StatusOr<SweepSpec> ParseSweepSpec(const std::string& yaml_text, const std::stri
     return diag.ToStatus();
   }
   if (!root.IsMap()) {
-    diag.Add(root.Mark(), "", std::string("a sweep file must be a mapping, got ") +
-                                  NodeTypeName(root));
+    diag.Add(root.Mark(), "",
+             std::string("a sweep file must be a mapping, got ") + NodeTypeName(root));
     return diag.ToStatus();
   }
 
@@ -587,8 +592,7 @@ StatusOr<SweepSpec> ParseSweepSpec(const std::string& yaml_text, const std::stri
         axis_values.emplace_back(kv.second.begin(), kv.second.end());
       }
       if (static_cast<int64_t>(spec.grid.size()) > limits.max_axes) {
-        diag.Add(grid_node.Mark(), "grid",
-                 "at most " + std::to_string(limits.max_axes) + " axes");
+        diag.Add(grid_node.Mark(), "grid", "at most " + std::to_string(limits.max_axes) + " axes");
       }
     }
   }
@@ -603,8 +607,8 @@ StatusOr<SweepSpec> ParseSweepSpec(const std::string& yaml_text, const std::stri
     }
     cells *= axis.size;
   }
-  const int64_t total = cells > limits.max_runs ? cells
-                                                : cells * static_cast<int64_t>(spec.seeds.size());
+  const int64_t total =
+      cells > limits.max_runs ? cells : cells * static_cast<int64_t>(spec.seeds.size());
   if (total > limits.max_runs) {
     diag.Add(grid_node.Mark(), "grid",
              "the grid x seeds makes more than " + std::to_string(limits.max_runs) +
@@ -673,7 +677,7 @@ StatusOr<SweepSpec> ParseSweepSpec(const std::string& yaml_text, const std::stri
       }
     }
     if (diag.empty() == false && cell > 64) break;  // enough examples of what is wrong
-    for (size_t a = spec.grid.size(); a-- > 0;) {  // odometer, last axis fastest
+    for (size_t a = spec.grid.size(); a-- > 0;) {   // odometer, last axis fastest
       if (++index[a] < axis_values[a].size()) break;
       index[a] = 0;
     }

@@ -21,11 +21,11 @@
 namespace resweep {
 
 struct SpecLimits {
-  int64_t max_runs = 10000;          // cells x seeds
+  int64_t max_runs = 10000;  // cells x seeds
   int64_t max_seeds = 1000;
   int64_t max_axis_values = 1000;
   int64_t max_axes = 16;
-  int64_t max_bytes = 1 << 20;       // sweep file size
+  int64_t max_bytes = 1 << 20;  // sweep file size
 };
 
 struct GridAxis {
@@ -49,8 +49,8 @@ struct SweepSpec {
   std::string description;
   std::vector<GridAxis> grid;
   std::vector<int64_t> seeds;
-  int last_k = 5;        // results: mean of the last K epochs' test error
-  int max_attempts = 0;  // 0 = the coordinator's default
+  int last_k = 5;                 // results: mean of the last K epochs' test error
+  int max_attempts = 0;           // 0 = the coordinator's default
   std::vector<ExpandedRun> runs;  // cell-major, seeds inner
 };
 

@@ -3,8 +3,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "common/hash.h"
 #include "common/file_util.h"
+#include "common/hash.h"
 
 namespace resweep {
 
@@ -20,9 +20,7 @@ bool CheckpointStore::ValidRunId(const std::string& run_id) {
   return true;
 }
 
-std::string CheckpointStore::RunDir(const std::string& run_id) const {
-  return dir_ + "/" + run_id;
-}
+std::string CheckpointStore::RunDir(const std::string& run_id) const { return dir_ + "/" + run_id; }
 
 StatusOr<int64_t> CheckpointStore::Append(const std::string& run_id, int attempt, int epoch,
                                           int64_t offset, const std::string& data) {
@@ -72,7 +70,8 @@ Status CheckpointStore::Read(const std::string& run_id, int epoch, int64_t offse
   if (!ValidRunId(run_id)) return InvalidArgumentError("bad run id");
   const std::string path = RunDir(run_id) + "/epoch-" + std::to_string(epoch) + ".ckpt";
   std::ifstream in(path, std::ios::binary);
-  if (!in) return NotFoundError("no checkpoint of run " + run_id + " at epoch " + std::to_string(epoch));
+  if (!in)
+    return NotFoundError("no checkpoint of run " + run_id + " at epoch " + std::to_string(epoch));
   in.seekg(0, std::ios::end);
   *total_size = static_cast<int64_t>(in.tellg());
   if (offset < 0 || offset > *total_size) return InvalidArgumentError("offset past the end");

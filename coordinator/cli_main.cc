@@ -31,8 +31,8 @@ int Fail(const std::string& what, const Status& st) {
 class Client {
  public:
   Client(const std::string& address, double timeout_seconds)
-      : stub_(resweep::v1::Coordinator::NewStub(
-            resweep::MakeCoordinatorChannel({address, 8 << 20}))),
+      : stub_(
+            resweep::v1::Coordinator::NewStub(resweep::MakeCoordinatorChannel({address, 8 << 20}))),
         timeout_seconds_(timeout_seconds) {}
 
   template <typename Req, typename Resp, typename Method>
@@ -50,7 +50,8 @@ class Client {
 
 using Stub = resweep::v1::Coordinator::Stub;
 
-void PrintSweepStatus(const resweep::v1::SweepSummary& s, const resweep::v1::ListRunsResponse* runs) {
+void PrintSweepStatus(const resweep::v1::SweepSummary& s,
+                      const resweep::v1::ListRunsResponse* runs) {
   std::cout << resweep::FormatSweepLine(s) << "\n";
   if (!runs) return;
   for (const auto& r : runs->runs()) {
@@ -66,8 +67,9 @@ void PrintSweepStatus(const resweep::v1::SweepSummary& s, const resweep::v1::Lis
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"resweep: repeated-seed training sweeps. Submit a sweep file, watch it, read mean "
-               "and spread per grid cell."};
+  CLI::App app{
+      "resweep: repeated-seed training sweeps. Submit a sweep file, watch it, read mean "
+      "and spread per grid cell."};
   app.require_subcommand(1);
   std::string address = resweep::DefaultCoordinatorAddress();
   double timeout = 30;
@@ -137,8 +139,7 @@ int main(int argc, char** argv) {
     std::cout << resp.sweep_id() << "\n";
     std::cerr << "sweep " << resp.name() << ": " << resp.runs_total() << " runs, "
               << resp.runs_new() << " newly queued"
-              << (resp.already_existed() ? " (already submitted: nothing new queued)" : "")
-              << "\n";
+              << (resp.already_existed() ? " (already submitted: nothing new queued)" : "") << "\n";
     return 0;
   }
 
@@ -222,10 +223,12 @@ int main(int argc, char** argv) {
       const auto& c = resp.sweep().counts();
       const double elapsed =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      std::fprintf(stderr, "[%6.0fs] %s: %d/%d done (%d succeeded, %d failed, %d cancelled), %d running, %d queued\n",
-                   elapsed, resp.sweep().name().c_str(),
-                   c.succeeded() + c.failed() + c.cancelled(), c.total(), c.succeeded(),
-                   c.failed(), c.cancelled(), c.running() + c.leased(), c.queued());
+      std::fprintf(stderr,
+                   "[%6.0fs] %s: %d/%d done (%d succeeded, %d failed, %d cancelled), %d running, "
+                   "%d queued\n",
+                   elapsed, resp.sweep().name().c_str(), c.succeeded() + c.failed() + c.cancelled(),
+                   c.total(), c.succeeded(), c.failed(), c.cancelled(), c.running() + c.leased(),
+                   c.queued());
       if (resp.sweep().state() != "active") return c.failed() ? 3 : 0;
       if (wait_limit > 0 && elapsed > wait_limit) {
         std::cerr << "resweep wait: gave up after " << wait_limit << " s\n";

@@ -2,8 +2,8 @@
 #include <csignal>
 #include <fstream>
 
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include "common/logging.h"
 #include "coordinator/server.h"
@@ -45,10 +45,11 @@ int main(int argc, char** argv) {
   // Secure by default: this build has no TLS or tokens yet, so anything but a
   // loopback address needs an explicit --insecure.
   if (!resweep::IsLoopbackListenAddress(options.listen) && !insecure) {
-    spdlog::critical("refusing to listen on {}: the coordinator has no TLS or authentication yet, "
-                     "so only loopback addresses (127.0.0.0/8, [::1], localhost) are allowed. "
-                     "Pass --insecure to serve a trusted network anyway.",
-                     options.listen);
+    spdlog::critical(
+        "refusing to listen on {}: the coordinator has no TLS or authentication yet, "
+        "so only loopback addresses (127.0.0.0/8, [::1], localhost) are allowed. "
+        "Pass --insecure to serve a trusted network anyway.",
+        options.listen);
     return 2;
   }
   if (insecure && !resweep::IsLoopbackListenAddress(options.listen)) {
@@ -57,9 +58,10 @@ int main(int argc, char** argv) {
   options.scheduler.lease_ms = static_cast<int64_t>(lease_seconds * 1000);
   options.scheduler.heartbeat_ms = static_cast<int64_t>(heartbeat_seconds * 1000);
   if (options.scheduler.heartbeat_ms * 2 > options.scheduler.lease_ms) {
-    spdlog::warn("heartbeat interval {} ms is more than half the lease {} ms: leases may expire "
-                 "under a healthy worker",
-                 options.scheduler.heartbeat_ms, options.scheduler.lease_ms);
+    spdlog::warn(
+        "heartbeat interval {} ms is more than half the lease {} ms: leases may expire "
+        "under a healthy worker",
+        options.scheduler.heartbeat_ms, options.scheduler.lease_ms);
   }
 
   // Signals are taken by a dedicated thread; every other thread blocks them.

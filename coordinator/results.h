@@ -28,7 +28,7 @@ struct CellSummary {
   std::string block;
   std::string shortcut;
   int layers = 0;
-  double paper_test_error = -1;   // published figure when the cell is the paper's setting
+  double paper_test_error = -1;  // published figure when the cell is the paper's setting
   double source_test_error = -1;
   double mean_param_count = 0;
 };

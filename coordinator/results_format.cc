@@ -100,8 +100,8 @@ StatusOr<std::string> FormatResults(const v1::GetResultsResponse& r, const std::
       const auto& l = c.last_k_test_error();
       out << '"' << c.cell_label() << "\"," << c.runs_succeeded() << ',' << c.runs_total() << ','
           << f.n() << ',' << Fixed(f.mean(), "%.6f") << ',' << Fixed(f.std(), "%.6f") << ','
-          << Fixed(f.min(), "%.6f") << ',' << Fixed(f.max(), "%.6f") << ',' << k << ','
-          << l.n() << ',' << Fixed(l.mean(), "%.6f") << ',' << Fixed(l.std(), "%.6f") << ','
+          << Fixed(f.min(), "%.6f") << ',' << Fixed(f.max(), "%.6f") << ',' << k << ',' << l.n()
+          << ',' << Fixed(l.mean(), "%.6f") << ',' << Fixed(l.std(), "%.6f") << ','
           << Fixed(l.min(), "%.6f") << ',' << Fixed(l.max(), "%.6f") << ','
           << PValueVersusBest(r, i, best) << ',' << Fixed(c.mean_param_count(), "%.0f") << ','
           << (c.paper_test_error() < 0 ? "" : Fixed(c.paper_test_error(), "%.4f")) << ','
@@ -114,8 +114,10 @@ StatusOr<std::string> FormatResults(const v1::GetResultsResponse& r, const std::
   }
 
   const std::vector<std::string> header = {
-      "cell",          "n",     "final err % (mean ± std)", "min",   "max",
-      "last-" + k + " err % (mean ± std)", "p vs best", "params", "paper %", "2016 run %"};
+      "cell",      "n",      "final err % (mean ± std)",
+      "min",       "max",    "last-" + k + " err % (mean ± std)",
+      "p vs best", "params", "paper %",
+      "2016 run %"};
   std::vector<std::vector<std::string>> rows;
   for (int i = 0; i < r.cells_size(); ++i) {
     const auto& c = r.cells(i);
@@ -138,7 +140,8 @@ StatusOr<std::string> FormatResults(const v1::GetResultsResponse& r, const std::
     out << "### " << s.name() << " (" << s.sweep_id() << ", " << s.state() << ")\n\n";
     auto line = [&](const std::vector<std::string>& cells) {
       out << "|";
-      for (size_t j = 0; j < cells.size(); ++j) out << " " << Pad(cells[j], widths[j], j > 0) << " |";
+      for (size_t j = 0; j < cells.size(); ++j)
+        out << " " << Pad(cells[j], widths[j], j > 0) << " |";
       out << "\n";
     };
     line(header);
@@ -165,8 +168,7 @@ StatusOr<std::string> FormatResults(const v1::GetResultsResponse& r, const std::
     out << std::string(total - 2, '-') << "\n";
     for (const auto& row : rows) line(row);
   }
-  out << "\nfinal: test error after the last epoch; last-" << k
-      << ": mean of the last " << k
+  out << "\nfinal: test error after the last epoch; last-" << k << ": mean of the last " << k
       << " evaluated epochs per run; std: sample standard deviation across seeds;\n"
          "p vs best: Welch two-sided t-test of last-"
       << k << " errors against the best cell (small p: the difference is unlikely noise).\n";

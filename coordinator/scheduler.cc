@@ -1,7 +1,7 @@
 #include "coordinator/scheduler.h"
 
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <random>
@@ -310,8 +310,8 @@ StatusOr<std::optional<Lease>> Scheduler::Acquire(const std::string& worker_id) 
   });
   if (!st.ok()) return st;
   if (lease) {
-    spdlog::info("run {} ({} {} seed {}) attempt {} leased to {}", lease->run_id,
-                 lease->sweep_name, lease->cell_label, lease->seed, lease->attempt, worker_id);
+    spdlog::info("run {} ({} {} seed {}) attempt {} leased to {}", lease->run_id, lease->sweep_name,
+                 lease->cell_label, lease->seed, lease->attempt, worker_id);
   }
   return lease;
 }
@@ -472,21 +472,23 @@ Status Scheduler::Release(const std::string& worker_id, const std::string& run_i
     r.updated_ms = now;
     return store_->UpdateRun(r);
   });
-  if (st.ok()) spdlog::info("run {} attempt {} released by {}: {}", run_id, attempt, worker_id, reason);
+  if (st.ok())
+    spdlog::info("run {} attempt {} released by {}: {}", run_id, attempt, worker_id, reason);
   return st;
 }
 
 StatusOr<int64_t> Scheduler::PutCheckpointChunk(const std::string& worker_id,
                                                 const std::string& run_id, int attempt, int epoch,
-                                                int64_t offset, const std::string& data,
-                                                bool last, const std::string& sha256) {
+                                                int64_t offset, const std::string& data, bool last,
+                                                const std::string& sha256) {
   if (!checkpoints_) return FailedPreconditionError("this coordinator keeps no checkpoints");
   if (!CheckpointStore::ValidRunId(run_id)) return InvalidArgumentError("bad run id");
   std::lock_guard<std::mutex> lock(mutex_);
   RESWEEP_RETURN_IF_ERROR(ExpireIfDueLocked(run_id));
   auto run = FencedRunLocked(worker_id, run_id, attempt);
   if (!run.ok()) return run.status();
-  if (last && epoch == run->checkpoint_epoch) return offset + static_cast<int64_t>(data.size());  // retried commit
+  if (last && epoch == run->checkpoint_epoch)
+    return offset + static_cast<int64_t>(data.size());  // retried commit
   if (epoch <= run->checkpoint_epoch || epoch > run->epoch) {
     return FailedPreconditionError("checkpoint of epoch " + std::to_string(epoch) + " for run " +
                                    run_id + ": reported epochs end at " +
@@ -553,8 +555,7 @@ StatusOr<RunRecord> Scheduler::FencedRunLocked(const std::string& worker_id,
   const RunRecord& r = **run;
   if (r.attempt != attempt) {
     return FailedPreconditionError("stale attempt " + std::to_string(attempt) + " of run " +
-                                   run_id + ": the run is on attempt " +
-                                   std::to_string(r.attempt));
+                                   run_id + ": the run is on attempt " + std::to_string(r.attempt));
   }
   if (!HoldsLease(r.state)) {
     return FailedPreconditionError("run " + run_id + " is " + RunStateName(r.state) +
@@ -609,8 +610,7 @@ Status Scheduler::LoseLeaseLocked(RunRecord run, const std::string& why) {
 Status Scheduler::CloseAttemptLocked(const RunRecord& run, const std::string& state,
                                      const std::string& reason) {
   const bool open = state == "leased" || state == "running";
-  return store_->UpdateAttempt(run.run_id, run.attempt, state, open ? 0 : clock_->NowMs(),
-                               reason);
+  return store_->UpdateAttempt(run.run_id, run.attempt, state, open ? 0 : clock_->NowMs(), reason);
 }
 
 }  // namespace resweep

@@ -30,8 +30,8 @@ Status CoordinatorServer::Start(const CoordinatorOptions& options) {
   const std::string artifacts =
       options.artifacts_dir.empty() ? options.db_path + ".artifacts" : options.artifacts_dir;
   checkpoints_ = std::make_unique<CheckpointStore>(artifacts);
-  scheduler_ = std::make_unique<Scheduler>(store_.get(), &clock_, options.scheduler,
-                                           checkpoints_.get());
+  scheduler_ =
+      std::make_unique<Scheduler>(store_.get(), &clock_, options.scheduler, checkpoints_.get());
   service_ = std::make_unique<CoordinatorService>(scheduler_.get());
 
   grpc::ServerBuilder builder;

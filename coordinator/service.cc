@@ -40,9 +40,9 @@ std::string LatencyRecorder::Summary() {
 grpc::ServerUnaryReactor* CoordinatorService::Finish(grpc::CallbackServerContext* ctx,
                                                      const char* method, const Status& status,
                                                      std::chrono::steady_clock::time_point start) {
-  latency_.Record(method, std::chrono::duration<double, std::micro>(
-                              std::chrono::steady_clock::now() - start)
-                              .count());
+  latency_.Record(
+      method,
+      std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count());
   // Refusals are logged at debug (they are part of normal operation, e.g. a stale
   // attempt), internal errors at error.
   if (!status.ok()) {
@@ -126,9 +126,9 @@ grpc::ServerUnaryReactor* CoordinatorService::GetResults(grpc::CallbackServerCon
   return Finish(ctx, "GetResults", r.status(), start);
 }
 
-grpc::ServerUnaryReactor* CoordinatorService::RegisterWorker(
-    grpc::CallbackServerContext* ctx, const v1::RegisterWorkerRequest* req,
-    v1::RegisterWorkerResponse* resp) {
+grpc::ServerUnaryReactor* CoordinatorService::RegisterWorker(grpc::CallbackServerContext* ctx,
+                                                             const v1::RegisterWorkerRequest* req,
+                                                             v1::RegisterWorkerResponse* resp) {
   const auto start = std::chrono::steady_clock::now();
   std::vector<std::string> devices(req->devices().begin(), req->devices().end());
   auto r = scheduler_->RegisterWorker(req->name(), req->host(), devices);
@@ -195,33 +195,38 @@ grpc::ServerUnaryReactor* CoordinatorService::CompleteRun(grpc::CallbackServerCo
                                                           const v1::CompleteRunRequest* req,
                                                           v1::CompleteRunResponse*) {
   const auto start = std::chrono::steady_clock::now();
-  return Finish(ctx, "CompleteRun", scheduler_->Complete(req->worker_id(), req->run_id(), req->attempt(),
-                                     req->param_count()), start);
+  return Finish(
+      ctx, "CompleteRun",
+      scheduler_->Complete(req->worker_id(), req->run_id(), req->attempt(), req->param_count()),
+      start);
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::FailRun(grpc::CallbackServerContext* ctx,
                                                       const v1::FailRunRequest* req,
                                                       v1::FailRunResponse*) {
   const auto start = std::chrono::steady_clock::now();
-  return Finish(ctx, "FailRun", scheduler_->Fail(req->worker_id(), req->run_id(), req->attempt(), req->reason(),
-                                 req->retryable(), req->checkpoint_unusable()), start);
+  return Finish(ctx, "FailRun",
+                scheduler_->Fail(req->worker_id(), req->run_id(), req->attempt(), req->reason(),
+                                 req->retryable(), req->checkpoint_unusable()),
+                start);
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::ReleaseRun(grpc::CallbackServerContext* ctx,
                                                          const v1::ReleaseRunRequest* req,
                                                          v1::ReleaseRunResponse*) {
   const auto start = std::chrono::steady_clock::now();
-  return Finish(ctx, "ReleaseRun", scheduler_->Release(req->worker_id(), req->run_id(), req->attempt(),
-                                    req->reason()), start);
+  return Finish(ctx, "ReleaseRun",
+                scheduler_->Release(req->worker_id(), req->run_id(), req->attempt(), req->reason()),
+                start);
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::PutCheckpointChunk(
     grpc::CallbackServerContext* ctx, const v1::PutCheckpointChunkRequest* req,
     v1::PutCheckpointChunkResponse* resp) {
   const auto start = std::chrono::steady_clock::now();
-  auto next = scheduler_->PutCheckpointChunk(req->worker_id(), req->run_id(), req->attempt(),
-                                             req->epoch(), req->offset(), req->data(),
-                                             req->last(), req->sha256());
+  auto next =
+      scheduler_->PutCheckpointChunk(req->worker_id(), req->run_id(), req->attempt(), req->epoch(),
+                                     req->offset(), req->data(), req->last(), req->sha256());
   if (next.ok()) {
     resp->set_next_offset(*next);
     resp->set_committed(req->last());
@@ -234,9 +239,9 @@ grpc::ServerUnaryReactor* CoordinatorService::GetCheckpointChunk(
     v1::GetCheckpointChunkResponse* resp) {
   const auto start = std::chrono::steady_clock::now();
   int64_t total = 0;
-  Status st = scheduler_->GetCheckpointChunk(req->worker_id(), req->run_id(), req->attempt(),
-                                             req->epoch(), req->offset(), req->max_bytes(),
-                                             resp->mutable_data(), &total);
+  Status st =
+      scheduler_->GetCheckpointChunk(req->worker_id(), req->run_id(), req->attempt(), req->epoch(),
+                                     req->offset(), req->max_bytes(), resp->mutable_data(), &total);
   resp->set_total_size(total);
   return Finish(ctx, "GetCheckpointChunk", st, start);
 }

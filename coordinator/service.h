@@ -71,8 +71,7 @@ class CoordinatorService final : public v1::Coordinator::CallbackService {
   grpc::ServerUnaryReactor* CompleteRun(grpc::CallbackServerContext* ctx,
                                         const v1::CompleteRunRequest* req,
                                         v1::CompleteRunResponse* resp) override;
-  grpc::ServerUnaryReactor* FailRun(grpc::CallbackServerContext* ctx,
-                                    const v1::FailRunRequest* req,
+  grpc::ServerUnaryReactor* FailRun(grpc::CallbackServerContext* ctx, const v1::FailRunRequest* req,
                                     v1::FailRunResponse* resp) override;
   grpc::ServerUnaryReactor* ReleaseRun(grpc::CallbackServerContext* ctx,
                                        const v1::ReleaseRunRequest* req,

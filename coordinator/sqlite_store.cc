@@ -2,26 +2,32 @@
 
 #include <sqlite3.h>
 
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 namespace resweep {
 
 const char* RunStateName(RunState state) {
   switch (state) {
-    case RunState::kQueued: return "queued";
-    case RunState::kLeased: return "leased";
-    case RunState::kRunning: return "running";
-    case RunState::kSucceeded: return "succeeded";
-    case RunState::kFailed: return "failed";
-    case RunState::kCancelled: return "cancelled";
+    case RunState::kQueued:
+      return "queued";
+    case RunState::kLeased:
+      return "leased";
+    case RunState::kRunning:
+      return "running";
+    case RunState::kSucceeded:
+      return "succeeded";
+    case RunState::kFailed:
+      return "failed";
+    case RunState::kCancelled:
+      return "cancelled";
   }
   return "unknown";
 }
 
 std::optional<RunState> ParseRunState(const std::string& name) {
-  for (RunState s : {RunState::kQueued, RunState::kLeased, RunState::kRunning,
-                     RunState::kSucceeded, RunState::kFailed, RunState::kCancelled}) {
+  for (RunState s : {RunState::kQueued, RunState::kLeased, RunState::kRunning, RunState::kSucceeded,
+                     RunState::kFailed, RunState::kCancelled}) {
     if (name == RunStateName(s)) return s;
   }
   return std::nullopt;
@@ -135,8 +141,8 @@ class Statement {
   Statement& operator=(const Statement&) = delete;
 
   Statement& Bind(const std::string& v) {
-    if (stmt_) sqlite3_bind_text(stmt_, ++index_, v.data(), static_cast<int>(v.size()),
-                                 SQLITE_TRANSIENT);
+    if (stmt_)
+      sqlite3_bind_text(stmt_, ++index_, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
     return *this;
   }
   Statement& Bind(const char* v) { return Bind(std::string(v)); }
@@ -352,12 +358,24 @@ class SqliteStore : public Store {
     while (s.Step(&st)) {
       const int n = static_cast<int>(s.Int(1));
       switch (ParseRunState(s.Text(0)).value_or(RunState::kFailed)) {
-        case RunState::kQueued: c.queued += n; break;
-        case RunState::kLeased: c.leased += n; break;
-        case RunState::kRunning: c.running += n; break;
-        case RunState::kSucceeded: c.succeeded += n; break;
-        case RunState::kFailed: c.failed += n; break;
-        case RunState::kCancelled: c.cancelled += n; break;
+        case RunState::kQueued:
+          c.queued += n;
+          break;
+        case RunState::kLeased:
+          c.leased += n;
+          break;
+        case RunState::kRunning:
+          c.running += n;
+          break;
+        case RunState::kSucceeded:
+          c.succeeded += n;
+          break;
+        case RunState::kFailed:
+          c.failed += n;
+          break;
+        case RunState::kCancelled:
+          c.cancelled += n;
+          break;
       }
     }
     if (!st.ok()) return st;
@@ -365,10 +383,9 @@ class SqliteStore : public Store {
   }
 
   StatusOr<bool> InsertRunIfAbsent(const RunRecord& r) override {
-    Statement s(db_,
-                (std::string("INSERT OR IGNORE INTO runs (") + kRunColumns +
-                 ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
-                    .c_str());
+    Statement s(db_, (std::string("INSERT OR IGNORE INTO runs (") + kRunColumns +
+                      ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+                         .c_str());
     BindRun(s, r);
     RESWEEP_RETURN_IF_ERROR(s.Run());
     return sqlite3_changes(db_) > 0;
@@ -378,13 +395,13 @@ class SqliteStore : public Store {
     Statement s(db_,
                 "INSERT OR IGNORE INTO sweep_runs (sweep_id, run_id, cell_key, cell_label, "
                 "cell_params_json) VALUES (?,?,?,?,?)");
-    s.Bind(l.sweep_id).Bind(l.run_id).Bind(l.cell_key).Bind(l.cell_label).Bind(
-        l.cell_params_json);
+    s.Bind(l.sweep_id).Bind(l.run_id).Bind(l.cell_key).Bind(l.cell_label).Bind(l.cell_params_json);
     return s.Run();
   }
 
   StatusOr<std::optional<RunRecord>> GetRun(const std::string& run_id) override {
-    Statement s(db_, (std::string("SELECT ") + kRunColumns + " FROM runs WHERE run_id = ?").c_str());
+    Statement s(db_,
+                (std::string("SELECT ") + kRunColumns + " FROM runs WHERE run_id = ?").c_str());
     s.Bind(run_id);
     Status st;
     if (s.Step(&st)) return std::optional<RunRecord>(ReadRun(s));
@@ -616,8 +633,8 @@ int CurrentSchemaVersion() { return kSchemaVersion; }
 StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path,
                                                  const SqliteStoreOptions& options) {
   sqlite3* db = nullptr;
-  const int flags = options.read_only ? SQLITE_OPEN_READONLY
-                                      : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  const int flags =
+      options.read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
   const int rc = sqlite3_open_v2(path.c_str(), &db, flags | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     Status st = SqliteError(db, rc, "open " + path);

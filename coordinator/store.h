@@ -45,12 +45,12 @@ struct RunRecord {
   int attempt = 0;   // number of the newest lease; 0 = never leased
   int failures = 0;  // lost leases + retryable failures, counted against max_attempts
   int max_attempts = 3;
-  std::string worker_id;       // holder of the current lease, if any
+  std::string worker_id;  // holder of the current lease, if any
   int64_t lease_expires_ms = 0;
-  int epoch = 0;               // newest epoch recorded
+  int epoch = 0;  // newest epoch recorded
   int epochs_total = 0;
   double last_test_error = -1;
-  int checkpoint_epoch = 0;    // newest checkpoint the coordinator can hand out
+  int checkpoint_epoch = 0;  // newest checkpoint the coordinator can hand out
   int64_t param_count = 0;
   std::string error;           // why it failed or was cancelled
   int64_t queue_position = 0;  // lower is leased first

@@ -41,7 +41,8 @@ class Cluster {
                                  std::to_string(options_.max_attempts), "--log-level", "debug"},
         dir_.File("coordinator.log"));
     ASSERT_TRUE(WaitFor([&] { return !ReadFile(dir_.File("port")).empty(); }, 20000))
-        << "coordinator did not start:\n" << ReadFile(dir_.File("coordinator.log"));
+        << "coordinator did not start:\n"
+        << ReadFile(dir_.File("coordinator.log"));
     port_ = std::stoi(ReadFile(dir_.File("port")));
   }
   Process& coordinator() { return *coordinator_; }
@@ -49,12 +50,19 @@ class Cluster {
   int port() const { return port_; }
 
   // Starts a CPU worker (talking to `via`, default the coordinator); returns its index.
-  size_t StartWorker(const std::string& name, int threads = 1,
-                     std::vector<std::string> extra = {}, const std::string& via = "") {
-    std::vector<std::string> argv = {RESWEEP_WORKER_BIN, "--coordinator",
+  size_t StartWorker(const std::string& name, int threads = 1, std::vector<std::string> extra = {},
+                     const std::string& via = "") {
+    std::vector<std::string> argv = {RESWEEP_WORKER_BIN,
+                                     "--coordinator",
                                      via.empty() ? address() : via,
-                                     "--name", name, "--device", "cpu", "--threads",
-                                     std::to_string(threads), "--poll-seconds", "0.1"};
+                                     "--name",
+                                     name,
+                                     "--device",
+                                     "cpu",
+                                     "--threads",
+                                     std::to_string(threads),
+                                     "--poll-seconds",
+                                     "0.1"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     workers_.push_back(std::make_unique<Process>(argv, dir_.File("worker-" + name + ".log")));
     return workers_.size() - 1;

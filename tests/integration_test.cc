@@ -8,8 +8,8 @@
 #include <chrono>
 #include <random>
 #include <set>
-#include <thread>
 #include <sstream>
+#include <thread>
 
 #include "tests/cluster.h"
 #include "tests/tcp_proxy.h"
@@ -37,8 +37,7 @@ std::string WaitForRunningRun(Cluster& cluster, const std::string& sweep_id, int
 }
 
 // Every run of the sweep succeeded exactly once, with epochs 1..E each recorded once.
-void ExpectEveryRunSucceededOnce(Store& db, const std::string& sweep_id, size_t runs,
-                                 int epochs) {
+void ExpectEveryRunSucceededOnce(Store& db, const std::string& sweep_id, size_t runs, int epochs) {
   auto rows = db.ListSweepRuns(sweep_id, std::nullopt);
   ASSERT_TRUE(rows.ok());
   ASSERT_EQ(rows->size(), runs);
@@ -112,9 +111,9 @@ TEST(EndToEnd, ListeningBeyondLoopbackNeedsInsecure) {
   TempDir dir;
   std::string out, err;
   // Port 0 and --db in a temp dir: even if it started, it would touch nothing else.
-  const int code = RunCommand({RESWEEP_COORDINATOR_BIN, "--listen", "0.0.0.0:0", "--db",
-                               dir.File("x.db")},
-                              &out, &err, 20000);
+  const int code =
+      RunCommand({RESWEEP_COORDINATOR_BIN, "--listen", "0.0.0.0:0", "--db", dir.File("x.db")}, &out,
+                 &err, 20000);
   EXPECT_EQ(code, 2);
   EXPECT_NE(err.find("refusing to listen on 0.0.0.0:0"), std::string::npos) << err;
   EXPECT_NE(err.find("--insecure"), std::string::npos);
@@ -130,9 +129,11 @@ TEST(EndToEnd, RealLibTorchSweepAndAFailingRun) {
   cluster.StartWorker("torch", /*threads=*/2);
   // A run that cannot load its data fails with the reason; the worker goes on.
   const std::string broken = FirstLine(cluster.Cli(
-      {"submit", cluster.WriteSweep("broken.yaml", "name: broken\ndataset: {kind: cifar10, "
-                                                   "path: /nonexistent/cifar}\ntrain: {epochs: 1}\n")}));
-  const std::string sweep_id = FirstLine(cluster.Cli({"submit", cluster.WriteSweep("real.yaml", R"(name: real
+      {"submit", cluster.WriteSweep("broken.yaml",
+                                    "name: broken\ndataset: {kind: cifar10, "
+                                    "path: /nonexistent/cifar}\ntrain: {epochs: 1}\n")}));
+  const std::string sweep_id =
+      FirstLine(cluster.Cli({"submit", cluster.WriteSweep("real.yaml", R"(name: real
 dataset: {kind: fashion-mnist, train_limit: 2000, test_limit: 500}
 model: {depth_n: 1, base_width: 8}
 train:
@@ -173,7 +174,8 @@ TEST(EndToEnd, KilledWorkersRunIsFinishedByAnotherAfterTheLeaseExpires) {
   Cluster cluster({.lease_seconds = 2, .heartbeat_seconds = 0.3});
   cluster.StartCoordinator();
   const size_t victim = cluster.StartWorker("victim");
-  const std::string sweep_id = FirstLine(cluster.Cli({"submit", cluster.WriteSweep("one.yaml", R"(name: one
+  const std::string sweep_id =
+      FirstLine(cluster.Cli({"submit", cluster.WriteSweep("one.yaml", R"(name: one
 trainer: {kind: synthetic, epoch_seconds: 0.4}
 train: {epochs: 8, checkpoint_every: 1}
 )")}));
@@ -213,7 +215,8 @@ TEST(Faults, WorkerSigtermGivesTheLeaseBackAtOnceAndExitsZero) {
   Cluster cluster({.lease_seconds = 60, .heartbeat_seconds = 0.3});
   cluster.StartCoordinator();
   const size_t w = cluster.StartWorker("leaving");
-  const std::string sweep_id = FirstLine(cluster.Cli({"submit", cluster.WriteSweep("long.yaml", R"(name: long
+  const std::string sweep_id =
+      FirstLine(cluster.Cli({"submit", cluster.WriteSweep("long.yaml", R"(name: long
 trainer: {kind: synthetic, epoch_seconds: 0.3}
 train: {epochs: 50, checkpoint_every: 1}
 )")}));
@@ -240,7 +243,8 @@ TEST(Faults, CoordinatorKilledAndRestartedRepeatedlyLosesNothing) {
   cluster.StartCoordinator();
   cluster.StartWorker("a");
   cluster.StartWorker("b");
-  const std::string sweep_id = FirstLine(cluster.Cli({"submit", cluster.WriteSweep("s.yaml", R"(name: restarts
+  const std::string sweep_id =
+      FirstLine(cluster.Cli({"submit", cluster.WriteSweep("s.yaml", R"(name: restarts
 trainer: {kind: synthetic, epoch_seconds: 0.05}
 train: {epochs: 10, checkpoint_every: 2}
 grid:
@@ -269,7 +273,8 @@ TEST(Faults, CancelStopsRunningRunsWithinAHeartbeat) {
   Cluster cluster({.lease_seconds = 30, .heartbeat_seconds = 0.3});
   cluster.StartCoordinator();
   const size_t w = cluster.StartWorker("busy");
-  const std::string sweep_id = FirstLine(cluster.Cli({"submit", cluster.WriteSweep("c.yaml", R"(name: tocancel
+  const std::string sweep_id =
+      FirstLine(cluster.Cli({"submit", cluster.WriteSweep("c.yaml", R"(name: tocancel
 trainer: {kind: synthetic, epoch_seconds: 0.5}
 train: {epochs: 100}
 seeds: 3
@@ -293,8 +298,10 @@ TEST(Faults, PartitionedWorkerIsFencedOffAndCarriesOn) {
   Cluster cluster({.lease_seconds = 2, .heartbeat_seconds = 0.3});
   cluster.StartCoordinator();
   TcpProxy proxy(cluster.port());
-  const size_t cut = cluster.StartWorker("cutoff", 1, {}, "127.0.0.1:" + std::to_string(proxy.port()));
-  const std::string sweep_id = FirstLine(cluster.Cli({"submit", cluster.WriteSweep("p.yaml", R"(name: partition
+  const size_t cut =
+      cluster.StartWorker("cutoff", 1, {}, "127.0.0.1:" + std::to_string(proxy.port()));
+  const std::string sweep_id =
+      FirstLine(cluster.Cli({"submit", cluster.WriteSweep("p.yaml", R"(name: partition
 trainer: {kind: synthetic, epoch_seconds: 0.25}
 train: {epochs: 24, checkpoint_every: 1}
 )")}));
@@ -330,7 +337,8 @@ train: {epochs: 24, checkpoint_every: 1}
   EXPECT_NE((*attempts)[0].worker_id.find("cutoff"), std::string::npos);
   EXPECT_EQ((*attempts)[1].state, "succeeded");
   // The coordinator refused the stale attempt's late calls (logged at debug).
-  EXPECT_NE(ReadFile(cluster.dir() + "/coordinator.log").find("stale attempt 1"), std::string::npos);
+  EXPECT_NE(ReadFile(cluster.dir() + "/coordinator.log").find("stale attempt 1"),
+            std::string::npos);
 }
 
 TEST(Load, SixtyFourConcurrentSyntheticWorkers) {
@@ -338,7 +346,8 @@ TEST(Load, SixtyFourConcurrentSyntheticWorkers) {
   cluster.StartCoordinator();
   // 8 worker processes x 8 slots: 64 concurrent acquire/report/complete loops.
   for (int i = 0; i < 8; ++i) cluster.StartWorker("load" + std::to_string(i), 1, {"--slots", "8"});
-  const std::string sweep_id = FirstLine(cluster.Cli({"submit", cluster.WriteSweep("load.yaml", R"(name: load
+  const std::string sweep_id =
+      FirstLine(cluster.Cli({"submit", cluster.WriteSweep("load.yaml", R"(name: load
 trainer: {kind: synthetic, epoch_seconds: 0.03}
 train: {epochs: 8, checkpoint_every: 4}
 grid:

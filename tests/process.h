@@ -3,13 +3,14 @@
 #pragma once
 
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <fcntl.h>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <fcntl.h>
 #include <functional>
 #include <string>
 #include <thread>
@@ -25,9 +26,12 @@ class Process {
       : log_(log_path) {
     pid_ = fork();
     if (pid_ == 0) {
+      // Die with the test process, even when it crashes: no orphaned servers.
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
       const int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
       dup2(fd, 1);
-      const int err = err_path.empty() ? fd : open(err_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      const int err =
+          err_path.empty() ? fd : open(err_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
       dup2(err, 2);
       // Unblock signals the test runner may have blocked.
       sigset_t none;

@@ -10,8 +10,8 @@ namespace F = torch::nn::functional;
 
 TEST(ResNet, ParameterCountsMatchThePaper) {
   // He et al. 2015, Table 6 (option A): 0.27M, 0.46M, 0.66M, 0.85M, 1.7M.
-  const std::pair<int, double> expected[] = {{3, 0.27e6}, {5, 0.46e6}, {7, 0.66e6},
-                                             {9, 0.85e6}, {18, 1.7e6}};
+  const std::pair<int, double> expected[] = {
+      {3, 0.27e6}, {5, 0.46e6}, {7, 0.66e6}, {9, 0.85e6}, {18, 1.7e6}};
   for (const auto& [n, paper] : expected) {
     ResNetOptions o;
     o.depth_n = n;
@@ -100,8 +100,7 @@ TEST(ResNet, EachBlockComputesItsFormula) {
     EXPECT_TRUE(torch::allclose(got, expected, 1e-4, 1e-5)) << static_cast<int>(kind);
     // The designs without a final ReLU can output negative values; the others cannot.
     const bool can_be_negative = kind == BlockKind::kNoRelu ||
-                                 kind == BlockKind::kNoReluBnAfterAdd ||
-                                 kind == BlockKind::kPreact;
+                                 kind == BlockKind::kNoReluBnAfterAdd || kind == BlockKind::kPreact;
     EXPECT_EQ(got.min().item<float>() < 0, can_be_negative) << static_cast<int>(kind);
   }
 }

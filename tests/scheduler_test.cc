@@ -152,7 +152,9 @@ TEST_F(SchedulerTest, RunSucceedsAfterAllEpochsAndResultsAggregate) {
 }
 
 TEST_F(SchedulerTest, ExpiredLeaseRequeuesAndFencesTheStaleAttempt) {
-  ASSERT_TRUE(scheduler_->Submit("name: one\ntrainer: {kind: synthetic}\ntrain: {epochs: 3}\n", "o.yaml").ok());
+  ASSERT_TRUE(
+      scheduler_->Submit("name: one\ntrainer: {kind: synthetic}\ntrain: {epochs: 3}\n", "o.yaml")
+          .ok());
   const std::string w1 = Register("w1"), w2 = Register("w2");
   Lease first = MustAcquire(w1);
   ASSERT_TRUE(Report(w1, first, 1, 0.5).ok());
@@ -282,7 +284,9 @@ TEST_F(SchedulerTest, StateSurvivesReopeningTheDatabase) {
 }
 
 TEST_F(SchedulerTest, CheckpointsAreChunkedVerifiedAndResumedFrom) {
-  ASSERT_TRUE(scheduler_->Submit("name: one\ntrainer: {kind: synthetic}\ntrain: {epochs: 5}\n", "o.yaml").ok());
+  ASSERT_TRUE(
+      scheduler_->Submit("name: one\ntrainer: {kind: synthetic}\ntrain: {epochs: 5}\n", "o.yaml")
+          .ok());
   const std::string w1 = Register("w1"), w2 = Register("w2");
   Lease l = MustAcquire(w1);
   EXPECT_EQ(l.resume_epoch, 0);
@@ -291,18 +295,30 @@ TEST_F(SchedulerTest, CheckpointsAreChunkedVerifiedAndResumedFrom) {
   const std::string blob = "checkpoint-bytes-of-epoch-2";
   const std::string sha = Sha256Hex(blob);
   // Not yet reported epochs cannot be checkpointed.
-  EXPECT_EQ(scheduler_->PutCheckpointChunk(w1, l.run_id, l.attempt, 3, 0, blob, true, sha).status().code(),
+  EXPECT_EQ(scheduler_->PutCheckpointChunk(w1, l.run_id, l.attempt, 3, 0, blob, true, sha)
+                .status()
+                .code(),
             StatusCode::kFailedPrecondition);
   // A wrong checksum is refused and commits nothing.
-  EXPECT_EQ(scheduler_->PutCheckpointChunk(w1, l.run_id, l.attempt, 2, 0, blob, true, "00").status().code(),
+  EXPECT_EQ(scheduler_->PutCheckpointChunk(w1, l.run_id, l.attempt, 2, 0, blob, true, "00")
+                .status()
+                .code(),
             StatusCode::kDataLoss);
   EXPECT_EQ(Run(l.run_id).checkpoint_epoch, 0);
   // Two chunks; the first is sent twice (a retry) without harm.
-  ASSERT_EQ(*scheduler_->PutCheckpointChunk(w1, l.run_id, l.attempt, 2, 0, blob.substr(0, 10), false, ""), 10);
-  ASSERT_EQ(*scheduler_->PutCheckpointChunk(w1, l.run_id, l.attempt, 2, 0, blob.substr(0, 10), false, ""), 10);
-  EXPECT_EQ(scheduler_->PutCheckpointChunk(w1, l.run_id, l.attempt, 2, 50, "x", false, "").status().code(),
+  ASSERT_EQ(
+      *scheduler_->PutCheckpointChunk(w1, l.run_id, l.attempt, 2, 0, blob.substr(0, 10), false, ""),
+      10);
+  ASSERT_EQ(
+      *scheduler_->PutCheckpointChunk(w1, l.run_id, l.attempt, 2, 0, blob.substr(0, 10), false, ""),
+      10);
+  EXPECT_EQ(scheduler_->PutCheckpointChunk(w1, l.run_id, l.attempt, 2, 50, "x", false, "")
+                .status()
+                .code(),
             StatusCode::kFailedPrecondition);
-  ASSERT_TRUE(scheduler_->PutCheckpointChunk(w1, l.run_id, l.attempt, 2, 10, blob.substr(10), true, sha).ok());
+  ASSERT_TRUE(
+      scheduler_->PutCheckpointChunk(w1, l.run_id, l.attempt, 2, 10, blob.substr(10), true, sha)
+          .ok());
   EXPECT_EQ(Run(l.run_id).checkpoint_epoch, 2);
   ASSERT_TRUE(Report(w1, l, 3, 0.3).ok());
   // The worker dies; the next attempt resumes after epoch 2, and epoch 3 is gone.
@@ -313,16 +329,20 @@ TEST_F(SchedulerTest, CheckpointsAreChunkedVerifiedAndResumedFrom) {
   EXPECT_EQ(store_->ListEpochs(l.run_id)->size(), 2u);
   std::string data;
   int64_t total = 0;
-  ASSERT_TRUE(scheduler_->GetCheckpointChunk(w2, l.run_id, again.attempt, 2, 0, 8, &data, &total).ok());
+  ASSERT_TRUE(
+      scheduler_->GetCheckpointChunk(w2, l.run_id, again.attempt, 2, 0, 8, &data, &total).ok());
   EXPECT_EQ(total, static_cast<int64_t>(blob.size()));
   EXPECT_EQ(data, blob.substr(0, 8));
   // The old attempt can neither read nor write checkpoints any more.
   EXPECT_EQ(scheduler_->GetCheckpointChunk(w1, l.run_id, l.attempt, 2, 0, 8, &data, &total).code(),
             StatusCode::kFailedPrecondition);
-  EXPECT_EQ(Report(w2, again, 4, 0.2).code(), StatusCode::kFailedPrecondition);  // must send 3 first
+  EXPECT_EQ(Report(w2, again, 4, 0.2).code(),
+            StatusCode::kFailedPrecondition);  // must send 3 first
   ASSERT_TRUE(Report(w2, again, 3, 0.3).ok());
   // An unreadable checkpoint is forgotten: the next attempt starts from 0.
-  ASSERT_TRUE(scheduler_->Fail(w2, l.run_id, again.attempt, "checkpoint checksum mismatch", true, true).ok());
+  ASSERT_TRUE(
+      scheduler_->Fail(w2, l.run_id, again.attempt, "checkpoint checksum mismatch", true, true)
+          .ok());
   Lease fresh = MustAcquire(w2);
   EXPECT_EQ(fresh.resume_epoch, 0);
   EXPECT_TRUE(store_->ListEpochs(l.run_id)->empty());

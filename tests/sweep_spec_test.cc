@@ -113,8 +113,9 @@ TEST(SweepSpec, WrongTypesAreRejectedWithTheField) {
   EXPECT_NE(ErrorOf("name: x\ntrain: {epochs: 2.5}\n").find("train.epochs"), std::string::npos);
   EXPECT_NE(ErrorOf("name: x\ntrain: {optimizer: {nesterov: maybe}}\n").find("true or false"),
             std::string::npos);
-  EXPECT_NE(ErrorOf("name: x\ntrain: {optimizer: [sgd]}\n").find("train.optimizer: must be a mapping"),
-            std::string::npos);
+  EXPECT_NE(
+      ErrorOf("name: x\ntrain: {optimizer: [sgd]}\n").find("train.optimizer: must be a mapping"),
+      std::string::npos);
   EXPECT_NE(ErrorOf("name: x\ntrain: {optimizer: {lr: .nan}}\n").find("finite"), std::string::npos);
 }
 
@@ -178,13 +179,14 @@ TEST(SweepSpec, AliasBombIsHarmless) {
   // the fields it knows, so this fails fast as an unknown key.
   std::string bomb = "name: x\na0: &a0 [1, 1]\n";
   for (int i = 1; i <= 30; ++i) {
-    bomb += "a" + std::to_string(i) + ": &a" + std::to_string(i) + " [*a" +
-            std::to_string(i - 1) + ", *a" + std::to_string(i - 1) + "]\n";
+    bomb += "a" + std::to_string(i) + ": &a" + std::to_string(i) + " [*a" + std::to_string(i - 1) +
+            ", *a" + std::to_string(i - 1) + "]\n";
   }
   EXPECT_NE(ErrorOf(bomb).find("unknown key"), std::string::npos);
   // An alias used as a grid axis is read like any value: a list where an integer
   // belongs is a type error.
-  const std::string grid_bomb = "name: x\ngrid:\n  train.schedule.milestones: &m [[1, 2]]\n  model.depth_n: *m\n";
+  const std::string grid_bomb =
+      "name: x\ngrid:\n  train.schedule.milestones: &m [[1, 2]]\n  model.depth_n: *m\n";
   EXPECT_FALSE(ParseSweepSpec(grid_bomb, "g.yaml").ok());
 }
 

@@ -123,8 +123,8 @@ class TcpProxy {
   std::atomic<bool> paused_{false};
   std::atomic<bool> stopping_{false};
   std::mutex mutex_;
-  std::set<int> open_;               // protected by mutex_
-  std::vector<std::thread> pumps_;   // protected by mutex_
+  std::set<int> open_;              // protected by mutex_
+  std::vector<std::thread> pumps_;  // protected by mutex_
   std::thread acceptor_;
 };
 

@@ -20,7 +20,9 @@ using namespace resweep::testing;
 
 class RecordingContext : public RunContext {
  public:
-  bool ShouldStop() const override { return stop_after > 0 && static_cast<int>(epochs.size()) >= stop_after; }
+  bool ShouldStop() const override {
+    return stop_after > 0 && static_cast<int>(epochs.size()) >= stop_after;
+  }
   Status OnEpoch(const EpochReport& r) override {
     epochs.push_back(r);
     return Status::Ok();
@@ -103,7 +105,8 @@ TEST(LibTorchTrainer, SameSeedSameCurveOtherSeedOtherCurve) {
   ASSERT_EQ(a.epochs.size(), 3u);
   EXPECT_GT(ra->param_count, 0);
   for (size_t i = 0; i < 3; ++i) {
-    EXPECT_EQ(a.epochs[i].train_loss, b.epochs[i].train_loss) << "epoch " << i + 1;  // bit-identical
+    EXPECT_EQ(a.epochs[i].train_loss, b.epochs[i].train_loss)
+        << "epoch " << i + 1;  // bit-identical
     EXPECT_EQ(a.epochs[i].test_error, b.epochs[i].test_error);
   }
   EXPECT_NE(a.epochs[0].train_loss, c.epochs[0].train_loss);

@@ -29,8 +29,8 @@ Status CheckLabels(const torch::Tensor& labels, int64_t classes, const std::stri
     auto bad = torch::nonzero((labels < 0).logical_or(labels >= classes)).flatten();
     const int64_t record = bad[0].item<int64_t>();
     return InvalidArgumentError(path + ": record " + std::to_string(record) + " has label " +
-                                std::to_string(labels[record].item<int64_t>()) +
-                                ", outside 0.." + std::to_string(classes - 1));
+                                std::to_string(labels[record].item<int64_t>()) + ", outside 0.." +
+                                std::to_string(classes - 1));
   }
   return Status::Ok();
 }
@@ -66,8 +66,9 @@ Status ReadCifar10Batch(const std::string& path, torch::Tensor* images, torch::T
 
 StatusOr<Dataset> LoadCifar10(const std::string& dir) {
   if (!IsDirectory(dir)) {
-    return NotFoundError(dir + ": no such directory (expected the CIFAR-10 binary version: "
-                               "data_batch_1.bin .. data_batch_5.bin, test_batch.bin)");
+    return NotFoundError(dir +
+                         ": no such directory (expected the CIFAR-10 binary version: "
+                         "data_batch_1.bin .. data_batch_5.bin, test_batch.bin)");
   }
   std::vector<torch::Tensor> train_images, train_labels;
   for (int i = 1; i <= 5; ++i) {
@@ -81,7 +82,8 @@ StatusOr<Dataset> LoadCifar10(const std::string& dir) {
   d.name = "cifar10";
   d.train_images = torch::cat(train_images);
   d.train_labels = torch::cat(train_labels);
-  RESWEEP_RETURN_IF_ERROR(ReadCifar10Batch(dir + "/test_batch.bin", &d.test_images, &d.test_labels));
+  RESWEEP_RETURN_IF_ERROR(
+      ReadCifar10Batch(dir + "/test_batch.bin", &d.test_images, &d.test_labels));
   return d;
 }
 
@@ -142,8 +144,9 @@ StatusOr<torch::Tensor> ReadIdxGz(const std::string& path) {
 
 StatusOr<Dataset> LoadFashionMnist(const std::string& dir) {
   if (!IsDirectory(dir)) {
-    return NotFoundError(dir + ": no such directory (expected Fashion-MNIST gzipped IDX files; "
-                               "apt-get install dataset-fashion-mnist)");
+    return NotFoundError(dir +
+                         ": no such directory (expected Fashion-MNIST gzipped IDX files; "
+                         "apt-get install dataset-fashion-mnist)");
   }
   auto load = [&](const char* name) { return ReadIdxGz(dir + "/" + name); };
   auto train_images = load("train-images-idx3-ubyte.gz");

@@ -8,8 +8,8 @@
 #include <sstream>
 
 #include "worker/lr_schedule.h"
-#include "worker/trainer_log.h"
 #include "worker/resnet.h"
+#include "worker/trainer_log.h"
 
 namespace resweep {
 
@@ -43,23 +43,28 @@ double Seconds(std::chrono::steady_clock::time_point since) {
 std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(const OptimizerConfig& o,
                                                        std::vector<torch::Tensor> params) {
   if (o.name == "sgd") {
-    return std::make_unique<torch::optim::SGD>(
-        params, torch::optim::SGDOptions(o.lr).momentum(o.momentum).nesterov(o.nesterov)
-                    .weight_decay(o.weight_decay));
+    return std::make_unique<torch::optim::SGD>(params, torch::optim::SGDOptions(o.lr)
+                                                           .momentum(o.momentum)
+                                                           .nesterov(o.nesterov)
+                                                           .weight_decay(o.weight_decay));
   }
   if (o.name == "rmsprop") {
-    return std::make_unique<torch::optim::RMSprop>(
-        params, torch::optim::RMSpropOptions(o.lr).alpha(o.alpha).eps(o.eps)
-                    .momentum(o.momentum).weight_decay(o.weight_decay));
+    return std::make_unique<torch::optim::RMSprop>(params, torch::optim::RMSpropOptions(o.lr)
+                                                               .alpha(o.alpha)
+                                                               .eps(o.eps)
+                                                               .momentum(o.momentum)
+                                                               .weight_decay(o.weight_decay));
   }
   if (o.name == "adam") {
-    return std::make_unique<torch::optim::Adam>(
-        params, torch::optim::AdamOptions(o.lr).betas({o.beta1, o.beta2}).eps(o.eps)
-                    .weight_decay(o.weight_decay));
+    return std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(o.lr)
+                                                            .betas({o.beta1, o.beta2})
+                                                            .eps(o.eps)
+                                                            .weight_decay(o.weight_decay));
   }
-  return std::make_unique<torch::optim::AdamW>(
-      params, torch::optim::AdamWOptions(o.lr).betas({o.beta1, o.beta2}).eps(o.eps)
-                  .weight_decay(o.weight_decay));
+  return std::make_unique<torch::optim::AdamW>(params, torch::optim::AdamWOptions(o.lr)
+                                                           .betas({o.beta1, o.beta2})
+                                                           .eps(o.eps)
+                                                           .weight_decay(o.weight_decay));
 }
 
 void SetLearningRate(torch::optim::Optimizer& optimizer, double lr) {
@@ -183,9 +188,9 @@ std::string SaveTrainingState(ResNet& model, torch::optim::Optimizer& optimizer,
   return out.str();
 }
 
-Status LoadTrainingState(const std::string& payload, int epoch, torch::Device device,
-                         ResNet& model, torch::optim::Optimizer& optimizer,
-                         at::Generator& generator, int64_t* iteration) {
+Status LoadTrainingState(const std::string& payload, int epoch, torch::Device device, ResNet& model,
+                         torch::optim::Optimizer& optimizer, at::Generator& generator,
+                         int64_t* iteration) {
   try {
     std::istringstream in(payload);
     torch::serialize::InputArchive archive, model_archive, optimizer_archive;
@@ -321,7 +326,8 @@ class LibTorchTrainer : public Trainer {
         if (flips.defined()) flips = flips.pin_memory().to(device_, /*non_blocking=*/true);
       }
 
-      auto loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(device_));
+      auto loss_sum =
+          torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(device_));
       auto wrong = torch::zeros({}, torch::TensorOptions().dtype(torch::kInt64).device(device_));
       double lr = 0;
       for (int64_t start = 0; start < n; start += batch) {

@@ -17,8 +17,8 @@ double LearningRateAt(const OptimizerConfig& optimizer, const ScheduleConfig& sc
   }
   if (schedule.kind == "constant") return base;
   if (schedule.kind == "cosine") {
-    const double total = static_cast<double>(std::max<int64_t>(1, total_epochs * iterations_per_epoch -
-                                                                     schedule.warmup_iterations));
+    const double total = static_cast<double>(
+        std::max<int64_t>(1, total_epochs * iterations_per_epoch - schedule.warmup_iterations));
     const double t = std::min(1.0, (iteration - schedule.warmup_iterations) / total);
     return schedule.min_lr + 0.5 * (base - schedule.min_lr) * (1.0 + std::cos(M_PI * t));
   }

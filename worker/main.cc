@@ -2,9 +2,9 @@
 #include <csignal>
 #include <thread>
 
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
+#include <CLI/CLI.hpp>
 
 #include "common/channel.h"
 #include "common/logging.h"
@@ -25,8 +25,7 @@ int main(int argc, char** argv) {
   app.add_option("--slots", slots, "CPU slots (runs at once) when training on the CPU")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
-  app.add_option("--threads", threads,
-                 "intra-op CPU threads for LibTorch (0: cores / CPU slots)")
+  app.add_option("--threads", threads, "intra-op CPU threads for LibTorch (0: cores / CPU slots)")
       ->capture_default_str()
       ->check(CLI::Range(0, 1024));
   app.add_option("--data-root", options.data_root, "where relative dataset paths are found")
@@ -40,10 +39,18 @@ int main(int argc, char** argv) {
   resweep::InitLogging("worker", log_level);
   resweep::SetTrainerLogSink([](resweep::TrainerLogLevel level, const std::string& message) {
     switch (level) {
-      case resweep::TrainerLogLevel::kDebug: spdlog::debug("{}", message); break;
-      case resweep::TrainerLogLevel::kInfo: spdlog::info("{}", message); break;
-      case resweep::TrainerLogLevel::kWarn: spdlog::warn("{}", message); break;
-      case resweep::TrainerLogLevel::kError: spdlog::error("{}", message); break;
+      case resweep::TrainerLogLevel::kDebug:
+        spdlog::debug("{}", message);
+        break;
+      case resweep::TrainerLogLevel::kInfo:
+        spdlog::info("{}", message);
+        break;
+      case resweep::TrainerLogLevel::kWarn:
+        spdlog::warn("{}", message);
+        break;
+      case resweep::TrainerLogLevel::kError:
+        spdlog::error("{}", message);
+        break;
     }
   });
 

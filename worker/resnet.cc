@@ -78,7 +78,8 @@ ResNetImpl::ResNetImpl(const ResNetOptions& options) : options_(options) {
     const int64_t out = w << stage;
     for (int i = 0; i < options.depth_n; ++i) {
       const int64_t stride = (stage > 0 && i == 0) ? 2 : 1;
-      stages_->push_back(ResidualBlock(in, out, stride, options.block, options.projection_shortcut));
+      stages_->push_back(
+          ResidualBlock(in, out, stride, options.block, options.projection_shortcut));
       in = out;
     }
   }

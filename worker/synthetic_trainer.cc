@@ -3,8 +3,8 @@
 #include <random>
 #include <thread>
 
-#include "common/run_config_json.h"
 #include "common/hash.h"
+#include "common/run_config_json.h"
 #include "worker/trainer.h"
 
 namespace resweep {
@@ -41,8 +41,8 @@ class SyntheticTrainer : public Trainer {
       const auto epoch_start = std::chrono::steady_clock::now();
       while (std::chrono::steady_clock::now() - epoch_start < epoch_time) {
         if (context->ShouldStop()) return CancelledError("stopped");
-        std::this_thread::sleep_for(std::min<std::chrono::duration<double>>(
-            epoch_time, std::chrono::milliseconds(20)));
+        std::this_thread::sleep_for(
+            std::min<std::chrono::duration<double>>(epoch_time, std::chrono::milliseconds(20)));
       }
       if (context->ShouldStop()) return CancelledError("stopped");
       if (fails && epoch > config.train.epochs / 2) {

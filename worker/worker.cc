@@ -1,5 +1,5 @@
-#include "common/run_config_json.h"
 #include "worker/worker.h"
+#include "common/run_config_json.h"
 
 #include <unistd.h>
 
@@ -120,11 +120,12 @@ class Worker::SlotContext : public RunContext {
       return st;
     }
     run_->epoch = r.epoch;
-    spdlog::info("run {} epoch {}: train loss {:.4f}, train err {:.2f}%, test err {}, lr {:.4g}, "
-                 "{:.1f} s, {:.0f} img/s",
-                 run_->run_id, r.epoch, r.train_loss, r.train_error * 100,
-                 r.test_error < 0 ? std::string("-") : fmt::format("{:.2f}%", r.test_error * 100),
-                 r.lr, r.seconds, r.images_per_sec);
+    spdlog::info(
+        "run {} epoch {}: train loss {:.4f}, train err {:.2f}%, test err {}, lr {:.4g}, "
+        "{:.1f} s, {:.0f} img/s",
+        run_->run_id, r.epoch, r.train_loss, r.train_error * 100,
+        r.test_error < 0 ? std::string("-") : fmt::format("{:.2f}%", r.test_error * 100), r.lr,
+        r.seconds, r.images_per_sec);
     return Status::Ok();
   }
 
@@ -234,11 +235,12 @@ Status Worker::Retry(const char* what, int64_t give_up_ms,
     // Full jitter: a fleet of workers does not reconnect in lockstep.
     const int64_t sleep = std::uniform_int_distribution<int64_t>(backoff / 2, backoff)(rng);
     if (attempt == 1 || attempt % 10 == 0) {
-      spdlog::warn("{}: coordinator unavailable ({}); retrying in {} ms", what,
-                   st.error_message(), sleep);
+      spdlog::warn("{}: coordinator unavailable ({}); retrying in {} ms", what, st.error_message(),
+                   sleep);
     }
     if (give_up_ms > 0) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(sleep));  // must finish even when stopping
+      std::this_thread::sleep_for(
+          std::chrono::milliseconds(sleep));  // must finish even when stopping
     } else {
       SleepFor(sleep);
     }

@@ -28,7 +28,7 @@ struct WorkerOptions {
   std::string name;                  // default: host name
   std::vector<std::string> devices;  // one slot each: "cpu", "cuda:0", ...
   std::string data_root = "/data";
-  int poll_ms = 1000;                // idle wait between acquire attempts
+  int poll_ms = 1000;  // idle wait between acquire attempts
   int max_backoff_ms = 5000;
 };
 
