@@ -43,7 +43,8 @@ TEST(BadInput, EveryCorpusFileIsRefusedWithItsReason) {
     ASSERT_FALSE(spec.ok()) << path << " was accepted";
     EXPECT_EQ(spec.status().code(), StatusCode::kInvalidArgument) << path;
     EXPECT_NE(spec.status().message().find(expect), std::string::npos)
-        << path << ": expected '" << expect << "' in:\n" << spec.status().message();
+        << path << ": expected '" << expect << "' in:\n"
+        << spec.status().message();
     EXPECT_NE(spec.status().message().find(path), std::string::npos) << spec.status().message();
   }
 }
@@ -54,7 +55,8 @@ TEST(BadInput, NothingIsQueuedAndStoredDataIsUntouched) {
   ASSERT_TRUE(store.ok());
   FakeClock clock;
   Scheduler scheduler(store->get(), &clock, SchedulerOptions());
-  ASSERT_TRUE(scheduler.Submit("name: good\ntrainer: {kind: synthetic}\nseeds: 3\n", "good.yaml").ok());
+  ASSERT_TRUE(
+      scheduler.Submit("name: good\ntrainer: {kind: synthetic}\nseeds: 3\n", "good.yaml").ok());
   for (const auto& path : CorpusFiles()) {
     EXPECT_FALSE(scheduler.Submit(ReadFile(path), path).ok()) << path;
   }
