@@ -39,8 +39,13 @@ class TcpProxy {
     close(listener_);
     CloseAll();
     acceptor_.join();
-    std::lock_guard<std::mutex> lock(mutex_);
-    for (auto& t : pumps_) t.join();
+    // Join without holding mutex_: each pump takes it on its way out.
+    std::vector<std::thread> pumps;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      pumps.swap(pumps_);
+    }
+    for (auto& t : pumps) t.join();
   }
 
   int port() const { return port_; }
