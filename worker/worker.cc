@@ -436,8 +436,9 @@ void Worker::HeartbeatLoop() {
   while (!stopping_) {
     int64_t period;
     {
+      // Until registration tells the interval, look again soon.
       std::lock_guard<std::mutex> lock(mutex_);
-      period = heartbeat_ms_;
+      period = worker_id_.empty() ? 200 : heartbeat_ms_;
     }
     SleepFor(period);
     if (stopping_) break;
