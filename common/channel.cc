@@ -4,6 +4,16 @@
 
 namespace resweep {
 
+grpc::Status ToGrpcStatus(const Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), status.message());
+}
+
+Status FromGrpcStatus(const grpc::Status& status) {
+  if (status.ok()) return Status::Ok();
+  return Status(static_cast<StatusCode>(status.error_code()), status.error_message());
+}
+
 std::shared_ptr<grpc::Channel> MakeCoordinatorChannel(const ChannelOptions& options) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(options.max_message_bytes);

@@ -6,7 +6,13 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "common/status.h"
+
 namespace resweep {
+
+// Status codes mirror gRPC's, so these are one-to-one.
+grpc::Status ToGrpcStatus(const Status& status);
+Status FromGrpcStatus(const grpc::Status& status);
 
 struct ChannelOptions {
   std::string address = "127.0.0.1:50051";

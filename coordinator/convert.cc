@@ -2,16 +2,6 @@
 
 namespace resweep {
 
-grpc::Status ToGrpcStatus(const Status& status) {
-  if (status.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), status.message());
-}
-
-Status FromGrpcStatus(const grpc::Status& status) {
-  if (status.ok()) return Status::Ok();
-  return Status(static_cast<StatusCode>(status.error_code()), status.error_message());
-}
-
 void ToProto(const SweepView& view, v1::SweepSummary* out) {
   out->set_sweep_id(view.sweep.sweep_id);
   out->set_name(view.sweep.name);

@@ -251,13 +251,9 @@ class SqliteStore : public Store {
   }
 
   Status Migrate() {
-    int version = 0;
-    {
-      Statement s(db_, "PRAGMA user_version");
-      Status st;
-      if (s.Step(&st)) version = static_cast<int>(s.Int(0));
-      RESWEEP_RETURN_IF_ERROR(st);
-    }
+    auto current = SchemaVersion();
+    if (!current.ok()) return current.status();
+    const int version = *current;
     if (version > kSchemaVersion) {
       return FailedPreconditionError("database schema version " + std::to_string(version) +
                                      " is newer than this build's " +
@@ -274,12 +270,19 @@ class SqliteStore : public Store {
     return Status::Ok();
   }
 
-  Status CheckReadableVersion() {
+  StatusOr<int> SchemaVersion() {
     Statement s(db_, "PRAGMA user_version");
     Status st;
     int version = 0;
     if (s.Step(&st)) version = static_cast<int>(s.Int(0));
-    RESWEEP_RETURN_IF_ERROR(st);
+    if (!st.ok()) return st;
+    return version;
+  }
+
+  Status CheckReadableVersion() {
+    auto current = SchemaVersion();
+    if (!current.ok()) return current.status();
+    const int version = *current;
     if (version != kSchemaVersion) {
       return FailedPreconditionError("database schema version " + std::to_string(version) +
                                      "; this build reads version " +

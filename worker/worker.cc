@@ -31,11 +31,6 @@ bool Transient(const grpc::Status& st) {
          st.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED;
 }
 
-Status FromGrpc(const grpc::Status& st) {
-  if (st.ok()) return Status::Ok();
-  return Status(static_cast<StatusCode>(st.error_code()), st.error_message());
-}
-
 void SetDeadline(grpc::ClientContext* ctx, int64_t ms) {
   ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(ms));
 }
@@ -226,12 +221,12 @@ Status Worker::Retry(const char* what, int64_t give_up_ms,
   int64_t backoff = 100;
   for (int attempt = 1;; ++attempt) {
     grpc::Status st = call();
-    if (st.ok() || !Transient(st)) return FromGrpc(st);
+    if (st.ok() || !Transient(st)) return FromGrpcStatus(st);
     const int64_t elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
                                 std::chrono::steady_clock::now() - start)
                                 .count();
     if (stopping_ && give_up_ms == 0) return UnavailableError(std::string(what) + ": stopping");
-    if (give_up_ms > 0 && elapsed > give_up_ms) return FromGrpc(st);
+    if (give_up_ms > 0 && elapsed > give_up_ms) return FromGrpcStatus(st);
     // Full jitter: a fleet of workers does not reconnect in lockstep.
     const int64_t sleep = std::uniform_int_distribution<int64_t>(backoff / 2, backoff)(rng);
     if (attempt == 1 || attempt % 10 == 0) {
