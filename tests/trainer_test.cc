@@ -2,9 +2,11 @@
 
 #include <sys/stat.h>
 
+#include <cmath>
 #include <cstdio>
 #include <map>
 
+#include "common/sweep_spec.h"
 #include "tests/data_files.h"
 #include "worker/libtorch_trainer.h"
 #include "worker/lr_schedule.h"
@@ -129,6 +131,32 @@ TEST(LibTorchTrainer, StopsWhenAskedAndFailsOnBadData) {
   auto missing = trainer->Train(TinyCifarConfig(dir.File("absent")), 1, {}, &ctx);
   EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
   EXPECT_NE(missing.status().message().find("absent"), std::string::npos);
+}
+
+TEST(LibTorchTrainer, DivergenceFailsTheRunWithItsReason) {
+  TempDir dir;
+  WriteCifarDir(dir.path(), 40, 20, /*learnable=*/true);
+  DatasetCache cache("/");
+  auto trainer = MakeLibTorchTrainer(torch::kCPU, &cache);
+  // Legal in a sweep file (lr <= 10, weight decay < 1), and unstable: without momentum
+  // each step multiplies every weight by 1 - lr * wd = -8, so the weights overflow
+  // float32 within ~45 steps and the loss becomes inf/NaN.
+  RunConfig config = TinyCifarConfig(dir.path());
+  config.train.optimizer.lr = 10;
+  config.train.optimizer.momentum = 0;
+  config.train.optimizer.weight_decay = 0.9;
+  config.train.schedule.milestones = {};
+  config.train.batch_size = 4;
+  config.train.epochs = 30;
+  ASSERT_TRUE(ValidateRunConfig(config).ok()) << ValidateRunConfig(config).ToString();
+  RecordingContext ctx;
+  auto r = trainer->Train(config, 1, {}, &ctx);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("diverged"), std::string::npos) << r.status().ToString();
+  // It stopped at the epoch that diverged and never reported a non-finite loss.
+  EXPECT_LT(ctx.epochs.size(), 30u);
+  for (const auto& e : ctx.epochs) EXPECT_TRUE(std::isfinite(e.train_loss)) << e.epoch;
 }
 
 TEST(LibTorchTrainer, ResumedRunContinuesExactlyAsTheUninterruptedOne) {
