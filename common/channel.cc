@@ -2,6 +2,8 @@
 
 #include <cstdlib>
 
+#include "common/file_util.h"
+
 namespace resweep {
 
 grpc::Status ToGrpcStatus(const Status& status) {
@@ -14,6 +16,78 @@ Status FromGrpcStatus(const grpc::Status& status) {
   return Status(static_cast<StatusCode>(status.error_code()), status.error_message());
 }
 
+namespace {
+
+std::string FromEnv(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? v : "";
+}
+
+// Reads a PEM or token file named by a flag or variable (`source` says which).
+StatusOr<std::string> ReadSecret(const std::string& path, const std::string& source) {
+  auto content = ReadWholeFile(path);
+  if (!content.ok()) {
+    return InvalidArgumentError(source + ": cannot read " + path + ": " +
+                                content.status().message());
+  }
+  if (content->empty()) return InvalidArgumentError(source + ": " + path + " is empty");
+  return content;
+}
+
+std::string Trim(std::string s) {
+  const auto first = s.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos) return "";
+  return s.substr(first, s.find_last_not_of(" \t\r\n") - first + 1);
+}
+
+}  // namespace
+
+StatusOr<ClientSecurity> LoadClientSecurity(ClientSecurityFlags flags) {
+  auto pick = [](std::string* value, const char* flag, const char* env) {
+    if (!value->empty()) return std::string(flag);
+    *value = FromEnv(env);
+    return std::string("$") + env;
+  };
+  const std::string ca_source = pick(&flags.tls_ca_file, "--tls-ca", "RESWEEP_TLS_CA");
+  const std::string cert_source = pick(&flags.tls_cert_file, "--tls-cert", "RESWEEP_TLS_CERT");
+  const std::string key_source = pick(&flags.tls_key_file, "--tls-key", "RESWEEP_TLS_KEY");
+  const std::string token_source = pick(&flags.token_file, "--token-file", "RESWEEP_TOKEN_FILE");
+
+  ClientSecurity s;
+  if (!flags.tls_ca_file.empty()) {
+    auto pem = ReadSecret(flags.tls_ca_file, ca_source);
+    if (!pem.ok()) return pem.status();
+    s.root_certs_pem = *pem;
+  }
+  if (flags.tls_cert_file.empty() != flags.tls_key_file.empty()) {
+    return InvalidArgumentError("a client certificate needs both --tls-cert and --tls-key");
+  }
+  if (!flags.tls_cert_file.empty()) {
+    if (s.root_certs_pem.empty()) {
+      return InvalidArgumentError("--tls-cert needs --tls-ca (client certificates are TLS only)");
+    }
+    auto cert = ReadSecret(flags.tls_cert_file, cert_source);
+    if (!cert.ok()) return cert.status();
+    auto key = ReadSecret(flags.tls_key_file, key_source);
+    if (!key.ok()) return key.status();
+    s.cert_chain_pem = *cert;
+    s.private_key_pem = *key;
+  }
+  if (!flags.token_file.empty()) {
+    auto token = ReadSecret(flags.token_file, token_source);
+    if (!token.ok()) return token.status();
+    s.token = Trim(*token);
+    if (s.token.empty())
+      return InvalidArgumentError(token_source + ": " + flags.token_file + " holds no token");
+  } else {
+    s.token = Trim(FromEnv("RESWEEP_TOKEN"));
+  }
+  if (s.token.find_first_of(" \t\r\n") != std::string::npos) {
+    return InvalidArgumentError(token_source + ": the token must be one word");
+  }
+  return s;
+}
+
 std::shared_ptr<grpc::Channel> MakeCoordinatorChannel(const ChannelOptions& options) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(options.max_message_bytes);
@@ -22,7 +96,23 @@ std::shared_ptr<grpc::Channel> MakeCoordinatorChannel(const ChannelOptions& opti
   // backoff on top for whole calls.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
-  return grpc::CreateCustomChannel(options.address, grpc::InsecureChannelCredentials(), args);
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  if (options.security.root_certs_pem.empty()) {
+    credentials = grpc::InsecureChannelCredentials();
+  } else {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = options.security.root_certs_pem;
+    ssl.pem_cert_chain = options.security.cert_chain_pem;
+    ssl.pem_private_key = options.security.private_key_pem;
+    credentials = grpc::SslCredentials(ssl);
+  }
+  return grpc::CreateCustomChannel(options.address, credentials, args);
+}
+
+void PrepareCall(grpc::ClientContext* context, const ClientSecurity& security,
+                 int64_t deadline_ms) {
+  context->set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(deadline_ms));
+  if (!security.token.empty()) context->AddMetadata(kTokenMetadataKey, "Bearer " + security.token);
 }
 
 std::string DefaultCoordinatorAddress() {

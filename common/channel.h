@@ -1,6 +1,9 @@
-// gRPC client channels to the coordinator, shared by the CLI and the worker.
+// gRPC client channels to the coordinator, shared by the CLI and the worker:
+// plaintext or TLS (optionally with a client certificate), and the role token every
+// call carries.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -14,12 +17,40 @@ namespace resweep {
 grpc::Status ToGrpcStatus(const Status& status);
 Status FromGrpcStatus(const grpc::Status& status);
 
+// What a client presents to the coordinator. PEM contents, not paths.
+struct ClientSecurity {
+  std::string root_certs_pem;  // non-empty: TLS, trusting these CAs
+  std::string cert_chain_pem;  // with private_key_pem: the client certificate (mutual TLS)
+  std::string private_key_pem;
+  std::string token;  // sent as "authorization: Bearer <token>" on every call
+};
+
+// Paths from the command line; each empty one falls back to its environment
+// variable: RESWEEP_TLS_CA, RESWEEP_TLS_CERT, RESWEEP_TLS_KEY, RESWEEP_TOKEN_FILE,
+// and RESWEEP_TOKEN (the token itself) when no token file is named anywhere.
+struct ClientSecurityFlags {
+  std::string tls_ca_file;
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string token_file;
+};
+
+// Reads the files; an error names the file (or variable) and what is wrong with it.
+StatusOr<ClientSecurity> LoadClientSecurity(ClientSecurityFlags flags);
+
 struct ChannelOptions {
   std::string address = "127.0.0.1:50051";
   int max_message_bytes = 8 << 20;
+  ClientSecurity security;
 };
 
 std::shared_ptr<grpc::Channel> MakeCoordinatorChannel(const ChannelOptions& options);
+
+// Sets the deadline and attaches the token (if any) to one call.
+void PrepareCall(grpc::ClientContext* context, const ClientSecurity& security, int64_t deadline_ms);
+
+// The metadata key the token travels under (lower case, as gRPC requires).
+inline constexpr const char* kTokenMetadataKey = "authorization";
 
 // The coordinator address from $RESWEEP_COORDINATOR, else 127.0.0.1:50051.
 std::string DefaultCoordinatorAddress();

@@ -68,6 +68,12 @@ inline Status DataLossError(std::string m) { return Status(StatusCode::kDataLoss
 inline Status ResourceExhaustedError(std::string m) {
   return Status(StatusCode::kResourceExhausted, std::move(m));
 }
+inline Status UnauthenticatedError(std::string m) {
+  return Status(StatusCode::kUnauthenticated, std::move(m));
+}
+inline Status PermissionDeniedError(std::string m) {
+  return Status(StatusCode::kPermissionDenied, std::move(m));
+}
 inline Status CancelledError(std::string m) { return Status(StatusCode::kCancelled, std::move(m)); }
 
 template <typename T>

@@ -20,7 +20,11 @@ namespace {
 using resweep::Status;
 
 int Fail(const std::string& what, const Status& st) {
-  std::cerr << "resweep " << what << ": " << st.message() << "\n";
+  // Refusals by the coordinator name their gRPC code (UNAUTHENTICATED, ...); a bad
+  // file's error is the file:line message alone.
+  const bool plain = st.code() == resweep::StatusCode::kInvalidArgument ||
+                     st.code() == resweep::StatusCode::kNotFound;
+  std::cerr << "resweep " << what << ": " << (plain ? st.message() : st.ToString()) << "\n";
   if (st.code() == resweep::StatusCode::kUnavailable) {
     std::cerr << "(is resweep-coordinator running at the address given by --coordinator or "
                  "$RESWEEP_COORDINATOR?)\n";
@@ -30,20 +34,21 @@ int Fail(const std::string& what, const Status& st) {
 
 class Client {
  public:
-  Client(const std::string& address, double timeout_seconds)
-      : stub_(
-            resweep::v1::Coordinator::NewStub(resweep::MakeCoordinatorChannel({address, 8 << 20}))),
+  Client(const std::string& address, double timeout_seconds, resweep::ClientSecurity security)
+      : security_(std::move(security)),
+        stub_(resweep::v1::Coordinator::NewStub(
+            resweep::MakeCoordinatorChannel({address, 8 << 20, security_}))),
         timeout_seconds_(timeout_seconds) {}
 
   template <typename Req, typename Resp, typename Method>
   Status Call(Method method, const Req& req, Resp* resp) {
     grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() +
-                     std::chrono::milliseconds(static_cast<int64_t>(timeout_seconds_ * 1000)));
+    resweep::PrepareCall(&ctx, security_, static_cast<int64_t>(timeout_seconds_ * 1000));
     return resweep::FromGrpcStatus((stub_.get()->*method)(&ctx, req, resp));
   }
 
  private:
+  resweep::ClientSecurity security_;
   std::unique_ptr<resweep::v1::Coordinator::Stub> stub_;
   double timeout_seconds_;
 };
@@ -76,6 +81,15 @@ int main(int argc, char** argv) {
   app.add_option("--coordinator,-c", address, "coordinator address ($RESWEEP_COORDINATOR)")
       ->capture_default_str();
   app.add_option("--timeout", timeout, "seconds to wait for each call")->capture_default_str();
+  resweep::ClientSecurityFlags security_flags;
+  app.add_option("--tls-ca", security_flags.tls_ca_file,
+                 "connect with TLS, trusting this CA (PEM) [$RESWEEP_TLS_CA]");
+  app.add_option("--tls-cert", security_flags.tls_cert_file,
+                 "client certificate for mutual TLS (PEM) [$RESWEEP_TLS_CERT]");
+  app.add_option("--tls-key", security_flags.tls_key_file,
+                 "its private key (PEM) [$RESWEEP_TLS_KEY]");
+  app.add_option("--token-file", security_flags.token_file,
+                 "file holding your admin or read token [$RESWEEP_TOKEN_FILE, or $RESWEEP_TOKEN]");
 
   std::string file;
   auto* submit = app.add_subcommand("submit", "validate a sweep file and queue its runs");
@@ -113,7 +127,9 @@ int main(int argc, char** argv) {
   wait->add_option("--poll", poll, "seconds between progress lines")->capture_default_str();
 
   CLI11_PARSE(app, argc, argv);
-  Client client(address, timeout);
+  auto security = resweep::LoadClientSecurity(security_flags);
+  if (!security.ok()) return Fail("options", security.status());
+  Client client(address, timeout, std::move(*security));
 
   if (*submit) {
     // Validate here first: errors then name the user's own file path.

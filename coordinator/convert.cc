@@ -72,6 +72,7 @@ void ToProto(const Lease& lease, v1::RunLease* out) {
   out->set_config_json(lease.config_json);
   out->set_seed(lease.seed);
   out->set_resume_epoch(lease.resume_epoch);
+  out->set_resume_path(lease.resume_path);
   out->set_lease_expires_unix_ms(lease.expires_ms);
   out->set_sweep_name(lease.sweep_name);
   out->set_cell_label(lease.cell_label);

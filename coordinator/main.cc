@@ -35,25 +35,49 @@ int main(int argc, char** argv) {
                  "largest grid x seeds accepted")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000000));
+  app.add_option("--submits-per-minute", options.scheduler.submits_per_minute,
+                 "sustained rate of sweep submissions accepted (0: unlimited)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1e6));
+  app.add_option("--submit-burst", options.scheduler.submit_burst,
+                 "submissions accepted at once before the rate applies")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+  app.add_option("--max-active-runs", options.scheduler.max_active_runs,
+                 "queued + running runs over all sweeps; larger submissions are refused")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
+  app.add_option("--max-message-bytes", options.max_message_bytes,
+                 "largest gRPC message accepted or sent")
+      ->capture_default_str()
+      ->check(CLI::Range(1 << 16, 1 << 30));
+  app.add_option("--tls-cert", options.tls_cert_file, "server certificate chain (PEM): serve TLS");
+  app.add_option("--tls-key", options.tls_key_file, "server private key (PEM)");
+  app.add_option("--tls-client-ca", options.tls_client_ca_file,
+                 "require client certificates signed by this CA (PEM): mutual TLS");
+  app.add_option("--token-file", options.token_file,
+                 "role tokens, one '<worker|admin|read> <token>' per line: every call needs one");
   app.add_flag("--insecure", insecure,
-               "allow listening beyond loopback without TLS or tokens (trusted networks only)");
+               "allow listening beyond loopback without TLS and tokens (trusted networks only)");
   app.add_option("--port-file", port_file, "write the port actually bound to this file");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   resweep::InitLogging("coordinator", log_level);
-  // Secure by default: this build has no TLS or tokens yet, so anything but a
-  // loopback address needs an explicit --insecure.
-  if (!resweep::IsLoopbackListenAddress(options.listen) && !insecure) {
-    spdlog::critical(
-        "refusing to listen on {}: the coordinator has no TLS or authentication yet, "
-        "so only loopback addresses (127.0.0.0/8, [::1], localhost) are allowed. "
-        "Pass --insecure to serve a trusted network anyway.",
-        options.listen);
-    return 2;
-  }
-  if (insecure && !resweep::IsLoopbackListenAddress(options.listen)) {
-    spdlog::warn("--insecure: serving {} without TLS or authentication", options.listen);
+  // Secure by default: beyond loopback, both TLS and role tokens, unless the user
+  // says --insecure.
+  const bool secured = !options.tls_cert_file.empty() && !options.token_file.empty();
+  if (!resweep::IsLoopbackListenAddress(options.listen) && !secured) {
+    if (!insecure) {
+      spdlog::critical(
+          "refusing to listen on {} without TLS (--tls-cert/--tls-key) and role tokens "
+          "(--token-file): only loopback addresses (127.0.0.0/8, [::1], localhost) may go "
+          "without. Pass --insecure to serve a trusted network anyway.",
+          options.listen);
+      return 2;
+    }
+    spdlog::warn("--insecure: serving {} without {}", options.listen,
+                 options.tls_cert_file.empty() ? "TLS" : "role tokens");
   }
   options.scheduler.lease_ms = static_cast<int64_t>(lease_seconds * 1000);
   options.scheduler.heartbeat_ms = static_cast<int64_t>(heartbeat_seconds * 1000);

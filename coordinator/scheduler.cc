@@ -26,8 +26,33 @@ Scheduler::Scheduler(Store* store, const Clock* clock, SchedulerOptions options,
 
 // ------------------------------------------------------------------- users
 
+Status Scheduler::TakeSubmitTokenLocked() {
+  if (options_.submits_per_minute <= 0) return Status::Ok();
+  const int64_t now = clock_->NowMs();
+  const double burst = std::max(1, options_.submit_burst);
+  if (submit_tokens_ < 0) {
+    submit_tokens_ = burst;
+    submit_refilled_ms_ = now;
+  }
+  submit_tokens_ = std::min(
+      burst, submit_tokens_ + (now - submit_refilled_ms_) * options_.submits_per_minute / 60000.0);
+  submit_refilled_ms_ = now;
+  if (submit_tokens_ < 1) {
+    const double wait_s = (1 - submit_tokens_) * 60.0 / options_.submits_per_minute;
+    return ResourceExhaustedError(fmt::format(
+        "too many submissions (limit {} per minute, bursts of {}); try again in {:.1f} s",
+        options_.submits_per_minute, options_.submit_burst, wait_s));
+  }
+  submit_tokens_ -= 1;
+  return Status::Ok();
+}
+
 StatusOr<SubmitResult> Scheduler::Submit(const std::string& spec_yaml,
                                          const std::string& source_name) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    RESWEEP_RETURN_IF_ERROR(TakeSubmitTokenLocked());
+  }
   auto parsed = ParseSweepSpec(spec_yaml, source_name.empty() ? "<sweep>" : source_name,
                                options_.spec_limits);
   if (!parsed.ok()) return parsed.status();
@@ -44,6 +69,15 @@ StatusOr<SubmitResult> Scheduler::Submit(const std::string& spec_yaml,
   if (existing->has_value()) {
     result.already_existed = true;
     return result;
+  }
+
+  auto active = store_->CountActiveRuns();
+  if (!active.ok()) return active.status();
+  if (*active + static_cast<int64_t>(spec.runs.size()) > options_.max_active_runs) {
+    return ResourceExhaustedError(
+        fmt::format("queue full: {} runs are queued or running, and this sweep's {} would pass the "
+                    "coordinator's limit of {} (--max-active-runs)",
+                    *active, spec.runs.size(), options_.max_active_runs));
   }
 
   const int64_t now = clock_->NowMs();
@@ -296,6 +330,7 @@ StatusOr<std::optional<Lease>> Scheduler::Acquire(const std::string& worker_id) 
     l.config_json = run.config_json;
     l.seed = run.seed;
     l.resume_epoch = run.checkpoint_epoch;
+    l.resume_path = run.checkpoint_epoch > 0 ? run.checkpoint_path : "";
     l.expires_ms = run.lease_expires_ms;
     auto link = store_->FirstLinkOfRun(run.run_id);
     if (!link.ok()) return link.status();
@@ -437,7 +472,10 @@ Status Scheduler::Fail(const std::string& worker_id, const std::string& run_id, 
     r.worker_id.clear();
     r.lease_expires_ms = 0;
     r.updated_ms = now;
-    if (checkpoint_unusable) r.checkpoint_epoch = 0;
+    if (checkpoint_unusable) {
+      r.checkpoint_epoch = 0;
+      r.checkpoint_path.clear();
+    }
     if (retryable && r.failures + 1 < r.max_attempts) {
       r.failures += 1;
       r.state = RunState::kQueued;
@@ -504,6 +542,7 @@ StatusOr<int64_t> Scheduler::PutCheckpointChunk(const std::string& worker_id,
     if (!fresh.ok()) return fresh.status();
     RunRecord r = *fresh;
     r.checkpoint_epoch = epoch;
+    r.checkpoint_path.clear();
     r.lease_expires_ms = now + options_.lease_ms;
     r.updated_ms = now;
     return store_->UpdateRun(r);
@@ -513,6 +552,41 @@ StatusOr<int64_t> Scheduler::PutCheckpointChunk(const std::string& worker_id,
   return next;
 }
 
+Status Scheduler::RecordSharedCheckpoint(const std::string& worker_id, const std::string& run_id,
+                                         int attempt, int epoch, const std::string& relative_path) {
+  // A relative path inside the shared directory: no absolute paths, no "..".
+  if (relative_path.empty() || relative_path.size() > 512 || relative_path[0] == '/' ||
+      relative_path.find("..") != std::string::npos ||
+      relative_path.find('\0') != std::string::npos) {
+    return InvalidArgumentError("shared checkpoint path '" + relative_path +
+                                "' must be relative to the checkpoint directory, without '..'");
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  RESWEEP_RETURN_IF_ERROR(ExpireIfDueLocked(run_id));
+  const int64_t now = clock_->NowMs();
+  return store_->RunInTransaction([&]() -> Status {
+    auto run = FencedRunLocked(worker_id, run_id, attempt);
+    if (!run.ok()) return run.status();
+    if (epoch == run->checkpoint_epoch && relative_path == run->checkpoint_path) {
+      return Status::Ok();  // retried
+    }
+    if (epoch <= run->checkpoint_epoch || epoch > run->epoch) {
+      return FailedPreconditionError("checkpoint of epoch " + std::to_string(epoch) + " for run " +
+                                     run_id + ": reported epochs end at " +
+                                     std::to_string(run->epoch) + ", newest checkpoint is " +
+                                     std::to_string(run->checkpoint_epoch));
+    }
+    RunRecord r = *run;
+    r.checkpoint_epoch = epoch;
+    r.checkpoint_path = relative_path;
+    r.lease_expires_ms = now + options_.lease_ms;
+    r.updated_ms = now;
+    spdlog::debug("run {} attempt {}: shared checkpoint of epoch {} at {}", run_id, attempt, epoch,
+                  relative_path);
+    return store_->UpdateRun(r);
+  });
+}
+
 Status Scheduler::GetCheckpointChunk(const std::string& worker_id, const std::string& run_id,
                                      int attempt, int epoch, int64_t offset, int max_bytes,
                                      std::string* data, int64_t* total_size) {
@@ -520,6 +594,10 @@ Status Scheduler::GetCheckpointChunk(const std::string& worker_id, const std::st
   std::lock_guard<std::mutex> lock(mutex_);
   auto run = FencedRunLocked(worker_id, run_id, attempt);
   if (!run.ok()) return run.status();
+  if (!run->checkpoint_path.empty()) {
+    return FailedPreconditionError("run " + run_id + "'s checkpoint is on the shared filesystem (" +
+                                   run->checkpoint_path + "), not in the coordinator");
+  }
   if (epoch != run->checkpoint_epoch) {
     return FailedPreconditionError("run " + run_id + " resumes from epoch " +
                                    std::to_string(run->checkpoint_epoch) + ", not " +

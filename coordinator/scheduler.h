@@ -33,7 +33,14 @@ struct SchedulerOptions {
   int64_t lease_ms = 30000;
   int64_t heartbeat_ms = 5000;
   int default_max_attempts = 3;
-  SpecLimits spec_limits;
+  SpecLimits spec_limits;  // per sweep file: size, axes, cells x seeds
+  // Submissions: a token bucket of `submit_burst` refilled at `submits_per_minute`
+  // (0 = unlimited); a submission beyond it is RESOURCE_EXHAUSTED, before parsing.
+  double submits_per_minute = 60;
+  int submit_burst = 30;
+  // Queue bound: a sweep whose new runs would take the queued + running runs of
+  // all sweeps past this is refused as RESOURCE_EXHAUSTED.
+  int64_t max_active_runs = 1000000;
 };
 
 struct SubmitResult {
@@ -73,6 +80,7 @@ struct Lease {
   std::string config_json;
   int64_t seed = 0;
   int resume_epoch = 0;
+  std::string resume_path;  // non-empty: the checkpoint is on the shared filesystem
   int64_t expires_ms = 0;
   std::string sweep_name;
   std::string cell_label;
@@ -136,6 +144,11 @@ class Scheduler {
                                        int attempt, int epoch, int64_t offset,
                                        const std::string& data, bool last,
                                        const std::string& sha256);
+  // A checkpoint of `epoch` the worker wrote to the shared filesystem at
+  // `relative_path` (under every worker's --checkpoint-dir) becomes the run's resume
+  // point. Same epoch rules as an upload; recording the same one again is harmless.
+  Status RecordSharedCheckpoint(const std::string& worker_id, const std::string& run_id,
+                                int attempt, int epoch, const std::string& relative_path);
   // Reads the run's committed checkpoint (the one its lease said to resume from).
   Status GetCheckpointChunk(const std::string& worker_id, const std::string& run_id, int attempt,
                             int epoch, int64_t offset, int max_bytes, std::string* data,
@@ -148,6 +161,8 @@ class Scheduler {
   const SchedulerOptions& options() const { return options_; }
 
  private:
+  // Takes one submission token, or says when the next one is due.
+  Status TakeSubmitTokenLocked() RESWEEP_REQUIRES(mutex_);
   StatusOr<SweepRecord> ResolveSweepLocked(const std::string& sweep) RESWEEP_REQUIRES(mutex_);
   StatusOr<SweepView> ViewLocked(const SweepRecord& sweep) RESWEEP_REQUIRES(mutex_);
   // Loads the run and checks the attempt fence: the attempt is current, held by
@@ -167,6 +182,9 @@ class Scheduler {
   CheckpointStore* const checkpoints_;
 
   std::mutex mutex_;  // serialises all store access and state changes
+  // Submission token bucket, protected by mutex_.
+  double submit_tokens_ RESWEEP_GUARDED_BY(mutex_) = -1;  // -1: full, set on first use
+  int64_t submit_refilled_ms_ RESWEEP_GUARDED_BY(mutex_) = 0;
 };
 
 }  // namespace resweep

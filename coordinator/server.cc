@@ -3,6 +3,7 @@
 #include <grpcpp/grpcpp.h>
 #include <spdlog/spdlog.h>
 
+#include "common/file_util.h"
 #include "coordinator/service.h"
 #include "coordinator/sqlite_store.h"
 
@@ -23,7 +24,55 @@ CoordinatorServer::CoordinatorServer() = default;
 
 CoordinatorServer::~CoordinatorServer() { Shutdown(0); }
 
+namespace {
+
+StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
+    const CoordinatorOptions& options) {
+  if (options.tls_cert_file.empty() && options.tls_key_file.empty()) {
+    if (!options.tls_client_ca_file.empty()) {
+      return InvalidArgumentError("--tls-client-ca needs --tls-cert and --tls-key");
+    }
+    return grpc::InsecureServerCredentials();
+  }
+  if (options.tls_cert_file.empty() || options.tls_key_file.empty()) {
+    return InvalidArgumentError("TLS needs both --tls-cert and --tls-key");
+  }
+  auto read = [](const std::string& path, const char* flag) -> StatusOr<std::string> {
+    auto content = ReadWholeFile(path);
+    if (!content.ok()) {
+      return InvalidArgumentError(std::string(flag) + ": cannot read " + path + ": " +
+                                  content.status().message());
+    }
+    if (content->find("-----BEGIN") == std::string::npos) {
+      return InvalidArgumentError(std::string(flag) + ": " + path + " is not a PEM file");
+    }
+    return content;
+  };
+  auto cert = read(options.tls_cert_file, "--tls-cert");
+  if (!cert.ok()) return cert.status();
+  auto key = read(options.tls_key_file, "--tls-key");
+  if (!key.ok()) return key.status();
+  grpc::SslServerCredentialsOptions ssl;
+  ssl.pem_key_cert_pairs.push_back({*key, *cert});
+  if (!options.tls_client_ca_file.empty()) {
+    auto ca = read(options.tls_client_ca_file, "--tls-client-ca");
+    if (!ca.ok()) return ca.status();
+    ssl.pem_root_certs = *ca;
+    ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  return grpc::SslServerCredentials(ssl);
+}
+
+}  // namespace
+
 Status CoordinatorServer::Start(const CoordinatorOptions& options) {
+  auto credentials = MakeServerCredentials(options);
+  if (!credentials.ok()) return credentials.status();
+  if (!options.token_file.empty()) {
+    auto tokens = TokenTable::LoadFile(options.token_file);
+    if (!tokens.ok()) return tokens.status();
+    tokens_ = std::make_unique<TokenTable>(std::move(*tokens));
+  }
   auto store = OpenSqliteStore(options.db_path);
   if (!store.ok()) return store.status();
   store_ = std::move(*store);
@@ -32,10 +81,10 @@ Status CoordinatorServer::Start(const CoordinatorOptions& options) {
   checkpoints_ = std::make_unique<CheckpointStore>(artifacts);
   scheduler_ =
       std::make_unique<Scheduler>(store_.get(), &clock_, options.scheduler, checkpoints_.get());
-  service_ = std::make_unique<CoordinatorService>(scheduler_.get());
+  service_ = std::make_unique<CoordinatorService>(scheduler_.get(), tokens_.get());
 
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &port_);
+  builder.AddListeningPort(options.listen, *credentials, &port_);
   builder.RegisterService(service_.get());
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(options.max_message_bytes);
@@ -46,6 +95,12 @@ Status CoordinatorServer::Start(const CoordinatorOptions& options) {
   reaper_ = std::thread([this] { ReapLoop(); });
   spdlog::info("coordinator listening on {} (port {}), database {}, checkpoints in {}, lease {} ms",
                options.listen, port_, options.db_path, artifacts, options.scheduler.lease_ms);
+  spdlog::info("transport: {}; calls: {}",
+               options.tls_cert_file.empty()        ? "plaintext"
+               : options.tls_client_ca_file.empty() ? "TLS"
+                                                    : "mutual TLS (client certificates required)",
+               tokens_ ? fmt::format("role tokens required ({} tokens)", tokens_->size())
+                       : std::string("no token required"));
   return Status::Ok();
 }
 

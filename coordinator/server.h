@@ -10,6 +10,7 @@
 #include "common/clock.h"
 #include "common/status.h"
 #include "common/thread_annotations.h"
+#include "coordinator/auth.h"
 #include "coordinator/scheduler.h"
 #include "coordinator/store.h"
 
@@ -27,6 +28,13 @@ struct CoordinatorOptions {
   std::string artifacts_dir;  // checkpoints; empty = "<db_path>.artifacts"
   SchedulerOptions scheduler;
   int max_message_bytes = 8 << 20;
+  // TLS: the server certificate chain and key (PEM files); both or neither. With
+  // tls_client_ca_file, clients must present a certificate signed by that CA.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_client_ca_file;
+  // Role tokens (see coordinator/auth.h); empty = calls need no token.
+  std::string token_file;
 };
 
 // True for 127.0.0.0/8, [::1] and localhost, with any port.
@@ -51,6 +59,7 @@ class CoordinatorServer {
   std::unique_ptr<Store> store_;
   std::unique_ptr<CheckpointStore> checkpoints_;
   std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<TokenTable> tokens_;
   std::unique_ptr<CoordinatorService> service_;
   std::unique_ptr<grpc::Server> server_;
   std::thread reaper_;

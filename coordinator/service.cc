@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "common/channel.h"
 #include "coordinator/convert.h"
 
 namespace resweep {
@@ -37,6 +38,17 @@ std::string LatencyRecorder::Summary() {
   return out;
 }
 
+Status CoordinatorService::Authorize(grpc::CallbackServerContext* ctx, Role needed,
+                                     const char* method) {
+  if (!tokens_) return Status::Ok();
+  std::optional<std::string> authorization;
+  const auto& metadata = ctx->client_metadata();
+  if (auto it = metadata.find(kTokenMetadataKey); it != metadata.end()) {
+    authorization.emplace(it->second.data(), it->second.size());
+  }
+  return AuthorizeCall(tokens_, authorization, needed, method);
+}
+
 grpc::ServerUnaryReactor* CoordinatorService::Finish(grpc::CallbackServerContext* ctx,
                                                      const char* method, const Status& status,
                                                      std::chrono::steady_clock::time_point start) {
@@ -50,6 +62,9 @@ grpc::ServerUnaryReactor* CoordinatorService::Finish(grpc::CallbackServerContext
     if (code == StatusCode::kInternal || code == StatusCode::kDataLoss ||
         code == StatusCode::kUnavailable) {
       spdlog::error("{} from {}: {}", method, ctx->peer(), status.ToString());
+    } else if (code == StatusCode::kUnauthenticated || code == StatusCode::kPermissionDenied) {
+      // Never the token itself: only what was refused and why.
+      spdlog::warn("{} from {} refused: {}", method, ctx->peer(), status.ToString());
     } else {
       spdlog::debug("{} from {} refused: {}", method, ctx->peer(), status.ToString());
     }
@@ -63,6 +78,9 @@ grpc::ServerUnaryReactor* CoordinatorService::SubmitSweep(grpc::CallbackServerCo
                                                           const v1::SubmitSweepRequest* req,
                                                           v1::SubmitSweepResponse* resp) {
   const auto start = std::chrono::steady_clock::now();
+  if (Status denied = Authorize(ctx, Role::kAdmin, "SubmitSweep"); !denied.ok()) {
+    return Finish(ctx, "SubmitSweep", denied, start);
+  }
   auto r = scheduler_->Submit(req->spec_yaml(), req->source_name());
   if (r.ok()) {
     resp->set_sweep_id(r->sweep_id);
@@ -78,6 +96,9 @@ grpc::ServerUnaryReactor* CoordinatorService::ListSweeps(grpc::CallbackServerCon
                                                          const v1::ListSweepsRequest*,
                                                          v1::ListSweepsResponse* resp) {
   const auto start = std::chrono::steady_clock::now();
+  if (Status denied = Authorize(ctx, Role::kRead, "ListSweeps"); !denied.ok()) {
+    return Finish(ctx, "ListSweeps", denied, start);
+  }
   auto r = scheduler_->ListSweeps();
   if (r.ok()) {
     for (const auto& view : *r) ToProto(view, resp->add_sweeps());
@@ -89,6 +110,9 @@ grpc::ServerUnaryReactor* CoordinatorService::GetSweep(grpc::CallbackServerConte
                                                        const v1::GetSweepRequest* req,
                                                        v1::GetSweepResponse* resp) {
   const auto start = std::chrono::steady_clock::now();
+  if (Status denied = Authorize(ctx, Role::kRead, "GetSweep"); !denied.ok()) {
+    return Finish(ctx, "GetSweep", denied, start);
+  }
   auto r = scheduler_->GetSweep(req->sweep_id());
   if (r.ok()) ToProto(*r, resp->mutable_sweep());
   return Finish(ctx, "GetSweep", r.status(), start);
@@ -98,6 +122,9 @@ grpc::ServerUnaryReactor* CoordinatorService::ListRuns(grpc::CallbackServerConte
                                                        const v1::ListRunsRequest* req,
                                                        v1::ListRunsResponse* resp) {
   const auto start = std::chrono::steady_clock::now();
+  if (Status denied = Authorize(ctx, Role::kRead, "ListRuns"); !denied.ok()) {
+    return Finish(ctx, "ListRuns", denied, start);
+  }
   auto r = scheduler_->ListRuns(req->sweep_id(), req->state());
   if (r.ok()) {
     for (const auto& view : *r) ToProto(view, resp->add_runs());
@@ -109,6 +136,9 @@ grpc::ServerUnaryReactor* CoordinatorService::CancelSweep(grpc::CallbackServerCo
                                                           const v1::CancelSweepRequest* req,
                                                           v1::CancelSweepResponse* resp) {
   const auto start = std::chrono::steady_clock::now();
+  if (Status denied = Authorize(ctx, Role::kAdmin, "CancelSweep"); !denied.ok()) {
+    return Finish(ctx, "CancelSweep", denied, start);
+  }
   auto r = scheduler_->Cancel(req->sweep_id());
   if (r.ok()) {
     resp->set_sweep_id(req->sweep_id());
@@ -121,6 +151,9 @@ grpc::ServerUnaryReactor* CoordinatorService::GetResults(grpc::CallbackServerCon
                                                          const v1::GetResultsRequest* req,
                                                          v1::GetResultsResponse* resp) {
   const auto start = std::chrono::steady_clock::now();
+  if (Status denied = Authorize(ctx, Role::kRead, "GetResults"); !denied.ok()) {
+    return Finish(ctx, "GetResults", denied, start);
+  }
   auto r = scheduler_->Results(req->sweep_id(), req->last_k());
   if (r.ok()) ToProto(*r, resp);
   return Finish(ctx, "GetResults", r.status(), start);
@@ -130,6 +163,9 @@ grpc::ServerUnaryReactor* CoordinatorService::RegisterWorker(grpc::CallbackServe
                                                              const v1::RegisterWorkerRequest* req,
                                                              v1::RegisterWorkerResponse* resp) {
   const auto start = std::chrono::steady_clock::now();
+  if (Status denied = Authorize(ctx, Role::kWorker, "RegisterWorker"); !denied.ok()) {
+    return Finish(ctx, "RegisterWorker", denied, start);
+  }
   std::vector<std::string> devices(req->devices().begin(), req->devices().end());
   auto r = scheduler_->RegisterWorker(req->name(), req->host(), devices);
   if (r.ok()) {
@@ -144,6 +180,9 @@ grpc::ServerUnaryReactor* CoordinatorService::AcquireRun(grpc::CallbackServerCon
                                                          const v1::AcquireRunRequest* req,
                                                          v1::AcquireRunResponse* resp) {
   const auto start = std::chrono::steady_clock::now();
+  if (Status denied = Authorize(ctx, Role::kWorker, "AcquireRun"); !denied.ok()) {
+    return Finish(ctx, "AcquireRun", denied, start);
+  }
   auto r = scheduler_->Acquire(req->worker_id());
   if (r.ok() && r->has_value()) {
     resp->set_has_run(true);
@@ -156,6 +195,9 @@ grpc::ServerUnaryReactor* CoordinatorService::Heartbeat(grpc::CallbackServerCont
                                                         const v1::HeartbeatRequest* req,
                                                         v1::HeartbeatResponse* resp) {
   const auto start = std::chrono::steady_clock::now();
+  if (Status denied = Authorize(ctx, Role::kWorker, "Heartbeat"); !denied.ok()) {
+    return Finish(ctx, "Heartbeat", denied, start);
+  }
   std::vector<LeaseProgressReport> leases;
   for (const auto& l : req->leases()) leases.push_back({l.run_id(), l.attempt(), l.epoch()});
   auto r = scheduler_->Heartbeat(req->worker_id(), leases);
@@ -176,6 +218,9 @@ grpc::ServerUnaryReactor* CoordinatorService::ReportEpoch(grpc::CallbackServerCo
                                                           const v1::ReportEpochRequest* req,
                                                           v1::ReportEpochResponse*) {
   const auto start = std::chrono::steady_clock::now();
+  if (Status denied = Authorize(ctx, Role::kWorker, "ReportEpoch"); !denied.ok()) {
+    return Finish(ctx, "ReportEpoch", denied, start);
+  }
   const auto& m = req->metrics();
   EpochRecord e;
   e.run_id = req->run_id();
@@ -195,6 +240,9 @@ grpc::ServerUnaryReactor* CoordinatorService::CompleteRun(grpc::CallbackServerCo
                                                           const v1::CompleteRunRequest* req,
                                                           v1::CompleteRunResponse*) {
   const auto start = std::chrono::steady_clock::now();
+  if (Status denied = Authorize(ctx, Role::kWorker, "CompleteRun"); !denied.ok()) {
+    return Finish(ctx, "CompleteRun", denied, start);
+  }
   return Finish(
       ctx, "CompleteRun",
       scheduler_->Complete(req->worker_id(), req->run_id(), req->attempt(), req->param_count()),
@@ -205,6 +253,9 @@ grpc::ServerUnaryReactor* CoordinatorService::FailRun(grpc::CallbackServerContex
                                                       const v1::FailRunRequest* req,
                                                       v1::FailRunResponse*) {
   const auto start = std::chrono::steady_clock::now();
+  if (Status denied = Authorize(ctx, Role::kWorker, "FailRun"); !denied.ok()) {
+    return Finish(ctx, "FailRun", denied, start);
+  }
   return Finish(ctx, "FailRun",
                 scheduler_->Fail(req->worker_id(), req->run_id(), req->attempt(), req->reason(),
                                  req->retryable(), req->checkpoint_unusable()),
@@ -215,6 +266,9 @@ grpc::ServerUnaryReactor* CoordinatorService::ReleaseRun(grpc::CallbackServerCon
                                                          const v1::ReleaseRunRequest* req,
                                                          v1::ReleaseRunResponse*) {
   const auto start = std::chrono::steady_clock::now();
+  if (Status denied = Authorize(ctx, Role::kWorker, "ReleaseRun"); !denied.ok()) {
+    return Finish(ctx, "ReleaseRun", denied, start);
+  }
   return Finish(ctx, "ReleaseRun",
                 scheduler_->Release(req->worker_id(), req->run_id(), req->attempt(), req->reason()),
                 start);
@@ -224,6 +278,9 @@ grpc::ServerUnaryReactor* CoordinatorService::PutCheckpointChunk(
     grpc::CallbackServerContext* ctx, const v1::PutCheckpointChunkRequest* req,
     v1::PutCheckpointChunkResponse* resp) {
   const auto start = std::chrono::steady_clock::now();
+  if (Status denied = Authorize(ctx, Role::kWorker, "PutCheckpointChunk"); !denied.ok()) {
+    return Finish(ctx, "PutCheckpointChunk", denied, start);
+  }
   auto next =
       scheduler_->PutCheckpointChunk(req->worker_id(), req->run_id(), req->attempt(), req->epoch(),
                                      req->offset(), req->data(), req->last(), req->sha256());
@@ -238,12 +295,28 @@ grpc::ServerUnaryReactor* CoordinatorService::GetCheckpointChunk(
     grpc::CallbackServerContext* ctx, const v1::GetCheckpointChunkRequest* req,
     v1::GetCheckpointChunkResponse* resp) {
   const auto start = std::chrono::steady_clock::now();
+  if (Status denied = Authorize(ctx, Role::kWorker, "GetCheckpointChunk"); !denied.ok()) {
+    return Finish(ctx, "GetCheckpointChunk", denied, start);
+  }
   int64_t total = 0;
   Status st =
       scheduler_->GetCheckpointChunk(req->worker_id(), req->run_id(), req->attempt(), req->epoch(),
                                      req->offset(), req->max_bytes(), resp->mutable_data(), &total);
   resp->set_total_size(total);
   return Finish(ctx, "GetCheckpointChunk", st, start);
+}
+
+grpc::ServerUnaryReactor* CoordinatorService::RecordSharedCheckpoint(
+    grpc::CallbackServerContext* ctx, const v1::RecordSharedCheckpointRequest* req,
+    v1::RecordSharedCheckpointResponse*) {
+  const auto start = std::chrono::steady_clock::now();
+  if (Status denied = Authorize(ctx, Role::kWorker, "RecordSharedCheckpoint"); !denied.ok()) {
+    return Finish(ctx, "RecordSharedCheckpoint", denied, start);
+  }
+  return Finish(ctx, "RecordSharedCheckpoint",
+                scheduler_->RecordSharedCheckpoint(req->worker_id(), req->run_id(), req->attempt(),
+                                                   req->epoch(), req->relative_path()),
+                start);
 }
 
 }  // namespace resweep

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/thread_annotations.h"
+#include "coordinator/auth.h"
 #include "coordinator/scheduler.h"
 #include "resweep/v1/resweep.grpc.pb.h"
 
@@ -35,7 +36,9 @@ class LatencyRecorder {
 
 class CoordinatorService final : public v1::Coordinator::CallbackService {
  public:
-  explicit CoordinatorService(Scheduler* scheduler) : scheduler_(scheduler) {}
+  // `tokens` (may be null: every call allowed) must outlive the service.
+  CoordinatorService(Scheduler* scheduler, const TokenTable* tokens)
+      : scheduler_(scheduler), tokens_(tokens) {}
   LatencyRecorder& latency() { return latency_; }
 
   grpc::ServerUnaryReactor* SubmitSweep(grpc::CallbackServerContext* ctx,
@@ -83,13 +86,20 @@ class CoordinatorService final : public v1::Coordinator::CallbackService {
                                                const v1::GetCheckpointChunkRequest* req,
                                                v1::GetCheckpointChunkResponse* resp) override;
 
+  grpc::ServerUnaryReactor* RecordSharedCheckpoint(
+      grpc::CallbackServerContext* ctx, const v1::RecordSharedCheckpointRequest* req,
+      v1::RecordSharedCheckpointResponse* resp) override;
+
  private:
+  // OK when the call's token has a role that may make a `needed` call.
+  Status Authorize(grpc::CallbackServerContext* ctx, Role needed, const char* method);
   // Finishes the call with `status` and records its latency.
   grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* ctx, const char* method,
                                    const Status& status,
                                    std::chrono::steady_clock::time_point start);
 
   Scheduler* const scheduler_;
+  const TokenTable* const tokens_;
   LatencyRecorder latency_;
 };
 

@@ -111,14 +111,22 @@ CREATE TABLE workers (
   last_seen_ms   INTEGER NOT NULL
 );
 )sql",
+    // 1 -> 2: checkpoints on a shared filesystem (path relative to the workers'
+    // --checkpoint-dir; '' = in the coordinator's artifact directory).
+    R"sql(
+ALTER TABLE runs ADD COLUMN checkpoint_path TEXT NOT NULL DEFAULT '';
+)sql",
 };
 constexpr int kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
 
 Status SqliteError(sqlite3* db, int rc, const std::string& what) {
   const std::string message = what + ": " + (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
   const int primary = rc & 0xff;
-  if (primary == SQLITE_READONLY || primary == SQLITE_FULL || primary == SQLITE_IOERR ||
-      primary == SQLITE_CANTOPEN || primary == SQLITE_PERM) {
+  if (primary == SQLITE_FULL) {
+    return ResourceExhaustedError("database: disk full, nothing was written (" + message + ")");
+  }
+  if (primary == SQLITE_READONLY || primary == SQLITE_IOERR || primary == SQLITE_CANTOPEN ||
+      primary == SQLITE_PERM) {
     return UnavailableError("database: " + message);
   }
   if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED) {
@@ -192,7 +200,7 @@ class Statement {
 constexpr const char* kRunColumns =
     "run_id, config_json, seed, state, attempt, failures, max_attempts, worker_id, "
     "lease_expires_ms, epoch, epochs_total, last_test_error, checkpoint_epoch, param_count, "
-    "error, queue_position, created_ms, updated_ms";
+    "error, queue_position, created_ms, updated_ms, checkpoint_path";
 
 RunRecord ReadRun(const Statement& s, int c = 0) {
   RunRecord r;
@@ -214,6 +222,7 @@ RunRecord ReadRun(const Statement& s, int c = 0) {
   r.queue_position = s.Int(c + 15);
   r.created_ms = s.Int(c + 16);
   r.updated_ms = s.Int(c + 17);
+  r.checkpoint_path = s.Text(c + 18);
   return r;
 }
 
@@ -387,7 +396,7 @@ class SqliteStore : public Store {
 
   StatusOr<bool> InsertRunIfAbsent(const RunRecord& r) override {
     Statement s(db_, (std::string("INSERT OR IGNORE INTO runs (") + kRunColumns +
-                      ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+                      ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
                          .c_str());
     BindRun(s, r);
     RESWEEP_RETURN_IF_ERROR(s.Run());
@@ -417,12 +426,12 @@ class SqliteStore : public Store {
                 "UPDATE runs SET config_json=?, seed=?, state=?, attempt=?, failures=?, "
                 "max_attempts=?, worker_id=?, lease_expires_ms=?, epoch=?, epochs_total=?, "
                 "last_test_error=?, checkpoint_epoch=?, param_count=?, error=?, "
-                "queue_position=?, created_ms=?, updated_ms=? WHERE run_id=?");
+                "queue_position=?, created_ms=?, updated_ms=?, checkpoint_path=? WHERE run_id=?");
     s.Bind(r.config_json).Bind(r.seed).Bind(RunStateName(r.state)).Bind(r.attempt);
     s.Bind(r.failures).Bind(r.max_attempts).Bind(r.worker_id).Bind(r.lease_expires_ms);
     s.Bind(r.epoch).Bind(r.epochs_total).Bind(r.last_test_error).Bind(r.checkpoint_epoch);
     s.Bind(r.param_count).Bind(r.error).Bind(r.queue_position).Bind(r.created_ms);
-    s.Bind(r.updated_ms).Bind(r.run_id);
+    s.Bind(r.updated_ms).Bind(r.checkpoint_path).Bind(r.run_id);
     RESWEEP_RETURN_IF_ERROR(s.Run());
     if (sqlite3_changes(db_) != 1) return NotFoundError("run " + r.run_id + " not found");
     return Status::Ok();
@@ -456,6 +465,14 @@ class SqliteStore : public Store {
     if (s.Step(&st)) return s.Int(0);
     if (!st.ok()) return st;
     return int64_t{1};
+  }
+
+  StatusOr<int64_t> CountActiveRuns() override {
+    Statement s(db_, "SELECT COUNT(*) FROM runs WHERE state IN ('queued', 'leased', 'running')");
+    Status st;
+    if (s.Step(&st)) return s.Int(0);
+    if (!st.ok()) return st;
+    return int64_t{0};
   }
 
   StatusOr<std::vector<std::pair<SweepRunRecord, RunRecord>>> ListSweepRuns(
@@ -622,7 +639,7 @@ class SqliteStore : public Store {
     s.Bind(r.attempt).Bind(r.failures).Bind(r.max_attempts).Bind(r.worker_id);
     s.Bind(r.lease_expires_ms).Bind(r.epoch).Bind(r.epochs_total).Bind(r.last_test_error);
     s.Bind(r.checkpoint_epoch).Bind(r.param_count).Bind(r.error).Bind(r.queue_position);
-    s.Bind(r.created_ms).Bind(r.updated_ms);
+    s.Bind(r.created_ms).Bind(r.updated_ms).Bind(r.checkpoint_path);
   }
 
   sqlite3* db_;

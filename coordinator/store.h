@@ -51,6 +51,9 @@ struct RunRecord {
   int epochs_total = 0;
   double last_test_error = -1;
   int checkpoint_epoch = 0;  // newest checkpoint the coordinator can hand out
+  // Where that checkpoint is: "" = the coordinator's artifact directory, else a path
+  // relative to the workers' shared --checkpoint-dir.
+  std::string checkpoint_path;
   int64_t param_count = 0;
   std::string error;           // why it failed or was cancelled
   int64_t queue_position = 0;  // lower is leased first
@@ -127,6 +130,8 @@ class Store {
   virtual StatusOr<std::optional<RunRecord>> NextQueuedRun() = 0;
   virtual StatusOr<std::vector<RunRecord>> RunsWithLeaseExpiredBefore(int64_t now_ms) = 0;
   virtual StatusOr<int64_t> NextQueuePosition() = 0;
+  // Runs queued, leased or running, over all sweeps.
+  virtual StatusOr<int64_t> CountActiveRuns() = 0;
   // Runs of a sweep with their per-sweep cell; `state` filters when set.
   virtual StatusOr<std::vector<std::pair<SweepRunRecord, RunRecord>>> ListSweepRuns(
       const std::string& sweep_id, std::optional<RunState> state) = 0;

@@ -21,25 +21,40 @@ class Cluster {
     double lease_seconds = 30;
     double heartbeat_seconds = 1;
     int max_attempts = 3;
+    std::vector<std::string> coordinator_args;  // e.g. TLS files, --token-file
+    std::string db_path;                        // default: coordinator.db in dir()
   };
 
   explicit Cluster(Options options) : options_(options) {}
 
   const std::string& dir() const { return dir_.path(); }
-  std::string db() const { return dir_.File("coordinator.db"); }
+  // Changes apply from the next StartCoordinator().
+  Options& options() { return options_; }
+  std::string db() const {
+    return options_.db_path.empty() ? dir_.File("coordinator.db") : options_.db_path;
+  }
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
 
   // Starts (or restarts, on the same database) the coordinator.
   void StartCoordinator() {
     std::remove(dir_.File("port").c_str());
-    coordinator_ = std::make_unique<Process>(
-        std::vector<std::string>{RESWEEP_COORDINATOR_BIN, "--listen",
-                                 port_ ? address() : std::string("127.0.0.1:0"), "--port-file",
-                                 dir_.File("port"), "--db", db(), "--lease-seconds",
-                                 std::to_string(options_.lease_seconds), "--heartbeat-seconds",
-                                 std::to_string(options_.heartbeat_seconds), "--max-attempts",
-                                 std::to_string(options_.max_attempts), "--log-level", "debug"},
-        dir_.File("coordinator.log"));
+    std::vector<std::string> argv = {RESWEEP_COORDINATOR_BIN,
+                                     "--listen",
+                                     port_ ? address() : std::string("127.0.0.1:0"),
+                                     "--port-file",
+                                     dir_.File("port"),
+                                     "--db",
+                                     db(),
+                                     "--lease-seconds",
+                                     std::to_string(options_.lease_seconds),
+                                     "--heartbeat-seconds",
+                                     std::to_string(options_.heartbeat_seconds),
+                                     "--max-attempts",
+                                     std::to_string(options_.max_attempts),
+                                     "--log-level",
+                                     "debug"};
+    argv.insert(argv.end(), options_.coordinator_args.begin(), options_.coordinator_args.end());
+    coordinator_ = std::make_unique<Process>(argv, dir_.File("coordinator.log"));
     ASSERT_TRUE(WaitFor([&] { return !ReadFile(dir_.File("port")).empty(); }, 20000))
         << "coordinator did not start:\n"
         << ReadFile(dir_.File("coordinator.log"));
@@ -73,10 +88,8 @@ class Cluster {
   // non-zero exit.
   std::string Cli(std::vector<std::string> args, int* exit_code = nullptr,
                   int timeout_ms = 200000) {
-    std::vector<std::string> argv = {RESWEEP_CLI_BIN, "--coordinator", address()};
-    argv.insert(argv.end(), args.begin(), args.end());
     std::string out, err;
-    const int code = RunCommand(argv, &out, &err, timeout_ms);
+    const int code = CliAs(cli_args_, args, &out, &err, timeout_ms);
     if (exit_code) {
       *exit_code = code;
     } else {
@@ -84,6 +97,18 @@ class Cluster {
     }
     return out;
   }
+
+  // The CLI with `credentials` (e.g. --token-file F, --tls-ca F) instead of the
+  // default ones; returns the exit code.
+  int CliAs(const std::vector<std::string>& credentials, const std::vector<std::string>& args,
+            std::string* out, std::string* err, int timeout_ms = 60000) {
+    std::vector<std::string> argv = {RESWEEP_CLI_BIN, "--coordinator", address()};
+    argv.insert(argv.end(), credentials.begin(), credentials.end());
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunCommand(argv, out, err, timeout_ms);
+  }
+  // Credentials every Cli() call passes.
+  void set_cli_args(std::vector<std::string> credentials) { cli_args_ = std::move(credentials); }
 
   std::string WriteSweep(const std::string& name, const std::string& yaml) {
     const std::string path = dir_.File(name);
@@ -114,6 +139,7 @@ class Cluster {
 
   Options options_;
   TempDir dir_;
+  std::vector<std::string> cli_args_;
   int port_ = 0;
   std::unique_ptr<Process> coordinator_;
   std::vector<std::unique_ptr<Process>> workers_;

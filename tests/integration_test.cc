@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <filesystem>
 #include <random>
 #include <set>
 #include <sstream>
@@ -117,6 +118,18 @@ TEST(EndToEnd, ListeningBeyondLoopbackNeedsInsecure) {
   EXPECT_EQ(code, 2);
   EXPECT_NE(err.find("refusing to listen on 0.0.0.0:0"), std::string::npos) << err;
   EXPECT_NE(err.find("--insecure"), std::string::npos);
+  // TLS alone is not enough: tokens too.
+  ASSERT_EQ(
+      RunCommand({"/bin/bash", std::string(RESWEEP_SOURCE_DIR) + "/scripts/make-test-certs.sh",
+                  dir.File("certs")},
+                 &out, &err, 60000),
+      0);
+  EXPECT_EQ(RunCommand({RESWEEP_COORDINATOR_BIN, "--listen", "0.0.0.0:0", "--db", dir.File("x.db"),
+                        "--tls-cert", dir.File("certs/server.pem"), "--tls-key",
+                        dir.File("certs/server.key")},
+                       &out, &err, 20000),
+            2);
+  EXPECT_NE(err.find("--token-file"), std::string::npos) << err;
 }
 
 TEST(EndToEnd, RealLibTorchSweepAndAFailingRun) {
@@ -203,6 +216,46 @@ train: {epochs: 8, checkpoint_every: 1}
   for (const auto& e : *epochs) by_first += e.attempt == 1;
   EXPECT_GE(by_first, 1);
   EXPECT_LT(by_first, 8);
+}
+
+TEST(EndToEnd, SharedFilesystemCheckpointsLetAnotherWorkerResume) {
+  Cluster cluster({.lease_seconds = 2, .heartbeat_seconds = 0.3});
+  cluster.StartCoordinator();
+  const std::string shared = cluster.dir() + "/shared-ckpt";
+  const size_t victim = cluster.StartWorker("victim", 1, {"--checkpoint-dir", shared});
+  const std::string sweep_id =
+      FirstLine(cluster.Cli({"submit", cluster.WriteSweep("one.yaml", R"(name: one
+trainer: {kind: synthetic, epoch_seconds: 0.4}
+train: {epochs: 8, checkpoint_every: 1}
+)")}));
+  const std::string run_id = WaitForRunningRun(cluster, sweep_id, 2);
+  ASSERT_FALSE(run_id.empty()) << cluster.Logs();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto run = cluster.OpenDb()->GetRun(run_id);
+        return run.ok() && run->has_value() && (*run)->checkpoint_epoch >= 1;
+      },
+      10000));
+  // The checkpoint is on the shared filesystem, not in the coordinator.
+  EXPECT_TRUE(std::filesystem::exists(shared + "/" + run_id)) << cluster.Logs();
+  EXPECT_FALSE(std::filesystem::exists(cluster.db() + ".artifacts/" + run_id));
+  cluster.worker(victim).Kill(SIGKILL);
+  cluster.StartWorker("rescuer", 1, {"--checkpoint-dir", shared});
+  int code = 0;
+  cluster.Cli({"wait", sweep_id, "--limit", "60", "--poll", "0.3"}, &code);
+  ASSERT_EQ(code, 0) << cluster.Logs();
+  auto db = cluster.OpenDb();
+  ExpectEveryRunSucceededOnce(*db, sweep_id, 1, 8);
+  int by_first = 0;
+  const auto history = db->ListEpochs(run_id);
+  ASSERT_TRUE(history.ok());
+  for (const auto& e : *history) by_first += e.attempt == 1;
+  EXPECT_GE(by_first, 1);  // resumed from the victim's shared checkpoint, not epoch 0
+  EXPECT_LT(by_first, 8);
+  EXPECT_NE(ReadFile(cluster.dir() + "/worker-rescuer.log").find("resumes after epoch"),
+            std::string::npos);
+  EXPECT_FALSE(std::filesystem::exists(cluster.db() + ".artifacts/" + run_id));
+  EXPECT_FALSE(std::filesystem::exists(shared + "/" + run_id));  // cleaned up when done
 }
 
 }  // namespace

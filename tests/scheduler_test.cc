@@ -25,7 +25,11 @@ seeds: 2
 
 class SchedulerTest : public ::testing::Test {
  protected:
-  void SetUp() override { Open(); }
+  void SetUp() override {
+    options_.lease_ms = 10000;
+    options_.default_max_attempts = 3;
+    Open();
+  }
 
   void Open() {
     scheduler_.reset();
@@ -33,11 +37,8 @@ class SchedulerTest : public ::testing::Test {
     auto store = OpenSqliteStore(dir_.File("state.db"));
     ASSERT_TRUE(store.ok()) << store.status().ToString();
     store_ = std::move(*store);
-    SchedulerOptions options;
-    options.lease_ms = 10000;
-    options.default_max_attempts = 3;
     checkpoints_ = std::make_unique<CheckpointStore>(dir_.File("artifacts"));
-    scheduler_ = std::make_unique<Scheduler>(store_.get(), &clock_, options, checkpoints_.get());
+    scheduler_ = std::make_unique<Scheduler>(store_.get(), &clock_, options_, checkpoints_.get());
   }
 
   std::string Register(const std::string& name) {
@@ -70,6 +71,7 @@ class SchedulerTest : public ::testing::Test {
   }
 
   TempDir dir_;
+  SchedulerOptions options_;
   FakeClock clock_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<CheckpointStore> checkpoints_;
@@ -346,6 +348,89 @@ TEST_F(SchedulerTest, CheckpointsAreChunkedVerifiedAndResumedFrom) {
   Lease fresh = MustAcquire(w2);
   EXPECT_EQ(fresh.resume_epoch, 0);
   EXPECT_TRUE(store_->ListEpochs(l.run_id)->empty());
+}
+
+TEST_F(SchedulerTest, SharedFilesystemCheckpointsAreRecordedAndHandedOut) {
+  ASSERT_TRUE(
+      scheduler_->Submit("name: one\ntrainer: {kind: synthetic}\ntrain: {epochs: 5}\n", "o.yaml")
+          .ok());
+  const std::string w1 = Register("w1"), w2 = Register("w2");
+  Lease l = MustAcquire(w1);
+  ASSERT_TRUE(Report(w1, l, 1, 0.5).ok());
+  ASSERT_TRUE(Report(w1, l, 2, 0.4).ok());
+  const std::string path = l.run_id + "/epoch-2.ckpt";
+  // Paths must stay inside the shared directory; epochs must have been reported.
+  for (const std::string& bad :
+       {std::string("/etc/passwd"), std::string("../x"), std::string("a/../../b"), std::string()}) {
+    EXPECT_EQ(scheduler_->RecordSharedCheckpoint(w1, l.run_id, l.attempt, 2, bad).code(),
+              StatusCode::kInvalidArgument)
+        << bad;
+  }
+  EXPECT_EQ(scheduler_->RecordSharedCheckpoint(w1, l.run_id, l.attempt, 3, path).code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_EQ(scheduler_->RecordSharedCheckpoint(w2, l.run_id, l.attempt, 2, path).code(),
+            StatusCode::kFailedPrecondition);  // not the lease holder
+  ASSERT_TRUE(scheduler_->RecordSharedCheckpoint(w1, l.run_id, l.attempt, 2, path).ok());
+  ASSERT_TRUE(scheduler_->RecordSharedCheckpoint(w1, l.run_id, l.attempt, 2, path).ok());  // retry
+  EXPECT_EQ(Run(l.run_id).checkpoint_epoch, 2);
+  EXPECT_EQ(Run(l.run_id).checkpoint_path, path);
+  // The next attempt is told where to read it, and the coordinator has no copy.
+  clock_.Advance(10001);
+  EXPECT_EQ(*scheduler_->ExpireLeases(), 1);
+  Lease again = MustAcquire(w2);
+  EXPECT_EQ(again.resume_epoch, 2);
+  EXPECT_EQ(again.resume_path, path);
+  std::string data;
+  int64_t total = 0;
+  EXPECT_EQ(
+      scheduler_->GetCheckpointChunk(w2, l.run_id, again.attempt, 2, 0, 8, &data, &total).code(),
+      StatusCode::kFailedPrecondition);
+  // An uploaded checkpoint replaces it, and the path is cleared.
+  ASSERT_TRUE(Report(w2, again, 3, 0.3).ok());
+  const std::string blob = "epoch-3";
+  ASSERT_TRUE(
+      scheduler_->PutCheckpointChunk(w2, l.run_id, again.attempt, 3, 0, blob, true, Sha256Hex(blob))
+          .ok());
+  EXPECT_EQ(Run(l.run_id).checkpoint_epoch, 3);
+  EXPECT_EQ(Run(l.run_id).checkpoint_path, "");
+  // It survives a reopen of the database (schema migration 1 -> 2 added the column).
+  ASSERT_TRUE(Report(w2, again, 4, 0.25).ok());
+  ASSERT_TRUE(
+      scheduler_->RecordSharedCheckpoint(w2, l.run_id, again.attempt, 4, l.run_id + "/e4").ok());
+  Open();
+  EXPECT_EQ(Run(l.run_id).checkpoint_path, l.run_id + "/e4");
+}
+
+TEST_F(SchedulerTest, SubmissionsAreRateLimitedAndTheQueueIsBounded) {
+  options_.submits_per_minute = 6;  // one every 10 s
+  options_.submit_burst = 2;
+  options_.max_active_runs = 10;
+  Open();
+  auto sweep = [](int i, int seeds) {
+    return "name: s" + std::to_string(i) +
+           "\ntrainer: {kind: synthetic}\ntrain: {epochs: " + std::to_string(i) +
+           "}\nseeds: " + std::to_string(seeds) + "\n";
+  };
+  ASSERT_TRUE(scheduler_->Submit(sweep(1, 4), "a.yaml").ok());
+  ASSERT_TRUE(scheduler_->Submit(sweep(2, 4), "b.yaml").ok());
+  // The burst is spent: refused before the file is even parsed, with the wait.
+  auto limited = scheduler_->Submit("not: [valid", "c.yaml");
+  EXPECT_EQ(limited.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(limited.status().message().find("try again in 10.0 s"), std::string::npos)
+      << limited.status().message();
+  clock_.Advance(5000);
+  EXPECT_EQ(scheduler_->Submit(sweep(3, 1), "c.yaml").status().code(),
+            StatusCode::kResourceExhausted);
+  clock_.Advance(5000);
+  // A token again, but 8 active runs + 3 new would pass the bound of 10.
+  auto full = scheduler_->Submit(sweep(3, 3), "c.yaml");
+  EXPECT_EQ(full.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(full.status().message().find("queue full"), std::string::npos);
+  clock_.Advance(10000);
+  EXPECT_TRUE(scheduler_->Submit(sweep(3, 2), "c.yaml").ok());  // 8 + 2 fits
+  ASSERT_TRUE(store_->CountActiveRuns().ok());
+  EXPECT_EQ(*store_->CountActiveRuns(), 10);
+  EXPECT_EQ(scheduler_->ListSweeps()->size(), 3u);  // nothing refused was stored
 }
 
 TEST_F(SchedulerTest, SharedRunsAreQueuedOnceAcrossSweeps) {

@@ -30,10 +30,21 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 1024));
   app.add_option("--data-root", options.data_root, "where relative dataset paths are found")
       ->capture_default_str();
+  app.add_option("--checkpoint-dir", options.checkpoint_dir,
+                 "write checkpoints to this shared filesystem (mounted by every worker) "
+                 "instead of uploading them to the coordinator");
   app.add_option("--name", options.name, "worker name (default: host name)");
   app.add_option("--poll-seconds", poll_seconds, "idle wait between acquire attempts")
       ->capture_default_str()
       ->check(CLI::Range(0.01, 60.0));
+  resweep::ClientSecurityFlags security;
+  app.add_option("--tls-ca", security.tls_ca_file,
+                 "connect with TLS, trusting this CA (PEM) [$RESWEEP_TLS_CA]");
+  app.add_option("--tls-cert", security.tls_cert_file,
+                 "client certificate for mutual TLS (PEM) [$RESWEEP_TLS_CERT]");
+  app.add_option("--tls-key", security.tls_key_file, "its private key (PEM) [$RESWEEP_TLS_KEY]");
+  app.add_option("--token-file", security.token_file,
+                 "file holding this worker's token [$RESWEEP_TOKEN_FILE, or $RESWEEP_TOKEN]");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   resweep::InitLogging("worker", log_level);
@@ -53,6 +64,13 @@ int main(int argc, char** argv) {
         break;
     }
   });
+
+  auto client_security = resweep::LoadClientSecurity(security);
+  if (!client_security.ok()) {
+    spdlog::critical("{}", client_security.status().message());
+    return 2;
+  }
+  options.security = std::move(*client_security);
 
   auto devices = resweep::ResolveDevices(device, slots);
   if (!devices.ok()) {

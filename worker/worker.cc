@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <filesystem>
 #include <random>
 
 #include <spdlog/spdlog.h>
@@ -29,10 +30,6 @@ bool Transient(const grpc::Status& st) {
   return st.error_code() == grpc::StatusCode::UNAVAILABLE ||
          st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED ||
          st.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED;
-}
-
-void SetDeadline(grpc::ClientContext* ctx, int64_t ms) {
-  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(ms));
 }
 
 constexpr int64_t kCallTimeoutMs = 10000;
@@ -104,7 +101,7 @@ class Worker::SlotContext : public RunContext {
     m->set_images_per_sec(r.images_per_sec);
     Status st = worker_->Retry("ReportEpoch", 0, [&] {
       grpc::ClientContext ctx;
-      SetDeadline(&ctx, kCallTimeoutMs);
+      worker_->PrepareCall(&ctx, kCallTimeoutMs);
       v1::ReportEpochResponse resp;
       return worker_->stub_->ReportEpoch(&ctx, req, &resp);
     });
@@ -125,6 +122,7 @@ class Worker::SlotContext : public RunContext {
   }
 
   Status OnCheckpoint(int epoch, const std::string& payload) override {
+    if (!worker_->options_.checkpoint_dir.empty()) return WriteSharedCheckpoint(epoch, payload);
     const std::string sealed = SealEnvelope(payload);
     const std::string sha = Sha256Hex(sealed);
     const size_t kChunk = 1 << 20;
@@ -142,7 +140,7 @@ class Worker::SlotContext : public RunContext {
       if (req.last()) req.set_sha256(sha);
       Status st = worker_->Retry("PutCheckpointChunk", 0, [&] {
         grpc::ClientContext ctx;
-        SetDeadline(&ctx, kCallTimeoutMs);
+        worker_->PrepareCall(&ctx, kCallTimeoutMs);
         v1::PutCheckpointChunkResponse resp;
         return worker_->stub_->PutCheckpointChunk(&ctx, req, &resp);
       });
@@ -157,6 +155,64 @@ class Worker::SlotContext : public RunContext {
     spdlog::debug("run {} attempt {}: checkpoint of epoch {} uploaded ({} bytes)", run_->run_id,
                   run_->attempt, epoch, sealed.size());
     return Status::Ok();
+  }
+
+  // Shared-filesystem checkpoints: <checkpoint_dir>/<run_id>/epoch-<E>.ckpt, written
+  // atomically and sealed with their SHA-256; the coordinator records the relative
+  // path, and older epochs of the run are removed once the new one is recorded.
+  Status WriteSharedCheckpoint(int epoch, const std::string& payload) {
+    const std::filesystem::path root(worker_->options_.checkpoint_dir);
+    const std::string relative = run_->run_id + "/epoch-" + std::to_string(epoch) + ".ckpt";
+    std::error_code ec;
+    std::filesystem::create_directories(root / run_->run_id, ec);
+    if (ec) {
+      return UnavailableError("checkpoint directory " + (root / run_->run_id).string() + ": " +
+                              ec.message());
+    }
+    RESWEEP_RETURN_IF_ERROR(WriteFileAtomic((root / relative).string(), SealEnvelope(payload)));
+    v1::RecordSharedCheckpointRequest req;
+    req.set_worker_id(worker_->worker_id());
+    req.set_run_id(run_->run_id);
+    req.set_attempt(run_->attempt);
+    req.set_epoch(epoch);
+    req.set_relative_path(relative);
+    Status st = worker_->Retry("RecordSharedCheckpoint", 0, [&] {
+      grpc::ClientContext ctx;
+      worker_->PrepareCall(&ctx, kCallTimeoutMs);
+      v1::RecordSharedCheckpointResponse resp;
+      return worker_->stub_->RecordSharedCheckpoint(&ctx, req, &resp);
+    });
+    if (!st.ok()) {
+      if (st.code() == StatusCode::kFailedPrecondition || st.code() == StatusCode::kNotFound) {
+        refused_ = true;
+      }
+      return st.WithContext("recording the shared checkpoint");
+    }
+    for (const auto& entry : std::filesystem::directory_iterator(root / run_->run_id, ec)) {
+      const std::string name = entry.path().filename().string();
+      if (name.rfind("epoch-", 0) == 0 && name != "epoch-" + std::to_string(epoch) + ".ckpt") {
+        std::filesystem::remove(entry.path(), ec);
+      }
+    }
+    spdlog::debug("run {} attempt {}: checkpoint of epoch {} written to {}", run_->run_id,
+                  run_->attempt, epoch, (root / relative).string());
+    return Status::Ok();
+  }
+
+  // Reads a shared-filesystem checkpoint named by the lease and checks its envelope.
+  StatusOr<std::string> ReadSharedCheckpoint(const std::string& relative) {
+    if (worker_->options_.checkpoint_dir.empty()) {
+      return DataLossError("the checkpoint is on a shared filesystem (" + relative +
+                           ") and this worker has no --checkpoint-dir");
+    }
+    const std::string path =
+        (std::filesystem::path(worker_->options_.checkpoint_dir) / relative).string();
+    auto sealed = ReadWholeFile(path);
+    if (!sealed.ok()) return DataLossError("checkpoint " + path + ": " + sealed.status().message());
+    auto payload = OpenEnvelope(*sealed);
+    if (!payload.ok())
+      return DataLossError("checkpoint " + path + ": " + payload.status().message());
+    return payload;
   }
 
   // Fetches the checkpoint the lease resumes from and checks its envelope.
@@ -174,7 +230,7 @@ class Worker::SlotContext : public RunContext {
       v1::GetCheckpointChunkResponse resp;
       Status st = worker_->Retry("GetCheckpointChunk", 0, [&] {
         grpc::ClientContext ctx;
-        SetDeadline(&ctx, kCallTimeoutMs);
+        worker_->PrepareCall(&ctx, kCallTimeoutMs);
         return worker_->stub_->GetCheckpointChunk(&ctx, req, &resp);
       });
       if (!st.ok()) return st;
@@ -198,11 +254,15 @@ class Worker::SlotContext : public RunContext {
 
 Worker::Worker(WorkerOptions options)
     : options_(std::move(options)),
-      channel_(MakeCoordinatorChannel({options_.coordinator, 8 << 20})),
+      channel_(MakeCoordinatorChannel({options_.coordinator, 8 << 20, options_.security})),
       stub_(v1::Coordinator::NewStub(channel_)),
       datasets_(options_.data_root) {}
 
 Worker::~Worker() { Stop(); }
+
+void Worker::PrepareCall(grpc::ClientContext* ctx, int64_t deadline_ms) const {
+  resweep::PrepareCall(ctx, options_.security, deadline_ms);
+}
 
 std::string Worker::worker_id() {
   std::lock_guard<std::mutex> lock(mutex_);
@@ -256,7 +316,7 @@ bool Worker::EnsureRegistered() {
   v1::RegisterWorkerResponse resp;
   Status st = Retry("RegisterWorker", 0, [&] {
     grpc::ClientContext ctx;
-    SetDeadline(&ctx, kCallTimeoutMs);
+    PrepareCall(&ctx, kCallTimeoutMs);
     return stub_->RegisterWorker(&ctx, req, &resp);
   });
   if (!st.ok()) {
@@ -299,7 +359,7 @@ void Worker::SlotLoop(int slot) {
     v1::AcquireRunResponse resp;
     Status st = Retry("AcquireRun", 0, [&] {
       grpc::ClientContext ctx;
-      SetDeadline(&ctx, kCallTimeoutMs);
+      PrepareCall(&ctx, kCallTimeoutMs);
       return stub_->AcquireRun(&ctx, req, &resp);
     });
     if (stopping_) break;
@@ -340,7 +400,9 @@ void Worker::SlotLoop(int slot) {
       outcome = valid;
     } else {
       if (lease.resume_epoch() > 0) {
-        auto payload = context.DownloadCheckpoint(lease.resume_epoch());
+        auto payload = lease.resume_path().empty()
+                           ? context.DownloadCheckpoint(lease.resume_epoch())
+                           : context.ReadSharedCheckpoint(lease.resume_path());
         if (payload.ok()) {
           resume = {lease.resume_epoch(), std::move(*payload)};
           run->epoch = resume.epoch;
@@ -368,12 +430,17 @@ void Worker::SlotLoop(int slot) {
       done.set_param_count(outcome->param_count);
       Status cst = Retry("CompleteRun", finish_budget_ms, [&] {
         grpc::ClientContext ctx;
-        SetDeadline(&ctx, kCallTimeoutMs);
+        PrepareCall(&ctx, kCallTimeoutMs);
         v1::CompleteRunResponse r;
         return stub_->CompleteRun(&ctx, done, &r);
       });
       if (cst.ok()) {
         spdlog::info("run {} attempt {} finished", run->run_id, run->attempt);
+        if (!options_.checkpoint_dir.empty()) {  // its checkpoints are of no further use
+          std::error_code ec;
+          std::filesystem::remove_all(std::filesystem::path(options_.checkpoint_dir) / run->run_id,
+                                      ec);
+        }
       } else {
         spdlog::warn("run {} attempt {}: completion refused: {}", run->run_id, run->attempt,
                      cst.message());
@@ -395,7 +462,7 @@ void Worker::SlotLoop(int slot) {
       rel.set_reason("worker shutting down");
       Status rst = Retry("ReleaseRun", 5000, [&] {
         grpc::ClientContext ctx;
-        SetDeadline(&ctx, 3000);
+        PrepareCall(&ctx, 3000);
         v1::ReleaseRunResponse r;
         return stub_->ReleaseRun(&ctx, rel, &r);
       });
@@ -415,7 +482,7 @@ void Worker::SlotLoop(int slot) {
       fail.set_checkpoint_unusable(bad_checkpoint);
       Status fst = Retry("FailRun", finish_budget_ms, [&] {
         grpc::ClientContext ctx;
-        SetDeadline(&ctx, kCallTimeoutMs);
+        PrepareCall(&ctx, kCallTimeoutMs);
         v1::FailRunResponse r;
         return stub_->FailRun(&ctx, fail, &r);
       });
@@ -450,7 +517,7 @@ void Worker::HeartbeatLoop() {
       }
     }
     grpc::ClientContext ctx;
-    SetDeadline(&ctx, std::max<int64_t>(period, 1000));
+    PrepareCall(&ctx, std::max<int64_t>(period, 1000));
     v1::HeartbeatResponse resp;
     grpc::Status st = stub_->Heartbeat(&ctx, req, &resp);
     if (!st.ok()) {

@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/channel.h"
 #include "common/status.h"
 #include "common/thread_annotations.h"
 #include "resweep/v1/resweep.grpc.pb.h"
@@ -28,7 +29,11 @@ struct WorkerOptions {
   std::string name;                  // default: host name
   std::vector<std::string> devices;  // one slot each: "cpu", "cuda:0", ...
   std::string data_root = "/data";
-  int poll_ms = 1000;  // idle wait between acquire attempts
+  // Non-empty: checkpoints are written here (a filesystem every worker mounts, at
+  // any mount point) instead of being uploaded to the coordinator.
+  std::string checkpoint_dir;
+  ClientSecurity security;  // TLS roots, client certificate, worker token
+  int poll_ms = 1000;       // idle wait between acquire attempts
   int max_backoff_ms = 5000;
 };
 
@@ -66,6 +71,8 @@ class Worker {
   // succeeds, fails otherwise, `give_up_ms` passes (0 = until Stop), or Stop().
   Status Retry(const char* what, int64_t give_up_ms, const std::function<grpc::Status()>& call);
   void SleepFor(int64_t ms);  // returns early on Stop()
+  // Deadline and token for one call.
+  void PrepareCall(grpc::ClientContext* ctx, int64_t deadline_ms) const;
   void HandleUnknownWorker();
 
   const WorkerOptions options_;

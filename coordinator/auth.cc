@@ -1,0 +1,117 @@
+#include "coordinator/auth.h"
+
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+
+#include <sstream>
+
+#include "common/file_util.h"
+
+namespace resweep {
+
+namespace {
+
+std::array<unsigned char, 32> Digest(const std::string& token) {
+  std::array<unsigned char, 32> d;
+  SHA256(reinterpret_cast<const unsigned char*>(token.data()), token.size(), d.data());
+  return d;
+}
+
+constexpr size_t kMinTokenLength = 16;
+
+}  // namespace
+
+const char* RoleName(Role role) {
+  switch (role) {
+    case Role::kWorker:
+      return "worker";
+    case Role::kAdmin:
+      return "admin";
+    case Role::kRead:
+      return "read";
+  }
+  return "?";
+}
+
+StatusOr<TokenTable> TokenTable::Parse(const std::string& content, const std::string& source) {
+  TokenTable table;
+  std::istringstream in(content);
+  std::string line;
+  for (int number = 1; std::getline(in, line); ++number) {
+    const auto hash = line.find('#');
+    if (hash != std::string::npos) line.resize(hash);
+    std::istringstream words(line);
+    std::string role_name, token, extra;
+    if (!(words >> role_name)) continue;  // blank or comment
+    const std::string where = source + ":" + std::to_string(number) + ": ";
+    if (!(words >> token) || (words >> extra)) {
+      return InvalidArgumentError(where + "expected '<role> <token>'");
+    }
+    Role role;
+    if (role_name == "worker") {
+      role = Role::kWorker;
+    } else if (role_name == "admin") {
+      role = Role::kAdmin;
+    } else if (role_name == "read") {
+      role = Role::kRead;
+    } else {
+      return InvalidArgumentError(where + "unknown role '" + role_name +
+                                  "' (worker, admin or read)");
+    }
+    if (token.size() < kMinTokenLength) {
+      return InvalidArgumentError(where + "token too short (at least " +
+                                  std::to_string(kMinTokenLength) + " characters)");
+    }
+    const auto digest = Digest(token);
+    for (const auto& e : table.entries_) {
+      if (e.digest == digest) return InvalidArgumentError(where + "token listed twice");
+    }
+    table.entries_.push_back({digest, role});
+  }
+  if (table.entries_.empty()) return InvalidArgumentError(source + ": no tokens");
+  return table;
+}
+
+StatusOr<TokenTable> TokenTable::LoadFile(const std::string& path) {
+  auto content = ReadWholeFile(path);
+  if (!content.ok()) {
+    return InvalidArgumentError("token file " + path + ": " + content.status().message());
+  }
+  return Parse(*content, path);
+}
+
+std::optional<Role> TokenTable::Lookup(const std::string& token) const {
+  // Every entry is compared, digest against digest, so neither the time nor the
+  // comparison depends on where (or whether) the token matches.
+  const auto digest = Digest(token);
+  std::optional<Role> found;
+  for (const auto& e : entries_) {
+    if (CRYPTO_memcmp(e.digest.data(), digest.data(), digest.size()) == 0) found = e.role;
+  }
+  return found;
+}
+
+bool RoleAllows(Role role, Role needed) {
+  return role == needed || (role == Role::kAdmin && needed == Role::kRead);
+}
+
+Status AuthorizeCall(const TokenTable* tokens, const std::optional<std::string>& authorization,
+                     Role needed, const char* method) {
+  if (!tokens) return Status::Ok();
+  static const std::string kBearer = "Bearer ";
+  if (!authorization || authorization->compare(0, kBearer.size(), kBearer) != 0 ||
+      authorization->size() == kBearer.size()) {
+    return UnauthenticatedError(std::string(method) + ": no token (this coordinator requires one)");
+  }
+  const auto role = tokens->Lookup(authorization->substr(kBearer.size()));
+  if (!role) return UnauthenticatedError(std::string(method) + ": invalid token");
+  if (!RoleAllows(*role, needed)) {
+    auto article = [](Role r) { return r == Role::kAdmin ? "an " : "a "; };
+    return PermissionDeniedError(std::string(method) + " needs " + article(needed) +
+                                 RoleName(needed) + " token; this is " + article(*role) +
+                                 RoleName(*role) + " token");
+  }
+  return Status::Ok();
+}
+
+}  // namespace resweep

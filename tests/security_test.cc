@@ -1,0 +1,228 @@
+// Security against real processes: role tokens, TLS and mutual TLS. Every refusal
+// is checked for its gRPC status code, and the database must be unchanged by it.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "common/channel.h"
+#include "resweep/v1/resweep.grpc.pb.h"
+#include "tests/cluster.h"
+
+namespace resweep {
+namespace {
+
+using namespace resweep::testing;
+
+std::string RandomToken() {
+  std::random_device rd;
+  std::string t;
+  for (int i = 0; i < 32; ++i) t += "0123456789abcdef"[rd() % 16];
+  return t;
+}
+
+constexpr const char* kSweep = R"(name: guarded
+trainer: {kind: synthetic, epoch_seconds: 0.02}
+train: {epochs: 3}
+seeds: 2
+)";
+
+// One SubmitSweep straight over gRPC with `security`: the status code the
+// coordinator (or the TLS handshake) answers with.
+grpc::StatusCode TrySubmit(const std::string& address, const ClientSecurity& security) {
+  auto stub = v1::Coordinator::NewStub(MakeCoordinatorChannel({address, 8 << 20, security}));
+  grpc::ClientContext ctx;
+  PrepareCall(&ctx, security, 5000);
+  v1::SubmitSweepRequest req;
+  req.set_spec_yaml(kSweep);
+  req.set_source_name("security_test");
+  v1::SubmitSweepResponse resp;
+  return stub->SubmitSweep(&ctx, req, &resp).error_code();
+}
+
+grpc::StatusCode TryList(const std::string& address, const ClientSecurity& security) {
+  auto stub = v1::Coordinator::NewStub(MakeCoordinatorChannel({address, 8 << 20, security}));
+  grpc::ClientContext ctx;
+  PrepareCall(&ctx, security, 5000);
+  v1::ListSweepsResponse resp;
+  return stub->ListSweeps(&ctx, v1::ListSweepsRequest(), &resp).error_code();
+}
+
+grpc::StatusCode TryRegister(const std::string& address, const ClientSecurity& security) {
+  auto stub = v1::Coordinator::NewStub(MakeCoordinatorChannel({address, 8 << 20, security}));
+  grpc::ClientContext ctx;
+  PrepareCall(&ctx, security, 5000);
+  v1::RegisterWorkerRequest req;
+  req.set_name("probe");
+  v1::RegisterWorkerResponse resp;
+  return stub->RegisterWorker(&ctx, req, &resp).error_code();
+}
+
+size_t SweepCount(Cluster& cluster) {
+  auto sweeps = cluster.OpenDb()->ListSweeps();
+  EXPECT_TRUE(sweeps.ok());
+  return sweeps.ok() ? sweeps->size() : 0;
+}
+
+std::string ReadPem(const std::string& path) {
+  std::string s = ReadFile(path);
+  EXPECT_FALSE(s.empty()) << path;
+  return s;
+}
+
+TEST(Security, RoleTokensDecideWhoMayCallWhat) {
+  Cluster cluster({.lease_seconds = 10, .heartbeat_seconds = 0.3});
+  const std::string admin = RandomToken(), worker = RandomToken(), reader = RandomToken();
+  WriteFile(cluster.dir() + "/tokens",
+            "# role token\nadmin " + admin + "\nworker " + worker + "\nread " + reader + "\n");
+  for (const auto& [name, token] : {std::pair{"admin", admin},
+                                    {"worker", worker},
+                                    {"read", reader},
+                                    {"wrong", RandomToken()}}) {
+    WriteFile(cluster.dir() + "/" + name + ".token", token + "\n");
+  }
+  cluster.options().coordinator_args = {"--token-file", cluster.dir() + "/tokens"};
+  cluster.StartCoordinator();
+  const std::string address = cluster.address();
+
+  // Straight over gRPC: the status code of each refusal.
+  ClientSecurity none, wrong, as_worker, as_reader, as_admin;
+  wrong.token = RandomToken();
+  as_worker.token = worker;
+  as_reader.token = reader;
+  as_admin.token = admin;
+  EXPECT_EQ(TrySubmit(address, none), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(TrySubmit(address, wrong), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(TrySubmit(address, as_worker), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(TrySubmit(address, as_reader), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(TryList(address, none), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(TryList(address, as_worker), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(TryList(address, as_reader), grpc::StatusCode::OK);
+  EXPECT_EQ(TryRegister(address, as_admin), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(TryRegister(address, none), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(SweepCount(cluster), 0u);  // nothing refused reached the database
+
+  // Through the CLI, as users meet it.
+  std::string out, err;
+  const std::string sweep = cluster.WriteSweep("s.yaml", kSweep);
+  EXPECT_NE(cluster.CliAs({}, {"submit", sweep}, &out, &err), 0);
+  EXPECT_NE(err.find("UNAUTHENTICATED"), std::string::npos) << err;
+  EXPECT_NE(cluster.CliAs({"--token-file", cluster.dir() + "/wrong.token"}, {"status"}, &out, &err),
+            0);
+  EXPECT_NE(err.find("invalid token"), std::string::npos) << err;
+  EXPECT_NE(cluster.CliAs({"--token-file", cluster.dir() + "/worker.token"}, {"submit", sweep},
+                          &out, &err),
+            0);
+  EXPECT_NE(err.find("PERMISSION_DENIED"), std::string::npos) << err;
+  EXPECT_EQ(SweepCount(cluster), 0u);
+
+  cluster.set_cli_args({"--token-file", cluster.dir() + "/admin.token"});
+  const std::string out_submit = cluster.Cli({"submit", sweep});
+  const std::string sweep_id = out_submit.substr(0, out_submit.find('\n'));
+  ASSERT_EQ(SweepCount(cluster), 1u);
+  // A worker token may not cancel; the runs stay queued.
+  EXPECT_NE(cluster.CliAs({"--token-file", cluster.dir() + "/worker.token"}, {"cancel", sweep_id},
+                          &out, &err),
+            0);
+  EXPECT_NE(err.find("PERMISSION_DENIED"), std::string::npos) << err;
+  EXPECT_NE(cluster.CliAs({"--token-file", cluster.dir() + "/read.token"}, {"cancel", sweep_id},
+                          &out, &err),
+            0);
+  auto rows = cluster.OpenDb()->ListSweepRuns(sweep_id, std::nullopt);
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), 2u);
+  for (const auto& [link, run] : *rows) EXPECT_EQ(run.state, RunState::kQueued);
+  // A read token may look.
+  EXPECT_EQ(cluster.CliAs({"--token-file", cluster.dir() + "/read.token"}, {"status"}, &out, &err),
+            0)
+      << err;
+  EXPECT_NE(out.find("guarded"), std::string::npos) << out;
+
+  // A worker with a read token is refused; with the worker token it runs the sweep.
+  cluster.StartWorker("reader", 1, {"--token-file", cluster.dir() + "/read.token"});
+  cluster.StartWorker("real", 1, {"--token-file", cluster.dir() + "/worker.token"});
+  int code = 0;
+  cluster.Cli({"wait", sweep_id, "--limit", "60", "--poll", "0.3"}, &code);
+  ASSERT_EQ(code, 0) << cluster.Logs();
+  EXPECT_NE(ReadFile(cluster.dir() + "/worker-reader.log").find("PERMISSION_DENIED"),
+            std::string::npos)
+      << cluster.Logs();
+  // No token appears in any log.
+  for (const char* log : {"coordinator.log", "worker-reader.log", "worker-real.log"}) {
+    const std::string text = ReadFile(cluster.dir() + "/" + log);
+    for (const auto& token : {admin, worker, reader}) {
+      EXPECT_EQ(text.find(token), std::string::npos) << log << " shows a token";
+    }
+  }
+}
+
+TEST(Security, TlsAndClientCertificatesFromTheRightCaOnly) {
+  Cluster cluster({.lease_seconds = 10, .heartbeat_seconds = 0.3});
+  const std::string certs = cluster.dir() + "/certs";
+  std::string out, err;
+  ASSERT_EQ(RunCommand({"/bin/bash",
+                        std::string(RESWEEP_SOURCE_DIR) + "/scripts/make-test-certs.sh", certs},
+                       &out, &err, 60000),
+            0)
+      << out << err;
+  const std::string admin = RandomToken(), worker = RandomToken();
+  WriteFile(cluster.dir() + "/tokens", "admin " + admin + "\nworker " + worker + "\n");
+  WriteFile(cluster.dir() + "/worker.token", worker);
+  cluster.options().coordinator_args = {
+      "--tls-cert",      certs + "/server.pem", "--tls-key",    certs + "/server.key",
+      "--tls-client-ca", certs + "/ca.pem",     "--token-file", cluster.dir() + "/tokens"};
+  cluster.StartCoordinator();
+  const std::string address = cluster.address();
+
+  ClientSecurity good;
+  good.root_certs_pem = ReadPem(certs + "/ca.pem");
+  good.cert_chain_pem = ReadPem(certs + "/client.pem");
+  good.private_key_pem = ReadPem(certs + "/client.key");
+  good.token = admin;
+
+  ClientSecurity plaintext;  // no TLS at all
+  plaintext.token = admin;
+  ClientSecurity untrusting = good;  // does not trust the coordinator's CA
+  untrusting.root_certs_pem = ReadPem(certs + "/other-ca.pem");
+  ClientSecurity foreign_cert = good;  // client certificate from another CA
+  foreign_cert.cert_chain_pem = ReadPem(certs + "/other-client.pem");
+  foreign_cert.private_key_pem = ReadPem(certs + "/other-client.key");
+  ClientSecurity no_cert = good;  // TLS without a client certificate
+  no_cert.cert_chain_pem.clear();
+  no_cert.private_key_pem.clear();
+  ClientSecurity no_token = good;
+  no_token.token.clear();
+
+  EXPECT_EQ(TrySubmit(address, plaintext), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(TrySubmit(address, untrusting), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(TrySubmit(address, foreign_cert), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(TrySubmit(address, no_cert), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(TrySubmit(address, no_token), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(SweepCount(cluster), 0u);
+  EXPECT_EQ(TrySubmit(address, good), grpc::StatusCode::OK);
+  EXPECT_EQ(SweepCount(cluster), 1u);
+
+  // The CLI and a worker over mutual TLS with their tokens.
+  WriteFile(cluster.dir() + "/admin.token", admin);
+  const std::vector<std::string> tls = {"--tls-ca",   certs + "/ca.pem",
+                                        "--tls-cert", certs + "/client.pem",
+                                        "--tls-key",  certs + "/client.key"};
+  std::vector<std::string> admin_cli = tls;
+  admin_cli.insert(admin_cli.end(), {"--token-file", cluster.dir() + "/admin.token"});
+  cluster.set_cli_args(admin_cli);
+  EXPECT_NE(cluster.Cli({"status"}).find("guarded"), std::string::npos);
+  std::vector<std::string> worker_args = tls;
+  worker_args.insert(worker_args.end(), {"--token-file", cluster.dir() + "/worker.token"});
+  cluster.StartWorker("tls", 1, worker_args);
+  int code = 0;
+  cluster.Cli({"wait", "guarded", "--limit", "60", "--poll", "0.3"}, &code);
+  ASSERT_EQ(code, 0) << cluster.Logs();
+  // A CLI that does not trust the CA gets a clear transport error.
+  EXPECT_NE(cluster.CliAs({"--tls-ca", certs + "/other-ca.pem", "--token-file",
+                           cluster.dir() + "/admin.token"},
+                          {"status"}, &out, &err),
+            0);
+  EXPECT_NE(err.find("UNAVAILABLE"), std::string::npos) << err;
+}
+
+}  // namespace
+}  // namespace resweep
