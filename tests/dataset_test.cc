@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <sstream>
+
 #include "tests/data_files.h"
 
 namespace resweep {
@@ -117,6 +119,44 @@ TEST(FashionMnist, RealDebianFilesLoad) {
   EXPECT_EQ(d->train_images.size(0), 60000);
   EXPECT_EQ(d->test_images.size(0), 10000);
   EXPECT_EQ(d->train_labels.bincount().size(0), 10);
+}
+
+// The stored corpus of broken data files (tests/corpus/data/MANIFEST): each is
+// refused with an error that names the file and the problem.
+TEST(BadDataFiles, StoredCorpusIsRefusedWithClearErrors) {
+  const std::string corpus = std::string(RESWEEP_SOURCE_DIR) + "/tests/corpus/data";
+  std::istringstream manifest(ReadFile(corpus + "/MANIFEST"));
+  int cases = 0;
+  for (std::string line; std::getline(manifest, line);) {
+    if (line.empty() || line[0] == '#') continue;
+    std::istringstream words(line);
+    std::string file, loader, expected;
+    words >> file >> loader;
+    std::getline(words >> std::ws, expected);
+    const std::string path = corpus + "/" + file;
+    Status st;
+    std::string named = path;
+    if (loader == "cifar") {
+      torch::Tensor images, labels;
+      st = ReadCifar10Batch(path, &images, &labels);
+    } else if (loader == "idx") {
+      st = ReadIdxGz(path).status();
+    } else if (loader == "fashion-labels") {
+      TempDir dir;
+      WriteFashionDir(dir.path(), 11, 4);
+      WriteFile(dir.File("train-labels-idx1-ubyte.gz"), ReadFile(path));
+      st = LoadFashionMnist(dir.path()).status();
+      named = dir.File("train-labels-idx1-ubyte.gz");
+    } else {
+      FAIL() << "MANIFEST: unknown loader " << loader;
+    }
+    ++cases;
+    EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << file << ": " << st.ToString();
+    EXPECT_NE(st.message().find(expected), std::string::npos)
+        << file << ": expected '" << expected << "' in: " << st.message();
+    EXPECT_NE(st.message().find(named), std::string::npos) << file << ": " << st.message();
+  }
+  EXPECT_GE(cases, 12);
 }
 
 TEST(DatasetPath, ResolvesAgainstTheDataRoot) {

@@ -1,18 +1,17 @@
 #include "worker/dataset.h"
 
 #include <sys/stat.h>
-#include <zlib.h>
 
 #include <cstdio>
 #include <vector>
 
+#include "worker/data_format.h"
 #include "worker/trainer_log.h"
 
 namespace resweep {
 
 namespace {
 
-constexpr int64_t kCifarRecord = 1 + 3 * 32 * 32;
 constexpr int64_t kCifarOfficialRecords = 10000;
 
 bool IsDirectory(const std::string& path) {
@@ -20,48 +19,42 @@ bool IsDirectory(const std::string& path) {
   return stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-Status CheckLabels(const torch::Tensor& labels, int64_t classes, const std::string& path) {
-  if (labels.numel() == 0) return Status::Ok();
-  const int64_t max = labels.max().item<int64_t>();
-  const int64_t min = labels.min().item<int64_t>();
-  if (min < 0 || max >= classes) {
-    // Find the first offending record to name it.
-    auto bad = torch::nonzero((labels < 0).logical_or(labels >= classes)).flatten();
-    const int64_t record = bad[0].item<int64_t>();
-    return InvalidArgumentError(path + ": record " + std::to_string(record) + " has label " +
-                                std::to_string(labels[record].item<int64_t>()) + ", outside 0.." +
-                                std::to_string(classes - 1));
-  }
-  return Status::Ok();
+// The whole file, or NOT_FOUND naming it and what was expected there.
+StatusOr<std::string> ReadFileBytes(const std::string& path, const char* expected) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) return NotFoundError(path + ": cannot open (" + expected + " expected)");
+  std::string bytes;
+  char buf[1 << 16];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) bytes.append(buf, n);
+  const bool failed = std::ferror(f);
+  std::fclose(f);
+  if (failed) return DataLossError(path + ": read error");
+  return bytes;
+}
+
+torch::Tensor ToTensor(ByteArray array) {
+  auto owner = std::make_shared<std::vector<uint8_t>>(std::move(array.data));
+  return torch::from_blob(
+      owner->data(), array.shape, [owner](void*) {}, torch::kUInt8);
 }
 
 }  // namespace
 
 Status ReadCifar10Batch(const std::string& path, torch::Tensor* images, torch::Tensor* labels) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) return NotFoundError(path + ": cannot open (CIFAR-10 binary batch expected)");
-  std::fseek(f, 0, SEEK_END);
-  const long size = std::ftell(f);
-  std::fseek(f, 0, SEEK_SET);
-  if (size <= 0 || size % kCifarRecord != 0) {
-    std::fclose(f);
-    return InvalidArgumentError(path + ": size " + std::to_string(size) +
-                                " bytes is not a whole number of 3073-byte CIFAR-10 records "
-                                "(truncated or not a CIFAR-10 binary batch?)");
-  }
-  const int64_t n = size / kCifarRecord;
+  auto bytes = ReadFileBytes(path, "CIFAR-10 binary batch");
+  if (!bytes.ok()) return bytes.status();
+  auto batch = ParseCifar10Batch(*bytes, path);
+  if (!batch.ok()) return batch.status();
+  const int64_t n = static_cast<int64_t>(batch->labels.size());
   if (n != kCifarOfficialRecords) {
     TrainerLogf(TrainerLogLevel::kDebug, path, ": ", n, " records (official batches hold ",
                 kCifarOfficialRecords, ")");
   }
-  std::vector<uint8_t> raw(static_cast<size_t>(size));
-  const size_t got = std::fread(raw.data(), 1, raw.size(), f);
-  std::fclose(f);
-  if (got != raw.size()) return DataLossError(path + ": short read");
-  auto all = torch::from_blob(raw.data(), {n, kCifarRecord}, torch::kUInt8);
-  *labels = all.select(1, 0).to(torch::kInt64).clone();
-  *images = all.narrow(1, 1, kCifarRecord - 1).reshape({n, 3, 32, 32}).clone();
-  return CheckLabels(*labels, 10, path);
+  *labels = torch::tensor(std::vector<int64_t>(batch->labels.begin(), batch->labels.end()),
+                          torch::kInt64);
+  *images = ToTensor(std::move(batch->images));
+  return Status::Ok();
 }
 
 StatusOr<Dataset> LoadCifar10(const std::string& dir) {
@@ -88,58 +81,13 @@ StatusOr<Dataset> LoadCifar10(const std::string& dir) {
 }
 
 StatusOr<torch::Tensor> ReadIdxGz(const std::string& path) {
-  gzFile f = gzopen(path.c_str(), "rb");
-  if (!f) return NotFoundError(path + ": cannot open");
-  std::vector<uint8_t> data;
-  uint8_t buf[1 << 16];
-  const size_t kMaxBytes = size_t{1} << 31;  // far above any IDX data set we read
-  while (true) {
-    const int n = gzread(f, buf, sizeof(buf));
-    if (n < 0) {
-      int code = 0;
-      std::string message = gzerror(f, &code);
-      gzclose(f);
-      return InvalidArgumentError(path + ": corrupt gzip data (" + message + ")");
-    }
-    if (n == 0) break;
-    data.insert(data.end(), buf, buf + n);
-    if (data.size() > kMaxBytes) {
-      gzclose(f);
-      return InvalidArgumentError(path + ": decompresses to more than 2 GiB");
-    }
-  }
-  const int close_rc = gzclose(f);
-  if (close_rc != Z_OK) {
-    return InvalidArgumentError(path + ": corrupt or truncated gzip stream");
-  }
-  auto be32 = [&](size_t at) {
-    return (uint32_t{data[at]} << 24) | (uint32_t{data[at + 1]} << 16) |
-           (uint32_t{data[at + 2]} << 8) | uint32_t{data[at + 3]};
-  };
-  if (data.size() < 8) return InvalidArgumentError(path + ": too short for an IDX header");
-  const uint32_t magic = be32(0);
-  if ((magic >> 8) != 0x08 || ((magic & 0xff) != 1 && (magic & 0xff) != 3)) {
-    char hex[16];
-    std::snprintf(hex, sizeof(hex), "0x%08x", magic);
-    return InvalidArgumentError(path + ": bad IDX magic " + hex +
-                                " (expected 0x00000801 labels or 0x00000803 images)");
-  }
-  const int dims = static_cast<int>(magic & 0xff);
-  if (data.size() < 4 + 4 * static_cast<size_t>(dims)) {
-    return InvalidArgumentError(path + ": truncated IDX header");
-  }
-  std::vector<int64_t> shape;
-  int64_t count = 1;
-  for (int i = 0; i < dims; ++i) {
-    shape.push_back(be32(4 + 4 * i));
-    count *= shape.back();
-  }
-  const size_t header = 4 + 4 * static_cast<size_t>(dims);
-  if (data.size() - header != static_cast<size_t>(count)) {
-    return InvalidArgumentError(path + ": header promises " + std::to_string(count) +
-                                " bytes of data, file has " + std::to_string(data.size() - header));
-  }
-  return torch::from_blob(data.data() + header, shape, torch::kUInt8).clone();
+  auto gz = ReadFileBytes(path, "gzipped IDX file");
+  if (!gz.ok()) return gz.status();
+  auto raw = Gunzip(*gz, path);
+  if (!raw.ok()) return raw.status();
+  auto array = ParseIdx(*raw, path);
+  if (!array.ok()) return array.status();
+  return ToTensor(std::move(*array));
 }
 
 StatusOr<Dataset> LoadFashionMnist(const std::string& dir) {
@@ -179,8 +127,14 @@ StatusOr<Dataset> LoadFashionMnist(const std::string& dir) {
   d.test_images = test_images->unsqueeze(1);
   d.train_labels = train_labels->to(torch::kInt64);
   d.test_labels = test_labels->to(torch::kInt64);
-  RESWEEP_RETURN_IF_ERROR(CheckLabels(d.train_labels, 10, dir + "/train-labels-idx1-ubyte.gz"));
-  RESWEEP_RETURN_IF_ERROR(CheckLabels(d.test_labels, 10, dir + "/t10k-labels-idx1-ubyte.gz"));
+  auto check_labels = [](const torch::Tensor& labels, const std::string& path) {
+    auto bytes = labels.to(torch::kUInt8).contiguous();
+    return CheckLabelRange(
+        std::vector<uint8_t>(bytes.data_ptr<uint8_t>(), bytes.data_ptr<uint8_t>() + bytes.numel()),
+        10, path);
+  };
+  RESWEEP_RETURN_IF_ERROR(check_labels(*train_labels, dir + "/train-labels-idx1-ubyte.gz"));
+  RESWEEP_RETURN_IF_ERROR(check_labels(*test_labels, dir + "/t10k-labels-idx1-ubyte.gz"));
   return d;
 }
 
