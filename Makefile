@@ -6,7 +6,7 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all deps configure build test demo bench format clean
+.PHONY: all deps configure build test demo bench fuzz fuzz-smoke format clean
 
 all: build
 
@@ -21,8 +21,17 @@ configure: deps $(BUILD_DIR)/CMakeCache.txt
 build: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
+# Every test, then each fuzz target briefly from its seed corpus.
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure --timeout 900
+	@$(MAKE) --no-print-directory fuzz-smoke
+
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	bash scripts/fuzz.sh --seconds $(FUZZ_SECONDS)
+
+fuzz-smoke:
+	bash scripts/fuzz.sh --seconds 15
 
 demo: build
 	@bash scripts/demo.sh $(BUILD_DIR)
@@ -36,4 +45,4 @@ format:
 	clang-format -i $$(git ls-files '*.cc' '*.h')
 
 clean:
-	rm -rf $(BUILD_DIR) demo-run
+	rm -rf $(BUILD_DIR) build-fuzz demo-run

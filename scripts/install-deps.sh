@@ -12,6 +12,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev nlohmann-json3-dev zlib1g-dev libssl-dev openssl
   dataset-fashion-mnist
+  clang-14 libclang-rt-14-dev   # libFuzzer targets (scripts/fuzz.sh)
+  iproute2                      # network namespaces in the partition test
 )
 
 # --bench: also what the benchmarks compare against (PyTorch eager, Debian's build).

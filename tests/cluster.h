@@ -23,6 +23,9 @@ class Cluster {
     int max_attempts = 3;
     std::vector<std::string> coordinator_args;  // e.g. TLS files, --token-file
     std::string db_path;                        // default: coordinator.db in dir()
+    std::string listen_host = "127.0.0.1";
+    // Run the coordinator and the CLI under this, e.g. {"ip", "netns", "exec", NS}.
+    std::vector<std::string> coordinator_prefix;
   };
 
   explicit Cluster(Options options) : options_(options) {}
@@ -33,26 +36,18 @@ class Cluster {
   std::string db() const {
     return options_.db_path.empty() ? dir_.File("coordinator.db") : options_.db_path;
   }
-  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  std::string address() const { return options_.listen_host + ":" + std::to_string(port_); }
 
   // Starts (or restarts, on the same database) the coordinator.
   void StartCoordinator() {
     std::remove(dir_.File("port").c_str());
-    std::vector<std::string> argv = {RESWEEP_COORDINATOR_BIN,
-                                     "--listen",
-                                     port_ ? address() : std::string("127.0.0.1:0"),
-                                     "--port-file",
-                                     dir_.File("port"),
-                                     "--db",
-                                     db(),
-                                     "--lease-seconds",
-                                     std::to_string(options_.lease_seconds),
-                                     "--heartbeat-seconds",
-                                     std::to_string(options_.heartbeat_seconds),
-                                     "--max-attempts",
-                                     std::to_string(options_.max_attempts),
-                                     "--log-level",
-                                     "debug"};
+    std::vector<std::string> argv = options_.coordinator_prefix;
+    argv.insert(argv.end(),
+                {RESWEEP_COORDINATOR_BIN, "--listen",
+                 port_ ? address() : options_.listen_host + ":0", "--port-file", dir_.File("port"),
+                 "--db", db(), "--lease-seconds", std::to_string(options_.lease_seconds),
+                 "--heartbeat-seconds", std::to_string(options_.heartbeat_seconds),
+                 "--max-attempts", std::to_string(options_.max_attempts), "--log-level", "debug"});
     argv.insert(argv.end(), options_.coordinator_args.begin(), options_.coordinator_args.end());
     coordinator_ = std::make_unique<Process>(argv, dir_.File("coordinator.log"));
     ASSERT_TRUE(WaitFor([&] { return !ReadFile(dir_.File("port")).empty(); }, 20000))
@@ -67,22 +62,17 @@ class Cluster {
   // Starts a CPU worker (talking to `via`, default the coordinator); returns its index.
   size_t StartWorker(const std::string& name, int threads = 1, std::vector<std::string> extra = {},
                      const std::string& via = "") {
-    std::vector<std::string> argv = {RESWEEP_WORKER_BIN,
-                                     "--coordinator",
-                                     via.empty() ? address() : via,
-                                     "--name",
-                                     name,
-                                     "--device",
-                                     "cpu",
-                                     "--threads",
-                                     std::to_string(threads),
-                                     "--poll-seconds",
-                                     "0.1"};
+    std::vector<std::string> argv = worker_prefix_;
+    argv.insert(argv.end(),
+                {RESWEEP_WORKER_BIN, "--coordinator", via.empty() ? address() : via, "--name", name,
+                 "--device", "cpu", "--threads", std::to_string(threads), "--poll-seconds", "0.1"});
     argv.insert(argv.end(), extra.begin(), extra.end());
     workers_.push_back(std::make_unique<Process>(argv, dir_.File("worker-" + name + ".log")));
     return workers_.size() - 1;
   }
   Process& worker(size_t i) { return *workers_[i]; }
+  // Workers started from now on run under `prefix` (e.g. in a network namespace).
+  void set_worker_prefix(std::vector<std::string> prefix) { worker_prefix_ = std::move(prefix); }
 
   // Runs the CLI against this coordinator; returns stdout, failing the test on a
   // non-zero exit.
@@ -102,7 +92,8 @@ class Cluster {
   // default ones; returns the exit code.
   int CliAs(const std::vector<std::string>& credentials, const std::vector<std::string>& args,
             std::string* out, std::string* err, int timeout_ms = 60000) {
-    std::vector<std::string> argv = {RESWEEP_CLI_BIN, "--coordinator", address()};
+    std::vector<std::string> argv = options_.coordinator_prefix;
+    argv.insert(argv.end(), {RESWEEP_CLI_BIN, "--coordinator", address()});
     argv.insert(argv.end(), credentials.begin(), credentials.end());
     argv.insert(argv.end(), args.begin(), args.end());
     return RunCommand(argv, out, err, timeout_ms);
@@ -140,6 +131,7 @@ class Cluster {
   Options options_;
   TempDir dir_;
   std::vector<std::string> cli_args_;
+  std::vector<std::string> worker_prefix_;
   int port_ = 0;
   std::unique_ptr<Process> coordinator_;
   std::vector<std::unique_ptr<Process>> workers_;

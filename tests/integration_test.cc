@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "tests/cluster.h"
+#include "tests/netns.h"
 #include "tests/tcp_proxy.h"
 
 namespace resweep {
@@ -390,6 +391,64 @@ train: {epochs: 24, checkpoint_every: 1}
   EXPECT_NE((*attempts)[0].worker_id.find("cutoff"), std::string::npos);
   EXPECT_EQ((*attempts)[1].state, "succeeded");
   // The coordinator refused the stale attempt's late calls (logged at debug).
+  EXPECT_NE(ReadFile(cluster.dir() + "/coordinator.log").find("stale attempt 1"),
+            std::string::npos);
+}
+
+// The same partition with real network namespaces: the coordinator in one, the
+// cut-off worker in another, joined by a veth pair whose worker end goes down for
+// longer than the lease.
+TEST(Faults, PartitionAcrossNetworkNamespacesIsFencedOff) {
+  NetnsPair net;
+  if (!net.Available()) {
+    GTEST_SKIP() << "network namespaces unavailable (" << net.why_not()
+                 << "); Faults.PartitionedWorkerIsFencedOffAndCarriesOn covers the partition "
+                    "with a loopback TCP proxy";
+  }
+  Cluster cluster({.lease_seconds = 2,
+                   .heartbeat_seconds = 0.3,
+                   .coordinator_args = {"--insecure"},  // a private veth link, test only
+                   .listen_host = net.coordinator_ip(),
+                   .coordinator_prefix = net.InCoordinatorNs()});
+  cluster.StartCoordinator();
+  cluster.set_worker_prefix(net.InWorkerNs());
+  const size_t cut = cluster.StartWorker("cutoff");
+  const std::string sweep_id =
+      FirstLine(cluster.Cli({"submit", cluster.WriteSweep("p.yaml", R"(name: netns-partition
+trainer: {kind: synthetic, epoch_seconds: 0.25}
+train: {epochs: 24, checkpoint_every: 1}
+)")}));
+  const std::string run_id = WaitForRunningRun(cluster, sweep_id, 3);
+  ASSERT_FALSE(run_id.empty()) << cluster.Logs();
+  ASSERT_TRUE(net.SetWorkerLink(false));  // the partition
+  cluster.set_worker_prefix(net.InCoordinatorNs());
+  cluster.StartWorker("other");
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto attempts = cluster.OpenDb()->ListAttempts(run_id);
+        return attempts.ok() && attempts->size() == 2;
+      },
+      15000))
+      << cluster.Logs();
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  ASSERT_TRUE(net.SetWorkerLink(true));  // it comes back with its stale attempt
+  int code = 0;
+  cluster.Cli({"wait", sweep_id, "--limit", "60", "--poll", "0.3"}, &code);
+  ASSERT_EQ(code, 0) << cluster.Logs();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return ReadFile(cluster.dir() + "/worker-cutoff.log").find("dropped") != std::string::npos;
+      },
+      15000))
+      << cluster.Logs();
+  EXPECT_TRUE(cluster.worker(cut).running());
+  auto db = cluster.OpenDb();
+  ExpectEveryRunSucceededOnce(*db, sweep_id, 1, 24);
+  auto attempts = db->ListAttempts(run_id);
+  ASSERT_EQ(attempts->size(), 2u);
+  EXPECT_EQ((*attempts)[0].state, "lost");
+  EXPECT_NE((*attempts)[0].worker_id.find("cutoff"), std::string::npos);
+  EXPECT_EQ((*attempts)[1].state, "succeeded");
   EXPECT_NE(ReadFile(cluster.dir() + "/coordinator.log").find("stale attempt 1"),
             std::string::npos);
 }
