@@ -21,7 +21,9 @@ class PrintingContext : public resweep::RunContext {
     last_error = r.test_error;
     return resweep::Status::Ok();
   }
-  resweep::Status OnCheckpoint(int, const std::string&) override { return resweep::Status::Ok(); }
+  resweep::Status OnCheckpoint(int, int64_t, const std::string&) override {
+    return resweep::Status::Ok();
+  }
   double last_error = 1;
 };
 

@@ -474,6 +474,7 @@ Status Scheduler::Fail(const std::string& worker_id, const std::string& run_id, 
     r.updated_ms = now;
     if (checkpoint_unusable) {
       r.checkpoint_epoch = 0;
+      r.checkpoint_iteration = 0;
       r.checkpoint_path.clear();
     }
     if (retryable && r.failures + 1 < r.max_attempts) {
@@ -518,21 +519,18 @@ Status Scheduler::Release(const std::string& worker_id, const std::string& run_i
 StatusOr<int64_t> Scheduler::PutCheckpointChunk(const std::string& worker_id,
                                                 const std::string& run_id, int attempt, int epoch,
                                                 int64_t offset, const std::string& data, bool last,
-                                                const std::string& sha256) {
+                                                const std::string& sha256, int64_t iteration) {
   if (!checkpoints_) return FailedPreconditionError("this coordinator keeps no checkpoints");
   if (!CheckpointStore::ValidRunId(run_id)) return InvalidArgumentError("bad run id");
   std::lock_guard<std::mutex> lock(mutex_);
   RESWEEP_RETURN_IF_ERROR(ExpireIfDueLocked(run_id));
   auto run = FencedRunLocked(worker_id, run_id, attempt);
   if (!run.ok()) return run.status();
-  if (last && epoch == run->checkpoint_epoch)
+  if (last && epoch == run->checkpoint_epoch && iteration == run->checkpoint_iteration &&
+      run->checkpoint_path.empty()) {
     return offset + static_cast<int64_t>(data.size());  // retried commit
-  if (epoch <= run->checkpoint_epoch || epoch > run->epoch) {
-    return FailedPreconditionError("checkpoint of epoch " + std::to_string(epoch) + " for run " +
-                                   run_id + ": reported epochs end at " +
-                                   std::to_string(run->epoch) + ", newest checkpoint is " +
-                                   std::to_string(run->checkpoint_epoch));
   }
+  RESWEEP_RETURN_IF_ERROR(CheckCheckpointOrder(*run, epoch, iteration));
   auto next = checkpoints_->Append(run_id, attempt, epoch, offset, data);
   if (!next.ok() || !last) return next;
   RESWEEP_RETURN_IF_ERROR(checkpoints_->Commit(run_id, attempt, epoch, sha256));
@@ -542,6 +540,7 @@ StatusOr<int64_t> Scheduler::PutCheckpointChunk(const std::string& worker_id,
     if (!fresh.ok()) return fresh.status();
     RunRecord r = *fresh;
     r.checkpoint_epoch = epoch;
+    r.checkpoint_iteration = iteration;
     r.checkpoint_path.clear();
     r.lease_expires_ms = now + options_.lease_ms;
     r.updated_ms = now;
@@ -553,7 +552,8 @@ StatusOr<int64_t> Scheduler::PutCheckpointChunk(const std::string& worker_id,
 }
 
 Status Scheduler::RecordSharedCheckpoint(const std::string& worker_id, const std::string& run_id,
-                                         int attempt, int epoch, const std::string& relative_path) {
+                                         int attempt, int epoch, const std::string& relative_path,
+                                         int64_t iteration) {
   // A relative path inside the shared directory: no absolute paths, no "..".
   if (relative_path.empty() || relative_path.size() > 512 || relative_path[0] == '/' ||
       relative_path.find("..") != std::string::npos ||
@@ -567,17 +567,14 @@ Status Scheduler::RecordSharedCheckpoint(const std::string& worker_id, const std
   return store_->RunInTransaction([&]() -> Status {
     auto run = FencedRunLocked(worker_id, run_id, attempt);
     if (!run.ok()) return run.status();
-    if (epoch == run->checkpoint_epoch && relative_path == run->checkpoint_path) {
+    if (epoch == run->checkpoint_epoch && iteration == run->checkpoint_iteration &&
+        relative_path == run->checkpoint_path) {
       return Status::Ok();  // retried
     }
-    if (epoch <= run->checkpoint_epoch || epoch > run->epoch) {
-      return FailedPreconditionError("checkpoint of epoch " + std::to_string(epoch) + " for run " +
-                                     run_id + ": reported epochs end at " +
-                                     std::to_string(run->epoch) + ", newest checkpoint is " +
-                                     std::to_string(run->checkpoint_epoch));
-    }
+    RESWEEP_RETURN_IF_ERROR(CheckCheckpointOrder(*run, epoch, iteration));
     RunRecord r = *run;
     r.checkpoint_epoch = epoch;
+    r.checkpoint_iteration = iteration;
     r.checkpoint_path = relative_path;
     r.lease_expires_ms = now + options_.lease_ms;
     r.updated_ms = now;
@@ -605,6 +602,20 @@ Status Scheduler::GetCheckpointChunk(const std::string& worker_id, const std::st
   }
   return checkpoints_->Read(run_id, epoch, offset, std::clamp(max_bytes, 1, 4 << 20), data,
                             total_size);
+}
+
+Status Scheduler::CheckCheckpointOrder(const RunRecord& run, int epoch, int64_t iteration) {
+  const bool newer = epoch > run.checkpoint_epoch ||
+                     (epoch == run.checkpoint_epoch && iteration > run.checkpoint_iteration);
+  if (!newer || epoch > run.epoch || epoch < 1) {
+    return FailedPreconditionError("checkpoint of epoch " + std::to_string(epoch) + " (iteration " +
+                                   std::to_string(iteration) + ") for run " + run.run_id +
+                                   ": reported epochs end at " + std::to_string(run.epoch) +
+                                   ", newest checkpoint is of epoch " +
+                                   std::to_string(run.checkpoint_epoch) + " (iteration " +
+                                   std::to_string(run.checkpoint_iteration) + ")");
+  }
+  return Status::Ok();
 }
 
 StatusOr<int> Scheduler::ExpireLeases() {

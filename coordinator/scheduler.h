@@ -143,12 +143,13 @@ class Scheduler {
   StatusOr<int64_t> PutCheckpointChunk(const std::string& worker_id, const std::string& run_id,
                                        int attempt, int epoch, int64_t offset,
                                        const std::string& data, bool last,
-                                       const std::string& sha256);
+                                       const std::string& sha256, int64_t iteration = 0);
   // A checkpoint of `epoch` the worker wrote to the shared filesystem at
   // `relative_path` (under every worker's --checkpoint-dir) becomes the run's resume
   // point. Same epoch rules as an upload; recording the same one again is harmless.
   Status RecordSharedCheckpoint(const std::string& worker_id, const std::string& run_id,
-                                int attempt, int epoch, const std::string& relative_path);
+                                int attempt, int epoch, const std::string& relative_path,
+                                int64_t iteration = 0);
   // Reads the run's committed checkpoint (the one its lease said to resume from).
   Status GetCheckpointChunk(const std::string& worker_id, const std::string& run_id, int attempt,
                             int epoch, int64_t offset, int max_bytes, std::string* data,
@@ -172,6 +173,9 @@ class Scheduler {
   // Closes the run's lease as lost if it has run out, in its own transaction, so a
   // late call is refused and the run is queued again even before the reaper runs.
   Status ExpireIfDueLocked(const std::string& run_id) RESWEEP_REQUIRES(mutex_);
+  // Whether a checkpoint at (epoch, iteration) may become `run`'s resume point:
+  // newer than its current one and of an epoch the attempt has reported.
+  static Status CheckCheckpointOrder(const RunRecord& run, int epoch, int64_t iteration);
   Status LoseLeaseLocked(RunRecord run, const std::string& why) RESWEEP_REQUIRES(mutex_);
   Status CloseAttemptLocked(const RunRecord& run, const std::string& state,
                             const std::string& reason) RESWEEP_REQUIRES(mutex_);

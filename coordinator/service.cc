@@ -281,9 +281,9 @@ grpc::ServerUnaryReactor* CoordinatorService::PutCheckpointChunk(
   if (Status denied = Authorize(ctx, Role::kWorker, "PutCheckpointChunk"); !denied.ok()) {
     return Finish(ctx, "PutCheckpointChunk", denied, start);
   }
-  auto next =
-      scheduler_->PutCheckpointChunk(req->worker_id(), req->run_id(), req->attempt(), req->epoch(),
-                                     req->offset(), req->data(), req->last(), req->sha256());
+  auto next = scheduler_->PutCheckpointChunk(req->worker_id(), req->run_id(), req->attempt(),
+                                             req->epoch(), req->offset(), req->data(), req->last(),
+                                             req->sha256(), req->iteration());
   if (next.ok()) {
     resp->set_next_offset(*next);
     resp->set_committed(req->last());
@@ -313,10 +313,11 @@ grpc::ServerUnaryReactor* CoordinatorService::RecordSharedCheckpoint(
   if (Status denied = Authorize(ctx, Role::kWorker, "RecordSharedCheckpoint"); !denied.ok()) {
     return Finish(ctx, "RecordSharedCheckpoint", denied, start);
   }
-  return Finish(ctx, "RecordSharedCheckpoint",
-                scheduler_->RecordSharedCheckpoint(req->worker_id(), req->run_id(), req->attempt(),
-                                                   req->epoch(), req->relative_path()),
-                start);
+  return Finish(
+      ctx, "RecordSharedCheckpoint",
+      scheduler_->RecordSharedCheckpoint(req->worker_id(), req->run_id(), req->attempt(),
+                                         req->epoch(), req->relative_path(), req->iteration()),
+      start);
 }
 
 }  // namespace resweep

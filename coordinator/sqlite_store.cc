@@ -116,6 +116,10 @@ CREATE TABLE workers (
     R"sql(
 ALTER TABLE runs ADD COLUMN checkpoint_path TEXT NOT NULL DEFAULT '';
 )sql",
+    // 2 -> 3: mid-epoch checkpoints (a worker shutting down) are ordered by iteration.
+    R"sql(
+ALTER TABLE runs ADD COLUMN checkpoint_iteration INTEGER NOT NULL DEFAULT 0;
+)sql",
 };
 constexpr int kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
 
@@ -200,7 +204,7 @@ class Statement {
 constexpr const char* kRunColumns =
     "run_id, config_json, seed, state, attempt, failures, max_attempts, worker_id, "
     "lease_expires_ms, epoch, epochs_total, last_test_error, checkpoint_epoch, param_count, "
-    "error, queue_position, created_ms, updated_ms, checkpoint_path";
+    "error, queue_position, created_ms, updated_ms, checkpoint_path, checkpoint_iteration";
 
 RunRecord ReadRun(const Statement& s, int c = 0) {
   RunRecord r;
@@ -223,6 +227,7 @@ RunRecord ReadRun(const Statement& s, int c = 0) {
   r.created_ms = s.Int(c + 16);
   r.updated_ms = s.Int(c + 17);
   r.checkpoint_path = s.Text(c + 18);
+  r.checkpoint_iteration = s.Int(c + 19);
   return r;
 }
 
@@ -396,7 +401,7 @@ class SqliteStore : public Store {
 
   StatusOr<bool> InsertRunIfAbsent(const RunRecord& r) override {
     Statement s(db_, (std::string("INSERT OR IGNORE INTO runs (") + kRunColumns +
-                      ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+                      ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
                          .c_str());
     BindRun(s, r);
     RESWEEP_RETURN_IF_ERROR(s.Run());
@@ -426,12 +431,13 @@ class SqliteStore : public Store {
                 "UPDATE runs SET config_json=?, seed=?, state=?, attempt=?, failures=?, "
                 "max_attempts=?, worker_id=?, lease_expires_ms=?, epoch=?, epochs_total=?, "
                 "last_test_error=?, checkpoint_epoch=?, param_count=?, error=?, "
-                "queue_position=?, created_ms=?, updated_ms=?, checkpoint_path=? WHERE run_id=?");
+                "queue_position=?, created_ms=?, updated_ms=?, checkpoint_path=?, "
+                "checkpoint_iteration=? WHERE run_id=?");
     s.Bind(r.config_json).Bind(r.seed).Bind(RunStateName(r.state)).Bind(r.attempt);
     s.Bind(r.failures).Bind(r.max_attempts).Bind(r.worker_id).Bind(r.lease_expires_ms);
     s.Bind(r.epoch).Bind(r.epochs_total).Bind(r.last_test_error).Bind(r.checkpoint_epoch);
     s.Bind(r.param_count).Bind(r.error).Bind(r.queue_position).Bind(r.created_ms);
-    s.Bind(r.updated_ms).Bind(r.checkpoint_path).Bind(r.run_id);
+    s.Bind(r.updated_ms).Bind(r.checkpoint_path).Bind(r.checkpoint_iteration).Bind(r.run_id);
     RESWEEP_RETURN_IF_ERROR(s.Run());
     if (sqlite3_changes(db_) != 1) return NotFoundError("run " + r.run_id + " not found");
     return Status::Ok();
@@ -639,7 +645,7 @@ class SqliteStore : public Store {
     s.Bind(r.attempt).Bind(r.failures).Bind(r.max_attempts).Bind(r.worker_id);
     s.Bind(r.lease_expires_ms).Bind(r.epoch).Bind(r.epochs_total).Bind(r.last_test_error);
     s.Bind(r.checkpoint_epoch).Bind(r.param_count).Bind(r.error).Bind(r.queue_position);
-    s.Bind(r.created_ms).Bind(r.updated_ms).Bind(r.checkpoint_path);
+    s.Bind(r.created_ms).Bind(r.updated_ms).Bind(r.checkpoint_path).Bind(r.checkpoint_iteration);
   }
 
   sqlite3* db_;

@@ -54,6 +54,7 @@ struct RunRecord {
   // Where that checkpoint is: "" = the coordinator's artifact directory, else a path
   // relative to the workers' shared --checkpoint-dir.
   std::string checkpoint_path;
+  int64_t checkpoint_iteration = 0;  // orders checkpoints of one epoch
   int64_t param_count = 0;
   std::string error;           // why it failed or was cancelled
   int64_t queue_position = 0;  // lower is leased first

@@ -265,14 +265,15 @@ train: {epochs: 8, checkpoint_every: 1}
 namespace resweep {
 namespace {
 
-TEST(Faults, WorkerSigtermGivesTheLeaseBackAtOnceAndExitsZero) {
+TEST(Faults, WorkerSigtermCheckpointsGivesTheLeaseBackAtOnceAndExitsZero) {
   Cluster cluster({.lease_seconds = 60, .heartbeat_seconds = 0.3});
   cluster.StartCoordinator();
   const size_t w = cluster.StartWorker("leaving");
+  // Checkpoints every 1000 epochs: any checkpoint the run has was written on SIGTERM.
   const std::string sweep_id =
       FirstLine(cluster.Cli({"submit", cluster.WriteSweep("long.yaml", R"(name: long
 trainer: {kind: synthetic, epoch_seconds: 0.3}
-train: {epochs: 50, checkpoint_every: 1}
+train: {epochs: 12, checkpoint_every: 1000}
 )")}));
   ASSERT_FALSE(WaitForRunningRun(cluster, sweep_id, 2).empty()) << cluster.Logs();
   const auto start = std::chrono::steady_clock::now();
@@ -286,10 +287,22 @@ train: {epochs: 50, checkpoint_every: 1}
   ASSERT_EQ(rows->size(), 1u);
   EXPECT_EQ(rows->front().second.state, RunState::kQueued);
   EXPECT_EQ(rows->front().second.failures, 0);  // a release costs no attempt
-  EXPECT_GE(rows->front().second.checkpoint_epoch, 1);
-  auto attempts = cluster.OpenDb()->ListAttempts(rows->front().second.run_id);
+  const int saved = rows->front().second.checkpoint_epoch;
+  EXPECT_GE(saved, 2);  // the checkpoint taken on SIGTERM
+  const std::string run_id = rows->front().second.run_id;
+  auto attempts = cluster.OpenDb()->ListAttempts(run_id);
   ASSERT_EQ(attempts->size(), 1u);
   EXPECT_EQ((*attempts)[0].state, "released");
+  // Another worker continues from it: epochs up to `saved` stay attempt 1's.
+  cluster.StartWorker("next");
+  int code = 0;
+  cluster.Cli({"wait", sweep_id, "--limit", "60", "--poll", "0.3"}, &code);
+  ASSERT_EQ(code, 0) << cluster.Logs();
+  auto db = cluster.OpenDb();
+  ExpectEveryRunSucceededOnce(*db, sweep_id, 1, 12);
+  const auto epochs = db->ListEpochs(run_id);
+  ASSERT_TRUE(epochs.ok());
+  for (const auto& e : *epochs) EXPECT_EQ(e.attempt, e.epoch <= saved ? 1 : 2) << e.epoch;
 }
 
 TEST(Faults, CoordinatorKilledAndRestartedRepeatedlyLosesNothing) {

@@ -401,6 +401,37 @@ TEST_F(SchedulerTest, SharedFilesystemCheckpointsAreRecordedAndHandedOut) {
   EXPECT_EQ(Run(l.run_id).checkpoint_path, l.run_id + "/e4");
 }
 
+TEST_F(SchedulerTest, MidEpochCheckpointsAreOrderedByIteration) {
+  ASSERT_TRUE(
+      scheduler_->Submit("name: one\ntrainer: {kind: synthetic}\ntrain: {epochs: 5}\n", "o.yaml")
+          .ok());
+  const std::string w1 = Register("w1"), w2 = Register("w2");
+  Lease l = MustAcquire(w1);
+  ASSERT_TRUE(Report(w1, l, 1, 0.5).ok());
+  ASSERT_TRUE(Report(w1, l, 2, 0.4).ok());
+  auto put = [&](int epoch, int64_t iteration, const std::string& blob) {
+    return scheduler_
+        ->PutCheckpointChunk(w1, l.run_id, l.attempt, epoch, 0, blob, true, Sha256Hex(blob),
+                             iteration)
+        .status();
+  };
+  ASSERT_TRUE(put(2, 20, "end of epoch 2").ok());
+  // Stopped part-way into epoch 3: still "after epoch 2", but further along.
+  ASSERT_TRUE(put(2, 25, "epoch 2 + 5 steps").ok());
+  EXPECT_EQ(Run(l.run_id).checkpoint_iteration, 25);
+  ASSERT_TRUE(put(2, 25, "epoch 2 + 5 steps").ok());  // a retried commit
+  EXPECT_EQ(put(2, 22, "older").code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(put(1, 40, "older epoch").code(), StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(scheduler_->Release(w1, l.run_id, l.attempt, "worker shutting down").ok());
+  Lease again = MustAcquire(w2);
+  EXPECT_EQ(again.resume_epoch, 2);
+  std::string data;
+  int64_t total = 0;
+  ASSERT_TRUE(
+      scheduler_->GetCheckpointChunk(w2, l.run_id, again.attempt, 2, 0, 100, &data, &total).ok());
+  EXPECT_EQ(data, "epoch 2 + 5 steps");
+}
+
 TEST_F(SchedulerTest, SubmissionsAreRateLimitedAndTheQueueIsBounded) {
   options_.submits_per_minute = 6;  // one every 10 s
   options_.submit_burst = 2;

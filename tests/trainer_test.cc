@@ -23,19 +23,27 @@ using namespace resweep::testing;
 class RecordingContext : public RunContext {
  public:
   bool ShouldStop() const override {
-    return stop_after > 0 && static_cast<int>(epochs.size()) >= stop_after;
+    ++polls;
+    return (stop_after > 0 && static_cast<int>(epochs.size()) >= stop_after) ||
+           (stop_at_poll > 0 && polls >= stop_at_poll);
   }
+  bool CheckpointOnStop() const override { return checkpoint_on_stop; }
   Status OnEpoch(const EpochReport& r) override {
     epochs.push_back(r);
     return Status::Ok();
   }
-  Status OnCheckpoint(int epoch, const std::string& payload) override {
+  Status OnCheckpoint(int epoch, int64_t iteration, const std::string& payload) override {
     checkpoints[epoch] = payload;
+    last_checkpoint = {epoch, iteration};
     return Status::Ok();
   }
   std::vector<EpochReport> epochs;
   std::map<int, std::string> checkpoints;
-  int stop_after = 0;
+  std::pair<int, int64_t> last_checkpoint{0, 0};
+  int stop_after = 0;    // stop once this many epochs are reported
+  int stop_at_poll = 0;  // or at this ShouldStop() call (a batch boundary)
+  bool checkpoint_on_stop = false;
+  mutable int polls = 0;
 };
 
 RunConfig TinyCifarConfig(const std::string& dir) {
@@ -190,6 +198,44 @@ TEST(LibTorchTrainer, ResumedRunContinuesExactlyAsTheUninterruptedOne) {
     EXPECT_EQ(trainer->Train(config, 3, {2, "garbage"}, &bad).status().code(),
               StatusCode::kDataLoss);
   }
+}
+
+TEST(LibTorchTrainer, StoppedMidEpochForAShutdownResumesExactly) {
+  TempDir dir;
+  WriteCifarDir(dir.path(), 40, 50, /*learnable=*/true);
+  DatasetCache cache("/");
+  auto trainer = MakeLibTorchTrainer(torch::kCPU, &cache);
+  RunConfig config = TinyCifarConfig(dir.path());
+  config.train.epochs = 4;
+  config.train.checkpoint_every = 3;  // no epoch checkpoint before the stop
+  RecordingContext whole;
+  ASSERT_TRUE(trainer->Train(config, 5, {}, &whole).ok());
+  ASSERT_EQ(whole.epochs.size(), 4u);
+  // 200 images / batch 32 = 7 batches per epoch: poll 7*2 + 4 is batch 4 of epoch 3.
+  RecordingContext stopped;
+  stopped.stop_at_poll = 7 * 2 + 4;
+  stopped.checkpoint_on_stop = true;
+  auto r = trainer->Train(config, 5, {}, &stopped);
+  EXPECT_EQ(r.status().code(), StatusCode::kCancelled);
+  ASSERT_EQ(stopped.epochs.size(), 2u);
+  ASSERT_EQ(stopped.checkpoints.count(2), 1u) << "no checkpoint written when stopped";
+  EXPECT_EQ(stopped.last_checkpoint, (std::pair<int, int64_t>{2, 7 * 2 + 3}));
+  // Resumed from that mid-epoch position: epochs 3 and 4 exactly as uninterrupted.
+  RecordingContext resumed;
+  auto rr = trainer->Train(config, 5, {2, stopped.checkpoints.at(2)}, &resumed);
+  ASSERT_TRUE(rr.ok()) << rr.status().ToString();
+  ASSERT_EQ(resumed.epochs.size(), 2u);
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(resumed.epochs[i].epoch, 3 + i);
+    EXPECT_EQ(resumed.epochs[i].train_loss, whole.epochs[2 + i].train_loss);
+    EXPECT_EQ(resumed.epochs[i].train_error, whole.epochs[2 + i].train_error);
+    EXPECT_EQ(resumed.epochs[i].test_error, whole.epochs[2 + i].test_error);
+  }
+  // Without CheckpointOnStop (a cancel, a lost lease) nothing is written.
+  RecordingContext cancelled;
+  cancelled.stop_at_poll = 7 * 2 + 4;
+  EXPECT_EQ(trainer->Train(config, 5, {}, &cancelled).status().code(), StatusCode::kCancelled);
+  EXPECT_TRUE(cancelled.checkpoints.empty());
 }
 
 TEST(SyntheticTrainer, DeterministicFromConfigAndSeed) {

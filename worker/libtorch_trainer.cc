@@ -171,18 +171,35 @@ class LossScaler {
   int good_steps_ = 0;
 };
 
+// Where in an epoch a checkpoint was taken: the first batch not yet trained and the
+// running sums of the epoch so far (zero at an epoch boundary).
+struct EpochPosition {
+  int64_t batch_start = 0;
+  torch::Tensor loss_sum;  // float64 scalar
+  torch::Tensor wrong;     // int64 scalar
+};
+
 // Everything a resumed run needs to continue exactly: weights and BN statistics,
-// optimiser state (momentum buffers), the run generator, and the position.
+// optimiser state (momentum buffers), the generator as it was at the start of the
+// epoch in progress (so its permutation and augmentation are drawn again, the
+// same), and the position: `epoch` epochs done, `iteration` steps in all, and how
+// far into the next epoch.
 std::string SaveTrainingState(ResNet& model, torch::optim::Optimizer& optimizer,
-                              at::Generator& generator, int epoch, int64_t iteration) {
+                              const torch::Tensor& epoch_generator_state, int epoch,
+                              int64_t iteration, const EpochPosition& position) {
   torch::serialize::OutputArchive archive, model_archive, optimizer_archive;
   model->save(model_archive);
   optimizer.save(optimizer_archive);
   archive.write("model", model_archive);
   archive.write("optimizer", optimizer_archive);
-  archive.write("generator", generator.get_state());
+  archive.write("generator", epoch_generator_state);
   archive.write("epoch", torch::tensor(static_cast<int64_t>(epoch)));
   archive.write("iteration", torch::tensor(iteration));
+  archive.write("batch_start", torch::tensor(position.batch_start));
+  if (position.batch_start > 0) {
+    archive.write("loss_sum", position.loss_sum.to(torch::kCPU));
+    archive.write("wrong", position.wrong.to(torch::kCPU));
+  }
   std::ostringstream out;
   archive.save_to(out);
   return out.str();
@@ -190,7 +207,7 @@ std::string SaveTrainingState(ResNet& model, torch::optim::Optimizer& optimizer,
 
 Status LoadTrainingState(const std::string& payload, int epoch, torch::Device device, ResNet& model,
                          torch::optim::Optimizer& optimizer, at::Generator& generator,
-                         int64_t* iteration) {
+                         int64_t* iteration, EpochPosition* position) {
   try {
     std::istringstream in(payload);
     torch::serialize::InputArchive archive, model_archive, optimizer_archive;
@@ -209,6 +226,14 @@ Status LoadTrainingState(const std::string& payload, int epoch, torch::Device de
     optimizer.load(optimizer_archive);
     generator.set_state(generator_state.to(torch::kCPU));
     *iteration = saved_iteration.item<int64_t>();
+    torch::Tensor batch_start;
+    if (archive.try_read("batch_start", batch_start) && batch_start.item<int64_t>() > 0) {
+      position->batch_start = batch_start.item<int64_t>();
+      archive.read("loss_sum", position->loss_sum);
+      archive.read("wrong", position->wrong);
+      position->loss_sum = position->loss_sum.to(device);
+      position->wrong = position->wrong.to(device);
+    }
   } catch (const c10::Error& e) {
     return DataLossError(std::string("checkpoint unusable: ") + e.what_without_backtrace());
   }
@@ -302,12 +327,15 @@ class LibTorchTrainer : public Trainer {
     TrainOutcome outcome;
     outcome.param_count = model->ParameterCount();
     int64_t iteration = 0;
+    EpochPosition resume_position;
     if (resume.epoch > 0) {
       RESWEEP_RETURN_IF_ERROR(LoadTrainingState(resume.payload, resume.epoch, device_, model,
-                                                *optimizer, generator, &iteration));
+                                                *optimizer, generator, &iteration,
+                                                &resume_position));
       outcome.epochs_done = resume.epoch;
       TrainerLogf(TrainerLogLevel::kInfo, "resuming from the checkpoint of epoch ", resume.epoch,
-                  " (iteration ", iteration, ")");
+                  " (iteration ", iteration, ", image ", resume_position.batch_start,
+                  " of the next epoch)");
     }
     TrainerLogf(TrainerLogLevel::kDebug, "training ", config.layers(), " layers (",
                 outcome.param_count, " parameters) on ", n, " images, ", iterations_per_epoch,
@@ -316,6 +344,7 @@ class LibTorchTrainer : public Trainer {
     for (int epoch = resume.epoch + 1; epoch <= tc.epochs; ++epoch) {
       const auto epoch_start = std::chrono::steady_clock::now();
       model->train();
+      const torch::Tensor epoch_generator_state = generator.get_state();
       // Everything random about this epoch, drawn up front from the run's generator.
       auto perm = torch::randperm(n, generator, torch::kInt64);
       auto offsets = torch::randint(0, 2 * padding + 1, {n, 2}, generator, torch::kInt64);
@@ -329,9 +358,26 @@ class LibTorchTrainer : public Trainer {
       auto loss_sum =
           torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(device_));
       auto wrong = torch::zeros({}, torch::TensorOptions().dtype(torch::kInt64).device(device_));
+      int64_t first = 0;
+      if (resume_position.batch_start > 0) {  // resumed part-way into this epoch
+        first = resume_position.batch_start;
+        loss_sum = resume_position.loss_sum;
+        wrong = resume_position.wrong;
+        resume_position = EpochPosition();
+      }
       double lr = 0;
-      for (int64_t start = 0; start < n; start += batch) {
-        if (context->ShouldStop()) return CancelledError("stopped");
+      for (int64_t start = first; start < n; start += batch) {
+        if (context->ShouldStop()) {
+          // (Not during epoch 1: a resume point of epoch 0 means "start afresh".)
+          if (context->CheckpointOnStop() && tc.checkpoint_every > 0 && epoch > 1) {
+            // Moving elsewhere: save the exact position so no step is lost or repeated.
+            RESWEEP_RETURN_IF_ERROR(context->OnCheckpoint(
+                epoch - 1, iteration,
+                SaveTrainingState(model, *optimizer, epoch_generator_state, epoch - 1, iteration,
+                                  {start, loss_sum, wrong})));
+          }
+          return CancelledError("stopped");
+        }
         const int64_t size = std::min(batch, n - start);
         auto idx = perm.narrow(0, start, size);
         auto x = norm.Apply(train_x.index_select(0, idx));
@@ -384,7 +430,8 @@ class LibTorchTrainer : public Trainer {
       outcome.epochs_done = epoch;
       if (tc.checkpoint_every > 0 && epoch % tc.checkpoint_every == 0 && epoch < tc.epochs) {
         RESWEEP_RETURN_IF_ERROR(context->OnCheckpoint(
-            epoch, SaveTrainingState(model, *optimizer, generator, epoch, iteration)));
+            epoch, iteration,
+            SaveTrainingState(model, *optimizer, generator.get_state(), epoch, iteration, {})));
       }
     }
     return outcome;

@@ -37,14 +37,26 @@ class SyntheticTrainer : public Trainer {
     TrainOutcome outcome;
     outcome.param_count = 1000 * config.layers();
     outcome.epochs_done = start;
+    int checkpointed = start;
+    // Stopped to move elsewhere: keep the epochs done (the synthetic state is only
+    // the epoch reached, so this is as exact as a mid-epoch checkpoint).
+    auto stop = [&]() -> Status {
+      if (context->CheckpointOnStop() && config.train.checkpoint_every > 0 &&
+          outcome.epochs_done > checkpointed) {
+        RESWEEP_RETURN_IF_ERROR(
+            context->OnCheckpoint(outcome.epochs_done, outcome.epochs_done,
+                                  "synthetic@" + std::to_string(outcome.epochs_done)));
+      }
+      return CancelledError("stopped");
+    };
     for (int epoch = start + 1; epoch <= config.train.epochs; ++epoch) {
       const auto epoch_start = std::chrono::steady_clock::now();
       while (std::chrono::steady_clock::now() - epoch_start < epoch_time) {
-        if (context->ShouldStop()) return CancelledError("stopped");
+        if (context->ShouldStop()) return stop();
         std::this_thread::sleep_for(
             std::min<std::chrono::duration<double>>(epoch_time, std::chrono::milliseconds(20)));
       }
-      if (context->ShouldStop()) return CancelledError("stopped");
+      if (context->ShouldStop()) return stop();
       if (fails && epoch > config.train.epochs / 2) {
         return InternalError("synthetic failure at epoch " + std::to_string(epoch));
       }
@@ -52,7 +64,9 @@ class SyntheticTrainer : public Trainer {
       outcome.epochs_done = epoch;
       const int every = config.train.checkpoint_every;
       if (every > 0 && epoch % every == 0 && epoch < config.train.epochs) {
-        RESWEEP_RETURN_IF_ERROR(context->OnCheckpoint(epoch, "synthetic@" + std::to_string(epoch)));
+        RESWEEP_RETURN_IF_ERROR(
+            context->OnCheckpoint(epoch, epoch, "synthetic@" + std::to_string(epoch)));
+        checkpointed = epoch;
       }
     }
     return outcome;

@@ -34,13 +34,19 @@ class RunContext {
   virtual bool ShouldStop() const = 0;
   // Records a finished epoch; a non-OK status ends the run with that status.
   virtual Status OnEpoch(const EpochReport& report) = 0;
-  // Stores the state after `epoch` (called after OnEpoch of that epoch, every
-  // train.checkpoint_every epochs). A non-OK status ends the run.
-  virtual Status OnCheckpoint(int epoch, const std::string& payload) = 0;
+  // Stores a resume point: the state after `epoch` epochs and `iteration` steps in
+  // all (called after OnEpoch of that epoch every train.checkpoint_every epochs, and
+  // mid-epoch when stopping with CheckpointOnStop()). Later checkpoints of a run have
+  // a larger (epoch, iteration). A non-OK status ends the run.
+  virtual Status OnCheckpoint(int epoch, int64_t iteration, const std::string& payload) = 0;
+  // True when the run is stopped to be resumed elsewhere (the worker shuts down):
+  // a trainer that sees ShouldStop() then saves its exact position first, if
+  // checkpoints are on (train.checkpoint_every > 0).
+  virtual bool CheckpointOnStop() const { return false; }
 };
 
 // Where a run starts: epoch 0 with no payload, or a checkpoint a trainer of the
-// same kind wrote after `epoch`.
+// same kind wrote after `epoch` (possibly part-way into the next epoch).
 struct ResumePoint {
   int epoch = 0;
   std::string payload;

@@ -83,6 +83,9 @@ class Worker::SlotContext : public RunContext {
   SlotContext(Worker* worker, std::shared_ptr<ActiveRun> run) : worker_(worker), run_(run) {}
 
   bool ShouldStop() const override { return run_->stop.load() || worker_->stopping_.load(); }
+  // The worker is shutting down (not: the run was cancelled or its lease lost), so
+  // the run will continue elsewhere from this checkpoint.
+  bool CheckpointOnStop() const override { return worker_->stopping_.load() && !run_->stop.load(); }
 
   Status OnEpoch(const EpochReport& r) override {
     // Runs on the slot's thread only.
@@ -121,8 +124,10 @@ class Worker::SlotContext : public RunContext {
     return Status::Ok();
   }
 
-  Status OnCheckpoint(int epoch, const std::string& payload) override {
-    if (!worker_->options_.checkpoint_dir.empty()) return WriteSharedCheckpoint(epoch, payload);
+  Status OnCheckpoint(int epoch, int64_t iteration, const std::string& payload) override {
+    if (!worker_->options_.checkpoint_dir.empty()) {
+      return WriteSharedCheckpoint(epoch, iteration, payload);
+    }
     const std::string sealed = SealEnvelope(payload);
     const std::string sha = Sha256Hex(sealed);
     const size_t kChunk = 1 << 20;
@@ -133,6 +138,7 @@ class Worker::SlotContext : public RunContext {
       req.set_run_id(run_->run_id);
       req.set_attempt(run_->attempt);
       req.set_epoch(epoch);
+      req.set_iteration(iteration);
       req.set_offset(static_cast<int64_t>(offset));
       const size_t n = std::min(kChunk, sealed.size() - offset);
       req.set_data(sealed.substr(offset, n));
@@ -152,17 +158,19 @@ class Worker::SlotContext : public RunContext {
       }
       offset += n;
     } while (offset < sealed.size());
-    spdlog::debug("run {} attempt {}: checkpoint of epoch {} uploaded ({} bytes)", run_->run_id,
-                  run_->attempt, epoch, sealed.size());
+    spdlog::debug("run {} attempt {}: checkpoint of epoch {} (iteration {}) uploaded ({} bytes)",
+                  run_->run_id, run_->attempt, epoch, iteration, sealed.size());
     return Status::Ok();
   }
 
   // Shared-filesystem checkpoints: <checkpoint_dir>/<run_id>/epoch-<E>.ckpt, written
   // atomically and sealed with their SHA-256; the coordinator records the relative
   // path, and older epochs of the run are removed once the new one is recorded.
-  Status WriteSharedCheckpoint(int epoch, const std::string& payload) {
+  Status WriteSharedCheckpoint(int epoch, int64_t iteration, const std::string& payload) {
     const std::filesystem::path root(worker_->options_.checkpoint_dir);
-    const std::string relative = run_->run_id + "/epoch-" + std::to_string(epoch) + ".ckpt";
+    const std::string file =
+        "epoch-" + std::to_string(epoch) + "-it-" + std::to_string(iteration) + ".ckpt";
+    const std::string relative = run_->run_id + "/" + file;
     std::error_code ec;
     std::filesystem::create_directories(root / run_->run_id, ec);
     if (ec) {
@@ -175,6 +183,7 @@ class Worker::SlotContext : public RunContext {
     req.set_run_id(run_->run_id);
     req.set_attempt(run_->attempt);
     req.set_epoch(epoch);
+    req.set_iteration(iteration);
     req.set_relative_path(relative);
     Status st = worker_->Retry("RecordSharedCheckpoint", 0, [&] {
       grpc::ClientContext ctx;
@@ -190,7 +199,7 @@ class Worker::SlotContext : public RunContext {
     }
     for (const auto& entry : std::filesystem::directory_iterator(root / run_->run_id, ec)) {
       const std::string name = entry.path().filename().string();
-      if (name.rfind("epoch-", 0) == 0 && name != "epoch-" + std::to_string(epoch) + ".ckpt") {
+      if (name.rfind("epoch-", 0) == 0 && name != file) {
         std::filesystem::remove(entry.path(), ec);
       }
     }
