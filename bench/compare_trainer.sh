@@ -1,24 +1,47 @@
 #!/usr/bin/env bash
 # C++ trainer vs PyTorch eager on the same machine, network, batch and thread count,
-# in one run. Usage: bench/compare_trainer.sh [BUILD_DIR] [extra args for both]
-# e.g. bench/compare_trainer.sh build --threads 2 --iters 5 --depths 3,9,18
+# in one run: ROUNDS rounds (default 5), the two alternating which goes first, so
+# that neither always runs on a warmer or quieter machine. Prints each side's median
+# and the median of the per-round ratios (C++ / Python, > 1 = C++ faster).
+# Usage: [ROUNDS=N] bench/compare_trainer.sh [BUILD_DIR] [args for both]
+# e.g.   ROUNDS=5 bench/compare_trainer.sh build --threads 2 --iters 8 --depths 3,9,18
 set -euo pipefail
 BUILD_DIR=${1:-build}
 shift || true
 ARGS=("$@")
 [ ${#ARGS[@]} -gt 0 ] || ARGS=(--threads "$(nproc)" --iters 5 --depths 3,9,18)
-cpp=$(mktemp) py=$(mktemp)
-trap 'rm -f "$cpp" "$py"' EXIT
-# Alternate the two so that neither always runs on a warmer machine.
-"$BUILD_DIR/bench/trainer_bench" "${ARGS[@]}" | tee "$cpp"
+ROUNDS=${ROUNDS:-5}
 PYTHON=${PYTHON:-/usr/bin/python3}  # Debian's, where python3-torch lives
-"$PYTHON" "$(dirname "$0")/reference_torch.py" "${ARGS[@]}" | tee "$py"
-echo
-printf '%-8s %14s %14s %8s %14s %14s %8s\n' network "C++ train/s" "Py train/s" ratio "C++ eval/s" "Py eval/s" ratio
-for layers in $(grep -o 'impl=cpp layers=[0-9]*' "$cpp" | cut -d= -f3); do
-  c=$(grep "impl=cpp layers=$layers " "$cpp"); p=$(grep "impl=python layers=$layers " "$py")
-  ct=$(sed 's/.*train_img_s=\([0-9.]*\).*/\1/' <<<"$c"); pt=$(sed 's/.*train_img_s=\([0-9.]*\).*/\1/' <<<"$p")
-  ce=$(sed 's/.*eval_img_s=\([0-9.]*\).*/\1/' <<<"$c"); pe=$(sed 's/.*eval_img_s=\([0-9.]*\).*/\1/' <<<"$p")
-  awk -v l="resnet$layers" -v ct="$ct" -v pt="$pt" -v ce="$ce" -v pe="$pe" \
-    'BEGIN { printf "%-8s %14.1f %14.1f %8.2f %14.1f %14.1f %8.2f\n", l, ct, pt, ct/pt, ce, pe, ce/pe }'
-done
+results=$(mktemp)
+trap 'rm -f "$results"' EXIT
+cpp() { "$BUILD_DIR/bench/trainer_bench" "${ARGS[@]}"; }
+py() { "$PYTHON" "$(dirname "$0")/reference_torch.py" "${ARGS[@]}"; }
+for round in $(seq 1 "$ROUNDS"); do
+  if [ $((round % 2)) -eq 1 ]; then order="cpp py"; else order="py cpp"; fi
+  for side in $order; do
+    $side | tee /dev/stderr | grep '^RESULT impl=.* layers=' | sed "s/^/round=$round /" >>"$results"
+  done
+done 2> >(grep -v '^RESULT' >&2)
+"$PYTHON" - "$results" "$ROUNDS" <<'PY'
+import re, statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    f = dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
+    rows[(int(f["round"]), f["impl"], int(f["layers"]))] = (float(f["train_img_s"]), float(f["eval_img_s"]))
+rounds = int(sys.argv[2])
+layers = sorted({k[2] for k in rows})
+med = statistics.median
+print(f"\n{rounds} rounds, medians (ratio = median of per-round C++/Python ratios)")
+print(f"{'network':10} {'C++ train/s':>12} {'Py train/s':>11} {'ratio':>6} {'[min-max]':>12}"
+      f" {'C++ eval/s':>11} {'Py eval/s':>10} {'ratio':>6} {'[min-max]':>12}")
+for l in layers:
+    rs = [r for r in range(1, rounds + 1) if (r, "cpp", l) in rows and (r, "python", l) in rows]
+    c = [rows[(r, "cpp", l)] for r in rs]
+    p = [rows[(r, "python", l)] for r in rs]
+    tr = [a[0] / b[0] for a, b in zip(c, p)]
+    ev = [a[1] / b[1] for a, b in zip(c, p)]
+    print(f"{'resnet' + str(l):10} {med(x[0] for x in c):12.1f} {med(x[0] for x in p):11.1f}"
+          f" {med(tr):6.2f} {f'[{min(tr):.2f}-{max(tr):.2f}]':>12}"
+          f" {med(x[1] for x in c):11.1f} {med(x[1] for x in p):10.1f} {med(ev):6.2f}"
+          f" {f'[{min(ev):.2f}-{max(ev):.2f}]':>12}")
+PY

@@ -146,6 +146,7 @@ TEST(Security, RoleTokensDecideWhoMayCallWhat) {
   EXPECT_NE(ReadFile(cluster.dir() + "/worker-reader.log").find("PERMISSION_DENIED"),
             std::string::npos)
       << cluster.Logs();
+  EXPECT_EQ(cluster.worker(0).Wait(10000), 1);  // it gives up and says so in its exit code
   // No token appears in any log.
   for (const char* log : {"coordinator.log", "worker-reader.log", "worker-real.log"}) {
     const std::string text = ReadFile(cluster.dir() + "/" + log);

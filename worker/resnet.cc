@@ -52,18 +52,31 @@ torch::Tensor ResidualBlockImpl::Shortcut(const torch::Tensor& x) {
   return s;
 }
 
+// In-place ReLUs and additions where autograd allows them (the overwritten tensor is
+// the fresh output of a BN, a conv or an addition, none of which keeps its output
+// for the backward pass): fewer allocations per step, same arithmetic, same bits.
 torch::Tensor ResidualBlockImpl::forward(const torch::Tensor& x) {
   switch (kind_) {
-    case BlockKind::kReference:
-      return torch::relu(bn2_(conv2_(torch::relu(bn1_(conv1_(x))))) + Shortcut(x));
-    case BlockKind::kBnAfterAdd:
-      return torch::relu(bn2_(conv2_(torch::relu(bn1_(conv1_(x)))) + Shortcut(x)));
-    case BlockKind::kNoRelu:
-      return bn2_(conv2_(torch::relu(bn1_(conv1_(x))))) + Shortcut(x);
-    case BlockKind::kNoReluBnAfterAdd:
-      return bn2_(conv2_(torch::relu(bn1_(conv1_(x)))) + Shortcut(x));
-    case BlockKind::kPreact:
-      return Shortcut(x) + conv2_(torch::relu(bn2_(conv1_(torch::relu(bn1_(x))))));
+    case BlockKind::kReference: {
+      auto out = bn2_(conv2_(bn1_(conv1_(x)).relu_()));
+      return out.add_(Shortcut(x)).relu_();
+    }
+    case BlockKind::kBnAfterAdd: {
+      auto sum = conv2_(bn1_(conv1_(x)).relu_());
+      return bn2_(sum.add_(Shortcut(x))).relu_();
+    }
+    case BlockKind::kNoRelu: {
+      auto out = bn2_(conv2_(bn1_(conv1_(x)).relu_()));
+      return out.add_(Shortcut(x));
+    }
+    case BlockKind::kNoReluBnAfterAdd: {
+      auto sum = conv2_(bn1_(conv1_(x)).relu_());
+      return bn2_(sum.add_(Shortcut(x)));
+    }
+    case BlockKind::kPreact: {
+      auto out = conv2_(bn2_(conv1_(bn1_(x).relu_())).relu_());
+      return out.add_(Shortcut(x));
+    }
   }
   return x;
 }
@@ -90,9 +103,9 @@ ResNetImpl::ResNetImpl(const ResNetOptions& options) : options_(options) {
 
 torch::Tensor ResNetImpl::forward(torch::Tensor x) {
   x = stem_(x);
-  if (stem_bn_) x = torch::relu(stem_bn_(x));
+  if (stem_bn_) x = stem_bn_(x).relu_();
   x = stages_->forward(x);
-  if (final_bn_) x = torch::relu(final_bn_(x));
+  if (final_bn_) x = final_bn_(x).relu_();
   x = x.mean({2, 3});  // global average pooling
   return fc_(x);
 }

@@ -329,7 +329,16 @@ bool Worker::EnsureRegistered() {
     return stub_->RegisterWorker(&ctx, req, &resp);
   });
   if (!st.ok()) {
-    if (!stopping_) spdlog::error("cannot register: {}", st.ToString());
+    if (!stopping_) {
+      // Refused for good (a bad token or certificate, a bad request): the worker
+      // stops, and Run() returns why, so that it exits non-zero.
+      spdlog::critical("cannot register with the coordinator: {}", st.ToString());
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (fatal_.ok()) fatal_ = st.WithContext("registering with " + options_.coordinator);
+      }
+      Stop();
+    }
     return false;
   }
   std::lock_guard<std::mutex> lock(mutex_);
@@ -568,7 +577,8 @@ Status Worker::Run() {
   wake_.notify_all();
   heartbeat.join();
   spdlog::info("worker stopped");
-  return Status::Ok();
+  std::lock_guard<std::mutex> lock(mutex_);
+  return fatal_;
 }
 
 void Worker::Stop() {

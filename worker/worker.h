@@ -46,7 +46,8 @@ class Worker {
   explicit Worker(WorkerOptions options);
   ~Worker();
 
-  // Runs until Stop(); returns OK after a clean stop.
+  // Runs until Stop(); returns OK after a clean stop, or the error that made the
+  // worker give up (the coordinator refused to register it).
   Status Run();
   // Asks every slot to end its run and give the lease back, then Run() returns.
   // Safe from any thread (not from a signal handler: use a sigwait thread).
@@ -88,6 +89,7 @@ class Worker {
   int64_t lease_ms_ RESWEEP_GUARDED_BY(mutex_) = 30000;
   int64_t heartbeat_ms_ RESWEEP_GUARDED_BY(mutex_) = 5000;
   std::map<int, std::shared_ptr<ActiveRun>> active_ RESWEEP_GUARDED_BY(mutex_);  // by slot
+  Status fatal_ RESWEEP_GUARDED_BY(mutex_);  // why the worker gave up, if it did
 };
 
 }  // namespace resweep
