@@ -99,7 +99,19 @@ TEST(Security, RoleTokensDecideWhoMayCallWhat) {
   EXPECT_EQ(TryList(address, as_reader), grpc::StatusCode::OK);
   EXPECT_EQ(TryRegister(address, as_admin), grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_EQ(TryRegister(address, none), grpc::StatusCode::UNAUTHENTICATED);
+  {
+    // A message over the coordinator's 8 MiB limit is refused before any handler runs.
+    auto stub = v1::Coordinator::NewStub(MakeCoordinatorChannel({address, 64 << 20, as_admin}));
+    grpc::ClientContext ctx;
+    PrepareCall(&ctx, as_admin, 20000);
+    v1::SubmitSweepRequest req;
+    req.set_spec_yaml(std::string(9 << 20, '#'));
+    v1::SubmitSweepResponse resp;
+    EXPECT_EQ(stub->SubmitSweep(&ctx, req, &resp).error_code(),
+              grpc::StatusCode::RESOURCE_EXHAUSTED);
+  }
   EXPECT_EQ(SweepCount(cluster), 0u);  // nothing refused reached the database
+  EXPECT_TRUE(cluster.coordinator().running());
 
   // Through the CLI, as users meet it.
   std::string out, err;
