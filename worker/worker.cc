@@ -108,12 +108,7 @@ class Worker::SlotContext : public RunContext {
       v1::ReportEpochResponse resp;
       return worker_->stub_->ReportEpoch(&ctx, req, &resp);
     });
-    if (!st.ok()) {
-      if (st.code() == StatusCode::kFailedPrecondition || st.code() == StatusCode::kNotFound) {
-        refused_ = true;  // the coordinator moved on: this attempt is over
-      }
-      return st;
-    }
+    if (!st.ok()) return NoteRefusal(st);
     run_->epoch = r.epoch;
     spdlog::info(
         "run {} epoch {}: train loss {:.4f}, train err {:.2f}%, test err {}, lr {:.4g}, "
@@ -150,12 +145,7 @@ class Worker::SlotContext : public RunContext {
         v1::PutCheckpointChunkResponse resp;
         return worker_->stub_->PutCheckpointChunk(&ctx, req, &resp);
       });
-      if (!st.ok()) {
-        if (st.code() == StatusCode::kFailedPrecondition || st.code() == StatusCode::kNotFound) {
-          refused_ = true;
-        }
-        return st.WithContext("checkpoint upload");
-      }
+      if (!st.ok()) return NoteRefusal(st.WithContext("checkpoint upload"));
       offset += n;
     } while (offset < sealed.size());
     spdlog::debug("run {} attempt {}: checkpoint of epoch {} (iteration {}) uploaded ({} bytes)",
@@ -191,12 +181,7 @@ class Worker::SlotContext : public RunContext {
       v1::RecordSharedCheckpointResponse resp;
       return worker_->stub_->RecordSharedCheckpoint(&ctx, req, &resp);
     });
-    if (!st.ok()) {
-      if (st.code() == StatusCode::kFailedPrecondition || st.code() == StatusCode::kNotFound) {
-        refused_ = true;
-      }
-      return st.WithContext("recording the shared checkpoint");
-    }
+    if (!st.ok()) return NoteRefusal(st.WithContext("recording the shared checkpoint"));
     for (const auto& entry : std::filesystem::directory_iterator(root / run_->run_id, ec)) {
       const std::string name = entry.path().filename().string();
       if (name.rfind("epoch-", 0) == 0 && name != file) {
@@ -256,6 +241,15 @@ class Worker::SlotContext : public RunContext {
   bool refused() const { return refused_; }
 
  private:
+  // A call of this attempt failed: when the coordinator refused it (the attempt is
+  // stale, or the run cancelled or gone), the attempt is over. Returns `st`.
+  Status NoteRefusal(Status st) {
+    if (st.code() == StatusCode::kFailedPrecondition || st.code() == StatusCode::kNotFound) {
+      refused_ = true;
+    }
+    return st;
+  }
+
   Worker* worker_;
   std::shared_ptr<ActiveRun> run_;
   bool refused_ = false;
