@@ -76,7 +76,6 @@ TEST(Faults, DiskFullGetsAClearErrorKeepsReadsAndRecovers) {
   if (!disk.mounted()) GTEST_SKIP() << "cannot mount a tmpfs here: " << disk.error();
   Cluster cluster({.lease_seconds = 10,
                    .heartbeat_seconds = 0.3,
-                   .coordinator_args = {},
                    .db_path = disk.File("c.db")});
   cluster.StartCoordinator();
   const std::string first =
