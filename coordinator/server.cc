@@ -1,5 +1,7 @@
 #include "coordinator/server.h"
 
+#include <sys/stat.h>
+
 #include <grpcpp/grpcpp.h>
 #include <spdlog/spdlog.h>
 
@@ -71,6 +73,11 @@ Status CoordinatorServer::Start(const CoordinatorOptions& options) {
   if (!options.token_file.empty()) {
     auto tokens = TokenTable::LoadFile(options.token_file);
     if (!tokens.ok()) return tokens.status();
+    struct stat st;
+    if (::stat(options.token_file.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
+      spdlog::warn("token file {} is readable by other users (mode {:o}); chmod 600 it",
+                   options.token_file, st.st_mode & 0777);
+    }
     tokens_ = std::make_unique<TokenTable>(std::move(*tokens));
   }
   auto store = OpenSqliteStore(options.db_path);

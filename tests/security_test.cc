@@ -155,10 +155,14 @@ TEST(Security, RoleTokensDecideWhoMayCallWhat) {
   int code = 0;
   cluster.Cli({"wait", sweep_id, "--limit", "60", "--poll", "0.3"}, &code);
   ASSERT_EQ(code, 0) << cluster.Logs();
+  // The refused worker gives up and says so in its exit code and its log.
+  EXPECT_EQ(cluster.worker(0).Wait(20000), 1) << cluster.Logs();
   EXPECT_NE(ReadFile(cluster.dir() + "/worker-reader.log").find("PERMISSION_DENIED"),
             std::string::npos)
       << cluster.Logs();
-  EXPECT_EQ(cluster.worker(0).Wait(10000), 1);  // it gives up and says so in its exit code
+  // The token file was written with mode 0644: the coordinator warned about it.
+  EXPECT_NE(ReadFile(cluster.dir() + "/coordinator.log").find("readable by other users"),
+            std::string::npos);
   // No token appears in any log.
   for (const char* log : {"coordinator.log", "worker-reader.log", "worker-real.log"}) {
     const std::string text = ReadFile(cluster.dir() + "/" + log);
