@@ -23,17 +23,6 @@ std::string FromEnv(const char* name) {
   return v ? v : "";
 }
 
-// Reads a PEM or token file named by a flag or variable (`source` says which).
-StatusOr<std::string> ReadSecret(const std::string& path, const std::string& source) {
-  auto content = ReadWholeFile(path);
-  if (!content.ok()) {
-    return InvalidArgumentError(source + ": cannot read " + path + ": " +
-                                content.status().message());
-  }
-  if (content->empty()) return InvalidArgumentError(source + ": " + path + " is empty");
-  return content;
-}
-
 std::string Trim(std::string s) {
   const auto first = s.find_first_not_of(" \t\r\n");
   if (first == std::string::npos) return "";
@@ -55,7 +44,7 @@ StatusOr<ClientSecurity> LoadClientSecurity(ClientSecurityFlags flags) {
 
   ClientSecurity s;
   if (!flags.tls_ca_file.empty()) {
-    auto pem = ReadSecret(flags.tls_ca_file, ca_source);
+    auto pem = ReadNamedFile(flags.tls_ca_file, ca_source);
     if (!pem.ok()) return pem.status();
     s.root_certs_pem = *pem;
   }
@@ -66,15 +55,15 @@ StatusOr<ClientSecurity> LoadClientSecurity(ClientSecurityFlags flags) {
     if (s.root_certs_pem.empty()) {
       return InvalidArgumentError("--tls-cert needs --tls-ca (client certificates are TLS only)");
     }
-    auto cert = ReadSecret(flags.tls_cert_file, cert_source);
+    auto cert = ReadNamedFile(flags.tls_cert_file, cert_source);
     if (!cert.ok()) return cert.status();
-    auto key = ReadSecret(flags.tls_key_file, key_source);
+    auto key = ReadNamedFile(flags.tls_key_file, key_source);
     if (!key.ok()) return key.status();
     s.cert_chain_pem = *cert;
     s.private_key_pem = *key;
   }
   if (!flags.token_file.empty()) {
-    auto token = ReadSecret(flags.token_file, token_source);
+    auto token = ReadNamedFile(flags.token_file, token_source);
     if (!token.ok()) return token.status();
     s.token = Trim(*token);
     if (s.token.empty())

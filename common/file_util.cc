@@ -54,6 +54,16 @@ StatusOr<std::string> ReadWholeFile(const std::string& path) {
   return out.str();
 }
 
+StatusOr<std::string> ReadNamedFile(const std::string& path, const std::string& source) {
+  auto content = ReadWholeFile(path);
+  if (!content.ok()) {
+    return InvalidArgumentError(source + ": cannot read " + path + ": " +
+                                content.status().message());
+  }
+  if (content->empty()) return InvalidArgumentError(source + ": " + path + " is empty");
+  return content;
+}
+
 std::string SealEnvelope(const std::string& payload) {
   std::string out(kMagic, sizeof(kMagic));
   uint64_t n = payload.size();

@@ -12,6 +12,9 @@ namespace resweep {
 // content, never a torn one.
 Status WriteFileAtomic(const std::string& path, const std::string& data);
 StatusOr<std::string> ReadWholeFile(const std::string& path);
+// Reads a file that a flag or variable (`source`, e.g. "--tls-ca") names, such as a
+// key or token file: INVALID_ARGUMENT naming both when it cannot be read or is empty.
+StatusOr<std::string> ReadNamedFile(const std::string& path, const std::string& source);
 
 // A checkpoint envelope: magic, payload length, SHA-256 of the payload, payload.
 // OpenEnvelope verifies all three and names what is wrong.

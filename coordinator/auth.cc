@@ -73,10 +73,8 @@ StatusOr<TokenTable> TokenTable::Parse(const std::string& content, const std::st
 }
 
 StatusOr<TokenTable> TokenTable::LoadFile(const std::string& path) {
-  auto content = ReadWholeFile(path);
-  if (!content.ok()) {
-    return InvalidArgumentError("token file " + path + ": " + content.status().message());
-  }
+  auto content = ReadNamedFile(path, "token file");
+  if (!content.ok()) return content.status();
   return Parse(*content, path);
 }
 

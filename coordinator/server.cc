@@ -40,11 +40,8 @@ StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
     return InvalidArgumentError("TLS needs both --tls-cert and --tls-key");
   }
   auto read = [](const std::string& path, const char* flag) -> StatusOr<std::string> {
-    auto content = ReadWholeFile(path);
-    if (!content.ok()) {
-      return InvalidArgumentError(std::string(flag) + ": cannot read " + path + ": " +
-                                  content.status().message());
-    }
+    auto content = ReadNamedFile(path, flag);
+    if (!content.ok()) return content;
     if (content->find("-----BEGIN") == std::string::npos) {
       return InvalidArgumentError(std::string(flag) + ": " + path + " is not a PEM file");
     }

@@ -185,10 +185,13 @@ seeds: 1
   EXPECT_NE(out.find("model.block=preact"), std::string::npos) << out;
 }
 
-TEST(EndToEnd, KilledWorkersRunIsFinishedByAnotherAfterTheLeaseExpires) {
-  Cluster cluster({.lease_seconds = 2, .heartbeat_seconds = 0.3});
-  cluster.StartCoordinator();
-  const size_t victim = cluster.StartWorker("victim");
+// A worker SIGKILLed mid-run (both workers started with `worker_args`): another one
+// finishes the run after the lease expires, resuming from the victim's newest
+// checkpoint. `before_kill` sees the run while the victim still trains it.
+void ExpectKilledWorkersRunIsResumedByAnother(
+    Cluster& cluster, const std::vector<std::string>& worker_args,
+    const std::function<void(const std::string& run_id)>& before_kill, std::string* run_id_out) {
+  const size_t victim = cluster.StartWorker("victim", 1, worker_args);
   const std::string sweep_id =
       FirstLine(cluster.Cli({"submit", cluster.WriteSweep("one.yaml", R"(name: one
 trainer: {kind: synthetic, epoch_seconds: 0.4}
@@ -196,8 +199,10 @@ train: {epochs: 8, checkpoint_every: 1}
 )")}));
   const std::string run_id = WaitForRunningRun(cluster, sweep_id, 2);
   ASSERT_FALSE(run_id.empty()) << cluster.Logs();
+  *run_id_out = run_id;
+  before_kill(run_id);
   cluster.worker(victim).Kill(SIGKILL);
-  cluster.StartWorker("rescuer");
+  cluster.StartWorker("rescuer", 1, worker_args);
   int code = 0;
   cluster.Cli({"wait", sweep_id, "--limit", "60", "--poll", "0.3"}, &code);
   ASSERT_EQ(code, 0) << cluster.Logs();
@@ -220,40 +225,34 @@ train: {epochs: 8, checkpoint_every: 1}
   EXPECT_LT(by_first, 8);
 }
 
+TEST(EndToEnd, KilledWorkersRunIsFinishedByAnotherAfterTheLeaseExpires) {
+  Cluster cluster({.lease_seconds = 2, .heartbeat_seconds = 0.3});
+  cluster.StartCoordinator();
+  std::string run_id;
+  ExpectKilledWorkersRunIsResumedByAnother(
+      cluster, {}, [](const std::string&) {}, &run_id);
+}
+
 TEST(EndToEnd, SharedFilesystemCheckpointsLetAnotherWorkerResume) {
   Cluster cluster({.lease_seconds = 2, .heartbeat_seconds = 0.3});
   cluster.StartCoordinator();
   const std::string shared = cluster.dir() + "/shared-ckpt";
-  const size_t victim = cluster.StartWorker("victim", 1, {"--checkpoint-dir", shared});
-  const std::string sweep_id =
-      FirstLine(cluster.Cli({"submit", cluster.WriteSweep("one.yaml", R"(name: one
-trainer: {kind: synthetic, epoch_seconds: 0.4}
-train: {epochs: 8, checkpoint_every: 1}
-)")}));
-  const std::string run_id = WaitForRunningRun(cluster, sweep_id, 2);
-  ASSERT_FALSE(run_id.empty()) << cluster.Logs();
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        auto run = cluster.OpenDb()->GetRun(run_id);
-        return run.ok() && run->has_value() && (*run)->checkpoint_epoch >= 1;
+  std::string run_id;
+  ExpectKilledWorkersRunIsResumedByAnother(
+      cluster, {"--checkpoint-dir", shared},
+      [&](const std::string& id) {
+        ASSERT_TRUE(WaitFor(
+            [&] {
+              auto run = cluster.OpenDb()->GetRun(id);
+              return run.ok() && run->has_value() && (*run)->checkpoint_epoch >= 1;
+            },
+            10000));
+        // The checkpoint is on the shared filesystem, not in the coordinator.
+        EXPECT_TRUE(std::filesystem::exists(shared + "/" + id)) << cluster.Logs();
+        EXPECT_FALSE(std::filesystem::exists(cluster.db() + ".artifacts/" + id));
       },
-      10000));
-  // The checkpoint is on the shared filesystem, not in the coordinator.
-  EXPECT_TRUE(std::filesystem::exists(shared + "/" + run_id)) << cluster.Logs();
-  EXPECT_FALSE(std::filesystem::exists(cluster.db() + ".artifacts/" + run_id));
-  cluster.worker(victim).Kill(SIGKILL);
-  cluster.StartWorker("rescuer", 1, {"--checkpoint-dir", shared});
-  int code = 0;
-  cluster.Cli({"wait", sweep_id, "--limit", "60", "--poll", "0.3"}, &code);
-  ASSERT_EQ(code, 0) << cluster.Logs();
-  auto db = cluster.OpenDb();
-  ExpectEveryRunSucceededOnce(*db, sweep_id, 1, 8);
-  int by_first = 0;
-  const auto history = db->ListEpochs(run_id);
-  ASSERT_TRUE(history.ok());
-  for (const auto& e : *history) by_first += e.attempt == 1;
-  EXPECT_GE(by_first, 1);  // resumed from the victim's shared checkpoint, not epoch 0
-  EXPECT_LT(by_first, 8);
+      &run_id);
+  if (HasFatalFailure()) return;
   EXPECT_NE(ReadFile(cluster.dir() + "/worker-rescuer.log").find("resumes after epoch"),
             std::string::npos);
   EXPECT_FALSE(std::filesystem::exists(cluster.db() + ".artifacts/" + run_id));

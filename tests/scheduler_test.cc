@@ -64,6 +64,18 @@ class SchedulerTest : public ::testing::Test {
     return scheduler_->ReportEpoch(worker, e);
   }
 
+  // Submits a one-run, 5-epoch synthetic sweep; `worker` leases the run and reports
+  // epochs 1 and 2.
+  Lease LeaseWithTwoEpochsReported(const std::string& worker) {
+    EXPECT_TRUE(
+        scheduler_->Submit("name: one\ntrainer: {kind: synthetic}\ntrain: {epochs: 5}\n", "o.yaml")
+            .ok());
+    Lease l = MustAcquire(worker);
+    EXPECT_TRUE(Report(worker, l, 1, 0.5).ok());
+    EXPECT_TRUE(Report(worker, l, 2, 0.4).ok());
+    return l;
+  }
+
   RunRecord Run(const std::string& run_id) {
     auto run = store_->GetRun(run_id);
     EXPECT_TRUE(run.ok() && run->has_value());
@@ -286,14 +298,9 @@ TEST_F(SchedulerTest, StateSurvivesReopeningTheDatabase) {
 }
 
 TEST_F(SchedulerTest, CheckpointsAreChunkedVerifiedAndResumedFrom) {
-  ASSERT_TRUE(
-      scheduler_->Submit("name: one\ntrainer: {kind: synthetic}\ntrain: {epochs: 5}\n", "o.yaml")
-          .ok());
   const std::string w1 = Register("w1"), w2 = Register("w2");
-  Lease l = MustAcquire(w1);
+  Lease l = LeaseWithTwoEpochsReported(w1);
   EXPECT_EQ(l.resume_epoch, 0);
-  ASSERT_TRUE(Report(w1, l, 1, 0.5).ok());
-  ASSERT_TRUE(Report(w1, l, 2, 0.4).ok());
   const std::string blob = "checkpoint-bytes-of-epoch-2";
   const std::string sha = Sha256Hex(blob);
   // Not yet reported epochs cannot be checkpointed.
@@ -351,13 +358,8 @@ TEST_F(SchedulerTest, CheckpointsAreChunkedVerifiedAndResumedFrom) {
 }
 
 TEST_F(SchedulerTest, SharedFilesystemCheckpointsAreRecordedAndHandedOut) {
-  ASSERT_TRUE(
-      scheduler_->Submit("name: one\ntrainer: {kind: synthetic}\ntrain: {epochs: 5}\n", "o.yaml")
-          .ok());
   const std::string w1 = Register("w1"), w2 = Register("w2");
-  Lease l = MustAcquire(w1);
-  ASSERT_TRUE(Report(w1, l, 1, 0.5).ok());
-  ASSERT_TRUE(Report(w1, l, 2, 0.4).ok());
+  Lease l = LeaseWithTwoEpochsReported(w1);
   const std::string path = l.run_id + "/epoch-2.ckpt";
   // Paths must stay inside the shared directory; epochs must have been reported.
   for (const std::string& bad :
@@ -402,13 +404,8 @@ TEST_F(SchedulerTest, SharedFilesystemCheckpointsAreRecordedAndHandedOut) {
 }
 
 TEST_F(SchedulerTest, MidEpochCheckpointsAreOrderedByIteration) {
-  ASSERT_TRUE(
-      scheduler_->Submit("name: one\ntrainer: {kind: synthetic}\ntrain: {epochs: 5}\n", "o.yaml")
-          .ok());
   const std::string w1 = Register("w1"), w2 = Register("w2");
-  Lease l = MustAcquire(w1);
-  ASSERT_TRUE(Report(w1, l, 1, 0.5).ok());
-  ASSERT_TRUE(Report(w1, l, 2, 0.4).ok());
+  Lease l = LeaseWithTwoEpochsReported(w1);
   auto put = [&](int epoch, int64_t iteration, const std::string& blob) {
     return scheduler_
         ->PutCheckpointChunk(w1, l.run_id, l.attempt, epoch, 0, blob, true, Sha256Hex(blob),

@@ -74,9 +74,7 @@ TEST(Faults, DiskFullGetsAClearErrorKeepsReadsAndRecovers) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root to mount a small tmpfs (not root here)";
   SmallTmpfs disk("6m");
   if (!disk.mounted()) GTEST_SKIP() << "cannot mount a tmpfs here: " << disk.error();
-  Cluster cluster({.lease_seconds = 10,
-                   .heartbeat_seconds = 0.3,
-                   .db_path = disk.File("c.db")});
+  Cluster cluster({.lease_seconds = 10, .heartbeat_seconds = 0.3, .db_path = disk.File("c.db")});
   cluster.StartCoordinator();
   const std::string first =
       FirstLineOf(cluster.Cli({"submit", cluster.WriteSweep("a.yaml", kSweepA)}));

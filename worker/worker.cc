@@ -102,12 +102,9 @@ class Worker::SlotContext : public RunContext {
     m->set_lr(r.lr);
     m->set_seconds(r.seconds);
     m->set_images_per_sec(r.images_per_sec);
-    Status st = worker_->Retry("ReportEpoch", 0, [&] {
-      grpc::ClientContext ctx;
-      worker_->PrepareCall(&ctx, kCallTimeoutMs);
-      v1::ReportEpochResponse resp;
-      return worker_->stub_->ReportEpoch(&ctx, req, &resp);
-    });
+    v1::ReportEpochResponse resp;
+    Status st = worker_->CallCoordinator("ReportEpoch", 0, kCallTimeoutMs,
+                                         &v1::Coordinator::Stub::ReportEpoch, req, &resp);
     if (!st.ok()) return NoteRefusal(st);
     run_->epoch = r.epoch;
     spdlog::info(
@@ -139,12 +136,9 @@ class Worker::SlotContext : public RunContext {
       req.set_data(sealed.substr(offset, n));
       req.set_last(offset + n == sealed.size());
       if (req.last()) req.set_sha256(sha);
-      Status st = worker_->Retry("PutCheckpointChunk", 0, [&] {
-        grpc::ClientContext ctx;
-        worker_->PrepareCall(&ctx, kCallTimeoutMs);
-        v1::PutCheckpointChunkResponse resp;
-        return worker_->stub_->PutCheckpointChunk(&ctx, req, &resp);
-      });
+      v1::PutCheckpointChunkResponse resp;
+      Status st = worker_->CallCoordinator("PutCheckpointChunk", 0, kCallTimeoutMs,
+                                           &v1::Coordinator::Stub::PutCheckpointChunk, req, &resp);
       if (!st.ok()) return NoteRefusal(st.WithContext("checkpoint upload"));
       offset += n;
     } while (offset < sealed.size());
@@ -153,7 +147,7 @@ class Worker::SlotContext : public RunContext {
     return Status::Ok();
   }
 
-  // Shared-filesystem checkpoints: <checkpoint_dir>/<run_id>/epoch-<E>.ckpt, written
+  // Shared-filesystem checkpoints: <checkpoint_dir>/<run_id>/epoch-<E>-it-<I>.ckpt, written
   // atomically and sealed with their SHA-256; the coordinator records the relative
   // path, and older epochs of the run are removed once the new one is recorded.
   Status WriteSharedCheckpoint(int epoch, int64_t iteration, const std::string& payload) {
@@ -175,12 +169,10 @@ class Worker::SlotContext : public RunContext {
     req.set_epoch(epoch);
     req.set_iteration(iteration);
     req.set_relative_path(relative);
-    Status st = worker_->Retry("RecordSharedCheckpoint", 0, [&] {
-      grpc::ClientContext ctx;
-      worker_->PrepareCall(&ctx, kCallTimeoutMs);
-      v1::RecordSharedCheckpointResponse resp;
-      return worker_->stub_->RecordSharedCheckpoint(&ctx, req, &resp);
-    });
+    v1::RecordSharedCheckpointResponse resp;
+    Status st =
+        worker_->CallCoordinator("RecordSharedCheckpoint", 0, kCallTimeoutMs,
+                                 &v1::Coordinator::Stub::RecordSharedCheckpoint, req, &resp);
     if (!st.ok()) return NoteRefusal(st.WithContext("recording the shared checkpoint"));
     for (const auto& entry : std::filesystem::directory_iterator(root / run_->run_id, ec)) {
       const std::string name = entry.path().filename().string();
@@ -222,11 +214,8 @@ class Worker::SlotContext : public RunContext {
       req.set_offset(static_cast<int64_t>(sealed.size()));
       req.set_max_bytes(1 << 20);
       v1::GetCheckpointChunkResponse resp;
-      Status st = worker_->Retry("GetCheckpointChunk", 0, [&] {
-        grpc::ClientContext ctx;
-        worker_->PrepareCall(&ctx, kCallTimeoutMs);
-        return worker_->stub_->GetCheckpointChunk(&ctx, req, &resp);
-      });
+      Status st = worker_->CallCoordinator("GetCheckpointChunk", 0, kCallTimeoutMs,
+                                           &v1::Coordinator::Stub::GetCheckpointChunk, req, &resp);
       if (!st.ok()) return st;
       total = resp.total_size();
       if (resp.data().empty() && static_cast<int64_t>(sealed.size()) < total) {
@@ -277,6 +266,17 @@ void Worker::SleepFor(int64_t ms) {
   wake_.wait_for(lock, std::chrono::milliseconds(ms), [this] { return stopping_.load(); });
 }
 
+template <typename Request, typename Response>
+Status Worker::CallCoordinator(const char* what, int64_t give_up_ms, int64_t deadline_ms,
+                               StubMethod<Request, Response> method, const Request& request,
+                               Response* response) {
+  return Retry(what, give_up_ms, [&] {
+    grpc::ClientContext ctx;
+    PrepareCall(&ctx, deadline_ms);
+    return (stub_.get()->*method)(&ctx, request, response);
+  });
+}
+
 Status Worker::Retry(const char* what, int64_t give_up_ms,
                      const std::function<grpc::Status()>& call) {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -317,11 +317,8 @@ bool Worker::EnsureRegistered() {
   req.set_version("resweep 0.1.0");
   for (const auto& d : options_.devices) req.add_devices(d);
   v1::RegisterWorkerResponse resp;
-  Status st = Retry("RegisterWorker", 0, [&] {
-    grpc::ClientContext ctx;
-    PrepareCall(&ctx, kCallTimeoutMs);
-    return stub_->RegisterWorker(&ctx, req, &resp);
-  });
+  Status st = CallCoordinator("RegisterWorker", 0, kCallTimeoutMs,
+                              &v1::Coordinator::Stub::RegisterWorker, req, &resp);
   if (!st.ok()) {
     if (!stopping_) {
       // Refused for good (a bad token or certificate, a bad request): the worker
@@ -369,11 +366,8 @@ void Worker::SlotLoop(int slot) {
     req.set_slot(slot);
     req.set_device(device_name);
     v1::AcquireRunResponse resp;
-    Status st = Retry("AcquireRun", 0, [&] {
-      grpc::ClientContext ctx;
-      PrepareCall(&ctx, kCallTimeoutMs);
-      return stub_->AcquireRun(&ctx, req, &resp);
-    });
+    Status st = CallCoordinator("AcquireRun", 0, kCallTimeoutMs, &v1::Coordinator::Stub::AcquireRun,
+                                req, &resp);
     if (stopping_) break;
     if (st.code() == StatusCode::kNotFound) {
       HandleUnknownWorker();
@@ -440,12 +434,9 @@ void Worker::SlotLoop(int slot) {
       done.set_run_id(run->run_id);
       done.set_attempt(run->attempt);
       done.set_param_count(outcome->param_count);
-      Status cst = Retry("CompleteRun", finish_budget_ms, [&] {
-        grpc::ClientContext ctx;
-        PrepareCall(&ctx, kCallTimeoutMs);
-        v1::CompleteRunResponse r;
-        return stub_->CompleteRun(&ctx, done, &r);
-      });
+      v1::CompleteRunResponse r;
+      Status cst = CallCoordinator("CompleteRun", finish_budget_ms, kCallTimeoutMs,
+                                   &v1::Coordinator::Stub::CompleteRun, done, &r);
       if (cst.ok()) {
         spdlog::info("run {} attempt {} finished", run->run_id, run->attempt);
         if (!options_.checkpoint_dir.empty()) {  // its checkpoints are of no further use
@@ -472,12 +463,9 @@ void Worker::SlotLoop(int slot) {
       rel.set_run_id(run->run_id);
       rel.set_attempt(run->attempt);
       rel.set_reason("worker shutting down");
-      Status rst = Retry("ReleaseRun", 5000, [&] {
-        grpc::ClientContext ctx;
-        PrepareCall(&ctx, 3000);
-        v1::ReleaseRunResponse r;
-        return stub_->ReleaseRun(&ctx, rel, &r);
-      });
+      v1::ReleaseRunResponse r;
+      Status rst =
+          CallCoordinator("ReleaseRun", 5000, 3000, &v1::Coordinator::Stub::ReleaseRun, rel, &r);
       spdlog::info("run {} attempt {} released: {}", run->run_id, run->attempt,
                    rst.ok() ? "ok" : rst.message());
     } else {
@@ -492,12 +480,9 @@ void Worker::SlotLoop(int slot) {
       const bool bad_checkpoint = why.code() == StatusCode::kDataLoss;
       fail.set_retryable(why.code() == StatusCode::kResourceExhausted || bad_checkpoint);
       fail.set_checkpoint_unusable(bad_checkpoint);
-      Status fst = Retry("FailRun", finish_budget_ms, [&] {
-        grpc::ClientContext ctx;
-        PrepareCall(&ctx, kCallTimeoutMs);
-        v1::FailRunResponse r;
-        return stub_->FailRun(&ctx, fail, &r);
-      });
+      v1::FailRunResponse r;
+      Status fst = CallCoordinator("FailRun", finish_budget_ms, kCallTimeoutMs,
+                                   &v1::Coordinator::Stub::FailRun, fail, &r);
       spdlog::error("run {} attempt {} failed: {}{}", run->run_id, run->attempt, why.message(),
                     fst.ok() ? "" : " (report refused: " + fst.message() + ")");
     }

@@ -71,6 +71,15 @@ class Worker {
   // Retries `call` on UNAVAILABLE / DEADLINE_EXCEEDED with jittered backoff until it
   // succeeds, fails otherwise, `give_up_ms` passes (0 = until Stop), or Stop().
   Status Retry(const char* what, int64_t give_up_ms, const std::function<grpc::Status()>& call);
+  // One call of `method`, with a deadline of `deadline_ms` and the token, retried
+  // as Retry() does.
+  template <typename Request, typename Response>
+  using StubMethod = grpc::Status (v1::Coordinator::Stub::*)(grpc::ClientContext*, const Request&,
+                                                             Response*);
+  template <typename Request, typename Response>
+  Status CallCoordinator(const char* what, int64_t give_up_ms, int64_t deadline_ms,
+                         StubMethod<Request, Response> method, const Request& request,
+                         Response* response);
   void SleepFor(int64_t ms);  // returns early on Stop()
   // Deadline and token for one call.
   void PrepareCall(grpc::ClientContext* ctx, int64_t deadline_ms) const;
