@@ -52,6 +52,7 @@ struct SweepSpec {
   int last_k = 5;                 // results: mean of the last K epochs' test error
   int max_attempts = 0;           // 0 = the coordinator's default
   std::vector<ExpandedRun> runs;  // cell-major, seeds inner
+  std::vector<std::string> warnings;
 };
 
 // Parses and expands `yaml_text`. `source_name` (a file name) prefixes errors.

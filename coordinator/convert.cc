@@ -16,6 +16,12 @@ void ToProto(const SweepView& view, v1::SweepSummary* out) {
   c->set_failed(view.counts.failed);
   c->set_cancelled(view.counts.cancelled);
   c->set_total(view.counts.total());
+  out->set_cancel_requested(view.sweep.cancelled);
+  out->set_archived(view.sweep.archived);
+  out->set_epochs_done(view.progress.epochs_done);
+  out->set_epochs_total(view.progress.epochs_total);
+  out->set_mean_epoch_seconds(view.progress.mean_epoch_seconds);
+  out->set_eta_seconds(view.eta_seconds);
 }
 
 void ToProto(const RunView& view, v1::RunInfo* out) {
@@ -26,7 +32,7 @@ void ToProto(const RunView& view, v1::RunInfo* out) {
   out->set_seed(r.seed);
   out->set_state(RunStateName(r.state));
   out->set_attempt(r.attempt);
-  out->set_worker_id(r.worker_id);
+  out->set_worker_id(r.worker_id.empty() ? r.last_worker_id : r.worker_id);
   out->set_epoch(r.epoch);
   out->set_epochs_total(r.epochs_total);
   out->set_last_test_error(r.last_test_error);
@@ -76,6 +82,76 @@ void ToProto(const Lease& lease, v1::RunLease* out) {
   out->set_lease_expires_unix_ms(lease.expires_ms);
   out->set_sweep_name(lease.sweep_name);
   out->set_cell_label(lease.cell_label);
+}
+
+}  // namespace resweep
+
+namespace resweep {
+
+void ToProto(const SubmitResult& r, v1::SubmitSweepResponse* out) {
+  out->set_sweep_id(r.sweep_id);
+  out->set_name(r.name);
+  out->set_runs_total(r.runs_total);
+  out->set_runs_new(r.runs_new);
+  out->set_already_existed(r.already_existed);
+  for (const auto& w : r.warnings) out->add_warnings(w);
+  for (const auto& p : r.planned) {
+    auto* run = out->add_runs();
+    run->set_run_id(p.run_id);
+    run->set_cell_label(p.cell_label);
+    run->set_seed(p.seed);
+  }
+  out->set_max_runs_per_sweep(r.max_runs_per_sweep);
+  out->set_name_reused_by(r.name_reused_by);
+}
+
+void ToProto(const WorkerView& view, v1::WorkerInfo* out) {
+  const WorkerRecord& w = view.worker;
+  out->set_worker_id(w.worker_id);
+  out->set_name(w.name);
+  out->set_host(w.host);
+  size_t begin = 0;
+  while (begin < w.devices.size()) {
+    size_t end = w.devices.find(',', begin);
+    if (end == std::string::npos) end = w.devices.size();
+    out->add_devices(w.devices.substr(begin, end - begin));
+    begin = end + 1;
+  }
+  for (const auto& run : view.runs_held) out->add_runs_held(run);
+  out->set_registered_unix_ms(w.registered_ms);
+  out->set_last_seen_unix_ms(w.last_seen_ms);
+  out->set_heartbeat_age_seconds(view.heartbeat_age_seconds);
+  out->set_state(view.state);
+}
+
+void ToProto(const RunDetailView& view, v1::GetRunResponse* out) {
+  RunView summary{view.links.empty() ? SweepRunRecord{} : view.links.front(), view.run};
+  ToProto(summary, out->mutable_run());
+  out->set_config_json(view.run.config_json);
+  for (const auto& l : view.links) out->add_sweep_ids(l.sweep_id);
+  for (const auto& a : view.attempts) {
+    auto* info = out->add_attempts();
+    info->set_attempt(a.attempt);
+    info->set_worker_id(a.worker_id);
+    info->set_state(a.state);
+    info->set_started_unix_ms(a.started_ms);
+    info->set_ended_unix_ms(a.ended_ms);
+    info->set_reason(a.reason);
+    info->set_log_tail(a.log_tail);
+  }
+  for (const auto& e : view.epochs) {
+    auto* m = out->add_epochs();
+    m->set_epoch(e.epoch);
+    m->set_train_loss(e.train_loss);
+    m->set_train_error(e.train_error);
+    m->set_test_error(e.test_error);
+    m->set_test_loss(e.test_loss);
+    m->set_lr(e.lr);
+    m->set_seconds(e.seconds);
+    m->set_images_per_sec(e.images_per_sec);
+  }
+  out->set_failures(view.run.failures);
+  out->set_max_attempts(view.run.max_attempts);
 }
 
 }  // namespace resweep

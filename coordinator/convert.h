@@ -14,5 +14,8 @@ void ToProto(const SweepView& view, v1::SweepSummary* out);
 void ToProto(const RunView& view, v1::RunInfo* out);
 void ToProto(const ResultsView& view, v1::GetResultsResponse* out);
 void ToProto(const Lease& lease, v1::RunLease* out);
+void ToProto(const SubmitResult& result, v1::SubmitSweepResponse* out);
+void ToProto(const WorkerView& view, v1::WorkerInfo* out);
+void ToProto(const RunDetailView& view, v1::GetRunResponse* out);
 
 }  // namespace resweep

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <random>
+#include <set>
 
 namespace resweep {
 
@@ -22,7 +23,11 @@ std::string RandomHex(int chars) {
 
 Scheduler::Scheduler(Store* store, const Clock* clock, SchedulerOptions options,
                      CheckpointStore* checkpoints)
-    : store_(store), clock_(clock), options_(std::move(options)), checkpoints_(checkpoints) {}
+    : store_(store),
+      clock_(clock),
+      options_(std::move(options)),
+      checkpoints_(checkpoints),
+      queries_(store, clock, options_.lease_ms) {}
 
 // ------------------------------------------------------------------- users
 
@@ -48,7 +53,8 @@ Status Scheduler::TakeSubmitTokenLocked() {
 }
 
 StatusOr<SubmitResult> Scheduler::Submit(const std::string& spec_yaml,
-                                         const std::string& source_name) {
+                                         const std::string& source_name,
+                                         const SubmitOptions& submit_options) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     RESWEEP_RETURN_IF_ERROR(TakeSubmitTokenLocked());
@@ -63,13 +69,34 @@ StatusOr<SubmitResult> Scheduler::Submit(const std::string& spec_yaml,
   result.sweep_id = spec.sweep_id;
   result.name = spec.name;
   result.runs_total = static_cast<int>(spec.runs.size());
+  result.warnings = spec.warnings;
+  result.max_runs_per_sweep = options_.spec_limits.max_runs;
 
   auto existing = store_->GetSweep(spec.sweep_id);
   if (!existing.ok()) return existing.status();
-  if (existing->has_value()) {
-    result.already_existed = true;
+  result.already_existed = existing->has_value();
+  if (!result.already_existed) {
+    auto all = store_->ListSweeps();
+    if (!all.ok()) return all.status();
+    for (auto it = all->rbegin(); it != all->rend(); ++it) {
+      if (it->name != spec.name || it->archived) continue;
+      if (!submit_options.allow_name_reuse) {
+        return FailedPreconditionError(fmt::format(
+            "a different sweep named '{}' exists ({}): its runs differ from this file's. Pass "
+            "--new-version to submit this one under the same name too (the name then means the "
+            "newest), change `name:` in the file, or delete the old sweep (resweep delete {})",
+            spec.name, it->sweep_id, it->sweep_id));
+      }
+      result.name_reused_by = it->sweep_id;
+      break;
+    }
+  }
+  if (submit_options.dry_run) {
+    result.planned.reserve(spec.runs.size());
+    for (const auto& r : spec.runs) result.planned.push_back({r.run_id, r.cell_label, r.seed});
     return result;
   }
+  if (result.already_existed) return result;
 
   auto active = store_->CountActiveRuns();
   if (!active.ok()) return active.status();
@@ -113,13 +140,15 @@ StatusOr<SubmitResult> Scheduler::Submit(const std::string& spec_yaml,
       if (*inserted) {
         ++result.runs_new;
       } else {
-        // Shared with an earlier sweep. A run cancelled with that sweep is wanted again.
+        // Shared with an earlier sweep. A run cancelled with that sweep is wanted
+        // again, with a fresh attempt budget.
         auto old = store_->GetRun(run.run_id);
         if (!old.ok()) return old.status();
         if (old->has_value() && (*old)->state == RunState::kCancelled) {
           RunRecord again = **old;
           again.state = RunState::kQueued;
           again.error.clear();
+          again.failures = 0;
           again.queue_position = run.queue_position;
           again.updated_ms = now;
           RESWEEP_RETURN_IF_ERROR(store_->UpdateRun(again));
@@ -137,142 +166,227 @@ StatusOr<SubmitResult> Scheduler::Submit(const std::string& spec_yaml,
     return Status::Ok();
   });
   if (!st.ok()) return st;
-  spdlog::info("sweep {} '{}' submitted from {}: {} runs, {} newly queued", spec.sweep_id,
-               spec.name, source_name, result.runs_total, result.runs_new);
+  spdlog::info("sweep {} '{}' submitted from {}: {} runs, {} newly queued{}", spec.sweep_id,
+               spec.name, source_name, result.runs_total, result.runs_new,
+               result.name_reused_by.empty() ? "" : " (name also used by " + result.name_reused_by + ")");
   return result;
-}
-
-StatusOr<SweepRecord> Scheduler::ResolveSweepLocked(const std::string& sweep) {
-  if (sweep.empty()) return InvalidArgumentError("no sweep given");
-  auto exact = store_->GetSweep(sweep);
-  if (!exact.ok()) return exact.status();
-  if (exact->has_value()) return **exact;
-  auto all = store_->ListSweeps();
-  if (!all.ok()) return all.status();
-  std::vector<SweepRecord> by_prefix, by_name;
-  for (const auto& s : *all) {
-    if (s.sweep_id.rfind(sweep, 0) == 0) by_prefix.push_back(s);
-    if (s.name == sweep) by_name.push_back(s);
-  }
-  if (by_prefix.size() == 1) return by_prefix[0];
-  if (by_prefix.size() > 1) {
-    return InvalidArgumentError("sweep id prefix '" + sweep + "' is ambiguous (" +
-                                std::to_string(by_prefix.size()) + " sweeps)");
-  }
-  if (!by_name.empty()) return by_name.back();  // newest of that name
-  return NotFoundError("no sweep '" + sweep + "'");
-}
-
-StatusOr<SweepView> Scheduler::ViewLocked(const SweepRecord& sweep) {
-  auto counts = store_->CountRuns(sweep.sweep_id);
-  if (!counts.ok()) return counts.status();
-  SweepView view{sweep, *counts, ""};
-  if (sweep.cancelled) {
-    view.state = "cancelled";
-  } else if (counts->queued + counts->leased + counts->running == 0) {
-    view.state = "done";
-  } else {
-    view.state = "active";
-  }
-  return view;
 }
 
 StatusOr<SweepView> Scheduler::GetSweep(const std::string& sweep) {
   std::lock_guard<std::mutex> lock(mutex_);
-  auto record = ResolveSweepLocked(sweep);
-  if (!record.ok()) return record.status();
-  return ViewLocked(*record);
+  return queries_.GetSweep(sweep);
 }
 
-StatusOr<std::vector<SweepView>> Scheduler::ListSweeps() {
+StatusOr<std::vector<SweepView>> Scheduler::ListSweeps(bool include_archived) {
   std::lock_guard<std::mutex> lock(mutex_);
-  auto all = store_->ListSweeps();
-  if (!all.ok()) return all.status();
-  std::vector<SweepView> out;
-  for (const auto& s : *all) {
-    auto view = ViewLocked(s);
-    if (!view.ok()) return view.status();
-    out.push_back(std::move(*view));
-  }
-  return out;
+  return queries_.ListSweeps(include_archived);
 }
 
 StatusOr<std::vector<RunView>> Scheduler::ListRuns(const std::string& sweep,
                                                    const std::string& state) {
-  std::optional<RunState> filter;
-  if (!state.empty()) {
-    filter = ParseRunState(state);
-    if (!filter) {
-      return InvalidArgumentError("unknown run state '" + state +
-                                  "' (queued, leased, running, succeeded, failed, cancelled)");
-    }
-  }
   std::lock_guard<std::mutex> lock(mutex_);
-  auto record = ResolveSweepLocked(sweep);
-  if (!record.ok()) return record.status();
-  auto rows = store_->ListSweepRuns(record->sweep_id, filter);
-  if (!rows.ok()) return rows.status();
-  std::vector<RunView> out;
-  for (auto& [link, run] : *rows) out.push_back({std::move(link), std::move(run)});
-  return out;
-}
-
-StatusOr<int> Scheduler::Cancel(const std::string& sweep) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  auto record = ResolveSweepLocked(sweep);
-  if (!record.ok()) return record.status();
-  const int64_t now = clock_->NowMs();
-  int cancelled = 0;
-  Status st = store_->RunInTransaction([&]() -> Status {
-    RESWEEP_RETURN_IF_ERROR(store_->SetSweepCancelled(record->sweep_id));
-    auto rows = store_->ListSweepRuns(record->sweep_id, std::nullopt);
-    if (!rows.ok()) return rows.status();
-    for (auto& [link, run] : *rows) {
-      if (IsTerminal(run.state)) continue;
-      auto others = store_->CountOtherActiveSweeps(run.run_id, record->sweep_id);
-      if (!others.ok()) return others.status();
-      if (*others > 0) continue;  // another live sweep still wants this run
-      if (HoldsLease(run.state)) {
-        RESWEEP_RETURN_IF_ERROR(CloseAttemptLocked(run, "cancelled", "sweep cancelled"));
-      }
-      run.state = RunState::kCancelled;
-      run.error = "sweep cancelled";
-      run.worker_id.clear();
-      run.lease_expires_ms = 0;
-      run.updated_ms = now;
-      RESWEEP_RETURN_IF_ERROR(store_->UpdateRun(run));
-      ++cancelled;
-    }
-    return Status::Ok();
-  });
-  if (!st.ok()) return st;
-  spdlog::info("sweep {} cancelled: {} runs stopped", record->sweep_id, cancelled);
-  return cancelled;
+  return queries_.ListRuns(sweep, state);
 }
 
 StatusOr<ResultsView> Scheduler::Results(const std::string& sweep, int last_k) {
   std::lock_guard<std::mutex> lock(mutex_);
-  auto record = ResolveSweepLocked(sweep);
+  return queries_.Results(sweep, last_k);
+}
+
+StatusOr<RunDetailView> Scheduler::GetRun(const std::string& run) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return queries_.GetRun(run);
+}
+
+StatusOr<std::vector<WorkerView>> Scheduler::ListWorkers(bool include_gone) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return queries_.ListWorkers(include_gone);
+}
+
+Status Scheduler::CancelRunsLocked(const SweepRecord& sweep, CancelResult* result) {
+  const int64_t now = clock_->NowMs();
+  auto rows = store_->ListSweepRuns(sweep.sweep_id, std::nullopt);
+  if (!rows.ok()) return rows.status();
+  for (auto& [link, run] : *rows) {
+    if (IsTerminal(run.state)) continue;
+    auto others = store_->CountOtherActiveSweeps(run.run_id, sweep.sweep_id);
+    if (!others.ok()) return others.status();
+    if (*others > 0) {  // another live sweep still wants this run
+      ++result->runs_kept;
+      continue;
+    }
+    if (HoldsLease(run.state)) {
+      RESWEEP_RETURN_IF_ERROR(CloseAttemptLocked(run, "cancelled", "sweep cancelled"));
+    }
+    run.state = RunState::kCancelled;
+    run.error = "sweep cancelled";
+    run.worker_id.clear();
+    run.lease_expires_ms = 0;
+    run.updated_ms = now;
+    RESWEEP_RETURN_IF_ERROR(store_->UpdateRun(run));
+    ++result->runs_cancelled;
+  }
+  return Status::Ok();
+}
+
+StatusOr<CancelResult> Scheduler::Cancel(const std::string& sweep) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto record = queries_.ResolveSweep(sweep);
   if (!record.ok()) return record.status();
-  auto view = ViewLocked(*record);
-  if (!view.ok()) return view.status();
+  auto counts = store_->CountRuns(record->sweep_id);
+  if (!counts.ok()) return counts.status();
+  CancelResult result;
+  if (counts->queued + counts->leased + counts->running == 0) {
+    result.already_finished = true;
+    result.message = fmt::format(
+        "sweep {} ({}) has already finished ({} succeeded, {} failed, {} cancelled): nothing to "
+        "cancel",
+        record->name, record->sweep_id, counts->succeeded, counts->failed, counts->cancelled);
+    return result;
+  }
+  Status st = store_->RunInTransaction([&]() -> Status {
+    RESWEEP_RETURN_IF_ERROR(store_->SetSweepCancelled(record->sweep_id));
+    return CancelRunsLocked(*record, &result);
+  });
+  if (!st.ok()) return st;
+  result.message = fmt::format("cancelled {} run(s) of {} ({})", result.runs_cancelled,
+                               record->name, record->sweep_id);
+  if (result.runs_kept > 0) {
+    result.message += fmt::format(
+        "; {} unfinished run(s) keep going because another live sweep holds them too (the sweep "
+        "stays active until they finish)",
+        result.runs_kept);
+  }
+  spdlog::info("sweep {} cancelled: {} runs stopped, {} kept for other sweeps", record->sweep_id,
+               result.runs_cancelled, result.runs_kept);
+  return result;
+}
+
+StatusOr<RetryResult> Scheduler::Retry(const std::string& sweep, const RetryRequest& request) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto record = queries_.ResolveSweep(sweep);
+  if (!record.ok()) return record.status();
+  const bool by_state = request.failed || request.cancelled || request.run_ids.empty();
+  const bool want_failed = request.failed || (request.run_ids.empty() && !request.cancelled);
+  RetryResult result;
+  result.sweep_id = record->sweep_id;
+  // Named runs: resolved within this sweep's runs.
   auto rows = store_->ListSweepRuns(record->sweep_id, std::nullopt);
   if (!rows.ok()) return rows.status();
-  std::vector<RunOutcome> outcomes;
-  for (auto& [link, run] : *rows) {
-    RunOutcome o{std::move(link), std::move(run), {}};
-    if (o.run.state == RunState::kSucceeded) {
-      auto epochs = store_->ListEpochs(o.run.run_id);
-      if (!epochs.ok()) return epochs.status();
-      o.epochs = std::move(*epochs);
+  std::set<std::string> named;
+  for (const auto& wanted : request.run_ids) {
+    std::vector<std::string> matches;
+    for (const auto& [link, run] : *rows) {
+      if (run.run_id.rfind(wanted, 0) == 0) matches.push_back(run.run_id);
     }
-    outcomes.push_back(std::move(o));
+    if (matches.empty()) {
+      return NotFoundError("sweep " + record->sweep_id + " has no run '" + wanted + "'");
+    }
+    if (matches.size() > 1 && std::find(matches.begin(), matches.end(), wanted) == matches.end()) {
+      return InvalidArgumentError("run id prefix '" + wanted + "' matches " +
+                                  std::to_string(matches.size()) + " runs of the sweep");
+    }
+    named.insert(matches.size() == 1 ? matches[0] : wanted);
   }
-  ResultsView out;
-  out.sweep = std::move(*view);
-  out.last_k = last_k > 0 ? last_k : record->last_k;
-  out.cells = SummarizeCells(outcomes, out.last_k);
-  return out;
+  const int64_t now = clock_->NowMs();
+  Status st = store_->RunInTransaction([&]() -> Status {
+    auto position = store_->NextQueuePosition();
+    if (!position.ok()) return position.status();
+    int64_t next_position = *position;
+    for (auto& [link, run] : *rows) {
+      const bool is_named = named.count(run.run_id) > 0;
+      const bool selected =
+          is_named || (by_state && ((want_failed && run.state == RunState::kFailed) ||
+                                    (request.cancelled && run.state == RunState::kCancelled)));
+      if (!selected) continue;
+      if (!IsTerminal(run.state) || run.state == RunState::kSucceeded) {
+        if (is_named) {
+          result.skipped.push_back("run " + run.run_id + ": " + RunStateName(run.state) +
+                                   (run.state == RunState::kSucceeded
+                                        ? " (its result is recorded; a run is never re-trained)"
+                                        : " (not finished)"));
+        }
+        continue;
+      }
+      run.state = RunState::kQueued;
+      run.failures = 0;
+      run.error.clear();
+      run.worker_id.clear();
+      run.lease_expires_ms = 0;
+      run.queue_position = next_position++;
+      run.updated_ms = now;
+      if (request.restart) {
+        run.checkpoint_epoch = 0;
+        run.checkpoint_iteration = 0;
+        run.checkpoint_path.clear();
+      }
+      RESWEEP_RETURN_IF_ERROR(store_->UpdateRun(run));
+      ++result.runs_queued;
+    }
+    if (result.runs_queued > 0 && record->cancelled) {
+      RESWEEP_RETURN_IF_ERROR(store_->SetSweepCancelled(record->sweep_id, false));
+    }
+    return Status::Ok();
+  });
+  if (!st.ok()) return st;
+  spdlog::info("sweep {}: {} run(s) queued again by retry", record->sweep_id, result.runs_queued);
+  return result;
+}
+
+StatusOr<DeleteResult> Scheduler::Delete(const std::string& sweep, bool force) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto record = queries_.ResolveSweep(sweep);
+  if (!record.ok()) return record.status();
+  auto counts = store_->CountRuns(record->sweep_id);
+  if (!counts.ok()) return counts.status();
+  const int unfinished = counts->queued + counts->leased + counts->running;
+  if (unfinished > 0 && !force) {
+    return FailedPreconditionError(fmt::format(
+        "sweep {} ({}) still has {} run(s) queued or running: cancel it first (resweep cancel "
+        "{}) or pass --force",
+        record->name, record->sweep_id, unfinished, record->sweep_id));
+  }
+  DeleteResult result;
+  result.sweep_id = record->sweep_id;
+  std::vector<std::string> drop_checkpoints;
+  const int64_t now = clock_->NowMs();
+  Status st = store_->RunInTransaction([&]() -> Status {
+    CancelResult cancelled;
+    if (unfinished > 0) {
+      RESWEEP_RETURN_IF_ERROR(store_->SetSweepCancelled(record->sweep_id));
+      RESWEEP_RETURN_IF_ERROR(CancelRunsLocked(*record, &cancelled));
+    }
+    result.runs_cancelled = cancelled.runs_cancelled;
+    result.runs_kept = cancelled.runs_kept;
+    RESWEEP_RETURN_IF_ERROR(store_->SetSweepArchived(record->sweep_id));
+    // Checkpoints of failed and cancelled runs that no other live sweep holds: the
+    // run can only resume through `retry`, which then starts it from scratch.
+    auto rows = store_->ListSweepRuns(record->sweep_id, std::nullopt);
+    if (!rows.ok()) return rows.status();
+    for (auto& [link, run] : *rows) {
+      if (run.state != RunState::kFailed && run.state != RunState::kCancelled) continue;
+      if (run.checkpoint_epoch == 0 || !run.checkpoint_path.empty()) continue;
+      auto others = store_->CountOtherActiveSweeps(run.run_id, record->sweep_id);
+      if (!others.ok()) return others.status();
+      if (*others > 0) continue;
+      run.checkpoint_epoch = 0;
+      run.checkpoint_iteration = 0;
+      run.updated_ms = now;
+      RESWEEP_RETURN_IF_ERROR(store_->UpdateRun(run));
+      drop_checkpoints.push_back(run.run_id);
+    }
+    return Status::Ok();
+  });
+  if (!st.ok()) return st;
+  // Files go only after the database no longer points at them.
+  if (checkpoints_) {
+    for (const auto& run_id : drop_checkpoints) checkpoints_->RemoveRun(run_id);
+    result.checkpoints_removed = static_cast<int>(drop_checkpoints.size());
+  }
+  spdlog::info("sweep {} deleted (archived): {} runs cancelled, {} kept, {} checkpoints removed",
+               record->sweep_id, result.runs_cancelled, result.runs_kept,
+               result.checkpoints_removed);
+  return result;
 }
 
 // ----------------------------------------------------------------- workers
@@ -459,7 +573,8 @@ Status Scheduler::Complete(const std::string& worker_id, const std::string& run_
 }
 
 Status Scheduler::Fail(const std::string& worker_id, const std::string& run_id, int attempt,
-                       const std::string& reason, bool retryable, bool checkpoint_unusable) {
+                       const std::string& reason, bool retryable, bool checkpoint_unusable,
+                       const std::string& log_tail) {
   std::lock_guard<std::mutex> lock(mutex_);
   RESWEEP_RETURN_IF_ERROR(ExpireIfDueLocked(run_id));
   const int64_t now = clock_->NowMs();
@@ -469,6 +584,15 @@ Status Scheduler::Fail(const std::string& worker_id, const std::string& run_id, 
     if (!run.ok()) return run.status();
     RunRecord r = *run;
     RESWEEP_RETURN_IF_ERROR(CloseAttemptLocked(r, "failed", reason));
+    if (!log_tail.empty()) {
+      // Whole lines from the end, at most kMaxLogTailBytes.
+      std::string tail = log_tail;
+      if (tail.size() > kMaxLogTailBytes) {
+        tail = tail.substr(tail.size() - kMaxLogTailBytes);
+        if (auto nl = tail.find('\n'); nl != std::string::npos) tail = tail.substr(nl + 1);
+      }
+      RESWEEP_RETURN_IF_ERROR(store_->SetAttemptLogTail(r.run_id, r.attempt, tail));
+    }
     r.worker_id.clear();
     r.lease_expires_ms = 0;
     r.updated_ms = now;

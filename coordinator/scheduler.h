@@ -24,7 +24,7 @@
 #include "common/sweep_spec.h"
 #include "common/thread_annotations.h"
 #include "coordinator/checkpoint_store.h"
-#include "coordinator/results.h"
+#include "coordinator/queries.h"
 #include "coordinator/store.h"
 
 namespace resweep {
@@ -43,29 +43,54 @@ struct SchedulerOptions {
   int64_t max_active_runs = 1000000;
 };
 
+struct SubmitOptions {
+  bool dry_run = false;           // validate and list the runs; queue nothing
+  bool allow_name_reuse = false;  // another sweep of the same name may exist
+};
+
+struct PlannedRun {
+  std::string run_id;
+  std::string cell_label;
+  int64_t seed = 0;
+};
+
 struct SubmitResult {
   std::string sweep_id;
   std::string name;
   int runs_total = 0;
   int runs_new = 0;
   bool already_existed = false;
+  std::vector<std::string> warnings;  // from the spec parser
+  std::vector<PlannedRun> planned;    // dry runs only
+  int64_t max_runs_per_sweep = 0;
+  std::string name_reused_by;  // id of an earlier, different sweep of this name
 };
 
-struct SweepView {
-  SweepRecord sweep;
-  RunCountsRecord counts;
-  std::string state;  // active | done | cancelled
+struct CancelResult {
+  int runs_cancelled = 0;
+  int runs_kept = 0;  // unfinished, held by another live sweep too
+  bool already_finished = false;
+  std::string message;
 };
 
-struct RunView {
-  SweepRunRecord link;
-  RunRecord run;
+struct RetryRequest {
+  bool failed = false;
+  bool cancelled = false;
+  std::vector<std::string> run_ids;  // ids or unique prefixes
+  bool restart = false;              // from epoch 0 instead of the newest checkpoint
 };
 
-struct ResultsView {
-  SweepView sweep;
-  int last_k = 0;
-  std::vector<CellSummary> cells;
+struct RetryResult {
+  std::string sweep_id;
+  int runs_queued = 0;
+  std::vector<std::string> skipped;  // "run <id>: why"
+};
+
+struct DeleteResult {
+  std::string sweep_id;
+  int runs_cancelled = 0;
+  int runs_kept = 0;
+  int checkpoints_removed = 0;
 };
 
 struct WorkerRegistration {
@@ -112,14 +137,29 @@ class Scheduler {
             CheckpointStore* checkpoints = nullptr);
 
   // Users.
-  StatusOr<SubmitResult> Submit(const std::string& spec_yaml, const std::string& source_name);
-  // `sweep` is an id, a unique id prefix, or a name (the newest sweep of that name).
+  // A sweep whose name an earlier, different sweep already has is refused
+  // (FAILED_PRECONDITION) unless options.allow_name_reuse.
+  StatusOr<SubmitResult> Submit(const std::string& spec_yaml, const std::string& source_name,
+                                const SubmitOptions& options = {});
+  // Reads: see Queries. `sweep` is an id, a unique id prefix, or a name.
   StatusOr<SweepView> GetSweep(const std::string& sweep);
-  StatusOr<std::vector<SweepView>> ListSweeps();
+  StatusOr<std::vector<SweepView>> ListSweeps(bool include_archived = false);
   StatusOr<std::vector<RunView>> ListRuns(const std::string& sweep, const std::string& state);
-  StatusOr<int> Cancel(const std::string& sweep);
   // last_k <= 0 uses the sweep's own setting.
   StatusOr<ResultsView> Results(const std::string& sweep, int last_k);
+  StatusOr<RunDetailView> GetRun(const std::string& run);
+  StatusOr<std::vector<WorkerView>> ListWorkers(bool include_gone);
+
+  // Cancels the sweep's unfinished runs that no other live sweep holds. A sweep
+  // whose runs have all finished is left as it is (already_finished).
+  StatusOr<CancelResult> Cancel(const std::string& sweep);
+  // Queues finished runs of the sweep again with a fresh attempt budget (history
+  // kept). Nothing selected (no flag, no id) means the failed runs. Succeeded runs
+  // are never re-run. Un-cancels a cancelled sweep.
+  StatusOr<RetryResult> Retry(const std::string& sweep, const RetryRequest& request);
+  // Archives the sweep (see DeleteSweepRequest in the proto). A sweep with unfinished
+  // runs needs `force`.
+  StatusOr<DeleteResult> Delete(const std::string& sweep, bool force);
 
   // Workers.
   StatusOr<WorkerRegistration> RegisterWorker(const std::string& name, const std::string& host,
@@ -132,8 +172,11 @@ class Scheduler {
   Status Complete(const std::string& worker_id, const std::string& run_id, int attempt,
                   int64_t param_count);
   // checkpoint_unusable: the run's checkpoint could not be read; forget it.
+  // log_tail (capped at kMaxLogTailBytes, oldest lines dropped) is kept with the attempt.
   Status Fail(const std::string& worker_id, const std::string& run_id, int attempt,
-              const std::string& reason, bool retryable, bool checkpoint_unusable = false);
+              const std::string& reason, bool retryable, bool checkpoint_unusable = false,
+              const std::string& log_tail = "");
+  static constexpr size_t kMaxLogTailBytes = 8192;
   Status Release(const std::string& worker_id, const std::string& run_id, int attempt,
                  const std::string& reason);
 
@@ -164,8 +207,10 @@ class Scheduler {
  private:
   // Takes one submission token, or says when the next one is due.
   Status TakeSubmitTokenLocked() RESWEEP_REQUIRES(mutex_);
-  StatusOr<SweepRecord> ResolveSweepLocked(const std::string& sweep) RESWEEP_REQUIRES(mutex_);
-  StatusOr<SweepView> ViewLocked(const SweepRecord& sweep) RESWEEP_REQUIRES(mutex_);
+  // Cancels `sweep`'s unfinished runs that no other live sweep holds, inside the
+  // caller's transaction; counts into *result.
+  Status CancelRunsLocked(const SweepRecord& sweep, CancelResult* result)
+      RESWEEP_REQUIRES(mutex_);
   // Loads the run and checks the attempt fence: the attempt is current, held by
   // this worker, and its lease has not run out.
   StatusOr<RunRecord> FencedRunLocked(const std::string& worker_id, const std::string& run_id,
@@ -186,6 +231,7 @@ class Scheduler {
   CheckpointStore* const checkpoints_;
 
   std::mutex mutex_;  // serialises all store access and state changes
+  Queries queries_ RESWEEP_GUARDED_BY(mutex_);
   // Submission token bucket, protected by mutex_.
   double submit_tokens_ RESWEEP_GUARDED_BY(mutex_) = -1;  // -1: full, set on first use
   int64_t submit_refilled_ms_ RESWEEP_GUARDED_BY(mutex_) = 0;

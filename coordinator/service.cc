@@ -81,25 +81,20 @@ grpc::ServerUnaryReactor* CoordinatorService::SubmitSweep(grpc::CallbackServerCo
   if (Status denied = Authorize(ctx, Role::kAdmin, "SubmitSweep"); !denied.ok()) {
     return Finish(ctx, "SubmitSweep", denied, start);
   }
-  auto r = scheduler_->Submit(req->spec_yaml(), req->source_name());
-  if (r.ok()) {
-    resp->set_sweep_id(r->sweep_id);
-    resp->set_name(r->name);
-    resp->set_runs_total(r->runs_total);
-    resp->set_runs_new(r->runs_new);
-    resp->set_already_existed(r->already_existed);
-  }
+  auto r = scheduler_->Submit(req->spec_yaml(), req->source_name(),
+                              {req->dry_run(), req->allow_name_reuse()});
+  if (r.ok()) ToProto(*r, resp);
   return Finish(ctx, "SubmitSweep", r.status(), start);
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::ListSweeps(grpc::CallbackServerContext* ctx,
-                                                         const v1::ListSweepsRequest*,
+                                                         const v1::ListSweepsRequest* req,
                                                          v1::ListSweepsResponse* resp) {
   const auto start = std::chrono::steady_clock::now();
   if (Status denied = Authorize(ctx, Role::kRead, "ListSweeps"); !denied.ok()) {
     return Finish(ctx, "ListSweeps", denied, start);
   }
-  auto r = scheduler_->ListSweeps();
+  auto r = scheduler_->ListSweeps(req->include_archived());
   if (r.ok()) {
     for (const auto& view : *r) ToProto(view, resp->add_sweeps());
   }
@@ -142,9 +137,76 @@ grpc::ServerUnaryReactor* CoordinatorService::CancelSweep(grpc::CallbackServerCo
   auto r = scheduler_->Cancel(req->sweep_id());
   if (r.ok()) {
     resp->set_sweep_id(req->sweep_id());
-    resp->set_runs_cancelled(*r);
+    resp->set_runs_cancelled(r->runs_cancelled);
+    resp->set_runs_kept(r->runs_kept);
+    resp->set_already_finished(r->already_finished);
+    resp->set_message(r->message);
   }
   return Finish(ctx, "CancelSweep", r.status(), start);
+}
+
+grpc::ServerUnaryReactor* CoordinatorService::RetryRuns(grpc::CallbackServerContext* ctx,
+                                                        const v1::RetryRunsRequest* req,
+                                                        v1::RetryRunsResponse* resp) {
+  const auto start = std::chrono::steady_clock::now();
+  if (Status denied = Authorize(ctx, Role::kAdmin, "RetryRuns"); !denied.ok()) {
+    return Finish(ctx, "RetryRuns", denied, start);
+  }
+  RetryRequest request;
+  request.failed = req->failed();
+  request.cancelled = req->cancelled();
+  request.run_ids.assign(req->run_ids().begin(), req->run_ids().end());
+  request.restart = req->restart();
+  auto r = scheduler_->Retry(req->sweep_id(), request);
+  if (r.ok()) {
+    resp->set_sweep_id(r->sweep_id);
+    resp->set_runs_queued(r->runs_queued);
+    for (const auto& s : r->skipped) resp->add_skipped(s);
+  }
+  return Finish(ctx, "RetryRuns", r.status(), start);
+}
+
+grpc::ServerUnaryReactor* CoordinatorService::DeleteSweep(grpc::CallbackServerContext* ctx,
+                                                          const v1::DeleteSweepRequest* req,
+                                                          v1::DeleteSweepResponse* resp) {
+  const auto start = std::chrono::steady_clock::now();
+  if (Status denied = Authorize(ctx, Role::kAdmin, "DeleteSweep"); !denied.ok()) {
+    return Finish(ctx, "DeleteSweep", denied, start);
+  }
+  auto r = scheduler_->Delete(req->sweep_id(), req->force());
+  if (r.ok()) {
+    resp->set_sweep_id(r->sweep_id);
+    resp->set_runs_cancelled(r->runs_cancelled);
+    resp->set_runs_kept(r->runs_kept);
+    resp->set_checkpoints_removed(r->checkpoints_removed);
+  }
+  return Finish(ctx, "DeleteSweep", r.status(), start);
+}
+
+grpc::ServerUnaryReactor* CoordinatorService::ListWorkers(grpc::CallbackServerContext* ctx,
+                                                          const v1::ListWorkersRequest* req,
+                                                          v1::ListWorkersResponse* resp) {
+  const auto start = std::chrono::steady_clock::now();
+  if (Status denied = Authorize(ctx, Role::kRead, "ListWorkers"); !denied.ok()) {
+    return Finish(ctx, "ListWorkers", denied, start);
+  }
+  auto r = scheduler_->ListWorkers(req->include_gone());
+  if (r.ok()) {
+    for (const auto& view : *r) ToProto(view, resp->add_workers());
+  }
+  return Finish(ctx, "ListWorkers", r.status(), start);
+}
+
+grpc::ServerUnaryReactor* CoordinatorService::GetRun(grpc::CallbackServerContext* ctx,
+                                                     const v1::GetRunRequest* req,
+                                                     v1::GetRunResponse* resp) {
+  const auto start = std::chrono::steady_clock::now();
+  if (Status denied = Authorize(ctx, Role::kRead, "GetRun"); !denied.ok()) {
+    return Finish(ctx, "GetRun", denied, start);
+  }
+  auto r = scheduler_->GetRun(req->run_id());
+  if (r.ok()) ToProto(*r, resp);
+  return Finish(ctx, "GetRun", r.status(), start);
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::GetResults(grpc::CallbackServerContext* ctx,
@@ -258,7 +320,7 @@ grpc::ServerUnaryReactor* CoordinatorService::FailRun(grpc::CallbackServerContex
   }
   return Finish(ctx, "FailRun",
                 scheduler_->Fail(req->worker_id(), req->run_id(), req->attempt(), req->reason(),
-                                 req->retryable(), req->checkpoint_unusable()),
+                                 req->retryable(), req->checkpoint_unusable(), req->log_tail()),
                 start);
 }
 

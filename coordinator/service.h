@@ -59,6 +59,17 @@ class CoordinatorService final : public v1::Coordinator::CallbackService {
   grpc::ServerUnaryReactor* GetResults(grpc::CallbackServerContext* ctx,
                                        const v1::GetResultsRequest* req,
                                        v1::GetResultsResponse* resp) override;
+  grpc::ServerUnaryReactor* RetryRuns(grpc::CallbackServerContext* ctx,
+                                      const v1::RetryRunsRequest* req,
+                                      v1::RetryRunsResponse* resp) override;
+  grpc::ServerUnaryReactor* DeleteSweep(grpc::CallbackServerContext* ctx,
+                                        const v1::DeleteSweepRequest* req,
+                                        v1::DeleteSweepResponse* resp) override;
+  grpc::ServerUnaryReactor* ListWorkers(grpc::CallbackServerContext* ctx,
+                                        const v1::ListWorkersRequest* req,
+                                        v1::ListWorkersResponse* resp) override;
+  grpc::ServerUnaryReactor* GetRun(grpc::CallbackServerContext* ctx, const v1::GetRunRequest* req,
+                                   v1::GetRunResponse* resp) override;
   grpc::ServerUnaryReactor* RegisterWorker(grpc::CallbackServerContext* ctx,
                                            const v1::RegisterWorkerRequest* req,
                                            v1::RegisterWorkerResponse* resp) override;

@@ -120,6 +120,13 @@ ALTER TABLE runs ADD COLUMN checkpoint_path TEXT NOT NULL DEFAULT '';
     R"sql(
 ALTER TABLE runs ADD COLUMN checkpoint_iteration INTEGER NOT NULL DEFAULT 0;
 )sql",
+    // 3 -> 4: archived (deleted) sweeps, the trainer log tail of failed attempts,
+    // lookups of the runs a worker holds.
+    R"sql(
+ALTER TABLE sweeps ADD COLUMN archived INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE attempts ADD COLUMN log_tail TEXT NOT NULL DEFAULT '';
+CREATE INDEX runs_by_worker ON runs(worker_id) WHERE worker_id != '';
+)sql",
 };
 constexpr int kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
 
@@ -206,6 +213,8 @@ constexpr const char* kRunColumns =
     "lease_expires_ms, epoch, epochs_total, last_test_error, checkpoint_epoch, param_count, "
     "error, queue_position, created_ms, updated_ms, checkpoint_path, checkpoint_iteration";
 
+constexpr int kRunColumnCount = 20;
+
 RunRecord ReadRun(const Statement& s, int c = 0) {
   RunRecord r;
   r.run_id = s.Text(c + 0);
@@ -240,6 +249,7 @@ SweepRecord ReadSweep(const Statement& s) {
   r.created_ms = s.Int(4);
   r.cancelled = s.Int(5) != 0;
   r.last_k = static_cast<int>(s.Int(6));
+  r.archived = s.Int(8) != 0;
   try {
     r.grid_axes = nlohmann::json::parse(s.Text(7)).get<std::vector<std::string>>();
   } catch (const std::exception&) {
@@ -340,7 +350,7 @@ class SqliteStore : public Store {
   StatusOr<std::optional<SweepRecord>> GetSweep(const std::string& sweep_id) override {
     Statement s(db_,
                 "SELECT sweep_id, name, spec_yaml, source_name, created_ms, cancelled, last_k, "
-                "grid_axes FROM sweeps WHERE sweep_id = ?");
+                "grid_axes, archived FROM sweeps WHERE sweep_id = ?");
     s.Bind(sweep_id);
     Status st;
     if (s.Step(&st)) return std::optional<SweepRecord>(ReadSweep(s));
@@ -351,7 +361,7 @@ class SqliteStore : public Store {
   StatusOr<std::vector<SweepRecord>> ListSweeps() override {
     Statement s(db_,
                 "SELECT sweep_id, name, spec_yaml, source_name, created_ms, cancelled, last_k, "
-                "grid_axes FROM sweeps ORDER BY created_ms, sweep_id");
+                "grid_axes, archived FROM sweeps ORDER BY created_ms, sweep_id");
     std::vector<SweepRecord> out;
     Status st;
     while (s.Step(&st)) out.push_back(ReadSweep(s));
@@ -359,10 +369,34 @@ class SqliteStore : public Store {
     return out;
   }
 
-  Status SetSweepCancelled(const std::string& sweep_id) override {
-    Statement s(db_, "UPDATE sweeps SET cancelled = 1 WHERE sweep_id = ?");
+  Status SetSweepCancelled(const std::string& sweep_id, bool cancelled) override {
+    Statement s(db_, "UPDATE sweeps SET cancelled = ? WHERE sweep_id = ?");
+    s.Bind(cancelled ? 1 : 0).Bind(sweep_id);
+    return s.Run();
+  }
+
+  Status SetSweepArchived(const std::string& sweep_id) override {
+    Statement s(db_, "UPDATE sweeps SET archived = 1 WHERE sweep_id = ?");
     s.Bind(sweep_id);
     return s.Run();
+  }
+
+  StatusOr<SweepProgressRecord> SweepProgress(const std::string& sweep_id) override {
+    Statement s(db_,
+                "SELECT COALESCE(SUM(r.epoch), 0), COALESCE(SUM(r.epochs_total), 0), "
+                "COALESCE(AVG(e.seconds), 0) FROM sweep_runs l JOIN runs r ON r.run_id = l.run_id "
+                "LEFT JOIN epochs e ON e.run_id = r.run_id AND e.epoch = r.epoch "
+                "WHERE l.sweep_id = ?");
+    s.Bind(sweep_id);
+    SweepProgressRecord p;
+    Status st;
+    if (s.Step(&st)) {
+      p.epochs_done = s.Int(0);
+      p.epochs_total = s.Int(1);
+      p.mean_epoch_seconds = s.Real(2);
+    }
+    if (!st.ok()) return st;
+    return p;
   }
 
   StatusOr<RunCountsRecord> CountRuns(const std::string& sweep_id) override {
@@ -490,6 +524,9 @@ class SqliteStore : public Store {
       sql += ", r." + std::string(p, end);
       p = *end ? end + 2 : end;
     }
+    sql +=
+        ", (SELECT a.worker_id FROM attempts a WHERE a.run_id = r.run_id ORDER BY a.attempt DESC "
+        "LIMIT 1)";
     sql += " FROM sweep_runs l JOIN runs r ON r.run_id = l.run_id WHERE l.sweep_id = ?";
     if (state) sql += " AND r.state = ?";
     sql += " ORDER BY r.queue_position";
@@ -500,8 +537,49 @@ class SqliteStore : public Store {
     Status st;
     while (s.Step(&st)) {
       SweepRunRecord l{s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Text(4)};
-      out.emplace_back(std::move(l), ReadRun(s, 5));
+      RunRecord r = ReadRun(s, 5);
+      r.last_worker_id = s.Text(5 + kRunColumnCount);
+      out.emplace_back(std::move(l), std::move(r));
     }
+    if (!st.ok()) return st;
+    return out;
+  }
+
+  StatusOr<std::vector<std::string>> RunIdsWithPrefix(const std::string& prefix,
+                                                      int limit) override {
+    // A range scan on the primary key (GLOB/LIKE would interpret '*', '%' in the prefix).
+    // Run ids are lowercase hex, so prefix + "~" bounds the range from above.
+    Statement s(db_, "SELECT run_id FROM runs WHERE run_id >= ? AND run_id < ? AND "
+                     "substr(run_id, 1, ?) = ? ORDER BY run_id LIMIT ?");
+    s.Bind(prefix).Bind(prefix + "~").Bind(static_cast<int64_t>(prefix.size())).Bind(prefix);
+    s.Bind(limit);
+    std::vector<std::string> out;
+    Status st;
+    while (s.Step(&st)) out.push_back(s.Text(0));
+    if (!st.ok()) return st;
+    return out;
+  }
+
+  StatusOr<std::vector<SweepRunRecord>> LinksOfRun(const std::string& run_id) override {
+    Statement s(db_,
+                "SELECT l.sweep_id, l.run_id, l.cell_key, l.cell_label, l.cell_params_json "
+                "FROM sweep_runs l JOIN sweeps w ON w.sweep_id = l.sweep_id "
+                "WHERE l.run_id = ? ORDER BY w.created_ms, w.sweep_id");
+    s.Bind(run_id);
+    std::vector<SweepRunRecord> out;
+    Status st;
+    while (s.Step(&st)) out.push_back({s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Text(4)});
+    if (!st.ok()) return st;
+    return out;
+  }
+
+  StatusOr<std::vector<std::pair<std::string, std::string>>> ListLeaseHolders() override {
+    Statement s(db_,
+                "SELECT run_id, worker_id FROM runs WHERE worker_id != '' AND "
+                "state IN ('leased', 'running') ORDER BY worker_id, run_id");
+    std::vector<std::pair<std::string, std::string>> out;
+    Status st;
+    while (s.Step(&st)) out.emplace_back(s.Text(0), s.Text(1));
     if (!st.ok()) return st;
     return out;
   }
@@ -557,17 +635,24 @@ class SqliteStore : public Store {
 
   StatusOr<std::vector<AttemptRecord>> ListAttempts(const std::string& run_id) override {
     Statement s(db_,
-                "SELECT run_id, attempt, worker_id, state, started_ms, ended_ms, reason "
+                "SELECT run_id, attempt, worker_id, state, started_ms, ended_ms, reason, log_tail "
                 "FROM attempts WHERE run_id = ? ORDER BY attempt");
     s.Bind(run_id);
     std::vector<AttemptRecord> out;
     Status st;
     while (s.Step(&st)) {
       out.push_back({s.Text(0), static_cast<int>(s.Int(1)), s.Text(2), s.Text(3), s.Int(4),
-                     s.Int(5), s.Text(6)});
+                     s.Int(5), s.Text(6), s.Text(7)});
     }
     if (!st.ok()) return st;
     return out;
+  }
+
+  Status SetAttemptLogTail(const std::string& run_id, int attempt,
+                           const std::string& log_tail) override {
+    Statement s(db_, "UPDATE attempts SET log_tail = ? WHERE run_id = ? AND attempt = ?");
+    s.Bind(log_tail).Bind(run_id).Bind(attempt);
+    return s.Run();
   }
 
   Status PutEpoch(const EpochRecord& e) override {
@@ -637,6 +722,19 @@ class SqliteStore : public Store {
     Statement s(db_, "UPDATE workers SET last_seen_ms = ? WHERE worker_id = ?");
     s.Bind(now_ms).Bind(worker_id);
     return s.Run();
+  }
+
+  StatusOr<std::vector<WorkerRecord>> ListWorkers() override {
+    Statement s(db_,
+                "SELECT worker_id, name, host, devices, registered_ms, last_seen_ms FROM workers "
+                "ORDER BY name, worker_id");
+    std::vector<WorkerRecord> out;
+    Status st;
+    while (s.Step(&st)) {
+      out.push_back(WorkerRecord{s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Int(4), s.Int(5)});
+    }
+    if (!st.ok()) return st;
+    return out;
   }
 
  private:

@@ -30,7 +30,8 @@ struct SweepRecord {
   std::string spec_yaml;
   std::string source_name;
   int64_t created_ms = 0;
-  bool cancelled = false;
+  bool cancelled = false;  // a cancel was requested
+  bool archived = false;   // deleted by the user: hidden from lists, kept for results
   int last_k = 5;
   std::vector<std::string> grid_axes;  // dotted paths, in file order
 };
@@ -57,6 +58,9 @@ struct RunRecord {
   int64_t checkpoint_iteration = 0;  // orders checkpoints of one epoch
   int64_t param_count = 0;
   std::string error;           // why it failed or was cancelled
+  // Worker of the newest attempt, open or closed. Derived (read by ListSweepRuns
+  // only, never written): worker_id above is cleared when a lease ends.
+  std::string last_worker_id;
   int64_t queue_position = 0;  // lower is leased first
   int64_t created_ms = 0;
   int64_t updated_ms = 0;
@@ -79,6 +83,7 @@ struct AttemptRecord {
   int64_t started_ms = 0;
   int64_t ended_ms = 0;
   std::string reason;
+  std::string log_tail;  // last lines of the trainer's log (failed attempts)
 };
 
 struct EpochRecord {
@@ -103,6 +108,14 @@ struct WorkerRecord {
   int64_t last_seen_ms = 0;
 };
 
+// Epoch-level progress of a sweep.
+struct SweepProgressRecord {
+  int64_t epochs_done = 0;   // epochs recorded, over the sweep's runs
+  int64_t epochs_total = 0;
+  // Mean duration of each run's newest recorded epoch; 0 when none was recorded.
+  double mean_epoch_seconds = 0;
+};
+
 struct RunCountsRecord {
   int queued = 0, leased = 0, running = 0, succeeded = 0, failed = 0, cancelled = 0;
   int total() const { return queued + leased + running + succeeded + failed + cancelled; }
@@ -120,8 +133,10 @@ class Store {
   virtual Status InsertSweep(const SweepRecord& sweep) = 0;
   virtual StatusOr<std::optional<SweepRecord>> GetSweep(const std::string& sweep_id) = 0;
   virtual StatusOr<std::vector<SweepRecord>> ListSweeps() = 0;
-  virtual Status SetSweepCancelled(const std::string& sweep_id) = 0;
+  virtual Status SetSweepCancelled(const std::string& sweep_id, bool cancelled = true) = 0;
+  virtual Status SetSweepArchived(const std::string& sweep_id) = 0;
   virtual StatusOr<RunCountsRecord> CountRuns(const std::string& sweep_id) = 0;
+  virtual StatusOr<SweepProgressRecord> SweepProgress(const std::string& sweep_id) = 0;
 
   // Runs. InsertRunIfAbsent returns true when the run was new.
   virtual StatusOr<bool> InsertRunIfAbsent(const RunRecord& run) = 0;
@@ -136,6 +151,13 @@ class Store {
   // Runs of a sweep with their per-sweep cell; `state` filters when set.
   virtual StatusOr<std::vector<std::pair<SweepRunRecord, RunRecord>>> ListSweepRuns(
       const std::string& sweep_id, std::optional<RunState> state) = 0;
+  // Run ids starting with `prefix`, at most `limit` of them, in id order.
+  virtual StatusOr<std::vector<std::string>> RunIdsWithPrefix(const std::string& prefix,
+                                                              int limit) = 0;
+  // Every sweep link of a run, oldest sweep first.
+  virtual StatusOr<std::vector<SweepRunRecord>> LinksOfRun(const std::string& run_id) = 0;
+  // (run_id, worker_id) of every run that holds a lease.
+  virtual StatusOr<std::vector<std::pair<std::string, std::string>>> ListLeaseHolders() = 0;
   // The earliest sweep link of a run (its cell label for logs), if any.
   virtual StatusOr<std::optional<SweepRunRecord>> FirstLinkOfRun(const std::string& run_id) = 0;
   // Sweeps (not cancelled) that hold the run, other than `except_sweep_id`.
@@ -147,6 +169,8 @@ class Store {
   // Sets how an attempt stands or ended (ended_ms 0 while it is open).
   virtual Status UpdateAttempt(const std::string& run_id, int attempt, const std::string& state,
                                int64_t ended_ms, const std::string& reason) = 0;
+  virtual Status SetAttemptLogTail(const std::string& run_id, int attempt,
+                                   const std::string& log_tail) = 0;
   virtual StatusOr<std::vector<AttemptRecord>> ListAttempts(const std::string& run_id) = 0;
 
   // Epochs: at most one record per (run, epoch); a newer attempt replaces it.
@@ -158,6 +182,7 @@ class Store {
   virtual Status UpsertWorker(const WorkerRecord& worker) = 0;
   virtual StatusOr<std::optional<WorkerRecord>> GetWorker(const std::string& worker_id) = 0;
   virtual Status TouchWorker(const std::string& worker_id, int64_t now_ms) = 0;
+  virtual StatusOr<std::vector<WorkerRecord>> ListWorkers() = 0;
 };
 
 }  // namespace resweep

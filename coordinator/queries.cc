@@ -1,0 +1,203 @@
+#include "coordinator/queries.h"
+
+#include <algorithm>
+#include <ctime>
+#include <map>
+
+namespace resweep {
+
+namespace {
+
+constexpr size_t kMaxCandidatesListed = 10;
+
+std::string DateOf(int64_t unix_ms) {
+  const std::time_t t = static_cast<std::time_t>(unix_ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M UTC", &tm);
+  return buf;
+}
+
+}  // namespace
+
+std::string SweepStateName(const RunCountsRecord& counts, bool cancel_requested) {
+  if (counts.queued + counts.leased + counts.running > 0) return "active";
+  if (cancel_requested && counts.cancelled > 0) return "cancelled";
+  return "done";
+}
+
+double EstimateSecondsLeft(const SweepProgressRecord& progress, const RunCountsRecord& counts) {
+  const int64_t left = progress.epochs_total - progress.epochs_done;
+  if (left <= 0 || progress.mean_epoch_seconds <= 0) return -1;
+  if (counts.queued + counts.leased + counts.running == 0) return -1;
+  const int parallel = std::max(1, counts.leased + counts.running);
+  return static_cast<double>(left) * progress.mean_epoch_seconds / parallel;
+}
+
+Queries::Queries(Store* store, const Clock* clock, int64_t lease_ms)
+    : store_(store), clock_(clock), lease_ms_(lease_ms) {}
+
+StatusOr<SweepRecord> Queries::ResolveSweep(const std::string& sweep) {
+  if (sweep.empty()) return InvalidArgumentError("no sweep given");
+  auto exact = store_->GetSweep(sweep);
+  if (!exact.ok()) return exact.status();
+  if (exact->has_value()) return **exact;
+  auto all = store_->ListSweeps();
+  if (!all.ok()) return all.status();
+  std::vector<SweepRecord> by_prefix, by_name, by_name_archived;
+  for (const auto& s : *all) {
+    if (s.sweep_id.rfind(sweep, 0) == 0) by_prefix.push_back(s);
+    if (s.name == sweep) (s.archived ? by_name_archived : by_name).push_back(s);
+  }
+  if (by_prefix.size() == 1) return by_prefix[0];
+  if (by_prefix.size() > 1) {
+    std::string message = "sweep id prefix '" + sweep + "' is ambiguous: it matches " +
+                          std::to_string(by_prefix.size()) + " sweeps:";
+    for (size_t i = 0; i < by_prefix.size() && i < kMaxCandidatesListed; ++i) {
+      const auto& s = by_prefix[i];
+      message += "\n  " + s.sweep_id + "  " + s.name + "  (submitted " + DateOf(s.created_ms) +
+                 (s.archived ? ", deleted" : "") + ")";
+    }
+    if (by_prefix.size() > kMaxCandidatesListed) message += "\n  ...";
+    message += "\ngive more characters of the id";
+    return InvalidArgumentError(message);
+  }
+  if (!by_name.empty()) return by_name.back();  // newest live sweep of that name
+  if (!by_name_archived.empty()) return by_name_archived.back();
+  return NotFoundError("no sweep '" + sweep + "' (not an id, id prefix or name; `resweep status` "
+                       "lists the sweeps)");
+}
+
+StatusOr<std::string> Queries::ResolveRunId(const std::string& run) {
+  if (run.empty()) return InvalidArgumentError("no run given");
+  auto ids = store_->RunIdsWithPrefix(run, static_cast<int>(kMaxCandidatesListed) + 1);
+  if (!ids.ok()) return ids.status();
+  if (ids->empty()) return NotFoundError("no run '" + run + "'");
+  if (ids->size() == 1 || (*ids)[0] == run) return (*ids)[0];
+  std::string message = "run id prefix '" + run + "' is ambiguous: it matches";
+  for (size_t i = 0; i < ids->size() && i < kMaxCandidatesListed; ++i) message += "\n  " + (*ids)[i];
+  if (ids->size() > kMaxCandidatesListed) message += "\n  ...";
+  return InvalidArgumentError(message);
+}
+
+StatusOr<SweepView> Queries::View(const SweepRecord& sweep) {
+  auto counts = store_->CountRuns(sweep.sweep_id);
+  if (!counts.ok()) return counts.status();
+  auto progress = store_->SweepProgress(sweep.sweep_id);
+  if (!progress.ok()) return progress.status();
+  SweepView view;
+  view.sweep = sweep;
+  view.counts = *counts;
+  view.state = SweepStateName(*counts, sweep.cancelled);
+  view.progress = *progress;
+  view.eta_seconds = EstimateSecondsLeft(*progress, *counts);
+  return view;
+}
+
+StatusOr<SweepView> Queries::GetSweep(const std::string& sweep) {
+  auto record = ResolveSweep(sweep);
+  if (!record.ok()) return record.status();
+  return View(*record);
+}
+
+StatusOr<std::vector<SweepView>> Queries::ListSweeps(bool include_archived) {
+  auto all = store_->ListSweeps();
+  if (!all.ok()) return all.status();
+  std::vector<SweepView> out;
+  for (const auto& s : *all) {
+    if (s.archived && !include_archived) continue;
+    auto view = View(s);
+    if (!view.ok()) return view.status();
+    out.push_back(std::move(*view));
+  }
+  return out;
+}
+
+StatusOr<std::vector<RunView>> Queries::ListRuns(const std::string& sweep,
+                                                 const std::string& state) {
+  std::optional<RunState> filter;
+  if (!state.empty()) {
+    filter = ParseRunState(state);
+    if (!filter) {
+      return InvalidArgumentError("unknown run state '" + state +
+                                  "' (queued, leased, running, succeeded, failed, cancelled)");
+    }
+  }
+  auto record = ResolveSweep(sweep);
+  if (!record.ok()) return record.status();
+  auto rows = store_->ListSweepRuns(record->sweep_id, filter);
+  if (!rows.ok()) return rows.status();
+  std::vector<RunView> out;
+  for (auto& [link, run] : *rows) out.push_back({std::move(link), std::move(run)});
+  return out;
+}
+
+StatusOr<ResultsView> Queries::Results(const std::string& sweep, int last_k) {
+  auto record = ResolveSweep(sweep);
+  if (!record.ok()) return record.status();
+  auto view = View(*record);
+  if (!view.ok()) return view.status();
+  auto rows = store_->ListSweepRuns(record->sweep_id, std::nullopt);
+  if (!rows.ok()) return rows.status();
+  std::vector<RunOutcome> outcomes;
+  for (auto& [link, run] : *rows) {
+    RunOutcome o{std::move(link), std::move(run), {}};
+    if (o.run.state == RunState::kSucceeded) {
+      auto epochs = store_->ListEpochs(o.run.run_id);
+      if (!epochs.ok()) return epochs.status();
+      o.epochs = std::move(*epochs);
+    }
+    outcomes.push_back(std::move(o));
+  }
+  ResultsView out;
+  out.sweep = std::move(*view);
+  out.last_k = last_k > 0 ? last_k : record->last_k;
+  out.cells = SummarizeCells(outcomes, out.last_k);
+  return out;
+}
+
+StatusOr<RunDetailView> Queries::GetRun(const std::string& run) {
+  auto id = ResolveRunId(run);
+  if (!id.ok()) return id.status();
+  auto record = store_->GetRun(*id);
+  if (!record.ok()) return record.status();
+  if (!record->has_value()) return NotFoundError("no run '" + run + "'");
+  RunDetailView out;
+  out.run = **record;
+  auto links = store_->LinksOfRun(*id);
+  if (!links.ok()) return links.status();
+  out.links = std::move(*links);
+  auto attempts = store_->ListAttempts(*id);
+  if (!attempts.ok()) return attempts.status();
+  out.attempts = std::move(*attempts);
+  if (!out.attempts.empty()) out.run.last_worker_id = out.attempts.back().worker_id;
+  auto epochs = store_->ListEpochs(*id);
+  if (!epochs.ok()) return epochs.status();
+  out.epochs = std::move(*epochs);
+  return out;
+}
+
+StatusOr<std::vector<WorkerView>> Queries::ListWorkers(bool include_gone) {
+  auto workers = store_->ListWorkers();
+  if (!workers.ok()) return workers.status();
+  auto holders = store_->ListLeaseHolders();
+  if (!holders.ok()) return holders.status();
+  std::map<std::string, std::vector<std::string>> held;
+  for (const auto& [run_id, worker_id] : *holders) held[worker_id].push_back(run_id);
+  const int64_t now = clock_->NowMs();
+  std::vector<WorkerView> out;
+  for (auto& w : *workers) {
+    WorkerView v;
+    const int64_t age_ms = std::max<int64_t>(0, now - w.last_seen_ms);
+    v.heartbeat_age_seconds = age_ms / 1000.0;
+    v.state = age_ms <= lease_ms_ ? "alive" : age_ms <= 10 * lease_ms_ ? "silent" : "gone";
+    if (auto it = held.find(w.worker_id); it != held.end()) v.runs_held = it->second;
+    if (v.state == "gone" && v.runs_held.empty() && !include_gone) continue;
+    v.worker = std::move(w);
+    out.push_back(std::move(v));
+  }
+  return out;
+}
+
+}  // namespace resweep

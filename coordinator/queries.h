@@ -1,0 +1,95 @@
+// Read-only questions about the coordinator's state: sweeps, runs, results,
+// workers. Free of gRPC and of the write path.
+//
+// The coordinator's Scheduler answers its read RPCs through a Queries over its own
+// store (under its lock); `resweep ... --db FILE` builds one over a read-only store,
+// so offline reads never construct the scheduler and never write.
+//
+// Not thread-safe: the owner serialises calls (as for the Store it reads).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "coordinator/results.h"
+#include "coordinator/store.h"
+
+namespace resweep {
+
+struct SweepView {
+  SweepRecord sweep;
+  RunCountsRecord counts;
+  // active: some run is queued, leased or running (also after a cancel request, while
+  // runs shared with another live sweep go on); cancelled: a cancel was requested and
+  // runs of the sweep were cancelled; done: every run finished.
+  std::string state;
+  SweepProgressRecord progress;
+  double eta_seconds = -1;  // < 0: unknown or not applicable
+};
+
+struct RunView {
+  SweepRunRecord link;
+  RunRecord run;
+};
+
+struct ResultsView {
+  SweepView sweep;
+  int last_k = 0;
+  std::vector<CellSummary> cells;
+};
+
+struct RunDetailView {
+  RunRecord run;
+  std::vector<SweepRunRecord> links;  // oldest sweep first
+  std::vector<AttemptRecord> attempts;
+  std::vector<EpochRecord> epochs;
+};
+
+struct WorkerView {
+  WorkerRecord worker;
+  std::vector<std::string> runs_held;
+  double heartbeat_age_seconds = 0;
+  std::string state;  // alive | silent | gone
+};
+
+// A sweep's state from its run counts and whether a cancel was requested.
+std::string SweepStateName(const RunCountsRecord& counts, bool cancel_requested);
+
+// Seconds until a sweep's remaining epochs are done at the observed epoch time, with
+// as many runs in parallel as run now (at least one); < 0 when nothing was observed
+// yet or nothing remains.
+double EstimateSecondsLeft(const SweepProgressRecord& progress, const RunCountsRecord& counts);
+
+class Queries {
+ public:
+  // `store` and `clock` must outlive this object. `lease_ms` sets when a worker counts
+  // as silent (no contact within a lease) and gone (within ten).
+  Queries(Store* store, const Clock* clock, int64_t lease_ms);
+
+  // `sweep` is an id, a unique id prefix, or a name (the newest live sweep of that
+  // name, else the newest archived one). An ambiguous prefix is INVALID_ARGUMENT
+  // listing the candidates.
+  StatusOr<SweepRecord> ResolveSweep(const std::string& sweep);
+  // `run` is a run id or a unique prefix of one.
+  StatusOr<std::string> ResolveRunId(const std::string& run);
+
+  StatusOr<SweepView> View(const SweepRecord& sweep);
+  StatusOr<SweepView> GetSweep(const std::string& sweep);
+  StatusOr<std::vector<SweepView>> ListSweeps(bool include_archived);
+  StatusOr<std::vector<RunView>> ListRuns(const std::string& sweep, const std::string& state);
+  // last_k <= 0 uses the sweep's own setting.
+  StatusOr<ResultsView> Results(const std::string& sweep, int last_k);
+  StatusOr<RunDetailView> GetRun(const std::string& run);
+  StatusOr<std::vector<WorkerView>> ListWorkers(bool include_gone);
+
+ private:
+  Store* const store_;
+  const Clock* const clock_;
+  const int64_t lease_ms_;
+};
+
+}  // namespace resweep
