@@ -3,7 +3,7 @@
 #include "common/reference_results.h"
 #include "common/stats.h"
 #include "coordinator/results.h"
-#include "coordinator/results_format.h"
+#include "cli/format.h"
 
 namespace resweep {
 namespace {

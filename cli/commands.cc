@@ -1,0 +1,537 @@
+#include "cli/commands.h"
+
+#include <grpc/support/log.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+
+#include "cli/client.h"
+#include "cli/diagnose.h"
+#include "cli/format.h"
+#include "common/channel.h"
+#include "common/sweep_spec.h"
+#include "common/version.h"
+
+namespace resweep {
+
+namespace {
+
+enum ExitCode {
+  kExitOk = 0,
+  kExitFailed = 1,
+  kExitUsage = 2,
+  kExitWaitFailedRuns = 3,
+  kExitWaitLimit = 4,
+  kExitUnreachable = 5,
+  kExitInterrupted = 130,
+};
+
+using Stub = v1::Coordinator::Stub;
+
+// gRPC's own log lines (e.g. a TLS handshake failure) are noise next to the
+// explanation the CLI prints; --verbose lets them through.
+void QuietGrpcLog(gpr_log_func_args*) {}
+
+bool IsConnectionProblem(const Status& st) {
+  return st.code() == StatusCode::kUnavailable || st.code() == StatusCode::kDeadlineExceeded;
+}
+
+// Prints why `what` failed and returns the exit code. `client` (null for --db) lets a
+// connection problem be diagnosed: nothing listening, TLS on one side only, a
+// certificate from the wrong CA.
+int Fail(const std::string& what, const Status& st, const Client* client = nullptr) {
+  if (client && IsConnectionProblem(st)) {
+    const std::string diagnosis = DiagnoseConnection(client->address(), client->security());
+    if (!diagnosis.empty()) {
+      std::cerr << "resweep " << what << ": " << diagnosis << "\n";
+      return kExitUnreachable;
+    }
+    std::cerr << "resweep " << what << ": " << st.ToString() << "\n";
+    if (st.code() == StatusCode::kDeadlineExceeded) {
+      std::cerr << "(no answer from " << client->address() << " within "
+                << client->timeout_seconds() << " s; raise --timeout for slow calls)\n";
+    }
+    return kExitUnreachable;
+  }
+  // A bad file's or argument's error is its own message; refusals name their code.
+  const bool plain = st.code() == StatusCode::kInvalidArgument ||
+                     st.code() == StatusCode::kNotFound ||
+                     st.code() == StatusCode::kFailedPrecondition;
+  std::cerr << "resweep " << what << ": " << (plain ? st.message() : st.ToString()) << "\n";
+  return st.code() == StatusCode::kInvalidArgument ? kExitUsage : kExitFailed;
+}
+
+StatusOr<std::string> ReadSweepFile(const std::string& path) {
+  auto spec_limits = SpecLimits();
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return NotFoundError(path + ": cannot open (no such file, or not readable)");
+  std::ostringstream text;
+  text << in.rdbuf();
+  // The coordinator refuses larger files too; this saves sending one.
+  if (static_cast<int64_t>(text.str().size()) > spec_limits.max_bytes * 8) {
+    return InvalidArgumentError(path + ": " + std::to_string(text.str().size()) +
+                                " bytes is far beyond any sweep file");
+  }
+  return text.str();
+}
+
+std::atomic<bool> g_interrupted{false};
+void OnInterrupt(int) { g_interrupted = true; }
+
+struct Options {
+  std::string address = DefaultCoordinatorAddress();
+  double timeout = 30;
+  bool verbose = false;
+  ClientSecurityFlags security;
+  std::string format = "table";
+  std::string db;
+  std::string sweep;
+  std::string state;
+  std::string file;
+  std::string run;
+  std::vector<std::string> run_ids;
+  bool dry_run = false, new_version = false, all = false, force = false;
+  bool failed = false, cancelled = false, restart = false;
+  int last_k = 0;
+  double wait_limit = 0, poll = 2;
+  std::string shell;
+};
+
+// Where reads go: the database file with --db, else the coordinator.
+class Reads {
+ public:
+  Reads(const Options& o, Client* client) : db_(o.db), client_(client) {}
+  // Returns the exit code of a failure, or 0 with *api set.
+  int Open(const std::string& what, ReadApi** api) {
+    if (db_.empty()) {
+      remote_ = MakeRemoteReadApi(client_);
+      *api = remote_.get();
+      return 0;
+    }
+    auto offline = OpenOfflineReadApi(db_);
+    if (!offline.ok()) return Fail(what, offline.status());
+    offline_ = std::move(*offline);
+    *api = offline_.get();
+    return 0;
+  }
+  const Client* client() const { return db_.empty() ? client_ : nullptr; }
+
+ private:
+  std::string db_;
+  Client* client_;
+  std::unique_ptr<ReadApi> remote_, offline_;
+};
+
+int Print(const std::string& what, const StatusOr<std::string>& text) {
+  if (!text.ok()) return Fail(what, text.status());
+  std::cout << *text;
+  return kExitOk;
+}
+
+int Submit(const Options& o, Client* client) {
+  auto text = ReadSweepFile(o.file);
+  if (!text.ok()) return Fail("submit", text.status());
+  v1::SubmitSweepRequest req;
+  req.set_spec_yaml(*text);
+  req.set_source_name(o.file);
+  req.set_dry_run(o.dry_run);
+  req.set_allow_name_reuse(o.new_version);
+  v1::SubmitSweepResponse resp;
+  Status st = client->Call(&Stub::SubmitSweep, req, &resp);
+  if (!st.ok() && o.dry_run && IsConnectionProblem(st)) {
+    // No coordinator to ask for its limits: validate here with the defaults.
+    const std::string why = DiagnoseConnection(client->address(), client->security());
+    auto spec = ParseSweepSpec(*text, o.file);
+    if (!spec.ok()) return Fail("submit", spec.status());
+    std::cerr << "note: no coordinator answered (" << (why.empty() ? st.ToString() : why)
+              << "); validated locally with the default limit of "
+              << SpecLimits().max_runs << " runs per sweep\n";
+    for (const auto& w : spec->warnings) std::cerr << "warning: " << w << "\n";
+    std::cout << "sweep " << spec->name << " (" << spec->sweep_id << "): " << spec->runs.size()
+              << " runs\n";
+    for (const auto& r : spec->runs) {
+      std::cout << "  " << r.run_id << "  " << r.cell_label << "  seed " << r.seed << "\n";
+    }
+    return kExitOk;
+  }
+  if (!st.ok()) {
+    if (st.code() == StatusCode::kDeadlineExceeded && !o.dry_run) {
+      std::cerr << "resweep submit: no answer from " << client->address() << " within "
+                << o.timeout << " s. The sweep may have been queued anyway: check with `resweep "
+                << "status`. Submitting the same file again is safe (a resubmission queues "
+                   "nothing twice).\n";
+      return kExitUnreachable;
+    }
+    return Fail("submit", st, client);
+  }
+  for (const auto& w : resp.warnings()) std::cerr << "warning: " << w << "\n";
+  if (!resp.name_reused_by().empty()) {
+    std::cerr << "warning: another sweep is named '" << resp.name() << "' ("
+              << resp.name_reused_by() << "); the name now means "
+              << (o.dry_run ? "the newest" : resp.sweep_id()) << " (use ids to tell them apart)\n";
+  }
+  if (o.dry_run) {
+    std::cout << "sweep " << resp.name() << " (" << resp.sweep_id() << "): " << resp.runs_total()
+              << " runs (this coordinator allows " << resp.max_runs_per_sweep()
+              << " per sweep)" << (resp.already_existed() ? "; already submitted" : "") << "\n";
+    for (const auto& r : resp.runs()) {
+      std::cout << "  " << r.run_id() << "  " << r.cell_label() << "  seed " << r.seed() << "\n";
+    }
+    return kExitOk;
+  }
+  std::cout << resp.sweep_id() << "\n";
+  std::cerr << "sweep " << resp.name() << ": " << resp.runs_total() << " runs, " << resp.runs_new()
+            << " newly queued"
+            << (resp.already_existed() ? " (already submitted: nothing new queued)" : "") << "\n";
+  return kExitOk;
+}
+
+int StatusCommand(const Options& o, Client* client) {
+  Reads reads(o, client);
+  ReadApi* api = nullptr;
+  if (int rc = reads.Open("status", &api)) return rc;
+  v1::ListSweepsResponse sweeps;
+  if (o.sweep.empty()) {
+    v1::ListSweepsRequest req;
+    req.set_include_archived(o.all);
+    if (Status st = api->ListSweeps(req, &sweeps); !st.ok()) {
+      return Fail("status", st, reads.client());
+    }
+    return Print("status", FormatSweeps(sweeps, nullptr, o.format));
+  }
+  v1::GetSweepRequest req;
+  req.set_sweep_id(o.sweep);
+  v1::GetSweepResponse resp;
+  if (Status st = api->GetSweep(req, &resp); !st.ok()) return Fail("status", st, reads.client());
+  *sweeps.add_sweeps() = resp.sweep();
+  v1::ListRunsResponse active;
+  for (const char* state : {"leased", "running"}) {
+    v1::ListRunsRequest runs_req;
+    runs_req.set_sweep_id(resp.sweep().sweep_id());
+    runs_req.set_state(state);
+    v1::ListRunsResponse runs;
+    if (Status st = api->ListRuns(runs_req, &runs); !st.ok()) {
+      return Fail("status", st, reads.client());
+    }
+    for (const auto& r : runs.runs()) *active.add_runs() = r;
+  }
+  return Print("status", FormatSweeps(sweeps, &active, o.format));
+}
+
+int Runs(const Options& o, Client* client) {
+  Reads reads(o, client);
+  ReadApi* api = nullptr;
+  if (int rc = reads.Open("runs", &api)) return rc;
+  v1::ListRunsRequest req;
+  req.set_sweep_id(o.sweep);
+  req.set_state(o.state);
+  v1::ListRunsResponse resp;
+  if (Status st = api->ListRuns(req, &resp); !st.ok()) return Fail("runs", st, reads.client());
+  return Print("runs", FormatRuns(resp, o.format));
+}
+
+int Results(const Options& o, Client* client) {
+  Reads reads(o, client);
+  ReadApi* api = nullptr;
+  if (int rc = reads.Open("results", &api)) return rc;
+  v1::GetResultsRequest req;
+  req.set_sweep_id(o.sweep);
+  req.set_last_k(o.last_k);
+  v1::GetResultsResponse resp;
+  if (Status st = api->GetResults(req, &resp); !st.ok()) {
+    return Fail("results", st, reads.client());
+  }
+  return Print("results", FormatResults(resp, o.format));
+}
+
+int Workers(const Options& o, Client* client) {
+  Reads reads(o, client);
+  ReadApi* api = nullptr;
+  if (int rc = reads.Open("workers", &api)) return rc;
+  v1::ListWorkersRequest req;
+  req.set_include_gone(o.all);
+  v1::ListWorkersResponse resp;
+  if (Status st = api->ListWorkers(req, &resp); !st.ok()) {
+    return Fail("workers", st, reads.client());
+  }
+  return Print("workers", FormatWorkers(resp, o.format));
+}
+
+int RunCommand(const Options& o, Client* client) {
+  Reads reads(o, client);
+  ReadApi* api = nullptr;
+  if (int rc = reads.Open("run", &api)) return rc;
+  v1::GetRunRequest req;
+  req.set_run_id(o.run);
+  v1::GetRunResponse resp;
+  if (Status st = api->GetRun(req, &resp); !st.ok()) return Fail("run", st, reads.client());
+  return Print("run", FormatRun(resp, o.format));
+}
+
+int Cancel(const Options& o, Client* client) {
+  v1::CancelSweepRequest req;
+  req.set_sweep_id(o.sweep);
+  v1::CancelSweepResponse resp;
+  if (Status st = client->Call(&Stub::CancelSweep, req, &resp); !st.ok()) {
+    return Fail("cancel", st, client);
+  }
+  std::cout << resp.message() << "\n";
+  return kExitOk;
+}
+
+int Retry(const Options& o, Client* client) {
+  v1::RetryRunsRequest req;
+  req.set_sweep_id(o.sweep);
+  req.set_failed(o.failed);
+  req.set_cancelled(o.cancelled);
+  req.set_restart(o.restart);
+  for (const auto& id : o.run_ids) req.add_run_ids(id);
+  v1::RetryRunsResponse resp;
+  if (Status st = client->Call(&Stub::RetryRuns, req, &resp); !st.ok()) {
+    return Fail("retry", st, client);
+  }
+  for (const auto& s : resp.skipped()) std::cerr << "skipped " << s << "\n";
+  if (resp.runs_queued() == 0) {
+    std::cout << "nothing to retry in " << resp.sweep_id() << " (no "
+              << (o.run_ids.empty() ? (o.cancelled && !o.failed ? "cancelled" : "failed")
+                                    : "finished, unsuccessful")
+              << " runs selected)\n";
+    return kExitOk;
+  }
+  std::cout << "queued " << resp.runs_queued() << " run(s) of " << resp.sweep_id()
+            << " again with a fresh attempt budget"
+            << (o.restart ? ", from epoch 0" : ", each from its newest checkpoint") << "\n";
+  return kExitOk;
+}
+
+int Delete(const Options& o, Client* client) {
+  v1::DeleteSweepRequest req;
+  req.set_sweep_id(o.sweep);
+  req.set_force(o.force);
+  v1::DeleteSweepResponse resp;
+  if (Status st = client->Call(&Stub::DeleteSweep, req, &resp); !st.ok()) {
+    return Fail("delete", st, client);
+  }
+  std::cout << "deleted sweep " << resp.sweep_id() << " (hidden from status; its results stay "
+            << "readable by id): " << resp.runs_cancelled() << " run(s) cancelled, "
+            << resp.runs_kept() << " kept for other sweeps, " << resp.checkpoints_removed()
+            << " checkpoint(s) removed\n";
+  return kExitOk;
+}
+
+int Wait(const Options& o, Client* client) {
+  Reads reads(o, client);
+  ReadApi* api = nullptr;
+  if (int rc = reads.Open("wait", &api)) return rc;
+  std::signal(SIGINT, OnInterrupt);
+  const auto start = std::chrono::steady_clock::now();
+  std::string sweep_id = o.sweep;
+  while (true) {
+    v1::GetSweepRequest req;
+    req.set_sweep_id(sweep_id);
+    v1::GetSweepResponse resp;
+    Status st = api->GetSweep(req, &resp);
+    if (!st.ok()) return Fail("wait", st, reads.client());
+    const auto& s = resp.sweep();
+    sweep_id = s.sweep_id();
+    const auto& c = s.counts();
+    const double elapsed =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::string epochs;
+    if (s.epochs_total() > 0) {
+      epochs = ", epochs " + std::to_string(s.epochs_done()) + "/" +
+               std::to_string(s.epochs_total());
+    }
+    std::string eta;
+    if (s.state() == "active") {
+      eta = ", ETA " + (s.eta_seconds() >= 0 ? FormatDuration(s.eta_seconds()) : "unknown yet");
+    }
+    std::fprintf(stderr,
+                 "[%6.0fs] %s: %d/%d runs done (%d succeeded, %d failed, %d cancelled), %d "
+                 "running, %d queued%s%s\n",
+                 elapsed, s.name().c_str(), c.succeeded() + c.failed() + c.cancelled(), c.total(),
+                 c.succeeded(), c.failed(), c.cancelled(), c.running() + c.leased(), c.queued(),
+                 epochs.c_str(), eta.c_str());
+    if (s.state() != "active") return c.failed() ? kExitWaitFailedRuns : kExitOk;
+    if (o.wait_limit > 0 && elapsed > o.wait_limit) {
+      std::cerr << "resweep wait: gave up after " << o.wait_limit << " s; the sweep goes on\n";
+      return kExitWaitLimit;
+    }
+    const auto until = std::chrono::steady_clock::now() +
+                       std::chrono::milliseconds(static_cast<int64_t>(o.poll * 1000));
+    while (std::chrono::steady_clock::now() < until && !g_interrupted) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    if (g_interrupted) {
+      std::cerr << "\nstopped waiting. The sweep goes on: `resweep status " << sweep_id
+                << "` shows it, `resweep wait " << sweep_id << "` waits again, `resweep cancel "
+                << sweep_id << "` stops it.\n";
+      return kExitInterrupted;
+    }
+  }
+}
+
+const char* const kCommands[] = {"submit",  "status",  "runs", "run",  "results",   "wait",
+                                  "workers", "cancel", "retry", "delete", "completion"};
+
+}  // namespace
+
+int RunCli(int argc, char** argv) {
+  CLI::App app{
+      "resweep: repeated-seed training sweeps. Submit a sweep file, watch it, read mean "
+      "and spread per grid cell.\nExit codes: 0 ok, 1 refused or failed, 2 bad usage or input, "
+      "3 wait: runs failed, 4 wait: --limit reached, 5 coordinator unreachable, 130 wait "
+      "interrupted."};
+  app.require_subcommand(0, 1);
+  app.fallthrough();  // global options also after the command: `resweep status -c host`
+  app.set_version_flag("--version", std::string("resweep ") + ResweepVersion());
+  Options o;
+  app.add_option("--coordinator,-c", o.address,
+                 "coordinator host[:port] (port 50051 when omitted) [$RESWEEP_COORDINATOR]")
+      ->capture_default_str();
+  app.add_option("--timeout", o.timeout, "seconds to wait for each call")->capture_default_str();
+  app.add_flag("--verbose", o.verbose, "also print gRPC's own log lines");
+  app.add_option("--tls-ca", o.security.tls_ca_file,
+                 "connect with TLS, trusting this CA (PEM) [$RESWEEP_TLS_CA]");
+  app.add_option("--tls-cert", o.security.tls_cert_file,
+                 "client certificate for mutual TLS (PEM) [$RESWEEP_TLS_CERT]");
+  app.add_option("--tls-key", o.security.tls_key_file, "its private key (PEM) [$RESWEEP_TLS_KEY]");
+  app.add_option("--token-file", o.security.token_file,
+                 "file holding your admin or read token [$RESWEEP_TOKEN_FILE, or $RESWEEP_TOKEN]");
+
+  auto add_format = [&](CLI::App* cmd, std::vector<std::string> formats) {
+    std::string names;
+    for (const auto& f : formats) names += (names.empty() ? "" : " | ") + f;
+    cmd->add_option("--format,-f", o.format, names)->capture_default_str()->check(
+        CLI::IsMember(formats));
+  };
+  auto add_db = [&](CLI::App* cmd) {
+    cmd->add_option("--db", o.db, "read this database file directly (no coordinator needed)");
+  };
+
+  auto* submit = app.add_subcommand("submit", "validate a sweep file and queue its runs");
+  submit->add_option("file", o.file, "sweep YAML")->required();
+  submit->add_flag("--dry-run", o.dry_run,
+                   "validate with the coordinator's limits and list the runs; queue nothing");
+  submit->add_flag("--new-version", o.new_version,
+                   "submit although a different sweep already has this name");
+
+  auto* status = app.add_subcommand("status", "sweeps with run counts, epoch progress and ETA");
+  status->add_option("sweep", o.sweep, "sweep id, id prefix or name (default: all sweeps)");
+  status->add_flag("--all", o.all, "include deleted sweeps");
+  add_format(status, {"table", "json"});
+  add_db(status);
+
+  auto* runs = app.add_subcommand("runs", "one line per run of a sweep");
+  runs->add_option("sweep", o.sweep, "sweep id, id prefix or name")->required();
+  runs->add_option("--state", o.state,
+                   "only runs in this state (queued, leased, running, succeeded, failed, "
+                   "cancelled)");
+  add_format(runs, {"table", "json"});
+  add_db(runs);
+
+  auto* run = app.add_subcommand("run", "one run: config, every attempt, per-epoch history");
+  run->add_option("run", o.run, "run id or unique prefix")->required();
+  add_format(run, {"table", "json"});
+  add_db(run);
+
+  auto* results = app.add_subcommand("results", "mean / std / n of test error per grid cell");
+  results->add_option("sweep", o.sweep, "sweep id, id prefix or name")->required();
+  add_format(results, {"table", "markdown", "csv", "json"});
+  results->add_option("--last-k", o.last_k, "average the last K epochs (default: the sweep's)")
+      ->check(CLI::Range(0, 1000));
+  add_db(results);
+
+  auto* wait = app.add_subcommand("wait", "show progress until the sweep is done");
+  wait->add_option("sweep", o.sweep, "sweep id, id prefix or name")->required();
+  wait->add_option("--limit", o.wait_limit, "give up after this many seconds (0: never)");
+  wait->add_option("--poll", o.poll, "seconds between progress lines")
+      ->capture_default_str()
+      ->check(CLI::Range(0.05, 3600.0));
+  add_db(wait);
+
+  auto* workers = app.add_subcommand("workers", "workers: devices, slots, runs held, last seen");
+  workers->add_flag("--all", o.all, "include workers gone for longer than ten leases");
+  add_format(workers, {"table", "json"});
+  add_db(workers);
+
+  auto* cancel = app.add_subcommand("cancel", "cancel a sweep's queued and running runs");
+  cancel->add_option("sweep", o.sweep, "sweep id, id prefix or name")->required();
+
+  auto* retry = app.add_subcommand(
+      "retry", "queue failed (or cancelled, or named) runs again with fresh attempts");
+  retry->add_option("sweep", o.sweep, "sweep id, id prefix or name")->required();
+  retry->add_option("runs", o.run_ids, "run ids or prefixes (default: every failed run)");
+  retry->add_flag("--failed", o.failed, "every failed run (the default without run ids)");
+  retry->add_flag("--cancelled", o.cancelled, "every cancelled run");
+  retry->add_flag("--restart", o.restart, "start from epoch 0, not from the newest checkpoint");
+
+  auto* del = app.add_subcommand(
+      "delete", "archive a sweep: hidden from status, results kept, checkpoints of its failed "
+                "and cancelled runs removed");
+  del->add_option("sweep", o.sweep, "sweep id, id prefix or name")->required();
+  del->add_flag("--force", o.force, "also when runs are still queued or running (cancels them)");
+
+  auto* completion = app.add_subcommand("completion", "print a shell completion script");
+  completion->add_option("shell", o.shell, "bash | zsh")
+      ->required()
+      ->check(CLI::IsMember({"bash", "zsh"}));
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ExtrasError& e) {
+    if (app.get_subcommands().empty() && argc > 1) {
+      // The first word that is not an option: what the user meant as a command.
+      std::string word;
+      for (const auto& extra : app.remaining()) {
+        if (!extra.empty() && extra[0] != '-') {
+          word = extra;
+          break;
+        }
+      }
+      std::string names;
+      for (const char* c : kCommands) names += (names.empty() ? "" : ", ") + std::string(c);
+      std::cerr << "resweep: unknown command '" << word << "' (commands: " << names
+                << "; resweep --help)\n";
+      return kExitUsage;
+    }
+    return app.exit(e) == 0 ? kExitOk : kExitUsage;
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? kExitOk : kExitUsage;
+  }
+  if (app.get_subcommands().empty()) {
+    std::cerr << app.help();
+    return kExitUsage;
+  }
+  if (*completion) {
+    std::cout << (o.shell == "bash" ? BashCompletion() : ZshCompletion());
+    return kExitOk;
+  }
+  if (!o.verbose) gpr_set_log_function(QuietGrpcLog);
+
+  auto security = LoadClientSecurity(o.security);
+  if (!security.ok()) return Fail("options", security.status());
+  Client client(o.address, o.timeout, std::move(*security));
+
+  if (*submit) return Submit(o, &client);
+  if (*status) return StatusCommand(o, &client);
+  if (*runs) return Runs(o, &client);
+  if (*run) return RunCommand(o, &client);
+  if (*results) return Results(o, &client);
+  if (*wait) return Wait(o, &client);
+  if (*workers) return Workers(o, &client);
+  if (*cancel) return Cancel(o, &client);
+  if (*retry) return Retry(o, &client);
+  if (*del) return Delete(o, &client);
+  return kExitUsage;
+}
+
+}  // namespace resweep

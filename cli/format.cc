@@ -1,0 +1,488 @@
+#include "cli/format.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <ctime>
+#include <sstream>
+#include <vector>
+
+#include "common/stats.h"
+
+namespace resweep {
+
+namespace {
+
+std::string Percent(double fraction) {
+  if (fraction < 0) return "-";
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.2f", fraction * 100.0);
+  return buf;
+}
+
+std::string MeanStd(const v1::Stat& s) {
+  if (s.n() == 0) return "-";
+  if (s.n() == 1) return Percent(s.mean());
+  return Percent(s.mean()) + " ± " + Percent(s.std());
+}
+
+std::string Fixed(double v, const char* fmt) {
+  char buf[48];
+  std::snprintf(buf, sizeof(buf), fmt, v);
+  return buf;
+}
+
+Summary FromProto(const v1::Stat& s) {
+  Summary out;
+  out.n = s.n();
+  out.mean = s.mean();
+  out.std = s.std();
+  out.min = s.min();
+  out.max = s.max();
+  return out;
+}
+
+// Display width of UTF-8 text (counts code points; "±" is one column).
+size_t Width(const std::string& s) {
+  size_t w = 0;
+  for (unsigned char c : s) w += (c & 0xc0) != 0x80;
+  return w;
+}
+
+std::string Pad(const std::string& s, size_t width, bool right) {
+  const size_t w = Width(s);
+  if (w >= width) return s;
+  return right ? std::string(width - w, ' ') + s : s + std::string(width - w, ' ');
+}
+
+// Index of the cell with the lowest mean last-K error (with at least one run).
+int BestCell(const v1::GetResultsResponse& r) {
+  int best = -1;
+  for (int i = 0; i < r.cells_size(); ++i) {
+    const auto& s = r.cells(i).last_k_test_error();
+    if (s.n() == 0) continue;
+    if (best < 0 || s.mean() < r.cells(best).last_k_test_error().mean()) best = i;
+  }
+  return best;
+}
+
+std::string PValueVersusBest(const v1::GetResultsResponse& r, int i, int best) {
+  if (best < 0 || i == best) return best == i ? "best" : "-";
+  const double p = WelchTTestPValue(FromProto(r.cells(i).last_k_test_error()),
+                                    FromProto(r.cells(best).last_k_test_error()));
+  if (p < 0) return "-";
+  return p < 0.001 ? "<0.001" : Fixed(p, "%.3f");
+}
+
+double PValue(const v1::GetResultsResponse& r, int i, int best) {
+  if (best < 0 || i == best) return -1;
+  return WelchTTestPValue(FromProto(r.cells(i).last_k_test_error()),
+                          FromProto(r.cells(best).last_k_test_error()));
+}
+
+using nlohmann::json;
+
+// A fraction or count that may not exist: null when `present` is false.
+json Maybe(bool present, double value) { return present ? json(value) : json(nullptr); }
+
+json StatJson(const v1::Stat& s) {
+  const bool any = s.n() > 0;
+  return json{{"n", s.n()},
+              {"mean", Maybe(any, s.mean())},
+              {"std", Maybe(s.n() > 1, s.std())},
+              {"min", Maybe(any, s.min())},
+              {"max", Maybe(any, s.max())}};
+}
+
+json CountsJson(const v1::RunCounts& c) {
+  return json{{"queued", c.queued()},       {"leased", c.leased()},
+              {"running", c.running()},     {"succeeded", c.succeeded()},
+              {"failed", c.failed()},       {"cancelled", c.cancelled()},
+              {"total", c.total()}};
+}
+
+json SweepJson(const v1::SweepSummary& s) {
+  return json{{"sweep_id", s.sweep_id()},
+              {"name", s.name()},
+              {"state", s.state()},
+              {"cancel_requested", s.cancel_requested()},
+              {"archived", s.archived()},
+              {"created_unix_ms", s.created_unix_ms()},
+              {"counts", CountsJson(s.counts())},
+              {"last_k", s.last_k()},
+              {"epochs_done", s.epochs_done()},
+              {"epochs_total", s.epochs_total()},
+              {"mean_epoch_seconds", Maybe(s.mean_epoch_seconds() > 0, s.mean_epoch_seconds())},
+              {"eta_seconds", Maybe(s.eta_seconds() >= 0, s.eta_seconds())}};
+}
+
+json RunJson(const v1::RunInfo& r) {
+  return json{{"run_id", r.run_id()},
+              {"sweep_id", r.sweep_id()},
+              {"cell", r.cell_label()},
+              {"seed", r.seed()},
+              {"state", r.state()},
+              {"attempt", r.attempt()},
+              {"worker_id", r.worker_id().empty() ? json(nullptr) : json(r.worker_id())},
+              {"epoch", r.epoch()},
+              {"epochs_total", r.epochs_total()},
+              {"last_test_error", Maybe(r.last_test_error() >= 0, r.last_test_error())},
+              {"error", r.error().empty() ? json(nullptr) : json(r.error())},
+              {"param_count", Maybe(r.param_count() > 0, static_cast<double>(r.param_count()))},
+              {"checkpoint_epoch", r.checkpoint_epoch()}};
+}
+
+std::string Dump(const json& j) { return j.dump(2) + "\n"; }
+
+std::string Table(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> widths(rows.empty() ? 0 : rows[0].size(), 0);
+  for (const auto& row : rows) {
+    for (size_t j = 0; j < row.size(); ++j) widths[j] = std::max(widths[j], Width(row[j]));
+  }
+  std::ostringstream out;
+  for (const auto& row : rows) {
+    for (size_t j = 0; j < row.size(); ++j) {
+      out << (j ? "  " : "") << (j + 1 == row.size() ? row[j] : Pad(row[j], widths[j], false));
+    }
+    out << "\n";
+  }
+  return out.str();
+}
+
+std::string Timestamp(int64_t unix_ms) {
+  if (unix_ms <= 0) return "-";
+  const std::time_t t = static_cast<std::time_t>(unix_ms / 1000);
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm);
+  return buf;
+}
+
+Status CheckFormat(const std::string& format, std::initializer_list<const char*> allowed) {
+  std::string names;
+  for (const char* a : allowed) {
+    if (format == a) return Status::Ok();
+    names += (names.empty() ? "" : ", ") + std::string(a);
+  }
+  return InvalidArgumentError("unknown format '" + format + "' (" + names + ")");
+}
+
+}  // namespace
+
+std::string FormatDuration(double seconds) {
+  if (seconds < 0) return "?";
+  if (seconds < 90) return Fixed(seconds, "%.0f s");
+  if (seconds < 90 * 60) return Fixed(seconds / 60, "%.0f min");
+  if (seconds < 36 * 3600) return Fixed(seconds / 3600, "%.1f h");
+  return Fixed(seconds / 86400, "%.1f d");
+}
+
+StatusOr<std::string> FormatResults(const v1::GetResultsResponse& r, const std::string& format) {
+  const std::string k = std::to_string(r.last_k());
+  const int best = BestCell(r);
+  if (format == "json") {
+    json cells = json::array();
+    for (int i = 0; i < r.cells_size(); ++i) {
+      const auto& c = r.cells(i);
+      const double p = PValue(r, i, best);
+      cells.push_back(json{
+          {"cell", c.cell_label()},
+          {"params", json(std::map<std::string, std::string>(c.params().begin(), c.params().end()))},
+          {"runs_total", c.runs_total()},
+          {"runs_succeeded", c.runs_succeeded()},
+          {"final_test_error", StatJson(c.final_test_error())},
+          {"last_k_test_error", StatJson(c.last_k_test_error())},
+          {"is_best", i == best},
+          {"p_vs_best", Maybe(p >= 0, p)},
+          {"param_count", Maybe(c.mean_param_count() > 0, c.mean_param_count())},
+          {"dataset", c.dataset()},
+          {"block", c.block()},
+          {"layers", c.layers()},
+          {"shortcut", c.shortcut()},
+          {"paper_test_error", Maybe(c.paper_test_error() >= 0, c.paper_test_error())},
+          {"source_test_error", Maybe(c.source_test_error() >= 0, c.source_test_error())}});
+    }
+    return Dump(json{{"sweep", SweepJson(r.sweep())},
+                     {"last_k", r.last_k()},
+                     {"error_unit", "fraction"},
+                     {"p_vs_best_test", "Welch two-sided t-test of last-K test errors"},
+                     {"cells", cells}});
+  }
+  if (format == "csv") {
+    std::ostringstream out;
+    // Error columns are fractions (0..1): the _frac suffix says so.
+    out << "cell,runs_succeeded,runs_total,final_n,final_mean_frac,final_std_frac,"
+           "final_min_frac,final_max_frac,lastk_k,lastk_n,lastk_mean_frac,lastk_std_frac,"
+           "lastk_min_frac,lastk_max_frac,p_vs_best,params,paper_error_frac,"
+           "source_error_frac\n";
+    for (int i = 0; i < r.cells_size(); ++i) {
+      const auto& c = r.cells(i);
+      const auto& f = c.final_test_error();
+      const auto& l = c.last_k_test_error();
+      auto num = [](bool present, double v) { return present ? Fixed(v, "%.6f") : ""; };
+      const double p = PValue(r, i, best);
+      out << '"' << c.cell_label() << "\"," << c.runs_succeeded() << ',' << c.runs_total() << ','
+          << f.n() << ',' << num(f.n() > 0, f.mean()) << ',' << num(f.n() > 1, f.std()) << ','
+          << num(f.n() > 0, f.min()) << ',' << num(f.n() > 0, f.max()) << ',' << k << ',' << l.n()
+          << ',' << num(l.n() > 0, l.mean()) << ',' << num(l.n() > 1, l.std()) << ','
+          << num(l.n() > 0, l.min()) << ',' << num(l.n() > 0, l.max()) << ','
+          << (p >= 0 ? Fixed(p, "%.6g") : (i == best ? "best" : "")) << ','
+          << (c.mean_param_count() > 0 ? Fixed(c.mean_param_count(), "%.0f") : "") << ','
+          << (c.paper_test_error() < 0 ? "" : Fixed(c.paper_test_error(), "%.4f")) << ','
+          << (c.source_test_error() < 0 ? "" : Fixed(c.source_test_error(), "%.6f")) << '\n';
+    }
+    return out.str();
+  }
+  if (format != "table" && format != "markdown") {
+    return InvalidArgumentError("unknown format '" + format + "' (table, markdown, csv, json)");
+  }
+
+  const std::vector<std::string> header = {
+      "cell",      "n",      "final err % (mean ± std)",
+      "min",       "max",    "last-" + k + " err % (mean ± std)",
+      "p vs best", "params", "paper %",
+      "2016 run %"};
+  std::vector<std::vector<std::string>> rows;
+  for (int i = 0; i < r.cells_size(); ++i) {
+    const auto& c = r.cells(i);
+    const auto& f = c.final_test_error();
+    rows.push_back({c.cell_label(),
+                    std::to_string(c.runs_succeeded()) + "/" + std::to_string(c.runs_total()),
+                    MeanStd(f), f.n() ? Percent(f.min()) : "-", f.n() ? Percent(f.max()) : "-",
+                    MeanStd(c.last_k_test_error()), PValueVersusBest(r, i, best),
+                    c.mean_param_count() > 0 ? Fixed(c.mean_param_count() / 1e6, "%.3fM") : "-",
+                    Percent(c.paper_test_error()), Percent(c.source_test_error())});
+  }
+  std::vector<size_t> widths(header.size());
+  for (size_t j = 0; j < header.size(); ++j) {
+    widths[j] = Width(header[j]);
+    for (const auto& row : rows) widths[j] = std::max(widths[j], Width(row[j]));
+  }
+  std::ostringstream out;
+  const auto& s = r.sweep();
+  if (format == "markdown") {
+    out << "### " << s.name() << " (" << s.sweep_id() << ", " << s.state() << ")\n\n";
+    auto line = [&](const std::vector<std::string>& cells) {
+      out << "|";
+      for (size_t j = 0; j < cells.size(); ++j)
+        out << " " << Pad(cells[j], widths[j], j > 0) << " |";
+      out << "\n";
+    };
+    line(header);
+    out << "|";
+    for (size_t j = 0; j < header.size(); ++j) {
+      out << (j == 0 ? ":" : "") << std::string(widths[j] + 1, '-') << (j > 0 ? ":" : "-") << "|";
+    }
+    out << "\n";
+    for (const auto& row : rows) line(row);
+  } else {
+    out << "sweep " << s.name() << " (" << s.sweep_id() << "): " << s.state() << ", "
+        << s.counts().succeeded() << "/" << s.counts().total() << " runs succeeded";
+    if (s.counts().failed()) out << ", " << s.counts().failed() << " failed";
+    out << "\n";
+    auto line = [&](const std::vector<std::string>& cells) {
+      for (size_t j = 0; j < cells.size(); ++j) {
+        out << (j ? "  " : "") << Pad(cells[j], widths[j], j > 0);
+      }
+      out << "\n";
+    };
+    line(header);
+    size_t total = 0;
+    for (size_t w : widths) total += w + 2;
+    out << std::string(total - 2, '-') << "\n";
+    for (const auto& row : rows) line(row);
+  }
+  out << "\nfinal: test error after the last epoch; last-" << k << ": mean of the last " << k
+      << " evaluated epochs per run; std: sample standard deviation across seeds;\n"
+         "p vs best: Welch two-sided t-test of last-"
+      << k << " errors against the best cell (small p: the difference is unlikely noise).\n";
+  return out.str();
+}
+
+StatusOr<std::string> FormatRuns(const v1::ListRunsResponse& runs, const std::string& format) {
+  RESWEEP_RETURN_IF_ERROR(CheckFormat(format, {"table", "json"}));
+  if (format == "json") {
+    json list = json::array();
+    for (const auto& r : runs.runs()) list.push_back(RunJson(r));
+    return Dump(json{{"error_unit", "fraction"}, {"runs", list}});
+  }
+  std::vector<std::vector<std::string>> rows = {
+      {"run", "cell", "seed", "state", "epoch", "attempt", "worker", "test err %", "note"}};
+  for (const auto& r : runs.runs()) {
+    rows.push_back({r.run_id(), r.cell_label(), std::to_string(r.seed()), r.state(),
+                    std::to_string(r.epoch()) + "/" + std::to_string(r.epochs_total()),
+                    std::to_string(r.attempt()), r.worker_id().empty() ? "-" : r.worker_id(),
+                    Percent(r.last_test_error()), r.error()});
+  }
+  return Table(rows);
+}
+
+std::string FormatSweepLine(const v1::SweepSummary& s) {
+  const auto& c = s.counts();
+  std::ostringstream out;
+  out << s.sweep_id() << "  " << s.name() << "  " << s.state();
+  if (s.cancel_requested() && s.state() == "active") out << " (cancel requested)";
+  if (s.archived()) out << " (deleted)";
+  out << "  runs " << c.total() << ": queued " << c.queued() << ", leased " << c.leased()
+      << ", running " << c.running() << ", succeeded " << c.succeeded() << ", failed "
+      << c.failed() << ", cancelled " << c.cancelled();
+  if (s.epochs_total() > 0) {
+    out << "  epochs " << s.epochs_done() << "/" << s.epochs_total() << " ("
+        << Fixed(100.0 * s.epochs_done() / s.epochs_total(), "%.0f") << "%)";
+  }
+  if (s.state() == "active") {
+    out << "  ETA " << (s.eta_seconds() >= 0 ? FormatDuration(s.eta_seconds()) : "unknown yet");
+  }
+  return out.str();
+}
+
+StatusOr<std::string> FormatSweeps(const v1::ListSweepsResponse& sweeps,
+                                   const v1::ListRunsResponse* running, const std::string& format) {
+  RESWEEP_RETURN_IF_ERROR(CheckFormat(format, {"table", "json"}));
+  if (format == "json") {
+    json list = json::array();
+    for (const auto& s : sweeps.sweeps()) {
+      json j = SweepJson(s);
+      if (running) {
+        json active = json::array();
+        for (const auto& r : running->runs()) {
+          if (r.sweep_id() == s.sweep_id()) active.push_back(RunJson(r));
+        }
+        j["active_runs"] = active;
+      }
+      list.push_back(j);
+    }
+    return Dump(json{{"sweeps", list}});
+  }
+  if (sweeps.sweeps_size() == 0) return std::string("no sweeps\n");
+  std::ostringstream out;
+  for (const auto& s : sweeps.sweeps()) {
+    out << FormatSweepLine(s) << "\n";
+    if (!running) continue;
+    for (const auto& r : running->runs()) {
+      if (r.sweep_id() != s.sweep_id()) continue;
+      char line[512];
+      std::snprintf(line, sizeof(line), "  %-40s seed %-3lld %-8s epoch %d/%d on %s",
+                    r.cell_label().c_str(), static_cast<long long>(r.seed()), r.state().c_str(),
+                    r.epoch(), r.epochs_total(), r.worker_id().c_str());
+      out << line << "\n";
+    }
+  }
+  return out.str();
+}
+
+StatusOr<std::string> FormatWorkers(const v1::ListWorkersResponse& workers,
+                                    const std::string& format) {
+  RESWEEP_RETURN_IF_ERROR(CheckFormat(format, {"table", "json"}));
+  if (format == "json") {
+    json list = json::array();
+    for (const auto& w : workers.workers()) {
+      list.push_back(json{{"worker_id", w.worker_id()},
+                          {"name", w.name()},
+                          {"host", w.host()},
+                          {"devices", std::vector<std::string>(w.devices().begin(),
+                                                               w.devices().end())},
+                          {"slots", w.devices_size()},
+                          {"runs_held", std::vector<std::string>(w.runs_held().begin(),
+                                                                 w.runs_held().end())},
+                          {"registered_unix_ms", w.registered_unix_ms()},
+                          {"last_seen_unix_ms", w.last_seen_unix_ms()},
+                          {"heartbeat_age_seconds", w.heartbeat_age_seconds()},
+                          {"state", w.state()}});
+    }
+    return Dump(json{{"workers", list}});
+  }
+  if (workers.workers_size() == 0) return std::string("no workers\n");
+  std::vector<std::vector<std::string>> rows = {
+      {"worker", "host", "state", "last seen", "slots", "devices", "runs held"}};
+  for (const auto& w : workers.workers()) {
+    std::string devices, held;
+    for (const auto& d : w.devices()) devices += (devices.empty() ? "" : ",") + d;
+    for (const auto& r : w.runs_held()) held += (held.empty() ? "" : ",") + r;
+    rows.push_back({w.worker_id(), w.host(), w.state(),
+                    FormatDuration(w.heartbeat_age_seconds()) + " ago",
+                    std::to_string(w.runs_held_size()) + "/" + std::to_string(w.devices_size()),
+                    devices, held.empty() ? "-" : held});
+  }
+  return Table(rows);
+}
+
+StatusOr<std::string> FormatRun(const v1::GetRunResponse& r, const std::string& format) {
+  RESWEEP_RETURN_IF_ERROR(CheckFormat(format, {"table", "json"}));
+  const auto& run = r.run();
+  if (format == "json") {
+    json attempts = json::array();
+    for (const auto& a : r.attempts()) {
+      attempts.push_back(json{{"attempt", a.attempt()},
+                              {"worker_id", a.worker_id()},
+                              {"state", a.state()},
+                              {"started_unix_ms", a.started_unix_ms()},
+                              {"ended_unix_ms", Maybe(a.ended_unix_ms() > 0,
+                                                      static_cast<double>(a.ended_unix_ms()))},
+                              {"reason", a.reason().empty() ? json(nullptr) : json(a.reason())},
+                              {"log_tail", a.log_tail().empty() ? json(nullptr)
+                                                                : json(a.log_tail())}});
+    }
+    json epochs = json::array();
+    for (const auto& e : r.epochs()) {
+      epochs.push_back(json{{"epoch", e.epoch()},
+                            {"train_loss", e.train_loss()},
+                            {"train_error", e.train_error()},
+                            {"test_error", Maybe(e.test_error() >= 0, e.test_error())},
+                            {"test_loss", Maybe(e.test_loss() >= 0, e.test_loss())},
+                            {"lr", e.lr()},
+                            {"seconds", e.seconds()},
+                            {"images_per_sec", e.images_per_sec()}});
+    }
+    json config = json::parse(r.config_json(), nullptr, false);
+    json out = RunJson(run);
+    out["error_unit"] = "fraction";
+    out["config"] = config.is_discarded() ? json(r.config_json()) : config;
+    out["sweep_ids"] = std::vector<std::string>(r.sweep_ids().begin(), r.sweep_ids().end());
+    out["failures"] = r.failures();
+    out["max_attempts"] = r.max_attempts();
+    out["attempts"] = attempts;
+    out["epochs"] = epochs;
+    return Dump(out);
+  }
+  std::ostringstream out;
+  out << "run " << run.run_id() << "  " << run.cell_label() << "  seed " << run.seed() << "\n"
+      << "state " << run.state() << ", epoch " << run.epoch() << "/" << run.epochs_total()
+      << ", attempt " << run.attempt() << " (failures " << r.failures() << " of "
+      << r.max_attempts() << " allowed)";
+  if (run.checkpoint_epoch() > 0) out << ", checkpoint of epoch " << run.checkpoint_epoch();
+  out << "\n";
+  if (!run.error().empty()) out << "error: " << run.error() << "\n";
+  out << "sweeps:";
+  for (const auto& id : r.sweep_ids()) out << " " << id;
+  out << "\nconfig: " << r.config_json() << "\n\nattempts:\n";
+  std::vector<std::vector<std::string>> rows = {
+      {"  attempt", "worker", "state", "started", "ended", "reason"}};
+  for (const auto& a : r.attempts()) {
+    rows.push_back({"  " + std::to_string(a.attempt()), a.worker_id(), a.state(),
+                    Timestamp(a.started_unix_ms()), Timestamp(a.ended_unix_ms()),
+                    a.reason().empty() ? "-" : a.reason()});
+  }
+  out << Table(rows);
+  for (const auto& a : r.attempts()) {
+    if (a.log_tail().empty()) continue;
+    out << "\ntrainer log of attempt " << a.attempt() << " (last lines):\n";
+    std::istringstream lines(a.log_tail());
+    for (std::string line; std::getline(lines, line);) out << "  | " << line << "\n";
+  }
+  out << "\nepochs:\n";
+  std::vector<std::vector<std::string>> erows = {
+      {"  epoch", "train loss", "train err %", "test err %", "lr", "seconds", "img/s"}};
+  for (const auto& e : r.epochs()) {
+    erows.push_back({"  " + std::to_string(e.epoch()), Fixed(e.train_loss(), "%.4f"),
+                     Percent(e.train_error()), Percent(e.test_error()), Fixed(e.lr(), "%.4g"),
+                     Fixed(e.seconds(), "%.2f"), Fixed(e.images_per_sec(), "%.0f")});
+  }
+  if (r.epochs_size() == 0) erows.push_back({"  (none yet)"});
+  out << Table(erows);
+  return out.str();
+}
+
+}  // namespace resweep
