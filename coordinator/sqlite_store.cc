@@ -361,7 +361,7 @@ class SqliteStore : public Store {
   StatusOr<std::vector<SweepRecord>> ListSweeps() override {
     Statement s(db_,
                 "SELECT sweep_id, name, spec_yaml, source_name, created_ms, cancelled, last_k, "
-                "grid_axes, archived FROM sweeps ORDER BY created_ms, sweep_id");
+                "grid_axes, archived FROM sweeps ORDER BY created_ms, rowid");
     std::vector<SweepRecord> out;
     Status st;
     while (s.Step(&st)) out.push_back(ReadSweep(s));

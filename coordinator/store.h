@@ -31,9 +31,9 @@ struct SweepRecord {
   std::string source_name;
   int64_t created_ms = 0;
   bool cancelled = false;  // a cancel was requested
-  bool archived = false;   // deleted by the user: hidden from lists, kept for results
   int last_k = 5;
   std::vector<std::string> grid_axes;  // dotted paths, in file order
+  bool archived = false;  // deleted by the user: hidden from lists, kept for results
 };
 
 // A run's durable state. A run may belong to several sweeps (identical config and

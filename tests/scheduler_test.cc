@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
+#include <map>
 
 #include "common/hash.h"
 #include "coordinator/sqlite_store.h"
@@ -269,7 +271,9 @@ TEST_F(SchedulerTest, CancelStopsRunningRunsAtTheNextHeartbeat) {
   ASSERT_TRUE(Report(w, l, 1, 0.5).ok());
   auto cancelled = scheduler_->Cancel(sweep->sweep_id.substr(0, 6));  // by id prefix
   ASSERT_TRUE(cancelled.ok());
-  EXPECT_EQ(*cancelled, 4);
+  EXPECT_EQ(cancelled->runs_cancelled, 4);
+  EXPECT_EQ(cancelled->runs_kept, 0);
+  EXPECT_FALSE(cancelled->already_finished);
   auto hb = scheduler_->Heartbeat(w, {{l.run_id, l.attempt, 1}});
   ASSERT_TRUE(hb.ok());
   EXPECT_TRUE(hb->decisions[0].stop);
@@ -475,6 +479,330 @@ seeds: 2
   ASSERT_TRUE(other.ok());
   EXPECT_EQ(other->runs_total, 4);
   EXPECT_EQ(other->runs_new, 2);
+}
+
+// Drives every run of `sweep` that `worker` can lease to success (epochs of 1 s).
+void FinishAll(Scheduler& s, const std::string& worker, int epochs) {
+  while (true) {
+    auto lease = s.Acquire(worker);
+    ASSERT_TRUE(lease.ok());
+    if (!lease->has_value()) return;
+    for (int e = 1; e <= epochs; ++e) {
+      EpochRecord r;
+      r.run_id = (*lease)->run_id;
+      r.attempt = (*lease)->attempt;
+      r.epoch = e;
+      r.test_error = 0.5;
+      r.seconds = 1;
+      ASSERT_TRUE(s.ReportEpoch(worker, r).ok());
+    }
+    ASSERT_TRUE(s.Complete(worker, (*lease)->run_id, (*lease)->attempt, 100).ok());
+  }
+}
+
+TEST_F(SchedulerTest, CancellingAFinishedSweepChangesNothingAndSaysSo) {
+  auto sweep = scheduler_->Submit(kSweep, "s.yaml");
+  ASSERT_TRUE(sweep.ok());
+  const std::string w = Register("w");
+  FinishAll(*scheduler_, w, 3);
+  ASSERT_EQ(scheduler_->GetSweep("sched")->state, "done");
+  auto cancelled = scheduler_->Cancel("sched");
+  ASSERT_TRUE(cancelled.ok());
+  EXPECT_TRUE(cancelled->already_finished);
+  EXPECT_EQ(cancelled->runs_cancelled, 0);
+  EXPECT_NE(cancelled->message.find("already finished (4 succeeded"), std::string::npos)
+      << cancelled->message;
+  auto view = scheduler_->GetSweep("sched");
+  EXPECT_EQ(view->state, "done");
+  EXPECT_FALSE(view->sweep.cancelled);
+  EXPECT_EQ(view->counts.succeeded, 4);
+}
+
+TEST_F(SchedulerTest, ASweepWhoseRunsAnotherSweepHoldsStaysActiveUntilTheyFinish) {
+  ASSERT_TRUE(scheduler_->Submit(kSweep, "s.yaml").ok());
+  auto other = scheduler_->Submit(R"(name: other
+trainer: {kind: synthetic}
+train: {epochs: 3}
+grid:
+  model.depth_n: [2, 3]
+seeds: 2
+)",
+                                  "o.yaml");
+  ASSERT_TRUE(other.ok());
+  auto cancelled = scheduler_->Cancel("sched");
+  ASSERT_TRUE(cancelled.ok());
+  // depth 1 (2 runs) is sched's alone; depth 2 (2 runs) is shared with "other".
+  EXPECT_EQ(cancelled->runs_cancelled, 2);
+  EXPECT_EQ(cancelled->runs_kept, 2);
+  EXPECT_NE(cancelled->message.find("2 unfinished run(s) keep going"), std::string::npos)
+      << cancelled->message;
+  auto view = scheduler_->GetSweep("sched");
+  EXPECT_EQ(view->state, "active");
+  EXPECT_TRUE(view->sweep.cancelled);
+  const std::string w = Register("w");
+  FinishAll(*scheduler_, w, 3);
+  view = scheduler_->GetSweep("sched");
+  EXPECT_EQ(view->counts.succeeded, 2);
+  EXPECT_EQ(view->counts.cancelled, 2);
+  EXPECT_EQ(view->state, "cancelled");
+  EXPECT_EQ(scheduler_->GetSweep("other")->state, "done");
+}
+
+TEST_F(SchedulerTest, ACancelledRunQueuedAgainByAnotherSweepHasAFreshFailureCount) {
+  ASSERT_TRUE(scheduler_->Submit("name: a\ntrainer: {kind: synthetic}\ntrain: {epochs: 2}\n",
+                                 "a.yaml")
+                  .ok());
+  const std::string w = Register("w");
+  Lease l = MustAcquire(w);
+  ASSERT_TRUE(scheduler_->Fail(w, l.run_id, l.attempt, "out of memory", /*retryable=*/true).ok());
+  EXPECT_EQ(Run(l.run_id).failures, 1);
+  ASSERT_TRUE(scheduler_->Cancel("a").ok());
+  // Same run, another sweep (another name, same config): queued again from scratch.
+  auto again = scheduler_->Submit(
+      "name: b\ntrainer: {kind: synthetic}\ntrain: {epochs: 2}\n", "b.yaml");
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->runs_new, 1);
+  EXPECT_EQ(Run(l.run_id).state, RunState::kQueued);
+  EXPECT_EQ(Run(l.run_id).failures, 0);
+}
+
+TEST_F(SchedulerTest, RetryQueuesFailedRunsWithAFreshBudgetAndKeepsTheirHistory) {
+  auto sweep = scheduler_->Submit(kSweep, "s.yaml");
+  ASSERT_TRUE(sweep.ok());
+  const std::string w = Register("w");
+  Lease failed = MustAcquire(w);
+  ASSERT_TRUE(Report(w, failed, 1, 0.5).ok());
+  ASSERT_TRUE(scheduler_->Fail(w, failed.run_id, failed.attempt, "diverged", false).ok());
+  FinishAll(*scheduler_, w, 3);
+  ASSERT_EQ(Run(failed.run_id).state, RunState::kFailed);
+  ASSERT_EQ(scheduler_->GetSweep("sched")->state, "done");
+
+  // A succeeded run named explicitly is skipped with the reason.
+  auto runs = scheduler_->ListRuns("sched", "succeeded");
+  ASSERT_FALSE(runs->empty());
+  RetryRequest named;
+  named.run_ids = {runs->front().run.run_id.substr(0, 8)};
+  auto skipped = scheduler_->Retry("sched", named);
+  ASSERT_TRUE(skipped.ok());
+  EXPECT_EQ(skipped->runs_queued, 0);
+  ASSERT_EQ(skipped->skipped.size(), 1u);
+  EXPECT_NE(skipped->skipped[0].find("never re-trained"), std::string::npos);
+  RetryRequest unknown;
+  unknown.run_ids = {"zzzz"};
+  EXPECT_EQ(scheduler_->Retry("sched", unknown).status().code(), StatusCode::kNotFound);
+
+  auto retried = scheduler_->Retry("sched", RetryRequest());  // default: failed runs
+  ASSERT_TRUE(retried.ok()) << retried.status().ToString();
+  EXPECT_EQ(retried->runs_queued, 1);
+  RunRecord r = Run(failed.run_id);
+  EXPECT_EQ(r.state, RunState::kQueued);
+  EXPECT_EQ(r.failures, 0);
+  EXPECT_TRUE(r.error.empty());
+  EXPECT_EQ(scheduler_->GetSweep("sched")->state, "active");
+  Lease second = MustAcquire(w);
+  EXPECT_EQ(second.run_id, failed.run_id);
+  EXPECT_EQ(second.attempt, 2);
+  auto detail = scheduler_->GetRun(failed.run_id);
+  ASSERT_TRUE(detail.ok());
+  ASSERT_EQ(detail->attempts.size(), 2u);
+  EXPECT_EQ(detail->attempts[0].state, "failed");
+  EXPECT_EQ(detail->attempts[0].reason, "diverged");
+}
+
+TEST_F(SchedulerTest, RetryOfCancelledRunsReopensTheSweep) {
+  ASSERT_TRUE(scheduler_->Submit(kSweep, "s.yaml").ok());
+  ASSERT_TRUE(scheduler_->Cancel("sched").ok());
+  ASSERT_EQ(scheduler_->GetSweep("sched")->state, "cancelled");
+  RetryRequest request;
+  request.cancelled = true;
+  auto retried = scheduler_->Retry("sched", request);
+  ASSERT_TRUE(retried.ok());
+  EXPECT_EQ(retried->runs_queued, 4);
+  auto view = scheduler_->GetSweep("sched");
+  EXPECT_EQ(view->state, "active");
+  EXPECT_FALSE(view->sweep.cancelled);
+  EXPECT_EQ(view->counts.queued, 4);
+}
+
+TEST_F(SchedulerTest, DeleteArchivesTheSweepAndRemovesCheckpointsOfItsFailedRuns) {
+  const std::string w = Register("w");
+  Lease l = LeaseWithTwoEpochsReported(w);
+  const std::string data = "checkpoint bytes";
+  ASSERT_TRUE(scheduler_
+                  ->PutCheckpointChunk(w, l.run_id, l.attempt, 2, 0, data, true, Sha256Hex(data))
+                  .ok());
+  ASSERT_EQ(Run(l.run_id).checkpoint_epoch, 2);
+  // Still running: refused without --force.
+  auto refused = scheduler_->Delete("one", false);
+  EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find("--force"), std::string::npos);
+  ASSERT_TRUE(scheduler_->Fail(w, l.run_id, l.attempt, "diverged", false).ok());
+  ASSERT_FALSE(std::filesystem::is_empty(dir_.File("artifacts")));
+
+  auto deleted = scheduler_->Delete("one", false);
+  ASSERT_TRUE(deleted.ok()) << deleted.status().ToString();
+  EXPECT_EQ(deleted->checkpoints_removed, 1);
+  EXPECT_EQ(Run(l.run_id).checkpoint_epoch, 0);
+  EXPECT_FALSE(std::filesystem::exists(dir_.File("artifacts") + "/" + l.run_id));
+  EXPECT_TRUE(scheduler_->ListSweeps()->empty());
+  ASSERT_EQ(scheduler_->ListSweeps(/*include_archived=*/true)->size(), 1u);
+  // Results stay readable, by id and by name.
+  auto results = scheduler_->Results("one", 0);
+  ASSERT_TRUE(results.ok());
+  EXPECT_TRUE(results->sweep.sweep.archived);
+}
+
+TEST_F(SchedulerTest, DeleteWithForceCancelsUnfinishedRuns) {
+  ASSERT_TRUE(scheduler_->Submit(kSweep, "s.yaml").ok());
+  auto deleted = scheduler_->Delete("sched", true);
+  ASSERT_TRUE(deleted.ok());
+  EXPECT_EQ(deleted->runs_cancelled, 4);
+  EXPECT_EQ(scheduler_->GetSweep("sched")->state, "cancelled");
+  EXPECT_FALSE(scheduler_->Acquire(Register("w"))->has_value());
+}
+
+TEST_F(SchedulerTest, ADifferentSweepUnderAnExistingNameNeedsTheFlag) {
+  auto first = scheduler_->Submit(kSweep, "s.yaml");
+  ASSERT_TRUE(first.ok());
+  const std::string changed = std::string(kSweep) + "description: more seeds later\n";
+  const std::string changed_grid = R"(name: sched
+trainer: {kind: synthetic}
+train: {epochs: 4}
+seeds: 2
+)";
+  auto refused = scheduler_->Submit(changed_grid, "s2.yaml");
+  EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find("--new-version"), std::string::npos);
+  EXPECT_NE(refused.status().message().find(first->sweep_id), std::string::npos);
+  EXPECT_EQ(scheduler_->ListSweeps()->size(), 1u);
+  // The same runs under the same name is the same sweep (a no-op), whatever the text.
+  auto same = scheduler_->Submit(changed, "s.yaml");
+  ASSERT_TRUE(same.ok()) << same.status().ToString();
+  EXPECT_TRUE(same->already_existed);
+  SubmitOptions reuse;
+  reuse.allow_name_reuse = true;
+  auto second = scheduler_->Submit(changed_grid, "s2.yaml", reuse);
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second->name_reused_by, first->sweep_id);
+  EXPECT_EQ(scheduler_->GetSweep("sched")->sweep.sweep_id, second->sweep_id);  // the newest
+}
+
+TEST_F(SchedulerTest, DryRunUsesTheCoordinatorsLimitsAndQueuesNothing) {
+  options_.spec_limits.max_runs = 3;
+  Open();
+  SubmitOptions dry;
+  dry.dry_run = true;
+  auto refused = scheduler_->Submit(kSweep, "s.yaml", dry);
+  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument);
+  options_.spec_limits.max_runs = 20000;
+  Open();
+  // 12,000 runs: beyond the CLI's old built-in default of 10,000.
+  auto big = scheduler_->Submit(R"(name: big
+trainer: {kind: synthetic}
+grid:
+  model.depth_n: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20]
+  train.batch_size: [8, 16, 32, 64, 128, 256]
+seeds: 100
+)",
+                                "big.yaml", dry);
+  ASSERT_TRUE(big.ok()) << big.status().ToString();
+  EXPECT_EQ(big->planned.size(), 12000u);
+  EXPECT_EQ(big->max_runs_per_sweep, 20000);
+  EXPECT_TRUE(scheduler_->ListSweeps()->empty());
+  EXPECT_FALSE(scheduler_->Acquire(Register("w"))->has_value());
+}
+
+TEST_F(SchedulerTest, FinishedRunsKeepTheWorkerThatRanThem) {
+  ASSERT_TRUE(scheduler_->Submit(kSweep, "s.yaml").ok());
+  const std::string w = Register("w");
+  FinishAll(*scheduler_, w, 3);
+  auto runs = scheduler_->ListRuns("sched", "");
+  ASSERT_EQ(runs->size(), 4u);
+  for (const auto& r : *runs) {
+    EXPECT_TRUE(r.run.worker_id.empty());  // no lease held
+    EXPECT_EQ(r.run.last_worker_id, w);
+  }
+}
+
+TEST_F(SchedulerTest, SweepProgressCountsEpochsAndEstimatesTheTimeLeft) {
+  ASSERT_TRUE(scheduler_->Submit(kSweep, "s.yaml").ok());  // 4 runs x 3 epochs
+  EXPECT_LT(scheduler_->GetSweep("sched")->eta_seconds, 0);  // nothing observed yet
+  const std::string a = Register("a"), b = Register("b");
+  for (const auto& w : {a, b}) {
+    Lease l = MustAcquire(w);
+    EpochRecord e;
+    e.run_id = l.run_id;
+    e.attempt = l.attempt;
+    e.epoch = 1;
+    e.test_error = 0.5;
+    e.seconds = 2.0;
+    ASSERT_TRUE(scheduler_->ReportEpoch(w, e).ok());
+  }
+  auto view = scheduler_->GetSweep("sched");
+  EXPECT_EQ(view->progress.epochs_done, 2);
+  EXPECT_EQ(view->progress.epochs_total, 12);
+  EXPECT_DOUBLE_EQ(view->progress.mean_epoch_seconds, 2.0);
+  // 10 epochs left x 2 s, two runs at a time.
+  EXPECT_DOUBLE_EQ(view->eta_seconds, 10.0);
+}
+
+TEST_F(SchedulerTest, WorkersShowSlotsRunsHeldAndWhetherTheyAreAlive) {
+  ASSERT_TRUE(scheduler_->Submit(kSweep, "s.yaml").ok());
+  auto reg = scheduler_->RegisterWorker("gpu-node", "host-1", {"cuda:0", "cuda:1"});
+  ASSERT_TRUE(reg.ok());
+  Lease l = MustAcquire(reg->worker_id);
+  auto workers = scheduler_->ListWorkers(false);
+  ASSERT_EQ(workers->size(), 1u);
+  EXPECT_EQ(workers->front().state, "alive");
+  EXPECT_EQ(workers->front().worker.devices, "cuda:0,cuda:1");
+  EXPECT_EQ(workers->front().runs_held, std::vector<std::string>{l.run_id});
+  clock_.Advance(options_.lease_ms + 1000);
+  EXPECT_EQ(scheduler_->ListWorkers(false)->front().state, "silent");
+  ASSERT_TRUE(scheduler_->ExpireLeases().ok());
+  clock_.Advance(10 * options_.lease_ms);
+  EXPECT_TRUE(scheduler_->ListWorkers(false)->empty());  // gone, holding nothing
+  ASSERT_EQ(scheduler_->ListWorkers(true)->size(), 1u);
+  EXPECT_EQ(scheduler_->ListWorkers(true)->front().state, "gone");
+}
+
+TEST_F(SchedulerTest, AFailedAttemptKeepsTheTailOfItsTrainerLog) {
+  const std::string w = Register("w");
+  Lease l = LeaseWithTwoEpochsReported(w);
+  std::string log;
+  for (int i = 0; i < 1000; ++i) log += "line " + std::to_string(i) + " of the trainer log\n";
+  ASSERT_GT(log.size(), Scheduler::kMaxLogTailBytes);
+  ASSERT_TRUE(scheduler_->Fail(w, l.run_id, l.attempt, "diverged", false, false, log).ok());
+  auto detail = scheduler_->GetRun(l.run_id.substr(0, 10));  // by prefix
+  ASSERT_TRUE(detail.ok()) << detail.status().ToString();
+  ASSERT_EQ(detail->attempts.size(), 1u);
+  const std::string& tail = detail->attempts[0].log_tail;
+  EXPECT_LE(tail.size(), Scheduler::kMaxLogTailBytes);
+  EXPECT_GT(tail.size(), Scheduler::kMaxLogTailBytes / 2);
+  EXPECT_EQ(tail.rfind("line 999 of the trainer log\n"), tail.size() - 28);
+  EXPECT_EQ(tail.rfind("line ", 0), 0u);  // starts at a whole line
+  EXPECT_EQ(detail->epochs.size(), 2u);
+  EXPECT_EQ(detail->links.size(), 1u);
+}
+
+TEST_F(SchedulerTest, AnAmbiguousPrefixListsTheCandidates) {
+  // 17 one-run sweeps: two of them share the first hex digit of their id.
+  std::map<char, std::vector<std::string>> by_first;
+  for (int i = 0; i < 17; ++i) {
+    auto s = scheduler_->Submit("name: s" + std::to_string(i) +
+                                    "\ntrainer: {kind: synthetic}\ntrain: {epochs: " +
+                                    std::to_string(i + 1) + "}\n",
+                                "s.yaml");
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    by_first[s->sweep_id[0]].push_back(s->sweep_id);
+  }
+  for (const auto& [first, ids] : by_first) {
+    if (ids.size() < 2) continue;
+    auto r = scheduler_->GetSweep(std::string(1, first));
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+    for (const auto& id : ids) EXPECT_NE(r.status().message().find(id), std::string::npos);
+    return;
+  }
+  FAIL() << "17 ids over 16 first digits must share one";
 }
 
 }  // namespace

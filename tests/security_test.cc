@@ -233,12 +233,44 @@ TEST(Security, TlsAndClientCertificatesFromTheRightCaOnly) {
   int code = 0;
   cluster.Cli({"wait", "guarded", "--limit", "60", "--poll", "0.3"}, &code);
   ASSERT_EQ(code, 0) << cluster.Logs();
-  // A CLI that does not trust the CA gets a clear transport error.
-  EXPECT_NE(cluster.CliAs({"--tls-ca", certs + "/other-ca.pem", "--token-file",
-                           cluster.dir() + "/admin.token"},
-                          {"status"}, &out, &err),
-            0);
-  EXPECT_NE(err.find("UNAVAILABLE"), std::string::npos) << err;
+  // Each kind of TLS mismatch is named, without gRPC's own log lines (exit code 5).
+  const std::string token_file = cluster.dir() + "/admin.token";
+  struct Mismatch {
+    std::vector<std::string> credentials;
+    const char* says;
+  };
+  const std::vector<Mismatch> mismatches = {
+      {{"--tls-ca", certs + "/other-ca.pem", "--tls-cert", certs + "/client.pem", "--tls-key",
+        certs + "/client.key", "--token-file", token_file},
+       "is not trusted by the CA given with --tls-ca"},
+      {{"--token-file", token_file}, "speaks TLS but this client connected in plaintext"},
+      {{"--tls-ca", certs + "/ca.pem", "--token-file", token_file},
+       "requires a client certificate (mutual TLS)"},
+      {{"--tls-ca", certs + "/ca.pem", "--tls-cert", certs + "/other-client.pem", "--tls-key",
+        certs + "/other-client.key", "--token-file", token_file},
+       "refused this client's certificate"},
+  };
+  for (const auto& m : mismatches) {
+    EXPECT_EQ(cluster.CliAs(m.credentials, {"status"}, &out, &err), 5) << err;
+    EXPECT_NE(err.find(m.says), std::string::npos) << err;
+    EXPECT_EQ(err.find(".cc:"), std::string::npos) << "gRPC log line in: " << err;
+    EXPECT_EQ(err.find("is resweep-coordinator running"), std::string::npos) << err;
+  }
+}
+
+TEST(Security, ClientAgainstAPlaintextCoordinatorWithTlsIsToldSo) {
+  Cluster cluster({});
+  const std::string certs = cluster.dir() + "/certs";
+  std::string out, err;
+  ASSERT_EQ(RunCommand({"/bin/bash",
+                        std::string(RESWEEP_SOURCE_DIR) + "/scripts/make-test-certs.sh", certs},
+                       &out, &err, 60000),
+            0)
+      << out << err;
+  cluster.StartCoordinator();
+  EXPECT_EQ(cluster.CliAs({"--tls-ca", certs + "/ca.pem"}, {"status"}, &out, &err), 5);
+  EXPECT_NE(err.find("does not speak TLS"), std::string::npos) << err;
+  EXPECT_EQ(err.find(".cc:"), std::string::npos) << "gRPC log line in: " << err;
 }
 
 }  // namespace

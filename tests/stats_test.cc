@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "common/reference_results.h"
 #include "common/stats.h"
@@ -87,8 +88,31 @@ TEST(ResultsFormat, EveryFormatCarriesTheNumbers) {
   EXPECT_NE(md->find("| model.depth_n=3"), std::string::npos) << *md;
   auto csv = FormatResults(r, "csv");
   EXPECT_NE(csv->find("\"model.depth_n=3\",5,5,5,0.084200,0.002100"), std::string::npos) << *csv;
-  auto json = FormatResults(r, "json");
-  EXPECT_NE(json->find("\"cell_label\": \"model.depth_n=3\""), std::string::npos) << *json;
+  // JSON: numbers as numbers, null where a number does not exist, the comparison
+  // columns the table shows.
+  auto* empty = r.add_cells();
+  empty->set_cell_label("model.depth_n=5");
+  empty->set_runs_total(5);
+  empty->set_paper_test_error(-1);
+  empty->set_source_test_error(-1);
+  auto json_text = FormatResults(r, "json");
+  ASSERT_TRUE(json_text.ok());
+  const auto j = nlohmann::json::parse(*json_text);
+  EXPECT_EQ(j["error_unit"], "fraction");
+  EXPECT_EQ(j["cells"][0]["cell"], "model.depth_n=3");
+  EXPECT_DOUBLE_EQ(j["cells"][0]["final_test_error"]["mean"].get<double>(), 0.0842);
+  EXPECT_DOUBLE_EQ(j["cells"][0]["paper_test_error"].get<double>(), 0.0875);
+  EXPECT_TRUE(j["cells"][0]["is_best"].get<bool>());
+  EXPECT_TRUE(j["cells"][0]["p_vs_best"].is_null());
+  EXPECT_FALSE(j["cells"][1]["is_best"].get<bool>());
+  EXPECT_TRUE(j["cells"][1]["final_test_error"]["mean"].is_null());
+  EXPECT_TRUE(j["cells"][1]["final_test_error"]["std"].is_null());
+  EXPECT_TRUE(j["cells"][1]["paper_test_error"].is_null());
+  EXPECT_TRUE(j["cells"][1]["p_vs_best"].is_null());
+  EXPECT_EQ(j["cells"][1]["runs_succeeded"], 0);
+  // CSV: an empty field, not -1 or 0, for a number that does not exist.
+  auto csv2 = FormatResults(r, "csv");
+  EXPECT_NE(csv2->find("\"model.depth_n=5\",0,5,0,,,,,5,0,,,,,,,,"), std::string::npos) << *csv2;
   EXPECT_EQ(FormatResults(r, "xml").status().code(), StatusCode::kInvalidArgument);
 }
 

@@ -1,0 +1,302 @@
+// The `resweep` CLI as a user meets it: the real binary against a real coordinator
+// (and synthetic workers) on loopback, and offline against the database file.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <csignal>
+#include <thread>
+
+#include "tests/cluster.h"
+
+namespace resweep {
+namespace {
+
+using namespace resweep::testing;
+using nlohmann::json;
+
+std::string FirstLine(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+// Runs the CLI and returns {exit code, stdout, stderr}.
+struct CliResult {
+  int code;
+  std::string out, err;
+};
+CliResult RunCli(Cluster& cluster, std::vector<std::string> args) {
+  CliResult r;
+  r.code = cluster.CliAs({}, args, &r.out, &r.err);
+  return r;
+}
+CliResult RunCliBare(std::vector<std::string> args) {
+  CliResult r;
+  args.insert(args.begin(), RESWEEP_CLI_BIN);
+  r.code = RunCommand(args, &r.out, &r.err);
+  return r;
+}
+
+const char* kSweepWithFailures = R"(name: everyday
+trainer: {kind: synthetic, epoch_seconds: 0.02, fail_probability: 0.5}
+train: {epochs: 4}
+grid:
+  model.depth_n: [1, 2]
+seeds: 3
+)";
+
+TEST(Cli, EverydayCommandsOnlineAndOfflineAgree) {
+  Cluster cluster({.lease_seconds = 10, .heartbeat_seconds = 0.3});
+  cluster.StartCoordinator();
+  cluster.StartWorker("w1");
+  const std::string file = cluster.WriteSweep("everyday.yaml", kSweepWithFailures);
+  const std::string sweep_id = FirstLine(cluster.Cli({"submit", file}));
+  int code = 0;
+  cluster.Cli({"wait", sweep_id, "--limit", "60", "--poll", "0.2"}, &code);
+  ASSERT_EQ(code, 3) << "wait exits 3 when runs failed\n" << cluster.Logs();
+
+  // status: epoch progress; JSON with numbers and nulls.
+  const json status = json::parse(cluster.Cli({"status", sweep_id, "--format", "json"}));
+  const json& s = status["sweeps"][0];
+  EXPECT_EQ(s["sweep_id"], sweep_id);
+  EXPECT_EQ(s["state"], "done");
+  EXPECT_EQ(s["counts"]["total"], 6);
+  const int failed = s["counts"]["failed"];
+  ASSERT_GT(failed, 0) << "fail_probability 0.5 over 6 seeds";
+  EXPECT_EQ(s["epochs_total"], 24);
+  EXPECT_TRUE(s["eta_seconds"].is_null());  // done: nothing left
+  EXPECT_TRUE(s["mean_epoch_seconds"].is_number());
+  EXPECT_NE(cluster.Cli({"status"}).find("epochs "), std::string::npos);
+
+  // runs: every finished run names the worker that ran it.
+  const json runs = json::parse(cluster.Cli({"runs", sweep_id, "--format", "json"}));
+  ASSERT_EQ(runs["runs"].size(), 6u);
+  std::string failed_run;
+  for (const auto& r : runs["runs"]) {
+    ASSERT_TRUE(r["worker_id"].is_string()) << r.dump();
+    EXPECT_EQ(r["worker_id"].get<std::string>().rfind("w1-", 0), 0u) << r.dump();
+    if (r["state"] == "failed") {
+      failed_run = r["run_id"];
+      EXPECT_TRUE(r["error"].is_string());
+    } else {
+      EXPECT_TRUE(r["error"].is_null());
+    }
+  }
+  const std::string table = cluster.Cli({"runs", sweep_id});
+  EXPECT_NE(table.find("w1-"), std::string::npos) << table;
+
+  // run: attempts with worker and reason, and the epochs.
+  const json run = json::parse(cluster.Cli({"run", failed_run.substr(0, 8), "--format", "json"}));
+  EXPECT_EQ(run["run_id"], failed_run);
+  ASSERT_EQ(run["attempts"].size(), 1u);
+  EXPECT_EQ(run["attempts"][0]["state"], "failed");
+  EXPECT_TRUE(run["attempts"][0]["reason"].is_string());
+  EXPECT_TRUE(run["config"].is_object());
+  EXPECT_EQ(run["error_unit"], "fraction");
+  const std::string run_text = cluster.Cli({"run", failed_run});
+  EXPECT_NE(run_text.find("attempts:"), std::string::npos) << run_text;
+
+  // workers: the worker with its slot.
+  const json workers = json::parse(cluster.Cli({"workers", "--format", "json"}));
+  ASSERT_EQ(workers["workers"].size(), 1u);
+  EXPECT_EQ(workers["workers"][0]["state"], "alive");
+  EXPECT_EQ(workers["workers"][0]["slots"], 1);
+
+  // results: JSON with the comparison columns, nulls instead of -1.
+  const json results = json::parse(cluster.Cli({"results", sweep_id, "--format", "json"}));
+  EXPECT_EQ(results["error_unit"], "fraction");
+  ASSERT_EQ(results["cells"].size(), 2u);
+  int best = 0;
+  for (const auto& c : results["cells"]) {
+    best += c["is_best"].get<bool>();
+    EXPECT_TRUE(c["paper_test_error"].is_null());  // depths 1 and 2: no published figure
+    EXPECT_TRUE(c.contains("p_vs_best"));
+    if (c["is_best"]) EXPECT_TRUE(c["p_vs_best"].is_null());
+  }
+  EXPECT_EQ(best, 1);
+  const std::string csv = cluster.Cli({"results", sweep_id, "--format", "csv"});
+  EXPECT_NE(csv.find("final_mean_frac"), std::string::npos) << csv;
+
+  // Offline (--db) answers exactly as the coordinator does.
+  for (const std::vector<std::string>& args :
+       std::vector<std::vector<std::string>>{{"status", sweep_id, "--format", "json"},
+                                             {"runs", sweep_id, "--format", "json"},
+                                             {"run", failed_run, "--format", "json"},
+                                             {"results", sweep_id, "--format", "json"}}) {
+    std::vector<std::string> offline = args;
+    offline.insert(offline.end(), {"--db", cluster.db()});
+    EXPECT_EQ(cluster.Cli(offline), cluster.Cli(args)) << args[0];
+  }
+  std::vector<std::string> offline_workers = {"workers", "--format", "json", "--db", cluster.db()};
+  EXPECT_EQ(json::parse(cluster.Cli(offline_workers))["workers"][0]["worker_id"],
+            workers["workers"][0]["worker_id"]);
+
+  // retry: the failed runs are queued with fresh attempts and run again (the
+  // synthetic trainer fails the same seeds again: each then has two failed attempts).
+  const std::string retried = cluster.Cli({"retry", sweep_id});
+  EXPECT_NE(retried.find("queued " + std::to_string(failed) + " run(s)"), std::string::npos)
+      << retried;
+  cluster.Cli({"wait", sweep_id, "--limit", "60", "--poll", "0.2"}, &code);
+  EXPECT_EQ(code, 3);
+  const json after = json::parse(cluster.Cli({"run", failed_run, "--format", "json"}));
+  ASSERT_EQ(after["attempts"].size(), 2u) << after.dump();
+  EXPECT_EQ(after["attempts"][1]["attempt"], 2);
+
+  // cancel on a finished sweep: says so, changes nothing.
+  const std::string cancel = cluster.Cli({"cancel", sweep_id});
+  EXPECT_NE(cancel.find("already finished"), std::string::npos) << cancel;
+  EXPECT_EQ(json::parse(cluster.Cli({"status", sweep_id, "--format", "json"}))["sweeps"][0]["state"],
+            "done");
+
+  // delete: hidden from status, results still readable by id.
+  EXPECT_NE(cluster.Cli({"delete", sweep_id}).find("deleted sweep"), std::string::npos);
+  EXPECT_EQ(cluster.Cli({"status"}), "no sweeps\n");
+  EXPECT_NE(cluster.Cli({"status", "--all"}).find(sweep_id), std::string::npos);
+  EXPECT_NE(cluster.Cli({"results", sweep_id}).find("model.depth_n=1"), std::string::npos);
+}
+
+TEST(Cli, SubmitNamesDryRunAndWarnings) {
+  Cluster cluster({.coordinator_args = {"--max-runs-per-sweep", "20000"}});
+  cluster.StartCoordinator();
+  // 12,000 runs: more than the CLI's built-in default, within this coordinator's limit.
+  const std::string big = cluster.WriteSweep("big.yaml", R"(name: big
+trainer: {kind: synthetic}
+grid:
+  model.depth_n: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20]
+  train.batch_size: [8, 16, 32, 64, 128, 256]
+seeds: 100
+)");
+  CliResult dry = RunCli(cluster, {"submit", "--dry-run", big});
+  ASSERT_EQ(dry.code, 0) << dry.err;
+  EXPECT_NE(dry.out.find("12000 runs (this coordinator allows 20000 per sweep)"),
+            std::string::npos)
+      << FirstLine(dry.out);
+  EXPECT_EQ(cluster.Cli({"status"}), "no sweeps\n");
+
+  // A different sweep under a name in use: refused with the way out, then allowed.
+  const std::string a = cluster.WriteSweep("a.yaml", "name: same\ntrainer: {kind: synthetic}\n");
+  const std::string b = cluster.WriteSweep(
+      "b.yaml", "name: same\ntrainer: {kind: synthetic}\ntrain: {epochs: 3}\n");
+  const std::string first = FirstLine(cluster.Cli({"submit", a}));
+  CliResult refused = RunCli(cluster, {"submit", b});
+  EXPECT_EQ(refused.code, 1);
+  EXPECT_NE(refused.err.find("--new-version"), std::string::npos) << refused.err;
+  CliResult allowed = RunCli(cluster, {"submit", "--new-version", b});
+  ASSERT_EQ(allowed.code, 0) << allowed.err;
+  EXPECT_NE(allowed.err.find("warning: another sweep is named 'same' (" + first + ")"),
+            std::string::npos)
+      << allowed.err;
+
+  // Silent traps are warned about in submit and dry-run (not refused).
+  const std::string trap = cluster.WriteSweep(
+      "trap.yaml", "name: trap\ntrainer: {kind: synthetic}\ntrain: {epochs: 10}\n");
+  CliResult warned = RunCli(cluster, {"submit", "--dry-run", trap});
+  EXPECT_EQ(warned.code, 0) << warned.err;
+  EXPECT_NE(warned.err.find("warning: "), std::string::npos) << warned.err;
+  EXPECT_NE(warned.err.find("milestones"), std::string::npos) << warned.err;
+
+  // A dry run with no coordinator falls back to local validation and says so.
+  CliResult local = RunCliBare({"--coordinator", "127.0.0.1:1", "submit", "--dry-run", a});
+  EXPECT_EQ(local.code, 0) << local.err;
+  EXPECT_NE(local.err.find("validated locally"), std::string::npos) << local.err;
+}
+
+TEST(Cli, UsageErrorsAndMessagesSayWhatIsWrong) {
+  CliResult version = RunCliBare({"--version"});
+  EXPECT_EQ(version.code, 0);
+  EXPECT_EQ(version.out.rfind("resweep 0.", 0), 0u) << version.out;
+  CliResult bogus = RunCliBare({"bogus"});
+  EXPECT_EQ(bogus.code, 2);
+  EXPECT_NE(bogus.err.find("unknown command 'bogus'"), std::string::npos) << bogus.err;
+  CliResult none = RunCliBare({});
+  EXPECT_EQ(none.code, 2);
+  EXPECT_NE(none.err.find("Subcommands:"), std::string::npos);
+  CliResult bad_option = RunCliBare({"status", "--frobnicate"});
+  EXPECT_EQ(bad_option.code, 2);
+
+  CliResult missing_db = RunCliBare({"results", "x", "--db", "/nonexistent/missing.db"});
+  EXPECT_EQ(missing_db.code, 1);
+  EXPECT_NE(missing_db.err.find("/nonexistent/missing.db: no such database file"),
+            std::string::npos)
+      << missing_db.err;
+  EXPECT_EQ(missing_db.err.find("coordinator"), std::string::npos) << missing_db.err;
+
+  CliResult refused = RunCliBare({"--coordinator", "127.0.0.1:1", "status"});
+  EXPECT_EQ(refused.code, 5);
+  EXPECT_NE(refused.err.find("cannot connect to 127.0.0.1:1 (Connection refused)"),
+            std::string::npos)
+      << refused.err;
+  EXPECT_EQ(refused.err.find(".cc:"), std::string::npos) << "gRPC log line: " << refused.err;
+
+  // A host without a port means resweep's default port, not HTTPS's 443.
+  Cluster cluster({.listen_host = "127.0.0.1"});
+  cluster.StartCoordinator();
+  CliResult no_port = RunCliBare({"--coordinator", "127.0.0.1", "status"});
+  if (cluster.port() == 50051) {
+    EXPECT_EQ(no_port.code, 0) << no_port.err;
+  } else {
+    EXPECT_NE(no_port.err.find("127.0.0.1:50051"), std::string::npos) << no_port.err;
+  }
+}
+
+TEST(Cli, AmbiguousPrefixListsCandidates) {
+  Cluster cluster({});
+  cluster.StartCoordinator();
+  std::map<char, std::vector<std::string>> by_first;
+  for (int i = 0; i < 17; ++i) {
+    const std::string f = cluster.WriteSweep(
+        "s" + std::to_string(i) + ".yaml",
+        "name: s" + std::to_string(i) + "\ntrainer: {kind: synthetic}\n");
+    const std::string id = FirstLine(cluster.Cli({"submit", f}));
+    by_first[id[0]].push_back(id);
+  }
+  for (const auto& [first, ids] : by_first) {
+    if (ids.size() < 2) continue;
+    CliResult r = RunCli(cluster, {"status", std::string(1, first)});
+    EXPECT_EQ(r.code, 2);
+    for (const auto& id : ids) EXPECT_NE(r.err.find(id), std::string::npos) << r.err;
+    return;
+  }
+  FAIL() << "17 ids over 16 first digits must share one";
+}
+
+TEST(Cli, InterruptedWaitSaysTheSweepGoesOn) {
+  Cluster cluster({});
+  cluster.StartCoordinator();
+  const std::string file = cluster.WriteSweep(
+      "slow.yaml", "name: slow\ntrainer: {kind: synthetic, epoch_seconds: 1}\n");
+  const std::string id = FirstLine(cluster.Cli({"submit", file}));
+  const std::string err_path = cluster.dir() + "/wait.err";
+  Process wait({RESWEEP_CLI_BIN, "--coordinator", cluster.address(), "wait", id, "--poll", "0.2"},
+               cluster.dir() + "/wait.out", err_path);
+  ASSERT_TRUE(WaitFor([&] { return ReadFile(err_path).find("queued") != std::string::npos; },
+                      10000));
+  wait.Kill(SIGINT);
+  EXPECT_EQ(wait.Wait(5000), 130);
+  EXPECT_NE(ReadFile(err_path).find("The sweep goes on"), std::string::npos) << ReadFile(err_path);
+  EXPECT_EQ(json::parse(cluster.Cli({"status", id, "--format", "json"}))["sweeps"][0]["state"],
+            "active");
+}
+
+TEST(Cli, CompletionScriptsAreValidShell) {
+  for (const char* shell : {"bash", "zsh"}) {
+    CliResult r = RunCliBare({"completion", shell});
+    ASSERT_EQ(r.code, 0) << shell;
+    EXPECT_NE(r.out.find("resweep"), std::string::npos);
+    const std::string path = std::string("/tmp/resweep-completion-test.") + shell;
+    WriteFile(path, r.out);
+    const std::string interpreter = std::string("/bin/") + shell;
+    if (access(interpreter.c_str(), X_OK) != 0) continue;  // zsh is optional
+    std::string out, err;
+    EXPECT_EQ(RunCommand({interpreter, "-n", path}, &out, &err), 0) << shell << ": " << err;
+  }
+  // bash: completing the command word lists the commands.
+  std::string out, err;
+  ASSERT_EQ(RunCommand({"/bin/bash", "-c",
+                        "source /tmp/resweep-completion-test.bash; COMP_WORDS=(resweep re); "
+                        "COMP_CWORD=1; _resweep; echo \"${COMPREPLY[@]}\""},
+                       &out, &err),
+            0)
+      << err;
+  EXPECT_NE(out.find("results"), std::string::npos) << out;
+  EXPECT_NE(out.find("retry"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace resweep
