@@ -45,8 +45,7 @@ class ReadApi {
   virtual Status GetSweep(const v1::GetSweepRequest& req, v1::GetSweepResponse* resp) = 0;
   virtual Status ListRuns(const v1::ListRunsRequest& req, v1::ListRunsResponse* resp) = 0;
   virtual Status GetResults(const v1::GetResultsRequest& req, v1::GetResultsResponse* resp) = 0;
-  virtual Status ListWorkers(const v1::ListWorkersRequest& req,
-                             v1::ListWorkersResponse* resp) = 0;
+  virtual Status ListWorkers(const v1::ListWorkersRequest& req, v1::ListWorkersResponse* resp) = 0;
   virtual Status GetRun(const v1::GetRunRequest& req, v1::GetRunResponse* resp) = 0;
 };
 

@@ -152,8 +152,8 @@ int Submit(const Options& o, Client* client) {
     auto spec = ParseSweepSpec(*text, o.file);
     if (!spec.ok()) return Fail("submit", spec.status());
     std::cerr << "note: no coordinator answered (" << (why.empty() ? st.ToString() : why)
-              << "); validated locally with the default limit of "
-              << SpecLimits().max_runs << " runs per sweep\n";
+              << "); validated locally with the default limit of " << SpecLimits().max_runs
+              << " runs per sweep\n";
     for (const auto& w : spec->warnings) std::cerr << "warning: " << w << "\n";
     std::cout << "sweep " << spec->name << " (" << spec->sweep_id << "): " << spec->runs.size()
               << " runs\n";
@@ -164,8 +164,8 @@ int Submit(const Options& o, Client* client) {
   }
   if (!st.ok()) {
     if (st.code() == StatusCode::kDeadlineExceeded && !o.dry_run) {
-      std::cerr << "resweep submit: no answer from " << client->address() << " within "
-                << o.timeout << " s. The sweep may have been queued anyway: check with `resweep "
+      std::cerr << "resweep submit: no answer from " << client->address() << " within " << o.timeout
+                << " s. The sweep may have been queued anyway: check with `resweep "
                 << "status`. Submitting the same file again is safe (a resubmission queues "
                    "nothing twice).\n";
       return kExitUnreachable;
@@ -180,8 +180,8 @@ int Submit(const Options& o, Client* client) {
   }
   if (o.dry_run) {
     std::cout << "sweep " << resp.name() << " (" << resp.sweep_id() << "): " << resp.runs_total()
-              << " runs (this coordinator allows " << resp.max_runs_per_sweep()
-              << " per sweep)" << (resp.already_existed() ? "; already submitted" : "") << "\n";
+              << " runs (this coordinator allows " << resp.max_runs_per_sweep() << " per sweep)"
+              << (resp.already_existed() ? "; already submitted" : "") << "\n";
     for (const auto& r : resp.runs()) {
       std::cout << "  " << r.run_id() << "  " << r.cell_label() << "  seed " << r.seed() << "\n";
     }
@@ -347,8 +347,8 @@ int Wait(const Options& o, Client* client) {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::string epochs;
     if (s.epochs_total() > 0) {
-      epochs = ", epochs " + std::to_string(s.epochs_done()) + "/" +
-               std::to_string(s.epochs_total());
+      epochs =
+          ", epochs " + std::to_string(s.epochs_done()) + "/" + std::to_string(s.epochs_total());
     }
     std::string eta;
     if (s.state() == "active") {
@@ -379,8 +379,8 @@ int Wait(const Options& o, Client* client) {
   }
 }
 
-const char* const kCommands[] = {"submit",  "status",  "runs", "run",  "results",   "wait",
-                                  "workers", "cancel", "retry", "delete", "completion"};
+const char* const kCommands[] = {"submit",  "status", "runs",  "run",    "results",   "wait",
+                                 "workers", "cancel", "retry", "delete", "completion"};
 
 }  // namespace
 
@@ -390,6 +390,9 @@ int RunCli(int argc, char** argv) {
       "and spread per grid cell.\nExit codes: 0 ok, 1 refused or failed, 2 bad usage or input, "
       "3 wait: runs failed, 4 wait: --limit reached, 5 coordinator unreachable, 130 wait "
       "interrupted."};
+  // A peer that closes the connection (e.g. a TLS probe refused) is an error to
+  // report, not a reason to die.
+  std::signal(SIGPIPE, SIG_IGN);
   app.require_subcommand(0, 1);
   app.fallthrough();  // global options also after the command: `resweep status -c host`
   app.set_version_flag("--version", std::string("resweep ") + ResweepVersion());
@@ -410,8 +413,9 @@ int RunCli(int argc, char** argv) {
   auto add_format = [&](CLI::App* cmd, std::vector<std::string> formats) {
     std::string names;
     for (const auto& f : formats) names += (names.empty() ? "" : " | ") + f;
-    cmd->add_option("--format,-f", o.format, names)->capture_default_str()->check(
-        CLI::IsMember(formats));
+    cmd->add_option("--format,-f", o.format, names)
+        ->capture_default_str()
+        ->check(CLI::IsMember(formats));
   };
   auto add_db = [&](CLI::App* cmd) {
     cmd->add_option("--db", o.db, "read this database file directly (no coordinator needed)");
@@ -475,8 +479,9 @@ int RunCli(int argc, char** argv) {
   retry->add_flag("--restart", o.restart, "start from epoch 0, not from the newest checkpoint");
 
   auto* del = app.add_subcommand(
-      "delete", "archive a sweep: hidden from status, results kept, checkpoints of its failed "
-                "and cancelled runs removed");
+      "delete",
+      "archive a sweep: hidden from status, results kept, checkpoints of its failed "
+      "and cancelled runs removed");
   del->add_option("sweep", o.sweep, "sweep id, id prefix or name")->required();
   del->add_flag("--force", o.force, "also when runs are still queued or running (cancels them)");
 

@@ -124,8 +124,8 @@ enum class TlsOutcome { kOk, kNotTls, kServerCertRejected, kClientCertRefused, k
 // One TLS handshake (verifying the server against `security`'s CA when `verify`),
 // then a short read so that a refusal of the client certificate (sent after the
 // handshake in TLS 1.3) is seen too.
-TlsOutcome ProbeTls(const HostPort& hp, const ClientSecurity& security, bool verify,
-                    int timeout_ms, std::string* detail) {
+TlsOutcome ProbeTls(const HostPort& hp, const ClientSecurity& security, bool verify, int timeout_ms,
+                    std::string* detail) {
   std::string why;
   int fd = Connect(hp, timeout_ms, &why);
   if (fd < 0) {
@@ -179,12 +179,13 @@ TlsOutcome ProbeTls(const HostPort& hp, const ClientSecurity& security, bool ver
     static const char kPreface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
     SSL_write(ssl, kPreface, sizeof(kPreface) - 1);
     char buf[64];
+    // A gRPC server answers the preface with its SETTINGS frame; one that closes
+    // the connection (with an alert or without) instead has refused this client's
+    // certificate or the lack of one.
     if (SSL_read(ssl, buf, sizeof(buf)) <= 0) {
-      const std::string errors = OpenSslErrors();
-      if (errors.find("alert") != std::string::npos) {
-        *detail = errors;
-        outcome = TlsOutcome::kClientCertRefused;
-      }
+      *detail = OpenSslErrors();
+      if (detail->empty()) *detail = "connection closed after the handshake";
+      outcome = TlsOutcome::kClientCertRefused;
     }
   }
   SSL_free(ssl);
@@ -241,7 +242,8 @@ std::string DiagnoseConnection(const std::string& address, const ClientSecurity&
       }
       return "TLS: the coordinator at " + address +
              " refused this client's certificate (--tls-cert): it must be signed by the CA the "
-             "coordinator trusts for clients (--tls-client-ca) [" + detail + "]";
+             "coordinator trusts for clients (--tls-client-ca) [" +
+             detail + "]";
     case TlsOutcome::kOther:
       return detail.empty() ? "" : "TLS handshake with " + address + " failed: " + detail;
   }

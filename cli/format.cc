@@ -96,9 +96,8 @@ json StatJson(const v1::Stat& s) {
 }
 
 json CountsJson(const v1::RunCounts& c) {
-  return json{{"queued", c.queued()},       {"leased", c.leased()},
-              {"running", c.running()},     {"succeeded", c.succeeded()},
-              {"failed", c.failed()},       {"cancelled", c.cancelled()},
+  return json{{"queued", c.queued()},       {"leased", c.leased()}, {"running", c.running()},
+              {"succeeded", c.succeeded()}, {"failed", c.failed()}, {"cancelled", c.cancelled()},
               {"total", c.total()}};
 }
 
@@ -187,22 +186,23 @@ StatusOr<std::string> FormatResults(const v1::GetResultsResponse& r, const std::
     for (int i = 0; i < r.cells_size(); ++i) {
       const auto& c = r.cells(i);
       const double p = PValue(r, i, best);
-      cells.push_back(json{
-          {"cell", c.cell_label()},
-          {"params", json(std::map<std::string, std::string>(c.params().begin(), c.params().end()))},
-          {"runs_total", c.runs_total()},
-          {"runs_succeeded", c.runs_succeeded()},
-          {"final_test_error", StatJson(c.final_test_error())},
-          {"last_k_test_error", StatJson(c.last_k_test_error())},
-          {"is_best", i == best},
-          {"p_vs_best", Maybe(p >= 0, p)},
-          {"param_count", Maybe(c.mean_param_count() > 0, c.mean_param_count())},
-          {"dataset", c.dataset()},
-          {"block", c.block()},
-          {"layers", c.layers()},
-          {"shortcut", c.shortcut()},
-          {"paper_test_error", Maybe(c.paper_test_error() >= 0, c.paper_test_error())},
-          {"source_test_error", Maybe(c.source_test_error() >= 0, c.source_test_error())}});
+      cells.push_back(
+          json{{"cell", c.cell_label()},
+               {"params",
+                json(std::map<std::string, std::string>(c.params().begin(), c.params().end()))},
+               {"runs_total", c.runs_total()},
+               {"runs_succeeded", c.runs_succeeded()},
+               {"final_test_error", StatJson(c.final_test_error())},
+               {"last_k_test_error", StatJson(c.last_k_test_error())},
+               {"is_best", i == best},
+               {"p_vs_best", Maybe(p >= 0, p)},
+               {"param_count", Maybe(c.mean_param_count() > 0, c.mean_param_count())},
+               {"dataset", c.dataset()},
+               {"block", c.block()},
+               {"layers", c.layers()},
+               {"shortcut", c.shortcut()},
+               {"paper_test_error", Maybe(c.paper_test_error() >= 0, c.paper_test_error())},
+               {"source_test_error", Maybe(c.source_test_error() >= 0, c.source_test_error())}});
     }
     return Dump(json{{"sweep", SweepJson(r.sweep())},
                      {"last_k", r.last_k()},
@@ -326,8 +326,8 @@ std::string FormatSweepLine(const v1::SweepSummary& s) {
   if (s.cancel_requested() && s.state() == "active") out << " (cancel requested)";
   if (s.archived()) out << " (deleted)";
   out << "  runs " << c.total() << ": queued " << c.queued() << ", leased " << c.leased()
-      << ", running " << c.running() << ", succeeded " << c.succeeded() << ", failed "
-      << c.failed() << ", cancelled " << c.cancelled();
+      << ", running " << c.running() << ", succeeded " << c.succeeded() << ", failed " << c.failed()
+      << ", cancelled " << c.cancelled();
   if (s.epochs_total() > 0) {
     out << "  epochs " << s.epochs_done() << "/" << s.epochs_total() << " ("
         << Fixed(100.0 * s.epochs_done() / s.epochs_total(), "%.0f") << "%)";
@@ -379,18 +379,17 @@ StatusOr<std::string> FormatWorkers(const v1::ListWorkersResponse& workers,
   if (format == "json") {
     json list = json::array();
     for (const auto& w : workers.workers()) {
-      list.push_back(json{{"worker_id", w.worker_id()},
-                          {"name", w.name()},
-                          {"host", w.host()},
-                          {"devices", std::vector<std::string>(w.devices().begin(),
-                                                               w.devices().end())},
-                          {"slots", w.devices_size()},
-                          {"runs_held", std::vector<std::string>(w.runs_held().begin(),
-                                                                 w.runs_held().end())},
-                          {"registered_unix_ms", w.registered_unix_ms()},
-                          {"last_seen_unix_ms", w.last_seen_unix_ms()},
-                          {"heartbeat_age_seconds", w.heartbeat_age_seconds()},
-                          {"state", w.state()}});
+      list.push_back(
+          json{{"worker_id", w.worker_id()},
+               {"name", w.name()},
+               {"host", w.host()},
+               {"devices", std::vector<std::string>(w.devices().begin(), w.devices().end())},
+               {"slots", w.devices_size()},
+               {"runs_held", std::vector<std::string>(w.runs_held().begin(), w.runs_held().end())},
+               {"registered_unix_ms", w.registered_unix_ms()},
+               {"last_seen_unix_ms", w.last_seen_unix_ms()},
+               {"heartbeat_age_seconds", w.heartbeat_age_seconds()},
+               {"state", w.state()}});
     }
     return Dump(json{{"workers", list}});
   }
@@ -415,15 +414,14 @@ StatusOr<std::string> FormatRun(const v1::GetRunResponse& r, const std::string& 
   if (format == "json") {
     json attempts = json::array();
     for (const auto& a : r.attempts()) {
-      attempts.push_back(json{{"attempt", a.attempt()},
-                              {"worker_id", a.worker_id()},
-                              {"state", a.state()},
-                              {"started_unix_ms", a.started_unix_ms()},
-                              {"ended_unix_ms", Maybe(a.ended_unix_ms() > 0,
-                                                      static_cast<double>(a.ended_unix_ms()))},
-                              {"reason", a.reason().empty() ? json(nullptr) : json(a.reason())},
-                              {"log_tail", a.log_tail().empty() ? json(nullptr)
-                                                                : json(a.log_tail())}});
+      attempts.push_back(json{
+          {"attempt", a.attempt()},
+          {"worker_id", a.worker_id()},
+          {"state", a.state()},
+          {"started_unix_ms", a.started_unix_ms()},
+          {"ended_unix_ms", Maybe(a.ended_unix_ms() > 0, static_cast<double>(a.ended_unix_ms()))},
+          {"reason", a.reason().empty() ? json(nullptr) : json(a.reason())},
+          {"log_tail", a.log_tail().empty() ? json(nullptr) : json(a.log_tail())}});
     }
     json epochs = json::array();
     for (const auto& e : r.epochs()) {

@@ -65,7 +65,8 @@ StatusOr<SweepRecord> Queries::ResolveSweep(const std::string& sweep) {
   }
   if (!by_name.empty()) return by_name.back();  // newest live sweep of that name
   if (!by_name_archived.empty()) return by_name_archived.back();
-  return NotFoundError("no sweep '" + sweep + "' (not an id, id prefix or name; `resweep status` "
+  return NotFoundError("no sweep '" + sweep +
+                       "' (not an id, id prefix or name; `resweep status` "
                        "lists the sweeps)");
 }
 
@@ -76,7 +77,8 @@ StatusOr<std::string> Queries::ResolveRunId(const std::string& run) {
   if (ids->empty()) return NotFoundError("no run '" + run + "'");
   if (ids->size() == 1 || (*ids)[0] == run) return (*ids)[0];
   std::string message = "run id prefix '" + run + "' is ambiguous: it matches";
-  for (size_t i = 0; i < ids->size() && i < kMaxCandidatesListed; ++i) message += "\n  " + (*ids)[i];
+  for (size_t i = 0; i < ids->size() && i < kMaxCandidatesListed; ++i)
+    message += "\n  " + (*ids)[i];
   if (ids->size() > kMaxCandidatesListed) message += "\n  ...";
   return InvalidArgumentError(message);
 }

@@ -166,9 +166,10 @@ StatusOr<SubmitResult> Scheduler::Submit(const std::string& spec_yaml,
     return Status::Ok();
   });
   if (!st.ok()) return st;
-  spdlog::info("sweep {} '{}' submitted from {}: {} runs, {} newly queued{}", spec.sweep_id,
-               spec.name, source_name, result.runs_total, result.runs_new,
-               result.name_reused_by.empty() ? "" : " (name also used by " + result.name_reused_by + ")");
+  spdlog::info(
+      "sweep {} '{}' submitted from {}: {} runs, {} newly queued{}", spec.sweep_id, spec.name,
+      source_name, result.runs_total, result.runs_new,
+      result.name_reused_by.empty() ? "" : " (name also used by " + result.name_reused_by + ")");
   return result;
 }
 

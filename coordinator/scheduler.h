@@ -209,8 +209,7 @@ class Scheduler {
   Status TakeSubmitTokenLocked() RESWEEP_REQUIRES(mutex_);
   // Cancels `sweep`'s unfinished runs that no other live sweep holds, inside the
   // caller's transaction; counts into *result.
-  Status CancelRunsLocked(const SweepRecord& sweep, CancelResult* result)
-      RESWEEP_REQUIRES(mutex_);
+  Status CancelRunsLocked(const SweepRecord& sweep, CancelResult* result) RESWEEP_REQUIRES(mutex_);
   // Loads the run and checks the attempt fence: the attempt is current, held by
   // this worker, and its lease has not run out.
   StatusOr<RunRecord> FencedRunLocked(const std::string& worker_id, const std::string& run_id,

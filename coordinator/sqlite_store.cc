@@ -549,8 +549,9 @@ class SqliteStore : public Store {
                                                       int limit) override {
     // A range scan on the primary key (GLOB/LIKE would interpret '*', '%' in the prefix).
     // Run ids are lowercase hex, so prefix + "~" bounds the range from above.
-    Statement s(db_, "SELECT run_id FROM runs WHERE run_id >= ? AND run_id < ? AND "
-                     "substr(run_id, 1, ?) = ? ORDER BY run_id LIMIT ?");
+    Statement s(db_,
+                "SELECT run_id FROM runs WHERE run_id >= ? AND run_id < ? AND "
+                "substr(run_id, 1, ?) = ? ORDER BY run_id LIMIT ?");
     s.Bind(prefix).Bind(prefix + "~").Bind(static_cast<int64_t>(prefix.size())).Bind(prefix);
     s.Bind(limit);
     std::vector<std::string> out;

@@ -33,7 +33,7 @@ struct SweepRecord {
   bool cancelled = false;  // a cancel was requested
   int last_k = 5;
   std::vector<std::string> grid_axes;  // dotted paths, in file order
-  bool archived = false;  // deleted by the user: hidden from lists, kept for results
+  bool archived = false;               // deleted by the user: hidden from lists, kept for results
 };
 
 // A run's durable state. A run may belong to several sweeps (identical config and
@@ -57,7 +57,7 @@ struct RunRecord {
   std::string checkpoint_path;
   int64_t checkpoint_iteration = 0;  // orders checkpoints of one epoch
   int64_t param_count = 0;
-  std::string error;           // why it failed or was cancelled
+  std::string error;  // why it failed or was cancelled
   // Worker of the newest attempt, open or closed. Derived (read by ListSweepRuns
   // only, never written): worker_id above is cleared when a lease ends.
   std::string last_worker_id;
@@ -110,7 +110,7 @@ struct WorkerRecord {
 
 // Epoch-level progress of a sweep.
 struct SweepProgressRecord {
-  int64_t epochs_done = 0;   // epochs recorded, over the sweep's runs
+  int64_t epochs_done = 0;  // epochs recorded, over the sweep's runs
   int64_t epochs_total = 0;
   // Mean duration of each run's newest recorded epoch; 0 when none was recorded.
   double mean_epoch_seconds = 0;

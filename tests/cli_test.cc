@@ -141,8 +141,9 @@ TEST(Cli, EverydayCommandsOnlineAndOfflineAgree) {
   // cancel on a finished sweep: says so, changes nothing.
   const std::string cancel = cluster.Cli({"cancel", sweep_id});
   EXPECT_NE(cancel.find("already finished"), std::string::npos) << cancel;
-  EXPECT_EQ(json::parse(cluster.Cli({"status", sweep_id, "--format", "json"}))["sweeps"][0]["state"],
-            "done");
+  EXPECT_EQ(
+      json::parse(cluster.Cli({"status", sweep_id, "--format", "json"}))["sweeps"][0]["state"],
+      "done");
 
   // delete: hidden from status, results still readable by id.
   EXPECT_NE(cluster.Cli({"delete", sweep_id}).find("deleted sweep"), std::string::npos);
@@ -164,15 +165,14 @@ seeds: 100
 )");
   CliResult dry = RunCli(cluster, {"submit", "--dry-run", big});
   ASSERT_EQ(dry.code, 0) << dry.err;
-  EXPECT_NE(dry.out.find("12000 runs (this coordinator allows 20000 per sweep)"),
-            std::string::npos)
+  EXPECT_NE(dry.out.find("12000 runs (this coordinator allows 20000 per sweep)"), std::string::npos)
       << FirstLine(dry.out);
   EXPECT_EQ(cluster.Cli({"status"}), "no sweeps\n");
 
   // A different sweep under a name in use: refused with the way out, then allowed.
   const std::string a = cluster.WriteSweep("a.yaml", "name: same\ntrainer: {kind: synthetic}\n");
-  const std::string b = cluster.WriteSweep(
-      "b.yaml", "name: same\ntrainer: {kind: synthetic}\ntrain: {epochs: 3}\n");
+  const std::string b =
+      cluster.WriteSweep("b.yaml", "name: same\ntrainer: {kind: synthetic}\ntrain: {epochs: 3}\n");
   const std::string first = FirstLine(cluster.Cli({"submit", a}));
   CliResult refused = RunCli(cluster, {"submit", b});
   EXPECT_EQ(refused.code, 1);
@@ -240,9 +240,9 @@ TEST(Cli, AmbiguousPrefixListsCandidates) {
   cluster.StartCoordinator();
   std::map<char, std::vector<std::string>> by_first;
   for (int i = 0; i < 17; ++i) {
-    const std::string f = cluster.WriteSweep(
-        "s" + std::to_string(i) + ".yaml",
-        "name: s" + std::to_string(i) + "\ntrainer: {kind: synthetic}\n");
+    const std::string f =
+        cluster.WriteSweep("s" + std::to_string(i) + ".yaml",
+                           "name: s" + std::to_string(i) + "\ntrainer: {kind: synthetic}\n");
     const std::string id = FirstLine(cluster.Cli({"submit", f}));
     by_first[id[0]].push_back(id);
   }
@@ -259,14 +259,14 @@ TEST(Cli, AmbiguousPrefixListsCandidates) {
 TEST(Cli, InterruptedWaitSaysTheSweepGoesOn) {
   Cluster cluster({});
   cluster.StartCoordinator();
-  const std::string file = cluster.WriteSweep(
-      "slow.yaml", "name: slow\ntrainer: {kind: synthetic, epoch_seconds: 1}\n");
+  const std::string file =
+      cluster.WriteSweep("slow.yaml", "name: slow\ntrainer: {kind: synthetic, epoch_seconds: 1}\n");
   const std::string id = FirstLine(cluster.Cli({"submit", file}));
   const std::string err_path = cluster.dir() + "/wait.err";
   Process wait({RESWEEP_CLI_BIN, "--coordinator", cluster.address(), "wait", id, "--poll", "0.2"},
                cluster.dir() + "/wait.out", err_path);
-  ASSERT_TRUE(WaitFor([&] { return ReadFile(err_path).find("queued") != std::string::npos; },
-                      10000));
+  ASSERT_TRUE(
+      WaitFor([&] { return ReadFile(err_path).find("queued") != std::string::npos; }, 10000));
   wait.Kill(SIGINT);
   EXPECT_EQ(wait.Wait(5000), 130);
   EXPECT_NE(ReadFile(err_path).find("The sweep goes on"), std::string::npos) << ReadFile(err_path);

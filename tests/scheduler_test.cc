@@ -549,17 +549,17 @@ seeds: 2
 }
 
 TEST_F(SchedulerTest, ACancelledRunQueuedAgainByAnotherSweepHasAFreshFailureCount) {
-  ASSERT_TRUE(scheduler_->Submit("name: a\ntrainer: {kind: synthetic}\ntrain: {epochs: 2}\n",
-                                 "a.yaml")
-                  .ok());
+  ASSERT_TRUE(
+      scheduler_->Submit("name: a\ntrainer: {kind: synthetic}\ntrain: {epochs: 2}\n", "a.yaml")
+          .ok());
   const std::string w = Register("w");
   Lease l = MustAcquire(w);
   ASSERT_TRUE(scheduler_->Fail(w, l.run_id, l.attempt, "out of memory", /*retryable=*/true).ok());
   EXPECT_EQ(Run(l.run_id).failures, 1);
   ASSERT_TRUE(scheduler_->Cancel("a").ok());
   // Same run, another sweep (another name, same config): queued again from scratch.
-  auto again = scheduler_->Submit(
-      "name: b\ntrainer: {kind: synthetic}\ntrain: {epochs: 2}\n", "b.yaml");
+  auto again =
+      scheduler_->Submit("name: b\ntrainer: {kind: synthetic}\ntrain: {epochs: 2}\n", "b.yaml");
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->runs_new, 1);
   EXPECT_EQ(Run(l.run_id).state, RunState::kQueued);
@@ -628,9 +628,9 @@ TEST_F(SchedulerTest, DeleteArchivesTheSweepAndRemovesCheckpointsOfItsFailedRuns
   const std::string w = Register("w");
   Lease l = LeaseWithTwoEpochsReported(w);
   const std::string data = "checkpoint bytes";
-  ASSERT_TRUE(scheduler_
-                  ->PutCheckpointChunk(w, l.run_id, l.attempt, 2, 0, data, true, Sha256Hex(data))
-                  .ok());
+  ASSERT_TRUE(
+      scheduler_->PutCheckpointChunk(w, l.run_id, l.attempt, 2, 0, data, true, Sha256Hex(data))
+          .ok());
   ASSERT_EQ(Run(l.run_id).checkpoint_epoch, 2);
   // Still running: refused without --force.
   auto refused = scheduler_->Delete("one", false);
@@ -725,7 +725,7 @@ TEST_F(SchedulerTest, FinishedRunsKeepTheWorkerThatRanThem) {
 }
 
 TEST_F(SchedulerTest, SweepProgressCountsEpochsAndEstimatesTheTimeLeft) {
-  ASSERT_TRUE(scheduler_->Submit(kSweep, "s.yaml").ok());  // 4 runs x 3 epochs
+  ASSERT_TRUE(scheduler_->Submit(kSweep, "s.yaml").ok());    // 4 runs x 3 epochs
   EXPECT_LT(scheduler_->GetSweep("sched")->eta_seconds, 0);  // nothing observed yet
   const std::string a = Register("a"), b = Register("b");
   for (const auto& w : {a, b}) {
@@ -788,10 +788,10 @@ TEST_F(SchedulerTest, AnAmbiguousPrefixListsTheCandidates) {
   // 17 one-run sweeps: two of them share the first hex digit of their id.
   std::map<char, std::vector<std::string>> by_first;
   for (int i = 0; i < 17; ++i) {
-    auto s = scheduler_->Submit("name: s" + std::to_string(i) +
-                                    "\ntrainer: {kind: synthetic}\ntrain: {epochs: " +
-                                    std::to_string(i + 1) + "}\n",
-                                "s.yaml");
+    auto s = scheduler_->Submit(
+        "name: s" + std::to_string(i) +
+            "\ntrainer: {kind: synthetic}\ntrain: {epochs: " + std::to_string(i + 1) + "}\n",
+        "s.yaml");
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     by_first[s->sweep_id[0]].push_back(s->sweep_id);
   }

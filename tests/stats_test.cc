@@ -1,10 +1,10 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "cli/format.h"
 #include "common/reference_results.h"
 #include "common/stats.h"
 #include "coordinator/results.h"
-#include "cli/format.h"
 
 namespace resweep {
 namespace {
