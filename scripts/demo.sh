@@ -32,11 +32,11 @@ for w in 1 2; do
   pids+=($!)
 done
 
-sweep=$("$BIN/coordinator/resweep" submit sweeps/demo.yaml)
+sweep=$("$BIN/cli/resweep" submit sweeps/demo.yaml)
 echo "submitted sweep $sweep; training (logs in $RUN_DIR/)..."
-"$BIN/coordinator/resweep" wait "$sweep" --poll 15
+"$BIN/cli/resweep" wait "$sweep" --poll 15
 echo
-"$BIN/coordinator/resweep" runs "$sweep"
+"$BIN/cli/resweep" runs "$sweep"
 echo
-"$BIN/coordinator/resweep" results "$sweep"
+"$BIN/cli/resweep" results "$sweep"
 echo "demo wall time: $(( $(date +%s) - start )) s"
