@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "common/hash.h"
 #include "common/run_config_json.h"
 #include "tests/test_util.h"
 
@@ -71,6 +72,84 @@ name: depth
   ASSERT_TRUE(c.ok());
   EXPECT_NE(c->runs[0].run_id, a->runs[0].run_id);
   EXPECT_NE(c->sweep_id, a->sweep_id);
+}
+
+// Every field of a run's identity, one line per run, for pinning.
+std::string IdentityLines(const SweepSpec& spec) {
+  std::string out = "sweep " + spec.sweep_id + "\n";
+  for (const auto& r : spec.runs) {
+    out += r.run_id + " " + r.cell_key + " " + std::to_string(r.seed) + " " + r.cell_label + " |";
+    for (const auto& [k, v] : r.cell_params) out += " " + k + "=" + v;
+    out += "\n";
+  }
+  return out;
+}
+
+// Run ids, cell keys and sweep ids are stored in databases and shared between
+// sweeps: these were computed by the parser before the single-parse expansion
+// (commit acaf9de) and must never change.
+TEST(SweepSpec, RunIdentityIsPinned) {
+  auto many = ParseSweepSpec(R"(name: pinned
+dataset: {kind: cifar10, train_limit: 5000}
+model: {block: preact, depth_n: 2}
+train:
+  epochs: 30
+  optimizer: {name: sgd, lr: 0.05, momentum: 0.9}
+  schedule: {milestones: [10, 20]}
+grid:
+  model.depth_n: [1, 3]
+  train.optimizer.lr: [0.1, 0.025]
+  train.schedule.milestones: [[15, 25], [20]]
+  dataset.augment_flip: [true, false]
+  model.shortcut: [A, B]
+  trainer.epoch_seconds: [0.5]
+seeds: [3, 1]
+)",
+                             "pinned.yaml");
+  ASSERT_TRUE(many.ok()) << many.status().ToString();
+  ASSERT_EQ(many->runs.size(), 64u);
+  EXPECT_EQ(many->sweep_id, "e5d92851282e");
+  EXPECT_EQ(Sha256Hex(IdentityLines(*many)),
+            "1efbeecc23f49525b7e8e704fa933605ccc7bf5491b63d57647b52fc0245c4c0");
+  EXPECT_EQ(many->runs[0].run_id, "e64e8399518e28528902");
+  EXPECT_EQ(many->runs[0].cell_key, "a6f7d58446852244");
+  EXPECT_EQ(many->runs[63].run_id, "8539a0fab440deb1813a");
+
+  // A whole section as an axis replaces the base's section (its fields not named
+  // in the value fall back to the defaults, not to the base).
+  auto sections = ParseSweepSpec(R"(name: sections
+train:
+  epochs: 12
+  schedule: {milestones: [6], gamma: 0.2}
+grid:
+  train.schedule: [{kind: cosine, min_lr: 0.001}, {milestones: [4, 8]}]
+  train.optimizer: [{name: adam, lr: 0.001}, {name: sgd, nesterov: true}]
+seeds: 2
+)",
+                                 "sections.yaml");
+  ASSERT_TRUE(sections.ok()) << sections.status().ToString();
+  ASSERT_EQ(sections->runs.size(), 8u);
+  EXPECT_DOUBLE_EQ(sections->runs[2].config.train.schedule.gamma, 0.1);
+  EXPECT_EQ(sections->sweep_id, "1878757b86c2");
+  EXPECT_EQ(Sha256Hex(IdentityLines(*sections)),
+            "8efaef4074ec572403ec0884da9107d1e700e46c9ed69ae8438a2871ebbaacbf");
+
+  auto base = ParseSweepSpec("name: base\nmodel: {depth_n: 5}\n", "base.yaml");
+  ASSERT_TRUE(base.ok()) << base.status().ToString();
+  ASSERT_EQ(base->runs.size(), 1u);
+  EXPECT_EQ(base->runs[0].cell_label, "base");
+  EXPECT_EQ(base->sweep_id, "2c57a2796e2a");
+  EXPECT_EQ(base->runs[0].run_id, "098678c5777296a803c8");
+
+  std::string shipped;
+  for (const char* name : {"fig6-depth.yaml", "blocks.yaml", "demo.yaml", "synthetic.yaml"}) {
+    auto spec = LoadSweepSpecFile(std::string(RESWEEP_SOURCE_DIR) + "/sweeps/" + name);
+    ASSERT_TRUE(spec.ok()) << name << ": " << spec.status().ToString();
+    shipped += std::string(name) + " " + spec->sweep_id + "\n";
+  }
+  EXPECT_EQ(shipped,
+            "fig6-depth.yaml 6a75d4ba3a9e\nblocks.yaml 1f9bcb9a2c28\ndemo.yaml 403313db3100\n"
+            "synthetic.yaml d268630fc206\n");
 }
 
 TEST(SweepSpec, CanonicalJsonRoundTrips) {
