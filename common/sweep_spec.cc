@@ -4,11 +4,13 @@
 #include <yaml-cpp/yaml.h>
 
 #include <sys/stat.h>
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <limits>
 #include <set>
 #include <sstream>
+#include <variant>
 
 #include "common/hash.h"
 
@@ -112,7 +114,7 @@ std::vector<FieldError> CheckRunConfig(const RunConfig& c) {
   return errors;
 }
 
-// Collects errors, each prefixed with "source:line:col: field: ".
+// Collects distinct lines "source:line:col: field: message" (errors or warnings).
 class Diagnostics {
  public:
   explicit Diagnostics(std::string source) : source_(std::move(source)) {}
@@ -129,6 +131,7 @@ class Diagnostics {
   }
   bool empty() const { return lines_.empty(); }
   size_t size() const { return lines_.size(); }
+  const std::vector<std::string>& lines() const { return lines_; }
   Status ToStatus() const {
     std::string all;
     const size_t kMaxShown = 20;
@@ -167,12 +170,99 @@ std::string Join(const std::string& prefix, const std::string& key) {
   return prefix.empty() ? key : prefix + "." + key;
 }
 
-// Reads one YAML mapping into typed fields. Each Read*/Section call marks its key
-// as known; Finish() reports every key that no call asked for, and duplicates.
+// Typed reads of one YAML value into `*out`. On a wrong type or value they report
+// to `diag` at the value's mark and leave `*out` as it was.
+bool PlainScalar(const YAML::Node& v, const std::string& field, const char* want,
+                 Diagnostics* diag) {
+  if (!v.IsScalar()) {
+    diag->Add(v.Mark(), field, std::string("must be ") + want + ", got " + NodeTypeName(v));
+    return false;
+  }
+  if (v.Tag() == "!") {  // quoted: "3" is a string, not a number
+    diag->Add(v.Mark(), field,
+              std::string("must be ") + want + ", got the quoted string \"" + v.Scalar() + "\"");
+    return false;
+  }
+  return true;
+}
+
+void ReadValue(const YAML::Node& v, const std::string& field, int64_t* out, Diagnostics* diag) {
+  if (!PlainScalar(v, field, "an integer", diag)) return;
+  try {
+    *out = v.as<int64_t>();
+  } catch (const YAML::Exception&) {
+    diag->Add(v.Mark(), field, "must be an integer, got '" + v.Scalar() + "'");
+  }
+}
+void ReadValue(const YAML::Node& v, const std::string& field, int* out, Diagnostics* diag) {
+  int64_t wide = *out;
+  const size_t before = diag->size();
+  ReadValue(v, field, &wide, diag);
+  if (diag->size() != before) return;
+  if (wide < std::numeric_limits<int>::min() || wide > std::numeric_limits<int>::max()) {
+    diag->Add(v.Mark(), field, "integer out of range: " + v.Scalar());
+    return;
+  }
+  *out = static_cast<int>(wide);
+}
+void ReadValue(const YAML::Node& v, const std::string& field, double* out, Diagnostics* diag) {
+  if (!PlainScalar(v, field, "a number", diag)) return;
+  try {
+    double d = v.as<double>();
+    if (!std::isfinite(d)) {
+      diag->Add(v.Mark(), field, "must be a finite number, got '" + v.Scalar() + "'");
+      return;
+    }
+    *out = d;
+  } catch (const YAML::Exception&) {
+    diag->Add(v.Mark(), field, "must be a number, got '" + v.Scalar() + "'");
+  }
+}
+void ReadValue(const YAML::Node& v, const std::string& field, bool* out, Diagnostics* diag) {
+  if (!PlainScalar(v, field, "true or false", diag)) return;
+  try {
+    *out = v.as<bool>();
+  } catch (const YAML::Exception&) {
+    diag->Add(v.Mark(), field, "must be true or false, got '" + v.Scalar() + "'");
+  }
+}
+void ReadValue(const YAML::Node& v, const std::string& field, std::string* out, Diagnostics* diag) {
+  if (!v.IsScalar()) {
+    diag->Add(v.Mark(), field, std::string("must be a string, got ") + NodeTypeName(v));
+    return;
+  }
+  *out = v.Scalar();
+}
+void ReadValue(const YAML::Node& v, const std::string& field, std::vector<int64_t>* out,
+               Diagnostics* diag) {
+  if (!v.IsSequence()) {
+    diag->Add(v.Mark(), field, std::string("must be a list of integers, got ") + NodeTypeName(v));
+    return;
+  }
+  if (v.size() > 1000) {
+    diag->Add(v.Mark(), field, "list too long (at most 1000 entries)");
+    return;
+  }
+  std::vector<int64_t> values;
+  for (const auto& item : v) {
+    int64_t x = 0;
+    const size_t before = diag->size();
+    ReadValue(item, field, &x, diag);
+    if (diag->size() != before) return;
+    values.push_back(x);
+  }
+  *out = std::move(values);
+}
+
+// Where each field's value was written: full field path -> mark. A field absent
+// from it keeps its default.
+using Marks = std::map<std::string, YAML::Mark>;
+
+// Reads one YAML mapping into typed fields. Each Read/Skip/Section call marks its
+// key as known; Finish() reports every key that no call asked for, and duplicates.
 class MapReader {
  public:
-  MapReader(const YAML::Node& node, std::string path, Diagnostics* diag,
-            std::map<std::string, YAML::Mark>* marks)
+  MapReader(const YAML::Node& node, std::string path, Diagnostics* diag, Marks* marks)
       : node_(node), path_(std::move(path)), diag_(diag), marks_(marks) {
     if (!node_.IsDefined() || node_.IsNull()) {
       valid_ = false;  // absent section: every field keeps its default
@@ -204,8 +294,11 @@ class MapReader {
     if (!value) return;
     const std::string field = Join(path_, key);
     if (marks_) (*marks_)[field] = value.Mark();
-    ReadValue(value, field, out);
+    ReadValue(value, field, out, diag_);
   }
+
+  // A known key whose value is read elsewhere (or replaced, and so not read at all).
+  void Skip(const char* key) { known_.insert(key); }
 
   // A nested mapping; absent yields an undefined node (defaults apply).
   YAML::Node Section(const char* key) {
@@ -237,183 +330,278 @@ class MapReader {
     return YAML::Node(YAML::NodeType::Undefined);
   }
 
-  bool PlainScalar(const YAML::Node& v, const std::string& field, const char* want) {
-    if (!v.IsScalar()) {
-      diag_->Add(v.Mark(), field, std::string("must be ") + want + ", got " + NodeTypeName(v));
-      return false;
-    }
-    if (v.Tag() == "!") {  // quoted: "3" is a string, not a number
-      diag_->Add(v.Mark(), field,
-                 std::string("must be ") + want + ", got the quoted string \"" + v.Scalar() + "\"");
-      return false;
-    }
-    return true;
-  }
-
-  void ReadValue(const YAML::Node& v, const std::string& field, int64_t* out) {
-    if (!PlainScalar(v, field, "an integer")) return;
-    try {
-      *out = v.as<int64_t>();
-    } catch (const YAML::Exception&) {
-      diag_->Add(v.Mark(), field, "must be an integer, got '" + v.Scalar() + "'");
-    }
-  }
-  void ReadValue(const YAML::Node& v, const std::string& field, int* out) {
-    int64_t wide = *out;
-    size_t before = diag_count();
-    ReadValue(v, field, &wide);
-    if (diag_count() != before) return;
-    if (wide < std::numeric_limits<int>::min() || wide > std::numeric_limits<int>::max()) {
-      diag_->Add(v.Mark(), field, "integer out of range: " + v.Scalar());
-      return;
-    }
-    *out = static_cast<int>(wide);
-  }
-  void ReadValue(const YAML::Node& v, const std::string& field, double* out) {
-    if (!PlainScalar(v, field, "a number")) return;
-    try {
-      double d = v.as<double>();
-      if (!std::isfinite(d)) {
-        diag_->Add(v.Mark(), field, "must be a finite number, got '" + v.Scalar() + "'");
-        return;
-      }
-      *out = d;
-    } catch (const YAML::Exception&) {
-      diag_->Add(v.Mark(), field, "must be a number, got '" + v.Scalar() + "'");
-    }
-  }
-  void ReadValue(const YAML::Node& v, const std::string& field, bool* out) {
-    if (!PlainScalar(v, field, "true or false")) return;
-    try {
-      *out = v.as<bool>();
-    } catch (const YAML::Exception&) {
-      diag_->Add(v.Mark(), field, "must be true or false, got '" + v.Scalar() + "'");
-    }
-  }
-  void ReadValue(const YAML::Node& v, const std::string& field, std::string* out) {
-    if (!v.IsScalar()) {
-      diag_->Add(v.Mark(), field, std::string("must be a string, got ") + NodeTypeName(v));
-      return;
-    }
-    *out = v.Scalar();
-  }
-  void ReadValue(const YAML::Node& v, const std::string& field, std::vector<int64_t>* out) {
-    if (!v.IsSequence()) {
-      diag_->Add(v.Mark(), field,
-                 std::string("must be a list of integers, got ") + NodeTypeName(v));
-      return;
-    }
-    if (v.size() > 1000) {
-      diag_->Add(v.Mark(), field, "list too long (at most 1000 entries)");
-      return;
-    }
-    std::vector<int64_t> values;
-    for (const auto& item : v) {
-      int64_t x = 0;
-      size_t before = diag_count();
-      ReadValue(item, field, &x);
-      if (diag_count() != before) return;
-      values.push_back(x);
-    }
-    *out = std::move(values);
-  }
-
-  size_t diag_count() const { return diag_->size(); }
-
   YAML::Node node_;
   std::string path_;
   Diagnostics* diag_;
-  std::map<std::string, YAML::Mark>* marks_;
+  Marks* marks_;
   std::set<std::string> known_;
   bool valid_ = true;
 };
 
-// The base config sections, in one place for both the parser and grid paths.
-const std::set<std::string>& ConfigSections() {
-  static const std::set<std::string> kSections = {"dataset", "model", "train", "trainer"};
+// The config schema: every RunConfig field, by the dotted path that names it in
+// sweep files, grid axes and the canonical JSON (RunConfig's member names are the
+// YAML keys). The table's order is the order fields are read and reported in.
+using FieldPtr = std::variant<int* (*)(RunConfig&), int64_t* (*)(RunConfig&),
+                              double* (*)(RunConfig&), bool* (*)(RunConfig&),
+                              std::string* (*)(RunConfig&), std::vector<int64_t>* (*)(RunConfig&)>;
+
+struct FieldSpec {
+  FieldSpec(const char* full_path, FieldPtr getter) : path(full_path), get(getter) {
+    const size_t dot = path.rfind('.');
+    section = path.substr(0, dot);
+    key = path.substr(dot + 1);
+  }
+  std::string path;     // "train.optimizer.lr"
+  std::string section;  // "train.optimizer"
+  std::string key;      // "lr"
+  FieldPtr get;
+};
+
+#define RESWEEP_FIELD(member) \
+  FieldSpec(                  \
+      #member, +[](RunConfig& c) { return &c.member; })
+
+const std::vector<FieldSpec>& ConfigFields() {
+  static const std::vector<FieldSpec> kFields = {
+      RESWEEP_FIELD(dataset.kind),
+      RESWEEP_FIELD(dataset.path),
+      RESWEEP_FIELD(dataset.train_limit),
+      RESWEEP_FIELD(dataset.test_limit),
+      RESWEEP_FIELD(dataset.preprocess),
+      RESWEEP_FIELD(dataset.augment_padding),
+      RESWEEP_FIELD(dataset.augment_flip),
+      RESWEEP_FIELD(model.block),
+      RESWEEP_FIELD(model.depth_n),
+      RESWEEP_FIELD(model.shortcut),
+      RESWEEP_FIELD(model.base_width),
+      RESWEEP_FIELD(train.epochs),
+      RESWEEP_FIELD(train.batch_size),
+      RESWEEP_FIELD(train.eval_every),
+      RESWEEP_FIELD(train.label_smoothing),
+      RESWEEP_FIELD(train.grad_clip_norm),
+      RESWEEP_FIELD(train.deterministic),
+      RESWEEP_FIELD(train.channels_last),
+      RESWEEP_FIELD(train.amp),
+      RESWEEP_FIELD(train.checkpoint_every),
+      RESWEEP_FIELD(train.optimizer.name),
+      RESWEEP_FIELD(train.optimizer.lr),
+      RESWEEP_FIELD(train.optimizer.momentum),
+      RESWEEP_FIELD(train.optimizer.nesterov),
+      RESWEEP_FIELD(train.optimizer.weight_decay),
+      RESWEEP_FIELD(train.optimizer.beta1),
+      RESWEEP_FIELD(train.optimizer.beta2),
+      RESWEEP_FIELD(train.optimizer.eps),
+      RESWEEP_FIELD(train.optimizer.alpha),
+      RESWEEP_FIELD(train.schedule.kind),
+      RESWEEP_FIELD(train.schedule.milestones),
+      RESWEEP_FIELD(train.schedule.milestone_unit),
+      RESWEEP_FIELD(train.schedule.gamma),
+      RESWEEP_FIELD(train.schedule.warmup_iterations),
+      RESWEEP_FIELD(train.schedule.warmup_kind),
+      RESWEEP_FIELD(train.schedule.warmup_lr),
+      RESWEEP_FIELD(train.schedule.min_lr),
+      RESWEEP_FIELD(trainer.kind),
+      RESWEEP_FIELD(trainer.epoch_seconds),
+      RESWEEP_FIELD(trainer.fail_probability),
+  };
+  return kFields;
+}
+
+#undef RESWEEP_FIELD
+
+// The config's mappings, parents before children. The top-level ones are the base
+// config sections of a sweep file.
+const std::vector<std::string>& ConfigSections() {
+  static const std::vector<std::string> kSections = {
+      "dataset", "model", "train", "train.optimizer", "train.schedule", "trainer"};
   return kSections;
 }
 
-// Parses the config sections of `root` into `config`. `marks` records where each
-// field's value came from so range errors can name a line.
-void ReadRunConfig(const YAML::Node& root, Diagnostics* diag,
-                   std::map<std::string, YAML::Mark>* marks, RunConfig* config) {
-  auto section = [&](const char* key) -> YAML::Node {
+bool IsTopLevel(const std::string& section) { return section.find('.') == std::string::npos; }
+
+// "train" for "train.optimizer"; "" for a top-level section.
+std::string ParentOf(const std::string& section) {
+  const size_t dot = section.rfind('.');
+  return dot == std::string::npos ? "" : section.substr(0, dot);
+}
+
+bool IsSection(const std::string& path) {
+  const auto& all = ConfigSections();
+  return std::find(all.begin(), all.end(), path) != all.end();
+}
+
+const FieldSpec* FindField(const std::string& path) {
+  for (const auto& f : ConfigFields()) {
+    if (f.path == path) return &f;
+  }
+  return nullptr;
+}
+
+// The keys a sweep file may write directly under `section`: its fields and subsections.
+std::vector<std::string> KeysOf(const std::string& section) {
+  std::vector<std::string> keys;
+  for (const auto& f : ConfigFields()) {
+    if (f.section == section) keys.push_back(f.key);
+  }
+  for (const auto& s : ConfigSections()) {
+    if (ParentOf(s) == section) keys.push_back(s.substr(section.size() + 1));
+  }
+  std::sort(keys.begin(), keys.end());
+  return keys;
+}
+
+// Reads the mapping `node` as config section `section` (and its subsections) into
+// `config`. Fields and subsections named in `replaced` are known keys but are not
+// read: a grid axis supplies them.
+void ReadSection(const YAML::Node& node, const std::string& section,
+                 const std::set<std::string>& replaced, Diagnostics* diag, Marks* marks,
+                 RunConfig* config) {
+  MapReader r(node, section, diag, marks);
+  for (const auto& f : ConfigFields()) {
+    if (f.section != section) continue;
+    if (replaced.count(f.path)) {
+      r.Skip(f.key.c_str());
+    } else {
+      std::visit([&](auto get) { r.Read(f.key.c_str(), get(*config)); }, f.get);
+    }
+  }
+  for (const auto& sub : ConfigSections()) {
+    if (ParentOf(sub) != section) continue;
+    const std::string key = sub.substr(section.size() + 1);
+    if (replaced.count(sub)) {
+      r.Skip(key.c_str());
+    } else {
+      ReadSection(r.Section(key.c_str()), sub, replaced, diag, marks, config);
+    }
+  }
+  r.Finish();
+}
+
+// Reads the base config sections of the sweep file `root` (a mapping).
+void ReadRunConfig(const YAML::Node& root, const std::set<std::string>& replaced, Diagnostics* diag,
+                   Marks* marks, RunConfig* config) {
+  for (const auto& section : ConfigSections()) {
+    if (!IsTopLevel(section)) continue;
+    YAML::Node node;
     for (const auto& kv : root) {
-      if (kv.first.IsScalar() && kv.first.Scalar() == key) return kv.second;
+      if (kv.first.IsScalar() && kv.first.Scalar() == section) {
+        node = kv.second;
+        break;
+      }
     }
-    return YAML::Node();
-  };
-  {
-    MapReader r(section("dataset"), "dataset", diag, marks);
-    auto& d = config->dataset;
-    r.Read("kind", &d.kind);
-    r.Read("path", &d.path);
-    r.Read("train_limit", &d.train_limit);
-    r.Read("test_limit", &d.test_limit);
-    r.Read("preprocess", &d.preprocess);
-    r.Read("augment_padding", &d.augment_padding);
-    r.Read("augment_flip", &d.augment_flip);
-    r.Finish();
+    ReadSection(node, section, replaced, diag, marks, config);
   }
-  {
-    MapReader r(section("model"), "model", diag, marks);
-    auto& m = config->model;
-    r.Read("block", &m.block);
-    r.Read("depth_n", &m.depth_n);
-    r.Read("shortcut", &m.shortcut);
-    r.Read("base_width", &m.base_width);
-    r.Finish();
-  }
-  {
-    MapReader r(section("train"), "train", diag, marks);
-    auto& t = config->train;
-    r.Read("epochs", &t.epochs);
-    r.Read("batch_size", &t.batch_size);
-    r.Read("eval_every", &t.eval_every);
-    r.Read("label_smoothing", &t.label_smoothing);
-    r.Read("grad_clip_norm", &t.grad_clip_norm);
-    r.Read("deterministic", &t.deterministic);
-    r.Read("channels_last", &t.channels_last);
-    r.Read("amp", &t.amp);
-    r.Read("checkpoint_every", &t.checkpoint_every);
-    {
-      MapReader o(r.Section("optimizer"), "train.optimizer", diag, marks);
-      auto& oc = t.optimizer;
-      o.Read("name", &oc.name);
-      o.Read("lr", &oc.lr);
-      o.Read("momentum", &oc.momentum);
-      o.Read("nesterov", &oc.nesterov);
-      o.Read("weight_decay", &oc.weight_decay);
-      o.Read("beta1", &oc.beta1);
-      o.Read("beta2", &oc.beta2);
-      o.Read("eps", &oc.eps);
-      o.Read("alpha", &oc.alpha);
-      o.Finish();
+}
+
+size_t EditDistance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = up;
     }
-    {
-      MapReader s(r.Section("schedule"), "train.schedule", diag, marks);
-      auto& sc = t.schedule;
-      s.Read("kind", &sc.kind);
-      s.Read("milestones", &sc.milestones);
-      s.Read("milestone_unit", &sc.milestone_unit);
-      s.Read("gamma", &sc.gamma);
-      s.Read("warmup_iterations", &sc.warmup_iterations);
-      s.Read("warmup_kind", &sc.warmup_kind);
-      s.Read("warmup_lr", &sc.warmup_lr);
-      s.Read("min_lr", &sc.min_lr);
-      s.Finish();
+  }
+  return row[b.size()];
+}
+
+// "; did you mean X?" for the valid axis path closest to `path`, or "".
+std::string Suggestion(const std::string& path) {
+  if (path.size() > 100) return "";  // no typo of a parameter path; bounds the work
+  std::vector<std::string> candidates;
+  for (const auto& f : ConfigFields()) candidates.push_back(f.path);
+  for (const auto& s : ConfigSections()) {
+    if (!IsTopLevel(s)) candidates.push_back(s);
+  }
+  std::string best;
+  size_t best_distance = std::numeric_limits<size_t>::max();
+  for (const auto& c : candidates) {
+    const size_t d = EditDistance(path, c);
+    if (d < best_distance) {
+      best = c;
+      best_distance = d;
     }
-    r.Finish();
   }
-  {
-    MapReader r(section("trainer"), "trainer", diag, marks);
-    auto& tr = config->trainer;
-    r.Read("kind", &tr.kind);
-    r.Read("epoch_seconds", &tr.epoch_seconds);
-    r.Read("fail_probability", &tr.fail_probability);
-    r.Finish();
+  if (best_distance <= std::max<size_t>(2, path.size() / 6)) return "; did you mean " + best + "?";
+  // A bare or misplaced parameter name: "depth_n", "optimizer.lr".
+  std::string tail;
+  for (const auto& c : candidates) {
+    if (c.size() > path.size() && c.compare(c.size() - path.size(), path.size(), path) == 0 &&
+        c[c.size() - path.size() - 1] == '.') {
+      if (!tail.empty()) return "";  // ambiguous
+      tail = c;
+    }
   }
+  return tail.empty() ? "" : "; did you mean " + tail + "?";
+}
+
+// What a grid axis sets: one field, or every field of a nested section
+// (train.optimizer, train.schedule), which each value of the axis replaces whole.
+struct AxisTarget {
+  std::vector<const FieldSpec*> fields;
+  std::string section;  // the replaced section; empty for a single field
+};
+
+// Resolves a grid path against the schema. Returns "" and fills `target`, or
+// returns why the path names no parameter.
+std::string ResolveGridPath(const std::string& path, AxisTarget* target) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (true) {
+    const size_t dot = path.find('.', start);
+    parts.push_back(path.substr(start, dot == std::string::npos ? std::string::npos : dot - start));
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  const std::string sections = "sections: dataset, model, train, trainer";
+  if (!IsSection(parts[0]) || !IsTopLevel(parts[0])) {
+    return "not a parameter path: no section '" + parts[0] + "' (" + sections + ")" +
+           Suggestion(path);
+  }
+  if (parts.size() == 1) {
+    return "a whole top-level section cannot be an axis: name a parameter path such as "
+           "model.depth_n";
+  }
+  std::string section = parts[0];
+  for (size_t i = 1; i < parts.size(); ++i) {
+    const std::string walked = section + "." + parts[i];
+    if (IsSection(walked)) {
+      section = walked;
+      continue;
+    }
+    if (const FieldSpec* field = FindField(walked)) {
+      if (i + 1 < parts.size()) {
+        return walked + " is a single value, not a section: nothing lies below it";
+      }
+      target->fields = {field};
+      return "";
+    }
+    std::string known;
+    for (const auto& k : KeysOf(section)) known += (known.empty() ? "" : ", ") + k;
+    return "unknown parameter '" + parts[i] + "' in " + section + " (known here: " + known + ")" +
+           Suggestion(path);
+  }
+  target->section = section;
+  for (const auto& f : ConfigFields()) {
+    if (f.section == section || f.section.rfind(section + ".", 0) == 0) {
+      target->fields.push_back(&f);
+    }
+  }
+  return "";
+}
+
+// One value of a grid axis, read once: the fields it sets, in an otherwise default
+// config, and where each was written.
+struct AxisValue {
+  RunConfig values;
+  Marks marks;
+};
+
+void CopyField(const FieldSpec& f, RunConfig& from, RunConfig* to) {
+  std::visit([&](auto get) { *get(*to) = *get(from); }, f.get);
 }
 
 // Returns the byte offset of the first invalid UTF-8 sequence, or npos.
@@ -493,7 +681,9 @@ StatusOr<SweepSpec> ParseSweepSpec(const std::string& yaml_text, const std::stri
     top.Read("name", &spec.name);
     top.Read("description", &spec.description);
     top.Read("max_attempts", &spec.max_attempts);
-    for (const auto& section : ConfigSections()) top.Section(section.c_str());
+    for (const auto& section : ConfigSections()) {
+      if (IsTopLevel(section)) top.Skip(section.c_str());
+    }
     grid_node = top.Section("grid");
     seeds_node = top.Section("seeds");
     MapReader results(top.Section("results"), "results", &diag, nullptr);
@@ -556,7 +746,9 @@ StatusOr<SweepSpec> ParseSweepSpec(const std::string& yaml_text, const std::stri
   }
 
   // Grid axes: dotted paths into the config sections, each a non-empty list.
-  std::vector<std::vector<YAML::Node>> axis_values;
+  std::vector<AxisTarget> targets;
+  std::vector<YAML::Mark> axis_marks;
+  std::vector<std::vector<YAML::Node>> axis_nodes;
   if (grid_node.IsDefined() && !grid_node.IsNull()) {
     if (!grid_node.IsMap()) {
       diag.Add(grid_node.Mark(), "grid", "must map parameter paths to lists of values");
@@ -566,13 +758,25 @@ StatusOr<SweepSpec> ParseSweepSpec(const std::string& yaml_text, const std::stri
         if (!kv.first.IsScalar()) continue;
         const std::string path = kv.first.Scalar();
         const std::string field = "grid." + path;
-        const std::string section = path.substr(0, path.find('.'));
-        if (!ConfigSections().count(section) || path.find('.') == std::string::npos) {
-          diag.Add(kv.first.Mark(), field,
-                   "axis must be a parameter path such as model.depth_n (sections: dataset, "
-                   "model, train, trainer)");
+        AxisTarget target;
+        if (std::string why = ResolveGridPath(path, &target); !why.empty()) {
+          diag.Add(kv.first.Mark(), field, why);
           continue;
         }
+        // Each field has at most one axis: with two, the order of the axes would
+        // decide silently which value a cell gets.
+        bool overlaps = false;
+        for (size_t a = 0; a < spec.grid.size() && !overlaps; ++a) {
+          const std::string& other = spec.grid[a].path;
+          if (other.rfind(path + ".", 0) == 0 || path.rfind(other + ".", 0) == 0) {
+            diag.Add(kv.first.Mark(), field,
+                     "overlaps the axis " + other + " (line " +
+                         std::to_string(axis_marks[a].line + 1) +
+                         "): at most one axis may set a parameter");
+            overlaps = true;
+          }
+        }
+        if (overlaps) continue;
         if (!kv.second.IsSequence()) {
           diag.Add(kv.second.Mark(), field,
                    std::string("must be a list of values, got ") + NodeTypeName(kv.second));
@@ -589,7 +793,9 @@ StatusOr<SweepSpec> ParseSweepSpec(const std::string& yaml_text, const std::stri
           continue;
         }
         spec.grid.push_back({path, static_cast<int64_t>(kv.second.size())});
-        axis_values.emplace_back(kv.second.begin(), kv.second.end());
+        targets.push_back(std::move(target));
+        axis_marks.push_back(kv.first.Mark());
+        axis_nodes.emplace_back(kv.second.begin(), kv.second.end());
       }
       if (static_cast<int64_t>(spec.grid.size()) > limits.max_axes) {
         diag.Add(grid_node.Mark(), "grid", "at most " + std::to_string(limits.max_axes) + " axes");
@@ -616,64 +822,78 @@ StatusOr<SweepSpec> ParseSweepSpec(const std::string& yaml_text, const std::stri
     return diag.ToStatus();
   }
 
-  // Expand: for each cell, reload the base config, apply the cell's values, parse
-  // and validate. Values keep their own marks, so errors point at the grid line.
-  std::vector<size_t> index(spec.grid.size(), 0);
-  std::string all_run_ids;
-  for (int64_t cell = 0; cell < cells; ++cell) {
-    YAML::Node cell_root = YAML::Load(yaml_text);
-    bool applied = true;
-    for (size_t a = 0; a < spec.grid.size(); ++a) {
-      const std::string& path = spec.grid[a].path;
-      std::vector<std::string> parts;
-      std::stringstream ss(path);
-      for (std::string part; std::getline(ss, part, '.');) parts.push_back(part);
-      YAML::Node cursor = cell_root;
-      std::string walked;
-      for (size_t p = 0; p + 1 < parts.size() && applied; ++p) {
-        walked = Join(walked, parts[p]);
-        YAML::Node next = cursor[parts[p]];
-        if (next.IsDefined() && !next.IsNull() && !next.IsMap()) {
-          diag.Add(next.Mark(), "grid." + path, walked + " is not a mapping");
-          applied = false;
-          break;
-        }
-        if (!next.IsDefined() || next.IsNull()) cursor[parts[p]] = YAML::Node(YAML::NodeType::Map);
-        cursor.reset(cursor[parts[p]]);
+  // The file is parsed once. The base config is read without the fields the axes
+  // set, and each axis value once, on its own; a cell is the base with its values
+  // copied in, so its errors point at the grid value (or base line) that set the
+  // offending field.
+  std::set<std::string> replaced;
+  for (const auto& axis : spec.grid) replaced.insert(axis.path);
+  RunConfig base_config;
+  Marks base_marks;
+  ReadRunConfig(root, replaced, &diag, &base_marks, &base_config);
+  std::vector<std::vector<AxisValue>> axis_values(spec.grid.size());
+  std::map<std::string, size_t> axis_of_field;
+  std::vector<nlohmann::json::json_pointer> axis_pointers;
+  for (size_t a = 0; a < spec.grid.size(); ++a) {
+    const AxisTarget& target = targets[a];
+    for (const YAML::Node& node : axis_nodes[a]) {
+      AxisValue value;
+      if (target.section.empty()) {
+        const FieldSpec& f = *target.fields[0];
+        value.marks[f.path] = node.Mark();
+        std::visit([&](auto get) { ReadValue(node, f.path, get(value.values), &diag); }, f.get);
+      } else {
+        ReadSection(node, target.section, {}, &diag, &value.marks, &value.values);
       }
-      if (!applied) break;
-      cursor[parts.back()] = axis_values[a][index[a]];
+      axis_values[a].push_back(std::move(value));
     }
-    if (applied) {
-      RunConfig config;
-      std::map<std::string, YAML::Mark> marks;
-      ReadRunConfig(cell_root, &diag, &marks, &config);
-      for (const auto& e : CheckRunConfig(config)) {
-        auto m = marks.find(e.path);
-        diag.Add(m == marks.end() ? YAML::Mark::null_mark() : m->second, e.path, e.message);
+    for (const FieldSpec* f : target.fields) axis_of_field[f->path] = a;
+    std::string pointer = "/" + spec.grid[a].path;
+    std::replace(pointer.begin(), pointer.end(), '.', '/');
+    axis_pointers.emplace_back(pointer);
+  }
+
+  std::vector<size_t> index(spec.grid.size(), 0);
+  // Where `path` was written for the current cell; nullptr where it keeps its default.
+  auto mark_of = [&](const std::string& path) -> const YAML::Mark* {
+    const Marks* marks = &base_marks;
+    if (auto a = axis_of_field.find(path); a != axis_of_field.end()) {
+      marks = &axis_values[a->second][index[a->second]].marks;
+    }
+    auto m = marks->find(path);
+    return m == marks->end() ? nullptr : &m->second;
+  };
+  std::string all_run_ids;
+  spec.runs.reserve(static_cast<size_t>(total));
+  for (int64_t cell = 0; cell < cells; ++cell) {
+    RunConfig config = base_config;
+    for (size_t a = 0; a < spec.grid.size(); ++a) {
+      AxisValue& value = axis_values[a][index[a]];
+      for (const FieldSpec* f : targets[a].fields) CopyField(*f, value.values, &config);
+    }
+    for (const auto& e : CheckRunConfig(config)) {
+      const YAML::Mark* m = mark_of(e.path);
+      diag.Add(m ? *m : YAML::Mark::null_mark(), e.path, e.message);
+    }
+    if (diag.empty()) {
+      const nlohmann::json json = RunConfigToJson(config);
+      ExpandedRun base;
+      base.config_json = json.dump();
+      base.cell_key = Sha256Hex(base.config_json).substr(0, 16);
+      for (size_t a = 0; a < spec.grid.size(); ++a) {
+        const std::string& path = spec.grid[a].path;
+        const std::string value = ValueLabel(json.at(axis_pointers[a]));
+        base.cell_label += (base.cell_label.empty() ? "" : " ") + path + "=" + value;
+        base.cell_params[path] = value;
       }
-      if (diag.empty()) {
-        const nlohmann::json json = RunConfigToJson(config);
-        const std::string config_json = json.dump();
-        ExpandedRun base;
-        base.config = config;
-        base.config_json = config_json;
-        base.cell_key = Sha256Hex(config_json).substr(0, 16);
-        for (const auto& axis : spec.grid) {
-          std::string pointer = "/" + axis.path;
-          std::replace(pointer.begin(), pointer.end(), '.', '/');
-          const std::string value = ValueLabel(json.at(nlohmann::json::json_pointer(pointer)));
-          base.cell_params[axis.path] = value;
-          base.cell_label += (base.cell_label.empty() ? "" : " ") + axis.path + "=" + value;
-        }
-        if (base.cell_label.empty()) base.cell_label = "base";
-        for (int64_t seed : spec.seeds) {
-          ExpandedRun run = base;
-          run.seed = seed;
-          run.run_id = Sha256Hex(config_json + "\nseed=" + std::to_string(seed)).substr(0, 20);
-          all_run_ids += run.run_id + "\n";
-          spec.runs.push_back(std::move(run));
-        }
+      if (base.cell_label.empty()) base.cell_label = "base";
+      base.config = std::move(config);
+      for (int64_t seed : spec.seeds) {
+        ExpandedRun run = base;
+        run.seed = seed;
+        run.run_id = Sha256Hex(run.config_json + "\nseed=" + std::to_string(seed)).substr(0, 20);
+        all_run_ids += run.run_id + "\n";
+        spec.runs.push_back(std::move(run));
       }
     }
     if (diag.empty() == false && cell > 64) break;  // enough examples of what is wrong

@@ -231,6 +231,57 @@ TEST(SweepSpec, GridProblems) {
             std::string::npos);
 }
 
+TEST(SweepSpec, WrongGridPathsPointAtTheKey) {
+  struct Case {
+    std::string grid_line;
+    std::string expect;
+  };
+  const std::vector<Case> cases = {
+      {"  modle.depth_n: [1, 2]",
+       "test.yaml:3:3: grid.modle.depth_n: not a parameter path: no section 'modle'"},
+      {"  model.depht_n: [1, 2]",
+       "test.yaml:3:3: grid.model.depht_n: unknown parameter 'depht_n' in model (known here: "
+       "base_width, block, depth_n, shortcut); did you mean model.depth_n?"},
+      {"  depth_n: [1, 2]", "test.yaml:3:3: grid.depth_n: not a parameter path"},
+      {"  model: [1, 2]", "test.yaml:3:3: grid.model: a whole top-level section cannot be an axis"},
+      {"  model.depth_n.x: [1, 2]",
+       "test.yaml:3:3: grid.model.depth_n.x: model.depth_n is a single value, not a section"},
+      {"  train.optimiser.lr: [0.1]",
+       "test.yaml:3:3: grid.train.optimiser.lr: unknown parameter 'optimiser' in train"},
+      {"  train.optimizer.lrate: [0.1]",
+       "test.yaml:3:3: grid.train.optimizer.lrate: unknown parameter 'lrate' in train.optimizer"},
+      {"  model..depth_n: [1]",
+       "test.yaml:3:3: grid.model..depth_n: unknown parameter '' in model"},
+      {"  model.: [1]", "test.yaml:3:3: grid.model.: unknown parameter '' in model"},
+      {"  seeds: [1]", "test.yaml:3:3: grid.seeds: not a parameter path: no section 'seeds'"},
+      {"  results.last_k: [1]", "test.yaml:3:3: grid.results.last_k: not a parameter path"},
+  };
+  for (const auto& c : cases) {
+    const std::string e = ErrorOf("name: x\ngrid:\n" + c.grid_line + "\n");
+    EXPECT_NE(e.find(c.expect), std::string::npos) << "expected '" << c.expect << "' in:\n" << e;
+  }
+  // Flow style points at the key too; a typo among valid axes is reported alone.
+  const std::string flow = ErrorOf("name: x\ngrid: {model.depth_n: [1], modle.block: [preact]}\n");
+  EXPECT_EQ(flow,
+            "test.yaml:2:28: grid.modle.block: not a parameter path: no section 'modle' "
+            "(sections: dataset, model, train, trainer); did you mean model.block?");
+  // A typo inside a section-valued axis points at the key inside the value.
+  const std::string inner =
+      ErrorOf("name: x\ngrid:\n  train.optimizer: [{name: adam}, {name: sgd, lrate: 0.1}]\n");
+  EXPECT_NE(inner.find("test.yaml:3:47: train.optimizer.lrate: unknown key"), std::string::npos)
+      << inner;
+}
+
+TEST(SweepSpec, OverlappingAxesAreRejected) {
+  // Which axis would win depends on their order; one of them would silently do nothing.
+  const std::string e = ErrorOf(
+      "name: x\ngrid:\n  train.optimizer.lr: [0.1, 0.2]\n  train.optimizer: [{name: adam}]\n");
+  EXPECT_NE(e.find("test.yaml:4:3: grid.train.optimizer: overlaps the axis train.optimizer.lr "
+                   "(line 3)"),
+            std::string::npos)
+      << e;
+}
+
 TEST(SweepSpec, DuplicateKeysSyntaxErrorsAndEncoding) {
   EXPECT_NE(ErrorOf("name: x\nmodel: {depth_n: 3, depth_n: 5}\n").find("duplicate key"),
             std::string::npos);
