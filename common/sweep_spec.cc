@@ -630,6 +630,13 @@ size_t FindInvalidUtf8(const std::string& s) {
   return std::string::npos;
 }
 
+// 12,345,678
+std::string WithThousands(int64_t n) {
+  std::string digits = std::to_string(n < 0 ? -n : n);
+  for (int i = static_cast<int>(digits.size()) - 3; i > 0; i -= 3) digits.insert(i, ",");
+  return n < 0 ? "-" + digits : digits;
+}
+
 std::string ValueLabel(const nlohmann::json& v) {
   return v.is_string() ? v.get<std::string>() : v.dump();
 }
@@ -804,21 +811,33 @@ StatusOr<SweepSpec> ParseSweepSpec(const std::string& yaml_text, const std::stri
   }
   if (!diag.empty()) return diag.ToStatus();
 
-  // Size check before expanding anything.
+  // Size check before expanding anything. Counts saturate at kHuge: 16 axes of
+  // 1,000 values are 10^48 cells.
+  constexpr int64_t kHuge = 1'000'000'000'000'000'000;
+  auto saturating_product = [&](int64_t a, int64_t b) { return a > kHuge / b ? kHuge + 1 : a * b; };
   int64_t cells = 1;
-  for (const auto& axis : spec.grid) {
-    if (cells > limits.max_runs / axis.size) {
-      cells = limits.max_runs + 1;
-      break;
-    }
-    cells *= axis.size;
-  }
-  const int64_t total =
-      cells > limits.max_runs ? cells : cells * static_cast<int64_t>(spec.seeds.size());
+  for (const auto& axis : spec.grid) cells = saturating_product(cells, axis.size);
+  const int64_t seeds = static_cast<int64_t>(spec.seeds.size());
+  const int64_t total = cells > kHuge ? cells : saturating_product(cells, seeds);
   if (total > limits.max_runs) {
-    diag.Add(grid_node.Mark(), "grid",
-             "the grid x seeds makes more than " + std::to_string(limits.max_runs) +
-                 " runs (the configured limit)");
+    auto count = [](int64_t n, const char* unit) {
+      return WithThousands(n) + " " + unit + (n == 1 ? "" : "s");
+    };
+    std::string made;
+    if (cells > kHuge) {
+      std::string sizes;
+      for (const auto& axis : spec.grid)
+        sizes += (sizes.empty() ? "" : " x ") + WithThousands(axis.size);
+      made = "more than " + WithThousands(kHuge) + " runs (axes of " + sizes + " values, x " +
+             count(seeds, "seed") + ")";
+    } else {
+      made = (total > kHuge ? "more than " + WithThousands(kHuge) : WithThousands(total)) +
+             " runs (" + count(cells, "cell") + " x " + count(seeds, "seed") + ")";
+    }
+    diag.Add(grid_node.IsDefined() && !grid_node.IsNull() ? grid_node.Mark() : seeds_node.Mark(),
+             "grid",
+             "the grid x seeds makes " + made + "; the limit is " + WithThousands(limits.max_runs) +
+                 " (the coordinator's --max-runs-per-sweep)");
     return diag.ToStatus();
   }
 

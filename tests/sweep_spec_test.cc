@@ -222,12 +222,50 @@ TEST(SweepSpec, GridProblems) {
   SpecLimits small;
   small.max_runs = 10;
   EXPECT_NE(ErrorOf("name: x\ngrid:\n  model.depth_n: [1, 2, 3, 4]\nseeds: 3\n", small)
-                .find("more than 10 runs"),
+                .find("makes 12 runs (4 cells x 3 seeds); the limit is 10"),
             std::string::npos);
   EXPECT_NE(ErrorOf("name: x\ngrid:\n  model.depth_n: [1, 2]\n  train.epochs: [1, 2]\n"
                     "  train.batch_size: [1, 2]\n  train.optimizer.lr: [0.1, 0.2]\n",
                     small)
-                .find("more than 10 runs"),
+                .find("makes 16 runs (16 cells x 1 seed); the limit is 10"),
+            std::string::npos);
+}
+
+// "name: x", the axes given, each with the values 1..n, then `tail`.
+std::string GridOf(const std::vector<std::pair<std::string, int>>& axes, const std::string& tail) {
+  std::string yaml = "name: x\ngrid:\n";
+  for (const auto& [path, n] : axes) {
+    yaml += "  " + path + ": [";
+    for (int v = 1; v <= n; ++v) yaml += (v > 1 ? ", " : "") + std::to_string(v);
+    yaml += "]\n";
+  }
+  return yaml + tail;
+}
+
+TEST(SweepSpec, TooManyRunsSaysHowMany) {
+  EXPECT_EQ(ErrorOf(GridOf({{"model.depth_n", 50}, {"model.base_width", 5}}, "seeds: 50\n")),
+            "test.yaml:3:3: grid: the grid x seeds makes 12,500 runs (250 cells x 50 seeds); the "
+            "limit is 10,000 (the coordinator's --max-runs-per-sweep)");
+  // Without a grid, the seeds alone.
+  SpecLimits small;
+  small.max_runs = 10;
+  EXPECT_NE(ErrorOf("name: x\nseeds: 11\n", small)
+                .find("test.yaml:2:8: grid: the grid x seeds makes 11 runs (1 cell x 11 seeds)"),
+            std::string::npos);
+  // Absurd grids saturate instead of overflowing: 10^18 cells x 5 seeds, and 10^21 cells.
+  const std::vector<std::pair<std::string, int>> six = {
+      {"model.depth_n", 1000},    {"model.base_width", 1000}, {"train.epochs", 1000},
+      {"train.batch_size", 1000}, {"train.eval_every", 1000}, {"dataset.train_limit", 1000}};
+  EXPECT_NE(ErrorOf(GridOf(six, "seeds: 5\n"))
+                .find("makes more than 1,000,000,000,000,000,000 runs "
+                      "(1,000,000,000,000,000,000 cells x 5 seeds); the limit is 10,000"),
+            std::string::npos);
+  auto seven = six;
+  seven.push_back({"dataset.test_limit", 1000});
+  EXPECT_NE(ErrorOf(GridOf(seven, ""))
+                .find("makes more than 1,000,000,000,000,000,000 runs (axes of 1,000 x 1,000 x "
+                      "1,000 x 1,000 x 1,000 x 1,000 x 1,000 values, x 1 seed); the limit is "
+                      "10,000"),
             std::string::npos);
 }
 
