@@ -630,6 +630,28 @@ size_t FindInvalidUtf8(const std::string& s) {
   return std::string::npos;
 }
 
+// The mapping at dotted `path` under `root` ("train.optimizer"), or an undefined
+// node. Never modifies `root`.
+YAML::Node FindMapping(const YAML::Node& root, const std::string& path) {
+  YAML::Node node = root;
+  size_t start = 0;
+  while (start <= path.size()) {
+    const size_t dot = std::min(path.find('.', start), path.size());
+    const std::string key = path.substr(start, dot - start);
+    if (!node.IsMap()) return YAML::Node(YAML::NodeType::Undefined);
+    YAML::Node next(YAML::NodeType::Undefined);
+    for (const auto& kv : node) {
+      if (kv.first.IsScalar() && kv.first.Scalar() == key) {
+        next = kv.second;
+        break;
+      }
+    }
+    node.reset(next);
+    start = dot + 1;
+  }
+  return node;
+}
+
 // 12,345,678
 std::string WithThousands(int64_t n) {
   std::string digits = std::to_string(n < 0 ? -n : n);
@@ -639,6 +661,157 @@ std::string WithThousands(int64_t n) {
 
 std::string ValueLabel(const nlohmann::json& v) {
   return v.is_string() ? v.get<std::string>() : v.dump();
+}
+
+// Where each value of one cell was written: by the grid axis that sets the field
+// (at the cell's value), else by the base config or the file's top level.
+struct CellSources {
+  const Marks& base;
+  const std::map<std::string, size_t>& axis_of_field;
+  const std::vector<std::vector<AxisValue>>& axis_values;
+  const std::vector<size_t>& index;  // the cell: one value per axis
+
+  // The mark of `path`'s value; nullptr where it keeps its default. `from_grid`
+  // (optional) says whether a grid value set it.
+  const YAML::Mark* Find(const std::string& path, bool* from_grid = nullptr) const {
+    const Marks* marks = &base;
+    auto a = axis_of_field.find(path);
+    if (a != axis_of_field.end()) marks = &axis_values[a->second][index[a->second]].marks;
+    if (from_grid) *from_grid = a != axis_of_field.end();
+    auto m = marks->find(path);
+    return m == marks->end() ? nullptr : &m->second;
+  }
+
+  // Where to point at a problem caused by `paths` together: the first of them a
+  // grid value set (so each offending value gets its own line), else the first the
+  // file wrote; nullptr when all keep their defaults.
+  const YAML::Mark* Cause(std::initializer_list<const char*> paths) const {
+    const YAML::Mark* written = nullptr;
+    for (const char* path : paths) {
+      bool from_grid = false;
+      const YAML::Mark* m = Find(path, &from_grid);
+      if (m && from_grid) return m;
+      if (m && !written) written = m;
+    }
+    return written;
+  }
+};
+
+std::string JoinInts(const std::vector<int64_t>& values) {
+  std::string out;
+  for (int64_t v : values) out += (out.empty() ? "" : ", ") + WithThousands(v);
+  return out;
+}
+
+// Settings of one resolved cell that are valid but cannot do what their writer
+// meant: warnings, not errors (docs/sweep-spec.md, "Warnings"). Each names the
+// field and points at the value that causes it; defaults alone never warn.
+void CheckTraps(const RunConfig& c, int last_k, const CellSources& sources, Diagnostics* warnings) {
+  auto warn = [&](const YAML::Mark* mark, const std::string& field, const std::string& message) {
+    if (mark) warnings->Add(*mark, field, message);
+  };
+
+  // The last-K mean of a run that evaluates fewer than K epochs is the mean of all
+  // its evaluations, the first (worst) ones included.
+  const bool synthetic = c.trainer.kind == "synthetic";
+  const int64_t evaluated =
+      synthetic ? c.train.epochs : (c.train.epochs + c.train.eval_every - 1) / c.train.eval_every;
+  if (last_k > evaluated) {
+    std::string why = "train.epochs is " + std::to_string(c.train.epochs);
+    if (!synthetic && c.train.eval_every > 1) {
+      why += ", train.eval_every " + std::to_string(c.train.eval_every);
+    }
+    warn(sources.Cause({"results.last_k", "train.epochs", "train.eval_every"}), "results.last_k",
+         std::to_string(last_k) + " is more than the " + std::to_string(evaluated) +
+             (evaluated == 1 ? " evaluated epoch" : " evaluated epochs") + " of a run (" + why +
+             "): the last-K mean averages all of them, the first ones included");
+  }
+
+  // The synthetic trainer has no optimiser and no learning rate.
+  if (synthetic) return;
+
+  const auto& o = c.train.optimizer;
+  struct OptimizerOption {
+    const char* path;
+    std::set<std::string> used_by;
+    const char* used_by_text;
+  };
+  static const std::vector<OptimizerOption> kOptimizerOptions = {
+      {"train.optimizer.momentum", {"sgd", "rmsprop"}, "sgd, rmsprop"},
+      {"train.optimizer.nesterov", {"sgd"}, "sgd"},
+      {"train.optimizer.beta1", {"adam", "adamw"}, "adam, adamw"},
+      {"train.optimizer.beta2", {"adam", "adamw"}, "adam, adamw"},
+      {"train.optimizer.eps", {"rmsprop", "adam", "adamw"}, "rmsprop, adam, adamw"},
+      {"train.optimizer.alpha", {"rmsprop"}, "rmsprop"},
+  };
+  for (const auto& option : kOptimizerOptions) {
+    if (option.used_by.count(o.name)) continue;
+    warn(sources.Find(option.path), option.path,
+         "has no effect with optimizer " + o.name + " (it applies to " + option.used_by_text + ")");
+  }
+
+  const auto& s = c.train.schedule;
+  if (s.kind != "step") {
+    for (const char* path :
+         {"train.schedule.milestones", "train.schedule.milestone_unit", "train.schedule.gamma"}) {
+      warn(sources.Find(path), path,
+           "has no effect with schedule kind " + s.kind + " (it applies to kind step)");
+    }
+  }
+  if (s.kind != "cosine") {
+    warn(sources.Find("train.schedule.min_lr"), "train.schedule.min_lr",
+         "has no effect with schedule kind " + s.kind + " (it applies to kind cosine)");
+  }
+  if (s.warmup_iterations == 0) {
+    for (const char* path : {"train.schedule.warmup_kind", "train.schedule.warmup_lr"}) {
+      warn(sources.Find(path), path,
+           "has no effect without a warm-up (train.schedule.warmup_iterations is 0)");
+    }
+  }
+
+  // Step milestones the run never reaches. Milestone m decays the rate once
+  // position >= m, where position is the 0-based epoch (or iteration) index, so
+  // m must be below the number of epochs (or iterations) to apply.
+  if (s.kind == "step" && !s.milestones.empty()) {
+    int64_t positions = c.train.epochs;
+    std::string limit = "train.epochs = " + std::to_string(c.train.epochs);
+    std::string hint = " (milestone m decays the rate from epoch m+1 on)";
+    const YAML::Mark* cause = sources.Cause({"train.schedule.milestones", "train.epochs"});
+    if (s.milestone_unit == "iteration") {
+      // An upper bound: the data set's standard size, or train_limit if smaller.
+      int64_t images = c.dataset.kind == "fashion-mnist" ? 60000 : 50000;
+      if (c.dataset.train_limit > 0) images = std::min(images, c.dataset.train_limit);
+      const int64_t per_epoch = (images + c.train.batch_size - 1) / c.train.batch_size;
+      positions = c.train.epochs * per_epoch;
+      hint.clear();
+      limit = "the run's last iteration (at most " + WithThousands(positions) + ": " +
+              std::to_string(c.train.epochs) + " epochs x " + WithThousands(per_epoch) +
+              " batches of " + std::to_string(c.train.batch_size) + " from " +
+              WithThousands(images) + " training images)";
+      cause =
+          sources.Cause({"train.schedule.milestones", "train.epochs", "train.batch_size",
+                         "dataset.train_limit", "dataset.kind", "train.schedule.milestone_unit"});
+    }
+    std::vector<int64_t> unreached;
+    for (int64_t m : s.milestones) {
+      if (m >= positions) unreached.push_back(m);
+    }
+    const std::string field = "train.schedule.milestones";
+    const std::string defaults = sources.Find(field) ? "" : " (the default)";
+    if (unreached.size() == s.milestones.size()) {
+      warn(cause, field,
+           "the learning rate never decays: " +
+               (unreached.size() == 1
+                    ? "milestone " + JoinInts(unreached) + defaults + " is"
+                    : "milestones " + JoinInts(unreached) + defaults + " are all") +
+               " at or past " + limit + hint);
+    } else if (!unreached.empty()) {
+      warn(cause, field,
+           (unreached.size() == 1 ? "milestone " : "milestones ") + JoinInts(unreached) + defaults +
+               (unreached.size() == 1 ? " is" : " are") + " at or past " + limit + ", so " +
+               (unreached.size() == 1 ? "it never applies" : "they never apply") + hint);
+    }
+  }
 }
 
 }  // namespace
@@ -683,8 +856,9 @@ StatusOr<SweepSpec> ParseSweepSpec(const std::string& yaml_text, const std::stri
 
   SweepSpec spec;
   YAML::Node grid_node, seeds_node;
+  Marks base_marks;  // where each top-level and base-config value was written
   {
-    MapReader top(root, "", &diag, nullptr);
+    MapReader top(root, "", &diag, &base_marks);
     top.Read("name", &spec.name);
     top.Read("description", &spec.description);
     top.Read("max_attempts", &spec.max_attempts);
@@ -693,21 +867,26 @@ StatusOr<SweepSpec> ParseSweepSpec(const std::string& yaml_text, const std::stri
     }
     grid_node = top.Section("grid");
     seeds_node = top.Section("seeds");
-    MapReader results(top.Section("results"), "results", &diag, nullptr);
+    MapReader results(top.Section("results"), "results", &diag, &base_marks);
     results.Read("last_k", &spec.last_k);
     results.Finish();
     top.Finish();
   }
+  auto written = [&](const char* path) {
+    auto m = base_marks.find(path);
+    return m == base_marks.end() ? root.Mark() : m->second;
+  };
   if (spec.name.empty()) {
     diag.Add(root.Mark(), "name", "required: a short name for the sweep");
   } else if (spec.name.size() > 128) {
     diag.Add(root.Mark(), "name", "at most 128 characters");
   }
   if (spec.last_k < 1 || spec.last_k > 1000) {
-    diag.Add(root.Mark(), "results.last_k", "must be in [1, 1000]");
+    diag.Add(written("results.last_k"), "results.last_k", "must be in [1, 1000]");
   }
   if (spec.max_attempts < 0 || spec.max_attempts > 100) {
-    diag.Add(root.Mark(), "max_attempts", "must be in [0, 100] (0 = coordinator default)");
+    diag.Add(written("max_attempts"), "max_attempts",
+             "must be in [0, 100] (0 = coordinator default)");
   }
 
   // Seeds: a count (seeds 0..N-1) or an explicit list of distinct non-negative integers.
@@ -848,7 +1027,6 @@ StatusOr<SweepSpec> ParseSweepSpec(const std::string& yaml_text, const std::stri
   std::set<std::string> replaced;
   for (const auto& axis : spec.grid) replaced.insert(axis.path);
   RunConfig base_config;
-  Marks base_marks;
   ReadRunConfig(root, replaced, &diag, &base_marks, &base_config);
   std::vector<std::vector<AxisValue>> axis_values(spec.grid.size());
   std::map<std::string, size_t> axis_of_field;
@@ -872,16 +1050,26 @@ StatusOr<SweepSpec> ParseSweepSpec(const std::string& yaml_text, const std::stri
     axis_pointers.emplace_back(pointer);
   }
 
-  std::vector<size_t> index(spec.grid.size(), 0);
-  // Where `path` was written for the current cell; nullptr where it keeps its default.
-  auto mark_of = [&](const std::string& path) -> const YAML::Mark* {
-    const Marks* marks = &base_marks;
-    if (auto a = axis_of_field.find(path); a != axis_of_field.end()) {
-      marks = &axis_values[a->second][index[a->second]].marks;
+  // An axis over a whole section replaces the base's section: what the base wrote
+  // there is never used, not even for the fields the axis values leave out.
+  Diagnostics warnings(source_name);
+  for (size_t a = 0; a < spec.grid.size(); ++a) {
+    const std::string& section = targets[a].section;
+    if (section.empty()) continue;
+    const YAML::Node written = FindMapping(root, section);
+    if (!written.IsMap()) continue;
+    for (const auto& kv : written) {
+      if (!kv.first.IsScalar()) continue;
+      warnings.Add(kv.first.Mark(), section + "." + kv.first.Scalar(),
+                   "not used: the grid axis " + section + " (line " +
+                       std::to_string(axis_marks[a].line + 1) +
+                       ") replaces the whole section, and fields its values leave out take "
+                       "their defaults");
     }
-    auto m = marks->find(path);
-    return m == marks->end() ? nullptr : &m->second;
-  };
+  }
+
+  std::vector<size_t> index(spec.grid.size(), 0);
+  const CellSources sources{base_marks, axis_of_field, axis_values, index};
   std::string all_run_ids;
   spec.runs.reserve(static_cast<size_t>(total));
   for (int64_t cell = 0; cell < cells; ++cell) {
@@ -891,9 +1079,10 @@ StatusOr<SweepSpec> ParseSweepSpec(const std::string& yaml_text, const std::stri
       for (const FieldSpec* f : targets[a].fields) CopyField(*f, value.values, &config);
     }
     for (const auto& e : CheckRunConfig(config)) {
-      const YAML::Mark* m = mark_of(e.path);
+      const YAML::Mark* m = sources.Find(e.path);
       diag.Add(m ? *m : YAML::Mark::null_mark(), e.path, e.message);
     }
+    CheckTraps(config, spec.last_k, sources, &warnings);
     if (diag.empty()) {
       const nlohmann::json json = RunConfigToJson(config);
       ExpandedRun base;
@@ -935,6 +1124,7 @@ StatusOr<SweepSpec> ParseSweepSpec(const std::string& yaml_text, const std::stri
     }
   }
   spec.sweep_id = Sha256Hex(spec.name + "\n" + all_run_ids).substr(0, 12);
+  spec.warnings = warnings.lines();
   return spec;
 }
 

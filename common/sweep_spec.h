@@ -52,6 +52,11 @@ struct SweepSpec {
   int last_k = 5;                 // results: mean of the last K epochs' test error
   int max_attempts = 0;           // 0 = the coordinator's default
   std::vector<ExpandedRun> runs;  // cell-major, seeds inner
+  // Settings that are valid but cannot do what was meant (a step milestone past the
+  // last epoch, an option the chosen optimizer ignores, ...), each
+  // "source:line:col: field: message" pointing at the value that causes it, once
+  // however many cells share it. Never errors: the sweep is accepted as written.
+  std::vector<std::string> warnings;
 };
 
 // Parses and expands `yaml_text`. `source_name` (a file name) prefixes errors.

@@ -320,6 +320,169 @@ TEST(SweepSpec, OverlappingAxesAreRejected) {
       << e;
 }
 
+std::vector<std::string> WarningsOf(const std::string& yaml) {
+  auto spec = ParseSweepSpec(yaml, "test.yaml");
+  EXPECT_TRUE(spec.ok()) << "warnings never refuse a sweep: " << spec.status().ToString();
+  return spec.ok() ? spec->warnings : std::vector<std::string>{"<refused>"};
+}
+
+using Lines = std::vector<std::string>;
+
+TEST(SweepSpecWarnings, CleanSweepsHaveNone) {
+  EXPECT_EQ(WarningsOf(kValid), Lines{});
+  for (const char* name : {"fig6-depth.yaml", "blocks.yaml", "demo.yaml", "synthetic.yaml"}) {
+    auto spec = LoadSweepSpecFile(std::string(RESWEEP_SOURCE_DIR) + "/sweeps/" + name);
+    ASSERT_TRUE(spec.ok()) << name << ": " << spec.status().ToString();
+    EXPECT_EQ(spec->warnings, Lines{}) << name;
+  }
+  // Each optimizer with only its own options, schedules with theirs, milestones inside
+  // the run (also in iterations), and a last-K within the evaluated epochs.
+  EXPECT_EQ(WarningsOf(R"(name: clean
+dataset: {kind: fashion-mnist, train_limit: 6000}
+train:
+  epochs: 30
+  eval_every: 5
+  schedule: {milestones: [10, 20], gamma: 0.2, warmup_iterations: 100, warmup_lr: 0.02}
+grid:
+  train.optimizer: [{name: sgd, momentum: 0.9, nesterov: true}, {name: adam, beta1: 0.8, eps: 1.0e-6},
+                    {name: adamw, beta2: 0.99}, {name: rmsprop, alpha: 0.9, momentum: 0.5, eps: 0.01}]
+  train.batch_size: [64, 128]
+results: {last_k: 6}
+)"),
+            Lines{});
+  EXPECT_EQ(
+      WarningsOf("name: x\ntrain:\n  epochs: 20\n  schedule: {kind: cosine, min_lr: 0.001}\n"),
+      Lines{});
+  EXPECT_EQ(WarningsOf("name: x\ndataset: {train_limit: 5000}\ntrain:\n  epochs: 100\n"
+                       "  schedule: {milestone_unit: iteration, milestones: [3000, 3900]}\n"),
+            Lines{});  // 100 epochs x 40 batches = 4,000 iterations
+}
+
+TEST(SweepSpecWarnings, MilestonesPastTheLastEpoch) {
+  // The default milestones [80, 160] in a 10-epoch sweep: the rate never decays.
+  EXPECT_EQ(WarningsOf("name: x\ntrain: {epochs: 10}\n"),
+            Lines{"test.yaml:2:17: train.schedule.milestones: the learning rate never decays: "
+                  "milestones 80, 160 (the default) are all at or past train.epochs = 10 "
+                  "(milestone m decays the rate from epoch m+1 on)"});
+  // Milestone m applies from epoch m+1: m = epochs is already too late.
+  EXPECT_EQ(WarningsOf("name: x\ntrain:\n  epochs: 30\n  schedule: {milestones: [15, 30]}\n"),
+            Lines{"test.yaml:4:26: train.schedule.milestones: milestone 30 is at or past "
+                  "train.epochs = 30, so it never applies (milestone m decays the rate from epoch "
+                  "m+1 on)"});
+  EXPECT_EQ(WarningsOf("name: x\ntrain:\n  epochs: 31\n  schedule: {milestones: [15, 30]}\n"),
+            Lines{});
+  // Epochs from the grid: one line per offending value, pointing at it, however many
+  // cells and seeds share it.
+  EXPECT_EQ(WarningsOf("name: x\ngrid:\n  train.epochs: [50, 120, 200]\n"
+                       "  model.depth_n: [1, 2, 3]\nseeds: 4\n"),
+            (Lines{"test.yaml:3:18: train.schedule.milestones: the learning rate never decays: "
+                   "milestones 80, 160 (the default) are all at or past train.epochs = 50 "
+                   "(milestone m decays the rate from epoch m+1 on)",
+                   "test.yaml:3:22: train.schedule.milestones: milestone 160 (the default) is at "
+                   "or past train.epochs = 120, so it never applies (milestone m decays the rate "
+                   "from epoch m+1 on)"}));
+  // Iteration milestones against the run's iterations: 10 epochs x 391 batches of 128.
+  EXPECT_EQ(
+      WarningsOf("name: x\ntrain:\n  epochs: 10\n"
+                 "  schedule: {milestone_unit: iteration, milestones: [32000, 48000]}\n"),
+      Lines{"test.yaml:4:53: train.schedule.milestones: the learning rate never decays: "
+            "milestones 32,000, 48,000 are all at or past the run's last iteration (at most 3,910: "
+            "10 epochs x 391 batches of 128 from 50,000 training images)"});
+  // Only step schedules have milestones to reach.
+  EXPECT_EQ(WarningsOf("name: x\ntrain: {epochs: 10, schedule: {kind: cosine}}\n"), Lines{});
+}
+
+TEST(SweepSpecWarnings, OptionsTheOptimizerIgnores) {
+  EXPECT_EQ(WarningsOf("name: x\ntrain:\n  optimizer: {name: adam, lr: 0.001, momentum: 0.9, "
+                       "nesterov: true}\n"),
+            (Lines{"test.yaml:3:48: train.optimizer.momentum: has no effect with optimizer adam "
+                   "(it applies to sgd, rmsprop)",
+                   "test.yaml:3:63: train.optimizer.nesterov: has no effect with optimizer adam "
+                   "(it applies to sgd)"}));
+  EXPECT_EQ(WarningsOf("name: x\ntrain:\n  optimizer: {name: sgd, beta1: 0.8, eps: 0.001, "
+                       "alpha: 0.9}\n"),
+            (Lines{"test.yaml:3:33: train.optimizer.beta1: has no effect with optimizer sgd (it "
+                   "applies to adam, adamw)",
+                   "test.yaml:3:43: train.optimizer.eps: has no effect with optimizer sgd (it "
+                   "applies to rmsprop, adam, adamw)",
+                   "test.yaml:3:57: train.optimizer.alpha: has no effect with optimizer sgd (it "
+                   "applies to rmsprop)"}));
+  // The optimizer from the grid: each optimizer that ignores the base's option says
+  // so once, at the option.
+  EXPECT_EQ(
+      WarningsOf("name: x\ntrain:\n  optimizer: {momentum: 0.95, nesterov: true}\ngrid:\n"
+                 "  train.optimizer.name: [sgd, rmsprop, adam, adamw]\n"
+                 "  train.optimizer.lr: [0.1, 0.01]\nseeds: 3\n"),
+      (Lines{"test.yaml:3:41: train.optimizer.nesterov: has no effect with optimizer "
+             "rmsprop (it applies to sgd)",
+             "test.yaml:3:25: train.optimizer.momentum: has no effect with optimizer adam "
+             "(it applies to sgd, rmsprop)",
+             "test.yaml:3:41: train.optimizer.nesterov: has no effect with optimizer adam (it "
+             "applies to sgd)",
+             "test.yaml:3:25: train.optimizer.momentum: has no effect with optimizer adamw "
+             "(it applies to sgd, rmsprop)",
+             "test.yaml:3:41: train.optimizer.nesterov: has no effect with optimizer adamw "
+             "(it applies to sgd)"}));
+}
+
+TEST(SweepSpecWarnings, OptionsTheScheduleIgnores) {
+  EXPECT_EQ(
+      WarningsOf("name: x\ntrain:\n  schedule: {kind: cosine, milestones: [5], min_lr: 0.01}\n"),
+      Lines{"test.yaml:3:40: train.schedule.milestones: has no effect with schedule kind cosine "
+            "(it applies to kind step)"});
+  EXPECT_EQ(WarningsOf("name: x\ntrain:\n  schedule: {min_lr: 0.01, warmup_lr: 0.05}\n"),
+            (Lines{"test.yaml:3:22: train.schedule.min_lr: has no effect with schedule kind step "
+                   "(it applies to kind cosine)",
+                   "test.yaml:3:39: train.schedule.warmup_lr: has no effect without a warm-up "
+                   "(train.schedule.warmup_iterations is 0)"}));
+}
+
+TEST(SweepSpecWarnings, LastKBeyondTheEvaluatedEpochs) {
+  // The default last_k (5) with 3 epochs: the mean includes epoch 1.
+  EXPECT_EQ(WarningsOf("name: x\ntrain: {epochs: 3, schedule: {milestones: [2]}}\n"),
+            Lines{"test.yaml:2:17: results.last_k: 5 is more than the 3 evaluated epochs of a run "
+                  "(train.epochs is 3): the last-K mean averages all of them, the first ones "
+                  "included"});
+  // Evaluated epochs, not epochs: 40 epochs evaluated every 10th are 4 evaluations.
+  const std::string sparse =
+      "name: x\ntrain: {epochs: 40, eval_every: 10, schedule: {milestones: [20]}}\n"
+      "results: {last_k: 5}\n";
+  EXPECT_EQ(WarningsOf(sparse),
+            Lines{"test.yaml:3:19: results.last_k: 5 is more than the 4 evaluated epochs of a run "
+                  "(train.epochs is 40, train.eval_every 10): the last-K mean averages all of "
+                  "them, the first ones included"});
+  // The synthetic trainer reports every epoch, whatever eval_every says.
+  EXPECT_EQ(WarningsOf(sparse + "trainer: {kind: synthetic}\n"), Lines{});
+  // Epochs from the grid: the short values are pointed at.
+  EXPECT_EQ(WarningsOf("name: x\ntrain: {schedule: {milestones: [1]}}\ngrid:\n"
+                       "  train.epochs: [2, 5, 40]\n"),
+            Lines{"test.yaml:4:18: results.last_k: 5 is more than the 2 evaluated epochs of a run "
+                  "(train.epochs is 2): the last-K mean averages all of them, the first ones "
+                  "included"});
+}
+
+TEST(SweepSpecWarnings, BaseFieldsOfASectionAxisAreUnused) {
+  // The axis replaces train.optimizer whole: the base's weight decay is not used by
+  // either cell (both get the default 1e-4).
+  auto spec = ParseSweepSpec(
+      "name: x\ntrain:\n  optimizer: {weight_decay: 5.0e-4}\ngrid:\n"
+      "  train.optimizer: [{name: sgd, lr: 0.1}, {name: adam, lr: 0.001}]\n",
+      "test.yaml");
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  EXPECT_DOUBLE_EQ(spec->runs[0].config.train.optimizer.weight_decay, 1e-4);
+  EXPECT_EQ(spec->warnings,
+            Lines{"test.yaml:3:15: train.optimizer.weight_decay: not used: the grid axis "
+                  "train.optimizer (line 5) replaces the whole section, and fields its values "
+                  "leave out take their defaults"});
+}
+
+TEST(SweepSpecWarnings, SyntheticTrainerHasNoTrainingTraps) {
+  // No optimiser or learning rate: milestones and optimizer options cannot mislead.
+  EXPECT_EQ(WarningsOf("name: x\ntrainer: {kind: synthetic}\n"
+                       "train: {epochs: 10, optimizer: {name: adam, momentum: 0.9}}\n"),
+            Lines{});
+}
+
 TEST(SweepSpec, DuplicateKeysSyntaxErrorsAndEncoding) {
   EXPECT_NE(ErrorOf("name: x\nmodel: {depth_n: 3, depth_n: 5}\n").find("duplicate key"),
             std::string::npos);
