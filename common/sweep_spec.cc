@@ -630,9 +630,9 @@ size_t FindInvalidUtf8(const std::string& s) {
   return std::string::npos;
 }
 
-// The mapping at dotted `path` under `root` ("train.optimizer"), or an undefined
-// node. Never modifies `root`.
-YAML::Node FindMapping(const YAML::Node& root, const std::string& path) {
+// The node at dotted `path` under `root` ("train.optimizer"), or an undefined node.
+// Never modifies `root`.
+YAML::Node NodeAt(const YAML::Node& root, const std::string& path) {
   YAML::Node node = root;
   size_t start = 0;
   while (start <= path.size()) {
@@ -993,7 +993,9 @@ StatusOr<SweepSpec> ParseSweepSpec(const std::string& yaml_text, const std::stri
   // Size check before expanding anything. Counts saturate at kHuge: 16 axes of
   // 1,000 values are 10^48 cells.
   constexpr int64_t kHuge = 1'000'000'000'000'000'000;
-  auto saturating_product = [&](int64_t a, int64_t b) { return a > kHuge / b ? kHuge + 1 : a * b; };
+  auto saturating_product = [](int64_t a, int64_t b) {
+    return b > 0 && a > kHuge / b ? kHuge + 1 : a * b;
+  };
   int64_t cells = 1;
   for (const auto& axis : spec.grid) cells = saturating_product(cells, axis.size);
   const int64_t seeds = static_cast<int64_t>(spec.seeds.size());
@@ -1056,9 +1058,9 @@ StatusOr<SweepSpec> ParseSweepSpec(const std::string& yaml_text, const std::stri
   for (size_t a = 0; a < spec.grid.size(); ++a) {
     const std::string& section = targets[a].section;
     if (section.empty()) continue;
-    const YAML::Node written = FindMapping(root, section);
-    if (!written.IsMap()) continue;
-    for (const auto& kv : written) {
+    const YAML::Node base_section = NodeAt(root, section);
+    if (!base_section.IsMap()) continue;
+    for (const auto& kv : base_section) {
       if (!kv.first.IsScalar()) continue;
       warnings.Add(kv.first.Mark(), section + "." + kv.first.Scalar(),
                    "not used: the grid axis " + section + " (line " +

@@ -7,7 +7,9 @@
 //
 // Validation is strict and happens before anything is queued: unknown keys, duplicate
 // keys, wrong types, out-of-range values, empty axes and oversized grids are errors
-// whose messages name the source, line, column and field path.
+// whose messages name the source, line, column and field path. Valid settings that
+// cannot do what they were written for (SweepSpec::warnings) are reported, not refused.
+// The file is parsed once; expansion costs time linear in cells x seeds.
 #pragma once
 
 #include <cstdint>
