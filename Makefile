@@ -39,6 +39,7 @@ demo: build
 bench: build
 	@bash scripts/install-deps.sh --bench
 	$(BUILD_DIR)/bench/coordinator_bench
+	$(BUILD_DIR)/bench/submit_bench
 	bash bench/compare_trainer.sh $(BUILD_DIR)
 
 format:

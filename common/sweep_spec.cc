@@ -4,11 +4,13 @@
 #include <yaml-cpp/yaml.h>
 
 #include <sys/stat.h>
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <limits>
 #include <set>
 #include <sstream>
+#include <variant>
 
 #include "common/hash.h"
 
@@ -112,7 +114,7 @@ std::vector<FieldError> CheckRunConfig(const RunConfig& c) {
   return errors;
 }
 
-// Collects errors, each prefixed with "source:line:col: field: ".
+// Collects distinct lines "source:line:col: field: message" (errors or warnings).
 class Diagnostics {
  public:
   explicit Diagnostics(std::string source) : source_(std::move(source)) {}
@@ -129,6 +131,7 @@ class Diagnostics {
   }
   bool empty() const { return lines_.empty(); }
   size_t size() const { return lines_.size(); }
+  const std::vector<std::string>& lines() const { return lines_; }
   Status ToStatus() const {
     std::string all;
     const size_t kMaxShown = 20;
@@ -167,12 +170,99 @@ std::string Join(const std::string& prefix, const std::string& key) {
   return prefix.empty() ? key : prefix + "." + key;
 }
 
-// Reads one YAML mapping into typed fields. Each Read*/Section call marks its key
-// as known; Finish() reports every key that no call asked for, and duplicates.
+// Typed reads of one YAML value into `*out`. On a wrong type or value they report
+// to `diag` at the value's mark and leave `*out` as it was.
+bool PlainScalar(const YAML::Node& v, const std::string& field, const char* want,
+                 Diagnostics* diag) {
+  if (!v.IsScalar()) {
+    diag->Add(v.Mark(), field, std::string("must be ") + want + ", got " + NodeTypeName(v));
+    return false;
+  }
+  if (v.Tag() == "!") {  // quoted: "3" is a string, not a number
+    diag->Add(v.Mark(), field,
+              std::string("must be ") + want + ", got the quoted string \"" + v.Scalar() + "\"");
+    return false;
+  }
+  return true;
+}
+
+void ReadValue(const YAML::Node& v, const std::string& field, int64_t* out, Diagnostics* diag) {
+  if (!PlainScalar(v, field, "an integer", diag)) return;
+  try {
+    *out = v.as<int64_t>();
+  } catch (const YAML::Exception&) {
+    diag->Add(v.Mark(), field, "must be an integer, got '" + v.Scalar() + "'");
+  }
+}
+void ReadValue(const YAML::Node& v, const std::string& field, int* out, Diagnostics* diag) {
+  int64_t wide = *out;
+  const size_t before = diag->size();
+  ReadValue(v, field, &wide, diag);
+  if (diag->size() != before) return;
+  if (wide < std::numeric_limits<int>::min() || wide > std::numeric_limits<int>::max()) {
+    diag->Add(v.Mark(), field, "integer out of range: " + v.Scalar());
+    return;
+  }
+  *out = static_cast<int>(wide);
+}
+void ReadValue(const YAML::Node& v, const std::string& field, double* out, Diagnostics* diag) {
+  if (!PlainScalar(v, field, "a number", diag)) return;
+  try {
+    double d = v.as<double>();
+    if (!std::isfinite(d)) {
+      diag->Add(v.Mark(), field, "must be a finite number, got '" + v.Scalar() + "'");
+      return;
+    }
+    *out = d;
+  } catch (const YAML::Exception&) {
+    diag->Add(v.Mark(), field, "must be a number, got '" + v.Scalar() + "'");
+  }
+}
+void ReadValue(const YAML::Node& v, const std::string& field, bool* out, Diagnostics* diag) {
+  if (!PlainScalar(v, field, "true or false", diag)) return;
+  try {
+    *out = v.as<bool>();
+  } catch (const YAML::Exception&) {
+    diag->Add(v.Mark(), field, "must be true or false, got '" + v.Scalar() + "'");
+  }
+}
+void ReadValue(const YAML::Node& v, const std::string& field, std::string* out, Diagnostics* diag) {
+  if (!v.IsScalar()) {
+    diag->Add(v.Mark(), field, std::string("must be a string, got ") + NodeTypeName(v));
+    return;
+  }
+  *out = v.Scalar();
+}
+void ReadValue(const YAML::Node& v, const std::string& field, std::vector<int64_t>* out,
+               Diagnostics* diag) {
+  if (!v.IsSequence()) {
+    diag->Add(v.Mark(), field, std::string("must be a list of integers, got ") + NodeTypeName(v));
+    return;
+  }
+  if (v.size() > 1000) {
+    diag->Add(v.Mark(), field, "list too long (at most 1000 entries)");
+    return;
+  }
+  std::vector<int64_t> values;
+  for (const auto& item : v) {
+    int64_t x = 0;
+    const size_t before = diag->size();
+    ReadValue(item, field, &x, diag);
+    if (diag->size() != before) return;
+    values.push_back(x);
+  }
+  *out = std::move(values);
+}
+
+// Where each field's value was written: full field path -> mark. A field absent
+// from it keeps its default.
+using Marks = std::map<std::string, YAML::Mark>;
+
+// Reads one YAML mapping into typed fields. Each Read/Skip/Section call marks its
+// key as known; Finish() reports every key that no call asked for, and duplicates.
 class MapReader {
  public:
-  MapReader(const YAML::Node& node, std::string path, Diagnostics* diag,
-            std::map<std::string, YAML::Mark>* marks)
+  MapReader(const YAML::Node& node, std::string path, Diagnostics* diag, Marks* marks)
       : node_(node), path_(std::move(path)), diag_(diag), marks_(marks) {
     if (!node_.IsDefined() || node_.IsNull()) {
       valid_ = false;  // absent section: every field keeps its default
@@ -204,8 +294,11 @@ class MapReader {
     if (!value) return;
     const std::string field = Join(path_, key);
     if (marks_) (*marks_)[field] = value.Mark();
-    ReadValue(value, field, out);
+    ReadValue(value, field, out, diag_);
   }
+
+  // A known key whose value is read elsewhere (or replaced, and so not read at all).
+  void Skip(const char* key) { known_.insert(key); }
 
   // A nested mapping; absent yields an undefined node (defaults apply).
   YAML::Node Section(const char* key) {
@@ -237,183 +330,278 @@ class MapReader {
     return YAML::Node(YAML::NodeType::Undefined);
   }
 
-  bool PlainScalar(const YAML::Node& v, const std::string& field, const char* want) {
-    if (!v.IsScalar()) {
-      diag_->Add(v.Mark(), field, std::string("must be ") + want + ", got " + NodeTypeName(v));
-      return false;
-    }
-    if (v.Tag() == "!") {  // quoted: "3" is a string, not a number
-      diag_->Add(v.Mark(), field,
-                 std::string("must be ") + want + ", got the quoted string \"" + v.Scalar() + "\"");
-      return false;
-    }
-    return true;
-  }
-
-  void ReadValue(const YAML::Node& v, const std::string& field, int64_t* out) {
-    if (!PlainScalar(v, field, "an integer")) return;
-    try {
-      *out = v.as<int64_t>();
-    } catch (const YAML::Exception&) {
-      diag_->Add(v.Mark(), field, "must be an integer, got '" + v.Scalar() + "'");
-    }
-  }
-  void ReadValue(const YAML::Node& v, const std::string& field, int* out) {
-    int64_t wide = *out;
-    size_t before = diag_count();
-    ReadValue(v, field, &wide);
-    if (diag_count() != before) return;
-    if (wide < std::numeric_limits<int>::min() || wide > std::numeric_limits<int>::max()) {
-      diag_->Add(v.Mark(), field, "integer out of range: " + v.Scalar());
-      return;
-    }
-    *out = static_cast<int>(wide);
-  }
-  void ReadValue(const YAML::Node& v, const std::string& field, double* out) {
-    if (!PlainScalar(v, field, "a number")) return;
-    try {
-      double d = v.as<double>();
-      if (!std::isfinite(d)) {
-        diag_->Add(v.Mark(), field, "must be a finite number, got '" + v.Scalar() + "'");
-        return;
-      }
-      *out = d;
-    } catch (const YAML::Exception&) {
-      diag_->Add(v.Mark(), field, "must be a number, got '" + v.Scalar() + "'");
-    }
-  }
-  void ReadValue(const YAML::Node& v, const std::string& field, bool* out) {
-    if (!PlainScalar(v, field, "true or false")) return;
-    try {
-      *out = v.as<bool>();
-    } catch (const YAML::Exception&) {
-      diag_->Add(v.Mark(), field, "must be true or false, got '" + v.Scalar() + "'");
-    }
-  }
-  void ReadValue(const YAML::Node& v, const std::string& field, std::string* out) {
-    if (!v.IsScalar()) {
-      diag_->Add(v.Mark(), field, std::string("must be a string, got ") + NodeTypeName(v));
-      return;
-    }
-    *out = v.Scalar();
-  }
-  void ReadValue(const YAML::Node& v, const std::string& field, std::vector<int64_t>* out) {
-    if (!v.IsSequence()) {
-      diag_->Add(v.Mark(), field,
-                 std::string("must be a list of integers, got ") + NodeTypeName(v));
-      return;
-    }
-    if (v.size() > 1000) {
-      diag_->Add(v.Mark(), field, "list too long (at most 1000 entries)");
-      return;
-    }
-    std::vector<int64_t> values;
-    for (const auto& item : v) {
-      int64_t x = 0;
-      size_t before = diag_count();
-      ReadValue(item, field, &x);
-      if (diag_count() != before) return;
-      values.push_back(x);
-    }
-    *out = std::move(values);
-  }
-
-  size_t diag_count() const { return diag_->size(); }
-
   YAML::Node node_;
   std::string path_;
   Diagnostics* diag_;
-  std::map<std::string, YAML::Mark>* marks_;
+  Marks* marks_;
   std::set<std::string> known_;
   bool valid_ = true;
 };
 
-// The base config sections, in one place for both the parser and grid paths.
-const std::set<std::string>& ConfigSections() {
-  static const std::set<std::string> kSections = {"dataset", "model", "train", "trainer"};
+// The config schema: every RunConfig field, by the dotted path that names it in
+// sweep files, grid axes and the canonical JSON (RunConfig's member names are the
+// YAML keys). The table's order is the order fields are read and reported in.
+using FieldPtr = std::variant<int* (*)(RunConfig&), int64_t* (*)(RunConfig&),
+                              double* (*)(RunConfig&), bool* (*)(RunConfig&),
+                              std::string* (*)(RunConfig&), std::vector<int64_t>* (*)(RunConfig&)>;
+
+struct FieldSpec {
+  FieldSpec(const char* full_path, FieldPtr getter) : path(full_path), get(getter) {
+    const size_t dot = path.rfind('.');
+    section = path.substr(0, dot);
+    key = path.substr(dot + 1);
+  }
+  std::string path;     // "train.optimizer.lr"
+  std::string section;  // "train.optimizer"
+  std::string key;      // "lr"
+  FieldPtr get;
+};
+
+#define RESWEEP_FIELD(member) \
+  FieldSpec(                  \
+      #member, +[](RunConfig& c) { return &c.member; })
+
+const std::vector<FieldSpec>& ConfigFields() {
+  static const std::vector<FieldSpec> kFields = {
+      RESWEEP_FIELD(dataset.kind),
+      RESWEEP_FIELD(dataset.path),
+      RESWEEP_FIELD(dataset.train_limit),
+      RESWEEP_FIELD(dataset.test_limit),
+      RESWEEP_FIELD(dataset.preprocess),
+      RESWEEP_FIELD(dataset.augment_padding),
+      RESWEEP_FIELD(dataset.augment_flip),
+      RESWEEP_FIELD(model.block),
+      RESWEEP_FIELD(model.depth_n),
+      RESWEEP_FIELD(model.shortcut),
+      RESWEEP_FIELD(model.base_width),
+      RESWEEP_FIELD(train.epochs),
+      RESWEEP_FIELD(train.batch_size),
+      RESWEEP_FIELD(train.eval_every),
+      RESWEEP_FIELD(train.label_smoothing),
+      RESWEEP_FIELD(train.grad_clip_norm),
+      RESWEEP_FIELD(train.deterministic),
+      RESWEEP_FIELD(train.channels_last),
+      RESWEEP_FIELD(train.amp),
+      RESWEEP_FIELD(train.checkpoint_every),
+      RESWEEP_FIELD(train.optimizer.name),
+      RESWEEP_FIELD(train.optimizer.lr),
+      RESWEEP_FIELD(train.optimizer.momentum),
+      RESWEEP_FIELD(train.optimizer.nesterov),
+      RESWEEP_FIELD(train.optimizer.weight_decay),
+      RESWEEP_FIELD(train.optimizer.beta1),
+      RESWEEP_FIELD(train.optimizer.beta2),
+      RESWEEP_FIELD(train.optimizer.eps),
+      RESWEEP_FIELD(train.optimizer.alpha),
+      RESWEEP_FIELD(train.schedule.kind),
+      RESWEEP_FIELD(train.schedule.milestones),
+      RESWEEP_FIELD(train.schedule.milestone_unit),
+      RESWEEP_FIELD(train.schedule.gamma),
+      RESWEEP_FIELD(train.schedule.warmup_iterations),
+      RESWEEP_FIELD(train.schedule.warmup_kind),
+      RESWEEP_FIELD(train.schedule.warmup_lr),
+      RESWEEP_FIELD(train.schedule.min_lr),
+      RESWEEP_FIELD(trainer.kind),
+      RESWEEP_FIELD(trainer.epoch_seconds),
+      RESWEEP_FIELD(trainer.fail_probability),
+  };
+  return kFields;
+}
+
+#undef RESWEEP_FIELD
+
+// The config's mappings, parents before children. The top-level ones are the base
+// config sections of a sweep file.
+const std::vector<std::string>& ConfigSections() {
+  static const std::vector<std::string> kSections = {
+      "dataset", "model", "train", "train.optimizer", "train.schedule", "trainer"};
   return kSections;
 }
 
-// Parses the config sections of `root` into `config`. `marks` records where each
-// field's value came from so range errors can name a line.
-void ReadRunConfig(const YAML::Node& root, Diagnostics* diag,
-                   std::map<std::string, YAML::Mark>* marks, RunConfig* config) {
-  auto section = [&](const char* key) -> YAML::Node {
+bool IsTopLevel(const std::string& section) { return section.find('.') == std::string::npos; }
+
+// "train" for "train.optimizer"; "" for a top-level section.
+std::string ParentOf(const std::string& section) {
+  const size_t dot = section.rfind('.');
+  return dot == std::string::npos ? "" : section.substr(0, dot);
+}
+
+bool IsSection(const std::string& path) {
+  const auto& all = ConfigSections();
+  return std::find(all.begin(), all.end(), path) != all.end();
+}
+
+const FieldSpec* FindField(const std::string& path) {
+  for (const auto& f : ConfigFields()) {
+    if (f.path == path) return &f;
+  }
+  return nullptr;
+}
+
+// The keys a sweep file may write directly under `section`: its fields and subsections.
+std::vector<std::string> KeysOf(const std::string& section) {
+  std::vector<std::string> keys;
+  for (const auto& f : ConfigFields()) {
+    if (f.section == section) keys.push_back(f.key);
+  }
+  for (const auto& s : ConfigSections()) {
+    if (ParentOf(s) == section) keys.push_back(s.substr(section.size() + 1));
+  }
+  std::sort(keys.begin(), keys.end());
+  return keys;
+}
+
+// Reads the mapping `node` as config section `section` (and its subsections) into
+// `config`. Fields and subsections named in `replaced` are known keys but are not
+// read: a grid axis supplies them.
+void ReadSection(const YAML::Node& node, const std::string& section,
+                 const std::set<std::string>& replaced, Diagnostics* diag, Marks* marks,
+                 RunConfig* config) {
+  MapReader r(node, section, diag, marks);
+  for (const auto& f : ConfigFields()) {
+    if (f.section != section) continue;
+    if (replaced.count(f.path)) {
+      r.Skip(f.key.c_str());
+    } else {
+      std::visit([&](auto get) { r.Read(f.key.c_str(), get(*config)); }, f.get);
+    }
+  }
+  for (const auto& sub : ConfigSections()) {
+    if (ParentOf(sub) != section) continue;
+    const std::string key = sub.substr(section.size() + 1);
+    if (replaced.count(sub)) {
+      r.Skip(key.c_str());
+    } else {
+      ReadSection(r.Section(key.c_str()), sub, replaced, diag, marks, config);
+    }
+  }
+  r.Finish();
+}
+
+// Reads the base config sections of the sweep file `root` (a mapping).
+void ReadRunConfig(const YAML::Node& root, const std::set<std::string>& replaced, Diagnostics* diag,
+                   Marks* marks, RunConfig* config) {
+  for (const auto& section : ConfigSections()) {
+    if (!IsTopLevel(section)) continue;
+    YAML::Node node;
     for (const auto& kv : root) {
-      if (kv.first.IsScalar() && kv.first.Scalar() == key) return kv.second;
+      if (kv.first.IsScalar() && kv.first.Scalar() == section) {
+        node = kv.second;
+        break;
+      }
     }
-    return YAML::Node();
-  };
-  {
-    MapReader r(section("dataset"), "dataset", diag, marks);
-    auto& d = config->dataset;
-    r.Read("kind", &d.kind);
-    r.Read("path", &d.path);
-    r.Read("train_limit", &d.train_limit);
-    r.Read("test_limit", &d.test_limit);
-    r.Read("preprocess", &d.preprocess);
-    r.Read("augment_padding", &d.augment_padding);
-    r.Read("augment_flip", &d.augment_flip);
-    r.Finish();
+    ReadSection(node, section, replaced, diag, marks, config);
   }
-  {
-    MapReader r(section("model"), "model", diag, marks);
-    auto& m = config->model;
-    r.Read("block", &m.block);
-    r.Read("depth_n", &m.depth_n);
-    r.Read("shortcut", &m.shortcut);
-    r.Read("base_width", &m.base_width);
-    r.Finish();
-  }
-  {
-    MapReader r(section("train"), "train", diag, marks);
-    auto& t = config->train;
-    r.Read("epochs", &t.epochs);
-    r.Read("batch_size", &t.batch_size);
-    r.Read("eval_every", &t.eval_every);
-    r.Read("label_smoothing", &t.label_smoothing);
-    r.Read("grad_clip_norm", &t.grad_clip_norm);
-    r.Read("deterministic", &t.deterministic);
-    r.Read("channels_last", &t.channels_last);
-    r.Read("amp", &t.amp);
-    r.Read("checkpoint_every", &t.checkpoint_every);
-    {
-      MapReader o(r.Section("optimizer"), "train.optimizer", diag, marks);
-      auto& oc = t.optimizer;
-      o.Read("name", &oc.name);
-      o.Read("lr", &oc.lr);
-      o.Read("momentum", &oc.momentum);
-      o.Read("nesterov", &oc.nesterov);
-      o.Read("weight_decay", &oc.weight_decay);
-      o.Read("beta1", &oc.beta1);
-      o.Read("beta2", &oc.beta2);
-      o.Read("eps", &oc.eps);
-      o.Read("alpha", &oc.alpha);
-      o.Finish();
+}
+
+size_t EditDistance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = up;
     }
-    {
-      MapReader s(r.Section("schedule"), "train.schedule", diag, marks);
-      auto& sc = t.schedule;
-      s.Read("kind", &sc.kind);
-      s.Read("milestones", &sc.milestones);
-      s.Read("milestone_unit", &sc.milestone_unit);
-      s.Read("gamma", &sc.gamma);
-      s.Read("warmup_iterations", &sc.warmup_iterations);
-      s.Read("warmup_kind", &sc.warmup_kind);
-      s.Read("warmup_lr", &sc.warmup_lr);
-      s.Read("min_lr", &sc.min_lr);
-      s.Finish();
+  }
+  return row[b.size()];
+}
+
+// "; did you mean X?" for the valid axis path closest to `path`, or "".
+std::string Suggestion(const std::string& path) {
+  if (path.size() > 100) return "";  // no typo of a parameter path; bounds the work
+  std::vector<std::string> candidates;
+  for (const auto& f : ConfigFields()) candidates.push_back(f.path);
+  for (const auto& s : ConfigSections()) {
+    if (!IsTopLevel(s)) candidates.push_back(s);
+  }
+  std::string best;
+  size_t best_distance = std::numeric_limits<size_t>::max();
+  for (const auto& c : candidates) {
+    const size_t d = EditDistance(path, c);
+    if (d < best_distance) {
+      best = c;
+      best_distance = d;
     }
-    r.Finish();
   }
-  {
-    MapReader r(section("trainer"), "trainer", diag, marks);
-    auto& tr = config->trainer;
-    r.Read("kind", &tr.kind);
-    r.Read("epoch_seconds", &tr.epoch_seconds);
-    r.Read("fail_probability", &tr.fail_probability);
-    r.Finish();
+  if (best_distance <= std::max<size_t>(2, path.size() / 6)) return "; did you mean " + best + "?";
+  // A bare or misplaced parameter name: "depth_n", "optimizer.lr".
+  std::string tail;
+  for (const auto& c : candidates) {
+    if (c.size() > path.size() && c.compare(c.size() - path.size(), path.size(), path) == 0 &&
+        c[c.size() - path.size() - 1] == '.') {
+      if (!tail.empty()) return "";  // ambiguous
+      tail = c;
+    }
   }
+  return tail.empty() ? "" : "; did you mean " + tail + "?";
+}
+
+// What a grid axis sets: one field, or every field of a nested section
+// (train.optimizer, train.schedule), which each value of the axis replaces whole.
+struct AxisTarget {
+  std::vector<const FieldSpec*> fields;
+  std::string section;  // the replaced section; empty for a single field
+};
+
+// Resolves a grid path against the schema. Returns "" and fills `target`, or
+// returns why the path names no parameter.
+std::string ResolveGridPath(const std::string& path, AxisTarget* target) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (true) {
+    const size_t dot = path.find('.', start);
+    parts.push_back(path.substr(start, dot == std::string::npos ? std::string::npos : dot - start));
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  const std::string sections = "sections: dataset, model, train, trainer";
+  if (!IsSection(parts[0]) || !IsTopLevel(parts[0])) {
+    return "not a parameter path: no section '" + parts[0] + "' (" + sections + ")" +
+           Suggestion(path);
+  }
+  if (parts.size() == 1) {
+    return "a whole top-level section cannot be an axis: name a parameter path such as "
+           "model.depth_n";
+  }
+  std::string section = parts[0];
+  for (size_t i = 1; i < parts.size(); ++i) {
+    const std::string walked = section + "." + parts[i];
+    if (IsSection(walked)) {
+      section = walked;
+      continue;
+    }
+    if (const FieldSpec* field = FindField(walked)) {
+      if (i + 1 < parts.size()) {
+        return walked + " is a single value, not a section: nothing lies below it";
+      }
+      target->fields = {field};
+      return "";
+    }
+    std::string known;
+    for (const auto& k : KeysOf(section)) known += (known.empty() ? "" : ", ") + k;
+    return "unknown parameter '" + parts[i] + "' in " + section + " (known here: " + known + ")" +
+           Suggestion(path);
+  }
+  target->section = section;
+  for (const auto& f : ConfigFields()) {
+    if (f.section == section || f.section.rfind(section + ".", 0) == 0) {
+      target->fields.push_back(&f);
+    }
+  }
+  return "";
+}
+
+// One value of a grid axis, read once: the fields it sets, in an otherwise default
+// config, and where each was written.
+struct AxisValue {
+  RunConfig values;
+  Marks marks;
+};
+
+void CopyField(const FieldSpec& f, RunConfig& from, RunConfig* to) {
+  std::visit([&](auto get) { *get(*to) = *get(from); }, f.get);
 }
 
 // Returns the byte offset of the first invalid UTF-8 sequence, or npos.
@@ -442,8 +630,188 @@ size_t FindInvalidUtf8(const std::string& s) {
   return std::string::npos;
 }
 
+// The node at dotted `path` under `root` ("train.optimizer"), or an undefined node.
+// Never modifies `root`.
+YAML::Node NodeAt(const YAML::Node& root, const std::string& path) {
+  YAML::Node node = root;
+  size_t start = 0;
+  while (start <= path.size()) {
+    const size_t dot = std::min(path.find('.', start), path.size());
+    const std::string key = path.substr(start, dot - start);
+    if (!node.IsMap()) return YAML::Node(YAML::NodeType::Undefined);
+    YAML::Node next(YAML::NodeType::Undefined);
+    for (const auto& kv : node) {
+      if (kv.first.IsScalar() && kv.first.Scalar() == key) {
+        next = kv.second;
+        break;
+      }
+    }
+    node.reset(next);
+    start = dot + 1;
+  }
+  return node;
+}
+
+// 12,345,678
+std::string WithThousands(int64_t n) {
+  std::string digits = std::to_string(n < 0 ? -n : n);
+  for (int i = static_cast<int>(digits.size()) - 3; i > 0; i -= 3) digits.insert(i, ",");
+  return n < 0 ? "-" + digits : digits;
+}
+
 std::string ValueLabel(const nlohmann::json& v) {
   return v.is_string() ? v.get<std::string>() : v.dump();
+}
+
+// Where each value of one cell was written: by the grid axis that sets the field
+// (at the cell's value), else by the base config or the file's top level.
+struct CellSources {
+  const Marks& base;
+  const std::map<std::string, size_t>& axis_of_field;
+  const std::vector<std::vector<AxisValue>>& axis_values;
+  const std::vector<size_t>& index;  // the cell: one value per axis
+
+  // The mark of `path`'s value; nullptr where it keeps its default. `from_grid`
+  // (optional) says whether a grid value set it.
+  const YAML::Mark* Find(const std::string& path, bool* from_grid = nullptr) const {
+    const Marks* marks = &base;
+    auto a = axis_of_field.find(path);
+    if (a != axis_of_field.end()) marks = &axis_values[a->second][index[a->second]].marks;
+    if (from_grid) *from_grid = a != axis_of_field.end();
+    auto m = marks->find(path);
+    return m == marks->end() ? nullptr : &m->second;
+  }
+
+  // Where to point at a problem caused by `paths` together: the first of them a
+  // grid value set (so each offending value gets its own line), else the first the
+  // file wrote; nullptr when all keep their defaults.
+  const YAML::Mark* Cause(std::initializer_list<const char*> paths) const {
+    const YAML::Mark* written = nullptr;
+    for (const char* path : paths) {
+      bool from_grid = false;
+      const YAML::Mark* m = Find(path, &from_grid);
+      if (m && from_grid) return m;
+      if (m && !written) written = m;
+    }
+    return written;
+  }
+};
+
+std::string JoinInts(const std::vector<int64_t>& values) {
+  std::string out;
+  for (int64_t v : values) out += (out.empty() ? "" : ", ") + WithThousands(v);
+  return out;
+}
+
+// Settings of one resolved cell that are valid but cannot do what their writer
+// meant: warnings, not errors (docs/sweep-spec.md, "Warnings"). Each names the
+// field and points at the value that causes it; defaults alone never warn.
+void CheckTraps(const RunConfig& c, int last_k, const CellSources& sources, Diagnostics* warnings) {
+  auto warn = [&](const YAML::Mark* mark, const std::string& field, const std::string& message) {
+    if (mark) warnings->Add(*mark, field, message);
+  };
+
+  // The last-K mean of a run that evaluates fewer than K epochs is the mean of all
+  // its evaluations, the first (worst) ones included.
+  const bool synthetic = c.trainer.kind == "synthetic";
+  const int64_t evaluated =
+      synthetic ? c.train.epochs : (c.train.epochs + c.train.eval_every - 1) / c.train.eval_every;
+  if (last_k > evaluated) {
+    std::string why = "train.epochs is " + std::to_string(c.train.epochs);
+    if (!synthetic && c.train.eval_every > 1) {
+      why += ", train.eval_every " + std::to_string(c.train.eval_every);
+    }
+    warn(sources.Cause({"results.last_k", "train.epochs", "train.eval_every"}), "results.last_k",
+         std::to_string(last_k) + " is more than the " + std::to_string(evaluated) +
+             (evaluated == 1 ? " evaluated epoch" : " evaluated epochs") + " of a run (" + why +
+             "): the last-K mean averages all of them, the first ones included");
+  }
+
+  // The synthetic trainer has no optimiser and no learning rate.
+  if (synthetic) return;
+
+  const auto& o = c.train.optimizer;
+  struct OptimizerOption {
+    const char* path;
+    std::set<std::string> used_by;
+    const char* used_by_text;
+  };
+  static const std::vector<OptimizerOption> kOptimizerOptions = {
+      {"train.optimizer.momentum", {"sgd", "rmsprop"}, "sgd, rmsprop"},
+      {"train.optimizer.nesterov", {"sgd"}, "sgd"},
+      {"train.optimizer.beta1", {"adam", "adamw"}, "adam, adamw"},
+      {"train.optimizer.beta2", {"adam", "adamw"}, "adam, adamw"},
+      {"train.optimizer.eps", {"rmsprop", "adam", "adamw"}, "rmsprop, adam, adamw"},
+      {"train.optimizer.alpha", {"rmsprop"}, "rmsprop"},
+  };
+  for (const auto& option : kOptimizerOptions) {
+    if (option.used_by.count(o.name)) continue;
+    warn(sources.Find(option.path), option.path,
+         "has no effect with optimizer " + o.name + " (it applies to " + option.used_by_text + ")");
+  }
+
+  const auto& s = c.train.schedule;
+  if (s.kind != "step") {
+    for (const char* path :
+         {"train.schedule.milestones", "train.schedule.milestone_unit", "train.schedule.gamma"}) {
+      warn(sources.Find(path), path,
+           "has no effect with schedule kind " + s.kind + " (it applies to kind step)");
+    }
+  }
+  if (s.kind != "cosine") {
+    warn(sources.Find("train.schedule.min_lr"), "train.schedule.min_lr",
+         "has no effect with schedule kind " + s.kind + " (it applies to kind cosine)");
+  }
+  if (s.warmup_iterations == 0) {
+    for (const char* path : {"train.schedule.warmup_kind", "train.schedule.warmup_lr"}) {
+      warn(sources.Find(path), path,
+           "has no effect without a warm-up (train.schedule.warmup_iterations is 0)");
+    }
+  }
+
+  // Step milestones the run never reaches. Milestone m decays the rate once
+  // position >= m, where position is the 0-based epoch (or iteration) index, so
+  // m must be below the number of epochs (or iterations) to apply.
+  if (s.kind == "step" && !s.milestones.empty()) {
+    int64_t positions = c.train.epochs;
+    std::string limit = "train.epochs = " + std::to_string(c.train.epochs);
+    std::string hint = " (milestone m decays the rate from epoch m+1 on)";
+    const YAML::Mark* cause = sources.Cause({"train.schedule.milestones", "train.epochs"});
+    if (s.milestone_unit == "iteration") {
+      // An upper bound: the data set's standard size, or train_limit if smaller.
+      int64_t images = c.dataset.kind == "fashion-mnist" ? 60000 : 50000;
+      if (c.dataset.train_limit > 0) images = std::min(images, c.dataset.train_limit);
+      const int64_t per_epoch = (images + c.train.batch_size - 1) / c.train.batch_size;
+      positions = c.train.epochs * per_epoch;
+      hint.clear();
+      limit = "the run's last iteration (at most " + WithThousands(positions) + ": " +
+              std::to_string(c.train.epochs) + " epochs x " + WithThousands(per_epoch) +
+              " batches of " + std::to_string(c.train.batch_size) + " from " +
+              WithThousands(images) + " training images)";
+      cause =
+          sources.Cause({"train.schedule.milestones", "train.epochs", "train.batch_size",
+                         "dataset.train_limit", "dataset.kind", "train.schedule.milestone_unit"});
+    }
+    std::vector<int64_t> unreached;
+    for (int64_t m : s.milestones) {
+      if (m >= positions) unreached.push_back(m);
+    }
+    const std::string field = "train.schedule.milestones";
+    const std::string defaults = sources.Find(field) ? "" : " (the default)";
+    if (unreached.size() == s.milestones.size()) {
+      warn(cause, field,
+           "the learning rate never decays: " +
+               (unreached.size() == 1
+                    ? "milestone " + JoinInts(unreached) + defaults + " is"
+                    : "milestones " + JoinInts(unreached) + defaults + " are all") +
+               " at or past " + limit + hint);
+    } else if (!unreached.empty()) {
+      warn(cause, field,
+           (unreached.size() == 1 ? "milestone " : "milestones ") + JoinInts(unreached) + defaults +
+               (unreached.size() == 1 ? " is" : " are") + " at or past " + limit + ", so " +
+               (unreached.size() == 1 ? "it never applies" : "they never apply") + hint);
+    }
+  }
 }
 
 }  // namespace
@@ -488,29 +856,37 @@ StatusOr<SweepSpec> ParseSweepSpec(const std::string& yaml_text, const std::stri
 
   SweepSpec spec;
   YAML::Node grid_node, seeds_node;
+  Marks base_marks;  // where each top-level and base-config value was written
   {
-    MapReader top(root, "", &diag, nullptr);
+    MapReader top(root, "", &diag, &base_marks);
     top.Read("name", &spec.name);
     top.Read("description", &spec.description);
     top.Read("max_attempts", &spec.max_attempts);
-    for (const auto& section : ConfigSections()) top.Section(section.c_str());
+    for (const auto& section : ConfigSections()) {
+      if (IsTopLevel(section)) top.Skip(section.c_str());
+    }
     grid_node = top.Section("grid");
     seeds_node = top.Section("seeds");
-    MapReader results(top.Section("results"), "results", &diag, nullptr);
+    MapReader results(top.Section("results"), "results", &diag, &base_marks);
     results.Read("last_k", &spec.last_k);
     results.Finish();
     top.Finish();
   }
+  auto written = [&](const char* path) {
+    auto m = base_marks.find(path);
+    return m == base_marks.end() ? root.Mark() : m->second;
+  };
   if (spec.name.empty()) {
     diag.Add(root.Mark(), "name", "required: a short name for the sweep");
   } else if (spec.name.size() > 128) {
     diag.Add(root.Mark(), "name", "at most 128 characters");
   }
   if (spec.last_k < 1 || spec.last_k > 1000) {
-    diag.Add(root.Mark(), "results.last_k", "must be in [1, 1000]");
+    diag.Add(written("results.last_k"), "results.last_k", "must be in [1, 1000]");
   }
   if (spec.max_attempts < 0 || spec.max_attempts > 100) {
-    diag.Add(root.Mark(), "max_attempts", "must be in [0, 100] (0 = coordinator default)");
+    diag.Add(written("max_attempts"), "max_attempts",
+             "must be in [0, 100] (0 = coordinator default)");
   }
 
   // Seeds: a count (seeds 0..N-1) or an explicit list of distinct non-negative integers.
@@ -556,7 +932,9 @@ StatusOr<SweepSpec> ParseSweepSpec(const std::string& yaml_text, const std::stri
   }
 
   // Grid axes: dotted paths into the config sections, each a non-empty list.
-  std::vector<std::vector<YAML::Node>> axis_values;
+  std::vector<AxisTarget> targets;
+  std::vector<YAML::Mark> axis_marks;
+  std::vector<std::vector<YAML::Node>> axis_nodes;
   if (grid_node.IsDefined() && !grid_node.IsNull()) {
     if (!grid_node.IsMap()) {
       diag.Add(grid_node.Mark(), "grid", "must map parameter paths to lists of values");
@@ -566,13 +944,25 @@ StatusOr<SweepSpec> ParseSweepSpec(const std::string& yaml_text, const std::stri
         if (!kv.first.IsScalar()) continue;
         const std::string path = kv.first.Scalar();
         const std::string field = "grid." + path;
-        const std::string section = path.substr(0, path.find('.'));
-        if (!ConfigSections().count(section) || path.find('.') == std::string::npos) {
-          diag.Add(kv.first.Mark(), field,
-                   "axis must be a parameter path such as model.depth_n (sections: dataset, "
-                   "model, train, trainer)");
+        AxisTarget target;
+        if (std::string why = ResolveGridPath(path, &target); !why.empty()) {
+          diag.Add(kv.first.Mark(), field, why);
           continue;
         }
+        // Each field has at most one axis: with two, the order of the axes would
+        // decide silently which value a cell gets.
+        bool overlaps = false;
+        for (size_t a = 0; a < spec.grid.size() && !overlaps; ++a) {
+          const std::string& other = spec.grid[a].path;
+          if (other.rfind(path + ".", 0) == 0 || path.rfind(other + ".", 0) == 0) {
+            diag.Add(kv.first.Mark(), field,
+                     "overlaps the axis " + other + " (line " +
+                         std::to_string(axis_marks[a].line + 1) +
+                         "): at most one axis may set a parameter");
+            overlaps = true;
+          }
+        }
+        if (overlaps) continue;
         if (!kv.second.IsSequence()) {
           diag.Add(kv.second.Mark(), field,
                    std::string("must be a list of values, got ") + NodeTypeName(kv.second));
@@ -589,7 +979,9 @@ StatusOr<SweepSpec> ParseSweepSpec(const std::string& yaml_text, const std::stri
           continue;
         }
         spec.grid.push_back({path, static_cast<int64_t>(kv.second.size())});
-        axis_values.emplace_back(kv.second.begin(), kv.second.end());
+        targets.push_back(std::move(target));
+        axis_marks.push_back(kv.first.Mark());
+        axis_nodes.emplace_back(kv.second.begin(), kv.second.end());
       }
       if (static_cast<int64_t>(spec.grid.size()) > limits.max_axes) {
         diag.Add(grid_node.Mark(), "grid", "at most " + std::to_string(limits.max_axes) + " axes");
@@ -598,82 +990,120 @@ StatusOr<SweepSpec> ParseSweepSpec(const std::string& yaml_text, const std::stri
   }
   if (!diag.empty()) return diag.ToStatus();
 
-  // Size check before expanding anything.
+  // Size check before expanding anything. Counts saturate at kHuge: 16 axes of
+  // 1,000 values are 10^48 cells.
+  constexpr int64_t kHuge = 1'000'000'000'000'000'000;
+  auto saturating_product = [](int64_t a, int64_t b) {
+    return b > 0 && a > kHuge / b ? kHuge + 1 : a * b;
+  };
   int64_t cells = 1;
-  for (const auto& axis : spec.grid) {
-    if (cells > limits.max_runs / axis.size) {
-      cells = limits.max_runs + 1;
-      break;
-    }
-    cells *= axis.size;
-  }
-  const int64_t total =
-      cells > limits.max_runs ? cells : cells * static_cast<int64_t>(spec.seeds.size());
+  for (const auto& axis : spec.grid) cells = saturating_product(cells, axis.size);
+  const int64_t seeds = static_cast<int64_t>(spec.seeds.size());
+  const int64_t total = cells > kHuge ? cells : saturating_product(cells, seeds);
   if (total > limits.max_runs) {
-    diag.Add(grid_node.Mark(), "grid",
-             "the grid x seeds makes more than " + std::to_string(limits.max_runs) +
-                 " runs (the configured limit)");
+    auto count = [](int64_t n, const char* unit) {
+      return WithThousands(n) + " " + unit + (n == 1 ? "" : "s");
+    };
+    std::string made;
+    if (cells > kHuge) {
+      std::string sizes;
+      for (const auto& axis : spec.grid)
+        sizes += (sizes.empty() ? "" : " x ") + WithThousands(axis.size);
+      made = "more than " + WithThousands(kHuge) + " runs (axes of " + sizes + " values, x " +
+             count(seeds, "seed") + ")";
+    } else {
+      made = (total > kHuge ? "more than " + WithThousands(kHuge) : WithThousands(total)) +
+             " runs (" + count(cells, "cell") + " x " + count(seeds, "seed") + ")";
+    }
+    diag.Add(grid_node.IsDefined() && !grid_node.IsNull() ? grid_node.Mark() : seeds_node.Mark(),
+             "grid",
+             "the grid x seeds makes " + made + "; the limit is " + WithThousands(limits.max_runs) +
+                 " (the coordinator's --max-runs-per-sweep)");
     return diag.ToStatus();
   }
 
-  // Expand: for each cell, reload the base config, apply the cell's values, parse
-  // and validate. Values keep their own marks, so errors point at the grid line.
-  std::vector<size_t> index(spec.grid.size(), 0);
-  std::string all_run_ids;
-  for (int64_t cell = 0; cell < cells; ++cell) {
-    YAML::Node cell_root = YAML::Load(yaml_text);
-    bool applied = true;
-    for (size_t a = 0; a < spec.grid.size(); ++a) {
-      const std::string& path = spec.grid[a].path;
-      std::vector<std::string> parts;
-      std::stringstream ss(path);
-      for (std::string part; std::getline(ss, part, '.');) parts.push_back(part);
-      YAML::Node cursor = cell_root;
-      std::string walked;
-      for (size_t p = 0; p + 1 < parts.size() && applied; ++p) {
-        walked = Join(walked, parts[p]);
-        YAML::Node next = cursor[parts[p]];
-        if (next.IsDefined() && !next.IsNull() && !next.IsMap()) {
-          diag.Add(next.Mark(), "grid." + path, walked + " is not a mapping");
-          applied = false;
-          break;
-        }
-        if (!next.IsDefined() || next.IsNull()) cursor[parts[p]] = YAML::Node(YAML::NodeType::Map);
-        cursor.reset(cursor[parts[p]]);
+  // The file is parsed once. The base config is read without the fields the axes
+  // set, and each axis value once, on its own; a cell is the base with its values
+  // copied in, so its errors point at the grid value (or base line) that set the
+  // offending field.
+  std::set<std::string> replaced;
+  for (const auto& axis : spec.grid) replaced.insert(axis.path);
+  RunConfig base_config;
+  ReadRunConfig(root, replaced, &diag, &base_marks, &base_config);
+  std::vector<std::vector<AxisValue>> axis_values(spec.grid.size());
+  std::map<std::string, size_t> axis_of_field;
+  std::vector<nlohmann::json::json_pointer> axis_pointers;
+  for (size_t a = 0; a < spec.grid.size(); ++a) {
+    const AxisTarget& target = targets[a];
+    for (const YAML::Node& node : axis_nodes[a]) {
+      AxisValue value;
+      if (target.section.empty()) {
+        const FieldSpec& f = *target.fields[0];
+        value.marks[f.path] = node.Mark();
+        std::visit([&](auto get) { ReadValue(node, f.path, get(value.values), &diag); }, f.get);
+      } else {
+        ReadSection(node, target.section, {}, &diag, &value.marks, &value.values);
       }
-      if (!applied) break;
-      cursor[parts.back()] = axis_values[a][index[a]];
+      axis_values[a].push_back(std::move(value));
     }
-    if (applied) {
-      RunConfig config;
-      std::map<std::string, YAML::Mark> marks;
-      ReadRunConfig(cell_root, &diag, &marks, &config);
-      for (const auto& e : CheckRunConfig(config)) {
-        auto m = marks.find(e.path);
-        diag.Add(m == marks.end() ? YAML::Mark::null_mark() : m->second, e.path, e.message);
+    for (const FieldSpec* f : target.fields) axis_of_field[f->path] = a;
+    std::string pointer = "/" + spec.grid[a].path;
+    std::replace(pointer.begin(), pointer.end(), '.', '/');
+    axis_pointers.emplace_back(pointer);
+  }
+
+  // An axis over a whole section replaces the base's section: what the base wrote
+  // there is never used, not even for the fields the axis values leave out.
+  Diagnostics warnings(source_name);
+  for (size_t a = 0; a < spec.grid.size(); ++a) {
+    const std::string& section = targets[a].section;
+    if (section.empty()) continue;
+    const YAML::Node base_section = NodeAt(root, section);
+    if (!base_section.IsMap()) continue;
+    for (const auto& kv : base_section) {
+      if (!kv.first.IsScalar()) continue;
+      warnings.Add(kv.first.Mark(), section + "." + kv.first.Scalar(),
+                   "not used: the grid axis " + section + " (line " +
+                       std::to_string(axis_marks[a].line + 1) +
+                       ") replaces the whole section, and fields its values leave out take "
+                       "their defaults");
+    }
+  }
+
+  std::vector<size_t> index(spec.grid.size(), 0);
+  const CellSources sources{base_marks, axis_of_field, axis_values, index};
+  std::string all_run_ids;
+  spec.runs.reserve(static_cast<size_t>(total));
+  for (int64_t cell = 0; cell < cells; ++cell) {
+    RunConfig config = base_config;
+    for (size_t a = 0; a < spec.grid.size(); ++a) {
+      AxisValue& value = axis_values[a][index[a]];
+      for (const FieldSpec* f : targets[a].fields) CopyField(*f, value.values, &config);
+    }
+    for (const auto& e : CheckRunConfig(config)) {
+      const YAML::Mark* m = sources.Find(e.path);
+      diag.Add(m ? *m : YAML::Mark::null_mark(), e.path, e.message);
+    }
+    CheckTraps(config, spec.last_k, sources, &warnings);
+    if (diag.empty()) {
+      const nlohmann::json json = RunConfigToJson(config);
+      ExpandedRun base;
+      base.config_json = json.dump();
+      base.cell_key = Sha256Hex(base.config_json).substr(0, 16);
+      for (size_t a = 0; a < spec.grid.size(); ++a) {
+        const std::string& path = spec.grid[a].path;
+        const std::string value = ValueLabel(json.at(axis_pointers[a]));
+        base.cell_label += (base.cell_label.empty() ? "" : " ") + path + "=" + value;
+        base.cell_params[path] = value;
       }
-      if (diag.empty()) {
-        const nlohmann::json json = RunConfigToJson(config);
-        const std::string config_json = json.dump();
-        ExpandedRun base;
-        base.config = config;
-        base.config_json = config_json;
-        base.cell_key = Sha256Hex(config_json).substr(0, 16);
-        for (const auto& axis : spec.grid) {
-          std::string pointer = "/" + axis.path;
-          std::replace(pointer.begin(), pointer.end(), '.', '/');
-          const std::string value = ValueLabel(json.at(nlohmann::json::json_pointer(pointer)));
-          base.cell_params[axis.path] = value;
-          base.cell_label += (base.cell_label.empty() ? "" : " ") + axis.path + "=" + value;
-        }
-        if (base.cell_label.empty()) base.cell_label = "base";
-        for (int64_t seed : spec.seeds) {
-          ExpandedRun run = base;
-          run.seed = seed;
-          run.run_id = Sha256Hex(config_json + "\nseed=" + std::to_string(seed)).substr(0, 20);
-          all_run_ids += run.run_id + "\n";
-          spec.runs.push_back(std::move(run));
-        }
+      if (base.cell_label.empty()) base.cell_label = "base";
+      base.config = std::move(config);
+      for (int64_t seed : spec.seeds) {
+        ExpandedRun run = base;
+        run.seed = seed;
+        run.run_id = Sha256Hex(run.config_json + "\nseed=" + std::to_string(seed)).substr(0, 20);
+        all_run_ids += run.run_id + "\n";
+        spec.runs.push_back(std::move(run));
       }
     }
     if (diag.empty() == false && cell > 64) break;  // enough examples of what is wrong
@@ -696,6 +1126,7 @@ StatusOr<SweepSpec> ParseSweepSpec(const std::string& yaml_text, const std::stri
     }
   }
   spec.sweep_id = Sha256Hex(spec.name + "\n" + all_run_ids).substr(0, 12);
+  spec.warnings = warnings.lines();
   return spec;
 }
 

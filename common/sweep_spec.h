@@ -7,7 +7,9 @@
 //
 // Validation is strict and happens before anything is queued: unknown keys, duplicate
 // keys, wrong types, out-of-range values, empty axes and oversized grids are errors
-// whose messages name the source, line, column and field path.
+// whose messages name the source, line, column and field path. Valid settings that
+// cannot do what they were written for (SweepSpec::warnings) are reported, not refused.
+// The file is parsed once; expansion costs time linear in cells x seeds.
 #pragma once
 
 #include <cstdint>
@@ -52,6 +54,10 @@ struct SweepSpec {
   int last_k = 5;                 // results: mean of the last K epochs' test error
   int max_attempts = 0;           // 0 = the coordinator's default
   std::vector<ExpandedRun> runs;  // cell-major, seeds inner
+  // Settings that are valid but cannot do what was meant (a step milestone past the
+  // last epoch, an option the chosen optimizer ignores, ...), each
+  // "source:line:col: field: message" pointing at the value that causes it, once
+  // however many cells share it. Never errors: the sweep is accepted as written.
   std::vector<std::string> warnings;
 };
 

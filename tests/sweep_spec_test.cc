@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "common/hash.h"
 #include "common/run_config_json.h"
 #include "tests/test_util.h"
 
@@ -71,6 +72,84 @@ name: depth
   ASSERT_TRUE(c.ok());
   EXPECT_NE(c->runs[0].run_id, a->runs[0].run_id);
   EXPECT_NE(c->sweep_id, a->sweep_id);
+}
+
+// Every field of a run's identity, one line per run, for pinning.
+std::string IdentityLines(const SweepSpec& spec) {
+  std::string out = "sweep " + spec.sweep_id + "\n";
+  for (const auto& r : spec.runs) {
+    out += r.run_id + " " + r.cell_key + " " + std::to_string(r.seed) + " " + r.cell_label + " |";
+    for (const auto& [k, v] : r.cell_params) out += " " + k + "=" + v;
+    out += "\n";
+  }
+  return out;
+}
+
+// Run ids, cell keys and sweep ids are stored in databases and shared between
+// sweeps: these were computed by the parser before the single-parse expansion
+// (commit acaf9de) and must never change.
+TEST(SweepSpec, RunIdentityIsPinned) {
+  auto many = ParseSweepSpec(R"(name: pinned
+dataset: {kind: cifar10, train_limit: 5000}
+model: {block: preact, depth_n: 2}
+train:
+  epochs: 30
+  optimizer: {name: sgd, lr: 0.05, momentum: 0.9}
+  schedule: {milestones: [10, 20]}
+grid:
+  model.depth_n: [1, 3]
+  train.optimizer.lr: [0.1, 0.025]
+  train.schedule.milestones: [[15, 25], [20]]
+  dataset.augment_flip: [true, false]
+  model.shortcut: [A, B]
+  trainer.epoch_seconds: [0.5]
+seeds: [3, 1]
+)",
+                             "pinned.yaml");
+  ASSERT_TRUE(many.ok()) << many.status().ToString();
+  ASSERT_EQ(many->runs.size(), 64u);
+  EXPECT_EQ(many->sweep_id, "e5d92851282e");
+  EXPECT_EQ(Sha256Hex(IdentityLines(*many)),
+            "1efbeecc23f49525b7e8e704fa933605ccc7bf5491b63d57647b52fc0245c4c0");
+  EXPECT_EQ(many->runs[0].run_id, "e64e8399518e28528902");
+  EXPECT_EQ(many->runs[0].cell_key, "a6f7d58446852244");
+  EXPECT_EQ(many->runs[63].run_id, "8539a0fab440deb1813a");
+
+  // A whole section as an axis replaces the base's section (its fields not named
+  // in the value fall back to the defaults, not to the base).
+  auto sections = ParseSweepSpec(R"(name: sections
+train:
+  epochs: 12
+  schedule: {milestones: [6], gamma: 0.2}
+grid:
+  train.schedule: [{kind: cosine, min_lr: 0.001}, {milestones: [4, 8]}]
+  train.optimizer: [{name: adam, lr: 0.001}, {name: sgd, nesterov: true}]
+seeds: 2
+)",
+                                 "sections.yaml");
+  ASSERT_TRUE(sections.ok()) << sections.status().ToString();
+  ASSERT_EQ(sections->runs.size(), 8u);
+  EXPECT_DOUBLE_EQ(sections->runs[2].config.train.schedule.gamma, 0.1);
+  EXPECT_EQ(sections->sweep_id, "1878757b86c2");
+  EXPECT_EQ(Sha256Hex(IdentityLines(*sections)),
+            "8efaef4074ec572403ec0884da9107d1e700e46c9ed69ae8438a2871ebbaacbf");
+
+  auto base = ParseSweepSpec("name: base\nmodel: {depth_n: 5}\n", "base.yaml");
+  ASSERT_TRUE(base.ok()) << base.status().ToString();
+  ASSERT_EQ(base->runs.size(), 1u);
+  EXPECT_EQ(base->runs[0].cell_label, "base");
+  EXPECT_EQ(base->sweep_id, "2c57a2796e2a");
+  EXPECT_EQ(base->runs[0].run_id, "098678c5777296a803c8");
+
+  std::string shipped;
+  for (const char* name : {"fig6-depth.yaml", "blocks.yaml", "demo.yaml", "synthetic.yaml"}) {
+    auto spec = LoadSweepSpecFile(std::string(RESWEEP_SOURCE_DIR) + "/sweeps/" + name);
+    ASSERT_TRUE(spec.ok()) << name << ": " << spec.status().ToString();
+    shipped += std::string(name) + " " + spec->sweep_id + "\n";
+  }
+  EXPECT_EQ(shipped,
+            "fig6-depth.yaml 6a75d4ba3a9e\nblocks.yaml 1f9bcb9a2c28\ndemo.yaml 403313db3100\n"
+            "synthetic.yaml d268630fc206\n");
 }
 
 TEST(SweepSpec, CanonicalJsonRoundTrips) {
@@ -143,13 +222,265 @@ TEST(SweepSpec, GridProblems) {
   SpecLimits small;
   small.max_runs = 10;
   EXPECT_NE(ErrorOf("name: x\ngrid:\n  model.depth_n: [1, 2, 3, 4]\nseeds: 3\n", small)
-                .find("more than 10 runs"),
+                .find("makes 12 runs (4 cells x 3 seeds); the limit is 10"),
             std::string::npos);
   EXPECT_NE(ErrorOf("name: x\ngrid:\n  model.depth_n: [1, 2]\n  train.epochs: [1, 2]\n"
                     "  train.batch_size: [1, 2]\n  train.optimizer.lr: [0.1, 0.2]\n",
                     small)
-                .find("more than 10 runs"),
+                .find("makes 16 runs (16 cells x 1 seed); the limit is 10"),
             std::string::npos);
+}
+
+// "name: x", the axes given, each with the values 1..n, then `tail`.
+std::string GridOf(const std::vector<std::pair<std::string, int>>& axes, const std::string& tail) {
+  std::string yaml = "name: x\ngrid:\n";
+  for (const auto& [path, n] : axes) {
+    yaml += "  " + path + ": [";
+    for (int v = 1; v <= n; ++v) yaml += (v > 1 ? ", " : "") + std::to_string(v);
+    yaml += "]\n";
+  }
+  return yaml + tail;
+}
+
+TEST(SweepSpec, TooManyRunsSaysHowMany) {
+  EXPECT_EQ(ErrorOf(GridOf({{"model.depth_n", 50}, {"model.base_width", 5}}, "seeds: 50\n")),
+            "test.yaml:3:3: grid: the grid x seeds makes 12,500 runs (250 cells x 50 seeds); the "
+            "limit is 10,000 (the coordinator's --max-runs-per-sweep)");
+  // Without a grid, the seeds alone.
+  SpecLimits small;
+  small.max_runs = 10;
+  EXPECT_NE(ErrorOf("name: x\nseeds: 11\n", small)
+                .find("test.yaml:2:8: grid: the grid x seeds makes 11 runs (1 cell x 11 seeds)"),
+            std::string::npos);
+  // Absurd grids saturate instead of overflowing: 10^18 cells x 5 seeds, and 10^21 cells.
+  const std::vector<std::pair<std::string, int>> six = {
+      {"model.depth_n", 1000},    {"model.base_width", 1000}, {"train.epochs", 1000},
+      {"train.batch_size", 1000}, {"train.eval_every", 1000}, {"dataset.train_limit", 1000}};
+  EXPECT_NE(ErrorOf(GridOf(six, "seeds: 5\n"))
+                .find("makes more than 1,000,000,000,000,000,000 runs "
+                      "(1,000,000,000,000,000,000 cells x 5 seeds); the limit is 10,000"),
+            std::string::npos);
+  auto seven = six;
+  seven.push_back({"dataset.test_limit", 1000});
+  EXPECT_NE(ErrorOf(GridOf(seven, ""))
+                .find("makes more than 1,000,000,000,000,000,000 runs (axes of 1,000 x 1,000 x "
+                      "1,000 x 1,000 x 1,000 x 1,000 x 1,000 values, x 1 seed); the limit is "
+                      "10,000"),
+            std::string::npos);
+}
+
+TEST(SweepSpec, WrongGridPathsPointAtTheKey) {
+  struct Case {
+    std::string grid_line;
+    std::string expect;
+  };
+  const std::vector<Case> cases = {
+      {"  modle.depth_n: [1, 2]",
+       "test.yaml:3:3: grid.modle.depth_n: not a parameter path: no section 'modle'"},
+      {"  model.depht_n: [1, 2]",
+       "test.yaml:3:3: grid.model.depht_n: unknown parameter 'depht_n' in model (known here: "
+       "base_width, block, depth_n, shortcut); did you mean model.depth_n?"},
+      {"  depth_n: [1, 2]", "test.yaml:3:3: grid.depth_n: not a parameter path"},
+      {"  model: [1, 2]", "test.yaml:3:3: grid.model: a whole top-level section cannot be an axis"},
+      {"  model.depth_n.x: [1, 2]",
+       "test.yaml:3:3: grid.model.depth_n.x: model.depth_n is a single value, not a section"},
+      {"  train.optimiser.lr: [0.1]",
+       "test.yaml:3:3: grid.train.optimiser.lr: unknown parameter 'optimiser' in train"},
+      {"  train.optimizer.lrate: [0.1]",
+       "test.yaml:3:3: grid.train.optimizer.lrate: unknown parameter 'lrate' in train.optimizer"},
+      {"  model..depth_n: [1]",
+       "test.yaml:3:3: grid.model..depth_n: unknown parameter '' in model"},
+      {"  model.: [1]", "test.yaml:3:3: grid.model.: unknown parameter '' in model"},
+      {"  seeds: [1]", "test.yaml:3:3: grid.seeds: not a parameter path: no section 'seeds'"},
+      {"  results.last_k: [1]", "test.yaml:3:3: grid.results.last_k: not a parameter path"},
+  };
+  for (const auto& c : cases) {
+    const std::string e = ErrorOf("name: x\ngrid:\n" + c.grid_line + "\n");
+    EXPECT_NE(e.find(c.expect), std::string::npos) << "expected '" << c.expect << "' in:\n" << e;
+  }
+  // Flow style points at the key too; a typo among valid axes is reported alone.
+  const std::string flow = ErrorOf("name: x\ngrid: {model.depth_n: [1], modle.block: [preact]}\n");
+  EXPECT_EQ(flow,
+            "test.yaml:2:28: grid.modle.block: not a parameter path: no section 'modle' "
+            "(sections: dataset, model, train, trainer); did you mean model.block?");
+  // A typo inside a section-valued axis points at the key inside the value.
+  const std::string inner =
+      ErrorOf("name: x\ngrid:\n  train.optimizer: [{name: adam}, {name: sgd, lrate: 0.1}]\n");
+  EXPECT_NE(inner.find("test.yaml:3:47: train.optimizer.lrate: unknown key"), std::string::npos)
+      << inner;
+}
+
+TEST(SweepSpec, OverlappingAxesAreRejected) {
+  // Which axis would win depends on their order; one of them would silently do nothing.
+  const std::string e = ErrorOf(
+      "name: x\ngrid:\n  train.optimizer.lr: [0.1, 0.2]\n  train.optimizer: [{name: adam}]\n");
+  EXPECT_NE(e.find("test.yaml:4:3: grid.train.optimizer: overlaps the axis train.optimizer.lr "
+                   "(line 3)"),
+            std::string::npos)
+      << e;
+}
+
+std::vector<std::string> WarningsOf(const std::string& yaml) {
+  auto spec = ParseSweepSpec(yaml, "test.yaml");
+  EXPECT_TRUE(spec.ok()) << "warnings never refuse a sweep: " << spec.status().ToString();
+  return spec.ok() ? spec->warnings : std::vector<std::string>{"<refused>"};
+}
+
+using Lines = std::vector<std::string>;
+
+TEST(SweepSpecWarnings, CleanSweepsHaveNone) {
+  EXPECT_EQ(WarningsOf(kValid), Lines{});
+  for (const char* name : {"fig6-depth.yaml", "blocks.yaml", "demo.yaml", "synthetic.yaml"}) {
+    auto spec = LoadSweepSpecFile(std::string(RESWEEP_SOURCE_DIR) + "/sweeps/" + name);
+    ASSERT_TRUE(spec.ok()) << name << ": " << spec.status().ToString();
+    EXPECT_EQ(spec->warnings, Lines{}) << name;
+  }
+  // Each optimizer with only its own options, schedules with theirs, milestones inside
+  // the run (also in iterations), and a last-K within the evaluated epochs.
+  EXPECT_EQ(WarningsOf(R"(name: clean
+dataset: {kind: fashion-mnist, train_limit: 6000}
+train:
+  epochs: 30
+  eval_every: 5
+  schedule: {milestones: [10, 20], gamma: 0.2, warmup_iterations: 100, warmup_lr: 0.02}
+grid:
+  train.optimizer: [{name: sgd, momentum: 0.9, nesterov: true}, {name: adam, beta1: 0.8, eps: 1.0e-6},
+                    {name: adamw, beta2: 0.99}, {name: rmsprop, alpha: 0.9, momentum: 0.5, eps: 0.01}]
+  train.batch_size: [64, 128]
+results: {last_k: 6}
+)"),
+            Lines{});
+  EXPECT_EQ(
+      WarningsOf("name: x\ntrain:\n  epochs: 20\n  schedule: {kind: cosine, min_lr: 0.001}\n"),
+      Lines{});
+  EXPECT_EQ(WarningsOf("name: x\ndataset: {train_limit: 5000}\ntrain:\n  epochs: 100\n"
+                       "  schedule: {milestone_unit: iteration, milestones: [3000, 3900]}\n"),
+            Lines{});  // 100 epochs x 40 batches = 4,000 iterations
+}
+
+TEST(SweepSpecWarnings, MilestonesPastTheLastEpoch) {
+  // The default milestones [80, 160] in a 10-epoch sweep: the rate never decays.
+  EXPECT_EQ(WarningsOf("name: x\ntrain: {epochs: 10}\n"),
+            Lines{"test.yaml:2:17: train.schedule.milestones: the learning rate never decays: "
+                  "milestones 80, 160 (the default) are all at or past train.epochs = 10 "
+                  "(milestone m decays the rate from epoch m+1 on)"});
+  // Milestone m applies from epoch m+1: m = epochs is already too late.
+  EXPECT_EQ(WarningsOf("name: x\ntrain:\n  epochs: 30\n  schedule: {milestones: [15, 30]}\n"),
+            Lines{"test.yaml:4:26: train.schedule.milestones: milestone 30 is at or past "
+                  "train.epochs = 30, so it never applies (milestone m decays the rate from epoch "
+                  "m+1 on)"});
+  EXPECT_EQ(WarningsOf("name: x\ntrain:\n  epochs: 31\n  schedule: {milestones: [15, 30]}\n"),
+            Lines{});
+  // Epochs from the grid: one line per offending value, pointing at it, however many
+  // cells and seeds share it.
+  EXPECT_EQ(WarningsOf("name: x\ngrid:\n  train.epochs: [50, 120, 200]\n"
+                       "  model.depth_n: [1, 2, 3]\nseeds: 4\n"),
+            (Lines{"test.yaml:3:18: train.schedule.milestones: the learning rate never decays: "
+                   "milestones 80, 160 (the default) are all at or past train.epochs = 50 "
+                   "(milestone m decays the rate from epoch m+1 on)",
+                   "test.yaml:3:22: train.schedule.milestones: milestone 160 (the default) is at "
+                   "or past train.epochs = 120, so it never applies (milestone m decays the rate "
+                   "from epoch m+1 on)"}));
+  // Iteration milestones against the run's iterations: 10 epochs x 391 batches of 128.
+  EXPECT_EQ(
+      WarningsOf("name: x\ntrain:\n  epochs: 10\n"
+                 "  schedule: {milestone_unit: iteration, milestones: [32000, 48000]}\n"),
+      Lines{"test.yaml:4:53: train.schedule.milestones: the learning rate never decays: "
+            "milestones 32,000, 48,000 are all at or past the run's last iteration (at most 3,910: "
+            "10 epochs x 391 batches of 128 from 50,000 training images)"});
+  // Only step schedules have milestones to reach.
+  EXPECT_EQ(WarningsOf("name: x\ntrain: {epochs: 10, schedule: {kind: cosine}}\n"), Lines{});
+}
+
+TEST(SweepSpecWarnings, OptionsTheOptimizerIgnores) {
+  EXPECT_EQ(WarningsOf("name: x\ntrain:\n  optimizer: {name: adam, lr: 0.001, momentum: 0.9, "
+                       "nesterov: true}\n"),
+            (Lines{"test.yaml:3:48: train.optimizer.momentum: has no effect with optimizer adam "
+                   "(it applies to sgd, rmsprop)",
+                   "test.yaml:3:63: train.optimizer.nesterov: has no effect with optimizer adam "
+                   "(it applies to sgd)"}));
+  EXPECT_EQ(WarningsOf("name: x\ntrain:\n  optimizer: {name: sgd, beta1: 0.8, eps: 0.001, "
+                       "alpha: 0.9}\n"),
+            (Lines{"test.yaml:3:33: train.optimizer.beta1: has no effect with optimizer sgd (it "
+                   "applies to adam, adamw)",
+                   "test.yaml:3:43: train.optimizer.eps: has no effect with optimizer sgd (it "
+                   "applies to rmsprop, adam, adamw)",
+                   "test.yaml:3:57: train.optimizer.alpha: has no effect with optimizer sgd (it "
+                   "applies to rmsprop)"}));
+  // The optimizer from the grid: each optimizer that ignores the base's option says
+  // so once, at the option.
+  EXPECT_EQ(
+      WarningsOf("name: x\ntrain:\n  optimizer: {momentum: 0.95, nesterov: true}\ngrid:\n"
+                 "  train.optimizer.name: [sgd, rmsprop, adam, adamw]\n"
+                 "  train.optimizer.lr: [0.1, 0.01]\nseeds: 3\n"),
+      (Lines{"test.yaml:3:41: train.optimizer.nesterov: has no effect with optimizer "
+             "rmsprop (it applies to sgd)",
+             "test.yaml:3:25: train.optimizer.momentum: has no effect with optimizer adam "
+             "(it applies to sgd, rmsprop)",
+             "test.yaml:3:41: train.optimizer.nesterov: has no effect with optimizer adam (it "
+             "applies to sgd)",
+             "test.yaml:3:25: train.optimizer.momentum: has no effect with optimizer adamw "
+             "(it applies to sgd, rmsprop)",
+             "test.yaml:3:41: train.optimizer.nesterov: has no effect with optimizer adamw "
+             "(it applies to sgd)"}));
+}
+
+TEST(SweepSpecWarnings, OptionsTheScheduleIgnores) {
+  EXPECT_EQ(
+      WarningsOf("name: x\ntrain:\n  schedule: {kind: cosine, milestones: [5], min_lr: 0.01}\n"),
+      Lines{"test.yaml:3:40: train.schedule.milestones: has no effect with schedule kind cosine "
+            "(it applies to kind step)"});
+  EXPECT_EQ(WarningsOf("name: x\ntrain:\n  schedule: {min_lr: 0.01, warmup_lr: 0.05}\n"),
+            (Lines{"test.yaml:3:22: train.schedule.min_lr: has no effect with schedule kind step "
+                   "(it applies to kind cosine)",
+                   "test.yaml:3:39: train.schedule.warmup_lr: has no effect without a warm-up "
+                   "(train.schedule.warmup_iterations is 0)"}));
+}
+
+TEST(SweepSpecWarnings, LastKBeyondTheEvaluatedEpochs) {
+  // The default last_k (5) with 3 epochs: the mean includes epoch 1.
+  EXPECT_EQ(WarningsOf("name: x\ntrain: {epochs: 3, schedule: {milestones: [2]}}\n"),
+            Lines{"test.yaml:2:17: results.last_k: 5 is more than the 3 evaluated epochs of a run "
+                  "(train.epochs is 3): the last-K mean averages all of them, the first ones "
+                  "included"});
+  // Evaluated epochs, not epochs: 40 epochs evaluated every 10th are 4 evaluations.
+  const std::string sparse =
+      "name: x\ntrain: {epochs: 40, eval_every: 10, schedule: {milestones: [20]}}\n"
+      "results: {last_k: 5}\n";
+  EXPECT_EQ(WarningsOf(sparse),
+            Lines{"test.yaml:3:19: results.last_k: 5 is more than the 4 evaluated epochs of a run "
+                  "(train.epochs is 40, train.eval_every 10): the last-K mean averages all of "
+                  "them, the first ones included"});
+  // The synthetic trainer reports every epoch, whatever eval_every says.
+  EXPECT_EQ(WarningsOf(sparse + "trainer: {kind: synthetic}\n"), Lines{});
+  // Epochs from the grid: the short values are pointed at.
+  EXPECT_EQ(WarningsOf("name: x\ntrain: {schedule: {milestones: [1]}}\ngrid:\n"
+                       "  train.epochs: [2, 5, 40]\n"),
+            Lines{"test.yaml:4:18: results.last_k: 5 is more than the 2 evaluated epochs of a run "
+                  "(train.epochs is 2): the last-K mean averages all of them, the first ones "
+                  "included"});
+}
+
+TEST(SweepSpecWarnings, BaseFieldsOfASectionAxisAreUnused) {
+  // The axis replaces train.optimizer whole: the base's weight decay is not used by
+  // either cell (both get the default 1e-4).
+  auto spec = ParseSweepSpec(
+      "name: x\ntrain:\n  optimizer: {weight_decay: 5.0e-4}\ngrid:\n"
+      "  train.optimizer: [{name: sgd, lr: 0.1}, {name: adam, lr: 0.001}]\n",
+      "test.yaml");
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  EXPECT_DOUBLE_EQ(spec->runs[0].config.train.optimizer.weight_decay, 1e-4);
+  EXPECT_EQ(spec->warnings,
+            Lines{"test.yaml:3:15: train.optimizer.weight_decay: not used: the grid axis "
+                  "train.optimizer (line 5) replaces the whole section, and fields its values "
+                  "leave out take their defaults"});
+}
+
+TEST(SweepSpecWarnings, SyntheticTrainerHasNoTrainingTraps) {
+  // No optimiser or learning rate: milestones and optimizer options cannot mislead.
+  EXPECT_EQ(WarningsOf("name: x\ntrainer: {kind: synthetic}\n"
+                       "train: {epochs: 10, optimizer: {name: adam, momentum: 0.9}}\n"),
+            Lines{});
 }
 
 TEST(SweepSpec, DuplicateKeysSyntaxErrorsAndEncoding) {
