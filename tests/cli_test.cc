@@ -185,7 +185,7 @@ seeds: 100
 
   // Silent traps are warned about in submit and dry-run (not refused).
   const std::string trap = cluster.WriteSweep(
-      "trap.yaml", "name: trap\ntrainer: {kind: synthetic}\ntrain: {epochs: 10}\n");
+      "trap.yaml", "name: trap\ntrain: {epochs: 10}\n");  // default milestones [80, 160]
   CliResult warned = RunCli(cluster, {"submit", "--dry-run", trap});
   EXPECT_EQ(warned.code, 0) << warned.err;
   EXPECT_NE(warned.err.find("warning: "), std::string::npos) << warned.err;
