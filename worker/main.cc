@@ -11,7 +11,37 @@
 #include "worker/trainer_log.h"
 #include "worker/worker.h"
 
+namespace {
+
+// The signals that stop the worker: every thread blocks them, and only the sigwait
+// thread in main() takes them. A thread that did not block them would be picked by
+// the kernel and killed with the whole process (exit 143), with no lease given back.
+sigset_t StopSignals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  return signals;
+}
+
+void BlockStopSignals(int, char**, char**) {
+  const sigset_t signals = StopSignals();
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+}
+
+// Run by the dynamic loader before the static initialisers of every library and of
+// this program, so every thread started from then on (LibTorch's intra-op pool,
+// gRPC's executors, anything a static initialiser starts) inherits the mask.
+using PreinitFunction = void (*)(int, char**, char**);
+__attribute__((section(".preinit_array"), used)) PreinitFunction g_block_stop_signals =
+    &BlockStopSignals;
+
+}  // namespace
+
 int main(int argc, char** argv) {
+  // Already done before any initialiser ran; again here so that main() alone keeps
+  // the contract.
+  BlockStopSignals(argc, argv, nullptr);
   CLI::App app{"resweep-worker: pulls runs from the coordinator and trains them with LibTorch"};
   resweep::WorkerOptions options;
   options.coordinator = resweep::DefaultCoordinatorAddress();
@@ -86,14 +116,10 @@ int main(int argc, char** argv) {
   torch::set_num_threads(threads);
   torch::set_num_interop_threads(1);
 
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-
   resweep::Worker worker(options);
+  // A signal that came earlier is pending (blocked since start-up) and taken here.
   std::thread signal_thread([&] {
+    const sigset_t signals = StopSignals();
     int signal_number = 0;
     sigwait(&signals, &signal_number);
     spdlog::info("signal {}: finishing up (leases are given back)", signal_number);
