@@ -2,10 +2,6 @@
 // it logs "finishing up", gives back the lease it holds and exits 0, whether it is
 // idle, training a run, or retrying a coordinator it cannot reach. The LibTorch
 // intra-op pool's threads (more than one --threads) must not take the signal.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -15,6 +11,7 @@
 
 #include "tests/cluster.h"
 #include "tests/data_files.h"
+#include "tests/refusing_port.h"
 
 namespace resweep {
 namespace {
@@ -30,29 +27,6 @@ std::vector<int> ThreadCounts() {
 bool LogHas(const std::string& path, const std::string& text) {
   return ReadFile(path).find(text) != std::string::npos;
 }
-
-// A loopback port that refuses connections for as long as this object lives: the
-// socket is bound (so no one else gets the port) but never listens.
-class RefusingPort {
- public:
-  RefusingPort() {
-    fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = 0;
-    EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-    socklen_t len = sizeof(addr);
-    getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
-  }
-  ~RefusingPort() { close(fd_); }
-  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
-
- private:
-  int fd_ = -1;
-  int port_ = 0;
-};
 
 // Sends `signal` to each worker, then expects each to exit 0 within 30 s with the
 // "finishing up" line in its log.

@@ -8,6 +8,7 @@
 
 #include "common/channel.h"
 #include "common/logging.h"
+#include "common/version.h"
 #include "worker/trainer_log.h"
 #include "worker/worker.h"
 
@@ -48,7 +49,9 @@ int main(int argc, char** argv) {
   std::string device = "auto", log_level = "info";
   int slots = 1, threads = 0;
   double poll_seconds = 1.0;
-  app.add_option("--coordinator,-c", options.coordinator, "coordinator address")
+  app.set_version_flag("--version", std::string("resweep-worker ") + resweep::ResweepVersion());
+  app.add_option("--coordinator,-c", options.coordinator,
+                 "coordinator address host:port [$RESWEEP_COORDINATOR]")
       ->capture_default_str();
   app.add_option("--device", device, "auto | cpu | all | cuda:N[,cuda:M...]  (a slot per GPU)")
       ->capture_default_str();
@@ -58,12 +61,15 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "intra-op CPU threads for LibTorch (0: cores / CPU slots)")
       ->capture_default_str()
       ->check(CLI::Range(0, 1024));
-  app.add_option("--data-root", options.data_root, "where relative dataset paths are found")
+  app.add_option("--data-root", options.data_root,
+                 "where relative dataset paths are found (a warning at start if it is missing)")
       ->capture_default_str();
   app.add_option("--checkpoint-dir", options.checkpoint_dir,
                  "write checkpoints to this shared filesystem (mounted by every worker) "
                  "instead of uploading them to the coordinator");
-  app.add_option("--name", options.name, "worker name (default: host name)");
+  app.add_option("--name", options.name,
+                 "worker name (default: host name); the coordinator appends -<8 hex digits> "
+                 "to make this process's worker id, e.g. NAME-1a2b3c4d in `resweep runs`");
   app.add_option("--poll-seconds", poll_seconds, "idle wait between acquire attempts")
       ->capture_default_str()
       ->check(CLI::Range(0.01, 60.0));
