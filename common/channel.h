@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <grpcpp/grpcpp.h>
 
@@ -36,7 +37,21 @@ struct ClientSecurityFlags {
 };
 
 // Reads the files; an error names the file (or variable) and what is wrong with it.
-StatusOr<ClientSecurity> LoadClientSecurity(ClientSecurityFlags flags);
+// `token_roles` are the roles the caller can use, in order of preference (e.g.
+// {"worker"}, or {"admin", "read"}): see ParseClientTokenFile for the token file.
+StatusOr<ClientSecurity> LoadClientSecurity(ClientSecurityFlags flags,
+                                            const std::vector<std::string>& token_roles);
+
+// The token in a client token file's `content`, which holds either
+//   - the token alone (one word; # comment lines around it are allowed), or
+//   - "<role> <token>" lines as in the coordinator's --token-file (roles worker,
+//     admin, read; # starts a comment): the token of the first role of `roles` that
+//     has a line, from its first line.
+// INVALID_ARGUMENT naming `source` (the file, and how it was named) and the line for
+// a malformed line or an unknown role, and naming the roles found when none of
+// `roles` has a line.
+StatusOr<std::string> ParseClientTokenFile(const std::string& content, const std::string& source,
+                                           const std::vector<std::string>& roles);
 
 struct ChannelOptions {
   std::string address = "127.0.0.1:50051";

@@ -127,7 +127,7 @@ int main(int argc, char** argv) {
   wait->add_option("--poll", poll, "seconds between progress lines")->capture_default_str();
 
   CLI11_PARSE(app, argc, argv);
-  auto security = resweep::LoadClientSecurity(security_flags);
+  auto security = resweep::LoadClientSecurity(security_flags, {"admin", "read"});
   if (!security.ok()) return Fail("options", security.status());
   Client client(address, timeout, std::move(*security));
 

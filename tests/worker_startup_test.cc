@@ -1,5 +1,7 @@
 // What the worker says at start and while it cannot reach its coordinator, and
 // --version / --help of the binaries: checked on the real processes.
+#include <sys/stat.h>
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -117,6 +119,40 @@ TEST(WorkerStartup, LogsTheRetriesOfAnUnreachableCoordinatorThenWhenItAnswers) {
       << ReadFile(log);
   cluster.worker(w).Kill(SIGTERM);
   EXPECT_EQ(cluster.worker(w).Wait(20000), 0) << ReadFile(log);
+}
+
+// The coordinator's own token file ("<role> <token>" lines) serves as the worker's
+// and the CLI's: each takes its role's line.
+TEST(ClientTokenFile, TheCoordinatorsTokenFileServesTheWorkerAndTheCli) {
+  Cluster cluster({.heartbeat_seconds = 0.3});
+  const std::string tokens = cluster.dir() + "/tokens";
+  WriteFile(tokens,
+            "# role token\nadmin admin-0123456789abcdef\nworker worker-0123456789abcdef\n"
+            "read read-0123456789abcdef\n");
+  chmod(tokens.c_str(), 0600);
+  cluster.options().coordinator_args = {"--token-file", tokens};
+  cluster.StartCoordinator();
+  cluster.set_cli_args({"--token-file", tokens});
+  const std::string out = cluster.Cli({"submit", cluster.WriteSweep("s.yaml", R"(name: tokens
+trainer: {kind: synthetic, epoch_seconds: 0.05}
+train: {epochs: 2}
+)")});
+  const std::string sweep_id = out.substr(0, out.find('\n'));
+  cluster.StartWorker("tokened", 1, {"--token-file", tokens});
+  int code = 0;
+  cluster.Cli({"wait", sweep_id, "--limit", "60", "--poll", "0.3"}, &code);
+  EXPECT_EQ(code, 0) << cluster.Logs();
+
+  // A file with no worker line: the worker refuses to start, naming the file.
+  const std::string cli_only = cluster.dir() + "/cli-tokens";
+  WriteFile(cli_only, "admin admin-0123456789abcdef\nread read-0123456789abcdef\n");
+  std::string stdout_text, stderr_text;
+  EXPECT_EQ(
+      RunCommand({RESWEEP_WORKER_BIN, "--coordinator", cluster.address(), "--token-file", cli_only},
+                 &stdout_text, &stderr_text, 30000),
+      2);
+  EXPECT_NE(stderr_text.find(cli_only + " has no line for the worker role"), std::string::npos)
+      << stderr_text;
 }
 
 }  // namespace

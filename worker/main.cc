@@ -80,7 +80,8 @@ int main(int argc, char** argv) {
                  "client certificate for mutual TLS (PEM) [$RESWEEP_TLS_CERT]");
   app.add_option("--tls-key", security.tls_key_file, "its private key (PEM) [$RESWEEP_TLS_KEY]");
   app.add_option("--token-file", security.token_file,
-                 "file holding this worker's token [$RESWEEP_TOKEN_FILE, or $RESWEEP_TOKEN]");
+                 "file holding this worker's token, alone or on a 'worker <token>' line "
+                 "[$RESWEEP_TOKEN_FILE, or $RESWEEP_TOKEN]");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   resweep::InitLogging("worker", log_level);
@@ -101,7 +102,7 @@ int main(int argc, char** argv) {
     }
   });
 
-  auto client_security = resweep::LoadClientSecurity(security);
+  auto client_security = resweep::LoadClientSecurity(security, {"worker"});
   if (!client_security.ok()) {
     spdlog::critical("{}", client_security.status().message());
     return 2;
