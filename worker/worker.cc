@@ -15,7 +15,9 @@
 #include "common/sweep_spec.h"
 #include "common/version.h"
 #include "worker/libtorch_trainer.h"
+#include "worker/log_tail.h"
 #include "worker/trainer.h"
+#include "worker/trainer_log.h"
 
 namespace resweep {
 
@@ -119,12 +121,14 @@ class Worker::SlotContext : public RunContext {
                                          &v1::Coordinator::Stub::ReportEpoch, req, &resp);
     if (!st.ok()) return NoteRefusal(st);
     run_->epoch = r.epoch;
-    spdlog::info(
-        "run {} epoch {}: train loss {:.4f}, train err {:.2f}%, test err {}, lr {:.4g}, "
-        "{:.1f} s, {:.0f} img/s",
-        run_->run_id, r.epoch, r.train_loss, r.train_error * 100,
-        r.test_error < 0 ? std::string("-") : fmt::format("{:.2f}%", r.test_error * 100), r.lr,
-        r.seconds, r.images_per_sec);
+    // Through the trainer log: the worker's log has it, and so does the run's tail.
+    TrainerLog(TrainerLogLevel::kInfo,
+               fmt::format(
+                   "run {} epoch {}: train loss {:.4f}, train err {:.2f}%, test err {}, "
+                   "lr {:.4g}, {:.1f} s, {:.0f} img/s",
+                   run_->run_id, r.epoch, r.train_loss, r.train_error * 100,
+                   r.test_error < 0 ? std::string("-") : fmt::format("{:.2f}%", r.test_error * 100),
+                   r.lr, r.seconds, r.images_per_sec));
     return Status::Ok();
   }
 
@@ -422,6 +426,9 @@ void Worker::SlotLoop(int slot) {
                  lease.run_id(), lease.attempt(), lease.sweep_name(), lease.cell_label(),
                  lease.seed());
 
+    // The run's trainer log lines (those logged on this thread), for FailRun.
+    LogTail log_tail;
+    std::optional<ScopedTrainerLogCapture> capture(std::in_place, &log_tail);
     StatusOr<TrainOutcome> outcome = InternalError("not started");
     SlotContext context(this, run);
     ResumePoint resume;
@@ -452,6 +459,7 @@ void Worker::SlotLoop(int slot) {
       }
     }
 
+    capture.reset();
     const std::string id = worker_id();
     const int64_t finish_budget_ms = 60000;  // ride out a coordinator restart, then give up
     if (outcome.ok()) {
@@ -506,6 +514,7 @@ void Worker::SlotLoop(int slot) {
       const bool bad_checkpoint = why.code() == StatusCode::kDataLoss;
       fail.set_retryable(why.code() == StatusCode::kResourceExhausted || bad_checkpoint);
       fail.set_checkpoint_unusable(bad_checkpoint);
+      fail.set_log_tail(log_tail.Text());
       v1::FailRunResponse r;
       Status fst = CallCoordinator("FailRun", finish_budget_ms, kCallTimeoutMs,
                                    &v1::Coordinator::Stub::FailRun, fail, &r);
