@@ -9,19 +9,6 @@
 
 namespace resweep {
 
-std::string NormalizeCoordinatorAddress(const std::string& address) {
-  if (address.empty() || address.find(':') == std::string::npos) {
-    return (address.empty() ? "127.0.0.1" : address) + ":50051";
-  }
-  if (address.rfind("unix:", 0) == 0 || address.rfind("dns:", 0) == 0 ||
-      address.rfind("ipv4:", 0) == 0 || address.rfind("ipv6:", 0) == 0) {
-    return address;
-  }
-  // "[::1]" without a port: an IPv6 literal in brackets.
-  if (address.front() == '[' && address.back() == ']') return address + ":50051";
-  return address;
-}
-
 Client::Client(const std::string& address, double timeout_seconds, ClientSecurity security)
     : address_(NormalizeCoordinatorAddress(address)),
       security_(std::move(security)),

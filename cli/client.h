@@ -12,10 +12,6 @@
 
 namespace resweep {
 
-// The coordinator address a user typed: a missing port means resweep's 50051 (gRPC
-// alone would try 443), "unix:..." and "dns:..." targets are left alone.
-std::string NormalizeCoordinatorAddress(const std::string& address);
-
 class Client {
  public:
   Client(const std::string& address, double timeout_seconds, ClientSecurity security);

@@ -408,7 +408,8 @@ int RunCli(int argc, char** argv) {
                  "client certificate for mutual TLS (PEM) [$RESWEEP_TLS_CERT]");
   app.add_option("--tls-key", o.security.tls_key_file, "its private key (PEM) [$RESWEEP_TLS_KEY]");
   app.add_option("--token-file", o.security.token_file,
-                 "file holding your admin or read token [$RESWEEP_TOKEN_FILE, or $RESWEEP_TOKEN]");
+                 "file holding your token: the token alone, or '<role> <token>' lines (admin used "
+                 "if present, else read) [$RESWEEP_TOKEN_FILE, or $RESWEEP_TOKEN]");
 
   auto add_format = [&](CLI::App* cmd, std::vector<std::string> formats) {
     std::string names;
@@ -522,7 +523,7 @@ int RunCli(int argc, char** argv) {
   }
   if (!o.verbose) gpr_set_log_function(QuietGrpcLog);
 
-  auto security = LoadClientSecurity(o.security);
+  auto security = LoadClientSecurity(o.security, {"admin", "read"});
   if (!security.ok()) return Fail("options", security.status());
   Client client(o.address, o.timeout, std::move(*security));
 

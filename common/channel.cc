@@ -1,6 +1,7 @@
 #include "common/channel.h"
 
 #include <cstdlib>
+#include <sstream>
 
 #include "common/file_util.h"
 
@@ -29,9 +30,69 @@ std::string Trim(std::string s) {
   return s.substr(first, s.find_last_not_of(" \t\r\n") - first + 1);
 }
 
+bool IsTokenRole(const std::string& role) {
+  return role == "worker" || role == "admin" || role == "read";
+}
+
+std::string JoinWords(const std::vector<std::string>& words, const std::string& separator) {
+  std::string out;
+  for (const auto& w : words) out += (out.empty() ? "" : separator) + w;
+  return out;
+}
+
 }  // namespace
 
-StatusOr<ClientSecurity> LoadClientSecurity(ClientSecurityFlags flags) {
+StatusOr<std::string> ParseClientTokenFile(const std::string& content, const std::string& source,
+                                           const std::vector<std::string>& roles) {
+  for (const auto& role : roles) {
+    if (!IsTokenRole(role)) return InternalError("unknown token role '" + role + "' asked for");
+  }
+  // The whole file one word: the token alone ('#' included, as it always was).
+  const std::string trimmed = Trim(content);
+  if (!trimmed.empty() && trimmed.find_first_of(" \t\r\n") == std::string::npos) return trimmed;
+
+  struct Line {
+    int number;
+    std::vector<std::string> words;
+  };
+  std::vector<Line> lines;
+  std::istringstream in(content);
+  std::string text;
+  for (int number = 1; std::getline(in, text); ++number) {
+    const auto hash = text.find('#');
+    if (hash != std::string::npos) text.resize(hash);
+    std::istringstream words(text);
+    Line line{number, {}};
+    for (std::string word; words >> word;) line.words.push_back(word);
+    if (!line.words.empty()) lines.push_back(std::move(line));
+  }
+  if (lines.empty()) return InvalidArgumentError(source + " holds no token");
+  if (lines.size() == 1 && lines[0].words.size() == 1) return lines[0].words[0];
+
+  std::vector<std::string> found;  // "line N: role", for the error below
+  for (const auto& line : lines) {
+    const std::string where = source + ":" + std::to_string(line.number) + ": ";
+    if (line.words.size() != 2) {
+      return InvalidArgumentError(where +
+                                  "expected '<role> <token>' (or a file holding only the token)");
+    }
+    if (!IsTokenRole(line.words[0])) {
+      return InvalidArgumentError(where + "unknown role '" + line.words[0] +
+                                  "' (worker, admin or read)");
+    }
+    found.push_back("line " + std::to_string(line.number) + ": " + line.words[0]);
+  }
+  for (const auto& role : roles) {
+    for (const auto& line : lines) {
+      if (line.words[0] == role) return line.words[1];
+    }
+  }
+  return InvalidArgumentError(source + " has no line for the " + JoinWords(roles, " or ") +
+                              " role, which this program needs (" + JoinWords(found, ", ") + ")");
+}
+
+StatusOr<ClientSecurity> LoadClientSecurity(ClientSecurityFlags flags,
+                                            const std::vector<std::string>& token_roles) {
   auto pick = [](std::string* value, const char* flag, const char* env) {
     if (!value->empty()) return std::string(flag);
     *value = FromEnv(env);
@@ -63,11 +124,11 @@ StatusOr<ClientSecurity> LoadClientSecurity(ClientSecurityFlags flags) {
     s.private_key_pem = *key;
   }
   if (!flags.token_file.empty()) {
-    auto token = ReadNamedFile(flags.token_file, token_source);
+    auto content = ReadNamedFile(flags.token_file, token_source);
+    if (!content.ok()) return content.status();
+    auto token = ParseClientTokenFile(*content, token_source + " " + flags.token_file, token_roles);
     if (!token.ok()) return token.status();
-    s.token = Trim(*token);
-    if (s.token.empty())
-      return InvalidArgumentError(token_source + ": " + flags.token_file + " holds no token");
+    s.token = std::move(*token);
   } else {
     s.token = Trim(FromEnv("RESWEEP_TOKEN"));
   }
@@ -75,6 +136,19 @@ StatusOr<ClientSecurity> LoadClientSecurity(ClientSecurityFlags flags) {
     return InvalidArgumentError(token_source + ": the token must be one word");
   }
   return s;
+}
+
+std::string NormalizeCoordinatorAddress(const std::string& address) {
+  if (address.empty() || address.find(':') == std::string::npos) {
+    return (address.empty() ? "127.0.0.1" : address) + ":50051";
+  }
+  if (address.rfind("unix:", 0) == 0 || address.rfind("dns:", 0) == 0 ||
+      address.rfind("ipv4:", 0) == 0 || address.rfind("ipv6:", 0) == 0) {
+    return address;
+  }
+  // "[::1]" without a port: an IPv6 literal in brackets.
+  if (address.front() == '[' && address.back() == ']') return address + ":50051";
+  return address;
 }
 
 std::shared_ptr<grpc::Channel> MakeCoordinatorChannel(const ChannelOptions& options) {
@@ -95,7 +169,7 @@ std::shared_ptr<grpc::Channel> MakeCoordinatorChannel(const ChannelOptions& opti
     ssl.pem_private_key = options.security.private_key_pem;
     credentials = grpc::SslCredentials(ssl);
   }
-  return grpc::CreateCustomChannel(options.address, credentials, args);
+  return grpc::CreateCustomChannel(NormalizeCoordinatorAddress(options.address), credentials, args);
 }
 
 void PrepareCall(grpc::ClientContext* context, const ClientSecurity& security,

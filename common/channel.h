@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <grpcpp/grpcpp.h>
 
@@ -36,7 +37,21 @@ struct ClientSecurityFlags {
 };
 
 // Reads the files; an error names the file (or variable) and what is wrong with it.
-StatusOr<ClientSecurity> LoadClientSecurity(ClientSecurityFlags flags);
+// `token_roles` are the roles the caller can use, in order of preference (e.g.
+// {"worker"}, or {"admin", "read"}): see ParseClientTokenFile for the token file.
+StatusOr<ClientSecurity> LoadClientSecurity(ClientSecurityFlags flags,
+                                            const std::vector<std::string>& token_roles);
+
+// The token in a client token file's `content`, which holds either
+//   - the token alone (one word; # comment lines around it are allowed), or
+//   - "<role> <token>" lines as in the coordinator's --token-file (roles worker,
+//     admin, read; # starts a comment): the token of the first role of `roles` that
+//     has a line, from its first line.
+// INVALID_ARGUMENT naming `source` (the file, and how it was named) and the line for
+// a malformed line or an unknown role, and naming the roles found when none of
+// `roles` has a line.
+StatusOr<std::string> ParseClientTokenFile(const std::string& content, const std::string& source,
+                                           const std::vector<std::string>& roles);
 
 struct ChannelOptions {
   std::string address = "127.0.0.1:50051";
@@ -44,6 +59,11 @@ struct ChannelOptions {
   ClientSecurity security;
 };
 
+// The coordinator address a user typed: a missing port means resweep's 50051 (gRPC
+// alone would try 443); "unix:", "dns:", "ipv4:" and "ipv6:" targets are left alone.
+std::string NormalizeCoordinatorAddress(const std::string& address);
+
+// A channel to options.address (normalized as above).
 std::shared_ptr<grpc::Channel> MakeCoordinatorChannel(const ChannelOptions& options);
 
 // Sets the deadline and attaches the token (if any) to one call.

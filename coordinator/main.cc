@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include "common/logging.h"
+#include "common/version.h"
 #include "coordinator/server.h"
 
 int main(int argc, char** argv) {
@@ -14,6 +15,8 @@ int main(int argc, char** argv) {
   double lease_seconds = 30, heartbeat_seconds = 5;
   std::string port_file, log_level = "info";
   bool insecure = false;
+  app.set_version_flag("--version",
+                       std::string("resweep-coordinator ") + resweep::ResweepVersion());
   app.add_option("--listen", options.listen, "address:port to serve on (port 0: pick one)")
       ->capture_default_str();
   app.add_option("--db", options.db_path, "SQLite database file (created if missing)")

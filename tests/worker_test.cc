@@ -1,7 +1,18 @@
 #include <gtest/gtest.h>
 
+#include <grpcpp/grpcpp.h>
 #include <torch/torch.h>
 
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "common/run_config_json.h"
+#include "tests/test_util.h"
+#include "worker/log_tail.h"
+#include "worker/trainer_log.h"
 #include "worker/worker.h"
 
 namespace resweep {
@@ -31,6 +42,189 @@ TEST(ResolveDevices, ExpandsTheDeviceFlag) {
       << missing.status().message();
   for (const char* bad : {"gpu0", "cuda:", "cuda:x", "cuda:-1", "cpu,cuda:0", ""}) {
     EXPECT_FALSE(ResolveDevices(bad, 1).ok()) << bad;
+  }
+}
+
+TEST(DataRootProblem, NamesAMissingFolderOrAFile) {
+  testing::TempDir dir;
+  testing::WriteFile(dir.File("file"), "x");
+  EXPECT_FALSE(DataRootProblem(dir.path()).has_value());
+  EXPECT_EQ(DataRootProblem(dir.File("missing")), dir.File("missing") + " does not exist");
+  EXPECT_EQ(DataRootProblem(dir.File("file")), dir.File("file") + " is not a directory");
+}
+
+TEST(LogTail, KeepsTheNewestFortyLines) {
+  LogTail tail;
+  for (int i = 0; i < 100; ++i) tail.Add("line " + std::to_string(i));
+  EXPECT_EQ(tail.lines(), 40u);
+  std::string expected;
+  for (int i = 60; i < 100; ++i) expected += "line " + std::to_string(i) + "\n";
+  EXPECT_EQ(tail.Text(), expected);
+}
+
+TEST(LogTail, KeepsTheNewestLinesThatFitIn8KiB) {
+  LogTail tail;
+  for (int i = 0; i < 20; ++i) tail.Add(std::string(999, 'a' + i));  // 1,000 bytes a line
+  // 8 lines are 8,000 bytes; a 9th would pass 8,192.
+  std::string expected;
+  for (int i = 12; i < 20; ++i) expected += std::string(999, 'a' + i) + "\n";
+  EXPECT_TRUE(tail.Text() == expected);
+  // A line too long to fit alone is cut, and is all that is left.
+  tail.Add(std::string(20000, 'z'));
+  const std::string text = tail.Text();
+  EXPECT_EQ(text.size(), 8192u);
+  EXPECT_TRUE(text == std::string(8192 - 6, 'z') + "[...]\n") << text.substr(text.size() - 20);
+  // Smaller limits hold too.
+  LogTail small(3, 64);
+  for (int i = 0; i < 10; ++i) small.Add("0123456789abcdef0123456789");  // 27 bytes a line
+  EXPECT_EQ(small.Text(),
+            std::string("0123456789abcdef0123456789\n") + "0123456789abcdef0123456789\n");
+}
+
+TEST(LogTail, SplitsLinesAndKeepsTheTextValidUtf8) {
+  LogTail tail;
+  tail.Add("first\nsecond\r\nthird\n");
+  EXPECT_EQ(tail.Text(), "first\nsecond\nthird\n");
+  LogTail bytes;
+  // A stray continuation byte, an overlong '/', a lone surrogate, a truncated sequence.
+  bytes.Add("caf\xC3\xA9 \x80 \xC0\xAF \xED\xA0\x80 \xE2\x82");
+  EXPECT_EQ(bytes.Text(), "caf\xC3\xA9 ? ?? ??? ??\n");
+  // Cut inside a long line of two-byte characters: never half a character.
+  LogTail cut(40, 100);
+  std::string accents;
+  for (int i = 0; i < 200; ++i) accents += "\xC3\xA9";
+  cut.Add(accents);
+  const std::string text = cut.Text();
+  ASSERT_LE(text.size(), 100u);
+  const std::string kept = text.substr(0, text.size() - std::string("[...]\n").size());
+  EXPECT_EQ(kept.size() % 2, 0u);
+  EXPECT_EQ(kept, accents.substr(0, kept.size()));
+}
+
+TEST(TrainerLogCapture, EachThreadsLinesGoToItsOwnTailOnly) {
+  LogTail a, b;
+  std::atomic<int> ready{0};
+  auto slot = [&](LogTail* tail, const std::string& name) {
+    ScopedTrainerLogCapture capture(tail);
+    ++ready;
+    while (ready < 2) std::this_thread::yield();  // both capture at once
+    for (int i = 0; i < 50; ++i) TrainerLogf(TrainerLogLevel::kDebug, name, " ", i);
+  };
+  std::thread ta(slot, &a, "run-a"), tb(slot, &b, "run-b");
+  TrainerLog(TrainerLogLevel::kInfo, "not a run's line");  // this thread captures nothing
+  ta.join();
+  tb.join();
+  EXPECT_EQ(a.lines(), 40u);
+  EXPECT_EQ(b.lines(), 40u);
+  EXPECT_EQ(a.Text().find("run-b"), std::string::npos);
+  EXPECT_EQ(b.Text().find("run-a"), std::string::npos);
+  EXPECT_EQ(a.Text().find("not a run's line"), std::string::npos);
+  EXPECT_NE(a.Text().find("[debug] run-a 49\n"), std::string::npos) << a.Text();
+  // Captures nest; a thread without one captures nothing.
+  LogTail outer, inner;
+  {
+    ScopedTrainerLogCapture o(&outer);
+    {
+      ScopedTrainerLogCapture i(&inner);
+      TrainerLog(TrainerLogLevel::kWarn, "inner");
+    }
+    TrainerLog(TrainerLogLevel::kError, "outer");
+  }
+  TrainerLog(TrainerLogLevel::kInfo, "nobody's");
+  EXPECT_EQ(inner.lines(), 1u);
+  EXPECT_NE(inner.Text().find("[warning] inner"), std::string::npos);
+  EXPECT_EQ(outer.lines(), 1u);
+  EXPECT_NE(outer.Text().find("[error] outer"), std::string::npos);
+}
+
+// A coordinator that leases two runs whose data sets do not exist, and records the
+// FailRun reports.
+class FailingRunsCoordinator final : public v1::Coordinator::Service {
+ public:
+  grpc::Status RegisterWorker(grpc::ServerContext*, const v1::RegisterWorkerRequest*,
+                              v1::RegisterWorkerResponse* response) override {
+    response->set_worker_id("w-1");
+    response->set_lease_ms(30000);
+    response->set_heartbeat_ms(1000);
+    return grpc::Status::OK;
+  }
+  grpc::Status AcquireRun(grpc::ServerContext*, const v1::AcquireRunRequest*,
+                          v1::AcquireRunResponse* response) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (leased_ >= 2) return grpc::Status::OK;  // nothing queued
+    const std::string run_id = leased_++ == 0 ? "run-a" : "run-b";
+    RunConfig config;
+    config.dataset.kind = "cifar10";
+    config.dataset.path = "/nonexistent/" + run_id;
+    response->set_has_run(true);
+    auto* lease = response->mutable_lease();
+    lease->set_run_id(run_id);
+    lease->set_attempt(1);
+    lease->set_config_json(RunConfigToCanonicalJson(config));
+    lease->set_seed(1);
+    return grpc::Status::OK;
+  }
+  grpc::Status Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest*,
+                         v1::HeartbeatResponse*) override {
+    return grpc::Status::OK;
+  }
+  grpc::Status FailRun(grpc::ServerContext*, const v1::FailRunRequest* request,
+                       v1::FailRunResponse*) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    failed_[request->run_id()] = *request;
+    done_.notify_all();
+    return grpc::Status::OK;
+  }
+
+  // The FailRun reports by run, once both came (or after 60 s).
+  std::map<std::string, v1::FailRunRequest> WaitForBothFailures() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    done_.wait_for(lock, std::chrono::seconds(60), [&] { return failed_.size() == 2; });
+    return failed_;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable done_;
+  int leased_ = 0;
+  std::map<std::string, v1::FailRunRequest> failed_;
+};
+
+TEST(Worker, AFailedRunIsReportedWithItsOwnTrainerLogTail) {
+  FailingRunsCoordinator service;
+  int port = 0;
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  ASSERT_GT(port, 0);
+
+  testing::TempDir data_root;
+  WorkerOptions options;
+  options.coordinator = "127.0.0.1:" + std::to_string(port);
+  options.data_root = data_root.path();
+  options.devices = {"cpu", "cpu"};  // two slots: the runs may fail at the same time
+  options.poll_ms = 50;
+  Worker worker(options);
+  Status result;
+  std::thread running([&] { result = worker.Run(); });
+  const auto failed = service.WaitForBothFailures();
+  worker.Stop();
+  running.join();
+  server->Shutdown();
+  EXPECT_TRUE(result.ok()) << result.ToString();
+
+  ASSERT_EQ(failed.size(), 2u);
+  for (const auto& [run_id, request] : failed) {
+    const std::string other = run_id == "run-a" ? "run-b" : "run-a";
+    EXPECT_NE(request.reason().find("/nonexistent/" + run_id), std::string::npos)
+        << request.reason();
+    // The trainer's lines of this run, and none of the other's.
+    EXPECT_NE(request.log_tail().find("[info] loading cifar10 from /nonexistent/" + run_id),
+              std::string::npos)
+        << request.log_tail();
+    EXPECT_EQ(request.log_tail().find(other), std::string::npos) << request.log_tail();
+    EXPECT_LE(request.log_tail().size(), 8192u);
   }
 }
 

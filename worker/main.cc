@@ -8,17 +8,50 @@
 
 #include "common/channel.h"
 #include "common/logging.h"
+#include "common/version.h"
 #include "worker/trainer_log.h"
 #include "worker/worker.h"
 
+namespace {
+
+// The signals that stop the worker: every thread blocks them, and only the sigwait
+// thread in main() takes them. A thread that did not block them would be picked by
+// the kernel and killed with the whole process (exit 143), with no lease given back.
+sigset_t StopSignals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  return signals;
+}
+
+void BlockStopSignals(int, char**, char**) {
+  const sigset_t signals = StopSignals();
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+}
+
+// Run by the dynamic loader before the static initialisers of every library and of
+// this program, so every thread started from then on (LibTorch's intra-op pool,
+// gRPC's executors, anything a static initialiser starts) inherits the mask.
+using PreinitFunction = void (*)(int, char**, char**);
+__attribute__((section(".preinit_array"), used)) PreinitFunction g_block_stop_signals =
+    &BlockStopSignals;
+
+}  // namespace
+
 int main(int argc, char** argv) {
+  // Already done before any initialiser ran; again here so that main() alone keeps
+  // the contract.
+  BlockStopSignals(argc, argv, nullptr);
   CLI::App app{"resweep-worker: pulls runs from the coordinator and trains them with LibTorch"};
   resweep::WorkerOptions options;
   options.coordinator = resweep::DefaultCoordinatorAddress();
   std::string device = "auto", log_level = "info";
   int slots = 1, threads = 0;
   double poll_seconds = 1.0;
-  app.add_option("--coordinator,-c", options.coordinator, "coordinator address")
+  app.set_version_flag("--version", std::string("resweep-worker ") + resweep::ResweepVersion());
+  app.add_option("--coordinator,-c", options.coordinator,
+                 "coordinator address host:port [$RESWEEP_COORDINATOR]")
       ->capture_default_str();
   app.add_option("--device", device, "auto | cpu | all | cuda:N[,cuda:M...]  (a slot per GPU)")
       ->capture_default_str();
@@ -28,12 +61,15 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "intra-op CPU threads for LibTorch (0: cores / CPU slots)")
       ->capture_default_str()
       ->check(CLI::Range(0, 1024));
-  app.add_option("--data-root", options.data_root, "where relative dataset paths are found")
+  app.add_option("--data-root", options.data_root,
+                 "where relative dataset paths are found (a warning at start if it is missing)")
       ->capture_default_str();
   app.add_option("--checkpoint-dir", options.checkpoint_dir,
                  "write checkpoints to this shared filesystem (mounted by every worker) "
                  "instead of uploading them to the coordinator");
-  app.add_option("--name", options.name, "worker name (default: host name)");
+  app.add_option("--name", options.name,
+                 "worker name (default: host name); the coordinator appends -<8 hex digits> "
+                 "to make this process's worker id, e.g. NAME-1a2b3c4d in `resweep runs`");
   app.add_option("--poll-seconds", poll_seconds, "idle wait between acquire attempts")
       ->capture_default_str()
       ->check(CLI::Range(0.01, 60.0));
@@ -44,7 +80,8 @@ int main(int argc, char** argv) {
                  "client certificate for mutual TLS (PEM) [$RESWEEP_TLS_CERT]");
   app.add_option("--tls-key", security.tls_key_file, "its private key (PEM) [$RESWEEP_TLS_KEY]");
   app.add_option("--token-file", security.token_file,
-                 "file holding this worker's token [$RESWEEP_TOKEN_FILE, or $RESWEEP_TOKEN]");
+                 "file holding this worker's token, alone or on a 'worker <token>' line "
+                 "[$RESWEEP_TOKEN_FILE, or $RESWEEP_TOKEN]");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   resweep::InitLogging("worker", log_level);
@@ -65,7 +102,7 @@ int main(int argc, char** argv) {
     }
   });
 
-  auto client_security = resweep::LoadClientSecurity(security);
+  auto client_security = resweep::LoadClientSecurity(security, {"worker"});
   if (!client_security.ok()) {
     spdlog::critical("{}", client_security.status().message());
     return 2;
@@ -86,14 +123,10 @@ int main(int argc, char** argv) {
   torch::set_num_threads(threads);
   torch::set_num_interop_threads(1);
 
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-
   resweep::Worker worker(options);
+  // A signal that came earlier is pending (blocked since start-up) and taken here.
   std::thread signal_thread([&] {
+    const sigset_t signals = StopSignals();
     int signal_number = 0;
     sigwait(&signals, &signal_number);
     spdlog::info("signal {}: finishing up (leases are given back)", signal_number);

@@ -13,8 +13,11 @@
 #include "common/file_util.h"
 #include "common/hash.h"
 #include "common/sweep_spec.h"
+#include "common/version.h"
 #include "worker/libtorch_trainer.h"
+#include "worker/log_tail.h"
 #include "worker/trainer.h"
+#include "worker/trainer_log.h"
 
 namespace resweep {
 
@@ -35,6 +38,17 @@ bool Transient(const grpc::Status& st) {
 constexpr int64_t kCallTimeoutMs = 10000;
 
 }  // namespace
+
+std::optional<std::string> DataRootProblem(const std::string& data_root) {
+  std::error_code ec;
+  const auto status = std::filesystem::status(data_root, ec);
+  if (status.type() == std::filesystem::file_type::not_found) {
+    return data_root + " does not exist";
+  }
+  if (ec) return data_root + ": " + ec.message();
+  if (!std::filesystem::is_directory(status)) return data_root + " is not a directory";
+  return std::nullopt;
+}
 
 StatusOr<std::vector<std::string>> ResolveDevices(const std::string& spec, int cpu_slots) {
   std::vector<std::string> devices;
@@ -107,12 +121,14 @@ class Worker::SlotContext : public RunContext {
                                          &v1::Coordinator::Stub::ReportEpoch, req, &resp);
     if (!st.ok()) return NoteRefusal(st);
     run_->epoch = r.epoch;
-    spdlog::info(
-        "run {} epoch {}: train loss {:.4f}, train err {:.2f}%, test err {}, lr {:.4g}, "
-        "{:.1f} s, {:.0f} img/s",
-        run_->run_id, r.epoch, r.train_loss, r.train_error * 100,
-        r.test_error < 0 ? std::string("-") : fmt::format("{:.2f}%", r.test_error * 100), r.lr,
-        r.seconds, r.images_per_sec);
+    // Through the trainer log: the worker's log has it, and so does the run's tail.
+    TrainerLog(TrainerLogLevel::kInfo,
+               fmt::format(
+                   "run {} epoch {}: train loss {:.4f}, train err {:.2f}%, test err {}, "
+                   "lr {:.4g}, {:.1f} s, {:.0f} img/s",
+                   run_->run_id, r.epoch, r.train_loss, r.train_error * 100,
+                   r.test_error < 0 ? std::string("-") : fmt::format("{:.2f}%", r.test_error * 100),
+                   r.lr, r.seconds, r.images_per_sec));
     return Status::Ok();
   }
 
@@ -281,20 +297,34 @@ Status Worker::Retry(const char* what, int64_t give_up_ms,
                      const std::function<grpc::Status()>& call) {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
   const auto start = std::chrono::steady_clock::now();
+  auto ms_since = [](std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                 t)
+        .count();
+  };
+  auto last_logged = start;
+  int logged = 0;  // lines logged for this call
   int64_t backoff = 100;
   for (int attempt = 1;; ++attempt) {
     grpc::Status st = call();
+    if (st.ok() && logged > 0) {
+      spdlog::info("{}: coordinator {} answered after {} attempts ({:.1f} s)", what,
+                   options_.coordinator, attempt, ms_since(start) / 1000.0);
+    }
     if (st.ok() || !Transient(st)) return FromGrpcStatus(st);
-    const int64_t elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                std::chrono::steady_clock::now() - start)
-                                .count();
+    const int64_t elapsed = ms_since(start);
     if (stopping_ && give_up_ms == 0) return UnavailableError(std::string(what) + ": stopping");
     if (give_up_ms > 0 && elapsed > give_up_ms) return FromGrpcStatus(st);
     // Full jitter: a fleet of workers does not reconnect in lockstep.
     const int64_t sleep = std::uniform_int_distribution<int64_t>(backoff / 2, backoff)(rng);
-    if (attempt == 1 || attempt % 10 == 0) {
-      spdlog::warn("{}: coordinator unavailable ({}); retrying in {} ms", what, st.error_message(),
-                   sleep);
+    // The first failure, then one line per interval: an outage (or a wrong address)
+    // is never silent for long, and fast early retries do not flood the log.
+    if (logged == 0 || ms_since(last_logged) >= options_.retry_log_interval_ms) {
+      spdlog::warn("{}: coordinator {} failed (attempt {}, {:.1f} s so far): {}; retrying in {} ms",
+                   what, options_.coordinator, attempt, elapsed / 1000.0,
+                   FromGrpcStatus(st).ToString(), sleep);
+      last_logged = std::chrono::steady_clock::now();
+      ++logged;
     }
     if (give_up_ms > 0) {
       std::this_thread::sleep_for(
@@ -314,7 +344,7 @@ bool Worker::EnsureRegistered() {
   v1::RegisterWorkerRequest req;
   req.set_name(options_.name.empty() ? HostName() : options_.name);
   req.set_host(HostName());
-  req.set_version("resweep 0.1.0");
+  req.set_version(std::string("resweep ") + ResweepVersion());
   for (const auto& d : options_.devices) req.add_devices(d);
   v1::RegisterWorkerResponse resp;
   Status st = CallCoordinator("RegisterWorker", 0, kCallTimeoutMs,
@@ -396,6 +426,9 @@ void Worker::SlotLoop(int slot) {
                  lease.run_id(), lease.attempt(), lease.sweep_name(), lease.cell_label(),
                  lease.seed());
 
+    // The run's trainer log lines (those logged on this thread), for FailRun.
+    LogTail log_tail;
+    std::optional<ScopedTrainerLogCapture> capture(std::in_place, &log_tail);
     StatusOr<TrainOutcome> outcome = InternalError("not started");
     SlotContext context(this, run);
     ResumePoint resume;
@@ -426,6 +459,7 @@ void Worker::SlotLoop(int slot) {
       }
     }
 
+    capture.reset();
     const std::string id = worker_id();
     const int64_t finish_budget_ms = 60000;  // ride out a coordinator restart, then give up
     if (outcome.ok()) {
@@ -480,6 +514,7 @@ void Worker::SlotLoop(int slot) {
       const bool bad_checkpoint = why.code() == StatusCode::kDataLoss;
       fail.set_retryable(why.code() == StatusCode::kResourceExhausted || bad_checkpoint);
       fail.set_checkpoint_unusable(bad_checkpoint);
+      fail.set_log_tail(log_tail.Text());
       v1::FailRunResponse r;
       Status fst = CallCoordinator("FailRun", finish_budget_ms, kCallTimeoutMs,
                                    &v1::Coordinator::Stub::FailRun, fail, &r);
@@ -543,6 +578,9 @@ void Worker::HeartbeatLoop() {
 Status Worker::Run() {
   spdlog::info("worker starting: coordinator {}, {} slot(s): {}", options_.coordinator,
                options_.devices.size(), fmt::format("{}", fmt::join(options_.devices, ",")));
+  if (auto problem = DataRootProblem(options_.data_root)) {
+    spdlog::warn("--data-root {}: runs whose dataset path is relative will fail to load", *problem);
+  }
   std::thread heartbeat([this] { HeartbeatLoop(); });
   std::vector<std::thread> slots;
   for (size_t i = 0; i < options_.devices.size(); ++i) {

@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -35,11 +36,18 @@ struct WorkerOptions {
   ClientSecurity security;  // TLS roots, client certificate, worker token
   int poll_ms = 1000;       // idle wait between acquire attempts
   int max_backoff_ms = 5000;
+  // A call retried through an outage logs its first failure, then at most one line
+  // per this interval (with the address, attempt count, error and next wait).
+  int retry_log_interval_ms = 5000;
 };
 
 // Expands --device: auto (every CUDA device, else cpu), cpu, all (every CUDA
 // device), or a list such as cuda:0,cuda:2. `cpu_slots` copies of "cpu" for CPU.
 StatusOr<std::vector<std::string>> ResolveDevices(const std::string& spec, int cpu_slots);
+
+// What is wrong with --data-root as the folder relative dataset paths are found
+// in (it does not exist, is not a directory, cannot be examined), or nullopt.
+std::optional<std::string> DataRootProblem(const std::string& data_root);
 
 class Worker {
  public:
@@ -68,8 +76,9 @@ class Worker {
   // Ensures the worker is registered; false when stopping.
   bool EnsureRegistered();
   std::string worker_id();
-  // Retries `call` on UNAVAILABLE / DEADLINE_EXCEEDED with jittered backoff until it
-  // succeeds, fails otherwise, `give_up_ms` passes (0 = until Stop), or Stop().
+  // Retries `call` on UNAVAILABLE / DEADLINE_EXCEEDED / RESOURCE_EXHAUSTED with
+  // jittered backoff until it succeeds, fails otherwise, `give_up_ms` passes (0 =
+  // until Stop), or Stop(); failures are logged as WorkerOptions says.
   Status Retry(const char* what, int64_t give_up_ms, const std::function<grpc::Status()>& call);
   // One call of `method`, with a deadline of `deadline_ms` and the token, retried
   // as Retry() does.
