@@ -175,7 +175,7 @@ seeds: 1
     // Chance is 90%; three short epochs on 2,000 images reached 35-41% when measured
     // (8-layer net, width 8): 60% is a bar only learning clears.
     EXPECT_LT(error, 0.60) << cell.dump();
-    EXPECT_GT(cell["mean_param_count"].get<double>(), 1000);
+    EXPECT_GT(cell["param_count"].get<double>(), 1000);
   }
   // With the coordinator gone, the database file still answers (read-only).
   cluster.coordinator().Kill(SIGTERM);
@@ -348,7 +348,7 @@ seeds: 3
 )")}));
   ASSERT_FALSE(WaitForRunningRun(cluster, sweep_id, 0).empty()) << cluster.Logs();
   const std::string out = cluster.Cli({"cancel", sweep_id});
-  EXPECT_NE(out.find("cancelled 3 runs"), std::string::npos) << out;
+  EXPECT_NE(out.find("cancelled 3 run(s)"), std::string::npos) << out;
   // The worker hears it on its next heartbeat and drops the run.
   ASSERT_TRUE(WaitFor(
       [&] {
