@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <random>
 #include <set>
 
@@ -17,6 +18,45 @@ std::string RandomHex(int chars) {
   std::string out;
   for (int i = 0; i < chars; ++i) out.push_back(kHex[rng() & 0xf]);
   return out;
+}
+
+// `text` cut to at most `max_bytes` (never inside a UTF-8 sequence), saying how much
+// was cut.
+std::string CapText(const std::string& text, size_t max_bytes) {
+  if (text.size() <= max_bytes) return text;
+  size_t keep = max_bytes - 40;
+  while (keep > 0 && (static_cast<unsigned char>(text[keep]) & 0xc0) == 0x80) --keep;
+  return text.substr(0, keep) + fmt::format(" [... {} bytes cut]", text.size() - keep);
+}
+
+// INVALID_ARGUMENT naming the first metric that is not finite or out of its range.
+Status ValidateMetrics(const EpochRecord& e) {
+  struct Check {
+    const char* field;
+    double value;
+    bool ok;
+  };
+  auto finite = [](double v) { return std::isfinite(v); };
+  auto fraction = [&](double v) { return finite(v) && v >= 0 && v <= 1; };
+  // test_error/test_loss < 0: "not evaluated this epoch".
+  const Check checks[] = {
+      {"train_loss", e.train_loss, finite(e.train_loss) && e.train_loss >= 0},
+      {"train_error", e.train_error, fraction(e.train_error)},
+      {"test_error", e.test_error, finite(e.test_error) && e.test_error <= 1},
+      {"test_loss", e.test_loss, finite(e.test_loss)},
+      {"lr", e.lr, finite(e.lr) && e.lr >= 0},
+      {"seconds", e.seconds, finite(e.seconds) && e.seconds >= 0},
+      {"images_per_sec", e.images_per_sec, finite(e.images_per_sec) && e.images_per_sec >= 0},
+  };
+  for (const auto& c : checks) {
+    if (!c.ok) {
+      return InvalidArgumentError(fmt::format(
+          "run {} epoch {}: metrics.{} = {} is not a valid value (finite; error rates in 0..1; "
+          "test_error < 0 means not evaluated)",
+          e.run_id, e.epoch, c.field, c.value));
+    }
+  }
+  return Status::Ok();
 }
 
 }  // namespace
@@ -401,6 +441,16 @@ StatusOr<WorkerRegistration> Scheduler::RegisterWorker(const std::string& name,
   if (devices.empty() || devices.size() > 64) {
     return InvalidArgumentError("a worker needs 1..64 devices (one per slot)");
   }
+  if (host.size() > kMaxHostBytes) {
+    return InvalidArgumentError(
+        fmt::format("host name of {} bytes; at most {}", host.size(), kMaxHostBytes));
+  }
+  for (const auto& d : devices) {
+    if (d.empty() || d.size() > kMaxDeviceBytes) {
+      return InvalidArgumentError(
+          fmt::format("device name of {} bytes; 1..{} allowed", d.size(), kMaxDeviceBytes));
+    }
+  }
   std::lock_guard<std::mutex> lock(mutex_);
   WorkerRecord w;
   w.worker_id = name + "-" + RandomHex(8);
@@ -476,9 +526,15 @@ StatusOr<HeartbeatResult> Scheduler::Heartbeat(const std::string& worker_id,
     result.unknown_worker = true;
     return result;
   }
-  for (const auto& p : leases) RESWEEP_RETURN_IF_ERROR(ExpireIfDueLocked(p.run_id));
+  // A worker holds at most one lease per slot: a longer list is not a heartbeat.
+  const size_t slots = std::count((*worker)->devices.begin(), (*worker)->devices.end(), ',') + 1;
+  if (leases.size() > slots) {
+    return InvalidArgumentError(fmt::format("heartbeat of {} lists {} runs; it has {} slot(s)",
+                                            worker_id, leases.size(), slots));
+  }
   const int64_t now = clock_->NowMs();
   Status st = store_->RunInTransaction([&]() -> Status {
+    for (const auto& p : leases) RESWEEP_RETURN_IF_ERROR(ExpireIfDueLocked(p.run_id));
     RESWEEP_RETURN_IF_ERROR(store_->TouchWorker(worker_id, now));
     for (const auto& p : leases) {
       LeaseDecision d{p.run_id, p.attempt, false, ""};
@@ -505,6 +561,7 @@ StatusOr<HeartbeatResult> Scheduler::Heartbeat(const std::string& worker_id,
 }
 
 Status Scheduler::ReportEpoch(const std::string& worker_id, const EpochRecord& epoch) {
+  RESWEEP_RETURN_IF_ERROR(ValidateMetrics(epoch));
   std::lock_guard<std::mutex> lock(mutex_);
   RESWEEP_RETURN_IF_ERROR(ExpireIfDueLocked(epoch.run_id));
   const int64_t now = clock_->NowMs();
@@ -574,8 +631,9 @@ Status Scheduler::Complete(const std::string& worker_id, const std::string& run_
 }
 
 Status Scheduler::Fail(const std::string& worker_id, const std::string& run_id, int attempt,
-                       const std::string& reason, bool retryable, bool checkpoint_unusable,
+                       const std::string& full_reason, bool retryable, bool checkpoint_unusable,
                        const std::string& log_tail) {
+  const std::string reason = CapText(full_reason, kMaxReasonBytes);
   std::lock_guard<std::mutex> lock(mutex_);
   RESWEEP_RETURN_IF_ERROR(ExpireIfDueLocked(run_id));
   const int64_t now = clock_->NowMs();
@@ -621,23 +679,47 @@ Status Scheduler::Fail(const std::string& worker_id, const std::string& run_id, 
 }
 
 Status Scheduler::Release(const std::string& worker_id, const std::string& run_id, int attempt,
-                          const std::string& reason) {
+                          const std::string& full_reason) {
+  const std::string reason = CapText(full_reason, kMaxReasonBytes);
   std::lock_guard<std::mutex> lock(mutex_);
   RESWEEP_RETURN_IF_ERROR(ExpireIfDueLocked(run_id));
   const int64_t now = clock_->NowMs();
+  int earlier_releases = 0;
+  bool failed = false;
   Status st = store_->RunInTransaction([&]() -> Status {
     auto run = FencedRunLocked(worker_id, run_id, attempt);
     if (!run.ok()) return run.status();
     RunRecord r = *run;
+    auto attempts = store_->ListAttempts(run_id);
+    if (!attempts.ok()) return attempts.status();
+    for (const auto& a : *attempts) {
+      earlier_releases += a.state == "released" && a.worker_id == worker_id;
+    }
     RESWEEP_RETURN_IF_ERROR(CloseAttemptLocked(r, "released", reason));
-    r.state = RunState::kQueued;
     r.worker_id.clear();
     r.lease_expires_ms = 0;
     r.updated_ms = now;
+    r.state = RunState::kQueued;
+    if (earlier_releases >= kFreeReleasesPerWorker) {
+      // Giving the same run back again and again is not free.
+      r.failures += 1;
+      if (r.failures >= r.max_attempts) {
+        r.state = RunState::kFailed;
+        r.error = fmt::format("given back {} times by {} (last: {})", earlier_releases + 1,
+                              worker_id, reason);
+        failed = true;
+      }
+    }
     return store_->UpdateRun(r);
   });
-  if (st.ok())
-    spdlog::info("run {} attempt {} released by {}: {}", run_id, attempt, worker_id, reason);
+  if (st.ok()) {
+    spdlog::info("run {} attempt {} released by {}{}: {}", run_id, attempt, worker_id,
+                 earlier_releases >= kFreeReleasesPerWorker
+                     ? fmt::format(" (release {} of this run by it: counted as a failure{})",
+                                   earlier_releases + 1, failed ? "; run failed" : "")
+                     : "",
+                 reason);
+  }
   return st;
 }
 

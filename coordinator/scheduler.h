@@ -177,6 +177,16 @@ class Scheduler {
               const std::string& reason, bool retryable, bool checkpoint_unusable = false,
               const std::string& log_tail = "");
   static constexpr size_t kMaxLogTailBytes = 8192;
+  // Reasons (FailRun, ReleaseRun) are cut to this many bytes, noting the cut.
+  static constexpr size_t kMaxReasonBytes = 2048;
+  // Registration strings: longer ones are refused.
+  static constexpr size_t kMaxHostBytes = 255;
+  static constexpr size_t kMaxDeviceBytes = 64;
+  // A worker that gives the same run back this many times without a fault uses up
+  // one of the run's attempts with every further release.
+  static constexpr int kFreeReleasesPerWorker = 2;
+  // Gives the lease back without using up an attempt, unless this worker already
+  // gave this run back kFreeReleasesPerWorker times.
   Status Release(const std::string& worker_id, const std::string& run_id, int attempt,
                  const std::string& reason);
 

@@ -5,6 +5,8 @@
 
 #include <cmath>
 #include <filesystem>
+#include <functional>
+#include <limits>
 #include <map>
 
 #include "common/hash.h"
@@ -803,6 +805,110 @@ TEST_F(SchedulerTest, AnAmbiguousPrefixListsTheCandidates) {
     return;
   }
   FAIL() << "17 ids over 16 first digits must share one";
+}
+
+TEST_F(SchedulerTest, ReportsWithInvalidMetricsAreRefusedNamingTheField) {
+  const std::string w = Register("w");
+  Lease l = LeaseWithTwoEpochsReported(w);
+  auto report = [&](auto set) {
+    EpochRecord e;
+    e.run_id = l.run_id;
+    e.attempt = l.attempt;
+    e.epoch = 3;
+    e.train_loss = 0.5;
+    e.test_error = 0.3;
+    e.lr = 0.1;
+    set(e);
+    return scheduler_->ReportEpoch(w, e);
+  };
+  const double nan = std::nan(""), inf = std::numeric_limits<double>::infinity();
+  struct Case {
+    const char* field;
+    std::function<void(EpochRecord&)> set;
+  };
+  const std::vector<Case> cases = {
+      {"train_loss", [&](EpochRecord& e) { e.train_loss = nan; }},
+      {"train_loss", [&](EpochRecord& e) { e.train_loss = inf; }},
+      {"train_error", [&](EpochRecord& e) { e.train_error = 1.5; }},
+      {"test_error", [&](EpochRecord& e) { e.test_error = 7.0; }},
+      {"test_error", [&](EpochRecord& e) { e.test_error = nan; }},
+      {"test_loss", [&](EpochRecord& e) { e.test_loss = -inf; }},
+      {"lr", [&](EpochRecord& e) { e.lr = inf; }},
+      {"seconds", [&](EpochRecord& e) { e.seconds = -1; }},
+  };
+  for (const auto& c : cases) {
+    Status st = report(c.set);
+    EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << c.field;
+    EXPECT_NE(st.message().find(std::string("metrics.") + c.field), std::string::npos)
+        << st.message();
+  }
+  EXPECT_EQ(Run(l.run_id).epoch, 2);  // nothing recorded, the run goes on
+  EXPECT_EQ(Run(l.run_id).state, RunState::kRunning);
+  // Not evaluated this epoch (test_error < 0) is fine.
+  EXPECT_TRUE(report([](EpochRecord& e) { e.test_error = -1; }).ok());
+}
+
+TEST_F(SchedulerTest, ReasonsAreCappedAndRepeatedReleasesUseUpAttempts) {
+  ASSERT_TRUE(
+      scheduler_->Submit("name: one\ntrainer: {kind: synthetic}\ntrain: {epochs: 5}\n", "o.yaml")
+          .ok());
+  const std::string w = Register("w");
+  const std::string huge(7 << 20, 'x');
+  for (int i = 1; i <= Scheduler::kFreeReleasesPerWorker; ++i) {
+    Lease l = MustAcquire(w);
+    ASSERT_TRUE(scheduler_->Release(w, l.run_id, l.attempt, huge).ok());
+    EXPECT_EQ(Run(l.run_id).failures, 0) << "release " << i << " is free";
+  }
+  auto detail = scheduler_->GetRun(MustAcquire(w).run_id);
+  ASSERT_TRUE(detail.ok());
+  for (const auto& a : detail->attempts) {
+    if (a.state != "released") continue;
+    EXPECT_LE(a.reason.size(), Scheduler::kMaxReasonBytes);
+    EXPECT_NE(a.reason.find("bytes cut]"), std::string::npos);
+  }
+  // From the third release on, each uses up an attempt (max 3): the run fails.
+  const std::string run_id = detail->run.run_id;
+  for (int i = 0; i < 3; ++i) {
+    auto lease = scheduler_->Acquire(w);
+    if (i > 0) ASSERT_TRUE(lease.ok() && lease->has_value());
+    const Lease l = i == 0 ? Lease{run_id, detail->run.attempt} : **lease;
+    ASSERT_TRUE(scheduler_->Release(w, l.run_id, l.attempt, "shutting down").ok());
+  }
+  EXPECT_EQ(Run(run_id).state, RunState::kFailed);
+  EXPECT_NE(Run(run_id).error.find("given back 5 times"), std::string::npos) << Run(run_id).error;
+  // A failure reason is capped too.
+  ASSERT_TRUE(scheduler_->Submit(kSweep, "s.yaml").ok());
+  Lease l = MustAcquire(w);
+  ASSERT_TRUE(scheduler_->Fail(w, l.run_id, l.attempt, huge, false).ok());
+  EXPECT_LE(Run(l.run_id).error.size(), Scheduler::kMaxReasonBytes);
+}
+
+TEST_F(SchedulerTest, HeartbeatsListAtMostTheWorkersSlots) {
+  ASSERT_TRUE(scheduler_->Submit(kSweep, "s.yaml").ok());
+  const std::string w = Register("w");  // one slot
+  Lease l = MustAcquire(w);
+  std::vector<LeaseProgressReport> made_up;
+  for (int i = 0; i < 20000; ++i) made_up.push_back({"run" + std::to_string(i), 1, 0});
+  auto refused = scheduler_->Heartbeat(w, made_up);
+  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.status().message().find("1 slot(s)"), std::string::npos);
+  // An unknown run id within the slot count is answered with STOP, cheaply.
+  auto unknown = scheduler_->Heartbeat(w, {{"nosuchrun", 1, 0}});
+  ASSERT_TRUE(unknown.ok());
+  EXPECT_TRUE(unknown->decisions[0].stop);
+  auto ok = scheduler_->Heartbeat(w, {{l.run_id, l.attempt, 0}});
+  ASSERT_TRUE(ok.ok());
+  EXPECT_FALSE(ok->decisions[0].stop);
+}
+
+TEST_F(SchedulerTest, RegistrationsWithOverlongStringsAreRefused) {
+  EXPECT_EQ(scheduler_->RegisterWorker("w", std::string(300, 'h'), {"cpu"}).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(scheduler_->RegisterWorker("w", "host", {std::string(100, 'd')}).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(scheduler_->RegisterWorker(std::string(200, 'n'), "host", {"cpu"}).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_TRUE(scheduler_->RegisterWorker("w", "host", {"cuda:0", "cuda:1"}).ok());
 }
 
 }  // namespace
