@@ -1,8 +1,8 @@
 // Published CIFAR-10 test errors to print next to a sweep's own.
 //
-// A copy of ../shared/reference/he2015_table6.csv (He et al. 2015, Table 6: reference
-// block, option-A shortcuts) and source_results.csv (the 2016 Lua Torch
-// re-implementation, one run each). Errors are fractions (0.0875 = 8.75%).
+// The published figures (He et al. 2015, Table 6: reference
+// block, option-A shortcuts) and those of the 2016 Lua Torch
+// re-implementation (one run each). Errors are fractions (0.0875 = 8.75%).
 #pragma once
 
 #include <string>

@@ -3,7 +3,7 @@
 // A sweep file's base config with one grid cell's values applied is parsed into a
 // RunConfig (common/sweep_spec.h); the coordinator stores it as canonical JSON and
 // leases that JSON to workers. Defaults here are the study's protocol
-// (../shared/reference/protocol.md). Field names match the YAML keys exactly.
+// (docs/protocol.md). Field names match the YAML keys exactly.
 #pragma once
 
 #include <cstdint>

@@ -1,4 +1,4 @@
-// The real trainer: the CIFAR ResNet protocol of ../shared/reference/protocol.md in
+// The real trainer: the CIFAR ResNet protocol of docs/protocol.md in
 // LibTorch, on CPU or CUDA.
 //
 // Determinism: all randomness (initial weights, data order, crop offsets, flips)

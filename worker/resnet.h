@@ -1,5 +1,5 @@
 // The CIFAR ResNet family of He et al. (6n+2 layers) with the five residual block
-// designs of ../shared/reference/protocol.md and shortcut options A and B.
+// designs of docs/protocol.md and shortcut options A and B.
 //
 // Block formulas (x = input, s(x) = shortcut, conv = 3x3 conv):
 //   reference:             y = ReLU(BN(conv(ReLU(BN(conv(x))))) + s(x))
