@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/checkpoint_path.h"
 #include "common/file_util.h"
 #include "common/hash.h"
 
@@ -12,13 +13,7 @@ namespace fs = std::filesystem;
 
 CheckpointStore::CheckpointStore(std::string dir) : dir_(std::move(dir)) {}
 
-bool CheckpointStore::ValidRunId(const std::string& run_id) {
-  if (run_id.empty() || run_id.size() > 64) return false;
-  for (char c : run_id) {
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-  }
-  return true;
-}
+bool CheckpointStore::ValidRunId(const std::string& run_id) { return IsValidRunId(run_id); }
 
 std::string CheckpointStore::RunDir(const std::string& run_id) const { return dir_ + "/" + run_id; }
 

@@ -8,6 +8,8 @@
 #include <random>
 #include <set>
 
+#include "common/checkpoint_path.h"
+
 namespace resweep {
 
 namespace {
@@ -761,13 +763,9 @@ StatusOr<int64_t> Scheduler::PutCheckpointChunk(const std::string& worker_id,
 Status Scheduler::RecordSharedCheckpoint(const std::string& worker_id, const std::string& run_id,
                                          int attempt, int epoch, const std::string& relative_path,
                                          int64_t iteration) {
-  // A relative path inside the shared directory: no absolute paths, no "..".
-  if (relative_path.empty() || relative_path.size() > 512 || relative_path[0] == '/' ||
-      relative_path.find("..") != std::string::npos ||
-      relative_path.find('\0') != std::string::npos) {
-    return InvalidArgumentError("shared checkpoint path '" + relative_path +
-                                "' must be relative to the checkpoint directory, without '..'");
-  }
+  // Only a file in the run's own directory: a path recorded here is later read (and
+  // its directory removed) by other workers.
+  RESWEEP_RETURN_IF_ERROR(CheckSharedCheckpointPath(run_id, relative_path));
   std::lock_guard<std::mutex> lock(mutex_);
   RESWEEP_RETURN_IF_ERROR(ExpireIfDueLocked(run_id));
   const int64_t now = clock_->NowMs();

@@ -369,7 +369,9 @@ TEST_F(SchedulerTest, SharedFilesystemCheckpointsAreRecordedAndHandedOut) {
   const std::string path = l.run_id + "/epoch-2.ckpt";
   // Paths must stay inside the shared directory; epochs must have been reported.
   for (const std::string& bad :
-       {std::string("/etc/passwd"), std::string("../x"), std::string("a/../../b"), std::string()}) {
+       {std::string("/etc/passwd"), std::string("../x"), std::string("a/../../b"), std::string(),
+        std::string("0123abcd/epoch-2.ckpt"),  // another run's directory
+        l.run_id + "/sub/epoch-2.ckpt", l.run_id + "/..", l.run_id + "/", l.run_id}) {
     EXPECT_EQ(scheduler_->RecordSharedCheckpoint(w1, l.run_id, l.attempt, 2, bad).code(),
               StatusCode::kInvalidArgument)
         << bad;

@@ -1,4 +1,6 @@
 #include "worker/worker.h"
+
+#include "common/checkpoint_path.h"
 #include "common/run_config_json.h"
 
 #include <unistd.h>
@@ -171,6 +173,7 @@ class Worker::SlotContext : public RunContext {
     const std::string file =
         "epoch-" + std::to_string(epoch) + "-it-" + std::to_string(iteration) + ".ckpt";
     const std::string relative = run_->run_id + "/" + file;
+    RESWEEP_RETURN_IF_ERROR(CheckSharedCheckpointPath(run_->run_id, relative));
     std::error_code ec;
     std::filesystem::create_directories(root / run_->run_id, ec);
     if (ec) {
@@ -206,6 +209,10 @@ class Worker::SlotContext : public RunContext {
     if (worker_->options_.checkpoint_dir.empty()) {
       return DataLossError("the checkpoint is on a shared filesystem (" + relative +
                            ") and this worker has no --checkpoint-dir");
+    }
+    // A lease naming a file outside this run's directory is refused, never opened.
+    if (Status inside = CheckSharedCheckpointPath(run_->run_id, relative); !inside.ok()) {
+      return DataLossError("lease's resume path refused: " + inside.message());
     }
     const std::string path =
         (std::filesystem::path(worker_->options_.checkpoint_dir) / relative).string();
@@ -473,7 +480,8 @@ void Worker::SlotLoop(int slot) {
                                    &v1::Coordinator::Stub::CompleteRun, done, &r);
       if (cst.ok()) {
         spdlog::info("run {} attempt {} finished", run->run_id, run->attempt);
-        if (!options_.checkpoint_dir.empty()) {  // its checkpoints are of no further use
+        // Its checkpoints are of no further use (the id names one directory only).
+        if (!options_.checkpoint_dir.empty() && IsValidRunId(run->run_id)) {
           std::error_code ec;
           std::filesystem::remove_all(std::filesystem::path(options_.checkpoint_dir) / run->run_id,
                                       ec);
