@@ -107,8 +107,15 @@ StatusOr<std::unique_ptr<ReadApi>> OpenOfflineReadApi(const std::string& db_path
     return NotFoundError(db_path + ": no such database file");
   }
   if (!S_ISREG(st.st_mode)) return InvalidArgumentError(db_path + ": not a regular file");
+  if (st.st_size == 0)
+    return InvalidArgumentError(db_path + ": empty file, not a resweep database");
   auto store = OpenSqliteStore(db_path, {.read_only = true});
-  if (!store.ok()) return store.status();
+  if (!store.ok()) {
+    if (store.status().message().find("schema version 0;") != std::string::npos) {
+      return InvalidArgumentError(db_path + ": not a resweep database (no resweep schema)");
+    }
+    return store.status();
+  }
   return std::unique_ptr<ReadApi>(std::make_unique<OfflineReadApi>(std::move(*store)));
 }
 

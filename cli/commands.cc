@@ -2,6 +2,8 @@
 
 #include <grpc/support/log.h>
 
+#include <sys/stat.h>
+
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -31,6 +33,7 @@ enum ExitCode {
   kExitWaitFailedRuns = 3,
   kExitWaitLimit = 4,
   kExitUnreachable = 5,
+  kExitWaitCancelled = 6,
   kExitInterrupted = 130,
 };
 
@@ -69,12 +72,40 @@ int Fail(const std::string& what, const Status& st, const Client* client = nullp
   return st.code() == StatusCode::kInvalidArgument ? kExitUsage : kExitFailed;
 }
 
+// The first invalid UTF-8 sequence in `text` as "line L (byte offset B)", or "".
+std::string FirstInvalidUtf8(const std::string& text) {
+  int line = 1;
+  for (size_t i = 0; i < text.size();) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    const size_t len = c < 0x80           ? 1
+                       : (c >> 5) == 0x6  ? 2
+                       : (c >> 4) == 0xe  ? 3
+                       : (c >> 3) == 0x1e ? 4
+                                          : 0;
+    bool ok = len > 0 && i + len <= text.size();
+    for (size_t k = 1; ok && k < len; ++k) {
+      ok = (static_cast<unsigned char>(text[i + k]) & 0xc0) == 0x80;
+    }
+    if (!ok) return "line " + std::to_string(line) + " (byte offset " + std::to_string(i) + ")";
+    if (c == '\n') ++line;
+    i += len;
+  }
+  return "";
+}
+
 StatusOr<std::string> ReadSweepFile(const std::string& path) {
   auto spec_limits = SpecLimits();
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return InvalidArgumentError(path + ": no such file");
+  if (!S_ISREG(st.st_mode)) return InvalidArgumentError(path + ": not a regular file");
   std::ifstream in(path, std::ios::binary);
-  if (!in) return NotFoundError(path + ": cannot open (no such file, or not readable)");
+  if (!in) return InvalidArgumentError(path + ": cannot open (not readable)");
   std::ostringstream text;
   text << in.rdbuf();
+  // Sent as a protobuf string, which must be UTF-8: say where it is not.
+  if (const std::string where = FirstInvalidUtf8(text.str()); !where.empty()) {
+    return InvalidArgumentError(path + ": not valid UTF-8 at " + where);
+  }
   // The coordinator refuses larger files too; this saves sending one.
   if (static_cast<int64_t>(text.str().size()) > spec_limits.max_bytes * 8) {
     return InvalidArgumentError(path + ": " + std::to_string(text.str().size()) +
@@ -149,11 +180,11 @@ int Submit(const Options& o, Client* client) {
   if (!st.ok() && o.dry_run && IsConnectionProblem(st)) {
     // No coordinator to ask for its limits: validate here with the defaults.
     const std::string why = DiagnoseConnection(client->address(), client->security());
+    std::cerr << "note: no coordinator answered (" << (why.empty() ? st.ToString() : why)
+              << "); validating locally with the default limit of " << SpecLimits().max_runs
+              << " runs per sweep (a coordinator may allow more)\n";
     auto spec = ParseSweepSpec(*text, o.file);
     if (!spec.ok()) return Fail("submit", spec.status());
-    std::cerr << "note: no coordinator answered (" << (why.empty() ? st.ToString() : why)
-              << "); validated locally with the default limit of " << SpecLimits().max_runs
-              << " runs per sweep\n";
     for (const auto& w : spec->warnings) std::cerr << "warning: " << w << "\n";
     std::cout << "sweep " << spec->name << " (" << spec->sweep_id << "): " << spec->runs.size()
               << " runs\n";
@@ -188,6 +219,9 @@ int Submit(const Options& o, Client* client) {
     return kExitOk;
   }
   std::cout << resp.sweep_id() << "\n";
+  if (resp.restored()) {
+    std::cerr << "sweep " << resp.sweep_id() << " had been deleted: it is shown again\n";
+  }
   std::cerr << "sweep " << resp.name() << ": " << resp.runs_total() << " runs, " << resp.runs_new()
             << " newly queued"
             << (resp.already_existed() ? " (already submitted: nothing new queued)" : "") << "\n";
@@ -308,7 +342,8 @@ int Retry(const Options& o, Client* client) {
   }
   std::cout << "queued " << resp.runs_queued() << " run(s) of " << resp.sweep_id()
             << " again with a fresh attempt budget"
-            << (o.restart ? ", from epoch 0" : ", each from its newest checkpoint") << "\n";
+            << (o.restart ? ", from epoch 0" : ", each from its newest checkpoint if it has one")
+            << (resp.restored() ? "; the sweep had been deleted and is shown again" : "") << "\n";
   return kExitOk;
 }
 
@@ -360,6 +395,7 @@ int Wait(const Options& o, Client* client) {
                  elapsed, s.name().c_str(), c.succeeded() + c.failed() + c.cancelled(), c.total(),
                  c.succeeded(), c.failed(), c.cancelled(), c.running() + c.leased(), c.queued(),
                  epochs.c_str(), eta.c_str());
+    if (s.state() == "cancelled") return kExitWaitCancelled;
     if (s.state() != "active") return c.failed() ? kExitWaitFailedRuns : kExitOk;
     if (o.wait_limit > 0 && elapsed > o.wait_limit) {
       std::cerr << "resweep wait: gave up after " << o.wait_limit << " s; the sweep goes on\n";
@@ -388,8 +424,9 @@ int RunCli(int argc, char** argv) {
   CLI::App app{
       "resweep: repeated-seed training sweeps. Submit a sweep file, watch it, read mean "
       "and spread per grid cell.\nExit codes: 0 ok, 1 refused or failed, 2 bad usage or input, "
-      "3 wait: runs failed, 4 wait: --limit reached, 5 coordinator unreachable, 130 wait "
-      "interrupted."};
+      "3 wait: runs failed, 4 wait: --limit reached, 5 coordinator unreachable, 6 wait: sweep "
+      "cancelled, "
+      "130 wait interrupted."};
   // A peer that closes the connection (e.g. a TLS probe refused) is an error to
   // report, not a reason to die.
   std::signal(SIGPIPE, SIG_IGN);
@@ -400,7 +437,9 @@ int RunCli(int argc, char** argv) {
   app.add_option("--coordinator,-c", o.address,
                  "coordinator host[:port] (port 50051 when omitted) [$RESWEEP_COORDINATOR]")
       ->capture_default_str();
-  app.add_option("--timeout", o.timeout, "seconds to wait for each call")->capture_default_str();
+  app.add_option("--timeout", o.timeout, "seconds to wait for each call")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app.add_flag("--verbose", o.verbose, "also print gRPC's own log lines");
   app.add_option("--tls-ca", o.security.tls_ca_file,
                  "connect with TLS, trusting this CA (PEM) [$RESWEEP_TLS_CA]");
@@ -437,9 +476,9 @@ int RunCli(int argc, char** argv) {
 
   auto* runs = app.add_subcommand("runs", "one line per run of a sweep");
   runs->add_option("sweep", o.sweep, "sweep id, id prefix or name")->required();
-  runs->add_option("--state", o.state,
-                   "only runs in this state (queued, leased, running, succeeded, failed, "
-                   "cancelled)");
+  runs->add_option("--state", o.state, "only runs in this state")
+      ->transform(CLI::IsMember({"queued", "leased", "running", "succeeded", "failed", "cancelled"},
+                                CLI::ignore_case));
   add_format(runs, {"table", "json"});
   add_db(runs);
 

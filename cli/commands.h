@@ -7,6 +7,7 @@
 //   3  `wait`: the sweep finished with failed runs
 //   4  `wait`: --limit seconds passed before the sweep finished
 //   5  the coordinator could not be reached (or the call timed out)
+//   6  `wait`: the sweep ended cancelled
 //   130 `wait` interrupted (Ctrl-C): the sweep goes on
 #pragma once
 

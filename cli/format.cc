@@ -3,8 +3,10 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <ctime>
+#include <map>
 #include <sstream>
 #include <vector>
 
@@ -128,8 +130,19 @@ json RunJson(const v1::RunInfo& r) {
               {"epochs_total", r.epochs_total()},
               {"last_test_error", Maybe(r.last_test_error() >= 0, r.last_test_error())},
               {"error", r.error().empty() ? json(nullptr) : json(r.error())},
-              {"param_count", Maybe(r.param_count() > 0, static_cast<double>(r.param_count()))},
+              {"param_count", r.param_count() > 0 ? json(r.param_count()) : json(nullptr)},
               {"checkpoint_epoch", r.checkpoint_epoch()}};
+}
+
+// Grid values as JSON values: numbers and booleans typed, everything else a string.
+json TypedParams(const google::protobuf::Map<std::string, std::string>& params) {
+  json out = json::object();
+  for (const auto& [axis, label] :
+       std::map<std::string, std::string>(params.begin(), params.end())) {
+    json value = json::parse(label, nullptr, /*allow_exceptions=*/false);
+    out[axis] = value.is_number() || value.is_boolean() ? value : json(label);
+  }
+  return out;
 }
 
 std::string Dump(const json& j) { return j.dump(2) + "\n"; }
@@ -188,15 +201,16 @@ StatusOr<std::string> FormatResults(const v1::GetResultsResponse& r, const std::
       const double p = PValue(r, i, best);
       cells.push_back(
           json{{"cell", c.cell_label()},
-               {"params",
-                json(std::map<std::string, std::string>(c.params().begin(), c.params().end()))},
+               {"params", TypedParams(c.params())},
                {"runs_total", c.runs_total()},
                {"runs_succeeded", c.runs_succeeded()},
                {"final_test_error", StatJson(c.final_test_error())},
                {"last_k_test_error", StatJson(c.last_k_test_error())},
                {"is_best", i == best},
                {"p_vs_best", Maybe(p >= 0, p)},
-               {"param_count", Maybe(c.mean_param_count() > 0, c.mean_param_count())},
+               {"param_count", c.mean_param_count() > 0
+                                   ? json(static_cast<int64_t>(std::llround(c.mean_param_count())))
+                                   : json(nullptr)},
                {"dataset", c.dataset()},
                {"block", c.block()},
                {"layers", c.layers()},
@@ -215,7 +229,7 @@ StatusOr<std::string> FormatResults(const v1::GetResultsResponse& r, const std::
     // Error columns are fractions (0..1): the _frac suffix says so.
     out << "cell,runs_succeeded,runs_total,final_n,final_mean_frac,final_std_frac,"
            "final_min_frac,final_max_frac,lastk_k,lastk_n,lastk_mean_frac,lastk_std_frac,"
-           "lastk_min_frac,lastk_max_frac,p_vs_best,params,paper_error_frac,"
+           "lastk_min_frac,lastk_max_frac,is_best,p_vs_best,param_count,paper_error_frac,"
            "source_error_frac\n";
     for (int i = 0; i < r.cells_size(); ++i) {
       const auto& c = r.cells(i);
@@ -228,7 +242,7 @@ StatusOr<std::string> FormatResults(const v1::GetResultsResponse& r, const std::
           << num(f.n() > 0, f.min()) << ',' << num(f.n() > 0, f.max()) << ',' << k << ',' << l.n()
           << ',' << num(l.n() > 0, l.mean()) << ',' << num(l.n() > 1, l.std()) << ','
           << num(l.n() > 0, l.min()) << ',' << num(l.n() > 0, l.max()) << ','
-          << (p >= 0 ? Fixed(p, "%.6g") : (i == best ? "best" : "")) << ','
+          << (i == best ? "true" : "false") << ',' << (p >= 0 ? Fixed(p, "%.6g") : "") << ','
           << (c.mean_param_count() > 0 ? Fixed(c.mean_param_count(), "%.0f") : "") << ','
           << (c.paper_test_error() < 0 ? "" : Fixed(c.paper_test_error(), "%.4f")) << ','
           << (c.source_test_error() < 0 ? "" : Fixed(c.source_test_error(), "%.6f")) << '\n';
@@ -414,14 +428,14 @@ StatusOr<std::string> FormatRun(const v1::GetRunResponse& r, const std::string& 
   if (format == "json") {
     json attempts = json::array();
     for (const auto& a : r.attempts()) {
-      attempts.push_back(json{
-          {"attempt", a.attempt()},
-          {"worker_id", a.worker_id()},
-          {"state", a.state()},
-          {"started_unix_ms", a.started_unix_ms()},
-          {"ended_unix_ms", Maybe(a.ended_unix_ms() > 0, static_cast<double>(a.ended_unix_ms()))},
-          {"reason", a.reason().empty() ? json(nullptr) : json(a.reason())},
-          {"log_tail", a.log_tail().empty() ? json(nullptr) : json(a.log_tail())}});
+      attempts.push_back(
+          json{{"attempt", a.attempt()},
+               {"worker_id", a.worker_id()},
+               {"state", a.state()},
+               {"started_unix_ms", a.started_unix_ms()},
+               {"ended_unix_ms", a.ended_unix_ms() > 0 ? json(a.ended_unix_ms()) : json(nullptr)},
+               {"reason", a.reason().empty() ? json(nullptr) : json(a.reason())},
+               {"log_tail", a.log_tail().empty() ? json(nullptr) : json(a.log_tail())}});
     }
     json epochs = json::array();
     for (const auto& e : r.epochs()) {
@@ -448,9 +462,13 @@ StatusOr<std::string> FormatRun(const v1::GetRunResponse& r, const std::string& 
   std::ostringstream out;
   out << "run " << run.run_id() << "  " << run.cell_label() << "  seed " << run.seed() << "\n"
       << "state " << run.state() << ", epoch " << run.epoch() << "/" << run.epochs_total()
-      << ", attempt " << run.attempt() << " (failures " << r.failures() << " of "
-      << r.max_attempts() << " allowed)";
-  if (run.checkpoint_epoch() > 0) out << ", checkpoint of epoch " << run.checkpoint_epoch();
+      << ", attempt " << run.attempt() << " (lost leases and retryable failures: " << r.failures()
+      << " of " << r.max_attempts() << " allowed)";
+  const bool finished =
+      run.state() == "succeeded" || run.state() == "failed" || run.state() == "cancelled";
+  if (run.checkpoint_epoch() > 0 && !finished) {
+    out << ", checkpoint of epoch " << run.checkpoint_epoch();
+  }
   out << "\n";
   if (!run.error().empty()) out << "error: " << run.error() << "\n";
   out << "sweeps:";

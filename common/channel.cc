@@ -1,5 +1,7 @@
 #include "common/channel.h"
 
+#include <algorithm>
+
 #include <cstdlib>
 #include <sstream>
 
@@ -139,15 +141,22 @@ StatusOr<ClientSecurity> LoadClientSecurity(ClientSecurityFlags flags,
 }
 
 std::string NormalizeCoordinatorAddress(const std::string& address) {
-  if (address.empty() || address.find(':') == std::string::npos) {
-    return (address.empty() ? "127.0.0.1" : address) + ":50051";
+  constexpr const char* kPort = "50051";
+  if (address.empty()) return std::string("127.0.0.1:") + kPort;
+  for (const char* scheme : {"unix:", "dns:", "ipv4:", "ipv6:"}) {
+    if (address.rfind(scheme, 0) == 0) return address;
   }
-  if (address.rfind("unix:", 0) == 0 || address.rfind("dns:", 0) == 0 ||
-      address.rfind("ipv4:", 0) == 0 || address.rfind("ipv6:", 0) == 0) {
+  if (address.front() == '[') {  // "[::1]", "[::1]:", "[::1]:50051"
+    if (address.back() == ']') return address + ":" + kPort;
+    if (address.size() >= 2 && address.compare(address.size() - 2, 2, "]:") == 0) {
+      return address + kPort;
+    }
     return address;
   }
-  // "[::1]" without a port: an IPv6 literal in brackets.
-  if (address.front() == '[' && address.back() == ']') return address + ":50051";
+  const size_t colons = std::count(address.begin(), address.end(), ':');
+  if (colons == 0) return address + ":" + kPort;         // "host"
+  if (colons >= 2) return "[" + address + "]:" + kPort;  // a bare IPv6 literal, "::1"
+  if (address.back() == ':') return address + kPort;     // "host:"
   return address;
 }
 

@@ -59,8 +59,9 @@ struct ChannelOptions {
   ClientSecurity security;
 };
 
-// The coordinator address a user typed: a missing port means resweep's 50051 (gRPC
-// alone would try 443); "unix:", "dns:", "ipv4:" and "ipv6:" targets are left alone.
+// The coordinator address a user typed, as host:port: a missing or empty port means
+// resweep's 50051 (gRPC alone would try 443), a bare IPv6 literal gets its brackets;
+// "unix:", "dns:", "ipv4:" and "ipv6:" targets are left alone.
 std::string NormalizeCoordinatorAddress(const std::string& address);
 
 // A channel to options.address (normalized as above).

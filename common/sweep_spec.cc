@@ -5,6 +5,7 @@
 
 #include <sys/stat.h>
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <fstream>
 #include <limits>
@@ -880,6 +881,17 @@ StatusOr<SweepSpec> ParseSweepSpec(const std::string& yaml_text, const std::stri
     diag.Add(root.Mark(), "name", "required: a short name for the sweep");
   } else if (spec.name.size() > 128) {
     diag.Add(root.Mark(), "name", "at most 128 characters");
+  } else {
+    // Names are typed on command lines and printed in tables: no spaces, no control
+    // characters (terminal escapes), no leading '-' (it would read as an option).
+    const bool safe = std::all_of(spec.name.begin(), spec.name.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' ||
+             c == '+' || c == '@';
+    });
+    if (!safe || spec.name[0] == '-' || spec.name[0] == '.') {
+      diag.Add(written("name"), "name",
+               "may use letters, digits and - _ . + @ only, and must not start with - or .");
+    }
   }
   if (spec.last_k < 1 || spec.last_k > 1000) {
     diag.Add(written("results.last_k"), "results.last_k", "must be in [1, 1000]");

@@ -103,6 +103,7 @@ void ToProto(const SubmitResult& r, v1::SubmitSweepResponse* out) {
   }
   out->set_max_runs_per_sweep(r.max_runs_per_sweep);
   out->set_name_reused_by(r.name_reused_by);
+  out->set_restored(r.restored);
 }
 
 void ToProto(const WorkerView& view, v1::WorkerInfo* out) {

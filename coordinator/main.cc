@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
+#include "common/channel.h"
 #include "common/logging.h"
 #include "common/version.h"
 #include "coordinator/server.h"
@@ -70,6 +71,8 @@ int main(int argc, char** argv) {
   // Secure by default: beyond loopback, both TLS and role tokens, unless the user
   // says --insecure.
   const bool secured = !options.tls_cert_file.empty() && !options.token_file.empty();
+  // A host without a port listens on resweep's port, as clients assume.
+  options.listen = resweep::NormalizeCoordinatorAddress(options.listen);
   if (!resweep::IsLoopbackListenAddress(options.listen) && !secured) {
     if (!insecure) {
       spdlog::critical(

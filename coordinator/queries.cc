@@ -28,11 +28,11 @@ std::string SweepStateName(const RunCountsRecord& counts, bool cancel_requested)
 }
 
 double EstimateSecondsLeft(const SweepProgressRecord& progress, const RunCountsRecord& counts) {
-  const int64_t left = progress.epochs_total - progress.epochs_done;
-  if (left <= 0 || progress.mean_epoch_seconds <= 0) return -1;
-  if (counts.queued + counts.leased + counts.running == 0) return -1;
-  const int parallel = std::max(1, counts.leased + counts.running);
-  return static_cast<double>(left) * progress.mean_epoch_seconds / parallel;
+  if (progress.epochs_left <= 0 || progress.mean_epoch_seconds <= 0) return -1;
+  // Nothing running (no worker free, or none alive): no rate to extrapolate from.
+  const int parallel = counts.leased + counts.running;
+  if (parallel == 0) return -1;
+  return static_cast<double>(progress.epochs_left) * progress.mean_epoch_seconds / parallel;
 }
 
 Queries::Queries(Store* store, const Clock* clock, int64_t lease_ms)
@@ -50,6 +50,10 @@ StatusOr<SweepRecord> Queries::ResolveSweep(const std::string& sweep) {
     if (s.sweep_id.rfind(sweep, 0) == 0) by_prefix.push_back(s);
     if (s.name == sweep) (s.archived ? by_name_archived : by_name).push_back(s);
   }
+  // An exact name wins over an id prefix: `resweep delete 9` on a sweep named "9" must
+  // never reach a sweep whose id starts with 9.
+  if (!by_name.empty()) return by_name.back();  // newest live sweep of that name
+  if (!by_name_archived.empty()) return by_name_archived.back();
   if (by_prefix.size() == 1) return by_prefix[0];
   if (by_prefix.size() > 1) {
     std::string message = "sweep id prefix '" + sweep + "' is ambiguous: it matches " +
@@ -63,8 +67,6 @@ StatusOr<SweepRecord> Queries::ResolveSweep(const std::string& sweep) {
     message += "\ngive more characters of the id";
     return InvalidArgumentError(message);
   }
-  if (!by_name.empty()) return by_name.back();  // newest live sweep of that name
-  if (!by_name_archived.empty()) return by_name_archived.back();
   return NotFoundError("no sweep '" + sweep +
                        "' (not an id, id prefix or name; `resweep status` "
                        "lists the sweeps)");

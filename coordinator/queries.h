@@ -59,9 +59,9 @@ struct WorkerView {
 // A sweep's state from its run counts and whether a cancel was requested.
 std::string SweepStateName(const RunCountsRecord& counts, bool cancel_requested);
 
-// Seconds until a sweep's remaining epochs are done at the observed epoch time, with
-// as many runs in parallel as run now (at least one); < 0 when nothing was observed
-// yet or nothing remains.
+// Seconds until the epochs left of a sweep's unfinished runs are done at the observed
+// epoch time, with as many runs in parallel as hold a lease now; < 0 when nothing was
+// observed yet, nothing remains, or nothing is running.
 double EstimateSecondsLeft(const SweepProgressRecord& progress, const RunCountsRecord& counts);
 
 class Queries {
@@ -70,9 +70,9 @@ class Queries {
   // as silent (no contact within a lease) and gone (within ten).
   Queries(Store* store, const Clock* clock, int64_t lease_ms);
 
-  // `sweep` is an id, a unique id prefix, or a name (the newest live sweep of that
-  // name, else the newest archived one). An ambiguous prefix is INVALID_ARGUMENT
-  // listing the candidates.
+  // `sweep` is an id, a name (the newest live sweep of that name, else the newest
+  // archived one), or a unique id prefix, in that order of precedence. An ambiguous
+  // prefix is INVALID_ARGUMENT listing the candidates.
   StatusOr<SweepRecord> ResolveSweep(const std::string& sweep);
   // `run` is a run id or a unique prefix of one.
   StatusOr<std::string> ResolveRunId(const std::string& run);

@@ -97,7 +97,7 @@ Status Scheduler::TakeSubmitTokenLocked() {
 StatusOr<SubmitResult> Scheduler::Submit(const std::string& spec_yaml,
                                          const std::string& source_name,
                                          const SubmitOptions& submit_options) {
-  {
+  if (!submit_options.dry_run) {  // trying a file out is not submitting it
     std::lock_guard<std::mutex> lock(mutex_);
     RESWEEP_RETURN_IF_ERROR(TakeSubmitTokenLocked());
   }
@@ -138,7 +138,16 @@ StatusOr<SubmitResult> Scheduler::Submit(const std::string& spec_yaml,
     for (const auto& r : spec.runs) result.planned.push_back({r.run_id, r.cell_label, r.seed});
     return result;
   }
-  if (result.already_existed) return result;
+  if (result.already_existed) {
+    if ((*existing)->archived) {
+      // Submitting a deleted sweep's file again brings it back (its runs as they are).
+      RESWEEP_RETURN_IF_ERROR(store_->SetSweepArchived(spec.sweep_id, false));
+      result.restored = true;
+      spdlog::info("sweep {} '{}' submitted again: restored from deleted", spec.sweep_id,
+                   spec.name);
+    }
+    return result;
+  }
 
   auto active = store_->CountActiveRuns();
   if (!active.ok()) return active.status();
@@ -368,6 +377,10 @@ StatusOr<RetryResult> Scheduler::Retry(const std::string& sweep, const RetryRequ
     }
     if (result.runs_queued > 0 && record->cancelled) {
       RESWEEP_RETURN_IF_ERROR(store_->SetSweepCancelled(record->sweep_id, false));
+    }
+    if (result.runs_queued > 0 && record->archived) {  // running again: shown again
+      RESWEEP_RETURN_IF_ERROR(store_->SetSweepArchived(record->sweep_id, false));
+      result.restored = true;
     }
     return Status::Ok();
   });

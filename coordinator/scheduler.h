@@ -64,6 +64,7 @@ struct SubmitResult {
   std::vector<PlannedRun> planned;    // dry runs only
   int64_t max_runs_per_sweep = 0;
   std::string name_reused_by;  // id of an earlier, different sweep of this name
+  bool restored = false;       // the sweep had been deleted and is shown again
 };
 
 struct CancelResult {
@@ -84,6 +85,7 @@ struct RetryResult {
   std::string sweep_id;
   int runs_queued = 0;
   std::vector<std::string> skipped;  // "run <id>: why"
+  bool restored = false;             // the sweep had been deleted and is shown again
 };
 
 struct DeleteResult {

@@ -1,6 +1,11 @@
 #include "coordinator/server.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
 
 #include <grpcpp/grpcpp.h>
 #include <spdlog/spdlog.h>
@@ -24,7 +29,10 @@ bool IsLoopbackListenAddress(const std::string& listen) {
 
 CoordinatorServer::CoordinatorServer() = default;
 
-CoordinatorServer::~CoordinatorServer() { Shutdown(0); }
+CoordinatorServer::~CoordinatorServer() {
+  Shutdown(0);
+  if (db_lock_fd_ >= 0) ::close(db_lock_fd_);
+}
 
 namespace {
 
@@ -64,6 +72,29 @@ StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
 
 }  // namespace
 
+Status CoordinatorServer::LockDatabase(const std::string& db_path) {
+  const std::string lock_path = db_path + ".lock";
+  const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    return UnavailableError("cannot open " + lock_path + ": " + std::strerror(errno));
+  }
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    char holder[32] = {0};
+    const ssize_t n = ::pread(fd, holder, sizeof(holder) - 1, 0);
+    ::close(fd);
+    return FailedPreconditionError(
+        "database " + db_path + " is in use by another resweep-coordinator" +
+        (n > 0 ? " (pid " + std::string(holder, static_cast<size_t>(n)) + ")" : std::string()) +
+        ": one coordinator per database");
+  }
+  const std::string pid = std::to_string(::getpid());
+  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) < 0) {
+    spdlog::debug("could not write the pid into {}", lock_path);
+  }
+  db_lock_fd_ = fd;  // held (and the lock with it) until the server object goes away
+  return Status::Ok();
+}
+
 Status CoordinatorServer::Start(const CoordinatorOptions& options) {
   auto credentials = MakeServerCredentials(options);
   if (!credentials.ok()) return credentials.status();
@@ -77,6 +108,8 @@ Status CoordinatorServer::Start(const CoordinatorOptions& options) {
     }
     tokens_ = std::make_unique<TokenTable>(std::move(*tokens));
   }
+  // One coordinator per database: a second one would hand out the same runs twice.
+  RESWEEP_RETURN_IF_ERROR(LockDatabase(options.db_path));
   auto store = OpenSqliteStore(options.db_path);
   if (!store.ok()) return store.status();
   store_ = std::move(*store);
@@ -88,6 +121,9 @@ Status CoordinatorServer::Start(const CoordinatorOptions& options) {
   service_ = std::make_unique<CoordinatorService>(scheduler_.get(), tokens_.get());
 
   grpc::ServerBuilder builder;
+  // Without this, gRPC sets SO_REUSEPORT and a second coordinator on the same port
+  // would silently take half of the connections.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(options.listen, *credentials, &port_);
   builder.RegisterService(service_.get());
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);

@@ -55,6 +55,11 @@ class CoordinatorServer {
  private:
   void ReapLoop();
 
+  // Takes an exclusive lock (flock) on <db>.lock, or FAILED_PRECONDITION naming the
+  // holder's pid when another coordinator has it.
+  Status LockDatabase(const std::string& db_path);
+
+  int db_lock_fd_ = -1;
   SystemClock clock_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<CheckpointStore> checkpoints_;

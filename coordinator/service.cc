@@ -162,6 +162,7 @@ grpc::ServerUnaryReactor* CoordinatorService::RetryRuns(grpc::CallbackServerCont
     resp->set_sweep_id(r->sweep_id);
     resp->set_runs_queued(r->runs_queued);
     for (const auto& s : r->skipped) resp->add_skipped(s);
+    resp->set_restored(r->restored);
   }
   return Finish(ctx, "RetryRuns", r.status(), start);
 }

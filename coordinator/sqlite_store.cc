@@ -375,16 +375,18 @@ class SqliteStore : public Store {
     return s.Run();
   }
 
-  Status SetSweepArchived(const std::string& sweep_id) override {
-    Statement s(db_, "UPDATE sweeps SET archived = 1 WHERE sweep_id = ?");
-    s.Bind(sweep_id);
+  Status SetSweepArchived(const std::string& sweep_id, bool archived) override {
+    Statement s(db_, "UPDATE sweeps SET archived = ? WHERE sweep_id = ?");
+    s.Bind(archived ? 1 : 0).Bind(sweep_id);
     return s.Run();
   }
 
   StatusOr<SweepProgressRecord> SweepProgress(const std::string& sweep_id) override {
     Statement s(db_,
                 "SELECT COALESCE(SUM(r.epoch), 0), COALESCE(SUM(r.epochs_total), 0), "
-                "COALESCE(AVG(e.seconds), 0) FROM sweep_runs l JOIN runs r ON r.run_id = l.run_id "
+                "COALESCE(AVG(e.seconds), 0), COALESCE(SUM(CASE WHEN r.state IN ('queued', "
+                "'leased', 'running') THEN r.epochs_total - r.epoch ELSE 0 END), 0) "
+                "FROM sweep_runs l JOIN runs r ON r.run_id = l.run_id "
                 "LEFT JOIN epochs e ON e.run_id = r.run_id AND e.epoch = r.epoch "
                 "WHERE l.sweep_id = ?");
     s.Bind(sweep_id);
@@ -394,6 +396,7 @@ class SqliteStore : public Store {
       p.epochs_done = s.Int(0);
       p.epochs_total = s.Int(1);
       p.mean_epoch_seconds = s.Real(2);
+      p.epochs_left = s.Int(3);
     }
     if (!st.ok()) return st;
     return p;
@@ -529,7 +532,7 @@ class SqliteStore : public Store {
         "LIMIT 1)";
     sql += " FROM sweep_runs l JOIN runs r ON r.run_id = l.run_id WHERE l.sweep_id = ?";
     if (state) sql += " AND r.state = ?";
-    sql += " ORDER BY r.queue_position";
+    sql += " ORDER BY l.rowid";  // the sweep file's grid order (cells, then seeds)
     Statement s(db_, sql.c_str());
     s.Bind(sweep_id);
     if (state) s.Bind(RunStateName(*state));

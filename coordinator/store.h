@@ -112,6 +112,7 @@ struct WorkerRecord {
 struct SweepProgressRecord {
   int64_t epochs_done = 0;  // epochs recorded, over the sweep's runs
   int64_t epochs_total = 0;
+  int64_t epochs_left = 0;  // still to train: of queued, leased and running runs only
   // Mean duration of each run's newest recorded epoch; 0 when none was recorded.
   double mean_epoch_seconds = 0;
 };
@@ -134,7 +135,7 @@ class Store {
   virtual StatusOr<std::optional<SweepRecord>> GetSweep(const std::string& sweep_id) = 0;
   virtual StatusOr<std::vector<SweepRecord>> ListSweeps() = 0;
   virtual Status SetSweepCancelled(const std::string& sweep_id, bool cancelled = true) = 0;
-  virtual Status SetSweepArchived(const std::string& sweep_id) = 0;
+  virtual Status SetSweepArchived(const std::string& sweep_id, bool archived = true) = 0;
   virtual StatusOr<RunCountsRecord> CountRuns(const std::string& sweep_id) = 0;
   virtual StatusOr<SweepProgressRecord> SweepProgress(const std::string& sweep_id) = 0;
 

@@ -194,7 +194,7 @@ seeds: 100
   // A dry run with no coordinator falls back to local validation and says so.
   CliResult local = RunCliBare({"--coordinator", "127.0.0.1:1", "submit", "--dry-run", a});
   EXPECT_EQ(local.code, 0) << local.err;
-  EXPECT_NE(local.err.find("validated locally"), std::string::npos) << local.err;
+  EXPECT_NE(local.err.find("validating locally"), std::string::npos) << local.err;
 }
 
 TEST(Cli, UsageErrorsAndMessagesSayWhatIsWrong) {
@@ -296,6 +296,60 @@ TEST(Cli, CompletionScriptsAreValidShell) {
       << err;
   EXPECT_NE(out.find("results"), std::string::npos) << out;
   EXPECT_NE(out.find("retry"), std::string::npos) << out;
+}
+
+TEST(Cli, BadFilesAndArgumentsAreUsageErrors) {
+  TempDir dir;
+  const std::string latin1 = dir.File("latin1.yaml");
+  WriteFile(latin1, "name: ok\ndescription: caf\xe9\n");
+  CliResult r = RunCliBare({"--coordinator", "127.0.0.1:1", "submit", latin1});
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("not valid UTF-8 at line 2"), std::string::npos) << r.err;
+  r = RunCliBare({"submit", dir.File("missing.yaml")});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("missing.yaml: no such file"), std::string::npos) << r.err;
+  r = RunCliBare({"submit", dir.path()});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("not a regular file"), std::string::npos) << r.err;
+  EXPECT_EQ(RunCliBare({"--timeout", "0", "status"}).code, 2);
+  EXPECT_EQ(RunCliBare({"runs", "x", "--state", "bogus"}).code, 2);
+  WriteFile(dir.File("empty.db"), "");
+  r = RunCliBare({"status", "--db", dir.File("empty.db")});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("not a resweep database"), std::string::npos) << r.err;
+}
+
+TEST(Cli, WaitOnACancelledSweepExitsSixAndStateFilterIgnoresCase) {
+  Cluster cluster({});
+  cluster.StartCoordinator();
+  const std::string id = FirstLine(cluster.Cli(
+      {"submit", cluster.WriteSweep("c.yaml", "name: c\ntrainer: {kind: synthetic}\nseeds: 2\n")}));
+  cluster.Cli({"cancel", id});
+  int code = 0;
+  cluster.Cli({"wait", id, "--poll", "0.1"}, &code);
+  EXPECT_EQ(code, 6);
+  const std::string runs = cluster.Cli({"runs", id, "--state", "CANCELLED", "--format", "json"});
+  EXPECT_EQ(json::parse(runs)["runs"].size(), 2u);
+}
+
+TEST(Cli, OneCoordinatorPerDatabaseAndPort) {
+  Cluster cluster({});
+  cluster.StartCoordinator();
+  std::string out, err;
+  // The same database from another coordinator: refused, naming the holder.
+  EXPECT_EQ(RunCommand({RESWEEP_COORDINATOR_BIN, "--listen", "127.0.0.1:0", "--db", cluster.db()},
+                       &out, &err, 20000),
+            1);
+  EXPECT_NE((out + err).find("is in use by another resweep-coordinator (pid"), std::string::npos)
+      << out << err;
+  // The same port with another database: refused (no SO_REUSEPORT sharing).
+  EXPECT_NE(RunCommand({RESWEEP_COORDINATOR_BIN, "--listen", cluster.address(), "--db",
+                        cluster.dir() + "/other.db"},
+                       &out, &err, 20000),
+            0);
+  EXPECT_NE((out + err).find("cannot listen"), std::string::npos) << out << err;
+  // The first one still answers.
+  EXPECT_EQ(cluster.Cli({"status"}), "no sweeps\n");
 }
 
 }  // namespace

@@ -108,5 +108,18 @@ TEST(ClientTokenFile, LoadClientSecurityReadsEitherFormatAndNamesTheFlagAndFile)
       << refused.status().message();
 }
 
+TEST(CoordinatorAddress, AMissingPortMeansResweepsPort) {
+  EXPECT_EQ(NormalizeCoordinatorAddress(""), "127.0.0.1:50051");
+  EXPECT_EQ(NormalizeCoordinatorAddress("node7"), "node7:50051");
+  EXPECT_EQ(NormalizeCoordinatorAddress("node7:"), "node7:50051");
+  EXPECT_EQ(NormalizeCoordinatorAddress("node7:6000"), "node7:6000");
+  EXPECT_EQ(NormalizeCoordinatorAddress("::1"), "[::1]:50051");
+  EXPECT_EQ(NormalizeCoordinatorAddress("[::1]"), "[::1]:50051");
+  EXPECT_EQ(NormalizeCoordinatorAddress("[::1]:"), "[::1]:50051");
+  EXPECT_EQ(NormalizeCoordinatorAddress("[::1]:7000"), "[::1]:7000");
+  EXPECT_EQ(NormalizeCoordinatorAddress("unix:/run/resweep.sock"), "unix:/run/resweep.sock");
+  EXPECT_EQ(NormalizeCoordinatorAddress("dns:///node7:6000"), "dns:///node7:6000");
+}
+
 }  // namespace
 }  // namespace resweep

@@ -913,5 +913,104 @@ TEST_F(SchedulerTest, RegistrationsWithOverlongStringsAreRefused) {
   EXPECT_TRUE(scheduler_->RegisterWorker("w", "host", {"cuda:0", "cuda:1"}).ok());
 }
 
+TEST_F(SchedulerTest, AnExactNameWinsOverAnIdPrefix) {
+  auto other = scheduler_->Submit(kSweep, "s.yaml");
+  ASSERT_TRUE(other.ok());
+  // A sweep named like the first character of the other's id.
+  const std::string name(1, other->sweep_id[0]);
+  auto named = scheduler_->Submit(
+      "name: \"" + name + "\"\ntrainer: {kind: synthetic}\ntrain: {epochs: 2}\n", "n.yaml");
+  ASSERT_TRUE(named.ok()) << named.status().ToString();
+  EXPECT_EQ(scheduler_->GetSweep(name)->sweep.sweep_id, named->sweep_id);
+  auto deleted = scheduler_->Delete(name, /*force=*/true);
+  ASSERT_TRUE(deleted.ok());
+  EXPECT_EQ(deleted->sweep_id, named->sweep_id);
+  EXPECT_EQ(scheduler_->GetSweep(other->sweep_id)->state, "active");  // untouched
+}
+
+TEST_F(SchedulerTest, ADeletedSweepSubmittedOrRetriedAgainIsShownAgain) {
+  auto sweep = scheduler_->Submit(kSweep, "s.yaml");
+  ASSERT_TRUE(sweep.ok());
+  ASSERT_TRUE(scheduler_->Delete("sched", true).ok());
+  ASSERT_TRUE(scheduler_->ListSweeps()->empty());
+  SubmitOptions dry;
+  dry.dry_run = true;
+  EXPECT_FALSE(scheduler_->Submit(kSweep, "s.yaml", dry)->restored);  // a dry run changes nothing
+  ASSERT_TRUE(scheduler_->ListSweeps()->empty());
+  auto again = scheduler_->Submit(kSweep, "s.yaml");
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->already_existed);
+  EXPECT_TRUE(again->restored);
+  ASSERT_EQ(scheduler_->ListSweeps()->size(), 1u);
+  // Deleted again, then its cancelled runs retried: shown again too.
+  ASSERT_TRUE(scheduler_->Delete("sched", true).ok());
+  RetryRequest cancelled;
+  cancelled.cancelled = true;
+  auto retried = scheduler_->Retry(sweep->sweep_id, cancelled);
+  ASSERT_TRUE(retried.ok());
+  EXPECT_EQ(retried->runs_queued, 4);
+  EXPECT_TRUE(retried->restored);
+  EXPECT_EQ(scheduler_->ListSweeps()->size(), 1u);
+}
+
+TEST_F(SchedulerTest, DryRunsDoNotUseUpTheSubmissionRate) {
+  options_.submit_burst = 2;
+  options_.submits_per_minute = 1;
+  Open();
+  SubmitOptions dry;
+  dry.dry_run = true;
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(scheduler_->Submit(kSweep, "s.yaml", dry).ok()) << i;
+  EXPECT_TRUE(scheduler_->Submit(kSweep, "s.yaml").ok());
+}
+
+TEST_F(SchedulerTest, TheEtaCountsOnlyUnfinishedRunsAndNeedsARunningOne) {
+  ASSERT_TRUE(scheduler_->Submit(kSweep, "s.yaml").ok());  // 4 runs x 3 epochs
+  const std::string w = Register("w");
+  // One run fails at once, one succeeds with 2 s epochs.
+  Lease failed = MustAcquire(w);
+  ASSERT_TRUE(scheduler_->Fail(w, failed.run_id, failed.attempt, "diverged", false).ok());
+  Lease done = MustAcquire(w);
+  for (int e = 1; e <= 3; ++e) {
+    EpochRecord r;
+    r.run_id = done.run_id;
+    r.attempt = done.attempt;
+    r.epoch = e;
+    r.test_error = 0.5;
+    r.seconds = 2;
+    ASSERT_TRUE(scheduler_->ReportEpoch(w, r).ok());
+  }
+  ASSERT_TRUE(scheduler_->Complete(w, done.run_id, done.attempt, 1).ok());
+  auto view = scheduler_->GetSweep("sched");
+  EXPECT_EQ(view->progress.epochs_left, 6);  // two queued runs, not the failed one's 3
+  EXPECT_LT(view->eta_seconds, 0);           // nothing running: no rate to go by
+  MustAcquire(w);
+  view = scheduler_->GetSweep("sched");
+  EXPECT_DOUBLE_EQ(view->eta_seconds, 6 * 2.0);  // one run at a time
+}
+
+TEST_F(SchedulerTest, RunsAndResultsFollowTheGridOrder) {
+  ASSERT_TRUE(scheduler_
+                  ->Submit(R"(name: order
+trainer: {kind: synthetic}
+train: {epochs: 1}
+grid:
+  model.depth_n: [3, 1, 2]
+seeds: 2
+)",
+                           "o.yaml")
+                  .ok());
+  const std::string w = Register("w");
+  FinishAll(*scheduler_, w, 1);
+  auto results = scheduler_->Results("order", 0);
+  ASSERT_TRUE(results.ok());
+  ASSERT_EQ(results->cells.size(), 3u);
+  EXPECT_EQ(results->cells[0].cell_label, "model.depth_n=3");
+  EXPECT_EQ(results->cells[1].cell_label, "model.depth_n=1");
+  EXPECT_EQ(results->cells[2].cell_label, "model.depth_n=2");
+  auto runs = scheduler_->ListRuns("order", "");
+  EXPECT_EQ(runs->front().link.cell_label, "model.depth_n=3");
+  EXPECT_EQ(runs->back().link.cell_label, "model.depth_n=2");
+}
+
 }  // namespace
 }  // namespace resweep

@@ -535,5 +535,17 @@ TEST(SweepSpec, ShippedSweepFilesAreValid) {
   EXPECT_NE(missing.status().message().find("/nonexistent/sweep.yaml"), std::string::npos);
 }
 
+TEST(SweepSpec, NamesAreSafeToTypeAndPrint) {
+  for (const std::string good : {"fig6-depth", "blocks_v2", "a.b+c@d", "9"}) {
+    EXPECT_TRUE(ParseSweepSpec("name: \"" + good + "\"\n", "n.yaml").ok()) << good;
+  }
+  for (const std::string bad :
+       {"two words", "evil\\nname", "esc\\e[31mred", "--all", ".hidden", "tab\\there", "a/b"}) {
+    auto spec = ParseSweepSpec("name: \"" + bad + "\"\n", "n.yaml");
+    ASSERT_FALSE(spec.ok()) << bad;
+    EXPECT_NE(spec.status().message().find("name"), std::string::npos) << spec.status().message();
+  }
+}
+
 }  // namespace
 }  // namespace resweep

@@ -31,8 +31,11 @@ std::string HostName() {
   return buf;
 }
 
+// Worth retrying: the coordinator is unreachable, slow, busy, or shutting down (a
+// call in flight when it stops ends CANCELLED; the worker never cancels its own calls).
 bool Transient(const grpc::Status& st) {
   return st.error_code() == grpc::StatusCode::UNAVAILABLE ||
+         st.error_code() == grpc::StatusCode::CANCELLED ||
          st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED ||
          st.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED;
 }
