@@ -260,54 +260,42 @@ int StatusCommand(const Options& o, Client* client) {
   return Print("status", FormatSweeps(sweeps, &active, o.format));
 }
 
-int Runs(const Options& o, Client* client) {
+// One read (`call` on the coordinator or on --db) rendered by `render` in o.format.
+template <typename Req, typename Resp, typename Render>
+int ReadAndPrint(const char* what, const Options& o, Client* client,
+                 Status (ReadApi::*call)(const Req&, Resp*), const Req& req, Render render) {
   Reads reads(o, client);
   ReadApi* api = nullptr;
-  if (int rc = reads.Open("runs", &api)) return rc;
+  if (int rc = reads.Open(what, &api)) return rc;
+  Resp resp;
+  if (Status st = (api->*call)(req, &resp); !st.ok()) return Fail(what, st, reads.client());
+  return Print(what, render(resp, o.format));
+}
+
+int Runs(const Options& o, Client* client) {
   v1::ListRunsRequest req;
   req.set_sweep_id(o.sweep);
   req.set_state(o.state);
-  v1::ListRunsResponse resp;
-  if (Status st = api->ListRuns(req, &resp); !st.ok()) return Fail("runs", st, reads.client());
-  return Print("runs", FormatRuns(resp, o.format));
+  return ReadAndPrint("runs", o, client, &ReadApi::ListRuns, req, FormatRuns);
 }
 
 int Results(const Options& o, Client* client) {
-  Reads reads(o, client);
-  ReadApi* api = nullptr;
-  if (int rc = reads.Open("results", &api)) return rc;
   v1::GetResultsRequest req;
   req.set_sweep_id(o.sweep);
   req.set_last_k(o.last_k);
-  v1::GetResultsResponse resp;
-  if (Status st = api->GetResults(req, &resp); !st.ok()) {
-    return Fail("results", st, reads.client());
-  }
-  return Print("results", FormatResults(resp, o.format));
+  return ReadAndPrint("results", o, client, &ReadApi::GetResults, req, FormatResults);
 }
 
 int Workers(const Options& o, Client* client) {
-  Reads reads(o, client);
-  ReadApi* api = nullptr;
-  if (int rc = reads.Open("workers", &api)) return rc;
   v1::ListWorkersRequest req;
   req.set_include_gone(o.all);
-  v1::ListWorkersResponse resp;
-  if (Status st = api->ListWorkers(req, &resp); !st.ok()) {
-    return Fail("workers", st, reads.client());
-  }
-  return Print("workers", FormatWorkers(resp, o.format));
+  return ReadAndPrint("workers", o, client, &ReadApi::ListWorkers, req, FormatWorkers);
 }
 
 int RunCommand(const Options& o, Client* client) {
-  Reads reads(o, client);
-  ReadApi* api = nullptr;
-  if (int rc = reads.Open("run", &api)) return rc;
   v1::GetRunRequest req;
   req.set_run_id(o.run);
-  v1::GetRunResponse resp;
-  if (Status st = api->GetRun(req, &resp); !st.ok()) return Fail("run", st, reads.client());
-  return Print("run", FormatRun(resp, o.format));
+  return ReadAndPrint("run", o, client, &ReadApi::GetRun, req, FormatRun);
 }
 
 int Cancel(const Options& o, Client* client) {
