@@ -69,18 +69,17 @@ int BestCell(const v1::GetResultsResponse& r) {
   return best;
 }
 
-std::string PValueVersusBest(const v1::GetResultsResponse& r, int i, int best) {
-  if (best < 0 || i == best) return best == i ? "best" : "-";
-  const double p = WelchTTestPValue(FromProto(r.cells(i).last_k_test_error()),
-                                    FromProto(r.cells(best).last_k_test_error()));
-  if (p < 0) return "-";
-  return p < 0.001 ? "<0.001" : Fixed(p, "%.3f");
-}
-
 double PValue(const v1::GetResultsResponse& r, int i, int best) {
   if (best < 0 || i == best) return -1;
   return WelchTTestPValue(FromProto(r.cells(i).last_k_test_error()),
                           FromProto(r.cells(best).last_k_test_error()));
+}
+
+std::string PValueVersusBest(const v1::GetResultsResponse& r, int i, int best) {
+  if (best >= 0 && i == best) return "best";
+  const double p = PValue(r, i, best);
+  if (p < 0) return "-";
+  return p < 0.001 ? "<0.001" : Fixed(p, "%.3f");
 }
 
 using nlohmann::json;

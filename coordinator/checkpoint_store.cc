@@ -13,13 +13,11 @@ namespace fs = std::filesystem;
 
 CheckpointStore::CheckpointStore(std::string dir) : dir_(std::move(dir)) {}
 
-bool CheckpointStore::ValidRunId(const std::string& run_id) { return IsValidRunId(run_id); }
-
 std::string CheckpointStore::RunDir(const std::string& run_id) const { return dir_ + "/" + run_id; }
 
 StatusOr<int64_t> CheckpointStore::Append(const std::string& run_id, int attempt, int epoch,
                                           int64_t offset, const std::string& data) {
-  if (!ValidRunId(run_id)) return InvalidArgumentError("bad run id");
+  if (!IsValidRunId(run_id)) return InvalidArgumentError("bad run id");
   std::error_code ec;
   fs::create_directories(RunDir(run_id), ec);
   if (ec) return UnavailableError(RunDir(run_id) + ": " + ec.message());
@@ -40,7 +38,7 @@ StatusOr<int64_t> CheckpointStore::Append(const std::string& run_id, int attempt
 
 Status CheckpointStore::Commit(const std::string& run_id, int attempt, int epoch,
                                const std::string& sha256) {
-  if (!ValidRunId(run_id)) return InvalidArgumentError("bad run id");
+  if (!IsValidRunId(run_id)) return InvalidArgumentError("bad run id");
   const std::string part = RunDir(run_id) + "/upload-a" + std::to_string(attempt) + "-e" +
                            std::to_string(epoch) + ".part";
   auto bytes = ReadWholeFile(part);
@@ -62,7 +60,7 @@ Status CheckpointStore::Commit(const std::string& run_id, int attempt, int epoch
 
 Status CheckpointStore::Read(const std::string& run_id, int epoch, int64_t offset, int max_bytes,
                              std::string* data, int64_t* total_size) {
-  if (!ValidRunId(run_id)) return InvalidArgumentError("bad run id");
+  if (!IsValidRunId(run_id)) return InvalidArgumentError("bad run id");
   const std::string path = RunDir(run_id) + "/epoch-" + std::to_string(epoch) + ".ckpt";
   std::ifstream in(path, std::ios::binary);
   if (!in)
@@ -77,7 +75,7 @@ Status CheckpointStore::Read(const std::string& run_id, int epoch, int64_t offse
 }
 
 void CheckpointStore::RemoveRun(const std::string& run_id) {
-  if (!ValidRunId(run_id)) return;
+  if (!IsValidRunId(run_id)) return;
   std::error_code ec;
   fs::remove_all(RunDir(run_id), ec);
 }

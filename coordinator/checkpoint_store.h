@@ -28,8 +28,6 @@ class CheckpointStore {
   // Removes everything stored for the run (it is finished).
   void RemoveRun(const std::string& run_id);
 
-  static bool ValidRunId(const std::string& run_id);
-
  private:
   std::string RunDir(const std::string& run_id) const;
   const std::string dir_;

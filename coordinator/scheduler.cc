@@ -743,7 +743,7 @@ StatusOr<int64_t> Scheduler::PutCheckpointChunk(const std::string& worker_id,
                                                 int64_t offset, const std::string& data, bool last,
                                                 const std::string& sha256, int64_t iteration) {
   if (!checkpoints_) return FailedPreconditionError("this coordinator keeps no checkpoints");
-  if (!CheckpointStore::ValidRunId(run_id)) return InvalidArgumentError("bad run id");
+  if (!IsValidRunId(run_id)) return InvalidArgumentError("bad run id");
   std::lock_guard<std::mutex> lock(mutex_);
   RESWEEP_RETURN_IF_ERROR(ExpireIfDueLocked(run_id));
   auto run = FencedRunLocked(worker_id, run_id, attempt);

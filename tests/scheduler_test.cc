@@ -27,6 +27,15 @@ grid:
 seeds: 2
 )";
 
+// Overlaps kSweep in one cell (depth_n 2).
+const char* kOverlappingSweep = R"(name: other
+trainer: {kind: synthetic}
+train: {epochs: 3}
+grid:
+  model.depth_n: [2, 3]
+seeds: 2
+)";
+
 class SchedulerTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -472,14 +481,7 @@ TEST_F(SchedulerTest, SubmissionsAreRateLimitedAndTheQueueIsBounded) {
 TEST_F(SchedulerTest, SharedRunsAreQueuedOnceAcrossSweeps) {
   ASSERT_TRUE(scheduler_->Submit(kSweep, "s.yaml").ok());
   // Another sweep whose grid overlaps in one cell (depth_n 2): only the new cell is queued.
-  auto other = scheduler_->Submit(R"(name: other
-trainer: {kind: synthetic}
-train: {epochs: 3}
-grid:
-  model.depth_n: [2, 3]
-seeds: 2
-)",
-                                  "o.yaml");
+  auto other = scheduler_->Submit(kOverlappingSweep, "o.yaml");
   ASSERT_TRUE(other.ok());
   EXPECT_EQ(other->runs_total, 4);
   EXPECT_EQ(other->runs_new, 2);
@@ -524,14 +526,7 @@ TEST_F(SchedulerTest, CancellingAFinishedSweepChangesNothingAndSaysSo) {
 
 TEST_F(SchedulerTest, ASweepWhoseRunsAnotherSweepHoldsStaysActiveUntilTheyFinish) {
   ASSERT_TRUE(scheduler_->Submit(kSweep, "s.yaml").ok());
-  auto other = scheduler_->Submit(R"(name: other
-trainer: {kind: synthetic}
-train: {epochs: 3}
-grid:
-  model.depth_n: [2, 3]
-seeds: 2
-)",
-                                  "o.yaml");
+  auto other = scheduler_->Submit(kOverlappingSweep, "o.yaml");
   ASSERT_TRUE(other.ok());
   auto cancelled = scheduler_->Cancel("sched");
   ASSERT_TRUE(cancelled.ok());

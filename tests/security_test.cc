@@ -172,15 +172,22 @@ TEST(Security, RoleTokensDecideWhoMayCallWhat) {
   }
 }
 
+// A test CA, server and client certificates, and an unrelated CA + client in `dir`.
+::testing::AssertionResult MakeTestCerts(const std::string& dir) {
+  std::string out, err;
+  const int code = RunCommand(
+      {"/bin/bash", std::string(RESWEEP_SOURCE_DIR) + "/scripts/make-test-certs.sh", dir}, &out,
+      &err, 60000);
+  if (code == 0) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "make-test-certs.sh exited " << code << ":\n"
+                                       << out << err;
+}
+
 TEST(Security, TlsAndClientCertificatesFromTheRightCaOnly) {
   Cluster cluster({.lease_seconds = 10, .heartbeat_seconds = 0.3});
   const std::string certs = cluster.dir() + "/certs";
   std::string out, err;
-  ASSERT_EQ(RunCommand({"/bin/bash",
-                        std::string(RESWEEP_SOURCE_DIR) + "/scripts/make-test-certs.sh", certs},
-                       &out, &err, 60000),
-            0)
-      << out << err;
+  ASSERT_TRUE(MakeTestCerts(certs));
   const std::string admin = RandomToken(), worker = RandomToken();
   WriteFile(cluster.dir() + "/tokens", "admin " + admin + "\nworker " + worker + "\n");
   WriteFile(cluster.dir() + "/worker.token", worker);
@@ -262,11 +269,7 @@ TEST(Security, ClientAgainstAPlaintextCoordinatorWithTlsIsToldSo) {
   Cluster cluster({});
   const std::string certs = cluster.dir() + "/certs";
   std::string out, err;
-  ASSERT_EQ(RunCommand({"/bin/bash",
-                        std::string(RESWEEP_SOURCE_DIR) + "/scripts/make-test-certs.sh", certs},
-                       &out, &err, 60000),
-            0)
-      << out << err;
+  ASSERT_TRUE(MakeTestCerts(certs));
   cluster.StartCoordinator();
   EXPECT_EQ(cluster.CliAs({"--tls-ca", certs + "/ca.pem"}, {"status"}, &out, &err), 5);
   EXPECT_NE(err.find("does not speak TLS"), std::string::npos) << err;

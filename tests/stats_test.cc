@@ -112,7 +112,8 @@ TEST(ResultsFormat, EveryFormatCarriesTheNumbers) {
   EXPECT_EQ(j["cells"][1]["runs_succeeded"], 0);
   // CSV: an empty field, not -1 or 0, for a number that does not exist.
   auto csv2 = FormatResults(r, "csv");
-  EXPECT_NE(csv2->find("\"model.depth_n=5\",0,5,0,,,,,5,0,,,,,false,,,,"), std::string::npos) << *csv2;
+  EXPECT_NE(csv2->find("\"model.depth_n=5\",0,5,0,,,,,5,0,,,,,false,,,,"), std::string::npos)
+      << *csv2;
   EXPECT_EQ(FormatResults(r, "xml").status().code(), StatusCode::kInvalidArgument);
 }
 
