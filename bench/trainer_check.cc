@@ -43,7 +43,7 @@ int main(int argc, char** argv) {
   }
   resweep::testing::TempDir dir;
   resweep::testing::WriteCifarDir(dir.path(), 1000, 1000, /*learnable=*/true);
-  resweep::DatasetCache cache("/");
+  resweep::DatasetCache cache({.data_root = "/", .allow_absolute_paths = true});
   auto trainer = resweep::MakeLibTorchTrainer(torch::Device(device), &cache);
   resweep::RunConfig c;
   c.dataset.path = dir.path();

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <sstream>
 
 #include "tests/data_files.h"
@@ -160,16 +161,142 @@ TEST(BadDataFiles, StoredCorpusIsRefusedWithClearErrors) {
 }
 
 TEST(DatasetPath, ResolvesAgainstTheDataRoot) {
+  TempDir root;
+  std::filesystem::create_directories(root.File("cifar-10-batches-bin"));
+  std::filesystem::create_directories(root.File("mine/sub"));
+  const std::string canonical_root = std::filesystem::canonical(root.path()).string();
   DatasetConfig c;
   c.kind = "cifar10";
-  EXPECT_EQ(ResolveDatasetPath(c, "/data"), "/data/cifar-10-batches-bin");
-  c.path = "mine";
-  EXPECT_EQ(ResolveDatasetPath(c, "/data"), "/data/mine");
+  EXPECT_EQ(*ResolveDatasetPath(c, root.path(), false), canonical_root + "/cifar-10-batches-bin");
+  for (const std::string spelling : {"mine", "./mine", "mine/", "mine/sub/..", "mine//"}) {
+    c.path = spelling;
+    auto resolved = ResolveDatasetPath(c, root.path(), false);
+    ASSERT_TRUE(resolved.ok()) << spelling << ": " << resolved.status().ToString();
+    EXPECT_EQ(*resolved, canonical_root + "/mine") << spelling;
+  }
   c.path = "/abs/cifar";
-  EXPECT_EQ(ResolveDatasetPath(c, "/data"), "/abs/cifar");
+  EXPECT_EQ(*ResolveDatasetPath(c, root.path(), true), "/abs/cifar");
+  c.path = "missing";  // inside the root: the run can say what is missing
+  EXPECT_EQ(*ResolveDatasetPath(c, root.path(), false), canonical_root + "/missing");
   c.kind = "fashion-mnist";
   c.path = "";
-  EXPECT_EQ(ResolveDatasetPath(c, "/nonexistent"), "/usr/share/datasets/fashion-mnist");
+  EXPECT_EQ(*ResolveDatasetPath(c, "/nonexistent", false), "/usr/share/datasets/fashion-mnist");
+}
+
+// A submitter must not learn which folders exist on a worker host: every way out of
+// --data-root is refused with the same message whether its target exists or not.
+TEST(DatasetPath, RelativePathsStayUnderTheDataRootAndAbsoluteOnesNeedTheFlag) {
+  TempDir dir;
+  const std::string root = dir.File("root");
+  std::filesystem::create_directories(root + "/inside");
+  std::filesystem::create_directories(dir.File("outside/real"));
+  std::filesystem::create_directory_symlink(dir.File("outside"), root + "/link-out");
+  std::filesystem::create_directory_symlink(root + "/inside", root + "/link-in");
+  DatasetConfig c;
+  c.kind = "cifar10";
+  auto refused = [&](const std::string& path, bool allow_absolute) {
+    c.path = path;
+    auto resolved = ResolveDatasetPath(c, root, allow_absolute);
+    EXPECT_FALSE(resolved.ok()) << path << " resolved to " << *resolved;
+    if (resolved.ok()) return std::string();
+    EXPECT_EQ(resolved.status().code(), StatusCode::kInvalidArgument) << path;
+    EXPECT_NE(resolved.status().message().find("dataset.path " + path), std::string::npos)
+        << resolved.status().message();
+    return std::string(resolved.status().message());
+  };
+  // `..` out of the root, to a folder that exists and to one that does not.
+  const std::string up_real = refused("../outside/real", false);
+  const std::string up_none = refused("../outside/none", false);
+  EXPECT_NE(up_real.find("leaves --data-root"), std::string::npos) << up_real;
+  EXPECT_EQ(up_real.substr(up_real.find(" leaves")), up_none.substr(up_none.find(" leaves")));
+  refused("inside/../../outside/real", false);
+  refused("..", false);
+  // Through a link that leads out, even when its target does not exist.
+  const std::string link_real = refused("link-out/real", false);
+  const std::string link_none = refused("link-out/none", false);
+  EXPECT_EQ(link_real.substr(link_real.find(" leaves")),
+            link_none.substr(link_none.find(" leaves")));
+  // Absolute paths: refused without --allow-absolute-data-paths, existing or not.
+  const std::string abs_real = refused(dir.File("outside/real"), false);
+  const std::string abs_none = refused(dir.File("outside/none"), false);
+  EXPECT_NE(abs_real.find("--allow-absolute-data-paths"), std::string::npos) << abs_real;
+  EXPECT_EQ(abs_real.substr(abs_real.find(" is absolute")),
+            abs_none.substr(abs_none.find(" is absolute")));
+  // Allowed: a link that stays inside, and absolute paths with the flag.
+  c.path = "link-in";
+  EXPECT_EQ(*ResolveDatasetPath(c, root, false),
+            std::filesystem::canonical(root + "/inside").string());
+  c.path = dir.File("outside/real");
+  EXPECT_EQ(*ResolveDatasetPath(c, root, true),
+            std::filesystem::canonical(dir.File("outside/real")).string());
+}
+
+TEST(DatasetCache, OneFolderLoadsOnceHoweverItIsSpelled) {
+  TempDir root;
+  std::filesystem::create_directories(root.File("a"));
+  WriteCifarDir(root.File("a"), 2, 3, /*learnable=*/false);
+  std::filesystem::create_directory_symlink(root.File("a"), root.File("alias"));
+  DatasetCache cache({.data_root = root.path()});
+  DatasetConfig c;
+  c.kind = "cifar10";
+  std::shared_ptr<const Dataset> first;
+  for (const std::string spelling : {"a", "./a", "a/", "alias", "a/../a"}) {
+    c.path = spelling;
+    auto d = cache.Get(c);
+    ASSERT_TRUE(d.ok()) << spelling << ": " << d.status().ToString();
+    if (!first) first = *d;
+    EXPECT_EQ(d->get(), first.get()) << spelling;
+  }
+  EXPECT_EQ(cache.loads(), 1);
+  c.path = "../a";
+  EXPECT_EQ(cache.Get(c).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(cache.loads(), 1);  // refused before anything is read
+}
+
+TEST(DatasetCache, KeepsTheMostRecentlyUsedDataSetsWithinItsByteBudget) {
+  TempDir root;
+  for (const char* name : {"a", "b", "c"}) {
+    std::filesystem::create_directories(root.File(name));
+    WriteCifarDir(root.File(name), 2, 3, false);
+  }
+  DatasetConfig c;
+  c.kind = "cifar10";
+  c.path = "a";
+  int64_t one = 0;
+  {
+    DatasetCache probe({.data_root = root.path()});
+    ASSERT_TRUE(probe.Get(c).ok());
+    one = probe.cached_bytes();  // 13 images of 3x32x32 and their labels
+  }
+  ASSERT_GT(one, 13 * 3072);
+  DatasetCache cache({.data_root = root.path(), .max_bytes = 2 * one});
+  auto get = [&](const char* name) {
+    c.path = name;
+    auto d = cache.Get(c);
+    ASSERT_TRUE(d.ok()) << d.status().ToString();
+  };
+  get("a");
+  get("b");
+  get("a");  // a is now the most recently used; b the least
+  EXPECT_EQ(cache.loads(), 2);
+  get("c");  // drops b
+  EXPECT_EQ(cache.loads(), 3);
+  EXPECT_EQ(cache.cached_bytes(), 2 * one);
+  get("a");
+  EXPECT_EQ(cache.loads(), 3);
+  get("b");  // loaded again
+  EXPECT_EQ(cache.loads(), 4);
+  EXPECT_LE(cache.cached_bytes(), 2 * one);
+
+  // A data set bigger than the whole budget is handed out but not kept.
+  DatasetCache tiny({.data_root = root.path(), .max_bytes = one - 1});
+  c.path = "a";
+  auto d1 = tiny.Get(c);
+  auto d2 = tiny.Get(c);
+  ASSERT_TRUE(d1.ok() && d2.ok());
+  EXPECT_EQ((*d1)->train_images.size(0), 10);
+  EXPECT_EQ(tiny.loads(), 2);
+  EXPECT_EQ(tiny.cached_bytes(), 0);
 }
 
 }  // namespace

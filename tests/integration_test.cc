@@ -166,6 +166,9 @@ seeds: 1
   EXPECT_EQ(code, 3);  // done, with a failure
   const std::string failed = cluster.Cli({"runs", broken, "--state", "failed"});
   EXPECT_NE(failed.find("/nonexistent/cifar"), std::string::npos) << failed;
+  // Refused before anything is looked up: the worker was not started with
+  // --allow-absolute-data-paths.
+  EXPECT_NE(failed.find("--allow-absolute-data-paths"), std::string::npos) << failed;
 
   auto results = nlohmann::json::parse(cluster.Cli({"results", sweep_id, "--format", "json"}));
   ASSERT_EQ(results["cells"].size(), 2u);

@@ -103,7 +103,7 @@ TEST(Augment, CropsAtPerSampleOffsetsAndFlips) {
 TEST(LibTorchTrainer, SameSeedSameCurveOtherSeedOtherCurve) {
   TempDir dir;
   WriteCifarDir(dir.path(), 40, 50, /*learnable=*/true);
-  DatasetCache cache("/");
+  DatasetCache cache({.data_root = "/", .allow_absolute_paths = true});
   auto trainer = MakeLibTorchTrainer(torch::kCPU, &cache);
   const RunConfig config = TinyCifarConfig(dir.path());
   RecordingContext a, b, c;
@@ -127,7 +127,7 @@ TEST(LibTorchTrainer, SameSeedSameCurveOtherSeedOtherCurve) {
 TEST(LibTorchTrainer, StopsWhenAskedAndFailsOnBadData) {
   TempDir dir;
   WriteCifarDir(dir.path(), 40, 20, true);
-  DatasetCache cache("/");
+  DatasetCache cache({.data_root = "/", .allow_absolute_paths = true});
   auto trainer = MakeLibTorchTrainer(torch::kCPU, &cache);
   RecordingContext stopper;
   stopper.stop_after = 1;
@@ -144,7 +144,7 @@ TEST(LibTorchTrainer, StopsWhenAskedAndFailsOnBadData) {
 TEST(LibTorchTrainer, DivergenceFailsTheRunWithItsReason) {
   TempDir dir;
   WriteCifarDir(dir.path(), 40, 20, /*learnable=*/true);
-  DatasetCache cache("/");
+  DatasetCache cache({.data_root = "/", .allow_absolute_paths = true});
   auto trainer = MakeLibTorchTrainer(torch::kCPU, &cache);
   // Legal in a sweep file (lr <= 10, weight decay < 1), and unstable: without momentum
   // each step multiplies every weight by 1 - lr * wd = -8, so the weights overflow
@@ -170,7 +170,7 @@ TEST(LibTorchTrainer, DivergenceFailsTheRunWithItsReason) {
 TEST(LibTorchTrainer, ResumedRunContinuesExactlyAsTheUninterruptedOne) {
   TempDir dir;
   WriteCifarDir(dir.path(), 40, 50, /*learnable=*/true);
-  DatasetCache cache("/");
+  DatasetCache cache({.data_root = "/", .allow_absolute_paths = true});
   auto trainer = MakeLibTorchTrainer(torch::kCPU, &cache);
   for (const char* optimizer : {"sgd", "adam"}) {
     RunConfig config = TinyCifarConfig(dir.path());
@@ -203,7 +203,7 @@ TEST(LibTorchTrainer, ResumedRunContinuesExactlyAsTheUninterruptedOne) {
 TEST(LibTorchTrainer, StoppedMidEpochForAShutdownResumesExactly) {
   TempDir dir;
   WriteCifarDir(dir.path(), 40, 50, /*learnable=*/true);
-  DatasetCache cache("/");
+  DatasetCache cache({.data_root = "/", .allow_absolute_paths = true});
   auto trainer = MakeLibTorchTrainer(torch::kCPU, &cache);
   RunConfig config = TinyCifarConfig(dir.path());
   config.train.epochs = 4;
@@ -276,7 +276,7 @@ TEST(RealData, FashionMnistSubsetLearns) {
   if (stat("/usr/share/datasets/fashion-mnist", &st) != 0) {
     GTEST_SKIP() << "dataset-fashion-mnist is not installed";
   }
-  DatasetCache cache("/nonexistent");
+  DatasetCache cache({.data_root = "/nonexistent"});
   auto trainer = MakeLibTorchTrainer(torch::kCPU, &cache);
   RunConfig c;
   c.dataset.kind = "fashion-mnist";

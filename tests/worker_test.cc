@@ -203,7 +203,8 @@ TEST(Worker, AFailedRunIsReportedWithItsOwnTrainerLogTail) {
   WorkerOptions options;
   options.coordinator = "127.0.0.1:" + std::to_string(port);
   options.data_root = data_root.path();
-  options.devices = {"cpu", "cpu"};  // two slots: the runs may fail at the same time
+  options.allow_absolute_data_paths = true;  // the runs name missing absolute folders
+  options.devices = {"cpu", "cpu"};          // two slots: the runs may fail at the same time
   options.poll_ms = 50;
   Worker worker(options);
   Status result;

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <vector>
 
 #include "worker/data_format.h"
@@ -138,32 +139,123 @@ StatusOr<Dataset> LoadFashionMnist(const std::string& dir) {
   return d;
 }
 
-std::string ResolveDatasetPath(const DatasetConfig& config, const std::string& data_root) {
-  const std::string root = data_root.empty() ? "." : data_root;
-  if (!config.path.empty()) {
-    return config.path[0] == '/' ? config.path : root + "/" + config.path;
+namespace {
+
+// `path` without "." and ".." parts and without a trailing separator.
+std::filesystem::path Tidy(const std::filesystem::path& path) {
+  std::filesystem::path tidy = path.lexically_normal();
+  if (!tidy.has_filename() && tidy.has_parent_path() && tidy != tidy.root_path()) {
+    tidy = tidy.parent_path();
   }
-  if (config.kind == "cifar10") return root + "/cifar-10-batches-bin";
-  const std::string local = root + "/fashion-mnist";
-  return IsDirectory(local) ? local : "/usr/share/datasets/fashion-mnist";
+  return tidy;
+}
+
+bool IsUnder(const std::filesystem::path& path, const std::filesystem::path& root) {
+  auto p = path.begin();
+  for (auto r = root.begin(); r != root.end(); ++r, ++p) {
+    if (r->empty()) continue;  // a trailing separator of the root
+    if (p == path.end() || *p != *r) return false;
+  }
+  return true;
+}
+
+int64_t DatasetBytes(const Dataset& d) {
+  return static_cast<int64_t>(d.train_images.nbytes() + d.train_labels.nbytes() +
+                              d.test_images.nbytes() + d.test_labels.nbytes());
+}
+
+}  // namespace
+
+StatusOr<std::string> ResolveDatasetPath(const DatasetConfig& config, const std::string& data_root,
+                                         bool allow_absolute_paths) {
+  namespace fs = std::filesystem;
+  const std::string root_text = data_root.empty() ? "." : data_root;
+  std::error_code ec;
+  if (config.path.empty() && config.kind != "cifar10" &&
+      !IsDirectory(root_text + "/fashion-mnist")) {
+    // Debian's dataset-fashion-mnist, a built-in default rather than a submitted path.
+    fs::path debian = fs::weakly_canonical("/usr/share/datasets/fashion-mnist", ec);
+    return ec ? std::string("/usr/share/datasets/fashion-mnist") : debian.string();
+  }
+  const std::string relative =
+      !config.path.empty() ? config.path
+                           : (config.kind == "cifar10" ? "cifar-10-batches-bin" : "fashion-mnist");
+  if (relative[0] == '/') {
+    if (!allow_absolute_paths) {
+      return InvalidArgumentError("dataset.path " + relative +
+                                  " is absolute; this worker reads data only under --data-root " +
+                                  root_text +
+                                  " (give a path relative to it, or start the worker with "
+                                  "--allow-absolute-data-paths)");
+    }
+    fs::path resolved = fs::weakly_canonical(relative, ec);
+    if (ec) return NotFoundError("dataset.path " + relative + ": " + ec.message());
+    return Tidy(resolved).string();
+  }
+  const fs::path absolute_root = Tidy(fs::absolute(root_text, ec));
+  if (ec) return NotFoundError("--data-root " + root_text + ": " + ec.message());
+  const fs::path lexical = Tidy(absolute_root / relative);
+  const fs::path root = fs::weakly_canonical(absolute_root, ec);
+  if (ec) return NotFoundError("--data-root " + root_text + ": " + ec.message());
+  const fs::path tidy_root = Tidy(root);
+  // Refused the same way whether the target exists or not: `..` that climbs out is
+  // caught before anything is looked up, a link that leads out once resolved.
+  const std::string leaves = "dataset.path " + relative + " leaves --data-root " + root_text +
+                             " (relative paths must stay under it)";
+  if (!IsUnder(lexical, absolute_root)) return InvalidArgumentError(leaves);
+  const fs::path resolved = Tidy(fs::weakly_canonical(lexical, ec));
+  if (ec) return NotFoundError("dataset.path " + relative + ": " + ec.message());
+  if (!IsUnder(resolved, tidy_root)) return InvalidArgumentError(leaves);
+  return resolved.string();
 }
 
 StatusOr<std::shared_ptr<const Dataset>> DatasetCache::Get(const DatasetConfig& config) {
-  const std::string path = ResolveDatasetPath(config, data_root_);
-  const std::string key = config.kind + ":" + path;
-  // Loading holds the lock: two slots asking for one data set load it once.
+  auto path = ResolveDatasetPath(config, options_.data_root, options_.allow_absolute_paths);
+  if (!path.ok()) return path.status();
+  const std::string key = config.kind + ":" + *path;
   std::lock_guard<std::mutex> lock(mutex_);
   auto it = loaded_.find(key);
-  if (it != loaded_.end()) return it->second;
-  TrainerLogf(TrainerLogLevel::kInfo, "loading ", config.kind, " from ", path);
-  StatusOr<Dataset> d = config.kind == "cifar10" ? LoadCifar10(path) : LoadFashionMnist(path);
+  if (it != loaded_.end()) {
+    it->second.last_used = ++use_counter_;
+    return it->second.dataset;
+  }
+  TrainerLogf(TrainerLogLevel::kInfo, "loading ", config.kind, " from ", *path);
+  StatusOr<Dataset> d = config.kind == "cifar10" ? LoadCifar10(*path) : LoadFashionMnist(*path);
+  ++loads_;
   if (!d.ok()) return d.status();
   auto shared = std::make_shared<const Dataset>(std::move(*d));
+  const int64_t bytes = DatasetBytes(*shared);
   TrainerLogf(TrainerLogLevel::kInfo, "loaded ", config.kind, ": ", shared->train_images.size(0),
               " train / ", shared->test_images.size(0), " test images of ", shared->channels(), "x",
-              shared->height(), "x", shared->width());
-  loaded_[key] = shared;
+              shared->height(), "x", shared->width(), " (", bytes >> 20, " MiB)");
+  if (bytes > options_.max_bytes) {
+    TrainerLogf(TrainerLogLevel::kWarn, config.kind, " at ", *path, " takes ", bytes >> 20,
+                " MiB, more than the data set cache holds (", options_.max_bytes >> 20,
+                " MiB): it is not kept for later runs");
+    return shared;
+  }
+  while (cached_bytes_ + bytes > options_.max_bytes && !loaded_.empty()) {
+    auto oldest = loaded_.begin();
+    for (auto e = loaded_.begin(); e != loaded_.end(); ++e) {
+      if (e->second.last_used < oldest->second.last_used) oldest = e;
+    }
+    TrainerLogf(TrainerLogLevel::kInfo, "data set cache full: dropping ", oldest->first);
+    cached_bytes_ -= oldest->second.bytes;
+    loaded_.erase(oldest);
+  }
+  loaded_[key] = Entry{shared, bytes, ++use_counter_};
+  cached_bytes_ += bytes;
   return shared;
+}
+
+int64_t DatasetCache::loads() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return loads_;
+}
+
+int64_t DatasetCache::cached_bytes() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return cached_bytes_;
 }
 
 }  // namespace resweep

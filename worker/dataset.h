@@ -43,23 +43,51 @@ Status ReadCifar10Batch(const std::string& path, torch::Tensor* images, torch::T
 // Reads a gzipped IDX file: idx3 (images, uint8 [N, rows, cols]) or idx1 (labels, uint8 [N]).
 StatusOr<torch::Tensor> ReadIdxGz(const std::string& path);
 
-// Where a config's data set lives: an absolute dataset.path as is; a relative one
-// under `data_root`; an empty one at the kind's default (CIFAR-10:
+// Where a config's data set lives, resolved (symbolic links followed) so that one
+// folder has one name. Relative dataset.path values are found under `data_root` and
+// must stay there: `..` or a link that leads out is INVALID_ARGUMENT, with the same
+// message whether or not the target exists (a submitter cannot probe the worker's
+// file system). An absolute dataset.path is INVALID_ARGUMENT unless
+// `allow_absolute_paths`. An empty one means the kind's default (CIFAR-10:
 // <data_root>/cifar-10-batches-bin; Fashion-MNIST: <data_root>/fashion-mnist when it
-// exists, else Debian's /usr/share/datasets/fashion-mnist).
-std::string ResolveDatasetPath(const DatasetConfig& config, const std::string& data_root);
+// exists, else Debian's /usr/share/datasets/fashion-mnist). A path inside the root
+// that does not exist is NOT_FOUND.
+StatusOr<std::string> ResolveDatasetPath(const DatasetConfig& config, const std::string& data_root,
+                                         bool allow_absolute_paths);
 
-// Loads each data set once per process and hands out shared read-only copies;
-// train/test limits are applied by the caller as views (no copy).
+struct DatasetCacheOptions {
+  std::string data_root = "/data";
+  bool allow_absolute_paths = false;  // --allow-absolute-data-paths
+  // Data sets kept loaded, least recently used dropped first; one bigger than this
+  // is loaded for its run and not kept. Runs keep what they hold either way.
+  int64_t max_bytes = int64_t{2048} << 20;
+};
+
+// Loads each data set (by resolved path) once and hands out shared read-only
+// copies; train/test limits are applied by the caller as views (no copy).
+// Thread-safe.
 class DatasetCache {
  public:
-  explicit DatasetCache(std::string data_root) : data_root_(std::move(data_root)) {}
+  explicit DatasetCache(DatasetCacheOptions options) : options_(std::move(options)) {}
   StatusOr<std::shared_ptr<const Dataset>> Get(const DatasetConfig& config);
 
+  int64_t loads() const;         // data sets read from disk so far
+  int64_t cached_bytes() const;  // bytes of the data sets kept now
+
  private:
-  const std::string data_root_;
-  std::mutex mutex_;
-  std::map<std::string, std::shared_ptr<const Dataset>> loaded_ RESWEEP_GUARDED_BY(mutex_);
+  struct Entry {
+    std::shared_ptr<const Dataset> dataset;
+    int64_t bytes = 0;
+    uint64_t last_used = 0;
+  };
+
+  const DatasetCacheOptions options_;
+  // Loading holds the lock: two slots asking for one data set load it once.
+  mutable std::mutex mutex_;
+  std::map<std::string, Entry> loaded_ RESWEEP_GUARDED_BY(mutex_);  // by kind:resolved path
+  int64_t cached_bytes_ RESWEEP_GUARDED_BY(mutex_) = 0;
+  uint64_t use_counter_ RESWEEP_GUARDED_BY(mutex_) = 0;
+  int64_t loads_ RESWEEP_GUARDED_BY(mutex_) = 0;
 };
 
 }  // namespace resweep

@@ -49,6 +49,7 @@ int main(int argc, char** argv) {
   std::string device = "auto", log_level = "info";
   int slots = 1, threads = 0;
   double poll_seconds = 1.0;
+  int64_t dataset_cache_mb = 2048;
   app.set_version_flag("--version", std::string("resweep-worker ") + resweep::ResweepVersion());
   app.add_option("--coordinator,-c", options.coordinator,
                  "coordinator address host:port [$RESWEEP_COORDINATOR]")
@@ -64,6 +65,13 @@ int main(int argc, char** argv) {
   app.add_option("--data-root", options.data_root,
                  "where relative dataset paths are found (a warning at start if it is missing)")
       ->capture_default_str();
+  app.add_flag("--allow-absolute-data-paths", options.allow_absolute_data_paths,
+               "let sweeps read data sets at absolute paths (by default dataset.path is "
+               "relative and stays under --data-root)");
+  app.add_option("--dataset-cache-mb", dataset_cache_mb,
+                 "data sets kept loaded between runs, least recently used dropped first")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1 << 24));
   app.add_option("--checkpoint-dir", options.checkpoint_dir,
                  "write checkpoints to this shared filesystem (mounted by every worker) "
                  "instead of uploading them to the coordinator");
@@ -116,6 +124,7 @@ int main(int argc, char** argv) {
   }
   options.devices = *devices;
   options.poll_ms = static_cast<int>(poll_seconds * 1000);
+  options.dataset_cache_bytes = dataset_cache_mb << 20;
   if (threads == 0) {
     const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     threads = std::max(1, cores / static_cast<int>(options.devices.size()));

@@ -274,7 +274,9 @@ Worker::Worker(WorkerOptions options)
     : options_(std::move(options)),
       channel_(MakeCoordinatorChannel({options_.coordinator, 8 << 20, options_.security})),
       stub_(v1::Coordinator::NewStub(channel_)),
-      datasets_(options_.data_root) {}
+      datasets_({.data_root = options_.data_root,
+                 .allow_absolute_paths = options_.allow_absolute_data_paths,
+                 .max_bytes = options_.dataset_cache_bytes}) {}
 
 Worker::~Worker() { Stop(); }
 

@@ -30,6 +30,8 @@ struct WorkerOptions {
   std::string name;                  // default: host name
   std::vector<std::string> devices;  // one slot each: "cpu", "cuda:0", ...
   std::string data_root = "/data";
+  bool allow_absolute_data_paths = false;             // else dataset.path stays under data_root
+  int64_t dataset_cache_bytes = int64_t{2048} << 20;  // data sets kept loaded (LRU)
   // Non-empty: checkpoints are written here (a filesystem every worker mounts, at
   // any mount point) instead of being uploaded to the coordinator.
   std::string checkpoint_dir;
