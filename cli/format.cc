@@ -10,8 +10,6 @@
 #include <sstream>
 #include <vector>
 
-#include "common/stats.h"
-
 namespace resweep {
 
 namespace {
@@ -35,16 +33,6 @@ std::string Fixed(double v, const char* fmt) {
   return buf;
 }
 
-Summary FromProto(const v1::Stat& s) {
-  Summary out;
-  out.n = s.n();
-  out.mean = s.mean();
-  out.std = s.std();
-  out.min = s.min();
-  out.max = s.max();
-  return out;
-}
-
 // Display width of UTF-8 text (counts code points; "±" is one column).
 size_t Width(const std::string& s) {
   size_t w = 0;
@@ -58,28 +46,30 @@ std::string Pad(const std::string& s, size_t width, bool right) {
   return right ? std::string(width - w, ' ') + s : s + std::string(width - w, ' ');
 }
 
-// Index of the cell with the lowest mean last-K error (with at least one run).
-int BestCell(const v1::GetResultsResponse& r) {
-  int best = -1;
-  for (int i = 0; i < r.cells_size(); ++i) {
-    const auto& s = r.cells(i).last_k_test_error();
-    if (s.n() == 0) continue;
-    if (best < 0 || s.mean() < r.cells(best).last_k_test_error().mean()) best = i;
-  }
-  return best;
+std::string MeanCi(const v1::Stat& s) {
+  if (s.n() == 0) return "-";
+  if (s.n() == 1) return Percent(s.mean());
+  return Percent(s.mean()) + " ± " + Percent((s.ci95_high() - s.ci95_low()) / 2);
 }
 
-double PValue(const v1::GetResultsResponse& r, int i, int best) {
-  if (best < 0 || i == best) return -1;
-  return WelchTTestPValue(FromProto(r.cells(i).last_k_test_error()),
-                          FromProto(r.cells(best).last_k_test_error()));
-}
-
-std::string PValueVersusBest(const v1::GetResultsResponse& r, int i, int best) {
-  if (best >= 0 && i == best) return "best";
-  const double p = PValue(r, i, best);
+std::string PValueText(double p) {
   if (p < 0) return "-";
   return p < 0.001 ? "<0.001" : Fixed(p, "%.3f");
+}
+
+// The cell against the best: best, ≈ best (cannot be told apart at alpha), worse, or
+// ? (fewer than two seeds on one side: no test).
+std::string Verdict(const v1::CellResult& c) {
+  const auto& v = c.comparison();
+  if (v.is_best()) return "best";
+  if (!v.testable()) return c.last_k_test_error().n() ? "?" : "-";
+  return v.indistinguishable_from_best() ? "≈ best" : "worse";
+}
+
+std::string ProbabilityText(const v1::CellComparison& v) {
+  if (!v.has_probability()) return "-";
+  return Fixed(v.probability_better(), "%.2f") + " [" + Fixed(v.probability_better_low(), "%.2f") +
+         ", " + Fixed(v.probability_better_high(), "%.2f") + "]";
 }
 
 using nlohmann::json;
@@ -88,12 +78,37 @@ using nlohmann::json;
 json Maybe(bool present, double value) { return present ? json(value) : json(nullptr); }
 
 json StatJson(const v1::Stat& s) {
-  const bool any = s.n() > 0;
+  const bool any = s.n() > 0, spread = s.n() > 1;
   return json{{"n", s.n()},
               {"mean", Maybe(any, s.mean())},
-              {"std", Maybe(s.n() > 1, s.std())},
+              {"std", Maybe(spread, s.std())},
+              {"sem", Maybe(spread, s.sem())},
+              {"ci95", spread ? json{s.ci95_low(), s.ci95_high()} : json(nullptr)},
+              {"bootstrap_ci95",
+               spread ? json{s.bootstrap_ci95_low(), s.bootstrap_ci95_high()} : json(nullptr)},
+              {"median", Maybe(any, s.median())},
+              {"q1", Maybe(any, s.q1())},
+              {"q3", Maybe(any, s.q3())},
+              {"iqr", Maybe(any, s.q3() - s.q1())},
+              {"iqm", Maybe(any, s.iqm())},
               {"min", Maybe(any, s.min())},
-              {"max", Maybe(any, s.max())}};
+              {"max", Maybe(any, s.max())},
+              {"values", json(std::vector<double>(s.values().begin(), s.values().end()))}};
+}
+
+json ComparisonJson(const v1::CellComparison& v) {
+  const bool poi = v.has_probability(), tested = v.testable() && !v.is_best();
+  return json{{"is_best", v.is_best()},
+              {"testable", v.testable()},
+              {"welch_t", Maybe(tested, v.welch_t())},
+              {"welch_dof", Maybe(tested, v.welch_dof())},
+              {"p_welch", Maybe(tested, v.p_welch())},
+              {"p_holm", Maybe(tested, v.p_holm())},
+              {"indistinguishable_from_best", v.indistinguishable_from_best()},
+              {"probability_better", Maybe(poi, v.probability_better())},
+              {"probability_better_ci95",
+               poi ? json{v.probability_better_low(), v.probability_better_high()} : json(nullptr)},
+              {"seeds_needed", v.seeds_needed() > 0 ? json(v.seeds_needed()) : json(nullptr)}};
 }
 
 json CountsJson(const v1::RunCounts& c) {
@@ -192,12 +207,11 @@ std::string FormatDuration(double seconds) {
 
 StatusOr<std::string> FormatResults(const v1::GetResultsResponse& r, const std::string& format) {
   const std::string k = std::to_string(r.last_k());
-  const int best = BestCell(r);
   if (format == "json") {
     json cells = json::array();
     for (int i = 0; i < r.cells_size(); ++i) {
       const auto& c = r.cells(i);
-      const double p = PValue(r, i, best);
+      const auto& v = c.comparison();
       cells.push_back(
           json{{"cell", c.cell_label()},
                {"params", TypedParams(c.params())},
@@ -205,8 +219,9 @@ StatusOr<std::string> FormatResults(const v1::GetResultsResponse& r, const std::
                {"runs_succeeded", c.runs_succeeded()},
                {"final_test_error", StatJson(c.final_test_error())},
                {"last_k_test_error", StatJson(c.last_k_test_error())},
-               {"is_best", i == best},
-               {"p_vs_best", Maybe(p >= 0, p)},
+               {"is_best", v.is_best()},
+               {"p_vs_best", Maybe(v.testable() && !v.is_best(), v.p_welch())},
+               {"comparison", ComparisonJson(v)},
                {"param_count", c.mean_param_count() > 0
                                    ? json(static_cast<int64_t>(std::llround(c.mean_param_count())))
                                    : json(nullptr)},
@@ -217,34 +232,63 @@ StatusOr<std::string> FormatResults(const v1::GetResultsResponse& r, const std::
                {"paper_test_error", Maybe(c.paper_test_error() >= 0, c.paper_test_error())},
                {"source_test_error", Maybe(c.source_test_error() >= 0, c.source_test_error())}});
     }
-    return Dump(json{{"sweep", SweepJson(r.sweep())},
-                     {"last_k", r.last_k()},
-                     {"error_unit", "fraction"},
-                     {"p_vs_best_test", "Welch two-sided t-test of last-K test errors"},
-                     {"cells", cells}});
+    return Dump(json{
+        {"sweep", SweepJson(r.sweep())},
+        {"last_k", r.last_k()},
+        {"error_unit", "fraction"},
+        {"best_cell", r.best_cell() >= 0 ? json(r.best_cell()) : json(nullptr)},
+        {"alpha", r.alpha()},
+        {"p_vs_best_test", "Welch two-sided t-test of last-K test errors"},
+        {"p_holm", "p_vs_best adjusted with Holm's method across the sweep's comparisons"},
+        {"probability_better",
+         "P(a seed of the cell has lower last-K error than a seed of the best cell), "
+         "stratified bootstrap 95% interval"},
+        {"seeds_needed", "seeds per cell for 80% power of a Welch test at alpha against the best"},
+        {"cells", cells}});
   }
   if (format == "csv") {
     std::ostringstream out;
-    // Error columns are fractions (0..1): the _frac suffix says so.
+    // Error columns are fractions (0..1): the _frac suffix says so. New columns are
+    // appended, so scripts reading the first ones keep working.
     out << "cell,runs_succeeded,runs_total,final_n,final_mean_frac,final_std_frac,"
            "final_min_frac,final_max_frac,lastk_k,lastk_n,lastk_mean_frac,lastk_std_frac,"
            "lastk_min_frac,lastk_max_frac,is_best,p_vs_best,param_count,paper_error_frac,"
-           "source_error_frac\n";
+           "source_error_frac,lastk_sem_frac,lastk_ci95_low_frac,lastk_ci95_high_frac,"
+           "lastk_median_frac,lastk_q1_frac,lastk_q3_frac,lastk_iqm_frac,"
+           "lastk_bootstrap_ci95_low_frac,lastk_bootstrap_ci95_high_frac,p_holm,"
+           "indistinguishable_from_best,probability_better,probability_better_low,"
+           "probability_better_high,seeds_needed,lastk_values_frac\n";
     for (int i = 0; i < r.cells_size(); ++i) {
       const auto& c = r.cells(i);
       const auto& f = c.final_test_error();
       const auto& l = c.last_k_test_error();
-      auto num = [](bool present, double v) { return present ? Fixed(v, "%.6f") : ""; };
-      const double p = PValue(r, i, best);
+      const auto& v = c.comparison();
+      auto num = [](bool present, double x) { return present ? Fixed(x, "%.6f") : ""; };
+      const bool tested = v.testable() && !v.is_best();
+      auto p = [](bool present, double x) { return present ? Fixed(x, "%.6g") : ""; };
+      std::string values;
+      for (double x : l.values()) values += (values.empty() ? "" : ";") + Fixed(x, "%.6f");
       out << '"' << c.cell_label() << "\"," << c.runs_succeeded() << ',' << c.runs_total() << ','
           << f.n() << ',' << num(f.n() > 0, f.mean()) << ',' << num(f.n() > 1, f.std()) << ','
           << num(f.n() > 0, f.min()) << ',' << num(f.n() > 0, f.max()) << ',' << k << ',' << l.n()
           << ',' << num(l.n() > 0, l.mean()) << ',' << num(l.n() > 1, l.std()) << ','
           << num(l.n() > 0, l.min()) << ',' << num(l.n() > 0, l.max()) << ','
-          << (i == best ? "true" : "false") << ',' << (p >= 0 ? Fixed(p, "%.6g") : "") << ','
+          << (v.is_best() ? "true" : "false") << ',' << p(tested, v.p_welch()) << ','
           << (c.mean_param_count() > 0 ? Fixed(c.mean_param_count(), "%.0f") : "") << ','
           << (c.paper_test_error() < 0 ? "" : Fixed(c.paper_test_error(), "%.4f")) << ','
-          << (c.source_test_error() < 0 ? "" : Fixed(c.source_test_error(), "%.6f")) << '\n';
+          << (c.source_test_error() < 0 ? "" : Fixed(c.source_test_error(), "%.6f")) << ','
+          << num(l.n() > 1, l.sem()) << ',' << num(l.n() > 1, l.ci95_low()) << ','
+          << num(l.n() > 1, l.ci95_high()) << ',' << num(l.n() > 0, l.median()) << ','
+          << num(l.n() > 0, l.q1()) << ',' << num(l.n() > 0, l.q3()) << ','
+          << num(l.n() > 0, l.iqm()) << ',' << num(l.n() > 1, l.bootstrap_ci95_low()) << ','
+          << num(l.n() > 1, l.bootstrap_ci95_high()) << ',' << p(tested, v.p_holm()) << ','
+          << (v.testable() || v.is_best() ? (v.indistinguishable_from_best() ? "true" : "false")
+                                          : "")
+          << ',' << p(v.has_probability(), v.probability_better()) << ','
+          << p(v.has_probability(), v.probability_better_low()) << ','
+          << p(v.has_probability(), v.probability_better_high()) << ','
+          << (v.seeds_needed() > 0 ? std::to_string(v.seeds_needed()) : "") << ',' << values
+          << '\n';
     }
     return out.str();
   }
@@ -252,19 +296,29 @@ StatusOr<std::string> FormatResults(const v1::GetResultsResponse& r, const std::
     return InvalidArgumentError("unknown format '" + format + "' (table, markdown, csv, json)");
   }
 
-  const std::vector<std::string> header = {
-      "cell",      "n",      "final err % (mean ± std)",
-      "min",       "max",    "last-" + k + " err % (mean ± std)",
-      "p vs best", "params", "paper %",
-      "2016 run %"};
+  const std::vector<std::string> header = {"cell",
+                                           "n",
+                                           "last-" + k + " err % (mean ± 95% CI)",
+                                           "std",
+                                           "vs best",
+                                           "p (Holm)",
+                                           "P(better) [95% CI]",
+                                           "seeds for 80%",
+                                           "final err % (mean ± std)",
+                                           "params",
+                                           "paper %",
+                                           "2016 run %"};
   std::vector<std::vector<std::string>> rows;
   for (int i = 0; i < r.cells_size(); ++i) {
     const auto& c = r.cells(i);
-    const auto& f = c.final_test_error();
+    const auto& l = c.last_k_test_error();
+    const auto& v = c.comparison();
     rows.push_back({c.cell_label(),
                     std::to_string(c.runs_succeeded()) + "/" + std::to_string(c.runs_total()),
-                    MeanStd(f), f.n() ? Percent(f.min()) : "-", f.n() ? Percent(f.max()) : "-",
-                    MeanStd(c.last_k_test_error()), PValueVersusBest(r, i, best),
+                    MeanCi(l), l.n() > 1 ? Percent(l.std()) : "-", Verdict(c),
+                    v.testable() && !v.is_best() ? PValueText(v.p_holm()) : "-", ProbabilityText(v),
+                    v.seeds_needed() > 0 ? std::to_string(v.seeds_needed()) : "-",
+                    MeanStd(c.final_test_error()),
                     c.mean_param_count() > 0 ? Fixed(c.mean_param_count() / 1e6, "%.3fM") : "-",
                     Percent(c.paper_test_error()), Percent(c.source_test_error())});
   }
@@ -307,10 +361,19 @@ StatusOr<std::string> FormatResults(const v1::GetResultsResponse& r, const std::
     out << std::string(total - 2, '-') << "\n";
     for (const auto& row : rows) line(row);
   }
-  out << "\nfinal: test error after the last epoch; last-" << k << ": mean of the last " << k
-      << " evaluated epochs per run; std: sample standard deviation across seeds;\n"
-         "p vs best: Welch two-sided t-test of last-"
-      << k << " errors against the best cell (small p: the difference is unlikely noise).\n";
+  out << "\nlast-" << k << ": per run, the mean test error of its last " << k
+      << " evaluated epochs; mean ± the Student-t 95% confidence\n"
+         "interval of the mean over seeds; std: sample standard deviation across seeds. vs best: "
+         "'≈ best' when a\n"
+         "Welch t-test against the best cell, Holm-adjusted across the sweep (p), cannot tell "
+         "them apart at "
+      << Fixed(r.alpha() > 0 ? r.alpha() : 0.05, "%.2g")
+      << "; '?' with\n"
+         "fewer than two seeds. P(better): the chance a seed of the cell beats a seed of the "
+         "best. seeds for 80%: seeds\n"
+         "per cell a Welch test would need to separate the cell from the best 80% of the time, "
+         "given the spread seen.\n"
+         "final: test error after the last epoch.\n";
   return out.str();
 }
 

@@ -42,19 +42,51 @@ void ToProto(const RunView& view, v1::RunInfo* out) {
 }
 
 namespace {
-void ToProto(const Summary& s, v1::Stat* out) {
-  out->set_n(s.n);
-  out->set_mean(s.mean);
-  out->set_std(s.std);
-  out->set_min(s.min);
-  out->set_max(s.max);
+void ToProto(const analysis::Description& d, v1::Stat* out) {
+  out->set_n(d.n);
+  out->set_mean(d.mean);
+  out->set_std(d.std);
+  out->set_min(d.min);
+  out->set_max(d.max);
+  out->set_sem(d.sem);
+  out->set_ci95_low(d.ci95.low);
+  out->set_ci95_high(d.ci95.high);
+  out->set_median(d.median);
+  out->set_q1(d.q1);
+  out->set_q3(d.q3);
+  out->set_iqm(d.iqm);
+  out->set_bootstrap_ci95_low(d.bootstrap_ci95.low);
+  out->set_bootstrap_ci95_high(d.bootstrap_ci95.high);
+  for (double v : d.values) out->add_values(v);
+}
+
+void ToProto(const analysis::CellVerdict& v, v1::CellComparison* out) {
+  out->set_is_best(v.is_best);
+  out->set_testable(v.testable);
+  if (v.welch) {
+    out->set_welch_t(v.welch->t);
+    out->set_welch_dof(v.welch->dof);
+    out->set_p_welch(v.welch->p);
+    out->set_p_holm(v.p_holm);
+  }
+  out->set_indistinguishable_from_best(v.indistinguishable_from_best);
+  if (const auto& poi = v.probability_better_than_best) {
+    out->set_has_probability(true);
+    out->set_probability_better(poi->estimate);
+    out->set_probability_better_low(poi->ci95.low);
+    out->set_probability_better_high(poi->ci95.high);
+  }
+  out->set_seeds_needed(v.seeds_needed.value_or(0));
 }
 }  // namespace
 
 void ToProto(const ResultsView& view, v1::GetResultsResponse* out) {
   ToProto(view.sweep, out->mutable_sweep());
   out->set_last_k(view.last_k);
+  out->set_best_cell(-1);
+  out->set_alpha(analysis::kDefaultAlpha);
   for (const auto& c : view.cells) {
+    if (c.comparison.is_best) out->set_best_cell(out->cells_size());
     auto* cell = out->add_cells();
     cell->set_cell_label(c.cell_label);
     for (const auto& [k, v] : c.params) (*cell->mutable_params())[k] = v;
@@ -69,6 +101,7 @@ void ToProto(const ResultsView& view, v1::GetResultsResponse* out) {
     cell->set_paper_test_error(c.paper_test_error);
     cell->set_source_test_error(c.source_test_error);
     cell->set_mean_param_count(c.mean_param_count);
+    ToProto(c.comparison, cell->mutable_comparison());
   }
 }
 

@@ -1,5 +1,7 @@
 #include "coordinator/results.h"
 
+#include <numeric>
+
 #include <nlohmann/json.hpp>
 
 #include "common/reference_results.h"
@@ -62,10 +64,16 @@ std::vector<CellSummary> SummarizeCells(const std::vector<RunOutcome>& outcomes,
     if (lastk >= 0) lastks[cell.cell_key].push_back(lastk);
     params[cell.cell_key].push_back(static_cast<double>(o.run.param_count));
   }
-  for (auto& c : cells) {
-    c.final_test_error = Summarize(finals[c.cell_key]);
-    c.last_k_test_error = Summarize(lastks[c.cell_key]);
-    c.mean_param_count = Summarize(params[c.cell_key]).mean;
+  std::vector<std::vector<double>> headline;
+  for (const auto& c : cells) headline.push_back(lastks[c.cell_key]);
+  analysis::Comparison comparison = analysis::CompareWithBest(headline);
+  for (size_t i = 0; i < cells.size(); ++i) {
+    CellSummary& c = cells[i];
+    c.final_test_error = analysis::Describe(finals[c.cell_key]);
+    c.comparison = std::move(comparison.cells[i]);
+    c.last_k_test_error = c.comparison.description;
+    const auto& p = params[c.cell_key];
+    c.mean_param_count = p.empty() ? 0 : std::accumulate(p.begin(), p.end(), 0.0) / p.size();
   }
   return cells;
 }

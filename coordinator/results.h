@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "common/stats.h"
+#include "analysis/statistics.h"
 #include "coordinator/store.h"
 
 namespace resweep {
@@ -22,8 +22,11 @@ struct CellSummary {
   std::map<std::string, std::string> params;
   int runs_total = 0;
   int runs_succeeded = 0;
-  Summary final_test_error;   // over succeeded runs: the test error of the last epoch
-  Summary last_k_test_error;  // over succeeded runs: mean test error of the last K evaluated epochs
+  // Over succeeded runs: the test error of the last epoch, and the mean test error of
+  // the last K evaluated epochs (the headline number; the comparison is of it).
+  analysis::Description final_test_error;
+  analysis::Description last_k_test_error;
+  analysis::CellVerdict comparison;  // against the sweep's best cell
   std::string dataset;
   std::string block;
   std::string shortcut;
@@ -37,8 +40,9 @@ struct CellSummary {
 // (test_error >= 0); -1 when none was.
 double LastKMeanTestError(const std::vector<EpochRecord>& epochs, int last_k);
 
-// One summary per cell, in order of each cell's first run. Published figures are
-// attached only to CIFAR-10 cells whose block/shortcut match the publication.
+// One summary per cell, in order of each cell's first run, each compared with the best
+// cell (analysis::CompareWithBest at alpha 0.05). Published figures are attached only to
+// CIFAR-10 cells whose block/shortcut match the publication.
 std::vector<CellSummary> SummarizeCells(const std::vector<RunOutcome>& outcomes, int last_k);
 
 }  // namespace resweep

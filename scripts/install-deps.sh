@@ -11,6 +11,7 @@ PACKAGES=(
   libyaml-cpp-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev nlohmann-json3-dev zlib1g-dev libssl-dev openssl
+  libboost-math-dev             # distributions for the statistics (analysis/)
   dataset-fashion-mnist
   clang-14 libclang-rt-14-dev   # libFuzzer targets (scripts/fuzz.sh)
   iproute2                      # network namespaces in the partition test

@@ -1,36 +1,14 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "analysis/statistics.h"
 #include "cli/format.h"
 #include "common/reference_results.h"
-#include "common/stats.h"
+#include "coordinator/convert.h"
 #include "coordinator/results.h"
 
 namespace resweep {
 namespace {
-
-TEST(Stats, MeanAndSampleStdMatchHandComputedValues) {
-  Summary s = Summarize({0.1, 0.2, 0.3});
-  EXPECT_EQ(s.n, 3);
-  EXPECT_NEAR(s.mean, 0.2, 1e-15);
-  EXPECT_NEAR(s.std, 0.1, 1e-15);  // sqrt(((-.1)^2 + 0 + .1^2) / 2)
-  EXPECT_DOUBLE_EQ(s.min, 0.1);
-  EXPECT_DOUBLE_EQ(s.max, 0.3);
-  Summary t = Summarize({0.0645, 0.0661, 0.0652, 0.0670, 0.0677});
-  EXPECT_NEAR(t.mean, 0.0661, 1e-12);
-  EXPECT_NEAR(t.std, 0.0012980755, 1e-9);
-  EXPECT_EQ(Summarize({0.5}).std, 0.0);
-  EXPECT_EQ(Summarize({}).n, 0);
-}
-
-TEST(Stats, WelchPValueMatchesReference) {
-  Summary a{5, 10, 1, 0, 0}, b{5, 12, 1, 0, 0};
-  EXPECT_NEAR(WelchTTestPValue(a, b), 0.0133491, 1e-5);  // t = 3.162, df = 8
-  Summary c{4, 0.070, 0.004, 0, 0}, d{6, 0.075, 0.006, 0, 0};
-  EXPECT_NEAR(WelchTTestPValue(c, d), 0.152603, 1e-4);  // df = 7.98
-  EXPECT_NEAR(WelchTTestPValue(a, a), 1.0, 1e-9);
-  EXPECT_LT(WelchTTestPValue(Summary{1, 0, 0, 0, 0}, a), 0);
-}
 
 TEST(Results, LastKSkipsUnevaluatedEpochs) {
   std::vector<EpochRecord> epochs(5);
@@ -79,6 +57,8 @@ TEST(ResultsFormat, EveryFormatCarriesTheNumbers) {
   c->mutable_last_k_test_error()->set_n(5);
   c->mutable_last_k_test_error()->set_mean(0.0850);
   c->set_paper_test_error(0.0875);
+  c->mutable_comparison()->set_is_best(true);  // the coordinator decides, not the CLI
+  r.set_best_cell(0);
   auto table = FormatResults(r, "table");
   ASSERT_TRUE(table.ok());
   EXPECT_NE(table->find("8.42 ± 0.21"), std::string::npos) << *table;
@@ -115,6 +95,83 @@ TEST(ResultsFormat, EveryFormatCarriesTheNumbers) {
   EXPECT_NE(csv2->find("\"model.depth_n=5\",0,5,0,,,,,5,0,,,,,false,,,,"), std::string::npos)
       << *csv2;
   EXPECT_EQ(FormatResults(r, "xml").status().code(), StatusCode::kInvalidArgument);
+}
+
+// Every output takes its statistics from the analysis library through the results the
+// coordinator computes: the same seeds give the same numbers in the table, JSON and CSV.
+TEST(ResultsFormat, ComparisonColumnsComeFromTheAnalysisLibrary) {
+  auto outcome = [](const std::string& cell, int64_t seed, double error) {
+    RunOutcome o;
+    o.link.cell_key = cell;
+    o.link.cell_label = "model.block=" + cell;
+    o.run.state = RunState::kSucceeded;
+    o.run.seed = seed;
+    o.run.config_json = R"({"dataset":{"kind":"fashion-mnist"}})";
+    EpochRecord e;
+    e.epoch = 1;
+    e.test_error = error;
+    o.epochs = {e};
+    return o;
+  };
+  std::vector<RunOutcome> outcomes;
+  const std::vector<double> a = {0.0690, 0.0712, 0.0688, 0.0725, 0.0701};
+  const std::vector<double> b = {0.0650, 0.0668, 0.0655, 0.0672, 0.0660};
+  const std::vector<double> c = {0.0645, 0.0661, 0.0652, 0.0670, 0.0677, 0.0701, 0.0633};
+  for (size_t i = 0; i < a.size(); ++i) outcomes.push_back(outcome("a", i, a[i]));
+  for (size_t i = 0; i < b.size(); ++i) outcomes.push_back(outcome("b", i, b[i]));
+  for (size_t i = 0; i < c.size(); ++i) outcomes.push_back(outcome("c", i, c[i]));
+  outcomes.push_back(outcome("d", 0, 0.08));
+  ResultsView view;
+  view.last_k = 1;
+  view.cells = SummarizeCells(outcomes, 1);
+  v1::GetResultsResponse r;
+  ToProto(view, &r);
+  ASSERT_EQ(r.cells_size(), 4);
+  EXPECT_EQ(r.best_cell(), 1);
+  const auto expected = analysis::CompareWithBest({a, b, c, {0.08}});
+  const auto j = nlohmann::json::parse(*FormatResults(r, "json"));
+  EXPECT_EQ(j["best_cell"], 1);
+  for (int i = 0; i < 4; ++i) {
+    const auto& want = expected.cells[i];
+    const auto& got = j["cells"][i];
+    EXPECT_EQ(got["is_best"].get<bool>(), want.is_best) << i;
+    EXPECT_EQ(got["comparison"]["indistinguishable_from_best"].get<bool>(),
+              want.indistinguishable_from_best)
+        << i;
+    EXPECT_DOUBLE_EQ(got["last_k_test_error"]["ci95"].is_null()
+                         ? want.description.mean
+                         : got["last_k_test_error"]["ci95"][0].get<double>(),
+                     want.description.ci95.low)
+        << i;
+    if (want.welch) {
+      EXPECT_DOUBLE_EQ(got["p_vs_best"].get<double>(), want.welch->p) << i;
+      EXPECT_DOUBLE_EQ(got["comparison"]["p_holm"].get<double>(), want.p_holm) << i;
+      EXPECT_EQ(got["comparison"]["seeds_needed"].get<int>(), *want.seeds_needed) << i;
+    } else {
+      EXPECT_TRUE(got["comparison"]["p_holm"].is_null()) << i;
+    }
+    EXPECT_EQ(got["last_k_test_error"]["values"].size(), want.description.values.size()) << i;
+  }
+  // a: clearly worse (p_holm < 0.05); c: cannot be told apart; d: one seed, no test.
+  EXPECT_FALSE(j["cells"][0]["comparison"]["indistinguishable_from_best"].get<bool>());
+  EXPECT_TRUE(j["cells"][2]["comparison"]["indistinguishable_from_best"].get<bool>());
+  EXPECT_FALSE(j["cells"][3]["comparison"]["testable"].get<bool>());
+  EXPECT_DOUBLE_EQ(j["cells"][3]["comparison"]["probability_better"].get<double>(), 0.0);
+
+  const std::string table = *FormatResults(r, "table");
+  EXPECT_NE(table.find("≈ best"), std::string::npos) << table;
+  EXPECT_NE(table.find("worse"), std::string::npos) << table;
+  EXPECT_NE(table.find(" ? "), std::string::npos) << table;
+  // b's mean 6.61% with its Student-t half width, as the table prints it.
+  const auto& bd = expected.cells[1].description;
+  char cell[64];
+  std::snprintf(cell, sizeof(cell), "%.2f ± %.2f", bd.mean * 100,
+                (bd.ci95.high - bd.ci95.low) / 2 * 100);
+  EXPECT_NE(table.find(cell), std::string::npos) << cell << "\n" << table;
+
+  const std::string csv = *FormatResults(r, "csv");
+  EXPECT_NE(csv.find(",p_holm,indistinguishable_from_best,"), std::string::npos) << csv;
+  EXPECT_NE(csv.find("0.065000;0.066800;0.065500;0.067200;0.066000"), std::string::npos) << csv;
 }
 
 }  // namespace

@@ -1,0 +1,159 @@
+// The statistics library against values computed independently. Unless a test says
+// otherwise, reference values come from SciPy 1.10.1 / NumPy 1.24 (Debian 12's
+// python3-scipy); the calls are given next to each value.
+#include "analysis/statistics.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+namespace resweep::analysis {
+namespace {
+
+// Seven and five seeds of two cells' test error.
+const std::vector<double> kX = {0.0645, 0.0661, 0.0652, 0.0670, 0.0677, 0.0701, 0.0633};
+const std::vector<double> kY = {0.0690, 0.0712, 0.0688, 0.0725, 0.0701};
+
+TEST(Distributions, QuantilesMatchPublishedAndScipyValues) {
+  // The t table's t_{0.975, 4} = 2.776; scipy.stats.t.ppf(.975, 4) = 2.7764451052.
+  EXPECT_NEAR(StudentTQuantile(0.975, 4), 2.7764451052, 1e-9);
+  EXPECT_NEAR(StudentTQuantile(0.975, 7.5), 2.3330396266, 1e-9);  // t.ppf(.975, 7.5)
+  EXPECT_NEAR(StudentTQuantile(0.8, 3.2), 0.9688795923, 1e-9);    // t.ppf(.8, 3.2)
+  EXPECT_NEAR(NormalQuantile(0.975), 1.9599639845, 1e-9);         // norm.ppf(.975)
+}
+
+TEST(Describe, MatchesScipyOnSevenSeeds) {
+  const Description d = Describe(kX);
+  EXPECT_EQ(d.n, 7);
+  EXPECT_NEAR(d.mean, 0.0662714285714, 1e-12);   // x.mean()
+  EXPECT_NEAR(d.std, 0.00224997354482, 1e-12);   // x.std(ddof=1)
+  EXPECT_NEAR(d.sem, 0.000850410065152, 1e-12);  // scipy.stats.sem(x)
+  // scipy.stats.t.interval(0.95, 6, loc=mean, scale=sem)
+  EXPECT_NEAR(d.ci95.low, 0.0641905501067, 1e-11);
+  EXPECT_NEAR(d.ci95.high, 0.0683523070362, 1e-11);
+  EXPECT_NEAR(d.median, 0.0661, 1e-12);  // np.median(x)
+  EXPECT_NEAR(d.q1, 0.06485, 1e-12);     // np.percentile(x, 25)
+  EXPECT_NEAR(d.q3, 0.06735, 1e-12);     // np.percentile(x, 75)
+  EXPECT_NEAR(d.iqr, 0.0025, 1e-12);
+  EXPECT_NEAR(d.iqm, 0.0661, 1e-12);  // scipy.stats.trim_mean(x, 0.25)
+  EXPECT_DOUBLE_EQ(d.min, 0.0633);
+  EXPECT_DOUBLE_EQ(d.max, 0.0701);
+  EXPECT_EQ(d.values, kX);
+  // scipy.stats.bootstrap((x,), np.mean, method='percentile', n_resamples=100000):
+  // (0.0648, 0.0678714). Another generator, so equal up to resampling noise: 3% of
+  // the interval's width.
+  const double width = 0.0678714 - 0.0648;
+  EXPECT_NEAR(d.bootstrap_ci95.low, 0.0648, 0.03 * width);
+  EXPECT_NEAR(d.bootstrap_ci95.high, 0.0678714, 0.03 * width);
+}
+
+TEST(Describe, IsReproducibleAndDegradesGracefully) {
+  const Description a = Describe(kX), b = Describe(kX);
+  EXPECT_EQ(a.bootstrap_ci95.low, b.bootstrap_ci95.low);
+  EXPECT_EQ(a.bootstrap_ci95.high, b.bootstrap_ci95.high);
+  const Description other_seed = Describe(kX, kBootstrapSeed + 1);
+  EXPECT_NE(a.bootstrap_ci95.low, other_seed.bootstrap_ci95.low);
+
+  const Description one = Describe({0.07});
+  EXPECT_EQ(one.n, 1);
+  EXPECT_EQ(one.std, 0);
+  EXPECT_EQ(one.ci95.low, 0.07);
+  EXPECT_EQ(one.ci95.high, 0.07);
+  EXPECT_EQ(one.iqm, 0.07);
+  EXPECT_EQ(Describe({}).n, 0);
+  // trim_mean([1, 2, 3, 4, 100], 0.25) = 3: one value cut from each end.
+  EXPECT_DOUBLE_EQ(Describe({100, 2, 1, 4, 3}).iqm, 3.0);
+}
+
+TEST(Welch, MatchesScipy) {
+  // scipy.stats.ttest_ind(x, y, equal_var=False)
+  const auto w = Welch(kX, kY);
+  ASSERT_TRUE(w.has_value());
+  EXPECT_NEAR(w->t, -3.688763968, 1e-8);
+  EXPECT_NEAR(w->p, 0.004185379217, 1e-10);
+  EXPECT_NEAR(w->dof, 9.999994468, 1e-6);
+  EXPECT_NEAR(Welch(kY, kX)->p, w->p, 1e-15);  // symmetric
+  // ttest_ind([9, 10, 11, 10, 10], [12, 11, 13, 12, 12], equal_var=False)
+  const auto integers = Welch({9, 10, 11, 10, 10}, {12, 11, 13, 12, 12});
+  EXPECT_NEAR(integers->t, -4.472135955, 1e-8);
+  EXPECT_NEAR(integers->p, 0.002077337711, 1e-11);
+  EXPECT_FALSE(Welch({0.1}, kX).has_value());
+  EXPECT_EQ(Welch({0.1, 0.1}, {0.1, 0.1})->p, 1);
+  EXPECT_EQ(Welch({0.1, 0.1}, {0.2, 0.2})->p, 0);
+}
+
+TEST(Holm, AdjustsByRankAndKeepsOrder) {
+  // By hand from Holm (1979): sorted 0.005 x 4 = 0.02, 0.01 x 3 = 0.03, 0.03 x 2 = 0.06,
+  // 0.04 x 1 = 0.04 -> raised to 0.06 to stay monotone.
+  const auto adjusted = HolmAdjust({0.01, 0.04, 0.03, 0.005, -1});
+  ASSERT_EQ(adjusted.size(), 5u);
+  EXPECT_NEAR(adjusted[0], 0.03, 1e-15);
+  EXPECT_NEAR(adjusted[1], 0.06, 1e-15);
+  EXPECT_NEAR(adjusted[2], 0.06, 1e-15);
+  EXPECT_NEAR(adjusted[3], 0.02, 1e-15);
+  EXPECT_EQ(adjusted[4], -1);                 // no test: kept and not counted
+  EXPECT_EQ(HolmAdjust({0.5, 0.9})[1], 1.0);  // capped at 1
+}
+
+TEST(ProbabilityOfImprovement, MannWhitneyEstimateWithTiesAndBootstrap) {
+  // scipy.stats.mannwhitneyu(y, x).statistic / (7 * 5) = 0.9285714286
+  const auto p = ProbabilityAIsLower(kX, kY);
+  ASSERT_TRUE(p.has_value());
+  EXPECT_NEAR(p->estimate, 0.9285714286, 1e-10);
+  // Ties count one half: mannwhitneyu(w, z).statistic / 12 = 0.4166666667.
+  EXPECT_NEAR(ProbabilityAIsLower({0.07, 0.068, 0.068, 0.066}, {0.068, 0.069, 0.065})->estimate,
+              0.4166666667, 1e-10);
+  // A stratified percentile bootstrap in NumPy (100,000 resamples) gives
+  // (0.742857, 1.0); the interval is made of multiples of 1/35.
+  EXPECT_NEAR(p->ci95.low, 0.742857, 1.5 / 35);
+  EXPECT_EQ(p->ci95.high, 1.0);
+  EXPECT_FALSE(ProbabilityAIsLower({}, kY).has_value());
+}
+
+TEST(SeedsNeeded, AgreesWithExactPowerOfTheTTest) {
+  // R's power.t.test(delta = 1, sd = 1, power = 0.8) gives n = 16.71 -> 17 per group;
+  // the exact noncentral-t power (scipy.stats.nct) is 0.807 at 17 and 0.781 at 16.
+  EXPECT_EQ(SeedsNeeded(0, 1, 1, 1), 17);
+  // Exact minimal n by scipy.stats.nct for test-error-sized cells: 8 for a 0.2 point
+  // difference with std 0.13 points; 12 for 0.5 with 0.4.
+  EXPECT_EQ(SeedsNeeded(0.070, 0.0013, 0.068, 0.0013), 8);
+  EXPECT_EQ(SeedsNeeded(0.075, 0.004, 0.070, 0.004), 12);
+  EXPECT_EQ(SeedsNeeded(0.08, 0.002, 0.07, 0.002), 3);
+  EXPECT_EQ(SeedsNeeded(0.08, 0, 0.07, 0), 2);
+  EXPECT_FALSE(SeedsNeeded(0.07, 0.01, 0.07, 0.01).has_value());
+  EXPECT_EQ(SeedsNeeded(0.07, 0.01, 0.0700001, 0.01), 1000000);  // capped
+}
+
+TEST(CompareWithBest, PicksTheLowestMeanAndMarksWhatCannotBeToldApart) {
+  const std::vector<double> close = {0.0650, 0.0668, 0.0655, 0.0672, 0.0660};
+  const Comparison c = CompareWithBest({kY, kX, close, {0.09}, {}});
+  EXPECT_EQ(c.best, 2);  // close's mean 0.0661 < kX's 0.06627
+  ASSERT_EQ(c.cells.size(), 5u);
+  EXPECT_TRUE(c.cells[2].is_best);
+  EXPECT_TRUE(c.cells[2].indistinguishable_from_best);
+  EXPECT_FALSE(c.cells[2].welch.has_value());
+  // kX against the best: far from significant.
+  EXPECT_TRUE(c.cells[1].testable);
+  EXPECT_TRUE(c.cells[1].indistinguishable_from_best);
+  // ttest_ind(x, close, equal_var=False).pvalue = 0.8599064569: Holm keeps it (its
+  // rank is second of two).
+  EXPECT_NEAR(c.cells[1].welch->p, 0.8599064569, 1e-9);
+  EXPECT_NEAR(c.cells[1].p_holm, 0.8599064569, 1e-9);
+  // ttest_ind(y, close, equal_var=False).pvalue = 0.0015357469, x 2 comparisons.
+  EXPECT_NEAR(c.cells[0].welch->p, 0.0015357469, 1e-9);
+  EXPECT_NEAR(c.cells[0].p_holm, 2 * 0.0015357469, 2e-9);
+  EXPECT_FALSE(c.cells[0].indistinguishable_from_best);
+  EXPECT_LT(c.cells[0].probability_better_than_best->estimate, 0.1);
+  EXPECT_TRUE(c.cells[0].seeds_needed.has_value());
+  // One seed: compared by probability only, no test, no verdict.
+  EXPECT_FALSE(c.cells[3].testable);
+  EXPECT_FALSE(c.cells[3].indistinguishable_from_best);
+  EXPECT_EQ(c.cells[3].p_holm, -1);
+  EXPECT_EQ(c.cells[3].probability_better_than_best->estimate, 0);
+  // No values: nothing.
+  EXPECT_FALSE(c.cells[4].probability_better_than_best.has_value());
+  EXPECT_EQ(CompareWithBest({{}, {}}).best, -1);
+}
+
+}  // namespace
+}  // namespace resweep::analysis
