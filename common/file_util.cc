@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -43,6 +44,17 @@ Status WriteFileAtomic(const std::string& path, const std::string& data) {
     unlink(tmp.c_str());
     return UnavailableError(path + ": " + why);
   }
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  return SyncDirectory(dir.empty() ? "." : dir);
+}
+
+Status SyncDirectory(const std::string& dir) {
+  const int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return UnavailableError(dir + ": " + std::strerror(errno));
+  const int rc = fsync(fd);
+  const std::string why = rc == 0 ? "" : std::strerror(errno);
+  close(fd);
+  if (rc != 0) return UnavailableError(dir + ": fsync: " + why);
   return Status::Ok();
 }
 

@@ -8,9 +8,13 @@
 namespace resweep {
 
 // Writes `data` to `path` atomically: a temporary file in the same directory is
-// written, fsync'ed and renamed over `path`, so readers see the old or the new
-// content, never a torn one.
+// written, fsync'ed and renamed over `path`, and the directory is fsync'ed, so
+// readers see the old or the new content, never a torn one, and after a crash the
+// rename has either happened or not.
 Status WriteFileAtomic(const std::string& path, const std::string& data);
+// fsync(2) of a directory: makes the renames, creations and removals of entries in
+// it durable.
+Status SyncDirectory(const std::string& dir);
 StatusOr<std::string> ReadWholeFile(const std::string& path);
 // Reads a file that a flag or variable (`source`, e.g. "--tls-ca") names, such as a
 // key or token file: INVALID_ARGUMENT naming both when it cannot be read or is empty.

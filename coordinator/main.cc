@@ -1,6 +1,9 @@
 // resweep-coordinator: the gRPC service that queues, leases and records runs.
+#include <atomic>
 #include <csignal>
+#include <cstdlib>
 #include <fstream>
+#include <memory>
 
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
@@ -51,6 +54,27 @@ int main(int argc, char** argv) {
                  "queued + running runs over all sweeps; larger submissions are refused")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
+  app.add_option("--max-checkpoint-bytes", options.scheduler.max_checkpoint_bytes,
+                 "largest checkpoint a worker may upload")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1} << 10, int64_t{1} << 40));
+  app.add_option("--max-uploads-per-worker", options.scheduler.max_uploads_per_worker,
+                 "checkpoint upload calls one worker may have in progress at once")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
+  double sweep_seconds = 600, stale_upload_seconds = 3600, keep_finished_hours = 168;
+  app.add_option("--artifact-sweep-seconds", sweep_seconds,
+                 "how often abandoned uploads and unneeded checkpoints are removed (0: never)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1e7));
+  app.add_option("--stale-upload-seconds", stale_upload_seconds,
+                 "an upload or unrecorded checkpoint file untouched this long is removed")
+      ->capture_default_str()
+      ->check(CLI::Range(1.0, 1e8));
+  app.add_option("--keep-finished-checkpoints-hours", keep_finished_hours,
+                 "checkpoints of failed or cancelled runs are kept this long for `resweep retry`")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1e6));
   app.add_option("--max-message-bytes", options.max_message_bytes,
                  "largest gRPC message accepted or sent")
       ->capture_default_str()
@@ -86,6 +110,30 @@ int main(int argc, char** argv) {
                  options.tls_cert_file.empty() ? "TLS" : "role tokens");
   }
   options.scheduler.lease_ms = static_cast<int64_t>(lease_seconds * 1000);
+  options.artifact_sweep_ms = static_cast<int64_t>(sweep_seconds * 1000);
+  options.scheduler.stale_upload_ms = static_cast<int64_t>(stale_upload_seconds * 1000);
+  options.scheduler.finished_checkpoint_retention_ms =
+      static_cast<int64_t>(keep_finished_hours * 3600 * 1000);
+  // TEST ONLY: RESWEEP_TEST_CRASH_AT=<point>[@<n>] makes the coordinator exit at once
+  // (status 86, no cleanup, like a crash) the n-th time (default: first) it passes the
+  // named crash point (see SchedulerOptions::test_crash_point). Read once, here; the
+  // integration tests use it to kill the coordinator between two steps of a commit.
+  if (const char* crash_at = std::getenv("RESWEEP_TEST_CRASH_AT"); crash_at && *crash_at) {
+    std::string point = crash_at;
+    int nth = 1;
+    if (auto at = point.find('@'); at != std::string::npos) {
+      nth = std::max(1, std::atoi(point.c_str() + at + 1));
+      point.resize(at);
+    }
+    spdlog::warn("RESWEEP_TEST_CRASH_AT: test-only crash at {} (pass {})", point, nth);
+    auto passes = std::make_shared<std::atomic<int>>(0);
+    options.scheduler.test_crash_point = [point, nth, passes](const std::string& reached) {
+      if (reached != point || ++*passes != nth) return;
+      spdlog::critical("RESWEEP_TEST_CRASH_AT: crashing at {} (pass {})", point, nth);
+      spdlog::default_logger()->flush();
+      std::_Exit(86);
+    };
+  }
   options.scheduler.heartbeat_ms = static_cast<int64_t>(heartbeat_seconds * 1000);
   if (options.scheduler.heartbeat_ms * 2 > options.scheduler.lease_ms) {
     spdlog::warn(

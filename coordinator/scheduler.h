@@ -14,6 +14,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -41,6 +43,29 @@ struct SchedulerOptions {
   // Queue bound: a sweep whose new runs would take the queued + running runs of
   // all sweeps past this is refused as RESOURCE_EXHAUSTED.
   int64_t max_active_runs = 1000000;
+  // Checkpoint uploads: the largest checkpoint accepted (a larger one is
+  // INVALID_ARGUMENT), and how many PutCheckpointChunk calls of one worker may be in
+  // progress at once (one more is RESOURCE_EXHAUSTED, which workers retry).
+  int64_t max_checkpoint_bytes = int64_t{1} << 30;
+  int max_uploads_per_worker = 4;
+  // Artifact sweep-up (SweepArtifacts): an upload or an unrecorded checkpoint file
+  // untouched this long is abandoned; the checkpoints of a failed or cancelled run are
+  // kept this long after it ended (for `resweep retry`), then removed.
+  int64_t stale_upload_ms = 3600 * 1000;
+  int64_t finished_checkpoint_retention_ms = int64_t{7} * 24 * 3600 * 1000;
+  // TEST ONLY: called with the name of each crash point the scheduler passes
+  // ("checkpoint-after-rename": an upload's file is in place and not yet recorded;
+  // "checkpoint-after-commit": recorded, older files not yet removed). The
+  // coordinator sets it from RESWEEP_TEST_CRASH_AT (see main.cc) so tests can kill it
+  // at exactly that point; empty in production.
+  std::function<void(const std::string& point)> test_crash_point;
+};
+
+// What one artifact sweep-up removed.
+struct ArtifactSweepResult {
+  int files_removed = 0;
+  int64_t bytes_removed = 0;
+  int checkpoints_dropped = 0;  // recorded checkpoints of long-finished runs forgotten
 };
 
 struct SubmitOptions {
@@ -173,7 +198,9 @@ class Scheduler {
   Status ReportEpoch(const std::string& worker_id, const EpochRecord& epoch);
   Status Complete(const std::string& worker_id, const std::string& run_id, int attempt,
                   int64_t param_count);
-  // checkpoint_unusable: the run's checkpoint could not be read; forget it.
+  // checkpoint_unusable: the run's checkpoint could not be read; it falls back to an
+  // older checkpoint file or to epoch 0, and the attempt is not counted (it is not
+  // the run's fault, and each such fall-back moves further back).
   // log_tail (capped at kMaxLogTailBytes, oldest lines dropped) is kept with the attempt.
   Status Fail(const std::string& worker_id, const std::string& run_id, int attempt,
               const std::string& reason, bool retryable, bool checkpoint_unusable = false,
@@ -194,7 +221,11 @@ class Scheduler {
 
   // Checkpoint upload of `epoch` (an epoch this attempt has reported): chunks are
   // appended at `offset`; the `last` one, with the whole file's SHA-256, commits it
-  // as the run's resume point. Returns the next offset expected.
+  // as the run's resume point. Returns the next offset expected. The file is put in
+  // place before the database records it, and the older one removed only after: a
+  // failed or interrupted commit keeps the previous checkpoint, and its retry (the
+  // same last chunk again) commits the file already in place. Writing and hashing
+  // run outside the scheduler's lock.
   StatusOr<int64_t> PutCheckpointChunk(const std::string& worker_id, const std::string& run_id,
                                        int attempt, int epoch, int64_t offset,
                                        const std::string& data, bool last,
@@ -205,10 +236,21 @@ class Scheduler {
   Status RecordSharedCheckpoint(const std::string& worker_id, const std::string& run_id,
                                 int attempt, int epoch, const std::string& relative_path,
                                 int64_t iteration = 0);
-  // Reads the run's committed checkpoint (the one its lease said to resume from).
+  // Reads the run's committed checkpoint (the one its lease said to resume from);
+  // NOT_FOUND when its file is gone (the worker then reports it unusable).
   Status GetCheckpointChunk(const std::string& worker_id, const std::string& run_id, int attempt,
                             int epoch, int64_t offset, int max_bytes, std::string* data,
                             int64_t* total_size);
+
+  // Removes what the artifact directory holds that no run will read: uploads of
+  // attempts that no longer hold their run's lease or untouched for stale_upload_ms;
+  // checkpoint files older than the run's recorded one; unrecorded newer ones and
+  // files of unknown runs untouched for stale_upload_ms; everything of succeeded runs;
+  // and the checkpoints of runs failed or cancelled more than
+  // finished_checkpoint_retention_ms ago (forgotten in the database first, so a later
+  // retry starts afresh). Directory scans and removals run outside the lock. The
+  // coordinator calls this periodically.
+  StatusOr<ArtifactSweepResult> SweepArtifacts();
 
   // Closes every lease that expired; returns how many. The coordinator calls this
   // periodically; fenced calls also expire the lease they touch.
@@ -233,6 +275,13 @@ class Scheduler {
   // newer than its current one and of an epoch the attempt has reported.
   static Status CheckCheckpointOrder(const RunRecord& run, int epoch, int64_t iteration);
   Status LoseLeaseLocked(RunRecord run, const std::string& why) RESWEEP_REQUIRES(mutex_);
+  // Makes the newest checkpoint file in the artifact directory older than `run`'s
+  // recorded checkpoint its resume point, or none (epoch 0), because the recorded one
+  // cannot be used (`why`). Changes *run only; the caller stores it.
+  void FallBackToOlderCheckpoint(RunRecord* run, const std::string& why);
+  void CrashPoint(const std::string& point) const {
+    if (options_.test_crash_point) options_.test_crash_point(point);
+  }
   Status CloseAttemptLocked(const RunRecord& run, const std::string& state,
                             const std::string& reason) RESWEEP_REQUIRES(mutex_);
 
@@ -246,6 +295,8 @@ class Scheduler {
   // Submission token bucket, protected by mutex_.
   double submit_tokens_ RESWEEP_GUARDED_BY(mutex_) = -1;  // -1: full, set on first use
   int64_t submit_refilled_ms_ RESWEEP_GUARDED_BY(mutex_) = 0;
+  // PutCheckpointChunk calls in progress, by worker id (entries at 0 are erased).
+  std::map<std::string, int> uploads_in_flight_ RESWEEP_GUARDED_BY(mutex_);
 };
 
 }  // namespace resweep

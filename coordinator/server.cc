@@ -132,6 +132,7 @@ Status CoordinatorServer::Start(const CoordinatorOptions& options) {
   if (!server_ || port_ == 0) {
     return UnavailableError("cannot listen on " + options.listen);
   }
+  artifact_sweep_ms_ = options.artifact_sweep_ms;
   reaper_ = std::thread([this] { ReapLoop(); });
   spdlog::info("coordinator listening on {} (port {}), database {}, checkpoints in {}, lease {} ms",
                options.listen, port_, options.db_path, artifacts, options.scheduler.lease_ms);
@@ -147,11 +148,17 @@ Status CoordinatorServer::Start(const CoordinatorOptions& options) {
 void CoordinatorServer::ReapLoop() {
   const auto period =
       std::chrono::milliseconds(std::max<int64_t>(50, scheduler_->options().lease_ms / 4));
+  auto next_sweep = std::chrono::steady_clock::now();
   std::unique_lock<std::mutex> lock(mutex_);
   while (!stopping_) {
     stop_cv_.wait_for(lock, period, [this] { return stopping_; });
     if (stopping_) break;
     lock.unlock();
+    if (artifact_sweep_ms_ > 0 && std::chrono::steady_clock::now() >= next_sweep) {
+      next_sweep = std::chrono::steady_clock::now() + std::chrono::milliseconds(artifact_sweep_ms_);
+      auto swept = scheduler_->SweepArtifacts();
+      if (!swept.ok()) spdlog::error("artifact sweep-up: {}", swept.status().ToString());
+    }
     auto expired = scheduler_->ExpireLeases();
     if (!expired.ok()) {
       spdlog::error("lease reaper: {}", expired.status().ToString());

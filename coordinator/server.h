@@ -1,4 +1,5 @@
-// A running coordinator: store + scheduler + gRPC server + lease reaper.
+// A running coordinator: store + scheduler + gRPC server + lease reaper (which
+// also sweeps up the artifact directory).
 #pragma once
 
 #include <condition_variable>
@@ -27,6 +28,9 @@ struct CoordinatorOptions {
   std::string db_path = "resweep.db";
   std::string artifacts_dir;  // checkpoints; empty = "<db_path>.artifacts"
   SchedulerOptions scheduler;
+  // How often the artifact directory is swept up (Scheduler::SweepArtifacts); the
+  // first sweep-up runs at start. 0 = never.
+  int64_t artifact_sweep_ms = 600 * 1000;
   int max_message_bytes = 8 << 20;
   // TLS: the server certificate chain and key (PEM files); both or neither. With
   // tls_client_ca_file, clients must present a certificate signed by that CA.
@@ -69,6 +73,7 @@ class CoordinatorServer {
   std::unique_ptr<grpc::Server> server_;
   std::thread reaper_;
   int port_ = 0;
+  int64_t artifact_sweep_ms_ = 0;
 
   std::mutex mutex_;
   std::condition_variable stop_cv_;

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "tests/cluster.h"
+#include "tests/data_files.h"
 #include "tests/netns.h"
 #include "tests/tcp_proxy.h"
 
@@ -260,6 +261,105 @@ TEST(EndToEnd, SharedFilesystemCheckpointsLetAnotherWorkerResume) {
             std::string::npos);
   EXPECT_FALSE(std::filesystem::exists(cluster.db() + ".artifacts/" + run_id));
   EXPECT_FALSE(std::filesystem::exists(shared + "/" + run_id));  // cleaned up when done
+}
+
+// Issue 8 item 2: the coordinator dies after an upload's file is renamed into place
+// and before the database records it. The recorded checkpoint's file is still
+// there, and after a restart the worker's retried commit goes through.
+TEST(Faults, CoordinatorKilledBetweenCheckpointRenameAndCommitKeepsTheRecordedCheckpoint) {
+  Cluster cluster({.lease_seconds = 10, .heartbeat_seconds = 0.3});
+  // TEST ONLY (coordinator/main.cc): exit at the second pass of that crash point.
+  setenv("RESWEEP_TEST_CRASH_AT", "checkpoint-after-rename@2", 1);
+  cluster.StartCoordinator();
+  unsetenv("RESWEEP_TEST_CRASH_AT");
+  cluster.StartWorker("w");
+  const std::string sweep_id =
+      FirstLine(cluster.Cli({"submit", cluster.WriteSweep("c.yaml", R"(name: crash
+trainer: {kind: synthetic, epoch_seconds: 0.2}
+train: {epochs: 6, checkpoint_every: 1}
+)")}));
+  ASSERT_EQ(cluster.coordinator().Wait(30000), 86) << cluster.Logs();
+  {
+    auto db = cluster.OpenDb();
+    auto rows = db->ListSweepRuns(sweep_id, std::nullopt);
+    ASSERT_EQ(rows->size(), 1u);
+    const RunRecord& run = rows->front().second;
+    EXPECT_EQ(run.checkpoint_epoch, 1);
+    // The synthetic trainer's checkpoint of epoch E is of iteration E.
+    const std::string dir = cluster.db() + ".artifacts/" + run.run_id;
+    EXPECT_TRUE(std::filesystem::exists(dir + "/epoch-1-it-1.ckpt")) << "the recorded one";
+    EXPECT_TRUE(std::filesystem::exists(dir + "/epoch-2-it-2.ckpt")) << "renamed, not recorded";
+  }
+  cluster.StartCoordinator();
+  int code = 0;
+  cluster.Cli({"wait", sweep_id, "--limit", "60", "--poll", "0.3"}, &code);
+  ASSERT_EQ(code, 0) << cluster.Logs();
+  auto db = cluster.OpenDb();
+  ExpectEveryRunSucceededOnce(*db, sweep_id, 1, 6);
+  const std::string run_id = db->ListSweepRuns(sweep_id, std::nullopt)->front().second.run_id;
+  for (const auto& a : *db->ListAttempts(run_id)) {
+    EXPECT_NE(a.state, "failed") << "attempt " << a.attempt << ": " << a.reason;
+  }
+}
+
+// Issue 8 item 13: a dataset file that fails to read (DATA_LOSS) on the worker that
+// resumes a run fails that attempt, but the run keeps its checkpoint.
+TEST(Faults, ADatasetReadErrorKeepsTheRunsCheckpoint) {
+  Cluster cluster({.lease_seconds = 2, .heartbeat_seconds = 0.3, .max_attempts = 5});
+  cluster.StartCoordinator();
+  const std::string data_root = cluster.dir() + "/data";
+  std::filesystem::create_directories(data_root + "/cifar");
+  WriteCifarDir(data_root + "/cifar", 20, 20, /*learnable=*/false);
+  const size_t first = cluster.StartWorker("first", 1, {"--data-root", data_root});
+  const std::string sweep_id =
+      FirstLine(cluster.Cli({"submit", cluster.WriteSweep("d.yaml", R"(name: dataloss
+dataset: {kind: cifar10, path: cifar}
+model: {depth_n: 1, base_width: 4}
+train: {epochs: 500, batch_size: 10, checkpoint_every: 1}
+)")}));
+  std::string run_id;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto rows = cluster.OpenDb()->ListSweepRuns(sweep_id, std::nullopt);
+        if (!rows.ok() || rows->empty() || rows->front().second.checkpoint_epoch < 1) return false;
+        run_id = rows->front().second.run_id;
+        return true;
+      },
+      30000))
+      << cluster.Logs();
+  // The data set turns unreadable on disk (reading a directory fails: EISDIR) while
+  // the first worker has it in memory; then that worker dies.
+  const std::string batch = data_root + "/cifar/data_batch_3.bin";
+  std::filesystem::remove(batch);
+  std::filesystem::create_directory(batch);
+  cluster.worker(first).Kill(SIGKILL);
+  cluster.worker(first).Wait(5000);
+  const int saved = (*cluster.OpenDb()->GetRun(run_id))->checkpoint_epoch;
+  ASSERT_GE(saved, 1);
+
+  const size_t second = cluster.StartWorker("second", 1, {"--data-root", data_root});
+  AttemptRecord failed;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto attempts = cluster.OpenDb()->ListAttempts(run_id);
+        if (!attempts.ok()) return false;
+        for (const auto& a : *attempts) {
+          if (a.state == "failed") failed = a;
+        }
+        return failed.attempt > 0;
+      },
+      30000))
+      << cluster.Logs();
+  cluster.worker(second).Kill(SIGKILL);
+  EXPECT_NE(failed.reason.find("read error"), std::string::npos) << failed.reason;
+  EXPECT_NE(ReadFile(cluster.dir() + "/worker-second.log").find("resumes after epoch"),
+            std::string::npos);
+  // The checkpoint it resumed from is still the run's.
+  auto run = cluster.OpenDb()->GetRun(run_id);
+  EXPECT_EQ((*run)->checkpoint_epoch, saved) << cluster.Logs();
+  EXPECT_TRUE(std::filesystem::exists(cluster.db() + ".artifacts/" + run_id + "/epoch-" +
+                                      std::to_string(saved) + "-it-" +
+                                      std::to_string((*run)->checkpoint_iteration) + ".ckpt"));
 }
 
 }  // namespace

@@ -1,13 +1,20 @@
 // The scheduler state machine, driven by a fake clock over a real SQLite file.
 #include "coordinator/scheduler.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <condition_variable>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <limits>
 #include <map>
+#include <mutex>
+#include <thread>
 
 #include "common/hash.h"
 #include "coordinator/sqlite_store.h"
@@ -444,6 +451,341 @@ TEST_F(SchedulerTest, MidEpochCheckpointsAreOrderedByIteration) {
   ASSERT_TRUE(
       scheduler_->GetCheckpointChunk(w2, l.run_id, again.attempt, 2, 0, 100, &data, &total).ok());
   EXPECT_EQ(data, "epoch 2 + 5 steps");
+}
+
+// A Store that forwards to another one, except that it fails the write recording a
+// checkpoint of epoch `fail_checkpoint_epoch` (as a full disk, a busy database or a
+// lost lease would): UpdateRun of a run record carrying that epoch.
+class CheckpointCommitFailingStore : public Store {
+ public:
+  explicit CheckpointCommitFailingStore(Store* inner) : inner_(inner) {}
+  int fail_checkpoint_epoch = -1;
+
+  Status UpdateRun(const RunRecord& run) override {
+    if (run.checkpoint_epoch == fail_checkpoint_epoch) {
+      return UnavailableError("database: disk I/O error (injected)");
+    }
+    return inner_->UpdateRun(run);
+  }
+  Status RunInTransaction(const std::function<Status()>& body) override {
+    return inner_->RunInTransaction(body);
+  }
+  Status InsertSweep(const SweepRecord& s) override { return inner_->InsertSweep(s); }
+  StatusOr<std::optional<SweepRecord>> GetSweep(const std::string& id) override {
+    return inner_->GetSweep(id);
+  }
+  StatusOr<std::vector<SweepRecord>> ListSweeps() override { return inner_->ListSweeps(); }
+  Status SetSweepCancelled(const std::string& id, bool c) override {
+    return inner_->SetSweepCancelled(id, c);
+  }
+  Status SetSweepArchived(const std::string& id, bool a) override {
+    return inner_->SetSweepArchived(id, a);
+  }
+  StatusOr<RunCountsRecord> CountRuns(const std::string& id) override {
+    return inner_->CountRuns(id);
+  }
+  StatusOr<SweepProgressRecord> SweepProgress(const std::string& id) override {
+    return inner_->SweepProgress(id);
+  }
+  StatusOr<bool> InsertRunIfAbsent(const RunRecord& r) override {
+    return inner_->InsertRunIfAbsent(r);
+  }
+  Status LinkRun(const SweepRunRecord& l) override { return inner_->LinkRun(l); }
+  StatusOr<std::optional<RunRecord>> GetRun(const std::string& id) override {
+    return inner_->GetRun(id);
+  }
+  StatusOr<std::optional<RunRecord>> NextQueuedRun() override { return inner_->NextQueuedRun(); }
+  StatusOr<std::vector<RunRecord>> RunsWithLeaseExpiredBefore(int64_t now) override {
+    return inner_->RunsWithLeaseExpiredBefore(now);
+  }
+  StatusOr<int64_t> NextQueuePosition() override { return inner_->NextQueuePosition(); }
+  StatusOr<int64_t> CountActiveRuns() override { return inner_->CountActiveRuns(); }
+  StatusOr<std::vector<std::pair<SweepRunRecord, RunRecord>>> ListSweepRuns(
+      const std::string& id, std::optional<RunState> state) override {
+    return inner_->ListSweepRuns(id, state);
+  }
+  StatusOr<std::vector<std::string>> RunIdsWithPrefix(const std::string& p, int limit) override {
+    return inner_->RunIdsWithPrefix(p, limit);
+  }
+  StatusOr<std::vector<SweepRunRecord>> LinksOfRun(const std::string& id) override {
+    return inner_->LinksOfRun(id);
+  }
+  StatusOr<std::vector<std::pair<std::string, std::string>>> ListLeaseHolders() override {
+    return inner_->ListLeaseHolders();
+  }
+  StatusOr<std::optional<SweepRunRecord>> FirstLinkOfRun(const std::string& id) override {
+    return inner_->FirstLinkOfRun(id);
+  }
+  StatusOr<int> CountOtherActiveSweeps(const std::string& id, const std::string& except) override {
+    return inner_->CountOtherActiveSweeps(id, except);
+  }
+  Status InsertAttempt(const AttemptRecord& a) override { return inner_->InsertAttempt(a); }
+  Status UpdateAttempt(const std::string& id, int attempt, const std::string& state,
+                       int64_t ended_ms, const std::string& reason) override {
+    return inner_->UpdateAttempt(id, attempt, state, ended_ms, reason);
+  }
+  Status SetAttemptLogTail(const std::string& id, int attempt, const std::string& tail) override {
+    return inner_->SetAttemptLogTail(id, attempt, tail);
+  }
+  StatusOr<std::vector<AttemptRecord>> ListAttempts(const std::string& id) override {
+    return inner_->ListAttempts(id);
+  }
+  Status PutEpoch(const EpochRecord& e) override { return inner_->PutEpoch(e); }
+  Status DeleteEpochsAfter(const std::string& id, int epoch) override {
+    return inner_->DeleteEpochsAfter(id, epoch);
+  }
+  StatusOr<std::vector<EpochRecord>> ListEpochs(const std::string& id) override {
+    return inner_->ListEpochs(id);
+  }
+  Status UpsertWorker(const WorkerRecord& w) override { return inner_->UpsertWorker(w); }
+  StatusOr<std::optional<WorkerRecord>> GetWorker(const std::string& id) override {
+    return inner_->GetWorker(id);
+  }
+  Status TouchWorker(const std::string& id, int64_t now) override {
+    return inner_->TouchWorker(id, now);
+  }
+  StatusOr<std::vector<WorkerRecord>> ListWorkers() override { return inner_->ListWorkers(); }
+
+ private:
+  Store* inner_;
+};
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// Sets a file's modification time to `ms` (Unix epoch), as the fake clock counts.
+void SetModified(const std::string& path, int64_t ms) {
+  struct timespec times[2];
+  times[0].tv_sec = times[1].tv_sec = ms / 1000;
+  times[0].tv_nsec = times[1].tv_nsec = (ms % 1000) * 1000000;
+  ASSERT_EQ(utimensat(AT_FDCWD, path.c_str(), times, 0), 0) << path;
+}
+
+TEST_F(SchedulerTest, AFailedCheckpointCommitKeepsThePreviousCheckpointAndItsRetryCommits) {
+  CheckpointCommitFailingStore faulty(store_.get());
+  scheduler_ = std::make_unique<Scheduler>(&faulty, &clock_, options_, checkpoints_.get());
+  const std::string w1 = Register("w1"), w2 = Register("w2");
+  Lease l = LeaseWithTwoEpochsReported(w1);
+  auto put = [&](int epoch, const std::string& blob) {
+    return scheduler_->PutCheckpointChunk(w1, l.run_id, l.attempt, epoch, 0, blob, true,
+                                          Sha256Hex(blob), epoch);
+  };
+  ASSERT_TRUE(put(1, "state after epoch 1").ok());
+  faulty.fail_checkpoint_epoch = 2;
+  auto failed = put(2, "state after epoch 2");
+  EXPECT_EQ(failed.status().code(), StatusCode::kUnavailable) << failed.status().ToString();
+  // The database still records epoch 1, and its file is still there to resume from.
+  EXPECT_EQ(Run(l.run_id).checkpoint_epoch, 1);
+  std::string data;
+  int64_t total = 0;
+  ASSERT_TRUE(
+      scheduler_->GetCheckpointChunk(w1, l.run_id, l.attempt, 1, 0, 100, &data, &total).ok());
+  EXPECT_EQ(data, "state after epoch 1");
+  // The worker retries the last chunk once the store works again: it commits.
+  faulty.fail_checkpoint_epoch = -1;
+  auto retried = put(2, "state after epoch 2");
+  ASSERT_TRUE(retried.ok()) << retried.status().ToString();
+  EXPECT_EQ(Run(l.run_id).checkpoint_epoch, 2);
+  EXPECT_FALSE(std::filesystem::exists(checkpoints_->CheckpointPath(l.run_id, 1, 1)));
+  // The next attempt resumes from it.
+  clock_.Advance(10001);
+  EXPECT_EQ(*scheduler_->ExpireLeases(), 1);
+  Lease again = MustAcquire(w2);
+  EXPECT_EQ(again.resume_epoch, 2);
+  ASSERT_TRUE(
+      scheduler_->GetCheckpointChunk(w2, l.run_id, again.attempt, 2, 0, 100, &data, &total).ok());
+  EXPECT_EQ(data, "state after epoch 2");
+}
+
+TEST_F(SchedulerTest, AMissingCheckpointFileFallsBackToAnOlderOneOrToScratchAndNeverFailsTheRun) {
+  options_.default_max_attempts = 2;
+  Open();
+  const std::string w1 = Register("w1"), w2 = Register("w2");
+  Lease l = LeaseWithTwoEpochsReported(w1);
+  auto put = [&](const std::string& worker, const Lease& lease, int epoch) {
+    const std::string blob = "state after epoch " + std::to_string(epoch);
+    return scheduler_
+        ->PutCheckpointChunk(worker, lease.run_id, lease.attempt, epoch, 0, blob, true,
+                             Sha256Hex(blob), epoch)
+        .status();
+  };
+  ASSERT_TRUE(put(w1, l, 1).ok());
+  const std::string one = checkpoints_->CheckpointPath(l.run_id, 1, 1);
+  const std::string saved_one = ReadAll(one);
+  ASSERT_TRUE(put(w1, l, 2).ok());
+  ASSERT_FALSE(std::filesystem::exists(one));
+  // A crash left the older file behind, and the recorded one is lost.
+  testing::WriteFile(one, saved_one);
+  std::filesystem::remove(checkpoints_->CheckpointPath(l.run_id, 2, 2));
+  clock_.Advance(10001);
+  EXPECT_EQ(*scheduler_->ExpireLeases(), 1);  // the run's first counted failure
+  Lease second = MustAcquire(w2);
+  EXPECT_EQ(second.resume_epoch, 1);
+  EXPECT_EQ(Run(l.run_id).checkpoint_epoch, 1);
+  EXPECT_EQ(store_->ListEpochs(l.run_id)->size(), 1u);
+
+  // That one vanishes too: the download finds no file, the worker says so, and the
+  // run starts from scratch without using up its last attempt.
+  std::filesystem::remove(one);
+  std::string data;
+  int64_t total = 0;
+  EXPECT_EQ(
+      scheduler_->GetCheckpointChunk(w2, l.run_id, second.attempt, 1, 0, 100, &data, &total).code(),
+      StatusCode::kNotFound);
+  ASSERT_TRUE(scheduler_
+                  ->Fail(w2, l.run_id, second.attempt, "no checkpoint of run at epoch 1",
+                         /*retryable=*/true, /*checkpoint_unusable=*/true)
+                  .ok());
+  EXPECT_EQ(Run(l.run_id).state, RunState::kQueued);
+  EXPECT_EQ(Run(l.run_id).failures, 1);
+  Lease third = MustAcquire(w1);
+  EXPECT_EQ(third.resume_epoch, 0);
+
+  // A recorded file missing at lease time, with nothing older: from scratch as well.
+  ASSERT_TRUE(Report(w1, third, 1, 0.5).ok());
+  ASSERT_TRUE(put(w1, third, 1).ok());
+  ASSERT_TRUE(scheduler_->Release(w1, l.run_id, third.attempt, "worker shutting down").ok());
+  std::filesystem::remove(checkpoints_->CheckpointPath(l.run_id, 1, 1));
+  Lease fourth = MustAcquire(w2);
+  EXPECT_EQ(fourth.resume_epoch, 0);
+  EXPECT_EQ(Run(l.run_id).state, RunState::kLeased);
+  EXPECT_EQ(Run(l.run_id).failures, 1);
+}
+
+TEST_F(SchedulerTest, CheckpointUploadsAreBoundedInSizeAndPerWorkerAndWrittenOutsideTheLock) {
+  options_.max_checkpoint_bytes = 64;
+  options_.max_uploads_per_worker = 1;
+  // Pauses the first upload between writing its file and recording it.
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool paused = false, resume = false;
+  options_.test_crash_point = [&](const std::string& point) {
+    if (point != "checkpoint-after-rename") return;
+    std::unique_lock<std::mutex> lock(mutex);
+    if (paused) return;
+    paused = true;
+    cv.notify_all();
+    cv.wait(lock, [&] { return resume; });
+  };
+  Open();
+  const std::string w = Register("w");
+  Lease l = LeaseWithTwoEpochsReported(w);
+  auto too_big =
+      scheduler_->PutCheckpointChunk(w, l.run_id, l.attempt, 1, 60, "0123456789", false, "", 1);
+  EXPECT_EQ(too_big.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(too_big.status().message().find("--max-checkpoint-bytes"), std::string::npos)
+      << too_big.status().message();
+
+  StatusOr<int64_t> first = InternalError("not run");
+  std::thread uploading([&] {
+    first = scheduler_->PutCheckpointChunk(w, l.run_id, l.attempt, 1, 0, "one", true,
+                                           Sha256Hex("one"), 1);
+  });
+  {
+    std::unique_lock<std::mutex> lock(mutex);
+    cv.wait(lock, [&] { return paused; });
+  }
+  // The upload is in progress, outside the scheduler's lock: other calls go on, and
+  // a second upload of the same worker is refused until it ends.
+  EXPECT_TRUE(scheduler_->ListSweeps().ok());
+  auto second = scheduler_->PutCheckpointChunk(w, l.run_id, l.attempt, 2, 0, "two", true,
+                                               Sha256Hex("two"), 2);
+  EXPECT_EQ(second.status().code(), StatusCode::kResourceExhausted);
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    resume = true;
+  }
+  cv.notify_all();
+  uploading.join();
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_EQ(Run(l.run_id).checkpoint_epoch, 1);
+  EXPECT_TRUE(
+      scheduler_->PutCheckpointChunk(w, l.run_id, l.attempt, 2, 0, "two", true, Sha256Hex("two"), 2)
+          .ok());
+}
+
+TEST_F(SchedulerTest, TheSweepUpRemovesAbandonedUploadsAndCheckpointsNoRunNeeds) {
+  options_.stale_upload_ms = 3600 * 1000;
+  options_.finished_checkpoint_retention_ms = 24 * 3600 * 1000;
+  Open();
+  ASSERT_TRUE(scheduler_->Submit(kSweep, "s.yaml").ok());
+  const std::string wa = Register("wa"), wb = Register("wb"), wc = Register("wc");
+  auto blob = [](int epoch) { return "state " + std::to_string(epoch); };
+  // Run A is running with a checkpoint of epoch 2; run B fails with one of epoch 1;
+  // run C succeeds.
+  Lease a = MustAcquire(wa);
+  for (int e = 1; e <= 2; ++e) {
+    ASSERT_TRUE(Report(wa, a, e, 0.5).ok());
+    ASSERT_TRUE(scheduler_
+                    ->PutCheckpointChunk(wa, a.run_id, a.attempt, e, 0, blob(e), true,
+                                         Sha256Hex(blob(e)), e)
+                    .ok());
+  }
+  Lease b = MustAcquire(wb);
+  ASSERT_TRUE(Report(wb, b, 1, 0.5).ok());
+  ASSERT_TRUE(
+      scheduler_
+          ->PutCheckpointChunk(wb, b.run_id, b.attempt, 1, 0, blob(1), true, Sha256Hex(blob(1)), 1)
+          .ok());
+  ASSERT_TRUE(scheduler_->Fail(wb, b.run_id, b.attempt, "diverged", false).ok());
+  Lease c = MustAcquire(wc);
+  for (int e = 1; e <= 3; ++e) ASSERT_TRUE(Report(wc, c, e, 0.5).ok());
+  ASSERT_TRUE(scheduler_->Complete(wc, c.run_id, c.attempt, 1000).ok());
+
+  // Files left behind by crashes, failed commits and dead uploads.
+  const int64_t now = clock_.NowMs();
+  const int64_t fresh = now - 60 * 1000, stale = now - 2 * 3600 * 1000;
+  const std::string dir = checkpoints_->dir();
+  auto plant = [&](const std::string& run_id, const std::string& name, int64_t modified) {
+    std::filesystem::create_directories(dir + "/" + run_id);
+    const std::string path = dir + "/" + run_id + "/" + name;
+    testing::WriteFile(path, "x");
+    SetModified(path, modified);
+    return path;
+  };
+  const std::string a_recorded = checkpoints_->CheckpointPath(a.run_id, 2, 2);
+  SetModified(a_recorded, stale);  // old, but the run's checkpoint
+  const std::string a_older = plant(a.run_id, "epoch-1-it-1.ckpt", fresh);
+  const std::string a_committing = plant(a.run_id, "epoch-3-it-3.ckpt", fresh);
+  const std::string a_never_recorded = plant(a.run_id, "epoch-3-it-4.ckpt", stale);
+  const std::string a_uploading =
+      plant(a.run_id, "upload-a" + std::to_string(a.attempt) + "-e3-i5.part", fresh);
+  const std::string a_stalled =
+      plant(a.run_id, "upload-a" + std::to_string(a.attempt) + "-e3-i6.part", stale);
+  const std::string a_lost_attempt =
+      plant(a.run_id, "upload-a" + std::to_string(a.attempt - 1) + "-e3-i7.part", fresh);
+  const std::string b_upload = plant(b.run_id, "upload-a1-e2-i2.part", fresh);
+  const std::string c_leftover = plant(c.run_id, "epoch-3-it-3.ckpt", fresh);
+  const std::string orphan_fresh = plant("abc123", "epoch-1-it-1.ckpt", fresh);
+  const std::string orphan_stale = plant("abc456", "upload-a1-e1-i1.part", stale);
+
+  auto swept = scheduler_->SweepArtifacts();
+  ASSERT_TRUE(swept.ok()) << swept.status().ToString();
+  for (const auto& kept : {a_recorded, a_committing, a_uploading, orphan_fresh,
+                           checkpoints_->CheckpointPath(b.run_id, 1, 1)}) {
+    EXPECT_TRUE(std::filesystem::exists(kept)) << kept;
+  }
+  for (const auto& gone :
+       {a_older, a_never_recorded, a_stalled, a_lost_attempt, b_upload, c_leftover, orphan_stale}) {
+    EXPECT_FALSE(std::filesystem::exists(gone)) << gone;
+  }
+  EXPECT_EQ(swept->files_removed, 7);
+  EXPECT_FALSE(std::filesystem::exists(dir + "/" + c.run_id));
+  EXPECT_FALSE(std::filesystem::exists(dir + "/abc456"));
+  EXPECT_EQ(swept->checkpoints_dropped, 0);
+
+  // A day after run B failed, its checkpoint goes: the database first.
+  clock_.Advance(24 * 3600 * 1000 + 1);
+  swept = scheduler_->SweepArtifacts();
+  ASSERT_TRUE(swept.ok());
+  EXPECT_EQ(swept->checkpoints_dropped, 1);
+  EXPECT_EQ(Run(b.run_id).checkpoint_epoch, 0);
+  EXPECT_FALSE(std::filesystem::exists(dir + "/" + b.run_id));
+  // Run A's checkpoint stays however old it is; the stale orphan goes now.
+  EXPECT_TRUE(std::filesystem::exists(a_recorded));
+  EXPECT_FALSE(std::filesystem::exists(orphan_fresh));
 }
 
 TEST_F(SchedulerTest, SubmissionsAreRateLimitedAndTheQueueIsBounded) {

@@ -329,9 +329,12 @@ class LibTorchTrainer : public Trainer {
     int64_t iteration = 0;
     EpochPosition resume_position;
     if (resume.epoch > 0) {
-      RESWEEP_RETURN_IF_ERROR(LoadTrainingState(resume.payload, resume.epoch, device_, model,
-                                                *optimizer, generator, &iteration,
-                                                &resume_position));
+      if (Status loaded = LoadTrainingState(resume.payload, resume.epoch, device_, model,
+                                            *optimizer, generator, &iteration, &resume_position);
+          !loaded.ok()) {
+        context->ResumeUnusable();
+        return loaded;
+      }
       outcome.epochs_done = resume.epoch;
       TrainerLogf(TrainerLogLevel::kInfo, "resuming from the checkpoint of epoch ", resume.epoch,
                   " (iteration ", iteration, ", image ", resume_position.batch_start,

@@ -25,6 +25,7 @@ class SyntheticTrainer : public Trainer {
     if (resume.epoch > 0) {
       // The synthetic state is just the epoch reached.
       if (resume.payload != "synthetic@" + std::to_string(resume.epoch)) {
+        context->ResumeUnusable();
         return DataLossError("not a synthetic checkpoint of epoch " + std::to_string(resume.epoch));
       }
       start = resume.epoch;

@@ -43,6 +43,12 @@ class RunContext {
   // a trainer that sees ShouldStop() then saves its exact position first, if
   // checkpoints are on (train.checkpoint_every > 0).
   virtual bool CheckpointOnStop() const { return false; }
+  // Called by a trainer, before it returns the error, when the resume payload it was
+  // given cannot be used (not its format, another epoch, corrupt): the worker then
+  // reports the checkpoint unusable, and the run's next attempt starts further back.
+  // Any other failure, a DATA_LOSS from reading the dataset included, keeps the
+  // checkpoint.
+  virtual void ResumeUnusable() {}
 };
 
 // Where a run starts: epoch 0 with no payload, or a checkpoint a trainer of the
@@ -61,10 +67,11 @@ class Trainer {
  public:
   virtual ~Trainer() = default;
   // Trains `config` with `seed` from `resume` to config.train.epochs. Returns
-  // CANCELLED when stopped through the context, DATA_LOSS when the resume payload
-  // is unusable, any other error when the run itself failed (bad data,
-  // divergence); never throws. Resumed, the reported epochs equal those of an
-  // uninterrupted run (bit for bit on CPU).
+  // CANCELLED when stopped through the context; DATA_LOSS, after calling
+  // context->ResumeUnusable(), when the resume payload is unusable; any other error
+  // (or a DATA_LOSS without that call: a dataset file that fails to read) when the
+  // run itself failed (bad data, divergence); never throws. Resumed, the reported epochs equal
+  // those of an uninterrupted run (bit for bit on CPU).
   virtual StatusOr<TrainOutcome> Train(const RunConfig& config, int64_t seed,
                                        const ResumePoint& resume, RunContext* context) = 0;
 };

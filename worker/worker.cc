@@ -105,6 +105,7 @@ class Worker::SlotContext : public RunContext {
   // The worker is shutting down (not: the run was cancelled or its lease lost), so
   // the run will continue elsewhere from this checkpoint.
   bool CheckpointOnStop() const override { return worker_->stopping_.load() && !run_->stop.load(); }
+  void ResumeUnusable() override { checkpoint_unusable_ = true; }
 
   Status OnEpoch(const EpochReport& r) override {
     // Runs on the slot's thread only.
@@ -215,15 +216,21 @@ class Worker::SlotContext : public RunContext {
     }
     // A lease naming a file outside this run's directory is refused, never opened.
     if (Status inside = CheckSharedCheckpointPath(run_->run_id, relative); !inside.ok()) {
+      checkpoint_unusable_ = true;
       return DataLossError("lease's resume path refused: " + inside.message());
     }
     const std::string path =
         (std::filesystem::path(worker_->options_.checkpoint_dir) / relative).string();
     auto sealed = ReadWholeFile(path);
-    if (!sealed.ok()) return DataLossError("checkpoint " + path + ": " + sealed.status().message());
+    if (!sealed.ok()) {
+      checkpoint_unusable_ = true;  // missing: the run starts further back
+      return DataLossError("checkpoint " + path + ": " + sealed.status().message());
+    }
     auto payload = OpenEnvelope(*sealed);
-    if (!payload.ok())
+    if (!payload.ok()) {
+      checkpoint_unusable_ = true;
       return DataLossError("checkpoint " + path + ": " + payload.status().message());
+    }
     return payload;
   }
 
@@ -242,15 +249,26 @@ class Worker::SlotContext : public RunContext {
       v1::GetCheckpointChunkResponse resp;
       Status st = worker_->CallCoordinator("GetCheckpointChunk", 0, kCallTimeoutMs,
                                            &v1::Coordinator::Stub::GetCheckpointChunk, req, &resp);
+      if (st.code() == StatusCode::kNotFound) {
+        checkpoint_unusable_ = true;  // its file is gone: the run starts further back
+        return DataLossError(st.message());
+      }
       if (!st.ok()) return st;
       total = resp.total_size();
       if (resp.data().empty() && static_cast<int64_t>(sealed.size()) < total) {
+        checkpoint_unusable_ = true;
         return DataLossError("checkpoint download stalled");
       }
       sealed += resp.data();
     }
-    return OpenEnvelope(sealed);
+    auto payload = OpenEnvelope(sealed);
+    if (!payload.ok()) checkpoint_unusable_ = true;
+    return payload;
   }
+
+  // True when the run's checkpoint itself proved unusable (missing, corrupt, or
+  // refused by the trainer), as opposed to any other failure of the attempt.
+  bool checkpoint_unusable() const { return checkpoint_unusable_; }
 
   // True when the coordinator refused a report of this attempt (stale or cancelled).
   bool refused() const { return refused_; }
@@ -268,6 +286,7 @@ class Worker::SlotContext : public RunContext {
   Worker* worker_;
   std::shared_ptr<ActiveRun> run_;
   bool refused_ = false;
+  bool checkpoint_unusable_ = false;
 };
 
 Worker::Worker(WorkerOptions options)
@@ -522,10 +541,12 @@ void Worker::SlotLoop(int slot) {
       fail.set_run_id(run->run_id);
       fail.set_attempt(run->attempt);
       fail.set_reason(why.message());
-      // Out of memory is this machine's problem: another worker may manage. An
-      // unreadable checkpoint is forgotten, and the next attempt starts afresh.
-      const bool bad_checkpoint = why.code() == StatusCode::kDataLoss;
-      fail.set_retryable(why.code() == StatusCode::kResourceExhausted || bad_checkpoint);
+      // Out of memory is this machine's problem: another worker may manage, and so
+      // may one whose dataset file reads (DATA_LOSS). Only a checkpoint that itself
+      // proved unusable is forgotten; the next attempt starts further back.
+      const bool bad_checkpoint = context.checkpoint_unusable();
+      fail.set_retryable(why.code() == StatusCode::kResourceExhausted ||
+                         why.code() == StatusCode::kDataLoss || bad_checkpoint);
       fail.set_checkpoint_unusable(bad_checkpoint);
       fail.set_log_tail(log_tail.Text());
       v1::FailRunResponse r;
