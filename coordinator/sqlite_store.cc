@@ -128,9 +128,10 @@ ALTER TABLE attempts ADD COLUMN log_tail TEXT NOT NULL DEFAULT '';
 CREATE INDEX runs_by_worker ON runs(worker_id) WHERE worker_id != '';
 )sql",
     // 4 -> 5: the worker slot a lease was given to (meaningful while the run holds a
-    // lease), and the digest of the identity that registered each worker.
+    // lease; -1 = unknown, for leases given before slots were recorded), and the
+    // digest of the identity that registered each worker.
     R"sql(
-ALTER TABLE runs ADD COLUMN lease_slot INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN lease_slot INTEGER NOT NULL DEFAULT -1;
 ALTER TABLE workers ADD COLUMN identity_digest TEXT NOT NULL DEFAULT '';
 )sql",
 };

@@ -150,7 +150,8 @@ class Store {
   virtual Status UpdateRun(const RunRecord& run) = 0;
   virtual StatusOr<std::optional<RunRecord>> NextQueuedRun() = 0;
   // Leases are per worker slot: the slot is recorded when a run is leased and is
-  // meaningful only while the run holds its lease.
+  // meaningful only while the run holds its lease (-1: leased before slots were
+  // recorded; such a lease is no slot's but counts against the worker's slots).
   virtual Status SetLeaseSlot(const std::string& run_id, int slot) = 0;
   // The run leased to `worker_id` in `slot`, if any.
   virtual StatusOr<std::optional<std::string>> LeaseOfSlot(const std::string& worker_id,
