@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
   const auto start = Clock::now();
   int done = 0;
   while (true) {
-    auto lease = timed("AcquireRun", [&] { return scheduler.Acquire(worker->worker_id); });
+    auto lease = timed("AcquireRun", [&] { return scheduler.Acquire(worker->worker_id, 0); });
     if (!lease.ok() || !lease->has_value()) break;
     const resweep::Lease& l = **lease;
     for (int e = 1; e <= epochs; ++e) {

@@ -112,4 +112,26 @@ Status AuthorizeCall(const TokenTable* tokens, const std::optional<std::string>&
   return Status::Ok();
 }
 
+std::string CallerIdentity(const std::optional<std::string>& authorization,
+                           const std::string& client_certificate_pem) {
+  static const std::string kBearer = "Bearer ";
+  std::string token;
+  if (authorization && authorization->compare(0, kBearer.size(), kBearer) == 0) {
+    token = authorization->substr(kBearer.size());
+  }
+  if (token.empty() && client_certificate_pem.empty()) return "";
+  // Lengths first: no two different (token, certificate) pairs hash the same input.
+  const std::string input = "resweep worker identity v1\n" + std::to_string(token.size()) + "\n" +
+                            token + std::to_string(client_certificate_pem.size()) + "\n" +
+                            client_certificate_pem;
+  const auto digest = Digest(input);
+  static const char kHex[] = "0123456789abcdef";
+  std::string hex;
+  for (unsigned char byte : digest) {
+    hex.push_back(kHex[byte >> 4]);
+    hex.push_back(kHex[byte & 0xf]);
+  }
+  return hex;
+}
+
 }  // namespace resweep

@@ -47,4 +47,11 @@ bool RoleAllows(Role role, Role needed);
 Status AuthorizeCall(const TokenTable* tokens, const std::optional<std::string>& authorization,
                      Role needed, const char* method);
 
+// Who makes a call, for binding worker registrations: a hex SHA-256 over the call's
+// bearer token (from `authorization`, if any) and its client certificate (PEM, if
+// any), under a label of its own so that it is never the digest a TokenTable keeps.
+// "" when the call carries neither. Never the token itself.
+std::string CallerIdentity(const std::optional<std::string>& authorization,
+                           const std::string& client_certificate_pem);
+
 }  // namespace resweep

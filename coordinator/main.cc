@@ -16,7 +16,7 @@
 int main(int argc, char** argv) {
   CLI::App app{"resweep-coordinator: queues sweep runs, leases them to workers, records results"};
   resweep::CoordinatorOptions options;
-  double lease_seconds = 30, heartbeat_seconds = 5;
+  double lease_seconds = 30, heartbeat_seconds = 5, forget_workers_after_hours = 7 * 24;
   std::string port_file, log_level = "info";
   bool insecure = false;
   app.set_version_flag("--version",
@@ -73,6 +73,15 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1.0, 1e8));
   app.add_option("--keep-finished-checkpoints-hours", keep_finished_hours,
                  "checkpoints of failed or cancelled runs are kept this long for `resweep retry`")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1e6));
+  app.add_option("--max-workers-per-identity", options.scheduler.max_workers_per_identity,
+                 "worker registrations per token (and client certificate); at the cap the "
+                 "oldest silent ones are forgotten, and with none silent a registration is refused")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
+  app.add_option("--forget-workers-after-hours", forget_workers_after_hours,
+                 "registrations with no contact for this long are forgotten (0: never)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1e6));
   app.add_option("--max-message-bytes", options.max_message_bytes,
@@ -135,6 +144,8 @@ int main(int argc, char** argv) {
     };
   }
   options.scheduler.heartbeat_ms = static_cast<int64_t>(heartbeat_seconds * 1000);
+  options.scheduler.forget_workers_after_ms =
+      static_cast<int64_t>(forget_workers_after_hours * 3600 * 1000);
   if (options.scheduler.heartbeat_ms * 2 > options.scheduler.lease_ms) {
     spdlog::warn(
         "heartbeat interval {} ms is more than half the lease {} ms: leases may expire "

@@ -61,6 +61,11 @@ Status ValidateMetrics(const EpochRecord& e) {
   return Status::Ok();
 }
 
+// A worker's slots: one per registered device.
+int SlotCount(const WorkerRecord& worker) {
+  return static_cast<int>(std::count(worker.devices.begin(), worker.devices.end(), ',')) + 1;
+}
+
 }  // namespace
 
 Scheduler::Scheduler(Store* store, const Clock* clock, SchedulerOptions options,
@@ -69,21 +74,25 @@ Scheduler::Scheduler(Store* store, const Clock* clock, SchedulerOptions options,
       clock_(clock),
       options_(std::move(options)),
       checkpoints_(checkpoints),
-      queries_(store, clock, options_.lease_ms) {}
+      queries_(store, clock, options_.lease_ms),
+      started_mono_ms_(clock->MonotonicMs()) {}
 
 // ------------------------------------------------------------------- users
 
 Status Scheduler::TakeSubmitTokenLocked() {
   if (options_.submits_per_minute <= 0) return Status::Ok();
-  const int64_t now = clock_->NowMs();
+  // Monotonic, and clamped both ways: no clock step can lock submitters out or
+  // grant more than a burst.
+  const int64_t now = clock_->MonotonicMs();
   const double burst = std::max(1, options_.submit_burst);
   if (submit_tokens_ < 0) {
     submit_tokens_ = burst;
-    submit_refilled_ms_ = now;
+    submit_refilled_mono_ms_ = now;
   }
-  submit_tokens_ = std::min(
-      burst, submit_tokens_ + (now - submit_refilled_ms_) * options_.submits_per_minute / 60000.0);
-  submit_refilled_ms_ = now;
+  const int64_t elapsed = std::max<int64_t>(0, now - submit_refilled_mono_ms_);
+  submit_tokens_ =
+      std::clamp(submit_tokens_ + elapsed * options_.submits_per_minute / 60000.0, 0.0, burst);
+  submit_refilled_mono_ms_ = now;
   if (submit_tokens_ < 1) {
     const double wait_s = (1 - submit_tokens_) * 60.0 / options_.submits_per_minute;
     return ResourceExhaustedError(fmt::format(
@@ -449,7 +458,8 @@ StatusOr<DeleteResult> Scheduler::Delete(const std::string& sweep, bool force) {
 
 StatusOr<WorkerRegistration> Scheduler::RegisterWorker(const std::string& name,
                                                        const std::string& host,
-                                                       const std::vector<std::string>& devices) {
+                                                       const std::vector<std::string>& devices,
+                                                       const std::string& identity) {
   if (name.empty() || name.size() > 128) {
     return InvalidArgumentError("worker name must have 1..128 characters");
   }
@@ -473,64 +483,145 @@ StatusOr<WorkerRegistration> Scheduler::RegisterWorker(const std::string& name,
   w.host = host;
   for (const auto& d : devices) w.devices += (w.devices.empty() ? "" : ",") + d;
   w.registered_ms = w.last_seen_ms = clock_->NowMs();
-  RESWEEP_RETURN_IF_ERROR(store_->UpsertWorker(w));
-  spdlog::info("worker {} registered from {} with {} slot(s): {}", w.worker_id, host,
-               devices.size(), w.devices);
+  w.identity_digest = identity;
+  int forgotten = 0;
+  Status st = store_->RunInTransaction([&]() -> Status {
+    // At the cap: forget this identity's oldest silent registrations (no contact for
+    // a lease, no lease held) to make room; refuse when none is silent.
+    auto all = store_->ListWorkers();
+    if (!all.ok()) return all.status();
+    std::vector<WorkerRecord> mine;
+    for (auto& other : *all) {
+      if (other.identity_digest == identity) mine.push_back(std::move(other));
+    }
+    const int cap = std::max(1, options_.max_workers_per_identity);
+    if (static_cast<int>(mine.size()) < cap) return store_->UpsertWorker(w);
+    std::sort(mine.begin(), mine.end(), [](const WorkerRecord& a, const WorkerRecord& b) {
+      return a.last_seen_ms < b.last_seen_ms;
+    });
+    int excess = static_cast<int>(mine.size()) - cap + 1;
+    for (const auto& old : mine) {
+      if (excess == 0) break;
+      if (!SilentForLocked(old, options_.lease_ms, options_.lease_ms)) continue;
+      auto leases = store_->CountLeasesOf(old.worker_id);
+      if (!leases.ok()) return leases.status();
+      if (*leases > 0) continue;
+      RESWEEP_RETURN_IF_ERROR(store_->DeleteWorker(old.worker_id));
+      worker_contact_mono_ms_.erase(old.worker_id);
+      ++forgotten;
+      --excess;
+    }
+    if (excess > 0) {
+      return ResourceExhaustedError(fmt::format(
+          "these credentials already have {} live worker registrations (the coordinator's "
+          "--max-workers-per-identity): stop a worker, wait a lease ({} ms) for a stopped one "
+          "to count as silent, or give workers their own tokens",
+          mine.size(), options_.lease_ms));
+    }
+    return store_->UpsertWorker(w);
+  });
+  if (!st.ok()) {
+    spdlog::warn("registration of worker '{}' from {} refused: {}", name, host, st.message());
+    return st;
+  }
+  worker_contact_mono_ms_[w.worker_id] = clock_->MonotonicMs();
+  spdlog::info("worker {} registered from {} with {} slot(s): {}{}", w.worker_id, host,
+               devices.size(), w.devices,
+               forgotten > 0 ? fmt::format(" ({} silent registration(s) of the same credentials "
+                                           "forgotten to stay within the cap)",
+                                           forgotten)
+                             : "");
   return WorkerRegistration{w.worker_id, options_.lease_ms, options_.heartbeat_ms};
 }
 
-StatusOr<std::optional<Lease>> Scheduler::Acquire(const std::string& worker_id) {
+Status Scheduler::CheckWorkerIdentity(const std::string& worker_id, const std::string& identity) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto worker = store_->GetWorker(worker_id);
+  if (!worker.ok()) return worker.status();
+  if (!worker->has_value() || (*worker)->identity_digest == identity) return Status::Ok();
+  if ((*worker)->identity_digest.empty()) {
+    // Registered without credentials (by an older coordinator, or before tokens
+    // were required): bound to the first credentials that use it.
+    WorkerRecord bound = **worker;
+    bound.identity_digest = identity;
+    RESWEEP_RETURN_IF_ERROR(store_->UpsertWorker(bound));
+    spdlog::info("worker {} is now bound to the credentials it calls with", worker_id);
+    return Status::Ok();
+  }
+  return PermissionDeniedError("worker " + worker_id +
+                               " was registered with other credentials: a worker may act only "
+                               "under the worker id its own credentials registered");
+}
+
+StatusOr<std::optional<Lease>> Scheduler::Acquire(const std::string& worker_id, int slot) {
   std::lock_guard<std::mutex> lock(mutex_);
   auto worker = store_->GetWorker(worker_id);
   if (!worker.ok()) return worker.status();
   if (!worker->has_value()) return NotFoundError("unknown worker " + worker_id);
+  const int slots = SlotCount(**worker);
+  if (slot < 0 || slot >= slots) {
+    return InvalidArgumentError(
+        fmt::format("AcquireRun.slot = {}: worker {} registered {} slot(s), numbered 0..{}", slot,
+                    worker_id, slots, slots - 1));
+  }
   const int64_t now = clock_->NowMs();
   std::optional<Lease> lease;
+  bool again = false;
   Status st = store_->RunInTransaction([&]() -> Status {
-    RESWEEP_RETURN_IF_ERROR(store_->TouchWorker(worker_id, now));
-    auto next = store_->NextQueuedRun();
-    if (!next.ok()) return next.status();
-    if (!next->has_value()) return Status::Ok();
-    RunRecord run = **next;
-    if (run.checkpoint_epoch > 0 && run.checkpoint_path.empty() && checkpoints_ &&
-        !checkpoints_->Exists(run.run_id, run.checkpoint_epoch, run.checkpoint_iteration)) {
-      FallBackToOlderCheckpoint(&run, "its file is missing from the artifact directory");
+    RESWEEP_RETURN_IF_ERROR(TouchWorkerLocked(worker_id));
+    auto held = store_->LeaseOfSlot(worker_id, slot);
+    if (!held.ok()) return held.status();
+    if (held->has_value()) RESWEEP_RETURN_IF_ERROR(ExpireIfDueLocked(**held));
+    auto current = held->has_value() ? store_->GetRun(**held)
+                                     : StatusOr<std::optional<RunRecord>>(std::nullopt);
+    if (!current.ok()) return current.status();
+    RunRecord run;
+    if (current->has_value() && HoldsLease((*current)->state) &&
+        (*current)->worker_id == worker_id) {
+      // The slot asks again while holding a lease: the reply to its AcquireRun was
+      // lost, or it dropped the run. It gets the same attempt back, from the resume
+      // point, and nothing new is leased.
+      run = **current;
+      again = true;
+    } else {
+      // At most one lease per slot; a database from before slots were recorded may
+      // hold more, and then nothing new is leased until they end.
+      auto count = store_->CountLeasesOf(worker_id);
+      if (!count.ok()) return count.status();
+      if (*count >= slots) return Status::Ok();
+      auto next = store_->NextQueuedRun();
+      if (!next.ok()) return next.status();
+      if (!next->has_value()) return Status::Ok();
+      run = **next;
+      if (run.checkpoint_epoch > 0 && run.checkpoint_path.empty() && checkpoints_ &&
+          !checkpoints_->Exists(run.run_id, run.checkpoint_epoch, run.checkpoint_iteration)) {
+        FallBackToOlderCheckpoint(&run, "its file is missing from the artifact directory");
+      }
+      run.attempt += 1;
+      run.state = RunState::kLeased;
+      run.worker_id = worker_id;
+      AttemptRecord attempt{run.run_id, run.attempt, worker_id, "leased", now, 0, "", ""};
+      RESWEEP_RETURN_IF_ERROR(store_->InsertAttempt(attempt));
     }
-    run.attempt += 1;
-    run.state = RunState::kLeased;
-    run.worker_id = worker_id;
-    run.lease_expires_ms = now + options_.lease_ms;
+    RenewLeaseLocked(&run);
     run.updated_ms = now;
-    // History after the resume point belongs to an attempt that is gone: the new
-    // attempt re-reports those epochs, so none is ever recorded twice or left stale.
+    // History after the resume point belongs to an attempt that is gone (or that
+    // starts over): it re-reports those epochs, so none is ever recorded twice or
+    // left stale.
     run.epoch = run.checkpoint_epoch;
     RESWEEP_RETURN_IF_ERROR(store_->DeleteEpochsAfter(run.run_id, run.checkpoint_epoch));
     RESWEEP_RETURN_IF_ERROR(store_->UpdateRun(run));
-    AttemptRecord attempt{run.run_id, run.attempt, worker_id, "leased", now, 0, ""};
-    RESWEEP_RETURN_IF_ERROR(store_->InsertAttempt(attempt));
-    Lease l;
-    l.run_id = run.run_id;
-    l.attempt = run.attempt;
-    l.config_json = run.config_json;
-    l.seed = run.seed;
-    l.resume_epoch = run.checkpoint_epoch;
-    l.resume_path = run.checkpoint_epoch > 0 ? run.checkpoint_path : "";
-    l.expires_ms = run.lease_expires_ms;
-    auto link = store_->FirstLinkOfRun(run.run_id);
-    if (!link.ok()) return link.status();
-    if (link->has_value()) {
-      l.cell_label = (*link)->cell_label;
-      auto sweep = store_->GetSweep((*link)->sweep_id);
-      if (!sweep.ok()) return sweep.status();
-      if (sweep->has_value()) l.sweep_name = (*sweep)->name;
-    }
-    lease = std::move(l);
+    RESWEEP_RETURN_IF_ERROR(store_->SetLeaseSlot(run.run_id, slot));
+    auto l = LeaseOfRunLocked(run);
+    if (!l.ok()) return l.status();
+    lease = std::move(*l);
     return Status::Ok();
   });
   if (!st.ok()) return st;
   if (lease) {
-    spdlog::info("run {} ({} {} seed {}) attempt {} leased to {}", lease->run_id, lease->sweep_name,
-                 lease->cell_label, lease->seed, lease->attempt, worker_id);
+    spdlog::info("run {} ({} {} seed {}) attempt {} leased to {} slot {}{}", lease->run_id,
+                 lease->sweep_name, lease->cell_label, lease->seed, lease->attempt, worker_id, slot,
+                 again ? " again (the slot asked while holding it)" : "");
   }
   return lease;
 }
@@ -546,7 +637,7 @@ StatusOr<HeartbeatResult> Scheduler::Heartbeat(const std::string& worker_id,
     return result;
   }
   // A worker holds at most one lease per slot: a longer list is not a heartbeat.
-  const size_t slots = std::count((*worker)->devices.begin(), (*worker)->devices.end(), ',') + 1;
+  const size_t slots = SlotCount(**worker);
   if (leases.size() > slots) {
     return InvalidArgumentError(fmt::format("heartbeat of {} lists {} runs; it has {} slot(s)",
                                             worker_id, leases.size(), slots));
@@ -554,7 +645,7 @@ StatusOr<HeartbeatResult> Scheduler::Heartbeat(const std::string& worker_id,
   const int64_t now = clock_->NowMs();
   Status st = store_->RunInTransaction([&]() -> Status {
     for (const auto& p : leases) RESWEEP_RETURN_IF_ERROR(ExpireIfDueLocked(p.run_id));
-    RESWEEP_RETURN_IF_ERROR(store_->TouchWorker(worker_id, now));
+    RESWEEP_RETURN_IF_ERROR(TouchWorkerLocked(worker_id));
     for (const auto& p : leases) {
       LeaseDecision d{p.run_id, p.attempt, false, ""};
       auto run = FencedRunLocked(worker_id, p.run_id, p.attempt);
@@ -567,7 +658,7 @@ StatusOr<HeartbeatResult> Scheduler::Heartbeat(const std::string& worker_id,
         d.reason = run.status().message();
       } else {
         RunRecord r = *run;
-        r.lease_expires_ms = now + options_.lease_ms;
+        RenewLeaseLocked(&r);
         r.updated_ms = now;
         RESWEEP_RETURN_IF_ERROR(store_->UpdateRun(r));
       }
@@ -609,7 +700,7 @@ Status Scheduler::ReportEpoch(const std::string& worker_id, const EpochRecord& e
     }
     r.epoch = epoch.epoch;
     if (epoch.test_error >= 0) r.last_test_error = epoch.test_error;
-    r.lease_expires_ms = now + options_.lease_ms;
+    RenewLeaseLocked(&r);
     r.updated_ms = now;
     return store_->UpdateRun(r);
   });
@@ -811,7 +902,7 @@ StatusOr<int64_t> Scheduler::PutCheckpointChunk(const std::string& worker_id,
         r.checkpoint_epoch = epoch;
         r.checkpoint_iteration = iteration;
         r.checkpoint_path.clear();
-        r.lease_expires_ms = now + options_.lease_ms;
+        RenewLeaseLocked(&r);
         r.updated_ms = now;
         return store_->UpdateRun(r);
       });
@@ -852,7 +943,7 @@ Status Scheduler::RecordSharedCheckpoint(const std::string& worker_id, const std
     r.checkpoint_epoch = epoch;
     r.checkpoint_iteration = iteration;
     r.checkpoint_path = relative_path;
-    r.lease_expires_ms = now + options_.lease_ms;
+    RenewLeaseLocked(&r);
     r.updated_ms = now;
     spdlog::debug("run {} attempt {}: shared checkpoint of epoch {} at {}", run_id, attempt, epoch,
                   relative_path);
@@ -996,18 +1087,59 @@ StatusOr<ArtifactSweepResult> Scheduler::SweepArtifacts() {
 
 StatusOr<int> Scheduler::ExpireLeases() {
   std::lock_guard<std::mutex> lock(mutex_);
+  const int64_t now = clock_->MonotonicMs();
+  const bool start_grace_over = now > started_mono_ms_ + options_.lease_ms;
   int expired = 0;
   Status st = store_->RunInTransaction([&]() -> Status {
-    auto runs = store_->RunsWithLeaseExpiredBefore(clock_->NowMs());
-    if (!runs.ok()) return runs.status();
-    for (const auto& run : *runs) {
-      RESWEEP_RETURN_IF_ERROR(LoseLeaseLocked(run, "lease expired"));
+    auto holders = store_->ListLeaseHolders();
+    if (!holders.ok()) return holders.status();
+    for (const auto& [run_id, worker_id] : *holders) {
+      // Cheap pre-check; LeaseExpiredLocked decides on the run's attempt.
+      auto it = lease_deadlines_.find(run_id);
+      if (it == lease_deadlines_.end() ? !start_grace_over : it->second.mono_ms >= now) continue;
+      auto run = store_->GetRun(run_id);
+      if (!run.ok()) return run.status();
+      if (!run->has_value() || !HoldsLease((*run)->state) || !LeaseExpiredLocked(**run)) continue;
+      RESWEEP_RETURN_IF_ERROR(LoseLeaseLocked(**run, "lease expired"));
       ++expired;
     }
     return Status::Ok();
   });
   if (!st.ok()) return st;
   return expired;
+}
+
+StatusOr<int> Scheduler::ForgetSilentWorkers() {
+  if (options_.forget_workers_after_ms <= 0) return 0;
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<std::string> forgotten;
+  Status st = store_->RunInTransaction([&]() -> Status {
+    auto workers = store_->ListWorkers();
+    if (!workers.ok()) return workers.status();
+    for (const auto& w : *workers) {
+      // Silent on the wall clock for the whole period, and for a lease (at most the
+      // period) of this coordinator's running time: a forward clock step alone
+      // never forgets a live worker, and a restart does not restart the period.
+      if (!SilentForLocked(w, options_.forget_workers_after_ms,
+                           std::min(options_.lease_ms, options_.forget_workers_after_ms))) {
+        continue;
+      }
+      // Its runs are left to lease expiry, which closes them first.
+      auto leases = store_->CountLeasesOf(w.worker_id);
+      if (!leases.ok()) return leases.status();
+      if (*leases > 0) continue;
+      RESWEEP_RETURN_IF_ERROR(store_->DeleteWorker(w.worker_id));
+      forgotten.push_back(w.worker_id);
+    }
+    return Status::Ok();
+  });
+  if (!st.ok()) return st;
+  for (const auto& id : forgotten) {
+    worker_contact_mono_ms_.erase(id);
+    spdlog::info("worker {} forgotten: no contact for over {} s", id,
+                 options_.forget_workers_after_ms / 1000);
+  }
+  return static_cast<int>(forgotten.size());
 }
 
 // ------------------------------------------------------------------ helpers
@@ -1030,7 +1162,7 @@ StatusOr<RunRecord> Scheduler::FencedRunLocked(const std::string& worker_id,
     return FailedPreconditionError("run " + run_id + " attempt " + std::to_string(attempt) +
                                    " is leased to another worker");
   }
-  if (r.lease_expires_ms < clock_->NowMs()) {
+  if (LeaseExpiredLocked(r)) {
     // Only reached when the lease ran out between ExpireIfDueLocked and here; the
     // reaper closes it.
     return FailedPreconditionError("lease of run " + run_id + " attempt " +
@@ -1045,7 +1177,7 @@ Status Scheduler::ExpireIfDueLocked(const std::string& run_id) {
     if (!run.ok()) return run.status();
     if (!run->has_value()) return Status::Ok();
     const RunRecord& r = **run;
-    if (HoldsLease(r.state) && r.lease_expires_ms < clock_->NowMs()) {
+    if (HoldsLease(r.state) && LeaseExpiredLocked(r)) {
       return LoseLeaseLocked(r, "lease expired");
     }
     return Status::Ok();
@@ -1072,9 +1204,60 @@ Status Scheduler::LoseLeaseLocked(RunRecord run, const std::string& why) {
   return store_->UpdateRun(run);
 }
 
+bool Scheduler::LeaseExpiredLocked(const RunRecord& run) const {
+  auto it = lease_deadlines_.find(run.run_id);
+  const int64_t deadline = it != lease_deadlines_.end() && it->second.attempt == run.attempt
+                               ? it->second.mono_ms
+                               : started_mono_ms_ + options_.lease_ms;
+  return deadline < clock_->MonotonicMs();
+}
+
+void Scheduler::RenewLeaseLocked(RunRecord* run) {
+  // Set before the caller's transaction commits: a rolled-back renewal leaves a
+  // deadline later than the stored one, which only ever favours the worker that
+  // called.
+  run->lease_expires_ms = clock_->NowMs() + options_.lease_ms;
+  lease_deadlines_[run->run_id] = {run->attempt, clock_->MonotonicMs() + options_.lease_ms};
+}
+
+StatusOr<Lease> Scheduler::LeaseOfRunLocked(const RunRecord& run) {
+  Lease l;
+  l.run_id = run.run_id;
+  l.attempt = run.attempt;
+  l.config_json = run.config_json;
+  l.seed = run.seed;
+  l.resume_epoch = run.checkpoint_epoch;
+  l.resume_path = run.checkpoint_epoch > 0 ? run.checkpoint_path : "";
+  l.expires_ms = run.lease_expires_ms;
+  auto link = store_->FirstLinkOfRun(run.run_id);
+  if (!link.ok()) return link.status();
+  if (link->has_value()) {
+    l.cell_label = (*link)->cell_label;
+    auto sweep = store_->GetSweep((*link)->sweep_id);
+    if (!sweep.ok()) return sweep.status();
+    if (sweep->has_value()) l.sweep_name = (*sweep)->name;
+  }
+  return l;
+}
+
+Status Scheduler::TouchWorkerLocked(const std::string& worker_id) {
+  RESWEEP_RETURN_IF_ERROR(store_->TouchWorker(worker_id, clock_->NowMs()));
+  worker_contact_mono_ms_[worker_id] = clock_->MonotonicMs();
+  return Status::Ok();
+}
+
+bool Scheduler::SilentForLocked(const WorkerRecord& worker, int64_t wall_ms,
+                                int64_t monotonic_ms) const {
+  auto it = worker_contact_mono_ms_.find(worker.worker_id);
+  const int64_t since = it != worker_contact_mono_ms_.end() ? it->second : started_mono_ms_;
+  return clock_->NowMs() - worker.last_seen_ms >= wall_ms &&
+         clock_->MonotonicMs() - since >= monotonic_ms;
+}
+
 Status Scheduler::CloseAttemptLocked(const RunRecord& run, const std::string& state,
                                      const std::string& reason) {
   const bool open = state == "leased" || state == "running";
+  if (!open) lease_deadlines_.erase(run.run_id);
   return store_->UpdateAttempt(run.run_id, run.attempt, state, open ? 0 : clock_->NowMs(), reason);
 }
 

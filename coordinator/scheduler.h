@@ -5,6 +5,16 @@
 // is closed as "lost" and the run is queued again for a new attempt, until
 // max_attempts losses/retryable failures, after which the run fails with the reason.
 //
+// Leases are per worker slot: a worker registered with N devices holds at most N
+// leases, one per slot 0..N-1, and asking again for a slot that holds a live lease
+// returns that lease (a retried AcquireRun whose reply was lost leases nothing new).
+//
+// Time: lease expiry is measured on the monotonic clock, so wall-clock steps neither
+// expire nor extend leases. The wall-clock deadline in the database is for display
+// only. A scheduler starting on an existing database gives every lease a full
+// lease_ms of its own running time: a lease that ran out while no coordinator ran
+// is not the worker's fault.
+//
 // Fencing: every worker call names (run_id, attempt) and is refused with
 // FAILED_PRECONDITION unless that attempt is the run's current lease, held by that
 // worker and not expired. Hence at most one attempt can ever record a result.
@@ -59,6 +69,14 @@ struct SchedulerOptions {
   // coordinator sets it from RESWEEP_TEST_CRASH_AT (see main.cc) so tests can kill it
   // at exactly that point; empty in production.
   std::function<void(const std::string& point)> test_crash_point;
+  // Worker registrations per caller identity (token and client certificate): at the
+  // cap, the identity's oldest silent registrations are forgotten to make room, and
+  // with none silent the registration is RESOURCE_EXHAUSTED.
+  int max_workers_per_identity = 512;
+  // Registrations with no contact for this long (wall clock, and at least a lease of
+  // this coordinator's own running time) that hold no lease are forgotten by
+  // ForgetSilentWorkers; 0 = never.
+  int64_t forget_workers_after_ms = int64_t{7} * 24 * 3600 * 1000;
 };
 
 // What one artifact sweep-up removed.
@@ -188,11 +206,21 @@ class Scheduler {
   // runs needs `force`.
   StatusOr<DeleteResult> Delete(const std::string& sweep, bool force);
 
-  // Workers.
+  // Workers. `identity` is the digest of the caller's credentials (CallerIdentity in
+  // coordinator/auth.h): the registration is bound to it.
   StatusOr<WorkerRegistration> RegisterWorker(const std::string& name, const std::string& host,
-                                              const std::vector<std::string>& devices);
-  // Leases the next queued run to the worker; nullopt when nothing is queued.
-  StatusOr<std::optional<Lease>> Acquire(const std::string& worker_id);
+                                              const std::vector<std::string>& devices,
+                                              const std::string& identity = "");
+  // OK when `worker_id` may be used by a caller of `identity`: it was registered by
+  // that identity, or it is unknown (the call itself then says so). A registration
+  // made without credentials is bound to the first identity that uses it.
+  // PERMISSION_DENIED otherwise.
+  Status CheckWorkerIdentity(const std::string& worker_id, const std::string& identity);
+  // Leases the next queued run to the worker's `slot`; nullopt when nothing is
+  // queued. If the slot already holds a live lease, that lease is returned again (same
+  // attempt, restarting from its resume point) and nothing new is leased.
+  // INVALID_ARGUMENT for a slot outside 0..slots-1.
+  StatusOr<std::optional<Lease>> Acquire(const std::string& worker_id, int slot);
   StatusOr<HeartbeatResult> Heartbeat(const std::string& worker_id,
                                       const std::vector<LeaseProgressReport>& leases);
   Status ReportEpoch(const std::string& worker_id, const EpochRecord& epoch);
@@ -255,6 +283,9 @@ class Scheduler {
   // Closes every lease that expired; returns how many. The coordinator calls this
   // periodically; fenced calls also expire the lease they touch.
   StatusOr<int> ExpireLeases();
+  // Forgets registrations silent for options.forget_workers_after_ms that hold no
+  // lease; returns how many. The coordinator calls this periodically.
+  StatusOr<int> ForgetSilentWorkers();
 
   const SchedulerOptions& options() const { return options_; }
 
@@ -282,6 +313,20 @@ class Scheduler {
   void CrashPoint(const std::string& point) const {
     if (options_.test_crash_point) options_.test_crash_point(point);
   }
+  // Whether `run`'s lease has run out on the monotonic clock.
+  bool LeaseExpiredLocked(const RunRecord& run) const RESWEEP_REQUIRES(mutex_);
+  // Extends `run`'s lease by lease_ms from now (the monotonic deadline that decides,
+  // and the wall-clock one stored for display).
+  void RenewLeaseLocked(RunRecord* run) RESWEEP_REQUIRES(mutex_);
+  // The Lease a worker is handed for `run`'s current attempt.
+  StatusOr<Lease> LeaseOfRunLocked(const RunRecord& run) RESWEEP_REQUIRES(mutex_);
+  // Records a call from the worker (registration, acquire, heartbeat).
+  Status TouchWorkerLocked(const std::string& worker_id) RESWEEP_REQUIRES(mutex_);
+  // Whether the worker has been silent for at least `wall_ms` since its last recorded
+  // contact on the wall clock, and for at least `monotonic_ms` on this scheduler's
+  // monotonic clock since its last contact or, without one, since the start.
+  bool SilentForLocked(const WorkerRecord& worker, int64_t wall_ms, int64_t monotonic_ms) const
+      RESWEEP_REQUIRES(mutex_);
   Status CloseAttemptLocked(const RunRecord& run, const std::string& state,
                             const std::string& reason) RESWEEP_REQUIRES(mutex_);
 
@@ -292,11 +337,24 @@ class Scheduler {
 
   std::mutex mutex_;  // serialises all store access and state changes
   Queries queries_ RESWEEP_GUARDED_BY(mutex_);
-  // Submission token bucket, protected by mutex_.
+  // Submission token bucket, on the monotonic clock; always within 0..burst.
   double submit_tokens_ RESWEEP_GUARDED_BY(mutex_) = -1;  // -1: full, set on first use
-  int64_t submit_refilled_ms_ RESWEEP_GUARDED_BY(mutex_) = 0;
+  int64_t submit_refilled_mono_ms_ RESWEEP_GUARDED_BY(mutex_) = 0;
   // PutCheckpointChunk calls in progress, by worker id (entries at 0 are erased).
   std::map<std::string, int> uploads_in_flight_ RESWEEP_GUARDED_BY(mutex_);
+
+  // Monotonic time of this scheduler's start: a lease it has not renewed itself
+  // expires lease_ms after it.
+  const int64_t started_mono_ms_;
+  struct LeaseDeadline {
+    int attempt = 0;
+    int64_t mono_ms = 0;
+  };
+  // Monotonic deadline of each lease renewed since the start, by run id; an entry
+  // counts only for its attempt. Entries go when the attempt is closed.
+  std::map<std::string, LeaseDeadline> lease_deadlines_ RESWEEP_GUARDED_BY(mutex_);
+  // Monotonic time of each worker's last contact since the start.
+  std::map<std::string, int64_t> worker_contact_mono_ms_ RESWEEP_GUARDED_BY(mutex_);
 };
 
 }  // namespace resweep

@@ -165,6 +165,10 @@ void CoordinatorServer::ReapLoop() {
     } else if (*expired > 0) {
       spdlog::warn("lease reaper: {} lease(s) expired", *expired);
     }
+    // After lease expiry, so that a silent worker's runs are closed first.
+    if (auto forgotten = scheduler_->ForgetSilentWorkers(); !forgotten.ok()) {
+      spdlog::error("worker reaper: {}", forgotten.status().ToString());
+    }
     lock.lock();
   }
 }

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <grpc/grpc_security_constants.h>
+
 #include <algorithm>
 #include <cstdio>
 
@@ -38,15 +40,38 @@ std::string LatencyRecorder::Summary() {
   return out;
 }
 
+namespace {
+
+// The call's authorization metadata value, if any.
+std::optional<std::string> AuthorizationOf(grpc::CallbackServerContext* ctx) {
+  const auto& metadata = ctx->client_metadata();
+  if (auto it = metadata.find(kTokenMetadataKey); it != metadata.end()) {
+    return std::string(it->second.data(), it->second.size());
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 Status CoordinatorService::Authorize(grpc::CallbackServerContext* ctx, Role needed,
                                      const char* method) {
   if (!tokens_) return Status::Ok();
-  std::optional<std::string> authorization;
-  const auto& metadata = ctx->client_metadata();
-  if (auto it = metadata.find(kTokenMetadataKey); it != metadata.end()) {
-    authorization.emplace(it->second.data(), it->second.size());
+  return AuthorizeCall(tokens_, AuthorizationOf(ctx), needed, method);
+}
+
+std::string CoordinatorService::Identity(grpc::CallbackServerContext* ctx) {
+  std::string certificate;
+  if (auto auth = ctx->auth_context()) {
+    const auto pem = auth->FindPropertyValues(GRPC_X509_PEM_CERT_PROPERTY_NAME);
+    if (!pem.empty()) certificate.assign(pem.front().data(), pem.front().size());
   }
-  return AuthorizeCall(tokens_, authorization, needed, method);
+  return CallerIdentity(AuthorizationOf(ctx), certificate);
+}
+
+Status CoordinatorService::AuthorizeWorker(grpc::CallbackServerContext* ctx, const char* method,
+                                           const std::string& worker_id) {
+  RESWEEP_RETURN_IF_ERROR(Authorize(ctx, Role::kWorker, method));
+  return scheduler_->CheckWorkerIdentity(worker_id, Identity(ctx)).WithContext(std::string(method));
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::Finish(grpc::CallbackServerContext* ctx,
@@ -230,7 +255,7 @@ grpc::ServerUnaryReactor* CoordinatorService::RegisterWorker(grpc::CallbackServe
     return Finish(ctx, "RegisterWorker", denied, start);
   }
   std::vector<std::string> devices(req->devices().begin(), req->devices().end());
-  auto r = scheduler_->RegisterWorker(req->name(), req->host(), devices);
+  auto r = scheduler_->RegisterWorker(req->name(), req->host(), devices, Identity(ctx));
   if (r.ok()) {
     resp->set_worker_id(r->worker_id);
     resp->set_lease_ms(static_cast<int32_t>(r->lease_ms));
@@ -243,10 +268,10 @@ grpc::ServerUnaryReactor* CoordinatorService::AcquireRun(grpc::CallbackServerCon
                                                          const v1::AcquireRunRequest* req,
                                                          v1::AcquireRunResponse* resp) {
   const auto start = std::chrono::steady_clock::now();
-  if (Status denied = Authorize(ctx, Role::kWorker, "AcquireRun"); !denied.ok()) {
+  if (Status denied = AuthorizeWorker(ctx, "AcquireRun", req->worker_id()); !denied.ok()) {
     return Finish(ctx, "AcquireRun", denied, start);
   }
-  auto r = scheduler_->Acquire(req->worker_id());
+  auto r = scheduler_->Acquire(req->worker_id(), req->slot());
   if (r.ok() && r->has_value()) {
     resp->set_has_run(true);
     ToProto(**r, resp->mutable_lease());
@@ -258,7 +283,7 @@ grpc::ServerUnaryReactor* CoordinatorService::Heartbeat(grpc::CallbackServerCont
                                                         const v1::HeartbeatRequest* req,
                                                         v1::HeartbeatResponse* resp) {
   const auto start = std::chrono::steady_clock::now();
-  if (Status denied = Authorize(ctx, Role::kWorker, "Heartbeat"); !denied.ok()) {
+  if (Status denied = AuthorizeWorker(ctx, "Heartbeat", req->worker_id()); !denied.ok()) {
     return Finish(ctx, "Heartbeat", denied, start);
   }
   std::vector<LeaseProgressReport> leases;
@@ -281,7 +306,7 @@ grpc::ServerUnaryReactor* CoordinatorService::ReportEpoch(grpc::CallbackServerCo
                                                           const v1::ReportEpochRequest* req,
                                                           v1::ReportEpochResponse*) {
   const auto start = std::chrono::steady_clock::now();
-  if (Status denied = Authorize(ctx, Role::kWorker, "ReportEpoch"); !denied.ok()) {
+  if (Status denied = AuthorizeWorker(ctx, "ReportEpoch", req->worker_id()); !denied.ok()) {
     return Finish(ctx, "ReportEpoch", denied, start);
   }
   const auto& m = req->metrics();
@@ -303,7 +328,7 @@ grpc::ServerUnaryReactor* CoordinatorService::CompleteRun(grpc::CallbackServerCo
                                                           const v1::CompleteRunRequest* req,
                                                           v1::CompleteRunResponse*) {
   const auto start = std::chrono::steady_clock::now();
-  if (Status denied = Authorize(ctx, Role::kWorker, "CompleteRun"); !denied.ok()) {
+  if (Status denied = AuthorizeWorker(ctx, "CompleteRun", req->worker_id()); !denied.ok()) {
     return Finish(ctx, "CompleteRun", denied, start);
   }
   return Finish(
@@ -316,7 +341,7 @@ grpc::ServerUnaryReactor* CoordinatorService::FailRun(grpc::CallbackServerContex
                                                       const v1::FailRunRequest* req,
                                                       v1::FailRunResponse*) {
   const auto start = std::chrono::steady_clock::now();
-  if (Status denied = Authorize(ctx, Role::kWorker, "FailRun"); !denied.ok()) {
+  if (Status denied = AuthorizeWorker(ctx, "FailRun", req->worker_id()); !denied.ok()) {
     return Finish(ctx, "FailRun", denied, start);
   }
   return Finish(ctx, "FailRun",
@@ -329,7 +354,7 @@ grpc::ServerUnaryReactor* CoordinatorService::ReleaseRun(grpc::CallbackServerCon
                                                          const v1::ReleaseRunRequest* req,
                                                          v1::ReleaseRunResponse*) {
   const auto start = std::chrono::steady_clock::now();
-  if (Status denied = Authorize(ctx, Role::kWorker, "ReleaseRun"); !denied.ok()) {
+  if (Status denied = AuthorizeWorker(ctx, "ReleaseRun", req->worker_id()); !denied.ok()) {
     return Finish(ctx, "ReleaseRun", denied, start);
   }
   return Finish(ctx, "ReleaseRun",
@@ -341,7 +366,7 @@ grpc::ServerUnaryReactor* CoordinatorService::PutCheckpointChunk(
     grpc::CallbackServerContext* ctx, const v1::PutCheckpointChunkRequest* req,
     v1::PutCheckpointChunkResponse* resp) {
   const auto start = std::chrono::steady_clock::now();
-  if (Status denied = Authorize(ctx, Role::kWorker, "PutCheckpointChunk"); !denied.ok()) {
+  if (Status denied = AuthorizeWorker(ctx, "PutCheckpointChunk", req->worker_id()); !denied.ok()) {
     return Finish(ctx, "PutCheckpointChunk", denied, start);
   }
   auto next = scheduler_->PutCheckpointChunk(req->worker_id(), req->run_id(), req->attempt(),
@@ -358,7 +383,7 @@ grpc::ServerUnaryReactor* CoordinatorService::GetCheckpointChunk(
     grpc::CallbackServerContext* ctx, const v1::GetCheckpointChunkRequest* req,
     v1::GetCheckpointChunkResponse* resp) {
   const auto start = std::chrono::steady_clock::now();
-  if (Status denied = Authorize(ctx, Role::kWorker, "GetCheckpointChunk"); !denied.ok()) {
+  if (Status denied = AuthorizeWorker(ctx, "GetCheckpointChunk", req->worker_id()); !denied.ok()) {
     return Finish(ctx, "GetCheckpointChunk", denied, start);
   }
   int64_t total = 0;
@@ -373,7 +398,8 @@ grpc::ServerUnaryReactor* CoordinatorService::RecordSharedCheckpoint(
     grpc::CallbackServerContext* ctx, const v1::RecordSharedCheckpointRequest* req,
     v1::RecordSharedCheckpointResponse*) {
   const auto start = std::chrono::steady_clock::now();
-  if (Status denied = Authorize(ctx, Role::kWorker, "RecordSharedCheckpoint"); !denied.ok()) {
+  if (Status denied = AuthorizeWorker(ctx, "RecordSharedCheckpoint", req->worker_id());
+      !denied.ok()) {
     return Finish(ctx, "RecordSharedCheckpoint", denied, start);
   }
   return Finish(

@@ -104,6 +104,12 @@ class CoordinatorService final : public v1::Coordinator::CallbackService {
  private:
   // OK when the call's token has a role that may make a `needed` call.
   Status Authorize(grpc::CallbackServerContext* ctx, Role needed, const char* method);
+  // Digest of the call's credentials (token and client certificate).
+  static std::string Identity(grpc::CallbackServerContext* ctx);
+  // A worker call naming `worker_id`: a worker token, and the credentials that
+  // registered that worker (PERMISSION_DENIED otherwise).
+  Status AuthorizeWorker(grpc::CallbackServerContext* ctx, const char* method,
+                         const std::string& worker_id);
   // Finishes the call with `status` and records its latency.
   grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* ctx, const char* method,
                                    const Status& status,

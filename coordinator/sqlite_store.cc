@@ -127,6 +127,13 @@ ALTER TABLE sweeps ADD COLUMN archived INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE attempts ADD COLUMN log_tail TEXT NOT NULL DEFAULT '';
 CREATE INDEX runs_by_worker ON runs(worker_id) WHERE worker_id != '';
 )sql",
+    // 4 -> 5: the worker slot a lease was given to (meaningful while the run holds a
+    // lease; -1 = unknown, for leases given before slots were recorded), and the
+    // digest of the identity that registered each worker.
+    R"sql(
+ALTER TABLE runs ADD COLUMN lease_slot INTEGER NOT NULL DEFAULT -1;
+ALTER TABLE workers ADD COLUMN identity_digest TEXT NOT NULL DEFAULT '';
+)sql",
 };
 constexpr int kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
 
@@ -490,16 +497,34 @@ class SqliteStore : public Store {
     return std::optional<RunRecord>();
   }
 
-  StatusOr<std::vector<RunRecord>> RunsWithLeaseExpiredBefore(int64_t now_ms) override {
-    Statement s(db_, (std::string("SELECT ") + kRunColumns +
-                      " FROM runs WHERE state IN ('leased', 'running') AND lease_expires_ms < ?")
-                         .c_str());
-    s.Bind(now_ms);
-    std::vector<RunRecord> out;
+  Status SetLeaseSlot(const std::string& run_id, int slot) override {
+    Statement s(db_, "UPDATE runs SET lease_slot = ? WHERE run_id = ?");
+    s.Bind(slot).Bind(run_id);
+    RESWEEP_RETURN_IF_ERROR(s.Run());
+    if (sqlite3_changes(db_) != 1) return NotFoundError("run " + run_id + " not found");
+    return Status::Ok();
+  }
+
+  StatusOr<std::optional<std::string>> LeaseOfSlot(const std::string& worker_id,
+                                                   int slot) override {
+    Statement s(db_,
+                "SELECT run_id FROM runs WHERE worker_id = ? AND lease_slot = ? AND "
+                "state IN ('leased', 'running') ORDER BY updated_ms DESC, run_id LIMIT 1");
+    s.Bind(worker_id).Bind(slot);
     Status st;
-    while (s.Step(&st)) out.push_back(ReadRun(s));
+    if (s.Step(&st)) return std::optional<std::string>(s.Text(0));
     if (!st.ok()) return st;
-    return out;
+    return std::optional<std::string>();
+  }
+
+  StatusOr<int> CountLeasesOf(const std::string& worker_id) override {
+    Statement s(db_,
+                "SELECT COUNT(*) FROM runs WHERE worker_id = ? AND state IN ('leased', 'running')");
+    s.Bind(worker_id);
+    Status st;
+    if (s.Step(&st)) return static_cast<int>(s.Int(0));
+    if (!st.ok()) return st;
+    return 0;
   }
 
   StatusOr<int64_t> NextQueuePosition() override {
@@ -702,21 +727,29 @@ class SqliteStore : public Store {
   Status UpsertWorker(const WorkerRecord& w) override {
     Statement s(db_,
                 "INSERT OR REPLACE INTO workers (worker_id, name, host, devices, registered_ms, "
-                "last_seen_ms) VALUES (?,?,?,?,?,?)");
+                "last_seen_ms, identity_digest) VALUES (?,?,?,?,?,?,?)");
     s.Bind(w.worker_id).Bind(w.name).Bind(w.host).Bind(w.devices).Bind(w.registered_ms);
-    s.Bind(w.last_seen_ms);
+    s.Bind(w.last_seen_ms).Bind(w.identity_digest);
+    return s.Run();
+  }
+
+  Status DeleteWorker(const std::string& worker_id) override {
+    Statement s(db_, "DELETE FROM workers WHERE worker_id = ?");
+    s.Bind(worker_id);
     return s.Run();
   }
 
   StatusOr<std::optional<WorkerRecord>> GetWorker(const std::string& worker_id) override {
-    Statement s(db_,
-                "SELECT worker_id, name, host, devices, registered_ms, last_seen_ms FROM workers "
-                "WHERE worker_id = ?");
+    Statement s(
+        db_,
+        "SELECT worker_id, name, host, devices, registered_ms, last_seen_ms, identity_digest "
+        "FROM workers "
+        "WHERE worker_id = ?");
     s.Bind(worker_id);
     Status st;
     if (s.Step(&st)) {
       return std::optional<WorkerRecord>(
-          WorkerRecord{s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Int(4), s.Int(5)});
+          WorkerRecord{s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Int(4), s.Int(5), s.Text(6)});
     }
     if (!st.ok()) return st;
     return std::optional<WorkerRecord>();
@@ -729,13 +762,16 @@ class SqliteStore : public Store {
   }
 
   StatusOr<std::vector<WorkerRecord>> ListWorkers() override {
-    Statement s(db_,
-                "SELECT worker_id, name, host, devices, registered_ms, last_seen_ms FROM workers "
-                "ORDER BY name, worker_id");
+    Statement s(
+        db_,
+        "SELECT worker_id, name, host, devices, registered_ms, last_seen_ms, identity_digest "
+        "FROM workers "
+        "ORDER BY name, worker_id");
     std::vector<WorkerRecord> out;
     Status st;
     while (s.Step(&st)) {
-      out.push_back(WorkerRecord{s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Int(4), s.Int(5)});
+      out.push_back(
+          WorkerRecord{s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Int(4), s.Int(5), s.Text(6)});
     }
     if (!st.ok()) return st;
     return out;

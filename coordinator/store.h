@@ -106,6 +106,10 @@ struct WorkerRecord {
   std::string devices;  // comma-separated
   int64_t registered_ms = 0;
   int64_t last_seen_ms = 0;
+  // Digest of the credentials that registered it (see CallerIdentity in
+  // coordinator/auth.h); every later call naming this worker must carry the same.
+  // "" = registered without credentials.
+  std::string identity_digest;
 };
 
 // Epoch-level progress of a sweep.
@@ -145,7 +149,15 @@ class Store {
   virtual StatusOr<std::optional<RunRecord>> GetRun(const std::string& run_id) = 0;
   virtual Status UpdateRun(const RunRecord& run) = 0;
   virtual StatusOr<std::optional<RunRecord>> NextQueuedRun() = 0;
-  virtual StatusOr<std::vector<RunRecord>> RunsWithLeaseExpiredBefore(int64_t now_ms) = 0;
+  // Leases are per worker slot: the slot is recorded when a run is leased and is
+  // meaningful only while the run holds its lease (-1: leased before slots were
+  // recorded; such a lease is no slot's but counts against the worker's slots).
+  virtual Status SetLeaseSlot(const std::string& run_id, int slot) = 0;
+  // The run leased to `worker_id` in `slot`, if any.
+  virtual StatusOr<std::optional<std::string>> LeaseOfSlot(const std::string& worker_id,
+                                                           int slot) = 0;
+  // Runs leased to `worker_id` (leased or running).
+  virtual StatusOr<int> CountLeasesOf(const std::string& worker_id) = 0;
   virtual StatusOr<int64_t> NextQueuePosition() = 0;
   // Runs queued, leased or running, over all sweeps.
   virtual StatusOr<int64_t> CountActiveRuns() = 0;
@@ -184,6 +196,8 @@ class Store {
   virtual StatusOr<std::optional<WorkerRecord>> GetWorker(const std::string& worker_id) = 0;
   virtual Status TouchWorker(const std::string& worker_id, int64_t now_ms) = 0;
   virtual StatusOr<std::vector<WorkerRecord>> ListWorkers() = 0;
+  // Forgets a registration (its runs are not touched).
+  virtual Status DeleteWorker(const std::string& worker_id) = 0;
 };
 
 }  // namespace resweep

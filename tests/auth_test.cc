@@ -78,5 +78,23 @@ TEST(AuthorizeCall, CodesForMissingWrongAndMisusedTokens) {
   EXPECT_TRUE(AuthorizeCall(&t, bearer(kWorker), Role::kWorker, "AcquireRun").ok());
 }
 
+// Issue 8 item 9: the digest a worker registration is bound to.
+TEST(CallerIdentity, DigestOfTokenAndCertificateNeverTheTokenItself) {
+  auto bearer = [](const std::string& token) {
+    return std::optional<std::string>("Bearer " + token);
+  };
+  EXPECT_EQ(CallerIdentity(std::nullopt, ""), "");
+  EXPECT_EQ(CallerIdentity(std::string("Basic abc"), ""), "");  // not a bearer token
+  const std::string a = CallerIdentity(bearer(kWorker), "");
+  EXPECT_EQ(a.size(), 64u);
+  EXPECT_EQ(a, CallerIdentity(bearer(kWorker), ""));  // stable
+  EXPECT_EQ(a.find(kWorker), std::string::npos);
+  EXPECT_NE(a, CallerIdentity(bearer(kAdmin), ""));
+  // The certificate counts too, and token and certificate cannot stand in for each other.
+  EXPECT_NE(a, CallerIdentity(bearer(kWorker), "-----BEGIN CERTIFICATE-----"));
+  EXPECT_NE(CallerIdentity(std::nullopt, "x"), CallerIdentity(bearer("x"), ""));
+  EXPECT_NE(CallerIdentity(bearer("ab"), "c"), CallerIdentity(bearer("a"), "bc"));
+}
+
 }  // namespace
 }  // namespace resweep

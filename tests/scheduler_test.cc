@@ -61,14 +61,22 @@ class SchedulerTest : public ::testing::Test {
     scheduler_ = std::make_unique<Scheduler>(store_.get(), &clock_, options_, checkpoints_.get());
   }
 
-  std::string Register(const std::string& name) {
-    auto w = scheduler_->RegisterWorker(name, "host", {"cpu"});
+  // A worker with `slots` CPU slots.
+  std::string Register(const std::string& name, int slots = 8) {
+    auto w = scheduler_->RegisterWorker(name, "host", std::vector<std::string>(slots, "cpu"));
     EXPECT_TRUE(w.ok());
+    slots_[w->worker_id] = slots;
     return w->worker_id;
   }
 
+  // The worker's slots in turn, so that successive acquires use different slots.
+  int NextSlot(const std::string& worker) {
+    const int slots = slots_.count(worker) ? slots_[worker] : 2;
+    return next_slot_[worker]++ % slots;
+  }
+
   Lease MustAcquire(const std::string& worker) {
-    auto lease = scheduler_->Acquire(worker);
+    auto lease = scheduler_->Acquire(worker, NextSlot(worker));
     EXPECT_TRUE(lease.ok()) << lease.status().ToString();
     EXPECT_TRUE(lease->has_value());
     return lease->value_or(Lease());
@@ -108,6 +116,7 @@ class SchedulerTest : public ::testing::Test {
   std::unique_ptr<Store> store_;
   std::unique_ptr<CheckpointStore> checkpoints_;
   std::unique_ptr<Scheduler> scheduler_;
+  std::map<std::string, int> slots_, next_slot_;
 };
 
 TEST_F(SchedulerTest, SubmitQueuesEveryRunOnceAndResubmitIsANoOp) {
@@ -144,10 +153,10 @@ TEST_F(SchedulerTest, LeasesSeedMajorSoEveryCellStartsEarly) {
   EXPECT_EQ(a.sweep_name, "sched");
   MustAcquire(w);
   MustAcquire(w);
-  auto none = scheduler_->Acquire(w);
+  auto none = scheduler_->Acquire(w, NextSlot(w));
   ASSERT_TRUE(none.ok());
   EXPECT_FALSE(none->has_value());
-  EXPECT_EQ(scheduler_->Acquire("nobody").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(scheduler_->Acquire("nobody", 0).status().code(), StatusCode::kNotFound);
 }
 
 TEST_F(SchedulerTest, RunSucceedsAfterAllEpochsAndResultsAggregate) {
@@ -250,7 +259,7 @@ TEST_F(SchedulerTest, MaxAttemptsTurnsRepeatedLossIntoFailure) {
   EXPECT_EQ(r.state, RunState::kFailed);
   EXPECT_NE(r.error.find("lease expired"), std::string::npos) << r.error;
   EXPECT_NE(r.error.find("3 of 3"), std::string::npos) << r.error;
-  EXPECT_FALSE(scheduler_->Acquire(w)->has_value());
+  EXPECT_FALSE(scheduler_->Acquire(w, NextSlot(w))->has_value());
 }
 
 TEST_F(SchedulerTest, FailReleaseAndOtherWorkers) {
@@ -297,7 +306,7 @@ TEST_F(SchedulerTest, CancelStopsRunningRunsAtTheNextHeartbeat) {
   EXPECT_TRUE(hb->decisions[0].stop);
   EXPECT_NE(hb->decisions[0].reason.find("cancelled"), std::string::npos);
   EXPECT_EQ(Report(w, l, 2, 0.4).code(), StatusCode::kFailedPrecondition);
-  EXPECT_FALSE(scheduler_->Acquire(w)->has_value());
+  EXPECT_FALSE(scheduler_->Acquire(w, NextSlot(w))->has_value());
   EXPECT_EQ(scheduler_->GetSweep("sched")->state, "cancelled");
   // Submitting the same sweep again later is a no-op (the record exists); its runs stay
   // cancelled until another sweep wants them.
@@ -495,8 +504,14 @@ class CheckpointCommitFailingStore : public Store {
     return inner_->GetRun(id);
   }
   StatusOr<std::optional<RunRecord>> NextQueuedRun() override { return inner_->NextQueuedRun(); }
-  StatusOr<std::vector<RunRecord>> RunsWithLeaseExpiredBefore(int64_t now) override {
-    return inner_->RunsWithLeaseExpiredBefore(now);
+  Status SetLeaseSlot(const std::string& id, int slot) override {
+    return inner_->SetLeaseSlot(id, slot);
+  }
+  StatusOr<std::optional<std::string>> LeaseOfSlot(const std::string& worker, int slot) override {
+    return inner_->LeaseOfSlot(worker, slot);
+  }
+  StatusOr<int> CountLeasesOf(const std::string& worker) override {
+    return inner_->CountLeasesOf(worker);
   }
   StatusOr<int64_t> NextQueuePosition() override { return inner_->NextQueuePosition(); }
   StatusOr<int64_t> CountActiveRuns() override { return inner_->CountActiveRuns(); }
@@ -545,6 +560,7 @@ class CheckpointCommitFailingStore : public Store {
     return inner_->TouchWorker(id, now);
   }
   StatusOr<std::vector<WorkerRecord>> ListWorkers() override { return inner_->ListWorkers(); }
+  Status DeleteWorker(const std::string& id) override { return inner_->DeleteWorker(id); }
 
  private:
   Store* inner_;
@@ -832,7 +848,7 @@ TEST_F(SchedulerTest, SharedRunsAreQueuedOnceAcrossSweeps) {
 // Drives every run of `sweep` that `worker` can lease to success (epochs of 1 s).
 void FinishAll(Scheduler& s, const std::string& worker, int epochs) {
   while (true) {
-    auto lease = s.Acquire(worker);
+    auto lease = s.Acquire(worker, 0);
     ASSERT_TRUE(lease.ok());
     if (!lease->has_value()) return;
     for (int e = 1; e <= epochs; ++e) {
@@ -999,7 +1015,7 @@ TEST_F(SchedulerTest, DeleteWithForceCancelsUnfinishedRuns) {
   ASSERT_TRUE(deleted.ok());
   EXPECT_EQ(deleted->runs_cancelled, 4);
   EXPECT_EQ(scheduler_->GetSweep("sched")->state, "cancelled");
-  EXPECT_FALSE(scheduler_->Acquire(Register("w"))->has_value());
+  EXPECT_FALSE(scheduler_->Acquire(Register("w"), 0)->has_value());
 }
 
 TEST_F(SchedulerTest, ADifferentSweepUnderAnExistingNameNeedsTheFlag) {
@@ -1050,7 +1066,7 @@ seeds: 100
   EXPECT_EQ(big->planned.size(), 12000u);
   EXPECT_EQ(big->max_runs_per_sweep, 20000);
   EXPECT_TRUE(scheduler_->ListSweeps()->empty());
-  EXPECT_FALSE(scheduler_->Acquire(Register("w"))->has_value());
+  EXPECT_FALSE(scheduler_->Acquire(Register("w"), 0)->has_value());
 }
 
 TEST_F(SchedulerTest, FinishedRunsKeepTheWorkerThatRanThem) {
@@ -1208,7 +1224,7 @@ TEST_F(SchedulerTest, ReasonsAreCappedAndRepeatedReleasesUseUpAttempts) {
   // From the third release on, each uses up an attempt (max 3): the run fails.
   const std::string run_id = detail->run.run_id;
   for (int i = 0; i < 3; ++i) {
-    auto lease = scheduler_->Acquire(w);
+    auto lease = scheduler_->Acquire(w, NextSlot(w));
     if (i > 0) ASSERT_TRUE(lease.ok() && lease->has_value());
     const Lease l = i == 0 ? Lease{run_id, detail->run.attempt} : **lease;
     ASSERT_TRUE(scheduler_->Release(w, l.run_id, l.attempt, "shutting down").ok());
@@ -1224,7 +1240,7 @@ TEST_F(SchedulerTest, ReasonsAreCappedAndRepeatedReleasesUseUpAttempts) {
 
 TEST_F(SchedulerTest, HeartbeatsListAtMostTheWorkersSlots) {
   ASSERT_TRUE(scheduler_->Submit(kSweep, "s.yaml").ok());
-  const std::string w = Register("w");  // one slot
+  const std::string w = Register("w", 1);
   Lease l = MustAcquire(w);
   std::vector<LeaseProgressReport> made_up;
   for (int i = 0; i < 20000; ++i) made_up.push_back({"run" + std::to_string(i), 1, 0});
@@ -1347,6 +1363,214 @@ seeds: 2
   auto runs = scheduler_->ListRuns("order", "");
   EXPECT_EQ(runs->front().link.cell_label, "model.depth_n=3");
   EXPECT_EQ(runs->back().link.cell_label, "model.depth_n=2");
+}
+
+// Issue 8 item 3: leases are per (worker, slot).
+TEST_F(SchedulerTest, AWorkerHoldsOneLeasePerSlotAndARepeatedAcquireGetsTheSameLease) {
+  ASSERT_TRUE(scheduler_->Submit(kSweep, "s.yaml").ok());
+  const std::string w = Register("w", 1);
+  auto first = scheduler_->Acquire(w, 0);
+  ASSERT_TRUE(first.ok() && first->has_value()) << first.status().ToString();
+  // The reply was lost and the worker asks again for its only slot: the same lease,
+  // nothing else leased.
+  for (int i = 0; i < 3; ++i) {
+    auto again = scheduler_->Acquire(w, 0);
+    ASSERT_TRUE(again.ok() && again->has_value());
+    EXPECT_EQ((*again)->run_id, (*first)->run_id);
+    EXPECT_EQ((*again)->attempt, (*first)->attempt);
+  }
+  EXPECT_EQ(scheduler_->GetSweep("sched")->counts.leased, 1);
+  EXPECT_EQ(store_->ListAttempts((*first)->run_id)->size(), 1u);
+  // Slots outside the registration are refused, naming the field.
+  for (int slot : {1, 24, -1}) {
+    auto bad = scheduler_->Acquire(w, slot);
+    EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument) << slot;
+    EXPECT_NE(bad.status().message().find("AcquireRun.slot"), std::string::npos)
+        << bad.status().message();
+  }
+  EXPECT_EQ(scheduler_->GetSweep("sched")->counts.leased, 1);
+  // A slot that asks again after reporting (it dropped the run) restarts the same
+  // attempt from its resume point: epoch 1 may be reported again.
+  const Lease& l = **first;
+  ASSERT_TRUE(Report(w, l, 1, 0.5).ok());
+  auto restarted = scheduler_->Acquire(w, 0);
+  ASSERT_TRUE(restarted.ok() && restarted->has_value());
+  EXPECT_EQ((*restarted)->attempt, l.attempt);
+  EXPECT_EQ((*restarted)->resume_epoch, 0);
+  for (int e = 1; e <= 3; ++e) ASSERT_TRUE(Report(w, l, e, 0.4).ok()) << e;
+  ASSERT_TRUE(scheduler_->Complete(w, l.run_id, l.attempt, 1).ok());
+  // The slot is free again: the next run.
+  auto next = scheduler_->Acquire(w, 0);
+  ASSERT_TRUE(next.ok() && next->has_value());
+  EXPECT_NE((*next)->run_id, l.run_id);
+  // Two slots hold two leases, each its own.
+  const std::string two = Register("two", 2);
+  auto s0 = scheduler_->Acquire(two, 0), s1 = scheduler_->Acquire(two, 1);
+  ASSERT_TRUE(s0.ok() && s0->has_value() && s1.ok() && s1->has_value());
+  EXPECT_NE((*s0)->run_id, (*s1)->run_id);
+  EXPECT_EQ((*scheduler_->Acquire(two, 0))->run_id, (*s0)->run_id);
+  EXPECT_EQ((*scheduler_->Acquire(two, 1))->run_id, (*s1)->run_id);
+  EXPECT_EQ(*store_->CountLeasesOf(two), 2);
+}
+
+// Issue 8 item 4: wall-clock steps neither expire nor extend leases.
+TEST_F(SchedulerTest, LeasesExpireOnTheMonotonicClockWhateverTheWallClockDoes) {
+  ASSERT_TRUE(scheduler_->Submit(kSweep, "s.yaml").ok());
+  const std::string w = Register("w");
+  Lease l = MustAcquire(w);
+  ASSERT_TRUE(Report(w, l, 1, 0.5).ok());
+  // A day forwards on the wall clock, a second of real time: nothing expires.
+  clock_.StepWall(24 * 3600 * 1000LL);
+  clock_.Advance(1000);
+  EXPECT_EQ(*scheduler_->ExpireLeases(), 0);
+  ASSERT_TRUE(Report(w, l, 2, 0.4).ok());
+  EXPECT_EQ(Run(l.run_id).attempt, 1);
+  EXPECT_EQ(Run(l.run_id).failures, 0);
+  // Two days back: the lease still runs out a lease after its last renewal.
+  clock_.StepWall(-2 * 24 * 3600 * 1000LL);
+  clock_.Advance(options_.lease_ms - 1);
+  EXPECT_EQ(*scheduler_->ExpireLeases(), 0);
+  clock_.Advance(2);
+  EXPECT_EQ(*scheduler_->ExpireLeases(), 1);
+  EXPECT_EQ(Run(l.run_id).state, RunState::kQueued);
+}
+
+// Issue 8 item 4: a coordinator start gives every lease a fresh grace period.
+TEST_F(SchedulerTest, ARestartedCoordinatorGivesEveryLeaseAFullLeaseOfItsOwnTime) {
+  ASSERT_TRUE(scheduler_->Submit(kSweep, "s.yaml").ok());
+  const std::string w = Register("w");
+  Lease kept = MustAcquire(w), abandoned = MustAcquire(w);
+  ASSERT_TRUE(Report(w, kept, 1, 0.5).ok());
+  ASSERT_TRUE(Report(w, abandoned, 1, 0.5).ok());
+  // The coordinator is down for five leases, then starts on the same database.
+  scheduler_.reset();
+  clock_.Advance(5 * options_.lease_ms);
+  Open();
+  EXPECT_EQ(*scheduler_->ExpireLeases(), 0);
+  clock_.Advance(options_.lease_ms - 1000);
+  EXPECT_EQ(*scheduler_->ExpireLeases(), 0);
+  // The worker of `kept` is back in time: its attempt goes on.
+  auto hb = scheduler_->Heartbeat(w, {{kept.run_id, kept.attempt, 1}});
+  ASSERT_TRUE(hb.ok());
+  EXPECT_FALSE(hb->decisions[0].stop) << hb->decisions[0].reason;
+  // No word for `abandoned` within a lease of this coordinator's time: lost.
+  clock_.Advance(2000);
+  EXPECT_EQ(*scheduler_->ExpireLeases(), 1);
+  EXPECT_EQ(Run(abandoned.run_id).state, RunState::kQueued);
+  EXPECT_EQ(Run(kept.run_id).state, RunState::kRunning);
+  EXPECT_EQ(Run(kept.run_id).attempt, 1);
+  EXPECT_EQ(Run(kept.run_id).failures, 0);
+  ASSERT_TRUE(Report(w, kept, 2, 0.4).ok());
+  // A late call for a lease past its start grace is refused like any expired one.
+  scheduler_.reset();
+  clock_.Advance(3 * options_.lease_ms);
+  Open();
+  clock_.Advance(options_.lease_ms + 1);
+  EXPECT_EQ(Report(w, kept, 3, 0.3).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Run(kept.run_id).state, RunState::kQueued);
+}
+
+// Issue 8 item 4: the submission bucket neither locks out nor overflows on clock steps.
+TEST_F(SchedulerTest, TheSubmissionRateSurvivesClockStepsBothWays) {
+  options_.submits_per_minute = 6;  // one every 10 s
+  options_.submit_burst = 2;
+  Open();
+  int n = 0;
+  auto submit = [&]() {
+    ++n;
+    const std::string yaml = "name: s" + std::to_string(n) +
+                             "\ntrainer: {kind: synthetic}\ntrain: {epochs: " + std::to_string(n) +
+                             "}\n";
+    auto submitted = scheduler_->Submit(yaml, "s.yaml");
+    EXPECT_TRUE(submitted.ok() || submitted.status().code() == StatusCode::kResourceExhausted)
+        << submitted.status().ToString();
+    return submitted.status().code();
+  };
+  EXPECT_EQ(submit(), StatusCode::kOk);
+  EXPECT_EQ(submit(), StatusCode::kOk);
+  EXPECT_EQ(submit(), StatusCode::kResourceExhausted);
+  // An hour back on the wall clock: ten seconds later a token is due as usual.
+  clock_.StepWall(-3600 * 1000LL);
+  clock_.Advance(10000);
+  EXPECT_EQ(submit(), StatusCode::kOk);
+  EXPECT_EQ(submit(), StatusCode::kResourceExhausted);
+  // A year forwards: no more than the burst is granted.
+  clock_.StepWall(365 * 24 * 3600 * 1000LL);
+  clock_.Advance(20000);
+  EXPECT_EQ(submit(), StatusCode::kOk);
+  EXPECT_EQ(submit(), StatusCode::kOk);
+  EXPECT_EQ(submit(), StatusCode::kResourceExhausted);
+}
+
+// Issue 8 item 9: a worker id is usable only with the credentials that registered it.
+TEST_F(SchedulerTest, WorkerIdsAreBoundToTheIdentityThatRegisteredThem) {
+  auto a = scheduler_->RegisterWorker("a", "host", {"cpu"}, "identity-a");
+  ASSERT_TRUE(a.ok());
+  EXPECT_TRUE(scheduler_->CheckWorkerIdentity(a->worker_id, "identity-a").ok());
+  EXPECT_EQ(scheduler_->CheckWorkerIdentity(a->worker_id, "identity-b").code(),
+            StatusCode::kPermissionDenied);
+  EXPECT_EQ(scheduler_->CheckWorkerIdentity(a->worker_id, "").code(),
+            StatusCode::kPermissionDenied);
+  // Unknown ids pass: the call itself answers NOT_FOUND or unknown_worker.
+  EXPECT_TRUE(scheduler_->CheckWorkerIdentity("nobody", "identity-b").ok());
+  // A registration made without credentials is bound by its first use.
+  auto bare = scheduler_->RegisterWorker("bare", "host", {"cpu"});
+  ASSERT_TRUE(bare.ok());
+  EXPECT_TRUE(scheduler_->CheckWorkerIdentity(bare->worker_id, "").ok());
+  EXPECT_TRUE(scheduler_->CheckWorkerIdentity(bare->worker_id, "identity-c").ok());
+  EXPECT_EQ(scheduler_->CheckWorkerIdentity(bare->worker_id, "identity-d").code(),
+            StatusCode::kPermissionDenied);
+  EXPECT_EQ((*store_->GetWorker(a->worker_id))->identity_digest, "identity-a");
+}
+
+// Issue 8 item 9: registrations per identity are capped; silent ones make room.
+TEST_F(SchedulerTest, RegistrationsPerIdentityAreCappedAndSilentOnesMakeRoom) {
+  options_.max_workers_per_identity = 2;
+  Open();
+  auto reg = [&](const std::string& name, const std::string& identity) {
+    return scheduler_->RegisterWorker(name, "host", {"cpu"}, identity);
+  };
+  auto a = reg("a", "one"), b = reg("b", "one");
+  ASSERT_TRUE(a.ok() && b.ok());
+  auto refused = reg("c", "one");  // both are alive
+  EXPECT_EQ(refused.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(refused.status().message().find("--max-workers-per-identity"), std::string::npos)
+      << refused.status().message();
+  EXPECT_TRUE(reg("other", "two").ok());  // the cap is per identity
+  // `a` falls silent for a lease while `b` heartbeats: `a` makes room.
+  clock_.Advance(options_.lease_ms + 1);
+  ASSERT_TRUE(scheduler_->Heartbeat(b->worker_id, {}).ok());
+  auto c = reg("c", "one");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_FALSE(store_->GetWorker(a->worker_id)->has_value());
+  EXPECT_TRUE(store_->GetWorker(b->worker_id)->has_value());
+  EXPECT_EQ(scheduler_->Acquire(a->worker_id, 0).status().code(), StatusCode::kNotFound);
+}
+
+// Issue 8 item 9: long-silent registrations are forgotten by the reaper.
+TEST_F(SchedulerTest, LongSilentRegistrationsAreForgotten) {
+  options_.forget_workers_after_ms = 3600 * 1000;
+  Open();
+  ASSERT_TRUE(scheduler_->Submit(kSweep, "s.yaml").ok());
+  const std::string holder = Register("holder"), idle = Register("idle"), live = Register("live");
+  MustAcquire(holder);
+  // A wall-clock step alone forgets nobody.
+  clock_.StepWall(2 * options_.forget_workers_after_ms);
+  EXPECT_EQ(*scheduler_->ForgetSilentWorkers(), 0);
+  clock_.StepWall(-2 * options_.forget_workers_after_ms);
+  clock_.Advance(options_.forget_workers_after_ms);
+  ASSERT_TRUE(scheduler_->Heartbeat(live, {}).ok());
+  // `idle` goes; `holder` stays while its lease is open, and goes once it is closed.
+  EXPECT_EQ(*scheduler_->ForgetSilentWorkers(), 1);
+  EXPECT_FALSE(store_->GetWorker(idle)->has_value());
+  EXPECT_TRUE(store_->GetWorker(holder)->has_value());
+  EXPECT_EQ(*scheduler_->ExpireLeases(), 1);
+  EXPECT_EQ(*scheduler_->ForgetSilentWorkers(), 1);
+  EXPECT_FALSE(store_->GetWorker(holder)->has_value());
+  EXPECT_TRUE(store_->GetWorker(live)->has_value());
+  auto hb = scheduler_->Heartbeat(idle, {});
+  ASSERT_TRUE(hb.ok());
+  EXPECT_TRUE(hb->unknown_worker);  // it registers again
 }
 
 }  // namespace

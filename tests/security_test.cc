@@ -172,6 +172,130 @@ TEST(Security, RoleTokensDecideWhoMayCallWhat) {
   }
 }
 
+// Issue 8 items 9 and 3 over real gRPC: a worker id is usable only with the token
+// that registered it, registrations per token are capped, and a repeated AcquireRun
+// for a slot returns the lease the slot holds.
+TEST(Security, AWorkerTokenCannotActAsAnotherWorker) {
+  Cluster cluster({.lease_seconds = 10, .heartbeat_seconds = 0.3});
+  const std::string admin = RandomToken(), first = RandomToken(), second = RandomToken();
+  WriteFile(cluster.dir() + "/tokens",
+            "admin " + admin + "\nworker " + first + "\nworker " + second + "\n");
+  cluster.options().coordinator_args = {"--token-file", cluster.dir() + "/tokens",
+                                        "--max-workers-per-identity", "2"};
+  cluster.StartCoordinator();
+  ClientSecurity as_admin, as_first, as_second;
+  as_admin.token = admin;
+  as_first.token = first;
+  as_second.token = second;
+  ASSERT_EQ(TrySubmit(cluster.address(), as_admin), grpc::StatusCode::OK);
+  auto stub = [&](const ClientSecurity& security) {
+    return v1::Coordinator::NewStub(MakeCoordinatorChannel({cluster.address(), 8 << 20, security}));
+  };
+  auto register_as = [&](const ClientSecurity& security, std::string* worker_id) {
+    grpc::ClientContext ctx;
+    PrepareCall(&ctx, security, 5000);
+    v1::RegisterWorkerRequest req;
+    req.set_name("w");
+    req.add_devices("cpu");
+    v1::RegisterWorkerResponse resp;
+    const grpc::Status st = stub(security)->RegisterWorker(&ctx, req, &resp);
+    if (worker_id) *worker_id = resp.worker_id();
+    return st.error_code();
+  };
+  auto acquire_as = [&](const ClientSecurity& security, const std::string& worker_id, int slot,
+                        v1::AcquireRunResponse* resp) {
+    grpc::ClientContext ctx;
+    PrepareCall(&ctx, security, 5000);
+    v1::AcquireRunRequest req;
+    req.set_worker_id(worker_id);
+    req.set_slot(slot);
+    return stub(security)->AcquireRun(&ctx, req, resp);
+  };
+  std::string mine, theirs;
+  ASSERT_EQ(register_as(as_first, &mine), grpc::StatusCode::OK);
+  ASSERT_EQ(register_as(as_second, &theirs), grpc::StatusCode::OK);
+
+  // The first token's worker holds a lease; asking again for its slot returns it.
+  v1::AcquireRunResponse leased, again;
+  ASSERT_TRUE(acquire_as(as_first, mine, 0, &leased).ok());
+  ASSERT_TRUE(leased.has_run());
+  ASSERT_TRUE(acquire_as(as_first, mine, 0, &again).ok());
+  EXPECT_EQ(again.lease().run_id(), leased.lease().run_id());
+  EXPECT_EQ(again.lease().attempt(), leased.lease().attempt());
+  v1::AcquireRunResponse no_slot;
+  const grpc::Status bad_slot = acquire_as(as_first, mine, 1, &no_slot);
+  EXPECT_EQ(bad_slot.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(bad_slot.error_message().find("slot"), std::string::npos) << bad_slot.error_message();
+
+  // The second token, knowing the first worker's id (as `status` shows it), may not
+  // lease, heartbeat, report, fail or release under it.
+  v1::AcquireRunResponse stolen;
+  EXPECT_EQ(acquire_as(as_second, mine, 0, &stolen).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  {
+    grpc::ClientContext ctx;
+    PrepareCall(&ctx, as_second, 5000);
+    v1::HeartbeatRequest req;
+    req.set_worker_id(mine);
+    auto* l = req.add_leases();
+    l->set_run_id(leased.lease().run_id());
+    l->set_attempt(leased.lease().attempt());
+    v1::HeartbeatResponse resp;
+    EXPECT_EQ(stub(as_second)->Heartbeat(&ctx, req, &resp).error_code(),
+              grpc::StatusCode::PERMISSION_DENIED);
+  }
+  {
+    grpc::ClientContext ctx;
+    PrepareCall(&ctx, as_second, 5000);
+    v1::FailRunRequest req;
+    req.set_worker_id(mine);
+    req.set_run_id(leased.lease().run_id());
+    req.set_attempt(leased.lease().attempt());
+    req.set_reason("hijacked");
+    v1::FailRunResponse resp;
+    EXPECT_EQ(stub(as_second)->FailRun(&ctx, req, &resp).error_code(),
+              grpc::StatusCode::PERMISSION_DENIED);
+  }
+  {
+    grpc::ClientContext ctx;
+    PrepareCall(&ctx, as_second, 5000);
+    v1::ReleaseRunRequest req;
+    req.set_worker_id(mine);
+    req.set_run_id(leased.lease().run_id());
+    req.set_attempt(leased.lease().attempt());
+    v1::ReleaseRunResponse resp;
+    EXPECT_EQ(stub(as_second)->ReleaseRun(&ctx, req, &resp).error_code(),
+              grpc::StatusCode::PERMISSION_DENIED);
+  }
+  // The run is still the first worker's, on its first attempt, and only it is leased.
+  {
+    auto db = cluster.OpenDb();
+    auto run = db->GetRun(leased.lease().run_id());
+    ASSERT_TRUE(run.ok() && run->has_value());
+    EXPECT_EQ((*run)->worker_id, mine);
+    EXPECT_EQ((*run)->attempt, 1);
+    EXPECT_EQ((*run)->state, RunState::kLeased);
+    EXPECT_EQ(*db->CountLeasesOf(mine), 1);
+    EXPECT_EQ(*db->CountLeasesOf(theirs), 0);
+  }
+  // The first token's own heartbeat is accepted.
+  {
+    grpc::ClientContext ctx;
+    PrepareCall(&ctx, as_first, 5000);
+    v1::HeartbeatRequest req;
+    req.set_worker_id(mine);
+    v1::HeartbeatResponse resp;
+    EXPECT_TRUE(stub(as_first)->Heartbeat(&ctx, req, &resp).ok());
+  }
+  // At most two live registrations per token: the third is refused, saying why;
+  // another token is not affected.
+  EXPECT_EQ(register_as(as_first, nullptr), grpc::StatusCode::OK);
+  EXPECT_EQ(register_as(as_first, nullptr), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(register_as(as_second, nullptr), grpc::StatusCode::OK);
+  EXPECT_TRUE(cluster.coordinator().running());
+  EXPECT_EQ(ReadFile(cluster.dir() + "/coordinator.log").find(first), std::string::npos);
+}
+
 // A test CA, server and client certificates, and an unrelated CA + client in `dir`.
 ::testing::AssertionResult MakeTestCerts(const std::string& dir) {
   std::string out, err;

@@ -29,14 +29,22 @@ class TempDir {
   std::string path_;
 };
 
+// Wall and monotonic time move together with Advance(); StepWall() moves the wall
+// clock alone (either way), as NTP or an operator would.
 class FakeClock : public Clock {
  public:
   explicit FakeClock(int64_t start_ms = 1'700'000'000'000) : now_(start_ms) {}
   int64_t NowMs() const override { return now_; }
-  void Advance(int64_t ms) { now_ += ms; }
+  int64_t MonotonicMs() const override { return monotonic_; }
+  void Advance(int64_t ms) {
+    now_ += ms;
+    monotonic_ += ms;
+  }
+  void StepWall(int64_t ms) { now_ += ms; }
 
  private:
   int64_t now_;
+  int64_t monotonic_ = 5'000'000;
 };
 
 inline void WriteFile(const std::string& path, const std::string& content) {
