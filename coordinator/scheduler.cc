@@ -479,7 +479,8 @@ StatusOr<WorkerRegistration> Scheduler::RegisterWorker(const std::string& name,
   return WorkerRegistration{w.worker_id, options_.lease_ms, options_.heartbeat_ms};
 }
 
-StatusOr<std::optional<Lease>> Scheduler::Acquire(const std::string& worker_id) {
+StatusOr<std::optional<Lease>> Scheduler::Acquire(const std::string& worker_id,
+                                                  AcquireRefusal* refusal) {
   std::lock_guard<std::mutex> lock(mutex_);
   auto worker = store_->GetWorker(worker_id);
   if (!worker.ok()) return worker.status();
@@ -488,7 +489,22 @@ StatusOr<std::optional<Lease>> Scheduler::Acquire(const std::string& worker_id) 
   std::optional<Lease> lease;
   Status st = store_->RunInTransaction([&]() -> Status {
     RESWEEP_RETURN_IF_ERROR(store_->TouchWorker(worker_id, now));
-    auto next = store_->NextQueuedRun();
+    auto health = store_->GetWorkerHealth(worker_id);
+    if (!health.ok()) return health.status();
+    if (health->quarantined_until_ms > now) {
+      if (refusal) {
+        refusal->until_ms = health->quarantined_until_ms;
+        refusal->reason =
+            fmt::format("quarantined for {:.0f} s more after {} host faults in a row (last: {})",
+                        (health->quarantined_until_ms - now) / 1000.0,
+                        health->consecutive_host_faults, health->last_fault);
+      }
+      return Status::Ok();
+    }
+    // A run this worker had a host fault on only when no other run is queued.
+    auto next = store_->NextQueuedRunWithoutHostFaultBy(worker_id);
+    if (!next.ok()) return next.status();
+    if (!next->has_value()) next = store_->NextQueuedRun();
     if (!next.ok()) return next.status();
     if (!next->has_value()) return Status::Ok();
     RunRecord run = **next;
@@ -631,6 +647,15 @@ Status Scheduler::Complete(const std::string& worker_id, const std::string& run_
                                      " of " + std::to_string(r.epochs_total) + " epochs");
     }
     RESWEEP_RETURN_IF_ERROR(CloseAttemptLocked(r, "succeeded", ""));
+    // A success ends the worker's run of host faults and its quarantine back-off.
+    auto health = store_->GetWorkerHealth(worker_id);
+    if (!health.ok()) return health.status();
+    if (health->consecutive_host_faults > 0 || health->quarantine_level > 0) {
+      WorkerHealthRecord healthy;
+      healthy.worker_id = worker_id;
+      healthy.last_fault = health->last_fault;
+      RESWEEP_RETURN_IF_ERROR(store_->PutWorkerHealth(healthy));
+    }
     r.state = RunState::kSucceeded;
     r.param_count = param_count;
     r.worker_id.clear();
@@ -658,15 +683,7 @@ Status Scheduler::Fail(const std::string& worker_id, const std::string& run_id, 
     if (!run.ok()) return run.status();
     RunRecord r = *run;
     RESWEEP_RETURN_IF_ERROR(CloseAttemptLocked(r, "failed", reason));
-    if (!log_tail.empty()) {
-      // Whole lines from the end, at most kMaxLogTailBytes.
-      std::string tail = log_tail;
-      if (tail.size() > kMaxLogTailBytes) {
-        tail = tail.substr(tail.size() - kMaxLogTailBytes);
-        if (auto nl = tail.find('\n'); nl != std::string::npos) tail = tail.substr(nl + 1);
-      }
-      RESWEEP_RETURN_IF_ERROR(store_->SetAttemptLogTail(r.run_id, r.attempt, tail));
-    }
+    RESWEEP_RETURN_IF_ERROR(KeepLogTailLocked(r, log_tail));
     r.worker_id.clear();
     r.lease_expires_ms = 0;
     r.updated_ms = now;
@@ -691,6 +708,89 @@ Status Scheduler::Fail(const std::string& worker_id, const std::string& run_id, 
                  requeued ? " (queued again)" : "", reason);
   }
   return st;
+}
+
+Status Scheduler::HostFault(const std::string& worker_id, const std::string& run_id, int attempt,
+                            const std::string& full_reason, const std::string& log_tail) {
+  const std::string reason = CapText(full_reason, kMaxReasonBytes);
+  std::lock_guard<std::mutex> lock(mutex_);
+  RESWEEP_RETURN_IF_ERROR(ExpireIfDueLocked(run_id));
+  const int64_t now = clock_->NowMs();
+  bool run_failed = false;
+  int workers_with_faults = 0;
+  WorkerHealthRecord health;
+  bool quarantined_now = false;
+  Status st = store_->RunInTransaction([&]() -> Status {
+    auto run = FencedRunLocked(worker_id, run_id, attempt);
+    if (!run.ok()) return run.status();
+    RunRecord r = *run;
+    // Host faults since the run was last queued afresh: back to its newest attempt
+    // that ended it (failed, succeeded, cancelled), newest worker's reason each.
+    auto attempts = store_->ListAttempts(run_id);
+    if (!attempts.ok()) return attempts.status();
+    std::vector<std::pair<std::string, std::string>> faults = {{worker_id, reason}};
+    for (auto a = attempts->rbegin(); a != attempts->rend(); ++a) {
+      if (a->state == "failed" || a->state == "succeeded" || a->state == "cancelled") break;
+      if (a->state != "host_fault") continue;
+      const bool seen = std::any_of(faults.begin(), faults.end(),
+                                    [&](const auto& f) { return f.first == a->worker_id; });
+      if (!seen) faults.emplace_back(a->worker_id, a->reason);
+    }
+    workers_with_faults = static_cast<int>(faults.size());
+    run_failed = workers_with_faults >= std::max(1, options_.host_fault_workers_to_fail);
+    // The attempt that fails the run closes as "failed": host faults before it do not
+    // count again after a retry.
+    RESWEEP_RETURN_IF_ERROR(CloseAttemptLocked(r, run_failed ? "failed" : "host_fault", reason));
+    RESWEEP_RETURN_IF_ERROR(KeepLogTailLocked(r, log_tail));
+    r.worker_id.clear();
+    r.lease_expires_ms = 0;
+    r.updated_ms = now;
+    if (run_failed) {
+      std::string why = fmt::format("host faults on {} different workers:", workers_with_faults);
+      for (auto f = faults.rbegin(); f != faults.rend(); ++f) {
+        why += fmt::format(" [{}] {};", f->first, CapText(f->second, 512));
+      }
+      why.pop_back();
+      r.state = RunState::kFailed;
+      r.error = CapText(why, 4 * kMaxReasonBytes);
+    } else {
+      r.state = RunState::kQueued;
+    }
+    RESWEEP_RETURN_IF_ERROR(store_->UpdateRun(r));
+
+    auto stored = store_->GetWorkerHealth(worker_id);
+    if (!stored.ok()) return stored.status();
+    health = *stored;
+    health.consecutive_host_faults += 1;
+    health.last_fault = reason;
+    // A worker already in quarantine (its other slots failing) is not quarantined again.
+    if (health.consecutive_host_faults >= std::max(1, options_.quarantine_after_host_faults) &&
+        health.quarantined_until_ms <= now) {
+      health.quarantine_level = std::min(health.quarantine_level + 1, 30);
+      const int64_t backoff =
+          std::min(options_.quarantine_max_ms,
+                   options_.quarantine_base_ms << std::min(health.quarantine_level - 1, 20));
+      health.quarantined_until_ms = now + backoff;
+      quarantined_now = true;
+    }
+    return store_->PutWorkerHealth(health);
+  });
+  if (!st.ok()) return st;
+  if (run_failed) {
+    spdlog::warn("run {} attempt {}: host fault on {}: {}; failed: host faults on {} workers",
+                 run_id, attempt, worker_id, reason, workers_with_faults);
+  } else {
+    spdlog::warn("run {} attempt {}: host fault on {} (queued again, no attempt used): {}", run_id,
+                 attempt, worker_id, reason);
+  }
+  if (quarantined_now) {
+    spdlog::warn(
+        "worker {} quarantined for {:.0f} s (quarantine {} since its last success) after {} host "
+        "faults in a row; last: {}",
+        worker_id, (health.quarantined_until_ms - now) / 1000.0, health.quarantine_level,
+        health.consecutive_host_faults, reason);
+  }
+  return Status::Ok();
 }
 
 Status Scheduler::Release(const std::string& worker_id, const std::string& run_id, int attempt,
@@ -912,6 +1012,17 @@ Status Scheduler::LoseLeaseLocked(RunRecord run, const std::string& why) {
                  lost_worker, why);
   }
   return store_->UpdateRun(run);
+}
+
+Status Scheduler::KeepLogTailLocked(const RunRecord& run, const std::string& log_tail) {
+  if (log_tail.empty()) return Status::Ok();
+  // Whole lines from the end, at most kMaxLogTailBytes.
+  std::string tail = log_tail;
+  if (tail.size() > kMaxLogTailBytes) {
+    tail = tail.substr(tail.size() - kMaxLogTailBytes);
+    if (auto nl = tail.find('\n'); nl != std::string::npos) tail = tail.substr(nl + 1);
+  }
+  return store_->SetAttemptLogTail(run.run_id, run.attempt, tail);
 }
 
 Status Scheduler::CloseAttemptLocked(const RunRecord& run, const std::string& state,

@@ -41,6 +41,22 @@ struct SchedulerOptions {
   // Queue bound: a sweep whose new runs would take the queued + running runs of
   // all sweeps past this is refused as RESOURCE_EXHAUSTED.
   int64_t max_active_runs = 1000000;
+  // Host faults (FailRun with fault = host): the run goes back to the queue without
+  // using up an attempt. A worker with this many host faults in a row (no success in
+  // between) is quarantined: no leases for quarantine_base_ms, doubled with every
+  // further quarantine before its next success, at most quarantine_max_ms.
+  int quarantine_after_host_faults = 3;
+  int64_t quarantine_base_ms = 60000;
+  int64_t quarantine_max_ms = 3600000;
+  // A run that had host faults on this many different workers (since it was last
+  // queued afresh) fails, with every worker's reason.
+  int host_fault_workers_to_fail = 2;
+};
+
+// Why Acquire gave a worker no lease although it may have had runs to give.
+struct AcquireRefusal {
+  std::string reason;    // empty: not refused (nothing queued, or a lease was given)
+  int64_t until_ms = 0;  // the worker's quarantine ends then
 };
 
 struct SubmitOptions {
@@ -166,8 +182,11 @@ class Scheduler {
   // Workers.
   StatusOr<WorkerRegistration> RegisterWorker(const std::string& name, const std::string& host,
                                               const std::vector<std::string>& devices);
-  // Leases the next queued run to the worker; nullopt when nothing is queued.
-  StatusOr<std::optional<Lease>> Acquire(const std::string& worker_id);
+  // Leases the next queued run to the worker; nullopt when nothing is queued or the
+  // worker is quarantined (then *refusal, when given, says why and until when).
+  // Runs this worker had a host fault on come last.
+  StatusOr<std::optional<Lease>> Acquire(const std::string& worker_id,
+                                         AcquireRefusal* refusal = nullptr);
   StatusOr<HeartbeatResult> Heartbeat(const std::string& worker_id,
                                       const std::vector<LeaseProgressReport>& leases);
   Status ReportEpoch(const std::string& worker_id, const EpochRecord& epoch);
@@ -179,6 +198,13 @@ class Scheduler {
               const std::string& reason, bool retryable, bool checkpoint_unusable = false,
               const std::string& log_tail = "");
   static constexpr size_t kMaxLogTailBytes = 8192;
+  // A failure of the worker's host, not of the run (see SchedulerOptions): the
+  // attempt is closed as "host_fault" and the run queued again without using up an
+  // attempt, unless host_fault_workers_to_fail different workers have now had one
+  // on it: then it fails, naming each worker's reason. Counts against the worker,
+  // which may be quarantined.
+  Status HostFault(const std::string& worker_id, const std::string& run_id, int attempt,
+                   const std::string& reason, const std::string& log_tail = "");
   // Reasons (FailRun, ReleaseRun) are cut to this many bytes, noting the cut.
   static constexpr size_t kMaxReasonBytes = 2048;
   // Registration strings: longer ones are refused.
@@ -233,6 +259,9 @@ class Scheduler {
   // newer than its current one and of an epoch the attempt has reported.
   static Status CheckCheckpointOrder(const RunRecord& run, int epoch, int64_t iteration);
   Status LoseLeaseLocked(RunRecord run, const std::string& why) RESWEEP_REQUIRES(mutex_);
+  // Stores the last lines of `log_tail` with the run's current attempt.
+  Status KeepLogTailLocked(const RunRecord& run, const std::string& log_tail)
+      RESWEEP_REQUIRES(mutex_);
   Status CloseAttemptLocked(const RunRecord& run, const std::string& state,
                             const std::string& reason) RESWEEP_REQUIRES(mutex_);
 

@@ -246,10 +246,14 @@ grpc::ServerUnaryReactor* CoordinatorService::AcquireRun(grpc::CallbackServerCon
   if (Status denied = Authorize(ctx, Role::kWorker, "AcquireRun"); !denied.ok()) {
     return Finish(ctx, "AcquireRun", denied, start);
   }
-  auto r = scheduler_->Acquire(req->worker_id());
+  AcquireRefusal refusal;
+  auto r = scheduler_->Acquire(req->worker_id(), &refusal);
   if (r.ok() && r->has_value()) {
     resp->set_has_run(true);
     ToProto(**r, resp->mutable_lease());
+  } else if (r.ok() && !refusal.reason.empty()) {
+    resp->set_quarantine_reason(refusal.reason);
+    resp->set_quarantined_until_unix_ms(refusal.until_ms);
   }
   return Finish(ctx, "AcquireRun", r.status(), start);
 }
@@ -318,6 +322,12 @@ grpc::ServerUnaryReactor* CoordinatorService::FailRun(grpc::CallbackServerContex
   const auto start = std::chrono::steady_clock::now();
   if (Status denied = Authorize(ctx, Role::kWorker, "FailRun"); !denied.ok()) {
     return Finish(ctx, "FailRun", denied, start);
+  }
+  if (req->fault() == v1::FailRunRequest::FAULT_HOST) {
+    return Finish(ctx, "FailRun",
+                  scheduler_->HostFault(req->worker_id(), req->run_id(), req->attempt(),
+                                        req->reason(), req->log_tail()),
+                  start);
   }
   return Finish(ctx, "FailRun",
                 scheduler_->Fail(req->worker_id(), req->run_id(), req->attempt(), req->reason(),
