@@ -43,6 +43,10 @@ class RunContext {
   // a trainer that sees ShouldStop() then saves its exact position first, if
   // checkpoints are on (train.checkpoint_every > 0).
   virtual bool CheckpointOnStop() const { return false; }
+  // Progress within an epoch (a batch done). The worker's progress deadline counts
+  // from the newest of these and of OnEpoch: a trainer that calls neither for that
+  // long is stopped and its run given back as a host fault. Cheap; any thread.
+  virtual void OnBatch() {}
 };
 
 // Where a run starts: epoch 0 with no payload, or a checkpoint a trainer of the
