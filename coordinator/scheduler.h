@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -51,6 +52,11 @@ struct SchedulerOptions {
   // A run that had host faults on this many different workers (since it was last
   // queued afresh) fails, with every worker's reason.
   int host_fault_workers_to_fail = 2;
+  // A lease whose heartbeats carry the same (non-zero) training progress for longer
+  // than this is stopped and given back as a host fault (0 = never): the worker's
+  // heartbeat thread is alive but its training is stuck. Workers enforce their own,
+  // shorter deadline; this one catches a worker whose watchdog failed.
+  int64_t progress_timeout_ms = 3600000;
 };
 
 // Why Acquire gave a worker no lease although it may have had runs to give.
@@ -133,6 +139,7 @@ struct LeaseProgressReport {
   std::string run_id;
   int attempt = 0;
   int epoch = 0;
+  int64_t progress = 0;  // grows with every batch and epoch trained; 0 = not reported
 };
 
 struct LeaseDecision {
@@ -259,6 +266,21 @@ class Scheduler {
   // newer than its current one and of an epoch the attempt has reported.
   static Status CheckCheckpointOrder(const RunRecord& run, int epoch, int64_t iteration);
   Status LoseLeaseLocked(RunRecord run, const std::string& why) RESWEEP_REQUIRES(mutex_);
+  // What a host fault did, for the log once its transaction has committed.
+  struct HostFaultOutcome {
+    std::string run_id, worker_id, reason;
+    int attempt = 0;
+    bool run_failed = false;
+    int workers_with_faults = 0;
+    bool quarantined_now = false;
+    WorkerHealthRecord health;
+    int64_t now_ms = 0;
+  };
+  // The host fault of `run`'s current attempt (see HostFault), inside the caller's
+  // transaction.
+  Status HostFaultLocked(RunRecord run, const std::string& reason, const std::string& log_tail,
+                         HostFaultOutcome* out) RESWEEP_REQUIRES(mutex_);
+  static void LogHostFault(const HostFaultOutcome& outcome);
   // Stores the last lines of `log_tail` with the run's current attempt.
   Status KeepLogTailLocked(const RunRecord& run, const std::string& log_tail)
       RESWEEP_REQUIRES(mutex_);
@@ -275,6 +297,15 @@ class Scheduler {
   // Submission token bucket, protected by mutex_.
   double submit_tokens_ RESWEEP_GUARDED_BY(mutex_) = -1;  // -1: full, set on first use
   int64_t submit_refilled_ms_ RESWEEP_GUARDED_BY(mutex_) = 0;
+  // The training progress each worker's leases last reported, and since when it has
+  // not changed (in memory: a restarted coordinator starts counting afresh).
+  struct ProgressSeen {
+    int attempt = 0;
+    int64_t progress = 0;
+    int64_t since_ms = 0;
+  };
+  std::map<std::string, std::map<std::string, ProgressSeen>> progress_seen_
+      RESWEEP_GUARDED_BY(mutex_);  // worker id -> run id -> progress
 };
 
 }  // namespace resweep

@@ -266,7 +266,9 @@ grpc::ServerUnaryReactor* CoordinatorService::Heartbeat(grpc::CallbackServerCont
     return Finish(ctx, "Heartbeat", denied, start);
   }
   std::vector<LeaseProgressReport> leases;
-  for (const auto& l : req->leases()) leases.push_back({l.run_id(), l.attempt(), l.epoch()});
+  for (const auto& l : req->leases()) {
+    leases.push_back({l.run_id(), l.attempt(), l.epoch(), l.progress()});
+  }
   auto r = scheduler_->Heartbeat(req->worker_id(), leases);
   if (r.ok()) {
     resp->set_unknown_worker(r->unknown_worker);

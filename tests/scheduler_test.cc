@@ -1100,7 +1100,7 @@ TEST_F(SchedulerTest, ARunWithHostFaultsOnNDifferentWorkersFailsWithEveryReason)
   RunRecord r = Run(l.run_id);
   EXPECT_EQ(r.state, RunState::kFailed);
   EXPECT_EQ(r.failures, 0);
-  EXPECT_NE(r.error.find("2 different workers"), std::string::npos) << r.error;
+  EXPECT_NE(r.error.find("2 different worker(s)"), std::string::npos) << r.error;
   EXPECT_NE(r.error.find(w1), std::string::npos) << r.error;
   EXPECT_NE(r.error.find("no such file: data_batch_1"), std::string::npos) << r.error;
   EXPECT_NE(r.error.find(w2), std::string::npos) << r.error;
@@ -1119,6 +1119,50 @@ TEST_F(SchedulerTest, ARunWithHostFaultsOnNDifferentWorkersFailsWithEveryReason)
   Lease l3 = MustAcquire(w3);
   ASSERT_TRUE(scheduler_->HostFault(w3, l3.run_id, l3.attempt, "out of memory").ok());
   EXPECT_EQ(Run(l3.run_id).state, RunState::kQueued);
+}
+
+// Issue 8 item 5: a worker whose heartbeats keep coming but whose training progress
+// stands still (its own watchdog failed) has the run taken back as a host fault.
+TEST_F(SchedulerTest, HeartbeatsWhoseProgressStandsStillGiveTheRunBackAsAHostFault) {
+  options_.lease_ms = 10000;
+  options_.progress_timeout_ms = 60000;
+  Open();
+  const std::string w = Register("w");
+  Lease l = LeaseWithTwoEpochsReported(w);
+  auto beat = [&](int64_t progress) {
+    auto r = scheduler_->Heartbeat(w, {{l.run_id, l.attempt, 2, progress}});
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->decisions.size(), 1u);
+    return r->decisions.empty() ? LeaseDecision() : r->decisions[0];
+  };
+  // Progress that moves, however slowly, keeps the lease; so does a worker that does
+  // not report progress (0), for as long as it heartbeats.
+  for (int i = 1; i <= 30; ++i) {
+    clock_.Advance(5000);
+    EXPECT_FALSE(beat(i).stop) << i;
+  }
+  for (int i = 0; i < 30; ++i) {
+    clock_.Advance(5000);
+    EXPECT_FALSE(beat(0).stop) << i;
+  }
+  // The same progress for 60 s, then once more: stopped, queued again for free.
+  EXPECT_FALSE(beat(31).stop);
+  for (int i = 0; i < 12; ++i) {
+    clock_.Advance(5000);
+    EXPECT_FALSE(beat(31).stop) << i;
+  }
+  clock_.Advance(5000);
+  const LeaseDecision d = beat(31);
+  EXPECT_TRUE(d.stop);
+  EXPECT_NE(d.reason.find("no training progress"), std::string::npos) << d.reason;
+  RunRecord r = Run(l.run_id);
+  EXPECT_EQ(r.state, RunState::kQueued);
+  EXPECT_EQ(r.failures, 0);
+  auto detail = scheduler_->GetRun(l.run_id);
+  ASSERT_TRUE(detail.ok());
+  EXPECT_EQ(detail->attempts.back().state, "host_fault");
+  EXPECT_EQ(detail->attempts.back().reason, d.reason);
+  EXPECT_EQ(scheduler_->ListWorkers(false)->front().health.consecutive_host_faults, 1);
 }
 
 }  // namespace

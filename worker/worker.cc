@@ -117,13 +117,17 @@ class Worker::SlotContext : public RunContext {
   bool CheckpointOnStop() const override {
     return worker_->stopping_.load() && !run_->stop.load() && !run_->abandoned.load();
   }
-  void OnBatch() override { run_->last_progress_ms = SteadyMs(); }
+  void OnBatch() override {
+    ++run_->progress;
+    run_->last_progress_ms = SteadyMs();
+  }
 
   Status OnEpoch(const EpochReport& r) override {
     // Runs on the trainer's thread only.
     const int64_t now = SteadyMs();
     run_->longest_epoch_ms = std::max(run_->longest_epoch_ms.load(), now - epoch_started_ms_);
     epoch_started_ms_ = now;
+    ++run_->progress;
     CallScope call(run_.get());
     v1::ReportEpochRequest req;
     req.set_worker_id(worker_->worker_id());
@@ -155,10 +159,10 @@ class Worker::SlotContext : public RunContext {
   }
 
   Status OnCheckpoint(int epoch, int64_t iteration, const std::string& payload) override {
-    CallScope call(run_.get());
     if (!worker_->options_.checkpoint_dir.empty()) {
       return WriteSharedCheckpoint(epoch, iteration, payload);
     }
+    CallScope call(run_.get());
     const std::string sealed = SealEnvelope(payload);
     const std::string sha = Sha256Hex(sealed);
     const size_t kChunk = 1 << 20;
@@ -210,9 +214,13 @@ class Worker::SlotContext : public RunContext {
     req.set_iteration(iteration);
     req.set_relative_path(relative);
     v1::RecordSharedCheckpointResponse resp;
-    Status st =
-        worker_->CallCoordinator("RecordSharedCheckpoint", 0, kCallTimeoutMs,
-                                 &v1::Coordinator::Stub::RecordSharedCheckpoint, req, &resp);
+    Status st;
+    {
+      // Only the call: file I/O that hangs on a stuck mount counts against the deadline.
+      CallScope call(run_.get());
+      st = worker_->CallCoordinator("RecordSharedCheckpoint", 0, kCallTimeoutMs,
+                                    &v1::Coordinator::Stub::RecordSharedCheckpoint, req, &resp);
+    }
     if (!st.ok()) return NoteRefusal(st.WithContext("recording the shared checkpoint"));
     for (const auto& entry : std::filesystem::directory_iterator(root / run_->run_id, ec)) {
       const std::string name = entry.path().filename().string();
@@ -274,7 +282,7 @@ class Worker::SlotContext : public RunContext {
   bool refused() const { return refused_; }
 
  private:
-  // Marks a call to the coordinator (or the shared filesystem) under way: the trainer
+  // Marks a call to the coordinator under way (retried through outages): the trainer
   // waits for it, which is not a hang; its end counts as progress.
   class CallScope {
    public:
@@ -731,6 +739,7 @@ void Worker::HeartbeatLoop() {
         l->set_run_id(run->run_id);
         l->set_attempt(run->attempt);
         l->set_epoch(run->epoch.load());
+        l->set_progress(run->progress.load());
       }
     }
     grpc::ClientContext ctx;

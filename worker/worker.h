@@ -87,6 +87,7 @@ class Worker {
     // epoch of this attempt, and whether a call to the coordinator is under way (the
     // trainer waits for it; that is not a hang).
     std::atomic<int64_t> last_progress_ms{0};
+    std::atomic<int64_t> progress{0};  // batches + epochs trained; heartbeats carry it
     std::atomic<int64_t> longest_epoch_ms{0};
     std::atomic<bool> in_call{false};
     // The slot gave up on the trainer (progress deadline, train.max_run_seconds).
