@@ -232,6 +232,13 @@ int StatusCommand(const Options& o, Client* client) {
   Reads reads(o, client);
   ReadApi* api = nullptr;
   if (int rc = reads.Open("status", &api)) return rc;
+  // The table ends with the quarantined workers (for JSON: `resweep workers`).
+  auto with_quarantines = [&](StatusOr<std::string> text) -> StatusOr<std::string> {
+    if (!text.ok() || o.format != "table") return text;
+    v1::ListWorkersResponse workers;
+    if (Status st = api->ListWorkers(v1::ListWorkersRequest(), &workers); !st.ok()) return st;
+    return *text + FormatQuarantines(workers);
+  };
   v1::ListSweepsResponse sweeps;
   if (o.sweep.empty()) {
     v1::ListSweepsRequest req;
@@ -239,7 +246,7 @@ int StatusCommand(const Options& o, Client* client) {
     if (Status st = api->ListSweeps(req, &sweeps); !st.ok()) {
       return Fail("status", st, reads.client());
     }
-    return Print("status", FormatSweeps(sweeps, nullptr, o.format));
+    return Print("status", with_quarantines(FormatSweeps(sweeps, nullptr, o.format)));
   }
   v1::GetSweepRequest req;
   req.set_sweep_id(o.sweep);
@@ -257,7 +264,7 @@ int StatusCommand(const Options& o, Client* client) {
     }
     for (const auto& r : runs.runs()) *active.add_runs() = r;
   }
-  return Print("status", FormatSweeps(sweeps, &active, o.format));
+  return Print("status", with_quarantines(FormatSweeps(sweeps, &active, o.format)));
 }
 
 // One read (`call` on the coordinator or on --db) rendered by `render` in o.format.

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <ctime>
@@ -449,23 +450,50 @@ StatusOr<std::string> FormatSweeps(const v1::ListSweepsResponse& sweeps,
   return out.str();
 }
 
+namespace {
+
+std::string QuarantineLeft(const v1::WorkerInfo& w) {
+  const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+  return FormatDuration(std::max<int64_t>(0, w.quarantined_until_unix_ms() - now_ms) / 1000.0);
+}
+
+}  // namespace
+
+std::string FormatQuarantines(const v1::ListWorkersResponse& workers) {
+  std::string out;
+  for (const auto& w : workers.workers()) {
+    if (w.quarantined_until_unix_ms() <= 0) continue;
+    out += "worker " + w.worker_id() + " quarantined (no new runs) for " + QuarantineLeft(w) +
+           " more: " + w.quarantine_reason() + "\n";
+  }
+  return out;
+}
+
 StatusOr<std::string> FormatWorkers(const v1::ListWorkersResponse& workers,
                                     const std::string& format) {
   RESWEEP_RETURN_IF_ERROR(CheckFormat(format, {"table", "json"}));
   if (format == "json") {
     json list = json::array();
     for (const auto& w : workers.workers()) {
-      list.push_back(
-          json{{"worker_id", w.worker_id()},
-               {"name", w.name()},
-               {"host", w.host()},
-               {"devices", std::vector<std::string>(w.devices().begin(), w.devices().end())},
-               {"slots", w.devices_size()},
-               {"runs_held", std::vector<std::string>(w.runs_held().begin(), w.runs_held().end())},
-               {"registered_unix_ms", w.registered_unix_ms()},
-               {"last_seen_unix_ms", w.last_seen_unix_ms()},
-               {"heartbeat_age_seconds", w.heartbeat_age_seconds()},
-               {"state", w.state()}});
+      list.push_back(json{
+          {"worker_id", w.worker_id()},
+          {"name", w.name()},
+          {"host", w.host()},
+          {"devices", std::vector<std::string>(w.devices().begin(), w.devices().end())},
+          {"slots", w.devices_size()},
+          {"runs_held", std::vector<std::string>(w.runs_held().begin(), w.runs_held().end())},
+          {"registered_unix_ms", w.registered_unix_ms()},
+          {"last_seen_unix_ms", w.last_seen_unix_ms()},
+          {"heartbeat_age_seconds", w.heartbeat_age_seconds()},
+          {"state", w.state()},
+          {"consecutive_host_faults", w.consecutive_host_faults()},
+          {"quarantine_level", w.quarantine_level()},
+          {"quarantined_until_unix_ms",
+           w.quarantined_until_unix_ms() > 0 ? json(w.quarantined_until_unix_ms()) : json(nullptr)},
+          {"quarantine_reason",
+           w.quarantine_reason().empty() ? json(nullptr) : json(w.quarantine_reason())}});
     }
     return Dump(json{{"workers", list}});
   }
@@ -476,7 +504,13 @@ StatusOr<std::string> FormatWorkers(const v1::ListWorkersResponse& workers,
     std::string devices, held;
     for (const auto& d : w.devices()) devices += (devices.empty() ? "" : ",") + d;
     for (const auto& r : w.runs_held()) held += (held.empty() ? "" : ",") + r;
-    rows.push_back({w.worker_id(), w.host(), w.state(),
+    std::string state = w.state();
+    if (w.quarantined_until_unix_ms() > 0) {
+      state += ", quarantined " + QuarantineLeft(w) + " more";
+    } else if (w.consecutive_host_faults() > 0) {
+      state += ", " + std::to_string(w.consecutive_host_faults()) + " host fault(s)";
+    }
+    rows.push_back({w.worker_id(), w.host(), state,
                     FormatDuration(w.heartbeat_age_seconds()) + " ago",
                     std::to_string(w.runs_held_size()) + "/" + std::to_string(w.devices_size()),
                     devices, held.empty() ? "-" : held});

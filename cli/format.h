@@ -25,6 +25,9 @@ StatusOr<std::string> FormatRuns(const v1::ListRunsResponse& runs, const std::st
 // One sweep's line: counts per state, epoch progress and ETA.
 std::string FormatSweepLine(const v1::SweepSummary& sweep);
 // `running` (may be null) adds a line per leased or running run under the sweep.
+// One line per quarantined worker (why, and for how long); "" when none is.
+std::string FormatQuarantines(const v1::ListWorkersResponse& workers);
+
 StatusOr<std::string> FormatSweeps(const v1::ListSweepsResponse& sweeps,
                                    const v1::ListRunsResponse* running, const std::string& format);
 StatusOr<std::string> FormatWorkers(const v1::ListWorkersResponse& workers,

@@ -60,6 +60,11 @@ json RunConfigToJson(const RunConfig& c) {
   j["trainer"] = {{"kind", c.trainer.kind},
                   {"epoch_seconds", c.trainer.epoch_seconds},
                   {"fail_probability", c.trainer.fail_probability}};
+  // Written only when set, so that the canonical JSON, and with it the run id, of
+  // every config that does not use them stays what it was before they existed.
+  if (c.train.max_run_seconds != 0) j["train"]["max_run_seconds"] = c.train.max_run_seconds;
+  if (c.trainer.hang_at_epoch != 0) j["trainer"]["hang_at_epoch"] = c.trainer.hang_at_epoch;
+  if (c.trainer.hang_ignores_stop) j["trainer"]["hang_ignores_stop"] = true;
   return j;
 }
 
@@ -97,6 +102,7 @@ StatusOr<RunConfig> RunConfigFromJson(const std::string& json_text) {
       GetIfPresent(*t, "channels_last", &c.train.channels_last);
       GetIfPresent(*t, "amp", &c.train.amp);
       GetIfPresent(*t, "checkpoint_every", &c.train.checkpoint_every);
+      GetIfPresent(*t, "max_run_seconds", &c.train.max_run_seconds);
       if (auto o = t->find("optimizer"); o != t->end()) {
         auto& oc = c.train.optimizer;
         GetIfPresent(*o, "name", &oc.name);
@@ -125,6 +131,8 @@ StatusOr<RunConfig> RunConfigFromJson(const std::string& json_text) {
       GetIfPresent(*tr, "kind", &c.trainer.kind);
       GetIfPresent(*tr, "epoch_seconds", &c.trainer.epoch_seconds);
       GetIfPresent(*tr, "fail_probability", &c.trainer.fail_probability);
+      GetIfPresent(*tr, "hang_at_epoch", &c.trainer.hang_at_epoch);
+      GetIfPresent(*tr, "hang_ignores_stop", &c.trainer.hang_ignores_stop);
     }
   } catch (const std::exception& e) {
     return InvalidArgumentError(std::string("run config JSON: ") + e.what());

@@ -65,6 +65,9 @@ struct TrainConfig {
   bool channels_last = false;
   std::string amp = "off";   // off | bf16 | fp16 (CUDA only)
   int checkpoint_every = 1;  // epochs between checkpoints (0 = never)
+  // > 0: an attempt that has trained this long (wall time, on one worker) is given
+  // back as a host fault. 0 = no limit.
+  double max_run_seconds = 0;
 };
 
 // How a run is executed. "synthetic" does no tensor work: each epoch sleeps
@@ -74,6 +77,12 @@ struct TrainerConfig {
   std::string kind = "libtorch";  // libtorch | synthetic
   double epoch_seconds = 0.05;    // synthetic only
   double fail_probability = 0.0;  // synthetic only: chance a run fails (deterministic per seed)
+  // Synthetic only, for tests of the progress deadline: > 0: an attempt that started
+  // from scratch stops making progress in this epoch (a resumed one does not).
+  int hang_at_epoch = 0;
+  // With hang_at_epoch: the hung trainer ignores being stopped and never returns
+  // (a wedged device call), instead of returning once stopped.
+  bool hang_ignores_stop = false;
 };
 
 struct RunConfig {

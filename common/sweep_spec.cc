@@ -66,6 +66,8 @@ std::vector<FieldError> CheckRunConfig(const RunConfig& c) {
           "must be >= 0 (0 = off)");
   one_of(t.amp, "train.amp", {"off", "bf16", "fp16"});
   require(t.checkpoint_every >= 0, "train.checkpoint_every", "must be >= 0 (0 = never)");
+  require(finite(t.max_run_seconds) && t.max_run_seconds >= 0 && t.max_run_seconds <= 31.0e6,
+          "train.max_run_seconds", "must be in [0, 31000000] seconds (0 = no limit)");
 
   const auto& o = t.optimizer;
   one_of(o.name, "train.optimizer.name", {"sgd", "rmsprop", "adam", "adamw"});
@@ -112,6 +114,10 @@ std::vector<FieldError> CheckRunConfig(const RunConfig& c) {
   require(finite(c.trainer.fail_probability) && c.trainer.fail_probability >= 0 &&
               c.trainer.fail_probability <= 1,
           "trainer.fail_probability", "must be in [0, 1]");
+  require(c.trainer.hang_at_epoch >= 0, "trainer.hang_at_epoch", "must be >= 0 (0 = never)");
+  require((c.trainer.hang_at_epoch == 0 && !c.trainer.hang_ignores_stop) ||
+              c.trainer.kind == "synthetic",
+          "trainer.hang_at_epoch", "applies to the synthetic trainer only");
   return errors;
 }
 
@@ -384,6 +390,7 @@ const std::vector<FieldSpec>& ConfigFields() {
       RESWEEP_FIELD(train.channels_last),
       RESWEEP_FIELD(train.amp),
       RESWEEP_FIELD(train.checkpoint_every),
+      RESWEEP_FIELD(train.max_run_seconds),
       RESWEEP_FIELD(train.optimizer.name),
       RESWEEP_FIELD(train.optimizer.lr),
       RESWEEP_FIELD(train.optimizer.momentum),
@@ -404,6 +411,8 @@ const std::vector<FieldSpec>& ConfigFields() {
       RESWEEP_FIELD(trainer.kind),
       RESWEEP_FIELD(trainer.epoch_seconds),
       RESWEEP_FIELD(trainer.fail_probability),
+      RESWEEP_FIELD(trainer.hang_at_epoch),
+      RESWEEP_FIELD(trainer.hang_ignores_stop),
   };
   return kFields;
 }

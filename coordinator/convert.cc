@@ -1,5 +1,7 @@
 #include "coordinator/convert.h"
 
+#include <spdlog/fmt/fmt.h>
+
 namespace resweep {
 
 void ToProto(const SweepView& view, v1::SweepSummary* out) {
@@ -156,6 +158,14 @@ void ToProto(const WorkerView& view, v1::WorkerInfo* out) {
   out->set_last_seen_unix_ms(w.last_seen_ms);
   out->set_heartbeat_age_seconds(view.heartbeat_age_seconds);
   out->set_state(view.state);
+  out->set_consecutive_host_faults(view.health.consecutive_host_faults);
+  out->set_quarantine_level(view.health.quarantine_level);
+  if (view.quarantined) {
+    out->set_quarantined_until_unix_ms(view.health.quarantined_until_ms);
+    out->set_quarantine_reason(fmt::format("{} host faults in a row; last: {}",
+                                           view.health.consecutive_host_faults,
+                                           view.health.last_fault));
+  }
 }
 
 void ToProto(const RunDetailView& view, v1::GetRunResponse* out) {

@@ -1,4 +1,5 @@
 // resweep-coordinator: the gRPC service that queues, leases and records runs.
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <cstdlib>
@@ -17,6 +18,7 @@ int main(int argc, char** argv) {
   CLI::App app{"resweep-coordinator: queues sweep runs, leases them to workers, records results"};
   resweep::CoordinatorOptions options;
   double lease_seconds = 30, heartbeat_seconds = 5, forget_workers_after_hours = 7 * 24;
+  double quarantine_seconds = 60, quarantine_max_seconds = 3600, progress_timeout_seconds = 3600;
   std::string port_file, log_level = "info";
   bool insecure = false;
   app.set_version_flag("--version",
@@ -38,6 +40,28 @@ int main(int argc, char** argv) {
                  "leases a run may lose (or retryable failures) before it fails")
       ->capture_default_str()
       ->check(CLI::Range(1, 100));
+  app.add_option("--quarantine-after", options.scheduler.quarantine_after_host_faults,
+                 "host faults in a row (no success between) after which a worker gets no "
+                 "leases for a while")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
+  app.add_option("--quarantine-seconds", quarantine_seconds,
+                 "a worker's first quarantine; each further one before a success doubles it")
+      ->capture_default_str()
+      ->check(CLI::Range(0.01, 86400.0 * 7));
+  app.add_option("--quarantine-max-seconds", quarantine_max_seconds, "longest quarantine")
+      ->capture_default_str()
+      ->check(CLI::Range(0.01, 86400.0 * 30));
+  app.add_option("--host-fault-workers", options.scheduler.host_fault_workers_to_fail,
+                 "a run with host faults on this many different workers fails (with a single "
+                 "worker, 1 fails such runs; otherwise they wait for a second worker)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
+  app.add_option("--progress-timeout-seconds", progress_timeout_seconds,
+                 "a lease whose heartbeats report no new batch or epoch for this long is given "
+                 "back as a host fault (0: never; workers keep their own, shorter deadline)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 86400.0 * 30));
   app.add_option("--max-runs-per-sweep", options.scheduler.spec_limits.max_runs,
                  "largest grid x seeds accepted")
       ->capture_default_str()
@@ -146,6 +170,10 @@ int main(int argc, char** argv) {
   options.scheduler.heartbeat_ms = static_cast<int64_t>(heartbeat_seconds * 1000);
   options.scheduler.forget_workers_after_ms =
       static_cast<int64_t>(forget_workers_after_hours * 3600 * 1000);
+  options.scheduler.quarantine_base_ms = static_cast<int64_t>(quarantine_seconds * 1000);
+  options.scheduler.progress_timeout_ms = static_cast<int64_t>(progress_timeout_seconds * 1000);
+  options.scheduler.quarantine_max_ms = std::max(
+      options.scheduler.quarantine_base_ms, static_cast<int64_t>(quarantine_max_seconds * 1000));
   if (options.scheduler.heartbeat_ms * 2 > options.scheduler.lease_ms) {
     spdlog::warn(
         "heartbeat interval {} ms is more than half the lease {} ms: leases may expire "

@@ -189,6 +189,10 @@ StatusOr<std::vector<WorkerView>> Queries::ListWorkers(bool include_gone) {
   if (!holders.ok()) return holders.status();
   std::map<std::string, std::vector<std::string>> held;
   for (const auto& [run_id, worker_id] : *holders) held[worker_id].push_back(run_id);
+  auto healths = store_->ListWorkerHealth();
+  if (!healths.ok()) return healths.status();
+  std::map<std::string, WorkerHealthRecord> health;
+  for (auto& h : *healths) health[h.worker_id] = std::move(h);
   const int64_t now = clock_->NowMs();
   std::vector<WorkerView> out;
   for (auto& w : *workers) {
@@ -197,6 +201,8 @@ StatusOr<std::vector<WorkerView>> Queries::ListWorkers(bool include_gone) {
     v.heartbeat_age_seconds = age_ms / 1000.0;
     v.state = age_ms <= lease_ms_ ? "alive" : age_ms <= 10 * lease_ms_ ? "silent" : "gone";
     if (auto it = held.find(w.worker_id); it != held.end()) v.runs_held = it->second;
+    if (auto it = health.find(w.worker_id); it != health.end()) v.health = it->second;
+    v.quarantined = v.health.quarantined_until_ms > now;
     if (v.state == "gone" && v.runs_held.empty() && !include_gone) continue;
     v.worker = std::move(w);
     out.push_back(std::move(v));

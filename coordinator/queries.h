@@ -53,7 +53,9 @@ struct WorkerView {
   WorkerRecord worker;
   std::vector<std::string> runs_held;
   double heartbeat_age_seconds = 0;
-  std::string state;  // alive | silent | gone
+  std::string state;          // alive | silent | gone
+  WorkerHealthRecord health;  // host faults and quarantine
+  bool quarantined = false;   // health.quarantined_until_ms is still ahead
 };
 
 // A sweep's state from its run counts and whether a cancel was requested.

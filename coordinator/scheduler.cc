@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <random>
 #include <set>
 
@@ -553,7 +554,8 @@ Status Scheduler::CheckWorkerIdentity(const std::string& worker_id, const std::s
                                "under the worker id its own credentials registered");
 }
 
-StatusOr<std::optional<Lease>> Scheduler::Acquire(const std::string& worker_id, int slot) {
+StatusOr<std::optional<Lease>> Scheduler::Acquire(const std::string& worker_id, int slot,
+                                                  AcquireRefusal* refusal) {
   std::lock_guard<std::mutex> lock(mutex_);
   auto worker = store_->GetWorker(worker_id);
   if (!worker.ok()) return worker.status();
@@ -589,7 +591,22 @@ StatusOr<std::optional<Lease>> Scheduler::Acquire(const std::string& worker_id, 
       auto count = store_->CountLeasesOf(worker_id);
       if (!count.ok()) return count.status();
       if (*count >= slots) return Status::Ok();
-      auto next = store_->NextQueuedRun();
+      auto health = store_->GetWorkerHealth(worker_id);
+      if (!health.ok()) return health.status();
+      if (health->quarantined_until_ms > now) {
+        if (refusal) {
+          refusal->until_ms = health->quarantined_until_ms;
+          refusal->reason =
+              fmt::format("quarantined for {:.0f} s more after {} host faults in a row (last: {})",
+                          (health->quarantined_until_ms - now) / 1000.0,
+                          health->consecutive_host_faults, health->last_fault);
+        }
+        return Status::Ok();
+      }
+      // A run this worker had a host fault on only when no other run is queued.
+      auto next = store_->NextQueuedRunWithoutHostFaultBy(worker_id);
+      if (!next.ok()) return next.status();
+      if (!next->has_value()) next = store_->NextQueuedRun();
       if (!next.ok()) return next.status();
       if (!next->has_value()) return Status::Ok();
       run = **next;
@@ -643,6 +660,11 @@ StatusOr<HeartbeatResult> Scheduler::Heartbeat(const std::string& worker_id,
                                             worker_id, leases.size(), slots));
   }
   const int64_t now = clock_->NowMs();
+  // Training progress per lease, as this worker's previous heartbeat left it.
+  std::map<std::string, ProgressSeen> seen_before = std::move(progress_seen_[worker_id]);
+  std::map<std::string, ProgressSeen>& seen = progress_seen_[worker_id];
+  seen.clear();
+  std::vector<HostFaultOutcome> stalled;
   Status st = store_->RunInTransaction([&]() -> Status {
     for (const auto& p : leases) RESWEEP_RETURN_IF_ERROR(ExpireIfDueLocked(p.run_id));
     RESWEEP_RETURN_IF_ERROR(TouchWorkerLocked(worker_id));
@@ -656,7 +678,25 @@ StatusOr<HeartbeatResult> Scheduler::Heartbeat(const std::string& worker_id,
         }
         d.stop = true;
         d.reason = run.status().message();
-      } else {
+      } else if (p.progress > 0 && options_.progress_timeout_ms > 0) {
+        // (Progress 0: nothing trained yet, or a worker that does not report it.)
+        auto before = seen_before.find(p.run_id);
+        const bool same = before != seen_before.end() && before->second.attempt == p.attempt &&
+                          before->second.progress == p.progress;
+        const int64_t since = same ? before->second.since_ms : now;
+        if (now - since > options_.progress_timeout_ms) {
+          d.stop = true;
+          d.reason = fmt::format(
+              "no training progress reported for {:.0f} s (coordinator --progress-timeout-seconds "
+              "{:.0f})",
+              (now - since) / 1000.0, options_.progress_timeout_ms / 1000.0);
+          stalled.emplace_back();
+          RESWEEP_RETURN_IF_ERROR(HostFaultLocked(*run, d.reason, "", &stalled.back()));
+        } else {
+          seen[p.run_id] = {p.attempt, p.progress, since};
+        }
+      }
+      if (run.ok() && !d.stop) {
         RunRecord r = *run;
         RenewLeaseLocked(&r);
         r.updated_ms = now;
@@ -667,6 +707,8 @@ StatusOr<HeartbeatResult> Scheduler::Heartbeat(const std::string& worker_id,
     return Status::Ok();
   });
   if (!st.ok()) return st;
+  for (const auto& o : stalled) LogHostFault(o);
+  if (seen.empty()) progress_seen_.erase(worker_id);
   return result;
 }
 
@@ -726,6 +768,15 @@ Status Scheduler::Complete(const std::string& worker_id, const std::string& run_
                                      " of " + std::to_string(r.epochs_total) + " epochs");
     }
     RESWEEP_RETURN_IF_ERROR(CloseAttemptLocked(r, "succeeded", ""));
+    // A success ends the worker's run of host faults and its quarantine back-off.
+    auto health = store_->GetWorkerHealth(worker_id);
+    if (!health.ok()) return health.status();
+    if (health->consecutive_host_faults > 0 || health->quarantine_level > 0) {
+      WorkerHealthRecord healthy;
+      healthy.worker_id = worker_id;
+      healthy.last_fault = health->last_fault;
+      RESWEEP_RETURN_IF_ERROR(store_->PutWorkerHealth(healthy));
+    }
     r.state = RunState::kSucceeded;
     r.param_count = param_count;
     r.worker_id.clear();
@@ -753,15 +804,7 @@ Status Scheduler::Fail(const std::string& worker_id, const std::string& run_id, 
     if (!run.ok()) return run.status();
     RunRecord r = *run;
     RESWEEP_RETURN_IF_ERROR(CloseAttemptLocked(r, "failed", reason));
-    if (!log_tail.empty()) {
-      // Whole lines from the end, at most kMaxLogTailBytes.
-      std::string tail = log_tail;
-      if (tail.size() > kMaxLogTailBytes) {
-        tail = tail.substr(tail.size() - kMaxLogTailBytes);
-        if (auto nl = tail.find('\n'); nl != std::string::npos) tail = tail.substr(nl + 1);
-      }
-      RESWEEP_RETURN_IF_ERROR(store_->SetAttemptLogTail(r.run_id, r.attempt, tail));
-    }
+    RESWEEP_RETURN_IF_ERROR(KeepLogTailLocked(r, log_tail));
     r.worker_id.clear();
     r.lease_expires_ms = 0;
     r.updated_ms = now;
@@ -786,6 +829,102 @@ Status Scheduler::Fail(const std::string& worker_id, const std::string& run_id, 
                  requeued ? " (queued again)" : "", reason);
   }
   return st;
+}
+
+Status Scheduler::HostFault(const std::string& worker_id, const std::string& run_id, int attempt,
+                            const std::string& full_reason, const std::string& log_tail) {
+  const std::string reason = CapText(full_reason, kMaxReasonBytes);
+  std::lock_guard<std::mutex> lock(mutex_);
+  RESWEEP_RETURN_IF_ERROR(ExpireIfDueLocked(run_id));
+  HostFaultOutcome outcome;
+  Status st = store_->RunInTransaction([&]() -> Status {
+    auto run = FencedRunLocked(worker_id, run_id, attempt);
+    if (!run.ok()) return run.status();
+    return HostFaultLocked(*run, reason, log_tail, &outcome);
+  });
+  if (!st.ok()) return st;
+  LogHostFault(outcome);
+  return Status::Ok();
+}
+
+Status Scheduler::HostFaultLocked(RunRecord r, const std::string& reason,
+                                  const std::string& log_tail, HostFaultOutcome* out) {
+  const int64_t now = clock_->NowMs();
+  const std::string worker_id = r.worker_id;
+  out->run_id = r.run_id;
+  out->attempt = r.attempt;
+  out->worker_id = worker_id;
+  out->reason = reason;
+  out->now_ms = now;
+  // Host faults since the run was last queued afresh: back to its newest attempt
+  // that ended it (failed, succeeded, cancelled), newest worker's reason each.
+  auto attempts = store_->ListAttempts(r.run_id);
+  if (!attempts.ok()) return attempts.status();
+  std::vector<std::pair<std::string, std::string>> faults = {{worker_id, reason}};
+  for (auto a = attempts->rbegin(); a != attempts->rend(); ++a) {
+    if (a->state == "failed" || a->state == "succeeded" || a->state == "cancelled") break;
+    if (a->state != "host_fault") continue;
+    const bool seen = std::any_of(faults.begin(), faults.end(),
+                                  [&](const auto& f) { return f.first == a->worker_id; });
+    if (!seen) faults.emplace_back(a->worker_id, a->reason);
+  }
+  out->workers_with_faults = static_cast<int>(faults.size());
+  out->run_failed = out->workers_with_faults >= std::max(1, options_.host_fault_workers_to_fail);
+  // The attempt that fails the run closes as "failed": host faults before it do not
+  // count again after a retry.
+  RESWEEP_RETURN_IF_ERROR(CloseAttemptLocked(r, out->run_failed ? "failed" : "host_fault", reason));
+  RESWEEP_RETURN_IF_ERROR(KeepLogTailLocked(r, log_tail));
+  r.worker_id.clear();
+  r.lease_expires_ms = 0;
+  r.updated_ms = now;
+  if (out->run_failed) {
+    std::string why =
+        fmt::format("host faults on {} different worker(s):", out->workers_with_faults);
+    for (auto f = faults.rbegin(); f != faults.rend(); ++f) {
+      why += fmt::format(" [{}] {};", f->first, CapText(f->second, 512));
+    }
+    why.pop_back();
+    r.state = RunState::kFailed;
+    r.error = CapText(why, 4 * kMaxReasonBytes);
+  } else {
+    r.state = RunState::kQueued;
+  }
+  RESWEEP_RETURN_IF_ERROR(store_->UpdateRun(r));
+
+  auto stored = store_->GetWorkerHealth(worker_id);
+  if (!stored.ok()) return stored.status();
+  WorkerHealthRecord& health = out->health;
+  health = *stored;
+  health.consecutive_host_faults += 1;
+  health.last_fault = reason;
+  // A worker already in quarantine (its other slots failing) is not quarantined again.
+  if (health.consecutive_host_faults >= std::max(1, options_.quarantine_after_host_faults) &&
+      health.quarantined_until_ms <= now) {
+    health.quarantine_level = std::min(health.quarantine_level + 1, 30);
+    const int64_t backoff =
+        std::min(options_.quarantine_max_ms,
+                 options_.quarantine_base_ms << std::min(health.quarantine_level - 1, 20));
+    health.quarantined_until_ms = now + backoff;
+    out->quarantined_now = true;
+  }
+  return store_->PutWorkerHealth(health);
+}
+
+void Scheduler::LogHostFault(const HostFaultOutcome& o) {
+  if (o.run_failed) {
+    spdlog::warn("run {} attempt {}: host fault on {}: {}; failed: host faults on {} workers",
+                 o.run_id, o.attempt, o.worker_id, o.reason, o.workers_with_faults);
+  } else {
+    spdlog::warn("run {} attempt {}: host fault on {} (queued again, no attempt used): {}",
+                 o.run_id, o.attempt, o.worker_id, o.reason);
+  }
+  if (o.quarantined_now) {
+    spdlog::warn(
+        "worker {} quarantined for {:.0f} s (quarantine {} since its last success) after {} host "
+        "faults in a row; last: {}",
+        o.worker_id, (o.health.quarantined_until_ms - o.now_ms) / 1000.0, o.health.quarantine_level,
+        o.health.consecutive_host_faults, o.reason);
+  }
 }
 
 Status Scheduler::Release(const std::string& worker_id, const std::string& run_id, int attempt,
@@ -1252,6 +1391,17 @@ bool Scheduler::SilentForLocked(const WorkerRecord& worker, int64_t wall_ms,
   const int64_t since = it != worker_contact_mono_ms_.end() ? it->second : started_mono_ms_;
   return clock_->NowMs() - worker.last_seen_ms >= wall_ms &&
          clock_->MonotonicMs() - since >= monotonic_ms;
+}
+
+Status Scheduler::KeepLogTailLocked(const RunRecord& run, const std::string& log_tail) {
+  if (log_tail.empty()) return Status::Ok();
+  // Whole lines from the end, at most kMaxLogTailBytes.
+  std::string tail = log_tail;
+  if (tail.size() > kMaxLogTailBytes) {
+    tail = tail.substr(tail.size() - kMaxLogTailBytes);
+    if (auto nl = tail.find('\n'); nl != std::string::npos) tail = tail.substr(nl + 1);
+  }
+  return store_->SetAttemptLogTail(run.run_id, run.attempt, tail);
 }
 
 Status Scheduler::CloseAttemptLocked(const RunRecord& run, const std::string& state,

@@ -77,6 +77,21 @@ struct SchedulerOptions {
   // this coordinator's own running time) that hold no lease are forgotten by
   // ForgetSilentWorkers; 0 = never.
   int64_t forget_workers_after_ms = int64_t{7} * 24 * 3600 * 1000;
+  // Host faults (FailRun with fault = host): the run goes back to the queue without
+  // using up an attempt. A worker with this many host faults in a row (no success in
+  // between) is quarantined: no leases for quarantine_base_ms, doubled with every
+  // further quarantine before its next success, at most quarantine_max_ms.
+  int quarantine_after_host_faults = 3;
+  int64_t quarantine_base_ms = 60000;
+  int64_t quarantine_max_ms = 3600000;
+  // A run that had host faults on this many different workers (since it was last
+  // queued afresh) fails, with every worker's reason.
+  int host_fault_workers_to_fail = 2;
+  // A lease whose heartbeats carry the same (non-zero) training progress for longer
+  // than this is stopped and given back as a host fault (0 = never): the worker's
+  // heartbeat thread is alive but its training is stuck. Workers enforce their own,
+  // shorter deadline; this one catches a worker whose watchdog failed.
+  int64_t progress_timeout_ms = 3600000;
 };
 
 // What one artifact sweep-up removed.
@@ -84,6 +99,12 @@ struct ArtifactSweepResult {
   int files_removed = 0;
   int64_t bytes_removed = 0;
   int checkpoints_dropped = 0;  // recorded checkpoints of long-finished runs forgotten
+};
+
+// Why Acquire gave a worker no lease although it may have had runs to give.
+struct AcquireRefusal {
+  std::string reason;    // empty: not refused (nothing queued, or a lease was given)
+  int64_t until_ms = 0;  // the worker's quarantine ends then
 };
 
 struct SubmitOptions {
@@ -160,6 +181,7 @@ struct LeaseProgressReport {
   std::string run_id;
   int attempt = 0;
   int epoch = 0;
+  int64_t progress = 0;  // grows with every batch and epoch trained; 0 = not reported
 };
 
 struct LeaseDecision {
@@ -217,10 +239,12 @@ class Scheduler {
   // PERMISSION_DENIED otherwise.
   Status CheckWorkerIdentity(const std::string& worker_id, const std::string& identity);
   // Leases the next queued run to the worker's `slot`; nullopt when nothing is
-  // queued. If the slot already holds a live lease, that lease is returned again (same
-  // attempt, restarting from its resume point) and nothing new is leased.
-  // INVALID_ARGUMENT for a slot outside 0..slots-1.
-  StatusOr<std::optional<Lease>> Acquire(const std::string& worker_id, int slot);
+  // queued or the worker is quarantined (then *refusal, when given, says why and until
+  // when). Runs this worker had a host fault on come last. If the slot already holds a
+  // live lease, that lease is returned again (same attempt, restarting from its resume
+  // point) and nothing new is leased. INVALID_ARGUMENT for a slot outside 0..slots-1.
+  StatusOr<std::optional<Lease>> Acquire(const std::string& worker_id, int slot,
+                                         AcquireRefusal* refusal = nullptr);
   StatusOr<HeartbeatResult> Heartbeat(const std::string& worker_id,
                                       const std::vector<LeaseProgressReport>& leases);
   Status ReportEpoch(const std::string& worker_id, const EpochRecord& epoch);
@@ -234,6 +258,13 @@ class Scheduler {
               const std::string& reason, bool retryable, bool checkpoint_unusable = false,
               const std::string& log_tail = "");
   static constexpr size_t kMaxLogTailBytes = 8192;
+  // A failure of the worker's host, not of the run (see SchedulerOptions): the
+  // attempt is closed as "host_fault" and the run queued again without using up an
+  // attempt, unless host_fault_workers_to_fail different workers have now had one
+  // on it: then it fails, naming each worker's reason. Counts against the worker,
+  // which may be quarantined.
+  Status HostFault(const std::string& worker_id, const std::string& run_id, int attempt,
+                   const std::string& reason, const std::string& log_tail = "");
   // Reasons (FailRun, ReleaseRun) are cut to this many bytes, noting the cut.
   static constexpr size_t kMaxReasonBytes = 2048;
   // Registration strings: longer ones are refused.
@@ -327,6 +358,24 @@ class Scheduler {
   // monotonic clock since its last contact or, without one, since the start.
   bool SilentForLocked(const WorkerRecord& worker, int64_t wall_ms, int64_t monotonic_ms) const
       RESWEEP_REQUIRES(mutex_);
+  // What a host fault did, for the log once its transaction has committed.
+  struct HostFaultOutcome {
+    std::string run_id, worker_id, reason;
+    int attempt = 0;
+    bool run_failed = false;
+    int workers_with_faults = 0;
+    bool quarantined_now = false;
+    WorkerHealthRecord health;
+    int64_t now_ms = 0;
+  };
+  // The host fault of `run`'s current attempt (see HostFault), inside the caller's
+  // transaction.
+  Status HostFaultLocked(RunRecord run, const std::string& reason, const std::string& log_tail,
+                         HostFaultOutcome* out) RESWEEP_REQUIRES(mutex_);
+  static void LogHostFault(const HostFaultOutcome& outcome);
+  // Stores the last lines of `log_tail` with the run's current attempt.
+  Status KeepLogTailLocked(const RunRecord& run, const std::string& log_tail)
+      RESWEEP_REQUIRES(mutex_);
   Status CloseAttemptLocked(const RunRecord& run, const std::string& state,
                             const std::string& reason) RESWEEP_REQUIRES(mutex_);
 
@@ -355,6 +404,15 @@ class Scheduler {
   std::map<std::string, LeaseDeadline> lease_deadlines_ RESWEEP_GUARDED_BY(mutex_);
   // Monotonic time of each worker's last contact since the start.
   std::map<std::string, int64_t> worker_contact_mono_ms_ RESWEEP_GUARDED_BY(mutex_);
+  // The training progress each worker's leases last reported, and since when it has
+  // not changed (in memory: a restarted coordinator starts counting afresh).
+  struct ProgressSeen {
+    int attempt = 0;
+    int64_t progress = 0;
+    int64_t since_ms = 0;
+  };
+  std::map<std::string, std::map<std::string, ProgressSeen>> progress_seen_
+      RESWEEP_GUARDED_BY(mutex_);  // worker id -> run id -> progress
 };
 
 }  // namespace resweep

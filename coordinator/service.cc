@@ -271,10 +271,14 @@ grpc::ServerUnaryReactor* CoordinatorService::AcquireRun(grpc::CallbackServerCon
   if (Status denied = AuthorizeWorker(ctx, "AcquireRun", req->worker_id()); !denied.ok()) {
     return Finish(ctx, "AcquireRun", denied, start);
   }
-  auto r = scheduler_->Acquire(req->worker_id(), req->slot());
+  AcquireRefusal refusal;
+  auto r = scheduler_->Acquire(req->worker_id(), req->slot(), &refusal);
   if (r.ok() && r->has_value()) {
     resp->set_has_run(true);
     ToProto(**r, resp->mutable_lease());
+  } else if (r.ok() && !refusal.reason.empty()) {
+    resp->set_quarantine_reason(refusal.reason);
+    resp->set_quarantined_until_unix_ms(refusal.until_ms);
   }
   return Finish(ctx, "AcquireRun", r.status(), start);
 }
@@ -287,7 +291,9 @@ grpc::ServerUnaryReactor* CoordinatorService::Heartbeat(grpc::CallbackServerCont
     return Finish(ctx, "Heartbeat", denied, start);
   }
   std::vector<LeaseProgressReport> leases;
-  for (const auto& l : req->leases()) leases.push_back({l.run_id(), l.attempt(), l.epoch()});
+  for (const auto& l : req->leases()) {
+    leases.push_back({l.run_id(), l.attempt(), l.epoch(), l.progress()});
+  }
   auto r = scheduler_->Heartbeat(req->worker_id(), leases);
   if (r.ok()) {
     resp->set_unknown_worker(r->unknown_worker);
@@ -343,6 +349,12 @@ grpc::ServerUnaryReactor* CoordinatorService::FailRun(grpc::CallbackServerContex
   const auto start = std::chrono::steady_clock::now();
   if (Status denied = AuthorizeWorker(ctx, "FailRun", req->worker_id()); !denied.ok()) {
     return Finish(ctx, "FailRun", denied, start);
+  }
+  if (req->fault() == v1::FailRunRequest::FAULT_HOST) {
+    return Finish(ctx, "FailRun",
+                  scheduler_->HostFault(req->worker_id(), req->run_id(), req->attempt(),
+                                        req->reason(), req->log_tail()),
+                  start);
   }
   return Finish(ctx, "FailRun",
                 scheduler_->Fail(req->worker_id(), req->run_id(), req->attempt(), req->reason(),

@@ -134,6 +134,16 @@ CREATE INDEX runs_by_worker ON runs(worker_id) WHERE worker_id != '';
 ALTER TABLE runs ADD COLUMN lease_slot INTEGER NOT NULL DEFAULT -1;
 ALTER TABLE workers ADD COLUMN identity_digest TEXT NOT NULL DEFAULT '';
 )sql",
+    // 5 -> 6: host faults and quarantine of workers (issue 8 item 1).
+    R"sql(
+CREATE TABLE IF NOT EXISTS worker_health (
+  worker_id                TEXT PRIMARY KEY,
+  consecutive_host_faults  INTEGER NOT NULL,
+  quarantine_level         INTEGER NOT NULL,
+  quarantined_until_ms     INTEGER NOT NULL,
+  last_fault               TEXT NOT NULL
+);
+)sql",
 };
 constexpr int kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
 
@@ -497,6 +507,22 @@ class SqliteStore : public Store {
     return std::optional<RunRecord>();
   }
 
+  StatusOr<std::optional<RunRecord>> NextQueuedRunWithoutHostFaultBy(
+      const std::string& worker_id) override {
+    // Walks the queue in order and looks each run's attempts up by primary key: the
+    // first candidate usually qualifies.
+    Statement s(db_, (std::string("SELECT ") + kRunColumns +
+                      " FROM runs WHERE state = 'queued' AND NOT EXISTS (SELECT 1 FROM attempts a "
+                      "WHERE a.run_id = runs.run_id AND a.worker_id = ? AND a.state = "
+                      "'host_fault') ORDER BY queue_position LIMIT 1")
+                         .c_str());
+    s.Bind(worker_id);
+    Status st;
+    if (s.Step(&st)) return std::optional<RunRecord>(ReadRun(s));
+    if (!st.ok()) return st;
+    return std::optional<RunRecord>();
+  }
+
   Status SetLeaseSlot(const std::string& run_id, int slot) override {
     Statement s(db_, "UPDATE runs SET lease_slot = ? WHERE run_id = ?");
     s.Bind(slot).Bind(run_id);
@@ -772,6 +798,47 @@ class SqliteStore : public Store {
     while (s.Step(&st)) {
       out.push_back(
           WorkerRecord{s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Int(4), s.Int(5), s.Text(6)});
+    }
+    if (!st.ok()) return st;
+    return out;
+  }
+
+  StatusOr<WorkerHealthRecord> GetWorkerHealth(const std::string& worker_id) override {
+    Statement s(db_,
+                "SELECT consecutive_host_faults, quarantine_level, quarantined_until_ms, "
+                "last_fault FROM worker_health WHERE worker_id = ?");
+    s.Bind(worker_id);
+    WorkerHealthRecord h;
+    h.worker_id = worker_id;
+    Status st;
+    if (s.Step(&st)) {
+      h.consecutive_host_faults = static_cast<int>(s.Int(0));
+      h.quarantine_level = static_cast<int>(s.Int(1));
+      h.quarantined_until_ms = s.Int(2);
+      h.last_fault = s.Text(3);
+    }
+    if (!st.ok()) return st;
+    return h;
+  }
+
+  Status PutWorkerHealth(const WorkerHealthRecord& h) override {
+    Statement s(db_,
+                "INSERT OR REPLACE INTO worker_health (worker_id, consecutive_host_faults, "
+                "quarantine_level, quarantined_until_ms, last_fault) VALUES (?,?,?,?,?)");
+    s.Bind(h.worker_id).Bind(h.consecutive_host_faults).Bind(h.quarantine_level);
+    s.Bind(h.quarantined_until_ms).Bind(h.last_fault);
+    return s.Run();
+  }
+
+  StatusOr<std::vector<WorkerHealthRecord>> ListWorkerHealth() override {
+    Statement s(db_,
+                "SELECT worker_id, consecutive_host_faults, quarantine_level, "
+                "quarantined_until_ms, last_fault FROM worker_health ORDER BY worker_id");
+    std::vector<WorkerHealthRecord> out;
+    Status st;
+    while (s.Step(&st)) {
+      out.push_back(
+          {s.Text(0), static_cast<int>(s.Int(1)), static_cast<int>(s.Int(2)), s.Int(3), s.Text(4)});
     }
     if (!st.ok()) return st;
     return out;

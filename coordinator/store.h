@@ -79,7 +79,8 @@ struct AttemptRecord {
   std::string run_id;
   int attempt = 0;
   std::string worker_id;
-  std::string state;  // leased | running | succeeded | failed | lost | released | cancelled
+  std::string state;  // leased | running | succeeded | failed | lost | released | cancelled |
+                      // host_fault
   int64_t started_ms = 0;
   int64_t ended_ms = 0;
   std::string reason;
@@ -110,6 +111,16 @@ struct WorkerRecord {
   // coordinator/auth.h); every later call naming this worker must carry the same.
   // "" = registered without credentials.
   std::string identity_digest;
+};
+
+// How a worker has fared: host faults since its last success, and its quarantine.
+// A worker without a record has had none.
+struct WorkerHealthRecord {
+  std::string worker_id;
+  int consecutive_host_faults = 0;   // since the worker's last successful run
+  int quarantine_level = 0;          // quarantines since then; each doubles the back-off
+  int64_t quarantined_until_ms = 0;  // no leases before this time
+  std::string last_fault;            // the newest host fault's reason
 };
 
 // Epoch-level progress of a sweep.
@@ -158,6 +169,10 @@ class Store {
                                                            int slot) = 0;
   // Runs leased to `worker_id` (leased or running).
   virtual StatusOr<int> CountLeasesOf(const std::string& worker_id) = 0;
+  // The first queued run that `worker_id` has not had a host fault on (an attempt
+  // closed as "host_fault"), if any.
+  virtual StatusOr<std::optional<RunRecord>> NextQueuedRunWithoutHostFaultBy(
+      const std::string& worker_id) = 0;
   virtual StatusOr<int64_t> NextQueuePosition() = 0;
   // Runs queued, leased or running, over all sweeps.
   virtual StatusOr<int64_t> CountActiveRuns() = 0;
@@ -198,6 +213,10 @@ class Store {
   virtual StatusOr<std::vector<WorkerRecord>> ListWorkers() = 0;
   // Forgets a registration (its runs are not touched).
   virtual Status DeleteWorker(const std::string& worker_id) = 0;
+  // A worker's health; a zero record (with the id) when none was stored.
+  virtual StatusOr<WorkerHealthRecord> GetWorkerHealth(const std::string& worker_id) = 0;
+  virtual Status PutWorkerHealth(const WorkerHealthRecord& health) = 0;
+  virtual StatusOr<std::vector<WorkerHealthRecord>> ListWorkerHealth() = 0;
 };
 
 }  // namespace resweep

@@ -14,6 +14,7 @@
 #include <limits>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "common/hash.h"
@@ -561,6 +562,19 @@ class CheckpointCommitFailingStore : public Store {
   }
   StatusOr<std::vector<WorkerRecord>> ListWorkers() override { return inner_->ListWorkers(); }
   Status DeleteWorker(const std::string& id) override { return inner_->DeleteWorker(id); }
+  StatusOr<std::optional<RunRecord>> NextQueuedRunWithoutHostFaultBy(
+      const std::string& worker) override {
+    return inner_->NextQueuedRunWithoutHostFaultBy(worker);
+  }
+  StatusOr<WorkerHealthRecord> GetWorkerHealth(const std::string& id) override {
+    return inner_->GetWorkerHealth(id);
+  }
+  Status PutWorkerHealth(const WorkerHealthRecord& h) override {
+    return inner_->PutWorkerHealth(h);
+  }
+  StatusOr<std::vector<WorkerHealthRecord>> ListWorkerHealth() override {
+    return inner_->ListWorkerHealth();
+  }
 
  private:
   Store* inner_;
@@ -1571,6 +1585,164 @@ TEST_F(SchedulerTest, LongSilentRegistrationsAreForgotten) {
   auto hb = scheduler_->Heartbeat(idle, {});
   ASSERT_TRUE(hb.ok());
   EXPECT_TRUE(hb->unknown_worker);  // it registers again
+}
+
+// Issue 8 item 1: host faults give the run back for free and count against the
+// worker, which is quarantined after K in a row, for a back-off that doubles (capped)
+// until its next success.
+TEST_F(SchedulerTest, HostFaultsRequeueForFreeAndQuarantineTheWorkerWithDoublingBackOff) {
+  options_.quarantine_after_host_faults = 3;
+  options_.quarantine_base_ms = 60000;
+  options_.quarantine_max_ms = 200000;
+  options_.host_fault_workers_to_fail = 2;
+  Open();
+  ASSERT_TRUE(scheduler_->Submit(kSweep, "s.yaml").ok());  // 4 runs, 3 epochs each
+  const std::string bad = Register("bad");
+
+  std::set<std::string> faulted;
+  for (int i = 0; i < 3; ++i) {
+    Lease l = MustAcquire(bad);
+    // A run this worker already had a host fault on is not handed to it again
+    // while others are queued.
+    EXPECT_EQ(faulted.count(l.run_id), 0u) << "fault " << i;
+    faulted.insert(l.run_id);
+    ASSERT_TRUE(
+        scheduler_->HostFault(bad, l.run_id, l.attempt, "dataset missing on this host").ok());
+    RunRecord r = Run(l.run_id);
+    EXPECT_EQ(r.state, RunState::kQueued);
+    EXPECT_EQ(r.failures, 0);  // no attempt used up
+    auto detail = scheduler_->GetRun(l.run_id);
+    ASSERT_TRUE(detail.ok());
+    EXPECT_EQ(detail->attempts.back().state, "host_fault");
+    EXPECT_EQ(detail->attempts.back().reason, "dataset missing on this host");
+  }
+  // Three in a row: quarantined for the base back-off.
+  AcquireRefusal refusal;
+  auto none = scheduler_->Acquire(bad, NextSlot(bad), &refusal);
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+  EXPECT_EQ(refusal.until_ms, clock_.NowMs() + 60000);
+  EXPECT_NE(refusal.reason.find("quarantined"), std::string::npos) << refusal.reason;
+  EXPECT_NE(refusal.reason.find("dataset missing on this host"), std::string::npos);
+  auto workers = scheduler_->ListWorkers(false);
+  ASSERT_TRUE(workers.ok());
+  ASSERT_EQ(workers->size(), 1u);
+  EXPECT_TRUE(workers->front().quarantined);
+  EXPECT_EQ(workers->front().health.consecutive_host_faults, 3);
+  EXPECT_EQ(workers->front().health.quarantine_level, 1);
+
+  // Each further host fault before a success quarantines it again for twice as long,
+  // up to the cap.
+  for (int64_t expected : {120000, 200000, 200000}) {
+    clock_.Advance(refusal.until_ms - clock_.NowMs() - 1);
+    EXPECT_FALSE(scheduler_->Acquire(bad, NextSlot(bad))->has_value())
+        << "still quarantined just before its end";
+    clock_.Advance(1);
+    Lease l = MustAcquire(bad);
+    ASSERT_TRUE(scheduler_->HostFault(bad, l.run_id, l.attempt, "CUDA error").ok());
+    refusal = AcquireRefusal();
+    EXPECT_FALSE(scheduler_->Acquire(bad, NextSlot(bad), &refusal)->has_value());
+    EXPECT_EQ(refusal.until_ms, clock_.NowMs() + expected);
+  }
+
+  // A success ends it: the next host fault is the first of a new series.
+  clock_.Advance(refusal.until_ms - clock_.NowMs());
+  Lease ok = MustAcquire(bad);
+  for (int e = 1; e <= 3; ++e) ASSERT_TRUE(Report(bad, ok, e, 0.3).ok());
+  ASSERT_TRUE(scheduler_->Complete(bad, ok.run_id, ok.attempt, 10).ok());
+  EXPECT_EQ(scheduler_->ListWorkers(false)->front().health.consecutive_host_faults, 0);
+  Lease again = MustAcquire(bad);
+  ASSERT_TRUE(scheduler_->HostFault(bad, again.run_id, again.attempt, "disk full").ok());
+  EXPECT_TRUE(scheduler_->Acquire(bad, NextSlot(bad))->has_value());  // not quarantined
+
+  // A stale attempt's host fault is refused like any other call of it.
+  EXPECT_EQ(scheduler_->HostFault(bad, again.run_id, again.attempt, "late").code(),
+            StatusCode::kFailedPrecondition);
+}
+
+// Issue 8 item 1: a run that has host faults on N different workers does fail,
+// keeping each worker's reason; one worker failing it again and again does not.
+TEST_F(SchedulerTest, ARunWithHostFaultsOnNDifferentWorkersFailsWithEveryReason) {
+  options_.quarantine_after_host_faults = 10;
+  options_.host_fault_workers_to_fail = 2;
+  Open();
+  ASSERT_TRUE(
+      scheduler_->Submit("name: one\ntrainer: {kind: synthetic}\ntrain: {epochs: 2}\n", "o.yaml")
+          .ok());
+  const std::string w1 = Register("w1"), w2 = Register("w2"), w3 = Register("w3");
+  for (int i = 0; i < 3; ++i) {  // the only queued run goes to w1 again
+    Lease l = MustAcquire(w1);
+    ASSERT_TRUE(scheduler_->HostFault(w1, l.run_id, l.attempt, "no such file: data_batch_1").ok());
+    EXPECT_EQ(Run(l.run_id).state, RunState::kQueued);
+  }
+  Lease l = MustAcquire(w2);
+  ASSERT_TRUE(scheduler_->HostFault(w2, l.run_id, l.attempt, "CUDA error: illegal address").ok());
+  RunRecord r = Run(l.run_id);
+  EXPECT_EQ(r.state, RunState::kFailed);
+  EXPECT_EQ(r.failures, 0);
+  EXPECT_NE(r.error.find("2 different worker(s)"), std::string::npos) << r.error;
+  EXPECT_NE(r.error.find(w1), std::string::npos) << r.error;
+  EXPECT_NE(r.error.find("no such file: data_batch_1"), std::string::npos) << r.error;
+  EXPECT_NE(r.error.find(w2), std::string::npos) << r.error;
+  EXPECT_NE(r.error.find("CUDA error: illegal address"), std::string::npos) << r.error;
+  auto detail = scheduler_->GetRun(l.run_id);
+  ASSERT_TRUE(detail.ok());
+  ASSERT_EQ(detail->attempts.size(), 4u);
+  EXPECT_EQ(detail->attempts[0].state, "host_fault");
+  EXPECT_EQ(detail->attempts[3].state, "failed");
+  EXPECT_EQ(detail->attempts[3].reason, "CUDA error: illegal address");
+
+  // Retried, the run counts host faults afresh: one more is not two workers.
+  RetryRequest retry;
+  retry.failed = true;
+  ASSERT_TRUE(scheduler_->Retry("one", retry).ok());
+  Lease l3 = MustAcquire(w3);
+  ASSERT_TRUE(scheduler_->HostFault(w3, l3.run_id, l3.attempt, "out of memory").ok());
+  EXPECT_EQ(Run(l3.run_id).state, RunState::kQueued);
+}
+
+// Issue 8 item 5: a worker whose heartbeats keep coming but whose training progress
+// stands still (its own watchdog failed) has the run taken back as a host fault.
+TEST_F(SchedulerTest, HeartbeatsWhoseProgressStandsStillGiveTheRunBackAsAHostFault) {
+  options_.lease_ms = 10000;
+  options_.progress_timeout_ms = 60000;
+  Open();
+  const std::string w = Register("w");
+  Lease l = LeaseWithTwoEpochsReported(w);
+  auto beat = [&](int64_t progress) {
+    auto r = scheduler_->Heartbeat(w, {{l.run_id, l.attempt, 2, progress}});
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->decisions.size(), 1u);
+    return r->decisions.empty() ? LeaseDecision() : r->decisions[0];
+  };
+  // Progress that moves, however slowly, keeps the lease; so does a worker that does
+  // not report progress (0), for as long as it heartbeats.
+  for (int i = 1; i <= 30; ++i) {
+    clock_.Advance(5000);
+    EXPECT_FALSE(beat(i).stop) << i;
+  }
+  for (int i = 0; i < 30; ++i) {
+    clock_.Advance(5000);
+    EXPECT_FALSE(beat(0).stop) << i;
+  }
+  // The same progress for 60 s, then once more: stopped, queued again for free.
+  EXPECT_FALSE(beat(31).stop);
+  for (int i = 0; i < 12; ++i) {
+    clock_.Advance(5000);
+    EXPECT_FALSE(beat(31).stop) << i;
+  }
+  clock_.Advance(5000);
+  const LeaseDecision d = beat(31);
+  EXPECT_TRUE(d.stop);
+  EXPECT_NE(d.reason.find("no training progress"), std::string::npos) << d.reason;
+  RunRecord r = Run(l.run_id);
+  EXPECT_EQ(r.state, RunState::kQueued);
+  EXPECT_EQ(r.failures, 0);
+  auto detail = scheduler_->GetRun(l.run_id);
+  ASSERT_TRUE(detail.ok());
+  EXPECT_EQ(detail->attempts.back().state, "host_fault");
+  EXPECT_EQ(detail->attempts.back().reason, d.reason);
+  EXPECT_EQ(scheduler_->ListWorkers(false)->front().health.consecutive_host_faults, 1);
 }
 
 }  // namespace

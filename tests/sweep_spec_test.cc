@@ -547,5 +547,27 @@ TEST(SweepSpec, NamesAreSafeToTypeAndPrint) {
   }
 }
 
+// Issue 8 item 5: a per-attempt time limit, validated; the synthetic hang settings
+// only where they apply. Neither changes the run id of a config that does not use it.
+TEST(SweepSpec, MaxRunSecondsIsValidatedAndKeepsOtherRunIds) {
+  EXPECT_NE(ErrorOf("name: x\ntrain: {max_run_seconds: -1}\n").find("train.max_run_seconds"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf("name: x\ntrain: {max_run_seconds: .inf}\n").find("train.max_run_seconds"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf("name: x\ntrainer: {hang_at_epoch: 2}\n").find("trainer.hang_at_epoch"),
+            std::string::npos);  // the libtorch trainer does not hang on request
+  auto limited = ParseSweepSpec("name: x\ntrain: {max_run_seconds: 3600}\n", "x.yaml");
+  ASSERT_TRUE(limited.ok()) << limited.status().ToString();
+  EXPECT_EQ(limited->runs[0].config.train.max_run_seconds, 3600);
+  auto again = RunConfigFromJson(limited->runs[0].config_json);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->train.max_run_seconds, 3600);  // travels to the worker
+  auto plain = ParseSweepSpec("name: x\n", "x.yaml");
+  auto zero = ParseSweepSpec("name: x\ntrain: {max_run_seconds: 0}\n", "x.yaml");
+  ASSERT_TRUE(plain.ok() && zero.ok());
+  EXPECT_EQ(plain->runs[0].run_id, zero->runs[0].run_id);
+  EXPECT_NE(plain->runs[0].run_id, limited->runs[0].run_id);
+}
+
 }  // namespace
 }  // namespace resweep

@@ -259,8 +259,8 @@ TEST(SyntheticTrainer, DeterministicFromConfigAndSeed) {
   c.trainer.fail_probability = 1.0;
   RecordingContext f;
   auto failed = t->Train(c, 5, {}, &f);
-  EXPECT_EQ(failed.status().code(), StatusCode::kInternal);
-  EXPECT_EQ(f.epochs.size(), 2u);  // fails half-way
+  EXPECT_EQ(failed.status().code(), StatusCode::kInvalidArgument);  // a run fault
+  EXPECT_EQ(f.epochs.size(), 2u);                                   // fails half-way
 }
 
 }  // namespace

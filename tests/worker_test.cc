@@ -11,6 +11,7 @@
 
 #include "common/run_config_json.h"
 #include "tests/test_util.h"
+#include "worker/fault.h"
 #include "worker/log_tail.h"
 #include "worker/trainer_log.h"
 #include "worker/worker.h"
@@ -51,6 +52,40 @@ TEST(DataRootProblem, NamesAMissingFolderOrAFile) {
   EXPECT_FALSE(DataRootProblem(dir.path()).has_value());
   EXPECT_EQ(DataRootProblem(dir.File("missing")), dir.File("missing") + " does not exist");
   EXPECT_EQ(DataRootProblem(dir.File("file")), dir.File("file") + " is not a directory");
+}
+
+// Issue 8 item 1: failures of this host (data, devices, mounts, memory, no progress)
+// are host faults; the run's own (divergence, invalid config) are run faults.
+TEST(ClassifyFailure, SeparatesHostFaultsFromRunFaults) {
+  const auto training = [](const Status& st) {
+    return ClassifyFailure(st, FailureOrigin::kTraining);
+  };
+  for (const Status& st :
+       {NotFoundError("/data/cifar10: no such directory"), InternalError("LibTorch: CUDA error"),
+        UnavailableError("checkpoint directory /ckpt/run: Not a directory"),
+        ResourceExhaustedError("LibTorch: CUDA out of memory"),
+        PermissionDeniedError("/data: permission denied")}) {
+    EXPECT_EQ(training(st).fault, FaultKind::kHost) << st.ToString();
+    EXPECT_FALSE(training(st).checkpoint_unusable) << st.ToString();
+  }
+  EXPECT_EQ(training(InvalidArgumentError("diverged: training loss is nan")).fault,
+            FaultKind::kRun);
+  EXPECT_FALSE(training(InvalidArgumentError("diverged")).retryable);
+  // The checkpoint could not be read: the run's, forgotten, another attempt.
+  const FailureClass bad_checkpoint =
+      ClassifyFailure(DataLossError("checkpoint checksum mismatch"), FailureOrigin::kResume, true);
+  EXPECT_EQ(bad_checkpoint.fault, FaultKind::kRun);
+  EXPECT_TRUE(bad_checkpoint.retryable);
+  EXPECT_TRUE(bad_checkpoint.checkpoint_unusable);
+  // A data set file that fails to read is this host's I/O: the checkpoint is kept.
+  const FailureClass unreadable =
+      training(DataLossError("/data/cifar/data_batch_2.bin: read error"));
+  EXPECT_EQ(unreadable.fault, FaultKind::kHost);
+  EXPECT_FALSE(unreadable.checkpoint_unusable);
+  // A config the worker proves invalid is the run's fault whatever the code.
+  EXPECT_EQ(ClassifyFailure(NotFoundError("x"), FailureOrigin::kConfig).fault, FaultKind::kRun);
+  EXPECT_EQ(ClassifyFailure(CancelledError("stopped"), FailureOrigin::kNoProgress).fault,
+            FaultKind::kHost);
 }
 
 TEST(LogTail, KeepsTheNewestFortyLines) {

@@ -407,6 +407,7 @@ class LibTorchTrainer : public Trainer {
           optimizer->step();
         }
         ++iteration;
+        context->OnBatch();
         torch::NoGradGuard no_grad;
         loss_sum += loss.detach().to(torch::kFloat64) * size;
         wrong += (logits.argmax(1) != y).sum();

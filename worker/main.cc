@@ -1,5 +1,6 @@
 // resweep-worker: trains leased runs, one slot per device.
 #include <csignal>
+#include <cstdlib>
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -50,6 +51,7 @@ int main(int argc, char** argv) {
   int slots = 1, threads = 0;
   double poll_seconds = 1.0;
   int64_t dataset_cache_mb = 2048;
+  double progress_floor_seconds = 600, stuck_grace_seconds = 30;
   app.set_version_flag("--version", std::string("resweep-worker ") + resweep::ResweepVersion());
   app.add_option("--coordinator,-c", options.coordinator,
                  "coordinator address host:port [$RESWEEP_COORDINATOR]")
@@ -81,6 +83,20 @@ int main(int argc, char** argv) {
   app.add_option("--poll-seconds", poll_seconds, "idle wait between acquire attempts")
       ->capture_default_str()
       ->check(CLI::Range(0.01, 60.0));
+  app.add_option("--progress-floor-seconds", progress_floor_seconds,
+                 "a run with no new batch or epoch for the larger of this and "
+                 "--progress-factor x its longest epoch is given back as a host fault")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 86400.0 * 7));
+  app.add_option("--progress-factor", options.progress_factor,
+                 "progress deadline as a multiple of the run's longest epoch so far")
+      ->capture_default_str()
+      ->check(CLI::Range(1.0, 1000.0));
+  app.add_option("--stuck-trainer-grace-seconds", stuck_grace_seconds,
+                 "a trainer still running this long after being told to stop is left behind "
+                 "(its slot takes no more runs)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 3600.0));
   resweep::ClientSecurityFlags security;
   app.add_option("--tls-ca", security.tls_ca_file,
                  "connect with TLS, trusting this CA (PEM) [$RESWEEP_TLS_CA]");
@@ -125,6 +141,8 @@ int main(int argc, char** argv) {
   options.devices = *devices;
   options.poll_ms = static_cast<int>(poll_seconds * 1000);
   options.dataset_cache_bytes = dataset_cache_mb << 20;
+  options.progress_floor_ms = static_cast<int64_t>(progress_floor_seconds * 1000);
+  options.stuck_trainer_grace_ms = static_cast<int64_t>(stuck_grace_seconds * 1000);
   if (threads == 0) {
     const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     threads = std::max(1, cores / static_cast<int>(options.devices.size()));
@@ -143,9 +161,14 @@ int main(int argc, char** argv) {
   });
   signal_thread.detach();
   resweep::Status st = worker.Run();
-  if (!st.ok()) {
-    spdlog::critical("{}", st.ToString());
-    return 1;
+  const int code = st.ok() ? 0 : 1;
+  if (!st.ok()) spdlog::critical("{}", st.ToString());
+  if (worker.stuck_trainers() > 0) {
+    // A trainer thread is still blocked (in a device call, say) and uses the worker:
+    // end the process without destroying anything under it.
+    spdlog::warn("exiting with {} stuck trainer thread(s) left blocked", worker.stuck_trainers());
+    spdlog::default_logger()->flush();
+    std::_Exit(code);
   }
-  return 0;
+  return code;
 }

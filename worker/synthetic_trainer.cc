@@ -51,15 +51,25 @@ class SyntheticTrainer : public Trainer {
       return CancelledError("stopped");
     };
     for (int epoch = start + 1; epoch <= config.train.epochs; ++epoch) {
+      if (epoch == config.trainer.hang_at_epoch && start == 0) {
+        // Stops making progress: no batches, no epoch; with hang_ignores_stop it never
+        // returns at all (nor touches the context again), like a wedged device call.
+        while (config.trainer.hang_ignores_stop || !context->ShouldStop()) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+        return stop();
+      }
       const auto epoch_start = std::chrono::steady_clock::now();
       while (std::chrono::steady_clock::now() - epoch_start < epoch_time) {
         if (context->ShouldStop()) return stop();
         std::this_thread::sleep_for(
             std::min<std::chrono::duration<double>>(epoch_time, std::chrono::milliseconds(20)));
+        context->OnBatch();  // a "batch" per tick
       }
       if (context->ShouldStop()) return stop();
       if (fails && epoch > config.train.epochs / 2) {
-        return InternalError("synthetic failure at epoch " + std::to_string(epoch));
+        // The run's own fault (like divergence), never the host's.
+        return InvalidArgumentError("synthetic failure at epoch " + std::to_string(epoch));
       }
       RESWEEP_RETURN_IF_ERROR(context->OnEpoch(SyntheticEpoch(config, seed, epoch)));
       outcome.epochs_done = epoch;

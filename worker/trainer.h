@@ -49,6 +49,10 @@ class RunContext {
   // Any other failure, a DATA_LOSS from reading the dataset included, keeps the
   // checkpoint.
   virtual void ResumeUnusable() {}
+  // Progress within an epoch (a batch done). The worker's progress deadline counts
+  // from the newest of these and of OnEpoch: a trainer that calls neither for that
+  // long is stopped and its run given back as a host fault. Cheap; any thread.
+  virtual void OnBatch() {}
 };
 
 // Where a run starts: epoch 0 with no payload, or a checkpoint a trainer of the

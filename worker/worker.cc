@@ -16,6 +16,7 @@
 #include "common/hash.h"
 #include "common/sweep_spec.h"
 #include "common/version.h"
+#include "worker/fault.h"
 #include "worker/libtorch_trainer.h"
 #include "worker/log_tail.h"
 #include "worker/trainer.h"
@@ -41,6 +42,12 @@ bool Transient(const grpc::Status& st) {
 }
 
 constexpr int64_t kCallTimeoutMs = 10000;
+
+int64_t SteadyMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 
 }  // namespace
 
@@ -99,16 +106,30 @@ StatusOr<std::vector<std::string>> ResolveDevices(const std::string& spec, int c
 // coordinator (retried through outages); a refusal ends the run.
 class Worker::SlotContext : public RunContext {
  public:
-  SlotContext(Worker* worker, std::shared_ptr<ActiveRun> run) : worker_(worker), run_(run) {}
+  SlotContext(Worker* worker, std::shared_ptr<ActiveRun> run)
+      : worker_(worker), run_(run), epoch_started_ms_(SteadyMs()) {}
 
-  bool ShouldStop() const override { return run_->stop.load() || worker_->stopping_.load(); }
-  // The worker is shutting down (not: the run was cancelled or its lease lost), so
-  // the run will continue elsewhere from this checkpoint.
-  bool CheckpointOnStop() const override { return worker_->stopping_.load() && !run_->stop.load(); }
+  bool ShouldStop() const override {
+    return run_->stop.load() || run_->abandoned.load() || worker_->stopping_.load();
+  }
+  // The worker is shutting down (not: the run was cancelled, its lease lost, or its
+  // trainer given up on), so the run will continue elsewhere from this checkpoint.
+  bool CheckpointOnStop() const override {
+    return worker_->stopping_.load() && !run_->stop.load() && !run_->abandoned.load();
+  }
+  void OnBatch() override {
+    ++run_->progress;
+    run_->last_progress_ms = SteadyMs();
+  }
   void ResumeUnusable() override { checkpoint_unusable_ = true; }
 
   Status OnEpoch(const EpochReport& r) override {
-    // Runs on the slot's thread only.
+    // Runs on the trainer's thread only.
+    const int64_t now = SteadyMs();
+    run_->longest_epoch_ms = std::max(run_->longest_epoch_ms.load(), now - epoch_started_ms_);
+    epoch_started_ms_ = now;
+    ++run_->progress;
+    CallScope call(run_.get());
     v1::ReportEpochRequest req;
     req.set_worker_id(worker_->worker_id());
     req.set_run_id(run_->run_id);
@@ -142,6 +163,7 @@ class Worker::SlotContext : public RunContext {
     if (!worker_->options_.checkpoint_dir.empty()) {
       return WriteSharedCheckpoint(epoch, iteration, payload);
     }
+    CallScope call(run_.get());
     const std::string sealed = SealEnvelope(payload);
     const std::string sha = Sha256Hex(sealed);
     const size_t kChunk = 1 << 20;
@@ -193,9 +215,13 @@ class Worker::SlotContext : public RunContext {
     req.set_iteration(iteration);
     req.set_relative_path(relative);
     v1::RecordSharedCheckpointResponse resp;
-    Status st =
-        worker_->CallCoordinator("RecordSharedCheckpoint", 0, kCallTimeoutMs,
-                                 &v1::Coordinator::Stub::RecordSharedCheckpoint, req, &resp);
+    Status st;
+    {
+      // Only the call: file I/O that hangs on a stuck mount counts against the deadline.
+      CallScope call(run_.get());
+      st = worker_->CallCoordinator("RecordSharedCheckpoint", 0, kCallTimeoutMs,
+                                    &v1::Coordinator::Stub::RecordSharedCheckpoint, req, &resp);
+    }
     if (!st.ok()) return NoteRefusal(st.WithContext("recording the shared checkpoint"));
     for (const auto& entry : std::filesystem::directory_iterator(root / run_->run_id, ec)) {
       const std::string name = entry.path().filename().string();
@@ -274,6 +300,20 @@ class Worker::SlotContext : public RunContext {
   bool refused() const { return refused_; }
 
  private:
+  // Marks a call to the coordinator under way (retried through outages): the trainer
+  // waits for it, which is not a hang; its end counts as progress.
+  class CallScope {
+   public:
+    explicit CallScope(ActiveRun* run) : run_(run) { run_->in_call = true; }
+    ~CallScope() {
+      run_->last_progress_ms = SteadyMs();
+      run_->in_call = false;
+    }
+
+   private:
+    ActiveRun* run_;
+  };
+
   // A call of this attempt failed: when the coordinator refused it (the attempt is
   // stale, or the run cancelled or gone), the attempt is over. Returns `st`.
   Status NoteRefusal(Status st) {
@@ -285,9 +325,98 @@ class Worker::SlotContext : public RunContext {
 
   Worker* worker_;
   std::shared_ptr<ActiveRun> run_;
-  bool refused_ = false;
-  bool checkpoint_unusable_ = false;
+  std::atomic<bool> refused_{false};
+  // Set by the slot's thread (resume) or the trainer's (ResumeUnusable).
+  std::atomic<bool> checkpoint_unusable_{false};
+  int64_t epoch_started_ms_;  // trainer's thread only
 };
+
+// What a slot and its trainer's thread share.
+struct Worker::TrainerJob {
+  std::mutex mutex;
+  std::condition_variable finished;
+  bool done RESWEEP_GUARDED_BY(mutex) = false;
+  StatusOr<TrainOutcome> outcome RESWEEP_GUARDED_BY(mutex) = InternalError("not finished");
+  std::string log_tail RESWEEP_GUARDED_BY(mutex);  // the trainer's last lines
+};
+
+StatusOr<TrainOutcome> Worker::TrainWatched(int slot, const std::shared_ptr<ActiveRun>& run,
+                                            const std::shared_ptr<SlotContext>& context,
+                                            const std::shared_ptr<Trainer>& trainer,
+                                            const RunConfig& config, int64_t seed,
+                                            ResumePoint resume, std::string* trainer_log,
+                                            std::string* abandon_reason, bool* stuck) {
+  auto job = std::make_shared<TrainerJob>();
+  const int64_t started = SteadyMs();
+  run->last_progress_ms = started;
+  // The thread owns what it uses (but for this worker itself: see stuck_trainers()).
+  std::thread thread([job, trainer, context, config, seed, resume = std::move(resume)] {
+    LogTail tail;
+    StatusOr<TrainOutcome> outcome = InternalError("no outcome");
+    {
+      ScopedTrainerLogCapture capture(&tail);
+      outcome = trainer->Train(config, seed, resume, context.get());
+    }
+    std::lock_guard<std::mutex> lock(job->mutex);
+    job->outcome = std::move(outcome);
+    job->log_tail = tail.Text();
+    job->done = true;
+    job->finished.notify_all();
+  });
+  const int64_t max_run_ms = static_cast<int64_t>(config.train.max_run_seconds * 1000);
+  int64_t stop_seen_ms = 0;  // when the trainer was first told to stop
+  std::unique_lock<std::mutex> lock(job->mutex);
+  while (!job->done) {
+    job->finished.wait_for(lock, std::chrono::milliseconds(50));
+    if (job->done) break;
+    const int64_t now = SteadyMs();
+    if (!run->abandoned && !run->in_call) {
+      const int64_t deadline =
+          std::max<int64_t>(options_.progress_floor_ms,
+                            static_cast<int64_t>(options_.progress_factor *
+                                                 static_cast<double>(run->longest_epoch_ms)));
+      const int64_t idle = now - run->last_progress_ms;
+      if (idle > deadline) {
+        *abandon_reason = fmt::format(
+            "no training progress (batch or epoch) for {:.1f} s; the deadline is {:.1f} s (the "
+            "larger of the worker's floor {:.1f} s and {} x the longest epoch so far, {:.1f} s)",
+            idle / 1000.0, deadline / 1000.0, options_.progress_floor_ms / 1000.0,
+            options_.progress_factor, run->longest_epoch_ms / 1000.0);
+      } else if (max_run_ms > 0 && now - started > max_run_ms) {
+        *abandon_reason = fmt::format("the attempt has run {:.1f} s, past train.max_run_seconds {}",
+                                      (now - started) / 1000.0, config.train.max_run_seconds);
+      }
+      if (!abandon_reason->empty()) {
+        spdlog::warn(
+            "slot {}: run {} attempt {}: {}: stopping the trainer and giving the run back "
+            "(host fault)",
+            slot, run->run_id, run->attempt, *abandon_reason);
+        run->abandoned = true;
+      }
+    }
+    if (context->ShouldStop() && !run->in_call) {
+      if (stop_seen_ms == 0) stop_seen_ms = now;
+      if (now - stop_seen_ms > options_.stuck_trainer_grace_ms) {
+        *stuck = true;
+        break;
+      }
+    }
+  }
+  if (*stuck) {
+    // Nothing can end a thread blocked in a device call: leave it be. It keeps its
+    // job, trainer and context alive; the process ends it when it exits.
+    lock.unlock();
+    thread.detach();
+    ++stuck_trainers_;
+    return CancelledError(fmt::format("the trainer did not stop within {:.1f} s of being told to",
+                                      options_.stuck_trainer_grace_ms / 1000.0));
+  }
+  *trainer_log = job->log_tail;
+  StatusOr<TrainOutcome> outcome = std::move(job->outcome);
+  lock.unlock();
+  thread.join();
+  return outcome;
+}
 
 Worker::Worker(WorkerOptions options)
     : options_(std::move(options)),
@@ -418,8 +547,9 @@ void Worker::HandleUnknownWorker() {
 void Worker::SlotLoop(int slot) {
   const std::string device_name = options_.devices[slot];
   const torch::Device device(device_name);
-  auto libtorch = MakeLibTorchTrainer(device, &datasets_);
-  auto synthetic = MakeSyntheticTrainer();
+  // Shared with the trainer's thread, which may outlive this loop (stuck_trainers()).
+  std::shared_ptr<Trainer> libtorch = MakeLibTorchTrainer(device, &datasets_);
+  std::shared_ptr<Trainer> synthetic = MakeSyntheticTrainer();
   while (!stopping_) {
     if (!EnsureRegistered()) break;
     v1::AcquireRunRequest req;
@@ -440,6 +570,18 @@ void Worker::SlotLoop(int slot) {
       continue;
     }
     if (!resp.has_run()) {
+      if (!resp.quarantine_reason().empty()) {
+        // Logged once per quarantine (by whichever slot hears of it first).
+        int64_t logged = quarantine_logged_until_ms_.load();
+        if (logged != resp.quarantined_until_unix_ms() &&
+            quarantine_logged_until_ms_.compare_exchange_strong(logged,
+                                                                resp.quarantined_until_unix_ms())) {
+          spdlog::error(
+              "the coordinator gives this worker no runs for now: {}. Look at the host faults "
+              "above (data, devices, mounts, memory); `resweep workers` shows the quarantine",
+              resp.quarantine_reason());
+        }
+      }
       static thread_local std::mt19937 rng{std::random_device{}()};
       SleepFor(std::uniform_int_distribution<int>(options_.poll_ms / 2, options_.poll_ms)(rng));
       continue;
@@ -457,36 +599,47 @@ void Worker::SlotLoop(int slot) {
                  lease.run_id(), lease.attempt(), lease.sweep_name(), lease.cell_label(),
                  lease.seed());
 
-    // The run's trainer log lines (those logged on this thread), for FailRun.
+    // The run's trainer log lines (those logged on this thread and the trainer's),
+    // for FailRun.
     LogTail log_tail;
     std::optional<ScopedTrainerLogCapture> capture(std::in_place, &log_tail);
     StatusOr<TrainOutcome> outcome = InternalError("not started");
-    SlotContext context(this, run);
+    FailureOrigin origin = FailureOrigin::kTraining;
+    std::string abandon_reason;  // why the slot gave up on the trainer
+    bool stuck = false;          // ... and the trainer would not stop
+    auto context = std::make_shared<SlotContext>(this, run);
     ResumePoint resume;
     auto config = RunConfigFromJson(lease.config_json());
     if (!config.ok()) {
       outcome = config.status();
+      origin = FailureOrigin::kConfig;
     } else if (Status valid = ValidateRunConfig(*config); !valid.ok()) {
       outcome = valid;
+      origin = FailureOrigin::kConfig;
     } else {
       if (lease.resume_epoch() > 0) {
         auto payload = lease.resume_path().empty()
-                           ? context.DownloadCheckpoint(lease.resume_epoch())
-                           : context.ReadSharedCheckpoint(lease.resume_path());
+                           ? context->DownloadCheckpoint(lease.resume_epoch())
+                           : context->ReadSharedCheckpoint(lease.resume_path());
         if (payload.ok()) {
           resume = {lease.resume_epoch(), std::move(*payload)};
           run->epoch = resume.epoch;
           spdlog::info("run {} attempt {} resumes after epoch {}", run->run_id, run->attempt,
                        resume.epoch);
         } else {
+          origin = FailureOrigin::kResume;
           outcome = payload.status().code() == StatusCode::kDataLoss
                         ? payload.status()
                         : payload.status().WithContext("checkpoint download");
         }
       }
       if (lease.resume_epoch() == 0 || resume.epoch > 0) {
-        Trainer* trainer = config->trainer.kind == "synthetic" ? synthetic.get() : libtorch.get();
-        outcome = trainer->Train(*config, lease.seed(), resume, &context);
+        std::string trainer_log;
+        outcome = TrainWatched(
+            slot, run, context, config->trainer.kind == "synthetic" ? synthetic : libtorch, *config,
+            lease.seed(), std::move(resume), &trainer_log, &abandon_reason, &stuck);
+        log_tail.Add(trainer_log);
+        if (!abandon_reason.empty()) origin = FailureOrigin::kNoProgress;
       }
     }
 
@@ -514,7 +667,7 @@ void Worker::SlotLoop(int slot) {
         spdlog::warn("run {} attempt {}: completion refused: {}", run->run_id, run->attempt,
                      cst.message());
       }
-    } else if (context.refused() || run->stop.load()) {
+    } else if (context->refused() || run->stop.load()) {
       // The coordinator moved on (cancelled, or this attempt is stale): drop the run.
       std::string reason;
       {
@@ -523,40 +676,69 @@ void Worker::SlotLoop(int slot) {
       }
       spdlog::warn("run {} attempt {} dropped: {}", run->run_id, run->attempt,
                    reason.empty() ? outcome.status().message() : reason);
-    } else if (stopping_) {
+    } else if (stopping_ && abandon_reason.empty()) {
       v1::ReleaseRunRequest rel;
       rel.set_worker_id(id);
       rel.set_run_id(run->run_id);
       rel.set_attempt(run->attempt);
-      rel.set_reason("worker shutting down");
+      rel.set_reason(stuck ? "worker shutting down (its trainer would not stop)"
+                           : "worker shutting down");
       v1::ReleaseRunResponse r;
       Status rst =
           CallCoordinator("ReleaseRun", 5000, 3000, &v1::Coordinator::Stub::ReleaseRun, rel, &r);
       spdlog::info("run {} attempt {} released: {}", run->run_id, run->attempt,
                    rst.ok() ? "ok" : rst.message());
     } else {
-      const Status& why = outcome.status();
+      std::string reason = abandon_reason.empty() ? outcome.status().message() : abandon_reason;
+      if (stuck) reason += "; " + outcome.status().message() + " (its thread is left blocked)";
+      const FailureClass fc =
+          ClassifyFailure(outcome.status(), origin, context->checkpoint_unusable());
       v1::FailRunRequest fail;
       fail.set_worker_id(id);
       fail.set_run_id(run->run_id);
       fail.set_attempt(run->attempt);
-      fail.set_reason(why.message());
-      // Out of memory is this machine's problem: another worker may manage, and so
-      // may one whose dataset file reads (DATA_LOSS). Only a checkpoint that itself
-      // proved unusable is forgotten; the next attempt starts further back.
-      const bool bad_checkpoint = context.checkpoint_unusable();
-      fail.set_retryable(why.code() == StatusCode::kResourceExhausted ||
-                         why.code() == StatusCode::kDataLoss || bad_checkpoint);
-      fail.set_checkpoint_unusable(bad_checkpoint);
+      fail.set_reason(reason);
+      fail.set_fault(fc.fault == FaultKind::kHost ? v1::FailRunRequest::FAULT_HOST
+                                                  : v1::FailRunRequest::FAULT_RUN);
+      fail.set_retryable(fc.retryable);
+      fail.set_checkpoint_unusable(fc.checkpoint_unusable);
       fail.set_log_tail(log_tail.Text());
       v1::FailRunResponse r;
       Status fst = CallCoordinator("FailRun", finish_budget_ms, kCallTimeoutMs,
                                    &v1::Coordinator::Stub::FailRun, fail, &r);
-      spdlog::error("run {} attempt {} failed: {}{}", run->run_id, run->attempt, why.message(),
-                    fst.ok() ? "" : " (report refused: " + fst.message() + ")");
+      const std::string refused = fst.ok() ? "" : " (report refused: " + fst.message() + ")";
+      if (fc.fault == FaultKind::kHost) {
+        spdlog::error(
+            "run {} attempt {}: host fault, a problem of this worker rather than of the run (given "
+            "back without using up an attempt; repeated host faults quarantine this worker): "
+            "{}{}",
+            run->run_id, run->attempt, reason, refused);
+      } else {
+        spdlog::error("run {} attempt {} failed: {}{}", run->run_id, run->attempt, reason, refused);
+      }
     }
-    std::lock_guard<std::mutex> lock(mutex_);
-    active_.erase(slot);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      active_.erase(slot);
+    }
+    if (stuck) {
+      // The device may be wedged and the trainer is still in use: this slot is done.
+      const int retired = ++retired_slots_;
+      spdlog::error(
+          "slot {} ({}) takes no more runs: its trainer did not stop within {:.1f} s and its "
+          "thread is left blocked; restart the worker to use the device again",
+          slot, device_name, options_.stuck_trainer_grace_ms / 1000.0);
+      if (retired == static_cast<int>(options_.devices.size()) && !stopping_) {
+        {
+          std::lock_guard<std::mutex> lock(mutex_);
+          if (fatal_.ok()) {
+            fatal_ = UnavailableError("every slot's trainer is stuck; restart the worker");
+          }
+        }
+        Stop();
+      }
+      return;
+    }
   }
 }
 
@@ -580,6 +762,7 @@ void Worker::HeartbeatLoop() {
         l->set_run_id(run->run_id);
         l->set_attempt(run->attempt);
         l->set_epoch(run->epoch.load());
+        l->set_progress(run->progress.load());
       }
     }
     grpc::ClientContext ctx;

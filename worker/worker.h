@@ -22,6 +22,7 @@
 #include "common/thread_annotations.h"
 #include "resweep/v1/resweep.grpc.pb.h"
 #include "worker/dataset.h"
+#include "worker/trainer.h"
 
 namespace resweep {
 
@@ -41,6 +42,16 @@ struct WorkerOptions {
   // A call retried through an outage logs its first failure, then at most one line
   // per this interval (with the address, attempt count, error and next wait).
   int retry_log_interval_ms = 5000;
+  // Progress deadline: a run whose trainer reports neither a batch nor an epoch for
+  // max(progress_floor_ms, progress_factor x the longest epoch of this attempt so
+  // far) is stopped and given back as a host fault. (Time spent in calls to the
+  // coordinator does not count.)
+  int64_t progress_floor_ms = 600000;
+  double progress_factor = 3.0;
+  // A trainer that has not returned this long after it was told to stop is left
+  // behind: the run is given back anyway, the trainer's thread stays blocked, and its
+  // slot takes no more runs (a worker left with no slot exits with an error).
+  int64_t stuck_trainer_grace_ms = 30000;
 };
 
 // Expands --device: auto (every CUDA device, else cpu), cpu, all (every CUDA
@@ -62,6 +73,10 @@ class Worker {
   // Asks every slot to end its run and give the lease back, then Run() returns.
   // Safe from any thread (not from a signal handler: use a sigwait thread).
   void Stop();
+  // Trainer threads left blocked (see WorkerOptions::stuck_trainer_grace_ms). They
+  // still use this object's state, so a process with any should end with _Exit
+  // rather than destroy the worker.
+  int stuck_trainers() const { return stuck_trainers_.load(); }
 
  private:
   struct ActiveRun {
@@ -70,10 +85,30 @@ class Worker {
     std::atomic<int> epoch{0};
     std::atomic<bool> stop{false};  // set by heartbeat verdicts or Stop()
     std::string stop_reason;        // protected by Worker::mutex_
+    // Progress, on the steady clock (ms): the newest batch or epoch, the longest
+    // epoch of this attempt, and whether a call to the coordinator is under way (the
+    // trainer waits for it; that is not a hang).
+    std::atomic<int64_t> last_progress_ms{0};
+    std::atomic<int64_t> progress{0};  // batches + epochs trained; heartbeats carry it
+    std::atomic<int64_t> longest_epoch_ms{0};
+    std::atomic<bool> in_call{false};
+    // The slot gave up on the trainer (progress deadline, train.max_run_seconds).
+    std::atomic<bool> abandoned{false};
   };
   class SlotContext;
+  struct TrainerJob;
 
   void SlotLoop(int slot);
+  // Runs `trainer` on a thread of its own while the slot watches its progress: past
+  // the deadline the run is abandoned (*abandon_reason says why) and the trainer
+  // stopped. A trainer that does not return within stuck_trainer_grace_ms of being
+  // stopped is left behind (*stuck): the result is then CANCELLED.
+  StatusOr<TrainOutcome> TrainWatched(int slot, const std::shared_ptr<ActiveRun>& run,
+                                      const std::shared_ptr<SlotContext>& context,
+                                      const std::shared_ptr<Trainer>& trainer,
+                                      const RunConfig& config, int64_t seed, ResumePoint resume,
+                                      std::string* trainer_log, std::string* abandon_reason,
+                                      bool* stuck);
   void HeartbeatLoop();
   // Ensures the worker is registered; false when stopping.
   bool EnsureRegistered();
@@ -110,6 +145,10 @@ class Worker {
   int64_t heartbeat_ms_ RESWEEP_GUARDED_BY(mutex_) = 5000;
   std::map<int, std::shared_ptr<ActiveRun>> active_ RESWEEP_GUARDED_BY(mutex_);  // by slot
   Status fatal_ RESWEEP_GUARDED_BY(mutex_);  // why the worker gave up, if it did
+  std::atomic<int> stuck_trainers_{0};
+  std::atomic<int> retired_slots_{0};
+  // The end of the newest quarantine the coordinator reported (logged once each).
+  std::atomic<int64_t> quarantine_logged_until_ms_{0};
 };
 
 }  // namespace resweep

@@ -1,0 +1,42 @@
+#include "worker/fault.h"
+
+namespace resweep {
+
+FailureClass ClassifyFailure(const Status& status, FailureOrigin origin, bool checkpoint_unusable) {
+  FailureClass c;
+  if (origin == FailureOrigin::kConfig) return c;  // the same config fails everywhere
+  if (origin == FailureOrigin::kNoProgress) {
+    c.fault = FaultKind::kHost;
+    return c;
+  }
+  if (checkpoint_unusable) {
+    // The run's own checkpoint could not be used: the coordinator forgets it and the
+    // run goes on from an older one or from scratch, without using up an attempt.
+    c.retryable = true;
+    c.checkpoint_unusable = true;
+    return c;
+  }
+  switch (status.code()) {
+    // This host: missing data or --data-root (NOT_FOUND), device and LibTorch errors
+    // (INTERNAL), unwritable or unreachable mounts such as --checkpoint-dir
+    // (UNAVAILABLE), file permissions, out of memory or disk (RESOURCE_EXHAUSTED),
+    // unreadable files (DATA_LOSS: a data set file that fails to read, a shared
+    // checkpoint this worker has no --checkpoint-dir for).
+    case StatusCode::kDataLoss:
+    case StatusCode::kNotFound:
+    case StatusCode::kInternal:
+    case StatusCode::kUnavailable:
+    case StatusCode::kPermissionDenied:
+    case StatusCode::kResourceExhausted:
+    case StatusCode::kDeadlineExceeded:
+    case StatusCode::kUnknown:
+      c.fault = FaultKind::kHost;
+      return c;
+    // The run's own: divergence and invalid data or config (INVALID_ARGUMENT), and
+    // whatever else a trainer reports.
+    default:
+      return c;
+  }
+}
+
+}  // namespace resweep
