@@ -8,6 +8,7 @@
 #include <cctype>
 #include <cmath>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <set>
 #include <sstream>
@@ -614,6 +615,36 @@ void CopyField(const FieldSpec& f, RunConfig& from, RunConfig* to) {
   std::visit([&](auto get) { *get(*to) = *get(from); }, f.get);
 }
 
+bool SameField(const FieldSpec& f, RunConfig& a, RunConfig& b) {
+  return std::visit([&](auto get) { return *get(a) == *get(b); }, f.get);
+}
+
+// Whether two paths set a common parameter: equal, or one a section holding the other.
+bool PathsOverlap(const std::string& a, const std::string& b) {
+  return a == b || a.rfind(b + ".", 0) == 0 || b.rfind(a + ".", 0) == 0;
+}
+
+// A grid key that is a name, not a path: a linked axis ("optimizer"). Never a
+// config section's name, so that "model: [...]" keeps its own error.
+bool IsLinkedAxisName(const std::string& key) {
+  if (key.empty() || key.size() > 64 || !std::isalpha(static_cast<unsigned char>(key[0]))) {
+    return false;
+  }
+  return !IsSection(key) && std::all_of(key.begin(), key.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+  });
+}
+
+// Labels of linked-axis values appear in "k=v k=v" cell labels, tables and plot
+// legends: no spaces, no '=', nothing a terminal interprets.
+bool IsSafeLabel(const std::string& label) {
+  return !label.empty() && label.size() <= 64 &&
+         std::all_of(label.begin(), label.end(), [](char c) {
+           return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' ||
+                  c == '+' || c == '@' || c == ',' || c == ':' || c == '/';
+         });
+}
+
 // Returns the byte offset of the first invalid UTF-8 sequence, or npos.
 size_t FindInvalidUtf8(const std::string& s) {
   size_t i = 0;
@@ -673,17 +704,23 @@ std::string ValueLabel(const nlohmann::json& v) {
   return v.is_string() ? v.get<std::string>() : v.dump();
 }
 
-// Where each value of one cell was written: by the grid axis that sets the field
-// (at the cell's value), else by the base config or the file's top level.
+// Where each value of one cell was written: by an override that matches the cell,
+// else by the grid axis that sets the field (at the cell's value), else by the base
+// config or the file's top level.
 struct CellSources {
   const Marks& base;
   const std::map<std::string, size_t>& axis_of_field;
   const std::vector<std::vector<AxisValue>>& axis_values;
   const std::vector<size_t>& index;  // the cell: one value per axis
+  const Marks& overridden;           // the cell's fields set by overrides
 
   // The mark of `path`'s value; nullptr where it keeps its default. `from_grid`
-  // (optional) says whether a grid value set it.
+  // (optional) says whether a grid value or an override set it.
   const YAML::Mark* Find(const std::string& path, bool* from_grid = nullptr) const {
+    if (auto o = overridden.find(path); o != overridden.end()) {
+      if (from_grid) *from_grid = true;
+      return &o->second;
+    }
     const Marks* marks = &base;
     auto a = axis_of_field.find(path);
     if (a != axis_of_field.end()) marks = &axis_values[a->second][index[a->second]].marks;
@@ -824,6 +861,181 @@ void CheckTraps(const RunConfig& c, int last_k, const CellSources& sources, Diag
   }
 }
 
+// A grid axis as written: an ordinary axis (key = a path, one component) or a
+// linked axis (key = a name, one component per path its entries set).
+struct Axis {
+  std::string key;
+  bool linked = false;
+  std::vector<std::string> paths;   // the components: what each value sets
+  std::vector<AxisTarget> targets;  // parallel to paths
+  YAML::Mark mark;                  // of the key
+  std::vector<YAML::Node> nodes;    // one per value: the value, or the linked entry
+  std::vector<std::string> labels;  // linked: one per entry, "" until defaulted
+  std::vector<YAML::Mark> label_marks;
+};
+
+// The value under `key` in the mapping `node` (keys compared whole: they hold dots).
+YAML::Node ChildOf(const YAML::Node& node, const std::string& key) {
+  for (const auto& kv : node) {
+    if (kv.first.IsScalar() && kv.first.Scalar() == key) return kv.second;
+  }
+  return YAML::Node(YAML::NodeType::Undefined);
+}
+
+std::string JoinStrings(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& item : items) out += (out.empty() ? "" : ", ") + item;
+  return out;
+}
+
+// Checks the entries of the linked axis `axis` (a list whose first item is a
+// mapping) and fills its paths, targets and written labels. The first entry names
+// the paths; every other entry must set the same ones. Returns false after
+// reporting what is wrong.
+bool ReadLinkedAxisPaths(const YAML::Node& list, const std::string& field,
+                         const std::function<std::string(const std::string&)>& overlapping,
+                         Axis* axis, Diagnostics* diag) {
+  const size_t errors_before = diag->size();
+  std::vector<std::string> first_paths;
+  int first_line = 0;
+  size_t i = 0;
+  for (const YAML::Node& entry : list) {
+    const std::string entry_field = field + "[" + std::to_string(i++) + "]";
+    if (!entry.IsMap()) {
+      diag->Add(entry.Mark(), entry_field,
+                std::string("must be a mapping of parameter paths to values (an entry of a "
+                            "linked axis), got ") +
+                    NodeTypeName(entry));
+      continue;
+    }
+    MapReader duplicate_keys(entry, entry_field, diag, nullptr);
+    std::vector<std::string> paths;
+    std::string label;
+    YAML::Mark label_mark = entry.Mark();
+    for (const auto& kv : entry) {
+      if (!kv.first.IsScalar()) continue;
+      const std::string path = kv.first.Scalar();
+      if (path != "label") {
+        paths.push_back(path);
+        continue;
+      }
+      label_mark = kv.second.Mark();
+      if (!kv.second.IsScalar() || !IsSafeLabel(kv.second.Scalar())) {
+        diag->Add(kv.second.Mark(), entry_field + ".label",
+                  "must be 1 to 64 letters, digits or - _ . + @ , : / (it names the value in "
+                  "cell labels)");
+      } else {
+        label = kv.second.Scalar();
+      }
+    }
+    axis->labels.push_back(label);
+    axis->label_marks.push_back(label_mark);
+    if (paths.empty()) {
+      diag->Add(entry.Mark(), entry_field,
+                "sets no parameter: an entry maps the paths it sets together to their values, "
+                "e.g. {train.optimizer.name: adam, train.optimizer.lr: 0.001}");
+      continue;
+    }
+    if (first_paths.empty()) {  // the first entry names the axis's paths
+      first_paths = paths;
+      first_line = entry.Mark().line + 1;
+      for (const auto& kv : entry) {
+        if (!kv.first.IsScalar() || kv.first.Scalar() == "label") continue;
+        const std::string path = kv.first.Scalar();
+        const std::string path_field = entry_field + "." + path;
+        AxisTarget target;
+        if (std::string why = ResolveGridPath(path, &target); !why.empty()) {
+          diag->Add(kv.first.Mark(), path_field, why);
+          continue;
+        }
+        if (std::string other = overlapping(path); !other.empty()) {
+          diag->Add(kv.first.Mark(), path_field,
+                    "overlaps " + other + ": at most one axis may set a parameter");
+          continue;
+        }
+        bool twice = false;
+        for (const std::string& earlier : axis->paths) {
+          if (PathsOverlap(path, earlier)) {
+            diag->Add(kv.first.Mark(), path_field,
+                      "overlaps " + earlier + " in the same entry: each parameter once");
+            twice = true;
+          }
+        }
+        if (twice) continue;
+        axis->paths.push_back(path);
+        axis->targets.push_back(std::move(target));
+      }
+      continue;
+    }
+    const std::set<std::string> want(first_paths.begin(), first_paths.end());
+    const std::set<std::string> have(paths.begin(), paths.end());
+    std::vector<std::string> missing, extra;
+    for (const auto& p : want) {
+      if (!have.count(p)) missing.push_back(p);
+    }
+    for (const auto& p : have) {
+      if (!want.count(p)) extra.push_back(p);
+    }
+    const std::string rule = ": every entry of a linked axis sets the same parameters";
+    if (!missing.empty()) {
+      diag->Add(entry.Mark(), entry_field,
+                "does not set " + JoinStrings(missing) + ", which the first entry (line " +
+                    std::to_string(first_line) + ") sets" + rule);
+    }
+    if (!extra.empty()) {
+      diag->Add(entry.Mark(), entry_field,
+                "sets " + JoinStrings(extra) + ", which the first entry (line " +
+                    std::to_string(first_line) + ") does not" + rule);
+    }
+  }
+  return diag->size() == errors_before;
+}
+
+// One entry of `overrides`: the cells whose axis values match every `where` pair
+// take the values of `set`, which writes single fields no axis sets.
+struct Override {
+  std::vector<std::pair<size_t, size_t>> where;  // (axis, index of its value)
+  std::vector<const FieldSpec*> fields;          // what `set` writes, in file order
+  AxisValue set;                                 // their values and marks
+  YAML::Mark mark;                               // of the entry
+
+  bool Matches(const std::vector<size_t>& cell) const {
+    for (const auto& [axis, value] : where) {
+      if (cell[axis] != value) return false;
+    }
+    return true;
+  }
+  // Whether some cell matches both: no axis on which they want different values.
+  bool SharesCellsWith(const Override& other) const {
+    for (const auto& [a, v] : where) {
+      for (const auto& [b, w] : other.where) {
+        if (a == b && v != w) return false;
+      }
+    }
+    return true;
+  }
+  const FieldSpec* Sets(const std::string& path) const {
+    for (const FieldSpec* f : fields) {
+      if (f->path == path) return f;
+    }
+    return nullptr;
+  }
+};
+
+// "; did you mean K?" for the grid axis key nearest `key`, or "".
+std::string AxisSuggestion(const std::string& key, const std::vector<Axis>& axes) {
+  std::string best;
+  size_t best_distance = std::numeric_limits<size_t>::max();
+  for (const Axis& axis : axes) {
+    const size_t d = EditDistance(key, axis.key);
+    if (d < best_distance) {
+      best = axis.key;
+      best_distance = d;
+    }
+  }
+  return best_distance <= std::max<size_t>(2, key.size() / 6) ? "; did you mean " + best + "?" : "";
+}
+
 }  // namespace
 
 Status ValidateRunConfig(const RunConfig& config) {
@@ -865,7 +1077,7 @@ StatusOr<SweepSpec> ParseSweepSpec(const std::string& yaml_text, const std::stri
   }
 
   SweepSpec spec;
-  YAML::Node grid_node, seeds_node;
+  YAML::Node grid_node, seeds_node, overrides_node;
   Marks base_marks;  // where each top-level and base-config value was written
   {
     MapReader top(root, "", &diag, &base_marks);
@@ -877,6 +1089,7 @@ StatusOr<SweepSpec> ParseSweepSpec(const std::string& yaml_text, const std::stri
     }
     grid_node = top.Section("grid");
     seeds_node = top.Section("seeds");
+    overrides_node = top.Section("overrides");
     MapReader results(top.Section("results"), "results", &diag, &base_marks);
     results.Read("last_k", &spec.last_k);
     results.Finish();
@@ -952,10 +1165,24 @@ StatusOr<SweepSpec> ParseSweepSpec(const std::string& yaml_text, const std::stri
     diag.Add(seeds_node.Mark(), "seeds", "must be a count or a list of integers");
   }
 
-  // Grid axes: dotted paths into the config sections, each a non-empty list.
-  std::vector<AxisTarget> targets;
-  std::vector<YAML::Mark> axis_marks;
-  std::vector<std::vector<YAML::Node>> axis_nodes;
+  // Grid axes. An ordinary axis maps a dotted path into the config sections (a
+  // field, or a nested section that each value replaces whole) to a non-empty list
+  // of values. A linked axis maps a name to a list of entries, each a mapping from
+  // such paths to values (one value of each of several ordinary axes, moving
+  // together) plus an optional label; every entry sets the same paths.
+  std::vector<Axis> axes;
+  // "the axis P (line N)" for the axis that already sets a parameter of `path`; "".
+  auto overlapping = [&](const std::string& path) -> std::string {
+    for (const Axis& axis : axes) {
+      for (const std::string& other : axis.paths) {
+        if (!PathsOverlap(path, other)) continue;
+        return (axis.linked ? "the linked axis " + axis.key + " (its " + other + ", line "
+                            : "the axis " + other + " (line ") +
+               std::to_string(axis.mark.line + 1) + ")";
+      }
+    }
+    return "";
+  };
   if (grid_node.IsDefined() && !grid_node.IsNull()) {
     if (!grid_node.IsMap()) {
       diag.Add(grid_node.Mark(), "grid", "must map parameter paths to lists of values");
@@ -963,35 +1190,35 @@ StatusOr<SweepSpec> ParseSweepSpec(const std::string& yaml_text, const std::stri
       MapReader duplicate_check(grid_node, "grid", &diag, nullptr);  // reports duplicate paths
       for (const auto& kv : grid_node) {
         if (!kv.first.IsScalar()) continue;
-        const std::string path = kv.first.Scalar();
-        const std::string field = "grid." + path;
+        Axis axis;
+        axis.key = kv.first.Scalar();
+        axis.mark = kv.first.Mark();
+        const std::string field = "grid." + axis.key;
         AxisTarget target;
-        if (std::string why = ResolveGridPath(path, &target); !why.empty()) {
-          diag.Add(kv.first.Mark(), field, why);
+        const std::string why = ResolveGridPath(axis.key, &target);
+        axis.linked = !why.empty() && IsLinkedAxisName(axis.key) && kv.second.IsSequence() &&
+                      kv.second.size() > 0 && kv.second.begin()->IsMap();
+        if (!why.empty() && !axis.linked) {
+          diag.Add(axis.mark, field, why);
           continue;
         }
-        // Each field has at most one axis: with two, the order of the axes would
-        // decide silently which value a cell gets.
-        bool overlaps = false;
-        for (size_t a = 0; a < spec.grid.size() && !overlaps; ++a) {
-          const std::string& other = spec.grid[a].path;
-          if (other.rfind(path + ".", 0) == 0 || path.rfind(other + ".", 0) == 0) {
-            diag.Add(kv.first.Mark(), field,
-                     "overlaps the axis " + other + " (line " +
-                         std::to_string(axis_marks[a].line + 1) +
-                         "): at most one axis may set a parameter");
-            overlaps = true;
+        if (!axis.linked) {
+          // Each field has at most one axis: with two, the order of the axes would
+          // decide silently which value a cell gets.
+          if (std::string other = overlapping(axis.key); !other.empty()) {
+            diag.Add(axis.mark, field,
+                     "overlaps " + other + ": at most one axis may set a parameter");
+            continue;
           }
-        }
-        if (overlaps) continue;
-        if (!kv.second.IsSequence()) {
-          diag.Add(kv.second.Mark(), field,
-                   std::string("must be a list of values, got ") + NodeTypeName(kv.second));
-          continue;
-        }
-        if (kv.second.size() == 0) {
-          diag.Add(kv.second.Mark(), field, "axis has no values");
-          continue;
+          if (!kv.second.IsSequence()) {
+            diag.Add(kv.second.Mark(), field,
+                     std::string("must be a list of values, got ") + NodeTypeName(kv.second));
+            continue;
+          }
+          if (kv.second.size() == 0) {
+            diag.Add(kv.second.Mark(), field, "axis has no values");
+            continue;
+          }
         }
         if (static_cast<int64_t>(kv.second.size()) > limits.max_axis_values) {
           diag.Add(kv.second.Mark(), field,
@@ -999,10 +1226,16 @@ StatusOr<SweepSpec> ParseSweepSpec(const std::string& yaml_text, const std::stri
                        std::to_string(limits.max_axis_values));
           continue;
         }
-        spec.grid.push_back({path, static_cast<int64_t>(kv.second.size())});
-        targets.push_back(std::move(target));
-        axis_marks.push_back(kv.first.Mark());
-        axis_nodes.emplace_back(kv.second.begin(), kv.second.end());
+        if (!axis.linked) {
+          axis.paths = {axis.key};
+          axis.targets = {target};
+        } else if (!ReadLinkedAxisPaths(kv.second, field, overlapping, &axis, &diag)) {
+          continue;
+        }
+        for (const YAML::Node& value : kv.second) axis.nodes.push_back(value);
+        spec.grid.push_back({axis.key, static_cast<int64_t>(axis.nodes.size()),
+                             axis.linked ? axis.paths : std::vector<std::string>{}});
+        axes.push_back(std::move(axis));
       }
       if (static_cast<int64_t>(spec.grid.size()) > limits.max_axes) {
         diag.Add(grid_node.Mark(), "grid", "at most " + std::to_string(limits.max_axes) + " axes");
@@ -1045,61 +1278,259 @@ StatusOr<SweepSpec> ParseSweepSpec(const std::string& yaml_text, const std::stri
 
   // The file is parsed once. The base config is read without the fields the axes
   // set, and each axis value once, on its own; a cell is the base with its values
-  // copied in, so its errors point at the grid value (or base line) that set the
-  // offending field.
+  // copied in, then the matching overrides' values, so its errors point at the
+  // override, grid value or base line that set the offending field.
   std::set<std::string> replaced;
-  for (const auto& axis : spec.grid) replaced.insert(axis.path);
+  for (const Axis& axis : axes) replaced.insert(axis.paths.begin(), axis.paths.end());
   RunConfig base_config;
   ReadRunConfig(root, replaced, &diag, &base_marks, &base_config);
-  std::vector<std::vector<AxisValue>> axis_values(spec.grid.size());
+  // Reads one value of one axis path (a field, or a section read whole) into `value`.
+  auto read_component = [&](const YAML::Node& node, const AxisTarget& target, AxisValue* value) {
+    if (target.section.empty()) {
+      const FieldSpec& f = *target.fields[0];
+      value->marks[f.path] = node.Mark();
+      std::visit([&](auto get) { ReadValue(node, f.path, get(value->values), &diag); }, f.get);
+    } else {
+      ReadSection(node, target.section, {}, &diag, &value->marks, &value->values);
+    }
+  };
+  auto pointer_of = [](const std::string& path) {
+    std::string pointer = "/" + path;
+    std::replace(pointer.begin(), pointer.end(), '.', '/');
+    return nlohmann::json::json_pointer(pointer);
+  };
+  std::vector<std::vector<AxisValue>> axis_values(axes.size());
+  std::vector<std::vector<const FieldSpec*>> axis_fields(axes.size());
   std::map<std::string, size_t> axis_of_field;
-  std::vector<nlohmann::json::json_pointer> axis_pointers;
-  for (size_t a = 0; a < spec.grid.size(); ++a) {
-    const AxisTarget& target = targets[a];
-    for (const YAML::Node& node : axis_nodes[a]) {
+  std::vector<nlohmann::json::json_pointer> axis_pointers;  // an ordinary axis's value
+  for (size_t a = 0; a < axes.size(); ++a) {
+    Axis& axis = axes[a];
+    for (size_t v = 0; v < axis.nodes.size(); ++v) {
       AxisValue value;
-      if (target.section.empty()) {
-        const FieldSpec& f = *target.fields[0];
-        value.marks[f.path] = node.Mark();
-        std::visit([&](auto get) { ReadValue(node, f.path, get(value.values), &diag); }, f.get);
+      if (!axis.linked) {
+        read_component(axis.nodes[v], axis.targets[0], &value);
       } else {
-        ReadSection(node, target.section, {}, &diag, &value.marks, &value.values);
+        for (size_t c = 0; c < axis.paths.size(); ++c) {
+          read_component(ChildOf(axis.nodes[v], axis.paths[c]), axis.targets[c], &value);
+        }
+        // Unlabelled entries are named by their first path's value ("adam").
+        if (axis.labels[v].empty()) {
+          axis.labels[v] = ValueLabel(RunConfigToJson(value.values).at(pointer_of(axis.paths[0])));
+        }
       }
       axis_values[a].push_back(std::move(value));
     }
-    for (const FieldSpec* f : target.fields) axis_of_field[f->path] = a;
-    std::string pointer = "/" + spec.grid[a].path;
-    std::replace(pointer.begin(), pointer.end(), '.', '/');
-    axis_pointers.emplace_back(pointer);
+    for (const AxisTarget& target : axis.targets) {
+      for (const FieldSpec* f : target.fields) {
+        axis_fields[a].push_back(f);
+        axis_of_field[f->path] = a;
+      }
+    }
+    axis_pointers.push_back(pointer_of(axis.paths[0]));
+    // Labels name a linked axis's values in cell labels and in `where`: distinct.
+    std::map<std::string, size_t> label_owner;
+    for (size_t v = 0; v < axis.labels.size() && axis.linked; ++v) {
+      auto [it, fresh] = label_owner.emplace(axis.labels[v], v);
+      if (fresh) continue;
+      diag.Add(axis.label_marks[v], "grid." + axis.key + "[" + std::to_string(v) + "]",
+               "labelled '" + axis.labels[v] + "' like the entry at line " +
+                   std::to_string(axis.nodes[it->second].Mark().line + 1) +
+                   ": give the entries distinct labels (label: NAME)");
+    }
   }
 
   // An axis over a whole section replaces the base's section: what the base wrote
   // there is never used, not even for the fields the axis values leave out.
   Diagnostics warnings(source_name);
-  for (size_t a = 0; a < spec.grid.size(); ++a) {
-    const std::string& section = targets[a].section;
-    if (section.empty()) continue;
-    const YAML::Node base_section = NodeAt(root, section);
-    if (!base_section.IsMap()) continue;
-    for (const auto& kv : base_section) {
-      if (!kv.first.IsScalar()) continue;
-      warnings.Add(kv.first.Mark(), section + "." + kv.first.Scalar(),
-                   "not used: the grid axis " + section + " (line " +
-                       std::to_string(axis_marks[a].line + 1) +
-                       ") replaces the whole section, and fields its values leave out take "
-                       "their defaults");
+  for (const Axis& axis : axes) {
+    for (const AxisTarget& target : axis.targets) {
+      const std::string& section = target.section;
+      if (section.empty()) continue;
+      const YAML::Node base_section = NodeAt(root, section);
+      if (!base_section.IsMap()) continue;
+      for (const auto& kv : base_section) {
+        if (!kv.first.IsScalar()) continue;
+        warnings.Add(
+            kv.first.Mark(), section + "." + kv.first.Scalar(),
+            "not used: the " +
+                std::string(axis.linked ? "linked axis " + axis.key : "grid axis " + section) +
+                " (line " + std::to_string(axis.mark.line + 1) +
+                ") replaces the whole section, and fields its values leave out take "
+                "their defaults");
+      }
     }
   }
 
-  std::vector<size_t> index(spec.grid.size(), 0);
-  const CellSources sources{base_marks, axis_of_field, axis_values, index};
+  // Overrides: `where` picks one value of some grid axes, `set` writes single
+  // fields no axis sets, in the cells that match.
+  std::vector<Override> overrides;
+  const size_t errors_before_overrides = diag.size();
+  if (overrides_node.IsDefined() && !overrides_node.IsNull()) {
+    if (!overrides_node.IsSequence()) {
+      diag.Add(overrides_node.Mark(), "overrides",
+               std::string("must be a list of {where: ..., set: ...}, got ") +
+                   NodeTypeName(overrides_node));
+    } else if (static_cast<int64_t>(overrides_node.size()) > limits.max_overrides) {
+      diag.Add(overrides_node.Mark(), "overrides",
+               "at most " + std::to_string(limits.max_overrides) + " overrides");
+    } else {
+      size_t i = 0;
+      for (const YAML::Node& entry : overrides_node) {
+        const std::string field = "overrides[" + std::to_string(i++) + "]";
+        if (!entry.IsMap()) {
+          diag.Add(
+              entry.Mark(), field,
+              std::string("must be a mapping {where: ..., set: ...}, got ") + NodeTypeName(entry));
+          continue;
+        }
+        MapReader reader(entry, field, &diag, nullptr);
+        const YAML::Node where = reader.Section("where");
+        const YAML::Node set = reader.Section("set");
+        reader.Finish();
+        // A non-empty mapping with distinct keys, or false after saying what is wrong.
+        auto nonempty_mapping = [&](const YAML::Node& node, const std::string& part,
+                                    const std::string& example) {
+          const std::string f = field + "." + part;
+          const YAML::Mark mark = node.Mark().is_null() ? entry.Mark() : node.Mark();
+          if (!node.IsDefined() || node.IsNull()) {
+            diag.Add(mark, f, "required: " + example);
+          } else if (!node.IsMap()) {
+            diag.Add(mark, f, std::string("must be a mapping, got ") + NodeTypeName(node));
+          } else if (node.size() == 0) {
+            diag.Add(mark, f, "is empty: " + example);
+          } else {
+            MapReader duplicate_keys(node, f, &diag, nullptr);
+            return true;
+          }
+          return false;
+        };
+        Override o;
+        o.mark = entry.Mark();
+        if (nonempty_mapping(where, "where",
+                             "grid axis values that pick the cells to change, e.g. "
+                             "{model.depth_n: 18} (a change for every cell belongs in the base "
+                             "config)")) {
+          for (const auto& kv : where) {
+            if (!kv.first.IsScalar()) continue;
+            const std::string key = kv.first.Scalar();
+            const std::string f = field + ".where." + key;
+            size_t a = 0;
+            while (a < axes.size() && axes[a].key != key) ++a;
+            if (a == axes.size()) {
+              std::vector<std::string> keys;
+              for (const Axis& axis : axes) keys.push_back(axis.key);
+              diag.Add(kv.first.Mark(), f,
+                       "not a grid axis: where matches values of grid axes (" +
+                           (keys.empty() ? std::string("this sweep has no grid")
+                                         : "axes: " + JoinStrings(keys)) +
+                           ")" + AxisSuggestion(key, axes));
+              continue;
+            }
+            const Axis& axis = axes[a];
+            size_t match = axis.nodes.size();
+            std::vector<std::string> values;
+            std::string wanted_text;
+            if (axis.linked) {
+              values = axis.labels;
+              wanted_text = kv.second.IsScalar() ? "'" + kv.second.Scalar() + "'" : "the value";
+              for (size_t v = 0; v < axis.labels.size() && kv.second.IsScalar(); ++v) {
+                if (axis.labels[v] == kv.second.Scalar()) match = v;
+              }
+            } else {
+              AxisValue wanted;
+              const size_t before = diag.size();
+              read_component(kv.second, axis.targets[0], &wanted);
+              if (diag.size() != before) continue;
+              for (size_t v = 0; v < axis_values[a].size(); ++v) {
+                const bool same = std::all_of(
+                    axis_fields[a].begin(), axis_fields[a].end(), [&](const FieldSpec* fs) {
+                      return SameField(*fs, wanted.values, axis_values[a][v].values);
+                    });
+                if (same && match == axis.nodes.size()) match = v;
+                values.push_back(
+                    ValueLabel(RunConfigToJson(axis_values[a][v].values).at(axis_pointers[a])));
+              }
+              wanted_text = ValueLabel(RunConfigToJson(wanted.values).at(axis_pointers[a]));
+            }
+            if (match == axis.nodes.size()) {
+              diag.Add(kv.second.Mark(), f,
+                       wanted_text + " matches no value of the axis, so no cell (" +
+                           (axis.linked ? "labels: " : "values: ") + JoinStrings(values) + ")");
+              continue;
+            }
+            o.where.push_back({a, match});
+          }
+        }
+        if (nonempty_mapping(set, "set",
+                             "the fields to change, e.g. {train.schedule.warmup_iterations: "
+                             "400}")) {
+          for (const auto& kv : set) {
+            if (!kv.first.IsScalar()) continue;
+            const std::string path = kv.first.Scalar();
+            const std::string f = field + ".set." + path;
+            AxisTarget target;
+            if (IsSection(path)) {
+              diag.Add(kv.first.Mark(), f,
+                       "names a section: set single parameters, e.g. " +
+                           Join(path, KeysOf(path).front()));
+              continue;
+            }
+            if (std::string why = ResolveGridPath(path, &target); !why.empty()) {
+              diag.Add(kv.first.Mark(), f, why);
+              continue;
+            }
+            if (std::string other = overlapping(path); !other.empty()) {
+              diag.Add(kv.first.Mark(), f,
+                       "is set by " + other +
+                           ": an override cannot change a parameter a grid axis sets");
+              continue;
+            }
+            const size_t before = diag.size();
+            read_component(kv.second, target, &o.set);
+            if (diag.size() == before) o.fields.push_back(target.fields[0]);
+          }
+        }
+        overrides.push_back(std::move(o));
+      }
+    }
+  }
+  // Overrides that match a common cell must agree on the fields both set: which
+  // one would win is easy to miss when reading the file, so it is not a rule.
+  for (size_t j = 0; j < overrides.size() && diag.size() == errors_before_overrides; ++j) {
+    for (size_t i = 0; i < j; ++i) {
+      if (!overrides[j].SharesCellsWith(overrides[i])) continue;
+      for (const FieldSpec* f : overrides[j].fields) {
+        if (!overrides[i].Sets(f->path)) continue;
+        if (SameField(*f, overrides[i].set.values, overrides[j].set.values)) continue;
+        diag.Add(overrides[j].set.marks.at(f->path),
+                 "overrides[" + std::to_string(j) + "].set." + f->path,
+                 "conflicts with the override at line " +
+                     std::to_string(overrides[i].mark.line + 1) + ", which sets it to " +
+                     ValueLabel(RunConfigToJson(overrides[i].set.values).at(pointer_of(f->path))) +
+                     " in some of the same cells: overrides that match one cell must agree");
+      }
+    }
+  }
+  if (diag.size() != errors_before_overrides) return diag.ToStatus();
+
+  std::vector<size_t> index(axes.size(), 0);
+  Marks cell_overrides;  // the current cell's fields set by overrides
+  const CellSources sources{base_marks, axis_of_field, axis_values, index, cell_overrides};
   std::string all_run_ids;
   spec.runs.reserve(static_cast<size_t>(total));
   for (int64_t cell = 0; cell < cells; ++cell) {
     RunConfig config = base_config;
-    for (size_t a = 0; a < spec.grid.size(); ++a) {
+    for (size_t a = 0; a < axes.size(); ++a) {
       AxisValue& value = axis_values[a][index[a]];
-      for (const FieldSpec* f : targets[a].fields) CopyField(*f, value.values, &config);
+      for (const FieldSpec* f : axis_fields[a]) CopyField(*f, value.values, &config);
+    }
+    cell_overrides.clear();
+    for (Override& o : overrides) {  // in file order
+      if (!o.Matches(index)) continue;
+      for (const FieldSpec* f : o.fields) {
+        CopyField(*f, o.set.values, &config);
+        cell_overrides[f->path] = o.set.marks.at(f->path);
+      }
     }
     for (const auto& e : CheckRunConfig(config)) {
       const YAML::Mark* m = sources.Find(e.path);
@@ -1111,11 +1542,12 @@ StatusOr<SweepSpec> ParseSweepSpec(const std::string& yaml_text, const std::stri
       ExpandedRun base;
       base.config_json = json.dump();
       base.cell_key = Sha256Hex(base.config_json).substr(0, 16);
-      for (size_t a = 0; a < spec.grid.size(); ++a) {
-        const std::string& path = spec.grid[a].path;
-        const std::string value = ValueLabel(json.at(axis_pointers[a]));
-        base.cell_label += (base.cell_label.empty() ? "" : " ") + path + "=" + value;
-        base.cell_params[path] = value;
+      for (size_t a = 0; a < axes.size(); ++a) {
+        const std::string& key = axes[a].key;
+        const std::string value =
+            axes[a].linked ? axes[a].labels[index[a]] : ValueLabel(json.at(axis_pointers[a]));
+        base.cell_label += (base.cell_label.empty() ? "" : " ") + key + "=" + value;
+        base.cell_params[key] = value;
       }
       if (base.cell_label.empty()) base.cell_label = "base";
       base.config = std::move(config);

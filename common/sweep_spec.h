@@ -1,9 +1,12 @@
 // Sweep files: parsing, strict validation and grid expansion.
 //
 // A sweep file is a base RunConfig (sections dataset/model/train/trainer), a grid
-// that maps dotted parameter paths to lists of values, and seeds. Every run is one
-// cell of the cartesian product of the grid axes, times one seed. docs/sweep-spec.md
-// is the user-facing reference.
+// that maps dotted parameter paths to lists of values, optional per-cell overrides,
+// and seeds. Every run is one cell of the cartesian product of the grid axes, times
+// one seed. A grid axis is either a path (one parameter, or a nested section that
+// each value replaces whole) or a linked axis: a name whose values each set several
+// paths together. An override sets fields of the cells whose axis values match its
+// `where`. docs/sweep-spec.md is the user-facing reference.
 //
 // Validation is strict and happens before anything is queued: unknown keys, duplicate
 // keys, wrong types, out-of-range values, empty axes and oversized grids are errors
@@ -27,19 +30,23 @@ struct SpecLimits {
   int64_t max_seeds = 1000;
   int64_t max_axis_values = 1000;
   int64_t max_axes = 16;
+  int64_t max_overrides = 1000;
   int64_t max_bytes = 1 << 20;  // sweep file size
 };
 
 struct GridAxis {
-  std::string path;  // e.g. "model.depth_n"
+  std::string path;  // e.g. "model.depth_n"; a linked axis: its name, e.g. "optimizer"
   int64_t size = 0;
+  std::vector<std::string> linked_paths;  // a linked axis: the paths each value sets
 };
 
 struct ExpandedRun {
-  std::string run_id;      // hash of canonical config + seed: the run's identity
-  std::string cell_key;    // hash of the canonical config: the run's grid cell
-  std::string cell_label;  // "model.depth_n=3 model.block=reference" ("base" without a grid)
-  std::map<std::string, std::string> cell_params;  // axis path -> resolved value
+  std::string run_id;    // hash of canonical config + seed: the run's identity
+  std::string cell_key;  // hash of the canonical config: the run's grid cell
+  // "model.depth_n=3 model.block=reference" ("base" without a grid); a linked axis
+  // contributes "NAME=LABEL" ("optimizer=adam"). Overrides never change it.
+  std::string cell_label;
+  std::map<std::string, std::string> cell_params;  // axis path (or name) -> value (or label)
   RunConfig config;
   std::string config_json;  // canonical
   int64_t seed = 0;

@@ -2,6 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <set>
+
 #include "common/hash.h"
 #include "common/run_config_json.h"
 #include "tests/test_util.h"
@@ -22,6 +27,17 @@ grid:
   model.block: [reference, preact]
 seeds: 4
 )";
+
+// The names of the files in sweeps/, sorted.
+std::vector<std::string> ShippedSweepFiles() {
+  std::vector<std::string> names;
+  for (const auto& entry :
+       std::filesystem::directory_iterator(std::string(RESWEEP_SOURCE_DIR) + "/sweeps")) {
+    if (entry.path().extension() == ".yaml") names.push_back(entry.path().filename().string());
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
 
 std::string ErrorOf(const std::string& yaml, SpecLimits limits = SpecLimits()) {
   auto spec = ParseSweepSpec(yaml, "test.yaml", limits);
@@ -147,8 +163,10 @@ seeds: 2
     ASSERT_TRUE(spec.ok()) << name << ": " << spec.status().ToString();
     shipped += std::string(name) + " " + spec->sweep_id + "\n";
   }
+  // fig6-depth.yaml changed (issue 10): Nesterov momentum as the study ran it, and
+  // the warm-up for n = 18 alone; its id was 6a75d4ba3a9e.
   EXPECT_EQ(shipped,
-            "fig6-depth.yaml 6a75d4ba3a9e\nblocks.yaml 1f9bcb9a2c28\ndemo.yaml 403313db3100\n"
+            "fig6-depth.yaml 563abe861942\nblocks.yaml 1f9bcb9a2c28\ndemo.yaml 403313db3100\n"
             "synthetic.yaml d268630fc206\n");
 }
 
@@ -330,7 +348,8 @@ using Lines = std::vector<std::string>;
 
 TEST(SweepSpecWarnings, CleanSweepsHaveNone) {
   EXPECT_EQ(WarningsOf(kValid), Lines{});
-  for (const char* name : {"fig6-depth.yaml", "blocks.yaml", "demo.yaml", "synthetic.yaml"}) {
+  // Every shipped sweep: no warning is expected from any of them.
+  for (const std::string& name : ShippedSweepFiles()) {
     auto spec = LoadSweepSpecFile(std::string(RESWEEP_SOURCE_DIR) + "/sweeps/" + name);
     ASSERT_TRUE(spec.ok()) << name << ": " << spec.status().ToString();
     EXPECT_EQ(spec->warnings, Lines{}) << name;
@@ -522,10 +541,23 @@ TEST(SweepSpec, AliasBombIsHarmless) {
 }
 
 TEST(SweepSpec, ShippedSweepFilesAreValid) {
-  for (const char* name : {"fig6-depth.yaml", "blocks.yaml", "demo.yaml", "synthetic.yaml"}) {
+  // Every file in sweeps/ parses without errors (and without warnings:
+  // SweepSpecWarnings.CleanSweepsHaveNone) and expands to the runs its header
+  // comment promises. A new file must be added here.
+  const std::map<std::string, size_t> runs = {
+      {"blocks-fmnist.yaml", 10}, {"blocks.yaml", 25},
+      {"demo.yaml", 4},           {"fig6-depth-fmnist.yaml", 8},
+      {"fig6-depth.yaml", 25},    {"optimizers-fmnist.yaml", 10},
+      {"optimizers.yaml", 25},    {"preprocessing-fmnist.yaml", 12},
+      {"preprocessing.yaml", 30}, {"synthetic.yaml", 24},
+  };
+  std::map<std::string, size_t> found;
+  for (const std::string& name : ShippedSweepFiles()) {
     auto spec = LoadSweepSpecFile(std::string(RESWEEP_SOURCE_DIR) + "/sweeps/" + name);
-    EXPECT_TRUE(spec.ok()) << name << ": " << spec.status().ToString();
+    ASSERT_TRUE(spec.ok()) << name << ": " << spec.status().ToString();
+    found[name] = spec->runs.size();
   }
+  EXPECT_EQ(found, runs);
   auto depth = LoadSweepSpecFile(std::string(RESWEEP_SOURCE_DIR) + "/sweeps/fig6-depth.yaml");
   ASSERT_TRUE(depth.ok());
   EXPECT_EQ(depth->runs.size(), 25u);
@@ -567,6 +599,466 @@ TEST(SweepSpec, MaxRunSecondsIsValidatedAndKeepsOtherRunIds) {
   ASSERT_TRUE(plain.ok() && zero.ok());
   EXPECT_EQ(plain->runs[0].run_id, zero->runs[0].run_id);
   EXPECT_NE(plain->runs[0].run_id, limited->runs[0].run_id);
+}
+
+// ---- Overrides (docs/sweep-spec.md, "Overrides") ----
+
+const char* kDepths = R"(name: depths
+model: {block: reference}
+train: {epochs: 200, optimizer: {nesterov: true}}
+grid:
+  model.depth_n: [3, 5, 18]
+  model.block: [reference, preact]
+seeds: 2
+)";
+
+std::map<std::string, std::string> RunIdsByCellAndSeed(const SweepSpec& spec) {
+  std::map<std::string, std::string> ids;
+  for (const auto& r : spec.runs) ids[r.cell_label + " seed " + std::to_string(r.seed)] = r.run_id;
+  return ids;
+}
+
+TEST(SweepSpecOverrides, ChangeOnlyTheCellsTheyMatch) {
+  auto plain = ParseSweepSpec(kDepths, "test.yaml");
+  ASSERT_TRUE(plain.ok()) << plain.status().ToString();
+  auto warm = ParseSweepSpec(std::string(kDepths) + R"(overrides:
+  - where: {model.depth_n: 18}
+    set: {train.schedule.warmup_iterations: 400, train.schedule.warmup_lr: 0.01}
+)",
+                             "test.yaml");
+  ASSERT_TRUE(warm.ok()) << warm.status().ToString();
+  ASSERT_EQ(warm->runs.size(), plain->runs.size());
+  EXPECT_EQ(warm->warnings, Lines{});
+  const auto before = RunIdsByCellAndSeed(*plain);
+  const auto after = RunIdsByCellAndSeed(*warm);
+  ASSERT_EQ(after.size(), 12u);
+  int changed = 0;
+  for (const auto& [cell, id] : after) {
+    ASSERT_TRUE(before.count(cell)) << cell;  // labels do not change
+    if (cell.rfind("model.depth_n=18 ", 0) == 0) {
+      EXPECT_NE(id, before.at(cell)) << cell;
+      ++changed;
+    } else {
+      EXPECT_EQ(id, before.at(cell)) << cell;  // untouched cells: the very same runs
+    }
+  }
+  EXPECT_EQ(changed, 4);  // 2 blocks x 2 seeds
+  EXPECT_NE(warm->sweep_id, plain->sweep_id);
+  for (const auto& r : warm->runs) {
+    const bool deep = r.config.model.depth_n == 18;
+    EXPECT_EQ(r.config.train.schedule.warmup_iterations, deep ? 400 : 0) << r.cell_label;
+    EXPECT_DOUBLE_EQ(r.config.train.schedule.warmup_lr, 0.01) << r.cell_label;  // the default
+    EXPECT_TRUE(r.config.train.optimizer.nesterov);  // the base still applies
+  }
+  // The override's cell is the cell a grid with the warm-up in its base would make.
+  auto all_warm = ParseSweepSpec(
+      "name: w\ntrain: {epochs: 200, optimizer: {nesterov: true}, schedule: "
+      "{warmup_iterations: 400, warmup_lr: 0.01}}\nmodel: {depth_n: 18, block: preact}\nseeds: 2\n",
+      "w.yaml");
+  ASSERT_TRUE(all_warm.ok()) << all_warm.status().ToString();
+  EXPECT_EQ(all_warm->runs[1].run_id, after.at("model.depth_n=18 model.block=preact seed 1"));
+}
+
+TEST(SweepSpecOverrides, WhereMatchesTypedValuesOfSeveralAxes) {
+  auto spec = ParseSweepSpec(R"(name: where
+train: {epochs: 10, schedule: {milestones: [5]}}
+grid:
+  model.depth_n: [3, 18]
+  train.optimizer.lr: [0.1, 0.05]
+  train.schedule.milestones: [[5], [4, 8]]
+overrides:
+  - where: {model.depth_n: 18, train.optimizer.lr: 0.10, train.schedule.milestones: [4, 8]}
+    set: {train.epochs: 12}
+)",
+                             "test.yaml");
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  int matched = 0;
+  for (const auto& r : spec->runs) {
+    const bool match = r.config.model.depth_n == 18 && r.config.train.optimizer.lr == 0.1 &&
+                       r.config.train.schedule.milestones.size() == 2;
+    EXPECT_EQ(r.config.train.epochs, match ? 12 : 10) << r.cell_label;
+    matched += match;
+  }
+  EXPECT_EQ(matched, 1);
+  // A section axis is matched by its whole resolved value, a linked axis by label.
+  auto sections = ParseSweepSpec(R"(name: sections
+grid:
+  train.optimizer: [{name: sgd}, {name: adam, lr: 0.001}]
+  augmentation:
+    - {label: on, dataset.augment_padding: 4, dataset.augment_flip: true}
+    - {label: off, dataset.augment_padding: 0, dataset.augment_flip: false}
+overrides:
+  - where: {train.optimizer: {lr: 0.001, name: adam}, augmentation: off}
+    set: {train.epochs: 7}
+)",
+                                 "test.yaml");
+  ASSERT_TRUE(sections.ok()) << sections.status().ToString();
+  ASSERT_EQ(sections->runs.size(), 4u);
+  for (const auto& r : sections->runs) {
+    const bool match = r.config.train.optimizer.name == "adam" && !r.config.dataset.augment_flip;
+    EXPECT_EQ(r.config.train.epochs, match ? 7 : 200) << r.cell_label;
+  }
+}
+
+TEST(SweepSpecOverrides, SeveralApplyInFileOrderAndMustAgree) {
+  // Overlapping overrides setting different fields both apply; the same value twice
+  // is fine.
+  auto both = ParseSweepSpec(std::string(kDepths) + R"(overrides:
+  - where: {model.depth_n: 18}
+    set: {train.schedule.warmup_iterations: 400, train.epochs: 180}
+  - where: {model.block: preact}
+    set: {train.schedule.warmup_lr: 0.02, train.epochs: 180}
+)",
+                             "test.yaml");
+  ASSERT_TRUE(both.ok()) << both.status().ToString();
+  for (const auto& r : both->runs) {
+    const bool deep = r.config.model.depth_n == 18, preact = r.config.model.block == "preact";
+    EXPECT_EQ(r.config.train.schedule.warmup_iterations, deep ? 400 : 0);
+    EXPECT_DOUBLE_EQ(r.config.train.schedule.warmup_lr, preact ? 0.02 : 0.01);
+    EXPECT_EQ(r.config.train.epochs, deep || preact ? 180 : 200);
+  }
+  // Different values for a cell both match: an error naming both, whatever the order.
+  EXPECT_EQ(ErrorOf(std::string(kDepths) + R"(overrides:
+  - where: {model.depth_n: 18}
+    set: {train.epochs: 180}
+  - where: {model.block: preact}
+    set: {train.epochs: 160}
+)"),
+            "test.yaml:12:25: overrides[1].set.train.epochs: conflicts with the override at line "
+            "9, which sets it to 180 in some of the same cells: overrides that match one cell "
+            "must agree");
+  // Different values for disjoint cells are fine.
+  auto disjoint = ParseSweepSpec(std::string(kDepths) + R"(overrides:
+  - where: {model.depth_n: 18}
+    set: {train.epochs: 180}
+  - where: {model.depth_n: 5}
+    set: {train.epochs: 160}
+)",
+                                 "test.yaml");
+  ASSERT_TRUE(disjoint.ok()) << disjoint.status().ToString();
+  EXPECT_EQ(disjoint->runs.back().config.train.epochs, 180);
+}
+
+TEST(SweepSpecOverrides, ValuesAreValidatedLikeTheBaseAndPointAtTheOverride) {
+  // A cell's resolved config is checked: the range error points at the override.
+  EXPECT_EQ(ErrorOf(std::string(kDepths) + R"(overrides:
+  - where: {model.depth_n: 18}
+    set: {train.schedule.warmup_lr: 20}
+)"),
+            "test.yaml:10:37: train.schedule.warmup_lr: must be in (0, 10]");
+  EXPECT_EQ(ErrorOf(std::string(kDepths) + R"(overrides:
+  - where: {model.depth_n: 18}
+    set: {train.schedule.warmup_iterations: "400"}
+)"),
+            "test.yaml:10:45: train.schedule.warmup_iterations: must be an integer, got the "
+            "quoted string \"400\"");
+  // Warnings point at the override too (a warm-up rate without a warm-up).
+  EXPECT_EQ(WarningsOf(std::string(kDepths) + R"(overrides:
+  - where: {model.depth_n: 18}
+    set: {train.schedule.warmup_lr: 0.02}
+)"),
+            Lines{"test.yaml:10:37: train.schedule.warmup_lr: has no effect without a warm-up "
+                  "(train.schedule.warmup_iterations is 0)"});
+}
+
+TEST(SweepSpecOverrides, MistakesAreErrorsAtTheirLine) {
+  struct Case {
+    std::string overrides;
+    std::string expect;
+  };
+  const std::string prefix = std::string(kDepths) + "overrides:\n";
+  const std::vector<Case> cases = {
+      // where: a grid axis, and one of its values
+      {"  - where: {model.depht_n: 18}\n    set: {train.epochs: 10}\n",
+       "test.yaml:9:13: overrides[0].where.model.depht_n: not a grid axis: where matches values "
+       "of grid axes (axes: model.depth_n, model.block); did you mean model.depth_n?"},
+      {"  - where: {train.epochs: 200}\n    set: {train.epochs: 10}\n",
+       "test.yaml:9:13: overrides[0].where.train.epochs: not a grid axis"},
+      {"  - where: {model.depth_n: 17}\n    set: {train.epochs: 10}\n",
+       "test.yaml:9:28: overrides[0].where.model.depth_n: 17 matches no value of the axis, so no "
+       "cell (values: 3, 5, 18)"},
+      {"  - where: {model.block: prefact}\n    set: {train.epochs: 10}\n",
+       "test.yaml:9:26: overrides[0].where.model.block: prefact matches no value of the axis, so "
+       "no cell (values: reference, preact)"},
+      {"  - where: {model.depth_n: eighteen}\n    set: {train.epochs: 10}\n",
+       "test.yaml:9:28: model.depth_n: must be an integer, got 'eighteen'"},
+      {"  - where: {}\n    set: {train.epochs: 10}\n",
+       "test.yaml:9:12: overrides[0].where: is empty: grid axis values that pick the cells"},
+      {"  - set: {train.epochs: 10}\n",
+       "test.yaml:9:5: overrides[0].where: required: grid axis values"},
+      {"  - where: {model.depth_n: 18}\n",
+       "test.yaml:9:5: overrides[0].set: required: the fields to change"},
+      {"  - where: {model.depth_n: 18}\n    set: {}\n",
+       "test.yaml:10:10: overrides[0].set: is empty: the fields to change"},
+      {"  - where: {model.depth_n: 18}\n    set: [train.epochs]\n",
+       "test.yaml:10:10: overrides[0].set: must be a mapping, got a list"},
+      // set: known single fields that no axis sets
+      {"  - where: {model.depth_n: 18}\n    set: {train.schedule.warmup_iteratons: 400}\n",
+       "test.yaml:10:11: overrides[0].set.train.schedule.warmup_iteratons: unknown parameter "
+       "'warmup_iteratons' in train.schedule (known here: gamma, kind, milestone_unit, "
+       "milestones, min_lr, warmup_iterations, warmup_kind, warmup_lr); did you mean "
+       "train.schedule.warmup_iterations?"},
+      {"  - where: {model.depth_n: 18}\n    set: {model.block: preact}\n",
+       "test.yaml:10:11: overrides[0].set.model.block: is set by the axis model.block (line 6): "
+       "an override cannot change a parameter a grid axis sets"},
+      {"  - where: {model.depth_n: 18}\n    set: {train.schedule: {warmup_iterations: 400}}\n",
+       "test.yaml:10:11: overrides[0].set.train.schedule: names a section: set single "
+       "parameters, e.g. train.schedule.gamma"},
+      {"  - where: {model.depth_n: 18}\n    set: {train.epochs: 10, train.epochs: 20}\n",
+       "overrides[0].set.train.epochs: duplicate key"},
+      // the entry itself
+      {"  - where: {model.depth_n: 18}\n    when: {model.block: preact}\n"
+       "    set: {train.epochs: 10}\n",
+       "test.yaml:10:5: overrides[0].when: unknown key (known here: set, where)"},
+      {"  - [model.depth_n, 18]\n",
+       "test.yaml:9:5: overrides[0]: must be a mapping {where: ..., set: ...}, got a list"},
+  };
+  for (const auto& c : cases) {
+    const std::string e = ErrorOf(prefix + c.overrides);
+    EXPECT_NE(e.find(c.expect), std::string::npos) << "expected '" << c.expect << "' in:\n" << e;
+  }
+  EXPECT_EQ(ErrorOf("name: x\noverrides: {where: {model.depth_n: 3}}\n"),
+            "test.yaml:2:12: overrides: must be a list of {where: ..., set: ...}, got a mapping");
+  EXPECT_EQ(ErrorOf("name: x\noverrides:\n  - where: {model.depth_n: 3}\n"
+                    "    set: {train.epochs: 10}\n"),
+            "test.yaml:3:13: overrides[0].where.model.depth_n: not a grid axis: where matches "
+            "values of grid axes (this sweep has no grid)");
+  // An axis set inside a section axis is still that axis's.
+  EXPECT_NE(ErrorOf("name: x\ngrid:\n  train.optimizer: [{name: sgd}, {name: adam}]\n"
+                    "overrides:\n  - where: {train.optimizer: {name: adam}}\n"
+                    "    set: {train.optimizer.lr: 0.001}\n")
+                .find("test.yaml:6:11: overrides[0].set.train.optimizer.lr: is set by the axis "
+                      "train.optimizer (line 3)"),
+            std::string::npos);
+  SpecLimits few;
+  few.max_overrides = 1;
+  EXPECT_NE(ErrorOf(prefix + "  - {where: {model.depth_n: 3}, set: {train.epochs: 9}}\n"
+                             "  - {where: {model.depth_n: 5}, set: {train.epochs: 9}}\n",
+                    few)
+                .find("overrides: at most 1 overrides"),
+            std::string::npos);
+}
+
+// ---- Linked axes (docs/sweep-spec.md, "Linked axes") ----
+
+TEST(SweepSpecLinkedAxes, ValuesMoveTogetherWithReadableLabels) {
+  auto spec = ParseSweepSpec(R"(name: linked
+train: {optimizer: {weight_decay: 5.0e-4}}
+grid:
+  model.block: [reference, preact]
+  optimizer:
+    - {train.optimizer.name: sgd, train.optimizer.lr: 0.1}
+    - {train.optimizer.name: adam, train.optimizer.lr: 0.001}
+seeds: 2
+)",
+                             "test.yaml");
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  EXPECT_EQ(spec->warnings, Lines{});
+  ASSERT_EQ(spec->runs.size(), 2u * 2u * 2u);  // a linked axis is one axis
+  ASSERT_EQ(spec->grid.size(), 2u);
+  EXPECT_EQ(spec->grid[1].path, "optimizer");
+  EXPECT_EQ(spec->grid[1].size, 2);
+  EXPECT_EQ(spec->grid[1].linked_paths,
+            (std::vector<std::string>{"train.optimizer.name", "train.optimizer.lr"}));
+  EXPECT_TRUE(spec->grid[0].linked_paths.empty());
+  EXPECT_EQ(spec->runs[0].cell_label, "model.block=reference optimizer=sgd");
+  EXPECT_EQ(spec->runs[2].cell_label, "model.block=reference optimizer=adam");
+  EXPECT_EQ(spec->runs[2].cell_params, (std::map<std::string, std::string>{
+                                           {"model.block", "reference"}, {"optimizer", "adam"}}));
+  for (const auto& r : spec->runs) {
+    const bool adam = r.config.train.optimizer.name == "adam";
+    EXPECT_DOUBLE_EQ(r.config.train.optimizer.lr, adam ? 0.001 : 0.1);
+    // Fields the entries do not list keep the base's value.
+    EXPECT_DOUBLE_EQ(r.config.train.optimizer.weight_decay, 5e-4);
+  }
+  // Identity is the resolved config's: the linked cells are the runs that the same
+  // settings written without a grid make.
+  auto single = ParseSweepSpec(
+      "name: s\ntrain: {optimizer: {name: adam, lr: 0.001, weight_decay: 5.0e-4}}\n"
+      "model: {block: preact}\nseeds: 2\n",
+      "s.yaml");
+  ASSERT_TRUE(single.ok()) << single.status().ToString();
+  EXPECT_EQ(single->runs[1].run_id, spec->runs.back().run_id);
+}
+
+TEST(SweepSpecLinkedAxes, LabelsAndSectionValues) {
+  // A section path in an entry replaces that section, as a section axis does; the
+  // label names the value instead of its JSON.
+  auto spec = ParseSweepSpec(R"(name: labels
+grid:
+  optimizer:
+    - {label: sgd-nesterov, train.optimizer: {name: sgd, nesterov: true}}
+    - {label: adam, train.optimizer: {name: adam, lr: 0.001}}
+  augmentation:
+    - {label: crop+flip, dataset.augment_padding: 4, dataset.augment_flip: true}
+    - {label: none, dataset.augment_padding: 0, dataset.augment_flip: false}
+)",
+                             "test.yaml");
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  ASSERT_EQ(spec->runs.size(), 4u);
+  EXPECT_EQ(spec->runs[0].cell_label, "optimizer=sgd-nesterov augmentation=crop+flip");
+  EXPECT_EQ(spec->runs[3].cell_label, "optimizer=adam augmentation=none");
+  EXPECT_TRUE(spec->runs[0].config.train.optimizer.nesterov);
+  EXPECT_DOUBLE_EQ(spec->runs[0].config.train.optimizer.lr, 0.1);  // the default
+  EXPECT_EQ(spec->runs[3].config.dataset.augment_padding, 0);
+  EXPECT_FALSE(spec->runs[3].config.dataset.augment_flip);
+  // The same cells as the section axis without labels: labels are not identity.
+  auto unlabelled = ParseSweepSpec(R"(name: labels
+grid:
+  train.optimizer: [{name: sgd, nesterov: true}, {name: adam, lr: 0.001}]
+  dataset.augment_padding: [4]
+)",
+                                   "test.yaml");
+  ASSERT_TRUE(unlabelled.ok()) << unlabelled.status().ToString();
+  EXPECT_EQ(unlabelled->runs[1].run_id, spec->runs[2].run_id);
+  // Base fields of a section an entry replaces are unused: a warning, as for a
+  // section axis.
+  EXPECT_EQ(WarningsOf("name: x\ntrain: {optimizer: {momentum: 0.8}}\ngrid:\n  optimizer:\n"
+                       "    - {label: a, train.optimizer: {name: sgd}}\n"),
+            Lines{"test.yaml:2:21: train.optimizer.momentum: not used: the linked axis optimizer "
+                  "(line 4) replaces the whole section, and fields its values leave out take "
+                  "their defaults"});
+}
+
+TEST(SweepSpecLinkedAxes, MistakesAreErrorsAtTheirLine) {
+  struct Case {
+    std::string axis;
+    std::string expect;
+  };
+  const std::vector<Case> cases = {
+      // every entry sets the same paths
+      {"  optimizer:\n    - {train.optimizer.name: sgd, train.optimizer.lr: 0.1}\n"
+       "    - {train.optimizer.name: adam}\n",
+       "test.yaml:5:7: grid.optimizer[1]: does not set train.optimizer.lr, which the first entry "
+       "(line 4) sets: every entry of a linked axis sets the same parameters"},
+      {"  optimizer:\n    - {train.optimizer.name: sgd}\n"
+       "    - {train.optimizer.name: adam, train.optimizer.lr: 0.001}\n",
+       "test.yaml:5:7: grid.optimizer[1]: sets train.optimizer.lr, which the first entry (line 4) "
+       "does not: every entry of a linked axis sets the same parameters"},
+      // paths: known, and each parameter set by one axis
+      {"  optimizer:\n    - {train.optimizer.nam: sgd}\n",
+       "test.yaml:4:8: grid.optimizer[0].train.optimizer.nam: unknown parameter 'nam' in "
+       "train.optimizer"},
+      {"  optimizer:\n    - {train.optimizer.name: sgd}\n  train.optimizer.name: [adam]\n",
+       "test.yaml:5:3: grid.train.optimizer.name: overlaps the linked axis optimizer (its "
+       "train.optimizer.name, line 3): at most one axis may set a parameter"},
+      {"  train.optimizer: [{name: adam}]\n  optimizer:\n    - {train.optimizer.lr: 0.1}\n",
+       "test.yaml:5:8: grid.optimizer[0].train.optimizer.lr: overlaps the axis train.optimizer "
+       "(line 3): at most one axis may set a parameter"},
+      {"  optimizer:\n    - {train.optimizer: {name: sgd}, train.optimizer.lr: 0.1}\n",
+       "test.yaml:4:38: grid.optimizer[0].train.optimizer.lr: overlaps train.optimizer in the "
+       "same entry: each parameter once"},
+      // labels: distinct and printable
+      {"  optimizer:\n    - {train.optimizer.name: sgd, train.optimizer.lr: 0.1}\n"
+       "    - {train.optimizer.name: sgd, train.optimizer.lr: 0.05}\n",
+       "test.yaml:5:7: grid.optimizer[1]: labelled 'sgd' like the entry at line 4: give the "
+       "entries distinct labels (label: NAME)"},
+      {"  optimizer:\n    - {label: fast, train.optimizer.lr: 0.1}\n"
+       "    - {label: fast, train.optimizer.lr: 0.05}\n",
+       "test.yaml:5:15: grid.optimizer[1]: labelled 'fast' like the entry at line 4"},
+      {"  optimizer:\n    - {label: two words, train.optimizer.lr: 0.1}\n",
+       "test.yaml:4:15: grid.optimizer[0].label: must be 1 to 64 letters, digits or"},
+      // entries
+      {"  optimizer:\n    - {train.optimizer.lr: 0.1}\n    - 0.05\n",
+       "test.yaml:5:7: grid.optimizer[1]: must be a mapping of parameter paths to values (an "
+       "entry of a linked axis), got a scalar"},
+      {"  optimizer:\n    - {label: a}\n", "test.yaml:4:7: grid.optimizer[0]: sets no parameter"},
+      {"  optimizer:\n    - {train.optimizer.lr: 0.1, train.optimizer.lr: 0.2}\n",
+       "grid.optimizer[0].train.optimizer.lr: duplicate key"},
+      // values: typed and checked like the base, at their line
+      {"  optimizer:\n    - {train.optimizer.name: sgd, train.optimizer.lr: fast}\n",
+       "test.yaml:4:55: train.optimizer.lr: must be a number, got 'fast'"},
+      {"  optimizer:\n    - {train.optimizer.name: sgd, train.optimizer.lr: 0.1}\n"
+       "    - {train.optimizer.name: adam, train.optimizer.lr: 20}\n",
+       "test.yaml:5:56: train.optimizer.lr: must be in (0, 10]"},
+      // names: not a section, and a list of scalars under a name is a path typo
+      {"  model: [{depth_n: 3}]\n",
+       "test.yaml:3:3: grid.model: a whole top-level section cannot be an axis"},
+      {"  depth_n: [3, 5]\n", "test.yaml:3:3: grid.depth_n: not a parameter path"},
+      {"  optimizer: []\n", "test.yaml:3:3: grid.optimizer: not a parameter path"},
+  };
+  for (const auto& c : cases) {
+    const std::string e = ErrorOf("name: x\ngrid:\n" + c.axis);
+    EXPECT_NE(e.find(c.expect), std::string::npos) << "expected '" << c.expect << "' in:\n" << e;
+  }
+}
+
+// ---- The shipped study sweeps ----
+
+TEST(SweepSpec, ShippedStudySweepsMatchTheStudy) {
+  auto load = [](const std::string& name) {
+    auto spec = LoadSweepSpecFile(std::string(RESWEEP_SOURCE_DIR) + "/sweeps/" + name);
+    EXPECT_TRUE(spec.ok()) << name << ": " << spec.status().ToString();
+    return spec.ok() ? *spec : SweepSpec();
+  };
+  // The study's protocol, shared by every CIFAR-10 sweep's reference cell: all four
+  // sweeps contain the very same runs for it.
+  const SweepSpec depth = load("fig6-depth.yaml");
+  ASSERT_EQ(depth.runs.size(), 25u);
+  EXPECT_EQ(depth.seeds, (std::vector<int64_t>{0, 1, 2, 3, 4}));
+  std::set<int> depths;
+  for (const auto& r : depth.runs) {
+    const RunConfig& c = r.config;
+    depths.insert(c.model.depth_n);
+    EXPECT_EQ(c.model.block, "reference");
+    EXPECT_EQ(c.model.shortcut, "A");
+    EXPECT_EQ(c.train.epochs, 200);
+    EXPECT_EQ(c.train.batch_size, 128);
+    EXPECT_EQ(c.train.optimizer.name, "sgd");
+    EXPECT_TRUE(c.train.optimizer.nesterov);
+    EXPECT_DOUBLE_EQ(c.train.optimizer.lr, 0.1);
+    EXPECT_EQ(c.train.schedule.milestones, (std::vector<int64_t>{80, 160}));
+    // The warm-up at 110 layers only.
+    EXPECT_EQ(c.train.schedule.warmup_iterations, c.model.depth_n == 18 ? 400 : 0);
+    EXPECT_DOUBLE_EQ(c.train.schedule.warmup_lr, 0.01);
+  }
+  EXPECT_EQ(depths, (std::set<int>{3, 5, 7, 9, 18}));
+  const std::string reference = depth.runs[0].run_id;
+  const SweepSpec blocks = load("blocks.yaml");
+  EXPECT_EQ(blocks.runs[0].cell_label, "model.block=reference");
+  EXPECT_EQ(blocks.runs[0].run_id, reference);
+  const SweepSpec optimizers = load("optimizers.yaml");
+  std::map<std::string, std::pair<std::string, double>> optimizer_of;
+  for (const auto& r : optimizers.runs) {
+    optimizer_of[r.cell_params.at("optimizer")] = {r.config.train.optimizer.name,
+                                                   r.config.train.optimizer.lr};
+    if (r.cell_label == "optimizer=sgd-nesterov" && r.seed == 0) {
+      EXPECT_EQ(r.run_id, reference);
+    }
+  }
+  EXPECT_EQ(optimizer_of,
+            (std::map<std::string, std::pair<std::string, double>>{{"sgd", {"sgd", 0.1}},
+                                                                   {"sgd-nesterov", {"sgd", 0.1}},
+                                                                   {"rmsprop", {"rmsprop", 0.001}},
+                                                                   {"adam", {"adam", 0.001}},
+                                                                   {"adamw", {"adamw", 0.001}}}));
+  const SweepSpec preprocessing = load("preprocessing.yaml");
+  std::set<std::string> cells;
+  for (const auto& r : preprocessing.runs) {
+    cells.insert(r.cell_label);
+    EXPECT_EQ(r.config.dataset.augment_flip, r.config.dataset.augment_padding == 4);
+    if (r.cell_label == "dataset.preprocess=per-channel augmentation=crop+flip" && r.seed == 0) {
+      EXPECT_EQ(r.run_id, reference);
+    }
+  }
+  EXPECT_EQ(cells.size(), 6u);
+  // The Fashion-MNIST twins: small subsets, few epochs, the warm-up at the deepest.
+  for (const char* name : {"fig6-depth-fmnist.yaml", "blocks-fmnist.yaml", "optimizers-fmnist.yaml",
+                           "preprocessing-fmnist.yaml"}) {
+    const SweepSpec twin = load(name);
+    ASSERT_FALSE(twin.runs.empty()) << name;
+    for (const auto& r : twin.runs) {
+      EXPECT_EQ(r.config.dataset.kind, "fashion-mnist") << name;
+      EXPECT_LE(r.config.dataset.train_limit, 5000) << name;
+      EXPECT_LE(r.config.dataset.test_limit, 2000) << name;
+      EXPECT_LE(r.config.train.epochs, 5) << name;
+      EXPECT_LE(r.config.model.depth_n, 5) << name;
+    }
+    EXPECT_LE(twin.seeds.size(), 3u) << name;
+  }
+  for (const auto& r : load("fig6-depth-fmnist.yaml").runs) {
+    EXPECT_EQ(r.config.train.schedule.warmup_iterations, r.config.model.depth_n == 5 ? 40 : 0);
+  }
 }
 
 }  // namespace
