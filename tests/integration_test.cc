@@ -343,19 +343,26 @@ train: {epochs: 500, batch_size: 10, checkpoint_every: 1}
   ASSERT_GE(saved, 1);
 
   const size_t second = cluster.StartWorker("second", 1, {"--data-root", data_root});
+  // A file of this host's data set that fails to read is the host's fault (its
+  // mount, its disk): the attempt ends as a host fault, no attempt is used up, and the
+  // checkpoint stays.
   AttemptRecord failed;
   ASSERT_TRUE(WaitFor(
       [&] {
         auto attempts = cluster.OpenDb()->ListAttempts(run_id);
         if (!attempts.ok()) return false;
         for (const auto& a : *attempts) {
-          if (a.state == "failed") failed = a;
+          if (a.state == "host_fault") failed = a;
         }
         return failed.attempt > 0;
       },
       30000))
       << cluster.Logs();
   cluster.worker(second).Kill(SIGKILL);
+  // The only attempt used up is the killed worker's lost lease.
+  int lost = 0;
+  for (const auto& a : *cluster.OpenDb()->ListAttempts(run_id)) lost += a.state == "lost";
+  EXPECT_EQ((*cluster.OpenDb()->GetRun(run_id))->failures, lost);
   EXPECT_NE(failed.reason.find("read error"), std::string::npos) << failed.reason;
   EXPECT_NE(ReadFile(cluster.dir() + "/worker-second.log").find("resumes after epoch"),
             std::string::npos);
