@@ -227,7 +227,9 @@ Status CheckpointStore::Read(const std::string& run_id, int epoch, int64_t itera
   in.seekg(offset);
   data->resize(static_cast<size_t>(std::min<int64_t>(max_bytes, *total_size - offset)));
   in.read(data->data(), static_cast<std::streamsize>(data->size()));
-  if (!in) return UnavailableError(path + ": read failed");
+  // DATA_LOSS, not UNAVAILABLE: workers retry UNAVAILABLE forever, and a file that
+  // cannot be read is a checkpoint that cannot be used (the run falls back).
+  if (!in) return DataLossError(path + ": read failed");
   return Status::Ok();
 }
 

@@ -268,6 +268,61 @@ TEST(EndToEnd, SharedFilesystemCheckpointsLetAnotherWorkerResume) {
   EXPECT_FALSE(std::filesystem::exists(shared + "/" + run_id));  // cleaned up when done
 }
 
+// Issue 8 items 1 and 13: a worker whose --checkpoint-dir is not the shared
+// filesystem the others use (an empty folder, as when the mount is missing) cannot see
+// the run's checkpoint. That is its host's fault: the attempt ends as a host fault, no
+// attempt is used up, and the run keeps its checkpoint for a worker that sees it.
+TEST(Faults, AWorkerWithoutTheSharedFilesystemKeepsTheRunsCheckpoint) {
+  Cluster cluster({.lease_seconds = 2, .heartbeat_seconds = 0.3, .max_attempts = 5});
+  cluster.StartCoordinator();
+  const std::string shared = cluster.dir() + "/shared-ckpt";
+  const size_t first = cluster.StartWorker("first", 1, {"--checkpoint-dir", shared});
+  const std::string sweep_id =
+      FirstLine(cluster.Cli({"submit", cluster.WriteSweep("m.yaml", R"(name: mount
+trainer: {kind: synthetic, epoch_seconds: 0.1}
+train: {epochs: 400, checkpoint_every: 1}
+)")}));
+  std::string run_id;
+  int saved = 0;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto rows = cluster.OpenDb()->ListSweepRuns(sweep_id, std::nullopt);
+        if (!rows.ok() || rows->empty() || rows->front().second.checkpoint_epoch < 2) return false;
+        run_id = rows->front().second.run_id;
+        return true;
+      },
+      30000))
+      << cluster.Logs();
+  cluster.worker(first).Kill(SIGKILL);
+  cluster.worker(first).Wait(5000);
+  saved = (*cluster.OpenDb()->GetRun(run_id))->checkpoint_epoch;
+  const std::string recorded = (*cluster.OpenDb()->GetRun(run_id))->checkpoint_path;
+  ASSERT_FALSE(recorded.empty());
+
+  const std::string unmounted = cluster.dir() + "/not-mounted";
+  std::filesystem::create_directories(unmounted);
+  const size_t second = cluster.StartWorker("unmounted", 1, {"--checkpoint-dir", unmounted});
+  AttemptRecord fault;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto attempts = cluster.OpenDb()->ListAttempts(run_id);
+        if (!attempts.ok()) return false;
+        for (const auto& a : *attempts) {
+          if (a.state == "host_fault" || a.state == "failed") fault = a;
+        }
+        return fault.attempt > 0;
+      },
+      30000))
+      << cluster.Logs();
+  cluster.worker(second).Kill(SIGKILL);
+  EXPECT_EQ(fault.state, "host_fault") << fault.reason;
+  EXPECT_NE(fault.reason.find("--checkpoint-dir"), std::string::npos) << fault.reason;
+  auto run = cluster.OpenDb()->GetRun(run_id);
+  EXPECT_EQ((*run)->checkpoint_epoch, saved);
+  EXPECT_EQ((*run)->checkpoint_path, recorded);
+  EXPECT_TRUE(std::filesystem::exists(shared + "/" + recorded));
+}
+
 // Issue 8 item 2: the coordinator dies after an upload's file is renamed into place
 // and before the database records it. The recorded checkpoint's file is still
 // there, and after a restart the worker's retried commit goes through.

@@ -86,6 +86,11 @@ TEST(ClassifyFailure, SeparatesHostFaultsFromRunFaults) {
   EXPECT_EQ(ClassifyFailure(NotFoundError("x"), FailureOrigin::kConfig).fault, FaultKind::kRun);
   EXPECT_EQ(ClassifyFailure(CancelledError("stopped"), FailureOrigin::kNoProgress).fault,
             FaultKind::kHost);
+  // The sweep's own time limit is the run's: it must not quarantine the worker.
+  const FailureClass limit = ClassifyFailure(CancelledError("stopped"), FailureOrigin::kRunLimit);
+  EXPECT_EQ(limit.fault, FaultKind::kRun);
+  EXPECT_TRUE(limit.retryable);
+  EXPECT_FALSE(limit.checkpoint_unusable);
 }
 
 TEST(LogTail, KeepsTheNewestFortyLines) {

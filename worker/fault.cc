@@ -9,6 +9,12 @@ FailureClass ClassifyFailure(const Status& status, FailureOrigin origin, bool ch
     c.fault = FaultKind::kHost;
     return c;
   }
+  if (origin == FailureOrigin::kRunLimit) {
+    // The sweep's own time limit: not the host's fault (it must not quarantine
+    // workers); another attempt, perhaps on a faster worker, may fit.
+    c.retryable = true;
+    return c;
+  }
   if (checkpoint_unusable) {
     // The run's own checkpoint could not be used: the coordinator forgets it and the
     // run goes on from an older one or from scratch, without using up an attempt.

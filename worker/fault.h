@@ -16,7 +16,8 @@ enum class FailureOrigin {
   kConfig,      // parsing or validating the leased config
   kResume,      // fetching or reading the checkpoint the lease resumes from
   kTraining,    // the trainer (data loading, the model, epoch reports, checkpoints)
-  kNoProgress,  // the progress deadline or train.max_run_seconds ran out
+  kNoProgress,  // the progress deadline ran out (the trainer stopped making progress)
+  kRunLimit,    // the sweep's train.max_run_seconds ran out: the run's own limit
 };
 
 struct FailureClass {

@@ -245,11 +245,20 @@ class Worker::SlotContext : public RunContext {
       checkpoint_unusable_ = true;
       return DataLossError("lease's resume path refused: " + inside.message());
     }
-    const std::string path =
-        (std::filesystem::path(worker_->options_.checkpoint_dir) / relative).string();
+    const std::filesystem::path root(worker_->options_.checkpoint_dir);
+    const std::string path = (root / relative).string();
+    std::error_code ec;
+    if (!std::filesystem::is_directory(root / run_->run_id, ec)) {
+      // The run wrote checkpoints there, so its directory exists on the shared
+      // filesystem: here it does not, so this host does not see that filesystem (a
+      // mount missing or pointing elsewhere). The host's fault; the checkpoint stays.
+      return UnavailableError("checkpoint directory " + (root / run_->run_id).string() +
+                              " does not exist on this worker: is --checkpoint-dir " +
+                              root.string() + " the shared filesystem the other workers use?");
+    }
     auto sealed = ReadWholeFile(path);
     if (!sealed.ok()) {
-      checkpoint_unusable_ = true;  // missing: the run starts further back
+      checkpoint_unusable_ = true;  // missing in its directory: the run starts further back
       return DataLossError("checkpoint " + path + ": " + sealed.status().message());
     }
     auto payload = OpenEnvelope(*sealed);
@@ -275,8 +284,9 @@ class Worker::SlotContext : public RunContext {
       v1::GetCheckpointChunkResponse resp;
       Status st = worker_->CallCoordinator("GetCheckpointChunk", 0, kCallTimeoutMs,
                                            &v1::Coordinator::Stub::GetCheckpointChunk, req, &resp);
-      if (st.code() == StatusCode::kNotFound) {
-        checkpoint_unusable_ = true;  // its file is gone: the run starts further back
+      if (st.code() == StatusCode::kNotFound || st.code() == StatusCode::kDataLoss) {
+        // Its file is gone or unreadable on the coordinator: the run starts further back.
+        checkpoint_unusable_ = true;
         return DataLossError(st.message());
       }
       if (!st.ok()) return st;
@@ -345,7 +355,8 @@ StatusOr<TrainOutcome> Worker::TrainWatched(int slot, const std::shared_ptr<Acti
                                             const std::shared_ptr<Trainer>& trainer,
                                             const RunConfig& config, int64_t seed,
                                             ResumePoint resume, std::string* trainer_log,
-                                            std::string* abandon_reason, bool* stuck) {
+                                            std::string* abandon_reason, bool* over_run_limit,
+                                            bool* stuck) {
   auto job = std::make_shared<TrainerJob>();
   const int64_t started = SteadyMs();
   run->last_progress_ms = started;
@@ -385,12 +396,14 @@ StatusOr<TrainOutcome> Worker::TrainWatched(int slot, const std::shared_ptr<Acti
       } else if (max_run_ms > 0 && now - started > max_run_ms) {
         *abandon_reason = fmt::format("the attempt has run {:.1f} s, past train.max_run_seconds {}",
                                       (now - started) / 1000.0, config.train.max_run_seconds);
+        *over_run_limit = true;
       }
       if (!abandon_reason->empty()) {
-        spdlog::warn(
-            "slot {}: run {} attempt {}: {}: stopping the trainer and giving the run back "
-            "(host fault)",
-            slot, run->run_id, run->attempt, *abandon_reason);
+        spdlog::warn("slot {}: run {} attempt {}: {}: stopping the trainer and giving the run back "
+                     "({})",
+                     slot, run->run_id, run->attempt, *abandon_reason,
+                     *over_run_limit ? "the run's own limit: one of its attempts is used up"
+                                     : "host fault");
         run->abandoned = true;
       }
     }
@@ -606,6 +619,7 @@ void Worker::SlotLoop(int slot) {
     StatusOr<TrainOutcome> outcome = InternalError("not started");
     FailureOrigin origin = FailureOrigin::kTraining;
     std::string abandon_reason;  // why the slot gave up on the trainer
+    bool over_run_limit = false;  // ... because train.max_run_seconds ran out
     bool stuck = false;          // ... and the trainer would not stop
     auto context = std::make_shared<SlotContext>(this, run);
     ResumePoint resume;
@@ -637,9 +651,12 @@ void Worker::SlotLoop(int slot) {
         std::string trainer_log;
         outcome = TrainWatched(
             slot, run, context, config->trainer.kind == "synthetic" ? synthetic : libtorch, *config,
-            lease.seed(), std::move(resume), &trainer_log, &abandon_reason, &stuck);
+            lease.seed(), std::move(resume), &trainer_log, &abandon_reason, &over_run_limit,
+            &stuck);
         log_tail.Add(trainer_log);
-        if (!abandon_reason.empty()) origin = FailureOrigin::kNoProgress;
+        if (!abandon_reason.empty()) {
+          origin = over_run_limit ? FailureOrigin::kRunLimit : FailureOrigin::kNoProgress;
+        }
       }
     }
 

@@ -100,15 +100,15 @@ class Worker {
 
   void SlotLoop(int slot);
   // Runs `trainer` on a thread of its own while the slot watches its progress: past
-  // the deadline the run is abandoned (*abandon_reason says why) and the trainer
-  // stopped. A trainer that does not return within stuck_trainer_grace_ms of being
+  // the deadline, or past the sweep's train.max_run_seconds (*over_run_limit), the
+  // run is abandoned (*abandon_reason says why) and the trainer stopped. A trainer that does not return within stuck_trainer_grace_ms of being
   // stopped is left behind (*stuck): the result is then CANCELLED.
   StatusOr<TrainOutcome> TrainWatched(int slot, const std::shared_ptr<ActiveRun>& run,
                                       const std::shared_ptr<SlotContext>& context,
                                       const std::shared_ptr<Trainer>& trainer,
                                       const RunConfig& config, int64_t seed, ResumePoint resume,
                                       std::string* trainer_log, std::string* abandon_reason,
-                                      bool* stuck);
+                                      bool* over_run_limit, bool* stuck);
   void HeartbeatLoop();
   // Ensures the worker is registered; false when stopping.
   bool EnsureRegistered();
