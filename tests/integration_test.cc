@@ -751,13 +751,44 @@ seeds: 2
             std::string::npos);
 }
 
+// The hang settings are test hooks: a worker started without --allow-test-hooks fails
+// such a run at once as the run's own fault, so no submitter can retire a worker's
+// slots or get it quarantined; the worker goes on with other runs.
+TEST(HungTrainers, HangHooksNeedAWorkerThatAllowsThem) {
+  Cluster cluster({.lease_seconds = 10, .heartbeat_seconds = 0.3});
+  cluster.StartCoordinator();
+  const size_t w = cluster.StartWorker("w", 1, {"--progress-floor-seconds", "1"});
+  const std::string hang =
+      FirstLine(cluster.Cli({"submit", cluster.WriteSweep("h.yaml", R"(name: hang
+trainer: {kind: synthetic, epoch_seconds: 0.05, hang_at_epoch: 1, hang_ignores_stop: true}
+train: {epochs: 3}
+seeds: 3
+)")}));
+  int code = 0;
+  cluster.Cli({"wait", hang, "--limit", "30", "--poll", "0.3"}, &code);
+  EXPECT_EQ(code, 3) << cluster.Logs();  // done, with failures
+  const std::string failed = cluster.Cli({"runs", hang, "--state", "failed"});
+  EXPECT_NE(failed.find("--allow-test-hooks"), std::string::npos) << failed;
+  const std::string fine =
+      FirstLine(cluster.Cli({"submit", cluster.WriteSweep("f.yaml", R"(name: fine
+trainer: {kind: synthetic, epoch_seconds: 0.05}
+train: {epochs: 3}
+)")}));
+  cluster.Cli({"wait", fine, "--limit", "30", "--poll", "0.3"}, &code);
+  EXPECT_EQ(code, 0) << cluster.Logs();
+  EXPECT_TRUE(cluster.worker(w).running());
+  const auto workers = nlohmann::json::parse(cluster.Cli({"workers", "--format", "json"}));
+  ASSERT_EQ(workers["workers"].size(), 1u);
+  EXPECT_EQ(workers["workers"][0]["state"], "alive") << workers.dump();
+}
+
 // Issue 8 item 5: a trainer that stops making progress (hang_at_epoch: no batch, no
 // epoch) is stopped after the progress deadline and its run given back as a host
 // fault; the next attempt resumes from the checkpoint and finishes.
 TEST(HungTrainers, AHungRunIsGivenBackAfterTheProgressDeadlineAndFinishesElsewhere) {
   Cluster cluster({.lease_seconds = 10, .heartbeat_seconds = 0.3});
   cluster.StartCoordinator();
-  cluster.StartWorker("w", 1, {"--progress-floor-seconds", "1"});
+  cluster.StartWorker("w", 1, {"--progress-floor-seconds", "1", "--allow-test-hooks"});
   const std::string sweep_id =
       FirstLine(cluster.Cli({"submit", cluster.WriteSweep("hang.yaml", R"(name: hang
 trainer: {kind: synthetic, epoch_seconds: 0.05, hang_at_epoch: 2}
@@ -784,9 +815,10 @@ train: {epochs: 4, checkpoint_every: 1}
 TEST(HungTrainers, AStuckTrainerIsLeftBehindWithoutHoldingTheRunOrTheWorker) {
   Cluster cluster({.lease_seconds = 10, .heartbeat_seconds = 0.3});
   cluster.StartCoordinator();
-  const size_t w = cluster.StartWorker(
-      "w", 1,
-      {"--slots", "2", "--progress-floor-seconds", "1", "--stuck-trainer-grace-seconds", "0.5"});
+  const size_t w =
+      cluster.StartWorker("w", 1,
+                          {"--slots", "2", "--progress-floor-seconds", "1",
+                           "--stuck-trainer-grace-seconds", "0.5", "--allow-test-hooks"});
   const std::string sweep_id =
       FirstLine(cluster.Cli({"submit", cluster.WriteSweep("stuck.yaml", R"(name: stuck
 trainer: {kind: synthetic, epoch_seconds: 0.05, hang_at_epoch: 2, hang_ignores_stop: true}

@@ -67,6 +67,9 @@ int main(int argc, char** argv) {
   app.add_option("--data-root", options.data_root,
                  "where relative dataset paths are found (a warning at start if it is missing)")
       ->capture_default_str();
+  app.add_flag("--allow-test-hooks", options.allow_test_hooks,
+               "run sweeps that use the synthetic trainer's hang settings (for testing the "
+               "progress watchdog; otherwise such runs fail)");
   app.add_flag("--allow-absolute-data-paths", options.allow_absolute_data_paths,
                "let sweeps read data sets at absolute paths (by default dataset.path is "
                "relative and stays under --data-root)");

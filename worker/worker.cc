@@ -399,11 +399,11 @@ StatusOr<TrainOutcome> Worker::TrainWatched(int slot, const std::shared_ptr<Acti
         *over_run_limit = true;
       }
       if (!abandon_reason->empty()) {
-        spdlog::warn("slot {}: run {} attempt {}: {}: stopping the trainer and giving the run back "
-                     "({})",
-                     slot, run->run_id, run->attempt, *abandon_reason,
-                     *over_run_limit ? "the run's own limit: one of its attempts is used up"
-                                     : "host fault");
+        spdlog::warn(
+            "slot {}: run {} attempt {}: {}: stopping the trainer and giving the run back "
+            "({})",
+            slot, run->run_id, run->attempt, *abandon_reason,
+            *over_run_limit ? "the run's own limit: one of its attempts is used up" : "host fault");
         run->abandoned = true;
       }
     }
@@ -618,9 +618,9 @@ void Worker::SlotLoop(int slot) {
     std::optional<ScopedTrainerLogCapture> capture(std::in_place, &log_tail);
     StatusOr<TrainOutcome> outcome = InternalError("not started");
     FailureOrigin origin = FailureOrigin::kTraining;
-    std::string abandon_reason;  // why the slot gave up on the trainer
+    std::string abandon_reason;   // why the slot gave up on the trainer
     bool over_run_limit = false;  // ... because train.max_run_seconds ran out
-    bool stuck = false;          // ... and the trainer would not stop
+    bool stuck = false;           // ... and the trainer would not stop
     auto context = std::make_shared<SlotContext>(this, run);
     ResumePoint resume;
     auto config = RunConfigFromJson(lease.config_json());
@@ -629,6 +629,12 @@ void Worker::SlotLoop(int slot) {
       origin = FailureOrigin::kConfig;
     } else if (Status valid = ValidateRunConfig(*config); !valid.ok()) {
       outcome = valid;
+      origin = FailureOrigin::kConfig;
+    } else if ((config->trainer.hang_at_epoch != 0 || config->trainer.hang_ignores_stop) &&
+               !options_.allow_test_hooks) {
+      outcome = InvalidArgumentError(
+          "trainer.hang_at_epoch / hang_ignores_stop are test hooks that make the trainer hang; "
+          "this worker was not started with --allow-test-hooks");
       origin = FailureOrigin::kConfig;
     } else {
       if (lease.resume_epoch() > 0) {
@@ -649,10 +655,10 @@ void Worker::SlotLoop(int slot) {
       }
       if (lease.resume_epoch() == 0 || resume.epoch > 0) {
         std::string trainer_log;
-        outcome = TrainWatched(
-            slot, run, context, config->trainer.kind == "synthetic" ? synthetic : libtorch, *config,
-            lease.seed(), std::move(resume), &trainer_log, &abandon_reason, &over_run_limit,
-            &stuck);
+        outcome = TrainWatched(slot, run, context,
+                               config->trainer.kind == "synthetic" ? synthetic : libtorch, *config,
+                               lease.seed(), std::move(resume), &trainer_log, &abandon_reason,
+                               &over_run_limit, &stuck);
         log_tail.Add(trainer_log);
         if (!abandon_reason.empty()) {
           origin = over_run_limit ? FailureOrigin::kRunLimit : FailureOrigin::kNoProgress;

@@ -52,6 +52,10 @@ struct WorkerOptions {
   // behind: the run is given back anyway, the trainer's thread stays blocked, and its
   // slot takes no more runs (a worker left with no slot exits with an error).
   int64_t stuck_trainer_grace_ms = 30000;
+  // The synthetic trainer's hang settings (trainer.hang_at_epoch, hang_ignores_stop)
+  // exist to test the watchdog; a worker refuses runs that use them (a run fault)
+  // unless started with --allow-test-hooks, so no submitter can retire its slots.
+  bool allow_test_hooks = false;
 };
 
 // Expands --device: auto (every CUDA device, else cpu), cpu, all (every CUDA
@@ -101,8 +105,9 @@ class Worker {
   void SlotLoop(int slot);
   // Runs `trainer` on a thread of its own while the slot watches its progress: past
   // the deadline, or past the sweep's train.max_run_seconds (*over_run_limit), the
-  // run is abandoned (*abandon_reason says why) and the trainer stopped. A trainer that does not return within stuck_trainer_grace_ms of being
-  // stopped is left behind (*stuck): the result is then CANCELLED.
+  // run is abandoned (*abandon_reason says why) and the trainer stopped. A trainer that does not
+  // return within stuck_trainer_grace_ms of being stopped is left behind (*stuck): the result is
+  // then CANCELLED.
   StatusOr<TrainOutcome> TrainWatched(int slot, const std::shared_ptr<ActiveRun>& run,
                                       const std::shared_ptr<SlotContext>& context,
                                       const std::shared_ptr<Trainer>& trainer,
