@@ -593,13 +593,13 @@ StatusOr<std::optional<Lease>> Scheduler::Acquire(const std::string& worker_id, 
       if (*count >= slots) return Status::Ok();
       auto health = store_->GetWorkerHealth(worker_id);
       if (!health.ok()) return health.status();
-      if (health->quarantined_until_ms > now) {
+      const int64_t left_ms = QuarantineEndMonoLocked(*health) - clock_->MonotonicMs();
+      if (left_ms > 0) {
         if (refusal) {
-          refusal->until_ms = health->quarantined_until_ms;
+          refusal->until_ms = now + left_ms;
           refusal->reason =
               fmt::format("quarantined for {:.0f} s more after {} host faults in a row (last: {})",
-                          (health->quarantined_until_ms - now) / 1000.0,
-                          health->consecutive_host_faults, health->last_fault);
+                          left_ms / 1000.0, health->consecutive_host_faults, health->last_fault);
         }
         return Status::Ok();
       }
@@ -683,13 +683,15 @@ StatusOr<HeartbeatResult> Scheduler::Heartbeat(const std::string& worker_id,
         auto before = seen_before.find(p.run_id);
         const bool same = before != seen_before.end() && before->second.attempt == p.attempt &&
                           before->second.progress == p.progress;
-        const int64_t since = same ? before->second.since_ms : now;
-        if (now - since > options_.progress_timeout_ms) {
+        // On the monotonic clock: a wall-clock step between two heartbeats is no stall.
+        const int64_t mono = clock_->MonotonicMs();
+        const int64_t since = same ? before->second.since_ms : mono;
+        if (mono - since > options_.progress_timeout_ms) {
           d.stop = true;
           d.reason = fmt::format(
               "no training progress reported for {:.0f} s (coordinator --progress-timeout-seconds "
               "{:.0f})",
-              (now - since) / 1000.0, options_.progress_timeout_ms / 1000.0);
+              (mono - since) / 1000.0, options_.progress_timeout_ms / 1000.0);
           stalled.emplace_back();
           RESWEEP_RETURN_IF_ERROR(HostFaultLocked(*run, d.reason, "", &stalled.back()));
         } else {
@@ -776,6 +778,7 @@ Status Scheduler::Complete(const std::string& worker_id, const std::string& run_
       healthy.worker_id = worker_id;
       healthy.last_fault = health->last_fault;
       RESWEEP_RETURN_IF_ERROR(store_->PutWorkerHealth(healthy));
+      quarantine_end_mono_.erase(worker_id);
     }
     r.state = RunState::kSucceeded;
     r.param_count = param_count;
@@ -898,13 +901,15 @@ Status Scheduler::HostFaultLocked(RunRecord r, const std::string& reason,
   health.consecutive_host_faults += 1;
   health.last_fault = reason;
   // A worker already in quarantine (its other slots failing) is not quarantined again.
+  const int64_t mono = clock_->MonotonicMs();
   if (health.consecutive_host_faults >= std::max(1, options_.quarantine_after_host_faults) &&
-      health.quarantined_until_ms <= now) {
+      QuarantineEndMonoLocked(health) <= mono) {
     health.quarantine_level = std::min(health.quarantine_level + 1, 30);
     const int64_t backoff =
         std::min(options_.quarantine_max_ms,
                  options_.quarantine_base_ms << std::min(health.quarantine_level - 1, 20));
-    health.quarantined_until_ms = now + backoff;
+    health.quarantined_until_ms = now + backoff;  // for display; the monotonic end decides
+    quarantine_end_mono_[worker_id] = mono + backoff;
     out->quarantined_now = true;
   }
   return store_->PutWorkerHealth(health);
@@ -1341,6 +1346,18 @@ Status Scheduler::LoseLeaseLocked(RunRecord run, const std::string& why) {
                  lost_worker, why);
   }
   return store_->UpdateRun(run);
+}
+
+int64_t Scheduler::QuarantineEndMonoLocked(const WorkerHealthRecord& health) {
+  auto it = quarantine_end_mono_.find(health.worker_id);
+  if (it != quarantine_end_mono_.end()) return it->second;
+  // A quarantine this scheduler did not impose (it was imposed before a restart):
+  // what was left of it on the wall clock, at most a full back-off.
+  const int64_t left = std::clamp<int64_t>(health.quarantined_until_ms - clock_->NowMs(), 0,
+                                           options_.quarantine_max_ms);
+  const int64_t end = clock_->MonotonicMs() + left;
+  if (left > 0) quarantine_end_mono_[health.worker_id] = end;
+  return end;
 }
 
 bool Scheduler::LeaseExpiredLocked(const RunRecord& run) const {

@@ -344,6 +344,10 @@ class Scheduler {
   void CrashPoint(const std::string& point) const {
     if (options_.test_crash_point) options_.test_crash_point(point);
   }
+  // When the worker's quarantine ends on the monotonic clock (in the past when it is
+  // not quarantined). Quarantines imposed before this scheduler started are taken
+  // from the stored wall-clock end, at most quarantine_max_ms from now.
+  int64_t QuarantineEndMonoLocked(const WorkerHealthRecord& health) RESWEEP_REQUIRES(mutex_);
   // Whether `run`'s lease has run out on the monotonic clock.
   bool LeaseExpiredLocked(const RunRecord& run) const RESWEEP_REQUIRES(mutex_);
   // Extends `run`'s lease by lease_ms from now (the monotonic deadline that decides,
@@ -409,8 +413,11 @@ class Scheduler {
   struct ProgressSeen {
     int attempt = 0;
     int64_t progress = 0;
-    int64_t since_ms = 0;
+    int64_t since_ms = 0;  // monotonic
   };
+  // Monotonic end of each worker's quarantine (the stored wall-clock end is for
+  // display and for the next start).
+  std::map<std::string, int64_t> quarantine_end_mono_ RESWEEP_GUARDED_BY(mutex_);
   std::map<std::string, std::map<std::string, ProgressSeen>> progress_seen_
       RESWEEP_GUARDED_BY(mutex_);  // worker id -> run id -> progress
 };

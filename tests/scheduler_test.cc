@@ -1745,5 +1745,54 @@ TEST_F(SchedulerTest, HeartbeatsWhoseProgressStandsStillGiveTheRunBackAsAHostFau
   EXPECT_EQ(scheduler_->ListWorkers(false)->front().health.consecutive_host_faults, 1);
 }
 
+// Issue 8 items 1 and 4 (found by review): a quarantine lasts its length on the
+// monotonic clock; wall-clock steps neither end nor lengthen it.
+TEST_F(SchedulerTest, QuarantineLastsItsLengthWhateverTheWallClockDoes) {
+  options_.quarantine_after_host_faults = 1;
+  options_.host_fault_workers_to_fail = 10;
+  options_.quarantine_base_ms = 60000;
+  Open();
+  ASSERT_TRUE(scheduler_->Submit(kSweep, "s.yaml").ok());
+  const std::string back = Register("back"), forward = Register("forward");
+  Lease l = MustAcquire(back);
+  ASSERT_TRUE(scheduler_->HostFault(back, l.run_id, l.attempt, "CUDA error").ok());
+  Lease m = MustAcquire(forward);
+  ASSERT_TRUE(scheduler_->HostFault(forward, m.run_id, m.attempt, "CUDA error").ok());
+  ASSERT_FALSE(scheduler_->Acquire(back, NextSlot(back))->has_value());
+  ASSERT_FALSE(scheduler_->Acquire(forward, NextSlot(forward))->has_value());
+
+  // An hour forwards on the wall clock, a second of real time: still quarantined.
+  clock_.StepWall(3600 * 1000LL);
+  clock_.Advance(1000);
+  EXPECT_FALSE(scheduler_->Acquire(forward, NextSlot(forward))->has_value())
+      << "a forward wall-clock step ended a 60 s quarantine after 1 s";
+  // Two hours back, then the quarantine's 60 s of real time: over.
+  clock_.StepWall(-2 * 3600 * 1000LL);
+  clock_.Advance(60000);
+  EXPECT_TRUE(scheduler_->Acquire(back, NextSlot(back))->has_value())
+      << "a backward wall-clock step of 2 h keeps a 60 s quarantine going";
+}
+
+// Issue 8 items 4 and 5 (found by review): the coordinator's progress watch runs on
+// the monotonic clock, so a forward wall-clock step between two heartbeats carrying the
+// same progress (a slow batch, an evaluation) is no stall.
+TEST_F(SchedulerTest, TheProgressWatchIgnoresWallClockSteps) {
+  options_.lease_ms = 10000;
+  options_.progress_timeout_ms = 60000;
+  Open();
+  const std::string w = Register("w");
+  Lease l = LeaseWithTwoEpochsReported(w);
+  auto r = scheduler_->Heartbeat(w, {{l.run_id, l.attempt, 2, 5}});
+  ASSERT_TRUE(r.ok());
+  ASSERT_FALSE(r->decisions[0].stop);
+  clock_.StepWall(2 * 3600 * 1000LL);  // NTP corrects the clock by 2 h
+  clock_.Advance(5000);                // one heartbeat later, same progress
+  r = scheduler_->Heartbeat(w, {{l.run_id, l.attempt, 2, 5}});
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->decisions[0].stop) << r->decisions[0].reason;
+  EXPECT_EQ(Run(l.run_id).state, RunState::kRunning);
+  EXPECT_EQ(scheduler_->ListWorkers(false)->front().health.consecutive_host_faults, 0);
+}
+
 }  // namespace
 }  // namespace resweep
