@@ -437,6 +437,11 @@ StatusOr<PlotFiles> SummaryPlot(const v1::GetResultsResponse& results,
                     " epochs, 95% CI") +
        "\n";
   s += "set offsets graph 0.05, graph 0.05, 0, 0\n";
+  if (numeric) {  // a tic at each value of the axis, none between
+    std::string tics;
+    for (const auto& [value, unused] : position) tics += (tics.empty() ? "" : ", ") + value;
+    s += "set xtics (" + tics + ")\n";
+  }
   const std::string file = GnuplotQuote(options.output.data_path);
   std::vector<std::string> parts;
   for (size_t i = 0; i < series_names.size(); ++i) {

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include <csignal>
+#include <filesystem>
 #include <regex>
 #include <sstream>
 #include <thread>
@@ -432,6 +433,18 @@ TEST(Cli, PlotDrawsCurvesAndSummaryWithGnuplotOnlineAndOffline) {
   for (std::string line; std::getline(lines, line);) points += !line.empty() && line[0] != '#';
   EXPECT_EQ(points, 2) << summary_data;  // one per depth
   EXPECT_NE(ReadFile(summary).find("<text>mean of last"), std::string::npos);
+
+  // Without gnuplot: a clear error naming the package; the data and script are written.
+  const std::string no_gnuplot = cluster.dir() + "/no-gnuplot.svg";
+  std::string out, err;
+  code = RunCommand({"/usr/bin/env", "PATH=/nonexistent", RESWEEP_CLI_BIN, "plot", sweep_id, "--db",
+                     cluster.db(), "--out", no_gnuplot},
+                    &out, &err);
+  EXPECT_EQ(code, 1) << out << err;
+  EXPECT_NE(err.find("gnuplot is not installed"), std::string::npos) << err;
+  EXPECT_NE(err.find("gnuplot-nox"), std::string::npos) << err;
+  EXPECT_FALSE(ReadFile(cluster.dir() + "/no-gnuplot.dat").empty());
+  EXPECT_FALSE(std::filesystem::exists(no_gnuplot));
 
   // Bad input names the option and draws nothing.
   r = RunCli(cluster, {"plot", sweep_id, "--out", cluster.dir() + "/x.jpg"});

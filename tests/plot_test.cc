@@ -274,6 +274,7 @@ TEST(PlotSummary, OneSeriesPerOtherAxisValueWithCiBarsAndPaperMarkers) {
   EXPECT_EQ(Count(files->script, "title 'paper (Table 6)'"), 1);
   EXPECT_EQ(Count(files->script, "title '2016 single run'"), 1);
   EXPECT_NE(files->script.find("index 2 using 1:2 with points"), std::string::npos);
+  EXPECT_NE(files->script.find("set xtics (3, 5)"), std::string::npos) << files->script;
 
   // The default axis: the one with most values (tie: first by name, model.block).
   o.x_axis = "";
