@@ -39,6 +39,9 @@ class RemoteReadApi : public ReadApi {
   Status GetRun(const v1::GetRunRequest& req, v1::GetRunResponse* resp) override {
     return client_->Call(&Stub::GetRun, req, resp);
   }
+  Status GetCurves(const v1::GetCurvesRequest& req, v1::GetCurvesResponse* resp) override {
+    return client_->Call(&Stub::GetCurves, req, resp);
+  }
 
  private:
   Client* const client_;
@@ -84,6 +87,12 @@ class OfflineReadApi : public ReadApi {
   }
   Status GetRun(const v1::GetRunRequest& req, v1::GetRunResponse* resp) override {
     auto r = queries_.GetRun(req.run_id());
+    if (!r.ok()) return r.status();
+    ToProto(*r, resp);
+    return Status::Ok();
+  }
+  Status GetCurves(const v1::GetCurvesRequest& req, v1::GetCurvesResponse* resp) override {
+    auto r = queries_.Curves(req.sweep_id(), req.max_points());
     if (!r.ok()) return r.status();
     ToProto(*r, resp);
     return Status::Ok();

@@ -43,6 +43,7 @@ class ReadApi {
   virtual Status GetResults(const v1::GetResultsRequest& req, v1::GetResultsResponse* resp) = 0;
   virtual Status ListWorkers(const v1::ListWorkersRequest& req, v1::ListWorkersResponse* resp) = 0;
   virtual Status GetRun(const v1::GetRunRequest& req, v1::GetRunResponse* resp) = 0;
+  virtual Status GetCurves(const v1::GetCurvesRequest& req, v1::GetCurvesResponse* resp) = 0;
 };
 
 // `client` must outlive the result.

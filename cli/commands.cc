@@ -2,7 +2,10 @@
 
 #include <grpc/support/log.h>
 
+#include <spawn.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -18,6 +21,7 @@
 #include "cli/client.h"
 #include "cli/diagnose.h"
 #include "cli/format.h"
+#include "cli/plot.h"
 #include "common/channel.h"
 #include "common/sweep_spec.h"
 #include "common/version.h"
@@ -134,6 +138,11 @@ struct Options {
   int last_k = 0;
   double wait_limit = 0, poll = 2;
   std::string shell;
+  // plot
+  CurvesOptions curves;
+  std::string xrange, out, summary_x;
+  bool summary = false, log_y = false;
+  int max_points = 0;
 };
 
 // Where reads go: the database file with --db, else the coordinator.
@@ -410,8 +419,107 @@ int Wait(const Options& o, Client* client) {
   }
 }
 
-const char* const kCommands[] = {"submit",  "status", "runs",  "run",    "results",   "wait",
-                                 "workers", "cancel", "retry", "delete", "completion"};
+// Writes `text` to `path` whole, or says why not.
+Status WriteTextFile(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) return InvalidArgumentError(path + ": cannot open for writing");
+  out << text;
+  out.close();
+  if (!out) return InternalError(path + ": write failed");
+  return Status::Ok();
+}
+
+// Runs `gnuplot script`; its own messages go to our stderr.
+Status RunGnuplot(const std::string& script) {
+  std::string program = "gnuplot";
+  std::vector<char*> argv = {program.data(), const_cast<char*>(script.c_str()), nullptr};
+  pid_t pid = 0;
+  const int err = posix_spawnp(&pid, "gnuplot", nullptr, nullptr, argv.data(), environ);
+  if (err == ENOENT) {
+    return FailedPreconditionError(
+        "gnuplot is not installed (not on PATH); install it (Debian/Ubuntu: apt-get install "
+        "gnuplot-nox fonts-dejavu-core, or scripts/install-deps.sh), or draw the figure "
+        "elsewhere with `gnuplot " +
+        script + "`");
+  }
+  if (err != 0) return InternalError("cannot start gnuplot: " + std::string(strerror(err)));
+  int wstatus = 0;
+  while (waitpid(pid, &wstatus, 0) < 0) {
+    if (errno != EINTR)
+      return InternalError("waiting for gnuplot: " + std::string(strerror(errno)));
+  }
+  if (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0) {
+    return InternalError("gnuplot failed on " + script + " (" +
+                         (WIFEXITED(wstatus) ? "exit " + std::to_string(WEXITSTATUS(wstatus))
+                                             : std::string("killed by a signal")) +
+                         ")");
+  }
+  return Status::Ok();
+}
+
+// FILE.png -> FILE (the stem the data file and the script are named after).
+std::string StemOf(const std::string& out) {
+  const auto dot = out.rfind('.');
+  const auto slash = out.rfind('/');
+  if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return out;
+  return out.substr(0, dot);
+}
+
+int Plot(const Options& o, Client* client) {
+  CurvesOptions curves = o.curves;
+  curves.output.out_path = o.out;
+  curves.output.data_path = StemOf(o.out) + ".dat";
+  curves.output.log_y = o.log_y;
+  const std::string script_path = StemOf(o.out) + ".gp";
+  if (!o.xrange.empty()) {
+    auto range = ParseXRange(o.xrange);
+    if (!range.ok()) return Fail("plot", range.status());
+    curves.x_min = range->first;
+    curves.x_max = range->second;
+  }
+  if (!o.summary) {
+    if (Status st = ValidateCurvesOptions(curves); !st.ok()) return Fail("plot", st);
+  }
+  Reads reads(o, client);
+  ReadApi* api = nullptr;
+  if (int rc = reads.Open("plot", &api)) return rc;
+  StatusOr<PlotFiles> files = PlotFiles{};
+  if (o.summary) {
+    v1::GetResultsRequest req;
+    req.set_sweep_id(o.sweep);
+    req.set_last_k(o.last_k);
+    v1::GetResultsResponse resp;
+    if (Status st = api->GetResults(req, &resp); !st.ok()) return Fail("plot", st, reads.client());
+    SummaryOptions summary{o.summary_x, curves.output};
+    summary.output.title = resp.sweep().name() + ": test error, mean of the last " +
+                           std::to_string(resp.last_k()) + " epochs with 95% CI";
+    files = SummaryPlot(resp, summary);
+  } else {
+    v1::GetCurvesRequest req;
+    req.set_sweep_id(o.sweep);
+    req.set_max_points(o.max_points);
+    v1::GetCurvesResponse resp;
+    if (Status st = api->GetCurves(req, &resp); !st.ok()) return Fail("plot", st, reads.client());
+    curves.output.title = resp.sweep().name() + ": " + curves.metric + ", mean over seeds" +
+                          (curves.band == "std"    ? " +- 1 std"
+                           : curves.band == "ci95" ? " with 95% CI"
+                                                   : "");
+    files = CurvesPlot(resp, curves);
+  }
+  if (!files.ok()) return Fail("plot", files.status());
+  for (const auto& note : files->notes) std::cerr << "note: " << note << "\n";
+  if (Status st = WriteTextFile(curves.output.data_path, files->data); !st.ok()) {
+    return Fail("plot", st);
+  }
+  if (Status st = WriteTextFile(script_path, files->script); !st.ok()) return Fail("plot", st);
+  if (Status st = RunGnuplot(script_path); !st.ok()) return Fail("plot", st);
+  std::cout << "wrote " << o.out << " (data " << curves.output.data_path << ", gnuplot script "
+            << script_path << ")\n";
+  return kExitOk;
+}
+
+const char* const kCommands[] = {"submit",  "status", "runs",  "run",    "results", "wait",
+                                 "workers", "cancel", "retry", "delete", "plot",    "completion"};
 
 }  // namespace
 
@@ -520,6 +628,41 @@ int RunCli(int argc, char** argv) {
   del->add_option("sweep", o.sweep, "sweep id, id prefix or name")->required();
   del->add_flag("--force", o.force, "also when runs are still queued or running (cancels them)");
 
+  auto* plot = app.add_subcommand(
+      "plot",
+      "draw a sweep's learning curves (mean over seeds per cell) or its summary, "
+      "with gnuplot");
+  plot->add_option("sweep", o.sweep, "sweep id, id prefix or name")->required();
+  plot->add_option("--out,-o", o.out,
+                   "the figure: FILE.png, FILE.svg or FILE.pdf; FILE.dat (data) and FILE.gp "
+                   "(gnuplot script) are written beside it")
+      ->required();
+  plot->add_option("--metric", o.curves.metric, "what to draw")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"train_loss", "train_error", "test_error", "test_loss", "lr"}));
+  plot->add_option("--x", o.curves.x, "x axis: epoch | iteration; with --summary: a grid axis")
+      ->capture_default_str();
+  plot->add_option("--rolling", o.curves.rolling,
+                   "trailing mean over this many points of each run before averaging")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+  plot->add_option("--xrange", o.xrange, "A:B, A: or :B: only x in this range");
+  plot->add_flag("--logy", o.log_y, "logarithmic y axis");
+  plot->add_option("--band", o.curves.band, "shaded band around each mean: std | ci95 | none")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"std", "ci95", "none"}));
+  plot->add_flag("--seeds", o.curves.seeds, "also a thin line per run");
+  plot->add_option("--max-points", o.max_points,
+                   "ask for at most about this many points per run (0: every epoch)")
+      ->check(CLI::Range(0, 1000000));
+  plot->add_flag("--summary", o.summary,
+                 "mean last-K test error with 95% CI against a grid axis (--x), one series per "
+                 "value of the other axes, with the paper's figures as markers");
+  plot->add_option("--last-k", o.last_k,
+                   "--summary: average the last K epochs (default: the sweep's)")
+      ->check(CLI::Range(0, 1000));
+  add_db(plot);
+
   auto* completion = app.add_subcommand("completion", "print a shell completion script");
   completion->add_option("shell", o.shell, "bash | zsh")
       ->required()
@@ -571,6 +714,13 @@ int RunCli(int argc, char** argv) {
   if (*cancel) return Cancel(o, &client);
   if (*retry) return Retry(o, &client);
   if (*del) return Delete(o, &client);
+  if (*plot) {
+    // --x means a grid axis with --summary, the curves' x axis otherwise.
+    if (o.summary) {
+      o.summary_x = o.curves.x == "epoch" ? "" : o.curves.x;
+    }
+    return Plot(o, &client);
+  }
   return kExitUsage;
 }
 

@@ -16,12 +16,12 @@ _resweep() {
     cur="${COMP_WORDS[COMP_CWORD]}"; prev="${COMP_WORDS[COMP_CWORD-1]}"
     words=("${COMP_WORDS[@]}"); cword=$COMP_CWORD
   }
-  local commands="submit status runs run results wait workers cancel retry delete completion"
+  local commands="submit status runs run results wait workers cancel retry delete plot completion"
   local global="--coordinator -c --timeout --verbose --tls-ca --tls-cert --tls-key --token-file --help --version"
   local cmd="" i
   for ((i = 1; i < cword; i++)); do
     case "${words[i]}" in
-      submit|status|runs|run|results|wait|workers|cancel|retry|delete|completion) cmd="${words[i]}"; break ;;
+      submit|status|runs|run|results|wait|workers|cancel|retry|delete|plot|completion) cmd="${words[i]}"; break ;;
     esac
   done
   case "$prev" in
@@ -30,6 +30,9 @@ _resweep() {
       if [[ $cmd == results ]]; then COMPREPLY=($(compgen -W "table markdown csv json" -- "$cur"))
       else COMPREPLY=($(compgen -W "table json" -- "$cur")); fi
       return ;;
+    --out|-o) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+    --metric) COMPREPLY=($(compgen -W "train_loss train_error test_error test_loss lr" -- "$cur")); return ;;
+    --band) COMPREPLY=($(compgen -W "std ci95 none" -- "$cur")); return ;;
     --state) COMPREPLY=($(compgen -W "queued leased running succeeded failed cancelled" -- "$cur")); return ;;
   esac
   if [[ -z $cmd ]]; then
@@ -48,12 +51,13 @@ _resweep() {
     workers) opts="--all --format --db" ;;
     retry) opts="--failed --cancelled --restart" ;;
     delete) opts="--force" ;;
+    plot) opts="--out --metric --x --rolling --xrange --logy --band --seeds --max-points --summary --last-k --db" ;;
     completion) COMPREPLY=($(compgen -W "bash zsh" -- "$cur")); return ;;
   esac
   if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "$opts --help" -- "$cur")); return; fi
   case "$cmd" in
     submit) COMPREPLY=($(compgen -f -X '!*.y*ml' -- "$cur") $(compgen -d -- "$cur")) ;;
-    status|runs|results|wait|cancel|retry|delete) COMPREPLY=($(compgen -W "$(_resweep_sweeps)" -- "$cur")) ;;
+    status|runs|results|wait|cancel|retry|delete|plot) COMPREPLY=($(compgen -W "$(_resweep_sweeps)" -- "$cur")) ;;
   esac
 }
 complete -F _resweep resweep
@@ -82,6 +86,7 @@ _resweep() {
     'cancel:cancel a sweep'"'"'s queued and running runs'
     'retry:queue failed (or cancelled, or named) runs again'
     'delete:archive a sweep'
+    'plot:draw learning curves or the summary with gnuplot'
     'completion:print a shell completion script'
   )
   _arguments -C \
@@ -109,6 +114,7 @@ _resweep() {
         cancel) _arguments '1:sweep:_resweep_sweeps' ;;
         retry) _arguments '--failed[failed runs]' '--cancelled[cancelled runs]' '--restart[from epoch 0]' '1:sweep:_resweep_sweeps' '*:run id:' ;;
         delete) _arguments '--force[also unfinished sweeps]' '1:sweep:_resweep_sweeps' ;;
+        plot) _arguments '(-o --out)'{-o,--out}'[figure .png .svg .pdf]:file:_files' '--metric[what to draw]:metric:(train_loss train_error test_error test_loss lr)' '--x[x axis or grid axis]:x:' '--rolling[trailing mean]:K:' '--xrange[A\:B]:range:' '--logy[log y axis]' '--band[band]:band:(std ci95 none)' '--seeds[a line per run]' '--max-points[points per run]:N:' '--summary[last-K test error against a grid axis]' '--last-k[epochs averaged]:K:' '--db[database file]:file:_files' '1:sweep:_resweep_sweeps' ;;
         completion) _arguments '1:shell:(bash zsh)' ;;
       esac ;;
   esac

@@ -198,4 +198,27 @@ void ToProto(const RunDetailView& view, v1::GetRunResponse* out) {
   out->set_max_attempts(view.run.max_attempts);
 }
 
+void ToProto(const CurvesView& view, v1::GetCurvesResponse* out) {
+  ToProto(view.sweep, out->mutable_sweep());
+  for (const auto& curve : view.runs) {
+    auto* r = out->add_runs();
+    r->set_run_id(curve.run.run_id);
+    r->set_cell_label(curve.link.cell_label);
+    r->set_cell_key(curve.link.cell_key);
+    for (const auto& [k, v] : curve.params) (*r->mutable_params())[k] = v;
+    r->set_seed(curve.run.seed);
+    r->set_state(RunStateName(curve.run.state));
+    for (const auto& e : curve.epochs) {
+      auto* p = r->add_points();
+      p->set_epoch(e.epoch);
+      p->set_iteration(static_cast<int64_t>(e.epoch) * curve.iterations_per_epoch);
+      p->set_train_loss(e.train_loss);
+      p->set_train_error(e.train_error);
+      p->set_test_loss(e.test_loss);
+      p->set_test_error(e.test_error);
+      p->set_lr(e.lr);
+    }
+  }
+}
+
 }  // namespace resweep

@@ -17,5 +17,6 @@ void ToProto(const Lease& lease, v1::RunLease* out);
 void ToProto(const SubmitResult& result, v1::SubmitSweepResponse* out);
 void ToProto(const WorkerView& view, v1::WorkerInfo* out);
 void ToProto(const RunDetailView& view, v1::GetRunResponse* out);
+void ToProto(const CurvesView& view, v1::GetCurvesResponse* out);
 
 }  // namespace resweep

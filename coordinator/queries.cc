@@ -4,6 +4,10 @@
 #include <ctime>
 #include <map>
 
+#include <nlohmann/json.hpp>
+
+#include "common/run_config_json.h"
+
 namespace resweep {
 
 namespace {
@@ -19,7 +23,26 @@ std::string DateOf(int64_t unix_ms) {
   return buf;
 }
 
+// Batches per epoch of a run, as the trainer would count them for the data set's
+// standard size (or train_limit if smaller); 0 when the config cannot be read.
+int64_t IterationsPerEpoch(const std::string& config_json) {
+  auto config = RunConfigFromJson(config_json);
+  if (!config.ok() || config->train.batch_size <= 0) return 0;
+  int64_t images = config->dataset.kind == "fashion-mnist" ? 60000 : 50000;
+  if (config->dataset.train_limit > 0) images = std::min(images, config->dataset.train_limit);
+  return (images + config->train.batch_size - 1) / config->train.batch_size;
+}
+
 }  // namespace
+
+std::vector<EpochRecord> DownsampleEpochs(const std::vector<EpochRecord>& epochs, int stride) {
+  if (stride <= 1) return epochs;
+  std::vector<EpochRecord> out;
+  for (size_t i = 0; i < epochs.size(); ++i) {
+    if ((epochs[i].epoch - 1) % stride == 0 || i + 1 == epochs.size()) out.push_back(epochs[i]);
+  }
+  return out;
+}
 
 std::string SweepStateName(const RunCountsRecord& counts, bool cancel_requested) {
   if (counts.queued + counts.leased + counts.running > 0) return "active";
@@ -179,6 +202,48 @@ StatusOr<RunDetailView> Queries::GetRun(const std::string& run) {
   auto epochs = store_->ListEpochs(*id);
   if (!epochs.ok()) return epochs.status();
   out.epochs = std::move(*epochs);
+  return out;
+}
+
+StatusOr<CurvesView> Queries::Curves(const std::string& sweep, int max_points) {
+  if (max_points < 0) {
+    return InvalidArgumentError("max_points must be >= 0 (0 = every epoch), got " +
+                                std::to_string(max_points));
+  }
+  auto record = ResolveSweep(sweep);
+  if (!record.ok()) return record.status();
+  auto view = View(*record);
+  if (!view.ok()) return view.status();
+  auto rows = store_->ListSweepRuns(record->sweep_id, std::nullopt);
+  if (!rows.ok()) return rows.status();
+  auto epochs = store_->ListSweepEpochs(record->sweep_id);
+  if (!epochs.ok()) return epochs.status();
+  std::map<std::string, std::vector<EpochRecord>> by_run;
+  int longest = 0;
+  for (auto& e : *epochs) {
+    longest = std::max(longest, e.epoch);
+    by_run[e.run_id].push_back(std::move(e));
+  }
+  // One stride for the whole sweep keeps the runs' epochs aligned.
+  const int stride = max_points > 0 ? std::max(1, (longest + max_points - 1) / max_points) : 1;
+  CurvesView out;
+  out.sweep = std::move(*view);
+  for (auto& [link, run] : *rows) {
+    RunCurveView curve;
+    try {
+      curve.params =
+          nlohmann::json::parse(link.cell_params_json).get<std::map<std::string, std::string>>();
+    } catch (const std::exception&) {
+      // An unreadable label map leaves params empty; the cell label still names the cell.
+    }
+    curve.iterations_per_epoch = IterationsPerEpoch(run.config_json);
+    if (auto it = by_run.find(run.run_id); it != by_run.end()) {
+      curve.epochs = DownsampleEpochs(it->second, stride);
+    }
+    curve.link = std::move(link);
+    curve.run = std::move(run);
+    out.runs.push_back(std::move(curve));
+  }
   return out;
 }
 

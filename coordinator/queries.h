@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -49,6 +50,26 @@ struct RunDetailView {
   std::vector<EpochRecord> epochs;
 };
 
+// One run's learning curve in a sweep.
+struct RunCurveView {
+  SweepRunRecord link;
+  RunRecord run;
+  std::map<std::string, std::string> params;  // grid axis -> value (from link)
+  // Batches per epoch from the run's config (the data set's standard size, or
+  // dataset.train_limit if smaller, over train.batch_size); 0 when the config is unreadable.
+  int64_t iterations_per_epoch = 0;
+  std::vector<EpochRecord> epochs;  // ascending epoch; downsampled as requested
+};
+
+struct CurvesView {
+  SweepView sweep;
+  std::vector<RunCurveView> runs;  // the sweep file's grid order (cells, then seeds)
+};
+
+// The epochs a curve of `epochs` (ascending) keeps at `stride` (>= 1): every stride-th
+// epoch counting from epoch 1, and the last one.
+std::vector<EpochRecord> DownsampleEpochs(const std::vector<EpochRecord>& epochs, int stride);
+
 struct WorkerView {
   WorkerRecord worker;
   std::vector<std::string> runs_held;
@@ -86,6 +107,10 @@ class Queries {
   // last_k <= 0 uses the sweep's own setting.
   StatusOr<ResultsView> Results(const std::string& sweep, int last_k);
   StatusOr<RunDetailView> GetRun(const std::string& run);
+  // Every run of the sweep with its epochs (one store query for all of them).
+  // max_points > 0 keeps about that many points per run, choosing epochs by number
+  // so that every run keeps the same ones (see DownsampleEpochs); < 0 is INVALID_ARGUMENT.
+  StatusOr<CurvesView> Curves(const std::string& sweep, int max_points);
   StatusOr<std::vector<WorkerView>> ListWorkers(bool include_gone);
 
  private:

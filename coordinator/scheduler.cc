@@ -260,6 +260,11 @@ StatusOr<RunDetailView> Scheduler::GetRun(const std::string& run) {
   return queries_.GetRun(run);
 }
 
+StatusOr<CurvesView> Scheduler::Curves(const std::string& sweep, int max_points) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return queries_.Curves(sweep, max_points);
+}
+
 StatusOr<std::vector<WorkerView>> Scheduler::ListWorkers(bool include_gone) {
   std::lock_guard<std::mutex> lock(mutex_);
   return queries_.ListWorkers(include_gone);

@@ -215,6 +215,7 @@ class Scheduler {
   // last_k <= 0 uses the sweep's own setting.
   StatusOr<ResultsView> Results(const std::string& sweep, int last_k);
   StatusOr<RunDetailView> GetRun(const std::string& run);
+  StatusOr<CurvesView> Curves(const std::string& sweep, int max_points);
   StatusOr<std::vector<WorkerView>> ListWorkers(bool include_gone);
 
   // Cancels the sweep's unfinished runs that no other live sweep holds. A sweep

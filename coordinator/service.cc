@@ -235,6 +235,18 @@ grpc::ServerUnaryReactor* CoordinatorService::GetRun(grpc::CallbackServerContext
   return Finish(ctx, "GetRun", r.status(), start);
 }
 
+grpc::ServerUnaryReactor* CoordinatorService::GetCurves(grpc::CallbackServerContext* ctx,
+                                                        const v1::GetCurvesRequest* req,
+                                                        v1::GetCurvesResponse* resp) {
+  const auto start = std::chrono::steady_clock::now();
+  if (Status denied = Authorize(ctx, Role::kRead, "GetCurves"); !denied.ok()) {
+    return Finish(ctx, "GetCurves", denied, start);
+  }
+  auto r = scheduler_->Curves(req->sweep_id(), req->max_points());
+  if (r.ok()) ToProto(*r, resp);
+  return Finish(ctx, "GetCurves", r.status(), start);
+}
+
 grpc::ServerUnaryReactor* CoordinatorService::GetResults(grpc::CallbackServerContext* ctx,
                                                          const v1::GetResultsRequest* req,
                                                          v1::GetResultsResponse* resp) {

@@ -70,6 +70,9 @@ class CoordinatorService final : public v1::Coordinator::CallbackService {
                                         v1::ListWorkersResponse* resp) override;
   grpc::ServerUnaryReactor* GetRun(grpc::CallbackServerContext* ctx, const v1::GetRunRequest* req,
                                    v1::GetRunResponse* resp) override;
+  grpc::ServerUnaryReactor* GetCurves(grpc::CallbackServerContext* ctx,
+                                      const v1::GetCurvesRequest* req,
+                                      v1::GetCurvesResponse* resp) override;
   grpc::ServerUnaryReactor* RegisterWorker(grpc::CallbackServerContext* ctx,
                                            const v1::RegisterWorkerRequest* req,
                                            v1::RegisterWorkerResponse* resp) override;

@@ -730,6 +730,21 @@ class SqliteStore : public Store {
                 "SELECT run_id, epoch, attempt, train_loss, train_error, test_error, test_loss, "
                 "lr, seconds, images_per_sec FROM epochs WHERE run_id = ? ORDER BY epoch");
     s.Bind(run_id);
+    return ReadEpochs(s);
+  }
+
+  StatusOr<std::vector<EpochRecord>> ListSweepEpochs(const std::string& sweep_id) override {
+    Statement s(db_,
+                "SELECT e.run_id, e.epoch, e.attempt, e.train_loss, e.train_error, e.test_error, "
+                "e.test_loss, e.lr, e.seconds, e.images_per_sec FROM epochs e "
+                "JOIN sweep_runs l ON l.run_id = e.run_id WHERE l.sweep_id = ? "
+                "ORDER BY e.run_id, e.epoch");
+    s.Bind(sweep_id);
+    return ReadEpochs(s);
+  }
+
+  // Reads the rows of an epochs query selecting the columns of ListEpochs, in order.
+  static StatusOr<std::vector<EpochRecord>> ReadEpochs(Statement& s) {
     std::vector<EpochRecord> out;
     Status st;
     while (s.Step(&st)) {

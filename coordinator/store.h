@@ -205,6 +205,8 @@ class Store {
   virtual Status PutEpoch(const EpochRecord& epoch) = 0;
   virtual Status DeleteEpochsAfter(const std::string& run_id, int epoch) = 0;
   virtual StatusOr<std::vector<EpochRecord>> ListEpochs(const std::string& run_id) = 0;
+  // The epochs of every run of a sweep in one query, ordered by run id, then epoch.
+  virtual StatusOr<std::vector<EpochRecord>> ListSweepEpochs(const std::string& sweep_id) = 0;
 
   // Workers.
   virtual Status UpsertWorker(const WorkerRecord& worker) = 0;

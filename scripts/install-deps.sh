@@ -13,6 +13,7 @@ PACKAGES=(
   libcli11-dev nlohmann-json3-dev zlib1g-dev libssl-dev openssl
   libboost-math-dev             # distributions for the statistics (analysis/)
   dataset-fashion-mnist
+  gnuplot-nox fonts-dejavu-core # `resweep plot` (cairo terminals: PNG, SVG, PDF)
   clang-14 libclang-rt-14-dev   # libFuzzer targets (scripts/fuzz.sh)
   iproute2                      # network namespaces in the partition test
 )

@@ -4,6 +4,9 @@
 #include <nlohmann/json.hpp>
 
 #include <csignal>
+#include <filesystem>
+#include <regex>
+#include <sstream>
 #include <thread>
 
 #include "tests/cluster.h"
@@ -350,6 +353,106 @@ TEST(Cli, OneCoordinatorPerDatabaseAndPort) {
   EXPECT_NE((out + err).find("cannot listen"), std::string::npos) << out << err;
   // The first one still answers.
   EXPECT_EQ(cluster.Cli({"status"}), "no sweeps\n");
+}
+
+const char* kPlotSweep = R"(name: plotted
+trainer: {kind: synthetic, epoch_seconds: 0.01}
+train: {epochs: 6}
+grid:
+  model.depth_n: [1, 2]
+seeds: 2
+)";
+
+// Legend entries in an SVG written by gnuplot's svg terminal: each titled plot element
+// draws its title as <text>TITLE</text>; the mean lines' titles end in "(n=RUNS)".
+std::vector<std::string> SvgLegend(const std::string& svg) {
+  std::vector<std::string> out;
+  static const std::regex kEntry("<text>([^<]* \\(n=[0-9]+\\))</text>");
+  for (auto it = std::sregex_iterator(svg.begin(), svg.end(), kEntry); it != std::sregex_iterator();
+       ++it) {
+    out.push_back((*it)[1]);
+  }
+  return out;
+}
+
+TEST(Cli, PlotDrawsCurvesAndSummaryWithGnuplotOnlineAndOffline) {
+  Cluster cluster({.lease_seconds = 10, .heartbeat_seconds = 0.3});
+  cluster.StartCoordinator();
+  cluster.StartWorker("w1");
+  const std::string file = cluster.WriteSweep("plotted.yaml", kPlotSweep);
+  const std::string sweep_id = FirstLine(cluster.Cli({"submit", file}));
+  int code = -1;
+  cluster.Cli({"wait", sweep_id, "--limit", "60", "--poll", "0.2"}, &code);
+  ASSERT_EQ(code, 0) << cluster.Logs();
+
+  // SVG, with per-seed lines: one legend entry per cell, in grid order, and one plot
+  // element per band, per run and per cell mean.
+  const std::string svg = cluster.dir() + "/curves.svg";
+  CliResult r =
+      RunCli(cluster, {"plot", sweep_id, "--metric", "train_loss", "--seeds", "--out", svg});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("wrote " + svg), std::string::npos) << r.out;
+  const std::string svg_text = ReadFile(svg);
+  ASSERT_NE(svg_text.find("<svg"), std::string::npos);
+  EXPECT_EQ(SvgLegend(svg_text),
+            (std::vector<std::string>{"model.depth_n=1 (n=2)", "model.depth_n=2 (n=2)"}))
+      << svg_text.substr(0, 2000);
+  int elements = 0;
+  for (size_t at = svg_text.find("<g id=\"gnuplot_plot_"); at != std::string::npos;
+       at = svg_text.find("<g id=\"gnuplot_plot_", at + 1)) {
+    ++elements;
+  }
+  EXPECT_EQ(elements, 2 + 4 + 2);  // bands, runs, means
+  // The data and the script stay beside the figure.
+  const std::string data = ReadFile(cluster.dir() + "/curves.dat");
+  EXPECT_NE(data.find("# cell model.depth_n=1: mean of 2 run(s)"), std::string::npos) << data;
+  EXPECT_NE(ReadFile(cluster.dir() + "/curves.gp").find("set output"), std::string::npos);
+
+  // PNG of the rolling test error over an x range, CI band, log scale.
+  const std::string png = cluster.dir() + "/test-error.png";
+  r = RunCli(cluster, {"plot", sweep_id, "--metric", "test_error", "--rolling", "2", "--xrange",
+                       "2:6", "--band", "ci95", "--logy", "--out", png});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_EQ(ReadFile(png).substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8));
+
+  // Offline from the database file: the same data, the same figure's legend.
+  const std::string offline_svg = cluster.dir() + "/offline.svg";
+  r = RunCli(cluster, {"plot", sweep_id, "--metric", "train_loss", "--seeds", "--out", offline_svg,
+                       "--db", cluster.db()});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_EQ(ReadFile(cluster.dir() + "/offline.dat"), data);
+  EXPECT_EQ(SvgLegend(ReadFile(offline_svg)), SvgLegend(svg_text));
+
+  // The summary: last-K test error against depth, one series (no other axis) with bars.
+  const std::string summary = cluster.dir() + "/summary.svg";
+  r = RunCli(cluster, {"plot", sweep_id, "--summary", "--x", "model.depth_n", "--out", summary});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  const std::string summary_data = ReadFile(cluster.dir() + "/summary.dat");
+  int points = 0;  // lines that are neither comments nor block separators
+  std::istringstream lines(summary_data);
+  for (std::string line; std::getline(lines, line);) points += !line.empty() && line[0] != '#';
+  EXPECT_EQ(points, 2) << summary_data;  // one per depth
+  EXPECT_NE(ReadFile(summary).find("<text>mean of last"), std::string::npos);
+
+  // Without gnuplot: a clear error naming the package; the data and script are written.
+  const std::string no_gnuplot = cluster.dir() + "/no-gnuplot.svg";
+  std::string out, err;
+  code = RunCommand({"/usr/bin/env", "PATH=/nonexistent", RESWEEP_CLI_BIN, "plot", sweep_id, "--db",
+                     cluster.db(), "--out", no_gnuplot},
+                    &out, &err);
+  EXPECT_EQ(code, 1) << out << err;
+  EXPECT_NE(err.find("gnuplot is not installed"), std::string::npos) << err;
+  EXPECT_NE(err.find("gnuplot-nox"), std::string::npos) << err;
+  EXPECT_FALSE(ReadFile(cluster.dir() + "/no-gnuplot.dat").empty());
+  EXPECT_FALSE(std::filesystem::exists(no_gnuplot));
+
+  // Bad input names the option and draws nothing.
+  r = RunCli(cluster, {"plot", sweep_id, "--out", cluster.dir() + "/x.jpg"});
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("--out"), std::string::npos) << r.err;
+  r = RunCli(cluster, {"plot", sweep_id, "--summary", "--x", "model.width", "--out", summary});
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("--x: 'model.width' is not a grid axis"), std::string::npos) << r.err;
 }
 
 }  // namespace

@@ -553,6 +553,9 @@ class CheckpointCommitFailingStore : public Store {
   StatusOr<std::vector<EpochRecord>> ListEpochs(const std::string& id) override {
     return inner_->ListEpochs(id);
   }
+  StatusOr<std::vector<EpochRecord>> ListSweepEpochs(const std::string& id) override {
+    return inner_->ListSweepEpochs(id);
+  }
   Status UpsertWorker(const WorkerRecord& w) override { return inner_->UpsertWorker(w); }
   StatusOr<std::optional<WorkerRecord>> GetWorker(const std::string& id) override {
     return inner_->GetWorker(id);

@@ -155,6 +155,16 @@ TEST(Security, RoleTokensDecideWhoMayCallWhat) {
   int code = 0;
   cluster.Cli({"wait", sweep_id, "--limit", "60", "--poll", "0.3"}, &code);
   ASSERT_EQ(code, 0) << cluster.Logs();
+  // GetCurves (`plot`) is a read: a read token may draw, a worker token may not.
+  const std::string figure = cluster.dir() + "/curves.svg";
+  EXPECT_EQ(cluster.CliAs({"--token-file", cluster.dir() + "/read.token"},
+                          {"plot", sweep_id, "--out", figure}, &out, &err),
+            0)
+      << err;
+  EXPECT_NE(cluster.CliAs({"--token-file", cluster.dir() + "/worker.token"},
+                          {"plot", sweep_id, "--out", figure}, &out, &err),
+            0);
+  EXPECT_NE(err.find("PERMISSION_DENIED"), std::string::npos) << err;
   // The refused worker gives up and says so in its exit code and its log.
   EXPECT_EQ(cluster.worker(0).Wait(20000), 1) << cluster.Logs();
   EXPECT_NE(ReadFile(cluster.dir() + "/worker-reader.log").find("PERMISSION_DENIED"),
