@@ -491,15 +491,40 @@ StatusOr<WorkerRegistration> Scheduler::RegisterWorker(const std::string& name,
   w.registered_ms = w.last_seen_ms = clock_->NowMs();
   w.identity_digest = identity;
   int forgotten = 0;
+  bool carried_quarantine = false;
   Status st = store_->RunInTransaction([&]() -> Status {
-    // At the cap: forget this identity's oldest silent registrations (no contact for
-    // a lease, no lease held) to make room; refuse when none is silent.
     auto all = store_->ListWorkers();
     if (!all.ok()) return all.status();
     std::vector<WorkerRecord> mine;
     for (auto& other : *all) {
       if (other.identity_digest == identity) mine.push_back(std::move(other));
     }
+    // The same machine registering again (a restarted process: same credentials, name
+    // and host) keeps its record of host faults and its quarantine: a restart does
+    // not make a broken host a fresh one.
+    const WorkerRecord* predecessor = nullptr;
+    for (const auto& other : mine) {
+      if (other.name == name && other.host == host &&
+          (!predecessor || other.registered_ms >= predecessor->registered_ms)) {
+        predecessor = &other;
+      }
+    }
+    if (predecessor) {
+      auto health = store_->GetWorkerHealth(predecessor->worker_id);
+      if (!health.ok()) return health.status();
+      if (health->consecutive_host_faults > 0 || health->quarantine_level > 0) {
+        const int64_t end = QuarantineEndMonoLocked(*health);
+        WorkerHealthRecord carried = *health;
+        carried.worker_id = w.worker_id;
+        RESWEEP_RETURN_IF_ERROR(store_->PutWorkerHealth(carried));
+        if (end > clock_->MonotonicMs()) {
+          quarantine_end_mono_[w.worker_id] = end;
+          carried_quarantine = true;
+        }
+      }
+    }
+    // At the cap: forget this identity's oldest silent registrations (no contact for
+    // a lease, no lease held) to make room; refuse when none is silent.
     const int cap = std::max(1, options_.max_workers_per_identity);
     if (static_cast<int>(mine.size()) < cap) return store_->UpsertWorker(w);
     std::sort(mine.begin(), mine.end(), [](const WorkerRecord& a, const WorkerRecord& b) {
@@ -527,8 +552,13 @@ StatusOr<WorkerRegistration> Scheduler::RegisterWorker(const std::string& name,
     return store_->UpsertWorker(w);
   });
   if (!st.ok()) {
+    quarantine_end_mono_.erase(w.worker_id);
     spdlog::warn("registration of worker '{}' from {} refused: {}", name, host, st.message());
     return st;
+  }
+  if (carried_quarantine) {
+    spdlog::warn("worker {} registered again from {} while quarantined: the quarantine goes on",
+                 w.worker_id, host);
   }
   worker_contact_mono_ms_[w.worker_id] = clock_->MonotonicMs();
   spdlog::info("worker {} registered from {} with {} slot(s): {}{}", w.worker_id, host,
@@ -868,13 +898,30 @@ Status Scheduler::HostFaultLocked(RunRecord r, const std::string& reason,
   // that ended it (failed, succeeded, cancelled), newest worker's reason each.
   auto attempts = store_->ListAttempts(r.run_id);
   if (!attempts.ok()) return attempts.status();
+  // Workers are told apart by machine (credentials, name, host), not by registration:
+  // one host whose worker process restarted is still one worker.
+  std::map<std::string, std::string> machine_of;
+  auto machine = [&](const std::string& id) -> StatusOr<std::string> {
+    auto it = machine_of.find(id);
+    if (it != machine_of.end()) return it->second;
+    auto record = store_->GetWorker(id);
+    if (!record.ok()) return record.status();
+    std::string key = record->has_value() ? (*record)->identity_digest + "\n" + (*record)->name +
+                                                "\n" + (*record)->host
+                                          : "\n" + id;  // forgotten: its id alone
+    machine_of[id] = key;
+    return key;
+  };
+  auto first = machine(worker_id);
+  if (!first.ok()) return first.status();
   std::vector<std::pair<std::string, std::string>> faults = {{worker_id, reason}};
+  std::set<std::string> machines = {*first};
   for (auto a = attempts->rbegin(); a != attempts->rend(); ++a) {
     if (a->state == "failed" || a->state == "succeeded" || a->state == "cancelled") break;
     if (a->state != "host_fault") continue;
-    const bool seen = std::any_of(faults.begin(), faults.end(),
-                                  [&](const auto& f) { return f.first == a->worker_id; });
-    if (!seen) faults.emplace_back(a->worker_id, a->reason);
+    auto key = machine(a->worker_id);
+    if (!key.ok()) return key.status();
+    if (machines.insert(*key).second) faults.emplace_back(a->worker_id, a->reason);
   }
   out->workers_with_faults = static_cast<int>(faults.size());
   out->run_failed = out->workers_with_faults >= std::max(1, options_.host_fault_workers_to_fail);

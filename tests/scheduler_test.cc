@@ -1797,5 +1797,66 @@ TEST_F(SchedulerTest, TheProgressWatchIgnoresWallClockSteps) {
   EXPECT_EQ(scheduler_->ListWorkers(false)->front().health.consecutive_host_faults, 0);
 }
 
+// Issue 8 item 1 (found by review): a quarantine belongs to the machine, not to the
+// registration: the same worker restarted (same name, host and credentials, as a
+// supervisor restarts it) is still quarantined.
+TEST_F(SchedulerTest, ARestartedWorkerIsStillQuarantined) {
+  options_.quarantine_after_host_faults = 3;
+  options_.quarantine_base_ms = 60000;
+  Open();
+  ASSERT_TRUE(scheduler_->Submit(kSweep, "s.yaml").ok());
+  auto first = scheduler_->RegisterWorker("bad", "host-a", {"cpu"}, "identity-a");
+  ASSERT_TRUE(first.ok());
+  for (int i = 0; i < 3; ++i) {
+    auto l = scheduler_->Acquire(first->worker_id, 0);
+    ASSERT_TRUE(l.ok() && l->has_value());
+    ASSERT_TRUE(scheduler_
+                    ->HostFault(first->worker_id, (*l)->run_id, (*l)->attempt,
+                                "--checkpoint-dir is not a directory")
+                    .ok());
+  }
+  ASSERT_FALSE(scheduler_->Acquire(first->worker_id, 0)->has_value());
+  clock_.Advance(1000);
+  auto restarted = scheduler_->RegisterWorker("bad", "host-a", {"cpu"}, "identity-a");
+  ASSERT_TRUE(restarted.ok());
+  auto l = scheduler_->Acquire(restarted->worker_id, 0);
+  ASSERT_TRUE(l.ok());
+  EXPECT_FALSE(l->has_value()) << "the restarted bad worker got run " << (*l)->run_id
+                               << " 1 s into a 60 s quarantine";
+}
+
+// Issue 8 item 1 (found by review): runs fail after host faults on N distinct
+// machines; one host whose worker process restarted between two host faults is one.
+TEST_F(SchedulerTest, ARestartedWorkerIsNotASecondWorkerForHostFaults) {
+  options_.quarantine_after_host_faults = 10;
+  options_.host_fault_workers_to_fail = 2;
+  Open();
+  ASSERT_TRUE(
+      scheduler_->Submit("name: one\ntrainer: {kind: synthetic}\ntrain: {epochs: 2}\n", "o.yaml")
+          .ok());
+  for (int process = 0; process < 2; ++process) {
+    auto w = scheduler_->RegisterWorker("gpu-box-7", "gpu-box-7", {"cuda:0"}, "identity-7");
+    ASSERT_TRUE(w.ok());
+    auto l = scheduler_->Acquire(w->worker_id, 0);
+    ASSERT_TRUE(l.ok() && l->has_value());
+    ASSERT_TRUE(scheduler_
+                    ->HostFault(w->worker_id, (*l)->run_id, (*l)->attempt,
+                                "CUDA error: an illegal memory access")
+                    .ok());
+    RunRecord r = Run((*l)->run_id);
+    EXPECT_EQ(r.state, RunState::kQueued) << "after process " << process << ": " << r.error;
+  }
+  // Another machine's host fault is the second: the run fails, naming both.
+  auto other = scheduler_->RegisterWorker("gpu-box-8", "gpu-box-8", {"cuda:0"}, "identity-8");
+  ASSERT_TRUE(other.ok());
+  auto l = scheduler_->Acquire(other->worker_id, 0);
+  ASSERT_TRUE(l.ok() && l->has_value());
+  ASSERT_TRUE(
+      scheduler_->HostFault(other->worker_id, (*l)->run_id, (*l)->attempt, "CUDA error").ok());
+  RunRecord r = Run((*l)->run_id);
+  EXPECT_EQ(r.state, RunState::kFailed);
+  EXPECT_NE(r.error.find("2 different worker(s)"), std::string::npos) << r.error;
+}
+
 }  // namespace
 }  // namespace resweep
