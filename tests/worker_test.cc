@@ -86,6 +86,18 @@ TEST(ClassifyFailure, SeparatesHostFaultsFromRunFaults) {
   EXPECT_EQ(ClassifyFailure(NotFoundError("x"), FailureOrigin::kConfig).fault, FaultKind::kRun);
   EXPECT_EQ(ClassifyFailure(CancelledError("stopped"), FailureOrigin::kNoProgress).fault,
             FaultKind::kHost);
+  // A device error while a checkpoint is loaded onto the GPU is the host's, and keeps
+  // the checkpoint; a malformed archive is the checkpoint's own fault.
+  EXPECT_EQ(CheckpointLoadError("CUDA out of memory. Tried to allocate 20.00 MiB").code(),
+            StatusCode::kResourceExhausted);
+  EXPECT_EQ(CheckpointLoadError("CUDA error: an illegal memory access was encountered").code(),
+            StatusCode::kInternal);
+  EXPECT_EQ(CheckpointLoadError("PytorchStreamReader failed reading zip archive").code(),
+            StatusCode::kDataLoss);
+  EXPECT_EQ(ClassifyFailure(CheckpointLoadError("CUDA error: unspecified launch failure"),
+                            FailureOrigin::kTraining)
+                .fault,
+            FaultKind::kHost);
   // The sweep's own time limit is the run's: it must not quarantine the worker.
   const FailureClass limit = ClassifyFailure(CancelledError("stopped"), FailureOrigin::kRunLimit);
   EXPECT_EQ(limit.fault, FaultKind::kRun);

@@ -2,6 +2,17 @@
 
 namespace resweep {
 
+Status CheckpointLoadError(const std::string& what) {
+  auto has = [&](const char* s) { return what.find(s) != std::string::npos; };
+  if (has("out of memory")) {
+    return ResourceExhaustedError("loading the checkpoint onto the device: " + what);
+  }
+  if (has("CUDA") || has("cuda") || has("cuDNN") || has("CUDNN") || has("device-side")) {
+    return InternalError("loading the checkpoint onto the device: " + what);
+  }
+  return DataLossError("checkpoint unusable: " + what);
+}
+
 FailureClass ClassifyFailure(const Status& status, FailureOrigin origin, bool checkpoint_unusable) {
   FailureClass c;
   if (origin == FailureOrigin::kConfig) return c;  // the same config fails everywhere

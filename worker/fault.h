@@ -26,6 +26,12 @@ struct FailureClass {
   bool checkpoint_unusable = false;  // forget the run's checkpoint (next attempt from 0)
 };
 
+// The status of a LibTorch error `what` raised while a checkpoint was being loaded
+// onto the run's device: a device error (CUDA, cuDNN) is INTERNAL and running out of
+// device memory RESOURCE_EXHAUSTED, both the host's faults that keep the checkpoint;
+// anything else is DATA_LOSS, the checkpoint's own fault.
+Status CheckpointLoadError(const std::string& what);
+
 // The classification of `status` (not OK) from `origin`. `checkpoint_unusable`: the
 // checkpoint the lease resumes from proved unusable (missing, corrupt, refused by the
 // trainer); only then is it forgotten. Any other failure keeps it, a DATA_LOSS from

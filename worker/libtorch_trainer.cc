@@ -7,6 +7,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "worker/fault.h"
 #include "worker/lr_schedule.h"
 #include "worker/resnet.h"
 #include "worker/trainer_log.h"
@@ -235,7 +236,7 @@ Status LoadTrainingState(const std::string& payload, int epoch, torch::Device de
       position->wrong = position->wrong.to(device);
     }
   } catch (const c10::Error& e) {
-    return DataLossError(std::string("checkpoint unusable: ") + e.what_without_backtrace());
+    return CheckpointLoadError(e.what_without_backtrace());
   }
   return Status::Ok();
 }
@@ -332,7 +333,8 @@ class LibTorchTrainer : public Trainer {
       if (Status loaded = LoadTrainingState(resume.payload, resume.epoch, device_, model,
                                             *optimizer, generator, &iteration, &resume_position);
           !loaded.ok()) {
-        context->ResumeUnusable();
+        // Only the checkpoint's own fault forgets it; a device error is the host's.
+        if (loaded.code() == StatusCode::kDataLoss) context->ResumeUnusable();
         return loaded;
       }
       outcome.epochs_done = resume.epoch;
