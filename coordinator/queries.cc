@@ -167,14 +167,15 @@ StatusOr<ResultsView> Queries::Results(const std::string& sweep, int last_k) {
   if (!view.ok()) return view.status();
   auto rows = store_->ListSweepRuns(record->sweep_id, std::nullopt);
   if (!rows.ok()) return rows.status();
+  // Every run's epochs in one query, not one query per run.
+  auto epochs = store_->ListSweepEpochs(record->sweep_id);
+  if (!epochs.ok()) return epochs.status();
+  std::map<std::string, std::vector<EpochRecord>> by_run;
+  for (auto& e : *epochs) by_run[e.run_id].push_back(std::move(e));
   std::vector<RunOutcome> outcomes;
   for (auto& [link, run] : *rows) {
     RunOutcome o{std::move(link), std::move(run), {}};
-    if (o.run.state == RunState::kSucceeded) {
-      auto epochs = store_->ListEpochs(o.run.run_id);
-      if (!epochs.ok()) return epochs.status();
-      o.epochs = std::move(*epochs);
-    }
+    if (o.run.state == RunState::kSucceeded) o.epochs = std::move(by_run[o.run.run_id]);
     outcomes.push_back(std::move(o));
   }
   ResultsView out;

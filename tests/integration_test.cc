@@ -28,6 +28,23 @@ std::string FirstLine(const std::string& s) { return s.substr(0, s.find('\n')); 
 
 // Waits until a run of the sweep is running with at least `min_epoch` epochs
 // recorded; returns its id, or "" after 20 s.
+// Waits until the sweep's first run has a checkpoint of at least `min_epoch`; returns
+// its id, or "" after 30 s.
+std::string WaitForCheckpointedRun(Cluster& cluster, const std::string& sweep_id, int min_epoch) {
+  std::string run_id;
+  WaitFor(
+      [&] {
+        auto rows = cluster.OpenDb()->ListSweepRuns(sweep_id, std::nullopt);
+        if (!rows.ok() || rows->empty() || rows->front().second.checkpoint_epoch < min_epoch) {
+          return false;
+        }
+        run_id = rows->front().second.run_id;
+        return true;
+      },
+      30000);
+  return run_id;
+}
+
 std::string WaitForRunningRun(Cluster& cluster, const std::string& sweep_id, int min_epoch) {
   std::string run_id;
   WaitFor(
@@ -282,21 +299,13 @@ TEST(Faults, AWorkerWithoutTheSharedFilesystemKeepsTheRunsCheckpoint) {
 trainer: {kind: synthetic, epoch_seconds: 0.1}
 train: {epochs: 400, checkpoint_every: 1}
 )")}));
-  std::string run_id;
-  int saved = 0;
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        auto rows = cluster.OpenDb()->ListSweepRuns(sweep_id, std::nullopt);
-        if (!rows.ok() || rows->empty() || rows->front().second.checkpoint_epoch < 2) return false;
-        run_id = rows->front().second.run_id;
-        return true;
-      },
-      30000))
-      << cluster.Logs();
+  const std::string run_id = WaitForCheckpointedRun(cluster, sweep_id, 2);
+  ASSERT_FALSE(run_id.empty()) << cluster.Logs();
   cluster.worker(first).Kill(SIGKILL);
   cluster.worker(first).Wait(5000);
-  saved = (*cluster.OpenDb()->GetRun(run_id))->checkpoint_epoch;
-  const std::string recorded = (*cluster.OpenDb()->GetRun(run_id))->checkpoint_path;
+  const RunRecord killed = **cluster.OpenDb()->GetRun(run_id);
+  const int saved = killed.checkpoint_epoch;
+  const std::string recorded = killed.checkpoint_path;
   ASSERT_FALSE(recorded.empty());
 
   const std::string unmounted = cluster.dir() + "/not-mounted";
@@ -377,16 +386,8 @@ dataset: {kind: cifar10, path: cifar}
 model: {depth_n: 1, base_width: 4}
 train: {epochs: 500, batch_size: 10, checkpoint_every: 1}
 )")}));
-  std::string run_id;
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        auto rows = cluster.OpenDb()->ListSweepRuns(sweep_id, std::nullopt);
-        if (!rows.ok() || rows->empty() || rows->front().second.checkpoint_epoch < 1) return false;
-        run_id = rows->front().second.run_id;
-        return true;
-      },
-      30000))
-      << cluster.Logs();
+  const std::string run_id = WaitForCheckpointedRun(cluster, sweep_id, 1);
+  ASSERT_FALSE(run_id.empty()) << cluster.Logs();
   // The data set turns unreadable on disk (reading a directory fails: EISDIR) while
   // the first worker has it in memory; then that worker dies.
   const std::string batch = data_root + "/cifar/data_batch_3.bin";
