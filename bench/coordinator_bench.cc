@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <string>
@@ -20,6 +21,14 @@
 #include "coordinator/sqlite_store.h"
 
 using Clock = std::chrono::steady_clock;
+
+namespace {
+resweep::Status StatusOf(const resweep::Status& s) { return s; }
+template <typename T>
+resweep::Status StatusOf(const resweep::StatusOr<T>& s) {
+  return s.status();
+}
+}  // namespace
 
 int main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::warn);
@@ -43,11 +52,17 @@ int main(int argc, char** argv) {
       "}\ngrid:\n  model.depth_n: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\nseeds: " +
       std::to_string(seeds) + "\n";
   std::map<std::string, std::vector<double>> latency_us;
+  // Times one call; a failed call ends the benchmark (a figure over failures means nothing).
   auto timed = [&](const char* what, auto&& fn) {
     const auto start = Clock::now();
     auto result = fn();
     latency_us[what].push_back(
         std::chrono::duration<double, std::micro>(Clock::now() - start).count());
+    const resweep::Status status = StatusOf(result);
+    if (!status.ok()) {
+      std::fprintf(stderr, "coordinator_bench: %s failed: %s\n", what, status.ToString().c_str());
+      std::exit(1);
+    }
     return result;
   };
   auto submitted = timed("SubmitSweep", [&] { return scheduler.Submit(spec, "bench.yaml"); });
@@ -68,19 +83,19 @@ int main(int argc, char** argv) {
       rec.attempt = l.attempt;
       rec.epoch = e;
       rec.test_error = 0.1;
-      timed("ReportEpoch", [&] { return scheduler.ReportEpoch(worker->worker_id, rec); });
+      (void)timed("ReportEpoch", [&] { return scheduler.ReportEpoch(worker->worker_id, rec); });
       if (e % 5 == 0) {
-        timed("Heartbeat", [&] {
+        (void)timed("Heartbeat", [&] {
           return scheduler.Heartbeat(worker->worker_id, {{l.run_id, l.attempt, e}});
         });
       }
     }
-    timed("CompleteRun",
-          [&] { return scheduler.Complete(worker->worker_id, l.run_id, l.attempt, 1); });
+    (void)timed("CompleteRun",
+                [&] { return scheduler.Complete(worker->worker_id, l.run_id, l.attempt, 1); });
     ++done;
   }
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  timed("GetResults", [&] { return scheduler.Results(submitted->sweep_id, 0); });
+  (void)timed("GetResults", [&] { return scheduler.Results(submitted->sweep_id, 0); });
 
   std::printf("coordinator_bench: %d runs x %d epochs, SQLite WAL synchronous=FULL at %s\n", done,
               epochs, db.c_str());

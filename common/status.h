@@ -2,7 +2,11 @@
 //
 // Status carries a code (mirroring gRPC's, so handlers translate one-to-one) and a
 // human-readable message that names the file, field or run it is about.
-// StatusOr<T> holds either a value or a non-OK Status.
+// StatusOr<T> holds either a value or a non-OK Status: constructed from an OK status it
+// holds INTERNAL instead, so `ok()` always means a value is there.
+//
+// Both are [[nodiscard]]: an error cannot be dropped by accident; where one is ignored
+// on purpose, say so with `.IgnoreError()`.
 #pragma once
 
 #include <optional>
@@ -31,7 +35,7 @@ enum class StatusCode {
   kUnauthenticated = 16,
 };
 
-class Status {
+class [[nodiscard]] Status {
  public:
   Status() = default;
   Status(StatusCode code, std::string message) : code_(code), message_(std::move(message)) {}
@@ -45,6 +49,10 @@ class Status {
 
   // Returns a copy whose message is "<context>: <message>".
   Status WithContext(const std::string& context) const;
+
+  // Marks an error as deliberately ignored (best-effort clean-up, a rollback after
+  // a failure that is already being returned).
+  void IgnoreError() const {}
 
  private:
   StatusCode code_ = StatusCode::kOk;
@@ -77,10 +85,13 @@ inline Status PermissionDeniedError(std::string m) {
 inline Status CancelledError(std::string m) { return Status(StatusCode::kCancelled, std::move(m)); }
 
 template <typename T>
-class StatusOr {
+class [[nodiscard]] StatusOr {
  public:
-  StatusOr(const Status& status) : status_(status) {}  // NOLINT: implicit by design
-  StatusOr(T value) : value_(std::move(value)) {}      // NOLINT: implicit by design
+  StatusOr(const Status& status)  // NOLINT: implicit by design
+      : status_(status.ok() ? Status(StatusCode::kInternal,
+                                     "internal error: StatusOr constructed from an OK status")
+                            : status) {}
+  StatusOr(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
 
   bool ok() const { return status_.ok(); }
   const Status& status() const { return status_; }
@@ -99,8 +110,21 @@ class StatusOr {
 
 }  // namespace resweep
 
-#define RESWEEP_RETURN_IF_ERROR(expr) \
-  do {                                \
-    ::resweep::Status _st = (expr);   \
-    if (!_st.ok()) return _st;        \
+#define RESWEEP_RETURN_IF_ERROR(expr)             \
+  do {                                            \
+    const ::resweep::Status _resweep_st = (expr); \
+    if (!_resweep_st.ok()) return _resweep_st;    \
   } while (0)
+
+#define RESWEEP_STATUS_CONCAT_INNER(a, b) a##b
+#define RESWEEP_STATUS_CONCAT(a, b) RESWEEP_STATUS_CONCAT_INNER(a, b)
+
+// `RESWEEP_ASSIGN_OR_RETURN(auto x, Fn());` evaluates Fn() (a StatusOr), returns its
+// status from the enclosing function when it is not OK, and otherwise moves its value
+// into the declaration or lvalue on the left.
+#define RESWEEP_ASSIGN_OR_RETURN(lhs, expr) \
+  RESWEEP_ASSIGN_OR_RETURN_IMPL(RESWEEP_STATUS_CONCAT(_resweep_statusor_, __LINE__), lhs, expr)
+#define RESWEEP_ASSIGN_OR_RETURN_IMPL(statusor, lhs, expr) \
+  auto statusor = (expr);                                  \
+  if (!statusor.ok()) return statusor.status();            \
+  lhs = std::move(statusor).value()

@@ -93,12 +93,12 @@ Status SyncFile(const std::string& path) {
 class CheckpointStore::Busy {
  public:
   Busy(CheckpointStore* store, std::string key) : store_(store), key_(std::move(key)) {
-    std::lock_guard<std::mutex> lock(store_->mutex_);
+    MutexLock lock(&store_->mutex_);
     held_ = store_->busy_.insert(key_).second;
   }
   ~Busy() {
     if (!held_) return;
-    std::lock_guard<std::mutex> lock(store_->mutex_);
+    MutexLock lock(&store_->mutex_);
     store_->busy_.erase(key_);
   }
   // UNAVAILABLE when another call holds the upload.

@@ -23,7 +23,7 @@
 #include <vector>
 
 #include "common/status.h"
-#include "common/thread_annotations.h"
+#include "common/mutex.h"
 
 namespace resweep {
 
@@ -102,7 +102,7 @@ class CheckpointStore {
   class Busy;
 
   const std::string dir_;
-  std::mutex mutex_;  // guards busy_ only: file I/O runs outside it
+  Mutex mutex_;  // guards busy_ only: file I/O runs outside it
   std::set<std::string> busy_ RESWEEP_GUARDED_BY(mutex_);
 };
 

@@ -108,7 +108,7 @@ StatusOr<SubmitResult> Scheduler::Submit(const std::string& spec_yaml,
                                          const std::string& source_name,
                                          const SubmitOptions& submit_options) {
   if (!submit_options.dry_run) {  // trying a file out is not submitting it
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     RESWEEP_RETURN_IF_ERROR(TakeSubmitTokenLocked());
   }
   auto parsed = ParseSweepSpec(spec_yaml, source_name.empty() ? "<sweep>" : source_name,
@@ -116,7 +116,7 @@ StatusOr<SubmitResult> Scheduler::Submit(const std::string& spec_yaml,
   if (!parsed.ok()) return parsed.status();
   const SweepSpec& spec = *parsed;
 
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(&mutex_);
   SubmitResult result;
   result.sweep_id = spec.sweep_id;
   result.name = spec.name;
@@ -235,38 +235,38 @@ StatusOr<SubmitResult> Scheduler::Submit(const std::string& spec_yaml,
 }
 
 StatusOr<SweepView> Scheduler::GetSweep(const std::string& sweep) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(&mutex_);
   return queries_.GetSweep(sweep);
 }
 
 StatusOr<std::vector<SweepView>> Scheduler::ListSweeps(bool include_archived) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(&mutex_);
   return queries_.ListSweeps(include_archived);
 }
 
 StatusOr<std::vector<RunView>> Scheduler::ListRuns(const std::string& sweep,
                                                    const std::string& state) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(&mutex_);
   return queries_.ListRuns(sweep, state);
 }
 
 StatusOr<ResultsView> Scheduler::Results(const std::string& sweep, int last_k) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(&mutex_);
   return queries_.Results(sweep, last_k);
 }
 
 StatusOr<RunDetailView> Scheduler::GetRun(const std::string& run) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(&mutex_);
   return queries_.GetRun(run);
 }
 
 StatusOr<CurvesView> Scheduler::Curves(const std::string& sweep, int max_points) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(&mutex_);
   return queries_.Curves(sweep, max_points);
 }
 
 StatusOr<std::vector<WorkerView>> Scheduler::ListWorkers(bool include_gone) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(&mutex_);
   return queries_.ListWorkers(include_gone);
 }
 
@@ -297,7 +297,7 @@ Status Scheduler::CancelRunsLocked(const SweepRecord& sweep, CancelResult* resul
 }
 
 StatusOr<CancelResult> Scheduler::Cancel(const std::string& sweep) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(&mutex_);
   auto record = queries_.ResolveSweep(sweep);
   if (!record.ok()) return record.status();
   auto counts = store_->CountRuns(record->sweep_id);
@@ -330,7 +330,7 @@ StatusOr<CancelResult> Scheduler::Cancel(const std::string& sweep) {
 }
 
 StatusOr<RetryResult> Scheduler::Retry(const std::string& sweep, const RetryRequest& request) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(&mutex_);
   auto record = queries_.ResolveSweep(sweep);
   if (!record.ok()) return record.status();
   const bool by_state = request.failed || request.cancelled || request.run_ids.empty();
@@ -405,7 +405,7 @@ StatusOr<RetryResult> Scheduler::Retry(const std::string& sweep, const RetryRequ
 }
 
 StatusOr<DeleteResult> Scheduler::Delete(const std::string& sweep, bool force) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(&mutex_);
   auto record = queries_.ResolveSweep(sweep);
   if (!record.ok()) return record.status();
   auto counts = store_->CountRuns(record->sweep_id);
@@ -482,7 +482,7 @@ StatusOr<WorkerRegistration> Scheduler::RegisterWorker(const std::string& name,
           fmt::format("device name of {} bytes; 1..{} allowed", d.size(), kMaxDeviceBytes));
     }
   }
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(&mutex_);
   WorkerRecord w;
   w.worker_id = name + "-" + RandomHex(8);
   w.name = name;
@@ -571,7 +571,7 @@ StatusOr<WorkerRegistration> Scheduler::RegisterWorker(const std::string& name,
 }
 
 Status Scheduler::CheckWorkerIdentity(const std::string& worker_id, const std::string& identity) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(&mutex_);
   auto worker = store_->GetWorker(worker_id);
   if (!worker.ok()) return worker.status();
   if (!worker->has_value() || (*worker)->identity_digest == identity) return Status::Ok();
@@ -591,7 +591,7 @@ Status Scheduler::CheckWorkerIdentity(const std::string& worker_id, const std::s
 
 StatusOr<std::optional<Lease>> Scheduler::Acquire(const std::string& worker_id, int slot,
                                                   AcquireRefusal* refusal) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(&mutex_);
   auto worker = store_->GetWorker(worker_id);
   if (!worker.ok()) return worker.status();
   if (!worker->has_value()) return NotFoundError("unknown worker " + worker_id);
@@ -680,7 +680,7 @@ StatusOr<std::optional<Lease>> Scheduler::Acquire(const std::string& worker_id, 
 
 StatusOr<HeartbeatResult> Scheduler::Heartbeat(const std::string& worker_id,
                                                const std::vector<LeaseProgressReport>& leases) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(&mutex_);
   HeartbeatResult result;
   auto worker = store_->GetWorker(worker_id);
   if (!worker.ok()) return worker.status();
@@ -751,7 +751,7 @@ StatusOr<HeartbeatResult> Scheduler::Heartbeat(const std::string& worker_id,
 
 Status Scheduler::ReportEpoch(const std::string& worker_id, const EpochRecord& epoch) {
   RESWEEP_RETURN_IF_ERROR(ValidateMetrics(epoch));
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(&mutex_);
   RESWEEP_RETURN_IF_ERROR(ExpireIfDueLocked(epoch.run_id));
   const int64_t now = clock_->NowMs();
   return store_->RunInTransaction([&]() -> Status {
@@ -787,7 +787,7 @@ Status Scheduler::ReportEpoch(const std::string& worker_id, const EpochRecord& e
 
 Status Scheduler::Complete(const std::string& worker_id, const std::string& run_id, int attempt,
                            int64_t param_count) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(&mutex_);
   RESWEEP_RETURN_IF_ERROR(ExpireIfDueLocked(run_id));
   const int64_t now = clock_->NowMs();
   auto current = store_->GetRun(run_id);
@@ -833,7 +833,7 @@ Status Scheduler::Fail(const std::string& worker_id, const std::string& run_id, 
                        const std::string& full_reason, bool retryable, bool checkpoint_unusable,
                        const std::string& log_tail) {
   const std::string reason = CapText(full_reason, kMaxReasonBytes);
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(&mutex_);
   RESWEEP_RETURN_IF_ERROR(ExpireIfDueLocked(run_id));
   const int64_t now = clock_->NowMs();
   bool requeued = false;
@@ -872,7 +872,7 @@ Status Scheduler::Fail(const std::string& worker_id, const std::string& run_id, 
 Status Scheduler::HostFault(const std::string& worker_id, const std::string& run_id, int attempt,
                             const std::string& full_reason, const std::string& log_tail) {
   const std::string reason = CapText(full_reason, kMaxReasonBytes);
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(&mutex_);
   RESWEEP_RETURN_IF_ERROR(ExpireIfDueLocked(run_id));
   HostFaultOutcome outcome;
   Status st = store_->RunInTransaction([&]() -> Status {
@@ -987,7 +987,7 @@ void Scheduler::LogHostFault(const HostFaultOutcome& o) {
 Status Scheduler::Release(const std::string& worker_id, const std::string& run_id, int attempt,
                           const std::string& full_reason) {
   const std::string reason = CapText(full_reason, kMaxReasonBytes);
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(&mutex_);
   RESWEEP_RETURN_IF_ERROR(ExpireIfDueLocked(run_id));
   const int64_t now = clock_->NowMs();
   int earlier_releases = 0;
@@ -1044,7 +1044,7 @@ StatusOr<int64_t> Scheduler::PutCheckpointChunk(const std::string& worker_id,
                     run_id, epoch, end, options_.max_checkpoint_bytes));
   }
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     RESWEEP_RETURN_IF_ERROR(ExpireIfDueLocked(run_id));
     auto run = FencedRunLocked(worker_id, run_id, attempt);
     if (!run.ok()) return run.status();
@@ -1066,7 +1066,7 @@ StatusOr<int64_t> Scheduler::PutCheckpointChunk(const std::string& worker_id,
     Scheduler* scheduler;
     const std::string& worker_id;
     ~UploadSlot() {
-      std::lock_guard<std::mutex> lock(scheduler->mutex_);
+      MutexLock lock(&scheduler->mutex_);
       if (--scheduler->uploads_in_flight_[worker_id] <= 0) {
         scheduler->uploads_in_flight_.erase(worker_id);
       }
@@ -1082,7 +1082,7 @@ StatusOr<int64_t> Scheduler::PutCheckpointChunk(const std::string& worker_id,
   CrashPoint("checkpoint-after-rename");
   Status st;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     const int64_t now = clock_->NowMs();
     st = ExpireIfDueLocked(run_id);
     if (st.ok()) {
@@ -1124,7 +1124,7 @@ Status Scheduler::RecordSharedCheckpoint(const std::string& worker_id, const std
   // Only a file in the run's own directory: a path recorded here is later read (and
   // its directory removed) by other workers.
   RESWEEP_RETURN_IF_ERROR(CheckSharedCheckpointPath(run_id, relative_path));
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(&mutex_);
   RESWEEP_RETURN_IF_ERROR(ExpireIfDueLocked(run_id));
   const int64_t now = clock_->NowMs();
   return store_->RunInTransaction([&]() -> Status {
@@ -1153,7 +1153,7 @@ Status Scheduler::GetCheckpointChunk(const std::string& worker_id, const std::st
   if (!checkpoints_) return FailedPreconditionError("this coordinator keeps no checkpoints");
   int64_t iteration = 0;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     auto run = FencedRunLocked(worker_id, run_id, attempt);
     if (!run.ok()) return run.status();
     if (!run->checkpoint_path.empty()) {
@@ -1209,7 +1209,7 @@ StatusOr<ArtifactSweepResult> Scheduler::SweepArtifacts() {
   for (auto& f : checkpoints_->List()) by_run[f.run_id].push_back(std::move(f));
   std::vector<ArtifactFile> remove;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     const int64_t now = clock_->NowMs();
     Status st = store_->RunInTransaction([&]() -> Status {
       for (const auto& [run_id, files] : by_run) {
@@ -1282,7 +1282,7 @@ StatusOr<ArtifactSweepResult> Scheduler::SweepArtifacts() {
 }
 
 StatusOr<int> Scheduler::ExpireLeases() {
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(&mutex_);
   const int64_t now = clock_->MonotonicMs();
   const bool start_grace_over = now > started_mono_ms_ + options_.lease_ms;
   int expired = 0;
@@ -1307,7 +1307,7 @@ StatusOr<int> Scheduler::ExpireLeases() {
 
 StatusOr<int> Scheduler::ForgetSilentWorkers() {
   if (options_.forget_workers_after_ms <= 0) return 0;
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(&mutex_);
   std::vector<std::string> forgotten;
   Status st = store_->RunInTransaction([&]() -> Status {
     auto workers = store_->ListWorkers();

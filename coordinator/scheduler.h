@@ -34,7 +34,7 @@
 #include "common/clock.h"
 #include "common/status.h"
 #include "common/sweep_spec.h"
-#include "common/thread_annotations.h"
+#include "common/mutex.h"
 #include "coordinator/checkpoint_store.h"
 #include "coordinator/queries.h"
 #include "coordinator/store.h"
@@ -389,7 +389,7 @@ class Scheduler {
   const SchedulerOptions options_;
   CheckpointStore* const checkpoints_;
 
-  std::mutex mutex_;  // serialises all store access and state changes
+  Mutex mutex_;  // serialises all store access and state changes
   Queries queries_ RESWEEP_GUARDED_BY(mutex_);
   // Submission token bucket, on the monotonic clock; always within 0..burst.
   double submit_tokens_ RESWEEP_GUARDED_BY(mutex_) = -1;  // -1: full, set on first use

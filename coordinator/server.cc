@@ -149,11 +149,11 @@ void CoordinatorServer::ReapLoop() {
   const auto period =
       std::chrono::milliseconds(std::max<int64_t>(50, scheduler_->options().lease_ms / 4));
   auto next_sweep = std::chrono::steady_clock::now();
-  std::unique_lock<std::mutex> lock(mutex_);
+  mutex_.Lock();
   while (!stopping_) {
-    stop_cv_.wait_for(lock, period, [this] { return stopping_; });
+    stop_cv_.WaitFor(&mutex_, period);
     if (stopping_) break;
-    lock.unlock();
+    mutex_.Unlock();
     if (artifact_sweep_ms_ > 0 && std::chrono::steady_clock::now() >= next_sweep) {
       next_sweep = std::chrono::steady_clock::now() + std::chrono::milliseconds(artifact_sweep_ms_);
       auto swept = scheduler_->SweepArtifacts();
@@ -169,17 +169,18 @@ void CoordinatorServer::ReapLoop() {
     if (auto forgotten = scheduler_->ForgetSilentWorkers(); !forgotten.ok()) {
       spdlog::error("worker reaper: {}", forgotten.status().ToString());
     }
-    lock.lock();
+    mutex_.Lock();
   }
+  mutex_.Unlock();
 }
 
 void CoordinatorServer::Shutdown(int grace_ms) {
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     if (stopping_) return;
     stopping_ = true;
   }
-  stop_cv_.notify_all();
+  stop_cv_.NotifyAll();
   if (server_) {
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(grace_ms));
     server_->Wait();

@@ -10,7 +10,7 @@
 
 #include "common/clock.h"
 #include "common/status.h"
-#include "common/thread_annotations.h"
+#include "common/mutex.h"
 #include "coordinator/auth.h"
 #include "coordinator/scheduler.h"
 #include "coordinator/store.h"
@@ -75,8 +75,8 @@ class CoordinatorServer {
   int port_ = 0;
   int64_t artifact_sweep_ms_ = 0;
 
-  std::mutex mutex_;
-  std::condition_variable stop_cv_;
+  Mutex mutex_;
+  CondVar stop_cv_;
   bool stopping_ RESWEEP_GUARDED_BY(mutex_) = false;
 };
 

@@ -14,7 +14,7 @@ namespace resweep {
 
 void LatencyRecorder::Record(const char* method, double micros) {
   constexpr size_t kMaxSamples = 100000;
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(&mutex_);
   Samples& s = by_method_[method];
   if (s.micros.size() < kMaxSamples) {
     s.micros.push_back(micros);
@@ -26,7 +26,7 @@ void LatencyRecorder::Record(const char* method, double micros) {
 }
 
 std::string LatencyRecorder::Summary() {
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(&mutex_);
   std::string out;
   for (auto& [method, s] : by_method_) {
     std::vector<double> v = s.micros;

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "common/thread_annotations.h"
+#include "common/mutex.h"
 #include "coordinator/auth.h"
 #include "coordinator/scheduler.h"
 #include "resweep/v1/resweep.grpc.pb.h"
@@ -30,7 +30,7 @@ class LatencyRecorder {
     size_t next = 0;
     int64_t count = 0;
   };
-  std::mutex mutex_;
+  Mutex mutex_;
   std::map<std::string, Samples> by_method_ RESWEEP_GUARDED_BY(mutex_);
 };
 

@@ -344,12 +344,12 @@ class SqliteStore : public Store {
     }
     in_transaction_ = false;
     if (!st.ok()) {
-      Exec("ROLLBACK");
+      Exec("ROLLBACK").IgnoreError();  // the failure being returned says why
       return st;
     }
     Status commit = Exec("COMMIT");
     if (!commit.ok()) {
-      Exec("ROLLBACK");
+      Exec("ROLLBACK").IgnoreError();  // the failure being returned says why
       return commit;
     }
     return Status::Ok();

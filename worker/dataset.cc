@@ -213,7 +213,7 @@ StatusOr<std::shared_ptr<const Dataset>> DatasetCache::Get(const DatasetConfig& 
   auto path = ResolveDatasetPath(config, options_.data_root, options_.allow_absolute_paths);
   if (!path.ok()) return path.status();
   const std::string key = config.kind + ":" + *path;
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(&mutex_);
   auto it = loaded_.find(key);
   if (it != loaded_.end()) {
     it->second.last_used = ++use_counter_;
@@ -249,12 +249,12 @@ StatusOr<std::shared_ptr<const Dataset>> DatasetCache::Get(const DatasetConfig& 
 }
 
 int64_t DatasetCache::loads() const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(&mutex_);
   return loads_;
 }
 
 int64_t DatasetCache::cached_bytes() const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(&mutex_);
   return cached_bytes_;
 }
 

@@ -18,7 +18,7 @@
 
 #include "common/run_config.h"
 #include "common/status.h"
-#include "common/thread_annotations.h"
+#include "common/mutex.h"
 
 namespace resweep {
 
@@ -83,7 +83,7 @@ class DatasetCache {
 
   const DatasetCacheOptions options_;
   // Loading holds the lock: two slots asking for one data set load it once.
-  mutable std::mutex mutex_;
+  mutable Mutex mutex_;
   std::map<std::string, Entry> loaded_ RESWEEP_GUARDED_BY(mutex_);  // by kind:resolved path
   int64_t cached_bytes_ RESWEEP_GUARDED_BY(mutex_) = 0;
   uint64_t use_counter_ RESWEEP_GUARDED_BY(mutex_) = 0;

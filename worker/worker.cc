@@ -343,8 +343,8 @@ class Worker::SlotContext : public RunContext {
 
 // What a slot and its trainer's thread share.
 struct Worker::TrainerJob {
-  std::mutex mutex;
-  std::condition_variable finished;
+  Mutex mutex;
+  CondVar finished;
   bool done RESWEEP_GUARDED_BY(mutex) = false;
   StatusOr<TrainOutcome> outcome RESWEEP_GUARDED_BY(mutex) = InternalError("not finished");
   std::string log_tail RESWEEP_GUARDED_BY(mutex);  // the trainer's last lines
@@ -368,17 +368,17 @@ StatusOr<TrainOutcome> Worker::TrainWatched(int slot, const std::shared_ptr<Acti
       ScopedTrainerLogCapture capture(&tail);
       outcome = trainer->Train(config, seed, resume, context.get());
     }
-    std::lock_guard<std::mutex> lock(job->mutex);
+    MutexLock lock(&job->mutex);
     job->outcome = std::move(outcome);
     job->log_tail = tail.Text();
     job->done = true;
-    job->finished.notify_all();
+    job->finished.NotifyAll();
   });
   const int64_t max_run_ms = static_cast<int64_t>(config.train.max_run_seconds * 1000);
   int64_t stop_seen_ms = 0;  // when the trainer was first told to stop
-  std::unique_lock<std::mutex> lock(job->mutex);
+  job->mutex.Lock();
   while (!job->done) {
-    job->finished.wait_for(lock, std::chrono::milliseconds(50));
+    job->finished.WaitFor(&job->mutex, std::chrono::milliseconds(50));
     if (job->done) break;
     const int64_t now = SteadyMs();
     if (!run->abandoned && !run->in_call) {
@@ -418,7 +418,7 @@ StatusOr<TrainOutcome> Worker::TrainWatched(int slot, const std::shared_ptr<Acti
   if (*stuck) {
     // Nothing can end a thread blocked in a device call: leave it be. It keeps its
     // job, trainer and context alive; the process ends it when it exits.
-    lock.unlock();
+    job->mutex.Unlock();
     thread.detach();
     ++stuck_trainers_;
     return CancelledError(fmt::format("the trainer did not stop within {:.1f} s of being told to",
@@ -426,7 +426,7 @@ StatusOr<TrainOutcome> Worker::TrainWatched(int slot, const std::shared_ptr<Acti
   }
   *trainer_log = job->log_tail;
   StatusOr<TrainOutcome> outcome = std::move(job->outcome);
-  lock.unlock();
+  job->mutex.Unlock();
   thread.join();
   return outcome;
 }
@@ -446,13 +446,18 @@ void Worker::PrepareCall(grpc::ClientContext* ctx, int64_t deadline_ms) const {
 }
 
 std::string Worker::worker_id() {
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(&mutex_);
   return worker_id_;
 }
 
 void Worker::SleepFor(int64_t ms) {
-  std::unique_lock<std::mutex> lock(mutex_);
-  wake_.wait_for(lock, std::chrono::milliseconds(ms), [this] { return stopping_.load(); });
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+  MutexLock lock(&mutex_);
+  while (!stopping_.load()) {
+    const auto left = until - std::chrono::steady_clock::now();
+    if (left <= std::chrono::steady_clock::duration::zero()) break;
+    wake_.WaitFor(&mutex_, left);
+  }
 }
 
 template <typename Request, typename Response>
@@ -512,7 +517,7 @@ Status Worker::Retry(const char* what, int64_t give_up_ms,
 bool Worker::EnsureRegistered() {
   if (!worker_id().empty()) return true;
   // One slot registers; the others wait for its answer instead of registering too.
-  std::lock_guard<std::mutex> registering(register_mutex_);
+  MutexLock registering(&register_mutex_);
   if (!worker_id().empty()) return true;
   v1::RegisterWorkerRequest req;
   req.set_name(options_.name.empty() ? HostName() : options_.name);
@@ -528,14 +533,14 @@ bool Worker::EnsureRegistered() {
       // stops, and Run() returns why, so that it exits non-zero.
       spdlog::critical("cannot register with the coordinator: {}", st.ToString());
       {
-        std::lock_guard<std::mutex> lock(mutex_);
+        MutexLock lock(&mutex_);
         if (fatal_.ok()) fatal_ = st.WithContext("registering with " + options_.coordinator);
       }
       Stop();
     }
     return false;
   }
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(&mutex_);
   if (worker_id_.empty()) {
     worker_id_ = resp.worker_id();
     lease_ms_ = resp.lease_ms();
@@ -547,7 +552,7 @@ bool Worker::EnsureRegistered() {
 }
 
 void Worker::HandleUnknownWorker() {
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(&mutex_);
   spdlog::warn("coordinator does not know worker {}: registering again", worker_id_);
   worker_id_.clear();
   // Leases held under the old identity cannot be reported any more.
@@ -605,7 +610,7 @@ void Worker::SlotLoop(int slot) {
     run->run_id = lease.run_id();
     run->attempt = lease.attempt();
     {
-      std::lock_guard<std::mutex> lock(mutex_);
+      MutexLock lock(&mutex_);
       active_[slot] = run;
     }
     spdlog::info("slot {} ({}): run {} attempt {}: {} {} seed {}", slot, device_name,
@@ -694,7 +699,7 @@ void Worker::SlotLoop(int slot) {
       // The coordinator moved on (cancelled, or this attempt is stale): drop the run.
       std::string reason;
       {
-        std::lock_guard<std::mutex> lock(mutex_);
+        MutexLock lock(&mutex_);
         reason = run->stop_reason;
       }
       spdlog::warn("run {} attempt {} dropped: {}", run->run_id, run->attempt,
@@ -741,7 +746,7 @@ void Worker::SlotLoop(int slot) {
       }
     }
     {
-      std::lock_guard<std::mutex> lock(mutex_);
+      MutexLock lock(&mutex_);
       active_.erase(slot);
     }
     if (stuck) {
@@ -753,7 +758,7 @@ void Worker::SlotLoop(int slot) {
           slot, device_name, options_.stuck_trainer_grace_ms / 1000.0);
       if (retired == static_cast<int>(options_.devices.size()) && !stopping_) {
         {
-          std::lock_guard<std::mutex> lock(mutex_);
+          MutexLock lock(&mutex_);
           if (fatal_.ok()) {
             fatal_ = UnavailableError("every slot's trainer is stuck; restart the worker");
           }
@@ -770,14 +775,14 @@ void Worker::HeartbeatLoop() {
     int64_t period;
     {
       // Until registration tells the interval, look again soon.
-      std::lock_guard<std::mutex> lock(mutex_);
+      MutexLock lock(&mutex_);
       period = worker_id_.empty() ? 200 : heartbeat_ms_;
     }
     SleepFor(period);
     if (stopping_) break;
     v1::HeartbeatRequest req;
     {
-      std::lock_guard<std::mutex> lock(mutex_);
+      MutexLock lock(&mutex_);
       if (worker_id_.empty()) continue;
       req.set_worker_id(worker_id_);
       for (const auto& [slot, run] : active_) {
@@ -800,7 +805,7 @@ void Worker::HeartbeatLoop() {
       HandleUnknownWorker();
       continue;
     }
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     for (const auto& v : resp.verdicts()) {
       if (v.action() != v1::LeaseVerdict::STOP) continue;
       for (auto& [slot, run] : active_) {
@@ -828,22 +833,22 @@ Status Worker::Run() {
   }
   for (auto& t : slots) t.join();
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     stopping_ = true;
   }
-  wake_.notify_all();
+  wake_.NotifyAll();
   heartbeat.join();
   spdlog::info("worker stopped");
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(&mutex_);
   return fatal_;
 }
 
 void Worker::Stop() {
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     stopping_ = true;
   }
-  wake_.notify_all();
+  wake_.NotifyAll();
 }
 
 }  // namespace resweep

@@ -19,7 +19,7 @@
 
 #include "common/channel.h"
 #include "common/status.h"
-#include "common/thread_annotations.h"
+#include "common/mutex.h"
 #include "resweep/v1/resweep.grpc.pb.h"
 #include "worker/dataset.h"
 #include "worker/trainer.h"
@@ -142,9 +142,9 @@ class Worker {
   DatasetCache datasets_;
 
   std::atomic<bool> stopping_{false};
-  std::mutex register_mutex_;  // held across a RegisterWorker call; never with mutex_ first
-  std::mutex mutex_;
-  std::condition_variable wake_;
+  Mutex register_mutex_;  // held across a RegisterWorker call; never with mutex_ first
+  Mutex mutex_;
+  CondVar wake_;
   std::string worker_id_ RESWEEP_GUARDED_BY(mutex_);
   int64_t lease_ms_ RESWEEP_GUARDED_BY(mutex_) = 30000;
   int64_t heartbeat_ms_ RESWEEP_GUARDED_BY(mutex_) = 5000;
