@@ -129,6 +129,7 @@ StatusOr<SubmitResult> Scheduler::Submit(const std::string& spec_yaml,
       run.config_json = er.config_json;
       run.seed = er.seed;
       run.max_attempts = spec.max_attempts > 0 ? spec.max_attempts : options_.default_max_attempts;
+      run.summary_k = spec.last_k;
       run.epochs_total = er.config.train.epochs;
       // Seed-major order: every cell gets its first seed before any gets its second,
       // so partial results cover the whole grid early.

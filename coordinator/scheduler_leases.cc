@@ -318,7 +318,7 @@ Status Scheduler::ReportEpoch(const std::string& worker_id, const EpochRecord& e
     if (epoch.epoch == r.epoch && epoch.epoch > 0) {
       // A retry of the last report (its reply was lost, e.g. in a coordinator
       // restart): record it again, idempotently.
-      return store_->PutEpoch(epoch);
+      return store_->PutEpoch(epoch, worker_id);
     }
     if (epoch.epoch != r.epoch + 1) {
       return FailedPreconditionError("run " + r.run_id + ": expected epoch " +
@@ -329,7 +329,7 @@ Status Scheduler::ReportEpoch(const std::string& worker_id, const EpochRecord& e
       return InvalidArgumentError("run " + r.run_id + " has only " +
                                   std::to_string(r.epochs_total) + " epochs");
     }
-    RESWEEP_RETURN_IF_ERROR(store_->PutEpoch(epoch));
+    RESWEEP_RETURN_IF_ERROR(store_->PutEpoch(epoch, worker_id));
     if (r.state == RunState::kLeased) {
       r.state = RunState::kRunning;
       RESWEEP_RETURN_IF_ERROR(CloseAttemptLocked(r, "running", ""));

@@ -144,7 +144,20 @@ CREATE TABLE IF NOT EXISTS worker_health (
   last_fault               TEXT NOT NULL
 );
 )sql",
+    // 6 -> 7: per-run results summaries kept as epochs land (issue 9: results of a
+    // 100,000-run sweep without reading its epochs). Filled for existing runs by
+    // BackfillSummaries after this step.
+    R"sql(
+ALTER TABLE runs ADD COLUMN summary_k INTEGER NOT NULL DEFAULT 5;
+ALTER TABLE runs ADD COLUMN final_test_error REAL NOT NULL DEFAULT -1;
+ALTER TABLE runs ADD COLUMN last_k_test_error REAL NOT NULL DEFAULT -1;
+UPDATE runs SET summary_k = COALESCE((SELECT s.last_k FROM sweep_runs l
+    JOIN sweeps s ON s.sweep_id = l.sweep_id WHERE l.run_id = runs.run_id
+    ORDER BY s.created_ms, s.rowid LIMIT 1), 5);
+)sql",
 };
+// The schema version whose migration needs BackfillSummaries after it.
+constexpr int kSummariesVersion = 7;
 constexpr int kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
 
 Status SqliteError(sqlite3* db, int rc, const std::string& what) {
@@ -228,9 +241,21 @@ class Statement {
 constexpr const char* kRunColumns =
     "run_id, config_json, seed, state, attempt, failures, max_attempts, worker_id, "
     "lease_expires_ms, epoch, epochs_total, last_test_error, checkpoint_epoch, param_count, "
-    "error, queue_position, created_ms, updated_ms, checkpoint_path, checkpoint_iteration";
+    "error, queue_position, created_ms, updated_ms, checkpoint_path, checkpoint_iteration, "
+    "summary_k, final_test_error, last_k_test_error";
 
-constexpr int kRunColumnCount = 20;
+constexpr int kRunColumnCount = 23;
+
+// Recomputes one run's results summary (RunRecord::final_test_error and
+// last_k_test_error) from its epochs; binds the run id once.
+constexpr const char* kRecomputeSummarySql =
+    "UPDATE runs SET "
+    "final_test_error = COALESCE((SELECT test_error FROM epochs WHERE run_id = ?1 "
+    "AND test_error >= 0 ORDER BY epoch DESC LIMIT 1), -1), "
+    "last_k_test_error = COALESCE((SELECT AVG(test_error) FROM (SELECT test_error FROM epochs "
+    "WHERE run_id = ?1 AND test_error >= 0 ORDER BY epoch DESC "
+    "LIMIT (SELECT summary_k FROM runs WHERE run_id = ?1))), -1) "
+    "WHERE run_id = ?1";
 
 RunRecord ReadRun(const Statement& s, int c = 0) {
   RunRecord r;
@@ -254,6 +279,10 @@ RunRecord ReadRun(const Statement& s, int c = 0) {
   r.updated_ms = s.Int(c + 17);
   r.checkpoint_path = s.Text(c + 18);
   r.checkpoint_iteration = s.Int(c + 19);
+  r.summary_k = static_cast<int>(s.Int(c + 20));
+  r.final_test_error = s.Real(c + 21);
+  r.last_k_test_error = s.Real(c + 22);
+  r.read_as = {r.attempt, r.worker_id, r.state};
   return r;
 }
 
@@ -304,11 +333,33 @@ class SqliteStore : public Store {
       spdlog::info("store: migrating schema {} -> {}", v, v + 1);
       Status st = RunInTransaction([&]() -> Status {
         RESWEEP_RETURN_IF_ERROR(Exec(kMigrations[v]));
+        if (v + 1 == kSummariesVersion) RESWEEP_RETURN_IF_ERROR(BackfillSummaries());
         return Exec(("PRAGMA user_version = " + std::to_string(v + 1)).c_str());
       });
       RESWEEP_RETURN_IF_ERROR(st);
     }
     return Status::Ok();
+  }
+
+  // Fills every run's results summary from its epochs (once, when migrating to
+  // kSummariesVersion).
+  Status BackfillSummaries() {
+    std::vector<std::string> ids;
+    {
+      Statement s(db_, "SELECT run_id FROM runs");
+      Status st;
+      while (s.Step(&st)) ids.push_back(s.Text(0));
+      RESWEEP_RETURN_IF_ERROR(st);
+    }
+    spdlog::info("store: computing results summaries of {} run(s)", ids.size());
+    for (const auto& id : ids) RESWEEP_RETURN_IF_ERROR(RecomputeSummary(id));
+    return Status::Ok();
+  }
+
+  Status RecomputeSummary(const std::string& run_id) {
+    Statement s(db_, kRecomputeSummarySql);
+    s.Bind(run_id);
+    return s.Run();
   }
 
   StatusOr<int> SchemaVersion() {
@@ -455,7 +506,7 @@ class SqliteStore : public Store {
 
   StatusOr<bool> InsertRunIfAbsent(const RunRecord& r) override {
     Statement s(db_, (std::string("INSERT OR IGNORE INTO runs (") + kRunColumns +
-                      ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+                      ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
                          .c_str());
     BindRun(s, r);
     RESWEEP_RETURN_IF_ERROR(s.Run());
@@ -481,20 +532,40 @@ class SqliteStore : public Store {
   }
 
   Status UpdateRun(const RunRecord& r) override {
+    if (r.read_as.attempt < 0) {
+      return InvalidArgumentError("run " + r.run_id +
+                                  ": UpdateRun of a record not read from the store");
+    }
     Statement s(db_,
                 "UPDATE runs SET config_json=?, seed=?, state=?, attempt=?, failures=?, "
                 "max_attempts=?, worker_id=?, lease_expires_ms=?, epoch=?, epochs_total=?, "
                 "last_test_error=?, checkpoint_epoch=?, param_count=?, error=?, "
                 "queue_position=?, created_ms=?, updated_ms=?, checkpoint_path=?, "
-                "checkpoint_iteration=? WHERE run_id=?");
+                "checkpoint_iteration=? WHERE run_id=? AND attempt=? AND worker_id=? AND state=?");
     s.Bind(r.config_json).Bind(r.seed).Bind(RunStateName(r.state)).Bind(r.attempt);
     s.Bind(r.failures).Bind(r.max_attempts).Bind(r.worker_id).Bind(r.lease_expires_ms);
     s.Bind(r.epoch).Bind(r.epochs_total).Bind(r.last_test_error).Bind(r.checkpoint_epoch);
     s.Bind(r.param_count).Bind(r.error).Bind(r.queue_position).Bind(r.created_ms);
     s.Bind(r.updated_ms).Bind(r.checkpoint_path).Bind(r.checkpoint_iteration).Bind(r.run_id);
+    s.Bind(r.read_as.attempt).Bind(r.read_as.worker_id).Bind(RunStateName(r.read_as.state));
     RESWEEP_RETURN_IF_ERROR(s.Run());
-    if (sqlite3_changes(db_) != 1) return NotFoundError("run " + r.run_id + " not found");
-    return Status::Ok();
+    if (sqlite3_changes(db_) == 1) return Status::Ok();
+    return FenceRefusal(r.run_id, r.read_as.attempt, r.read_as.worker_id,
+                        RunStateName(r.read_as.state));
+  }
+
+  // Why a compare-and-set on run `run_id` changed nothing: NOT_FOUND when the run is
+  // gone, else FAILED_PRECONDITION naming what was expected and what is stored.
+  Status FenceRefusal(const std::string& run_id, int attempt, const std::string& worker_id,
+                      const std::string& expected_state) {
+    auto now = GetRun(run_id);
+    if (!now.ok()) return now.status();
+    if (!now->has_value()) return NotFoundError("run " + run_id + " not found");
+    const RunRecord& r = **now;
+    return FailedPreconditionError(
+        "run " + run_id + " changed under attempt " + std::to_string(attempt) + " of worker '" +
+        worker_id + "' (" + expected_state + "): it is now attempt " + std::to_string(r.attempt) +
+        " of worker '" + r.worker_id + "' (" + RunStateName(r.state) + ")");
   }
 
   StatusOr<std::optional<RunRecord>> NextQueuedRun() override {
@@ -710,19 +781,31 @@ class SqliteStore : public Store {
     return s.Run();
   }
 
-  Status PutEpoch(const EpochRecord& e) override {
-    Statement s(db_,
-                "INSERT OR REPLACE INTO epochs (run_id, epoch, attempt, train_loss, train_error, "
-                "test_error, test_loss, lr, seconds, images_per_sec) VALUES (?,?,?,?,?,?,?,?,?,?)");
-    s.Bind(e.run_id).Bind(e.epoch).Bind(e.attempt).Bind(e.train_loss).Bind(e.train_error);
-    s.Bind(e.test_error).Bind(e.test_loss).Bind(e.lr).Bind(e.seconds).Bind(e.images_per_sec);
-    return s.Run();
+  Status PutEpoch(const EpochRecord& e, const std::string& worker_id) override {
+    return RunInTransaction([&]() -> Status {
+      Statement s(db_,
+                  "INSERT OR REPLACE INTO epochs (run_id, epoch, attempt, train_loss, train_error, "
+                  "test_error, test_loss, lr, seconds, images_per_sec) "
+                  "SELECT ?,?,?,?,?,?,?,?,?,? WHERE EXISTS (SELECT 1 FROM runs WHERE run_id = ? "
+                  "AND attempt = ? AND worker_id = ? AND state IN ('leased', 'running'))");
+      s.Bind(e.run_id).Bind(e.epoch).Bind(e.attempt).Bind(e.train_loss).Bind(e.train_error);
+      s.Bind(e.test_error).Bind(e.test_loss).Bind(e.lr).Bind(e.seconds).Bind(e.images_per_sec);
+      s.Bind(e.run_id).Bind(e.attempt).Bind(worker_id);
+      RESWEEP_RETURN_IF_ERROR(s.Run());
+      if (sqlite3_changes(db_) != 1) {
+        return FenceRefusal(e.run_id, e.attempt, worker_id, "leased or running");
+      }
+      return RecomputeSummary(e.run_id);
+    });
   }
 
   Status DeleteEpochsAfter(const std::string& run_id, int epoch) override {
-    Statement s(db_, "DELETE FROM epochs WHERE run_id = ? AND epoch > ?");
-    s.Bind(run_id).Bind(epoch);
-    return s.Run();
+    return RunInTransaction([&]() -> Status {
+      Statement s(db_, "DELETE FROM epochs WHERE run_id = ? AND epoch > ?");
+      s.Bind(run_id).Bind(epoch);
+      RESWEEP_RETURN_IF_ERROR(s.Run());
+      return RecomputeSummary(run_id);
+    });
   }
 
   StatusOr<std::vector<EpochRecord>> ListEpochs(const std::string& run_id) override {
@@ -866,6 +949,7 @@ class SqliteStore : public Store {
     s.Bind(r.lease_expires_ms).Bind(r.epoch).Bind(r.epochs_total).Bind(r.last_test_error);
     s.Bind(r.checkpoint_epoch).Bind(r.param_count).Bind(r.error).Bind(r.queue_position);
     s.Bind(r.created_ms).Bind(r.updated_ms).Bind(r.checkpoint_path).Bind(r.checkpoint_iteration);
+    s.Bind(r.summary_k).Bind(r.final_test_error).Bind(r.last_k_test_error);
   }
 
   sqlite3* db_;

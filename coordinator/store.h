@@ -64,6 +64,25 @@ struct RunRecord {
   int64_t queue_position = 0;  // lower is leased first
   int64_t created_ms = 0;
   int64_t updated_ms = 0;
+  // Results summary, kept by the store as epochs are recorded or removed (read-only
+  // for callers): the test error of the newest evaluated epoch and the mean over the
+  // last summary_k evaluated epochs; -1 when none was evaluated. summary_k is the
+  // last_k of the sweep that first queued the run.
+  int summary_k = 5;
+  double final_test_error = -1;
+  double last_k_test_error = -1;
+
+  // The run's lease as this record was read from the store (set by the store's
+  // reads; attempt -1 = not read from the store). UpdateRun is a compare-and-set on
+  // it: a write based on a read that is no longer true (the attempt, its worker or
+  // the run's state changed since) changes nothing and is FAILED_PRECONDITION,
+  // whoever holds which lock.
+  struct Fence {
+    int attempt = -1;
+    std::string worker_id;
+    RunState state = RunState::kQueued;
+  };
+  Fence read_as;
 };
 
 struct SweepRunRecord {
@@ -158,6 +177,10 @@ class Store {
   virtual StatusOr<bool> InsertRunIfAbsent(const RunRecord& run) = 0;
   virtual Status LinkRun(const SweepRunRecord& link) = 0;
   virtual StatusOr<std::optional<RunRecord>> GetRun(const std::string& run_id) = 0;
+  // Writes `run` if the stored run still is as `run.read_as` says (see RunRecord::Fence):
+  // FAILED_PRECONDITION naming both when it changed, NOT_FOUND when it is gone,
+  // INVALID_ARGUMENT for a record not read from the store. Leaves the results
+  // summary (summary_k, final/last-K test error) as it is.
   virtual Status UpdateRun(const RunRecord& run) = 0;
   virtual StatusOr<std::optional<RunRecord>> NextQueuedRun() = 0;
   // Leases are per worker slot: the slot is recorded when a run is leased and is
@@ -201,8 +224,12 @@ class Store {
                                    const std::string& log_tail) = 0;
   virtual StatusOr<std::vector<AttemptRecord>> ListAttempts(const std::string& run_id) = 0;
 
-  // Epochs: at most one record per (run, epoch); a newer attempt replaces it.
-  virtual Status PutEpoch(const EpochRecord& epoch) = 0;
+  // Epochs: at most one record per (run, epoch); a newer attempt replaces it. Both
+  // keep the run's results summary up to date in the same statement sequence.
+  // PutEpoch is a compare-and-set on the lease: the epoch is recorded only while
+  // epoch.attempt is the run's current attempt, held (leased or running) by
+  // `worker_id`; FAILED_PRECONDITION otherwise.
+  virtual Status PutEpoch(const EpochRecord& epoch, const std::string& worker_id) = 0;
   virtual Status DeleteEpochsAfter(const std::string& run_id, int epoch) = 0;
   virtual StatusOr<std::vector<EpochRecord>> ListEpochs(const std::string& run_id) = 0;
   // The epochs of every run of a sweep in one query, ordered by run id, then epoch.

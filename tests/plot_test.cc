@@ -319,7 +319,9 @@ TEST(CurvesQuery, OneQueryForEveryRunOfTheSweepWithIterations) {
     run.run_id = "run" + std::to_string(i);
     run.config_json = config;
     run.seed = i;
-    run.state = i == 2 ? RunState::kRunning : RunState::kSucceeded;
+    run.state = RunState::kRunning;
+    run.attempt = 1;
+    run.worker_id = "w";
     ASSERT_TRUE(*s.InsertRunIfAbsent(run));
     ASSERT_TRUE(s.LinkRun({i < 2 ? "sw" : "other", run.run_id, "k" + std::to_string(i),
                            "n=" + std::to_string(i),
@@ -327,7 +329,13 @@ TEST(CurvesQuery, OneQueryForEveryRunOfTheSweepWithIterations) {
                     .ok());
     for (int e = 1; e <= 10 - i; ++e) {
       EpochRecord rec{run.run_id, e, 1, 1.0 / e, 0.5, 0.4, 1.2, 0.1};
-      ASSERT_TRUE(s.PutEpoch(rec).ok());
+      ASSERT_TRUE(s.PutEpoch(rec, "w").ok());
+    }
+    if (i < 2) {  // runs 0 and 1 finished
+      RunRecord done = **s.GetRun(run.run_id);
+      done.state = RunState::kSucceeded;
+      done.worker_id.clear();
+      ASSERT_TRUE(s.UpdateRun(done).ok());
     }
   }
   FakeClock clock;

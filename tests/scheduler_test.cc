@@ -546,7 +546,9 @@ class CheckpointCommitFailingStore : public Store {
   StatusOr<std::vector<AttemptRecord>> ListAttempts(const std::string& id) override {
     return inner_->ListAttempts(id);
   }
-  Status PutEpoch(const EpochRecord& e) override { return inner_->PutEpoch(e); }
+  Status PutEpoch(const EpochRecord& e, const std::string& w) override {
+    return inner_->PutEpoch(e, w);
+  }
   Status DeleteEpochsAfter(const std::string& id, int epoch) override {
     return inner_->DeleteEpochsAfter(id, epoch);
   }

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include "coordinator/results.h"
 #include "coordinator/sqlite_store.h"
 #include "tests/test_util.h"
 
@@ -71,16 +72,105 @@ TEST(SqliteStore, RoundTripsEveryRecord) {
   e.epoch = 1;
   e.attempt = 2;
   e.test_error = 0.5;
-  ASSERT_TRUE(s.PutEpoch(e).ok());
+  ASSERT_TRUE(s.PutEpoch(e, "w-1").ok());
   e.test_error = 0.4;  // a newer attempt replaces, never duplicates
-  ASSERT_TRUE(s.PutEpoch(e).ok());
+  ASSERT_TRUE(s.PutEpoch(e, "w-1").ok());
   e.epoch = 2;
-  ASSERT_TRUE(s.PutEpoch(e).ok());
+  ASSERT_TRUE(s.PutEpoch(e, "w-1").ok());
   auto epochs = s.ListEpochs("r1");
   ASSERT_EQ(epochs->size(), 2u);
   EXPECT_DOUBLE_EQ((*epochs)[0].test_error, 0.4);
   ASSERT_TRUE(s.DeleteEpochsAfter("r1", 1).ok());
   EXPECT_EQ(s.ListEpochs("r1")->size(), 1u);
+}
+
+// Every write by a lease holder is a compare-and-set in SQL: a write based on a read
+// that is no longer true changes nothing, whoever serialises the calls.
+TEST(SqliteStore, WritesAreCompareAndSetOnTheLease) {
+  TempDir dir;
+  auto store = OpenSqliteStore(dir.File("s.db"));
+  ASSERT_TRUE(store.ok());
+  Store& s = **store;
+  ASSERT_TRUE(*s.InsertRunIfAbsent(SampleRun("r1")));  // running, attempt 2 of w-1
+  EpochRecord e;
+  e.run_id = "r1";
+  e.epoch = 1;
+  e.attempt = 2;
+  e.test_error = 0.5;
+  // Another worker, or an older attempt: refused, nothing recorded.
+  Status other = s.PutEpoch(e, "w-2");
+  EXPECT_EQ(other.code(), StatusCode::kFailedPrecondition) << other.ToString();
+  EXPECT_NE(other.message().find("attempt 2 of worker 'w-1'"), std::string::npos)
+      << other.message();
+  e.attempt = 1;
+  EXPECT_EQ(s.PutEpoch(e, "w-1").code(), StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(s.ListEpochs("r1")->empty());
+
+  // Two writers read the same record; the first write wins, the second (stale) read
+  // is refused and the stored run is the first writer's.
+  RunRecord first = **s.GetRun("r1");
+  RunRecord second = first;
+  first.state = RunState::kQueued;  // e.g. the lease was lost
+  first.worker_id.clear();
+  first.failures = 1;
+  ASSERT_TRUE(s.UpdateRun(first).ok());
+  second.checkpoint_epoch = 9;  // e.g. a late checkpoint of the old attempt
+  Status stale = s.UpdateRun(second);
+  EXPECT_EQ(stale.code(), StatusCode::kFailedPrecondition) << stale.ToString();
+  const RunRecord now = **s.GetRun("r1");
+  EXPECT_EQ(now.state, RunState::kQueued);
+  EXPECT_EQ(now.checkpoint_epoch, 6);
+  // The epoch of the lease that is gone is refused as well.
+  e.attempt = 2;
+  EXPECT_EQ(s.PutEpoch(e, "w-1").code(), StatusCode::kFailedPrecondition);
+
+  // A record that was never read from the store cannot be written over a run.
+  EXPECT_EQ(s.UpdateRun(SampleRun("r1")).code(), StatusCode::kInvalidArgument);
+  RunRecord gone = now;
+  gone.run_id = "nope";
+  EXPECT_EQ(s.UpdateRun(gone).code(), StatusCode::kNotFound);
+}
+
+// The results summary follows the epochs: the newest evaluated epoch's error and the
+// mean of the last K evaluated ones (K from the run), also after epochs are removed.
+TEST(SqliteStore, KeepsEachRunsResultsSummary) {
+  TempDir dir;
+  auto store = OpenSqliteStore(dir.File("s.db"));
+  ASSERT_TRUE(store.ok());
+  Store& s = **store;
+  RunRecord run = SampleRun("r1");
+  run.summary_k = 2;
+  ASSERT_TRUE(*s.InsertRunIfAbsent(run));
+  EXPECT_EQ((*s.GetRun("r1"))->final_test_error, -1);
+  EXPECT_EQ((*s.GetRun("r1"))->last_k_test_error, -1);
+  const double errors[] = {0.5, 0.4, -1, 0.2, -1};  // -1: not evaluated that epoch
+  for (int i = 0; i < 5; ++i) {
+    EpochRecord e;
+    e.run_id = "r1";
+    e.epoch = i + 1;
+    e.attempt = 2;
+    e.test_error = errors[i];
+    ASSERT_TRUE(s.PutEpoch(e, "w-1").ok());
+  }
+  RunRecord got = **s.GetRun("r1");
+  EXPECT_EQ(got.summary_k, 2);
+  EXPECT_DOUBLE_EQ(got.final_test_error, 0.2);
+  EXPECT_DOUBLE_EQ(got.last_k_test_error, (0.2 + 0.4) / 2);
+  // The same as the results code computes from the epochs themselves.
+  EXPECT_DOUBLE_EQ(got.last_k_test_error, LastKMeanTestError(*s.ListEpochs("r1"), 2));
+  ASSERT_TRUE(s.DeleteEpochsAfter("r1", 2).ok());  // back to a checkpoint of epoch 2
+  got = **s.GetRun("r1");
+  EXPECT_DOUBLE_EQ(got.final_test_error, 0.4);
+  EXPECT_DOUBLE_EQ(got.last_k_test_error, (0.4 + 0.5) / 2);
+  ASSERT_TRUE(s.DeleteEpochsAfter("r1", 0).ok());
+  EXPECT_EQ((*s.GetRun("r1"))->final_test_error, -1);
+  // UpdateRun leaves the summary alone.
+  ASSERT_TRUE(s.PutEpoch({"r1", 1, 2, 0, 0, 0.3}, "w-1").ok());
+  got = **s.GetRun("r1");
+  got.param_count = 7;
+  got.final_test_error = 0.9;
+  ASSERT_TRUE(s.UpdateRun(got).ok());
+  EXPECT_DOUBLE_EQ((*s.GetRun("r1"))->final_test_error, 0.3);
 }
 
 TEST(SqliteStore, FailedTransactionLeavesNothingBehind) {
@@ -94,6 +184,38 @@ TEST(SqliteStore, FailedTransactionLeavesNothingBehind) {
   });
   EXPECT_FALSE(st.ok());
   EXPECT_FALSE(s.GetRun("r1")->has_value());
+}
+
+// A database written before results summaries existed (schema 6) gets them on open:
+// summary K from the run's first sweep, final and last-K errors from its epochs.
+TEST(SqliteStore, MigrationFillsResultsSummariesOfExistingRuns) {
+  TempDir dir;
+  const std::string path = dir.File("s.db");
+  {
+    auto store = OpenSqliteStore(path);
+    ASSERT_TRUE(store.ok());
+    Store& s = **store;
+    ASSERT_TRUE(s.InsertSweep({"sw", "n", "y", "f", 1, false, 2, {}}).ok());
+    ASSERT_TRUE(*s.InsertRunIfAbsent(SampleRun("r1")));
+    ASSERT_TRUE(s.LinkRun({"sw", "r1", "c", "c", "{}"}).ok());
+    for (int epoch = 1; epoch <= 3; ++epoch) {
+      ASSERT_TRUE(s.PutEpoch({"r1", epoch, 2, 0, 0, 0.1 * epoch}, "w-1").ok());
+    }
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  for (const char* sql :
+       {"ALTER TABLE runs DROP COLUMN summary_k", "ALTER TABLE runs DROP COLUMN final_test_error",
+        "ALTER TABLE runs DROP COLUMN last_k_test_error", "PRAGMA user_version = 6"}) {
+    ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sql;
+  }
+  sqlite3_close(db);
+  auto store = OpenSqliteStore(path);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  const RunRecord r = **(*store)->GetRun("r1");
+  EXPECT_EQ(r.summary_k, 2);
+  EXPECT_DOUBLE_EQ(r.final_test_error, 0.3);
+  EXPECT_DOUBLE_EQ(r.last_k_test_error, (0.3 + 0.2) / 2);
 }
 
 TEST(SqliteStore, MigratesAnEmptyFileAndRefusesNewerSchemas) {
