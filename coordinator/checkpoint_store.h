@@ -22,8 +22,8 @@
 #include <string>
 #include <vector>
 
-#include "common/status.h"
 #include "common/mutex.h"
+#include "common/status.h"
 
 namespace resweep {
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <ctime>
 #include <map>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -161,27 +162,39 @@ StatusOr<std::vector<RunView>> Queries::ListRuns(const std::string& sweep,
 }
 
 StatusOr<ResultsView> Queries::Results(const std::string& sweep, int last_k) {
-  auto record = ResolveSweep(sweep);
-  if (!record.ok()) return record.status();
-  auto view = View(*record);
-  if (!view.ok()) return view.status();
-  auto rows = store_->ListSweepRuns(record->sweep_id, std::nullopt);
-  if (!rows.ok()) return rows.status();
-  // Every run's epochs in one query, not one query per run.
-  auto epochs = store_->ListSweepEpochs(record->sweep_id);
-  if (!epochs.ok()) return epochs.status();
-  std::map<std::string, std::vector<EpochRecord>> by_run;
-  for (auto& e : *epochs) by_run[e.run_id].push_back(std::move(e));
-  std::vector<RunOutcome> outcomes;
-  for (auto& [link, run] : *rows) {
-    RunOutcome o{std::move(link), std::move(run), {}};
-    if (o.run.state == RunState::kSucceeded) o.epochs = std::move(by_run[o.run.run_id]);
-    outcomes.push_back(std::move(o));
-  }
+  RESWEEP_ASSIGN_OR_RETURN(SweepRecord record, ResolveSweep(sweep));
+  RESWEEP_ASSIGN_OR_RETURN(SweepView view, View(record));
   ResultsView out;
-  out.sweep = std::move(*view);
-  out.last_k = last_k > 0 ? last_k : record->last_k;
-  out.cells = SummarizeCells(outcomes, out.last_k);
+  out.last_k = last_k > 0 ? last_k : record.last_k;
+  // The per-run summaries the store keeps: no epoch is read unless a run's summary is
+  // of another K than asked for (a run shared with a sweep of another last_k, or an
+  // explicit --last-k).
+  RESWEEP_ASSIGN_OR_RETURN(auto rows, store_->ListSweepOutcomes(record.sweep_id));
+  std::vector<std::string> other_k;
+  std::vector<size_t> other_k_rows;
+  std::set<std::string> cells_seen;
+  std::vector<RunOutcome> outcomes;
+  outcomes.reserve(rows.size());
+  for (auto& [link, run] : rows) {
+    if (run.state == RunState::kSucceeded && run.summary_k != out.last_k) {
+      other_k.push_back(run.run_id);
+      other_k_rows.push_back(outcomes.size());
+    }
+    if (cells_seen.insert(link.cell_key).second) {
+      // The cell's dataset and network come from its first run's config.
+      RESWEEP_ASSIGN_OR_RETURN(auto full, store_->GetRun(run.run_id));
+      if (full) run.config_json = std::move(full->config_json);
+    }
+    outcomes.push_back({std::move(link), std::move(run)});
+  }
+  if (!other_k.empty()) {
+    RESWEEP_ASSIGN_OR_RETURN(auto means, store_->LastKTestErrors(other_k, out.last_k));
+    for (size_t i = 0; i < means.size(); ++i) {
+      outcomes[other_k_rows[i]].run.last_k_test_error = means[i];
+    }
+  }
+  out.sweep = std::move(view);
+  out.cells = SummarizeCells(outcomes);
   return out;
 }
 

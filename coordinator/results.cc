@@ -20,7 +20,7 @@ double LastKMeanTestError(const std::vector<EpochRecord>& epochs, int last_k) {
   return n ? sum / n : -1.0;
 }
 
-std::vector<CellSummary> SummarizeCells(const std::vector<RunOutcome>& outcomes, int last_k) {
+std::vector<CellSummary> SummarizeCells(const std::vector<RunOutcome>& outcomes) {
   std::vector<CellSummary> cells;
   std::map<std::string, size_t> index;
   std::map<std::string, std::vector<double>> finals, lastks, params;
@@ -54,14 +54,8 @@ std::vector<CellSummary> SummarizeCells(const std::vector<RunOutcome>& outcomes,
     ++cell.runs_succeeded;
     // The final epoch's error; when the last epoch was not evaluated (eval_every),
     // the newest evaluated one.
-    for (auto e = o.epochs.rbegin(); e != o.epochs.rend(); ++e) {
-      if (e->test_error >= 0) {
-        finals[cell.cell_key].push_back(e->test_error);
-        break;
-      }
-    }
-    const double lastk = LastKMeanTestError(o.epochs, last_k);
-    if (lastk >= 0) lastks[cell.cell_key].push_back(lastk);
+    if (o.run.final_test_error >= 0) finals[cell.cell_key].push_back(o.run.final_test_error);
+    if (o.run.last_k_test_error >= 0) lastks[cell.cell_key].push_back(o.run.last_k_test_error);
     params[cell.cell_key].push_back(static_cast<double>(o.run.param_count));
   }
   std::vector<std::vector<double>> headline;

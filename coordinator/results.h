@@ -10,10 +10,12 @@
 
 namespace resweep {
 
+// One run as results see it: its link, and of its record the state, param_count, the
+// results summary (final_test_error, last_k_test_error for the K asked for) and, for
+// the first run of each cell, config_json (which names the cell's dataset and network).
 struct RunOutcome {
   SweepRunRecord link;
   RunRecord run;
-  std::vector<EpochRecord> epochs;  // ordered by epoch; only needed for succeeded runs
 };
 
 struct CellSummary {
@@ -43,6 +45,6 @@ double LastKMeanTestError(const std::vector<EpochRecord>& epochs, int last_k);
 // One summary per cell, in order of each cell's first run, each compared with the best
 // cell (analysis::CompareWithBest at alpha 0.05). Published figures are attached only to
 // CIFAR-10 cells whose block/shortcut match the publication.
-std::vector<CellSummary> SummarizeCells(const std::vector<RunOutcome>& outcomes, int last_k);
+std::vector<CellSummary> SummarizeCells(const std::vector<RunOutcome>& outcomes);
 
 }  // namespace resweep

@@ -70,11 +70,12 @@ int SlotCount(const WorkerRecord& worker) {
 using namespace scheduler_internal;  // NOLINT
 
 Scheduler::Scheduler(Store* store, const Clock* clock, SchedulerOptions options,
-                     CheckpointStore* checkpoints)
+                     CheckpointStore* checkpoints, ReadPool* reads)
     : store_(store),
       clock_(clock),
       options_(std::move(options)),
       checkpoints_(checkpoints),
+      reads_(reads),
       queries_(store, clock, options_.lease_ms),
       started_mono_ms_(clock->MonotonicMs()) {}
 

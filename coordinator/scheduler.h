@@ -32,11 +32,12 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/mutex.h"
 #include "common/status.h"
 #include "common/sweep_spec.h"
-#include "common/mutex.h"
 #include "coordinator/checkpoint_store.h"
 #include "coordinator/queries.h"
+#include "coordinator/read_pool.h"
 #include "coordinator/store.h"
 
 namespace resweep {
@@ -198,17 +199,21 @@ struct HeartbeatResult {
 
 class Scheduler {
  public:
-  // `store`, `clock` and `checkpoints` must outlive the scheduler. Without a
+  // `store`, `clock`, `checkpoints` and `reads` must outlive the scheduler. Without a
   // checkpoint store (nullptr) checkpoint calls are refused and runs restart from 0.
+  // With a read pool (read-only connections to the same database), the read methods
+  // below run on those, off the scheduler's lock: they neither wait for writers nor
+  // make them wait. Without one, they run on `store` under the lock.
   Scheduler(Store* store, const Clock* clock, SchedulerOptions options,
-            CheckpointStore* checkpoints = nullptr);
+            CheckpointStore* checkpoints = nullptr, ReadPool* reads = nullptr);
 
   // Users.
   // A sweep whose name an earlier, different sweep already has is refused
   // (FAILED_PRECONDITION) unless options.allow_name_reuse.
   StatusOr<SubmitResult> Submit(const std::string& spec_yaml, const std::string& source_name,
                                 const SubmitOptions& options = {});
-  // Reads: see Queries. `sweep` is an id, a unique id prefix, or a name.
+  // Reads: see Queries. `sweep` is an id, a unique id prefix, or a name. Each reads
+  // one consistent snapshot of the database (a read transaction).
   StatusOr<SweepView> GetSweep(const std::string& sweep);
   StatusOr<std::vector<SweepView>> ListSweeps(bool include_archived = false);
   StatusOr<std::vector<RunView>> ListRuns(const std::string& sweep, const std::string& state);
@@ -342,6 +347,10 @@ class Scheduler {
   // recorded checkpoint its resume point, or none (epoch 0), because the recorded one
   // cannot be used (`why`). Changes *run only; the caller stores it.
   void FallBackToOlderCheckpoint(RunRecord* run, const std::string& why);
+  // Runs `query` on a read connection from the pool inside one read transaction, or,
+  // without a pool, on the scheduler's store under its lock.
+  template <typename T>
+  StatusOr<T> Read(const std::function<StatusOr<T>(Queries&)>& query) RESWEEP_EXCLUDES(mutex_);
   void CrashPoint(const std::string& point) const {
     if (options_.test_crash_point) options_.test_crash_point(point);
   }
@@ -388,6 +397,7 @@ class Scheduler {
   const Clock* const clock_;
   const SchedulerOptions options_;
   CheckpointStore* const checkpoints_;
+  ReadPool* const reads_;
 
   Mutex mutex_;  // serialises all store access and state changes
   Queries queries_ RESWEEP_GUARDED_BY(mutex_);

@@ -18,40 +18,49 @@ namespace resweep {
 
 using namespace scheduler_internal;  // NOLINT: this file is the scheduler's own
 
+template <typename T>
+StatusOr<T> Scheduler::Read(const std::function<StatusOr<T>(Queries&)>& query) {
+  if (reads_ == nullptr) {
+    MutexLock lock(&mutex_);
+    return query(queries_);
+  }
+  RESWEEP_ASSIGN_OR_RETURN(ReadPool::Handle connection, reads_->Acquire());
+  Queries queries(connection.store(), clock_, options_.lease_ms);
+  std::optional<StatusOr<T>> result;
+  RESWEEP_RETURN_IF_ERROR(connection.store()->RunInReadTransaction([&]() -> Status {
+    result.emplace(query(queries));
+    return Status::Ok();
+  }));
+  return std::move(*result);
+}
+
 StatusOr<SweepView> Scheduler::GetSweep(const std::string& sweep) {
-  MutexLock lock(&mutex_);
-  return queries_.GetSweep(sweep);
+  return Read<SweepView>([&](Queries& q) { return q.GetSweep(sweep); });
 }
 
 StatusOr<std::vector<SweepView>> Scheduler::ListSweeps(bool include_archived) {
-  MutexLock lock(&mutex_);
-  return queries_.ListSweeps(include_archived);
+  return Read<std::vector<SweepView>>([&](Queries& q) { return q.ListSweeps(include_archived); });
 }
 
 StatusOr<std::vector<RunView>> Scheduler::ListRuns(const std::string& sweep,
                                                    const std::string& state) {
-  MutexLock lock(&mutex_);
-  return queries_.ListRuns(sweep, state);
+  return Read<std::vector<RunView>>([&](Queries& q) { return q.ListRuns(sweep, state); });
 }
 
 StatusOr<ResultsView> Scheduler::Results(const std::string& sweep, int last_k) {
-  MutexLock lock(&mutex_);
-  return queries_.Results(sweep, last_k);
+  return Read<ResultsView>([&](Queries& q) { return q.Results(sweep, last_k); });
 }
 
 StatusOr<RunDetailView> Scheduler::GetRun(const std::string& run) {
-  MutexLock lock(&mutex_);
-  return queries_.GetRun(run);
+  return Read<RunDetailView>([&](Queries& q) { return q.GetRun(run); });
 }
 
 StatusOr<CurvesView> Scheduler::Curves(const std::string& sweep, int max_points) {
-  MutexLock lock(&mutex_);
-  return queries_.Curves(sweep, max_points);
+  return Read<CurvesView>([&](Queries& q) { return q.Curves(sweep, max_points); });
 }
 
 StatusOr<std::vector<WorkerView>> Scheduler::ListWorkers(bool include_gone) {
-  MutexLock lock(&mutex_);
-  return queries_.ListWorkers(include_gone);
+  return Read<std::vector<WorkerView>>([&](Queries& q) { return q.ListWorkers(include_gone); });
 }
 
 }  // namespace resweep

@@ -116,8 +116,12 @@ Status CoordinatorServer::Start(const CoordinatorOptions& options) {
   const std::string artifacts =
       options.artifacts_dir.empty() ? options.db_path + ".artifacts" : options.artifacts_dir;
   checkpoints_ = std::make_unique<CheckpointStore>(artifacts);
-  scheduler_ =
-      std::make_unique<Scheduler>(store_.get(), &clock_, options.scheduler, checkpoints_.get());
+  // Queries run on read-only connections of their own (WAL), off the scheduler's lock.
+  reads_ = std::make_unique<ReadPool>(
+      [path = options.db_path]() { return OpenSqliteStore(path, {.read_only = true}); },
+      /*max_idle=*/4);
+  scheduler_ = std::make_unique<Scheduler>(store_.get(), &clock_, options.scheduler,
+                                           checkpoints_.get(), reads_.get());
   service_ = std::make_unique<CoordinatorService>(scheduler_.get(), tokens_.get());
 
   grpc::ServerBuilder builder;
@@ -192,6 +196,7 @@ void CoordinatorServer::Shutdown(int grace_ms) {
   }
   scheduler_.reset();
   checkpoints_.reset();
+  reads_.reset();
   store_.reset();
   spdlog::info("coordinator stopped");
 }

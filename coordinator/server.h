@@ -9,9 +9,10 @@
 #include <thread>
 
 #include "common/clock.h"
-#include "common/status.h"
 #include "common/mutex.h"
+#include "common/status.h"
 #include "coordinator/auth.h"
+#include "coordinator/read_pool.h"
 #include "coordinator/scheduler.h"
 #include "coordinator/store.h"
 
@@ -67,6 +68,7 @@ class CoordinatorServer {
   SystemClock clock_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<CheckpointStore> checkpoints_;
+  std::unique_ptr<ReadPool> reads_;
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<TokenTable> tokens_;
   std::unique_ptr<CoordinatorService> service_;

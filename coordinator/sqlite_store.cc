@@ -189,6 +189,14 @@ class Statement {
   Statement(const Statement&) = delete;
   Statement& operator=(const Statement&) = delete;
 
+  // Makes the statement ready to run again with new bindings.
+  void Reset() {
+    if (!stmt_) return;
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+    index_ = 0;
+  }
+
   Statement& Bind(const std::string& v) {
     if (stmt_)
       sqlite3_bind_text(stmt_, ++index_, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
@@ -404,6 +412,22 @@ class SqliteStore : public Store {
       return commit;
     }
     return Status::Ok();
+  }
+
+  Status RunInReadTransaction(const std::function<Status()>& body) override {
+    if (in_transaction_) return body();
+    RESWEEP_RETURN_IF_ERROR(Exec("BEGIN"));
+    in_transaction_ = true;
+    Status st;
+    try {
+      st = body();
+    } catch (const std::exception& e) {
+      st = InternalError(std::string("exception in read transaction: ") + e.what());
+    }
+    in_transaction_ = false;
+    Status end = Exec("COMMIT");  // nothing was written: only ends the snapshot
+    if (!st.ok()) return st;
+    return end;
   }
 
   Status InsertSweep(const SweepRecord& w) override {
@@ -667,6 +691,54 @@ class SqliteStore : public Store {
       out.emplace_back(std::move(l), std::move(r));
     }
     if (!st.ok()) return st;
+    return out;
+  }
+
+  StatusOr<std::vector<std::pair<SweepRunRecord, RunRecord>>> ListSweepOutcomes(
+      const std::string& sweep_id) override {
+    Statement s(db_,
+                "SELECT l.run_id, l.cell_key, l.cell_label, l.cell_params_json, r.state, "
+                "r.param_count, r.summary_k, r.final_test_error, r.last_k_test_error "
+                "FROM sweep_runs l JOIN runs r ON r.run_id = l.run_id WHERE l.sweep_id = ? "
+                "ORDER BY l.rowid");
+    s.Bind(sweep_id);
+    std::vector<std::pair<SweepRunRecord, RunRecord>> out;
+    Status st;
+    while (s.Step(&st)) {
+      SweepRunRecord l{sweep_id, s.Text(0), s.Text(1), s.Text(2), s.Text(3)};
+      RunRecord r;
+      r.run_id = l.run_id;
+      r.state = ParseRunState(s.Text(4)).value_or(RunState::kFailed);
+      r.param_count = s.Int(5);
+      r.summary_k = static_cast<int>(s.Int(6));
+      r.final_test_error = s.Real(7);
+      r.last_k_test_error = s.Real(8);
+      out.emplace_back(std::move(l), std::move(r));
+    }
+    if (!st.ok()) return st;
+    return out;
+  }
+
+  StatusOr<std::vector<double>> LastKTestErrors(const std::vector<std::string>& run_ids,
+                                                int k) override {
+    Statement s(db_,
+                "SELECT test_error FROM epochs WHERE run_id = ? AND test_error >= 0 "
+                "ORDER BY epoch DESC LIMIT ?");
+    std::vector<double> out;
+    out.reserve(run_ids.size());
+    for (const auto& id : run_ids) {
+      s.Reset();
+      s.Bind(id).Bind(k);
+      double sum = 0;
+      int n = 0;
+      Status st;
+      while (s.Step(&st)) {
+        sum += s.Real(0);
+        ++n;
+      }
+      if (!st.ok()) return st;
+      out.push_back(n ? sum / n : -1.0);
+    }
     return out;
   }
 

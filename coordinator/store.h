@@ -164,6 +164,10 @@ class Store {
   // otherwise (including when a store call inside it failed).
   virtual Status RunInTransaction(const std::function<Status()>& body) = 0;
 
+  // Runs `body` in one read transaction: every read inside it sees the same
+  // snapshot of the database. Nested in a transaction, it is part of that one.
+  virtual Status RunInReadTransaction(const std::function<Status()>& body) = 0;
+
   // Sweeps.
   virtual Status InsertSweep(const SweepRecord& sweep) = 0;
   virtual StatusOr<std::optional<SweepRecord>> GetSweep(const std::string& sweep_id) = 0;
@@ -202,6 +206,16 @@ class Store {
   // Runs of a sweep with their per-sweep cell; `state` filters when set.
   virtual StatusOr<std::vector<std::pair<SweepRunRecord, RunRecord>>> ListSweepRuns(
       const std::string& sweep_id, std::optional<RunState> state) = 0;
+  // What results need of each run of a sweep, in grid order (cells, then seeds): its
+  // link, and a run record with run_id, state, param_count and the results summary
+  // (summary_k, final_test_error, last_k_test_error); its other fields are left
+  // empty. Reads no epochs.
+  virtual StatusOr<std::vector<std::pair<SweepRunRecord, RunRecord>>> ListSweepOutcomes(
+      const std::string& sweep_id) = 0;
+  // The mean test error over the last `k` evaluated epochs of each run (-1 when it
+  // has none), in the order given: one indexed scan of at most k epochs per run.
+  virtual StatusOr<std::vector<double>> LastKTestErrors(const std::vector<std::string>& run_ids,
+                                                        int k) = 0;
   // Run ids starting with `prefix`, at most `limit` of them, in id order.
   virtual StatusOr<std::vector<std::string>> RunIdsWithPrefix(const std::string& prefix,
                                                               int limit) = 0;

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <future>
 #include <limits>
 #include <map>
 #include <mutex>
@@ -19,6 +20,7 @@
 
 #include "common/hash.h"
 #include "coordinator/sqlite_store.h"
+#include "tests/forwarding_store.h"
 #include "tests/test_util.h"
 
 namespace resweep {
@@ -52,14 +54,19 @@ class SchedulerTest : public ::testing::Test {
     Open();
   }
 
+  // The scheduler as the coordinator builds it: reads on read-only connections.
   void Open() {
     scheduler_.reset();
+    reads_.reset();
     store_.reset();
     auto store = OpenSqliteStore(dir_.File("state.db"));
     ASSERT_TRUE(store.ok()) << store.status().ToString();
     store_ = std::move(*store);
     checkpoints_ = std::make_unique<CheckpointStore>(dir_.File("artifacts"));
-    scheduler_ = std::make_unique<Scheduler>(store_.get(), &clock_, options_, checkpoints_.get());
+    reads_ = std::make_unique<ReadPool>(
+        [path = dir_.File("state.db")] { return OpenSqliteStore(path, {.read_only = true}); }, 2);
+    scheduler_ = std::make_unique<Scheduler>(store_.get(), &clock_, options_, checkpoints_.get(),
+                                             reads_.get());
   }
 
   // A worker with `slots` CPU slots.
@@ -116,6 +123,7 @@ class SchedulerTest : public ::testing::Test {
   FakeClock clock_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<CheckpointStore> checkpoints_;
+  std::unique_ptr<ReadPool> reads_;
   std::unique_ptr<Scheduler> scheduler_;
   std::map<std::string, int> slots_, next_slot_;
 };
@@ -193,6 +201,82 @@ TEST_F(SchedulerTest, RunSucceedsAfterAllEpochsAndResultsAggregate) {
   EXPECT_NEAR(c2.final_test_error.mean, 0.25, 1e-12);
   EXPECT_NEAR(c2.final_test_error.min, 0.1, 1e-12);
   EXPECT_NEAR(c2.final_test_error.max, 0.4, 1e-12);
+  // The sweep's own K (5, more than the 3 epochs): from the summaries the store keeps.
+  auto own_k = scheduler_->Results("sched", 0);
+  ASSERT_TRUE(own_k.ok()) << own_k.status().ToString();
+  EXPECT_EQ(own_k->last_k, 5);
+  EXPECT_NEAR(own_k->cells[0].last_k_test_error.mean,
+              ((0.5 + 0.3 + 0.2) / 3 + (0.6 + 0.4 + 0.3) / 3) / 2, 1e-12);
+}
+
+// A store whose results read waits until released, as a results query over a huge
+// sweep would take its time.
+class SlowResultsStore : public ForwardingStore {
+ public:
+  SlowResultsStore(std::unique_ptr<Store> inner, std::shared_future<void> release,
+                   std::promise<void>* entered)
+      : ForwardingStore(inner.get()),
+        owned_(std::move(inner)),
+        release_(std::move(release)),
+        entered_(entered) {}
+  StatusOr<std::vector<std::pair<SweepRunRecord, RunRecord>>> ListSweepOutcomes(
+      const std::string& id) override {
+    entered_->set_value();
+    release_.wait();
+    return inner_->ListSweepOutcomes(id);
+  }
+
+ private:
+  std::unique_ptr<Store> owned_;
+  std::shared_future<void> release_;
+  std::promise<void>* entered_;
+};
+
+// Reads never block writes: while a results query is in progress on its read
+// connection, leases are given, epochs recorded and heartbeats answered; the query then
+// answers from its own snapshot. With reads under the scheduler's lock, the writes
+// below would wait for the query, which waits for them: the bounded waits fail.
+TEST_F(SchedulerTest, ReadsRunOffTheSchedulersLockAndDoNotBlockWrites) {
+  ASSERT_TRUE(scheduler_->Submit(kSweep, "s.yaml").ok());
+  std::promise<void> release;
+  std::promise<void> entered;
+  ReadPool slow_reads(
+      [&, path = dir_.File("state.db")]() -> StatusOr<std::unique_ptr<Store>> {
+        auto store = OpenSqliteStore(path, {.read_only = true});
+        if (!store.ok()) return store.status();
+        return std::unique_ptr<Store>(std::make_unique<SlowResultsStore>(
+            std::move(*store), release.get_future().share(), &entered));
+      },
+      1);
+  Scheduler scheduler(store_.get(), &clock_, options_, checkpoints_.get(), &slow_reads);
+  auto results = std::async(std::launch::async, [&] { return scheduler.Results("sched", 0); });
+  ASSERT_EQ(entered.get_future().wait_for(std::chrono::seconds(30)), std::future_status::ready);
+
+  auto writes = std::async(std::launch::async, [&]() -> Status {
+    auto worker = scheduler.RegisterWorker("w", "host", {"cpu"});
+    RESWEEP_RETURN_IF_ERROR(worker.status());
+    RESWEEP_ASSIGN_OR_RETURN(auto lease, scheduler.Acquire(worker->worker_id, 0));
+    if (!lease) return InternalError("nothing leased");
+    EpochRecord e;
+    e.run_id = lease->run_id;
+    e.attempt = lease->attempt;
+    e.epoch = 1;
+    e.test_error = 0.5;
+    RESWEEP_RETURN_IF_ERROR(scheduler.ReportEpoch(worker->worker_id, e));
+    return scheduler.Heartbeat(worker->worker_id, {{lease->run_id, lease->attempt, 1}}).status();
+  });
+  const bool writes_done = writes.wait_for(std::chrono::seconds(30)) == std::future_status::ready;
+  release.set_value();
+  ASSERT_TRUE(writes_done) << "writes waited for a read in progress";
+  EXPECT_TRUE(writes.get().ok());
+  auto answered = results.get();
+  ASSERT_TRUE(answered.ok()) << answered.status().ToString();
+  EXPECT_EQ(answered->cells.size(), 2u);
+  // Its snapshot began before the lease: no run was running in it.
+  EXPECT_EQ(answered->sweep.counts.queued, 4);
+  EXPECT_EQ(slow_reads.opened(), 1);
+  // The next query sees the writes.
+  EXPECT_EQ(scheduler_->GetSweep("sched")->counts.running, 1);
 }
 
 TEST_F(SchedulerTest, ExpiredLeaseRequeuesAndFencesTheStaleAttempt) {
@@ -466,9 +550,9 @@ TEST_F(SchedulerTest, MidEpochCheckpointsAreOrderedByIteration) {
 // A Store that forwards to another one, except that it fails the write recording a
 // checkpoint of epoch `fail_checkpoint_epoch` (as a full disk, a busy database or a
 // lost lease would): UpdateRun of a run record carrying that epoch.
-class CheckpointCommitFailingStore : public Store {
+class CheckpointCommitFailingStore : public ForwardingStore {
  public:
-  explicit CheckpointCommitFailingStore(Store* inner) : inner_(inner) {}
+  using ForwardingStore::ForwardingStore;
   int fail_checkpoint_epoch = -1;
 
   Status UpdateRun(const RunRecord& run) override {
@@ -477,112 +561,6 @@ class CheckpointCommitFailingStore : public Store {
     }
     return inner_->UpdateRun(run);
   }
-  Status RunInTransaction(const std::function<Status()>& body) override {
-    return inner_->RunInTransaction(body);
-  }
-  Status InsertSweep(const SweepRecord& s) override { return inner_->InsertSweep(s); }
-  StatusOr<std::optional<SweepRecord>> GetSweep(const std::string& id) override {
-    return inner_->GetSweep(id);
-  }
-  StatusOr<std::vector<SweepRecord>> ListSweeps() override { return inner_->ListSweeps(); }
-  Status SetSweepCancelled(const std::string& id, bool c) override {
-    return inner_->SetSweepCancelled(id, c);
-  }
-  Status SetSweepArchived(const std::string& id, bool a) override {
-    return inner_->SetSweepArchived(id, a);
-  }
-  StatusOr<RunCountsRecord> CountRuns(const std::string& id) override {
-    return inner_->CountRuns(id);
-  }
-  StatusOr<SweepProgressRecord> SweepProgress(const std::string& id) override {
-    return inner_->SweepProgress(id);
-  }
-  StatusOr<bool> InsertRunIfAbsent(const RunRecord& r) override {
-    return inner_->InsertRunIfAbsent(r);
-  }
-  Status LinkRun(const SweepRunRecord& l) override { return inner_->LinkRun(l); }
-  StatusOr<std::optional<RunRecord>> GetRun(const std::string& id) override {
-    return inner_->GetRun(id);
-  }
-  StatusOr<std::optional<RunRecord>> NextQueuedRun() override { return inner_->NextQueuedRun(); }
-  Status SetLeaseSlot(const std::string& id, int slot) override {
-    return inner_->SetLeaseSlot(id, slot);
-  }
-  StatusOr<std::optional<std::string>> LeaseOfSlot(const std::string& worker, int slot) override {
-    return inner_->LeaseOfSlot(worker, slot);
-  }
-  StatusOr<int> CountLeasesOf(const std::string& worker) override {
-    return inner_->CountLeasesOf(worker);
-  }
-  StatusOr<int64_t> NextQueuePosition() override { return inner_->NextQueuePosition(); }
-  StatusOr<int64_t> CountActiveRuns() override { return inner_->CountActiveRuns(); }
-  StatusOr<std::vector<std::pair<SweepRunRecord, RunRecord>>> ListSweepRuns(
-      const std::string& id, std::optional<RunState> state) override {
-    return inner_->ListSweepRuns(id, state);
-  }
-  StatusOr<std::vector<std::string>> RunIdsWithPrefix(const std::string& p, int limit) override {
-    return inner_->RunIdsWithPrefix(p, limit);
-  }
-  StatusOr<std::vector<SweepRunRecord>> LinksOfRun(const std::string& id) override {
-    return inner_->LinksOfRun(id);
-  }
-  StatusOr<std::vector<std::pair<std::string, std::string>>> ListLeaseHolders() override {
-    return inner_->ListLeaseHolders();
-  }
-  StatusOr<std::optional<SweepRunRecord>> FirstLinkOfRun(const std::string& id) override {
-    return inner_->FirstLinkOfRun(id);
-  }
-  StatusOr<int> CountOtherActiveSweeps(const std::string& id, const std::string& except) override {
-    return inner_->CountOtherActiveSweeps(id, except);
-  }
-  Status InsertAttempt(const AttemptRecord& a) override { return inner_->InsertAttempt(a); }
-  Status UpdateAttempt(const std::string& id, int attempt, const std::string& state,
-                       int64_t ended_ms, const std::string& reason) override {
-    return inner_->UpdateAttempt(id, attempt, state, ended_ms, reason);
-  }
-  Status SetAttemptLogTail(const std::string& id, int attempt, const std::string& tail) override {
-    return inner_->SetAttemptLogTail(id, attempt, tail);
-  }
-  StatusOr<std::vector<AttemptRecord>> ListAttempts(const std::string& id) override {
-    return inner_->ListAttempts(id);
-  }
-  Status PutEpoch(const EpochRecord& e, const std::string& w) override {
-    return inner_->PutEpoch(e, w);
-  }
-  Status DeleteEpochsAfter(const std::string& id, int epoch) override {
-    return inner_->DeleteEpochsAfter(id, epoch);
-  }
-  StatusOr<std::vector<EpochRecord>> ListEpochs(const std::string& id) override {
-    return inner_->ListEpochs(id);
-  }
-  StatusOr<std::vector<EpochRecord>> ListSweepEpochs(const std::string& id) override {
-    return inner_->ListSweepEpochs(id);
-  }
-  Status UpsertWorker(const WorkerRecord& w) override { return inner_->UpsertWorker(w); }
-  StatusOr<std::optional<WorkerRecord>> GetWorker(const std::string& id) override {
-    return inner_->GetWorker(id);
-  }
-  Status TouchWorker(const std::string& id, int64_t now) override {
-    return inner_->TouchWorker(id, now);
-  }
-  StatusOr<std::vector<WorkerRecord>> ListWorkers() override { return inner_->ListWorkers(); }
-  Status DeleteWorker(const std::string& id) override { return inner_->DeleteWorker(id); }
-  StatusOr<std::optional<RunRecord>> NextQueuedRunWithoutHostFaultBy(
-      const std::string& worker) override {
-    return inner_->NextQueuedRunWithoutHostFaultBy(worker);
-  }
-  StatusOr<WorkerHealthRecord> GetWorkerHealth(const std::string& id) override {
-    return inner_->GetWorkerHealth(id);
-  }
-  Status PutWorkerHealth(const WorkerHealthRecord& h) override {
-    return inner_->PutWorkerHealth(h);
-  }
-  StatusOr<std::vector<WorkerHealthRecord>> ListWorkerHealth() override {
-    return inner_->ListWorkerHealth();
-  }
-
- private:
-  Store* inner_;
 };
 
 std::string ReadAll(const std::string& path) {

@@ -32,15 +32,14 @@ TEST(Results, PublishedFiguresAttachOnlyToThePapersSetting) {
   o.link = {"s", "r", "cell", "model.depth_n=3", "{\"model.depth_n\":\"3\"}"};
   o.run.state = RunState::kSucceeded;
   o.run.config_json = R"({"dataset":{"kind":"cifar10"},"model":{"depth_n":3,"block":"reference"}})";
-  o.epochs.resize(1);
-  o.epochs[0].test_error = 0.09;
-  auto cells = SummarizeCells({o}, 5);
+  o.run.final_test_error = o.run.last_k_test_error = 0.09;
+  auto cells = SummarizeCells({o});
   ASSERT_EQ(cells.size(), 1u);
   EXPECT_EQ(cells[0].layers, 20);
   EXPECT_DOUBLE_EQ(cells[0].paper_test_error, 0.0875);
   EXPECT_EQ(cells[0].params.at("model.depth_n"), "3");
   o.run.config_json = R"({"dataset":{"kind":"fashion-mnist"},"model":{"depth_n":3}})";
-  EXPECT_LT(SummarizeCells({o}, 5)[0].paper_test_error, 0);
+  EXPECT_LT(SummarizeCells({o})[0].paper_test_error, 0);
 }
 
 TEST(ResultsFormat, EveryFormatCarriesTheNumbers) {
@@ -107,10 +106,7 @@ TEST(ResultsFormat, ComparisonColumnsComeFromTheAnalysisLibrary) {
     o.run.state = RunState::kSucceeded;
     o.run.seed = seed;
     o.run.config_json = R"({"dataset":{"kind":"fashion-mnist"}})";
-    EpochRecord e;
-    e.epoch = 1;
-    e.test_error = error;
-    o.epochs = {e};
+    o.run.final_test_error = o.run.last_k_test_error = error;
     return o;
   };
   std::vector<RunOutcome> outcomes;
@@ -123,7 +119,7 @@ TEST(ResultsFormat, ComparisonColumnsComeFromTheAnalysisLibrary) {
   outcomes.push_back(outcome("d", 0, 0.08));
   ResultsView view;
   view.last_k = 1;
-  view.cells = SummarizeCells(outcomes, 1);
+  view.cells = SummarizeCells(outcomes);
   v1::GetResultsResponse r;
   ToProto(view, &r);
   ASSERT_EQ(r.cells_size(), 4);

@@ -1,0 +1,133 @@
+// A Store that forwards every call to another one; tests override the calls they
+// want to fail or observe.
+#pragma once
+
+#include "coordinator/store.h"
+
+namespace resweep {
+
+class ForwardingStore : public Store {
+ public:
+  explicit ForwardingStore(Store* inner) : inner_(inner) {}
+
+  Status UpdateRun(const RunRecord& run) override { return inner_->UpdateRun(run); }
+  Status RunInTransaction(const std::function<Status()>& body) override {
+    return inner_->RunInTransaction(body);
+  }
+  Status RunInReadTransaction(const std::function<Status()>& body) override {
+    return inner_->RunInReadTransaction(body);
+  }
+  Status InsertSweep(const SweepRecord& s) override { return inner_->InsertSweep(s); }
+  StatusOr<std::optional<SweepRecord>> GetSweep(const std::string& id) override {
+    return inner_->GetSweep(id);
+  }
+  StatusOr<std::vector<SweepRecord>> ListSweeps() override { return inner_->ListSweeps(); }
+  Status SetSweepCancelled(const std::string& id, bool c) override {
+    return inner_->SetSweepCancelled(id, c);
+  }
+  Status SetSweepArchived(const std::string& id, bool a) override {
+    return inner_->SetSweepArchived(id, a);
+  }
+  StatusOr<RunCountsRecord> CountRuns(const std::string& id) override {
+    return inner_->CountRuns(id);
+  }
+  StatusOr<SweepProgressRecord> SweepProgress(const std::string& id) override {
+    return inner_->SweepProgress(id);
+  }
+  StatusOr<bool> InsertRunIfAbsent(const RunRecord& r) override {
+    return inner_->InsertRunIfAbsent(r);
+  }
+  Status LinkRun(const SweepRunRecord& l) override { return inner_->LinkRun(l); }
+  StatusOr<std::optional<RunRecord>> GetRun(const std::string& id) override {
+    return inner_->GetRun(id);
+  }
+  StatusOr<std::optional<RunRecord>> NextQueuedRun() override { return inner_->NextQueuedRun(); }
+  Status SetLeaseSlot(const std::string& id, int slot) override {
+    return inner_->SetLeaseSlot(id, slot);
+  }
+  StatusOr<std::optional<std::string>> LeaseOfSlot(const std::string& worker, int slot) override {
+    return inner_->LeaseOfSlot(worker, slot);
+  }
+  StatusOr<int> CountLeasesOf(const std::string& worker) override {
+    return inner_->CountLeasesOf(worker);
+  }
+  StatusOr<int64_t> NextQueuePosition() override { return inner_->NextQueuePosition(); }
+  StatusOr<int64_t> CountActiveRuns() override { return inner_->CountActiveRuns(); }
+  StatusOr<std::vector<std::pair<SweepRunRecord, RunRecord>>> ListSweepRuns(
+      const std::string& id, std::optional<RunState> state) override {
+    return inner_->ListSweepRuns(id, state);
+  }
+  StatusOr<std::vector<std::pair<SweepRunRecord, RunRecord>>> ListSweepOutcomes(
+      const std::string& id) override {
+    return inner_->ListSweepOutcomes(id);
+  }
+  StatusOr<std::vector<double>> LastKTestErrors(const std::vector<std::string>& ids,
+                                                int k) override {
+    return inner_->LastKTestErrors(ids, k);
+  }
+  StatusOr<std::vector<std::string>> RunIdsWithPrefix(const std::string& p, int limit) override {
+    return inner_->RunIdsWithPrefix(p, limit);
+  }
+  StatusOr<std::vector<SweepRunRecord>> LinksOfRun(const std::string& id) override {
+    return inner_->LinksOfRun(id);
+  }
+  StatusOr<std::vector<std::pair<std::string, std::string>>> ListLeaseHolders() override {
+    return inner_->ListLeaseHolders();
+  }
+  StatusOr<std::optional<SweepRunRecord>> FirstLinkOfRun(const std::string& id) override {
+    return inner_->FirstLinkOfRun(id);
+  }
+  StatusOr<int> CountOtherActiveSweeps(const std::string& id, const std::string& except) override {
+    return inner_->CountOtherActiveSweeps(id, except);
+  }
+  Status InsertAttempt(const AttemptRecord& a) override { return inner_->InsertAttempt(a); }
+  Status UpdateAttempt(const std::string& id, int attempt, const std::string& state,
+                       int64_t ended_ms, const std::string& reason) override {
+    return inner_->UpdateAttempt(id, attempt, state, ended_ms, reason);
+  }
+  Status SetAttemptLogTail(const std::string& id, int attempt, const std::string& tail) override {
+    return inner_->SetAttemptLogTail(id, attempt, tail);
+  }
+  StatusOr<std::vector<AttemptRecord>> ListAttempts(const std::string& id) override {
+    return inner_->ListAttempts(id);
+  }
+  Status PutEpoch(const EpochRecord& e, const std::string& w) override {
+    return inner_->PutEpoch(e, w);
+  }
+  Status DeleteEpochsAfter(const std::string& id, int epoch) override {
+    return inner_->DeleteEpochsAfter(id, epoch);
+  }
+  StatusOr<std::vector<EpochRecord>> ListEpochs(const std::string& id) override {
+    return inner_->ListEpochs(id);
+  }
+  StatusOr<std::vector<EpochRecord>> ListSweepEpochs(const std::string& id) override {
+    return inner_->ListSweepEpochs(id);
+  }
+  Status UpsertWorker(const WorkerRecord& w) override { return inner_->UpsertWorker(w); }
+  StatusOr<std::optional<WorkerRecord>> GetWorker(const std::string& id) override {
+    return inner_->GetWorker(id);
+  }
+  Status TouchWorker(const std::string& id, int64_t now) override {
+    return inner_->TouchWorker(id, now);
+  }
+  StatusOr<std::vector<WorkerRecord>> ListWorkers() override { return inner_->ListWorkers(); }
+  Status DeleteWorker(const std::string& id) override { return inner_->DeleteWorker(id); }
+  StatusOr<std::optional<RunRecord>> NextQueuedRunWithoutHostFaultBy(
+      const std::string& worker) override {
+    return inner_->NextQueuedRunWithoutHostFaultBy(worker);
+  }
+  StatusOr<WorkerHealthRecord> GetWorkerHealth(const std::string& id) override {
+    return inner_->GetWorkerHealth(id);
+  }
+  Status PutWorkerHealth(const WorkerHealthRecord& h) override {
+    return inner_->PutWorkerHealth(h);
+  }
+  StatusOr<std::vector<WorkerHealthRecord>> ListWorkerHealth() override {
+    return inner_->ListWorkerHealth();
+  }
+
+ protected:
+  Store* const inner_;
+};
+
+}  // namespace resweep
