@@ -120,9 +120,13 @@ struct Comparison {
   std::vector<CellVerdict> cells;  // in the input's order
 };
 
-// Cells without values take part in nothing (no best, no test).
+class StatisticsCache;
+
+// Cells without values take part in nothing (no best, no test). With a cache, the
+// per-cell statistics come from it when the same values were asked about before
+// (the output is the same either way).
 Comparison CompareWithBest(const std::vector<std::vector<double>>& cells,
                            double alpha = kDefaultAlpha, uint64_t seed = kBootstrapSeed,
-                           int resamples = kBootstrapResamples);
+                           int resamples = kBootstrapResamples, StatisticsCache* cache = nullptr);
 
 }  // namespace resweep::analysis

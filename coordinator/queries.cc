@@ -59,8 +59,9 @@ double EstimateSecondsLeft(const SweepProgressRecord& progress, const RunCountsR
   return static_cast<double>(progress.epochs_left) * progress.mean_epoch_seconds / parallel;
 }
 
-Queries::Queries(Store* store, const Clock* clock, int64_t lease_ms)
-    : store_(store), clock_(clock), lease_ms_(lease_ms) {}
+Queries::Queries(Store* store, const Clock* clock, int64_t lease_ms,
+                 analysis::StatisticsCache* stats)
+    : store_(store), clock_(clock), lease_ms_(lease_ms), stats_(stats) {}
 
 StatusOr<SweepRecord> Queries::ResolveSweep(const std::string& sweep) {
   if (sweep.empty()) return InvalidArgumentError("no sweep given");
@@ -194,7 +195,7 @@ StatusOr<ResultsView> Queries::Results(const std::string& sweep, int last_k) {
     }
   }
   out.sweep = std::move(view);
-  out.cells = SummarizeCells(outcomes);
+  out.cells = SummarizeCells(outcomes, stats_);
   return out;
 }
 

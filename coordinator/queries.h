@@ -89,9 +89,11 @@ double EstimateSecondsLeft(const SweepProgressRecord& progress, const RunCountsR
 
 class Queries {
  public:
-  // `store` and `clock` must outlive this object. `lease_ms` sets when a worker counts
-  // as silent (no contact within a lease) and gone (within ten).
-  Queries(Store* store, const Clock* clock, int64_t lease_ms);
+  // `store`, `clock` and `stats` must outlive this object. `lease_ms` sets when a
+  // worker counts as silent (no contact within a lease) and gone (within ten). With
+  // `stats`, results reuse statistics computed before for the same values.
+  Queries(Store* store, const Clock* clock, int64_t lease_ms,
+          analysis::StatisticsCache* stats = nullptr);
 
   // `sweep` is an id, a name (the newest live sweep of that name, else the newest
   // archived one), or a unique id prefix, in that order of precedence. An ambiguous
@@ -117,6 +119,7 @@ class Queries {
   Store* const store_;
   const Clock* const clock_;
   const int64_t lease_ms_;
+  analysis::StatisticsCache* const stats_;
 };
 
 }  // namespace resweep

@@ -20,7 +20,8 @@ double LastKMeanTestError(const std::vector<EpochRecord>& epochs, int last_k) {
   return n ? sum / n : -1.0;
 }
 
-std::vector<CellSummary> SummarizeCells(const std::vector<RunOutcome>& outcomes) {
+std::vector<CellSummary> SummarizeCells(const std::vector<RunOutcome>& outcomes,
+                                        analysis::StatisticsCache* cache) {
   std::vector<CellSummary> cells;
   std::map<std::string, size_t> index;
   std::map<std::string, std::vector<double>> finals, lastks, params;
@@ -60,10 +61,15 @@ std::vector<CellSummary> SummarizeCells(const std::vector<RunOutcome>& outcomes)
   }
   std::vector<std::vector<double>> headline;
   for (const auto& c : cells) headline.push_back(lastks[c.cell_key]);
-  analysis::Comparison comparison = analysis::CompareWithBest(headline);
+  analysis::Comparison comparison =
+      analysis::CompareWithBest(headline, analysis::kDefaultAlpha, analysis::kBootstrapSeed,
+                                analysis::kBootstrapResamples, cache);
   for (size_t i = 0; i < cells.size(); ++i) {
     CellSummary& c = cells[i];
-    c.final_test_error = analysis::Describe(finals[c.cell_key]);
+    const auto& final_values = finals[c.cell_key];
+    c.final_test_error = cache ? cache->Describe(final_values, analysis::kBootstrapSeed,
+                                                 analysis::kBootstrapResamples)
+                               : analysis::Describe(final_values);
     c.comparison = std::move(comparison.cells[i]);
     c.last_k_test_error = c.comparison.description;
     const auto& p = params[c.cell_key];

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "analysis/statistics.h"
+#include "analysis/statistics_cache.h"
 #include "coordinator/store.h"
 
 namespace resweep {
@@ -45,6 +46,8 @@ double LastKMeanTestError(const std::vector<EpochRecord>& epochs, int last_k);
 // One summary per cell, in order of each cell's first run, each compared with the best
 // cell (analysis::CompareWithBest at alpha 0.05). Published figures are attached only to
 // CIFAR-10 cells whose block/shortcut match the publication.
-std::vector<CellSummary> SummarizeCells(const std::vector<RunOutcome>& outcomes);
+// With a cache, statistics asked about before cost a lookup (same output).
+std::vector<CellSummary> SummarizeCells(const std::vector<RunOutcome>& outcomes,
+                                        analysis::StatisticsCache* cache = nullptr);
 
 }  // namespace resweep

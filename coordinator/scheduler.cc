@@ -76,7 +76,7 @@ Scheduler::Scheduler(Store* store, const Clock* clock, SchedulerOptions options,
       options_(std::move(options)),
       checkpoints_(checkpoints),
       reads_(reads),
-      queries_(store, clock, options_.lease_ms),
+      queries_(store, clock, options_.lease_ms, &stats_cache_),
       started_mono_ms_(clock->MonotonicMs()) {}
 
 // ------------------------------------------------------------------- users

@@ -398,6 +398,8 @@ class Scheduler {
   const SchedulerOptions options_;
   CheckpointStore* const checkpoints_;
   ReadPool* const reads_;
+  // Statistics of results asked for before (thread-safe itself).
+  analysis::StatisticsCache stats_cache_;
 
   Mutex mutex_;  // serialises all store access and state changes
   Queries queries_ RESWEEP_GUARDED_BY(mutex_);

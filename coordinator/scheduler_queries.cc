@@ -25,7 +25,7 @@ StatusOr<T> Scheduler::Read(const std::function<StatusOr<T>(Queries&)>& query) {
     return query(queries_);
   }
   RESWEEP_ASSIGN_OR_RETURN(ReadPool::Handle connection, reads_->Acquire());
-  Queries queries(connection.store(), clock_, options_.lease_ms);
+  Queries queries(connection.store(), clock_, options_.lease_ms, &stats_cache_);
   std::optional<StatusOr<T>> result;
   RESWEEP_RETURN_IF_ERROR(connection.store()->RunInReadTransaction([&]() -> Status {
     result.emplace(query(queries));

@@ -2,6 +2,9 @@
 
 #include <sqlite3.h>
 
+#include <map>
+#include <memory>
+
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
@@ -179,13 +182,71 @@ Status SqliteError(sqlite3* db, int rc, const std::string& what) {
   return InternalError("database: " + message);
 }
 
+// Prepared statements of one connection, kept for reuse by their SQL text: preparing
+// costs about as much as running a small statement. An entry serves one Statement at
+// a time; a second use of the same SQL while the first is alive prepares its own.
+class StatementCache {
+ public:
+  explicit StatementCache(sqlite3* db) : db_(db) {}
+  ~StatementCache() {
+    for (auto& [sql, entry] : entries_) sqlite3_finalize(entry.stmt);
+  }
+  StatementCache(const StatementCache&) = delete;
+  StatementCache& operator=(const StatementCache&) = delete;
+
+  sqlite3* db() const { return db_; }
+  // A ready statement for `sql` and whether it is the cache's (then Give it back),
+  // or nullptr with the error code in *rc.
+  sqlite3_stmt* Take(const std::string& sql, bool* cached, int* rc) {
+    auto it = entries_.find(sql);
+    if (it != entries_.end() && !it->second.in_use) {
+      it->second.in_use = true;
+      *cached = true;
+      *rc = SQLITE_OK;
+      return it->second.stmt;
+    }
+    sqlite3_stmt* stmt = nullptr;
+    *rc = sqlite3_prepare_v3(db_, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
+    if (*rc != SQLITE_OK) {
+      sqlite3_finalize(stmt);
+      return nullptr;
+    }
+    *cached = it == entries_.end();
+    if (*cached) entries_.emplace(sql, Entry{stmt, true});
+    return stmt;
+  }
+  void Give(const std::string& sql) { entries_[sql].in_use = false; }
+
+ private:
+  struct Entry {
+    sqlite3_stmt* stmt = nullptr;
+    bool in_use = false;
+  };
+  sqlite3* const db_;
+  std::map<std::string, Entry> entries_;
+};
+
 // A prepared statement with positional binding (1-based, in call order).
 class Statement {
  public:
+  // Prepared afresh and finalized at the end (migrations, pragmas).
   Statement(sqlite3* db, const char* sql) : db_(db) {
     rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
   }
-  ~Statement() { sqlite3_finalize(stmt_); }
+  // From the connection's cache; reset and handed back at the end.
+  Statement(StatementCache* cache, std::string sql)
+      : db_(cache->db()), cache_(cache), sql_(std::move(sql)) {
+    stmt_ = cache->Take(sql_, &cached_, &rc_);
+  }
+  ~Statement() {
+    if (cached_) {
+      sqlite3_reset(stmt_);
+      sqlite3_clear_bindings(stmt_);
+      cache_->Give(sql_);
+    } else {
+      sqlite3_finalize(stmt_);
+    }
+  }
   Statement(const Statement&) = delete;
   Statement& operator=(const Statement&) = delete;
 
@@ -241,6 +302,9 @@ class Statement {
 
  private:
   sqlite3* db_;
+  StatementCache* cache_ = nullptr;
+  std::string sql_;
+  bool cached_ = false;
   sqlite3_stmt* stmt_ = nullptr;
   int rc_ = SQLITE_OK;
   int index_ = 0;
@@ -314,8 +378,11 @@ SweepRecord ReadSweep(const Statement& s) {
 
 class SqliteStore : public Store {
  public:
-  explicit SqliteStore(sqlite3* db) : db_(db) {}
-  ~SqliteStore() override { sqlite3_close_v2(db_); }
+  explicit SqliteStore(sqlite3* db) : db_(db), cache_(std::make_unique<StatementCache>(db)) {}
+  ~SqliteStore() override {
+    cache_.reset();  // finalizes the statements before the connection closes
+    sqlite3_close_v2(db_);
+  }
 
   Status Exec(const char* sql) {
     char* err = nullptr;
@@ -354,7 +421,7 @@ class SqliteStore : public Store {
   Status BackfillSummaries() {
     std::vector<std::string> ids;
     {
-      Statement s(db_, "SELECT run_id FROM runs");
+      Statement s(cache_.get(), "SELECT run_id FROM runs");
       Status st;
       while (s.Step(&st)) ids.push_back(s.Text(0));
       RESWEEP_RETURN_IF_ERROR(st);
@@ -365,7 +432,7 @@ class SqliteStore : public Store {
   }
 
   Status RecomputeSummary(const std::string& run_id) {
-    Statement s(db_, kRecomputeSummarySql);
+    Statement s(cache_.get(), kRecomputeSummarySql);
     s.Bind(run_id);
     return s.Run();
   }
@@ -431,7 +498,7 @@ class SqliteStore : public Store {
   }
 
   Status InsertSweep(const SweepRecord& w) override {
-    Statement s(db_,
+    Statement s(cache_.get(),
                 "INSERT INTO sweeps (sweep_id, name, spec_yaml, source_name, created_ms, "
                 "cancelled, last_k, grid_axes) VALUES (?,?,?,?,?,?,?,?)");
     s.Bind(w.sweep_id).Bind(w.name).Bind(w.spec_yaml).Bind(w.source_name).Bind(w.created_ms);
@@ -440,7 +507,7 @@ class SqliteStore : public Store {
   }
 
   StatusOr<std::optional<SweepRecord>> GetSweep(const std::string& sweep_id) override {
-    Statement s(db_,
+    Statement s(cache_.get(),
                 "SELECT sweep_id, name, spec_yaml, source_name, created_ms, cancelled, last_k, "
                 "grid_axes, archived FROM sweeps WHERE sweep_id = ?");
     s.Bind(sweep_id);
@@ -451,7 +518,7 @@ class SqliteStore : public Store {
   }
 
   StatusOr<std::vector<SweepRecord>> ListSweeps() override {
-    Statement s(db_,
+    Statement s(cache_.get(),
                 "SELECT sweep_id, name, spec_yaml, source_name, created_ms, cancelled, last_k, "
                 "grid_axes, archived FROM sweeps ORDER BY created_ms, rowid");
     std::vector<SweepRecord> out;
@@ -462,19 +529,19 @@ class SqliteStore : public Store {
   }
 
   Status SetSweepCancelled(const std::string& sweep_id, bool cancelled) override {
-    Statement s(db_, "UPDATE sweeps SET cancelled = ? WHERE sweep_id = ?");
+    Statement s(cache_.get(), "UPDATE sweeps SET cancelled = ? WHERE sweep_id = ?");
     s.Bind(cancelled ? 1 : 0).Bind(sweep_id);
     return s.Run();
   }
 
   Status SetSweepArchived(const std::string& sweep_id, bool archived) override {
-    Statement s(db_, "UPDATE sweeps SET archived = ? WHERE sweep_id = ?");
+    Statement s(cache_.get(), "UPDATE sweeps SET archived = ? WHERE sweep_id = ?");
     s.Bind(archived ? 1 : 0).Bind(sweep_id);
     return s.Run();
   }
 
   StatusOr<SweepProgressRecord> SweepProgress(const std::string& sweep_id) override {
-    Statement s(db_,
+    Statement s(cache_.get(),
                 "SELECT COALESCE(SUM(r.epoch), 0), COALESCE(SUM(r.epochs_total), 0), "
                 "COALESCE(AVG(e.seconds), 0), COALESCE(SUM(CASE WHEN r.state IN ('queued', "
                 "'leased', 'running') THEN r.epochs_total - r.epoch ELSE 0 END), 0) "
@@ -495,7 +562,7 @@ class SqliteStore : public Store {
   }
 
   StatusOr<RunCountsRecord> CountRuns(const std::string& sweep_id) override {
-    Statement s(db_,
+    Statement s(cache_.get(),
                 "SELECT r.state, COUNT(*) FROM sweep_runs l JOIN runs r ON r.run_id = l.run_id "
                 "WHERE l.sweep_id = ? GROUP BY r.state");
     s.Bind(sweep_id);
@@ -529,7 +596,7 @@ class SqliteStore : public Store {
   }
 
   StatusOr<bool> InsertRunIfAbsent(const RunRecord& r) override {
-    Statement s(db_, (std::string("INSERT OR IGNORE INTO runs (") + kRunColumns +
+    Statement s(cache_.get(), (std::string("INSERT OR IGNORE INTO runs (") + kRunColumns +
                       ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
                          .c_str());
     BindRun(s, r);
@@ -538,7 +605,7 @@ class SqliteStore : public Store {
   }
 
   Status LinkRun(const SweepRunRecord& l) override {
-    Statement s(db_,
+    Statement s(cache_.get(),
                 "INSERT OR IGNORE INTO sweep_runs (sweep_id, run_id, cell_key, cell_label, "
                 "cell_params_json) VALUES (?,?,?,?,?)");
     s.Bind(l.sweep_id).Bind(l.run_id).Bind(l.cell_key).Bind(l.cell_label).Bind(l.cell_params_json);
@@ -546,7 +613,7 @@ class SqliteStore : public Store {
   }
 
   StatusOr<std::optional<RunRecord>> GetRun(const std::string& run_id) override {
-    Statement s(db_,
+    Statement s(cache_.get(),
                 (std::string("SELECT ") + kRunColumns + " FROM runs WHERE run_id = ?").c_str());
     s.Bind(run_id);
     Status st;
@@ -560,7 +627,7 @@ class SqliteStore : public Store {
       return InvalidArgumentError("run " + r.run_id +
                                   ": UpdateRun of a record not read from the store");
     }
-    Statement s(db_,
+    Statement s(cache_.get(),
                 "UPDATE runs SET config_json=?, seed=?, state=?, attempt=?, failures=?, "
                 "max_attempts=?, worker_id=?, lease_expires_ms=?, epoch=?, epochs_total=?, "
                 "last_test_error=?, checkpoint_epoch=?, param_count=?, error=?, "
@@ -593,7 +660,7 @@ class SqliteStore : public Store {
   }
 
   StatusOr<std::optional<RunRecord>> NextQueuedRun() override {
-    Statement s(db_, (std::string("SELECT ") + kRunColumns +
+    Statement s(cache_.get(), (std::string("SELECT ") + kRunColumns +
                       " FROM runs WHERE state = 'queued' ORDER BY queue_position LIMIT 1")
                          .c_str());
     Status st;
@@ -606,7 +673,7 @@ class SqliteStore : public Store {
       const std::string& worker_id) override {
     // Walks the queue in order and looks each run's attempts up by primary key: the
     // first candidate usually qualifies.
-    Statement s(db_, (std::string("SELECT ") + kRunColumns +
+    Statement s(cache_.get(), (std::string("SELECT ") + kRunColumns +
                       " FROM runs WHERE state = 'queued' AND NOT EXISTS (SELECT 1 FROM attempts a "
                       "WHERE a.run_id = runs.run_id AND a.worker_id = ? AND a.state = "
                       "'host_fault') ORDER BY queue_position LIMIT 1")
@@ -619,7 +686,7 @@ class SqliteStore : public Store {
   }
 
   Status SetLeaseSlot(const std::string& run_id, int slot) override {
-    Statement s(db_, "UPDATE runs SET lease_slot = ? WHERE run_id = ?");
+    Statement s(cache_.get(), "UPDATE runs SET lease_slot = ? WHERE run_id = ?");
     s.Bind(slot).Bind(run_id);
     RESWEEP_RETURN_IF_ERROR(s.Run());
     if (sqlite3_changes(db_) != 1) return NotFoundError("run " + run_id + " not found");
@@ -628,7 +695,7 @@ class SqliteStore : public Store {
 
   StatusOr<std::optional<std::string>> LeaseOfSlot(const std::string& worker_id,
                                                    int slot) override {
-    Statement s(db_,
+    Statement s(cache_.get(),
                 "SELECT run_id FROM runs WHERE worker_id = ? AND lease_slot = ? AND "
                 "state IN ('leased', 'running') ORDER BY updated_ms DESC, run_id LIMIT 1");
     s.Bind(worker_id).Bind(slot);
@@ -639,7 +706,7 @@ class SqliteStore : public Store {
   }
 
   StatusOr<int> CountLeasesOf(const std::string& worker_id) override {
-    Statement s(db_,
+    Statement s(cache_.get(),
                 "SELECT COUNT(*) FROM runs WHERE worker_id = ? AND state IN ('leased', 'running')");
     s.Bind(worker_id);
     Status st;
@@ -649,7 +716,7 @@ class SqliteStore : public Store {
   }
 
   StatusOr<int64_t> NextQueuePosition() override {
-    Statement s(db_, "SELECT COALESCE(MAX(queue_position), 0) + 1 FROM runs");
+    Statement s(cache_.get(), "SELECT COALESCE(MAX(queue_position), 0) + 1 FROM runs");
     Status st;
     if (s.Step(&st)) return s.Int(0);
     if (!st.ok()) return st;
@@ -657,7 +724,7 @@ class SqliteStore : public Store {
   }
 
   StatusOr<int64_t> CountActiveRuns() override {
-    Statement s(db_, "SELECT COUNT(*) FROM runs WHERE state IN ('queued', 'leased', 'running')");
+    Statement s(cache_.get(), "SELECT COUNT(*) FROM runs WHERE state IN ('queued', 'leased', 'running')");
     Status st;
     if (s.Step(&st)) return s.Int(0);
     if (!st.ok()) return st;
@@ -679,7 +746,7 @@ class SqliteStore : public Store {
     sql += " FROM sweep_runs l JOIN runs r ON r.run_id = l.run_id WHERE l.sweep_id = ?";
     if (state) sql += " AND r.state = ?";
     sql += " ORDER BY l.rowid";  // the sweep file's grid order (cells, then seeds)
-    Statement s(db_, sql.c_str());
+    Statement s(cache_.get(), sql.c_str());
     s.Bind(sweep_id);
     if (state) s.Bind(RunStateName(*state));
     std::vector<std::pair<SweepRunRecord, RunRecord>> out;
@@ -696,7 +763,7 @@ class SqliteStore : public Store {
 
   StatusOr<std::vector<std::pair<SweepRunRecord, RunRecord>>> ListSweepOutcomes(
       const std::string& sweep_id) override {
-    Statement s(db_,
+    Statement s(cache_.get(),
                 "SELECT l.run_id, l.cell_key, l.cell_label, l.cell_params_json, r.state, "
                 "r.param_count, r.summary_k, r.final_test_error, r.last_k_test_error "
                 "FROM sweep_runs l JOIN runs r ON r.run_id = l.run_id WHERE l.sweep_id = ? "
@@ -721,7 +788,7 @@ class SqliteStore : public Store {
 
   StatusOr<std::vector<double>> LastKTestErrors(const std::vector<std::string>& run_ids,
                                                 int k) override {
-    Statement s(db_,
+    Statement s(cache_.get(),
                 "SELECT test_error FROM epochs WHERE run_id = ? AND test_error >= 0 "
                 "ORDER BY epoch DESC LIMIT ?");
     std::vector<double> out;
@@ -746,7 +813,7 @@ class SqliteStore : public Store {
                                                       int limit) override {
     // A range scan on the primary key (GLOB/LIKE would interpret '*', '%' in the prefix).
     // Run ids are lowercase hex, so prefix + "~" bounds the range from above.
-    Statement s(db_,
+    Statement s(cache_.get(),
                 "SELECT run_id FROM runs WHERE run_id >= ? AND run_id < ? AND "
                 "substr(run_id, 1, ?) = ? ORDER BY run_id LIMIT ?");
     s.Bind(prefix).Bind(prefix + "~").Bind(static_cast<int64_t>(prefix.size())).Bind(prefix);
@@ -759,7 +826,7 @@ class SqliteStore : public Store {
   }
 
   StatusOr<std::vector<SweepRunRecord>> LinksOfRun(const std::string& run_id) override {
-    Statement s(db_,
+    Statement s(cache_.get(),
                 "SELECT l.sweep_id, l.run_id, l.cell_key, l.cell_label, l.cell_params_json "
                 "FROM sweep_runs l JOIN sweeps w ON w.sweep_id = l.sweep_id "
                 "WHERE l.run_id = ? ORDER BY w.created_ms, w.sweep_id");
@@ -772,7 +839,7 @@ class SqliteStore : public Store {
   }
 
   StatusOr<std::vector<std::pair<std::string, std::string>>> ListLeaseHolders() override {
-    Statement s(db_,
+    Statement s(cache_.get(),
                 "SELECT run_id, worker_id FROM runs WHERE worker_id != '' AND "
                 "state IN ('leased', 'running') ORDER BY worker_id, run_id");
     std::vector<std::pair<std::string, std::string>> out;
@@ -783,7 +850,7 @@ class SqliteStore : public Store {
   }
 
   StatusOr<std::optional<SweepRunRecord>> FirstLinkOfRun(const std::string& run_id) override {
-    Statement s(db_,
+    Statement s(cache_.get(),
                 "SELECT l.sweep_id, l.run_id, l.cell_key, l.cell_label, l.cell_params_json "
                 "FROM sweep_runs l JOIN sweeps w ON w.sweep_id = l.sweep_id "
                 "WHERE l.run_id = ? ORDER BY w.created_ms LIMIT 1");
@@ -799,7 +866,7 @@ class SqliteStore : public Store {
 
   StatusOr<int> CountOtherActiveSweeps(const std::string& run_id,
                                        const std::string& except_sweep_id) override {
-    Statement s(db_,
+    Statement s(cache_.get(),
                 "SELECT COUNT(*) FROM sweep_runs l JOIN sweeps w ON w.sweep_id = l.sweep_id "
                 "WHERE l.run_id = ? AND l.sweep_id != ? AND w.cancelled = 0");
     s.Bind(run_id).Bind(except_sweep_id);
@@ -810,7 +877,7 @@ class SqliteStore : public Store {
   }
 
   Status InsertAttempt(const AttemptRecord& a) override {
-    Statement s(db_,
+    Statement s(cache_.get(),
                 "INSERT INTO attempts (run_id, attempt, worker_id, state, started_ms, ended_ms, "
                 "reason) VALUES (?,?,?,?,?,?,?)");
     s.Bind(a.run_id).Bind(a.attempt).Bind(a.worker_id).Bind(a.state).Bind(a.started_ms);
@@ -820,7 +887,7 @@ class SqliteStore : public Store {
 
   Status UpdateAttempt(const std::string& run_id, int attempt, const std::string& state,
                        int64_t ended_ms, const std::string& reason) override {
-    Statement s(db_,
+    Statement s(cache_.get(),
                 "UPDATE attempts SET state = ?, ended_ms = ?, reason = ? "
                 "WHERE run_id = ? AND attempt = ?");
     s.Bind(state).Bind(ended_ms).Bind(reason).Bind(run_id).Bind(attempt);
@@ -832,7 +899,7 @@ class SqliteStore : public Store {
   }
 
   StatusOr<std::vector<AttemptRecord>> ListAttempts(const std::string& run_id) override {
-    Statement s(db_,
+    Statement s(cache_.get(),
                 "SELECT run_id, attempt, worker_id, state, started_ms, ended_ms, reason, log_tail "
                 "FROM attempts WHERE run_id = ? ORDER BY attempt");
     s.Bind(run_id);
@@ -848,14 +915,14 @@ class SqliteStore : public Store {
 
   Status SetAttemptLogTail(const std::string& run_id, int attempt,
                            const std::string& log_tail) override {
-    Statement s(db_, "UPDATE attempts SET log_tail = ? WHERE run_id = ? AND attempt = ?");
+    Statement s(cache_.get(), "UPDATE attempts SET log_tail = ? WHERE run_id = ? AND attempt = ?");
     s.Bind(log_tail).Bind(run_id).Bind(attempt);
     return s.Run();
   }
 
   Status PutEpoch(const EpochRecord& e, const std::string& worker_id) override {
     return RunInTransaction([&]() -> Status {
-      Statement s(db_,
+      Statement s(cache_.get(),
                   "INSERT OR REPLACE INTO epochs (run_id, epoch, attempt, train_loss, train_error, "
                   "test_error, test_loss, lr, seconds, images_per_sec) "
                   "SELECT ?,?,?,?,?,?,?,?,?,? WHERE EXISTS (SELECT 1 FROM runs WHERE run_id = ? "
@@ -873,7 +940,7 @@ class SqliteStore : public Store {
 
   Status DeleteEpochsAfter(const std::string& run_id, int epoch) override {
     return RunInTransaction([&]() -> Status {
-      Statement s(db_, "DELETE FROM epochs WHERE run_id = ? AND epoch > ?");
+      Statement s(cache_.get(), "DELETE FROM epochs WHERE run_id = ? AND epoch > ?");
       s.Bind(run_id).Bind(epoch);
       RESWEEP_RETURN_IF_ERROR(s.Run());
       return RecomputeSummary(run_id);
@@ -881,7 +948,7 @@ class SqliteStore : public Store {
   }
 
   StatusOr<std::vector<EpochRecord>> ListEpochs(const std::string& run_id) override {
-    Statement s(db_,
+    Statement s(cache_.get(),
                 "SELECT run_id, epoch, attempt, train_loss, train_error, test_error, test_loss, "
                 "lr, seconds, images_per_sec FROM epochs WHERE run_id = ? ORDER BY epoch");
     s.Bind(run_id);
@@ -889,7 +956,7 @@ class SqliteStore : public Store {
   }
 
   StatusOr<std::vector<EpochRecord>> ListSweepEpochs(const std::string& sweep_id) override {
-    Statement s(db_,
+    Statement s(cache_.get(),
                 "SELECT e.run_id, e.epoch, e.attempt, e.train_loss, e.train_error, e.test_error, "
                 "e.test_loss, e.lr, e.seconds, e.images_per_sec FROM epochs e "
                 "JOIN sweep_runs l ON l.run_id = e.run_id WHERE l.sweep_id = ? "
@@ -921,7 +988,7 @@ class SqliteStore : public Store {
   }
 
   Status UpsertWorker(const WorkerRecord& w) override {
-    Statement s(db_,
+    Statement s(cache_.get(),
                 "INSERT OR REPLACE INTO workers (worker_id, name, host, devices, registered_ms, "
                 "last_seen_ms, identity_digest) VALUES (?,?,?,?,?,?,?)");
     s.Bind(w.worker_id).Bind(w.name).Bind(w.host).Bind(w.devices).Bind(w.registered_ms);
@@ -930,7 +997,7 @@ class SqliteStore : public Store {
   }
 
   Status DeleteWorker(const std::string& worker_id) override {
-    Statement s(db_, "DELETE FROM workers WHERE worker_id = ?");
+    Statement s(cache_.get(), "DELETE FROM workers WHERE worker_id = ?");
     s.Bind(worker_id);
     return s.Run();
   }
@@ -952,7 +1019,7 @@ class SqliteStore : public Store {
   }
 
   Status TouchWorker(const std::string& worker_id, int64_t now_ms) override {
-    Statement s(db_, "UPDATE workers SET last_seen_ms = ? WHERE worker_id = ?");
+    Statement s(cache_.get(), "UPDATE workers SET last_seen_ms = ? WHERE worker_id = ?");
     s.Bind(now_ms).Bind(worker_id);
     return s.Run();
   }
@@ -974,7 +1041,7 @@ class SqliteStore : public Store {
   }
 
   StatusOr<WorkerHealthRecord> GetWorkerHealth(const std::string& worker_id) override {
-    Statement s(db_,
+    Statement s(cache_.get(),
                 "SELECT consecutive_host_faults, quarantine_level, quarantined_until_ms, "
                 "last_fault FROM worker_health WHERE worker_id = ?");
     s.Bind(worker_id);
@@ -992,7 +1059,7 @@ class SqliteStore : public Store {
   }
 
   Status PutWorkerHealth(const WorkerHealthRecord& h) override {
-    Statement s(db_,
+    Statement s(cache_.get(),
                 "INSERT OR REPLACE INTO worker_health (worker_id, consecutive_host_faults, "
                 "quarantine_level, quarantined_until_ms, last_fault) VALUES (?,?,?,?,?)");
     s.Bind(h.worker_id).Bind(h.consecutive_host_faults).Bind(h.quarantine_level);
@@ -1001,7 +1068,7 @@ class SqliteStore : public Store {
   }
 
   StatusOr<std::vector<WorkerHealthRecord>> ListWorkerHealth() override {
-    Statement s(db_,
+    Statement s(cache_.get(),
                 "SELECT worker_id, consecutive_host_faults, quarantine_level, "
                 "quarantined_until_ms, last_fault FROM worker_health ORDER BY worker_id");
     std::vector<WorkerHealthRecord> out;
@@ -1025,6 +1092,7 @@ class SqliteStore : public Store {
   }
 
   sqlite3* db_;
+  std::unique_ptr<StatementCache> cache_;
   bool in_transaction_ = false;
 };
 

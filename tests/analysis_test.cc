@@ -2,6 +2,7 @@
 // otherwise, reference values come from SciPy 1.10.1 / NumPy 1.24 (Debian 12's
 // python3-scipy); the calls are given next to each value.
 #include "analysis/statistics.h"
+#include "analysis/statistics_cache.h"
 
 #include <gtest/gtest.h>
 
@@ -153,6 +154,72 @@ TEST(CompareWithBest, PicksTheLowestMeanAndMarksWhatCannotBeToldApart) {
   // No values: nothing.
   EXPECT_FALSE(c.cells[4].probability_better_than_best.has_value());
   EXPECT_EQ(CompareWithBest({{}, {}}).best, -1);
+}
+
+}  // namespace
+}  // namespace resweep::analysis
+
+namespace resweep::analysis {
+namespace {
+
+// The cache answers exactly what the plain functions compute, and computes each
+// question once.
+TEST(StatisticsCache, SameAnswersAsThePlainFunctionsComputedOnce) {
+  const std::vector<std::vector<double>> cells = {
+      {0.0690, 0.0712, 0.0688, 0.0725, 0.0701},
+      {0.0650, 0.0668, 0.0655, 0.0672, 0.0660},
+      {0.0645, 0.0661, 0.0652, 0.0670, 0.0677, 0.0701, 0.0633},
+      {0.08}};
+  const Comparison plain = CompareWithBest(cells);
+  StatisticsCache cache;
+  const Comparison first =
+      CompareWithBest(cells, kDefaultAlpha, kBootstrapSeed, kBootstrapResamples, &cache);
+  const int64_t misses = cache.misses();
+  EXPECT_EQ(cache.hits(), 0);
+  const Comparison second =
+      CompareWithBest(cells, kDefaultAlpha, kBootstrapSeed, kBootstrapResamples, &cache);
+  EXPECT_EQ(cache.misses(), misses);  // nothing computed again
+  EXPECT_EQ(cache.hits(), misses);
+  for (const Comparison* c : {&first, &second}) {
+    ASSERT_EQ(c->best, plain.best);
+    for (size_t i = 0; i < cells.size(); ++i) {
+      const CellVerdict& got = c->cells[i];
+      const CellVerdict& want = plain.cells[i];
+      EXPECT_EQ(got.description.bootstrap_ci95.low, want.description.bootstrap_ci95.low);
+      EXPECT_EQ(got.description.bootstrap_ci95.high, want.description.bootstrap_ci95.high);
+      EXPECT_EQ(got.description.values, want.description.values);
+      EXPECT_EQ(got.p_holm, want.p_holm);
+      EXPECT_EQ(got.seeds_needed, want.seeds_needed);
+      ASSERT_EQ(got.probability_better_than_best.has_value(),
+                want.probability_better_than_best.has_value());
+      if (want.probability_better_than_best) {
+        EXPECT_EQ(got.probability_better_than_best->ci95.low,
+                  want.probability_better_than_best->ci95.low);
+        EXPECT_EQ(got.probability_better_than_best->ci95.high,
+                  want.probability_better_than_best->ci95.high);
+      }
+    }
+  }
+  // One more seed in one cell: only what depends on that cell is computed anew.
+  auto changed = cells;
+  changed[0].push_back(0.0700);
+  const int64_t before = cache.misses();
+  (void)CompareWithBest(changed, kDefaultAlpha, kBootstrapSeed, kBootstrapResamples, &cache);
+  EXPECT_EQ(cache.misses() - before, 3);  // its description, P(better), seeds needed
+}
+
+// Bounded: the least recently used entries go once the bytes are spent.
+TEST(StatisticsCache, ForgetsTheLeastRecentlyUsedBeyondItsBound) {
+  StatisticsCache cache(/*max_bytes=*/2000);
+  const std::vector<double> a = {1, 2, 3}, b = {4, 5, 6};
+  (void)cache.Describe(a, 1, 10);
+  (void)cache.Describe(b, 1, 10);
+  (void)cache.Describe(a, 1, 10);  // a is now the most recent
+  EXPECT_EQ(cache.hits(), 1);
+  for (int i = 0; i < 20; ++i) (void)cache.Describe({static_cast<double>(i)}, 1, 10);
+  const int64_t misses = cache.misses();
+  (void)cache.Describe(b, 1, 10);
+  EXPECT_EQ(cache.misses(), misses + 1);  // b was forgotten
 }
 
 }  // namespace
