@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iomanip>
 #include <memory>
 #include <queue>
 #include <sstream>
@@ -209,9 +210,11 @@ inline void SetDeadline(grpc::ClientContext* context, int64_t ms) {
 
 // A synthetic-trainer sweep of exactly `runs` runs (cells x seeds, five seeds when
 // `runs` divides by five) of `epochs` epochs of `epoch_seconds` each. Empty when
-// `runs` has no such shape within the spec's limits (1,000 values per axis).
+// `runs` has no such shape within the spec's limits (1,000 values per axis). A run's
+// id follows from its config and seed, so sweeps of the same shape share their runs;
+// a different `variant` adds variant x 1 µs to epoch_seconds, which makes every run new.
 inline std::string SyntheticSweepYaml(const std::string& name, int64_t runs, int epochs,
-                                      double epoch_seconds) {
+                                      double epoch_seconds, int variant = 0) {
   const int64_t seeds = runs % 5 == 0 ? 5 : (runs <= 1000 ? runs : 1);
   const int64_t cells = runs / seeds;
   int64_t lr_values = std::min<int64_t>(cells, 1000);
@@ -223,7 +226,8 @@ inline std::string SyntheticSweepYaml(const std::string& name, int64_t runs, int
       << "dataset: {kind: cifar10}\n"
       << "model: {depth_n: 3}\n"
       << "train: {epochs: " << epochs << "}\n"
-      << "trainer: {kind: synthetic, epoch_seconds: " << epoch_seconds << "}\n"
+      << "trainer: {kind: synthetic, epoch_seconds: " << std::setprecision(12)
+      << epoch_seconds + variant * 1e-6 << std::setprecision(6) << "}\n"
       << "seeds: " << seeds << "\n";
   if (cells > 1) {
     out << "grid:\n  train.optimizer.lr: [";

@@ -122,6 +122,8 @@ class IdleFleet {
     }
   }
 
+  // No new calls from now on (before the coordinator is stopped).
+  void Stop() { stopping_ = true; }
   long acquire_calls() const { return acquire_calls_.load(); }
   long errors() const { return errors_.load(); }
 
@@ -349,15 +351,16 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", o.log_level, "the coordinator's")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
-  std::printf(
-      "idle_bench: %d slots (%d per worker), %s, %u cores, load %s\n", o.slots, o.slots_per_worker,
-      o.long_poll_ms > 0
-          ? ("long-poll " + o.long_poll_field + "=" + std::to_string(o.long_poll_ms) + " ms")
-                .c_str()
-          : ("polling every " + std::to_string(o.poll_seconds / 2) + "-" +
-             std::to_string(o.poll_seconds) + " s")
-                .c_str(),
-      std::thread::hardware_concurrency(), LoadAverage().c_str());
+  char mode[128];
+  if (o.long_poll_ms > 0) {
+    std::snprintf(mode, sizeof(mode), "long-poll %s=%d ms", o.long_poll_field.c_str(),
+                  o.long_poll_ms);
+  } else {
+    std::snprintf(mode, sizeof(mode), "polling every %.3g-%.3g s", o.poll_seconds / 2,
+                  o.poll_seconds);
+  }
+  std::printf("idle_bench: %d slots (%d per worker), %s, %u cores, load %s\n", o.slots,
+              o.slots_per_worker, mode, std::thread::hardware_concurrency(), LoadAverage().c_str());
   std::fflush(stdout);
   CoordinatorUnderTest coordinator(o.coordinator_bin, {"--log-level", o.log_level});
   auto admin = v1::Coordinator::NewStub(MakeChannel(coordinator.address(), -1));
@@ -396,7 +399,8 @@ int main(int argc, char** argv) {
       std::this_thread::sleep_for(
           std::chrono::milliseconds(300 + rng() % std::max(1, int(o.poll_seconds * 1000))));
       v1::SubmitSweepRequest req;
-      req.set_spec_yaml(SyntheticSweepYaml("idle-bench-pickup-" + std::to_string(t), 1, 1, 0.05));
+      req.set_spec_yaml(
+          SyntheticSweepYaml("idle-bench-pickup-" + std::to_string(t), 1, 1, 0.05, t));
       req.set_source_name("idle-bench.yaml");
       v1::SubmitSweepResponse resp;
       grpc::ClientContext ctx;
@@ -405,7 +409,8 @@ int main(int argc, char** argv) {
       grpc::Status st = admin->SubmitSweep(&ctx, req, &resp);
       const auto queued = SteadyClock::now();
       if (!st.ok() || resp.runs_new() != 1) {
-        std::fprintf(stderr, "idle_bench: SubmitSweep: %s\n", st.error_message().c_str());
+        std::fprintf(stderr, "idle_bench: SubmitSweep: %s (%d new runs)\n",
+                     st.error_message().c_str(), resp.runs_new());
         return 1;
       }
       // The sweep's one run: ask for its id.
@@ -438,6 +443,7 @@ int main(int argc, char** argv) {
       }
     }
     if (fleet.errors() > 0) std::printf("AcquireRun errors: %ld\n", fleet.errors());
+    fleet.Stop();
     coordinator.Stop();
   }
 

@@ -284,7 +284,7 @@ long QueuedRuns(v1::Coordinator::Stub* stub) {
 bool SubmitSweep(v1::Coordinator::Stub* stub, const Options& o, int n) {
   v1::SubmitSweepRequest req;
   req.set_spec_yaml(
-      SyntheticSweepYaml("soak-" + std::to_string(n), o.sweep_runs, o.epochs, o.epoch_seconds));
+      SyntheticSweepYaml("soak-" + std::to_string(n), o.sweep_runs, o.epochs, o.epoch_seconds, n));
   req.set_source_name("soak.yaml");
   v1::SubmitSweepResponse resp;
   grpc::ClientContext ctx;
