@@ -66,15 +66,9 @@ struct Pickup {
 class IdleFleet {
  public:
   IdleFleet(const Options& o, const std::string& address) : o_(o) {
+    // main() checked that the field exists.
     if (o.long_poll_ms > 0) {
       long_poll_field_ = v1::AcquireRunRequest::descriptor()->FindFieldByName(o.long_poll_field);
-      if (long_poll_field_ == nullptr) {
-        std::fprintf(stderr,
-                     "idle_bench: AcquireRunRequest has no field '%s': this coordinator API "
-                     "has no long-poll (run without --long-poll-ms)\n",
-                     o.long_poll_field.c_str());
-        std::exit(2);
-      }
     }
     const int workers = (o.slots + o.slots_per_worker - 1) / o.slots_per_worker;
     for (int w = 0; w < workers; ++w) {
@@ -351,6 +345,14 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", o.log_level, "the coordinator's")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
+  if (o.long_poll_ms > 0 &&
+      v1::AcquireRunRequest::descriptor()->FindFieldByName(o.long_poll_field) == nullptr) {
+    std::fprintf(stderr,
+                 "idle_bench: AcquireRunRequest has no field '%s': this coordinator API has no "
+                 "long-poll (run without --long-poll-ms)\n",
+                 o.long_poll_field.c_str());
+    return 2;
+  }
   char mode[128];
   if (o.long_poll_ms > 0) {
     std::snprintf(mode, sizeof(mode), "long-poll %s=%d ms", o.long_poll_field.c_str(),
