@@ -154,6 +154,7 @@ CREATE TABLE IF NOT EXISTS worker_health (
 ALTER TABLE runs ADD COLUMN summary_k INTEGER NOT NULL DEFAULT 5;
 ALTER TABLE runs ADD COLUMN final_test_error REAL NOT NULL DEFAULT -1;
 ALTER TABLE runs ADD COLUMN last_k_test_error REAL NOT NULL DEFAULT -1;
+ALTER TABLE runs ADD COLUMN last_epoch_seconds REAL NOT NULL DEFAULT 0;
 UPDATE runs SET summary_k = COALESCE((SELECT s.last_k FROM sweep_runs l
     JOIN sweeps s ON s.sweep_id = l.sweep_id WHERE l.run_id = runs.run_id
     ORDER BY s.created_ms, s.rowid LIMIT 1), 5);
@@ -326,7 +327,9 @@ constexpr const char* kRecomputeSummarySql =
     "AND test_error >= 0 ORDER BY epoch DESC LIMIT 1), -1), "
     "last_k_test_error = COALESCE((SELECT AVG(test_error) FROM (SELECT test_error FROM epochs "
     "WHERE run_id = ?1 AND test_error >= 0 ORDER BY epoch DESC "
-    "LIMIT (SELECT summary_k FROM runs WHERE run_id = ?1))), -1) "
+    "LIMIT (SELECT summary_k FROM runs WHERE run_id = ?1))), -1), "
+    "last_epoch_seconds = COALESCE((SELECT seconds FROM epochs WHERE run_id = ?1 "
+    "ORDER BY epoch DESC LIMIT 1), 0) "
     "WHERE run_id = ?1";
 
 RunRecord ReadRun(const Statement& s, int c = 0) {
@@ -543,10 +546,10 @@ class SqliteStore : public Store {
   StatusOr<SweepProgressRecord> SweepProgress(const std::string& sweep_id) override {
     Statement s(cache_.get(),
                 "SELECT COALESCE(SUM(r.epoch), 0), COALESCE(SUM(r.epochs_total), 0), "
-                "COALESCE(AVG(e.seconds), 0), COALESCE(SUM(CASE WHEN r.state IN ('queued', "
+                "COALESCE(AVG(CASE WHEN r.epoch > 0 THEN r.last_epoch_seconds END), 0), "
+                "COALESCE(SUM(CASE WHEN r.state IN ('queued', "
                 "'leased', 'running') THEN r.epochs_total - r.epoch ELSE 0 END), 0) "
                 "FROM sweep_runs l JOIN runs r ON r.run_id = l.run_id "
-                "LEFT JOIN epochs e ON e.run_id = r.run_id AND e.epoch = r.epoch "
                 "WHERE l.sweep_id = ?");
     s.Bind(sweep_id);
     SweepProgressRecord p;
@@ -597,8 +600,8 @@ class SqliteStore : public Store {
 
   StatusOr<bool> InsertRunIfAbsent(const RunRecord& r) override {
     Statement s(cache_.get(), (std::string("INSERT OR IGNORE INTO runs (") + kRunColumns +
-                      ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
-                         .c_str());
+                               ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+                                  .c_str());
     BindRun(s, r);
     RESWEEP_RETURN_IF_ERROR(s.Run());
     return sqlite3_changes(db_) > 0;
@@ -661,8 +664,8 @@ class SqliteStore : public Store {
 
   StatusOr<std::optional<RunRecord>> NextQueuedRun() override {
     Statement s(cache_.get(), (std::string("SELECT ") + kRunColumns +
-                      " FROM runs WHERE state = 'queued' ORDER BY queue_position LIMIT 1")
-                         .c_str());
+                               " FROM runs WHERE state = 'queued' ORDER BY queue_position LIMIT 1")
+                                  .c_str());
     Status st;
     if (s.Step(&st)) return std::optional<RunRecord>(ReadRun(s));
     if (!st.ok()) return st;
@@ -673,11 +676,12 @@ class SqliteStore : public Store {
       const std::string& worker_id) override {
     // Walks the queue in order and looks each run's attempts up by primary key: the
     // first candidate usually qualifies.
-    Statement s(cache_.get(), (std::string("SELECT ") + kRunColumns +
-                      " FROM runs WHERE state = 'queued' AND NOT EXISTS (SELECT 1 FROM attempts a "
-                      "WHERE a.run_id = runs.run_id AND a.worker_id = ? AND a.state = "
-                      "'host_fault') ORDER BY queue_position LIMIT 1")
-                         .c_str());
+    Statement s(cache_.get(),
+                (std::string("SELECT ") + kRunColumns +
+                 " FROM runs WHERE state = 'queued' AND NOT EXISTS (SELECT 1 FROM attempts a "
+                 "WHERE a.run_id = runs.run_id AND a.worker_id = ? AND a.state = "
+                 "'host_fault') ORDER BY queue_position LIMIT 1")
+                    .c_str());
     s.Bind(worker_id);
     Status st;
     if (s.Step(&st)) return std::optional<RunRecord>(ReadRun(s));
@@ -724,7 +728,8 @@ class SqliteStore : public Store {
   }
 
   StatusOr<int64_t> CountActiveRuns() override {
-    Statement s(cache_.get(), "SELECT COUNT(*) FROM runs WHERE state IN ('queued', 'leased', 'running')");
+    Statement s(cache_.get(),
+                "SELECT COUNT(*) FROM runs WHERE state IN ('queued', 'leased', 'running')");
     Status st;
     if (s.Step(&st)) return s.Int(0);
     if (!st.ok()) return st;

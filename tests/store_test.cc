@@ -199,14 +199,20 @@ TEST(SqliteStore, MigrationFillsResultsSummariesOfExistingRuns) {
     ASSERT_TRUE(*s.InsertRunIfAbsent(SampleRun("r1")));
     ASSERT_TRUE(s.LinkRun({"sw", "r1", "c", "c", "{}"}).ok());
     for (int epoch = 1; epoch <= 3; ++epoch) {
-      ASSERT_TRUE(s.PutEpoch({"r1", epoch, 2, 0, 0, 0.1 * epoch}, "w-1").ok());
+      EpochRecord e{"r1", epoch, 2, 0, 0, 0.1 * epoch};
+      e.seconds = 10.0 * epoch;
+      ASSERT_TRUE(s.PutEpoch(e, "w-1").ok());
     }
+    RunRecord r = **s.GetRun("r1");
+    r.epoch = 3;
+    ASSERT_TRUE(s.UpdateRun(r).ok());
   }
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
   for (const char* sql :
        {"ALTER TABLE runs DROP COLUMN summary_k", "ALTER TABLE runs DROP COLUMN final_test_error",
-        "ALTER TABLE runs DROP COLUMN last_k_test_error", "PRAGMA user_version = 6"}) {
+        "ALTER TABLE runs DROP COLUMN last_k_test_error",
+        "ALTER TABLE runs DROP COLUMN last_epoch_seconds", "PRAGMA user_version = 6"}) {
     ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sql;
   }
   sqlite3_close(db);
@@ -216,6 +222,11 @@ TEST(SqliteStore, MigrationFillsResultsSummariesOfExistingRuns) {
   EXPECT_EQ(r.summary_k, 2);
   EXPECT_DOUBLE_EQ(r.final_test_error, 0.3);
   EXPECT_DOUBLE_EQ(r.last_k_test_error, (0.3 + 0.2) / 2);
+  // The sweep's progress reads the newest epoch's duration from the run.
+  auto progress = (*store)->SweepProgress("sw");
+  ASSERT_TRUE(progress.ok());
+  EXPECT_DOUBLE_EQ(progress->mean_epoch_seconds, 30.0);
+  EXPECT_EQ(progress->epochs_done, 3);
 }
 
 TEST(SqliteStore, MigratesAnEmptyFileAndRefusesNewerSchemas) {
