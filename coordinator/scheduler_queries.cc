@@ -51,6 +51,8 @@ StatusOr<CurvesView> Scheduler::Curves(const std::string& sweep, int max_points)
 
 StatusOr<std::vector<WorkerView>> Scheduler::ListWorkers(bool include_gone) {
   MutexLock lock(&mutex_);
+  // The stored contacts the listing shows are written lazily (TouchWorkerLocked).
+  RESWEEP_RETURN_IF_ERROR(FlushWorkerContactsLocked());
   return queries_.ListWorkers(include_gone);
 }
 
