@@ -1,5 +1,6 @@
 #include "coordinator/parked_calls.h"
 
+#include <algorithm>
 #include <utility>
 #include <vector>
 
@@ -36,11 +37,12 @@ void ParkedCalls::Park(uint64_t seen_generation, TimePoint deadline, std::functi
   if (what == kExpireNow) expire();
 }
 
-void ParkedCalls::Notify() {
+void ParkedCalls::Notify(int64_t calls) {
+  if (calls <= 0) return;
   MutexLock lock(&mutex_);
   ++generation_;
-  if (!parked_.empty() && !wake_pending_) {
-    wake_pending_ = true;
+  if (!parked_.empty()) {
+    to_wake_ = std::min<int64_t>(to_wake_ + calls, static_cast<int64_t>(parked_.size()));
     cv_.NotifyAll();
   }
 }
@@ -64,13 +66,16 @@ void ParkedCalls::Loop() {
   while (true) {
     // Calls to wake or expire are taken out under the lock and called without it.
     std::vector<std::function<void()>> to_call;
-    if (stopping_ || wake_pending_) {
-      const bool stopping = stopping_;
-      wake_pending_ = false;
-      for (auto& [deadline, call] : parked_) {
-        to_call.push_back(std::move(stopping ? call.expire : call.wake));
-      }
+    if (stopping_) {
+      for (auto& [deadline, call] : parked_) to_call.push_back(std::move(call.expire));
       parked_.clear();
+      to_wake_ = 0;
+    } else if (to_wake_ > 0 && !parked_.empty()) {
+      for (; to_wake_ > 0 && !parked_.empty(); --to_wake_) {
+        to_call.push_back(std::move(parked_.begin()->second.wake));
+        parked_.erase(parked_.begin());
+      }
+      to_wake_ = 0;
     } else {
       const auto now = std::chrono::steady_clock::now();
       while (!parked_.empty() && parked_.begin()->first <= now) {

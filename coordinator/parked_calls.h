@@ -34,8 +34,10 @@ class ParkedCalls {
   void Park(uint64_t seen_generation, TimePoint deadline, std::function<void()> wake,
             std::function<void()> expire);
 
-  // Wakes every parked call. Cheap and non-blocking: callers may hold their own locks.
-  void Notify();
+  // Wakes at most `calls` parked calls, those of the earliest deadlines first (a call
+  // parked later may be woken instead when one of those is answered meanwhile). Cheap
+  // and non-blocking: callers may hold their own locks.
+  void Notify(int64_t calls);
 
   // Expires every parked call now; later Parks expire at once. Safe to call more than
   // once.
@@ -54,7 +56,7 @@ class ParkedCalls {
   Mutex mutex_;
   CondVar cv_;
   uint64_t generation_ RESWEEP_GUARDED_BY(mutex_) = 0;
-  bool wake_pending_ RESWEEP_GUARDED_BY(mutex_) = false;  // a Notify found calls parked
+  int64_t to_wake_ RESWEEP_GUARDED_BY(mutex_) = 0;  // calls Notify asked to wake, not woken yet
   bool stopping_ RESWEEP_GUARDED_BY(mutex_) = false;
   std::multimap<TimePoint, Call> parked_ RESWEEP_GUARDED_BY(mutex_);  // by deadline
   size_t answering_ RESWEEP_GUARDED_BY(mutex_) = 0;  // taken out, being woken or expired

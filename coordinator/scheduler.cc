@@ -229,7 +229,7 @@ bool Scheduler::SilentForLocked(const WorkerRecord& worker, int64_t wall_ms,
   return clock_->NowMs() - last_seen >= wall_ms && clock_->MonotonicMs() - since >= monotonic_ms;
 }
 
-void Scheduler::SetRunsQueuedListener(std::function<void()> listener) {
+void Scheduler::SetRunsQueuedListener(std::function<void(int64_t)> listener) {
   MutexLock lock(&mutex_);
   runs_queued_listener_ = std::move(listener);
 }

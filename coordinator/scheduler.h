@@ -336,17 +336,19 @@ class Scheduler {
   Status RunBatch(const std::function<void()>& calls);
 
   // Called (with the scheduler's lock held: it must not call the scheduler, and must
-  // be quick) whenever a run may have become leasable: runs submitted or queued
-  // again (retry, a lost, released or failed lease, a host fault). It may be called
-  // before the change is durable, and spuriously. Set before the scheduler is used.
-  void SetRunsQueuedListener(std::function<void()> listener);
+  // be quick) whenever runs may have become leasable, with how many: runs submitted or
+  // queued again (retry, a lost, released or failed lease, a host fault). It may be
+  // called before the change is durable, and spuriously. Set before the scheduler is
+  // used.
+  void SetRunsQueuedListener(std::function<void(int64_t runs)> listener);
 
   const SchedulerOptions& options() const { return options_; }
 
  private:
-  // Tells the listener (SetRunsQueuedListener), if any, that runs may be leasable.
-  void NoteRunsQueuedLocked() RESWEEP_REQUIRES(mutex_) {
-    if (runs_queued_listener_) runs_queued_listener_();
+  // Tells the listener (SetRunsQueuedListener), if any, that `runs` runs may be
+  // leasable.
+  void NoteRunsQueuedLocked(int64_t runs = 1) RESWEEP_REQUIRES(mutex_) {
+    if (runs_queued_listener_) runs_queued_listener_(runs);
   }
   // After a batch's commit failed: see RunBatch.
   void ForgetUncommittedStateLocked() RESWEEP_REQUIRES(mutex_);
@@ -442,7 +444,7 @@ class Scheduler {
   // Wall-clock time of each worker's last contact not yet written to the store
   // (FlushWorkerContacts); the silence rules read the newer of it and the stored one.
   std::map<std::string, int64_t> unflushed_contact_ms_ RESWEEP_GUARDED_BY(mutex_);
-  std::function<void()> runs_queued_listener_ RESWEEP_GUARDED_BY(mutex_);
+  std::function<void(int64_t)> runs_queued_listener_ RESWEEP_GUARDED_BY(mutex_);
   // The training progress each worker's leases last reported, and since when it has
   // not changed (in memory: a restarted coordinator starts counting afresh).
   struct ProgressSeen {

@@ -168,7 +168,7 @@ StatusOr<SubmitResult> Scheduler::Submit(const std::string& spec_yaml,
     return Status::Ok();
   });
   if (!st.ok()) return st;
-  if (result.runs_new > 0) NoteRunsQueuedLocked();
+  if (result.runs_new > 0) NoteRunsQueuedLocked(result.runs_new);
   spdlog::info(
       "sweep {} '{}' submitted from {}: {} runs, {} newly queued{}", spec.sweep_id, spec.name,
       source_name, result.runs_total, result.runs_new,
@@ -306,7 +306,7 @@ StatusOr<RetryResult> Scheduler::Retry(const std::string& sweep, const RetryRequ
     return Status::Ok();
   });
   if (!st.ok()) return st;
-  if (result.runs_queued > 0) NoteRunsQueuedLocked();
+  if (result.runs_queued > 0) NoteRunsQueuedLocked(result.runs_queued);
   spdlog::info("sweep {}: {} run(s) queued again by retry", record->sweep_id, result.runs_queued);
   return result;
 }

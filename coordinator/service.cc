@@ -60,7 +60,7 @@ CoordinatorService::CoordinatorService(Scheduler* scheduler, const TokenTable* t
       batcher_(
           [scheduler](const std::function<void()>& calls) { return scheduler->RunBatch(calls); },
           batcher_options) {
-  scheduler_->SetRunsQueuedListener([this] { parked_.Notify(); });
+  scheduler_->SetRunsQueuedListener([this](int64_t runs) { parked_.Notify(runs); });
 }
 
 Status CoordinatorService::Authorize(grpc::CallbackServerContext* ctx, Role needed,
@@ -324,6 +324,8 @@ struct CoordinatorService::AcquireCall {
   // Set on the batcher's thread by each look, read after it (the batcher orders them).
   uint64_t generation = 0;  // ParkedCalls' before the look
   bool answered = false;    // the look found a lease or a refusal
+  bool leased = false;      // ... a lease
+  bool woken = false;       // the look follows a wake-up (runs were queued)
 };
 
 grpc::ServerUnaryReactor* CoordinatorService::AcquireRun(grpc::CallbackServerContext* ctx,
@@ -377,9 +379,17 @@ void CoordinatorService::LookForLease(const std::shared_ptr<AcquireCall>& call) 
           resp->set_quarantined_until_unix_ms(refusal.until_ms);
         }
         call->answered = r->has_value() || !refusal.reason.empty();
+        call->leased = r->has_value();
         return Status::Ok();
       },
       [this, call](const Status& status) {
+        if (call->woken && !call->leased && (!status.ok() || call->answered)) {
+          // Woken for a queued run it cannot take (quarantined, gone): another parked
+          // call takes the wake-up. (One that found nothing queued does not: the run
+          // went elsewhere.)
+          parked_.Notify(1);
+        }
+        call->woken = false;
         if (!status.ok() || call->answered || std::chrono::steady_clock::now() >= call->deadline) {
           FinishReactor(call->ctx, call->reactor, "AcquireRun", status, call->start);
           return;
@@ -391,7 +401,11 @@ void CoordinatorService::LookForLease(const std::shared_ptr<AcquireCall>& call) 
                           call->deadline - std::chrono::steady_clock::now())
                           .count());
         parked_.Park(
-            call->generation, call->deadline, [this, call] { LookForLease(call); },
+            call->generation, call->deadline,
+            [this, call] {
+              call->woken = true;
+              LookForLease(call);
+            },
             [this, call] {
               FinishReactor(call->ctx, call->reactor, "AcquireRun", Status::Ok(), call->start);
             });

@@ -2007,13 +2007,14 @@ TEST_F(WriteBatcherTest, AFailedCommitFailsEveryCallOfTheBatchAndTheLeaseStaysUs
 
 TEST_F(SchedulerTest, TheRunsQueuedListenerHearsEveryWayARunBecomesLeasable) {
   int heard = 0;
-  scheduler_->SetRunsQueuedListener([&] { ++heard; });
+  scheduler_->SetRunsQueuedListener([&](int64_t runs) { heard += static_cast<int>(runs); });
   auto hears = [&](const std::function<void()>& action) {
     const int before = heard;
     action();
     return heard > before;
   };
   EXPECT_TRUE(hears([&] { ASSERT_TRUE(scheduler_->Submit(kSweep, "s.yaml").ok()); }));
+  EXPECT_EQ(heard, 4);  // one per run
   const std::string w = Register("w");
   Lease l;
   EXPECT_FALSE(hears([&] { l = MustAcquire(w); }));
