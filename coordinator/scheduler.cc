@@ -137,6 +137,7 @@ Status Scheduler::LoseLeaseLocked(RunRecord run, const std::string& why) {
     spdlog::warn("run {} failed: {}", run.run_id, run.error);
   } else {
     run.state = RunState::kQueued;
+    NoteRunsQueuedLocked();
     spdlog::warn("run {} attempt {} lost on {} ({}): queued again", run.run_id, run.attempt,
                  lost_worker, why);
   }
@@ -192,8 +193,29 @@ StatusOr<Lease> Scheduler::LeaseOfRunLocked(const RunRecord& run) {
 }
 
 Status Scheduler::TouchWorkerLocked(const std::string& worker_id) {
-  RESWEEP_RETURN_IF_ERROR(store_->TouchWorker(worker_id, clock_->NowMs()));
+  // In memory only: an idle worker's acquires and heartbeats write nothing. The
+  // monotonic contact decides silence on this coordinator; the wall-clock one is
+  // written by FlushWorkerContacts (a restart loses at most what was not flushed,
+  // and then the monotonic rule still waits a lease of its own running time).
+  unflushed_contact_ms_[worker_id] = clock_->NowMs();
   worker_contact_mono_ms_[worker_id] = clock_->MonotonicMs();
+  return Status::Ok();
+}
+
+Status Scheduler::FlushWorkerContacts() {
+  MutexLock lock(&mutex_);
+  return FlushWorkerContactsLocked();
+}
+
+Status Scheduler::FlushWorkerContactsLocked() {
+  if (unflushed_contact_ms_.empty()) return Status::Ok();
+  RESWEEP_RETURN_IF_ERROR(store_->RunInTransaction([&]() -> Status {
+    for (const auto& [worker_id, seen_ms] : unflushed_contact_ms_) {
+      RESWEEP_RETURN_IF_ERROR(store_->TouchWorker(worker_id, seen_ms));
+    }
+    return Status::Ok();
+  }));
+  unflushed_contact_ms_.clear();
   return Status::Ok();
 }
 
@@ -201,8 +223,60 @@ bool Scheduler::SilentForLocked(const WorkerRecord& worker, int64_t wall_ms,
                                 int64_t monotonic_ms) const {
   auto it = worker_contact_mono_ms_.find(worker.worker_id);
   const int64_t since = it != worker_contact_mono_ms_.end() ? it->second : started_mono_ms_;
-  return clock_->NowMs() - worker.last_seen_ms >= wall_ms &&
-         clock_->MonotonicMs() - since >= monotonic_ms;
+  auto unflushed = unflushed_contact_ms_.find(worker.worker_id);
+  const int64_t last_seen = unflushed != unflushed_contact_ms_.end()
+                                ? std::max(worker.last_seen_ms, unflushed->second)
+                                : worker.last_seen_ms;
+  return clock_->NowMs() - last_seen >= wall_ms && clock_->MonotonicMs() - since >= monotonic_ms;
+}
+
+void Scheduler::SetRunsQueuedListener(std::function<void(int64_t)> listener) {
+  MutexLock lock(&mutex_);
+  runs_queued_listener_ = std::move(listener);
+}
+
+Status Scheduler::RunBatch(const std::function<void()>& calls) {
+  {
+    MutexLock lock(&mutex_);
+    RESWEEP_RETURN_IF_ERROR(store_->BeginBatch());
+  }
+  calls();
+  MutexLock lock(&mutex_);
+  Status st = store_->CommitBatch();
+  if (!st.ok()) {
+    spdlog::error(
+        "a batch of worker calls could not be committed ({}): each of them fails with it; leases "
+        "get a full lease from now and quarantines are re-read from the database",
+        st.ToString());
+    ForgetUncommittedStateLocked();
+  }
+  return st;
+}
+
+void Scheduler::ForgetUncommittedStateLocked() {
+  // What the calls changed in memory may be ahead of the store now. Deadlines only
+  // ever favour the worker: every lease the store holds gets at least a full lease
+  // from now (a lease whose close was rolled back has no deadline left); a deadline
+  // of an attempt the store does not have is ignored anyway (LeaseExpiredLocked).
+  const int64_t full_lease = clock_->MonotonicMs() + options_.lease_ms;
+  auto holders = store_->ListLeaseHolders();
+  if (holders.ok()) {
+    for (const auto& [run_id, worker_id] : *holders) {
+      auto run = store_->GetRun(run_id);
+      if (!run.ok() || !run->has_value()) continue;
+      LeaseDeadline& d = lease_deadlines_[run_id];
+      if (d.attempt != (*run)->attempt) d = {(*run)->attempt, full_lease};
+      d.mono_ms = std::max(d.mono_ms, full_lease);
+    }
+  } else {
+    spdlog::error(
+        "after a failed batch, the leases could not be read ({}): they expire {} ms "
+        "after this coordinator's start at the earliest",
+        holders.status().ToString(), options_.lease_ms);
+  }
+  // A quarantine imposed or lifted by a rolled-back call: read from the store again
+  // (as after a restart).
+  quarantine_end_mono_.clear();
 }
 
 Status Scheduler::KeepLogTailLocked(const RunRecord& run, const std::string& log_tail) {

@@ -324,9 +324,40 @@ class Scheduler {
   // lease; returns how many. The coordinator calls this periodically.
   StatusOr<int> ForgetSilentWorkers();
 
+  // Writes the worker contacts that acquires and heartbeats kept in memory only (they
+  // write nothing for it) to the store, in one transaction. The coordinator calls this
+  // periodically and at shutdown; ListWorkers calls it first.
+  Status FlushWorkerContacts();
+
+  // Group commit: runs `calls` on this thread (each a call of this scheduler's public
+  // methods, each taking the lock as always) with the store transactions of all of
+  // them in one batch (see Store::BeginBatch): a call that fails rolls back only its
+  // own writes, and none is durable before the batch commits once at the end. Returns
+  // the commit's status; not OK means the calls' writes since the batch's last commit
+  // are lost (some may have been made durable earlier by another thread's
+  // transaction, which commits the batch so far), and the in-memory state is made
+  // conservative as after a restart: every lease the store holds gets at least a
+  // full lease_ms from now, and quarantines are taken from the store again.
+  Status RunBatch(const std::function<void()>& calls);
+
+  // Called (with the scheduler's lock held: it must not call the scheduler, and must
+  // be quick) whenever runs may have become leasable, with how many: runs submitted or
+  // queued again (retry, a lost, released or failed lease, a host fault). It may be
+  // called before the change is durable, and spuriously. Set before the scheduler is
+  // used.
+  void SetRunsQueuedListener(std::function<void(int64_t runs)> listener);
+
   const SchedulerOptions& options() const { return options_; }
 
  private:
+  // Tells the listener (SetRunsQueuedListener), if any, that `runs` runs may be
+  // leasable.
+  void NoteRunsQueuedLocked(int64_t runs = 1) RESWEEP_REQUIRES(mutex_) {
+    if (runs_queued_listener_) runs_queued_listener_(runs);
+  }
+  // After a batch's commit failed: see RunBatch.
+  void ForgetUncommittedStateLocked() RESWEEP_REQUIRES(mutex_);
+  Status FlushWorkerContactsLocked() RESWEEP_REQUIRES(mutex_);
   // Takes one submission token, or says when the next one is due.
   Status TakeSubmitTokenLocked() RESWEEP_REQUIRES(mutex_);
   // Cancels `sweep`'s unfinished runs that no other live sweep holds, inside the
@@ -365,7 +396,8 @@ class Scheduler {
   void RenewLeaseLocked(RunRecord* run) RESWEEP_REQUIRES(mutex_);
   // The Lease a worker is handed for `run`'s current attempt.
   StatusOr<Lease> LeaseOfRunLocked(const RunRecord& run) RESWEEP_REQUIRES(mutex_);
-  // Records a call from the worker (registration, acquire, heartbeat).
+  // Records a call from the worker (acquire, heartbeat) in memory; written to the
+  // store by FlushWorkerContacts.
   Status TouchWorkerLocked(const std::string& worker_id) RESWEEP_REQUIRES(mutex_);
   // Whether the worker has been silent for at least `wall_ms` since its last recorded
   // contact on the wall clock, and for at least `monotonic_ms` on this scheduler's
@@ -421,6 +453,10 @@ class Scheduler {
   std::map<std::string, LeaseDeadline> lease_deadlines_ RESWEEP_GUARDED_BY(mutex_);
   // Monotonic time of each worker's last contact since the start.
   std::map<std::string, int64_t> worker_contact_mono_ms_ RESWEEP_GUARDED_BY(mutex_);
+  // Wall-clock time of each worker's last contact not yet written to the store
+  // (FlushWorkerContacts); the silence rules read the newer of it and the stored one.
+  std::map<std::string, int64_t> unflushed_contact_ms_ RESWEEP_GUARDED_BY(mutex_);
+  std::function<void(int64_t)> runs_queued_listener_ RESWEEP_GUARDED_BY(mutex_);
   // The training progress each worker's leases last reported, and since when it has
   // not changed (in memory: a restarted coordinator starts counting afresh).
   struct ProgressSeen {

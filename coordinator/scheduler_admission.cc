@@ -89,7 +89,10 @@ StatusOr<SubmitResult> Scheduler::Submit(const std::string& spec_yaml,
   if (result.already_existed) {
     if ((*existing)->archived) {
       // Submitting a deleted sweep's file again brings it back (its runs as they are).
-      RESWEEP_RETURN_IF_ERROR(store_->SetSweepArchived(spec.sweep_id, false));
+      // A transaction of its own: durable before the reply, also while a batch of
+      // worker calls is open (Store::BeginBatch).
+      RESWEEP_RETURN_IF_ERROR(
+          store_->RunInTransaction([&] { return store_->SetSweepArchived(spec.sweep_id, false); }));
       result.restored = true;
       spdlog::info("sweep {} '{}' submitted again: restored from deleted", spec.sweep_id,
                    spec.name);
@@ -166,6 +169,7 @@ StatusOr<SubmitResult> Scheduler::Submit(const std::string& spec_yaml,
     return Status::Ok();
   });
   if (!st.ok()) return st;
+  if (result.runs_new > 0) NoteRunsQueuedLocked(result.runs_new);
   spdlog::info(
       "sweep {} '{}' submitted from {}: {} runs, {} newly queued{}", spec.sweep_id, spec.name,
       source_name, result.runs_total, result.runs_new,
@@ -303,6 +307,7 @@ StatusOr<RetryResult> Scheduler::Retry(const std::string& sweep, const RetryRequ
     return Status::Ok();
   });
   if (!st.ok()) return st;
+  if (result.runs_queued > 0) NoteRunsQueuedLocked(result.runs_queued);
   spdlog::info("sweep {}: {} run(s) queued again by retry", record->sweep_id, result.runs_queued);
   return result;
 }

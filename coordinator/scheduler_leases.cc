@@ -96,6 +96,7 @@ StatusOr<WorkerRegistration> Scheduler::RegisterWorker(const std::string& name,
       if (*leases > 0) continue;
       RESWEEP_RETURN_IF_ERROR(store_->DeleteWorker(old.worker_id));
       worker_contact_mono_ms_.erase(old.worker_id);
+      unflushed_contact_ms_.erase(old.worker_id);
       ++forgotten;
       --excess;
     }
@@ -137,7 +138,9 @@ Status Scheduler::CheckWorkerIdentity(const std::string& worker_id, const std::s
     // were required): bound to the first credentials that use it.
     WorkerRecord bound = **worker;
     bound.identity_digest = identity;
-    RESWEEP_RETURN_IF_ERROR(store_->UpsertWorker(bound));
+    // In a transaction of its own: durable before the call goes on, also while a
+    // batch of other calls is open (Store::BeginBatch).
+    RESWEEP_RETURN_IF_ERROR(store_->RunInTransaction([&] { return store_->UpsertWorker(bound); }));
     spdlog::info("worker {} is now bound to the credentials it calls with", worker_id);
     return Status::Ok();
   }
@@ -420,6 +423,7 @@ Status Scheduler::Fail(const std::string& worker_id, const std::string& run_id, 
     return store_->UpdateRun(r);
   });
   if (st.ok()) {
+    if (requeued) NoteRunsQueuedLocked();
     spdlog::warn("run {} attempt {} failed on {}{}: {}", run_id, attempt, worker_id,
                  requeued ? " (queued again)" : "", reason);
   }
@@ -500,6 +504,7 @@ Status Scheduler::HostFaultLocked(RunRecord r, const std::string& reason,
     r.error = CapText(why, 4 * kMaxReasonBytes);
   } else {
     r.state = RunState::kQueued;
+    NoteRunsQueuedLocked();
   }
   RESWEEP_RETURN_IF_ERROR(store_->UpdateRun(r));
 
@@ -576,6 +581,7 @@ Status Scheduler::Release(const std::string& worker_id, const std::string& run_i
     return store_->UpdateRun(r);
   });
   if (st.ok()) {
+    if (!failed) NoteRunsQueuedLocked();
     spdlog::info("run {} attempt {} released by {}{}: {}", run_id, attempt, worker_id,
                  earlier_releases >= kFreeReleasesPerWorker
                      ? fmt::format(" (release {} of this run by it: counted as a failure{})",
@@ -637,6 +643,7 @@ StatusOr<int> Scheduler::ForgetSilentWorkers() {
   if (!st.ok()) return st;
   for (const auto& id : forgotten) {
     worker_contact_mono_ms_.erase(id);
+    unflushed_contact_ms_.erase(id);
     spdlog::info("worker {} forgotten: no contact for over {} s", id,
                  options_.forget_workers_after_ms / 1000);
   }

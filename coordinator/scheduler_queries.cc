@@ -60,6 +60,15 @@ StatusOr<CurvesView> Scheduler::Curves(const std::string& sweep, int max_points)
 }
 
 StatusOr<std::vector<WorkerView>> Scheduler::ListWorkers(bool include_gone) {
+  {
+    MutexLock lock(&mutex_);
+    // The stored contacts the listing shows are written lazily (TouchWorkerLocked). A
+    // read works on when they cannot be written (a full disk): they are then as old as
+    // the last flush.
+    if (Status flushed = FlushWorkerContactsLocked(); !flushed.ok()) {
+      spdlog::warn("worker contacts not written before listing workers: {}", flushed.ToString());
+    }
+  }
   return Read<std::vector<WorkerView>>([&](Queries& q) { return q.ListWorkers(include_gone); });
 }
 

@@ -149,6 +149,8 @@ Status CoordinatorServer::Start(const CoordinatorOptions& options) {
   return Status::Ok();
 }
 
+size_t CoordinatorServer::parked_acquires() { return service_ ? service_->parked_acquires() : 0; }
+
 void CoordinatorServer::ReapLoop() {
   const auto period =
       std::chrono::milliseconds(std::max<int64_t>(50, scheduler_->options().lease_ms / 4));
@@ -169,6 +171,11 @@ void CoordinatorServer::ReapLoop() {
     } else if (*expired > 0) {
       spdlog::warn("lease reaper: {} lease(s) expired", *expired);
     }
+    // Worker contacts are kept in memory by acquires and heartbeats: stored here,
+    // one transaction per period, before the silence rules read them.
+    if (Status flushed = scheduler_->FlushWorkerContacts(); !flushed.ok()) {
+      spdlog::error("worker contacts: {}", flushed.ToString());
+    }
     // After lease expiry, so that a silent worker's runs are closed first.
     if (auto forgotten = scheduler_->ForgetSilentWorkers(); !forgotten.ok()) {
       spdlog::error("worker reaper: {}", forgotten.status().ToString());
@@ -185,14 +192,30 @@ void CoordinatorServer::Shutdown(int grace_ms) {
     stopping_ = true;
   }
   stop_cv_.NotifyAll();
+  // Parked long-poll acquires are answered first (no lease): the server's shutdown
+  // waits for the calls in flight.
+  if (service_) service_->AnswerParkedCalls();
   if (server_) {
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(grace_ms));
     server_->Wait();
   }
+  if (service_) service_->StopBatcher();
   if (reaper_.joinable()) reaper_.join();
+  if (scheduler_) {
+    if (Status flushed = scheduler_->FlushWorkerContacts(); !flushed.ok()) {
+      spdlog::error("worker contacts: {}", flushed.ToString());
+    }
+  }
   if (service_) {
     const std::string latency = service_->latency().Summary();
     if (!latency.empty()) spdlog::info("handler latency since start:\n{}", latency);
+    const auto counts = service_->batcher_counts();
+    if (counts.batches > 0) {
+      spdlog::info("worker writes: {} calls in {} batches ({:.1f} per commit), {} failed commits",
+                   counts.calls, counts.batches,
+                   static_cast<double>(counts.calls) / static_cast<double>(counts.batches),
+                   counts.failed_commits);
+    }
   }
   scheduler_.reset();
   checkpoints_.reset();

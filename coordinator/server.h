@@ -53,6 +53,8 @@ class CoordinatorServer {
   // Opens the database, starts serving and the reaper. Returns once listening.
   Status Start(const CoordinatorOptions& options);
   int port() const { return port_; }
+  // AcquireRun calls waiting for a run now (long-poll); 0 before Start.
+  size_t parked_acquires();
   // Stops accepting calls, waits up to `grace_ms` for calls in flight, stops the
   // reaper and closes the database. Safe to call more than once.
   void Shutdown(int grace_ms);

@@ -53,6 +53,16 @@ std::optional<std::string> AuthorizationOf(grpc::CallbackServerContext* ctx) {
 
 }  // namespace
 
+CoordinatorService::CoordinatorService(Scheduler* scheduler, const TokenTable* tokens,
+                                       WriteBatcherOptions batcher_options)
+    : scheduler_(scheduler),
+      tokens_(tokens),
+      batcher_(
+          [scheduler](const std::function<void()>& calls) { return scheduler->RunBatch(calls); },
+          batcher_options) {
+  scheduler_->SetRunsQueuedListener([this](int64_t runs) { parked_.Notify(runs); });
+}
+
 Status CoordinatorService::Authorize(grpc::CallbackServerContext* ctx, Role needed,
                                      const char* method) {
   if (!tokens_) return Status::Ok();
@@ -77,6 +87,15 @@ Status CoordinatorService::AuthorizeWorker(grpc::CallbackServerContext* ctx, con
 grpc::ServerUnaryReactor* CoordinatorService::Finish(grpc::CallbackServerContext* ctx,
                                                      const char* method, const Status& status,
                                                      std::chrono::steady_clock::time_point start) {
+  auto* reactor = ctx->DefaultReactor();
+  FinishReactor(ctx, reactor, method, status, start);
+  return reactor;
+}
+
+void CoordinatorService::FinishReactor(grpc::CallbackServerContext* ctx,
+                                       grpc::ServerUnaryReactor* reactor, const char* method,
+                                       const Status& status,
+                                       std::chrono::steady_clock::time_point start) {
   latency_.Record(
       method,
       std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count());
@@ -94,8 +113,27 @@ grpc::ServerUnaryReactor* CoordinatorService::Finish(grpc::CallbackServerContext
       spdlog::debug("{} from {} refused: {}", method, ctx->peer(), status.ToString());
     }
   }
-  auto* reactor = ctx->DefaultReactor();
   reactor->Finish(ToGrpcStatus(status));
+}
+
+grpc::ServerUnaryReactor* CoordinatorService::Batched(grpc::CallbackServerContext* ctx,
+                                                      const char* method,
+                                                      const std::string& worker_id,
+                                                      std::function<Status()> run) {
+  const auto start = std::chrono::steady_clock::now();
+  if (Status denied = Authorize(ctx, Role::kWorker, method); !denied.ok()) {
+    return Finish(ctx, method, denied, start);
+  }
+  auto* reactor = ctx->DefaultReactor();
+  batcher_.Submit(
+      [this, method, worker_id, identity = Identity(ctx), run = std::move(run)]() -> Status {
+        RESWEEP_RETURN_IF_ERROR(
+            scheduler_->CheckWorkerIdentity(worker_id, identity).WithContext(std::string(method)));
+        return run();
+      },
+      [this, ctx, reactor, method, start](const Status& status) {
+        FinishReactor(ctx, reactor, method, status, start);
+      });
   return reactor;
 }
 
@@ -276,38 +314,114 @@ grpc::ServerUnaryReactor* CoordinatorService::RegisterWorker(grpc::CallbackServe
   return Finish(ctx, "RegisterWorker", r.status(), start);
 }
 
+struct CoordinatorService::AcquireCall {
+  grpc::CallbackServerContext* ctx = nullptr;
+  const v1::AcquireRunRequest* req = nullptr;
+  v1::AcquireRunResponse* resp = nullptr;
+  grpc::ServerUnaryReactor* reactor = nullptr;
+  std::string identity;
+  std::chrono::steady_clock::time_point start, deadline;
+  // Set on the batcher's thread by each look, read after it (the batcher orders them).
+  uint64_t generation = 0;  // ParkedCalls' before the look
+  bool answered = false;    // the look found a lease or a refusal
+  bool leased = false;      // ... a lease
+  bool woken = false;       // the look follows a wake-up (runs were queued)
+};
+
 grpc::ServerUnaryReactor* CoordinatorService::AcquireRun(grpc::CallbackServerContext* ctx,
                                                          const v1::AcquireRunRequest* req,
                                                          v1::AcquireRunResponse* resp) {
   const auto start = std::chrono::steady_clock::now();
-  if (Status denied = AuthorizeWorker(ctx, "AcquireRun", req->worker_id()); !denied.ok()) {
+  if (Status denied = Authorize(ctx, Role::kWorker, "AcquireRun"); !denied.ok()) {
     return Finish(ctx, "AcquireRun", denied, start);
   }
-  AcquireRefusal refusal;
-  auto r = scheduler_->Acquire(req->worker_id(), req->slot(), &refusal);
-  if (r.ok() && r->has_value()) {
-    resp->set_has_run(true);
-    ToProto(**r, resp->mutable_lease());
-  } else if (r.ok() && !refusal.reason.empty()) {
-    resp->set_quarantine_reason(refusal.reason);
-    resp->set_quarantined_until_unix_ms(refusal.until_ms);
+  if (req->wait_ms() < 0) {
+    return Finish(ctx, "AcquireRun",
+                  InvalidArgumentError(fmt::format(
+                      "AcquireRun.wait_ms = {}: must be 0 (answer at once) or a positive bound",
+                      req->wait_ms())),
+                  start);
   }
-  return Finish(ctx, "AcquireRun", r.status(), start);
+  auto call = std::make_shared<AcquireCall>();
+  call->ctx = ctx;
+  call->req = req;
+  call->resp = resp;
+  call->reactor = ctx->DefaultReactor();
+  call->identity = Identity(ctx);
+  call->start = start;
+  call->deadline = start + std::chrono::milliseconds(std::min(req->wait_ms(), kMaxAcquireWaitMs));
+  LookForLease(call);
+  return call->reactor;
+}
+
+void CoordinatorService::LookForLease(const std::shared_ptr<AcquireCall>& call) {
+  batcher_.Submit(
+      [this, call]() -> Status {
+        if (call->ctx->IsCancelled()) {
+          // Its worker gave up waiting (it asks again): lease it nothing.
+          return CancelledError("AcquireRun: cancelled by the caller");
+        }
+        call->generation = parked_.Generation();
+        RESWEEP_RETURN_IF_ERROR(
+            scheduler_->CheckWorkerIdentity(call->req->worker_id(), call->identity)
+                .WithContext("AcquireRun"));
+        AcquireRefusal refusal;
+        auto r = scheduler_->Acquire(call->req->worker_id(), call->req->slot(), &refusal);
+        if (!r.ok()) return r.status();
+        v1::AcquireRunResponse* resp = call->resp;
+        resp->Clear();
+        resp->set_long_poll(true);
+        if (r->has_value()) {
+          resp->set_has_run(true);
+          ToProto(**r, resp->mutable_lease());
+        } else if (!refusal.reason.empty()) {
+          resp->set_quarantine_reason(refusal.reason);
+          resp->set_quarantined_until_unix_ms(refusal.until_ms);
+        }
+        call->answered = r->has_value() || !refusal.reason.empty();
+        call->leased = r->has_value();
+        return Status::Ok();
+      },
+      [this, call](const Status& status) {
+        if (call->woken && !call->leased && (!status.ok() || call->answered)) {
+          // Woken for a queued run it cannot take (quarantined, gone): another parked
+          // call takes the wake-up. (One that found nothing queued does not: the run
+          // went elsewhere.)
+          parked_.Notify(1);
+        }
+        call->woken = false;
+        if (!status.ok() || call->answered || std::chrono::steady_clock::now() >= call->deadline) {
+          FinishReactor(call->ctx, call->reactor, "AcquireRun", status, call->start);
+          return;
+        }
+        // Nothing queued: wait for a run (or the bound) without holding a thread.
+        spdlog::debug("AcquireRun of {} slot {} parked until a run is queued (at most {} ms)",
+                      call->req->worker_id(), call->req->slot(),
+                      std::chrono::duration_cast<std::chrono::milliseconds>(
+                          call->deadline - std::chrono::steady_clock::now())
+                          .count());
+        parked_.Park(
+            call->generation, call->deadline,
+            [this, call] {
+              call->woken = true;
+              LookForLease(call);
+            },
+            [this, call] {
+              FinishReactor(call->ctx, call->reactor, "AcquireRun", Status::Ok(), call->start);
+            });
+      });
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::Heartbeat(grpc::CallbackServerContext* ctx,
                                                         const v1::HeartbeatRequest* req,
                                                         v1::HeartbeatResponse* resp) {
-  const auto start = std::chrono::steady_clock::now();
-  if (Status denied = AuthorizeWorker(ctx, "Heartbeat", req->worker_id()); !denied.ok()) {
-    return Finish(ctx, "Heartbeat", denied, start);
-  }
-  std::vector<LeaseProgressReport> leases;
-  for (const auto& l : req->leases()) {
-    leases.push_back({l.run_id(), l.attempt(), l.epoch(), l.progress()});
-  }
-  auto r = scheduler_->Heartbeat(req->worker_id(), leases);
-  if (r.ok()) {
+  return Batched(ctx, "Heartbeat", req->worker_id(), [this, req, resp]() -> Status {
+    std::vector<LeaseProgressReport> leases;
+    for (const auto& l : req->leases()) {
+      leases.push_back({l.run_id(), l.attempt(), l.epoch(), l.progress()});
+    }
+    auto r = scheduler_->Heartbeat(req->worker_id(), leases);
+    if (!r.ok()) return r.status();
     resp->set_unknown_worker(r->unknown_worker);
     for (const auto& d : r->decisions) {
       auto* v = resp->add_verdicts();
@@ -316,17 +430,13 @@ grpc::ServerUnaryReactor* CoordinatorService::Heartbeat(grpc::CallbackServerCont
       v->set_action(d.stop ? v1::LeaseVerdict::STOP : v1::LeaseVerdict::CONTINUE);
       v->set_reason(d.reason);
     }
-  }
-  return Finish(ctx, "Heartbeat", r.status(), start);
+    return Status::Ok();
+  });
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::ReportEpoch(grpc::CallbackServerContext* ctx,
                                                           const v1::ReportEpochRequest* req,
                                                           v1::ReportEpochResponse*) {
-  const auto start = std::chrono::steady_clock::now();
-  if (Status denied = AuthorizeWorker(ctx, "ReportEpoch", req->worker_id()); !denied.ok()) {
-    return Finish(ctx, "ReportEpoch", denied, start);
-  }
   const auto& m = req->metrics();
   EpochRecord e;
   e.run_id = req->run_id();
@@ -339,51 +449,38 @@ grpc::ServerUnaryReactor* CoordinatorService::ReportEpoch(grpc::CallbackServerCo
   e.lr = m.lr();
   e.seconds = m.seconds();
   e.images_per_sec = m.images_per_sec();
-  return Finish(ctx, "ReportEpoch", scheduler_->ReportEpoch(req->worker_id(), e), start);
+  return Batched(ctx, "ReportEpoch", req->worker_id(),
+                 [this, req, e] { return scheduler_->ReportEpoch(req->worker_id(), e); });
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::CompleteRun(grpc::CallbackServerContext* ctx,
                                                           const v1::CompleteRunRequest* req,
                                                           v1::CompleteRunResponse*) {
-  const auto start = std::chrono::steady_clock::now();
-  if (Status denied = AuthorizeWorker(ctx, "CompleteRun", req->worker_id()); !denied.ok()) {
-    return Finish(ctx, "CompleteRun", denied, start);
-  }
-  return Finish(
-      ctx, "CompleteRun",
-      scheduler_->Complete(req->worker_id(), req->run_id(), req->attempt(), req->param_count()),
-      start);
+  return Batched(ctx, "CompleteRun", req->worker_id(), [this, req] {
+    return scheduler_->Complete(req->worker_id(), req->run_id(), req->attempt(),
+                                req->param_count());
+  });
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::FailRun(grpc::CallbackServerContext* ctx,
                                                       const v1::FailRunRequest* req,
                                                       v1::FailRunResponse*) {
-  const auto start = std::chrono::steady_clock::now();
-  if (Status denied = AuthorizeWorker(ctx, "FailRun", req->worker_id()); !denied.ok()) {
-    return Finish(ctx, "FailRun", denied, start);
-  }
-  if (req->fault() == v1::FailRunRequest::FAULT_HOST) {
-    return Finish(ctx, "FailRun",
-                  scheduler_->HostFault(req->worker_id(), req->run_id(), req->attempt(),
-                                        req->reason(), req->log_tail()),
-                  start);
-  }
-  return Finish(ctx, "FailRun",
-                scheduler_->Fail(req->worker_id(), req->run_id(), req->attempt(), req->reason(),
-                                 req->retryable(), req->checkpoint_unusable(), req->log_tail()),
-                start);
+  return Batched(ctx, "FailRun", req->worker_id(), [this, req] {
+    if (req->fault() == v1::FailRunRequest::FAULT_HOST) {
+      return scheduler_->HostFault(req->worker_id(), req->run_id(), req->attempt(), req->reason(),
+                                   req->log_tail());
+    }
+    return scheduler_->Fail(req->worker_id(), req->run_id(), req->attempt(), req->reason(),
+                            req->retryable(), req->checkpoint_unusable(), req->log_tail());
+  });
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::ReleaseRun(grpc::CallbackServerContext* ctx,
                                                          const v1::ReleaseRunRequest* req,
                                                          v1::ReleaseRunResponse*) {
-  const auto start = std::chrono::steady_clock::now();
-  if (Status denied = AuthorizeWorker(ctx, "ReleaseRun", req->worker_id()); !denied.ok()) {
-    return Finish(ctx, "ReleaseRun", denied, start);
-  }
-  return Finish(ctx, "ReleaseRun",
-                scheduler_->Release(req->worker_id(), req->run_id(), req->attempt(), req->reason()),
-                start);
+  return Batched(ctx, "ReleaseRun", req->worker_id(), [this, req] {
+    return scheduler_->Release(req->worker_id(), req->run_id(), req->attempt(), req->reason());
+  });
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::PutCheckpointChunk(
@@ -421,16 +518,10 @@ grpc::ServerUnaryReactor* CoordinatorService::GetCheckpointChunk(
 grpc::ServerUnaryReactor* CoordinatorService::RecordSharedCheckpoint(
     grpc::CallbackServerContext* ctx, const v1::RecordSharedCheckpointRequest* req,
     v1::RecordSharedCheckpointResponse*) {
-  const auto start = std::chrono::steady_clock::now();
-  if (Status denied = AuthorizeWorker(ctx, "RecordSharedCheckpoint", req->worker_id());
-      !denied.ok()) {
-    return Finish(ctx, "RecordSharedCheckpoint", denied, start);
-  }
-  return Finish(
-      ctx, "RecordSharedCheckpoint",
-      scheduler_->RecordSharedCheckpoint(req->worker_id(), req->run_id(), req->attempt(),
-                                         req->epoch(), req->relative_path(), req->iteration()),
-      start);
+  return Batched(ctx, "RecordSharedCheckpoint", req->worker_id(), [this, req] {
+    return scheduler_->RecordSharedCheckpoint(req->worker_id(), req->run_id(), req->attempt(),
+                                              req->epoch(), req->relative_path(), req->iteration());
+  });
 }
 
 }  // namespace resweep

@@ -1,17 +1,25 @@
 // The gRPC face of the Scheduler. Handlers are thin: decode the request, call the
-// scheduler, encode the reply. Uses the callback API; every handler finishes its
-// reactor before returning.
+// scheduler, encode the reply. Uses the callback API. Worker calls (acquire,
+// heartbeat, epoch reports, the ends of attempts, shared checkpoints) do not run on
+// gRPC's threads: they are handed to the write batcher (group commit) and their
+// reactor is finished once the batch is durable; an AcquireRun with wait_ms that
+// finds nothing queued is parked (long-poll) until a run may be leasable or its bound
+// passes. The other handlers finish their reactor before returning.
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
 #include "common/mutex.h"
 #include "coordinator/auth.h"
+#include "coordinator/parked_calls.h"
 #include "coordinator/scheduler.h"
+#include "coordinator/write_batcher.h"
 #include "resweep/v1/resweep.grpc.pb.h"
 
 namespace resweep {
@@ -36,10 +44,24 @@ class LatencyRecorder {
 
 class CoordinatorService final : public v1::Coordinator::CallbackService {
  public:
-  // `tokens` (may be null: every call allowed) must outlive the service.
-  CoordinatorService(Scheduler* scheduler, const TokenTable* tokens)
-      : scheduler_(scheduler), tokens_(tokens) {}
+  // `scheduler` and `tokens` (may be null: every call allowed) must outlive the
+  // service; the service is the scheduler's runs-queued listener, so the scheduler
+  // must not be used once the service is gone.
+  CoordinatorService(Scheduler* scheduler, const TokenTable* tokens,
+                     WriteBatcherOptions batcher_options = {});
   LatencyRecorder& latency() { return latency_; }
+
+  // The longest AcquireRunRequest.wait_ms honoured; longer waits are cut to it.
+  static constexpr int kMaxAcquireWaitMs = 60000;
+
+  // Shutdown, in two steps around the gRPC server's: first every parked AcquireRun is
+  // answered now (no lease) and none is parked any more; once the server has stopped
+  // (no call in flight), the batcher runs what is queued and stops.
+  void AnswerParkedCalls() { parked_.Shutdown(); }
+  void StopBatcher() { batcher_.Stop(); }
+  WriteBatcher::Counts batcher_counts() { return batcher_.counts(); }
+  // AcquireRun calls parked now (long-poll).
+  size_t parked_acquires() { return parked_.size(); }
 
   grpc::ServerUnaryReactor* SubmitSweep(grpc::CallbackServerContext* ctx,
                                         const v1::SubmitSweepRequest* req,
@@ -117,10 +139,26 @@ class CoordinatorService final : public v1::Coordinator::CallbackService {
   grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* ctx, const char* method,
                                    const Status& status,
                                    std::chrono::steady_clock::time_point start);
+  // The same, with the call's reactor already taken (any thread).
+  void FinishReactor(grpc::CallbackServerContext* ctx, grpc::ServerUnaryReactor* reactor,
+                     const char* method, const Status& status,
+                     std::chrono::steady_clock::time_point start);
+  // A worker call naming `worker_id`, run on the batcher: the token is checked here,
+  // the worker's identity and then `run` on the batcher's thread, inside a batch; the
+  // reply goes once the batch is durable. `run` fills the response.
+  grpc::ServerUnaryReactor* Batched(grpc::CallbackServerContext* ctx, const char* method,
+                                    const std::string& worker_id, std::function<Status()> run);
+  // An AcquireRun in progress (it may look several times: long-poll).
+  struct AcquireCall;
+  // Looks for a lease for `call` on the batcher; answers it, or parks it until a run
+  // may be leasable (then looks again) or its deadline (then answers with no lease).
+  void LookForLease(const std::shared_ptr<AcquireCall>& call);
 
   Scheduler* const scheduler_;
   const TokenTable* const tokens_;
   LatencyRecorder latency_;
+  ParkedCalls parked_;    // AcquireRun calls waiting for a run
+  WriteBatcher batcher_;  // after parked_: its calls may park, so it stops first
 };
 
 }  // namespace resweep

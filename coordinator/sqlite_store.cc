@@ -8,6 +8,9 @@
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
+#include <optional>
+#include <thread>
+
 namespace resweep {
 
 const char* RunStateName(RunState state) {
@@ -461,19 +464,30 @@ class SqliteStore : public Store {
     return Status::Ok();
   }
 
+  // Transactions. `depth_` counts the open levels: 0 = none; the outermost level is
+  // a BEGIN IMMEDIATE (a top-level transaction or a batch), every level inside it a
+  // savepoint named after its depth.
   Status RunInTransaction(const std::function<Status()>& body) override {
-    if (in_transaction_) return body();  // nested: the outer transaction decides
-    RESWEEP_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
-    in_transaction_ = true;
-    Status st;
-    try {
-      st = body();
-    } catch (const std::exception& e) {
-      st = InternalError(std::string("exception in transaction: ") + e.what());
+    if (batch_owner_ && *batch_owner_ != std::this_thread::get_id() && depth_ == 1) {
+      return RunForeignTransactionInBatch(body);
     }
-    in_transaction_ = false;
+    if (batch_owner_ && batch_error_) {
+      return UnavailableError("the batch's transaction was rolled back after an earlier failure (" +
+                              batch_error_->ToString() + ")");
+    }
+    if (depth_ > 0) return RunSavepoint(body);
+    RESWEEP_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+    depth_ = 1;
+    Status st = RunBody(body);
+    depth_ = 0;
+    // After some failures (a full disk, an I/O error) SQLite has rolled the whole
+    // transaction back itself; a body that went on after one must not be committed
+    // in pieces.
+    if (st.ok() && sqlite3_get_autocommit(db_)) {
+      st = UnavailableError("the transaction was rolled back by the database after a failure");
+    }
     if (!st.ok()) {
-      Exec("ROLLBACK").IgnoreError();  // the failure being returned says why
+      if (!sqlite3_get_autocommit(db_)) Exec("ROLLBACK").IgnoreError();  // `st` says why
       return st;
     }
     Status commit = Exec("COMMIT");
@@ -485,19 +499,53 @@ class SqliteStore : public Store {
   }
 
   Status RunInReadTransaction(const std::function<Status()>& body) override {
-    if (in_transaction_) return body();
+    if (depth_ > 0) return body();
     RESWEEP_RETURN_IF_ERROR(Exec("BEGIN"));
-    in_transaction_ = true;
+    depth_ = 1;
     Status st;
     try {
       st = body();
     } catch (const std::exception& e) {
       st = InternalError(std::string("exception in read transaction: ") + e.what());
     }
-    in_transaction_ = false;
+    depth_ = 0;
     Status end = Exec("COMMIT");  // nothing was written: only ends the snapshot
     if (!st.ok()) return st;
     return end;
+  }
+
+  Status BeginBatch() override {
+    if (depth_ > 0 || batch_owner_) {
+      return FailedPreconditionError("BeginBatch: a transaction or batch is already open");
+    }
+    RESWEEP_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+    depth_ = 1;
+    batch_owner_ = std::this_thread::get_id();
+    batch_error_.reset();
+    return Status::Ok();
+  }
+
+  Status CommitBatch() override {
+    if (!batch_owner_) return FailedPreconditionError("CommitBatch: no batch is open");
+    Status st = batch_error_ ? *batch_error_ : Status::Ok();
+    if (st.ok() && sqlite3_get_autocommit(db_)) {
+      st = UnavailableError("the batch's transaction was rolled back by the database");
+    }
+    if (st.ok()) {
+      st = Exec("COMMIT");
+      if (!st.ok()) Exec("ROLLBACK").IgnoreError();  // `st` says why
+    } else if (!sqlite3_get_autocommit(db_)) {
+      Exec("ROLLBACK").IgnoreError();
+    }
+    EndBatch();
+    return st;
+  }
+
+  Status AbortBatch() override {
+    if (!batch_owner_) return FailedPreconditionError("AbortBatch: no batch is open");
+    Status st = sqlite3_get_autocommit(db_) ? Status::Ok() : Exec("ROLLBACK");
+    EndBatch();
+    return st;
   }
 
   Status InsertSweep(const SweepRecord& w) override {
@@ -1096,9 +1144,82 @@ class SqliteStore : public Store {
     s.Bind(r.summary_k).Bind(r.final_test_error).Bind(r.last_k_test_error);
   }
 
+  Status RunBody(const std::function<Status()>& body) {
+    try {
+      return body();
+    } catch (const std::exception& e) {
+      return InternalError(std::string("exception in transaction: ") + e.what());
+    }
+  }
+
+  // One level inside an open transaction: kept (RELEASE) when `body` returns OK,
+  // else rolled back alone (ROLLBACK TO, then RELEASE).
+  Status RunSavepoint(const std::function<Status()>& body) {
+    const std::string name = "level" + std::to_string(depth_);
+    RESWEEP_RETURN_IF_ERROR(Exec(("SAVEPOINT " + name).c_str()));
+    ++depth_;
+    Status st = RunBody(body);
+    --depth_;
+    if (sqlite3_get_autocommit(db_)) {
+      // SQLite rolled the whole transaction back after a failure inside `body`.
+      if (st.ok()) st = UnavailableError("the transaction was rolled back by the database");
+      if (batch_owner_ && !batch_error_) batch_error_ = st;
+      return st;
+    }
+    if (st.ok()) {
+      st = Exec(("RELEASE " + name).c_str());
+      if (st.ok()) return st;
+    }
+    Status undone = Exec(("ROLLBACK TO " + name).c_str());
+    if (undone.ok()) undone = Exec(("RELEASE " + name).c_str());
+    if (!undone.ok() && batch_owner_ && !batch_error_) batch_error_ = undone;
+    return st;
+  }
+
+  // Another thread's transaction while a batch is open between two of its owner's
+  // calls (see Store::BeginBatch): a savepoint, then a commit of the batch so far so
+  // that it is durable when it returns; the batch goes on in a new transaction.
+  Status RunForeignTransactionInBatch(const std::function<Status()>& body) {
+    if (batch_error_) {
+      // The batch's transaction is gone already: this one stands alone.
+      std::optional<std::thread::id> owner = batch_owner_;
+      batch_owner_.reset();
+      depth_ = 0;
+      Status st = RunInTransaction(body);
+      batch_owner_ = owner;
+      depth_ = 1;
+      return st;
+    }
+    RESWEEP_RETURN_IF_ERROR(RunSavepoint(body));
+    if (batch_error_) return *batch_error_;
+    Status commit = Exec("COMMIT");
+    if (!commit.ok()) {
+      Exec("ROLLBACK").IgnoreError();  // `commit` says why
+      batch_error_ = commit;
+      return commit;
+    }
+    if (Status begin = Exec("BEGIN IMMEDIATE"); !begin.ok()) {
+      // What the batch had so far is durable; the rest of it fails.
+      batch_error_ = begin;
+    }
+    return Status::Ok();
+  }
+
+  void EndBatch() {
+    batch_owner_.reset();
+    batch_error_.reset();
+    depth_ = 0;
+  }
+
   sqlite3* db_;
   std::unique_ptr<StatementCache> cache_;
-  bool in_transaction_ = false;
+  int depth_ = 0;  // open transaction levels (see RunInTransaction)
+  // The thread that began the open batch, if one is open.
+  std::optional<std::thread::id> batch_owner_;
+  // Set once the open batch's transaction is lost (rolled back by SQLite, or a
+  // commit for another thread failed): its owner's later transactions and its
+  // commit fail with it.
+  std::optional<Status> batch_error_;
 };
 
 }  // namespace

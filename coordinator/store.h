@@ -161,12 +161,33 @@ class Store {
   virtual ~Store() = default;
 
   // Runs `body` in one transaction: committed when it returns OK, rolled back
-  // otherwise (including when a store call inside it failed).
+  // otherwise (including when a store call inside it failed). Nested inside another
+  // transaction (or a batch, below) it is a savepoint: a failing body rolls back its
+  // own writes only, and the outer transaction decides whether the rest is kept.
   virtual Status RunInTransaction(const std::function<Status()>& body) = 0;
 
   // Runs `body` in one read transaction: every read inside it sees the same
   // snapshot of the database. Nested in a transaction, it is part of that one.
   virtual Status RunInReadTransaction(const std::function<Status()>& body) = 0;
+
+  // Group commit: between BeginBatch and CommitBatch, every RunInTransaction made on
+  // the thread that began the batch (its owner) is a savepoint of one transaction,
+  // made durable only by CommitBatch (one durable write for all of them). Store calls
+  // stay serialised by the store's owner as always; the batch only spans several of
+  // them. A RunInTransaction on any other thread while the batch is open runs as its
+  // own savepoint too, and is durable when it returns: it commits the batch so far,
+  // which then goes on in a new transaction. Reads and writes outside
+  // RunInTransaction on other threads join the batch (they see, and write, what is
+  // not durable yet). FAILED_PRECONDITION when a transaction or batch is open.
+  virtual Status BeginBatch() = 0;
+  // Commits the batch, on its owner's thread. Not OK: the writes since the batch's
+  // last commit are rolled back (so are they when SQLite itself rolled the
+  // transaction back after a failure inside the batch: then every later
+  // RunInTransaction of the batch failed with UNAVAILABLE). Either way the batch is
+  // over.
+  virtual Status CommitBatch() = 0;
+  // Rolls the batch back (the writes since its last commit) and ends it.
+  virtual Status AbortBatch() = 0;
 
   // Sweeps.
   virtual Status InsertSweep(const SweepRecord& sweep) = 0;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <algorithm>
 
 #include <map>
 #include <memory>
@@ -65,7 +66,10 @@ class Cluster {
     std::vector<std::string> argv = worker_prefix_;
     argv.insert(argv.end(),
                 {RESWEEP_WORKER_BIN, "--coordinator", via.empty() ? address() : via, "--name", name,
-                 "--device", "cpu", "--threads", std::to_string(threads), "--poll-seconds", "0.1"});
+                 "--device", "cpu", "--threads", std::to_string(threads)});
+    if (std::find(extra.begin(), extra.end(), "--poll-seconds") == extra.end()) {
+      argv.insert(argv.end(), {"--poll-seconds", "0.1"});
+    }
     argv.insert(argv.end(), extra.begin(), extra.end());
     workers_.push_back(std::make_unique<Process>(argv, dir_.File("worker-" + name + ".log")));
     return workers_.size() - 1;
@@ -114,6 +118,7 @@ class Cluster {
     return store.ok() ? std::move(*store) : nullptr;
   }
 
+  std::string CoordinatorLog() { return ReadFile(dir_.File("coordinator.log")); }
   std::string Logs() {
     std::string all = "--- coordinator\n" + Tail(ReadFile(dir_.File("coordinator.log")));
     for (const auto& entry : std::filesystem::directory_iterator(dir_.path())) {

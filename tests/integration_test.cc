@@ -113,6 +113,32 @@ seeds: 3
   EXPECT_NE(cluster.Cli({"status", sweep_id}).find("succeeded 12"), std::string::npos);
 }
 
+TEST(EndToEnd, AnIdleWorkerGetsANewRunThroughLongPollNotItsPollInterval) {
+  Cluster cluster({.lease_seconds = 10, .heartbeat_seconds = 0.5});
+  cluster.StartCoordinator();
+  // Asking by itself, this worker would ask again only a minute after an empty
+  // answer; its AcquireRun is held (parked) at the coordinator for up to a minute.
+  cluster.StartWorker("idle", 1, {"--poll-seconds", "60", "--acquire-wait-seconds", "60"});
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return cluster.CoordinatorLog().find("parked until a run is queued") != std::string::npos;
+      },
+      60000))
+      << cluster.Logs();
+  const std::string file = cluster.WriteSweep("one.yaml", R"(name: one
+trainer: {kind: synthetic, epoch_seconds: 0.01}
+train: {epochs: 2}
+)");
+  const std::string sweep_id = FirstLine(cluster.Cli({"submit", file}));
+  // Well within both minutes: the parked call itself was answered with the run.
+  int code = 0;
+  cluster.Cli({"wait", sweep_id, "--limit", "30", "--poll", "0.2"}, &code);
+  ASSERT_EQ(code, 0) << cluster.Logs();
+  auto db = cluster.OpenDb();
+  ASSERT_TRUE(db);
+  ExpectEveryRunSucceededOnce(*db, sweep_id, 1, 2);
+}
+
 TEST(EndToEnd, BadSweepFileIsRejectedAndTheCoordinatorStaysUp) {
   Cluster cluster({});
   cluster.StartCoordinator();

@@ -20,6 +20,7 @@
 
 #include "common/hash.h"
 #include "coordinator/sqlite_store.h"
+#include "coordinator/write_batcher.h"
 #include "tests/forwarding_store.h"
 #include "tests/test_util.h"
 
@@ -560,6 +561,13 @@ class CheckpointCommitFailingStore : public ForwardingStore {
       return UnavailableError("database: disk I/O error (injected)");
     }
     return inner_->UpdateRun(run);
+  }
+  // When set, a batch's commit fails (as a full disk would): rolled back instead.
+  bool fail_batch_commit = false;
+  Status CommitBatch() override {
+    if (!fail_batch_commit) return inner_->CommitBatch();
+    EXPECT_TRUE(inner_->AbortBatch().ok());
+    return UnavailableError("database: disk I/O error (injected at commit)");
   }
 };
 
@@ -1836,6 +1844,204 @@ TEST_F(SchedulerTest, ARestartedWorkerIsNotASecondWorkerForHostFaults) {
   RunRecord r = Run((*l)->run_id);
   EXPECT_EQ(r.state, RunState::kFailed);
   EXPECT_NE(r.error.find("2 different worker(s)"), std::string::npos) << r.error;
+}
+
+// ------------------------------------------------------------ group commit
+
+// Runs `calls` through `batcher` as one batch (behind a first call that holds the
+// batcher until they are all queued); returns each call's status as its reply got it.
+// `at_reply` (if set) runs on the batcher's thread as each reply goes.
+std::vector<Status> RunAsOneBatch(WriteBatcher* batcher,
+                                  const std::vector<std::function<Status()>>& calls,
+                                  const std::function<void(size_t)>& at_reply = {}) {
+  std::promise<void> gate_entered, gate_open;
+  std::shared_future<void> open = gate_open.get_future().share();
+  batcher->Submit(
+      [&gate_entered, open] {
+        gate_entered.set_value();
+        open.wait();
+        return Status::Ok();
+      },
+      [](const Status&) {});
+  gate_entered.get_future().wait();
+  std::vector<Status> replies(calls.size(), InternalError("no reply"));
+  std::vector<std::promise<void>> replied(calls.size());
+  for (size_t i = 0; i < calls.size(); ++i) {
+    batcher->Submit(calls[i], [&, i](const Status& st) {
+      replies[i] = st;
+      if (at_reply) at_reply(i);
+      replied[i].set_value();
+    });
+  }
+  gate_open.set_value();
+  for (auto& r : replied) r.get_future().wait();
+  return replies;
+}
+
+class WriteBatcherTest : public SchedulerTest {
+ protected:
+  std::unique_ptr<WriteBatcher> MakeBatcher() {
+    return std::make_unique<WriteBatcher>(
+        [this](const std::function<void()>& calls) { return scheduler_->RunBatch(calls); });
+  }
+  // A run of `epochs` epochs leased to a new worker *worker.
+  Lease LeaseOneRun(std::string* worker, int epochs = 5) {
+    EXPECT_TRUE(scheduler_
+                    ->Submit("name: one\ntrainer: {kind: synthetic}\ntrain: {epochs: " +
+                                 std::to_string(epochs) + "}\n",
+                             "o.yaml")
+                    .ok());
+    *worker = Register("w");
+    return MustAcquire(*worker);
+  }
+  // Epochs of the run a separate read-only connection sees: what is durable.
+  size_t DurableEpochs(const std::string& run_id) {
+    auto reader = OpenSqliteStore(dir_.File("state.db"), {.read_only = true});
+    EXPECT_TRUE(reader.ok()) << reader.status().ToString();
+    if (!reader.ok()) return 0;
+    auto epochs = (*reader)->ListEpochs(run_id);
+    EXPECT_TRUE(epochs.ok());
+    return epochs.ok() ? epochs->size() : 0;
+  }
+};
+
+TEST_F(WriteBatcherTest, ACallThatFailsInABatchUndoesOnlyItsOwnWrites) {
+  std::string w;
+  Lease l = LeaseOneRun(&w);
+  auto batcher = MakeBatcher();
+  EpochRecord stray;
+  stray.run_id = l.run_id;
+  stray.attempt = l.attempt;
+  stray.epoch = 4;
+  const auto replies =
+      RunAsOneBatch(batcher.get(), {[&] { return Report(w, l, 1, 0.5); },
+                                    // A call that writes, then fails: its write goes with it.
+                                    [&] {
+                                      return store_->RunInTransaction([&]() -> Status {
+                                        RESWEEP_RETURN_IF_ERROR(store_->PutEpoch(stray, w));
+                                        return FailedPreconditionError("refused after writing");
+                                      });
+                                    },
+                                    [&] { return Report(w, l, 3, 0.5); },  // skips epoch 2: refused
+                                    [&] { return Report(w, l, 2, 0.4); }});
+  EXPECT_TRUE(replies[0].ok()) << replies[0].ToString();
+  EXPECT_EQ(replies[1].code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(replies[2].code(), StatusCode::kFailedPrecondition) << replies[2].ToString();
+  EXPECT_TRUE(replies[3].ok()) << replies[3].ToString();
+  EXPECT_EQ(batcher->counts().batches, 2);  // the holding call's, then these four
+  EXPECT_EQ(Run(l.run_id).epoch, 2);
+  auto epochs = store_->ListEpochs(l.run_id);
+  ASSERT_TRUE(epochs.ok());
+  ASSERT_EQ(epochs->size(), 2u);  // 1 and 2; not the failed call's 4
+  EXPECT_EQ(epochs->back().epoch, 2);
+  EXPECT_EQ(DurableEpochs(l.run_id), 2u);
+}
+
+TEST_F(WriteBatcherTest, EachReplyGoesOnlyOnceItsWriteIsDurable) {
+  std::string w;
+  Lease l = LeaseOneRun(&w);
+  auto batcher = MakeBatcher();
+  std::vector<size_t> durable_at_reply(3, 0);
+  const auto replies =
+      RunAsOneBatch(batcher.get(),
+                    {[&] { return Report(w, l, 1, 0.5); }, [&] { return Report(w, l, 2, 0.5); },
+                     [&] { return Report(w, l, 3, 0.5); }},
+                    [&](size_t i) { durable_at_reply[i] = DurableEpochs(l.run_id); });
+  for (const auto& r : replies) EXPECT_TRUE(r.ok()) << r.ToString();
+  // Another connection saw every epoch of the batch before any reply went.
+  EXPECT_EQ(durable_at_reply, std::vector<size_t>(3, 3));
+}
+
+TEST_F(WriteBatcherTest, AFailedCommitFailsEveryCallOfTheBatchAndTheLeaseStaysUsable) {
+  CheckpointCommitFailingStore faulty(store_.get());
+  scheduler_ = std::make_unique<Scheduler>(&faulty, &clock_, options_, checkpoints_.get());
+  std::string w;
+  Lease l = LeaseOneRun(&w, 2);
+  clock_.Advance(options_.lease_ms / 2);
+  ASSERT_TRUE(Report(w, l, 1, 0.5).ok());
+  ASSERT_TRUE(Report(w, l, 2, 0.4).ok());  // the lease now runs to 1.5 lease_ms
+  auto batcher = MakeBatcher();
+  faulty.fail_batch_commit = true;
+  const auto replies = RunAsOneBatch(
+      batcher.get(), {[&] { return scheduler_->Complete(w, l.run_id, l.attempt, 7); },
+                      [&] {
+                        return scheduler_->Heartbeat(w, {{l.run_id, l.attempt, 2, 0}}).status();
+                      }});
+  for (const auto& r : replies) {
+    EXPECT_EQ(r.code(), StatusCode::kUnavailable) << r.ToString();
+    EXPECT_NE(r.message().find("could not be made durable"), std::string::npos) << r.ToString();
+  }
+  EXPECT_EQ(Run(l.run_id).state, RunState::kRunning);  // the completion was rolled back
+  faulty.fail_batch_commit = false;
+  // Past the lease the scheduler would give a run it has no deadline for (its start
+  // plus lease_ms), within the one the worker renewed: the worker's retried completion
+  // is accepted (the rolled-back completion's close of the lease is forgotten).
+  clock_.Advance(options_.lease_ms / 2 + 1);
+  Status retried = scheduler_->Complete(w, l.run_id, l.attempt, 7);
+  EXPECT_TRUE(retried.ok()) << retried.ToString();
+  EXPECT_EQ(Run(l.run_id).state, RunState::kSucceeded);
+}
+
+TEST_F(SchedulerTest, TheRunsQueuedListenerHearsEveryWayARunBecomesLeasable) {
+  int heard = 0;
+  scheduler_->SetRunsQueuedListener([&](int64_t runs) { heard += static_cast<int>(runs); });
+  auto hears = [&](const std::function<void()>& action) {
+    const int before = heard;
+    action();
+    return heard > before;
+  };
+  EXPECT_TRUE(hears([&] { ASSERT_TRUE(scheduler_->Submit(kSweep, "s.yaml").ok()); }));
+  EXPECT_EQ(heard, 4);  // one per run
+  const std::string w = Register("w");
+  Lease l;
+  EXPECT_FALSE(hears([&] { l = MustAcquire(w); }));
+  EXPECT_TRUE(hears([&] { ASSERT_TRUE(scheduler_->Release(w, l.run_id, l.attempt, "bye").ok()); }));
+  l = MustAcquire(w);
+  EXPECT_TRUE(
+      hears([&] { ASSERT_TRUE(scheduler_->Fail(w, l.run_id, l.attempt, "oom", true).ok()); }));
+  l = MustAcquire(w);
+  EXPECT_TRUE(
+      hears([&] { ASSERT_TRUE(scheduler_->HostFault(w, l.run_id, l.attempt, "disk").ok()); }));
+  l = MustAcquire(w);
+  EXPECT_TRUE(hears([&] {
+    clock_.Advance(options_.lease_ms + 1);
+    ASSERT_GE(*scheduler_->ExpireLeases(), 1);
+  }));
+  l = MustAcquire(w);
+  EXPECT_FALSE(
+      hears([&] { ASSERT_TRUE(scheduler_->Fail(w, l.run_id, l.attempt, "bad", false).ok()); }));
+  auto sweeps = scheduler_->ListSweeps();
+  ASSERT_TRUE(sweeps.ok() && !sweeps->empty());
+  EXPECT_TRUE(hears([&] {
+    auto retried = scheduler_->Retry(sweeps->front().sweep.sweep_id, RetryRequest{.failed = true});
+    ASSERT_TRUE(retried.ok() && retried->runs_queued == 1);
+  }));
+}
+
+TEST_F(SchedulerTest, AnAcquireWithNothingQueuedWritesNothingAndContactsAreFlushedLater) {
+  options_.forget_workers_after_ms = 20000;
+  Open();
+  const std::string w = Register("w");
+  const int64_t registered_ms = clock_.NowMs();
+  const std::string wal = dir_.File("state.db") + "-wal";
+  const auto wal_size = std::filesystem::file_size(wal);
+  clock_.Advance(19000);
+  for (int slot = 0; slot < 8; ++slot) {
+    auto r = scheduler_->Acquire(w, slot);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_FALSE(r->has_value());
+  }
+  EXPECT_EQ(std::filesystem::file_size(wal), wal_size);  // no commit wrote anything
+  EXPECT_EQ((*store_->GetWorker(w))->last_seen_ms, registered_ms);
+  // The silence rules see the contact anyway: 21 s after the last stored one (past
+  // forget_workers_after_ms), 2 s after the real one, the worker is not forgotten.
+  clock_.Advance(2000);
+  EXPECT_EQ(*scheduler_->ForgetSilentWorkers(), 0);
+  ASSERT_TRUE(scheduler_->FlushWorkerContacts().ok());
+  EXPECT_EQ((*store_->GetWorker(w))->last_seen_ms, registered_ms + 19000);
+  // A worker that stays silent is still forgotten.
+  clock_.Advance(20000);
+  EXPECT_EQ(*scheduler_->ForgetSilentWorkers(), 1);
 }
 
 }  // namespace

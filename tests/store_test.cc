@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <thread>
+
 #include "coordinator/results.h"
 #include "coordinator/sqlite_store.h"
 #include "tests/test_util.h"
@@ -265,6 +267,94 @@ TEST(SqliteStore, ReadOnlyOpenOfAMissingFileIsAnError) {
   auto ro = OpenSqliteStore(dir.File("missing.db"), {.read_only = true});
   EXPECT_FALSE(ro.ok());
   EXPECT_NE(ro.status().message().find("missing.db"), std::string::npos);
+}
+
+// Group commit (Store::BeginBatch): what another connection sees, as a reader such as
+// `resweep results --db` would: only what is committed.
+class StoreBatchTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto store = OpenSqliteStore(dir_.File("s.db"));
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    store_ = std::move(*store);
+  }
+
+  // Whether the run is durable: visible to a separate read-only connection.
+  bool Durable(const std::string& run_id) {
+    auto reader = OpenSqliteStore(dir_.File("s.db"), {.read_only = true});
+    EXPECT_TRUE(reader.ok()) << reader.status().ToString();
+    if (!reader.ok()) return false;
+    auto run = (*reader)->GetRun(run_id);
+    EXPECT_TRUE(run.ok()) << run.status().ToString();
+    return run.ok() && run->has_value();
+  }
+  // Whether this store (the writer) has the run.
+  bool Has(const std::string& run_id) {
+    auto run = store_->GetRun(run_id);
+    EXPECT_TRUE(run.ok());
+    return run.ok() && run->has_value();
+  }
+  Status Insert(const std::string& run_id) {
+    return store_->RunInTransaction([&]() -> Status {
+      auto inserted = store_->InsertRunIfAbsent(SampleRun(run_id));
+      return inserted.ok() ? Status::Ok() : inserted.status();
+    });
+  }
+
+  TempDir dir_;
+  std::unique_ptr<Store> store_;
+};
+
+TEST_F(StoreBatchTest,
+       AFailingTransactionUndoesOnlyItsOwnWritesAndNothingIsDurableBeforeTheCommit) {
+  ASSERT_TRUE(store_->BeginBatch().ok());
+  ASSERT_TRUE(Insert("a").ok());
+  Status failed = store_->RunInTransaction([&]() -> Status {
+    RESWEEP_RETURN_IF_ERROR(store_->InsertRunIfAbsent(SampleRun("b")).status());
+    // A nested transaction that fails undoes its own write; the outer one goes on.
+    EXPECT_FALSE(store_
+                     ->RunInTransaction([&]() -> Status {
+                       RESWEEP_RETURN_IF_ERROR(
+                           store_->InsertRunIfAbsent(SampleRun("b-inner")).status());
+                       return FailedPreconditionError("inner refused");
+                     })
+                     .ok());
+    EXPECT_FALSE(Has("b-inner"));
+    EXPECT_TRUE(Has("b"));
+    return FailedPreconditionError("refused");
+  });
+  EXPECT_EQ(failed.code(), StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(Insert("c").ok());
+  EXPECT_TRUE(Has("a"));
+  EXPECT_FALSE(Has("b"));
+  EXPECT_TRUE(Has("c"));
+  EXPECT_FALSE(Durable("a"));  // one commit for the whole batch, at its end
+  EXPECT_FALSE(Durable("c"));
+  ASSERT_TRUE(store_->CommitBatch().ok());
+  EXPECT_TRUE(Durable("a"));
+  EXPECT_FALSE(Durable("b"));
+  EXPECT_FALSE(Durable("b-inner"));
+  EXPECT_TRUE(Durable("c"));
+  // After the batch, transactions commit on their own again.
+  ASSERT_TRUE(Insert("d").ok());
+  EXPECT_TRUE(Durable("d"));
+}
+
+TEST_F(StoreBatchTest, AnotherThreadsTransactionIsDurableWhenItReturnsAndAnAbortKeepsIt) {
+  ASSERT_TRUE(store_->BeginBatch().ok());
+  ASSERT_TRUE(Insert("batched-before").ok());
+  // Store calls are serialised by the caller (here: one after the other).
+  std::thread other([&] { ASSERT_TRUE(Insert("other-thread").ok()); });
+  other.join();
+  EXPECT_TRUE(Durable("other-thread"));
+  EXPECT_TRUE(Durable("batched-before"));  // committed with it
+  ASSERT_TRUE(Insert("batched-after").ok());
+  EXPECT_FALSE(Durable("batched-after"));
+  ASSERT_TRUE(store_->AbortBatch().ok());
+  EXPECT_FALSE(Has("batched-after"));
+  EXPECT_TRUE(Has("other-thread"));
+  EXPECT_TRUE(Has("batched-before"));
+  EXPECT_FALSE(store_->CommitBatch().ok());  // no batch open
 }
 
 }  // namespace

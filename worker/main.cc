@@ -50,6 +50,7 @@ int main(int argc, char** argv) {
   std::string device = "auto", log_level = "info";
   int slots = 1, threads = 0;
   double poll_seconds = 1.0;
+  double acquire_wait_seconds = 20.0;
   int64_t dataset_cache_mb = 2048;
   double progress_floor_seconds = 600, stuck_grace_seconds = 30;
   app.set_version_flag("--version", std::string("resweep-worker ") + resweep::ResweepVersion());
@@ -83,9 +84,15 @@ int main(int argc, char** argv) {
   app.add_option("--name", options.name,
                  "worker name (default: host name); the coordinator appends -<8 hex digits> "
                  "to make this process's worker id, e.g. NAME-1a2b3c4d in `resweep runs`");
-  app.add_option("--poll-seconds", poll_seconds, "idle wait between acquire attempts")
+  app.add_option("--poll-seconds", poll_seconds,
+                 "idle wait between acquire attempts when the coordinator does not long-poll")
       ->capture_default_str()
       ->check(CLI::Range(0.01, 60.0));
+  app.add_option("--acquire-wait-seconds", acquire_wait_seconds,
+                 "an idle slot's AcquireRun waits up to this long at the coordinator for a run "
+                 "(long-poll; 0 = ask and wait --poll-seconds between asks)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 60.0));
   app.add_option("--progress-floor-seconds", progress_floor_seconds,
                  "a run with no new batch or epoch for the larger of this and "
                  "--progress-factor x its longest epoch is given back as a host fault")
@@ -143,6 +150,7 @@ int main(int argc, char** argv) {
   }
   options.devices = *devices;
   options.poll_ms = static_cast<int>(poll_seconds * 1000);
+  options.acquire_wait_ms = static_cast<int>(acquire_wait_seconds * 1000);
   options.dataset_cache_bytes = dataset_cache_mb << 20;
   options.progress_floor_ms = static_cast<int64_t>(progress_floor_seconds * 1000);
   options.stuck_trainer_grace_ms = static_cast<int64_t>(stuck_grace_seconds * 1000);

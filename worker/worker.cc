@@ -574,9 +574,24 @@ void Worker::SlotLoop(int slot) {
     req.set_worker_id(worker_id());
     req.set_slot(slot);
     req.set_device(device_name);
+    req.set_wait_ms(std::max(0, options_.acquire_wait_ms));
     v1::AcquireRunResponse resp;
-    Status st = CallCoordinator("AcquireRun", 0, kCallTimeoutMs, &v1::Coordinator::Stub::AcquireRun,
-                                req, &resp);
+    const auto asked = std::chrono::steady_clock::now();
+    // Long-poll: the call may be held up to wait_ms, so its deadline is longer, and
+    // Stop cancels it.
+    Status st = Retry("AcquireRun", 0, [&] {
+      grpc::ClientContext ctx;
+      PrepareCall(&ctx, kCallTimeoutMs + req.wait_ms());
+      {
+        MutexLock lock(&mutex_);
+        if (stopping_) return grpc::Status(grpc::StatusCode::CANCELLED, "worker stopping");
+        acquires_in_flight_.insert(&ctx);
+      }
+      grpc::Status call_status = stub_->AcquireRun(&ctx, req, &resp);
+      MutexLock lock(&mutex_);
+      acquires_in_flight_.erase(&ctx);
+      return call_status;
+    });
     if (stopping_) break;
     if (st.code() == StatusCode::kNotFound) {
       HandleUnknownWorker();
@@ -599,6 +614,16 @@ void Worker::SlotLoop(int slot) {
               "above (data, devices, mounts, memory); `resweep workers` shows the quarantine",
               resp.quarantine_reason());
         }
+      }
+      // A coordinator that long-polls has waited already, unless it answered well
+      // before the bound (it is shutting down): then, as with one that does not
+      // long-poll, wait between acquires here.
+      const int64_t waited_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    std::chrono::steady_clock::now() - asked)
+                                    .count();
+      if (resp.long_poll() && resp.quarantine_reason().empty() && req.wait_ms() > 0 &&
+          waited_ms >= req.wait_ms() / 2) {
+        continue;
       }
       static thread_local std::mt19937 rng{std::random_device{}()};
       SleepFor(std::uniform_int_distribution<int>(options_.poll_ms / 2, options_.poll_ms)(rng));
@@ -847,6 +872,7 @@ void Worker::Stop() {
   {
     MutexLock lock(&mutex_);
     stopping_ = true;
+    for (grpc::ClientContext* ctx : acquires_in_flight_) ctx->TryCancel();
   }
   wake_.NotifyAll();
 }

@@ -13,13 +13,14 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "common/channel.h"
-#include "common/status.h"
 #include "common/mutex.h"
+#include "common/status.h"
 #include "resweep/v1/resweep.grpc.pb.h"
 #include "worker/dataset.h"
 #include "worker/trainer.h"
@@ -37,7 +38,11 @@ struct WorkerOptions {
   // any mount point) instead of being uploaded to the coordinator.
   std::string checkpoint_dir;
   ClientSecurity security;  // TLS roots, client certificate, worker token
-  int poll_ms = 1000;       // idle wait between acquire attempts
+  // Idle slots: each AcquireRun asks the coordinator to hold it up to acquire_wait_ms
+  // for a run (long-poll; 0 = never). A coordinator that does not long-poll answers
+  // at once, and then the slot waits poll_ms between acquires itself.
+  int poll_ms = 1000;
+  int acquire_wait_ms = 20000;
   int max_backoff_ms = 5000;
   // A call retried through an outage logs its first failure, then at most one line
   // per this interval (with the address, attempt count, error and next wait).
@@ -149,6 +154,8 @@ class Worker {
   int64_t lease_ms_ RESWEEP_GUARDED_BY(mutex_) = 30000;
   int64_t heartbeat_ms_ RESWEEP_GUARDED_BY(mutex_) = 5000;
   std::map<int, std::shared_ptr<ActiveRun>> active_ RESWEEP_GUARDED_BY(mutex_);  // by slot
+  // AcquireRun calls in flight (long-polls): Stop cancels them.
+  std::set<grpc::ClientContext*> acquires_in_flight_ RESWEEP_GUARDED_BY(mutex_);
   Status fatal_ RESWEEP_GUARDED_BY(mutex_);  // why the worker gave up, if it did
   std::atomic<int> stuck_trainers_{0};
   std::atomic<int> retired_slots_{0};
