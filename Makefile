@@ -2,7 +2,7 @@
 #   make demo   installs what is missing, builds, runs a real small sweep, prints results
 #   make test   installs what is missing, builds, checks the thread-safety annotations,
 #               runs every test
-#   make tsan   (CI) the scheduler and integration tests under ThreadSanitizer
+#   make tsan   the scheduler and integration tests under ThreadSanitizer
 BUILD_DIR ?= build
 BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
@@ -34,7 +34,7 @@ test: build
 thread-safety: configure
 	bash scripts/thread-safety-check.sh --build-dir $(BUILD_DIR) --jobs $(JOBS)
 
-# ThreadSanitizer build (build-tsan/) of the scheduler and integration tests; CI runs it.
+# ThreadSanitizer build (build-tsan/) of the scheduler and integration tests.
 tsan: deps
 	bash scripts/tsan.sh --jobs $(JOBS)
 

@@ -844,10 +844,11 @@ Status Worker::Run() {
 }
 
 void Worker::Stop() {
-  {
-    MutexLock lock(&mutex_);
-    stopping_ = true;
-  }
+  // Notified under the lock: once Run() sees stopping_ it may return and the worker be
+  // destroyed (main.cc's detached signal thread calls this), so Stop() must not touch
+  // wake_ after releasing mutex_ (found by ThreadSanitizer).
+  MutexLock lock(&mutex_);
+  stopping_ = true;
   wake_.NotifyAll();
 }
 
