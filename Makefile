@@ -1,12 +1,14 @@
 # resweep: the two commands of the quick start, and their parts.
 #   make demo   installs what is missing, builds, runs a real small sweep, prints results
-#   make test   installs what is missing, builds, runs every test
+#   make test   installs what is missing, builds, checks the thread-safety annotations,
+#               runs every test
+#   make tsan   the scheduler and integration tests under ThreadSanitizer
 BUILD_DIR ?= build
 BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all deps configure build test demo bench fuzz fuzz-smoke format clean
+.PHONY: all deps configure build test thread-safety tsan demo bench fuzz fuzz-smoke format clean
 
 all: build
 
@@ -21,10 +23,20 @@ configure: deps $(BUILD_DIR)/CMakeCache.txt
 build: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
-# Every test, then each fuzz target briefly from its seed corpus.
+# The thread-safety analysis, every test, then each fuzz target briefly from its
+# seed corpus.
 test: build
+	@$(MAKE) --no-print-directory thread-safety
 	cd $(BUILD_DIR) && ctest --output-on-failure --timeout 900
 	@$(MAKE) --no-print-directory fuzz-smoke
+
+# clang -Wthread-safety -Werror over every project source (docs/development.md).
+thread-safety: configure
+	bash scripts/thread-safety-check.sh --build-dir $(BUILD_DIR) --jobs $(JOBS)
+
+# ThreadSanitizer build (build-tsan/) of the scheduler and integration tests.
+tsan: deps
+	bash scripts/tsan.sh --jobs $(JOBS)
 
 FUZZ_SECONDS ?= 60
 fuzz: deps
@@ -46,4 +58,4 @@ format:
 	clang-format -i $$(git ls-files '*.cc' '*.h')
 
 clean:
-	rm -rf $(BUILD_DIR) build-fuzz demo-run
+	rm -rf $(BUILD_DIR) build-fuzz build-tsan demo-run

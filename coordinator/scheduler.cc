@@ -112,6 +112,7 @@ StatusOr<RunRecord> Scheduler::FencedRunLocked(const std::string& worker_id,
 
 Status Scheduler::ExpireIfDueLocked(const std::string& run_id) {
   return store_->RunInTransaction([&]() -> Status {
+    mutex_.AssertHeld();
     auto run = store_->GetRun(run_id);
     if (!run.ok()) return run.status();
     if (!run->has_value()) return Status::Ok();

@@ -433,7 +433,10 @@ class Scheduler {
   // Statistics of results asked for before (thread-safe itself).
   analysis::StatisticsCache stats_cache_;
 
-  Mutex mutex_;  // serialises all store access and state changes
+  // Serialises all store access and state changes. The bodies passed to
+  // store_->RunInTransaction run while the calling method holds it, but the analysis
+  // checks a lambda on its own: each begins with mutex_.AssertHeld().
+  Mutex mutex_;
   Queries queries_ RESWEEP_GUARDED_BY(mutex_);
   // Submission token bucket, on the monotonic clock; always within 0..burst.
   double submit_tokens_ RESWEEP_GUARDED_BY(mutex_) = -1;  // -1: full, set on first use

@@ -113,6 +113,7 @@ StatusOr<SubmitResult> Scheduler::Submit(const std::string& spec_yaml,
   const size_t seeds = spec.seeds.size();
   const size_t cells = seeds ? spec.runs.size() / seeds : 0;
   Status st = store_->RunInTransaction([&]() -> Status {
+    mutex_.AssertHeld();
     SweepRecord sweep;
     sweep.sweep_id = spec.sweep_id;
     sweep.name = spec.name;
@@ -219,6 +220,7 @@ StatusOr<CancelResult> Scheduler::Cancel(const std::string& sweep) {
     return result;
   }
   Status st = store_->RunInTransaction([&]() -> Status {
+    mutex_.AssertHeld();
     RESWEEP_RETURN_IF_ERROR(store_->SetSweepCancelled(record->sweep_id));
     return CancelRunsLocked(*record, &result);
   });
@@ -264,6 +266,7 @@ StatusOr<RetryResult> Scheduler::Retry(const std::string& sweep, const RetryRequ
   }
   const int64_t now = clock_->NowMs();
   Status st = store_->RunInTransaction([&]() -> Status {
+    mutex_.AssertHeld();
     auto position = store_->NextQueuePosition();
     if (!position.ok()) return position.status();
     int64_t next_position = *position;
@@ -330,6 +333,7 @@ StatusOr<DeleteResult> Scheduler::Delete(const std::string& sweep, bool force) {
   std::vector<std::string> drop_checkpoints;
   const int64_t now = clock_->NowMs();
   Status st = store_->RunInTransaction([&]() -> Status {
+    mutex_.AssertHeld();
     CancelResult cancelled;
     if (unfinished > 0) {
       RESWEEP_RETURN_IF_ERROR(store_->SetSweepCancelled(record->sweep_id));

@@ -76,6 +76,7 @@ StatusOr<int64_t> Scheduler::PutCheckpointChunk(const std::string& worker_id,
     st = ExpireIfDueLocked(run_id);
     if (st.ok()) {
       st = store_->RunInTransaction([&]() -> Status {
+        mutex_.AssertHeld();
         auto fresh = FencedRunLocked(worker_id, run_id, attempt);
         if (!fresh.ok()) return fresh.status();
         RunRecord r = *fresh;
@@ -117,6 +118,7 @@ Status Scheduler::RecordSharedCheckpoint(const std::string& worker_id, const std
   RESWEEP_RETURN_IF_ERROR(ExpireIfDueLocked(run_id));
   const int64_t now = clock_->NowMs();
   return store_->RunInTransaction([&]() -> Status {
+    mutex_.AssertHeld();
     auto run = FencedRunLocked(worker_id, run_id, attempt);
     if (!run.ok()) return run.status();
     if (epoch == run->checkpoint_epoch && iteration == run->checkpoint_iteration &&
@@ -201,6 +203,7 @@ StatusOr<ArtifactSweepResult> Scheduler::SweepArtifacts() {
     MutexLock lock(&mutex_);
     const int64_t now = clock_->NowMs();
     Status st = store_->RunInTransaction([&]() -> Status {
+      mutex_.AssertHeld();
       for (const auto& [run_id, files] : by_run) {
         auto found = store_->GetRun(run_id);
         if (!found.ok()) return found.status();

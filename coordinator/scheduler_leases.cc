@@ -50,6 +50,7 @@ StatusOr<WorkerRegistration> Scheduler::RegisterWorker(const std::string& name,
   int forgotten = 0;
   bool carried_quarantine = false;
   Status st = store_->RunInTransaction([&]() -> Status {
+    mutex_.AssertHeld();
     auto all = store_->ListWorkers();
     if (!all.ok()) return all.status();
     std::vector<WorkerRecord> mine;
@@ -165,6 +166,7 @@ StatusOr<std::optional<Lease>> Scheduler::Acquire(const std::string& worker_id, 
   std::optional<Lease> lease;
   bool again = false;
   Status st = store_->RunInTransaction([&]() -> Status {
+    mutex_.AssertHeld();
     RESWEEP_RETURN_IF_ERROR(TouchWorkerLocked(worker_id));
     auto held = store_->LeaseOfSlot(worker_id, slot);
     if (!held.ok()) return held.status();
@@ -261,6 +263,7 @@ StatusOr<HeartbeatResult> Scheduler::Heartbeat(const std::string& worker_id,
   seen.clear();
   std::vector<HostFaultOutcome> stalled;
   Status st = store_->RunInTransaction([&]() -> Status {
+    mutex_.AssertHeld();
     for (const auto& p : leases) RESWEEP_RETURN_IF_ERROR(ExpireIfDueLocked(p.run_id));
     RESWEEP_RETURN_IF_ERROR(TouchWorkerLocked(worker_id));
     for (const auto& p : leases) {
@@ -315,6 +318,7 @@ Status Scheduler::ReportEpoch(const std::string& worker_id, const EpochRecord& e
   RESWEEP_RETURN_IF_ERROR(ExpireIfDueLocked(epoch.run_id));
   const int64_t now = clock_->NowMs();
   return store_->RunInTransaction([&]() -> Status {
+    mutex_.AssertHeld();
     auto run = FencedRunLocked(worker_id, epoch.run_id, epoch.attempt);
     if (!run.ok()) return run.status();
     RunRecord r = *run;
@@ -357,6 +361,7 @@ Status Scheduler::Complete(const std::string& worker_id, const std::string& run_
     return Status::Ok();  // a retried completion whose reply was lost
   }
   Status st = store_->RunInTransaction([&]() -> Status {
+    mutex_.AssertHeld();
     auto run = FencedRunLocked(worker_id, run_id, attempt);
     if (!run.ok()) return run.status();
     RunRecord r = *run;
@@ -398,6 +403,7 @@ Status Scheduler::Fail(const std::string& worker_id, const std::string& run_id, 
   const int64_t now = clock_->NowMs();
   bool requeued = false;
   Status st = store_->RunInTransaction([&]() -> Status {
+    mutex_.AssertHeld();
     auto run = FencedRunLocked(worker_id, run_id, attempt);
     if (!run.ok()) return run.status();
     RunRecord r = *run;
@@ -437,6 +443,7 @@ Status Scheduler::HostFault(const std::string& worker_id, const std::string& run
   RESWEEP_RETURN_IF_ERROR(ExpireIfDueLocked(run_id));
   HostFaultOutcome outcome;
   Status st = store_->RunInTransaction([&]() -> Status {
+    mutex_.AssertHeld();
     auto run = FencedRunLocked(worker_id, run_id, attempt);
     if (!run.ok()) return run.status();
     return HostFaultLocked(*run, reason, log_tail, &outcome);
@@ -555,6 +562,7 @@ Status Scheduler::Release(const std::string& worker_id, const std::string& run_i
   int earlier_releases = 0;
   bool failed = false;
   Status st = store_->RunInTransaction([&]() -> Status {
+    mutex_.AssertHeld();
     auto run = FencedRunLocked(worker_id, run_id, attempt);
     if (!run.ok()) return run.status();
     RunRecord r = *run;
@@ -598,6 +606,7 @@ StatusOr<int> Scheduler::ExpireLeases() {
   const bool start_grace_over = now > started_mono_ms_ + options_.lease_ms;
   int expired = 0;
   Status st = store_->RunInTransaction([&]() -> Status {
+    mutex_.AssertHeld();
     auto holders = store_->ListLeaseHolders();
     if (!holders.ok()) return holders.status();
     for (const auto& [run_id, worker_id] : *holders) {
@@ -621,6 +630,7 @@ StatusOr<int> Scheduler::ForgetSilentWorkers() {
   MutexLock lock(&mutex_);
   std::vector<std::string> forgotten;
   Status st = store_->RunInTransaction([&]() -> Status {
+    mutex_.AssertHeld();
     auto workers = store_->ListWorkers();
     if (!workers.ok()) return workers.status();
     for (const auto& w : *workers) {

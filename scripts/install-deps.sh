@@ -14,7 +14,8 @@ PACKAGES=(
   libboost-math-dev             # distributions for the statistics (analysis/)
   dataset-fashion-mnist
   gnuplot-nox fonts-dejavu-core # `resweep plot` (cairo terminals: PNG, SVG, PDF)
-  clang-14 libclang-rt-14-dev   # libFuzzer targets (scripts/fuzz.sh)
+  clang-14 libclang-rt-14-dev   # libFuzzer targets (scripts/fuzz.sh), ThreadSanitizer (scripts/tsan.sh)
+  clang python3                 # thread-safety analysis (scripts/thread-safety-check.sh)
   iproute2                      # network namespaces in the partition test
 )
 

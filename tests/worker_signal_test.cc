@@ -51,7 +51,8 @@ TEST(WorkerSignal, SigtermOrSigintWhileIdleExitsZeroWithAnyThreadCount) {
   }
   const size_t interrupted = cluster.StartWorker("interrupted", 4);
   for (const auto& [worker, threads] : workers) {
-    ASSERT_TRUE(WaitFor([&] { return LogHas(worker->log(), "registered as"); }, 20000))
+    ASSERT_TRUE(
+        WaitFor([&, worker = worker] { return LogHas(worker->log(), "registered as"); }, 20000))
         << cluster.Logs();
   }
   ASSERT_TRUE(
@@ -79,7 +80,8 @@ TEST(WorkerSignal, SigtermWhileTheCoordinatorIsUnreachableExitsZeroWithAnyThread
   }
   // Each is in its retry loop once it has logged a failed RegisterWorker.
   for (const auto& [worker, threads] : workers) {
-    ASSERT_TRUE(WaitFor([&] { return LogHas(worker->log(), "RegisterWorker"); }, 20000))
+    ASSERT_TRUE(
+        WaitFor([&, worker = worker] { return LogHas(worker->log(), "RegisterWorker"); }, 20000))
         << ReadFile(worker->log());
   }
   StopAndExpectCleanExits(workers, SIGTERM, "");

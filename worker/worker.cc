@@ -869,11 +869,12 @@ Status Worker::Run() {
 }
 
 void Worker::Stop() {
-  {
-    MutexLock lock(&mutex_);
-    stopping_ = true;
-    for (grpc::ClientContext* ctx : acquires_in_flight_) ctx->TryCancel();
-  }
+  // Notified under the lock: once Run() sees stopping_ it may return and the worker be
+  // destroyed (main.cc's detached signal thread calls this), so Stop() must not touch
+  // wake_ after releasing mutex_ (found by ThreadSanitizer).
+  MutexLock lock(&mutex_);
+  stopping_ = true;
+  for (grpc::ClientContext* ctx : acquires_in_flight_) ctx->TryCancel();
   wake_.NotifyAll();
 }
 
