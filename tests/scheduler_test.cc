@@ -1897,6 +1897,39 @@ TEST_F(SchedulerTest, ListRunsPagesThroughEveryRunOnceInGridOrder) {
   EXPECT_EQ(pages, 2);
 }
 
+// Runs with long errors fill a page before its size: it ends early, far under gRPC's
+// message limit, and the next pages hold the rest.
+TEST_F(SchedulerTest, APageOfRunsEndsBeforeItsTextPassesAFewMiB) {
+  ASSERT_TRUE(
+      scheduler_->Submit("name: wordy\ntrainer: {kind: synthetic}\nseeds: 600\n", "w.yaml").ok());
+  auto all = store_->ListSweepRuns(scheduler_->GetSweep("wordy")->sweep.sweep_id, std::nullopt);
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 600u);
+  ASSERT_TRUE(store_
+                  ->RunInTransaction([&]() -> Status {
+                    for (const auto& [link, run] : *all) {
+                      RESWEEP_ASSIGN_OR_RETURN(std::optional<RunRecord> r,
+                                               store_->GetRun(run.run_id));
+                      r->error = std::string(8192, 'e');
+                      RESWEEP_RETURN_IF_ERROR(store_->UpdateRun(*r));
+                    }
+                    return Status::Ok();
+                  })
+                  .ok());
+  auto first = scheduler_->ListRuns("wordy", "", {});
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_LT(first->runs.size(), 600u);
+  EXPECT_LE(first->runs.size() * 8192, Queries::kMaxRunsPageBytes);
+  EXPECT_FALSE(first->next_page_token.empty());
+  int pages = 0;
+  std::set<std::string> seen;
+  for (const auto& r : AllRunPages(scheduler_.get(), "wordy", "", 1000, &pages)) {
+    seen.insert(r.run.run_id);
+  }
+  EXPECT_EQ(seen.size(), 600u);
+  EXPECT_EQ(pages, 2);
+}
+
 TEST_F(SchedulerTest, ListSweepsPagesThroughEverySweepOnce) {
   std::vector<std::string> expected;
   for (int i = 0; i < 5; ++i) {
