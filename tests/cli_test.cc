@@ -263,7 +263,7 @@ TEST(Cli, AmbiguousPrefixListsCandidates) {
   FAIL() << "17 ids over 16 first digits must share one";
 }
 
-// The run ids in `text` (of `runs` in any format): each is a 16-hex-digit token.
+// The ids of `known` in `text` (of `runs` in any format), in the order of its lines.
 std::vector<std::string> RunIdsIn(const std::string& text, const std::set<std::string>& known) {
   std::vector<std::string> out;
   std::istringstream in(text);
