@@ -271,13 +271,16 @@ class Fleet {
 // Queued runs over all sweeps; -1 on error.
 long QueuedRuns(v1::Coordinator::Stub* stub) {
   v1::ListSweepsRequest req;
-  v1::ListSweepsResponse resp;
-  grpc::ClientContext ctx;
-  SetDeadline(&ctx, 60000);
-  grpc::Status st = stub->ListSweeps(&ctx, req, &resp);
-  if (!st.ok()) return -1;
   long queued = 0;
-  for (const auto& s : resp.sweeps()) queued += s.counts().queued();
+  do {  // every page
+    v1::ListSweepsResponse resp;
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx, 60000);
+    grpc::Status st = stub->ListSweeps(&ctx, req, &resp);
+    if (!st.ok()) return -1;
+    for (const auto& s : resp.sweeps()) queued += s.counts().queued();
+    req.set_page_token(resp.next_page_token());
+  } while (!req.page_token().empty());
   return queued;
 }
 

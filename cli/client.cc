@@ -56,9 +56,9 @@ class OfflineReadApi : public ReadApi {
       : store_(std::move(store)), queries_(store_.get(), &clock_, kDefaultLeaseMs) {}
 
   Status ListSweeps(const v1::ListSweepsRequest& req, v1::ListSweepsResponse* resp) override {
-    auto r = queries_.ListSweeps(req.include_archived());
+    auto r = queries_.ListSweeps(req.include_archived(), {req.page_size(), req.page_token()});
     if (!r.ok()) return r.status();
-    for (const auto& view : *r) ToProto(view, resp->add_sweeps());
+    ToProto(*r, resp);
     return Status::Ok();
   }
   Status GetSweep(const v1::GetSweepRequest& req, v1::GetSweepResponse* resp) override {
@@ -68,9 +68,9 @@ class OfflineReadApi : public ReadApi {
     return Status::Ok();
   }
   Status ListRuns(const v1::ListRunsRequest& req, v1::ListRunsResponse* resp) override {
-    auto r = queries_.ListRuns(req.sweep_id(), req.state());
+    auto r = queries_.ListRuns(req.sweep_id(), req.state(), {req.page_size(), req.page_token()});
     if (!r.ok()) return r.status();
-    for (const auto& view : *r) ToProto(view, resp->add_runs());
+    ToProto(*r, resp);
     return Status::Ok();
   }
   Status GetResults(const v1::GetResultsRequest& req, v1::GetResultsResponse* resp) override {

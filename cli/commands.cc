@@ -136,6 +136,7 @@ struct Options {
   bool dry_run = false, new_version = false, all = false, force = false;
   bool failed = false, cancelled = false, restart = false;
   int last_k = 0;
+  int page_size = 0;  // runs per ListRuns call; 0: the coordinator's default
   double wait_limit = 0, poll = 2;
   std::string shell;
   // plot
@@ -237,6 +238,38 @@ int Submit(const Options& o, Client* client) {
   return kExitOk;
 }
 
+// Every page of a list, in one response (for lists that stay short: sweeps, a
+// sweep's leased and running runs).
+Status ListAllSweeps(ReadApi* api, v1::ListSweepsRequest req, v1::ListSweepsResponse* out) {
+  do {
+    v1::ListSweepsResponse page;
+    RESWEEP_RETURN_IF_ERROR(api->ListSweeps(req, &page));
+    for (auto& s : *page.mutable_sweeps()) *out->add_sweeps() = std::move(s);
+    if (page.sweeps_size() == 0 && !page.next_page_token().empty()) {
+      return InternalError("the coordinator sent an empty page of sweeps with a page token");
+    }
+    req.set_page_token(page.next_page_token());
+  } while (!req.page_token().empty());
+  return Status::Ok();
+}
+
+// Calls `each` with every page of the runs `req` asks for, in order. Pages after the
+// first name the sweep by its id: a name could come to mean a newer sweep meanwhile.
+template <typename Each>
+Status ForEachRunsPage(ReadApi* api, v1::ListRunsRequest req, Each each) {
+  do {
+    v1::ListRunsResponse page;
+    RESWEEP_RETURN_IF_ERROR(api->ListRuns(req, &page));
+    if (page.runs_size() > 0) req.set_sweep_id(page.runs(0).sweep_id());
+    if (page.runs_size() == 0 && !page.next_page_token().empty()) {
+      return InternalError("the coordinator sent an empty page of runs with a page token");
+    }
+    each(page);
+    req.set_page_token(page.next_page_token());
+  } while (!req.page_token().empty());
+  return Status::Ok();
+}
+
 int StatusCommand(const Options& o, Client* client) {
   Reads reads(o, client);
   ReadApi* api = nullptr;
@@ -252,7 +285,7 @@ int StatusCommand(const Options& o, Client* client) {
   if (o.sweep.empty()) {
     v1::ListSweepsRequest req;
     req.set_include_archived(o.all);
-    if (Status st = api->ListSweeps(req, &sweeps); !st.ok()) {
+    if (Status st = ListAllSweeps(api, req, &sweeps); !st.ok()) {
       return Fail("status", st, reads.client());
     }
     return Print("status", with_quarantines(FormatSweeps(sweeps, nullptr, o.format)));
@@ -267,11 +300,10 @@ int StatusCommand(const Options& o, Client* client) {
     v1::ListRunsRequest runs_req;
     runs_req.set_sweep_id(resp.sweep().sweep_id());
     runs_req.set_state(state);
-    v1::ListRunsResponse runs;
-    if (Status st = api->ListRuns(runs_req, &runs); !st.ok()) {
-      return Fail("status", st, reads.client());
-    }
-    for (const auto& r : runs.runs()) *active.add_runs() = r;
+    Status st = ForEachRunsPage(api, runs_req, [&](const v1::ListRunsResponse& page) {
+      for (const auto& r : page.runs()) *active.add_runs() = r;
+    });
+    if (!st.ok()) return Fail("status", st, reads.client());
   }
   return Print("status", with_quarantines(FormatSweeps(sweeps, &active, o.format)));
 }
@@ -288,11 +320,28 @@ int ReadAndPrint(const char* what, const Options& o, Client* client,
   return Print(what, render(resp, o.format));
 }
 
+// Prints every run of the sweep, page by page as they arrive (a 100,000-run sweep
+// never sits whole in one message or in memory).
 int Runs(const Options& o, Client* client) {
+  Reads reads(o, client);
+  ReadApi* api = nullptr;
+  if (int rc = reads.Open("runs", &api)) return rc;
+  auto writer = RunsWriter::Make(o.format, &std::cout);
+  if (!writer.ok()) return Fail("runs", writer.status());
   v1::ListRunsRequest req;
   req.set_sweep_id(o.sweep);
   req.set_state(o.state);
-  return ReadAndPrint("runs", o, client, &ReadApi::ListRuns, req, FormatRuns);
+  req.set_page_size(o.page_size);
+  Status st = ForEachRunsPage(api, req, [&](const v1::ListRunsResponse& page) {
+    writer->Write(page);
+    std::cout.flush();
+  });
+  if (!st.ok()) {
+    std::cout.flush();
+    return Fail("runs", st, reads.client());
+  }
+  writer->Finish();
+  return kExitOk;
 }
 
 int Results(const Options& o, Client* client) {
@@ -582,7 +631,10 @@ int RunCli(int argc, char** argv) {
   runs->add_option("--state", o.state, "only runs in this state")
       ->transform(CLI::IsMember({"queued", "leased", "running", "succeeded", "failed", "cancelled"},
                                 CLI::ignore_case));
-  add_format(runs, {"table", "json"});
+  add_format(runs, {"table", "json", "csv"});
+  runs->add_option("--page-size", o.page_size,
+                   "runs per request to the coordinator (0: its default); all are printed")
+      ->check(CLI::NonNegativeNumber);
   add_db(runs);
 
   auto* run = app.add_subcommand("run", "one run: config, every attempt, per-epoch history");

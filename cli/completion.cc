@@ -28,6 +28,7 @@ _resweep() {
     --tls-ca|--tls-cert|--tls-key|--token-file|--db) COMPREPLY=($(compgen -f -- "$cur")); return ;;
     --format|-f)
       if [[ $cmd == results ]]; then COMPREPLY=($(compgen -W "table markdown csv json" -- "$cur"))
+      elif [[ $cmd == runs ]]; then COMPREPLY=($(compgen -W "table json csv" -- "$cur"))
       else COMPREPLY=($(compgen -W "table json" -- "$cur")); fi
       return ;;
     --out|-o) COMPREPLY=($(compgen -f -- "$cur")); return ;;
@@ -44,7 +45,7 @@ _resweep() {
   case "$cmd" in
     submit) opts="--dry-run --new-version" ;;
     status) opts="--all --format --db" ;;
-    runs) opts="--state --format --db" ;;
+    runs) opts="--state --format --page-size --db" ;;
     run) opts="--format --db" ;;
     results) opts="--format --last-k --db" ;;
     wait) opts="--limit --poll --db" ;;
@@ -106,7 +107,7 @@ _resweep() {
       case $words[1] in
         submit) _arguments '--dry-run[validate only]' '--new-version[reuse a sweep name]' '1:sweep file:_files -g "*.y(a|)ml"' ;;
         status) _arguments '--all[include deleted sweeps]' '--format[output]:format:(table json)' '--db[database file]:file:_files' '1:sweep:_resweep_sweeps' ;;
-        runs) _arguments '--state[only this state]:state:(queued leased running succeeded failed cancelled)' '--format[output]:format:(table json)' '--db[database file]:file:_files' '1:sweep:_resweep_sweeps' ;;
+        runs) _arguments '--state[only this state]:state:(queued leased running succeeded failed cancelled)' '--format[output]:format:(table json csv)' '--page-size[runs per request]:N:' '--db[database file]:file:_files' '1:sweep:_resweep_sweeps' ;;
         run) _arguments '--format[output]:format:(table json)' '--db[database file]:file:_files' '1:run id:' ;;
         results) _arguments '--format[output]:format:(table markdown csv json)' '--last-k[epochs averaged]:K:' '--db[database file]:file:_files' '1:sweep:_resweep_sweeps' ;;
         wait) _arguments '--limit[seconds]:seconds:' '--poll[seconds]:seconds:' '--db[database file]:file:_files' '1:sweep:_resweep_sweeps' ;;

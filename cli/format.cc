@@ -378,22 +378,107 @@ StatusOr<std::string> FormatResults(const v1::GetResultsResponse& r, const std::
   return out.str();
 }
 
+namespace {
+
+const std::vector<std::string> kRunsTableHeader = {
+    "run", "cell", "seed", "state", "epoch", "attempt", "worker", "test err %", "note"};
+
+std::vector<std::string> RunTableRow(const v1::RunInfo& r) {
+  return {r.run_id(),
+          r.cell_label(),
+          std::to_string(r.seed()),
+          r.state(),
+          std::to_string(r.epoch()) + "/" + std::to_string(r.epochs_total()),
+          std::to_string(r.attempt()),
+          r.worker_id().empty() ? "-" : r.worker_id(),
+          Percent(r.last_test_error()),
+          r.error()};
+}
+
+// Error rates as fractions (the _frac suffix says so); absent values empty.
+constexpr char kRunsCsvHeader[] =
+    "run_id,sweep_id,cell,seed,state,attempt,worker_id,epoch,epochs_total,"
+    "last_test_error_frac,error,param_count,checkpoint_epoch\n";
+
+// A CSV field (RFC 4180): quoted when it holds a comma, quote or line break.
+std::string CsvField(const std::string& s) {
+  if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
+std::string RunCsvLine(const v1::RunInfo& r) {
+  std::ostringstream out;
+  out << CsvField(r.run_id()) << ',' << CsvField(r.sweep_id()) << ',' << CsvField(r.cell_label())
+      << ',' << r.seed() << ',' << CsvField(r.state()) << ',' << r.attempt() << ','
+      << CsvField(r.worker_id()) << ',' << r.epoch() << ',' << r.epochs_total() << ','
+      << (r.last_test_error() >= 0 ? Fixed(r.last_test_error(), "%.6f") : "") << ','
+      << CsvField(r.error()) << ',' << (r.param_count() > 0 ? std::to_string(r.param_count()) : "")
+      << ',' << r.checkpoint_epoch() << '\n';
+  return out.str();
+}
+
+}  // namespace
+
+StatusOr<RunsWriter> RunsWriter::Make(const std::string& format, std::ostream* out) {
+  RESWEEP_RETURN_IF_ERROR(CheckFormat(format, {"table", "json", "csv"}));
+  return RunsWriter(format, out);
+}
+
+void RunsWriter::Write(const v1::ListRunsResponse& page) {
+  if (finished_) return;
+  if (format_ == "json") {
+    // As Dump(json{{"error_unit", "fraction"}, {"runs", [...]}}), one run at a time.
+    for (const auto& r : page.runs()) {
+      *out_ << (started_ ? ",\n    " : "{\n  \"error_unit\": \"fraction\",\n  \"runs\": [\n    ");
+      started_ = true;
+      const std::string text = RunJson(r).dump(2);
+      for (char c : text) {
+        *out_ << c;
+        if (c == '\n') *out_ << "    ";
+      }
+    }
+    return;
+  }
+  if (format_ == "csv") {
+    if (!started_) *out_ << kRunsCsvHeader;
+    started_ = true;
+    for (const auto& r : page.runs()) *out_ << RunCsvLine(r);
+    return;
+  }
+  std::vector<std::vector<std::string>> rows;
+  if (!started_) rows.push_back(kRunsTableHeader);
+  for (const auto& r : page.runs()) rows.push_back(RunTableRow(r));
+  if (widths_.empty()) widths_.assign(kRunsTableHeader.size(), 0);
+  for (const auto& row : rows) {
+    for (size_t j = 0; j < row.size(); ++j) widths_[j] = std::max(widths_[j], Width(row[j]));
+  }
+  started_ = true;
+  for (const auto& row : rows) {
+    for (size_t j = 0; j < row.size(); ++j) {
+      *out_ << (j ? "  " : "") << (j + 1 == row.size() ? row[j] : Pad(row[j], widths_[j], false));
+    }
+    *out_ << "\n";
+  }
+}
+
+void RunsWriter::Finish() {
+  if (finished_) return;
+  if (format_ == "json") {
+    *out_ << (started_ ? "\n  ]\n}\n" : "{\n  \"error_unit\": \"fraction\",\n  \"runs\": []\n}\n");
+  } else if (!started_) {
+    Write(v1::ListRunsResponse());  // the header alone
+  }
+  finished_ = true;
+}
+
 StatusOr<std::string> FormatRuns(const v1::ListRunsResponse& runs, const std::string& format) {
-  RESWEEP_RETURN_IF_ERROR(CheckFormat(format, {"table", "json"}));
-  if (format == "json") {
-    json list = json::array();
-    for (const auto& r : runs.runs()) list.push_back(RunJson(r));
-    return Dump(json{{"error_unit", "fraction"}, {"runs", list}});
-  }
-  std::vector<std::vector<std::string>> rows = {
-      {"run", "cell", "seed", "state", "epoch", "attempt", "worker", "test err %", "note"}};
-  for (const auto& r : runs.runs()) {
-    rows.push_back({r.run_id(), r.cell_label(), std::to_string(r.seed()), r.state(),
-                    std::to_string(r.epoch()) + "/" + std::to_string(r.epochs_total()),
-                    std::to_string(r.attempt()), r.worker_id().empty() ? "-" : r.worker_id(),
-                    Percent(r.last_test_error()), r.error()});
-  }
-  return Table(rows);
+  std::ostringstream out;
+  RESWEEP_ASSIGN_OR_RETURN(RunsWriter writer, RunsWriter::Make(format, &out));
+  writer.Write(runs);
+  writer.Finish();
+  return out.str();
 }
 
 std::string FormatSweepLine(const v1::SweepSummary& s) {

@@ -8,7 +8,9 @@
 // or seconds as their key names say.
 #pragma once
 
+#include <ostream>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 #include "resweep/v1/resweep.pb.h"
@@ -20,8 +22,32 @@ namespace resweep {
 StatusOr<std::string> FormatResults(const v1::GetResultsResponse& results,
                                     const std::string& format);
 
-// format: table | json.
+// format: table | json | csv.
 StatusOr<std::string> FormatRuns(const v1::ListRunsResponse& runs, const std::string& format);
+
+// Writes a list of runs to `out` page by page, as the pages arrive. For json and csv
+// the whole is exactly what FormatRuns gives for all the runs in one response (json
+// one document, closed by Finish); a table takes its column widths from the first
+// page and widens them only if a later page needs more.
+class RunsWriter {
+ public:
+  // INVALID_ARGUMENT for a format other than table, json or csv.
+  [[nodiscard]] static StatusOr<RunsWriter> Make(const std::string& format, std::ostream* out);
+
+  void Write(const v1::ListRunsResponse& page);
+  // Ends the list (the table's header alone, or an empty json list, when no run
+  // came); later calls of either do nothing.
+  void Finish();
+
+ private:
+  RunsWriter(std::string format, std::ostream* out) : format_(std::move(format)), out_(out) {}
+
+  std::string format_;
+  std::ostream* out_;
+  bool started_ = false;  // something was written (json: a run)
+  bool finished_ = false;
+  std::vector<size_t> widths_;  // table: the columns' widths so far
+};
 // One sweep's line: counts per state, epoch progress and ETA.
 std::string FormatSweepLine(const v1::SweepSummary& sweep);
 // `running` (may be null) adds a line per leased or running run under the sweep.

@@ -43,6 +43,16 @@ void ToProto(const RunView& view, v1::RunInfo* out) {
   out->set_checkpoint_epoch(r.checkpoint_epoch);
 }
 
+void ToProto(const SweepsPageView& view, v1::ListSweepsResponse* out) {
+  for (const auto& sweep : view.sweeps) ToProto(sweep, out->add_sweeps());
+  out->set_next_page_token(view.next_page_token);
+}
+
+void ToProto(const RunsPageView& view, v1::ListRunsResponse* out) {
+  for (const auto& run : view.runs) ToProto(run, out->add_runs());
+  out->set_next_page_token(view.next_page_token);
+}
+
 namespace {
 void ToProto(const analysis::Description& d, v1::Stat* out) {
   out->set_n(d.n);

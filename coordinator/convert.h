@@ -12,6 +12,8 @@ namespace resweep {
 
 void ToProto(const SweepView& view, v1::SweepSummary* out);
 void ToProto(const RunView& view, v1::RunInfo* out);
+void ToProto(const SweepsPageView& view, v1::ListSweepsResponse* out);
+void ToProto(const RunsPageView& view, v1::ListRunsResponse* out);
 void ToProto(const ResultsView& view, v1::GetResultsResponse* out);
 void ToProto(const Lease& lease, v1::RunLease* out);
 void ToProto(const SubmitResult& result, v1::SubmitSweepResponse* out);

@@ -1,9 +1,11 @@
 #include "coordinator/queries.h"
 
 #include <algorithm>
+#include <charconv>
 #include <ctime>
 #include <map>
 #include <set>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -32,6 +34,81 @@ int64_t IterationsPerEpoch(const std::string& config_json) {
   int64_t images = config->dataset.kind == "fashion-mnist" ? 60000 : 50000;
   if (config->dataset.train_limit > 0) images = std::min(images, config->dataset.train_limit);
   return (images + config->train.batch_size - 1) / config->train.batch_size;
+}
+
+// Page tokens. Callers treat them as opaque; inside, a runs token is
+// "r1.<sweep id>.<position of the last link listed>" and a sweeps token
+// "s1.<created_ms>.<rowid>" of the last sweep listed ("1": the format's version).
+constexpr char kRunsTokenTag[] = "r1.";
+constexpr char kSweepsTokenTag[] = "s1.";
+
+std::string RunsPageToken(const std::string& sweep_id, int64_t position) {
+  return kRunsTokenTag + sweep_id + "." + std::to_string(position);
+}
+
+std::string SweepsPageToken(const SweepCursor& cursor) {
+  return kSweepsTokenTag + std::to_string(cursor.created_ms) + "." + std::to_string(cursor.rowid);
+}
+
+// The whole of `text` as a decimal integer.
+std::optional<int64_t> ParseInt64(std::string_view text) {
+  int64_t value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || text.empty()) return std::nullopt;
+  return value;
+}
+
+Status MalformedPageToken(const std::string& token) {
+  constexpr size_t kShown = 40;
+  const std::string shown = token.size() > kShown ? token.substr(0, kShown) + "..." : token;
+  return InvalidArgumentError("page_token '" + shown +
+                              "' is not a page token of this list: pass the next_page_token of "
+                              "the page before, or none for the first page");
+}
+
+struct RunsCursor {
+  std::string sweep_id;
+  int64_t position = 0;
+};
+
+StatusOr<RunsCursor> ParseRunsPageToken(const std::string& token) {
+  const std::string_view tag = kRunsTokenTag;
+  const size_t dot = token.rfind('.');
+  if (token.compare(0, tag.size(), tag) != 0 || dot == std::string::npos || dot <= tag.size()) {
+    return MalformedPageToken(token);
+  }
+  auto position = ParseInt64(std::string_view(token).substr(dot + 1));
+  if (!position || *position <= 0) return MalformedPageToken(token);
+  return RunsCursor{token.substr(tag.size(), dot - tag.size()), *position};
+}
+
+StatusOr<SweepCursor> ParseSweepsPageToken(const std::string& token) {
+  const std::string_view tag = kSweepsTokenTag;
+  const size_t dot = token.rfind('.');
+  if (token.compare(0, tag.size(), tag) != 0 || dot == std::string::npos || dot <= tag.size()) {
+    return MalformedPageToken(token);
+  }
+  auto created_ms = ParseInt64(std::string_view(token).substr(tag.size(), dot - tag.size()));
+  auto rowid = ParseInt64(std::string_view(token).substr(dot + 1));
+  if (!created_ms || !rowid) return MalformedPageToken(token);
+  return SweepCursor{*created_ms, *rowid};
+}
+
+// The rows a page holds: page_size, or the default for 0, at most `max`.
+StatusOr<int> PageLimit(int page_size, int default_size, int max) {
+  if (page_size < 0) {
+    return InvalidArgumentError("page_size must be >= 0 (0 = the default of " +
+                                std::to_string(default_size) + "), got " +
+                                std::to_string(page_size));
+  }
+  return page_size == 0 ? default_size : std::min(page_size, max);
+}
+
+// About the bytes a run takes in a ListRuns response.
+size_t EncodedSizeOf(const SweepRunRecord& link, const RunRecord& run) {
+  const std::string& worker = run.worker_id.empty() ? run.last_worker_id : run.worker_id;
+  return 64 + run.run_id.size() + link.sweep_id.size() + link.cell_label.size() + worker.size() +
+         run.error.size();
 }
 
 }  // namespace
@@ -65,30 +142,31 @@ Queries::Queries(Store* store, const Clock* clock, int64_t lease_ms,
 
 StatusOr<SweepRecord> Queries::ResolveSweep(const std::string& sweep) {
   if (sweep.empty()) return InvalidArgumentError("no sweep given");
-  auto exact = store_->GetSweep(sweep);
-  if (!exact.ok()) return exact.status();
-  if (exact->has_value()) return **exact;
-  auto all = store_->ListSweeps();
-  if (!all.ok()) return all.status();
-  std::vector<SweepRecord> by_prefix, by_name, by_name_archived;
-  for (const auto& s : *all) {
-    if (s.sweep_id.rfind(sweep, 0) == 0) by_prefix.push_back(s);
-    if (s.name == sweep) (s.archived ? by_name_archived : by_name).push_back(s);
-  }
+  // Sweeps whose id starts with `sweep`: an id equal to it sorts first.
+  RESWEEP_ASSIGN_OR_RETURN(
+      std::vector<SweepRecord> by_prefix,
+      store_->SweepsWithIdPrefix(sweep, static_cast<int>(kMaxCandidatesListed) + 1));
+  if (!by_prefix.empty() && by_prefix[0].sweep_id == sweep) return by_prefix[0];
   // An exact name wins over an id prefix: `resweep delete 9` on a sweep named "9" must
   // never reach a sweep whose id starts with 9.
-  if (!by_name.empty()) return by_name.back();  // newest live sweep of that name
-  if (!by_name_archived.empty()) return by_name_archived.back();
+  RESWEEP_ASSIGN_OR_RETURN(std::optional<SweepRecord> named, store_->NewestSweepNamed(sweep));
+  if (named) return *named;
   if (by_prefix.size() == 1) return by_prefix[0];
   if (by_prefix.size() > 1) {
+    const bool more = by_prefix.size() > kMaxCandidatesListed;
+    if (more) by_prefix.resize(kMaxCandidatesListed);
+    std::stable_sort(
+        by_prefix.begin(), by_prefix.end(),
+        [](const SweepRecord& a, const SweepRecord& b) { return a.created_ms < b.created_ms; });
     std::string message = "sweep id prefix '" + sweep + "' is ambiguous: it matches " +
-                          std::to_string(by_prefix.size()) + " sweeps:";
-    for (size_t i = 0; i < by_prefix.size() && i < kMaxCandidatesListed; ++i) {
-      const auto& s = by_prefix[i];
+                          (more ? "more than " + std::to_string(kMaxCandidatesListed)
+                                : std::to_string(by_prefix.size())) +
+                          " sweeps:";
+    for (const auto& s : by_prefix) {
       message += "\n  " + s.sweep_id + "  " + s.name + "  (submitted " + DateOf(s.created_ms) +
                  (s.archived ? ", deleted" : "") + ")";
     }
-    if (by_prefix.size() > kMaxCandidatesListed) message += "\n  ...";
+    if (more) message += "\n  ...";
     message += "\ngive more characters of the id";
     return InvalidArgumentError(message);
   }
@@ -130,21 +208,26 @@ StatusOr<SweepView> Queries::GetSweep(const std::string& sweep) {
   return View(*record);
 }
 
-StatusOr<std::vector<SweepView>> Queries::ListSweeps(bool include_archived) {
-  auto all = store_->ListSweeps();
-  if (!all.ok()) return all.status();
-  std::vector<SweepView> out;
-  for (const auto& s : *all) {
-    if (s.archived && !include_archived) continue;
-    auto view = View(s);
-    if (!view.ok()) return view.status();
-    out.push_back(std::move(*view));
+StatusOr<SweepsPageView> Queries::ListSweeps(bool include_archived, const PageRequest& page) {
+  RESWEEP_ASSIGN_OR_RETURN(int limit,
+                           PageLimit(page.page_size, kDefaultSweepsPageSize, kMaxSweepsPageSize));
+  std::optional<SweepCursor> after;
+  if (!page.page_token.empty()) {
+    RESWEEP_ASSIGN_OR_RETURN(after, ParseSweepsPageToken(page.page_token));
   }
+  RESWEEP_ASSIGN_OR_RETURN(SweepsPage sweeps,
+                           store_->ListSweepsPage(include_archived, after, limit));
+  SweepsPageView out;
+  for (const auto& s : sweeps.sweeps) {
+    RESWEEP_ASSIGN_OR_RETURN(SweepView view, View(s));
+    out.sweeps.push_back(std::move(view));
+  }
+  if (sweeps.next) out.next_page_token = SweepsPageToken(*sweeps.next);
   return out;
 }
 
-StatusOr<std::vector<RunView>> Queries::ListRuns(const std::string& sweep,
-                                                 const std::string& state) {
+StatusOr<RunsPageView> Queries::ListRuns(const std::string& sweep, const std::string& state,
+                                         const PageRequest& page) {
   std::optional<RunState> filter;
   if (!state.empty()) {
     filter = ParseRunState(state);
@@ -153,12 +236,34 @@ StatusOr<std::vector<RunView>> Queries::ListRuns(const std::string& sweep,
                                   "' (queued, leased, running, succeeded, failed, cancelled)");
     }
   }
-  auto record = ResolveSweep(sweep);
-  if (!record.ok()) return record.status();
-  auto rows = store_->ListSweepRuns(record->sweep_id, filter);
-  if (!rows.ok()) return rows.status();
-  std::vector<RunView> out;
-  for (auto& [link, run] : *rows) out.push_back({std::move(link), std::move(run)});
+  RESWEEP_ASSIGN_OR_RETURN(int limit,
+                           PageLimit(page.page_size, kDefaultRunsPageSize, kMaxRunsPageSize));
+  std::optional<RunsCursor> after;
+  if (!page.page_token.empty()) {
+    RESWEEP_ASSIGN_OR_RETURN(after, ParseRunsPageToken(page.page_token));
+  }
+  RESWEEP_ASSIGN_OR_RETURN(SweepRecord record, ResolveSweep(sweep));
+  if (after && after->sweep_id != record.sweep_id) {
+    return InvalidArgumentError("page_token continues the runs of sweep " + after->sweep_id +
+                                ", not of " + record.sweep_id + " ('" + sweep +
+                                "'): ask for the first page of this sweep without one");
+  }
+  // One row more than the page says whether another page follows.
+  RESWEEP_ASSIGN_OR_RETURN(
+      auto rows,
+      store_->ListSweepRunsPage(record.sweep_id, filter, after ? after->position : 0, limit + 1));
+  RunsPageView out;
+  size_t bytes = 0;
+  for (auto& [link, run] : rows) {
+    const size_t size = EncodedSizeOf(link, run);
+    if (static_cast<int>(out.runs.size()) == limit ||
+        (!out.runs.empty() && bytes + size > kMaxRunsPageBytes)) {
+      out.next_page_token = RunsPageToken(record.sweep_id, out.runs.back().link.position);
+      break;
+    }
+    bytes += size;
+    out.runs.push_back({std::move(link), std::move(run)});
+  }
   return out;
 }
 

@@ -37,6 +37,24 @@ struct RunView {
   RunRecord run;
 };
 
+// One page of a list. page_size 0 asks for the list's default; larger sizes than the
+// list allows are capped. page_token "" asks for the first page, else it is the
+// next_page_token of the page before (opaque to callers).
+struct PageRequest {
+  int page_size = 0;
+  std::string page_token;
+};
+
+struct SweepsPageView {
+  std::vector<SweepView> sweeps;  // in submission order
+  std::string next_page_token;    // "" when this is the last page
+};
+
+struct RunsPageView {
+  std::vector<RunView> runs;    // in grid order (cells, then seeds)
+  std::string next_page_token;  // "" when this is the last page
+};
+
 struct ResultsView {
   SweepView sweep;
   int last_k = 0;
@@ -95,17 +113,31 @@ class Queries {
   Queries(Store* store, const Clock* clock, int64_t lease_ms,
           analysis::StatisticsCache* stats = nullptr);
 
+  // Pages: defaults and the most one page holds. A page of runs also ends early, at
+  // one run or more, once its text passes kMaxRunsPageBytes, so that a response stays
+  // far below gRPC's message limit (8 MiB by default) whatever the runs' errors hold.
+  static constexpr int kDefaultSweepsPageSize = 500;
+  static constexpr int kMaxSweepsPageSize = 1000;
+  static constexpr int kDefaultRunsPageSize = 1000;
+  static constexpr int kMaxRunsPageSize = 10000;
+  static constexpr size_t kMaxRunsPageBytes = 4 << 20;
+
   // `sweep` is an id, a name (the newest live sweep of that name, else the newest
   // archived one), or a unique id prefix, in that order of precedence. An ambiguous
-  // prefix is INVALID_ARGUMENT listing the candidates.
+  // prefix is INVALID_ARGUMENT listing the candidates. Reads only the sweeps that
+  // match (indexed), never a spec: the record's spec_yaml is empty.
   StatusOr<SweepRecord> ResolveSweep(const std::string& sweep);
   // `run` is a run id or a unique prefix of one.
   StatusOr<std::string> ResolveRunId(const std::string& run);
 
   StatusOr<SweepView> View(const SweepRecord& sweep);
   StatusOr<SweepView> GetSweep(const std::string& sweep);
-  StatusOr<std::vector<SweepView>> ListSweeps(bool include_archived);
-  StatusOr<std::vector<RunView>> ListRuns(const std::string& sweep, const std::string& state);
+  // A page of the sweeps; a bad page_size or page_token is INVALID_ARGUMENT naming it.
+  StatusOr<SweepsPageView> ListSweeps(bool include_archived, const PageRequest& page);
+  // A page of a sweep's runs (`state` "" = all). A page_token continues the listing
+  // of the sweep it came from only: given with another sweep, it is INVALID_ARGUMENT.
+  StatusOr<RunsPageView> ListRuns(const std::string& sweep, const std::string& state,
+                                  const PageRequest& page);
   // last_k <= 0 uses the sweep's own setting.
   StatusOr<ResultsView> Results(const std::string& sweep, int last_k);
   StatusOr<RunDetailView> GetRun(const std::string& run);

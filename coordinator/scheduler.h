@@ -215,8 +215,10 @@ class Scheduler {
   // Reads: see Queries. `sweep` is an id, a unique id prefix, or a name. Each reads
   // one consistent snapshot of the database (a read transaction).
   StatusOr<SweepView> GetSweep(const std::string& sweep);
-  StatusOr<std::vector<SweepView>> ListSweeps(bool include_archived = false);
-  StatusOr<std::vector<RunView>> ListRuns(const std::string& sweep, const std::string& state);
+  // Lists are paged (see PageRequest); a page is one snapshot, later pages another.
+  StatusOr<SweepsPageView> ListSweeps(bool include_archived = false, const PageRequest& page = {});
+  StatusOr<RunsPageView> ListRuns(const std::string& sweep, const std::string& state,
+                                  const PageRequest& page = {});
   // last_k <= 0 uses the sweep's own setting.
   StatusOr<ResultsView> Results(const std::string& sweep, int last_k);
   StatusOr<RunDetailView> GetRun(const std::string& run);

@@ -66,19 +66,17 @@ StatusOr<SubmitResult> Scheduler::Submit(const std::string& spec_yaml,
   if (!existing.ok()) return existing.status();
   result.already_existed = existing->has_value();
   if (!result.already_existed) {
-    auto all = store_->ListSweeps();
-    if (!all.ok()) return all.status();
-    for (auto it = all->rbegin(); it != all->rend(); ++it) {
-      if (it->name != spec.name || it->archived) continue;
+    // The newest live sweep of that name (an indexed lookup, no other sweep read).
+    RESWEEP_ASSIGN_OR_RETURN(std::optional<SweepRecord> named, store_->NewestSweepNamed(spec.name));
+    if (named && !named->archived) {
       if (!submit_options.allow_name_reuse) {
         return FailedPreconditionError(fmt::format(
             "a different sweep named '{}' exists ({}): its runs differ from this file's. Pass "
             "--new-version to submit this one under the same name too (the name then means the "
             "newest), change `name:` in the file, or delete the old sweep (resweep delete {})",
-            spec.name, it->sweep_id, it->sweep_id));
+            spec.name, named->sweep_id, named->sweep_id));
       }
-      result.name_reused_by = it->sweep_id;
-      break;
+      result.name_reused_by = named->sweep_id;
     }
   }
   if (submit_options.dry_run) {

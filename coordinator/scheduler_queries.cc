@@ -38,13 +38,13 @@ StatusOr<SweepView> Scheduler::GetSweep(const std::string& sweep) {
   return Read<SweepView>([&](Queries& q) { return q.GetSweep(sweep); });
 }
 
-StatusOr<std::vector<SweepView>> Scheduler::ListSweeps(bool include_archived) {
-  return Read<std::vector<SweepView>>([&](Queries& q) { return q.ListSweeps(include_archived); });
+StatusOr<SweepsPageView> Scheduler::ListSweeps(bool include_archived, const PageRequest& page) {
+  return Read<SweepsPageView>([&](Queries& q) { return q.ListSweeps(include_archived, page); });
 }
 
-StatusOr<std::vector<RunView>> Scheduler::ListRuns(const std::string& sweep,
-                                                   const std::string& state) {
-  return Read<std::vector<RunView>>([&](Queries& q) { return q.ListRuns(sweep, state); });
+StatusOr<RunsPageView> Scheduler::ListRuns(const std::string& sweep, const std::string& state,
+                                           const PageRequest& page) {
+  return Read<RunsPageView>([&](Queries& q) { return q.ListRuns(sweep, state, page); });
 }
 
 StatusOr<ResultsView> Scheduler::Results(const std::string& sweep, int last_k) {

@@ -157,10 +157,8 @@ grpc::ServerUnaryReactor* CoordinatorService::ListSweeps(grpc::CallbackServerCon
   if (Status denied = Authorize(ctx, Role::kRead, "ListSweeps"); !denied.ok()) {
     return Finish(ctx, "ListSweeps", denied, start);
   }
-  auto r = scheduler_->ListSweeps(req->include_archived());
-  if (r.ok()) {
-    for (const auto& view : *r) ToProto(view, resp->add_sweeps());
-  }
+  auto r = scheduler_->ListSweeps(req->include_archived(), {req->page_size(), req->page_token()});
+  if (r.ok()) ToProto(*r, resp);
   return Finish(ctx, "ListSweeps", r.status(), start);
 }
 
@@ -183,10 +181,9 @@ grpc::ServerUnaryReactor* CoordinatorService::ListRuns(grpc::CallbackServerConte
   if (Status denied = Authorize(ctx, Role::kRead, "ListRuns"); !denied.ok()) {
     return Finish(ctx, "ListRuns", denied, start);
   }
-  auto r = scheduler_->ListRuns(req->sweep_id(), req->state());
-  if (r.ok()) {
-    for (const auto& view : *r) ToProto(view, resp->add_runs());
-  }
+  auto r =
+      scheduler_->ListRuns(req->sweep_id(), req->state(), {req->page_size(), req->page_token()});
+  if (r.ok()) ToProto(*r, resp);
   return Finish(ctx, "ListRuns", r.status(), start);
 }
 

@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <limits>
 #include <map>
 #include <memory>
 
@@ -161,6 +162,10 @@ ALTER TABLE runs ADD COLUMN last_epoch_seconds REAL NOT NULL DEFAULT 0;
 UPDATE runs SET summary_k = COALESCE((SELECT s.last_k FROM sweep_runs l
     JOIN sweeps s ON s.sweep_id = l.sweep_id WHERE l.run_id = runs.run_id
     ORDER BY s.created_ms, s.rowid LIMIT 1), 5);
+-- Lookups by name, and pages of a sweep's runs in link order (an index on sweep_id
+-- alone orders its entries by rowid), without reading every sweep or link.
+CREATE INDEX IF NOT EXISTS sweeps_by_name ON sweeps(name);
+CREATE INDEX IF NOT EXISTS sweep_runs_by_sweep ON sweep_runs(sweep_id);
 )sql",
 };
 // The schema version whose migration needs BackfillSummaries after it.
@@ -364,6 +369,10 @@ RunRecord ReadRun(const Statement& s, int c = 0) {
   return r;
 }
 
+// What ReadSweep reads, with '' for spec_yaml: lookups and listings never read it.
+constexpr const char* kSweepColumnsWithoutSpec =
+    "sweep_id, name, '', source_name, created_ms, cancelled, last_k, grid_axes, archived";
+
 SweepRecord ReadSweep(const Statement& s) {
   SweepRecord r;
   r.sweep_id = s.Text(0);
@@ -566,6 +575,58 @@ class SqliteStore : public Store {
     if (s.Step(&st)) return std::optional<SweepRecord>(ReadSweep(s));
     if (!st.ok()) return st;
     return std::optional<SweepRecord>();
+  }
+
+  StatusOr<SweepsPage> ListSweepsPage(bool include_archived,
+                                      const std::optional<SweepCursor>& after, int limit) override {
+    Statement s(
+        cache_.get(),
+        std::string("SELECT ") + kSweepColumnsWithoutSpec +
+            ", rowid FROM sweeps WHERE (? OR archived = 0) AND (created_ms, rowid) > (?, ?) "
+            "ORDER BY created_ms, rowid LIMIT ?");
+    s.Bind(include_archived ? 1 : 0);
+    s.Bind(after ? after->created_ms : std::numeric_limits<int64_t>::min());
+    s.Bind(after ? after->rowid : std::numeric_limits<int64_t>::min());
+    s.Bind(static_cast<int64_t>(limit) + 1);  // one more says whether another page follows
+    SweepsPage page;
+    int64_t last_rowid = 0;
+    Status st;
+    while (s.Step(&st)) {
+      if (static_cast<int>(page.sweeps.size()) == limit) {
+        page.next = SweepCursor{page.sweeps.back().created_ms, last_rowid};
+        break;
+      }
+      page.sweeps.push_back(ReadSweep(s));
+      last_rowid = s.Int(9);
+    }
+    if (!st.ok()) return st;
+    return page;
+  }
+
+  StatusOr<std::optional<SweepRecord>> NewestSweepNamed(const std::string& name) override {
+    Statement s(cache_.get(), std::string("SELECT ") + kSweepColumnsWithoutSpec +
+                                  " FROM sweeps WHERE name = ? "
+                                  "ORDER BY archived, created_ms DESC, rowid DESC LIMIT 1");
+    s.Bind(name);
+    Status st;
+    if (s.Step(&st)) return std::optional<SweepRecord>(ReadSweep(s));
+    if (!st.ok()) return st;
+    return std::optional<SweepRecord>();
+  }
+
+  StatusOr<std::vector<SweepRecord>> SweepsWithIdPrefix(const std::string& prefix,
+                                                        int limit) override {
+    // As RunIdsWithPrefix: a range scan of the primary key (sweep ids are lowercase hex).
+    Statement s(cache_.get(), std::string("SELECT ") + kSweepColumnsWithoutSpec +
+                                  " FROM sweeps WHERE sweep_id >= ? AND sweep_id < ? AND "
+                                  "substr(sweep_id, 1, ?) = ? ORDER BY sweep_id LIMIT ?");
+    s.Bind(prefix).Bind(prefix + "~").Bind(static_cast<int64_t>(prefix.size())).Bind(prefix);
+    s.Bind(limit);
+    std::vector<SweepRecord> out;
+    Status st;
+    while (s.Step(&st)) out.push_back(ReadSweep(s));
+    if (!st.ok()) return st;
+    return out;
   }
 
   StatusOr<std::vector<SweepRecord>> ListSweeps() override {
@@ -786,32 +847,14 @@ class SqliteStore : public Store {
 
   StatusOr<std::vector<std::pair<SweepRunRecord, RunRecord>>> ListSweepRuns(
       const std::string& sweep_id, std::optional<RunState> state) override {
-    std::string sql = "SELECT l.sweep_id, l.run_id, l.cell_key, l.cell_label, l.cell_params_json";
-    for (const char* p = kRunColumns; *p;) {  // prefix each run column with "r."
-      const char* end = p;
-      while (*end && *end != ',') ++end;
-      sql += ", r." + std::string(p, end);
-      p = *end ? end + 2 : end;
-    }
-    sql +=
-        ", (SELECT a.worker_id FROM attempts a WHERE a.run_id = r.run_id ORDER BY a.attempt DESC "
-        "LIMIT 1)";
-    sql += " FROM sweep_runs l JOIN runs r ON r.run_id = l.run_id WHERE l.sweep_id = ?";
-    if (state) sql += " AND r.state = ?";
-    sql += " ORDER BY l.rowid";  // the sweep file's grid order (cells, then seeds)
-    Statement s(cache_.get(), sql.c_str());
-    s.Bind(sweep_id);
-    if (state) s.Bind(RunStateName(*state));
-    std::vector<std::pair<SweepRunRecord, RunRecord>> out;
-    Status st;
-    while (s.Step(&st)) {
-      SweepRunRecord l{s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Text(4)};
-      RunRecord r = ReadRun(s, 5);
-      r.last_worker_id = s.Text(5 + kRunColumnCount);
-      out.emplace_back(std::move(l), std::move(r));
-    }
-    if (!st.ok()) return st;
-    return out;
+    return SweepRuns(sweep_id, state, 0, 0);
+  }
+
+  StatusOr<std::vector<std::pair<SweepRunRecord, RunRecord>>> ListSweepRunsPage(
+      const std::string& sweep_id, std::optional<RunState> state, int64_t after_position,
+      int limit) override {
+    if (limit <= 0) return InvalidArgumentError("a page of runs needs a limit > 0");
+    return SweepRuns(sweep_id, state, after_position, limit);
   }
 
   StatusOr<std::vector<std::pair<SweepRunRecord, RunRecord>>> ListSweepOutcomes(
@@ -1209,6 +1252,45 @@ class SqliteStore : public Store {
     batch_owner_.reset();
     batch_error_.reset();
     depth_ = 0;
+  }
+
+  // Runs of a sweep in link order with their links; `limit` > 0 pages (links after
+  // `after_position`). sweep_runs_by_sweep holds (sweep_id, rowid): the page is a
+  // range scan of it, never a sort of the whole sweep.
+  StatusOr<std::vector<std::pair<SweepRunRecord, RunRecord>>> SweepRuns(
+      const std::string& sweep_id, std::optional<RunState> state, int64_t after_position,
+      int limit) {
+    std::string sql = "SELECT l.sweep_id, l.run_id, l.cell_key, l.cell_label, l.cell_params_json";
+    for (const char* p = kRunColumns; *p;) {  // prefix each run column with "r."
+      const char* end = p;
+      while (*end && *end != ',') ++end;
+      sql += ", r." + std::string(p, end);
+      p = *end ? end + 2 : end;
+    }
+    sql +=
+        ", (SELECT a.worker_id FROM attempts a WHERE a.run_id = r.run_id ORDER BY a.attempt DESC "
+        "LIMIT 1), l.rowid";
+    sql += " FROM sweep_runs l JOIN runs r ON r.run_id = l.run_id WHERE l.sweep_id = ?";
+    if (limit > 0) sql += " AND l.rowid > ?";
+    if (state) sql += " AND r.state = ?";
+    sql += " ORDER BY l.rowid";  // the sweep file's grid order (cells, then seeds)
+    if (limit > 0) sql += " LIMIT ?";
+    Statement s(cache_.get(), sql);
+    s.Bind(sweep_id);
+    if (limit > 0) s.Bind(after_position);
+    if (state) s.Bind(RunStateName(*state));
+    if (limit > 0) s.Bind(limit);
+    std::vector<std::pair<SweepRunRecord, RunRecord>> out;
+    Status st;
+    while (s.Step(&st)) {
+      SweepRunRecord l{s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Text(4)};
+      RunRecord r = ReadRun(s, 5);
+      r.last_worker_id = s.Text(5 + kRunColumnCount);
+      l.position = s.Int(6 + kRunColumnCount);
+      out.emplace_back(std::move(l), std::move(r));
+    }
+    if (!st.ok()) return st;
+    return out;
   }
 
   sqlite3* db_;

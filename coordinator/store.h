@@ -91,6 +91,9 @@ struct SweepRunRecord {
   std::string cell_key;
   std::string cell_label;
   std::string cell_params_json;  // {"model.depth_n": "3", ...}
+  // Where the link stands in its sweep (grid order: cells, then seeds): increasing
+  // in the order links were made, never reused. Set by ListSweepRuns; 0 elsewhere.
+  int64_t position = 0;
 };
 
 // One lease of a run, closed with how it ended.
@@ -151,6 +154,18 @@ struct SweepProgressRecord {
   double mean_epoch_seconds = 0;
 };
 
+// Where a listing of sweeps (in submission order) stands: after the sweep created at
+// created_ms with this insertion number.
+struct SweepCursor {
+  int64_t created_ms = 0;
+  int64_t rowid = 0;
+};
+
+struct SweepsPage {
+  std::vector<SweepRecord> sweeps;  // spec_yaml left empty
+  std::optional<SweepCursor> next;  // where the next page starts; none: this was the last
+};
+
 struct RunCountsRecord {
   int queued = 0, leased = 0, running = 0, succeeded = 0, failed = 0, cancelled = 0;
   int total() const { return queued + leased + running + succeeded + failed + cancelled; }
@@ -192,7 +207,23 @@ class Store {
   // Sweeps.
   virtual Status InsertSweep(const SweepRecord& sweep) = 0;
   virtual StatusOr<std::optional<SweepRecord>> GetSweep(const std::string& sweep_id) = 0;
+  // Every sweep with its spec, in submission order (for tests and tools; the
+  // coordinator pages with ListSweepsPage).
   virtual StatusOr<std::vector<SweepRecord>> ListSweeps() = 0;
+  // Lookups and listings below leave spec_yaml empty and never read it, so they cost
+  // the same however large the sweep files were.
+  // At most `limit` sweeps in submission order (created_ms, then insertion) after
+  // `after` (none: from the first), archived ones only with `include_archived`.
+  virtual StatusOr<SweepsPage> ListSweepsPage(bool include_archived,
+                                              const std::optional<SweepCursor>& after,
+                                              int limit) = 0;
+  // The newest live sweep named `name`, else the newest archived one, if any
+  // (an indexed lookup: reads only sweeps of that name).
+  virtual StatusOr<std::optional<SweepRecord>> NewestSweepNamed(const std::string& name) = 0;
+  // Sweeps whose id starts with `prefix` (an id itself included), at most `limit`,
+  // in id order (a range scan of the id index).
+  virtual StatusOr<std::vector<SweepRecord>> SweepsWithIdPrefix(const std::string& prefix,
+                                                                int limit) = 0;
   virtual Status SetSweepCancelled(const std::string& sweep_id, bool cancelled = true) = 0;
   virtual Status SetSweepArchived(const std::string& sweep_id, bool archived = true) = 0;
   virtual StatusOr<RunCountsRecord> CountRuns(const std::string& sweep_id) = 0;
@@ -224,9 +255,17 @@ class Store {
   virtual StatusOr<int64_t> NextQueuePosition() = 0;
   // Runs queued, leased or running, over all sweeps.
   virtual StatusOr<int64_t> CountActiveRuns() = 0;
-  // Runs of a sweep with their per-sweep cell; `state` filters when set.
+  // Runs of a sweep with their per-sweep cell, in grid order (link position);
+  // `state` filters when set.
   virtual StatusOr<std::vector<std::pair<SweepRunRecord, RunRecord>>> ListSweepRuns(
       const std::string& sweep_id, std::optional<RunState> state) = 0;
+  // A page of ListSweepRuns: at most `limit` (> 0) runs whose link's position is
+  // after `after_position` (0: from the first), read with an indexed range scan
+  // however large the sweep. Links made later (of other sweeps) never move the ones
+  // listed, so paging by the last position sees every run of the sweep once.
+  virtual StatusOr<std::vector<std::pair<SweepRunRecord, RunRecord>>> ListSweepRunsPage(
+      const std::string& sweep_id, std::optional<RunState> state, int64_t after_position,
+      int limit) = 0;
   // What results need of each run of a sweep, in grid order (cells, then seeds): its
   // link, and a run record with run_id, state, param_count and the results summary
   // (summary_k, final_test_error, last_k_test_error); its other fields are left

@@ -68,9 +68,9 @@ TEST(BadInput, NothingIsQueuedAndStoredDataIsUntouched) {
   EXPECT_NE(big.status().message().find("limited to"), std::string::npos);
   auto sweeps = scheduler.ListSweeps();
   ASSERT_TRUE(sweeps.ok());
-  ASSERT_EQ(sweeps->size(), 1u);
-  EXPECT_EQ((*sweeps)[0].counts.total(), 3);
-  EXPECT_EQ((*sweeps)[0].counts.queued, 3);
+  ASSERT_EQ(sweeps->sweeps.size(), 1u);
+  EXPECT_EQ(sweeps->sweeps[0].counts.total(), 3);
+  EXPECT_EQ(sweeps->sweeps[0].counts.queued, 3);
 }
 
 }  // namespace

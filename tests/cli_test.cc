@@ -3,12 +3,16 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <csignal>
 #include <filesystem>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <thread>
 
+#include "common/channel.h"
+#include "resweep/v1/resweep.grpc.pb.h"
 #include "tests/cluster.h"
 
 namespace resweep {
@@ -257,6 +261,94 @@ TEST(Cli, AmbiguousPrefixListsCandidates) {
     return;
   }
   FAIL() << "17 ids over 16 first digits must share one";
+}
+
+// The ids of `known` in `text` (of `runs` in any format), in the order of its lines.
+std::vector<std::string> RunIdsIn(const std::string& text, const std::set<std::string>& known) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    for (const auto& id : known) {
+      if (line.find(id) != std::string::npos) out.push_back(id);
+    }
+  }
+  return out;
+}
+
+// `resweep runs` on a sweep of more runs than a page holds lists every run exactly
+// once, in every format, online and offline; the coordinator pages by page_size and
+// page_token, and refuses a bad token naming it.
+TEST(Cli, RunsListsEveryRunOfASweepLargerThanAPage) {
+  Cluster cluster({});
+  cluster.StartCoordinator();
+  const std::string file = cluster.WriteSweep(
+      "paged.yaml",
+      "name: paged\ntrainer: {kind: synthetic}\ngrid:\n  train.optimizer.lr: [0.1, 0.2, 0.3]\n"
+      "seeds: 7\n");
+  const std::string sweep_id = FirstLine(cluster.Cli({"submit", file}));
+  // Another sweep's runs come after this one's in the database.
+  cluster.Cli({"submit", cluster.WriteSweep(
+                             "later.yaml", "name: later\ntrainer: {kind: synthetic}\nseeds: 5\n")});
+
+  // Straight over gRPC: pages of 4 and a token until the last.
+  auto stub = v1::Coordinator::NewStub(
+      MakeCoordinatorChannel({cluster.address(), 8 << 20, ClientSecurity()}));
+  std::vector<std::string> paged;
+  v1::ListRunsRequest req;
+  req.set_sweep_id("paged");
+  req.set_page_size(4);
+  int pages = 0;
+  do {
+    grpc::ClientContext ctx;
+    v1::ListRunsResponse resp;
+    ASSERT_TRUE(stub->ListRuns(&ctx, req, &resp).ok());
+    ASSERT_LE(resp.runs_size(), 4);
+    for (const auto& r : resp.runs()) paged.push_back(r.run_id());
+    req.set_page_token(resp.next_page_token());
+    ++pages;
+  } while (!req.page_token().empty() && pages < 100);
+  EXPECT_EQ(pages, 6);  // 21 runs: 5 pages of 4, then 1
+  const std::set<std::string> ids(paged.begin(), paged.end());
+  ASSERT_EQ(ids.size(), 21u);
+  {
+    grpc::ClientContext ctx;
+    v1::ListRunsResponse resp;
+    req.set_page_token("not-a-token");
+    const grpc::Status st = stub->ListRuns(&ctx, req, &resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(st.error_message().find("page_token"), std::string::npos) << st.error_message();
+  }
+
+  // The CLI follows the pages: every run once, in the grid order of one page.
+  const std::string one_page = cluster.Cli({"runs", "paged", "--format", "json"});
+  EXPECT_EQ(cluster.Cli({"runs", "paged", "--format", "json", "--page-size", "4"}), one_page);
+  const json runs = json::parse(one_page);
+  std::vector<std::string> listed;
+  for (const auto& r : runs["runs"]) listed.push_back(r["run_id"]);
+  EXPECT_EQ(listed, paged);
+  for (const std::string& size : {"1", "4", "20", "21", "0"}) {
+    const std::string csv = cluster.Cli({"runs", sweep_id, "--format", "csv", "--page-size", size});
+    EXPECT_EQ(csv.rfind("run_id,sweep_id,cell,seed,state,", 0), 0u) << csv;
+    EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 22) << csv;  // header + 21
+    EXPECT_EQ(RunIdsIn(csv, ids), paged) << csv;
+    const std::string table = cluster.Cli({"runs", sweep_id, "--page-size", size});
+    EXPECT_EQ(table.rfind("run ", 0), 0u) << table;
+    EXPECT_EQ(std::count(table.begin(), table.end(), '\n'), 22) << table;
+    EXPECT_EQ(RunIdsIn(table, ids), paged) << table;
+  }
+  // A state filter across pages, and offline from the database file.
+  EXPECT_EQ(json::parse(cluster.Cli({"runs", sweep_id, "--state", "queued", "--format", "json",
+                                     "--page-size", "2"}))["runs"]
+                .size(),
+            21u);
+  EXPECT_EQ(
+      cluster.Cli({"runs", sweep_id, "--format", "json", "--page-size", "3", "--db", cluster.db()}),
+      one_page);
+  EXPECT_EQ(json::parse(cluster.Cli({"runs", sweep_id, "--state", "failed", "--format", "json",
+                                     "--page-size", "3"}))["runs"]
+                .size(),
+            0u);
 }
 
 TEST(Cli, InterruptedWaitSaysTheSweepGoesOn) {

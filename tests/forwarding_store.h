@@ -25,6 +25,16 @@ class ForwardingStore : public Store {
     return inner_->GetSweep(id);
   }
   StatusOr<std::vector<SweepRecord>> ListSweeps() override { return inner_->ListSweeps(); }
+  StatusOr<SweepsPage> ListSweepsPage(bool include_archived,
+                                      const std::optional<SweepCursor>& after, int limit) override {
+    return inner_->ListSweepsPage(include_archived, after, limit);
+  }
+  StatusOr<std::optional<SweepRecord>> NewestSweepNamed(const std::string& name) override {
+    return inner_->NewestSweepNamed(name);
+  }
+  StatusOr<std::vector<SweepRecord>> SweepsWithIdPrefix(const std::string& p, int limit) override {
+    return inner_->SweepsWithIdPrefix(p, limit);
+  }
   Status SetSweepCancelled(const std::string& id, bool c) override {
     return inner_->SetSweepCancelled(id, c);
   }
@@ -59,6 +69,10 @@ class ForwardingStore : public Store {
   StatusOr<std::vector<std::pair<SweepRunRecord, RunRecord>>> ListSweepRuns(
       const std::string& id, std::optional<RunState> state) override {
     return inner_->ListSweepRuns(id, state);
+  }
+  StatusOr<std::vector<std::pair<SweepRunRecord, RunRecord>>> ListSweepRunsPage(
+      const std::string& id, std::optional<RunState> state, int64_t after, int limit) override {
+    return inner_->ListSweepRunsPage(id, state, after, limit);
   }
   StatusOr<std::vector<std::pair<SweepRunRecord, RunRecord>>> ListSweepOutcomes(
       const std::string& id) override {

@@ -149,7 +149,7 @@ TEST_F(SchedulerTest, SubmitQueuesEveryRunOnceAndResubmitIsANoOp) {
   auto bad = scheduler_->Submit("name: bad\nmodel: {depth_n: 0}\n", "bad.yaml");
   EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(bad.status().message().find("bad.yaml:2:"), std::string::npos);
-  EXPECT_EQ(scheduler_->ListSweeps()->size(), 1u);
+  EXPECT_EQ(scheduler_->ListSweeps()->sweeps.size(), 1u);
 }
 
 TEST_F(SchedulerTest, LeasesSeedMajorSoEveryCellStartsEarly) {
@@ -372,7 +372,7 @@ TEST_F(SchedulerTest, FailReleaseAndOtherWorkers) {
   EXPECT_EQ(Run(c.run_id).error, "diverged: loss nan");
   auto failed = scheduler_->ListRuns("sched", "failed");
   ASSERT_TRUE(failed.ok());
-  ASSERT_EQ(failed->size(), 1u);
+  ASSERT_EQ(failed->runs.size(), 1u);
   EXPECT_EQ(scheduler_->ListRuns("sched", "bogus").status().code(), StatusCode::kInvalidArgument);
 }
 
@@ -838,7 +838,7 @@ TEST_F(SchedulerTest, SubmissionsAreRateLimitedAndTheQueueIsBounded) {
   EXPECT_TRUE(scheduler_->Submit(sweep(3, 2), "c.yaml").ok());  // 8 + 2 fits
   ASSERT_TRUE(store_->CountActiveRuns().ok());
   EXPECT_EQ(*store_->CountActiveRuns(), 10);
-  EXPECT_EQ(scheduler_->ListSweeps()->size(), 3u);  // nothing refused was stored
+  EXPECT_EQ(scheduler_->ListSweeps()->sweeps.size(), 3u);  // nothing refused was stored
 }
 
 TEST_F(SchedulerTest, SharedRunsAreQueuedOnceAcrossSweeps) {
@@ -941,9 +941,9 @@ TEST_F(SchedulerTest, RetryQueuesFailedRunsWithAFreshBudgetAndKeepsTheirHistory)
 
   // A succeeded run named explicitly is skipped with the reason.
   auto runs = scheduler_->ListRuns("sched", "succeeded");
-  ASSERT_FALSE(runs->empty());
+  ASSERT_FALSE(runs->runs.empty());
   RetryRequest named;
-  named.run_ids = {runs->front().run.run_id.substr(0, 8)};
+  named.run_ids = {runs->runs.front().run.run_id.substr(0, 8)};
   auto skipped = scheduler_->Retry("sched", named);
   ASSERT_TRUE(skipped.ok());
   EXPECT_EQ(skipped->runs_queued, 0);
@@ -1006,8 +1006,8 @@ TEST_F(SchedulerTest, DeleteArchivesTheSweepAndRemovesCheckpointsOfItsFailedRuns
   EXPECT_EQ(deleted->checkpoints_removed, 1);
   EXPECT_EQ(Run(l.run_id).checkpoint_epoch, 0);
   EXPECT_FALSE(std::filesystem::exists(dir_.File("artifacts") + "/" + l.run_id));
-  EXPECT_TRUE(scheduler_->ListSweeps()->empty());
-  ASSERT_EQ(scheduler_->ListSweeps(/*include_archived=*/true)->size(), 1u);
+  EXPECT_TRUE(scheduler_->ListSweeps()->sweeps.empty());
+  ASSERT_EQ(scheduler_->ListSweeps(/*include_archived=*/true)->sweeps.size(), 1u);
   // Results stay readable, by id and by name.
   auto results = scheduler_->Results("one", 0);
   ASSERT_TRUE(results.ok());
@@ -1036,7 +1036,7 @@ seeds: 2
   EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_NE(refused.status().message().find("--new-version"), std::string::npos);
   EXPECT_NE(refused.status().message().find(first->sweep_id), std::string::npos);
-  EXPECT_EQ(scheduler_->ListSweeps()->size(), 1u);
+  EXPECT_EQ(scheduler_->ListSweeps()->sweeps.size(), 1u);
   // The same runs under the same name is the same sweep (a no-op), whatever the text.
   auto same = scheduler_->Submit(changed, "s.yaml");
   ASSERT_TRUE(same.ok()) << same.status().ToString();
@@ -1070,7 +1070,7 @@ seeds: 100
   ASSERT_TRUE(big.ok()) << big.status().ToString();
   EXPECT_EQ(big->planned.size(), 12000u);
   EXPECT_EQ(big->max_runs_per_sweep, 20000);
-  EXPECT_TRUE(scheduler_->ListSweeps()->empty());
+  EXPECT_TRUE(scheduler_->ListSweeps()->sweeps.empty());
   EXPECT_FALSE(scheduler_->Acquire(Register("w"), 0)->has_value());
 }
 
@@ -1079,8 +1079,8 @@ TEST_F(SchedulerTest, FinishedRunsKeepTheWorkerThatRanThem) {
   const std::string w = Register("w");
   FinishAll(*scheduler_, w, 3);
   auto runs = scheduler_->ListRuns("sched", "");
-  ASSERT_EQ(runs->size(), 4u);
-  for (const auto& r : *runs) {
+  ASSERT_EQ(runs->runs.size(), 4u);
+  for (const auto& r : runs->runs) {
     EXPECT_TRUE(r.run.worker_id.empty());  // no lease held
     EXPECT_EQ(r.run.last_worker_id, w);
   }
@@ -1290,16 +1290,16 @@ TEST_F(SchedulerTest, ADeletedSweepSubmittedOrRetriedAgainIsShownAgain) {
   auto sweep = scheduler_->Submit(kSweep, "s.yaml");
   ASSERT_TRUE(sweep.ok());
   ASSERT_TRUE(scheduler_->Delete("sched", true).ok());
-  ASSERT_TRUE(scheduler_->ListSweeps()->empty());
+  ASSERT_TRUE(scheduler_->ListSweeps()->sweeps.empty());
   SubmitOptions dry;
   dry.dry_run = true;
   EXPECT_FALSE(scheduler_->Submit(kSweep, "s.yaml", dry)->restored);  // a dry run changes nothing
-  ASSERT_TRUE(scheduler_->ListSweeps()->empty());
+  ASSERT_TRUE(scheduler_->ListSweeps()->sweeps.empty());
   auto again = scheduler_->Submit(kSweep, "s.yaml");
   ASSERT_TRUE(again.ok());
   EXPECT_TRUE(again->already_existed);
   EXPECT_TRUE(again->restored);
-  ASSERT_EQ(scheduler_->ListSweeps()->size(), 1u);
+  ASSERT_EQ(scheduler_->ListSweeps()->sweeps.size(), 1u);
   // Deleted again, then its cancelled runs retried: shown again too.
   ASSERT_TRUE(scheduler_->Delete("sched", true).ok());
   RetryRequest cancelled;
@@ -1308,7 +1308,7 @@ TEST_F(SchedulerTest, ADeletedSweepSubmittedOrRetriedAgainIsShownAgain) {
   ASSERT_TRUE(retried.ok());
   EXPECT_EQ(retried->runs_queued, 4);
   EXPECT_TRUE(retried->restored);
-  EXPECT_EQ(scheduler_->ListSweeps()->size(), 1u);
+  EXPECT_EQ(scheduler_->ListSweeps()->sweeps.size(), 1u);
 }
 
 TEST_F(SchedulerTest, DryRunsDoNotUseUpTheSubmissionRate) {
@@ -1366,8 +1366,8 @@ seeds: 2
   EXPECT_EQ(results->cells[1].cell_label, "model.depth_n=1");
   EXPECT_EQ(results->cells[2].cell_label, "model.depth_n=2");
   auto runs = scheduler_->ListRuns("order", "");
-  EXPECT_EQ(runs->front().link.cell_label, "model.depth_n=3");
-  EXPECT_EQ(runs->back().link.cell_label, "model.depth_n=2");
+  EXPECT_EQ(runs->runs.front().link.cell_label, "model.depth_n=3");
+  EXPECT_EQ(runs->runs.back().link.cell_label, "model.depth_n=2");
 }
 
 // Issue 8 item 3: leases are per (worker, slot).
@@ -2011,9 +2011,10 @@ TEST_F(SchedulerTest, TheRunsQueuedListenerHearsEveryWayARunBecomesLeasable) {
   EXPECT_FALSE(
       hears([&] { ASSERT_TRUE(scheduler_->Fail(w, l.run_id, l.attempt, "bad", false).ok()); }));
   auto sweeps = scheduler_->ListSweeps();
-  ASSERT_TRUE(sweeps.ok() && !sweeps->empty());
+  ASSERT_TRUE(sweeps.ok() && !sweeps->sweeps.empty());
   EXPECT_TRUE(hears([&] {
-    auto retried = scheduler_->Retry(sweeps->front().sweep.sweep_id, RetryRequest{.failed = true});
+    auto retried =
+        scheduler_->Retry(sweeps->sweeps.front().sweep.sweep_id, RetryRequest{.failed = true});
     ASSERT_TRUE(retried.ok() && retried->runs_queued == 1);
   }));
 }
@@ -2042,6 +2043,223 @@ TEST_F(SchedulerTest, AnAcquireWithNothingQueuedWritesNothingAndContactsAreFlush
   // A worker that stays silent is still forgotten.
   clock_.Advance(20000);
   EXPECT_EQ(*scheduler_->ForgetSilentWorkers(), 1);
+}
+
+// Every page of ListRuns in turn (page_size runs each), following the tokens.
+std::vector<RunView> AllRunPages(Scheduler* scheduler, const std::string& sweep,
+                                 const std::string& state, int page_size, int* pages) {
+  std::vector<RunView> out;
+  PageRequest page{page_size, ""};
+  *pages = 0;
+  do {
+    auto r = scheduler->ListRuns(sweep, state, page);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    if (!r.ok()) break;
+    ++*pages;
+    EXPECT_LE(static_cast<int>(r->runs.size()), page_size);
+    out.insert(out.end(), r->runs.begin(), r->runs.end());
+    page.page_token = r->next_page_token;
+  } while (!page.page_token.empty() && *pages < 100);
+  return out;
+}
+
+TEST_F(SchedulerTest, ListRunsPagesThroughEveryRunOnceInGridOrder) {
+  ASSERT_TRUE(scheduler_
+                  ->Submit("name: big\ntrainer: {kind: synthetic}\ngrid:\n  train.optimizer.lr: "
+                           "[0.1, 0.2, 0.3, 0.4, 0.5]\nseeds: 3\n",
+                           "big.yaml")
+                  .ok());
+  auto whole = scheduler_->ListRuns("big", "", {});  // the default page holds them all
+  ASSERT_TRUE(whole.ok());
+  ASSERT_EQ(whole->runs.size(), 15u);
+  EXPECT_EQ(whole->next_page_token, "");
+  std::vector<std::string> expected;
+  for (const auto& r : whole->runs) expected.push_back(r.run.run_id);
+  for (int size : {1, 4, 5, 14, 15}) {
+    int pages = 0;
+    std::vector<std::string> seen;
+    for (const auto& r : AllRunPages(scheduler_.get(), "big", "", size, &pages)) {
+      seen.push_back(r.run.run_id);
+    }
+    EXPECT_EQ(seen, expected) << "page_size " << size;
+    EXPECT_EQ(pages, (15 + size - 1) / size) << "page_size " << size;  // no empty last page
+    // Another sweep submitted between pages changes nothing of this one's.
+    ASSERT_TRUE(scheduler_
+                    ->Submit("name: more" + std::to_string(size) +
+                                 "\ntrainer: {kind: synthetic}\nseeds: " + std::to_string(size) +
+                                 "\n",
+                             "more.yaml")
+                    .ok());
+  }
+  // A state filter pages over the runs in that state only.
+  const std::string w = Register("w");
+  std::set<std::string> leased;
+  for (int i = 0; i < 3; ++i) leased.insert(MustAcquire(w).run_id);
+  int pages = 0;
+  std::set<std::string> seen;
+  for (const auto& r : AllRunPages(scheduler_.get(), "big", "leased", 2, &pages)) {
+    seen.insert(r.run.run_id);
+  }
+  EXPECT_EQ(seen, leased);
+  EXPECT_EQ(pages, 2);
+}
+
+// Runs with long errors fill a page before its size: it ends early, far under gRPC's
+// message limit, and the next pages hold the rest.
+TEST_F(SchedulerTest, APageOfRunsEndsBeforeItsTextPassesAFewMiB) {
+  ASSERT_TRUE(
+      scheduler_->Submit("name: wordy\ntrainer: {kind: synthetic}\nseeds: 600\n", "w.yaml").ok());
+  auto all = store_->ListSweepRuns(scheduler_->GetSweep("wordy")->sweep.sweep_id, std::nullopt);
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 600u);
+  ASSERT_TRUE(store_
+                  ->RunInTransaction([&]() -> Status {
+                    for (const auto& [link, run] : *all) {
+                      RESWEEP_ASSIGN_OR_RETURN(std::optional<RunRecord> r,
+                                               store_->GetRun(run.run_id));
+                      r->error = std::string(8192, 'e');
+                      RESWEEP_RETURN_IF_ERROR(store_->UpdateRun(*r));
+                    }
+                    return Status::Ok();
+                  })
+                  .ok());
+  auto first = scheduler_->ListRuns("wordy", "", {});
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_LT(first->runs.size(), 600u);
+  EXPECT_LE(first->runs.size() * 8192, Queries::kMaxRunsPageBytes);
+  EXPECT_FALSE(first->next_page_token.empty());
+  int pages = 0;
+  std::set<std::string> seen;
+  for (const auto& r : AllRunPages(scheduler_.get(), "wordy", "", 1000, &pages)) {
+    seen.insert(r.run.run_id);
+  }
+  EXPECT_EQ(seen.size(), 600u);
+  EXPECT_EQ(pages, 2);
+}
+
+TEST_F(SchedulerTest, ListSweepsPagesThroughEverySweepOnce) {
+  std::vector<std::string> expected;
+  for (int i = 0; i < 5; ++i) {
+    clock_.Advance(1000);
+    auto s = scheduler_->Submit("name: s" + std::to_string(i) + "\ntrainer: {kind: synthetic}\n",
+                                "s.yaml");
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    expected.push_back(s->sweep_id);
+  }
+  ASSERT_TRUE(scheduler_->Delete("s1", true).ok());
+  auto list = [&](bool include_archived, int size) {
+    std::vector<std::string> seen;
+    PageRequest page{size, ""};
+    for (int pages = 0; pages < 20; ++pages) {
+      auto r = scheduler_->ListSweeps(include_archived, page);
+      EXPECT_TRUE(r.ok()) << r.status().ToString();
+      if (!r.ok()) break;
+      EXPECT_LE(static_cast<int>(r->sweeps.size()), size);
+      for (const auto& v : r->sweeps) seen.push_back(v.sweep.sweep_id);
+      page.page_token = r->next_page_token;
+      if (page.page_token.empty()) break;
+    }
+    return seen;
+  };
+  EXPECT_EQ(list(true, 2), expected);
+  std::vector<std::string> live = expected;
+  live.erase(live.begin() + 1);
+  EXPECT_EQ(list(false, 3), live);
+  EXPECT_EQ(list(false, 1), live);
+}
+
+TEST_F(SchedulerTest, BadPageRequestsAreRefusedNamingTheField) {
+  auto sweep = scheduler_->Submit(kSweep, "s.yaml");
+  ASSERT_TRUE(sweep.ok());
+  ASSERT_TRUE(scheduler_->Submit(kOverlappingSweep, "o.yaml").ok());
+  auto first = scheduler_->ListRuns("sched", "", {1, ""});
+  ASSERT_TRUE(first.ok());
+  ASSERT_FALSE(first->next_page_token.empty());
+  auto sweeps = scheduler_->ListSweeps(false, {1, ""});
+  ASSERT_TRUE(sweeps.ok());
+  ASSERT_FALSE(sweeps->next_page_token.empty());
+
+  auto refused_runs = [&](const std::string& sweep_name, const PageRequest& page,
+                          const std::string& field) {
+    auto r = scheduler_->ListRuns(sweep_name, "", page);
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument)
+        << "'" << page.page_token << "' size " << page.page_size;
+    EXPECT_NE(r.status().message().find(field), std::string::npos) << r.status().message();
+  };
+  for (const std::string& token :
+       {std::string("garbage"), std::string("r1."), std::string("r1.abc"),
+        std::string("r1.") + sweep->sweep_id + ".x", std::string("r1.") + sweep->sweep_id + ".-3",
+        std::string("r1.") + sweep->sweep_id + ".99999999999999999999",
+        first->next_page_token + "0x", sweeps->next_page_token, std::string(10000, 'r')}) {
+    refused_runs("sched", {0, token}, "page_token");
+  }
+  refused_runs("other", {0, first->next_page_token}, "page_token");  // of another sweep
+  refused_runs("sched", {-1, ""}, "page_size");
+  for (const std::string& token : {std::string("s1.12"), std::string("s1.x.1"),
+                                   first->next_page_token, std::string("\xff\xfe")}) {
+    auto r = scheduler_->ListSweeps(false, {0, token});
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << token;
+    EXPECT_NE(r.status().message().find("page_token"), std::string::npos);
+  }
+  EXPECT_EQ(scheduler_->ListSweeps(false, {-5, ""}).status().code(), StatusCode::kInvalidArgument);
+  // A page size beyond the most a page holds is capped, not refused.
+  auto capped = scheduler_->ListRuns("sched", "", {1 << 30, ""});
+  ASSERT_TRUE(capped.ok());
+  EXPECT_EQ(capped->runs.size(), 4u);
+  // The good token still works after all that.
+  auto second = scheduler_->ListRuns("sched", "", {0, first->next_page_token});
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second->runs.size(), 3u);
+  EXPECT_EQ(second->next_page_token, "");
+}
+
+// A store on which reading every sweep with its spec (ListSweeps) fails, and reading
+// one (GetSweep) too unless allowed.
+class NoSpecReadsStore : public ForwardingStore {
+ public:
+  using ForwardingStore::ForwardingStore;
+  StatusOr<std::optional<SweepRecord>> GetSweep(const std::string& id) override {
+    if (allow_get_sweep) return ForwardingStore::GetSweep(id);
+    return InternalError("GetSweep(" + id + ") reads a spec");
+  }
+  bool allow_get_sweep = false;
+  StatusOr<std::vector<SweepRecord>> ListSweeps() override {
+    return InternalError("ListSweeps reads every spec");
+  }
+};
+
+// Resolving a sweep by id, name or prefix, listing sweeps and runs, and the name check
+// of a submission read only the sweeps that match, never a spec.
+TEST_F(SchedulerTest, LookupsAndListsReadNoSweepSpec) {
+  auto sweep = scheduler_->Submit(kSweep, "s.yaml");
+  ASSERT_TRUE(sweep.ok());
+  NoSpecReadsStore no_specs(store_.get());
+  Queries queries(&no_specs, &clock_, options_.lease_ms);
+  for (const std::string& key :
+       {sweep->sweep_id, std::string("sched"), sweep->sweep_id.substr(0, 5)}) {
+    auto view = queries.GetSweep(key);
+    ASSERT_TRUE(view.ok()) << key << ": " << view.status().ToString();
+    EXPECT_EQ(view->sweep.sweep_id, sweep->sweep_id);
+    EXPECT_EQ(view->counts.total(), 4);
+  }
+  EXPECT_EQ(queries.GetSweep("nope").status().code(), StatusCode::kNotFound);
+  auto sweeps = queries.ListSweeps(true, {});
+  ASSERT_TRUE(sweeps.ok()) << sweeps.status().ToString();
+  EXPECT_EQ(sweeps->sweeps.size(), 1u);
+  auto runs = queries.ListRuns("sched", "", {});
+  ASSERT_TRUE(runs.ok()) << runs.status().ToString();
+  EXPECT_EQ(runs->runs.size(), 4u);
+  auto results = queries.Results("sched", 0);
+  ASSERT_TRUE(results.ok()) << results.status().ToString();
+
+  // Submitting reads the one sweep of the same id (whether it exists), no other.
+  no_specs.allow_get_sweep = true;
+  Scheduler on_no_specs(&no_specs, &clock_, options_);
+  std::string renamed = kSweep;
+  renamed.replace(renamed.find("seeds: 2"), 8, "seeds: 3");
+  auto reused = on_no_specs.Submit(renamed, "s.yaml");
+  EXPECT_EQ(reused.status().code(), StatusCode::kFailedPrecondition) << reused.status().ToString();
+  EXPECT_NE(reused.status().message().find(sweep->sweep_id), std::string::npos);
 }
 
 }  // namespace

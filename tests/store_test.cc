@@ -3,6 +3,9 @@
 
 #include <thread>
 
+#include <optional>
+#include <tuple>
+
 #include "coordinator/results.h"
 #include "coordinator/sqlite_store.h"
 #include "tests/test_util.h"
@@ -260,6 +263,153 @@ TEST(SqliteStore, MigratesAnEmptyFileAndRefusesNewerSchemas) {
   auto newer = OpenSqliteStore(path);
   EXPECT_EQ(newer.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_NE(newer.status().message().find("newer"), std::string::npos);
+}
+
+// Pages of a sweep's runs, by the position of the last one listed, list every run
+// once in grid order, also when another sweep's links were made between its own and
+// while the pages are read.
+TEST(SqliteStore, PagesOfASweepsRunsListEachRunOnceInGridOrder) {
+  TempDir dir;
+  auto store = OpenSqliteStore(dir.File("s.db"));
+  ASSERT_TRUE(store.ok());
+  Store& s = **store;
+  ASSERT_TRUE(s.InsertSweep({"aaa", "a", "yaml", "a.yaml", 1, false, 5, {}}).ok());
+  ASSERT_TRUE(s.InsertSweep({"bbb", "b", "yaml", "b.yaml", 2, false, 5, {}}).ok());
+  std::vector<std::string> expected, running;
+  int other = 0;
+  auto link_other = [&] {
+    const std::string id = "b-" + std::to_string(other++);
+    ASSERT_TRUE(*s.InsertRunIfAbsent(SampleRun(id)));
+    ASSERT_TRUE(s.LinkRun({"bbb", id, "cell", "label", "{}"}).ok());
+  };
+  for (int i = 0; i < 23; ++i) {
+    // Ids out of their grid order, so that an order by id would show.
+    const std::string id = "a-" + std::to_string(1000 - i);
+    RunRecord run = SampleRun(id);
+    run.state = i % 3 == 0 ? RunState::kRunning : RunState::kQueued;
+    ASSERT_TRUE(*s.InsertRunIfAbsent(run));
+    ASSERT_TRUE(s.LinkRun({"aaa", id, "cell", "label", "{}"}).ok());
+    expected.push_back(id);
+    if (run.state == RunState::kRunning) running.push_back(id);
+    if (i % 4 == 0) link_other();
+  }
+  auto page_through = [&](std::optional<RunState> state, int limit) {
+    std::vector<std::string> seen;
+    int64_t after = 0;
+    for (int pages = 0; pages < 100; ++pages) {
+      auto page = s.ListSweepRunsPage("aaa", state, after, limit);
+      EXPECT_TRUE(page.ok()) << page.status().ToString();
+      if (!page.ok() || page->empty()) break;
+      EXPECT_LE(static_cast<int>(page->size()), limit);
+      for (const auto& [link, run] : *page) {
+        EXPECT_EQ(link.sweep_id, "aaa");
+        EXPECT_GT(link.position, after);
+        seen.push_back(run.run_id);
+      }
+      after = page->back().first.position;
+      link_other();  // another sweep's runs arrive between pages
+    }
+    return seen;
+  };
+  EXPECT_EQ(page_through(std::nullopt, 5), expected);
+  EXPECT_EQ(page_through(std::nullopt, 23), expected);
+  EXPECT_EQ(page_through(RunState::kRunning, 2), running);
+  std::vector<std::string> whole;
+  auto listed = s.ListSweepRuns("aaa", std::nullopt);
+  ASSERT_TRUE(listed.ok());
+  for (const auto& [link, run] : *listed) whole.push_back(run.run_id);
+  EXPECT_EQ(whole, expected);
+  EXPECT_FALSE(s.ListSweepRunsPage("aaa", std::nullopt, 0, 0).ok());  // a page needs a limit
+}
+
+TEST(SqliteStore, ListsSweepsPageByPageInSubmissionOrderWithoutTheirSpecs) {
+  TempDir dir;
+  auto store = OpenSqliteStore(dir.File("s.db"));
+  ASSERT_TRUE(store.ok());
+  Store& s = **store;
+  // Inserted out of creation order; two created in the same millisecond.
+  for (const auto& [id, created, archived] :
+       std::vector<std::tuple<std::string, int, bool>>{{"e5", 50, false},
+                                                       {"a1", 10, false},
+                                                       {"c3", 30, true},
+                                                       {"b2", 20, false},
+                                                       {"d4", 20, false}}) {
+    ASSERT_TRUE(
+        s.InsertSweep({id, "n" + id, "yaml: big", "f.yaml", created, false, 5, {"x"}}).ok());
+    if (archived) ASSERT_TRUE(s.SetSweepArchived(id).ok());
+  }
+  auto page_through = [&](bool include_archived, int limit) {
+    std::vector<std::string> seen;
+    std::optional<SweepCursor> after;
+    for (int pages = 0; pages < 20; ++pages) {
+      auto page = s.ListSweepsPage(include_archived, after, limit);
+      EXPECT_TRUE(page.ok()) << page.status().ToString();
+      if (!page.ok()) break;
+      EXPECT_LE(static_cast<int>(page->sweeps.size()), limit);
+      for (const auto& sweep : page->sweeps) {
+        seen.push_back(sweep.sweep_id);
+        EXPECT_EQ(sweep.spec_yaml, "");
+        EXPECT_EQ(sweep.name, "n" + sweep.sweep_id);
+        EXPECT_EQ(sweep.grid_axes, std::vector<std::string>{"x"});
+      }
+      if (!page->next) break;
+      after = page->next;
+    }
+    return seen;
+  };
+  const std::vector<std::string> all = {"a1", "b2", "d4", "c3", "e5"};
+  const std::vector<std::string> live = {"a1", "b2", "d4", "e5"};
+  EXPECT_EQ(page_through(true, 2), all);
+  EXPECT_EQ(page_through(true, 5), all);  // exactly one page: no next
+  EXPECT_EQ(page_through(false, 1), live);
+  EXPECT_EQ(page_through(false, 100), live);
+  std::vector<std::string> whole;
+  auto listed = s.ListSweeps();
+  ASSERT_TRUE(listed.ok());
+  for (const auto& sweep : *listed) whole.push_back(sweep.sweep_id);
+  EXPECT_EQ(whole, all);
+}
+
+TEST(SqliteStore, FindsSweepsByNameAndIdPrefixWithoutTheirSpecs) {
+  TempDir dir;
+  auto store = OpenSqliteStore(dir.File("s.db"));
+  ASSERT_TRUE(store.ok());
+  Store& s = **store;
+  ASSERT_TRUE(s.InsertSweep({"ab12", "same", "yaml", "f.yaml", 10, false, 5, {}}).ok());
+  ASSERT_TRUE(s.InsertSweep({"ab34", "same", "yaml", "f.yaml", 30, false, 5, {}}).ok());
+  ASSERT_TRUE(s.InsertSweep({"ab56", "same", "yaml", "f.yaml", 40, false, 5, {}}).ok());
+  ASSERT_TRUE(s.InsertSweep({"cd78", "gone", "yaml", "f.yaml", 20, false, 5, {}}).ok());
+  ASSERT_TRUE(s.InsertSweep({"cd90", "gone", "yaml", "f.yaml", 50, false, 5, {}}).ok());
+  ASSERT_TRUE(s.SetSweepArchived("ab56").ok());
+  ASSERT_TRUE(s.SetSweepArchived("cd78").ok());
+  ASSERT_TRUE(s.SetSweepArchived("cd90").ok());
+
+  auto named = s.NewestSweepNamed("same");  // the newest live one, not the newer archived
+  ASSERT_TRUE(named.ok() && named->has_value());
+  EXPECT_EQ((*named)->sweep_id, "ab34");
+  EXPECT_EQ((*named)->spec_yaml, "");
+  auto archived = s.NewestSweepNamed("gone");  // none live: the newest archived
+  ASSERT_TRUE(archived.ok() && archived->has_value());
+  EXPECT_EQ((*archived)->sweep_id, "cd90");
+  EXPECT_TRUE((*archived)->archived);
+  EXPECT_FALSE(s.NewestSweepNamed("nothing")->has_value());
+
+  auto ids = [&](const std::string& prefix, int limit) {
+    std::vector<std::string> out;
+    auto found = s.SweepsWithIdPrefix(prefix, limit);
+    EXPECT_TRUE(found.ok()) << found.status().ToString();
+    if (!found.ok()) return out;
+    for (const auto& sweep : *found) {
+      EXPECT_EQ(sweep.spec_yaml, "");
+      out.push_back(sweep.sweep_id);
+    }
+    return out;
+  };
+  EXPECT_EQ(ids("ab", 10), (std::vector<std::string>{"ab12", "ab34", "ab56"}));
+  EXPECT_EQ(ids("ab", 2), (std::vector<std::string>{"ab12", "ab34"}));
+  EXPECT_EQ(ids("cd90", 10), std::vector<std::string>{"cd90"});
+  EXPECT_TRUE(ids("ab%", 10).empty());  // no pattern characters
+  EXPECT_TRUE(ids("e", 10).empty());
 }
 
 TEST(SqliteStore, ReadOnlyOpenOfAMissingFileIsAnError) {
