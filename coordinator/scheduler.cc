@@ -211,6 +211,7 @@ Status Scheduler::FlushWorkerContacts() {
 Status Scheduler::FlushWorkerContactsLocked() {
   if (unflushed_contact_ms_.empty()) return Status::Ok();
   RESWEEP_RETURN_IF_ERROR(store_->RunInTransaction([&]() -> Status {
+    mutex_.AssertHeld();
     for (const auto& [worker_id, seen_ms] : unflushed_contact_ms_) {
       RESWEEP_RETURN_IF_ERROR(store_->TouchWorker(worker_id, seen_ms));
     }
