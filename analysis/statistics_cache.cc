@@ -1,6 +1,7 @@
 #include "analysis/statistics_cache.h"
 
 #include <cstring>
+#include <functional>
 
 namespace resweep::analysis {
 
@@ -32,48 +33,41 @@ class KeyBuilder {
 
 StatisticsCache::StatisticsCache(int64_t max_bytes) : max_bytes_(max_bytes) {}
 
-Description StatisticsCache::Describe(const std::vector<double>& values, uint64_t seed,
-                                      int resamples) {
-  std::string key = KeyBuilder('d').Add(values).Add(seed).Add(resamples).Take();
+template <typename T>
+T StatisticsCache::Remember(std::string key, T Entry::*field, const std::function<T()>& compute) {
   {
     MutexLock lock(&mutex_);
-    if (const Entry* e = FindLocked(key)) return e->description;
+    if (const Entry* e = FindLocked(key)) return e->*field;
   }
-  Entry entry{std::move(key), analysis::Describe(values, seed, resamples), {}, {}};
-  Description out = entry.description;
+  Entry entry;
+  entry.key = std::move(key);
+  entry.*field = compute();  // outside the lock: concurrent queries compute in parallel
+  T out = entry.*field;
   MutexLock lock(&mutex_);
   InsertLocked(std::move(entry));
   return out;
+}
+
+Description StatisticsCache::Describe(const std::vector<double>& values, uint64_t seed,
+                                      int resamples) {
+  return Remember<Description>(KeyBuilder('d').Add(values).Add(seed).Add(resamples).Take(),
+                               &Entry::description,
+                               [&] { return analysis::Describe(values, seed, resamples); });
 }
 
 std::optional<ProbabilityOfImprovement> StatisticsCache::ProbabilityAIsLower(
     const std::vector<double>& a, const std::vector<double>& b, uint64_t seed, int resamples) {
-  std::string key = KeyBuilder('p').Add(a).Add(b).Add(seed).Add(resamples).Take();
-  {
-    MutexLock lock(&mutex_);
-    if (const Entry* e = FindLocked(key)) return e->probability;
-  }
-  Entry entry{std::move(key), {}, analysis::ProbabilityAIsLower(a, b, seed, resamples), {}};
-  auto out = entry.probability;
-  MutexLock lock(&mutex_);
-  InsertLocked(std::move(entry));
-  return out;
+  return Remember<std::optional<ProbabilityOfImprovement>>(
+      KeyBuilder('p').Add(a).Add(b).Add(seed).Add(resamples).Take(), &Entry::probability,
+      [&] { return analysis::ProbabilityAIsLower(a, b, seed, resamples); });
 }
 
 std::optional<int> StatisticsCache::SeedsNeeded(double mean_a, double std_a, double mean_b,
                                                 double std_b, double alpha, double power) {
-  std::string key =
-      KeyBuilder('s').Add(mean_a).Add(std_a).Add(mean_b).Add(std_b).Add(alpha).Add(power).Take();
-  {
-    MutexLock lock(&mutex_);
-    if (const Entry* e = FindLocked(key)) return e->seeds;
-  }
-  Entry entry{
-      std::move(key), {}, {}, analysis::SeedsNeeded(mean_a, std_a, mean_b, std_b, alpha, power)};
-  auto out = entry.seeds;
-  MutexLock lock(&mutex_);
-  InsertLocked(std::move(entry));
-  return out;
+  return Remember<std::optional<int>>(
+      KeyBuilder('s').Add(mean_a).Add(std_a).Add(mean_b).Add(std_b).Add(alpha).Add(power).Take(),
+      &Entry::seeds,
+      [&] { return analysis::SeedsNeeded(mean_a, std_a, mean_b, std_b, alpha, power); });
 }
 
 int64_t StatisticsCache::hits() const {

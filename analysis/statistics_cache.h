@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <optional>
 #include <string>
@@ -41,6 +42,10 @@ class StatisticsCache {
     std::optional<ProbabilityOfImprovement> probability;
     std::optional<int> seeds;
   };
+  // The remembered `field` of `key`'s entry, else compute() (outside the lock),
+  // remembered.
+  template <typename T>
+  T Remember(std::string key, T Entry::*field, const std::function<T()>& compute);
   // The entry for `key`, moved to the front, or nullptr.
   const Entry* FindLocked(const std::string& key) RESWEEP_REQUIRES(mutex_);
   void InsertLocked(Entry entry) RESWEEP_REQUIRES(mutex_);

@@ -28,6 +28,7 @@
 #include <grpcpp/grpcpp.h>
 #include <spdlog/spdlog.h>
 
+#include "bench/bench_util.h"
 #include "common/channel.h"
 #include "common/clock.h"
 #include "coordinator/queries.h"
@@ -37,6 +38,8 @@
 #include "resweep/v1/resweep.grpc.pb.h"
 
 namespace {
+
+using resweep::bench::Quantile;
 
 using Steady = std::chrono::steady_clock;
 namespace v1 = resweep::v1;
@@ -61,20 +64,10 @@ double Ms(Steady::time_point since) {
   return std::chrono::duration<double, std::milli>(Steady::now() - since).count();
 }
 
-// Median, and the spread as min-max, of `v` (sorted in place).
-std::string MedianSpread(std::vector<double>& v, const char* unit) {
+// "median (min-max) ms, n=N".
+std::string MedianSpread(const std::vector<double>& v) {
   if (v.empty()) return "n/a";
-  std::sort(v.begin(), v.end());
-  char out[128];
-  std::snprintf(out, sizeof(out), "median %.1f %s (min %.1f, max %.1f, n=%zu)", v[v.size() / 2],
-                unit, v.front(), v.back(), v.size());
-  return out;
-}
-
-double Percentile(std::vector<double> v, double q) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(q * v.size()))];
+  return resweep::bench::Spread(v) + " ms, n=" + std::to_string(v.size());
 }
 
 // A finished sweep of flags.runs runs, written through the Store (the scheduler's
@@ -126,6 +119,7 @@ void BuildDatabase(const Flags& flags) {
           RESWEEP_RETURN_IF_ERROR(s.PutEpoch(e, "bench"));
         }
         RESWEEP_ASSIGN_OR_RETURN(auto leased, s.GetRun(run.run_id));
+        if (!leased) return resweep::NotFoundError("run " + run.run_id + " vanished");
         leased->state = resweep::RunState::kSucceeded;
         leased->worker_id.clear();
         leased->epoch = flags.epochs;
@@ -240,9 +234,9 @@ void PrintLatencies(const char* label, const std::vector<double>& report_ms,
   std::printf(
       "%-34s ReportEpoch n=%zu p50 %.1f ms p99 %.1f ms max %.1f ms | Heartbeat n=%zu "
       "p50 %.1f ms p99 %.1f ms max %.1f ms\n",
-      label, report_ms.size(), Percentile(report_ms, 0.5), Percentile(report_ms, 0.99),
-      Percentile(report_ms, 1.0), heartbeat_ms.size(), Percentile(heartbeat_ms, 0.5),
-      Percentile(heartbeat_ms, 0.99), Percentile(heartbeat_ms, 1.0));
+      label, report_ms.size(), Quantile(report_ms, 0.5), Quantile(report_ms, 0.99),
+      Quantile(report_ms, 1.0), heartbeat_ms.size(), Quantile(heartbeat_ms, 0.5),
+      Quantile(heartbeat_ms, 0.99), Quantile(heartbeat_ms, 1.0));
 }
 
 }  // namespace
@@ -338,9 +332,9 @@ int main(int argc, char** argv) {
     online_ms.push_back(Ms(start));
   }
   std::printf("results (%zu cells, sweep's own K), offline: %s\n", cells,
-              MedianSpread(offline_ms, "ms").c_str());
+              MedianSpread(offline_ms).c_str());
   std::printf("results (%zu cells, sweep's own K), through the coordinator: %s\n", cells,
-              MedianSpread(online_ms, "ms").c_str());
+              MedianSpread(online_ms).c_str());
 
   Reporters reporters(address, flags.reporters);
   for (const bool with_results : {false, true, false, true}) {
@@ -367,7 +361,7 @@ int main(int argc, char** argv) {
                    report_ms, heartbeat_ms);
     if (with_results) {
       std::printf("%-34s %zu results queries, %s\n", "", results_ms.size(),
-                  MedianSpread(results_ms, "ms").c_str());
+                  MedianSpread(results_ms).c_str());
     }
   }
   server.Shutdown(1000);

@@ -1100,7 +1100,7 @@ class SqliteStore : public Store {
 
   StatusOr<std::optional<WorkerRecord>> GetWorker(const std::string& worker_id) override {
     Statement s(
-        db_,
+        cache_.get(),
         "SELECT worker_id, name, host, devices, registered_ms, last_seen_ms, identity_digest "
         "FROM workers "
         "WHERE worker_id = ?");
@@ -1122,7 +1122,7 @@ class SqliteStore : public Store {
 
   StatusOr<std::vector<WorkerRecord>> ListWorkers() override {
     Statement s(
-        db_,
+        cache_.get(),
         "SELECT worker_id, name, host, devices, registered_ms, last_seen_ms, identity_digest "
         "FROM workers "
         "ORDER BY name, worker_id");

@@ -16,9 +16,9 @@
 
 #include <torch/torch.h>
 
+#include "common/mutex.h"
 #include "common/run_config.h"
 #include "common/status.h"
-#include "common/mutex.h"
 
 namespace resweep {
 
