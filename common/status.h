@@ -83,6 +83,9 @@ inline Status PermissionDeniedError(std::string m) {
   return Status(StatusCode::kPermissionDenied, std::move(m));
 }
 inline Status CancelledError(std::string m) { return Status(StatusCode::kCancelled, std::move(m)); }
+inline Status UnimplementedError(std::string m) {
+  return Status(StatusCode::kUnimplemented, std::move(m));
+}
 
 template <typename T>
 class [[nodiscard]] StatusOr {

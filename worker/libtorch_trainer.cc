@@ -1,12 +1,12 @@
 #include "worker/libtorch_trainer.h"
 
 #include <ATen/CPUGeneratorImpl.h>
-#include <ATen/autocast_mode.h>
 
 #include <chrono>
 #include <cmath>
 #include <sstream>
 
+#include "worker/autocast.h"
 #include "worker/fault.h"
 #include "worker/lr_schedule.h"
 #include "worker/resnet.h"
@@ -113,31 +113,6 @@ Normalizer MakeNormalizer(const std::string& mode, const torch::Tensor& train_im
   n.std = var.clamp_min(1e-12).sqrt().to(torch::kFloat32).view({1, -1, 1, 1});
   return n;
 }
-
-// Mixed precision on CUDA for one scope (this thread only, as autocast state is
-// thread-local): ops autocast runs in `dtype`, the rest in fp32.
-class AutocastScope {
- public:
-  AutocastScope(bool enabled, at::ScalarType dtype) : enabled_(enabled) {
-    if (!enabled_) return;
-    previous_enabled_ = at::autocast::is_enabled();
-    previous_dtype_ = at::autocast::get_autocast_gpu_dtype();
-    at::autocast::set_autocast_gpu_dtype(dtype);
-    at::autocast::set_enabled(true);
-    at::autocast::increment_nesting();
-  }
-  ~AutocastScope() {
-    if (!enabled_) return;
-    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-    at::autocast::set_enabled(previous_enabled_);
-    at::autocast::set_autocast_gpu_dtype(previous_dtype_);
-  }
-
- private:
-  bool enabled_;
-  bool previous_enabled_ = false;
-  at::ScalarType previous_dtype_ = at::kHalf;
-};
 
 // Dynamic loss scaling for fp16: gradients are computed on loss * scale, unscaled
 // before the step; a step with non-finite gradients is skipped and halves the scale,

@@ -1,0 +1,181 @@
+#include "worker/fused_resnet.h"
+
+#include <map>
+
+namespace resweep {
+
+namespace F = torch::nn::functional;
+
+namespace {
+
+torch::nn::Conv2d GroupedConv(int64_t members, int64_t in, int64_t out, int64_t kernel,
+                              int64_t stride) {
+  return torch::nn::Conv2d(torch::nn::Conv2dOptions(members * in, members * out, kernel)
+                               .stride(stride)
+                               .padding(kernel / 2)
+                               .groups(members)
+                               .bias(false));
+}
+
+torch::nn::BatchNorm2d StackedBatchNorm(int64_t members, int64_t channels) {
+  return torch::nn::BatchNorm2d(members * channels);
+}
+
+}  // namespace
+
+FusedResidualBlockImpl::FusedResidualBlockImpl(int64_t members, int64_t in, int64_t out,
+                                               int64_t stride, BlockKind kind, bool projection)
+    : members_(members), kind_(kind), in_(in), out_(out), stride_(stride) {
+  conv1_ = register_module("conv1", GroupedConv(members, in, out, 3, stride));
+  conv2_ = register_module("conv2", GroupedConv(members, out, out, 3, 1));
+  bn1_ = register_module("bn1", StackedBatchNorm(members, kind == BlockKind::kPreact ? in : out));
+  bn2_ = register_module("bn2", StackedBatchNorm(members, out));
+  if (projection && (stride != 1 || in != out)) {
+    projection_ = register_module("projection", GroupedConv(members, in, out, 1, stride));
+    projection_bn_ = register_module("projection_bn", StackedBatchNorm(members, out));
+  }
+}
+
+torch::Tensor FusedResidualBlockImpl::Shortcut(const torch::Tensor& x) {
+  if (stride_ == 1 && in_ == out_) return x;
+  if (projection_) return projection_bn_(projection_(x));
+  // Option A per member: subsample, then zero channels after each member's own.
+  torch::Tensor s = x;
+  if (stride_ != 1) {
+    using torch::indexing::None;
+    using torch::indexing::Slice;
+    s = x.index({Slice(), Slice(), Slice(None, None, stride_), Slice(None, None, stride_)});
+  }
+  if (out_ > in_) {
+    const int64_t b = s.size(0), h = s.size(2), w = s.size(3);
+    s = F::pad(s.reshape({b, members_, in_, h, w}),
+               F::PadFuncOptions({0, 0, 0, 0, 0, out_ - in_}))
+            .reshape({b, members_ * out_, h, w});
+    if (x.is_contiguous(at::MemoryFormat::ChannelsLast) && !x.is_contiguous()) {
+      s = s.contiguous(at::MemoryFormat::ChannelsLast);
+    }
+  }
+  return s;
+}
+
+// The same formulas as ResidualBlockImpl::forward, on the stacked channels.
+torch::Tensor FusedResidualBlockImpl::forward(const torch::Tensor& x) {
+  switch (kind_) {
+    case BlockKind::kReference: {
+      auto out = bn2_(conv2_(bn1_(conv1_(x)).relu_()));
+      return out.add_(Shortcut(x)).relu_();
+    }
+    case BlockKind::kBnAfterAdd: {
+      auto sum = conv2_(bn1_(conv1_(x)).relu_());
+      return bn2_(sum.add_(Shortcut(x))).relu_();
+    }
+    case BlockKind::kNoRelu: {
+      auto out = bn2_(conv2_(bn1_(conv1_(x)).relu_()));
+      return out.add_(Shortcut(x));
+    }
+    case BlockKind::kNoReluBnAfterAdd: {
+      auto sum = conv2_(bn1_(conv1_(x)).relu_());
+      return bn2_(sum.add_(Shortcut(x)));
+    }
+    case BlockKind::kPreact: {
+      auto out = conv2_(bn2_(conv1_(bn1_(x).relu_())).relu_());
+      return out.add_(Shortcut(x));
+    }
+  }
+  return x;
+}
+
+FusedResNetImpl::FusedResNetImpl(const ResNetOptions& options, int64_t members)
+    : options_(options), members_(members) {
+  TORCH_CHECK(members >= 1, "a fused network needs at least one member");
+  const int64_t w = options.base_width;
+  stem_ = register_module("stem", GroupedConv(members, options.in_channels, w, 3, 1));
+  const bool preact = options.block == BlockKind::kPreact;
+  if (!preact) stem_bn_ = register_module("stem_bn", StackedBatchNorm(members, w));
+  int64_t in = w;
+  for (int stage = 0; stage < 3; ++stage) {
+    const int64_t out = w << stage;
+    for (int i = 0; i < options.depth_n; ++i) {
+      const int64_t stride = (stage > 0 && i == 0) ? 2 : 1;
+      stages_->push_back(FusedResidualBlock(members, in, out, stride, options.block,
+                                            options.projection_shortcut));
+      in = out;
+    }
+  }
+  register_module("stages", stages_);
+  if (preact) final_bn_ = register_module("final_bn", StackedBatchNorm(members, in));
+  // Registered under ResNet's names ("fc.weight", "fc.bias") through a holder module.
+  auto fc = register_module("fc", std::make_shared<torch::nn::Module>("FusedLinear"));
+  fc_weight_ = fc->register_parameter("weight", torch::zeros({members, options.classes, in}));
+  fc_bias_ = fc->register_parameter("bias", torch::zeros({members, options.classes}));
+}
+
+torch::Tensor FusedResNetImpl::forward(torch::Tensor x) {
+  x = stem_(x);
+  if (stem_bn_) x = stem_bn_(x).relu_();
+  x = stages_->forward(x);
+  if (final_bn_) x = final_bn_(x).relu_();
+  const int64_t b = x.size(0);
+  x = x.mean({2, 3}).view({b, members_, -1});  // global average pooling, per member
+  // [F, B, C] x [F, C, K] -> [F, B, K], then [B, F, K].
+  auto logits = torch::baddbmm(fc_bias_.unsqueeze(1), x.transpose(0, 1),
+                               fc_weight_.transpose(1, 2));
+  return logits.transpose(0, 1);
+}
+
+torch::Tensor FusedResNetImpl::MemberSlice(const std::string& name, const torch::Tensor& fused,
+                                           int64_t f) const {
+  if (fused.dim() == 0) return fused;  // num_batches_tracked: one counter for all
+  if (name == "fc.weight" || name == "fc.bias") return fused.select(0, f);  // stacked
+  const int64_t per_member = fused.size(0) / members_;
+  return fused.narrow(0, f * per_member, per_member);
+}
+
+namespace {
+
+std::map<std::string, torch::Tensor> TensorsByName(torch::nn::Module& m) {
+  std::map<std::string, torch::Tensor> out;
+  for (const auto& item : m.named_parameters(/*recurse=*/true)) out[item.key()] = item.value();
+  for (const auto& item : m.named_buffers(/*recurse=*/true)) out[item.key()] = item.value();
+  return out;
+}
+
+}  // namespace
+
+void FusedResNetImpl::LoadMember(int64_t f, ResNet& member) {
+  TORCH_CHECK(f >= 0 && f < members_, "member ", f, " of ", members_);
+  torch::NoGradGuard no_grad;
+  auto mine = TensorsByName(*this);
+  auto theirs = TensorsByName(*member);
+  TORCH_CHECK(mine.size() == theirs.size(), "fused network has ", mine.size(),
+              " tensors, member ", theirs.size());
+  for (auto& [name, fused] : mine) {
+    auto it = theirs.find(name);
+    TORCH_CHECK(it != theirs.end(), "member has no tensor '", name, "'");
+    auto slice = MemberSlice(name, fused, f);
+    TORCH_CHECK(slice.sizes() == it->second.sizes(), "shape of '", name, "' differs");
+    slice.copy_(it->second);
+  }
+}
+
+void FusedResNetImpl::StoreMember(int64_t f, ResNet& member) {
+  TORCH_CHECK(f >= 0 && f < members_, "member ", f, " of ", members_);
+  torch::NoGradGuard no_grad;
+  auto mine = TensorsByName(*this);
+  auto theirs = TensorsByName(*member);
+  TORCH_CHECK(mine.size() == theirs.size(), "fused network has ", mine.size(),
+              " tensors, member ", theirs.size());
+  for (auto& [name, fused] : mine) {
+    auto it = theirs.find(name);
+    TORCH_CHECK(it != theirs.end(), "member has no tensor '", name, "'");
+    auto slice = MemberSlice(name, fused, f);
+    TORCH_CHECK(slice.sizes() == it->second.sizes(), "shape of '", name, "' differs");
+    it->second.copy_(slice);
+  }
+}
+
+torch::Tensor StackMemberInputs(const std::vector<torch::Tensor>& inputs) {
+  return torch::cat(inputs, 1);
+}
+
+}  // namespace resweep
