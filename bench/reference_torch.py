@@ -4,8 +4,11 @@ the same LibTorch underneath): images/s of a training step (forward + backward +
 step) and of evaluation for the CIFAR ResNets, option-A shortcuts, reference block.
 
     python3 bench/reference_torch.py --threads 2 --iters 5 --depths 3,9,18
+    python3 bench/reference_torch.py --device cuda --rounds 5 --iters 20 --modes fp32,bf16+cl
 """
 import argparse
+import contextlib
+import statistics
 import time
 
 import torch
@@ -57,67 +60,92 @@ def sync(device):
         torch.cuda.synchronize(device)
 
 
+def measure(a, device, n, amp, dtype, channels_last, g):
+    """Median, lowest and highest images/s over a.rounds rounds of a.iters steps."""
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    model = ResNet(n).to(device, memory_format=fmt)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+    x = torch.randn(a.batch, 3, 32, 32, generator=g).to(device).contiguous(memory_format=fmt)
+    y = torch.randint(0, 10, (a.batch,), generator=g).to(device)
+
+    def autocast():
+        return torch.autocast("cuda", dtype=dtype) if amp else contextlib.nullcontext()
+
+    def step():
+        opt.zero_grad()
+        with autocast():
+            loss = F.cross_entropy(model(x).float(), y)
+        loss.backward()
+        opt.step()
+
+    def timed(fn):
+        rates = []
+        for _ in range(a.rounds):
+            sync(device)
+            t = time.perf_counter()
+            for _ in range(a.iters):
+                fn()
+            sync(device)
+            rates.append(a.iters * a.batch / (time.perf_counter() - t))
+        return statistics.median(rates), min(rates), max(rates)
+
+    model.train()
+    for _ in range(3):
+        step()
+    train = timed(step)
+    model.eval()
+    with torch.no_grad(), autocast():
+        for _ in range(2):
+            model(x)
+        evaluation = timed(lambda: model(x))
+    params = sum(p.numel() for p in model.parameters())
+    return params, train, evaluation
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--iters", type=int, default=5)
+    p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--depths", default="3,9,18")
     p.add_argument("--amp", default="off", choices=["off", "bf16", "fp16"])
     p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--modes", default="",
+                   help="several configurations in one process, e.g. fp32,bf16+cl "
+                        "(overrides --amp and --channels-last)")
     a = p.parse_args()
     if a.threads > 0:
         torch.set_num_threads(a.threads)
     device = torch.device(a.device)
-    amp = device.type == "cuda" and a.amp != "off"
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    dtype = torch.bfloat16 if a.amp == "bf16" else torch.float16
-    print(f"reference_torch: PyTorch {torch.__version__} eager, device {device}, "
-          f"{torch.get_num_threads()} intra-op threads, batch {a.batch}, {a.iters} timed iterations, "
-          f"channels_last {'on' if a.channels_last else 'off'}, amp {a.amp if amp else 'off'}")
-    print(f"{'network':8} {'params':>10} {'train img/s':>14} {'eval img/s':>14} {'step ms':>12}")
+    modes = a.modes.split(",") if a.modes else [
+        (a.amp if a.amp != "off" else "fp32") + ("+cl" if a.channels_last else "")]
     g = torch.Generator().manual_seed(0)
-    for n in [int(d) for d in a.depths.split(",")]:
-        fmt = torch.channels_last if a.channels_last else torch.contiguous_format
-        model = ResNet(n).to(device, memory_format=fmt)
-        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
-        x = torch.randn(a.batch, 3, 32, 32, generator=g).to(device).contiguous(memory_format=fmt)
-        y = torch.randint(0, 10, (a.batch,), generator=g).to(device)
-
-        def step():
-            opt.zero_grad()
-            with torch.autocast("cuda", dtype=dtype, enabled=amp):
-                loss = F.cross_entropy(model(x).float(), y)
-            loss.backward()
-            opt.step()
-
-        model.train()
-        for _ in range(2):
-            step()
-        sync(device)
-        t = time.perf_counter()
-        for _ in range(a.iters):
-            step()
-        sync(device)
-        train_s = time.perf_counter() - t
-        model.eval()
-        with torch.no_grad(), torch.autocast("cuda", dtype=dtype, enabled=amp):
-            for _ in range(2):
-                model(x)
-            sync(device)
-            t = time.perf_counter()
-            for _ in range(a.iters):
-                model(x)
-            sync(device)
-            eval_s = time.perf_counter() - t
-        params = sum(p.numel() for p in model.parameters())
-        train_ips, eval_ips = a.iters * a.batch / train_s, a.iters * a.batch / eval_s
-        print(f"{'resnet' + str(6 * n + 2):8} {params:>10} {train_ips:>14.1f} {eval_ips:>14.1f} "
-              f"{1000 * train_s / a.iters:>12.1f}")
-        print(f"RESULT impl=python layers={6 * n + 2} train_img_s={train_ips:.2f} "
-              f"eval_img_s={eval_ips:.2f}", flush=True)
+    for mode in modes:
+        precision = mode.split("+")[0]
+        channels_last = mode.endswith("+cl")
+        amp = device.type == "cuda" and precision in ("bf16", "fp16")
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+        label = (precision if amp else "fp32") + ("+cl" if channels_last else "")
+        print(f"reference_torch: PyTorch {torch.__version__} eager, device {device}, "
+              f"{torch.get_num_threads()} intra-op threads, batch {a.batch}, {a.rounds} rounds of "
+              f"{a.iters} steps, channels_last {'on' if channels_last else 'off'}, "
+              f"amp {precision if amp else 'off'}")
+        print(f"{'network':8} {'params':>10} {'train img/s (low..high)':>28} "
+              f"{'eval img/s (low..high)':>28} {'step ms':>10}")
+        for n in [int(d) for d in a.depths.split(",")]:
+            params, (tr, tr_lo, tr_hi), (ev, ev_lo, ev_hi) = measure(
+                a, device, n, amp, dtype, channels_last, g)
+            train_col = f"{tr:.0f} ({tr_lo:.0f}..{tr_hi:.0f})"
+            eval_col = f"{ev:.0f} ({ev_lo:.0f}..{ev_hi:.0f})"
+            print(f"{'resnet' + str(6 * n + 2):8} {params:>10} {train_col:>28} {eval_col:>28} "
+                  f"{1000 * a.batch / tr:>10.2f}")
+            print(f"RESULT impl=python label={label}/K1/F1 layers={6 * n + 2} runs=1 fuse=1 "
+                  f"train_img_s={tr:.2f} train_low={tr_lo:.2f} train_high={tr_hi:.2f} "
+                  f"eval_img_s={ev:.2f} eval_low={ev_lo:.2f} eval_high={ev_hi:.2f}", flush=True)
 
 
 if __name__ == "__main__":

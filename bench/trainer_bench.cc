@@ -107,7 +107,8 @@ Options Parse(int argc, char** argv) {
   }
   if (o.iters < 1 || o.rounds < 1 || o.runs < 1 || o.fuse < 1 || o.batch < 1 ||
       (o.amp != "off" && o.amp != "bf16" && o.amp != "fp16")) {
-    std::fprintf(stderr, "bad option value (iters, rounds, runs, fuse, batch >= 1; amp off|bf16|fp16)\n");
+    std::fprintf(stderr,
+                 "bad option value (iters, rounds, runs, fuse, batch >= 1; amp off|bf16|fp16)\n");
     std::exit(2);
   }
   return o;
@@ -166,12 +167,12 @@ class BenchRun {
         fused_->LoadMember(f, member);
       }
       fused_->to(device);
-      module_ = fused_.ptr();
+      module_ = fused_.ptr().get();
     } else {
       single_ = resweep::ResNet(mo);
       single_->Initialize(gen);
       single_->to(device);
-      module_ = single_.ptr();
+      module_ = single_.ptr().get();
     }
     params_ = module_->parameters();
     param_count_ = 0;
@@ -265,8 +266,8 @@ class BenchRun {
     for (int f = 0; f < o_.fuse; ++f) {
       auto idx = perm_.narrow(0, (start + 97 * f) % (n - o_.batch), o_.batch);
       auto x = images_.index_select(0, idx).to(torch::kFloat32).div_(255.0).sub_(mean_).div_(std_);
-      xs.push_back(resweep::AugmentBatch(x, 4, offsets_.index_select(0, idx),
-                                         flips_.index_select(0, idx)));
+      xs.push_back(
+          resweep::AugmentBatch(x, 4, offsets_.index_select(0, idx), flips_.index_select(0, idx)));
       y_.select(1, f).copy_(labels_.index_select(0, idx));
     }
     torch::NoGradGuard no_grad;
@@ -308,23 +309,27 @@ Measured MeasureDepth(const Options& o, int depth_n, const torch::Device& device
     threads.emplace_back([&, t] {
       std::unique_ptr<BenchRun> run;
       bool ok = true;
-      try {
-        run = std::make_unique<BenchRun>(o, depth_n, 1 + t, device);
-        {
-          std::lock_guard<std::mutex> lock(mu);  // one capture at a time
+      {
+        // Runs are set up one at a time: a graph capture fails if another thread
+        // allocates device memory meanwhile.
+        std::lock_guard<std::mutex> lock(mu);
+        try {
+          run = std::make_unique<BenchRun>(o, depth_n, 1 + t, device);
           if (auto s = run->Prepare(); !s.ok()) {
             m.error = s.ToString();
             ok = false;
           }
           m.params = run->param_count();
+        } catch (const c10::Error& e) {
+          m.error = e.what_without_backtrace();
+          ok = false;
+        } catch (const std::exception& e) {
+          m.error = e.what();
+          ok = false;
         }
-      } catch (const std::exception& e) {
-        std::lock_guard<std::mutex> lock(mu);
-        m.error = e.what();
-        ok = false;
       }
       if (run) run->MarkGraphed();
-      barrier.Wait();  // prepared
+      barrier.Wait();                            // prepared
       for (int phase = 0; phase < 2; ++phase) {  // 0: training, 1: evaluation
         for (int r = 0; r < o.rounds; ++r) {
           barrier.Wait();  // round starts
@@ -332,9 +337,9 @@ Measured MeasureDepth(const Options& o, int depth_n, const torch::Device& device
             try {
               for (int i = 0; i < o.iters; ++i) phase == 0 ? run->Step() : run->Evaluate();
               run->Synchronize();
-            } catch (const std::exception& e) {
+            } catch (const c10::Error& e) {
               std::lock_guard<std::mutex> lock(mu);
-              m.error = e.what();
+              m.error = e.what_without_backtrace();
               ok = false;
             }
           }
@@ -375,11 +380,12 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "--runs > 1 and --cuda-graphs on a GPU need a CUDA build\n");
     return 2;
   }
+  // One token (no spaces) that names the configuration in RESULT lines.
   const std::string label =
       !o.label.empty() ? o.label
-                       : std::string(amp ? o.amp : "fp32") + (o.channels_last ? "+cl" : "") +
-                             " K=" + std::to_string(o.runs) + " F=" + std::to_string(o.fuse) +
-                             (o.cuda_graphs ? " graphs" : "") + (o.pipeline ? " +pipeline" : "");
+                       : std::string(amp ? o.amp : "fp32") + (o.channels_last ? "+cl" : "") + "/K" +
+                             std::to_string(o.runs) + "/F" + std::to_string(o.fuse) +
+                             (o.cuda_graphs ? "/graphs" : "") + (o.pipeline ? "/pipeline" : "");
   std::printf(
       "trainer_bench: LibTorch %s, device %s, %d intra-op threads, batch %d, %d rounds of %d "
       "steps, runs at once %d, fused seeds %d, CUDA graphs %s, channels_last %s, amp %s, data "
@@ -396,7 +402,7 @@ int main(int argc, char** argv) {
     const std::string net = "resnet" + std::to_string(6 * n + 2);
     if (!m.error.empty()) {
       std::printf("%-8s FAILED: %s\n", net.c_str(), m.error.c_str());
-      std::printf("RESULT impl=cpp label=\"%s\" layers=%d error=1\n", label.c_str(), 6 * n + 2);
+      std::printf("RESULT impl=cpp label=%s layers=%d error=1\n", label.c_str(), 6 * n + 2);
       ++failures;
       continue;
     }
@@ -408,7 +414,7 @@ int main(int argc, char** argv) {
     std::printf("%-8s %10lld %28s %28s %10.2f\n", net.c_str(), static_cast<long long>(m.params),
                 train, eval, step_ms);
     std::printf(
-        "RESULT impl=cpp label=\"%s\" layers=%d runs=%d fuse=%d train_img_s=%.2f train_low=%.2f "
+        "RESULT impl=cpp label=%s layers=%d runs=%d fuse=%d train_img_s=%.2f train_low=%.2f "
         "train_high=%.2f eval_img_s=%.2f eval_low=%.2f eval_high=%.2f\n",
         label.c_str(), 6 * n + 2, o.runs, o.fuse, m.train.median, m.train.low, m.train.high,
         m.eval.median, m.eval.low, m.eval.high);

@@ -31,7 +31,8 @@ void ExpectFusedMatchesSeparate(const Case& c) {
   o.depth_n = 1;
   o.block = c.block;
   o.projection_shortcut = c.projection;
-  const auto format = c.channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+  const auto format =
+      c.channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
   std::vector<ResNet> separate;
   std::vector<std::unique_ptr<torch::optim::SGD>> separate_sgd;
   const auto sgd_options = torch::optim::SGDOptions(0.1).momentum(0.9).weight_decay(1e-4);
@@ -90,7 +91,8 @@ void ExpectFusedMatchesSeparate(const Case& c) {
         const auto& want = item.value().grad();
         const double scale = exact ? 1e-9 : 1e-2 * want.abs().max().item<double>();
         EXPECT_TRUE(torch::allclose(grad, want, rtol, scale))
-            << "differs by " << (grad - want).abs().max().item<double>() << "; step " << step << " member " << f << " grad of " << item.key();
+            << "differs by " << (grad - want).abs().max().item<double>() << "; step " << step
+            << " member " << f << " grad of " << item.key();
       }
     }
     for (int64_t f = 0; f < members; ++f) separate_sgd[f]->step();
@@ -110,8 +112,8 @@ void ExpectFusedMatchesSeparate(const Case& c) {
     auto want_buffers = separate[f]->named_buffers();
     for (const auto& item : stored->named_buffers()) {
       EXPECT_TRUE(torch::allclose(item.value().to(torch::kFloat64),
-                                  want_buffers[item.key()].to(torch::kFloat64),
-                                  exact ? 1e-9 : 1e-3, exact ? 1e-11 : 1e-4))
+                                  want_buffers[item.key()].to(torch::kFloat64), exact ? 1e-9 : 1e-3,
+                                  exact ? 1e-11 : 1e-4))
           << "member " << f << " buffer " << item.key();
     }
   }

@@ -1,7 +1,8 @@
 // The few CUDA facilities the trainer and its benchmark use beyond LibTorch's device
 // API: a stream per slot, the device's free memory, and a captured training step.
-// Compiled against CUDA where LibTorch has it (RESWEEP_WITH_CUDA); elsewhere every
-// call on a CUDA device returns UNIMPLEMENTED and every call on the CPU is a no-op.
+// Compiled against CUDA where LibTorch has it (RESWEEP_WITH_CUDA); elsewhere a
+// SlotStream leaves work on the default stream and the other calls return
+// UNIMPLEMENTED.
 #pragma once
 
 #include <cstdint>

@@ -48,8 +48,7 @@ torch::Tensor FusedResidualBlockImpl::Shortcut(const torch::Tensor& x) {
   }
   if (out_ > in_) {
     const int64_t b = s.size(0), h = s.size(2), w = s.size(3);
-    s = F::pad(s.reshape({b, members_, in_, h, w}),
-               F::PadFuncOptions({0, 0, 0, 0, 0, out_ - in_}))
+    s = F::pad(s.reshape({b, members_, in_, h, w}), F::PadFuncOptions({0, 0, 0, 0, 0, out_ - in_}))
             .reshape({b, members_ * out_, h, w});
     if (x.is_contiguous(at::MemoryFormat::ChannelsLast) && !x.is_contiguous()) {
       s = s.contiguous(at::MemoryFormat::ChannelsLast);
@@ -97,8 +96,8 @@ FusedResNetImpl::FusedResNetImpl(const ResNetOptions& options, int64_t members)
     const int64_t out = w << stage;
     for (int i = 0; i < options.depth_n; ++i) {
       const int64_t stride = (stage > 0 && i == 0) ? 2 : 1;
-      stages_->push_back(FusedResidualBlock(members, in, out, stride, options.block,
-                                            options.projection_shortcut));
+      stages_->push_back(
+          FusedResidualBlock(members, in, out, stride, options.block, options.projection_shortcut));
       in = out;
     }
   }
@@ -118,8 +117,8 @@ torch::Tensor FusedResNetImpl::forward(torch::Tensor x) {
   const int64_t b = x.size(0);
   x = x.mean({2, 3}).view({b, members_, -1});  // global average pooling, per member
   // [F, B, C] x [F, C, K] -> [F, B, K], then [B, F, K].
-  auto logits = torch::baddbmm(fc_bias_.unsqueeze(1), x.transpose(0, 1),
-                               fc_weight_.transpose(1, 2));
+  auto logits =
+      torch::baddbmm(fc_bias_.unsqueeze(1), x.transpose(0, 1), fc_weight_.transpose(1, 2));
   return logits.transpose(0, 1);
 }
 
@@ -147,8 +146,8 @@ void FusedResNetImpl::LoadMember(int64_t f, ResNet& member) {
   torch::NoGradGuard no_grad;
   auto mine = TensorsByName(*this);
   auto theirs = TensorsByName(*member);
-  TORCH_CHECK(mine.size() == theirs.size(), "fused network has ", mine.size(),
-              " tensors, member ", theirs.size());
+  TORCH_CHECK(mine.size() == theirs.size(), "fused network has ", mine.size(), " tensors, member ",
+              theirs.size());
   for (auto& [name, fused] : mine) {
     auto it = theirs.find(name);
     TORCH_CHECK(it != theirs.end(), "member has no tensor '", name, "'");
@@ -163,8 +162,8 @@ void FusedResNetImpl::StoreMember(int64_t f, ResNet& member) {
   torch::NoGradGuard no_grad;
   auto mine = TensorsByName(*this);
   auto theirs = TensorsByName(*member);
-  TORCH_CHECK(mine.size() == theirs.size(), "fused network has ", mine.size(),
-              " tensors, member ", theirs.size());
+  TORCH_CHECK(mine.size() == theirs.size(), "fused network has ", mine.size(), " tensors, member ",
+              theirs.size());
   for (auto& [name, fused] : mine) {
     auto it = theirs.find(name);
     TORCH_CHECK(it != theirs.end(), "member has no tensor '", name, "'");
