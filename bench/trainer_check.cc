@@ -30,6 +30,7 @@ class PrintingContext : public resweep::RunContext {
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // each epoch's line shows, even if a crash follows
   std::string device = "cpu", amp = "off";
   int epochs = 3;
   for (int i = 1; i + 1 < argc; i += 2) {
