@@ -8,6 +8,7 @@
 #include <string>
 
 #include "common/clock.h"
+#include "common/remove_tree.h"
 
 namespace resweep::testing {
 
@@ -18,10 +19,7 @@ class TempDir {
     std::string tmpl = (std::filesystem::temp_directory_path() / "resweep-test-XXXXXX").string();
     path_ = mkdtemp(tmpl.data());
   }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
+  ~TempDir() { RemoveTree(path_).IgnoreError(); }
   const std::string& path() const { return path_; }
   std::string File(const std::string& name) const { return path_ + "/" + name; }
 

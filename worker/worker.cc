@@ -14,6 +14,7 @@
 #include "common/channel.h"
 #include "common/file_util.h"
 #include "common/hash.h"
+#include "common/remove_tree.h"
 #include "common/sweep_spec.h"
 #include "common/version.h"
 #include "worker/fault.h"
@@ -712,9 +713,10 @@ void Worker::SlotLoop(int slot) {
         spdlog::info("run {} attempt {} finished", run->run_id, run->attempt);
         // Its checkpoints are of no further use (the id names one directory only).
         if (!options_.checkpoint_dir.empty() && IsValidRunId(run->run_id)) {
-          std::error_code ec;
-          std::filesystem::remove_all(std::filesystem::path(options_.checkpoint_dir) / run->run_id,
-                                      ec);
+          if (Status removed = RemoveTree(options_.checkpoint_dir + "/" + run->run_id);
+              !removed.ok()) {
+            spdlog::warn("run {}: its checkpoints stay: {}", run->run_id, removed.message());
+          }
         }
       } else {
         spdlog::warn("run {} attempt {}: completion refused: {}", run->run_id, run->attempt,
