@@ -537,6 +537,26 @@ StatusOr<std::string> FormatSweeps(const v1::ListSweepsResponse& sweeps,
 
 namespace {
 
+// "cuda:0 x4,cuda:1 x4": a worker's slots by device, in order, a count where a
+// device has several.
+std::string GroupDevices(const google::protobuf::RepeatedPtrField<std::string>& slots) {
+  std::vector<std::pair<std::string, int>> groups;
+  for (const auto& d : slots) {
+    auto it =
+        std::find_if(groups.begin(), groups.end(), [&](const auto& g) { return g.first == d; });
+    if (it == groups.end()) {
+      groups.emplace_back(d, 1);
+    } else {
+      ++it->second;
+    }
+  }
+  std::string out;
+  for (const auto& [device, count] : groups) {
+    out += (out.empty() ? "" : ",") + device + (count > 1 ? " x" + std::to_string(count) : "");
+  }
+  return out;
+}
+
 std::string QuarantineLeft(const v1::WorkerInfo& w) {
   const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                              std::chrono::system_clock::now().time_since_epoch())
@@ -587,7 +607,7 @@ StatusOr<std::string> FormatWorkers(const v1::ListWorkersResponse& workers,
       {"worker", "host", "state", "last seen", "slots", "devices", "runs held"}};
   for (const auto& w : workers.workers()) {
     std::string devices, held;
-    for (const auto& d : w.devices()) devices += (devices.empty() ? "" : ",") + d;
+    devices = GroupDevices(w.devices());
     for (const auto& r : w.runs_held()) held += (held.empty() ? "" : ",") + r;
     std::string state = w.state();
     if (w.quarantined_until_unix_ms() > 0) {

@@ -170,5 +170,24 @@ TEST(ResultsFormat, ComparisonColumnsComeFromTheAnalysisLibrary) {
   EXPECT_NE(csv.find("0.065000;0.066800;0.065500;0.067200;0.066000"), std::string::npos) << csv;
 }
 
+TEST(WorkersFormat, GroupsSlotsByDevice) {
+  v1::ListWorkersResponse list;
+  auto* w = list.add_workers();
+  w->set_worker_id("w-1");
+  w->set_host("gpu-node");
+  w->set_state("alive");
+  for (const char* d : {"cuda:0", "cuda:0", "cuda:0", "cuda:0", "cuda:1", "cuda:1"})
+    w->add_devices(d);
+  w->add_runs_held("r-1");
+  auto table = FormatWorkers(list, "table");
+  ASSERT_TRUE(table.ok());
+  EXPECT_NE(table->find("cuda:0 x4,cuda:1 x2"), std::string::npos) << *table;
+  EXPECT_NE(table->find("1/6"), std::string::npos) << *table;  // runs held / slots
+  // JSON keeps one entry per slot, for scripts.
+  auto json_text = FormatWorkers(list, "json");
+  ASSERT_TRUE(json_text.ok());
+  EXPECT_EQ(nlohmann::json::parse(*json_text)["workers"][0]["devices"].size(), 6u);
+}
+
 }  // namespace
 }  // namespace resweep

@@ -46,6 +46,30 @@ TEST(ResolveDevices, ExpandsTheDeviceFlag) {
   }
 }
 
+// GPU slots without a GPU: the machine is described to ResolveDevices.
+TEST(ResolveDevices, GivesEachGpuRunsPerGpuSlots) {
+  auto all = ResolveDevices("all", 1, /*runs_per_gpu=*/3, /*available_gpus=*/2);
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  EXPECT_EQ(*all,
+            (std::vector<std::string>{"cuda:0", "cuda:0", "cuda:0", "cuda:1", "cuda:1", "cuda:1"}));
+  auto automatic = ResolveDevices("auto", 5, 2, 1);
+  ASSERT_TRUE(automatic.ok());
+  EXPECT_EQ(*automatic, (std::vector<std::string>{"cuda:0", "cuda:0"}));
+  auto listed = ResolveDevices("cuda:1", 1, 4, 2);
+  ASSERT_TRUE(listed.ok());
+  EXPECT_EQ(*listed, std::vector<std::string>(4, "cuda:1"));
+  // CPU slots follow --slots, not --runs-per-gpu.
+  auto cpu = ResolveDevices("auto", 2, 4, 0);
+  ASSERT_TRUE(cpu.ok());
+  EXPECT_EQ(*cpu, (std::vector<std::string>{"cpu", "cpu"}));
+  // A GPU named twice, and no runs per GPU at all, are refused with the flag's name.
+  auto twice = ResolveDevices("cuda:0,cuda:0", 1, 1, 1);
+  EXPECT_EQ(twice.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(twice.status().message().find("--runs-per-gpu"), std::string::npos);
+  auto zero = ResolveDevices("all", 1, 0, 1);
+  EXPECT_NE(zero.status().message().find("--runs-per-gpu"), std::string::npos);
+}
+
 TEST(DataRootProblem, NamesAMissingFolderOrAFile) {
   testing::TempDir dir;
   testing::WriteFile(dir.File("file"), "x");

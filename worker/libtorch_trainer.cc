@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "worker/autocast.h"
+#include "worker/cuda_support.h"
 #include "worker/fault.h"
 #include "worker/lr_schedule.h"
 #include "worker/resnet.h"
@@ -238,6 +239,9 @@ class LibTorchTrainer : public Trainer {
  private:
   StatusOr<TrainOutcome> TrainOrThrow(const RunConfig& config, int64_t seed,
                                       const ResumePoint& resume, RunContext* context) {
+    // All of the run's device work on a stream of its own (from the first copy on), so
+    // runs sharing a GPU (--runs-per-gpu) overlap; a no-op on the CPU.
+    SlotStream stream(device_);
     auto block = ParseBlockKind(config.model.block);
     if (!block.ok()) return block.status();
     auto data = cache_->Get(config.dataset);

@@ -48,7 +48,7 @@ int main(int argc, char** argv) {
   resweep::WorkerOptions options;
   options.coordinator = resweep::DefaultCoordinatorAddress();
   std::string device = "auto", log_level = "info";
-  int slots = 1, threads = 0;
+  int slots = 1, threads = 0, runs_per_gpu = resweep::kDefaultRunsPerGpu;
   double poll_seconds = 1.0;
   double acquire_wait_seconds = 20.0;
   int64_t dataset_cache_mb = 2048;
@@ -57,8 +57,13 @@ int main(int argc, char** argv) {
   app.add_option("--coordinator,-c", options.coordinator,
                  "coordinator address host:port [$RESWEEP_COORDINATOR]")
       ->capture_default_str();
-  app.add_option("--device", device, "auto | cpu | all | cuda:N[,cuda:M...]  (a slot per GPU)")
+  app.add_option("--device", device,
+                 "auto | cpu | all | cuda:N[,cuda:M...]  (--runs-per-gpu slots per GPU)")
       ->capture_default_str();
+  app.add_option("--runs-per-gpu", runs_per_gpu,
+                 "runs trained at once on each GPU, each its own slot and CUDA stream")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
   app.add_option("--slots", slots, "CPU slots (runs at once) when training on the CPU")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
@@ -143,7 +148,7 @@ int main(int argc, char** argv) {
   }
   options.security = std::move(*client_security);
 
-  auto devices = resweep::ResolveDevices(device, slots);
+  auto devices = resweep::ResolveDevices(device, slots, runs_per_gpu);
   if (!devices.ok()) {
     spdlog::critical("{}", devices.status().message());
     return 2;

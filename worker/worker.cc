@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <random>
 
@@ -63,11 +64,18 @@ std::optional<std::string> DataRootProblem(const std::string& data_root) {
   return std::nullopt;
 }
 
-StatusOr<std::vector<std::string>> ResolveDevices(const std::string& spec, int cpu_slots) {
+StatusOr<std::vector<std::string>> ResolveDevices(const std::string& spec, int cpu_slots,
+                                                  int runs_per_gpu, int available_gpus) {
+  if (runs_per_gpu < 1) return InvalidArgumentError("--runs-per-gpu must be at least 1");
   std::vector<std::string> devices;
-  const int gpus = torch::cuda::is_available() ? static_cast<int>(torch::cuda::device_count()) : 0;
+  const int gpus = available_gpus >= 0           ? available_gpus
+                   : torch::cuda::is_available() ? static_cast<int>(torch::cuda::device_count())
+                                                 : 0;
+  auto add_gpu = [&](const std::string& name) {
+    for (int k = 0; k < runs_per_gpu; ++k) devices.push_back(name);
+  };
   auto all_gpus = [&] {
-    for (int i = 0; i < gpus; ++i) devices.push_back("cuda:" + std::to_string(i));
+    for (int i = 0; i < gpus; ++i) add_gpu("cuda:" + std::to_string(i));
   };
   if (spec == "auto") {
     if (gpus > 0) {
@@ -96,7 +104,11 @@ StatusOr<std::vector<std::string>> ResolveDevices(const std::string& spec, int c
         return InvalidArgumentError("--device: " + item + " does not exist (" +
                                     std::to_string(gpus) + " CUDA devices)");
       }
-      devices.push_back(item);
+      if (std::find(devices.begin(), devices.end(), item) != devices.end()) {
+        return InvalidArgumentError("--device: " + item +
+                                    " named twice (use --runs-per-gpu for several runs per GPU)");
+      }
+      add_gpu(item);
     }
   }
   if (devices.empty()) return InvalidArgumentError("--device: no devices");

@@ -63,9 +63,17 @@ struct WorkerOptions {
   bool allow_test_hooks = false;
 };
 
-// Expands --device: auto (every CUDA device, else cpu), cpu, all (every CUDA
-// device), or a list such as cuda:0,cuda:2. `cpu_slots` copies of "cpu" for CPU.
-StatusOr<std::vector<std::string>> ResolveDevices(const std::string& spec, int cpu_slots);
+// Expands --device into one entry per slot: auto (every CUDA device, else cpu), cpu,
+// all (every CUDA device), or a list such as cuda:0,cuda:2. `cpu_slots` copies of
+// "cpu" for the CPU; `runs_per_gpu` copies of each GPU (runs that share it, each on
+// its own CUDA stream). `available_gpus` < 0: as many as LibTorch sees.
+StatusOr<std::vector<std::string>> ResolveDevices(const std::string& spec, int cpu_slots,
+                                                  int runs_per_gpu = 1, int available_gpus = -1);
+
+// Default runs per GPU (--runs-per-gpu): on one H200 (bench/README.md, "GPU"), four
+// eager runs at once trained 1.3x (ResNet-20) to 1.7x (ResNet-110) the images/s of
+// one, and eight no more than four.
+constexpr int kDefaultRunsPerGpu = 4;
 
 // What is wrong with --data-root as the folder relative dataset paths are found
 // in (it does not exist, is not a directory, cannot be examined), or nullopt.
