@@ -31,9 +31,17 @@ for line in open(sys.argv[1]):
 rounds = int(sys.argv[2])
 layers = sorted({k[2] for k in rows})
 med = statistics.median
-print(f"\n{rounds} rounds, medians (ratio = median of per-round C++/Python ratios)")
-print(f"{'network':10} {'C++ train/s':>12} {'Py train/s':>11} {'ratio':>6} {'[min-max]':>12}"
-      f" {'C++ eval/s':>11} {'Py eval/s':>10} {'ratio':>6} {'[min-max]':>12}")
+
+
+def iqr(xs):
+    q = statistics.quantiles(xs, n=4, method="inclusive") if len(xs) > 1 else [xs[0]] * 3
+    return f"[{q[0]:.2f}-{q[2]:.2f}]"
+
+
+print(f"\n{rounds} rounds, medians (ratio = median of per-round C++/Python ratios, then the")
+print("interquartile range of those ratios, then their lowest and highest)")
+print(f"{'network':10} {'C++ train/s':>12} {'Py train/s':>11} {'ratio':>6} {'IQR':>12} {'min-max':>12}"
+      f" {'C++ eval/s':>11} {'Py eval/s':>10} {'ratio':>6} {'IQR':>12} {'min-max':>12}")
 for l in layers:
     rs = [r for r in range(1, rounds + 1) if (r, "cpp", l) in rows and (r, "python", l) in rows]
     c = [rows[(r, "cpp", l)] for r in rs]
@@ -41,7 +49,9 @@ for l in layers:
     tr = [a[0] / b[0] for a, b in zip(c, p)]
     ev = [a[1] / b[1] for a, b in zip(c, p)]
     print(f"{'resnet' + str(l):10} {med(x[0] for x in c):12.1f} {med(x[0] for x in p):11.1f}"
-          f" {med(tr):6.2f} {f'[{min(tr):.2f}-{max(tr):.2f}]':>12}"
+          f" {med(tr):6.2f} {iqr(tr):>12} {f'[{min(tr):.2f}-{max(tr):.2f}]':>12}"
           f" {med(x[1] for x in c):11.1f} {med(x[1] for x in p):10.1f} {med(ev):6.2f}"
-          f" {f'[{min(ev):.2f}-{max(ev):.2f}]':>12}")
+          f" {iqr(ev):>12} {f'[{min(ev):.2f}-{max(ev):.2f}]':>12}")
+    print(f"RATIOS layers={l} train={','.join(f'{x:.3f}' for x in tr)} "
+          f"eval={','.join(f'{x:.3f}' for x in ev)}")
 PY
