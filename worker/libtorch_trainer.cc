@@ -11,6 +11,7 @@
 #include "worker/fault.h"
 #include "worker/lr_schedule.h"
 #include "worker/resnet.h"
+#include "worker/trainer_internal.h"
 #include "worker/trainer_log.h"
 
 namespace resweep {
@@ -40,79 +41,6 @@ namespace {
 
 double Seconds(std::chrono::steady_clock::time_point since) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
-}
-
-std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(const OptimizerConfig& o,
-                                                       std::vector<torch::Tensor> params) {
-  if (o.name == "sgd") {
-    return std::make_unique<torch::optim::SGD>(params, torch::optim::SGDOptions(o.lr)
-                                                           .momentum(o.momentum)
-                                                           .nesterov(o.nesterov)
-                                                           .weight_decay(o.weight_decay));
-  }
-  if (o.name == "rmsprop") {
-    return std::make_unique<torch::optim::RMSprop>(params, torch::optim::RMSpropOptions(o.lr)
-                                                               .alpha(o.alpha)
-                                                               .eps(o.eps)
-                                                               .momentum(o.momentum)
-                                                               .weight_decay(o.weight_decay));
-  }
-  if (o.name == "adam") {
-    return std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(o.lr)
-                                                            .betas({o.beta1, o.beta2})
-                                                            .eps(o.eps)
-                                                            .weight_decay(o.weight_decay));
-  }
-  return std::make_unique<torch::optim::AdamW>(params, torch::optim::AdamWOptions(o.lr)
-                                                           .betas({o.beta1, o.beta2})
-                                                           .eps(o.eps)
-                                                           .weight_decay(o.weight_decay));
-}
-
-void SetLearningRate(torch::optim::Optimizer& optimizer, double lr) {
-  for (auto& group : optimizer.param_groups()) group.options().set_lr(lr);
-}
-
-// Normalisation statistics from the training images actually used.
-struct Normalizer {
-  torch::Tensor mean;  // broadcastable to [B,C,H,W], in [0,1] pixel units
-  torch::Tensor std;
-
-  torch::Tensor Apply(const torch::Tensor& uint8_batch) const {
-    auto x = uint8_batch.to(torch::kFloat32).div_(255.0);
-    if (mean.defined()) x.sub_(mean);
-    if (std.defined()) x.div_(std);
-    return x;
-  }
-};
-
-Normalizer MakeNormalizer(const std::string& mode, const torch::Tensor& train_images) {
-  Normalizer n;
-  if (mode == "none") return n;
-  const int64_t count = train_images.size(0);
-  const int64_t chunk = 8192;
-  // Sums in float64, in chunks: a float copy of all of CIFAR-10 would be 600 MB.
-  auto sum = torch::zeros(train_images.sizes().slice(1), torch::kFloat64);
-  auto sum_sq = torch::zeros_like(sum);
-  for (int64_t start = 0; start < count; start += chunk) {
-    auto x = train_images.narrow(0, start, std::min(chunk, count - start))
-                 .to(torch::kCPU)
-                 .to(torch::kFloat64)
-                 .div_(255.0);
-    sum += x.sum(0);
-    sum_sq += (x * x).sum(0);
-  }
-  if (mode == "per-pixel-mean") {
-    n.mean = (sum / count).to(torch::kFloat32).unsqueeze(0);
-    return n;
-  }
-  // per-channel
-  const double per_channel = static_cast<double>(count) * sum.size(1) * sum.size(2);
-  auto mean = sum.sum({1, 2}) / per_channel;
-  auto var = sum_sq.sum({1, 2}) / per_channel - mean * mean;
-  n.mean = mean.to(torch::kFloat32).view({1, -1, 1, 1});
-  n.std = var.clamp_min(1e-12).sqrt().to(torch::kFloat32).view({1, -1, 1, 1});
-  return n;
 }
 
 // Dynamic loss scaling for fp16: gradients are computed on loss * scale, unscaled
@@ -148,13 +76,69 @@ class LossScaler {
   int good_steps_ = 0;
 };
 
-// Where in an epoch a checkpoint was taken: the first batch not yet trained and the
-// running sums of the epoch so far (zero at an epoch boundary).
-struct EpochPosition {
-  int64_t batch_start = 0;
-  torch::Tensor loss_sum;  // float64 scalar
-  torch::Tensor wrong;     // int64 scalar
-};
+}  // namespace
+
+namespace trainer_internal {
+
+std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(const OptimizerConfig& o,
+                                                       std::vector<torch::Tensor> params) {
+  if (o.name == "sgd") {
+    return std::make_unique<torch::optim::SGD>(params, torch::optim::SGDOptions(o.lr)
+                                                           .momentum(o.momentum)
+                                                           .nesterov(o.nesterov)
+                                                           .weight_decay(o.weight_decay));
+  }
+  if (o.name == "rmsprop") {
+    return std::make_unique<torch::optim::RMSprop>(params, torch::optim::RMSpropOptions(o.lr)
+                                                               .alpha(o.alpha)
+                                                               .eps(o.eps)
+                                                               .momentum(o.momentum)
+                                                               .weight_decay(o.weight_decay));
+  }
+  if (o.name == "adam") {
+    return std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(o.lr)
+                                                            .betas({o.beta1, o.beta2})
+                                                            .eps(o.eps)
+                                                            .weight_decay(o.weight_decay));
+  }
+  return std::make_unique<torch::optim::AdamW>(params, torch::optim::AdamWOptions(o.lr)
+                                                           .betas({o.beta1, o.beta2})
+                                                           .eps(o.eps)
+                                                           .weight_decay(o.weight_decay));
+}
+
+void SetLearningRate(torch::optim::Optimizer& optimizer, double lr) {
+  for (auto& group : optimizer.param_groups()) group.options().set_lr(lr);
+}
+
+Normalizer MakeNormalizer(const std::string& mode, const torch::Tensor& train_images) {
+  Normalizer n;
+  if (mode == "none") return n;
+  const int64_t count = train_images.size(0);
+  const int64_t chunk = 8192;
+  // Sums in float64, in chunks: a float copy of all of CIFAR-10 would be 600 MB.
+  auto sum = torch::zeros(train_images.sizes().slice(1), torch::kFloat64);
+  auto sum_sq = torch::zeros_like(sum);
+  for (int64_t start = 0; start < count; start += chunk) {
+    auto x = train_images.narrow(0, start, std::min(chunk, count - start))
+                 .to(torch::kCPU)
+                 .to(torch::kFloat64)
+                 .div_(255.0);
+    sum += x.sum(0);
+    sum_sq += (x * x).sum(0);
+  }
+  if (mode == "per-pixel-mean") {
+    n.mean = (sum / count).to(torch::kFloat32).unsqueeze(0);
+    return n;
+  }
+  // per-channel
+  const double per_channel = static_cast<double>(count) * sum.size(1) * sum.size(2);
+  auto mean = sum.sum({1, 2}) / per_channel;
+  auto var = sum_sq.sum({1, 2}) / per_channel - mean * mean;
+  n.mean = mean.to(torch::kFloat32).view({1, -1, 1, 1});
+  n.std = var.clamp_min(1e-12).sqrt().to(torch::kFloat32).view({1, -1, 1, 1});
+  return n;
+}
 
 // Everything a resumed run needs to continue exactly: weights and BN statistics,
 // optimiser state (momentum buffers), the generator as it was at the start of the
@@ -216,6 +200,12 @@ Status LoadTrainingState(const std::string& payload, int epoch, torch::Device de
   }
   return Status::Ok();
 }
+
+}  // namespace trainer_internal
+
+namespace {
+
+using namespace trainer_internal;  // NOLINT: this file defines them
 
 class LibTorchTrainer : public Trainer {
  public:
