@@ -66,10 +66,11 @@ std::vector<GangMember> Gang(std::vector<Recorder>& recorders, std::vector<int64
 
 // The tolerance of a fused member against its lone run: float32 reassociation (grouped
 // against plain convolutions) grows through training, so curves agree closely, not
-// bit for bit. Measured on this VM: differences of at most a few 1e-3 in train loss and
-// a few test images in three epochs.
-constexpr double kLossTolerance = 0.02;   // absolute, on a loss of about 0.5-2
-constexpr double kErrorTolerance = 0.03;  // absolute, on a test error
+// bit for bit. Measured on this VM (Fashion-MNIST, 1,024 / 500 images, 3 epochs): train
+// losses within 0.0023, test errors within 0.022 (11 of 500 images, early in training
+// when the test error swings most). The tolerances leave about 2x room.
+constexpr double kLossTolerance = 0.005;  // absolute, on a loss of about 1.3-2.2
+constexpr double kErrorTolerance = 0.05;  // absolute, on a test error
 
 TEST(GangTrainer, MembersFollowTheirSeparateCurves) {
   TempDir dir;
@@ -92,8 +93,8 @@ TEST(GangTrainer, MembersFollowTheirSeparateCurves) {
       const auto& a = fused[i].epochs[e];
       const auto& b = separate[i].epochs[e];
       std::printf("seed %lld epoch %d: train loss %.5f vs %.5f, test error %.4f vs %.4f\n",
-                  static_cast<long long>(seeds[i]), e + 1, a.train_loss, b.train_loss,
-                  a.test_error, b.test_error);
+                  static_cast<long long>(seeds[i]), e + 1, a.train_loss, b.train_loss, a.test_error,
+                  b.test_error);
       EXPECT_NEAR(a.train_loss, b.train_loss, kLossTolerance) << "seed " << seeds[i];
       EXPECT_NEAR(a.test_error, b.test_error, kErrorTolerance) << "seed " << seeds[i];
       EXPECT_EQ(a.lr, b.lr);
@@ -101,7 +102,8 @@ TEST(GangTrainer, MembersFollowTheirSeparateCurves) {
   }
   // Seeds differ from each other by more than the tolerance allows a member to drift:
   // a gang that trained every member with one seed's data or weights would fail above.
-  EXPECT_GT(std::abs(separate[0].epochs[0].train_loss - separate[1].epochs[0].train_loss), 1e-4);
+  EXPECT_GT(std::abs(separate[0].epochs[0].train_loss - separate[1].epochs[0].train_loss),
+            kLossTolerance);
 }
 
 TEST(GangTrainer, ResumesFromItsCheckpointsExactlyAndMembersCanGoOnAlone) {

@@ -52,9 +52,7 @@ void SetMomentum(torch::optim::SGD& sgd, const torch::Tensor& p, const torch::Te
   state[StateKey(state, p)] = std::move(entry);
 }
 
-torch::optim::SGD& AsSgd(torch::optim::Optimizer& o) {
-  return static_cast<torch::optim::SGD&>(o);
-}
+torch::optim::SGD& AsSgd(torch::optim::Optimizer& o) { return static_cast<torch::optim::SGD&>(o); }
 
 // One run of the gang.
 struct Member {
@@ -123,7 +121,8 @@ void Assemble(Gang& gang, const RunConfig& config, const torch::Device& device,
     if (static_cast<int64_t>(slices.size()) != count) continue;  // no momentum yet
     const bool stacked = item.key() == "fc.weight" || item.key() == "fc.bias";
     auto joined = stacked ? torch::stack(slices) : torch::cat(slices);
-    SetMomentum(AsSgd(*gang.optimizer), item.value(), joined.contiguous(item.value().suggest_memory_format()));
+    SetMomentum(AsSgd(*gang.optimizer), item.value(),
+                joined.contiguous(item.value().suggest_memory_format()));
   }
 }
 
@@ -157,10 +156,12 @@ Status GangTrainer::CanFuse(const RunConfig& config) {
     return UnimplementedError("fused gangs train SGD only, not " + config.train.optimizer.name);
   }
   if (config.train.amp == "fp16") {
-    return UnimplementedError("fused gangs do not train fp16 (one loss scale would couple the seeds)");
+    return UnimplementedError(
+        "fused gangs do not train fp16 (one loss scale would couple the seeds)");
   }
   if (config.train.grad_clip_norm > 0) {
-    return UnimplementedError("fused gangs do not clip gradients (one norm would couple the seeds)");
+    return UnimplementedError(
+        "fused gangs do not clip gradients (one norm would couple the seeds)");
   }
   return Status::Ok();
 }
@@ -247,9 +248,9 @@ std::vector<StatusOr<TrainOutcome>> GangTrainer::Train(const RunConfig& config,
       if (start_epoch > 0) {
         int64_t member_iteration = 0;
         EpochPosition member_position;
-        Status loaded = LoadTrainingState(members[i].resume.payload, start_epoch, device_, net,
-                                          *optimizer, m.generator, &member_iteration,
-                                          &member_position);
+        Status loaded =
+            LoadTrainingState(members[i].resume.payload, start_epoch, device_, net, *optimizer,
+                              m.generator, &member_iteration, &member_position);
         if (!loaded.ok()) {
           if (loaded.code() == StatusCode::kDataLoss) m.context->ResumeUnusable();
           results[i] = loaded;
@@ -298,8 +299,8 @@ std::vector<StatusOr<TrainOutcome>> GangTrainer::Train(const RunConfig& config,
         m.perm = torch::randperm(n, m.generator, torch::kInt64).to(device_);
         m.offsets =
             torch::randint(0, 2 * padding + 1, {n, 2}, m.generator, torch::kInt64).to(device_);
-        m.flips = dc.augment_flip ? (torch::rand({n}, m.generator) < 0.5).to(device_)
-                                  : torch::Tensor();
+        m.flips =
+            dc.augment_flip ? (torch::rand({n}, m.generator) < 0.5).to(device_) : torch::Tensor();
         if (position.batch_start == 0 || !m.loss_sum.defined()) {
           m.loss_sum =
               torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(device_));
@@ -345,9 +346,9 @@ std::vector<StatusOr<TrainOutcome>> GangTrainer::Train(const RunConfig& config,
         for (auto& m : gang.members) {
           auto idx = m.perm.narrow(0, start, size);
           auto x = norm.Apply(train_x.index_select(0, idx));
-          xs.push_back(AugmentBatch(x, padding, m.offsets.index_select(0, idx),
-                                    m.flips.defined() ? m.flips.index_select(0, idx)
-                                                      : torch::Tensor()));
+          xs.push_back(
+              AugmentBatch(x, padding, m.offsets.index_select(0, idx),
+                           m.flips.defined() ? m.flips.index_select(0, idx) : torch::Tensor()));
           ys.push_back(train_y.index_select(0, idx));
         }
         auto x = StackMemberInputs(xs);
@@ -361,9 +362,9 @@ std::vector<StatusOr<TrainOutcome>> GangTrainer::Train(const RunConfig& config,
           AutocastScope autocast(amp, amp_dtype);
           logits = gang.model->forward(x).to(torch::kFloat32);  // [B, F, K]
           for (size_t f = 0; f < gang.members.size(); ++f) {
-            losses.push_back(F::cross_entropy(
-                logits.select(1, static_cast<int64_t>(f)), ys[f],
-                F::CrossEntropyFuncOptions().label_smoothing(tc.label_smoothing)));
+            losses.push_back(
+                F::cross_entropy(logits.select(1, static_cast<int64_t>(f)), ys[f],
+                                 F::CrossEntropyFuncOptions().label_smoothing(tc.label_smoothing)));
           }
         }
         // The sum of the members' losses: each member's gradient is its own loss's.
@@ -413,8 +414,10 @@ std::vector<StatusOr<TrainOutcome>> GangTrainer::Train(const RunConfig& config,
         gang.model->eval();
         const int64_t members_now = static_cast<int64_t>(gang.members.size());
         const int64_t m_count = test_x.size(0);
-        auto wrong = torch::zeros({members_now}, torch::TensorOptions().dtype(torch::kInt64).device(device_));
-        auto loss_sum = torch::zeros({members_now}, torch::TensorOptions().dtype(torch::kFloat64).device(device_));
+        auto wrong = torch::zeros({members_now},
+                                  torch::TensorOptions().dtype(torch::kInt64).device(device_));
+        auto loss_sum = torch::zeros({members_now},
+                                     torch::TensorOptions().dtype(torch::kFloat64).device(device_));
         for (int64_t start = 0; start < m_count; start += 500) {
           const int64_t size = std::min<int64_t>(500, m_count - start);
           auto x = norm.Apply(test_x.narrow(0, start, size)).repeat({1, members_now, 1, 1});
