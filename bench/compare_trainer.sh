@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
 # C++ trainer vs PyTorch eager on the same machine, network, batch and thread count,
-# in one run: ROUNDS rounds (default 5), the two alternating which goes first, so
-# that neither always runs on a warmer or quieter machine. Prints each side's median
-# and the median of the per-round ratios (C++ / Python, > 1 = C++ faster).
+# in one run: ROUNDS rounds (default 10), the two alternating which goes first, so
+# that neither always runs on a warmer or quieter machine; each process times one round
+# (--rounds 1 on both sides unless the arguments say otherwise). Prints each side's
+# median, the median of the per-round ratios (C++ / Python, > 1 = C++ faster) with their
+# interquartile range and min-max, every ratio, and the load average before and after.
 # Usage: [ROUNDS=N] bench/compare_trainer.sh [BUILD_DIR] [args for both]
-# e.g.   ROUNDS=5 bench/compare_trainer.sh build --threads 2 --iters 8 --depths 3,9,18
+# e.g.   ROUNDS=10 bench/compare_trainer.sh build --threads 2 --iters 10 --depths 3,9,18
 set -euo pipefail
 BUILD_DIR=${1:-build}
 shift || true
 ARGS=("$@")
-[ ${#ARGS[@]} -gt 0 ] || ARGS=(--threads "$(nproc)" --iters 5 --depths 3,9,18)
-ROUNDS=${ROUNDS:-5}
+[ ${#ARGS[@]} -gt 0 ] || ARGS=(--threads "$(nproc)" --iters 10 --depths 3,9,18)
+# Both benchmarks take --rounds with different defaults: one round per process each.
+[[ " ${ARGS[*]} " == *" --rounds "* ]] || ARGS+=(--rounds 1)
+ROUNDS=${ROUNDS:-10}
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 PYTHON=${PYTHON:-/usr/bin/python3}  # Debian's, where python3-torch lives
 results=$(mktemp)
 trap 'rm -f "$results"' EXIT
@@ -22,11 +27,17 @@ for round in $(seq 1 "$ROUNDS"); do
     $side | tee /dev/stderr | grep '^RESULT impl=.* layers=' | sed "s/^/round=$round /" >>"$results"
   done
 done 2> >(grep -v '^RESULT' >&2)
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "raw results, one line per process and network:"
+cat "$results"
 "$PYTHON" - "$results" "$ROUNDS" <<'PY'
 import re, statistics, sys
 rows = {}
 for line in open(sys.argv[1]):
     f = dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
+    if "error" in f:
+        print(f"round {f['round']}: {f['impl']} failed on {f['layers']} layers", file=sys.stderr)
+        continue
     rows[(int(f["round"]), f["impl"], int(f["layers"]))] = (float(f["train_img_s"]), float(f["eval_img_s"]))
 rounds = int(sys.argv[2])
 layers = sorted({k[2] for k in rows})
