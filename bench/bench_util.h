@@ -206,6 +206,39 @@ inline void SetDeadline(grpc::ClientContext* context, int64_t ms) {
   context->set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(ms));
 }
 
+// Simulated workers, as the fleet benchmarks drive them: ceil(slots / slots_per_worker)
+// workers of slots_per_worker CPU slots each, named "<prefix><n>", each registered over
+// a connection of its own. Exits the benchmark when a registration fails.
+struct SimulatedWorkers {
+  std::vector<std::unique_ptr<v1::Coordinator::Stub>> stubs;
+  std::vector<std::string> ids;
+  int heartbeat_ms = 5000;  // the coordinator's, from the registration reply
+};
+inline SimulatedWorkers RegisterSimulatedWorkers(const std::string& address,
+                                                 const std::string& prefix, int slots,
+                                                 int slots_per_worker) {
+  SimulatedWorkers fleet;
+  const int workers = (slots + slots_per_worker - 1) / slots_per_worker;
+  for (int w = 0; w < workers; ++w) {
+    fleet.stubs.push_back(v1::Coordinator::NewStub(MakeChannel(address, w)));
+    v1::RegisterWorkerRequest req;
+    req.set_name(prefix + std::to_string(w));
+    req.set_host("localhost");
+    for (int s = 0; s < slots_per_worker; ++s) req.add_devices("cpu");
+    v1::RegisterWorkerResponse resp;
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx, 30000);
+    grpc::Status st = fleet.stubs[w]->RegisterWorker(&ctx, req, &resp);
+    if (!st.ok()) {
+      std::fprintf(stderr, "%sRegisterWorker: %s\n", prefix.c_str(), st.error_message().c_str());
+      std::exit(1);
+    }
+    fleet.ids.push_back(resp.worker_id());
+    fleet.heartbeat_ms = resp.heartbeat_ms();
+  }
+  return fleet;
+}
+
 // ------------------------------------------------------------------ sweeps
 
 // A synthetic-trainer sweep of exactly `runs` runs (cells x seeds, five seeds when

@@ -70,24 +70,11 @@ class IdleFleet {
     if (o.long_poll_ms > 0) {
       long_poll_field_ = v1::AcquireRunRequest::descriptor()->FindFieldByName(o.long_poll_field);
     }
-    const int workers = (o.slots + o.slots_per_worker - 1) / o.slots_per_worker;
-    for (int w = 0; w < workers; ++w) {
-      stubs_.push_back(v1::Coordinator::NewStub(MakeChannel(address, w)));
-      v1::RegisterWorkerRequest req;
-      req.set_name("idle-bench-" + std::to_string(w));
-      req.set_host("localhost");
-      for (int s = 0; s < o.slots_per_worker; ++s) req.add_devices("cpu");
-      v1::RegisterWorkerResponse resp;
-      grpc::ClientContext ctx;
-      SetDeadline(&ctx, 30000);
-      grpc::Status st = stubs_[w]->RegisterWorker(&ctx, req, &resp);
-      if (!st.ok()) {
-        std::fprintf(stderr, "idle_bench: RegisterWorker: %s\n", st.error_message().c_str());
-        std::exit(1);
-      }
-      worker_ids_.push_back(resp.worker_id());
-      heartbeat_ms_ = resp.heartbeat_ms();
-    }
+    SimulatedWorkers fleet =
+        RegisterSimulatedWorkers(address, "idle-bench-", o.slots, o.slots_per_worker);
+    stubs_ = std::move(fleet.stubs);
+    worker_ids_ = std::move(fleet.ids);
+    heartbeat_ms_ = fleet.heartbeat_ms;
     finisher_ = std::thread([this] { FinishLoop(); });
   }
 

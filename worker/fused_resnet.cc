@@ -21,6 +21,10 @@ torch::nn::BatchNorm2d StackedBatchNorm(int64_t members, int64_t channels) {
   return torch::nn::BatchNorm2d(members * channels);
 }
 
+// The classifier's tensors stack the members on a new dimension 0; the rest
+// concatenate them on dimension 0.
+bool IsStackedTensor(const std::string& name) { return name == "fc.weight" || name == "fc.bias"; }
+
 }  // namespace
 
 FusedResidualBlockImpl::FusedResidualBlockImpl(int64_t members, int64_t in, int64_t out,
@@ -59,29 +63,7 @@ torch::Tensor FusedResidualBlockImpl::Shortcut(const torch::Tensor& x) {
 
 // The same formulas as ResidualBlockImpl::forward, on the stacked channels.
 torch::Tensor FusedResidualBlockImpl::forward(const torch::Tensor& x) {
-  switch (kind_) {
-    case BlockKind::kReference: {
-      auto out = bn2_(conv2_(bn1_(conv1_(x)).relu_()));
-      return out.add_(Shortcut(x)).relu_();
-    }
-    case BlockKind::kBnAfterAdd: {
-      auto sum = conv2_(bn1_(conv1_(x)).relu_());
-      return bn2_(sum.add_(Shortcut(x))).relu_();
-    }
-    case BlockKind::kNoRelu: {
-      auto out = bn2_(conv2_(bn1_(conv1_(x)).relu_()));
-      return out.add_(Shortcut(x));
-    }
-    case BlockKind::kNoReluBnAfterAdd: {
-      auto sum = conv2_(bn1_(conv1_(x)).relu_());
-      return bn2_(sum.add_(Shortcut(x)));
-    }
-    case BlockKind::kPreact: {
-      auto out = conv2_(bn2_(conv1_(bn1_(x).relu_())).relu_());
-      return out.add_(Shortcut(x));
-    }
-  }
-  return x;
+  return ResidualBlockFormula(kind_, x, conv1_, bn1_, conv2_, bn2_, [&] { return Shortcut(x); });
 }
 
 FusedResNetImpl::FusedResNetImpl(const ResNetOptions& options, int64_t members)
@@ -125,9 +107,16 @@ torch::Tensor FusedResNetImpl::forward(torch::Tensor x) {
 torch::Tensor FusedResNetImpl::MemberSlice(const std::string& name, const torch::Tensor& fused,
                                            int64_t f) const {
   if (fused.dim() == 0) return fused;  // num_batches_tracked: one counter for all
-  if (name == "fc.weight" || name == "fc.bias") return fused.select(0, f);  // stacked
+  if (IsStackedTensor(name)) return fused.select(0, f);
   const int64_t per_member = fused.size(0) / members_;
   return fused.narrow(0, f * per_member, per_member);
+}
+
+torch::Tensor FusedResNetImpl::JoinMembers(const std::string& name,
+                                           const std::vector<torch::Tensor>& parts) const {
+  TORCH_CHECK(static_cast<int64_t>(parts.size()) == members_, "joining ", parts.size(),
+              " tensors into ", members_, " members");
+  return IsStackedTensor(name) ? torch::stack(parts) : torch::cat(parts);
 }
 
 namespace {
@@ -141,7 +130,9 @@ std::map<std::string, torch::Tensor> TensorsByName(torch::nn::Module& m) {
 
 }  // namespace
 
-void FusedResNetImpl::LoadMember(int64_t f, ResNet& member) {
+void FusedResNetImpl::ForEachMemberTensor(
+    int64_t f, ResNet& member,
+    const std::function<void(torch::Tensor& slice, torch::Tensor& theirs)>& visit) {
   TORCH_CHECK(f >= 0 && f < members_, "member ", f, " of ", members_);
   torch::NoGradGuard no_grad;
   auto mine = TensorsByName(*this);
@@ -153,24 +144,18 @@ void FusedResNetImpl::LoadMember(int64_t f, ResNet& member) {
     TORCH_CHECK(it != theirs.end(), "member has no tensor '", name, "'");
     auto slice = MemberSlice(name, fused, f);
     TORCH_CHECK(slice.sizes() == it->second.sizes(), "shape of '", name, "' differs");
-    slice.copy_(it->second);
+    visit(slice, it->second);
   }
 }
 
+void FusedResNetImpl::LoadMember(int64_t f, ResNet& member) {
+  ForEachMemberTensor(f, member,
+                      [](torch::Tensor& slice, torch::Tensor& theirs) { slice.copy_(theirs); });
+}
+
 void FusedResNetImpl::StoreMember(int64_t f, ResNet& member) {
-  TORCH_CHECK(f >= 0 && f < members_, "member ", f, " of ", members_);
-  torch::NoGradGuard no_grad;
-  auto mine = TensorsByName(*this);
-  auto theirs = TensorsByName(*member);
-  TORCH_CHECK(mine.size() == theirs.size(), "fused network has ", mine.size(), " tensors, member ",
-              theirs.size());
-  for (auto& [name, fused] : mine) {
-    auto it = theirs.find(name);
-    TORCH_CHECK(it != theirs.end(), "member has no tensor '", name, "'");
-    auto slice = MemberSlice(name, fused, f);
-    TORCH_CHECK(slice.sizes() == it->second.sizes(), "shape of '", name, "' differs");
-    it->second.copy_(slice);
-  }
+  ForEachMemberTensor(f, member,
+                      [](torch::Tensor& slice, torch::Tensor& theirs) { theirs.copy_(slice); });
 }
 
 torch::Tensor StackMemberInputs(const std::vector<torch::Tensor>& inputs) {

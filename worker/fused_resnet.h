@@ -16,6 +16,7 @@
 // members move in and out by name (LoadMember / StoreMember).
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -63,8 +64,17 @@ class FusedResNetImpl : public torch::nn::Module {
   // The part of the fused parameter or buffer `name` that belongs to member f (a view;
   // a scalar buffer, the BN step counter, is shared).
   torch::Tensor MemberSlice(const std::string& name, const torch::Tensor& fused, int64_t f) const;
+  // The inverse: the fused tensor `name` from the members' tensors, member 0 first (for
+  // state kept beside the parameters, such as momentum buffers).
+  torch::Tensor JoinMembers(const std::string& name, const std::vector<torch::Tensor>& parts) const;
 
  private:
+  // Calls `visit` with member f's slice of each fused tensor and the member's tensor
+  // of the same name, after checking that names and shapes match.
+  void ForEachMemberTensor(
+      int64_t f, ResNet& member,
+      const std::function<void(torch::Tensor& slice, torch::Tensor& theirs)>& visit);
+
   ResNetOptions options_;
   int64_t members_;
   torch::nn::Conv2d stem_{nullptr};

@@ -22,10 +22,6 @@ using namespace trainer_internal;  // NOLINT: the trainers' shared helpers
 
 namespace {
 
-double Seconds(std::chrono::steady_clock::time_point since) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
-}
-
 // LibTorch keys an optimiser's per-parameter state by the parameter's TensorImpl: as
 // a string in 1.13, as the pointer itself in 2.x.
 template <typename Map>
@@ -74,17 +70,12 @@ struct Gang {
   std::vector<Member> members;
 };
 
-ResNet MakeMemberNet(const ResNetOptions& options, const torch::Device& device) {
-  ResNet net(options);
-  net->to(device);
-  return net;
-}
-
 // Member f of the gang as a lone run: its network and an optimiser holding its slice
 // of the momentum buffers.
 void ExtractMember(Gang& gang, int64_t f, const RunConfig& config, const torch::Device& device,
                    ResNet* net, std::unique_ptr<torch::optim::Optimizer>* optimizer) {
-  *net = MakeMemberNet(gang.options, device);
+  *net = ResNet(gang.options);
+  (*net)->to(device);
   gang.model->StoreMember(f, *net);
   *optimizer = MakeOptimizer(config.train.optimizer, (*net)->parameters());
   auto fused_params = gang.model->named_parameters();
@@ -119,8 +110,7 @@ void Assemble(Gang& gang, const RunConfig& config, const torch::Device& device,
       slices.push_back(buffer);
     }
     if (static_cast<int64_t>(slices.size()) != count) continue;  // no momentum yet
-    const bool stacked = item.key() == "fc.weight" || item.key() == "fc.bias";
-    auto joined = stacked ? torch::stack(slices) : torch::cat(slices);
+    auto joined = gang.model->JoinMembers(item.key(), slices);
     SetMomentum(AsSgd(*gang.optimizer), item.value(),
                 joined.contiguous(item.value().suggest_memory_format()));
   }
@@ -187,33 +177,17 @@ std::vector<StatusOr<TrainOutcome>> GangTrainer::Train(const RunConfig& config,
   std::vector<bool> done(members.size(), false);
   try {
     SlotStream stream(device_);
-    auto block = ParseBlockKind(config.model.block);
-    if (!block.ok()) {
-      fail_all(block.status());
+    StatusOr<RunData> prepared = PrepareRun(config, cache_, device_);
+    if (!prepared.ok()) {
+      fail_all(prepared.status());
       return results;
     }
-    auto data = cache_->Get(config.dataset);
-    if (!data.ok()) {
-      fail_all(data.status());
-      return results;
-    }
-    const Dataset& d = **data;
-    auto limit = [](const torch::Tensor& t, int64_t n) {
-      return n > 0 && n < t.size(0) ? t.narrow(0, 0, n) : t;
-    };
+    const RunData& run = *prepared;
+    const torch::Tensor &train_x = run.train_x, &train_y = run.train_y;
+    const torch::Tensor &test_x = run.test_x, &test_y = run.test_y;
+    const Normalizer& norm = run.norm;
     const auto& dc = config.dataset;
     const auto& tc = config.train;
-    torch::Tensor train_x = limit(d.train_images, dc.train_limit);
-    torch::Tensor train_y = limit(d.train_labels, dc.train_limit);
-    torch::Tensor test_x = limit(d.test_images, dc.test_limit);
-    torch::Tensor test_y = limit(d.test_labels, dc.test_limit);
-    const Normalizer norm_cpu = MakeNormalizer(dc.preprocess, train_x);
-    Normalizer norm{norm_cpu.mean.defined() ? norm_cpu.mean.to(device_) : torch::Tensor(),
-                    norm_cpu.std.defined() ? norm_cpu.std.to(device_) : torch::Tensor()};
-    train_x = train_x.to(device_);
-    train_y = train_y.to(device_);
-    test_x = test_x.to(device_);
-    test_y = test_y.to(device_);
     const bool cuda = device_.is_cuda();
     const bool amp = cuda && tc.amp != "off";
     const at::ScalarType amp_dtype = tc.amp == "bf16" ? at::kBFloat16 : at::kHalf;
@@ -221,12 +195,7 @@ std::vector<StatusOr<TrainOutcome>> GangTrainer::Train(const RunConfig& config,
         tc.channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
 
     Gang gang;
-    gang.options.block = *block;
-    gang.options.depth_n = config.model.depth_n;
-    gang.options.projection_shortcut = config.model.shortcut == "B";
-    gang.options.in_channels = d.channels();
-    gang.options.classes = d.classes;
-    gang.options.base_width = config.model.base_width;
+    gang.options = run.model;
 
     // Each member as the lone trainer would start it: initialised from its seed, or
     // loaded from its checkpoint; then all of them fused.
@@ -464,30 +433,17 @@ std::vector<StatusOr<TrainOutcome>> GangTrainer::Train(const RunConfig& config,
         }
       }
       if (any_refused) Shrink(gang, config, device_, refused);
-      if (epoch == tc.epochs) {
-        for (auto& m : gang.members) {
-          TrainOutcome outcome;
-          outcome.param_count = param_count;
-          outcome.epochs_done = epoch;
-          results[m.index] = outcome;
-          done[m.index] = true;
-        }
-      }
     }
-    if (start_epoch >= tc.epochs) {
-      for (auto& m : gang.members) {
-        TrainOutcome outcome;
-        outcome.param_count = param_count;
-        outcome.epochs_done = start_epoch;
-        results[m.index] = outcome;
-        done[m.index] = true;
-      }
+    // Whoever is still in the gang trained every epoch.
+    for (auto& m : gang.members) {
+      TrainOutcome outcome;
+      outcome.param_count = param_count;
+      outcome.epochs_done = std::max(start_epoch, tc.epochs);
+      results[m.index] = outcome;
+      done[m.index] = true;
     }
   } catch (const c10::Error& e) {
-    const std::string what = e.what_without_backtrace();
-    const Status s = what.find("out of memory") != std::string::npos
-                         ? ResourceExhaustedError("LibTorch: " + what)
-                         : InternalError("LibTorch: " + what);
+    const Status s = LibTorchError(e);
     for (size_t i = 0; i < members.size(); ++i)
       if (!done[i]) results[i] = s;
   } catch (const std::exception& e) {

@@ -39,10 +39,6 @@ torch::Tensor AugmentBatch(const torch::Tensor& images, int64_t padding,
 
 namespace {
 
-double Seconds(std::chrono::steady_clock::time_point since) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
-}
-
 // Dynamic loss scaling for fp16: gradients are computed on loss * scale, unscaled
 // before the step; a step with non-finite gradients is skipped and halves the scale,
 // 2000 good steps double it (the policy of PyTorch's GradScaler).
@@ -79,6 +75,55 @@ class LossScaler {
 }  // namespace
 
 namespace trainer_internal {
+
+double Seconds(std::chrono::steady_clock::time_point since) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
+}
+
+Status LibTorchError(const c10::Error& e) {
+  const std::string what = e.what_without_backtrace();
+  if (what.find("out of memory") != std::string::npos) {
+    return ResourceExhaustedError("LibTorch: " + what);
+  }
+  return InternalError("LibTorch: " + what);
+}
+
+StatusOr<RunData> PrepareRun(const RunConfig& config, DatasetCache* cache,
+                             const torch::Device& device) {
+  auto block = ParseBlockKind(config.model.block);
+  if (!block.ok()) return block.status();
+  auto data = cache->Get(config.dataset);
+  if (!data.ok()) return data.status();
+  const Dataset& d = **data;
+  auto limit = [](const torch::Tensor& t, int64_t n) {
+    return n > 0 && n < t.size(0) ? t.narrow(0, 0, n) : t;
+  };
+  const auto& dc = config.dataset;
+  RunData run;
+  run.train_x = limit(d.train_images, dc.train_limit);
+  const Normalizer norm_cpu = MakeNormalizer(dc.preprocess, run.train_x);
+  run.norm = {norm_cpu.mean.defined() ? norm_cpu.mean.to(device) : torch::Tensor(),
+              norm_cpu.std.defined() ? norm_cpu.std.to(device) : torch::Tensor()};
+  // The data set lives on the device in uint8 (150 MB for CIFAR-10).
+  run.train_x = run.train_x.to(device);
+  run.train_y = limit(d.train_labels, dc.train_limit).to(device);
+  run.test_x = limit(d.test_images, dc.test_limit).to(device);
+  run.test_y = limit(d.test_labels, dc.test_limit).to(device);
+  run.model.block = *block;
+  run.model.depth_n = config.model.depth_n;
+  run.model.projection_shortcut = config.model.shortcut == "B";
+  run.model.in_channels = d.channels();
+  run.model.classes = d.classes;
+  run.model.base_width = config.model.base_width;
+  if (device.is_cuda()) {
+    // Process-wide switches: every slot of a worker should run the same setting.
+    at::globalContext().setBenchmarkCuDNN(!config.train.deterministic);
+    at::globalContext().setDeterministicCuDNN(config.train.deterministic);
+    at::globalContext().setDeterministicAlgorithms(config.train.deterministic,
+                                                   /*warn_only=*/true);
+  }
+  return run;
+}
 
 std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(const OptimizerConfig& o,
                                                        std::vector<torch::Tensor> params) {
@@ -216,11 +261,7 @@ class LibTorchTrainer : public Trainer {
     try {
       return TrainOrThrow(config, seed, resume, context);
     } catch (const c10::Error& e) {
-      const std::string what = e.what_without_backtrace();
-      if (what.find("out of memory") != std::string::npos) {
-        return ResourceExhaustedError("LibTorch: " + what);
-      }
-      return InternalError("LibTorch: " + what);
+      return LibTorchError(e);
     } catch (const std::exception& e) {
       return InternalError(std::string("trainer: ") + e.what());
     }
@@ -232,48 +273,17 @@ class LibTorchTrainer : public Trainer {
     // All of the run's device work on a stream of its own (from the first copy on), so
     // runs sharing a GPU (--runs-per-gpu) overlap; a no-op on the CPU.
     SlotStream stream(device_);
-    auto block = ParseBlockKind(config.model.block);
-    if (!block.ok()) return block.status();
-    auto data = cache_->Get(config.dataset);
-    if (!data.ok()) return data.status();
-    const Dataset& d = **data;
-
-    auto limit = [](const torch::Tensor& t, int64_t n) {
-      return n > 0 && n < t.size(0) ? t.narrow(0, 0, n) : t;
-    };
+    RESWEEP_ASSIGN_OR_RETURN(RunData run, PrepareRun(config, cache_, device_));
+    const torch::Tensor &train_x = run.train_x, &train_y = run.train_y;
+    const torch::Tensor &test_x = run.test_x, &test_y = run.test_y;
+    const Normalizer& norm = run.norm;
     const auto& dc = config.dataset;
-    torch::Tensor train_x = limit(d.train_images, dc.train_limit);
-    torch::Tensor train_y = limit(d.train_labels, dc.train_limit);
-    torch::Tensor test_x = limit(d.test_images, dc.test_limit);
-    torch::Tensor test_y = limit(d.test_labels, dc.test_limit);
-    const Normalizer norm_cpu = MakeNormalizer(dc.preprocess, train_x);
-    Normalizer norm{norm_cpu.mean.defined() ? norm_cpu.mean.to(device_) : torch::Tensor(),
-                    norm_cpu.std.defined() ? norm_cpu.std.to(device_) : torch::Tensor()};
-    // The data set lives on the device in uint8 (150 MB for CIFAR-10).
-    train_x = train_x.to(device_);
-    train_y = train_y.to(device_);
-    test_x = test_x.to(device_);
-    test_y = test_y.to(device_);
 
     at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(seed));
-    ResNetOptions model_options;
-    model_options.block = *block;
-    model_options.depth_n = config.model.depth_n;
-    model_options.projection_shortcut = config.model.shortcut == "B";
-    model_options.in_channels = d.channels();
-    model_options.classes = d.classes;
-    model_options.base_width = config.model.base_width;
-    ResNet model(model_options);
+    ResNet model(run.model);
     model->Initialize(generator);
     model->to(device_);
     const bool cuda = device_.is_cuda();
-    if (cuda) {
-      // Process-wide switches: every slot of a worker should run the same setting.
-      at::globalContext().setBenchmarkCuDNN(!config.train.deterministic);
-      at::globalContext().setDeterministicCuDNN(config.train.deterministic);
-      at::globalContext().setDeterministicAlgorithms(config.train.deterministic,
-                                                     /*warn_only=*/true);
-    }
     const bool amp = cuda && config.train.amp != "off";
     if (config.train.amp != "off" && !cuda) {
       TrainerLog(TrainerLogLevel::kWarn, "train.amp is CUDA only: training in fp32");

@@ -55,30 +55,37 @@ torch::Tensor ResidualBlockImpl::Shortcut(const torch::Tensor& x) {
 // In-place ReLUs and additions where autograd allows them (the overwritten tensor is
 // the fresh output of a BN, a conv or an addition, none of which keeps its output
 // for the backward pass): fewer allocations per step, same arithmetic, same bits.
-torch::Tensor ResidualBlockImpl::forward(const torch::Tensor& x) {
-  switch (kind_) {
+torch::Tensor ResidualBlockFormula(BlockKind kind, const torch::Tensor& x, torch::nn::Conv2d& conv1,
+                                   torch::nn::BatchNorm2d& bn1, torch::nn::Conv2d& conv2,
+                                   torch::nn::BatchNorm2d& bn2,
+                                   const std::function<torch::Tensor()>& shortcut) {
+  switch (kind) {
     case BlockKind::kReference: {
-      auto out = bn2_(conv2_(bn1_(conv1_(x)).relu_()));
-      return out.add_(Shortcut(x)).relu_();
+      auto out = bn2(conv2(bn1(conv1(x)).relu_()));
+      return out.add_(shortcut()).relu_();
     }
     case BlockKind::kBnAfterAdd: {
-      auto sum = conv2_(bn1_(conv1_(x)).relu_());
-      return bn2_(sum.add_(Shortcut(x))).relu_();
+      auto sum = conv2(bn1(conv1(x)).relu_());
+      return bn2(sum.add_(shortcut())).relu_();
     }
     case BlockKind::kNoRelu: {
-      auto out = bn2_(conv2_(bn1_(conv1_(x)).relu_()));
-      return out.add_(Shortcut(x));
+      auto out = bn2(conv2(bn1(conv1(x)).relu_()));
+      return out.add_(shortcut());
     }
     case BlockKind::kNoReluBnAfterAdd: {
-      auto sum = conv2_(bn1_(conv1_(x)).relu_());
-      return bn2_(sum.add_(Shortcut(x)));
+      auto sum = conv2(bn1(conv1(x)).relu_());
+      return bn2(sum.add_(shortcut()));
     }
     case BlockKind::kPreact: {
-      auto out = conv2_(bn2_(conv1_(bn1_(x).relu_())).relu_());
-      return out.add_(Shortcut(x));
+      auto out = conv2(bn2(conv1(bn1(x).relu_())).relu_());
+      return out.add_(shortcut());
     }
   }
   return x;
+}
+
+torch::Tensor ResidualBlockImpl::forward(const torch::Tensor& x) {
+  return ResidualBlockFormula(kind_, x, conv1_, bn1_, conv2_, bn2_, [&] { return Shortcut(x); });
 }
 
 ResNetImpl::ResNetImpl(const ResNetOptions& options) : options_(options) {

@@ -12,6 +12,7 @@
 // changes, identity elsewhere.
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include <torch/torch.h>
@@ -31,6 +32,14 @@ struct ResNetOptions {
   int64_t classes = 10;
   int64_t base_width = 16;
 };
+
+// The output of one residual block of design `kind` (the formulas above) from its
+// input, its layers and its shortcut (called once, where the formula adds it). Shared
+// by ResNet and the fused network (worker/fused_resnet.h), whose layers are grouped.
+torch::Tensor ResidualBlockFormula(BlockKind kind, const torch::Tensor& x, torch::nn::Conv2d& conv1,
+                                   torch::nn::BatchNorm2d& bn1, torch::nn::Conv2d& conv2,
+                                   torch::nn::BatchNorm2d& bn2,
+                                   const std::function<torch::Tensor()>& shortcut);
 
 class ResidualBlockImpl : public torch::nn::Module {
  public:

@@ -3,6 +3,7 @@
 // checkpoint format. Internal to the worker's trainer library.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -11,6 +12,7 @@
 
 #include "common/run_config.h"
 #include "common/status.h"
+#include "worker/dataset.h"
 #include "worker/resnet.h"
 
 namespace resweep::trainer_internal {
@@ -54,5 +56,23 @@ std::string SaveTrainingState(ResNet& model, torch::optim::Optimizer& optimizer,
 Status LoadTrainingState(const std::string& payload, int epoch, torch::Device device, ResNet& model,
                          torch::optim::Optimizer& optimizer, at::Generator& generator,
                          int64_t* iteration, EpochPosition* position);
+
+double Seconds(std::chrono::steady_clock::time_point since);
+
+// A LibTorch error as the status a trainer returns: out of device memory is
+// RESOURCE_EXHAUSTED (the host's fault), anything else INTERNAL.
+Status LibTorchError(const c10::Error& e);
+
+// What every trainer prepares before its first step: the data set (within its limits)
+// on the device in uint8, the normaliser of its training images, and the network's
+// shape; the process-wide cuDNN switches of train.deterministic are set on a GPU.
+struct RunData {
+  torch::Tensor train_x, train_y, test_x, test_y;
+  Normalizer norm;
+  ResNetOptions model;
+};
+// Errors: an unknown block, a data set that cannot be loaded.
+StatusOr<RunData> PrepareRun(const RunConfig& config, DatasetCache* cache,
+                             const torch::Device& device);
 
 }  // namespace resweep::trainer_internal
