@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <sstream>
 #include <type_traits>
 
 #include "worker/autocast.h"
@@ -28,7 +29,9 @@ template <typename Map>
 typename Map::key_type StateKey(const Map&, const torch::Tensor& p) {
   using Key = typename Map::key_type;
   if constexpr (std::is_same_v<Key, std::string>) {
-    return c10::guts::to_string(p.unsafeGetTensorImpl());
+    std::ostringstream key;  // what 1.13's c10::guts::to_string writes
+    key << p.unsafeGetTensorImpl();
+    return key.str();
   } else {
     return static_cast<Key>(p.unsafeGetTensorImpl());
   }
