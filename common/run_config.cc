@@ -140,4 +140,23 @@ StatusOr<RunConfig> RunConfigFromJson(const std::string& json_text) {
   return c;
 }
 
+Status SeedFusable(const RunConfig& config) {
+  if (config.trainer.kind != "libtorch") {
+    return UnimplementedError("fused gangs are trained by the libtorch trainer, not " +
+                              config.trainer.kind);
+  }
+  if (config.train.optimizer.name != "sgd") {
+    return UnimplementedError("fused gangs train SGD only, not " + config.train.optimizer.name);
+  }
+  if (config.train.amp == "fp16") {
+    return UnimplementedError(
+        "fused gangs do not train fp16 (one loss scale would couple the seeds)");
+  }
+  if (config.train.grad_clip_norm > 0) {
+    return UnimplementedError(
+        "fused gangs do not clip gradients (one norm would couple the seeds)");
+  }
+  return Status::Ok();
+}
+
 }  // namespace resweep

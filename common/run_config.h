@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "common/status.h"
+
 namespace resweep {
 
 struct DatasetConfig {
@@ -93,5 +95,13 @@ struct RunConfig {
 
   int layers() const { return 6 * model.depth_n + 2; }
 };
+
+// OK when the runs of one grid cell (this config, seeds differing) can be trained as
+// one fused network, a gang (worker/fused_trainer.h); otherwise why not. The
+// coordinator leases gangs only of such configs. Fusable: the libtorch trainer, SGD
+// (the members' optimiser state is split and joined by parameter), no fp16 loss
+// scaling and no gradient clipping (both would couple the members through one scale
+// or one norm).
+Status SeedFusable(const RunConfig& config);
 
 }  // namespace resweep

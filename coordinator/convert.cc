@@ -127,6 +127,7 @@ void ToProto(const Lease& lease, v1::RunLease* out) {
   out->set_lease_expires_unix_ms(lease.expires_ms);
   out->set_sweep_name(lease.sweep_name);
   out->set_cell_label(lease.cell_label);
+  out->set_slot(lease.slot);
 }
 
 }  // namespace resweep

@@ -176,6 +176,7 @@ struct Lease {
   int64_t expires_ms = 0;
   std::string sweep_name;
   std::string cell_label;
+  int slot = 0;  // the worker slot it is leased to
 };
 
 struct LeaseProgressReport {
@@ -253,6 +254,18 @@ class Scheduler {
   // point) and nothing new is leased. INVALID_ARGUMENT for a slot outside 0..slots-1.
   StatusOr<std::optional<Lease>> Acquire(const std::string& worker_id, int slot,
                                          AcquireRefusal* refusal = nullptr);
+  // Acquire for a gang of up to `gang_size` runs of one grid cell, leased to the slots
+  // first_slot .. first_slot + gang_size - 1 (all within the worker's slots, else
+  // INVALID_ARGUMENT): the first run as Acquire chooses it; when its config is
+  // SeedFusable (common/run_config.h), further queued runs of the same sweep cell
+  // with the same config and resume point that this worker had no host fault on, in
+  // queue order, each leased as Acquire leases one (own attempt, fence and lease).
+  // If any slot of the range holds a live lease of the worker, those leases are
+  // returned again, in slot order, and nothing new is leased. Empty: nothing queued,
+  // or the worker is quarantined (*refusal says so).
+  StatusOr<std::vector<Lease>> AcquireGang(const std::string& worker_id, int first_slot,
+                                           int gang_size, AcquireRefusal* refusal = nullptr);
+  static constexpr int kMaxGangSize = 64;
   StatusOr<HeartbeatResult> Heartbeat(const std::string& worker_id,
                                       const std::vector<LeaseProgressReport>& leases);
   Status ReportEpoch(const std::string& worker_id, const EpochRecord& epoch);
@@ -398,6 +411,11 @@ class Scheduler {
   void RenewLeaseLocked(RunRecord* run) RESWEEP_REQUIRES(mutex_);
   // The Lease a worker is handed for `run`'s current attempt.
   StatusOr<Lease> LeaseOfRunLocked(const RunRecord& run) RESWEEP_REQUIRES(mutex_);
+  // Inside the caller's transaction: leases `run` to the worker's `slot` as a new
+  // attempt (queued run) or `again` (the slot already holds this attempt), from its
+  // resume point, and stores it.
+  StatusOr<Lease> LeaseToSlotLocked(RunRecord run, const std::string& worker_id, int slot,
+                                    bool again) RESWEEP_REQUIRES(mutex_);
   // Records a call from the worker (acquire, heartbeat) in memory; written to the
   // store by FlushWorkerContacts.
   Status TouchWorkerLocked(const std::string& worker_id) RESWEEP_REQUIRES(mutex_);

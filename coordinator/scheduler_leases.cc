@@ -10,6 +10,7 @@
 #include <set>
 
 #include "common/checkpoint_path.h"
+#include "common/run_config_json.h"
 #include "coordinator/scheduler_internal.h"
 
 // Workers and their leases: registration, acquire, heartbeats, epoch reports, the
@@ -152,91 +153,149 @@ Status Scheduler::CheckWorkerIdentity(const std::string& worker_id, const std::s
 
 StatusOr<std::optional<Lease>> Scheduler::Acquire(const std::string& worker_id, int slot,
                                                   AcquireRefusal* refusal) {
+  auto gang = AcquireGang(worker_id, slot, 1, refusal);
+  if (!gang.ok()) return gang.status();
+  if (gang->empty()) return std::optional<Lease>();
+  return std::optional<Lease>(std::move(gang->front()));
+}
+
+StatusOr<std::vector<Lease>> Scheduler::AcquireGang(const std::string& worker_id, int first_slot,
+                                                    int gang_size, AcquireRefusal* refusal) {
   MutexLock lock(&mutex_);
   auto worker = store_->GetWorker(worker_id);
   if (!worker.ok()) return worker.status();
   if (!worker->has_value()) return NotFoundError("unknown worker " + worker_id);
   const int slots = SlotCount(**worker);
-  if (slot < 0 || slot >= slots) {
+  if (first_slot < 0 || first_slot >= slots) {
     return InvalidArgumentError(
-        fmt::format("AcquireRun.slot = {}: worker {} registered {} slot(s), numbered 0..{}", slot,
-                    worker_id, slots, slots - 1));
+        fmt::format("AcquireRun.slot = {}: worker {} registered {} slot(s), numbered 0..{}",
+                    first_slot, worker_id, slots, slots - 1));
+  }
+  if (gang_size < 1) gang_size = 1;
+  if (gang_size > kMaxGangSize || first_slot + gang_size > slots) {
+    return InvalidArgumentError(fmt::format(
+        "AcquireRun.gang_size = {} from slot {}: worker {} registered {} slot(s), numbered "
+        "0..{}, and a gang has at most {} runs",
+        gang_size, first_slot, worker_id, slots, slots - 1, kMaxGangSize));
   }
   const int64_t now = clock_->NowMs();
-  std::optional<Lease> lease;
+  std::vector<Lease> leases;
   bool again = false;
   Status st = store_->RunInTransaction([&]() -> Status {
     mutex_.AssertHeld();
+    leases.clear();
     RESWEEP_RETURN_IF_ERROR(TouchWorkerLocked(worker_id));
-    auto held = store_->LeaseOfSlot(worker_id, slot);
-    if (!held.ok()) return held.status();
-    if (held->has_value()) RESWEEP_RETURN_IF_ERROR(ExpireIfDueLocked(**held));
-    auto current = held->has_value() ? store_->GetRun(**held)
-                                     : StatusOr<std::optional<RunRecord>>(std::nullopt);
-    if (!current.ok()) return current.status();
-    RunRecord run;
-    if (current->has_value() && HoldsLease((*current)->state) &&
-        (*current)->worker_id == worker_id) {
-      // The slot asks again while holding a lease: the reply to its AcquireRun was
-      // lost, or it dropped the run. It gets the same attempt back, from the resume
-      // point, and nothing new is leased.
-      run = **current;
-      again = true;
-    } else {
-      // At most one lease per slot; a database from before slots were recorded may
-      // hold more, and then nothing new is leased until they end.
-      auto count = store_->CountLeasesOf(worker_id);
-      if (!count.ok()) return count.status();
-      if (*count >= slots) return Status::Ok();
-      auto health = store_->GetWorkerHealth(worker_id);
-      if (!health.ok()) return health.status();
-      const int64_t left_ms = QuarantineEndMonoLocked(*health) - clock_->MonotonicMs();
-      if (left_ms > 0) {
-        if (refusal) {
-          refusal->until_ms = now + left_ms;
-          refusal->reason =
-              fmt::format("quarantined for {:.0f} s more after {} host faults in a row (last: {})",
-                          left_ms / 1000.0, health->consecutive_host_faults, health->last_fault);
-        }
-        return Status::Ok();
+    // The range asks again while holding leases: the reply to its AcquireRun was lost,
+    // or it dropped its runs. It gets the same attempts back, from their resume
+    // points, and nothing new is leased.
+    for (int slot = first_slot; slot < first_slot + gang_size; ++slot) {
+      auto held = store_->LeaseOfSlot(worker_id, slot);
+      if (!held.ok()) return held.status();
+      if (!held->has_value()) continue;
+      RESWEEP_RETURN_IF_ERROR(ExpireIfDueLocked(**held));
+      auto current = store_->GetRun(**held);
+      if (!current.ok()) return current.status();
+      if (current->has_value() && HoldsLease((*current)->state) &&
+          (*current)->worker_id == worker_id) {
+        auto l = LeaseToSlotLocked(**current, worker_id, slot, /*again=*/true);
+        if (!l.ok()) return l.status();
+        leases.push_back(std::move(*l));
       }
-      // A run this worker had a host fault on only when no other run is queued.
-      auto next = store_->NextQueuedRunWithoutHostFaultBy(worker_id);
-      if (!next.ok()) return next.status();
-      if (!next->has_value()) next = store_->NextQueuedRun();
-      if (!next.ok()) return next.status();
-      if (!next->has_value()) return Status::Ok();
-      run = **next;
-      if (run.checkpoint_epoch > 0 && run.checkpoint_path.empty() && checkpoints_ &&
-          !checkpoints_->Exists(run.run_id, run.checkpoint_epoch, run.checkpoint_iteration)) {
-        FallBackToOlderCheckpoint(&run, "its file is missing from the artifact directory");
-      }
-      run.attempt += 1;
-      run.state = RunState::kLeased;
-      run.worker_id = worker_id;
-      AttemptRecord attempt{run.run_id, run.attempt, worker_id, "leased", now, 0, "", ""};
-      RESWEEP_RETURN_IF_ERROR(store_->InsertAttempt(attempt));
     }
-    RenewLeaseLocked(&run);
-    run.updated_ms = now;
-    // History after the resume point belongs to an attempt that is gone (or that
-    // starts over): it re-reports those epochs, so none is ever recorded twice or
-    // left stale.
-    run.epoch = run.checkpoint_epoch;
-    RESWEEP_RETURN_IF_ERROR(store_->DeleteEpochsAfter(run.run_id, run.checkpoint_epoch));
-    RESWEEP_RETURN_IF_ERROR(store_->UpdateRun(run));
-    RESWEEP_RETURN_IF_ERROR(store_->SetLeaseSlot(run.run_id, slot));
-    auto l = LeaseOfRunLocked(run);
+    if (!leases.empty()) {
+      again = true;
+      return Status::Ok();
+    }
+    // At most one lease per slot; a database from before slots were recorded may
+    // hold more, and then nothing new is leased until they end.
+    auto count = store_->CountLeasesOf(worker_id);
+    if (!count.ok()) return count.status();
+    if (*count >= slots) return Status::Ok();
+    const int room = std::min(gang_size, slots - *count);
+    auto health = store_->GetWorkerHealth(worker_id);
+    if (!health.ok()) return health.status();
+    const int64_t left_ms = QuarantineEndMonoLocked(*health) - clock_->MonotonicMs();
+    if (left_ms > 0) {
+      if (refusal) {
+        refusal->until_ms = now + left_ms;
+        refusal->reason =
+            fmt::format("quarantined for {:.0f} s more after {} host faults in a row (last: {})",
+                        left_ms / 1000.0, health->consecutive_host_faults, health->last_fault);
+      }
+      return Status::Ok();
+    }
+    // A run this worker had a host fault on only when no other run is queued.
+    auto next = store_->NextQueuedRunWithoutHostFaultBy(worker_id);
+    if (!next.ok()) return next.status();
+    if (!next->has_value()) next = store_->NextQueuedRun();
+    if (!next.ok()) return next.status();
+    if (!next->has_value()) return Status::Ok();
+    RunRecord first = **next;
+    if (first.checkpoint_epoch > 0 && first.checkpoint_path.empty() && checkpoints_ &&
+        !checkpoints_->Exists(first.run_id, first.checkpoint_epoch, first.checkpoint_iteration)) {
+      FallBackToOlderCheckpoint(&first, "its file is missing from the artifact directory");
+    }
+    std::vector<RunRecord> mates;
+    if (room > 1) {
+      auto config = RunConfigFromJson(first.config_json);
+      if (config.ok() && SeedFusable(*config).ok()) {
+        auto found = store_->QueuedCellMates(first, worker_id, room - 1);
+        if (!found.ok()) return found.status();
+        for (RunRecord& mate : *found) {
+          // A mate whose checkpoint file is gone would resume elsewhere: it waits for a
+          // lease of its own, which falls back.
+          if (mate.checkpoint_epoch > 0 && mate.checkpoint_path.empty() && checkpoints_ &&
+              !checkpoints_->Exists(mate.run_id, mate.checkpoint_epoch,
+                                    mate.checkpoint_iteration)) {
+            continue;
+          }
+          mates.push_back(std::move(mate));
+        }
+      }
+    }
+    auto l = LeaseToSlotLocked(std::move(first), worker_id, first_slot, /*again=*/false);
     if (!l.ok()) return l.status();
-    lease = std::move(*l);
+    leases.push_back(std::move(*l));
+    for (size_t i = 0; i < mates.size(); ++i) {
+      auto m = LeaseToSlotLocked(std::move(mates[i]), worker_id,
+                                 first_slot + 1 + static_cast<int>(i), /*again=*/false);
+      if (!m.ok()) return m.status();
+      leases.push_back(std::move(*m));
+    }
     return Status::Ok();
   });
   if (!st.ok()) return st;
-  if (lease) {
-    spdlog::info("run {} ({} {} seed {}) attempt {} leased to {} slot {}{}", lease->run_id,
-                 lease->sweep_name, lease->cell_label, lease->seed, lease->attempt, worker_id, slot,
+  for (const Lease& lease : leases) {
+    spdlog::info("run {} ({} {} seed {}) attempt {} leased to {} slot {}{}{}", lease.run_id,
+                 lease.sweep_name, lease.cell_label, lease.seed, lease.attempt, worker_id,
+                 lease.slot, leases.size() > 1 ? fmt::format(" (gang of {})", leases.size()) : "",
                  again ? " again (the slot asked while holding it)" : "");
   }
+  return leases;
+}
+
+StatusOr<Lease> Scheduler::LeaseToSlotLocked(RunRecord run, const std::string& worker_id, int slot,
+                                             bool again) {
+  const int64_t now = clock_->NowMs();
+  if (!again) {
+    run.attempt += 1;
+    run.state = RunState::kLeased;
+    run.worker_id = worker_id;
+    AttemptRecord attempt{run.run_id, run.attempt, worker_id, "leased", now, 0, "", ""};
+    RESWEEP_RETURN_IF_ERROR(store_->InsertAttempt(attempt));
+  }
+  RenewLeaseLocked(&run);
+  run.updated_ms = now;
+  // History after the resume point belongs to an attempt that is gone (or that
+  // starts over): it re-reports those epochs, so none is ever recorded twice or
+  // left stale.
+  run.epoch = run.checkpoint_epoch;
+  RESWEEP_RETURN_IF_ERROR(store_->DeleteEpochsAfter(run.run_id, run.checkpoint_epoch));
+  RESWEEP_RETURN_IF_ERROR(store_->UpdateRun(run));
+  RESWEEP_RETURN_IF_ERROR(store_->SetLeaseSlot(run.run_id, slot));
+  auto lease = LeaseOfRunLocked(run);
+  if (!lease.ok()) return lease.status();
+  lease->slot = slot;
   return lease;
 }
 

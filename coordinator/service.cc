@@ -363,20 +363,22 @@ void CoordinatorService::LookForLease(const std::shared_ptr<AcquireCall>& call) 
             scheduler_->CheckWorkerIdentity(call->req->worker_id(), call->identity)
                 .WithContext("AcquireRun"));
         AcquireRefusal refusal;
-        auto r = scheduler_->Acquire(call->req->worker_id(), call->req->slot(), &refusal);
+        auto r = scheduler_->AcquireGang(call->req->worker_id(), call->req->slot(),
+                                         std::max(1, call->req->gang_size()), &refusal);
         if (!r.ok()) return r.status();
         v1::AcquireRunResponse* resp = call->resp;
         resp->Clear();
         resp->set_long_poll(true);
-        if (r->has_value()) {
+        if (!r->empty()) {
           resp->set_has_run(true);
-          ToProto(**r, resp->mutable_lease());
+          ToProto(r->front(), resp->mutable_lease());
+          for (size_t i = 1; i < r->size(); ++i) ToProto((*r)[i], resp->add_gang_members());
         } else if (!refusal.reason.empty()) {
           resp->set_quarantine_reason(refusal.reason);
           resp->set_quarantined_until_unix_ms(refusal.until_ms);
         }
-        call->answered = r->has_value() || !refusal.reason.empty();
-        call->leased = r->has_value();
+        call->answered = !r->empty() || !refusal.reason.empty();
+        call->leased = !r->empty();
         return Status::Ok();
       },
       [this, call](const Status& status) {

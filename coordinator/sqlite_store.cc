@@ -167,6 +167,10 @@ UPDATE runs SET summary_k = COALESCE((SELECT s.last_k FROM sweep_runs l
 CREATE INDEX IF NOT EXISTS sweeps_by_name ON sweeps(name);
 CREATE INDEX IF NOT EXISTS sweep_runs_by_sweep ON sweep_runs(sweep_id);
 )sql",
+    // 7 -> 8: the runs of one grid cell, for gang leases (issue 13).
+    R"sql(
+CREATE INDEX IF NOT EXISTS sweep_runs_by_cell ON sweep_runs(sweep_id, cell_key);
+)sql",
 };
 // The schema version whose migration needs BackfillSummaries after it.
 constexpr int kSummariesVersion = 7;
@@ -796,6 +800,33 @@ class SqliteStore : public Store {
     if (s.Step(&st)) return std::optional<RunRecord>(ReadRun(s));
     if (!st.ok()) return st;
     return std::optional<RunRecord>();
+  }
+
+  StatusOr<std::vector<RunRecord>> QueuedCellMates(const RunRecord& run,
+                                                   const std::string& worker_id,
+                                                   int limit) override {
+    std::vector<RunRecord> mates;
+    if (limit <= 0) return mates;
+    Statement s(cache_.get(),
+                (std::string("SELECT ") + kRunColumns +
+                 " FROM runs WHERE run_id IN (SELECT mate.run_id FROM sweep_runs own JOIN "
+                 "sweep_runs mate ON mate.sweep_id = own.sweep_id AND mate.cell_key = "
+                 "own.cell_key WHERE own.run_id = ?) AND run_id != ? AND state = 'queued' AND "
+                 "config_json = ? AND checkpoint_epoch = ? AND checkpoint_iteration = ? AND NOT "
+                 "EXISTS (SELECT 1 FROM attempts a WHERE a.run_id = runs.run_id AND a.worker_id "
+                 "= ? AND a.state = 'host_fault') ORDER BY queue_position LIMIT ?")
+                    .c_str());
+    s.Bind(run.run_id)
+        .Bind(run.run_id)
+        .Bind(run.config_json)
+        .Bind(run.checkpoint_epoch)
+        .Bind(run.checkpoint_iteration)
+        .Bind(worker_id)
+        .Bind(limit);
+    Status st;
+    while (s.Step(&st)) mates.push_back(ReadRun(s));
+    if (!st.ok()) return st;
+    return mates;
   }
 
   Status SetLeaseSlot(const std::string& run_id, int slot) override {

@@ -252,6 +252,13 @@ class Store {
   // closed as "host_fault"), if any.
   virtual StatusOr<std::optional<RunRecord>> NextQueuedRunWithoutHostFaultBy(
       const std::string& worker_id) = 0;
+  // Queued runs that could train in one gang with `run`: of a grid cell (sweep,
+  // cell key) that `run` belongs to, with its config and resume point (checkpoint
+  // epoch and iteration), that `worker_id` had no host fault on; `run` itself not
+  // included; in queue order, at most `limit`. Reads the cell's links only.
+  virtual StatusOr<std::vector<RunRecord>> QueuedCellMates(const RunRecord& run,
+                                                           const std::string& worker_id,
+                                                           int limit) = 0;
   virtual StatusOr<int64_t> NextQueuePosition() = 0;
   // Runs queued, leased or running, over all sweeps.
   virtual StatusOr<int64_t> CountActiveRuns() = 0;

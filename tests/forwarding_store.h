@@ -133,6 +133,10 @@ class ForwardingStore : public Store {
       const std::string& worker) override {
     return inner_->NextQueuedRunWithoutHostFaultBy(worker);
   }
+  StatusOr<std::vector<RunRecord>> QueuedCellMates(const RunRecord& run, const std::string& worker,
+                                                   int limit) override {
+    return inner_->QueuedCellMates(run, worker, limit);
+  }
   StatusOr<WorkerHealthRecord> GetWorkerHealth(const std::string& id) override {
     return inner_->GetWorkerHealth(id);
   }

@@ -173,9 +173,20 @@ TEST(GangTrainer, ADivergingOrStoppedMemberLeavesAndTheOthersGoOn) {
   }
   std::vector<Recorder> second(3);
   second[2].stop_after = 1;  // member 3 is cancelled after its first epoch here (epoch 2)
-  auto rr = gang.Train(config, {{1, {1, first[0].checkpoints.at(1)}, &second[0]},
-                                {2, {1, poisoned}, &second[1]},
-                                {3, {1, first[2].checkpoints.at(1)}, &second[2]}});
+  // The members that leave are told so at once, while the survivor trains on.
+  std::vector<std::pair<int64_t, size_t>> left;  // (seed, survivor's epochs reported by then)
+  auto note = [&](int64_t seed) {
+    return [&, seed](const StatusOr<TrainOutcome>& r) {
+      EXPECT_FALSE(r.ok());
+      left.emplace_back(seed, second[0].epochs.size());
+    };
+  };
+  auto rr = gang.Train(config, {{1, {1, first[0].checkpoints.at(1)}, &second[0], note(1)},
+                                {2, {1, poisoned}, &second[1], note(2)},
+                                {3, {1, first[2].checkpoints.at(1)}, &second[2], note(3)}});
+  ASSERT_EQ(left.size(), 2u);
+  EXPECT_EQ(left[0], std::make_pair(int64_t{2}, size_t{0}));  // diverged in epoch 2
+  EXPECT_EQ(left[1], std::make_pair(int64_t{3}, size_t{1}));  // stopped early in epoch 3
   ASSERT_EQ(rr[1].status().code(), StatusCode::kInvalidArgument) << rr[1].status().ToString();
   EXPECT_NE(rr[1].status().message().find("diverged"), std::string::npos);
   EXPECT_TRUE(second[1].epochs.empty());  // no non-finite epoch was reported
@@ -192,15 +203,18 @@ TEST(GangTrainer, ADivergingOrStoppedMemberLeavesAndTheOthersGoOn) {
 
 TEST(GangTrainer, RefusesWhatItCannotFuse) {
   RunConfig c;
-  EXPECT_TRUE(GangTrainer::CanFuse(c).ok());
+  EXPECT_TRUE(SeedFusable(c).ok());
   c.train.optimizer.name = "adam";
-  EXPECT_EQ(GangTrainer::CanFuse(c).code(), StatusCode::kUnimplemented);
+  EXPECT_EQ(SeedFusable(c).code(), StatusCode::kUnimplemented);
   c.train.optimizer.name = "sgd";
   c.train.amp = "fp16";
-  EXPECT_EQ(GangTrainer::CanFuse(c).code(), StatusCode::kUnimplemented);
+  EXPECT_EQ(SeedFusable(c).code(), StatusCode::kUnimplemented);
   c.train.amp = "off";
   c.train.grad_clip_norm = 1;
-  EXPECT_EQ(GangTrainer::CanFuse(c).code(), StatusCode::kUnimplemented);
+  EXPECT_EQ(SeedFusable(c).code(), StatusCode::kUnimplemented);
+  RunConfig synthetic;
+  synthetic.trainer.kind = "synthetic";
+  EXPECT_EQ(SeedFusable(synthetic).code(), StatusCode::kUnimplemented);
   DatasetCache cache({.data_root = "/", .allow_absolute_paths = true});
   GangTrainer gang(torch::kCPU, &cache);
   Recorder a;

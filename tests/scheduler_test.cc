@@ -1370,6 +1370,86 @@ seeds: 2
   EXPECT_EQ(runs->runs.back().link.cell_label, "model.depth_n=2");
 }
 
+// Issue 13: a gang lease gives a slot range the seeds of one cell, each its own lease.
+TEST_F(SchedulerTest, AGangLeasesSeedsOfOneCellToConsecutiveSlotsEachWithItsOwnLease) {
+  ASSERT_TRUE(scheduler_
+                  ->Submit("name: gang\ntrain: {epochs: 3}\ngrid:\n  model.depth_n: [1, 2]\n"
+                           "seeds: 3\n",
+                           "g.yaml")
+                  .ok());
+  const std::string w = Register("w", 6);
+  auto gang = scheduler_->AcquireGang(w, 0, 3);
+  ASSERT_TRUE(gang.ok()) << gang.status().ToString();
+  ASSERT_EQ(gang->size(), 3u);
+  std::set<std::string> ids;
+  for (size_t i = 0; i < gang->size(); ++i) {
+    const Lease& l = (*gang)[i];
+    EXPECT_EQ(l.cell_label, (*gang)[0].cell_label);
+    EXPECT_EQ(l.config_json, (*gang)[0].config_json);
+    EXPECT_EQ(l.seed, static_cast<int64_t>(i));  // in queue order: seed-major
+    EXPECT_EQ(l.slot, static_cast<int>(i));
+    EXPECT_EQ(l.attempt, 1);
+    ids.insert(l.run_id);
+  }
+  EXPECT_EQ(ids.size(), 3u);
+  // The reply was lost: asking again for the range gives the same leases, nothing new.
+  auto again = scheduler_->AcquireGang(w, 0, 3);
+  ASSERT_TRUE(again.ok());
+  ASSERT_EQ(again->size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ((*again)[i].run_id, (*gang)[i].run_id);
+    EXPECT_EQ((*again)[i].attempt, 1);
+  }
+  EXPECT_EQ(scheduler_->GetSweep("gang")->counts.leased, 3);
+  // A range past the worker's slots is refused, naming the field; so is a lone slot
+  // asking for a run of a range that holds leases (it gets its own back).
+  auto past = scheduler_->AcquireGang(w, 4, 3);
+  EXPECT_EQ(past.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(past.status().message().find("gang_size"), std::string::npos);
+  auto lone = scheduler_->Acquire(w, 1);
+  ASSERT_TRUE(lone.ok() && lone->has_value());
+  EXPECT_EQ((*lone)->run_id, (*gang)[1].run_id);
+  // Every member is fenced and ends on its own: one fails, the others report on.
+  const Lease &a = (*gang)[0], &b = (*gang)[1], &c = (*gang)[2];
+  ASSERT_TRUE(scheduler_->Fail(w, b.run_id, b.attempt, "diverged", /*retryable=*/false).ok());
+  for (int e = 1; e <= 3; ++e) {
+    ASSERT_TRUE(Report(w, a, e, 0.3).ok());
+    ASSERT_TRUE(Report(w, c, e, 0.3).ok());
+  }
+  EXPECT_EQ(Report(w, b, 1, 0.3).code(), StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(scheduler_->Complete(w, a.run_id, a.attempt, 1).ok());
+  ASSERT_TRUE(scheduler_->Complete(w, c.run_id, c.attempt, 1).ok());
+  EXPECT_EQ(Run(b.run_id).state, RunState::kFailed);
+  // The other cell's seeds: one of them resumes from a checkpoint and is left for a
+  // lease of its own; the other two form the gang.
+  auto rest =
+      store_->ListSweepRuns(scheduler_->GetSweep("gang")->sweep.sweep_id, RunState::kQueued);
+  ASSERT_TRUE(rest.ok());
+  ASSERT_EQ(rest->size(), 3u);
+  RunRecord resumed = rest->back().second;
+  resumed.checkpoint_epoch = 1;
+  resumed.checkpoint_path = "elsewhere/epoch-1.ckpt";
+  ASSERT_TRUE(store_->UpdateRun(resumed).ok());
+  auto second = scheduler_->AcquireGang(w, 3, 3);
+  ASSERT_TRUE(second.ok());
+  ASSERT_EQ(second->size(), 2u);
+  for (const Lease& l : *second) {
+    EXPECT_NE(l.run_id, resumed.run_id);
+    EXPECT_NE(l.cell_label, a.cell_label);
+  }
+  EXPECT_EQ((*second)[1].slot, 4);
+  auto alone = scheduler_->AcquireGang(w, 0, 3);
+  ASSERT_TRUE(alone.ok());
+  ASSERT_EQ(alone->size(), 1u);
+  EXPECT_EQ(alone->front().run_id, resumed.run_id);
+  EXPECT_EQ(alone->front().resume_epoch, 1);
+  // Runs whose config cannot be fused (here: the synthetic trainer) are leased alone.
+  ASSERT_TRUE(scheduler_->Submit(kSweep, "s.yaml").ok());
+  auto synthetic = scheduler_->AcquireGang(w, 1, 2);
+  ASSERT_TRUE(synthetic.ok());
+  EXPECT_EQ(synthetic->size(), 1u);
+}
+
 // Issue 8 item 3: leases are per (worker, slot).
 TEST_F(SchedulerTest, AWorkerHoldsOneLeasePerSlotAndARepeatedAcquireGetsTheSameLease) {
   ASSERT_TRUE(scheduler_->Submit(kSweep, "s.yaml").ok());

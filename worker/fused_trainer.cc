@@ -144,21 +144,6 @@ void Shrink(Gang& gang, const RunConfig& config, const torch::Device& device,
 GangTrainer::GangTrainer(torch::Device device, DatasetCache* cache)
     : device_(device), cache_(cache) {}
 
-Status GangTrainer::CanFuse(const RunConfig& config) {
-  if (config.train.optimizer.name != "sgd") {
-    return UnimplementedError("fused gangs train SGD only, not " + config.train.optimizer.name);
-  }
-  if (config.train.amp == "fp16") {
-    return UnimplementedError(
-        "fused gangs do not train fp16 (one loss scale would couple the seeds)");
-  }
-  if (config.train.grad_clip_norm > 0) {
-    return UnimplementedError(
-        "fused gangs do not clip gradients (one norm would couple the seeds)");
-  }
-  return Status::Ok();
-}
-
 std::vector<StatusOr<TrainOutcome>> GangTrainer::Train(const RunConfig& config,
                                                        const std::vector<GangMember>& members) {
   std::vector<StatusOr<TrainOutcome>> results(members.size(),
@@ -167,7 +152,7 @@ std::vector<StatusOr<TrainOutcome>> GangTrainer::Train(const RunConfig& config,
     for (auto& r : results) r = s;
   };
   if (members.empty()) return results;
-  if (Status fusable = CanFuse(config); !fusable.ok()) {
+  if (Status fusable = SeedFusable(config); !fusable.ok()) {
     fail_all(fusable);
     return results;
   }
@@ -258,9 +243,11 @@ std::vector<StatusOr<TrainOutcome>> GangTrainer::Train(const RunConfig& config,
                 config.layers(), " layers on ", n, " images, ", device_.str());
 
     auto finish = [&](size_t f, StatusOr<TrainOutcome> r, std::vector<bool>& leave) {
-      results[gang.members[f].index] = std::move(r);
-      done[gang.members[f].index] = true;
+      const size_t i = gang.members[f].index;
+      results[i] = std::move(r);
+      done[i] = true;
       leave[f] = true;
+      if (members[i].on_left) members[i].on_left(results[i]);
     };
 
     for (int epoch = start_epoch + 1; epoch <= tc.epochs && !gang.members.empty(); ++epoch) {

@@ -7,6 +7,7 @@
 // member that diverges or is stopped leaves the gang; the others go on.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -21,6 +22,11 @@ struct GangMember {
   int64_t seed = 0;
   ResumePoint resume;  // every member of a gang resumes from the same epoch
   RunContext* context = nullptr;
+  // Called on the training thread as soon as this member leaves the gang while the
+  // others may train on (it diverged, was stopped, or a report or checkpoint of it
+  // was refused), with the result Train will return for it, so that its run ends
+  // now rather than when the gang does. Optional.
+  std::function<void(const StatusOr<TrainOutcome>&)> on_left;
 };
 
 class GangTrainer {
@@ -28,13 +34,8 @@ class GangTrainer {
   // `cache` must outlive the trainer.
   GangTrainer(torch::Device device, DatasetCache* cache);
 
-  // OK when `config` can be trained as a gang; otherwise why not (its runs are then
-  // trained one by one): SGD only (the members' optimiser state is split and joined
-  // by parameter), no fp16 loss scaling and no gradient clipping (both couple the
-  // members through one scale or one norm).
-  static Status CanFuse(const RunConfig& config);
-
-  // Trains every member of `members` (1 or more, one config) to config.train.epochs.
+  // Trains every member of `members` (1 or more, one config that SeedFusable
+  // accepts, else every member fails with its reason) to config.train.epochs.
   // One result per member, in order, each what Trainer::Train would return for that
   // run alone; never throws.
   std::vector<StatusOr<TrainOutcome>> Train(const RunConfig& config,

@@ -64,6 +64,12 @@ int main(int argc, char** argv) {
                  "runs trained at once on each GPU, each its own slot and CUDA stream")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
+  app.add_option("--fuse-seeds", options.fuse_seeds,
+                 "train up to F runs of one grid cell (its seeds) as one fused network per slot, "
+                 "each run keeping its own lease and result (SGD sweeps without fp16 or gradient "
+                 "clipping; others train one run per slot); 1 = off")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 16));
   app.add_option("--slots", slots, "CPU slots (runs at once) when training on the CPU")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));

@@ -19,6 +19,7 @@
 #include "common/sweep_spec.h"
 #include "common/version.h"
 #include "worker/fault.h"
+#include "worker/fused_trainer.h"
 #include "worker/libtorch_trainer.h"
 #include "worker/log_tail.h"
 #include "worker/trainer.h"
@@ -359,68 +360,105 @@ struct Worker::TrainerJob {
   Mutex mutex;
   CondVar finished;
   bool done RESWEEP_GUARDED_BY(mutex) = false;
-  StatusOr<TrainOutcome> outcome RESWEEP_GUARDED_BY(mutex) = InternalError("not finished");
+  Outcomes outcomes RESWEEP_GUARDED_BY(mutex);
   std::string log_tail RESWEEP_GUARDED_BY(mutex);  // the trainer's last lines
 };
 
-StatusOr<TrainOutcome> Worker::TrainWatched(int slot, const std::shared_ptr<ActiveRun>& run,
-                                            const std::shared_ptr<SlotContext>& context,
-                                            const std::shared_ptr<Trainer>& trainer,
-                                            const RunConfig& config, int64_t seed,
-                                            ResumePoint resume, std::string* trainer_log,
-                                            std::string* abandon_reason, bool* over_run_limit,
-                                            bool* stuck) {
+// One run of what a slot leased (a gang has several): prepared, trained and
+// reported by the slot, or reported by the trainer's thread when it leaves its gang
+// early.
+struct Worker::Member {
+  v1::RunLease lease;
+  std::shared_ptr<ActiveRun> run;
+  std::shared_ptr<SlotContext> context;
+  RunConfig config;
+  ResumePoint resume;
+  StatusOr<TrainOutcome> outcome = InternalError("not started");
+  FailureOrigin origin = FailureOrigin::kTraining;
+  std::string abandon_reason;   // why the slot gave up on the trainer
+  bool over_run_limit = false;  // ... because train.max_run_seconds ran out
+  bool stuck = false;           // ... and the trainer would not stop
+  // The run's trainer log lines (those logged on the slot's thread and the
+  // trainer's), for FailRun. Written by one thread at a time: the slot's, until the
+  // trainer starts and after it ends.
+  LogTail log_tail;
+  bool give_back = false;  // not trained (the worker stops, or the slot retired): release it
+  std::atomic<bool> reported{false};
+};
+
+Worker::Outcomes Worker::TrainWatched(int index,
+                                      const std::vector<std::shared_ptr<ActiveRun>>& runs,
+                                      const std::vector<std::shared_ptr<SlotContext>>& contexts,
+                                      std::function<Outcomes()> train, double max_run_seconds,
+                                      std::string* trainer_log, std::string* abandon_reason,
+                                      bool* over_run_limit, bool* stuck) {
   auto job = std::make_shared<TrainerJob>();
   const int64_t started = SteadyMs();
-  run->last_progress_ms = started;
+  for (const auto& run : runs) run->last_progress_ms = started;
   // The thread owns what it uses (but for this worker itself: see stuck_trainers()).
-  std::thread thread([job, trainer, context, config, seed, resume = std::move(resume)] {
+  std::thread thread([job, train = std::move(train)] {
     LogTail tail;
-    StatusOr<TrainOutcome> outcome = InternalError("no outcome");
+    Outcomes outcomes;
     {
       ScopedTrainerLogCapture capture(&tail);
-      outcome = trainer->Train(config, seed, resume, context.get());
+      outcomes = train();
     }
     MutexLock lock(&job->mutex);
-    job->outcome = std::move(outcome);
+    job->outcomes = std::move(outcomes);
     job->log_tail = tail.Text();
     job->done = true;
     job->finished.NotifyAll();
   });
-  const int64_t max_run_ms = static_cast<int64_t>(config.train.max_run_seconds * 1000);
-  int64_t stop_seen_ms = 0;  // when the trainer was first told to stop
+  const int64_t max_run_ms = static_cast<int64_t>(max_run_seconds * 1000);
+  const std::string names = fmt::format(
+      "{}{} attempt {}", runs.size() > 1 ? fmt::format("gang of {}: run ", runs.size()) : "run ",
+      runs.front()->run_id, runs.front()->attempt);
+  int64_t stop_seen_ms = 0;  // when every run was first told to stop
   job->mutex.Lock();
   while (!job->done) {
     job->finished.WaitFor(&job->mutex, std::chrono::milliseconds(50));
     if (job->done) break;
     const int64_t now = SteadyMs();
-    if (!run->abandoned && !run->in_call) {
-      const int64_t deadline =
-          std::max<int64_t>(options_.progress_floor_ms,
-                            static_cast<int64_t>(options_.progress_factor *
-                                                 static_cast<double>(run->longest_epoch_ms)));
-      const int64_t idle = now - run->last_progress_ms;
+    // The runs still trained: a gang's member that left is reported and done.
+    int64_t last_progress = 0, longest_epoch = 0;
+    bool in_call = false, watched = false;
+    for (const auto& run : runs) {
+      if (run->left) continue;
+      watched = true;
+      last_progress = std::max(last_progress, run->last_progress_ms.load());
+      longest_epoch = std::max(longest_epoch, run->longest_epoch_ms.load());
+      in_call = in_call || run->in_call;
+    }
+    const bool abandoned = runs.front()->abandoned;
+    if (watched && !abandoned && !in_call) {
+      const int64_t deadline = std::max<int64_t>(
+          options_.progress_floor_ms,
+          static_cast<int64_t>(options_.progress_factor * static_cast<double>(longest_epoch)));
+      const int64_t idle = now - last_progress;
       if (idle > deadline) {
         *abandon_reason = fmt::format(
             "no training progress (batch or epoch) for {:.1f} s; the deadline is {:.1f} s (the "
             "larger of the worker's floor {:.1f} s and {} x the longest epoch so far, {:.1f} s)",
             idle / 1000.0, deadline / 1000.0, options_.progress_floor_ms / 1000.0,
-            options_.progress_factor, run->longest_epoch_ms / 1000.0);
+            options_.progress_factor, longest_epoch / 1000.0);
       } else if (max_run_ms > 0 && now - started > max_run_ms) {
         *abandon_reason = fmt::format("the attempt has run {:.1f} s, past train.max_run_seconds {}",
-                                      (now - started) / 1000.0, config.train.max_run_seconds);
+                                      (now - started) / 1000.0, max_run_seconds);
         *over_run_limit = true;
       }
       if (!abandon_reason->empty()) {
         spdlog::warn(
-            "slot {}: run {} attempt {}: {}: stopping the trainer and giving the run back "
-            "({})",
-            slot, run->run_id, run->attempt, *abandon_reason,
+            "slot {}: {}: {}: stopping the trainer and giving the run back ({})", index, names,
+            *abandon_reason,
             *over_run_limit ? "the run's own limit: one of its attempts is used up" : "host fault");
-        run->abandoned = true;
+        for (const auto& run : runs) run->abandoned = true;
       }
     }
-    if (context->ShouldStop() && !run->in_call) {
+    bool all_stopped = !in_call;
+    for (size_t i = 0; i < runs.size(); ++i) {
+      if (!runs[i]->left && !contexts[i]->ShouldStop()) all_stopped = false;
+    }
+    if (all_stopped) {
       if (stop_seen_ms == 0) stop_seen_ms = now;
       if (now - stop_seen_ms > options_.stuck_trainer_grace_ms) {
         *stuck = true;
@@ -430,18 +468,20 @@ StatusOr<TrainOutcome> Worker::TrainWatched(int slot, const std::shared_ptr<Acti
   }
   if (*stuck) {
     // Nothing can end a thread blocked in a device call: leave it be. It keeps its
-    // job, trainer and context alive; the process ends it when it exits.
+    // job, trainer and contexts alive; the process ends it when it exits.
     job->mutex.Unlock();
     thread.detach();
     ++stuck_trainers_;
-    return CancelledError(fmt::format("the trainer did not stop within {:.1f} s of being told to",
-                                      options_.stuck_trainer_grace_ms / 1000.0));
+    return Outcomes(runs.size(), CancelledError(fmt::format(
+                                     "the trainer did not stop within {:.1f} s of being told to",
+                                     options_.stuck_trainer_grace_ms / 1000.0)));
   }
   *trainer_log = job->log_tail;
-  StatusOr<TrainOutcome> outcome = std::move(job->outcome);
+  Outcomes outcomes = std::move(job->outcomes);
   job->mutex.Unlock();
   thread.join();
-  return outcome;
+  outcomes.resize(runs.size(), InternalError("the trainer returned no result for this run"));
+  return outcomes;
 }
 
 Worker::Worker(WorkerOptions options)
@@ -536,7 +576,10 @@ bool Worker::EnsureRegistered() {
   req.set_name(options_.name.empty() ? HostName() : options_.name);
   req.set_host(HostName());
   req.set_version(std::string("resweep ") + ResweepVersion());
-  for (const auto& d : options_.devices) req.add_devices(d);
+  // Each slot holds fuse_seeds lease slots (SlotLoop).
+  for (const auto& d : options_.devices) {
+    for (int i = 0; i < std::max(1, options_.fuse_seeds); ++i) req.add_devices(d);
+  }
   v1::RegisterWorkerResponse resp;
   Status st = CallCoordinator("RegisterWorker", 0, kCallTimeoutMs,
                               &v1::Coordinator::Stub::RegisterWorker, req, &resp);
@@ -575,8 +618,10 @@ void Worker::HandleUnknownWorker() {
   }
 }
 
-void Worker::SlotLoop(int slot) {
-  const std::string device_name = options_.devices[slot];
+void Worker::SlotLoop(int index) {
+  const std::string device_name = options_.devices[index];
+  const int fuse = std::max(1, options_.fuse_seeds);
+  const int first_slot = index * fuse;  // this slot's lease slots: first_slot + 0..fuse-1
   const torch::Device device(device_name);
   // Shared with the trainer's thread, which may outlive this loop (stuck_trainers()).
   std::shared_ptr<Trainer> libtorch = MakeLibTorchTrainer(device, &datasets_);
@@ -585,7 +630,8 @@ void Worker::SlotLoop(int slot) {
     if (!EnsureRegistered()) break;
     v1::AcquireRunRequest req;
     req.set_worker_id(worker_id());
-    req.set_slot(slot);
+    req.set_slot(first_slot);
+    if (fuse > 1) req.set_gang_size(fuse);
     req.set_device(device_name);
     req.set_wait_ms(std::max(0, options_.acquire_wait_ms));
     v1::AcquireRunResponse resp;
@@ -611,7 +657,7 @@ void Worker::SlotLoop(int slot) {
       continue;
     }
     if (!st.ok()) {
-      spdlog::error("slot {}: AcquireRun: {}", slot, st.ToString());
+      spdlog::error("slot {}: AcquireRun: {}", index, st.ToString());
       SleepFor(options_.poll_ms);
       continue;
     }
@@ -643,150 +689,42 @@ void Worker::SlotLoop(int slot) {
       continue;
     }
 
-    const v1::RunLease& lease = resp.lease();
-    auto run = std::make_shared<ActiveRun>();
-    run->run_id = lease.run_id();
-    run->attempt = lease.attempt();
-    {
-      MutexLock lock(&mutex_);
-      active_[slot] = run;
-    }
-    spdlog::info("slot {} ({}): run {} attempt {}: {} {} seed {}", slot, device_name,
-                 lease.run_id(), lease.attempt(), lease.sweep_name(), lease.cell_label(),
-                 lease.seed());
-
-    // The run's trainer log lines (those logged on this thread and the trainer's),
-    // for FailRun.
-    LogTail log_tail;
-    std::optional<ScopedTrainerLogCapture> capture(std::in_place, &log_tail);
-    StatusOr<TrainOutcome> outcome = InternalError("not started");
-    FailureOrigin origin = FailureOrigin::kTraining;
-    std::string abandon_reason;   // why the slot gave up on the trainer
-    bool over_run_limit = false;  // ... because train.max_run_seconds ran out
-    bool stuck = false;           // ... and the trainer would not stop
-    auto context = std::make_shared<SlotContext>(this, run);
-    ResumePoint resume;
-    auto config = RunConfigFromJson(lease.config_json());
-    if (!config.ok()) {
-      outcome = config.status();
-      origin = FailureOrigin::kConfig;
-    } else if (Status valid = ValidateRunConfig(*config); !valid.ok()) {
-      outcome = valid;
-      origin = FailureOrigin::kConfig;
-    } else if ((config->trainer.hang_at_epoch != 0 || config->trainer.hang_ignores_stop) &&
-               !options_.allow_test_hooks) {
-      outcome = InvalidArgumentError(
-          "trainer.hang_at_epoch / hang_ignores_stop are test hooks that make the trainer hang; "
-          "this worker was not started with --allow-test-hooks");
-      origin = FailureOrigin::kConfig;
-    } else {
-      if (lease.resume_epoch() > 0) {
-        auto payload = lease.resume_path().empty()
-                           ? context->DownloadCheckpoint(lease.resume_epoch())
-                           : context->ReadSharedCheckpoint(lease.resume_path());
-        if (payload.ok()) {
-          resume = {lease.resume_epoch(), std::move(*payload)};
-          run->epoch = resume.epoch;
-          spdlog::info("run {} attempt {} resumes after epoch {}", run->run_id, run->attempt,
-                       resume.epoch);
-        } else {
-          origin = FailureOrigin::kResume;
-          outcome = payload.status().code() == StatusCode::kDataLoss
-                        ? payload.status()
-                        : payload.status().WithContext("checkpoint download");
-        }
+    std::vector<std::shared_ptr<Member>> members;
+    std::vector<const v1::RunLease*> leases = {&resp.lease()};
+    for (const auto& l : resp.gang_members()) leases.push_back(&l);
+    for (size_t i = 0; i < leases.size(); ++i) {
+      auto m = std::make_shared<Member>();
+      m->lease = *leases[i];
+      // A coordinator from before gangs names no slot: it leased the one asked for.
+      if (m->lease.slot() < first_slot || m->lease.slot() >= first_slot + fuse) {
+        m->lease.set_slot(first_slot + static_cast<int>(i));
       }
-      if (lease.resume_epoch() == 0 || resume.epoch > 0) {
-        std::string trainer_log;
-        outcome = TrainWatched(slot, run, context,
-                               config->trainer.kind == "synthetic" ? synthetic : libtorch, *config,
-                               lease.seed(), std::move(resume), &trainer_log, &abandon_reason,
-                               &over_run_limit, &stuck);
-        log_tail.Add(trainer_log);
-        if (!abandon_reason.empty()) {
-          origin = over_run_limit ? FailureOrigin::kRunLimit : FailureOrigin::kNoProgress;
-        }
-      }
-    }
-
-    capture.reset();
-    const std::string id = worker_id();
-    const int64_t finish_budget_ms = 60000;  // ride out a coordinator restart, then give up
-    if (outcome.ok()) {
-      v1::CompleteRunRequest done;
-      done.set_worker_id(id);
-      done.set_run_id(run->run_id);
-      done.set_attempt(run->attempt);
-      done.set_param_count(outcome->param_count);
-      v1::CompleteRunResponse r;
-      Status cst = CallCoordinator("CompleteRun", finish_budget_ms, kCallTimeoutMs,
-                                   &v1::Coordinator::Stub::CompleteRun, done, &r);
-      if (cst.ok()) {
-        spdlog::info("run {} attempt {} finished", run->run_id, run->attempt);
-        // Its checkpoints are of no further use (the id names one directory only).
-        if (!options_.checkpoint_dir.empty() && IsValidRunId(run->run_id)) {
-          if (Status removed = RemoveTree(options_.checkpoint_dir + "/" + run->run_id);
-              !removed.ok()) {
-            spdlog::warn("run {}: its checkpoints stay: {}", run->run_id, removed.message());
-          }
-        }
-      } else {
-        spdlog::warn("run {} attempt {}: completion refused: {}", run->run_id, run->attempt,
-                     cst.message());
-      }
-    } else if (context->refused() || run->stop.load()) {
-      // The coordinator moved on (cancelled, or this attempt is stale): drop the run.
-      std::string reason;
-      {
-        MutexLock lock(&mutex_);
-        reason = run->stop_reason;
-      }
-      spdlog::warn("run {} attempt {} dropped: {}", run->run_id, run->attempt,
-                   reason.empty() ? outcome.status().message() : reason);
-    } else if (stopping_ && abandon_reason.empty()) {
-      v1::ReleaseRunRequest rel;
-      rel.set_worker_id(id);
-      rel.set_run_id(run->run_id);
-      rel.set_attempt(run->attempt);
-      rel.set_reason(stuck ? "worker shutting down (its trainer would not stop)"
-                           : "worker shutting down");
-      v1::ReleaseRunResponse r;
-      Status rst =
-          CallCoordinator("ReleaseRun", 5000, 3000, &v1::Coordinator::Stub::ReleaseRun, rel, &r);
-      spdlog::info("run {} attempt {} released: {}", run->run_id, run->attempt,
-                   rst.ok() ? "ok" : rst.message());
-    } else {
-      std::string reason = abandon_reason.empty() ? outcome.status().message() : abandon_reason;
-      if (stuck) reason += "; " + outcome.status().message() + " (its thread is left blocked)";
-      const FailureClass fc =
-          ClassifyFailure(outcome.status(), origin, context->checkpoint_unusable());
-      v1::FailRunRequest fail;
-      fail.set_worker_id(id);
-      fail.set_run_id(run->run_id);
-      fail.set_attempt(run->attempt);
-      fail.set_reason(reason);
-      fail.set_fault(fc.fault == FaultKind::kHost ? v1::FailRunRequest::FAULT_HOST
-                                                  : v1::FailRunRequest::FAULT_RUN);
-      fail.set_retryable(fc.retryable);
-      fail.set_checkpoint_unusable(fc.checkpoint_unusable);
-      fail.set_log_tail(log_tail.Text());
-      v1::FailRunResponse r;
-      Status fst = CallCoordinator("FailRun", finish_budget_ms, kCallTimeoutMs,
-                                   &v1::Coordinator::Stub::FailRun, fail, &r);
-      const std::string refused = fst.ok() ? "" : " (report refused: " + fst.message() + ")";
-      if (fc.fault == FaultKind::kHost) {
-        spdlog::error(
-            "run {} attempt {}: host fault, a problem of this worker rather than of the run (given "
-            "back without using up an attempt; repeated host faults quarantine this worker): "
-            "{}{}",
-            run->run_id, run->attempt, reason, refused);
-      } else {
-        spdlog::error("run {} attempt {} failed: {}{}", run->run_id, run->attempt, reason, refused);
-      }
+      m->run = std::make_shared<ActiveRun>();
+      m->run->run_id = m->lease.run_id();
+      m->run->attempt = m->lease.attempt();
+      m->context = std::make_shared<SlotContext>(this, m->run);
+      members.push_back(std::move(m));
     }
     {
       MutexLock lock(&mutex_);
-      active_.erase(slot);
+      for (const auto& m : members) active_[m->lease.slot()] = m->run;
+    }
+    for (const auto& m : members) {
+      spdlog::info("slot {} ({}): run {} attempt {}: {} {} seed {}{}", index, device_name,
+                   m->lease.run_id(), m->lease.attempt(), m->lease.sweep_name(),
+                   m->lease.cell_label(), m->lease.seed(),
+                   members.size() > 1 ? fmt::format(" (gang of {})", members.size()) : "");
+    }
+    std::vector<std::shared_ptr<Member>> ready;
+    for (const auto& m : members) {
+      ScopedTrainerLogCapture capture(&m->log_tail);
+      if (PrepareMember(m.get())) ready.push_back(m);
+    }
+    if (!ready.empty()) TrainMembers(index, device, ready, libtorch, synthetic);
+    bool stuck = false;
+    for (const auto& m : members) {
+      stuck = stuck || m->stuck;
+      FinishMember(m.get());
     }
     if (stuck) {
       // The device may be wedged and the trainer is still in use: this slot is done.
@@ -794,7 +732,7 @@ void Worker::SlotLoop(int slot) {
       spdlog::error(
           "slot {} ({}) takes no more runs: its trainer did not stop within {:.1f} s and its "
           "thread is left blocked; restart the worker to use the device again",
-          slot, device_name, options_.stuck_trainer_grace_ms / 1000.0);
+          index, device_name, options_.stuck_trainer_grace_ms / 1000.0);
       if (retired == static_cast<int>(options_.devices.size()) && !stopping_) {
         {
           MutexLock lock(&mutex_);
@@ -807,6 +745,211 @@ void Worker::SlotLoop(int slot) {
       return;
     }
   }
+}
+
+bool Worker::PrepareMember(Member* m) {
+  const v1::RunLease& lease = m->lease;
+  auto config = RunConfigFromJson(lease.config_json());
+  if (!config.ok()) {
+    m->outcome = config.status();
+    m->origin = FailureOrigin::kConfig;
+    return false;
+  }
+  if (Status valid = ValidateRunConfig(*config); !valid.ok()) {
+    m->outcome = valid;
+    m->origin = FailureOrigin::kConfig;
+    return false;
+  }
+  if ((config->trainer.hang_at_epoch != 0 || config->trainer.hang_ignores_stop) &&
+      !options_.allow_test_hooks) {
+    m->outcome = InvalidArgumentError(
+        "trainer.hang_at_epoch / hang_ignores_stop are test hooks that make the trainer hang; "
+        "this worker was not started with --allow-test-hooks");
+    m->origin = FailureOrigin::kConfig;
+    return false;
+  }
+  m->config = std::move(*config);
+  if (lease.resume_epoch() > 0) {
+    auto payload = lease.resume_path().empty()
+                       ? m->context->DownloadCheckpoint(lease.resume_epoch())
+                       : m->context->ReadSharedCheckpoint(lease.resume_path());
+    if (!payload.ok()) {
+      m->origin = FailureOrigin::kResume;
+      m->outcome = payload.status().code() == StatusCode::kDataLoss
+                       ? payload.status()
+                       : payload.status().WithContext("checkpoint download");
+      return false;
+    }
+    m->resume = {lease.resume_epoch(), std::move(*payload)};
+    m->run->epoch = m->resume.epoch;
+    spdlog::info("run {} attempt {} resumes after epoch {}", m->run->run_id, m->run->attempt,
+                 m->resume.epoch);
+  }
+  return true;
+}
+
+void Worker::TrainMembers(int index, const torch::Device& device,
+                          const std::vector<std::shared_ptr<Member>>& members,
+                          const std::shared_ptr<Trainer>& libtorch,
+                          const std::shared_ptr<Trainer>& synthetic) {
+  // A gang: one config (the coordinator gangs one cell's runs, which share it) that
+  // can be fused, every member from the same resume point.
+  bool gang = members.size() > 1 && SeedFusable(members.front()->config).ok();
+  for (const auto& m : members) {
+    gang = gang && m->lease.config_json() == members.front()->lease.config_json() &&
+           m->resume.epoch == members.front()->resume.epoch;
+  }
+  if (members.size() > 1 && !gang) {
+    spdlog::warn("slot {}: the {} runs leased together cannot be fused; training them one by one",
+                 index, members.size());
+  }
+  auto train = [&](const std::vector<std::shared_ptr<Member>>& group,
+                   std::function<Outcomes()> body) {
+    std::vector<std::shared_ptr<ActiveRun>> runs;
+    std::vector<std::shared_ptr<SlotContext>> contexts;
+    for (const auto& m : group) {
+      runs.push_back(m->run);
+      contexts.push_back(m->context);
+    }
+    std::string trainer_log, abandon_reason;
+    bool over_run_limit = false, stuck = false;
+    Outcomes outcomes = TrainWatched(index, runs, contexts, std::move(body),
+                                     group.front()->config.train.max_run_seconds, &trainer_log,
+                                     &abandon_reason, &over_run_limit, &stuck);
+    for (size_t i = 0; i < group.size(); ++i) {
+      Member& m = *group[i];
+      if (m.reported) continue;  // it left its gang and was reported then
+      m.outcome = std::move(outcomes[i]);
+      m.log_tail.Add(trainer_log);
+      m.abandon_reason = abandon_reason;
+      m.over_run_limit = over_run_limit;
+      m.stuck = stuck;
+      if (!abandon_reason.empty()) {
+        m.origin = over_run_limit ? FailureOrigin::kRunLimit : FailureOrigin::kNoProgress;
+      }
+    }
+  };
+  if (gang) {
+    auto gang_trainer = std::make_shared<GangTrainer>(device, &datasets_);
+    std::vector<GangMember> gang_members;
+    for (const auto& m : members) {
+      GangMember g;
+      g.seed = m->lease.seed();
+      g.resume = m->resume;
+      g.context = m->context.get();
+      // Reported at once, on the trainer's thread, while the others train on. The
+      // member is kept alive by `members`, which outlives the trainer unless the
+      // trainer is stuck (then the thread owns this closure and the member).
+      g.on_left = [this, m](const StatusOr<TrainOutcome>& r) {
+        m->run->left = true;
+        m->outcome = r;
+        FinishMember(m.get());
+      };
+      gang_members.push_back(std::move(g));
+    }
+    const RunConfig config = members.front()->config;
+    train(members, [gang_trainer, config, gang_members = std::move(gang_members), members] {
+      return gang_trainer->Train(config, gang_members);
+    });
+    return;
+  }
+  bool retired = false;  // a trainer got stuck: the slot trains nothing more
+  for (const auto& m : members) {
+    if (stopping_ || retired) {
+      m->outcome = CancelledError(retired ? "its slot's trainer is stuck" : "worker shutting down");
+      m->give_back = true;
+      continue;
+    }
+    std::shared_ptr<Trainer> trainer = m->config.trainer.kind == "synthetic" ? synthetic : libtorch;
+    train({m}, [trainer, m] {
+      return Outcomes{trainer->Train(m->config, m->lease.seed(), m->resume, m->context.get())};
+    });
+    retired = m->stuck;
+  }
+}
+
+void Worker::FinishMember(Member* m) {
+  if (m->reported.exchange(true)) return;
+  const std::shared_ptr<ActiveRun>& run = m->run;
+  const StatusOr<TrainOutcome>& outcome = m->outcome;
+  SlotContext* context = m->context.get();
+  const std::string id = worker_id();
+  const int64_t finish_budget_ms = 60000;  // ride out a coordinator restart, then give up
+  if (outcome.ok()) {
+    v1::CompleteRunRequest done;
+    done.set_worker_id(id);
+    done.set_run_id(run->run_id);
+    done.set_attempt(run->attempt);
+    done.set_param_count(outcome->param_count);
+    v1::CompleteRunResponse r;
+    Status cst = CallCoordinator("CompleteRun", finish_budget_ms, kCallTimeoutMs,
+                                 &v1::Coordinator::Stub::CompleteRun, done, &r);
+    if (cst.ok()) {
+      spdlog::info("run {} attempt {} finished", run->run_id, run->attempt);
+      // Its checkpoints are of no further use (the id names one directory only).
+      if (!options_.checkpoint_dir.empty() && IsValidRunId(run->run_id)) {
+        if (Status removed = RemoveTree(options_.checkpoint_dir + "/" + run->run_id);
+            !removed.ok()) {
+          spdlog::warn("run {}: its checkpoints stay: {}", run->run_id, removed.message());
+        }
+      }
+    } else {
+      spdlog::warn("run {} attempt {}: completion refused: {}", run->run_id, run->attempt,
+                   cst.message());
+    }
+  } else if (context->refused() || run->stop.load()) {
+    // The coordinator moved on (cancelled, or this attempt is stale): drop the run.
+    std::string reason;
+    {
+      MutexLock lock(&mutex_);
+      reason = run->stop_reason;
+    }
+    spdlog::warn("run {} attempt {} dropped: {}", run->run_id, run->attempt,
+                 reason.empty() ? outcome.status().message() : reason);
+  } else if ((stopping_ || m->give_back) && m->abandon_reason.empty()) {
+    v1::ReleaseRunRequest rel;
+    rel.set_worker_id(id);
+    rel.set_run_id(run->run_id);
+    rel.set_attempt(run->attempt);
+    rel.set_reason(m->stuck       ? "worker shutting down (its trainer would not stop)"
+                   : m->give_back ? outcome.status().message()
+                                  : "worker shutting down");
+    v1::ReleaseRunResponse r;
+    Status rst =
+        CallCoordinator("ReleaseRun", 5000, 3000, &v1::Coordinator::Stub::ReleaseRun, rel, &r);
+    spdlog::info("run {} attempt {} released: {}", run->run_id, run->attempt,
+                 rst.ok() ? "ok" : rst.message());
+  } else {
+    std::string reason = m->abandon_reason.empty() ? outcome.status().message() : m->abandon_reason;
+    if (m->stuck) reason += "; " + outcome.status().message() + " (its thread is left blocked)";
+    const FailureClass fc =
+        ClassifyFailure(outcome.status(), m->origin, context->checkpoint_unusable());
+    v1::FailRunRequest fail;
+    fail.set_worker_id(id);
+    fail.set_run_id(run->run_id);
+    fail.set_attempt(run->attempt);
+    fail.set_reason(reason);
+    fail.set_fault(fc.fault == FaultKind::kHost ? v1::FailRunRequest::FAULT_HOST
+                                                : v1::FailRunRequest::FAULT_RUN);
+    fail.set_retryable(fc.retryable);
+    fail.set_checkpoint_unusable(fc.checkpoint_unusable);
+    fail.set_log_tail(m->log_tail.Text());
+    v1::FailRunResponse r;
+    Status fst = CallCoordinator("FailRun", finish_budget_ms, kCallTimeoutMs,
+                                 &v1::Coordinator::Stub::FailRun, fail, &r);
+    const std::string refused = fst.ok() ? "" : " (report refused: " + fst.message() + ")";
+    if (fc.fault == FaultKind::kHost) {
+      spdlog::error(
+          "run {} attempt {}: host fault, a problem of this worker rather than of the run (given "
+          "back without using up an attempt; repeated host faults quarantine this worker): "
+          "{}{}",
+          run->run_id, run->attempt, reason, refused);
+    } else {
+      spdlog::error("run {} attempt {} failed: {}{}", run->run_id, run->attempt, reason, refused);
+    }
+  }
+  MutexLock lock(&mutex_);
+  active_.erase(m->lease.slot());
 }
 
 void Worker::HeartbeatLoop() {

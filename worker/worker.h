@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -61,6 +62,11 @@ struct WorkerOptions {
   // exist to test the watchdog; a worker refuses runs that use them (a run fault)
   // unless started with --allow-test-hooks, so no submitter can retire its slots.
   bool allow_test_hooks = false;
+  // Gangs (issue 13): each slot asks for up to this many runs of one grid cell at once
+  // and trains them as one fused network (worker/fused_trainer.h), each run keeping
+  // its own lease, reports, checkpoints and result. The coordinator then counts this
+  // many lease slots per slot. 1 = off (one run per slot).
+  int fuse_seeds = 1;
 };
 
 // Expands --device into one entry per slot: auto (every CUDA device, else cpu), cpu,
@@ -111,22 +117,41 @@ class Worker {
     std::atomic<bool> in_call{false};
     // The slot gave up on the trainer (progress deadline, train.max_run_seconds).
     std::atomic<bool> abandoned{false};
+    // Reported while the rest of its gang trains on (it left the gang early).
+    std::atomic<bool> left{false};
   };
   class SlotContext;
   struct TrainerJob;
+  struct Member;
+  using Outcomes = std::vector<StatusOr<TrainOutcome>>;
 
-  void SlotLoop(int slot);
-  // Runs `trainer` on a thread of its own while the slot watches its progress: past
-  // the deadline, or past the sweep's train.max_run_seconds (*over_run_limit), the
-  // run is abandoned (*abandon_reason says why) and the trainer stopped. A trainer that does not
-  // return within stuck_trainer_grace_ms of being stopped is left behind (*stuck): the result is
-  // then CANCELLED.
-  StatusOr<TrainOutcome> TrainWatched(int slot, const std::shared_ptr<ActiveRun>& run,
-                                      const std::shared_ptr<SlotContext>& context,
-                                      const std::shared_ptr<Trainer>& trainer,
-                                      const RunConfig& config, int64_t seed, ResumePoint resume,
-                                      std::string* trainer_log, std::string* abandon_reason,
-                                      bool* over_run_limit, bool* stuck);
+  // Slot `index` holds the coordinator's lease slots index*F .. index*F+F-1 (F =
+  // fuse_seeds) and trains what it leases there: one run, or a gang.
+  void SlotLoop(int index);
+  // Parses and checks a leased run's config and fetches its checkpoint; on a problem
+  // sets the member's outcome and origin, and returns false.
+  bool PrepareMember(Member* m);
+  // Trains the prepared members: one alone, several of one config that can be fused
+  // as a gang, otherwise one after another. A gang member that leaves early is
+  // reported at once (FinishMember, on the trainer's thread).
+  void TrainMembers(int index, const torch::Device& device,
+                    const std::vector<std::shared_ptr<Member>>& members,
+                    const std::shared_ptr<Trainer>& libtorch,
+                    const std::shared_ptr<Trainer>& synthetic);
+  // Tells the coordinator how the member's run ended (complete, failed, given back or
+  // dropped) and frees its lease slot; once per member, from whichever thread ends it.
+  void FinishMember(Member* m);
+  // Runs `train` (one run or a gang) on a thread of its own while the slot watches
+  // the progress of `runs`: past the deadline, or past the sweep's
+  // train.max_run_seconds (*over_run_limit), every run is abandoned (*abandon_reason
+  // says why) and the trainer stopped. Runs that left their gang are not watched. A
+  // trainer that does not return within stuck_trainer_grace_ms of all its runs being
+  // stopped is left behind (*stuck): every result is then CANCELLED.
+  Outcomes TrainWatched(int index, const std::vector<std::shared_ptr<ActiveRun>>& runs,
+                        const std::vector<std::shared_ptr<SlotContext>>& contexts,
+                        std::function<Outcomes()> train, double max_run_seconds,
+                        std::string* trainer_log, std::string* abandon_reason, bool* over_run_limit,
+                        bool* stuck);
   void HeartbeatLoop();
   // Ensures the worker is registered; false when stopping.
   bool EnsureRegistered();
@@ -161,7 +186,8 @@ class Worker {
   std::string worker_id_ RESWEEP_GUARDED_BY(mutex_);
   int64_t lease_ms_ RESWEEP_GUARDED_BY(mutex_) = 30000;
   int64_t heartbeat_ms_ RESWEEP_GUARDED_BY(mutex_) = 5000;
-  std::map<int, std::shared_ptr<ActiveRun>> active_ RESWEEP_GUARDED_BY(mutex_);  // by slot
+  // By lease slot (the coordinator's slot numbers: see SlotLoop).
+  std::map<int, std::shared_ptr<ActiveRun>> active_ RESWEEP_GUARDED_BY(mutex_);
   // AcquireRun calls in flight (long-polls): Stop cancels them.
   std::set<grpc::ClientContext*> acquires_in_flight_ RESWEEP_GUARDED_BY(mutex_);
   Status fatal_ RESWEEP_GUARDED_BY(mutex_);  // why the worker gave up, if it did
