@@ -171,8 +171,7 @@ StatusOr<std::vector<Lease>> Scheduler::AcquireGang(const std::string& worker_id
         fmt::format("AcquireRun.slot = {}: worker {} registered {} slot(s), numbered 0..{}",
                     first_slot, worker_id, slots, slots - 1));
   }
-  if (gang_size < 1) gang_size = 1;
-  if (gang_size > kMaxGangSize || first_slot + gang_size > slots) {
+  if (gang_size < 1 || gang_size > kMaxGangSize || first_slot + gang_size > slots) {
     return InvalidArgumentError(fmt::format(
         "AcquireRun.gang_size = {} from slot {}: worker {} registered {} slot(s), numbered "
         "0..{}, and a gang has at most {} runs",

@@ -364,7 +364,8 @@ void CoordinatorService::LookForLease(const std::shared_ptr<AcquireCall>& call) 
                 .WithContext("AcquireRun"));
         AcquireRefusal refusal;
         auto r = scheduler_->AcquireGang(call->req->worker_id(), call->req->slot(),
-                                         std::max(1, call->req->gang_size()), &refusal);
+                                         call->req->gang_size() == 0 ? 1 : call->req->gang_size(),
+                                         &refusal);
         if (!r.ok()) return r.status();
         v1::AcquireRunResponse* resp = call->resp;
         resp->Clear();

@@ -807,11 +807,14 @@ class SqliteStore : public Store {
                                                    int limit) override {
     std::vector<RunRecord> mates;
     if (limit <= 0) return mates;
+    // "+state": not through runs_by_state, which would walk the whole queue (a cell's
+    // seeds lie a grid's width apart in it), but from the run's links to its cell's
+    // (sweep_runs_by_run, sweep_runs_by_cell), then each mate by primary key.
     Statement s(cache_.get(),
                 (std::string("SELECT ") + kRunColumns +
                  " FROM runs WHERE run_id IN (SELECT mate.run_id FROM sweep_runs own JOIN "
                  "sweep_runs mate ON mate.sweep_id = own.sweep_id AND mate.cell_key = "
-                 "own.cell_key WHERE own.run_id = ?) AND run_id != ? AND state = 'queued' AND "
+                 "own.cell_key WHERE own.run_id = ?) AND run_id != ? AND +state = 'queued' AND "
                  "config_json = ? AND checkpoint_epoch = ? AND checkpoint_iteration = ? AND NOT "
                  "EXISTS (SELECT 1 FROM attempts a WHERE a.run_id = runs.run_id AND a.worker_id "
                  "= ? AND a.state = 'host_fault') ORDER BY queue_position LIMIT ?")

@@ -313,6 +313,76 @@ seeds: 3
   EXPECT_NE(fused.curves[0].back().first, fused.curves[1].back().first);
 }
 
+// A gang fails as its runs would alone: over train.max_run_seconds each run loses one
+// attempt (retryable), and one host fault of the gang counts once, not once per run.
+TEST(Faults, AGangIsStoppedAndFaultedAsItsRunsWouldBeAlone) {
+  struct stat st;
+  if (stat("/usr/share/datasets/fashion-mnist", &st) != 0) {
+    GTEST_SKIP() << "dataset-fashion-mnist is not installed";
+  }
+  Cluster cluster({.lease_seconds = 30, .heartbeat_seconds = 1});
+  cluster.StartCoordinator();
+  cluster.StartWorker("w", /*threads=*/2, {"--fuse-seeds", "2"});
+  const std::string limited =
+      FirstLine(cluster.Cli({"submit", cluster.WriteSweep("limited.yaml", R"(name: limited
+dataset: {kind: fashion-mnist, train_limit: 1024, test_limit: 200}
+model: {depth_n: 1, base_width: 8}
+train: {epochs: 500, batch_size: 64, max_run_seconds: 2}
+max_attempts: 2
+seeds: 2
+)")}));
+  int code = 0;
+  cluster.Cli({"wait", limited, "--limit", "120", "--poll", "0.5"}, &code);
+  EXPECT_EQ(code, 3) << cluster.Logs();  // done, with failures
+  auto db = cluster.OpenDb();
+  auto runs = db->ListSweepRuns(limited, std::nullopt);
+  ASSERT_TRUE(runs.ok());
+  ASSERT_EQ(runs->size(), 2u);
+  for (const auto& [link, run] : *runs) {
+    EXPECT_EQ(run.state, RunState::kFailed);
+    auto attempts = db->ListAttempts(run.run_id);
+    ASSERT_TRUE(attempts.ok());
+    // Both attempts used up by the run's own limit, each saying so.
+    ASSERT_EQ(attempts->size(), 2u) << run.run_id << " " << run.error;
+    for (const auto& a : *attempts) {
+      EXPECT_NE(a.reason.find("max_run_seconds"), std::string::npos) << a.state << ": " << a.reason;
+    }
+  }
+  EXPECT_NE(ReadFile(cluster.dir() + "/worker-w.log").find("(gang of 2)"), std::string::npos);
+
+  // A dataset missing on this host: a host fault of the whole gang, counted once.
+  const std::string missing =
+      FirstLine(cluster.Cli({"submit", cluster.WriteSweep("missing.yaml", R"(name: missing
+dataset: {kind: cifar10, path: not-on-this-host}
+model: {depth_n: 1, base_width: 8}
+train: {epochs: 1}
+seeds: 2
+)")}));
+  std::vector<std::string> ids;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto rows = cluster.OpenDb()->ListSweepRuns(missing, std::nullopt);
+        if (!rows.ok() || rows->size() != 2) return false;
+        ids.clear();
+        for (const auto& [link, run] : *rows) {
+          auto attempts = cluster.OpenDb()->ListAttempts(run.run_id);
+          if (!attempts.ok() || attempts->empty() || attempts->front().state == "leased") {
+            return false;
+          }
+          ids.push_back(run.run_id);
+        }
+        return true;
+      },
+      30000))
+      << cluster.Logs();
+  std::multiset<std::string> first_attempts;
+  for (const auto& id : ids)
+    first_attempts.insert(cluster.OpenDb()->ListAttempts(id)->front().state);
+  EXPECT_EQ(first_attempts, (std::multiset<std::string>{"host_fault", "released"}))
+      << cluster.Logs();
+  cluster.Cli({"cancel", missing});
+}
+
 // A worker SIGKILLed mid-run (both workers started with `worker_args`): another one
 // finishes the run after the lease expires, resuming from the victim's newest
 // checkpoint. `before_kill` sees the run while the victim still trains it.

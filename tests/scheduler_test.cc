@@ -1403,9 +1403,11 @@ TEST_F(SchedulerTest, AGangLeasesSeedsOfOneCellToConsecutiveSlotsEachWithItsOwnL
   EXPECT_EQ(scheduler_->GetSweep("gang")->counts.leased, 3);
   // A range past the worker's slots is refused, naming the field; so is a lone slot
   // asking for a run of a range that holds leases (it gets its own back).
-  auto past = scheduler_->AcquireGang(w, 4, 3);
-  EXPECT_EQ(past.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(past.status().message().find("gang_size"), std::string::npos);
+  for (auto [first, size] : {std::pair{4, 3}, std::pair{0, -1}, std::pair{0, 0}}) {
+    auto bad = scheduler_->AcquireGang(w, first, size);
+    EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument) << first << " " << size;
+    EXPECT_NE(bad.status().message().find("gang_size"), std::string::npos);
+  }
   auto lone = scheduler_->Acquire(w, 1);
   ASSERT_TRUE(lone.ok() && lone->has_value());
   EXPECT_EQ((*lone)->run_id, (*gang)[1].run_id);

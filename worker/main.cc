@@ -160,6 +160,15 @@ int main(int argc, char** argv) {
     return 2;
   }
   options.devices = *devices;
+  // The coordinator takes at most 64 lease slots per worker: F for each slot.
+  if (options.devices.size() * static_cast<size_t>(options.fuse_seeds) > 64) {
+    spdlog::critical(
+        "{} slot(s) x --fuse-seeds {} = {} lease slots; the coordinator takes at most 64 per "
+        "worker: lower --fuse-seeds, --runs-per-gpu or --slots, or start one worker per GPU",
+        options.devices.size(), options.fuse_seeds,
+        options.devices.size() * static_cast<size_t>(options.fuse_seeds));
+    return 2;
+  }
   options.poll_ms = static_cast<int>(poll_seconds * 1000);
   options.acquire_wait_ms = static_cast<int>(acquire_wait_seconds * 1000);
   options.dataset_cache_bytes = dataset_cache_mb << 20;

@@ -383,15 +383,17 @@ struct Worker::Member {
   // trainer starts and after it ends.
   LogTail log_tail;
   bool give_back = false;  // not trained (the worker stops, or the slot retired): release it
+  // Shared by a gang's members: one host fault of a gang is one incident, reported
+  // once (FailRun); the other members' runs are given back (ReleaseRun).
+  std::shared_ptr<std::atomic<bool>> gang_host_fault_reported;
   std::atomic<bool> reported{false};
 };
 
-Worker::Outcomes Worker::TrainWatched(int index,
-                                      const std::vector<std::shared_ptr<ActiveRun>>& runs,
-                                      const std::vector<std::shared_ptr<SlotContext>>& contexts,
-                                      std::function<Outcomes()> train, double max_run_seconds,
-                                      std::string* trainer_log, std::string* abandon_reason,
-                                      bool* over_run_limit, bool* stuck) {
+Worker::Outcomes Worker::TrainWatched(
+    int index, const std::vector<std::shared_ptr<ActiveRun>>& runs,
+    const std::vector<std::shared_ptr<SlotContext>>& contexts, std::function<Outcomes()> train,
+    const std::function<bool()>& report_left, double max_run_seconds, std::string* trainer_log,
+    std::string* abandon_reason, bool* over_run_limit, bool* stuck) {
   auto job = std::make_shared<TrainerJob>();
   const int64_t started = SteadyMs();
   for (const auto& run : runs) run->last_progress_ms = started;
@@ -418,6 +420,15 @@ Worker::Outcomes Worker::TrainWatched(int index,
   while (!job->done) {
     job->finished.WaitFor(&job->mutex, std::chrono::milliseconds(50));
     if (job->done) break;
+    if (report_left) {
+      // Runs that left their gang are reported from here, the slot's thread, with the
+      // job unlocked; the time that takes is not the trainer's.
+      job->mutex.Unlock();
+      const bool reported = report_left();
+      job->mutex.Lock();
+      if (reported) stop_seen_ms = 0;
+      if (job->done) break;
+    }
     const int64_t now = SteadyMs();
     // The runs still trained: a gang's member that left is reported and done.
     int64_t last_progress = 0, longest_epoch = 0;
@@ -454,6 +465,7 @@ Worker::Outcomes Worker::TrainWatched(int index,
         for (const auto& run : runs) run->abandoned = true;
       }
     }
+    if (in_call) stop_seen_ms = 0;  // the trainer waits for the coordinator
     bool all_stopped = !in_call;
     for (size_t i = 0; i < runs.size(); ++i) {
       if (!runs[i]->left && !contexts[i]->ShouldStop()) all_stopped = false;
@@ -803,8 +815,15 @@ void Worker::TrainMembers(int index, const torch::Device& device,
     spdlog::warn("slot {}: the {} runs leased together cannot be fused; training them one by one",
                  index, members.size());
   }
+  if (stopping_) {
+    for (const auto& m : members) {
+      m->outcome = CancelledError("worker shutting down");
+      m->give_back = true;
+    }
+    return;
+  }
   auto train = [&](const std::vector<std::shared_ptr<Member>>& group,
-                   std::function<Outcomes()> body) {
+                   std::function<Outcomes()> body, std::function<bool()> report_left) {
     std::vector<std::shared_ptr<ActiveRun>> runs;
     std::vector<std::shared_ptr<SlotContext>> contexts;
     for (const auto& m : group) {
@@ -813,9 +832,10 @@ void Worker::TrainMembers(int index, const torch::Device& device,
     }
     std::string trainer_log, abandon_reason;
     bool over_run_limit = false, stuck = false;
-    Outcomes outcomes = TrainWatched(index, runs, contexts, std::move(body),
+    Outcomes outcomes = TrainWatched(index, runs, contexts, std::move(body), report_left,
                                      group.front()->config.train.max_run_seconds, &trainer_log,
                                      &abandon_reason, &over_run_limit, &stuck);
+    if (report_left && !stuck) report_left();
     for (size_t i = 0; i < group.size(); ++i) {
       Member& m = *group[i];
       if (m.reported) continue;  // it left its gang and was reported then
@@ -831,26 +851,53 @@ void Worker::TrainMembers(int index, const torch::Device& device,
   };
   if (gang) {
     auto gang_trainer = std::make_shared<GangTrainer>(device, &datasets_);
+    // Members that left the gang while the others train on, queued by the trainer's
+    // thread and reported by the slot's (report_left below).
+    struct Departures {
+      Mutex mutex;
+      std::vector<std::pair<std::shared_ptr<Member>, StatusOr<TrainOutcome>>> left
+          RESWEEP_GUARDED_BY(mutex);
+    };
+    auto departures = std::make_shared<Departures>();
+    auto host_fault_reported = std::make_shared<std::atomic<bool>>(false);
     std::vector<GangMember> gang_members;
     for (const auto& m : members) {
+      m->gang_host_fault_reported = host_fault_reported;
       GangMember g;
       g.seed = m->lease.seed();
-      g.resume = m->resume;
+      g.resume = std::move(m->resume);
       g.context = m->context.get();
-      // Reported at once, on the trainer's thread, while the others train on. The
-      // member is kept alive by `members`, which outlives the trainer unless the
-      // trainer is stuck (then the thread owns this closure and the member).
-      g.on_left = [this, m](const StatusOr<TrainOutcome>& r) {
+      g.on_left = [departures, m](const StatusOr<TrainOutcome>& r) {
+        MutexLock lock(&departures->mutex);
+        departures->left.emplace_back(m, r);
         m->run->left = true;
-        m->outcome = r;
-        FinishMember(m.get());
       };
       gang_members.push_back(std::move(g));
     }
+    // A member stopped because the slot gave up on the gang (progress deadline, run
+    // limit) is reported with the others once the trainer returns, with that reason.
+    auto report_left = [this, departures]() {
+      std::vector<std::pair<std::shared_ptr<Member>, StatusOr<TrainOutcome>>> left;
+      {
+        MutexLock lock(&departures->mutex);
+        left.swap(departures->left);
+      }
+      bool reported = false;
+      for (auto& [m, r] : left) {
+        if (m->run->abandoned || m->reported) continue;
+        m->outcome = std::move(r);
+        FinishMember(m.get());
+        reported = true;
+      }
+      return reported;
+    };
     const RunConfig config = members.front()->config;
-    train(members, [gang_trainer, config, gang_members = std::move(gang_members), members] {
-      return gang_trainer->Train(config, gang_members);
-    });
+    train(
+        members,
+        [gang_trainer, config, gang_members = std::move(gang_members), members] {
+          return gang_trainer->Train(config, gang_members);
+        },
+        report_left);
     return;
   }
   bool retired = false;  // a trainer got stuck: the slot trains nothing more
@@ -861,9 +908,12 @@ void Worker::TrainMembers(int index, const torch::Device& device,
       continue;
     }
     std::shared_ptr<Trainer> trainer = m->config.trainer.kind == "synthetic" ? synthetic : libtorch;
-    train({m}, [trainer, m] {
-      return Outcomes{trainer->Train(m->config, m->lease.seed(), m->resume, m->context.get())};
-    });
+    train(
+        {m},
+        [trainer, m] {
+          return Outcomes{trainer->Train(m->config, m->lease.seed(), m->resume, m->context.get())};
+        },
+        nullptr);
     retired = m->stuck;
   }
 }
@@ -924,6 +974,23 @@ void Worker::FinishMember(Member* m) {
     if (m->stuck) reason += "; " + outcome.status().message() + " (its thread is left blocked)";
     const FailureClass fc =
         ClassifyFailure(outcome.status(), m->origin, context->checkpoint_unusable());
+    if (fc.fault == FaultKind::kHost && m->gang_host_fault_reported &&
+        m->gang_host_fault_reported->exchange(true)) {
+      // Another member of the gang reported this incident: one host fault, not F.
+      v1::ReleaseRunRequest rel;
+      rel.set_worker_id(id);
+      rel.set_run_id(run->run_id);
+      rel.set_attempt(run->attempt);
+      rel.set_reason("host fault of its gang, reported with another of its runs: " + reason);
+      v1::ReleaseRunResponse r;
+      Status rst = CallCoordinator("ReleaseRun", finish_budget_ms, kCallTimeoutMs,
+                                   &v1::Coordinator::Stub::ReleaseRun, rel, &r);
+      spdlog::error("run {} attempt {}: host fault of its gang, given back: {}{}", run->run_id,
+                    run->attempt, reason, rst.ok() ? "" : " (refused: " + rst.message() + ")");
+      MutexLock lock(&mutex_);
+      active_.erase(m->lease.slot());
+      return;
+    }
     v1::FailRunRequest fail;
     fail.set_worker_id(id);
     fail.set_run_id(run->run_id);

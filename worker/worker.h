@@ -133,13 +133,13 @@ class Worker {
   bool PrepareMember(Member* m);
   // Trains the prepared members: one alone, several of one config that can be fused
   // as a gang, otherwise one after another. A gang member that leaves early is
-  // reported at once (FinishMember, on the trainer's thread).
+  // reported at once, by the slot's thread while the others train on.
   void TrainMembers(int index, const torch::Device& device,
                     const std::vector<std::shared_ptr<Member>>& members,
                     const std::shared_ptr<Trainer>& libtorch,
                     const std::shared_ptr<Trainer>& synthetic);
   // Tells the coordinator how the member's run ended (complete, failed, given back or
-  // dropped) and frees its lease slot; once per member, from whichever thread ends it.
+  // dropped) and frees its lease slot; once per member, on the slot's thread.
   void FinishMember(Member* m);
   // Runs `train` (one run or a gang) on a thread of its own while the slot watches
   // the progress of `runs`: past the deadline, or past the sweep's
@@ -147,11 +147,14 @@ class Worker {
   // says why) and the trainer stopped. Runs that left their gang are not watched. A
   // trainer that does not return within stuck_trainer_grace_ms of all its runs being
   // stopped is left behind (*stuck): every result is then CANCELLED.
+  // `report_left` (may be empty), called on the slot's thread while it watches and
+  // once after the trainer returns, reports runs that left their gang; true when it
+  // reported any.
   Outcomes TrainWatched(int index, const std::vector<std::shared_ptr<ActiveRun>>& runs,
                         const std::vector<std::shared_ptr<SlotContext>>& contexts,
-                        std::function<Outcomes()> train, double max_run_seconds,
-                        std::string* trainer_log, std::string* abandon_reason, bool* over_run_limit,
-                        bool* stuck);
+                        std::function<Outcomes()> train, const std::function<bool()>& report_left,
+                        double max_run_seconds, std::string* trainer_log,
+                        std::string* abandon_reason, bool* over_run_limit, bool* stuck);
   void HeartbeatLoop();
   // Ensures the worker is registered; false when stopping.
   bool EnsureRegistered();
