@@ -29,6 +29,9 @@ namespace resweep {
 
 namespace {
 
+// How far apart two replies may put the end of one quarantine (SlotLoop).
+constexpr int64_t kQuarantineEndJitterMs = 2000;
+
 std::string HostName() {
   char buf[256] = {0};
   if (gethostname(buf, sizeof(buf) - 1) != 0) return "worker";
@@ -675,9 +678,11 @@ void Worker::SlotLoop(int index) {
     }
     if (!resp.has_run()) {
       if (!resp.quarantine_reason().empty()) {
-        // Logged once per quarantine (by whichever slot hears of it first).
+        // Logged once per quarantine (by whichever slot hears of it first). Each reply
+        // computes the end anew, a few milliseconds apart; a new quarantine can only
+        // start after the last one ended, so it ends at least its length later.
         int64_t logged = quarantine_logged_until_ms_.load();
-        if (logged != resp.quarantined_until_unix_ms() &&
+        if (resp.quarantined_until_unix_ms() > logged + kQuarantineEndJitterMs &&
             quarantine_logged_until_ms_.compare_exchange_strong(logged,
                                                                 resp.quarantined_until_unix_ms())) {
           spdlog::error(
