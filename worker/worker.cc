@@ -368,8 +368,8 @@ struct Worker::TrainerJob {
 };
 
 // One run of what a slot leased (a gang has several): prepared, trained and
-// reported by the slot, or reported by the trainer's thread when it leaves its gang
-// early.
+// reported by the slot's thread (a gang member that leaves early: while the others
+// train on). The trainer's thread never writes it.
 struct Worker::Member {
   v1::RunLease lease;
   std::shared_ptr<ActiveRun> run;
