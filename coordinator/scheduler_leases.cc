@@ -229,9 +229,13 @@ StatusOr<std::vector<Lease>> Scheduler::AcquireGang(const std::string& worker_id
     if (!next->has_value()) next = store_->NextQueuedRun();
     if (!next.ok()) return next.status();
     if (!next->has_value()) return Status::Ok();
+    // The run's recorded checkpoint is in the artifact directory but its file is not.
+    auto checkpoint_file_missing = [&](const RunRecord& r) {
+      return r.checkpoint_epoch > 0 && r.checkpoint_path.empty() && checkpoints_ &&
+             !checkpoints_->Exists(r.run_id, r.checkpoint_epoch, r.checkpoint_iteration);
+    };
     RunRecord first = **next;
-    if (first.checkpoint_epoch > 0 && first.checkpoint_path.empty() && checkpoints_ &&
-        !checkpoints_->Exists(first.run_id, first.checkpoint_epoch, first.checkpoint_iteration)) {
+    if (checkpoint_file_missing(first)) {
       FallBackToOlderCheckpoint(&first, "its file is missing from the artifact directory");
     }
     std::vector<RunRecord> mates;
@@ -243,12 +247,7 @@ StatusOr<std::vector<Lease>> Scheduler::AcquireGang(const std::string& worker_id
         for (RunRecord& mate : *found) {
           // A mate whose checkpoint file is gone would resume elsewhere: it waits for a
           // lease of its own, which falls back.
-          if (mate.checkpoint_epoch > 0 && mate.checkpoint_path.empty() && checkpoints_ &&
-              !checkpoints_->Exists(mate.run_id, mate.checkpoint_epoch,
-                                    mate.checkpoint_iteration)) {
-            continue;
-          }
-          mates.push_back(std::move(mate));
+          if (!checkpoint_file_missing(mate)) mates.push_back(std::move(mate));
         }
       }
     }

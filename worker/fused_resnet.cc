@@ -44,12 +44,7 @@ torch::Tensor FusedResidualBlockImpl::Shortcut(const torch::Tensor& x) {
   if (stride_ == 1 && in_ == out_) return x;
   if (projection_) return projection_bn_(projection_(x));
   // Option A per member: subsample, then zero channels after each member's own.
-  torch::Tensor s = x;
-  if (stride_ != 1) {
-    using torch::indexing::None;
-    using torch::indexing::Slice;
-    s = x.index({Slice(), Slice(), Slice(None, None, stride_), Slice(None, None, stride_)});
-  }
+  torch::Tensor s = SubsampleForShortcut(x, stride_);
   if (out_ > in_) {
     const int64_t b = s.size(0), h = s.size(2), w = s.size(3);
     s = F::pad(s.reshape({b, members_, in_, h, w}), F::PadFuncOptions({0, 0, 0, 0, 0, out_ - in_}))

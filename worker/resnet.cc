@@ -42,12 +42,7 @@ torch::Tensor ResidualBlockImpl::Shortcut(const torch::Tensor& x) {
   if (stride_ == 1 && in_ == out_) return x;
   if (projection_) return projection_bn_(projection_(x));
   // Option A: subsample, then zero channels appended after the existing ones.
-  torch::Tensor s = x;
-  if (stride_ != 1) {
-    using torch::indexing::Slice;
-    s = x.index({Slice(), Slice(), Slice(torch::indexing::None, torch::indexing::None, stride_),
-                 Slice(torch::indexing::None, torch::indexing::None, stride_)});
-  }
+  torch::Tensor s = SubsampleForShortcut(x, stride_);
   if (out_ > in_) s = F::pad(s, F::PadFuncOptions({0, 0, 0, 0, 0, out_ - in_}));
   return s;
 }
@@ -55,6 +50,13 @@ torch::Tensor ResidualBlockImpl::Shortcut(const torch::Tensor& x) {
 // In-place ReLUs and additions where autograd allows them (the overwritten tensor is
 // the fresh output of a BN, a conv or an addition, none of which keeps its output
 // for the backward pass): fewer allocations per step, same arithmetic, same bits.
+torch::Tensor SubsampleForShortcut(const torch::Tensor& x, int64_t stride) {
+  if (stride == 1) return x;
+  using torch::indexing::None;
+  using torch::indexing::Slice;
+  return x.index({Slice(), Slice(), Slice(None, None, stride), Slice(None, None, stride)});
+}
+
 torch::Tensor ResidualBlockFormula(BlockKind kind, const torch::Tensor& x, torch::nn::Conv2d& conv1,
                                    torch::nn::BatchNorm2d& bn1, torch::nn::Conv2d& conv2,
                                    torch::nn::BatchNorm2d& bn2,

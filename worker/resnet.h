@@ -41,6 +41,11 @@ torch::Tensor ResidualBlockFormula(BlockKind kind, const torch::Tensor& x, torch
                                    torch::nn::BatchNorm2d& bn2,
                                    const std::function<torch::Tensor()>& shortcut);
 
+// Option A's spatial part of a shortcut: every `stride`-th row and column of x (NCHW
+// shape, any memory format); x itself for stride 1. Shared by ResNet and the fused
+// network, which then zero-pad channels each their own way.
+torch::Tensor SubsampleForShortcut(const torch::Tensor& x, int64_t stride);
+
 class ResidualBlockImpl : public torch::nn::Module {
  public:
   ResidualBlockImpl(int64_t in, int64_t out, int64_t stride, BlockKind kind, bool projection);

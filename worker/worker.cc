@@ -930,6 +930,16 @@ void Worker::FinishMember(Member* m) {
   SlotContext* context = m->context.get();
   const std::string id = worker_id();
   const int64_t finish_budget_ms = 60000;  // ride out a coordinator restart, then give up
+  auto release = [&](const std::string& reason, int64_t give_up_ms, int64_t deadline_ms) {
+    v1::ReleaseRunRequest rel;
+    rel.set_worker_id(id);
+    rel.set_run_id(run->run_id);
+    rel.set_attempt(run->attempt);
+    rel.set_reason(reason);
+    v1::ReleaseRunResponse r;
+    return CallCoordinator("ReleaseRun", give_up_ms, deadline_ms,
+                           &v1::Coordinator::Stub::ReleaseRun, rel, &r);
+  };
   if (outcome.ok()) {
     v1::CompleteRunRequest done;
     done.set_worker_id(id);
@@ -962,16 +972,10 @@ void Worker::FinishMember(Member* m) {
     spdlog::warn("run {} attempt {} dropped: {}", run->run_id, run->attempt,
                  reason.empty() ? outcome.status().message() : reason);
   } else if ((stopping_ || m->give_back) && m->abandon_reason.empty()) {
-    v1::ReleaseRunRequest rel;
-    rel.set_worker_id(id);
-    rel.set_run_id(run->run_id);
-    rel.set_attempt(run->attempt);
-    rel.set_reason(m->stuck       ? "worker shutting down (its trainer would not stop)"
-                   : m->give_back ? outcome.status().message()
-                                  : "worker shutting down");
-    v1::ReleaseRunResponse r;
-    Status rst =
-        CallCoordinator("ReleaseRun", 5000, 3000, &v1::Coordinator::Stub::ReleaseRun, rel, &r);
+    Status rst = release(m->stuck       ? "worker shutting down (its trainer would not stop)"
+                         : m->give_back ? outcome.status().message()
+                                        : "worker shutting down",
+                         5000, 3000);
     spdlog::info("run {} attempt {} released: {}", run->run_id, run->attempt,
                  rst.ok() ? "ok" : rst.message());
   } else {
@@ -982,42 +986,34 @@ void Worker::FinishMember(Member* m) {
     if (fc.fault == FaultKind::kHost && m->gang_host_fault_reported &&
         m->gang_host_fault_reported->exchange(true)) {
       // Another member of the gang reported this incident: one host fault, not F.
-      v1::ReleaseRunRequest rel;
-      rel.set_worker_id(id);
-      rel.set_run_id(run->run_id);
-      rel.set_attempt(run->attempt);
-      rel.set_reason("host fault of its gang, reported with another of its runs: " + reason);
-      v1::ReleaseRunResponse r;
-      Status rst = CallCoordinator("ReleaseRun", finish_budget_ms, kCallTimeoutMs,
-                                   &v1::Coordinator::Stub::ReleaseRun, rel, &r);
+      Status rst = release("host fault of its gang, reported with another of its runs: " + reason,
+                           finish_budget_ms, kCallTimeoutMs);
       spdlog::error("run {} attempt {}: host fault of its gang, given back: {}{}", run->run_id,
                     run->attempt, reason, rst.ok() ? "" : " (refused: " + rst.message() + ")");
-      MutexLock lock(&mutex_);
-      active_.erase(m->lease.slot());
-      return;
-    }
-    v1::FailRunRequest fail;
-    fail.set_worker_id(id);
-    fail.set_run_id(run->run_id);
-    fail.set_attempt(run->attempt);
-    fail.set_reason(reason);
-    fail.set_fault(fc.fault == FaultKind::kHost ? v1::FailRunRequest::FAULT_HOST
-                                                : v1::FailRunRequest::FAULT_RUN);
-    fail.set_retryable(fc.retryable);
-    fail.set_checkpoint_unusable(fc.checkpoint_unusable);
-    fail.set_log_tail(m->log_tail.Text());
-    v1::FailRunResponse r;
-    Status fst = CallCoordinator("FailRun", finish_budget_ms, kCallTimeoutMs,
-                                 &v1::Coordinator::Stub::FailRun, fail, &r);
-    const std::string refused = fst.ok() ? "" : " (report refused: " + fst.message() + ")";
-    if (fc.fault == FaultKind::kHost) {
-      spdlog::error(
-          "run {} attempt {}: host fault, a problem of this worker rather than of the run (given "
-          "back without using up an attempt; repeated host faults quarantine this worker): "
-          "{}{}",
-          run->run_id, run->attempt, reason, refused);
     } else {
-      spdlog::error("run {} attempt {} failed: {}{}", run->run_id, run->attempt, reason, refused);
+      v1::FailRunRequest fail;
+      fail.set_worker_id(id);
+      fail.set_run_id(run->run_id);
+      fail.set_attempt(run->attempt);
+      fail.set_reason(reason);
+      fail.set_fault(fc.fault == FaultKind::kHost ? v1::FailRunRequest::FAULT_HOST
+                                                  : v1::FailRunRequest::FAULT_RUN);
+      fail.set_retryable(fc.retryable);
+      fail.set_checkpoint_unusable(fc.checkpoint_unusable);
+      fail.set_log_tail(m->log_tail.Text());
+      v1::FailRunResponse r;
+      Status fst = CallCoordinator("FailRun", finish_budget_ms, kCallTimeoutMs,
+                                   &v1::Coordinator::Stub::FailRun, fail, &r);
+      const std::string refused = fst.ok() ? "" : " (report refused: " + fst.message() + ")";
+      if (fc.fault == FaultKind::kHost) {
+        spdlog::error(
+            "run {} attempt {}: host fault, a problem of this worker rather than of the run (given "
+            "back without using up an attempt; repeated host faults quarantine this worker): "
+            "{}{}",
+            run->run_id, run->attempt, reason, refused);
+      } else {
+        spdlog::error("run {} attempt {} failed: {}{}", run->run_id, run->attempt, reason, refused);
+      }
     }
   }
   MutexLock lock(&mutex_);
