@@ -60,7 +60,8 @@ RunConfig SmallConfig(const std::string& generated_dir) {
 
 std::vector<GangMember> Gang(std::vector<Recorder>& recorders, std::vector<int64_t> seeds) {
   std::vector<GangMember> members;
-  for (size_t i = 0; i < seeds.size(); ++i) members.push_back({seeds[i], {}, &recorders[i]});
+  for (size_t i = 0; i < seeds.size(); ++i)
+    members.push_back({seeds[i], {}, &recorders[i], nullptr});
   return members;
 }
 
@@ -117,8 +118,8 @@ TEST(GangTrainer, ResumesFromItsCheckpointsExactlyAndMembersCanGoOnAlone) {
   ASSERT_EQ(whole[0].checkpoints.count(2), 1u);
   // The gang resumed from its epoch-2 checkpoints: epoch 3 bit for bit.
   std::vector<Recorder> resumed(2);
-  std::vector<GangMember> members = {{5, {2, whole[0].checkpoints.at(2)}, &resumed[0]},
-                                     {6, {2, whole[1].checkpoints.at(2)}, &resumed[1]}};
+  std::vector<GangMember> members = {{5, {2, whole[0].checkpoints.at(2)}, &resumed[0], nullptr},
+                                     {6, {2, whole[1].checkpoints.at(2)}, &resumed[1], nullptr}};
   auto rr = gang.Train(config, members);
   for (int i = 0; i < 2; ++i) {
     ASSERT_TRUE(rr[i].ok()) << rr[i].status().ToString();
@@ -137,8 +138,8 @@ TEST(GangTrainer, ResumesFromItsCheckpointsExactlyAndMembersCanGoOnAlone) {
   EXPECT_NEAR(alone.epochs[0].test_error, whole[1].epochs[2].test_error, kErrorTolerance);
   // Members resuming from different epochs are not a gang.
   std::vector<Recorder> mixed(2);
-  auto rm = gang.Train(config, {{5, {1, whole[0].checkpoints.at(1)}, &mixed[0]},
-                                {6, {2, whole[1].checkpoints.at(2)}, &mixed[1]}});
+  auto rm = gang.Train(config, {{5, {1, whole[0].checkpoints.at(1)}, &mixed[0], nullptr},
+                                {6, {2, whole[1].checkpoints.at(2)}, &mixed[1], nullptr}});
   EXPECT_EQ(rm[0].status().code(), StatusCode::kFailedPrecondition);
   EXPECT_EQ(rm[1].status().code(), StatusCode::kFailedPrecondition);
 }
@@ -218,7 +219,7 @@ TEST(GangTrainer, RefusesWhatItCannotFuse) {
   DatasetCache cache({.data_root = "/", .allow_absolute_paths = true});
   GangTrainer gang(torch::kCPU, &cache);
   Recorder a;
-  auto r = gang.Train(c, {{1, {}, &a}});
+  auto r = gang.Train(c, {{1, {}, &a, nullptr}});
   ASSERT_EQ(r.size(), 1u);
   EXPECT_EQ(r[0].status().code(), StatusCode::kUnimplemented);
   EXPECT_NE(r[0].status().message().find("clip"), std::string::npos);

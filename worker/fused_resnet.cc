@@ -68,16 +68,10 @@ FusedResNetImpl::FusedResNetImpl(const ResNetOptions& options, int64_t members)
   stem_ = register_module("stem", GroupedConv(members, options.in_channels, w, 3, 1));
   const bool preact = options.block == BlockKind::kPreact;
   if (!preact) stem_bn_ = register_module("stem_bn", StackedBatchNorm(members, w));
-  int64_t in = w;
-  for (int stage = 0; stage < 3; ++stage) {
-    const int64_t out = w << stage;
-    for (int i = 0; i < options.depth_n; ++i) {
-      const int64_t stride = (stage > 0 && i == 0) ? 2 : 1;
-      stages_->push_back(
-          FusedResidualBlock(members, in, out, stride, options.block, options.projection_shortcut));
-      in = out;
-    }
-  }
+  const int64_t in = ForEachBlockShape(options, [&](int64_t in, int64_t out, int64_t stride) {
+    stages_->push_back(
+        FusedResidualBlock(members, in, out, stride, options.block, options.projection_shortcut));
+  });
   register_module("stages", stages_);
   if (preact) final_bn_ = register_module("final_bn", StackedBatchNorm(members, in));
   // Registered under ResNet's names ("fc.weight", "fc.bias") through a holder module.

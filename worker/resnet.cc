@@ -50,6 +50,20 @@ torch::Tensor ResidualBlockImpl::Shortcut(const torch::Tensor& x) {
 // In-place ReLUs and additions where autograd allows them (the overwritten tensor is
 // the fresh output of a BN, a conv or an addition, none of which keeps its output
 // for the backward pass): fewer allocations per step, same arithmetic, same bits.
+int64_t ForEachBlockShape(
+    const ResNetOptions& options,
+    const std::function<void(int64_t in, int64_t out, int64_t stride)>& block) {
+  int64_t in = options.base_width;
+  for (int stage = 0; stage < 3; ++stage) {
+    const int64_t out = options.base_width << stage;
+    for (int i = 0; i < options.depth_n; ++i) {
+      block(in, out, (stage > 0 && i == 0) ? 2 : 1);
+      in = out;
+    }
+  }
+  return in;
+}
+
 torch::Tensor SubsampleForShortcut(const torch::Tensor& x, int64_t stride) {
   if (stride == 1) return x;
   using torch::indexing::None;
@@ -95,16 +109,9 @@ ResNetImpl::ResNetImpl(const ResNetOptions& options) : options_(options) {
   stem_ = register_module("stem", Conv3x3(options.in_channels, w, 1));
   const bool preact = options.block == BlockKind::kPreact;
   if (!preact) stem_bn_ = register_module("stem_bn", torch::nn::BatchNorm2d(w));
-  int64_t in = w;
-  for (int stage = 0; stage < 3; ++stage) {
-    const int64_t out = w << stage;
-    for (int i = 0; i < options.depth_n; ++i) {
-      const int64_t stride = (stage > 0 && i == 0) ? 2 : 1;
-      stages_->push_back(
-          ResidualBlock(in, out, stride, options.block, options.projection_shortcut));
-      in = out;
-    }
-  }
+  const int64_t in = ForEachBlockShape(options, [&](int64_t in, int64_t out, int64_t stride) {
+    stages_->push_back(ResidualBlock(in, out, stride, options.block, options.projection_shortcut));
+  });
   register_module("stages", stages_);
   if (preact) final_bn_ = register_module("final_bn", torch::nn::BatchNorm2d(in));
   fc_ = register_module("fc", torch::nn::Linear(in, options.classes));

@@ -41,6 +41,14 @@ torch::Tensor ResidualBlockFormula(BlockKind kind, const torch::Tensor& x, torch
                                    torch::nn::BatchNorm2d& bn2,
                                    const std::function<torch::Tensor()>& shortcut);
 
+// The network's residual blocks in order, as (input width, output width, stride):
+// three stages of depth_n blocks, widths base_width x 1, 2, 4, each later stage
+// starting with a stride-2 block. Returns the last stage's width (the classifier's
+// input). Shared by ResNet and the fused network.
+int64_t ForEachBlockShape(
+    const ResNetOptions& options,
+    const std::function<void(int64_t in, int64_t out, int64_t stride)>& block);
+
 // Option A's spatial part of a shortcut: every `stride`-th row and column of x (NCHW
 // shape, any memory format); x itself for stride 1. Shared by ResNet and the fused
 // network, which then zero-pad channels each their own way.
