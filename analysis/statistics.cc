@@ -226,16 +226,19 @@ std::optional<int> SeedsNeeded(double mean_a, double std_a, double mean_b, doubl
 }
 
 Comparison CompareWithBest(const std::vector<std::vector<double>>& cells, double alpha,
-                           uint64_t seed, int resamples, StatisticsCache* cache) {
+                           uint64_t seed, int resamples, StatisticsCache* cache,
+                           StatisticsBacking* backing) {
+  std::optional<StatisticsCache> own_cache;  // a backing is consulted through a cache
+  if (backing && !cache) cache = &own_cache.emplace();
   auto describe = [&](const std::vector<double>& v) {
-    return cache ? cache->Describe(v, seed, resamples) : Describe(v, seed, resamples);
+    return cache ? cache->Describe(v, seed, resamples, backing) : Describe(v, seed, resamples);
   };
   auto probability = [&](const std::vector<double>& a, const std::vector<double>& b) {
-    return cache ? cache->ProbabilityAIsLower(a, b, seed, resamples)
+    return cache ? cache->ProbabilityAIsLower(a, b, seed, resamples, backing)
                  : ProbabilityAIsLower(a, b, seed, resamples);
   };
   auto seeds_needed = [&](const Description& a, const Description& b) {
-    return cache ? cache->SeedsNeeded(a.mean, a.std, b.mean, b.std, alpha, 0.8)
+    return cache ? cache->SeedsNeeded(a.mean, a.std, b.mean, b.std, alpha, 0.8, backing)
                  : SeedsNeeded(a.mean, a.std, b.mean, b.std, alpha, 0.8);
   };
   Comparison c;

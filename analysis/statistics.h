@@ -121,12 +121,14 @@ struct Comparison {
 };
 
 class StatisticsCache;
+class StatisticsBacking;
 
 // Cells without values take part in nothing (no best, no test). With a cache, the
-// per-cell statistics come from it when the same values were asked about before
-// (the output is the same either way).
+// per-cell statistics come from it when the same values were asked about before, and
+// with a backing too, from there (the output is the same either way).
 Comparison CompareWithBest(const std::vector<std::vector<double>>& cells,
                            double alpha = kDefaultAlpha, uint64_t seed = kBootstrapSeed,
-                           int resamples = kBootstrapResamples, StatisticsCache* cache = nullptr);
+                           int resamples = kBootstrapResamples, StatisticsCache* cache = nullptr,
+                           StatisticsBacking* backing = nullptr);
 
 }  // namespace resweep::analysis

@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <functional>
+#include <optional>
 
 namespace resweep::analysis {
 
@@ -29,45 +30,186 @@ class KeyBuilder {
   std::string key_;
 };
 
+// Encoded results: a format byte, then fixed-size fields in the machine's byte order
+// (a database moved to a machine of the other order reads as undecodable entries,
+// which are computed afresh).
+constexpr char kFormat = 1;
+
+class Encoder {
+ public:
+  Encoder() { bytes_.push_back(kFormat); }
+  template <typename T>
+  Encoder& Put(T x) {
+    char b[sizeof(T)];
+    std::memcpy(b, &x, sizeof(T));
+    bytes_.append(b, sizeof(T));
+    return *this;
+  }
+  std::string Take() { return std::move(bytes_); }
+
+ private:
+  std::string bytes_;
+};
+
+class Decoder {
+ public:
+  explicit Decoder(const std::string& bytes) : bytes_(bytes) {
+    ok_ = !bytes_.empty() && bytes_[0] == kFormat;
+    at_ = 1;
+  }
+  template <typename T>
+  T Get() {
+    T x{};
+    if (!ok_ || at_ + sizeof(T) > bytes_.size()) {
+      ok_ = false;
+      return x;
+    }
+    std::memcpy(&x, bytes_.data() + at_, sizeof(T));
+    at_ += sizeof(T);
+    return x;
+  }
+  // Every field read and nothing left over.
+  bool Done() const { return ok_ && at_ == bytes_.size(); }
+
+ private:
+  const std::string& bytes_;
+  size_t at_ = 0;
+  bool ok_ = false;
+};
+
+std::string EncodeDescription(const Description& d) {
+  Encoder e;
+  e.Put<int32_t>(d.n).Put(d.mean).Put(d.std).Put(d.sem).Put(d.ci95.low).Put(d.ci95.high);
+  e.Put(d.bootstrap_ci95.low).Put(d.bootstrap_ci95.high).Put(d.median).Put(d.q1).Put(d.q3);
+  e.Put(d.iqr).Put(d.iqm).Put(d.min).Put(d.max);
+  return e.Take();
+}
+
+// `values` are the inputs the description was computed from (not stored).
+std::optional<Description> DecodeDescription(const std::string& bytes,
+                                             const std::vector<double>& values) {
+  Decoder in(bytes);
+  Description d;
+  d.n = in.Get<int32_t>();
+  d.mean = in.Get<double>();
+  d.std = in.Get<double>();
+  d.sem = in.Get<double>();
+  d.ci95.low = in.Get<double>();
+  d.ci95.high = in.Get<double>();
+  d.bootstrap_ci95.low = in.Get<double>();
+  d.bootstrap_ci95.high = in.Get<double>();
+  d.median = in.Get<double>();
+  d.q1 = in.Get<double>();
+  d.q3 = in.Get<double>();
+  d.iqr = in.Get<double>();
+  d.iqm = in.Get<double>();
+  d.min = in.Get<double>();
+  d.max = in.Get<double>();
+  if (!in.Done() || d.n != static_cast<int>(values.size())) return std::nullopt;
+  d.values = values;
+  return d;
+}
+
+std::string EncodeProbability(const std::optional<ProbabilityOfImprovement>& p) {
+  Encoder e;
+  e.Put<uint8_t>(p.has_value());
+  if (p) e.Put(p->estimate).Put(p->ci95.low).Put(p->ci95.high);
+  return e.Take();
+}
+
+std::optional<std::optional<ProbabilityOfImprovement>> DecodeProbability(const std::string& bytes) {
+  Decoder in(bytes);
+  std::optional<ProbabilityOfImprovement> p;
+  if (in.Get<uint8_t>()) {
+    p.emplace();
+    p->estimate = in.Get<double>();
+    p->ci95.low = in.Get<double>();
+    p->ci95.high = in.Get<double>();
+  }
+  if (!in.Done()) return std::nullopt;
+  return p;
+}
+
+std::string EncodeSeeds(const std::optional<int>& n) {
+  Encoder e;
+  e.Put<uint8_t>(n.has_value());
+  if (n) e.Put<int32_t>(*n);
+  return e.Take();
+}
+
+std::optional<std::optional<int>> DecodeSeeds(const std::string& bytes) {
+  Decoder in(bytes);
+  std::optional<int> n;
+  if (in.Get<uint8_t>()) n = in.Get<int32_t>();
+  if (!in.Done()) return std::nullopt;
+  return n;
+}
+
 }  // namespace
 
 StatisticsCache::StatisticsCache(int64_t max_bytes) : max_bytes_(max_bytes) {}
 
 template <typename T>
-T StatisticsCache::Remember(std::string key, T Entry::*field, const std::function<T()>& compute) {
+T StatisticsCache::Remember(std::string key, T Entry::*field, const std::function<T()>& compute,
+                            StatisticsBacking* backing,
+                            const std::function<std::optional<T>(const std::string&)>& decode,
+                            const std::function<std::string(const T&)>& encode) {
   {
-    MutexLock lock(&mutex_);
-    if (const Entry* e = FindLocked(key)) return e->*field;
+    std::optional<T> found;
+    {
+      MutexLock lock(&mutex_);
+      if (const Entry* e = FindLocked(key)) found = e->*field;
+    }
+    if (found) {
+      if (backing) backing->Used(key, encode(*found));  // outside the lock: it may throw
+      return std::move(*found);
+    }
   }
   Entry entry;
   entry.key = std::move(key);
-  entry.*field = compute();  // outside the lock: concurrent queries compute in parallel
+  std::optional<T> stored;
+  if (backing) {
+    if (const std::string* bytes = backing->Find(entry.key)) stored = decode(*bytes);
+  }
+  if (stored) {
+    entry.*field = std::move(*stored);
+  } else {
+    entry.*field = compute();  // outside the lock: concurrent queries compute in parallel
+  }
   T out = entry.*field;
+  if (backing) backing->Used(entry.key, encode(out));
   MutexLock lock(&mutex_);
+  if (!stored) ++computed_;
   InsertLocked(std::move(entry));
   return out;
 }
 
 Description StatisticsCache::Describe(const std::vector<double>& values, uint64_t seed,
-                                      int resamples) {
-  return Remember<Description>(KeyBuilder('d').Add(values).Add(seed).Add(resamples).Take(),
-                               &Entry::description,
-                               [&] { return analysis::Describe(values, seed, resamples); });
+                                      int resamples, StatisticsBacking* backing) {
+  return Remember<Description>(
+      KeyBuilder('d').Add(values).Add(seed).Add(resamples).Take(), &Entry::description,
+      [&] { return analysis::Describe(values, seed, resamples); }, backing,
+      [&](const std::string& bytes) { return DecodeDescription(bytes, values); },
+      EncodeDescription);
 }
 
 std::optional<ProbabilityOfImprovement> StatisticsCache::ProbabilityAIsLower(
-    const std::vector<double>& a, const std::vector<double>& b, uint64_t seed, int resamples) {
+    const std::vector<double>& a, const std::vector<double>& b, uint64_t seed, int resamples,
+    StatisticsBacking* backing) {
   return Remember<std::optional<ProbabilityOfImprovement>>(
       KeyBuilder('p').Add(a).Add(b).Add(seed).Add(resamples).Take(), &Entry::probability,
-      [&] { return analysis::ProbabilityAIsLower(a, b, seed, resamples); });
+      [&] { return analysis::ProbabilityAIsLower(a, b, seed, resamples); }, backing,
+      DecodeProbability, EncodeProbability);
 }
 
 std::optional<int> StatisticsCache::SeedsNeeded(double mean_a, double std_a, double mean_b,
-                                                double std_b, double alpha, double power) {
+                                                double std_b, double alpha, double power,
+                                                StatisticsBacking* backing) {
   return Remember<std::optional<int>>(
       KeyBuilder('s').Add(mean_a).Add(std_a).Add(mean_b).Add(std_b).Add(alpha).Add(power).Take(),
       &Entry::seeds,
-      [&] { return analysis::SeedsNeeded(mean_a, std_a, mean_b, std_b, alpha, power); });
+      [&] { return analysis::SeedsNeeded(mean_a, std_a, mean_b, std_b, alpha, power); }, backing,
+      DecodeSeeds, EncodeSeeds);
 }
 
 int64_t StatisticsCache::hits() const {
@@ -78,6 +220,11 @@ int64_t StatisticsCache::hits() const {
 int64_t StatisticsCache::misses() const {
   MutexLock lock(&mutex_);
   return misses_;
+}
+
+int64_t StatisticsCache::computed() const {
+  MutexLock lock(&mutex_);
+  return computed_;
 }
 
 const StatisticsCache::Entry* StatisticsCache::FindLocked(const std::string& key) {

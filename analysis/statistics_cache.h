@@ -21,19 +21,39 @@
 
 namespace resweep::analysis {
 
+// A memory of results that outlives the process (the coordinator keeps one per sweep
+// in its database), under StatisticsCache's exact keys: a stored result is used only
+// for exactly the inputs it was computed from. Values are opaque bytes
+// (StatisticsCache encodes and decodes them; an entry it cannot decode is computed
+// afresh). Not thread-safe: one per computation.
+class StatisticsBacking {
+ public:
+  virtual ~StatisticsBacking() = default;
+  // The stored result for `key`, or nullptr.
+  virtual const std::string* Find(const std::string& key) = 0;
+  // Told of every result a computation used (found anywhere or computed), once per
+  // use, so that a writer can store exactly the set a sweep needs.
+  virtual void Used(const std::string& key, const std::string& value) = 0;
+};
+
 class StatisticsCache {
  public:
   explicit StatisticsCache(int64_t max_bytes = int64_t{256} << 20);
 
-  Description Describe(const std::vector<double>& values, uint64_t seed, int resamples);
+  // With a backing, a result this cache does not hold is looked up there before it is
+  // computed (and kept here either way).
+  Description Describe(const std::vector<double>& values, uint64_t seed, int resamples,
+                       StatisticsBacking* backing = nullptr);
   std::optional<ProbabilityOfImprovement> ProbabilityAIsLower(const std::vector<double>& a,
                                                               const std::vector<double>& b,
-                                                              uint64_t seed, int resamples);
+                                                              uint64_t seed, int resamples,
+                                                              StatisticsBacking* backing = nullptr);
   std::optional<int> SeedsNeeded(double mean_a, double std_a, double mean_b, double std_b,
-                                 double alpha, double power);
+                                 double alpha, double power, StatisticsBacking* backing = nullptr);
 
-  int64_t hits() const;
-  int64_t misses() const;
+  int64_t hits() const;    // found in this cache
+  int64_t misses() const;  // not found in this cache (then found in a backing, or computed)
+  int64_t computed() const;
 
  private:
   struct Entry {
@@ -44,8 +64,13 @@ class StatisticsCache {
   };
   // The remembered `field` of `key`'s entry, else compute() (outside the lock),
   // remembered.
+  // ... also looked up in `backing` (decode: nullopt when the bytes are not a T) and
+  // reported to it as used (encode).
   template <typename T>
-  T Remember(std::string key, T Entry::*field, const std::function<T()>& compute);
+  T Remember(std::string key, T Entry::*field, const std::function<T()>& compute,
+             StatisticsBacking* backing,
+             const std::function<std::optional<T>(const std::string&)>& decode,
+             const std::function<std::string(const T&)>& encode);
   // The entry for `key`, moved to the front, or nullptr.
   const Entry* FindLocked(const std::string& key) RESWEEP_REQUIRES(mutex_);
   void InsertLocked(Entry entry) RESWEEP_REQUIRES(mutex_);
@@ -58,6 +83,7 @@ class StatisticsCache {
   int64_t bytes_ RESWEEP_GUARDED_BY(mutex_) = 0;
   int64_t hits_ RESWEEP_GUARDED_BY(mutex_) = 0;
   int64_t misses_ RESWEEP_GUARDED_BY(mutex_) = 0;
+  int64_t computed_ RESWEEP_GUARDED_BY(mutex_) = 0;
 };
 
 }  // namespace resweep::analysis

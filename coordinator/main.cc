@@ -87,6 +87,13 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1, 1024));
   double sweep_seconds = 600, stale_upload_seconds = 3600, keep_finished_hours = 168;
+  double statistics_seconds = 5;
+  app.add_option("--statistics-refresh-seconds", statistics_seconds,
+                 "how often the statistics of sweeps whose results changed are computed and "
+                 "stored, so that results (also offline with --db) need not compute them (0: "
+                 "never)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1e7));
   app.add_option("--artifact-sweep-seconds", sweep_seconds,
                  "how often abandoned uploads and unneeded checkpoints are removed (0: never)")
       ->capture_default_str()
@@ -144,6 +151,7 @@ int main(int argc, char** argv) {
   }
   options.scheduler.lease_ms = static_cast<int64_t>(lease_seconds * 1000);
   options.artifact_sweep_ms = static_cast<int64_t>(sweep_seconds * 1000);
+  options.statistics_refresh_ms = static_cast<int64_t>(statistics_seconds * 1000);
   options.scheduler.stale_upload_ms = static_cast<int64_t>(stale_upload_seconds * 1000);
   options.scheduler.finished_checkpoint_retention_ms =
       static_cast<int64_t>(keep_finished_hours * 3600 * 1000);

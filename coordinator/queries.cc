@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/run_config_json.h"
+#include "coordinator/persisted_statistics.h"
 
 namespace resweep {
 
@@ -267,41 +268,58 @@ StatusOr<RunsPageView> Queries::ListRuns(const std::string& sweep, const std::st
   return out;
 }
 
-StatusOr<ResultsView> Queries::Results(const std::string& sweep, int last_k) {
+StatusOr<ResultsView> Queries::Results(const std::string& sweep, int last_k,
+                                       analysis::StatisticsBacking* statistics) {
   RESWEEP_ASSIGN_OR_RETURN(SweepRecord record, ResolveSweep(sweep));
   RESWEEP_ASSIGN_OR_RETURN(SweepView view, View(record));
   ResultsView out;
   out.last_k = last_k > 0 ? last_k : record.last_k;
-  // The per-run summaries the store keeps: no epoch is read unless a run's summary is
-  // of another K than asked for (a run shared with a sweep of another last_k, or an
-  // explicit --last-k).
-  RESWEEP_ASSIGN_OR_RETURN(auto rows, store_->ListSweepOutcomes(record.sweep_id));
+  RESWEEP_ASSIGN_OR_RETURN(auto cells, store_->ListSweepCells(record.sweep_id));
+  RESWEEP_ASSIGN_OR_RETURN(auto outcomes, store_->ListSweepOutcomes(record.sweep_id, out.last_k));
+  // A run's summary is of the K of the first sweep it was linked to: another K (a
+  // run shared with a sweep of another last_k, or an explicit --last-k) reads the
+  // run's last epochs.
   std::vector<std::string> other_k;
   std::vector<size_t> other_k_rows;
-  std::set<std::string> cells_seen;
-  std::vector<RunOutcome> outcomes;
-  outcomes.reserve(rows.size());
-  for (auto& [link, run] : rows) {
-    if (run.state == RunState::kSucceeded && run.summary_k != out.last_k) {
-      other_k.push_back(run.run_id);
-      other_k_rows.push_back(outcomes.size());
+  for (size_t i = 0; i < outcomes.size(); ++i) {
+    if (outcomes[i].summary_k != out.last_k) {
+      other_k.push_back(outcomes[i].run_id);
+      other_k_rows.push_back(i);
     }
-    if (cells_seen.insert(link.cell_key).second) {
-      // The cell's dataset and network come from its first run's config.
-      RESWEEP_ASSIGN_OR_RETURN(auto full, store_->GetRun(run.run_id));
-      if (full) run.config_json = std::move(full->config_json);
-    }
-    outcomes.push_back({std::move(link), std::move(run)});
   }
   if (!other_k.empty()) {
     RESWEEP_ASSIGN_OR_RETURN(auto means, store_->LastKTestErrors(other_k, out.last_k));
     for (size_t i = 0; i < means.size(); ++i) {
-      outcomes[other_k_rows[i]].run.last_k_test_error = means[i];
+      outcomes[other_k_rows[i]].last_k_test_error = means[i];
     }
   }
+  const std::string sweep_id = record.sweep_id;
+  PersistedStatistics stored([this, sweep_id] { return store_->ListSweepStatistics(sweep_id); });
   out.sweep = std::move(view);
-  out.cells = SummarizeCells(outcomes, stats_);
+  out.cells = SummarizeCells(cells, outcomes, stats_, statistics ? statistics : &stored);
   return out;
+}
+
+StatusOr<Queries::StatisticsUpdate> Queries::ComputeStatistics(const std::string& sweep_id,
+                                                               const std::function<bool()>& stop) {
+  StatisticsUpdate update;
+  RESWEEP_ASSIGN_OR_RETURN(update.version, store_->SweepOutcomesVersion(sweep_id));
+  PersistedStatistics stored([&] { return store_->ListSweepStatistics(sweep_id); }, stop);
+  RESWEEP_RETURN_IF_ERROR(stored.Load());
+  try {
+    RESWEEP_ASSIGN_OR_RETURN(ResultsView results, Results(sweep_id, 0, &stored));
+    update.cells = static_cast<int>(results.cells.size());
+  } catch (const StatisticsComputationStopped&) {
+    return CancelledError("statistics of sweep " + sweep_id + ": stopped");
+  }
+  update.added = stored.Added();
+  update.removed = stored.Unused();
+  return update;
+}
+
+StatusOr<std::vector<std::pair<std::string, int64_t>>> Queries::SweepsWithStaleStatistics(
+    int limit) {
+  return store_->SweepsWithStaleStatistics(limit);
 }
 
 StatusOr<RunDetailView> Queries::GetRun(const std::string& run) {

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -138,8 +139,28 @@ class Queries {
   // of the sweep it came from only: given with another sweep, it is INVALID_ARGUMENT.
   StatusOr<RunsPageView> ListRuns(const std::string& sweep, const std::string& state,
                                   const PageRequest& page);
-  // last_k <= 0 uses the sweep's own setting.
-  StatusOr<ResultsView> Results(const std::string& sweep, int last_k);
+  // last_k <= 0 uses the sweep's own setting. Reads the sweep's cells and the
+  // summaries of its succeeded runs (never the runs or their epochs, unless a run's
+  // summary is of another K than asked for); statistics come from the cache, else
+  // from those the database remembers for the sweep (see ComputeStatistics), else they
+  // are computed. `statistics` (optional) replaces that backing.
+  StatusOr<ResultsView> Results(const std::string& sweep, int last_k,
+                                analysis::StatisticsBacking* statistics = nullptr);
+
+  // The statistics a sweep's results need (at its own last_k), as the store should
+  // remember them: computed where the cache and the store do not hold them. `stop` is
+  // polled between statistics (CANCELLED when it says so). Run it in one read
+  // transaction, so that `version` is the outcomes version the statistics are of.
+  struct StatisticsUpdate {
+    int64_t version = 0;
+    std::vector<StatisticsEntryRecord> added;
+    std::vector<int64_t> removed;
+    int cells = 0;
+  };
+  StatusOr<StatisticsUpdate> ComputeStatistics(const std::string& sweep_id,
+                                               const std::function<bool()>& stop = {});
+  // Sweeps whose stored statistics are not of their current outcomes (see Store).
+  StatusOr<std::vector<std::pair<std::string, int64_t>>> SweepsWithStaleStatistics(int limit);
   StatusOr<RunDetailView> GetRun(const std::string& run);
   // Every run of the sweep with its epochs (one store query for all of them).
   // max_points > 0 keeps about that many points per run, choosing epochs by number

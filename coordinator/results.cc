@@ -1,6 +1,7 @@
 #include "coordinator/results.h"
 
 #include <numeric>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
@@ -20,62 +21,89 @@ double LastKMeanTestError(const std::vector<EpochRecord>& epochs, int last_k) {
   return n ? sum / n : -1.0;
 }
 
+std::vector<CellSummary> SummarizeCells(const std::vector<SweepCellRecord>& cells,
+                                        const std::vector<SweepOutcomeRecord>& outcomes,
+                                        analysis::StatisticsCache* cache,
+                                        analysis::StatisticsBacking* backing) {
+  std::vector<CellSummary> out(cells.size());
+  std::vector<int> slot_of_ordinal;  // cell ordinal -> index in `out`
+  for (size_t i = 0; i < cells.size(); ++i) {
+    const SweepCellRecord& record = cells[i];
+    if (record.ordinal < 0) continue;
+    if (static_cast<size_t>(record.ordinal) >= slot_of_ordinal.size())
+      slot_of_ordinal.resize(record.ordinal + 1, -1);
+    slot_of_ordinal[record.ordinal] = static_cast<int>(i);
+    CellSummary& c = out[i];
+    c.cell_key = record.cell_key;
+    c.cell_label = record.cell_label;
+    c.runs_total = record.runs_total;
+    try {
+      c.params =
+          nlohmann::json::parse(record.cell_params_json).get<std::map<std::string, std::string>>();
+    } catch (const std::exception&) {
+    }
+    auto config = RunConfigFromJson(record.config_json);
+    if (config.ok()) {
+      c.dataset = config->dataset.kind;
+      c.block = config->model.block;
+      c.shortcut = config->model.shortcut;
+      c.layers = config->layers();
+      if (c.dataset == "cifar10" && c.shortcut == "A" && config->trainer.kind == "libtorch") {
+        if (c.block == "reference") c.paper_test_error = PaperTestError(c.layers);
+        c.source_test_error = SourceTestError(c.block, c.layers);
+      }
+    }
+  }
+  std::vector<std::vector<double>> finals(cells.size()), lastks(cells.size());
+  std::vector<double> param_sums(cells.size(), 0);
+  for (const auto& o : outcomes) {
+    if (o.cell_ordinal < 0 || static_cast<size_t>(o.cell_ordinal) >= slot_of_ordinal.size() ||
+        slot_of_ordinal[o.cell_ordinal] < 0) {
+      continue;
+    }
+    const int i = slot_of_ordinal[o.cell_ordinal];
+    ++out[i].runs_succeeded;
+    // The final epoch's error; when the last epoch was not evaluated (eval_every),
+    // the newest evaluated one.
+    if (o.final_test_error >= 0) finals[i].push_back(o.final_test_error);
+    if (o.last_k_test_error >= 0) lastks[i].push_back(o.last_k_test_error);
+    param_sums[i] += static_cast<double>(o.param_count);
+  }
+  std::optional<analysis::StatisticsCache> own_cache;  // a backing is consulted through one
+  if (backing && !cache) cache = &own_cache.emplace();
+  analysis::Comparison comparison =
+      analysis::CompareWithBest(lastks, analysis::kDefaultAlpha, analysis::kBootstrapSeed,
+                                analysis::kBootstrapResamples, cache, backing);
+  for (size_t i = 0; i < out.size(); ++i) {
+    CellSummary& c = out[i];
+    c.final_test_error = cache ? cache->Describe(finals[i], analysis::kBootstrapSeed,
+                                                 analysis::kBootstrapResamples, backing)
+                               : analysis::Describe(finals[i]);
+    c.comparison = std::move(comparison.cells[i]);
+    c.last_k_test_error = c.comparison.description;
+    c.mean_param_count = c.runs_succeeded ? param_sums[i] / c.runs_succeeded : 0;
+  }
+  return out;
+}
+
 std::vector<CellSummary> SummarizeCells(const std::vector<RunOutcome>& outcomes,
                                         analysis::StatisticsCache* cache) {
-  std::vector<CellSummary> cells;
+  std::vector<SweepCellRecord> cells;
   std::map<std::string, size_t> index;
-  std::map<std::string, std::vector<double>> finals, lastks, params;
+  std::vector<SweepOutcomeRecord> succeeded;
   for (const auto& o : outcomes) {
     auto [it, inserted] = index.emplace(o.link.cell_key, cells.size());
     if (inserted) {
-      CellSummary c;
-      c.cell_key = o.link.cell_key;
-      c.cell_label = o.link.cell_label;
-      try {
-        c.params = nlohmann::json::parse(o.link.cell_params_json)
-                       .get<std::map<std::string, std::string>>();
-      } catch (const std::exception&) {
-      }
-      auto config = RunConfigFromJson(o.run.config_json);
-      if (config.ok()) {
-        c.dataset = config->dataset.kind;
-        c.block = config->model.block;
-        c.shortcut = config->model.shortcut;
-        c.layers = config->layers();
-        if (c.dataset == "cifar10" && c.shortcut == "A" && config->trainer.kind == "libtorch") {
-          if (c.block == "reference") c.paper_test_error = PaperTestError(c.layers);
-          c.source_test_error = SourceTestError(c.block, c.layers);
-        }
-      }
-      cells.push_back(std::move(c));
+      cells.push_back({static_cast<int>(cells.size()), o.link.cell_key, o.link.cell_label,
+                       o.link.cell_params_json, o.run.config_json, 0});
     }
-    CellSummary& cell = cells[it->second];
+    SweepCellRecord& cell = cells[it->second];
     ++cell.runs_total;
     if (o.run.state != RunState::kSucceeded) continue;
-    ++cell.runs_succeeded;
-    // The final epoch's error; when the last epoch was not evaluated (eval_every),
-    // the newest evaluated one.
-    if (o.run.final_test_error >= 0) finals[cell.cell_key].push_back(o.run.final_test_error);
-    if (o.run.last_k_test_error >= 0) lastks[cell.cell_key].push_back(o.run.last_k_test_error);
-    params[cell.cell_key].push_back(static_cast<double>(o.run.param_count));
+    succeeded.push_back({cell.ordinal, o.run.run_id, o.run.summary_k, o.run.final_test_error,
+                         o.run.last_k_test_error, o.run.param_count});
   }
-  std::vector<std::vector<double>> headline;
-  for (const auto& c : cells) headline.push_back(lastks[c.cell_key]);
-  analysis::Comparison comparison =
-      analysis::CompareWithBest(headline, analysis::kDefaultAlpha, analysis::kBootstrapSeed,
-                                analysis::kBootstrapResamples, cache);
-  for (size_t i = 0; i < cells.size(); ++i) {
-    CellSummary& c = cells[i];
-    const auto& final_values = finals[c.cell_key];
-    c.final_test_error = cache ? cache->Describe(final_values, analysis::kBootstrapSeed,
-                                                 analysis::kBootstrapResamples)
-                               : analysis::Describe(final_values);
-    c.comparison = std::move(comparison.cells[i]);
-    c.last_k_test_error = c.comparison.description;
-    const auto& p = params[c.cell_key];
-    c.mean_param_count = p.empty() ? 0 : std::accumulate(p.begin(), p.end(), 0.0) / p.size();
-  }
-  return cells;
+  return SummarizeCells(cells, succeeded, cache);
 }
 
 }  // namespace resweep

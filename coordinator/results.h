@@ -43,10 +43,19 @@ struct CellSummary {
 // (test_error >= 0); -1 when none was.
 double LastKMeanTestError(const std::vector<EpochRecord>& epochs, int last_k);
 
-// One summary per cell, in order of each cell's first run, each compared with the best
-// cell (analysis::CompareWithBest at alpha 0.05). Published figures are attached only to
-// CIFAR-10 cells whose block/shortcut match the publication.
-// With a cache, statistics asked about before cost a lookup (same output).
+// One summary per cell, in grid order (`cells`, by ordinal), each compared with the
+// best cell (analysis::CompareWithBest at alpha 0.05), from the outcomes of the
+// sweep's succeeded runs (any order of cells; within a cell, in link order). Published
+// figures are attached only to CIFAR-10 cells whose block/shortcut match the
+// publication. With a cache, statistics asked about before cost a lookup, and with a
+// backing, statistics stored there too (same output).
+std::vector<CellSummary> SummarizeCells(const std::vector<SweepCellRecord>& cells,
+                                        const std::vector<SweepOutcomeRecord>& outcomes,
+                                        analysis::StatisticsCache* cache = nullptr,
+                                        analysis::StatisticsBacking* backing = nullptr);
+
+// The same from every run of a sweep in grid order (cells numbered in the order of
+// their first runs; only succeeded runs count as outcomes).
 std::vector<CellSummary> SummarizeCells(const std::vector<RunOutcome>& outcomes,
                                         analysis::StatisticsCache* cache = nullptr);
 

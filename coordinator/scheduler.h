@@ -339,6 +339,16 @@ class Scheduler {
   // lease; returns how many. The coordinator calls this periodically.
   StatusOr<int> ForgetSilentWorkers();
 
+  // Computes and stores the statistics of up to `max_sweeps` sweeps (oldest first)
+  // whose outcomes changed since theirs were stored, so that results, also after a
+  // restart and offline (`--db`), find them instead of computing them. Computing runs
+  // on a read connection outside the lock (statistics already in memory or stored
+  // are not computed again); storing is one short transaction, whose version check
+  // makes a sweep that changed meanwhile stale again. `stop` is polled between
+  // statistics: the refresh then ends early. Returns how many sweeps were stored.
+  // The coordinator calls this periodically from a thread of its own.
+  StatusOr<int> RefreshStatistics(int max_sweeps, const std::function<bool()>& stop = {});
+
   // Writes the worker contacts that acquires and heartbeats kept in memory only (they
   // write nothing for it) to the store, in one transaction. The coordinator calls this
   // periodically and at shutdown; ListWorkers calls it first.

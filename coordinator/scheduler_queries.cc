@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <map>
 #include <random>
@@ -57,6 +58,40 @@ StatusOr<RunDetailView> Scheduler::GetRun(const std::string& run) {
 
 StatusOr<CurvesView> Scheduler::Curves(const std::string& sweep, int max_points) {
   return Read<CurvesView>([&](Queries& q) { return q.Curves(sweep, max_points); });
+}
+
+StatusOr<int> Scheduler::RefreshStatistics(int max_sweeps, const std::function<bool()>& stop) {
+  using Stale = std::vector<std::pair<std::string, int64_t>>;
+  RESWEEP_ASSIGN_OR_RETURN(Stale stale, Read<Stale>([&](Queries& q) {
+                             return q.SweepsWithStaleStatistics(max_sweeps);
+                           }));
+  int stored = 0;
+  for (const auto& [sweep_id, version] : stale) {
+    if (stop && stop()) break;
+    const auto started = std::chrono::steady_clock::now();
+    auto update = Read<Queries::StatisticsUpdate>(
+        [&, id = sweep_id](Queries& q) { return q.ComputeStatistics(id, stop); });
+    if (!update.ok()) {
+      if (update.status().code() == StatusCode::kCancelled) break;
+      return update.status().WithContext("statistics of sweep " + sweep_id);
+    }
+    {
+      MutexLock lock(&mutex_);
+      RESWEEP_RETURN_IF_ERROR(
+          store_->UpdateSweepStatistics(sweep_id, update->version, update->added, update->removed));
+    }
+    ++stored;
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    // A big sweep's first computation takes seconds: worth an info line; the small
+    // updates while runs finish are not.
+    spdlog::log(seconds >= 1 ? spdlog::level::info : spdlog::level::debug,
+                "statistics of sweep {} (outcomes version {}): {} cells, {} entries stored, {} "
+                "dropped, in {:.2f} s",
+                sweep_id, update->version, update->cells, update->added.size(),
+                update->removed.size(), seconds);
+  }
+  return stored;
 }
 
 StatusOr<std::vector<WorkerView>> Scheduler::ListWorkers(bool include_gone) {

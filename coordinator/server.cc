@@ -138,6 +138,8 @@ Status CoordinatorServer::Start(const CoordinatorOptions& options) {
   }
   artifact_sweep_ms_ = options.artifact_sweep_ms;
   reaper_ = std::thread([this] { ReapLoop(); });
+  statistics_refresh_ms_ = options.statistics_refresh_ms;
+  if (statistics_refresh_ms_ > 0) statistics_ = std::thread([this] { StatisticsLoop(); });
   spdlog::info("coordinator listening on {} (port {}), database {}, checkpoints in {}, lease {} ms",
                options.listen, port_, options.db_path, artifacts, options.scheduler.lease_ms);
   spdlog::info("transport: {}; calls: {}",
@@ -185,6 +187,25 @@ void CoordinatorServer::ReapLoop() {
   mutex_.Unlock();
 }
 
+void CoordinatorServer::StatisticsLoop() {
+  // At most this many sweeps per round, so that a round ends and the loop can stop.
+  constexpr int kSweepsPerRound = 16;
+  auto stopping = [this] {
+    MutexLock lock(&mutex_);
+    return stopping_;
+  };
+  mutex_.Lock();
+  while (!stopping_) {
+    stop_cv_.WaitFor(&mutex_, std::chrono::milliseconds(statistics_refresh_ms_));
+    if (stopping_) break;
+    mutex_.Unlock();
+    auto stored = scheduler_->RefreshStatistics(kSweepsPerRound, stopping);
+    if (!stored.ok()) spdlog::error("statistics refresher: {}", stored.status().ToString());
+    mutex_.Lock();
+  }
+  mutex_.Unlock();
+}
+
 void CoordinatorServer::Shutdown(int grace_ms) {
   {
     MutexLock lock(&mutex_);
@@ -201,6 +222,7 @@ void CoordinatorServer::Shutdown(int grace_ms) {
   }
   if (service_) service_->StopBatcher();
   if (reaper_.joinable()) reaper_.join();
+  if (statistics_.joinable()) statistics_.join();
   if (scheduler_) {
     if (Status flushed = scheduler_->FlushWorkerContacts(); !flushed.ok()) {
       spdlog::error("worker contacts: {}", flushed.ToString());

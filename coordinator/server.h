@@ -1,5 +1,5 @@
 // A running coordinator: store + scheduler + gRPC server + lease reaper (which
-// also sweeps up the artifact directory).
+// also sweeps up the artifact directory) + statistics refresher.
 #pragma once
 
 #include <condition_variable>
@@ -32,6 +32,10 @@ struct CoordinatorOptions {
   // How often the artifact directory is swept up (Scheduler::SweepArtifacts); the
   // first sweep-up runs at start. 0 = never.
   int64_t artifact_sweep_ms = 600 * 1000;
+  // How often sweeps whose results changed get their statistics computed and stored
+  // (Scheduler::RefreshStatistics), on a thread of their own. 0 = never (results then
+  // compute what the coordinator's memory does not hold).
+  int64_t statistics_refresh_ms = 5000;
   int max_message_bytes = 8 << 20;
   // TLS: the server certificate chain and key (PEM files); both or neither. With
   // tls_client_ca_file, clients must present a certificate signed by that CA.
@@ -61,6 +65,7 @@ class CoordinatorServer {
 
  private:
   void ReapLoop();
+  void StatisticsLoop();
 
   // Takes an exclusive lock (flock) on <db>.lock, or FAILED_PRECONDITION naming the
   // holder's pid when another coordinator has it.
@@ -76,8 +81,10 @@ class CoordinatorServer {
   std::unique_ptr<CoordinatorService> service_;
   std::unique_ptr<grpc::Server> server_;
   std::thread reaper_;
+  std::thread statistics_;
   int port_ = 0;
   int64_t artifact_sweep_ms_ = 0;
+  int64_t statistics_refresh_ms_ = 0;
 
   Mutex mutex_;
   CondVar stop_cv_;

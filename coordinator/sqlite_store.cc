@@ -171,6 +171,172 @@ CREATE INDEX IF NOT EXISTS sweep_runs_by_sweep ON sweep_runs(sweep_id);
     R"sql(
 CREATE INDEX IF NOT EXISTS sweep_runs_by_cell ON sweep_runs(sweep_id, cell_key);
 )sql",
+    // 8 -> 9: what a sweep's status and results read, kept as runs change (issue 9:
+    // results of a 100,000-run sweep in well under a second), by triggers, so that
+    // every writer keeps them and none can forget:
+    //  - sweep_counters: runs by state and epoch progress of each sweep; every change
+    //    of a run's state, epoch, epochs_total or last_epoch_seconds moves the counters
+    //    of each sweep it is linked to. outcomes_version counts changes of the sweep's
+    //    outcomes; statistics_version is the outcomes_version the persisted statistics
+    //    (sweep_statistics) were computed from (-1: none).
+    //  - sweep_cells: a sweep's grid cells in the order of each one's first link, with
+    //    the first run's config (which names the cell's dataset and network).
+    //  - sweep_outcomes: the results summary of each succeeded run of a sweep, in grid
+    //    order (cell, then link position): results read these ~50-byte rows and never
+    //    the runs themselves.
+    //  - sweep_statistics: statistics of a sweep's outcomes remembered under their exact
+    //    inputs (analysis::StatisticsCache keys), written by the coordinator's refresher.
+    R"sql(
+CREATE TABLE sweep_counters (
+  sweep_id            TEXT PRIMARY KEY,
+  queued              INTEGER NOT NULL DEFAULT 0,
+  leased              INTEGER NOT NULL DEFAULT 0,
+  running             INTEGER NOT NULL DEFAULT 0,
+  succeeded           INTEGER NOT NULL DEFAULT 0,
+  failed              INTEGER NOT NULL DEFAULT 0,
+  cancelled           INTEGER NOT NULL DEFAULT 0,
+  epochs_done         INTEGER NOT NULL DEFAULT 0,
+  epochs_total        INTEGER NOT NULL DEFAULT 0,
+  epochs_left         INTEGER NOT NULL DEFAULT 0,
+  epoch_seconds_sum   REAL NOT NULL DEFAULT 0,
+  epoch_seconds_n     INTEGER NOT NULL DEFAULT 0,
+  outcomes_version    INTEGER NOT NULL DEFAULT 0,
+  statistics_version  INTEGER NOT NULL DEFAULT -1
+);
+INSERT INTO sweep_counters (sweep_id, queued, leased, running, succeeded, failed, cancelled,
+    epochs_done, epochs_total, epochs_left, epoch_seconds_sum, epoch_seconds_n)
+  SELECT s.sweep_id, TOTAL(r.state = 'queued'), TOTAL(r.state = 'leased'),
+    TOTAL(r.state = 'running'), TOTAL(r.state = 'succeeded'), TOTAL(r.state = 'failed'),
+    TOTAL(r.state = 'cancelled'), TOTAL(r.epoch), TOTAL(r.epochs_total),
+    TOTAL(CASE WHEN r.state IN ('queued', 'leased', 'running')
+          THEN r.epochs_total - r.epoch ELSE 0 END),
+    TOTAL(CASE WHEN r.epoch > 0 THEN r.last_epoch_seconds ELSE 0 END), TOTAL(r.epoch > 0)
+  FROM sweeps s LEFT JOIN sweep_runs l ON l.sweep_id = s.sweep_id
+    LEFT JOIN runs r ON r.run_id = l.run_id
+  GROUP BY s.sweep_id;
+CREATE TABLE sweep_cells (
+  sweep_id          TEXT NOT NULL,
+  ordinal           INTEGER NOT NULL,
+  cell_key          TEXT NOT NULL,
+  cell_label        TEXT NOT NULL,
+  cell_params_json  TEXT NOT NULL,
+  config_json       TEXT NOT NULL,
+  runs_total        INTEGER NOT NULL,
+  PRIMARY KEY (sweep_id, ordinal)
+);
+CREATE UNIQUE INDEX sweep_cells_by_key ON sweep_cells(sweep_id, cell_key);
+INSERT INTO sweep_cells (sweep_id, ordinal, cell_key, cell_label, cell_params_json,
+    config_json, runs_total)
+  SELECT g.sweep_id, ROW_NUMBER() OVER (PARTITION BY g.sweep_id ORDER BY g.first) - 1,
+    g.cell_key, f.cell_label, f.cell_params_json, COALESCE(r.config_json, ''), g.n
+  FROM (SELECT sweep_id, cell_key, MIN(rowid) AS first, COUNT(*) AS n FROM sweep_runs
+        GROUP BY sweep_id, cell_key) g
+    JOIN sweep_runs f ON f.rowid = g.first LEFT JOIN runs r ON r.run_id = f.run_id;
+CREATE TABLE sweep_outcomes (
+  sweep_id           TEXT NOT NULL,
+  cell_ordinal       INTEGER NOT NULL,
+  position           INTEGER NOT NULL,
+  run_id             TEXT NOT NULL,
+  summary_k          INTEGER NOT NULL,
+  final_test_error   REAL NOT NULL,
+  last_k_test_error  REAL NOT NULL,
+  param_count        INTEGER NOT NULL,
+  PRIMARY KEY (sweep_id, cell_ordinal, position)
+) WITHOUT ROWID;
+CREATE INDEX sweep_outcomes_by_run ON sweep_outcomes(run_id);
+INSERT INTO sweep_outcomes
+  SELECT l.sweep_id, c.ordinal, l.rowid, r.run_id, r.summary_k, r.final_test_error,
+    r.last_k_test_error, r.param_count
+  FROM sweep_runs l JOIN runs r ON r.run_id = l.run_id
+    JOIN sweep_cells c ON c.sweep_id = l.sweep_id AND c.cell_key = l.cell_key
+  WHERE r.state = 'succeeded';
+CREATE TABLE sweep_statistics (
+  sweep_id  TEXT NOT NULL,
+  key       BLOB NOT NULL,
+  value     BLOB NOT NULL
+);
+CREATE INDEX sweep_statistics_by_sweep ON sweep_statistics(sweep_id);
+
+CREATE TRIGGER sweep_counted AFTER INSERT ON sweeps BEGIN
+  INSERT OR IGNORE INTO sweep_counters (sweep_id) VALUES (NEW.sweep_id);
+END;
+
+CREATE TRIGGER sweep_run_linked AFTER INSERT ON sweep_runs BEGIN
+  INSERT INTO sweep_cells (sweep_id, ordinal, cell_key, cell_label, cell_params_json,
+      config_json, runs_total)
+    SELECT NEW.sweep_id,
+      COALESCE((SELECT MAX(ordinal) FROM sweep_cells WHERE sweep_id = NEW.sweep_id), -1) + 1,
+      NEW.cell_key, NEW.cell_label, NEW.cell_params_json,
+      COALESCE((SELECT config_json FROM runs WHERE run_id = NEW.run_id), ''), 1
+    WHERE true
+    ON CONFLICT (sweep_id, cell_key) DO UPDATE SET runs_total = runs_total + 1;
+  INSERT OR IGNORE INTO sweep_counters (sweep_id) VALUES (NEW.sweep_id);
+  UPDATE sweep_counters SET
+      queued = queued + (r.run_state = 'queued'), leased = leased + (r.run_state = 'leased'),
+      running = running + (r.run_state = 'running'),
+      succeeded = succeeded + (r.run_state = 'succeeded'),
+      failed = failed + (r.run_state = 'failed'),
+      cancelled = cancelled + (r.run_state = 'cancelled'),
+      epochs_done = epochs_done + r.run_epoch, epochs_total = epochs_total + r.run_epochs,
+      epochs_left = epochs_left + CASE WHEN r.run_state IN ('queued', 'leased', 'running')
+                                  THEN r.run_epochs - r.run_epoch ELSE 0 END,
+      epoch_seconds_sum = epoch_seconds_sum + CASE WHEN r.run_epoch > 0
+                                              THEN r.run_epoch_seconds ELSE 0 END,
+      epoch_seconds_n = epoch_seconds_n + (r.run_epoch > 0),
+      outcomes_version = outcomes_version + (r.run_state = 'succeeded')
+    FROM (SELECT state AS run_state, epoch AS run_epoch, epochs_total AS run_epochs,
+            last_epoch_seconds AS run_epoch_seconds FROM runs WHERE run_id = NEW.run_id) AS r
+    WHERE sweep_counters.sweep_id = NEW.sweep_id;
+  INSERT INTO sweep_outcomes
+    SELECT NEW.sweep_id, c.ordinal, NEW.rowid, r.run_id, r.summary_k, r.final_test_error,
+      r.last_k_test_error, r.param_count
+    FROM runs r JOIN sweep_cells c ON c.sweep_id = NEW.sweep_id AND c.cell_key = NEW.cell_key
+    WHERE r.run_id = NEW.run_id AND r.state = 'succeeded';
+END;
+
+CREATE TRIGGER run_counted AFTER UPDATE ON runs
+WHEN OLD.state IS NOT NEW.state OR OLD.epoch IS NOT NEW.epoch
+  OR OLD.epochs_total IS NOT NEW.epochs_total
+  OR OLD.last_epoch_seconds IS NOT NEW.last_epoch_seconds
+BEGIN
+  UPDATE sweep_counters SET
+      queued = queued + (NEW.state = 'queued') - (OLD.state = 'queued'),
+      leased = leased + (NEW.state = 'leased') - (OLD.state = 'leased'),
+      running = running + (NEW.state = 'running') - (OLD.state = 'running'),
+      succeeded = succeeded + (NEW.state = 'succeeded') - (OLD.state = 'succeeded'),
+      failed = failed + (NEW.state = 'failed') - (OLD.state = 'failed'),
+      cancelled = cancelled + (NEW.state = 'cancelled') - (OLD.state = 'cancelled'),
+      epochs_done = epochs_done + NEW.epoch - OLD.epoch,
+      epochs_total = epochs_total + NEW.epochs_total - OLD.epochs_total,
+      epochs_left = epochs_left
+        + CASE WHEN NEW.state IN ('queued', 'leased', 'running')
+          THEN NEW.epochs_total - NEW.epoch ELSE 0 END
+        - CASE WHEN OLD.state IN ('queued', 'leased', 'running')
+          THEN OLD.epochs_total - OLD.epoch ELSE 0 END,
+      epoch_seconds_sum = epoch_seconds_sum
+        + CASE WHEN NEW.epoch > 0 THEN NEW.last_epoch_seconds ELSE 0 END
+        - CASE WHEN OLD.epoch > 0 THEN OLD.last_epoch_seconds ELSE 0 END,
+      epoch_seconds_n = epoch_seconds_n + (NEW.epoch > 0) - (OLD.epoch > 0)
+    WHERE sweep_id IN (SELECT sweep_id FROM sweep_runs WHERE run_id = NEW.run_id);
+END;
+
+CREATE TRIGGER run_outcome_changed AFTER UPDATE ON runs
+WHEN (OLD.state = 'succeeded' OR NEW.state = 'succeeded')
+  AND (OLD.state IS NOT NEW.state OR OLD.summary_k IS NOT NEW.summary_k
+    OR OLD.final_test_error IS NOT NEW.final_test_error
+    OR OLD.last_k_test_error IS NOT NEW.last_k_test_error
+    OR OLD.param_count IS NOT NEW.param_count)
+BEGIN
+  DELETE FROM sweep_outcomes WHERE run_id = OLD.run_id;
+  INSERT INTO sweep_outcomes
+    SELECT l.sweep_id, c.ordinal, l.rowid, NEW.run_id, NEW.summary_k, NEW.final_test_error,
+      NEW.last_k_test_error, NEW.param_count
+    FROM sweep_runs l JOIN sweep_cells c ON c.sweep_id = l.sweep_id AND c.cell_key = l.cell_key
+    WHERE l.run_id = NEW.run_id AND NEW.state = 'succeeded';
+  UPDATE sweep_counters SET outcomes_version = outcomes_version + 1
+    WHERE sweep_id IN (SELECT sweep_id FROM sweep_runs WHERE run_id = NEW.run_id);
+END;
+)sql",
 };
 // The schema version whose migration needs BackfillSummaries after it.
 constexpr int kSummariesVersion = 7;
@@ -286,6 +452,11 @@ class Statement {
     if (stmt_) sqlite3_bind_double(stmt_, ++index_, v);
     return *this;
   }
+  Statement& BindBlob(const std::string& v) {
+    if (stmt_)
+      sqlite3_bind_blob(stmt_, ++index_, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
 
   // Steps once. Returns true with a row, false when done; errors in *status.
   bool Step(Status* status) {
@@ -307,6 +478,11 @@ class Statement {
 
   int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
   double Real(int col) const { return sqlite3_column_double(stmt_, col); }
+  std::string Blob(int col) const {
+    const void* p = sqlite3_column_blob(stmt_, col);
+    return p ? std::string(static_cast<const char*>(p), sqlite3_column_bytes(stmt_, col))
+             : std::string();
+  }
   std::string Text(int col) const {
     const unsigned char* p = sqlite3_column_text(stmt_, col);
     return p ? std::string(reinterpret_cast<const char*>(p), sqlite3_column_bytes(stmt_, col))
@@ -658,20 +834,17 @@ class SqliteStore : public Store {
 
   StatusOr<SweepProgressRecord> SweepProgress(const std::string& sweep_id) override {
     Statement s(cache_.get(),
-                "SELECT COALESCE(SUM(r.epoch), 0), COALESCE(SUM(r.epochs_total), 0), "
-                "COALESCE(AVG(CASE WHEN r.epoch > 0 THEN r.last_epoch_seconds END), 0), "
-                "COALESCE(SUM(CASE WHEN r.state IN ('queued', "
-                "'leased', 'running') THEN r.epochs_total - r.epoch ELSE 0 END), 0) "
-                "FROM sweep_runs l JOIN runs r ON r.run_id = l.run_id "
-                "WHERE l.sweep_id = ?");
+                "SELECT epochs_done, epochs_total, epoch_seconds_sum, epoch_seconds_n, "
+                "epochs_left FROM sweep_counters WHERE sweep_id = ?");
     s.Bind(sweep_id);
     SweepProgressRecord p;
     Status st;
     if (s.Step(&st)) {
       p.epochs_done = s.Int(0);
       p.epochs_total = s.Int(1);
-      p.mean_epoch_seconds = s.Real(2);
-      p.epochs_left = s.Int(3);
+      const int64_t timed = s.Int(3);
+      p.mean_epoch_seconds = timed > 0 ? std::max(0.0, s.Real(2) / timed) : 0;
+      p.epochs_left = s.Int(4);
     }
     if (!st.ok()) return st;
     return p;
@@ -679,33 +852,18 @@ class SqliteStore : public Store {
 
   StatusOr<RunCountsRecord> CountRuns(const std::string& sweep_id) override {
     Statement s(cache_.get(),
-                "SELECT r.state, COUNT(*) FROM sweep_runs l JOIN runs r ON r.run_id = l.run_id "
-                "WHERE l.sweep_id = ? GROUP BY r.state");
+                "SELECT queued, leased, running, succeeded, failed, cancelled "
+                "FROM sweep_counters WHERE sweep_id = ?");
     s.Bind(sweep_id);
     RunCountsRecord c;
     Status st;
-    while (s.Step(&st)) {
-      const int n = static_cast<int>(s.Int(1));
-      switch (ParseRunState(s.Text(0)).value_or(RunState::kFailed)) {
-        case RunState::kQueued:
-          c.queued += n;
-          break;
-        case RunState::kLeased:
-          c.leased += n;
-          break;
-        case RunState::kRunning:
-          c.running += n;
-          break;
-        case RunState::kSucceeded:
-          c.succeeded += n;
-          break;
-        case RunState::kFailed:
-          c.failed += n;
-          break;
-        case RunState::kCancelled:
-          c.cancelled += n;
-          break;
-      }
+    if (s.Step(&st)) {
+      c.queued = static_cast<int>(s.Int(0));
+      c.leased = static_cast<int>(s.Int(1));
+      c.running = static_cast<int>(s.Int(2));
+      c.succeeded = static_cast<int>(s.Int(3));
+      c.failed = static_cast<int>(s.Int(4));
+      c.cancelled = static_cast<int>(s.Int(5));
     }
     if (!st.ok()) return st;
     return c;
@@ -891,29 +1049,99 @@ class SqliteStore : public Store {
     return SweepRuns(sweep_id, state, after_position, limit);
   }
 
-  StatusOr<std::vector<std::pair<SweepRunRecord, RunRecord>>> ListSweepOutcomes(
-      const std::string& sweep_id) override {
+  StatusOr<std::vector<SweepCellRecord>> ListSweepCells(const std::string& sweep_id) override {
     Statement s(cache_.get(),
-                "SELECT l.run_id, l.cell_key, l.cell_label, l.cell_params_json, r.state, "
-                "r.param_count, r.summary_k, r.final_test_error, r.last_k_test_error "
-                "FROM sweep_runs l JOIN runs r ON r.run_id = l.run_id WHERE l.sweep_id = ? "
-                "ORDER BY l.rowid");
+                "SELECT ordinal, cell_key, cell_label, cell_params_json, config_json, runs_total "
+                "FROM sweep_cells WHERE sweep_id = ? ORDER BY ordinal");
     s.Bind(sweep_id);
-    std::vector<std::pair<SweepRunRecord, RunRecord>> out;
+    std::vector<SweepCellRecord> out;
     Status st;
     while (s.Step(&st)) {
-      SweepRunRecord l{sweep_id, s.Text(0), s.Text(1), s.Text(2), s.Text(3)};
-      RunRecord r;
-      r.run_id = l.run_id;
-      r.state = ParseRunState(s.Text(4)).value_or(RunState::kFailed);
-      r.param_count = s.Int(5);
-      r.summary_k = static_cast<int>(s.Int(6));
-      r.final_test_error = s.Real(7);
-      r.last_k_test_error = s.Real(8);
-      out.emplace_back(std::move(l), std::move(r));
+      out.push_back({static_cast<int>(s.Int(0)), s.Text(1), s.Text(2), s.Text(3), s.Text(4),
+                     static_cast<int>(s.Int(5))});
     }
     if (!st.ok()) return st;
     return out;
+  }
+
+  StatusOr<std::vector<SweepOutcomeRecord>> ListSweepOutcomes(const std::string& sweep_id,
+                                                              int k) override {
+    Statement s(cache_.get(),
+                "SELECT cell_ordinal, CASE WHEN summary_k != ?2 THEN run_id END, summary_k, "
+                "final_test_error, last_k_test_error, param_count FROM sweep_outcomes "
+                "WHERE sweep_id = ?1 ORDER BY cell_ordinal, position");
+    s.Bind(sweep_id).Bind(k);
+    std::vector<SweepOutcomeRecord> out;
+    Status st;
+    while (s.Step(&st)) {
+      out.push_back({static_cast<int>(s.Int(0)), s.Text(1), static_cast<int>(s.Int(2)), s.Real(3),
+                     s.Real(4), s.Int(5)});
+    }
+    if (!st.ok()) return st;
+    return out;
+  }
+
+  StatusOr<std::vector<StatisticsEntryRecord>> ListSweepStatistics(
+      const std::string& sweep_id) override {
+    Statement s(cache_.get(), "SELECT rowid, key, value FROM sweep_statistics WHERE sweep_id = ?");
+    s.Bind(sweep_id);
+    std::vector<StatisticsEntryRecord> out;
+    Status st;
+    while (s.Step(&st)) out.push_back({s.Int(0), s.Blob(1), s.Blob(2)});
+    if (!st.ok()) return st;
+    return out;
+  }
+
+  Status UpdateSweepStatistics(const std::string& sweep_id, int64_t version,
+                               const std::vector<StatisticsEntryRecord>& added,
+                               const std::vector<int64_t>& removed) override {
+    return RunInTransaction([&]() -> Status {
+      {
+        Statement s(cache_.get(), "DELETE FROM sweep_statistics WHERE rowid = ? AND sweep_id = ?");
+        for (int64_t id : removed) {
+          s.Reset();
+          s.Bind(id).Bind(sweep_id);
+          RESWEEP_RETURN_IF_ERROR(s.Run());
+        }
+      }
+      {
+        Statement s(cache_.get(),
+                    "INSERT INTO sweep_statistics (sweep_id, key, value) VALUES (?, ?, ?)");
+        for (const auto& e : added) {
+          s.Reset();
+          s.Bind(sweep_id).BindBlob(e.key).BindBlob(e.value);
+          RESWEEP_RETURN_IF_ERROR(s.Run());
+        }
+      }
+      Statement s(cache_.get(),
+                  "UPDATE sweep_counters SET statistics_version = ? WHERE sweep_id = ?");
+      s.Bind(version).Bind(sweep_id);
+      return s.Run();
+    });
+  }
+
+  StatusOr<std::vector<std::pair<std::string, int64_t>>> SweepsWithStaleStatistics(
+      int limit) override {
+    Statement s(cache_.get(),
+                "SELECT c.sweep_id, c.outcomes_version FROM sweep_counters c "
+                "JOIN sweeps s ON s.sweep_id = c.sweep_id "
+                "WHERE c.statistics_version != c.outcomes_version AND s.archived = 0 "
+                "ORDER BY s.created_ms, s.rowid LIMIT ?");
+    s.Bind(limit);
+    std::vector<std::pair<std::string, int64_t>> out;
+    Status st;
+    while (s.Step(&st)) out.emplace_back(s.Text(0), s.Int(1));
+    if (!st.ok()) return st;
+    return out;
+  }
+
+  StatusOr<int64_t> SweepOutcomesVersion(const std::string& sweep_id) override {
+    Statement s(cache_.get(), "SELECT outcomes_version FROM sweep_counters WHERE sweep_id = ?");
+    s.Bind(sweep_id);
+    Status st;
+    if (s.Step(&st)) return s.Int(0);
+    if (!st.ok()) return st;
+    return NotFoundError("no sweep " + sweep_id);
   }
 
   StatusOr<std::vector<double>> LastKTestErrors(const std::vector<std::string>& run_ids,

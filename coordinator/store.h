@@ -154,6 +154,34 @@ struct SweepProgressRecord {
   double mean_epoch_seconds = 0;
 };
 
+// A grid cell of a sweep, as results show it.
+struct SweepCellRecord {
+  int ordinal = 0;  // grid order: cells are numbered in the order of their first links
+  std::string cell_key;
+  std::string cell_label;
+  std::string cell_params_json;
+  std::string config_json;  // the cell's first run's: names its dataset and network
+  int runs_total = 0;       // runs linked to the cell
+};
+
+// What results need of one succeeded run of a sweep: its results summary.
+struct SweepOutcomeRecord {
+  int cell_ordinal = 0;
+  std::string run_id;
+  int summary_k = 0;  // the K of last_k_test_error
+  double final_test_error = -1;
+  double last_k_test_error = -1;
+  int64_t param_count = 0;
+};
+
+// One statistic remembered for a sweep (see analysis::StatisticsBacking): `value`
+// is what the computation keyed by `key` gave. `id` names the stored row.
+struct StatisticsEntryRecord {
+  int64_t id = 0;
+  std::string key;
+  std::string value;
+};
+
 // Where a listing of sweeps (in submission order) stands: after the sweep created at
 // created_ms with this insertion number.
 struct SweepCursor {
@@ -226,6 +254,8 @@ class Store {
                                                                 int limit) = 0;
   virtual Status SetSweepCancelled(const std::string& sweep_id, bool cancelled = true) = 0;
   virtual Status SetSweepArchived(const std::string& sweep_id, bool archived = true) = 0;
+  // Both read one row of counters that the store keeps as runs change, however many
+  // runs the sweep has (zeros for an unknown sweep).
   virtual StatusOr<RunCountsRecord> CountRuns(const std::string& sweep_id) = 0;
   virtual StatusOr<SweepProgressRecord> SweepProgress(const std::string& sweep_id) = 0;
 
@@ -273,12 +303,29 @@ class Store {
   virtual StatusOr<std::vector<std::pair<SweepRunRecord, RunRecord>>> ListSweepRunsPage(
       const std::string& sweep_id, std::optional<RunState> state, int64_t after_position,
       int limit) = 0;
-  // What results need of each run of a sweep, in grid order (cells, then seeds): its
-  // link, and a run record with run_id, state, param_count and the results summary
-  // (summary_k, final_test_error, last_k_test_error); its other fields are left
-  // empty. Reads no epochs.
-  virtual StatusOr<std::vector<std::pair<SweepRunRecord, RunRecord>>> ListSweepOutcomes(
+  // Results reads. The store keeps these as runs change (the runs' rows are never
+  // read): ListSweepCells in grid order; ListSweepOutcomes, one record per succeeded
+  // run of the sweep, in grid order (cells, then link order within each), whose run_id
+  // is set only where summary_k != k (the runs whose last-K mean for k must be read
+  // from their epochs; the others' ids are not copied out).
+  virtual StatusOr<std::vector<SweepCellRecord>> ListSweepCells(const std::string& sweep_id) = 0;
+  virtual StatusOr<std::vector<SweepOutcomeRecord>> ListSweepOutcomes(const std::string& sweep_id,
+                                                                      int k) = 0;
+  // Statistics remembered for a sweep's outcomes. The store bumps a sweep's outcomes
+  // version whenever its outcomes change; the statistics version is the outcomes
+  // version they were last computed from (-1: never).
+  virtual StatusOr<std::vector<StatisticsEntryRecord>> ListSweepStatistics(
       const std::string& sweep_id) = 0;
+  // Adds `added` (id ignored), removes the entries with ids `removed`, and records that
+  // the sweep's statistics now are of outcomes version `version`.
+  virtual Status UpdateSweepStatistics(const std::string& sweep_id, int64_t version,
+                                       const std::vector<StatisticsEntryRecord>& added,
+                                       const std::vector<int64_t>& removed) = 0;
+  // (sweep_id, outcomes version) of up to `limit` sweeps, not archived, whose statistics
+  // are not of their current outcomes, oldest sweep first.
+  virtual StatusOr<std::vector<std::pair<std::string, int64_t>>> SweepsWithStaleStatistics(
+      int limit) = 0;
+  virtual StatusOr<int64_t> SweepOutcomesVersion(const std::string& sweep_id) = 0;
   // The mean test error over the last `k` evaluated epochs of each run (-1 when it
   // has none), in the order given: one indexed scan of at most k epochs per run.
   virtual StatusOr<std::vector<double>> LastKTestErrors(const std::vector<std::string>& run_ids,

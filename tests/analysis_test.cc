@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
 
 namespace resweep::analysis {
 namespace {
@@ -206,6 +207,85 @@ TEST(StatisticsCache, SameAnswersAsThePlainFunctionsComputedOnce) {
   const int64_t before = cache.misses();
   (void)CompareWithBest(changed, kDefaultAlpha, kBootstrapSeed, kBootstrapResamples, &cache);
   EXPECT_EQ(cache.misses() - before, 3);  // its description, P(better), seeds needed
+}
+
+// A backing as a map: what a database would hold.
+class MapBacking : public StatisticsBacking {
+ public:
+  const std::string* Find(const std::string& key) override {
+    auto it = stored.find(key);
+    return it == stored.end() ? nullptr : &it->second;
+  }
+  void Used(const std::string& key, const std::string& value) override { used[key] = value; }
+  std::map<std::string, std::string> stored, used;
+};
+
+// What one computation used, stored, answers the same questions in a fresh process
+// (a fresh cache) without computing anything, bit for bit; an entry that does not
+// decode is computed again; an entry is only ever used for its exact inputs.
+TEST(StatisticsCache, AnswersFromItsBackingBitForBitAndOnlyForTheSameInputs) {
+  const std::vector<std::vector<double>> cells = {
+      {0.0690, 0.0712, 0.0688, 0.0725, 0.0701}, {0.0650, 0.0668, 0.0655, 0.0672, 0.0660}, {0.08}};
+  const Comparison plain = CompareWithBest(cells);
+  MapBacking first_run;
+  StatisticsCache first_cache;
+  (void)CompareWithBest(cells, kDefaultAlpha, kBootstrapSeed, kBootstrapResamples, &first_cache,
+                        &first_run);
+  ASSERT_FALSE(first_run.used.empty());
+  EXPECT_EQ(static_cast<size_t>(first_cache.computed()), first_run.used.size());
+
+  MapBacking database;
+  database.stored = first_run.used;
+  StatisticsCache fresh;
+  const Comparison again =
+      CompareWithBest(cells, kDefaultAlpha, kBootstrapSeed, kBootstrapResamples, &fresh, &database);
+  EXPECT_EQ(fresh.computed(), 0);
+  EXPECT_EQ(database.used, first_run.used);
+  ASSERT_EQ(again.best, plain.best);
+  for (size_t i = 0; i < cells.size(); ++i) {
+    const CellVerdict& got = again.cells[i];
+    const CellVerdict& want = plain.cells[i];
+    EXPECT_EQ(got.description.n, want.description.n);
+    EXPECT_EQ(got.description.values, want.description.values);
+    EXPECT_EQ(got.description.mean, want.description.mean);
+    EXPECT_EQ(got.description.std, want.description.std);
+    EXPECT_EQ(got.description.ci95.high, want.description.ci95.high);
+    EXPECT_EQ(got.description.bootstrap_ci95.low, want.description.bootstrap_ci95.low);
+    EXPECT_EQ(got.description.bootstrap_ci95.high, want.description.bootstrap_ci95.high);
+    EXPECT_EQ(got.description.median, want.description.median);
+    EXPECT_EQ(got.description.iqm, want.description.iqm);
+    EXPECT_EQ(got.description.max, want.description.max);
+    EXPECT_EQ(got.seeds_needed, want.seeds_needed);
+    ASSERT_EQ(got.probability_better_than_best.has_value(),
+              want.probability_better_than_best.has_value());
+    if (want.probability_better_than_best) {
+      EXPECT_EQ(got.probability_better_than_best->estimate,
+                want.probability_better_than_best->estimate);
+      EXPECT_EQ(got.probability_better_than_best->ci95.high,
+                want.probability_better_than_best->ci95.high);
+    }
+  }
+
+  // Damaged entries (cut short, another format) are computed again, with the same result.
+  MapBacking damaged;
+  for (const auto& [key, value] : first_run.used) damaged.stored[key] = value.substr(0, 5);
+  StatisticsCache third;
+  const Comparison recomputed =
+      CompareWithBest(cells, kDefaultAlpha, kBootstrapSeed, kBootstrapResamples, &third, &damaged);
+  EXPECT_EQ(static_cast<size_t>(third.computed()), first_run.used.size());
+  EXPECT_EQ(recomputed.cells[0].description.bootstrap_ci95.low,
+            plain.cells[0].description.bootstrap_ci95.low);
+  EXPECT_EQ(damaged.used, first_run.used);
+
+  // Other values (one seed more): nothing of that cell is taken from the backing.
+  auto changed = cells;
+  changed[1].push_back(0.0662);
+  StatisticsCache fourth;
+  (void)CompareWithBest(changed, kDefaultAlpha, kBootstrapSeed, kBootstrapResamples, &fourth,
+                        &database);
+  EXPECT_GT(fourth.computed(), 0);
+  EXPECT_EQ(CompareWithBest(changed).cells[1].description.bootstrap_ci95.low,
+            Describe(changed[1]).bootstrap_ci95.low);
 }
 
 // Bounded: the least recently used entries go once the bytes are spent.

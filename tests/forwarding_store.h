@@ -74,9 +74,27 @@ class ForwardingStore : public Store {
       const std::string& id, std::optional<RunState> state, int64_t after, int limit) override {
     return inner_->ListSweepRunsPage(id, state, after, limit);
   }
-  StatusOr<std::vector<std::pair<SweepRunRecord, RunRecord>>> ListSweepOutcomes(
-      const std::string& id) override {
-    return inner_->ListSweepOutcomes(id);
+  StatusOr<std::vector<SweepCellRecord>> ListSweepCells(const std::string& id) override {
+    return inner_->ListSweepCells(id);
+  }
+  StatusOr<std::vector<SweepOutcomeRecord>> ListSweepOutcomes(const std::string& id,
+                                                              int k) override {
+    return inner_->ListSweepOutcomes(id, k);
+  }
+  StatusOr<std::vector<StatisticsEntryRecord>> ListSweepStatistics(const std::string& id) override {
+    return inner_->ListSweepStatistics(id);
+  }
+  Status UpdateSweepStatistics(const std::string& id, int64_t version,
+                               const std::vector<StatisticsEntryRecord>& added,
+                               const std::vector<int64_t>& removed) override {
+    return inner_->UpdateSweepStatistics(id, version, added, removed);
+  }
+  StatusOr<std::vector<std::pair<std::string, int64_t>>> SweepsWithStaleStatistics(
+      int limit) override {
+    return inner_->SweepsWithStaleStatistics(limit);
+  }
+  StatusOr<int64_t> SweepOutcomesVersion(const std::string& id) override {
+    return inner_->SweepOutcomesVersion(id);
   }
   StatusOr<std::vector<double>> LastKTestErrors(const std::vector<std::string>& ids,
                                                 int k) override {

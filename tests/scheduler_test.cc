@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "common/hash.h"
+#include "coordinator/queries.h"
 #include "coordinator/sqlite_store.h"
 #include "coordinator/write_batcher.h"
 #include "tests/forwarding_store.h"
@@ -210,6 +211,107 @@ TEST_F(SchedulerTest, RunSucceedsAfterAllEpochsAndResultsAggregate) {
               ((0.5 + 0.3 + 0.2) / 3 + (0.6 + 0.4 + 0.3) / 3) / 2, 1e-12);
 }
 
+// Every number a results table shows of each cell, bit for bit.
+void ExpectSameResults(const ResultsView& got, const ResultsView& want) {
+  ASSERT_EQ(got.cells.size(), want.cells.size());
+  for (size_t i = 0; i < got.cells.size(); ++i) {
+    SCOPED_TRACE("cell " + want.cells[i].cell_label);
+    const CellSummary& a = got.cells[i];
+    const CellSummary& b = want.cells[i];
+    EXPECT_EQ(a.cell_key, b.cell_key);
+    EXPECT_EQ(a.runs_total, b.runs_total);
+    EXPECT_EQ(a.runs_succeeded, b.runs_succeeded);
+    for (auto [x, y] : {std::pair{&a.final_test_error, &b.final_test_error},
+                        std::pair{&a.last_k_test_error, &b.last_k_test_error}}) {
+      EXPECT_EQ(x->values, y->values);
+      EXPECT_EQ(x->mean, y->mean);
+      EXPECT_EQ(x->std, y->std);
+      EXPECT_EQ(x->ci95.low, y->ci95.low);
+      EXPECT_EQ(x->bootstrap_ci95.low, y->bootstrap_ci95.low);
+      EXPECT_EQ(x->bootstrap_ci95.high, y->bootstrap_ci95.high);
+      EXPECT_EQ(x->iqm, y->iqm);
+    }
+    EXPECT_EQ(a.comparison.is_best, b.comparison.is_best);
+    EXPECT_EQ(a.comparison.p_holm, b.comparison.p_holm);
+    EXPECT_EQ(a.comparison.seeds_needed, b.comparison.seeds_needed);
+    ASSERT_EQ(a.comparison.probability_better_than_best.has_value(),
+              b.comparison.probability_better_than_best.has_value());
+    if (b.comparison.probability_better_than_best) {
+      EXPECT_EQ(a.comparison.probability_better_than_best->estimate,
+                b.comparison.probability_better_than_best->estimate);
+      EXPECT_EQ(a.comparison.probability_better_than_best->ci95.low,
+                b.comparison.probability_better_than_best->ci95.low);
+    }
+    EXPECT_EQ(a.mean_param_count, b.mean_param_count);
+  }
+}
+
+// The refresher stores what results need; a later reader with an empty memory (a
+// restarted coordinator, `resweep results --db`) finds it all and computes nothing,
+// and gets the same numbers. A sweep whose outcomes changed is stale until refreshed,
+// and a refresh keeps only the entries the sweep now needs.
+TEST_F(SchedulerTest, StoredStatisticsAnswerResultsWithoutComputingThemAgain) {
+  ASSERT_TRUE(scheduler_->Submit(kSweep, "s.yaml").ok());
+  const std::string w = Register("w");
+  const double errors[4] = {0.31, 0.22, 0.35, 0.28};
+  auto finish = [&](int i) {
+    Lease l = MustAcquire(w);
+    for (int e = 1; e <= 3; ++e) ASSERT_TRUE(Report(w, l, e, errors[i] + 0.1 * (3 - e)).ok());
+    ASSERT_TRUE(scheduler_->Complete(w, l.run_id, l.attempt, 1000 + i).ok());
+  };
+  for (int i = 0; i < 3; ++i) finish(i);
+  // Offline: a read-only store, a fresh cache.
+  auto offline_results = [&](analysis::StatisticsCache* cache) {
+    auto offline = OpenSqliteStore(dir_.File("state.db"), {.read_only = true});
+    EXPECT_TRUE(offline.ok());
+    Queries queries(offline->get(), &clock_, options_.lease_ms, cache);
+    auto results = queries.Results("sched", 0);
+    EXPECT_TRUE(results.ok()) << results.status().ToString();
+    return *results;
+  };
+  analysis::StatisticsCache before_refresh;
+  const ResultsView computed = offline_results(&before_refresh);
+  EXPECT_GT(before_refresh.computed(), 0);
+
+  ASSERT_EQ(*scheduler_->RefreshStatistics(16), 1);
+  EXPECT_EQ(*scheduler_->RefreshStatistics(16), 0);  // nothing changed since
+  const size_t stored =
+      store_->ListSweepStatistics(scheduler_->GetSweep("sched")->sweep.sweep_id)->size();
+  EXPECT_GT(stored, 0u);
+  analysis::StatisticsCache after_refresh;
+  ExpectSameResults(offline_results(&after_refresh), computed);
+  EXPECT_EQ(after_refresh.computed(), 0);
+  EXPECT_GT(after_refresh.misses(), 0);  // all of them found in the database
+
+  // The last run finishes: stale again; the refresh replaces what changed.
+  finish(3);
+  auto stale = store_->SweepsWithStaleStatistics(16);
+  ASSERT_TRUE(stale.ok());
+  ASSERT_EQ(stale->size(), 1u);
+  ASSERT_EQ(*scheduler_->RefreshStatistics(16), 1);
+  analysis::StatisticsCache fresh, after_change;
+  const ResultsView now = offline_results(&after_change);
+  EXPECT_EQ(after_change.computed(), 0);
+  EXPECT_EQ(now.cells[1].runs_succeeded, 2);
+  auto recomputed = OpenSqliteStore(dir_.File("state.db"), {.read_only = true});
+  ASSERT_TRUE(recomputed.ok());
+  {
+    // What computing from scratch (no stored entries consulted) gives.
+    class Nothing : public analysis::StatisticsBacking {
+     public:
+      const std::string* Find(const std::string&) override { return nullptr; }
+      void Used(const std::string& key, const std::string&) override { keys.insert(key); }
+      std::set<std::string> keys;
+    } nothing;
+    Queries queries(recomputed->get(), &clock_, options_.lease_ms, &fresh);
+    auto scratch = queries.Results("sched", 0, &nothing);
+    ASSERT_TRUE(scratch.ok());
+    ExpectSameResults(now, *scratch);
+    // Exactly the entries the sweep needs are stored: none left of the old outcomes.
+    EXPECT_EQ(store_->ListSweepStatistics(now.sweep.sweep.sweep_id)->size(), nothing.keys.size());
+  }
+}
+
 // A store whose results read waits until released, as a results query over a huge
 // sweep would take its time.
 class SlowResultsStore : public ForwardingStore {
@@ -220,11 +322,11 @@ class SlowResultsStore : public ForwardingStore {
         owned_(std::move(inner)),
         release_(std::move(release)),
         entered_(entered) {}
-  StatusOr<std::vector<std::pair<SweepRunRecord, RunRecord>>> ListSweepOutcomes(
-      const std::string& id) override {
+  StatusOr<std::vector<SweepOutcomeRecord>> ListSweepOutcomes(const std::string& id,
+                                                              int k) override {
     entered_->set_value();
     release_.wait();
-    return inner_->ListSweepOutcomes(id);
+    return inner_->ListSweepOutcomes(id, k);
   }
 
  private:

@@ -3,7 +3,9 @@
 
 #include <thread>
 
+#include <map>
 #include <optional>
+#include <random>
 #include <tuple>
 
 #include "coordinator/results.h"
@@ -178,6 +180,183 @@ TEST(SqliteStore, KeepsEachRunsResultsSummary) {
   EXPECT_DOUBLE_EQ((*s.GetRun("r1"))->final_test_error, 0.3);
 }
 
+// What a sweep's counters, cells and outcomes must say, recomputed from every run of
+// the sweep and its epochs.
+struct SweepTruth {
+  RunCountsRecord counts;
+  SweepProgressRecord progress;
+  std::vector<SweepCellRecord> cells;
+  std::vector<SweepOutcomeRecord> outcomes;
+};
+
+SweepTruth RecountSweep(Store& s, const std::string& sweep_id) {
+  SweepTruth t;
+  auto rows = s.ListSweepRuns(sweep_id, std::nullopt);
+  EXPECT_TRUE(rows.ok());
+  std::map<std::string, int> ordinal;
+  double seconds = 0;
+  int timed = 0;
+  for (const auto& [link, run] : *rows) {
+    int* count[] = {&t.counts.queued,    &t.counts.leased, &t.counts.running,
+                    &t.counts.succeeded, &t.counts.failed, &t.counts.cancelled};
+    ++*count[static_cast<int>(run.state)];
+    t.progress.epochs_done += run.epoch;
+    t.progress.epochs_total += run.epochs_total;
+    if (!IsTerminal(run.state)) t.progress.epochs_left += run.epochs_total - run.epoch;
+    if (run.epoch > 0) {
+      auto epochs = s.ListEpochs(run.run_id);
+      seconds += epochs->empty() ? 0 : epochs->back().seconds;
+      ++timed;
+    }
+    auto [it, inserted] = ordinal.emplace(link.cell_key, static_cast<int>(t.cells.size()));
+    if (inserted) {
+      t.cells.push_back(
+          {it->second, link.cell_key, link.cell_label, link.cell_params_json, run.config_json, 0});
+    }
+    ++t.cells[it->second].runs_total;
+    if (run.state == RunState::kSucceeded) {
+      t.outcomes.push_back({it->second, run.run_id, run.summary_k, run.final_test_error,
+                            run.last_k_test_error, run.param_count});
+    }
+  }
+  t.progress.mean_epoch_seconds = timed ? seconds / timed : 0;
+  std::stable_sort(t.outcomes.begin(), t.outcomes.end(),
+                   [](const auto& a, const auto& b) { return a.cell_ordinal < b.cell_ordinal; });
+  return t;
+}
+
+void ExpectAggregatesMatchRuns(Store& s, const std::string& sweep_id, const std::string& when) {
+  SCOPED_TRACE(sweep_id + " " + when);
+  const SweepTruth t = RecountSweep(s, sweep_id);
+  const RunCountsRecord c = *s.CountRuns(sweep_id);
+  EXPECT_EQ(std::tie(c.queued, c.leased, c.running, c.succeeded, c.failed, c.cancelled),
+            std::tie(t.counts.queued, t.counts.leased, t.counts.running, t.counts.succeeded,
+                     t.counts.failed, t.counts.cancelled));
+  const SweepProgressRecord p = *s.SweepProgress(sweep_id);
+  EXPECT_EQ(p.epochs_done, t.progress.epochs_done);
+  EXPECT_EQ(p.epochs_total, t.progress.epochs_total);
+  EXPECT_EQ(p.epochs_left, t.progress.epochs_left);
+  EXPECT_NEAR(p.mean_epoch_seconds, t.progress.mean_epoch_seconds, 1e-9);
+  const auto cells = *s.ListSweepCells(sweep_id);
+  ASSERT_EQ(cells.size(), t.cells.size());
+  for (size_t i = 0; i < cells.size(); ++i) {
+    EXPECT_EQ(std::tie(cells[i].ordinal, cells[i].cell_key, cells[i].cell_label,
+                       cells[i].cell_params_json, cells[i].config_json, cells[i].runs_total),
+              std::tie(t.cells[i].ordinal, t.cells[i].cell_key, t.cells[i].cell_label,
+                       t.cells[i].cell_params_json, t.cells[i].config_json, t.cells[i].runs_total));
+  }
+  const auto outcomes = *s.ListSweepOutcomes(sweep_id, -1);  // every run_id
+  ASSERT_EQ(outcomes.size(), t.outcomes.size());
+  for (size_t i = 0; i < outcomes.size(); ++i) {
+    const auto& a = outcomes[i];
+    const auto& b = t.outcomes[i];
+    EXPECT_EQ(std::tie(a.cell_ordinal, a.run_id, a.summary_k, a.final_test_error,
+                       a.last_k_test_error, a.param_count),
+              std::tie(b.cell_ordinal, b.run_id, b.summary_k, b.final_test_error,
+                       b.last_k_test_error, b.param_count))
+        << "outcome " << i;
+  }
+}
+
+// Two sweeps sharing runs; the runs go through leases, epochs, rewinds, success,
+// failure and requeues in a random order: after every step, each sweep's counters,
+// cells and outcomes (kept by the store's triggers) are what recounting its runs gives.
+TEST(SqliteStore, KeepsEachSweepsCountersCellsAndOutcomesAsItsRunsChange) {
+  TempDir dir;
+  auto store = OpenSqliteStore(dir.File("s.db"));
+  ASSERT_TRUE(store.ok());
+  Store& s = **store;
+  ASSERT_TRUE(s.InsertSweep({"a", "a", "y", "f", 1, false, 2, {}}).ok());
+  ASSERT_TRUE(s.InsertSweep({"b", "b", "y", "f", 2, false, 3, {}}).ok());
+  ExpectAggregatesMatchRuns(s, "a", "empty");
+  for (int i = 0; i < 12; ++i) {
+    RunRecord r = SampleRun("r" + std::to_string(i));
+    r.config_json = "{\"run\":" + std::to_string(i) + "}";
+    r.state = RunState::kQueued;
+    r.attempt = 0;
+    r.worker_id = "";
+    r.epoch = 0;
+    r.epochs_total = 4 + i % 3;
+    r.param_count = 1000 + i;
+    r.summary_k = 2;
+    ASSERT_TRUE(*s.InsertRunIfAbsent(r));
+    if (i < 10) {
+      const std::string cell = "c" + std::to_string(i % 3);
+      ASSERT_TRUE(
+          s.LinkRun({"a", r.run_id, cell, "label " + cell, "{\"k\":\"" + cell + "\"}"}).ok());
+    }
+  }
+  std::mt19937 rng(7);
+  auto step = [&](int n) {
+    for (int k = 0; k < n; ++k) {
+      const std::string id = "r" + std::to_string(rng() % 12);
+      RunRecord r = **s.GetRun(id);
+      switch (rng() % 6) {
+        case 0:  // lease or start
+          if (r.state == RunState::kQueued) {
+            r.state = RunState::kLeased;
+            r.attempt += 1;
+            r.worker_id = "w";
+          } else if (r.state == RunState::kLeased) {
+            r.state = RunState::kRunning;
+          }
+          break;
+        case 1:
+        case 2:  // an epoch
+          if (HoldsLease(r.state) && r.epoch < r.epochs_total) {
+            EpochRecord e{id, r.epoch + 1, r.attempt, 0.1, 0.1, 0.05 * (rng() % 10)};
+            e.seconds = 1 + rng() % 5;
+            ASSERT_TRUE(s.PutEpoch(e, "w").ok());
+            r = **s.GetRun(id);
+            r.epoch += 1;
+          }
+          break;
+        case 3:  // finish
+          if (HoldsLease(r.state)) {
+            r.state = rng() % 3 ? RunState::kSucceeded : RunState::kFailed;
+            r.worker_id = "";
+          }
+          break;
+        case 4:  // back to the queue (a lost lease, or a retry of a finished run)
+          if (r.state != RunState::kQueued) {
+            r.state = RunState::kQueued;
+            r.worker_id = "";
+          }
+          break;
+        case 5:  // rewind to a checkpoint
+          if (HoldsLease(r.state) && r.epoch > 0) {
+            ASSERT_TRUE(s.DeleteEpochsAfter(id, r.epoch - 1).ok());
+            r = **s.GetRun(id);
+            r.epoch -= 1;
+          }
+          break;
+      }
+      ASSERT_TRUE(s.UpdateRun(r).ok());
+      ExpectAggregatesMatchRuns(s, "a", "after a step on " + id);
+      ExpectAggregatesMatchRuns(s, "b", "after a step on " + id);
+      if (HasFailure()) return;
+    }
+  };
+  step(150);
+  // Sweep b links runs that have moved on already (some succeeded), then both go on.
+  for (int i = 6; i < 12; ++i) {
+    const std::string cell = i % 2 ? "odd" : "even";
+    ASSERT_TRUE(s.LinkRun({"b", "r" + std::to_string(i), cell, cell, "{}"}).ok());
+  }
+  ExpectAggregatesMatchRuns(s, "b", "linked");
+  step(150);
+  ExpectAggregatesMatchRuns(s, "b", "at the end");
+  EXPECT_GT(s.CountRuns("a")->succeeded + s.CountRuns("b")->succeeded, 0);
+  // Unknown sweeps count nothing.
+  EXPECT_EQ(s.CountRuns("nope")->total(), 0);
+  EXPECT_TRUE(s.ListSweepOutcomes("nope", 2)->empty());
+  // Only the ids of runs whose summary is of another K are copied out.
+  for (int k : {2, 3}) {
+    for (const auto& o : *s.ListSweepOutcomes("a", k))
+      EXPECT_EQ(o.run_id.empty(), o.summary_k == k);
+  }
+}
+
 TEST(SqliteStore, FailedTransactionLeavesNothingBehind) {
   TempDir dir;
   auto store = OpenSqliteStore(dir.File("s.db"));
@@ -189,6 +368,58 @@ TEST(SqliteStore, FailedTransactionLeavesNothingBehind) {
   });
   EXPECT_FALSE(st.ok());
   EXPECT_FALSE(s.GetRun("r1")->has_value());
+}
+
+// What schema 9 added, undone (a database as schema 8 wrote it).
+const char* const kUndoSchema9[] = {
+    "DROP TRIGGER sweep_counted",       "DROP TRIGGER sweep_run_linked", "DROP TRIGGER run_counted",
+    "DROP TRIGGER run_outcome_changed", "DROP TABLE sweep_counters",     "DROP TABLE sweep_cells",
+    "DROP TABLE sweep_outcomes",        "DROP TABLE sweep_statistics",   "PRAGMA user_version = 8"};
+
+// A database of schema 8 (before the store kept per-sweep counters, cells and
+// outcomes) gets them on open, as if they had been kept all along.
+TEST(SqliteStore, MigrationFillsEachSweepsCountersCellsAndOutcomes) {
+  TempDir dir;
+  const std::string path = dir.File("s.db");
+  {
+    auto store = OpenSqliteStore(path);
+    ASSERT_TRUE(store.ok());
+    Store& s = **store;
+    ASSERT_TRUE(s.InsertSweep({"sw", "n", "y", "f", 1, false, 2, {}}).ok());
+    ASSERT_TRUE(s.InsertSweep({"empty", "e", "y", "f", 2, false, 2, {}}).ok());
+    const RunState states[] = {RunState::kQueued, RunState::kRunning, RunState::kSucceeded,
+                               RunState::kSucceeded, RunState::kFailed};
+    for (int i = 0; i < 5; ++i) {
+      RunRecord r = SampleRun("r" + std::to_string(i));
+      r.config_json = "{\"i\":" + std::to_string(i) + "}";
+      ASSERT_TRUE(*s.InsertRunIfAbsent(r));
+      const std::string cell = i % 2 ? "odd" : "even";
+      ASSERT_TRUE(s.LinkRun({"sw", r.run_id, cell, cell + "!", "{}"}).ok());
+      EpochRecord e{r.run_id, 1, 2, 0, 0, 0.1 * (i + 1)};
+      e.seconds = 2.0 + i;
+      ASSERT_TRUE(s.PutEpoch(e, "w-1").ok());
+      r = **s.GetRun(r.run_id);
+      r.state = states[i];
+      r.epoch = 1;
+      ASSERT_TRUE(s.UpdateRun(r).ok());
+    }
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  for (const char* sql : kUndoSchema9) {
+    ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sql;
+  }
+  sqlite3_close(db);
+  auto store = OpenSqliteStore(path);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  ExpectAggregatesMatchRuns(**store, "sw", "migrated");
+  ExpectAggregatesMatchRuns(**store, "empty", "migrated");
+  EXPECT_EQ((*store)->CountRuns("sw")->succeeded, 2);
+  EXPECT_EQ((*store)->ListSweepOutcomes("sw", 5)->size(), 2u);
+  // Stored statistics start stale: the sweeps with outcomes are listed for a refresh.
+  auto stale = (*store)->SweepsWithStaleStatistics(10);
+  ASSERT_TRUE(stale.ok());
+  EXPECT_EQ(stale->size(), 2u);
 }
 
 // A database written before results summaries existed (schema 6) gets them on open:
@@ -214,6 +445,9 @@ TEST(SqliteStore, MigrationFillsResultsSummariesOfExistingRuns) {
   }
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  for (const char* sql : kUndoSchema9) {
+    ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sql;
+  }
   for (const char* sql :
        {"ALTER TABLE runs DROP COLUMN summary_k", "ALTER TABLE runs DROP COLUMN final_test_error",
         "ALTER TABLE runs DROP COLUMN last_k_test_error",
