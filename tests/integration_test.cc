@@ -78,7 +78,9 @@ void ExpectEveryRunSucceededOnce(Store& db, const std::string& sweep_id, size_t 
 }
 
 TEST(EndToEnd, SyntheticSweepEveryRunSucceedsExactlyOnce) {
-  Cluster cluster({.lease_seconds = 10, .heartbeat_seconds = 0.5});
+  Cluster cluster({.lease_seconds = 10,
+                   .heartbeat_seconds = 0.5,
+                   .coordinator_args = {"--statistics-refresh-seconds", "0.2"}});
   cluster.StartCoordinator();
   for (const char* name : {"a", "b", "c"}) cluster.StartWorker(name);
   const std::string file = cluster.WriteSweep("synthetic.yaml", R"(name: synth
@@ -113,6 +115,20 @@ seeds: 3
   const std::string runs = cluster.Cli({"runs", sweep_id, "--state", "succeeded"});
   EXPECT_EQ(std::count(runs.begin(), runs.end(), '\n'), 13);  // header + 12 runs
   EXPECT_NE(cluster.Cli({"status", sweep_id}).find("succeeded 12"), std::string::npos);
+
+  // The coordinator's refresher stores the finished sweep's statistics; offline
+  // results then give the same table.
+  bool stored = false;
+  for (int i = 0; i < 300 && !stored; ++i) {
+    auto stale = db->SweepsWithStaleStatistics(100);
+    ASSERT_TRUE(stale.ok()) << stale.status().ToString();
+    stored = std::none_of(stale->begin(), stale->end(),
+                          [&](const auto& s) { return s.first == sweep_id; });
+    if (!stored) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(stored) << "statistics not stored within 30 s\n" << cluster.Logs();
+  EXPECT_FALSE(db->ListSweepStatistics(sweep_id)->empty());
+  EXPECT_EQ(cluster.Cli({"results", sweep_id, "--format", "csv", "--db", cluster.db()}), csv);
 }
 
 TEST(EndToEnd, AnIdleWorkerGetsANewRunThroughLongPollNotItsPollInterval) {
