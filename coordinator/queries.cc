@@ -268,53 +268,54 @@ StatusOr<RunsPageView> Queries::ListRuns(const std::string& sweep, const std::st
   return out;
 }
 
-StatusOr<ResultsView> Queries::Results(const std::string& sweep, int last_k,
-                                       analysis::StatisticsBacking* statistics) {
+StatusOr<ResultsInputs> Queries::ReadResultsInputs(const std::string& sweep, int last_k) {
   RESWEEP_ASSIGN_OR_RETURN(SweepRecord record, ResolveSweep(sweep));
-  RESWEEP_ASSIGN_OR_RETURN(SweepView view, View(record));
-  ResultsView out;
-  out.last_k = last_k > 0 ? last_k : record.last_k;
-  RESWEEP_ASSIGN_OR_RETURN(auto cells, store_->ListSweepCells(record.sweep_id));
-  RESWEEP_ASSIGN_OR_RETURN(auto outcomes, store_->ListSweepOutcomes(record.sweep_id, out.last_k));
+  ResultsInputs in;
+  RESWEEP_ASSIGN_OR_RETURN(in.sweep, View(record));
+  in.last_k = last_k > 0 ? last_k : record.last_k;
+  RESWEEP_ASSIGN_OR_RETURN(in.outcomes_version, store_->SweepOutcomesVersion(record.sweep_id));
+  RESWEEP_ASSIGN_OR_RETURN(in.cells, store_->ListSweepCells(record.sweep_id));
+  RESWEEP_ASSIGN_OR_RETURN(in.outcomes, store_->ListSweepOutcomes(record.sweep_id, in.last_k));
   // A run's summary is of the K of the first sweep it was linked to: another K (a
   // run shared with a sweep of another last_k, or an explicit --last-k) reads the
   // run's last epochs.
   std::vector<std::string> other_k;
   std::vector<size_t> other_k_rows;
-  for (size_t i = 0; i < outcomes.size(); ++i) {
-    if (outcomes[i].summary_k != out.last_k) {
-      other_k.push_back(outcomes[i].run_id);
+  for (size_t i = 0; i < in.outcomes.size(); ++i) {
+    if (in.outcomes[i].summary_k != in.last_k) {
+      other_k.push_back(in.outcomes[i].run_id);
       other_k_rows.push_back(i);
     }
   }
   if (!other_k.empty()) {
-    RESWEEP_ASSIGN_OR_RETURN(auto means, store_->LastKTestErrors(other_k, out.last_k));
+    RESWEEP_ASSIGN_OR_RETURN(auto means, store_->LastKTestErrors(other_k, in.last_k));
     for (size_t i = 0; i < means.size(); ++i) {
-      outcomes[other_k_rows[i]].last_k_test_error = means[i];
+      in.outcomes[other_k_rows[i]].last_k_test_error = means[i];
     }
   }
-  const std::string sweep_id = record.sweep_id;
-  PersistedStatistics stored([this, sweep_id] { return store_->ListSweepStatistics(sweep_id); });
-  out.sweep = std::move(view);
-  out.cells = SummarizeCells(cells, outcomes, stats_, statistics ? statistics : &stored);
+  return in;
+}
+
+ResultsView SummarizeResults(ResultsInputs inputs, analysis::StatisticsCache* cache,
+                             analysis::StatisticsBacking* stored) {
+  ResultsView out;
+  out.last_k = inputs.last_k;
+  out.cells = SummarizeCells(inputs.cells, inputs.outcomes, cache, stored);
+  out.sweep = std::move(inputs.sweep);
   return out;
 }
 
-StatusOr<Queries::StatisticsUpdate> Queries::ComputeStatistics(const std::string& sweep_id,
-                                                               const std::function<bool()>& stop) {
-  StatisticsUpdate update;
-  RESWEEP_ASSIGN_OR_RETURN(update.version, store_->SweepOutcomesVersion(sweep_id));
-  PersistedStatistics stored([&] { return store_->ListSweepStatistics(sweep_id); }, stop);
-  RESWEEP_RETURN_IF_ERROR(stored.Load());
-  try {
-    RESWEEP_ASSIGN_OR_RETURN(ResultsView results, Results(sweep_id, 0, &stored));
-    update.cells = static_cast<int>(results.cells.size());
-  } catch (const StatisticsComputationStopped&) {
-    return CancelledError("statistics of sweep " + sweep_id + ": stopped");
-  }
-  update.added = stored.Added();
-  update.removed = stored.Unused();
-  return update;
+StatusOr<ResultsView> Queries::Results(const std::string& sweep, int last_k,
+                                       analysis::StatisticsBacking* statistics) {
+  RESWEEP_ASSIGN_OR_RETURN(ResultsInputs inputs, ReadResultsInputs(sweep, last_k));
+  const std::string sweep_id = inputs.sweep.sweep.sweep_id;
+  PersistedStatistics stored([this, sweep_id] { return store_->ListSweepStatistics(sweep_id); });
+  return SummarizeResults(std::move(inputs), stats_, statistics ? statistics : &stored);
+}
+
+StatusOr<std::vector<StatisticsEntryRecord>> Queries::StoredStatistics(
+    const std::string& sweep_id) {
+  return store_->ListSweepStatistics(sweep_id);
 }
 
 StatusOr<std::vector<std::pair<std::string, int64_t>>> Queries::SweepsWithStaleStatistics(

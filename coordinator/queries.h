@@ -62,6 +62,19 @@ struct ResultsView {
   std::vector<CellSummary> cells;
 };
 
+struct ResultsInputs {
+  SweepView sweep;
+  int last_k = 0;
+  int64_t outcomes_version = 0;  // of `outcomes` (see Store::SweepOutcomesVersion)
+  std::vector<SweepCellRecord> cells;
+  std::vector<SweepOutcomeRecord> outcomes;  // last_k_test_error is for last_k
+};
+
+// The results of `inputs`; statistics from `cache`, else from `stored`, else computed
+// (each optional; the numbers are the same either way). Reads no store.
+ResultsView SummarizeResults(ResultsInputs inputs, analysis::StatisticsCache* cache,
+                             analysis::StatisticsBacking* stored);
+
 struct RunDetailView {
   RunRecord run;
   std::vector<SweepRunRecord> links;  // oldest sweep first
@@ -139,27 +152,18 @@ class Queries {
   // of the sweep it came from only: given with another sweep, it is INVALID_ARGUMENT.
   StatusOr<RunsPageView> ListRuns(const std::string& sweep, const std::string& state,
                                   const PageRequest& page);
-  // last_k <= 0 uses the sweep's own setting. Reads the sweep's cells and the
-  // summaries of its succeeded runs (never the runs or their epochs, unless a run's
-  // summary is of another K than asked for); statistics come from the cache, else
-  // from those the database remembers for the sweep (see ComputeStatistics), else they
-  // are computed. `statistics` (optional) replaces that backing.
+  // What a sweep's results are computed from (last_k <= 0: the sweep's own setting):
+  // its cells and the summaries of its succeeded runs (never the runs or their epochs,
+  // unless a run's summary is of another K than asked for). In one read transaction
+  // this is one snapshot; computing the statistics (SummarizeResults) needs none.
+  StatusOr<ResultsInputs> ReadResultsInputs(const std::string& sweep, int last_k);
+  // ReadResultsInputs, then SummarizeResults with this object's cache and the
+  // statistics the store remembers for the sweep (or `statistics` instead).
   StatusOr<ResultsView> Results(const std::string& sweep, int last_k,
                                 analysis::StatisticsBacking* statistics = nullptr);
-
-  // The statistics a sweep's results need (at its own last_k), as the store should
-  // remember them: computed where the cache and the store do not hold them. `stop` is
-  // polled between statistics (CANCELLED when it says so). Run it in one read
-  // transaction, so that `version` is the outcomes version the statistics are of.
-  struct StatisticsUpdate {
-    int64_t version = 0;
-    std::vector<StatisticsEntryRecord> added;
-    std::vector<int64_t> removed;
-    int cells = 0;
-  };
-  StatusOr<StatisticsUpdate> ComputeStatistics(const std::string& sweep_id,
-                                               const std::function<bool()>& stop = {});
-  // Sweeps whose stored statistics are not of their current outcomes (see Store).
+  // The statistics the store remembers for a sweep (see Store::ListSweepStatistics),
+  // and the sweeps whose remembered statistics are not of their current outcomes.
+  StatusOr<std::vector<StatisticsEntryRecord>> StoredStatistics(const std::string& sweep_id);
   StatusOr<std::vector<std::pair<std::string, int64_t>>> SweepsWithStaleStatistics(int limit);
   StatusOr<RunDetailView> GetRun(const std::string& run);
   // Every run of the sweep with its epochs (one store query for all of them).

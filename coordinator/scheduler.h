@@ -36,6 +36,7 @@
 #include "common/status.h"
 #include "common/sweep_spec.h"
 #include "coordinator/checkpoint_store.h"
+#include "coordinator/persisted_statistics.h"
 #include "coordinator/queries.h"
 #include "coordinator/read_pool.h"
 #include "coordinator/store.h"
@@ -341,10 +342,12 @@ class Scheduler {
 
   // Computes and stores the statistics of up to `max_sweeps` sweeps (oldest first)
   // whose outcomes changed since theirs were stored, so that results, also after a
-  // restart and offline (`--db`), find them instead of computing them. Computing runs
-  // on a read connection outside the lock (statistics already in memory or stored
-  // are not computed again); storing is one short transaction, whose version check
-  // makes a sweep that changed meanwhile stale again. `stop` is polled between
+  // restart and offline (`--db`), find them instead of computing them. The inputs are
+  // read in one short read transaction; computing holds no lock and no transaction
+  // (statistics already in memory or stored are not computed again); storing is one
+  // short transaction that records the outcomes version computed from, so a sweep
+  // that changed meanwhile stays stale. A sweep that cannot be refreshed is logged
+  // and skipped. `stop` is polled between
   // statistics: the refresh then ends early. Returns how many sweeps were stored.
   // The coordinator calls this periodically from a thread of its own.
   StatusOr<int> RefreshStatistics(int max_sweeps, const std::function<bool()>& stop = {});
@@ -407,6 +410,8 @@ class Scheduler {
   // without a pool, on the scheduler's store under its lock.
   template <typename T>
   StatusOr<T> Read(const std::function<StatusOr<T>(Queries&)>& query) RESWEEP_EXCLUDES(mutex_);
+  // Reads the statistics the store remembers for `sweep_id`, in a read of its own.
+  PersistedStatistics::Loader StoredStatisticsLoader(const std::string& sweep_id);
   void CrashPoint(const std::string& point) const {
     if (options_.test_crash_point) options_.test_crash_point(point);
   }

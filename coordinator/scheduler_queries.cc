@@ -49,7 +49,21 @@ StatusOr<RunsPageView> Scheduler::ListRuns(const std::string& sweep, const std::
 }
 
 StatusOr<ResultsView> Scheduler::Results(const std::string& sweep, int last_k) {
-  return Read<ResultsView>([&](Queries& q) { return q.Results(sweep, last_k); });
+  // The inputs in one short read transaction; the statistics outside it, so that a
+  // query that has to compute some holds no snapshot (nor the WAL) meanwhile. Stored
+  // statistics may come from a later snapshot: they are keyed by their exact inputs.
+  RESWEEP_ASSIGN_OR_RETURN(ResultsInputs inputs, Read<ResultsInputs>([&](Queries& q) {
+                             return q.ReadResultsInputs(sweep, last_k);
+                           }));
+  PersistedStatistics stored(StoredStatisticsLoader(inputs.sweep.sweep.sweep_id));
+  return SummarizeResults(std::move(inputs), &stats_cache_, &stored);
+}
+
+PersistedStatistics::Loader Scheduler::StoredStatisticsLoader(const std::string& sweep_id) {
+  return [this, sweep_id] {
+    return Read<std::vector<StatisticsEntryRecord>>(
+        [&](Queries& q) { return q.StoredStatistics(sweep_id); });
+  };
 }
 
 StatusOr<RunDetailView> Scheduler::GetRun(const std::string& run) {
@@ -66,19 +80,31 @@ StatusOr<int> Scheduler::RefreshStatistics(int max_sweeps, const std::function<b
                              return q.SweepsWithStaleStatistics(max_sweeps);
                            }));
   int stored = 0;
-  for (const auto& [sweep_id, version] : stale) {
+  for (const auto& entry : stale) {
+    const std::string& sweep_id = entry.first;
     if (stop && stop()) break;
     const auto started = std::chrono::steady_clock::now();
-    auto update = Read<Queries::StatisticsUpdate>(
-        [&, id = sweep_id](Queries& q) { return q.ComputeStatistics(id, stop); });
-    if (!update.ok()) {
-      if (update.status().code() == StatusCode::kCancelled) break;
-      return update.status().WithContext("statistics of sweep " + sweep_id);
+    auto inputs = Read<ResultsInputs>([&](Queries& q) { return q.ReadResultsInputs(sweep_id, 0); });
+    PersistedStatistics used(StoredStatisticsLoader(sweep_id), stop);
+    Status st = inputs.ok() ? used.Load() : inputs.status();
+    size_t cells = 0;
+    if (st.ok()) {
+      try {
+        cells = SummarizeResults(*inputs, &stats_cache_, &used).cells.size();
+      } catch (const StatisticsComputationStopped&) {
+        break;
+      }
     }
-    {
+    const auto added = used.Added();
+    const auto removed = used.Unused();
+    if (st.ok()) {
       MutexLock lock(&mutex_);
-      RESWEEP_RETURN_IF_ERROR(
-          store_->UpdateSweepStatistics(sweep_id, update->version, update->added, update->removed));
+      st = store_->UpdateSweepStatistics(sweep_id, inputs->outcomes_version, added, removed);
+    }
+    if (!st.ok()) {
+      // The other sweeps go on; this one stays stale and is tried again next time.
+      spdlog::warn("statistics of sweep {} not stored: {}", sweep_id, st.ToString());
+      continue;
     }
     ++stored;
     const double seconds =
@@ -88,8 +114,7 @@ StatusOr<int> Scheduler::RefreshStatistics(int max_sweeps, const std::function<b
     spdlog::log(seconds >= 1 ? spdlog::level::info : spdlog::level::debug,
                 "statistics of sweep {} (outcomes version {}): {} cells, {} entries stored, {} "
                 "dropped, in {:.2f} s",
-                sweep_id, update->version, update->cells, update->added.size(),
-                update->removed.size(), seconds);
+                sweep_id, inputs->outcomes_version, cells, added.size(), removed.size(), seconds);
   }
   return stored;
 }
