@@ -76,13 +76,26 @@ StatusOr<CurvesView> Scheduler::Curves(const std::string& sweep, int max_points)
 
 StatusOr<int> Scheduler::RefreshStatistics(int max_sweeps, const std::function<bool()>& stop) {
   using Stale = std::vector<std::pair<std::string, int64_t>>;
+  // More stale sweeps than are refreshed, since some may not be due yet.
   RESWEEP_ASSIGN_OR_RETURN(Stale stale, Read<Stale>([&](Queries& q) {
-                             return q.SweepsWithStaleStatistics(max_sweeps);
+                             return q.SweepsWithStaleStatistics(std::max(max_sweeps, 1) * 16);
                            }));
+  {
+    MutexLock lock(&refresh_mutex_);
+    for (auto it = refresh_not_before_ms_.begin(); it != refresh_not_before_ms_.end();) {
+      it = it->second <= clock_->MonotonicMs() ? refresh_not_before_ms_.erase(it) : std::next(it);
+    }
+  }
   int stored = 0;
   for (const auto& entry : stale) {
     const std::string& sweep_id = entry.first;
     if (stop && stop()) break;
+    if (stored >= max_sweeps) break;
+    {
+      MutexLock lock(&refresh_mutex_);
+      auto due = refresh_not_before_ms_.find(sweep_id);
+      if (due != refresh_not_before_ms_.end() && clock_->MonotonicMs() < due->second) continue;
+    }
     const auto started = std::chrono::steady_clock::now();
     auto inputs = Read<ResultsInputs>([&](Queries& q) { return q.ReadResultsInputs(sweep_id, 0); });
     PersistedStatistics used(StoredStatisticsLoader(sweep_id), stop);
@@ -109,6 +122,11 @@ StatusOr<int> Scheduler::RefreshStatistics(int max_sweeps, const std::function<b
     ++stored;
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    {
+      MutexLock lock(&refresh_mutex_);
+      refresh_not_before_ms_[sweep_id] =
+          clock_->MonotonicMs() + std::max<int64_t>(1, static_cast<int64_t>(seconds * 10000));
+    }
     // A big sweep's first computation takes seconds: worth an info line; the small
     // updates while runs finish are not.
     spdlog::log(seconds >= 1 ? spdlog::level::info : spdlog::level::debug,
