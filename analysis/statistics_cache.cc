@@ -1,17 +1,29 @@
 #include "analysis/statistics_cache.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <functional>
+#include <numeric>
 #include <optional>
 
 namespace resweep::analysis {
 
 namespace {
 
-// The exact bytes of every input, after a tag naming the function.
+// The version of the statistics' algorithms (statistics.cc): every key carries it, so
+// results remembered elsewhere (a database) by an older version are never used once an
+// algorithm changes. Change it with any change to what Describe, ProbabilityAIsLower or
+// SeedsNeeded compute.
+constexpr char kAlgorithmsVersion = 1;
+
+// The exact bytes of every input, after a tag naming the function and the version.
 class KeyBuilder {
  public:
-  explicit KeyBuilder(char tag) { key_.push_back(tag); }
+  explicit KeyBuilder(char tag) {
+    key_.push_back(tag);
+    key_.push_back(kAlgorithmsVersion);
+  }
   KeyBuilder& Add(const std::vector<double>& v) {
     Add(static_cast<uint64_t>(v.size()));
     key_.append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(double));
@@ -106,6 +118,20 @@ std::optional<Description> DecodeDescription(const std::string& bytes,
   d.min = in.Get<double>();
   d.max = in.Get<double>();
   if (!in.Done() || d.n != static_cast<int>(values.size())) return std::nullopt;
+  // What can be checked against the inputs cheaply must agree with them, and nothing
+  // may be NaN or infinite: a damaged or edited entry is computed afresh instead of
+  // being shown (or crashing a later step).
+  for (double x : {d.mean, d.std, d.sem, d.ci95.low, d.ci95.high, d.bootstrap_ci95.low,
+                   d.bootstrap_ci95.high, d.median, d.q1, d.q3, d.iqr, d.iqm, d.min, d.max}) {
+    if (!std::isfinite(x)) return std::nullopt;
+  }
+  if (!values.empty()) {
+    const auto [low, high] = std::minmax_element(values.begin(), values.end());
+    const double mean = std::accumulate(values.begin(), values.end(), 0.0) / values.size();
+    if (d.min != *low || d.max != *high || d.mean != mean || d.std < 0) return std::nullopt;
+  } else if (d.mean != 0 || d.std != 0) {
+    return std::nullopt;
+  }
   d.values = values;
   return d;
 }
@@ -125,6 +151,9 @@ std::optional<std::optional<ProbabilityOfImprovement>> DecodeProbability(const s
     p->estimate = in.Get<double>();
     p->ci95.low = in.Get<double>();
     p->ci95.high = in.Get<double>();
+    for (double x : {p->estimate, p->ci95.low, p->ci95.high}) {
+      if (!(x >= 0 && x <= 1)) return std::nullopt;  // also NaN
+    }
   }
   if (!in.Done()) return std::nullopt;
   return p;
@@ -141,7 +170,7 @@ std::optional<std::optional<int>> DecodeSeeds(const std::string& bytes) {
   Decoder in(bytes);
   std::optional<int> n;
   if (in.Get<uint8_t>()) n = in.Get<int32_t>();
-  if (!in.Done()) return std::nullopt;
+  if (!in.Done() || (n && (*n < 2 || *n > 1000000))) return std::nullopt;
   return n;
 }
 

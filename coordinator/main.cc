@@ -151,7 +151,9 @@ int main(int argc, char** argv) {
   }
   options.scheduler.lease_ms = static_cast<int64_t>(lease_seconds * 1000);
   options.artifact_sweep_ms = static_cast<int64_t>(sweep_seconds * 1000);
-  options.statistics_refresh_ms = static_cast<int64_t>(statistics_seconds * 1000);
+  options.statistics_refresh_ms =
+      statistics_seconds > 0 ? std::max<int64_t>(1, static_cast<int64_t>(statistics_seconds * 1000))
+                             : 0;
   options.scheduler.stale_upload_ms = static_cast<int64_t>(stale_upload_seconds * 1000);
   options.scheduler.finished_checkpoint_retention_ms =
       static_cast<int64_t>(keep_finished_hours * 3600 * 1000);

@@ -310,7 +310,13 @@ StatusOr<ResultsView> Queries::Results(const std::string& sweep, int last_k,
   RESWEEP_ASSIGN_OR_RETURN(ResultsInputs inputs, ReadResultsInputs(sweep, last_k));
   const std::string sweep_id = inputs.sweep.sweep.sweep_id;
   PersistedStatistics stored([this, sweep_id] { return store_->ListSweepStatistics(sweep_id); });
-  return SummarizeResults(std::move(inputs), stats_, statistics ? statistics : &stored);
+  try {
+    return SummarizeResults(std::move(inputs), stats_, statistics ? statistics : &stored);
+  } catch (const StatisticsComputationStopped&) {
+    throw;                             // for whoever asked to be able to stop it
+  } catch (const std::exception& e) {  // e.g. boost::math on values it cannot take
+    return InternalError("results of sweep " + sweep_id + ": " + e.what());
+  }
 }
 
 StatusOr<std::vector<StatisticsEntryRecord>> Queries::StoredStatistics(

@@ -55,8 +55,14 @@ StatusOr<ResultsView> Scheduler::Results(const std::string& sweep, int last_k) {
   RESWEEP_ASSIGN_OR_RETURN(ResultsInputs inputs, Read<ResultsInputs>([&](Queries& q) {
                              return q.ReadResultsInputs(sweep, last_k);
                            }));
-  PersistedStatistics stored(StoredStatisticsLoader(inputs.sweep.sweep.sweep_id));
-  return SummarizeResults(std::move(inputs), &stats_cache_, &stored);
+  const std::string sweep_id = inputs.sweep.sweep.sweep_id;
+  PersistedStatistics stored(StoredStatisticsLoader(sweep_id));
+  try {
+    return SummarizeResults(std::move(inputs), &stats_cache_, &stored);
+  } catch (const std::exception& e) {  // e.g. boost::math on values it cannot take
+    spdlog::error("results of sweep {}: {}", sweep_id, e.what());
+    return InternalError("results of sweep " + sweep_id + ": " + e.what());
+  }
 }
 
 PersistedStatistics::Loader Scheduler::StoredStatisticsLoader(const std::string& sweep_id) {
@@ -73,6 +79,10 @@ StatusOr<RunDetailView> Scheduler::GetRun(const std::string& run) {
 StatusOr<CurvesView> Scheduler::Curves(const std::string& sweep, int max_points) {
   return Read<CurvesView>([&](Queries& q) { return q.Curves(sweep, max_points); });
 }
+
+namespace {
+constexpr int64_t kRetryFailedRefreshMs = 60 * 1000;
+}  // namespace
 
 StatusOr<int> Scheduler::RefreshStatistics(int max_sweeps, const std::function<bool()>& stop) {
   using Stale = std::vector<std::pair<std::string, int64_t>>;
@@ -106,6 +116,8 @@ StatusOr<int> Scheduler::RefreshStatistics(int max_sweeps, const std::function<b
         cells = SummarizeResults(*inputs, &stats_cache_, &used).cells.size();
       } catch (const StatisticsComputationStopped&) {
         break;
+      } catch (const std::exception& e) {
+        st = InternalError(e.what());
       }
     }
     const auto added = used.Added();
@@ -115,8 +127,11 @@ StatusOr<int> Scheduler::RefreshStatistics(int max_sweeps, const std::function<b
       st = store_->UpdateSweepStatistics(sweep_id, inputs->outcomes_version, added, removed);
     }
     if (!st.ok()) {
-      // The other sweeps go on; this one stays stale and is tried again next time.
-      spdlog::warn("statistics of sweep {} not stored: {}", sweep_id, st.ToString());
+      // The other sweeps go on; this one stays stale and is tried again in a minute.
+      spdlog::warn("statistics of sweep {} not stored (trying again in {} s): {}", sweep_id,
+                   kRetryFailedRefreshMs / 1000, st.ToString());
+      MutexLock lock(&refresh_mutex_);
+      refresh_not_before_ms_[sweep_id] = clock_->MonotonicMs() + kRetryFailedRefreshMs;
       continue;
     }
     ++stored;

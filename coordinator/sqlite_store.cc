@@ -271,22 +271,24 @@ CREATE TRIGGER sweep_run_linked AFTER INSERT ON sweep_runs BEGIN
     WHERE true
     ON CONFLICT (sweep_id, cell_key) DO UPDATE SET runs_total = runs_total + 1;
   INSERT OR IGNORE INTO sweep_counters (sweep_id) VALUES (NEW.sweep_id);
-  UPDATE sweep_counters SET
-      queued = queued + (r.run_state = 'queued'), leased = leased + (r.run_state = 'leased'),
-      running = running + (r.run_state = 'running'),
-      succeeded = succeeded + (r.run_state = 'succeeded'),
-      failed = failed + (r.run_state = 'failed'),
-      cancelled = cancelled + (r.run_state = 'cancelled'),
-      epochs_done = epochs_done + r.run_epoch, epochs_total = epochs_total + r.run_epochs,
-      epochs_left = epochs_left + CASE WHEN r.run_state IN ('queued', 'leased', 'running')
-                                  THEN r.run_epochs - r.run_epoch ELSE 0 END,
-      epoch_seconds_sum = epoch_seconds_sum + CASE WHEN r.run_epoch > 0
-                                              THEN r.run_epoch_seconds ELSE 0 END,
-      epoch_seconds_n = epoch_seconds_n + (r.run_epoch > 0),
-      outcomes_version = outcomes_version + (r.run_state = 'succeeded')
-    FROM (SELECT state AS run_state, epoch AS run_epoch, epochs_total AS run_epochs,
-            last_epoch_seconds AS run_epoch_seconds FROM runs WHERE run_id = NEW.run_id) AS r
-    WHERE sweep_counters.sweep_id = NEW.sweep_id;
+  UPDATE sweep_counters SET (queued, leased, running, succeeded, failed, cancelled,
+      epochs_done, epochs_total, epochs_left, epoch_seconds_sum, epoch_seconds_n,
+      outcomes_version) = (
+    SELECT sweep_counters.queued + (r.state = 'queued'),
+      sweep_counters.leased + (r.state = 'leased'),
+      sweep_counters.running + (r.state = 'running'),
+      sweep_counters.succeeded + (r.state = 'succeeded'),
+      sweep_counters.failed + (r.state = 'failed'),
+      sweep_counters.cancelled + (r.state = 'cancelled'),
+      sweep_counters.epochs_done + r.epoch, sweep_counters.epochs_total + r.epochs_total,
+      sweep_counters.epochs_left + CASE WHEN r.state IN ('queued', 'leased', 'running')
+                                   THEN r.epochs_total - r.epoch ELSE 0 END,
+      sweep_counters.epoch_seconds_sum + CASE WHEN r.epoch > 0
+                                         THEN r.last_epoch_seconds ELSE 0 END,
+      sweep_counters.epoch_seconds_n + (r.epoch > 0),
+      sweep_counters.outcomes_version + (r.state = 'succeeded')
+    FROM runs r WHERE r.run_id = NEW.run_id)
+  WHERE sweep_id = NEW.sweep_id AND EXISTS (SELECT 1 FROM runs WHERE run_id = NEW.run_id);
   INSERT INTO sweep_outcomes
     SELECT NEW.sweep_id, c.ordinal, NEW.rowid, r.run_id, r.summary_k, r.final_test_error,
       r.last_k_test_error, r.param_count
@@ -1125,7 +1127,7 @@ class SqliteStore : public Store {
     Statement s(cache_.get(),
                 "SELECT c.sweep_id, c.outcomes_version FROM sweep_counters c "
                 "JOIN sweeps s ON s.sweep_id = c.sweep_id "
-                "WHERE c.statistics_version != c.outcomes_version AND s.archived = 0 "
+                "WHERE c.statistics_version != c.outcomes_version "
                 "ORDER BY s.created_ms, s.rowid LIMIT ?");
     s.Bind(limit);
     std::vector<std::pair<std::string, int64_t>> out;

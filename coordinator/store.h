@@ -321,8 +321,9 @@ class Store {
   virtual Status UpdateSweepStatistics(const std::string& sweep_id, int64_t version,
                                        const std::vector<StatisticsEntryRecord>& added,
                                        const std::vector<int64_t>& removed) = 0;
-  // (sweep_id, outcomes version) of up to `limit` sweeps, not archived, whose statistics
-  // are not of their current outcomes, oldest sweep first.
+  // (sweep_id, outcomes version) of up to `limit` sweeps (archived ones too: their
+  // results stay readable) whose statistics are not of their current outcomes, oldest
+  // sweep first.
   virtual StatusOr<std::vector<std::pair<std::string, int64_t>>> SweepsWithStaleStatistics(
       int limit) = 0;
   virtual StatusOr<int64_t> SweepOutcomesVersion(const std::string& sweep_id) = 0;

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <map>
 
 namespace resweep::analysis {
@@ -276,6 +277,27 @@ TEST(StatisticsCache, AnswersFromItsBackingBitForBitAndOnlyForTheSameInputs) {
   EXPECT_EQ(recomputed.cells[0].description.bootstrap_ci95.low,
             plain.cells[0].description.bootstrap_ci95.low);
   EXPECT_EQ(damaged.used, first_run.used);
+
+  // Edited entries: a description whose mean is NaN, or not the mean of its values,
+  // is computed again (never shown, never crashing what uses it).
+  for (const double bad_mean : {std::nan(""), 0.01}) {
+    MapBacking edited;
+    edited.stored = first_run.used;
+    int descriptions = 0;
+    for (auto& [key, value] : edited.stored) {
+      if (key[0] != 'd') continue;
+      ++descriptions;
+      std::memcpy(value.data() + 1 + sizeof(int32_t), &bad_mean, sizeof(double));
+    }
+    ASSERT_GT(descriptions, 0);
+    StatisticsCache fifth;
+    const Comparison fixed =
+        CompareWithBest(cells, kDefaultAlpha, kBootstrapSeed, kBootstrapResamples, &fifth, &edited);
+    EXPECT_EQ(fifth.computed(), descriptions);
+    EXPECT_EQ(fixed.best, plain.best);
+    EXPECT_EQ(fixed.cells[1].description.mean, plain.cells[1].description.mean);
+    EXPECT_EQ(edited.used, first_run.used);  // the right values go back to the store
+  }
 
   // Other values (one seed more): nothing of that cell is taken from the backing.
   auto changed = cells;

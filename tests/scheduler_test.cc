@@ -315,6 +315,24 @@ TEST_F(SchedulerTest, StoredStatisticsAnswerResultsWithoutComputingThemAgain) {
   }
 }
 
+// A deleted (archived) sweep's results stay readable by id: its statistics are
+// stored too, and a sweep whose refresh fails does not hold up the others.
+TEST_F(SchedulerTest, ArchivedSweepsGetTheirStatisticsStoredToo) {
+  ASSERT_TRUE(scheduler_->Submit(kSweep, "s.yaml").ok());
+  const std::string w = Register("w");
+  for (int i = 0; i < 4; ++i) {
+    Lease l = MustAcquire(w);
+    for (int e = 1; e <= 3; ++e) ASSERT_TRUE(Report(w, l, e, 0.3 + 0.01 * i).ok());
+    ASSERT_TRUE(scheduler_->Complete(w, l.run_id, l.attempt, 1000).ok());
+  }
+  const std::string id = scheduler_->GetSweep("sched")->sweep.sweep_id;
+  ASSERT_TRUE(scheduler_->Delete(id, false).ok());
+  ASSERT_TRUE((*store_->GetSweep(id))->archived);
+  EXPECT_EQ(*scheduler_->RefreshStatistics(16), 1);
+  EXPECT_TRUE(store_->SweepsWithStaleStatistics(16)->empty());
+  EXPECT_FALSE(store_->ListSweepStatistics(id)->empty());
+}
+
 // A store whose results read waits until released, as a results query over a huge
 // sweep would take its time.
 class SlowResultsStore : public ForwardingStore {
