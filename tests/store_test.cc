@@ -352,8 +352,10 @@ TEST(SqliteStore, KeepsEachSweepsCountersCellsAndOutcomesAsItsRunsChange) {
   EXPECT_TRUE(s.ListSweepOutcomes("nope", 2)->empty());
   // Only the ids of runs whose summary is of another K are copied out.
   for (int k : {2, 3}) {
-    for (const auto& o : *s.ListSweepOutcomes("a", k))
-      EXPECT_EQ(o.run_id.empty(), o.summary_k == k);
+    // Held here: a range-for over *(a temporary StatusOr) would read freed memory.
+    auto outcomes = s.ListSweepOutcomes("a", k);
+    ASSERT_TRUE(outcomes.ok()) << outcomes.status().ToString();
+    for (const auto& o : *outcomes) EXPECT_EQ(o.run_id.empty(), o.summary_k == k);
   }
 }
 
