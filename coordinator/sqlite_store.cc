@@ -7,7 +7,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <mutex>
 
 #include <limits>
 #include <map>
@@ -18,6 +17,8 @@
 
 #include <optional>
 #include <thread>
+
+#include "common/mutex.h"
 
 namespace resweep {
 
@@ -408,6 +409,7 @@ class SqliteStore : public Store {
   ~SqliteStore() override {
     cache_.reset();  // finalizes the statements before the connection closes
     sqlite3_close_v2(db_);
+    MutexLock lock(&sync_mutex_);
     if (wal_fd_ >= 0) close(wal_fd_);
   }
 
@@ -574,7 +576,7 @@ class SqliteStore : public Store {
 
   Status SyncCommitted() override {
     if (wal_path_.empty()) return Status::Ok();  // every commit was a synchronous=FULL one
-    std::lock_guard<std::mutex> lock(sync_mutex_);
+    MutexLock lock(&sync_mutex_);
     // The log's file as it is now (SQLite keeps one file while the connection is
     // open; reopened should it ever be replaced). fdatasync flushes the file, whatever
     // descriptor wrote it.
@@ -1421,10 +1423,10 @@ class SqliteStore : public Store {
   std::optional<std::thread::id> batch_owner_;
   // The write-ahead log, for SyncCommitted ("" : not in WAL mode, nothing deferred).
   std::string wal_path_;
-  std::mutex sync_mutex_;  // SyncCommitted may run on any thread
-  int wal_fd_ = -1;        // guarded by sync_mutex_
-  ino_t wal_inode_ = 0;
-  dev_t wal_device_ = 0;
+  Mutex sync_mutex_;  // SyncCommitted may run on any thread
+  int wal_fd_ RESWEEP_GUARDED_BY(sync_mutex_) = -1;
+  ino_t wal_inode_ RESWEEP_GUARDED_BY(sync_mutex_) = 0;
+  dev_t wal_device_ RESWEEP_GUARDED_BY(sync_mutex_) = 0;
   // Set once the open batch's transaction is lost (rolled back by SQLite, or a
   // commit for another thread failed): its owner's later transactions and its
   // commit fail with it.
