@@ -87,8 +87,14 @@ StatusOr<RunRecord> Scheduler::FencedRunLocked(const std::string& worker_id,
                                                const std::string& run_id, int attempt) {
   auto run = store_->GetRun(run_id);
   if (!run.ok()) return run.status();
-  if (!run->has_value()) return NotFoundError("no run " + run_id);
-  const RunRecord& r = **run;
+  return FenceLocked(*run, worker_id, run_id, attempt);
+}
+
+StatusOr<RunRecord> Scheduler::FenceLocked(const std::optional<RunRecord>& run,
+                                           const std::string& worker_id, const std::string& run_id,
+                                           int attempt) {
+  if (!run.has_value()) return NotFoundError("no run " + run_id);
+  const RunRecord& r = *run;
   if (r.attempt != attempt) {
     return FailedPreconditionError("stale attempt " + std::to_string(attempt) + " of run " +
                                    run_id + ": the run is on attempt " + std::to_string(r.attempt));
@@ -111,7 +117,18 @@ StatusOr<RunRecord> Scheduler::FencedRunLocked(const std::string& worker_id,
 }
 
 Status Scheduler::ExpireIfDueLocked(const std::string& run_id) {
-  return store_->RunInTransaction([&]() -> Status {
+  return ExpireIfDueAndReadLocked(run_id).status();
+}
+
+StatusOr<std::optional<RunRecord>> Scheduler::ExpireIfDueAndReadLocked(const std::string& run_id) {
+  // Nearly always nothing is due: one read, and a transaction only to close the lease
+  // (which reads the run again inside it).
+  auto current = store_->GetRun(run_id);
+  if (!current.ok()) return current.status();
+  if (!current->has_value() || !HoldsLease((*current)->state) || !LeaseExpiredLocked(**current)) {
+    return current;
+  }
+  RESWEEP_RETURN_IF_ERROR(store_->RunInTransaction([&]() -> Status {
     mutex_.AssertHeld();
     auto run = store_->GetRun(run_id);
     if (!run.ok()) return run.status();
@@ -121,7 +138,8 @@ Status Scheduler::ExpireIfDueLocked(const std::string& run_id) {
       return LoseLeaseLocked(r, "lease expired");
     }
     return Status::Ok();
-  });
+  }));
+  return store_->GetRun(run_id);
 }
 
 Status Scheduler::LoseLeaseLocked(RunRecord run, const std::string& why) {
@@ -238,19 +256,35 @@ void Scheduler::SetRunsQueuedListener(std::function<void(int64_t)> listener) {
 }
 
 Status Scheduler::RunBatch(const std::function<void()>& calls) {
+  RESWEEP_RETURN_IF_ERROR(RunBatchBeforeSync(calls));
+  return SyncCommitted();
+}
+
+Status Scheduler::RunBatchBeforeSync(const std::function<void()>& calls) {
   {
     MutexLock lock(&mutex_);
     RESWEEP_RETURN_IF_ERROR(store_->BeginBatch());
   }
   calls();
   MutexLock lock(&mutex_);
-  Status st = store_->CommitBatch();
+  Status st = store_->CommitBatchBeforeSync();
   if (!st.ok()) {
     spdlog::error(
         "a batch of worker calls could not be committed ({}): each of them fails with it; leases "
         "get a full lease from now and quarantines are re-read from the database",
         st.ToString());
     ForgetUncommittedStateLocked();
+  }
+  return st;
+}
+
+Status Scheduler::SyncCommitted() {
+  Status st = store_->SyncCommitted();
+  if (!st.ok()) {
+    spdlog::error(
+        "the batches committed so far could not be made durable ({}): their calls fail with "
+        "it, though their writes may stand",
+        st.ToString());
   }
   return st;
 }
@@ -279,6 +313,8 @@ void Scheduler::ForgetUncommittedStateLocked() {
   // A quarantine imposed or lifted by a rolled-back call: read from the store again
   // (as after a restart).
   quarantine_end_mono_.clear();
+  // A credentials binding made by a rolled-back call: read from the store again.
+  worker_identity_.clear();
 }
 
 Status Scheduler::KeepLogTailLocked(const RunRecord& run, const std::string& log_tail) {

@@ -367,6 +367,13 @@ class Scheduler {
   // conservative as after a restart: every lease the store holds gets at least a
   // full lease_ms from now, and quarantines are taken from the store again.
   Status RunBatch(const std::function<void()>& calls);
+  // As RunBatch, except that the commit is not durable yet when it returns
+  // (Store::CommitBatchBeforeSync): the calls' replies wait for SyncCommitted, which
+  // another thread runs while the next batch goes on here.
+  Status RunBatchBeforeSync(const std::function<void()>& calls);
+  // Makes every batch committed so far durable (Store::SyncCommitted). Any thread;
+  // takes no lock of the scheduler's. Not OK: their durability is unknown.
+  Status SyncCommitted();
 
   // Called (with the scheduler's lock held: it must not call the scheduler, and must
   // be quick) whenever runs may have become leasable, with how many: runs submitted or
@@ -395,9 +402,15 @@ class Scheduler {
   // this worker, and its lease has not run out.
   StatusOr<RunRecord> FencedRunLocked(const std::string& worker_id, const std::string& run_id,
                                       int attempt) RESWEEP_REQUIRES(mutex_);
+  // The same check on a run already read (`run`: none when there is no such run).
+  StatusOr<RunRecord> FenceLocked(const std::optional<RunRecord>& run, const std::string& worker_id,
+                                  const std::string& run_id, int attempt) RESWEEP_REQUIRES(mutex_);
   // Closes the run's lease as lost if it has run out, in its own transaction, so a
   // late call is refused and the run is queued again even before the reaper runs.
   Status ExpireIfDueLocked(const std::string& run_id) RESWEEP_REQUIRES(mutex_);
+  // ExpireIfDueLocked, then the run as the store holds it (none: no such run).
+  StatusOr<std::optional<RunRecord>> ExpireIfDueAndReadLocked(const std::string& run_id)
+      RESWEEP_REQUIRES(mutex_);
   // Whether a checkpoint at (epoch, iteration) may become `run`'s resume point:
   // newer than its current one and of an epoch the attempt has reported.
   static Status CheckCheckpointOrder(const RunRecord& run, int epoch, int64_t iteration);
@@ -514,6 +527,12 @@ class Scheduler {
   // Monotonic end of each worker's quarantine (the stored wall-clock end is for
   // display and for the next start).
   std::map<std::string, int64_t> quarantine_end_mono_ RESWEEP_GUARDED_BY(mutex_);
+  // Credentials digest (WorkerRecord::identity_digest) of workers as the store holds
+  // them, so that CheckWorkerIdentity needs no read per call. Holds only committed
+  // state of workers the store has: set when a registration or a binding is written,
+  // erased with every DeleteWorker, cleared when a batch fails to commit. A worker
+  // missing here is looked up in the store.
+  std::map<std::string, std::string> worker_identity_ RESWEEP_GUARDED_BY(mutex_);
   std::map<std::string, std::map<std::string, ProgressSeen>> progress_seen_
       RESWEEP_GUARDED_BY(mutex_);  // worker id -> run id -> progress
 };

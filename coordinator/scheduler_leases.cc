@@ -97,6 +97,7 @@ StatusOr<WorkerRegistration> Scheduler::RegisterWorker(const std::string& name,
       if (!leases.ok()) return leases.status();
       if (*leases > 0) continue;
       RESWEEP_RETURN_IF_ERROR(store_->DeleteWorker(old.worker_id));
+      worker_identity_.erase(old.worker_id);
       worker_contact_mono_ms_.erase(old.worker_id);
       unflushed_contact_ms_.erase(old.worker_id);
       ++forgotten;
@@ -121,6 +122,7 @@ StatusOr<WorkerRegistration> Scheduler::RegisterWorker(const std::string& name,
                  w.worker_id, host);
   }
   worker_contact_mono_ms_[w.worker_id] = clock_->MonotonicMs();
+  worker_identity_[w.worker_id] = w.identity_digest;
   spdlog::info("worker {} registered from {} with {} slot(s): {}{}", w.worker_id, host,
                devices.size(), w.devices,
                forgotten > 0 ? fmt::format(" ({} silent registration(s) of the same credentials "
@@ -132,9 +134,17 @@ StatusOr<WorkerRegistration> Scheduler::RegisterWorker(const std::string& name,
 
 Status Scheduler::CheckWorkerIdentity(const std::string& worker_id, const std::string& identity) {
   MutexLock lock(&mutex_);
+  if (auto known = worker_identity_.find(worker_id);
+      known != worker_identity_.end() && known->second == identity) {
+    return Status::Ok();
+  }
   auto worker = store_->GetWorker(worker_id);
   if (!worker.ok()) return worker.status();
-  if (!worker->has_value() || (*worker)->identity_digest == identity) return Status::Ok();
+  if (!worker->has_value()) return Status::Ok();
+  if ((*worker)->identity_digest == identity) {
+    worker_identity_[worker_id] = identity;
+    return Status::Ok();
+  }
   if ((*worker)->identity_digest.empty()) {
     // Registered without credentials (by an older coordinator, or before tokens
     // were required): bound to the first credentials that use it.
@@ -143,6 +153,7 @@ Status Scheduler::CheckWorkerIdentity(const std::string& worker_id, const std::s
     // In a transaction of its own: durable before the call goes on, also while a
     // batch of other calls is open (Store::BeginBatch).
     RESWEEP_RETURN_IF_ERROR(store_->RunInTransaction([&] { return store_->UpsertWorker(bound); }));
+    worker_identity_[worker_id] = identity;
     spdlog::info("worker {} is now bound to the credentials it calls with", worker_id);
     return Status::Ok();
   }
@@ -372,11 +383,14 @@ StatusOr<HeartbeatResult> Scheduler::Heartbeat(const std::string& worker_id,
 Status Scheduler::ReportEpoch(const std::string& worker_id, const EpochRecord& epoch) {
   RESWEEP_RETURN_IF_ERROR(ValidateMetrics(epoch));
   MutexLock lock(&mutex_);
-  RESWEEP_RETURN_IF_ERROR(ExpireIfDueLocked(epoch.run_id));
+  // Read once: nothing writes between this read and the transaction (the store is
+  // the scheduler's, under its lock), and every write below is a compare-and-set.
+  auto current = ExpireIfDueAndReadLocked(epoch.run_id);
+  if (!current.ok()) return current.status();
   const int64_t now = clock_->NowMs();
   return store_->RunInTransaction([&]() -> Status {
     mutex_.AssertHeld();
-    auto run = FencedRunLocked(worker_id, epoch.run_id, epoch.attempt);
+    auto run = FenceLocked(*current, worker_id, epoch.run_id, epoch.attempt);
     if (!run.ok()) return run.status();
     RunRecord r = *run;
     if (epoch.epoch == r.epoch && epoch.epoch > 0) {
@@ -703,6 +717,7 @@ StatusOr<int> Scheduler::ForgetSilentWorkers() {
       if (!leases.ok()) return leases.status();
       if (*leases > 0) continue;
       RESWEEP_RETURN_IF_ERROR(store_->DeleteWorker(w.worker_id));
+      worker_identity_.erase(w.worker_id);
       forgotten.push_back(w.worker_id);
     }
     return Status::Ok();

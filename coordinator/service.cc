@@ -58,8 +58,10 @@ CoordinatorService::CoordinatorService(Scheduler* scheduler, const TokenTable* t
     : scheduler_(scheduler),
       tokens_(tokens),
       batcher_(
-          [scheduler](const std::function<void()>& calls) { return scheduler->RunBatch(calls); },
-          batcher_options) {
+          [scheduler](const std::function<void()>& calls) {
+            return scheduler->RunBatchBeforeSync(calls);
+          },
+          batcher_options, [scheduler] { return scheduler->SyncCommitted(); }) {
   scheduler_->SetRunsQueuedListener([this](int64_t runs) { parked_.Notify(runs); });
 }
 

@@ -1,6 +1,12 @@
 #include "coordinator/sqlite_store.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <limits>
 #include <map>
@@ -11,6 +17,8 @@
 
 #include <optional>
 #include <thread>
+
+#include "common/mutex.h"
 
 namespace resweep {
 
@@ -579,7 +587,13 @@ class SqliteStore : public Store {
   ~SqliteStore() override {
     cache_.reset();  // finalizes the statements before the connection closes
     sqlite3_close_v2(db_);
+    MutexLock lock(&sync_mutex_);
+    if (wal_fd_ >= 0) close(wal_fd_);
   }
+
+  // Batches may defer their commit's fsync (CommitBatchBeforeSync) once the database
+  // is known to be in WAL mode with its write-ahead log at `wal_path`.
+  void EnableDeferredSync(std::string wal_path) { wal_path_ = std::move(wal_path); }
 
   Status Exec(const char* sql) {
     char* err = nullptr;
@@ -632,6 +646,15 @@ class SqliteStore : public Store {
     Statement s(cache_.get(), kRecomputeSummarySql);
     s.Bind(run_id);
     return s.Run();
+  }
+
+  StatusOr<std::string> JournalMode() {
+    Statement s(db_, "PRAGMA journal_mode");
+    Status st;
+    std::string mode;
+    if (s.Step(&st)) mode = s.Text(0);
+    if (!st.ok()) return st;
+    return mode;
   }
 
   StatusOr<int> SchemaVersion() {
@@ -709,7 +732,15 @@ class SqliteStore : public Store {
     if (depth_ > 0 || batch_owner_) {
       return FailedPreconditionError("BeginBatch: a transaction or batch is already open");
     }
-    RESWEEP_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+    // In WAL mode a batch commits with synchronous=NORMAL (the log is written, not
+    // fsynced) and its durability comes from an fdatasync of the log afterwards
+    // (SyncCommitted: by CommitBatch itself, or on another thread). SQLite allows the
+    // level to change only outside a transaction; EndBatch sets FULL back.
+    if (!wal_path_.empty()) RESWEEP_RETURN_IF_ERROR(RunCached("PRAGMA synchronous = NORMAL"));
+    if (Status begin = RunCached("BEGIN IMMEDIATE"); !begin.ok()) {
+      RestoreFullSync();
+      return begin;
+    }
     depth_ = 1;
     batch_owner_ = std::this_thread::get_id();
     batch_error_.reset();
@@ -717,14 +748,53 @@ class SqliteStore : public Store {
   }
 
   Status CommitBatch() override {
+    RESWEEP_RETURN_IF_ERROR(CommitBatchBeforeSync());
+    return SyncCommitted();
+  }
+
+  Status SyncCommitted() override {
+    if (wal_path_.empty()) return Status::Ok();  // every commit was a synchronous=FULL one
+    MutexLock lock(&sync_mutex_);
+    // The log's file as it is now (SQLite keeps one file while the connection is
+    // open; reopened should it ever be replaced). fdatasync flushes the file, whatever
+    // descriptor wrote it.
+    struct stat now {};
+    if (stat(wal_path_.c_str(), &now) != 0) {
+      return UnavailableError("database: cannot find the write-ahead log " + wal_path_ + ": " +
+                              std::strerror(errno));
+    }
+    if (wal_fd_ >= 0 && (now.st_ino != wal_inode_ || now.st_dev != wal_device_)) {
+      close(wal_fd_);
+      wal_fd_ = -1;
+    }
+    if (wal_fd_ < 0) {
+      wal_fd_ = open(wal_path_.c_str(), O_RDONLY | O_CLOEXEC);
+      if (wal_fd_ < 0) {
+        return UnavailableError("database: cannot open the write-ahead log " + wal_path_ + ": " +
+                                std::strerror(errno));
+      }
+      struct stat opened {};
+      fstat(wal_fd_, &opened);
+      wal_inode_ = opened.st_ino;
+      wal_device_ = opened.st_dev;
+    }
+    if (fdatasync(wal_fd_) != 0) {
+      return UnavailableError("database: fdatasync of the write-ahead log " + wal_path_ +
+                              " failed: " + std::strerror(errno));
+    }
+    return Status::Ok();
+  }
+
+  Status CommitBatchBeforeSync() override {
     if (!batch_owner_) return FailedPreconditionError("CommitBatch: no batch is open");
     Status st = batch_error_ ? *batch_error_ : Status::Ok();
     if (st.ok() && sqlite3_get_autocommit(db_)) {
       st = UnavailableError("the batch's transaction was rolled back by the database");
     }
     if (st.ok()) {
-      st = Exec("COMMIT");
-      if (!st.ok()) Exec("ROLLBACK").IgnoreError();  // `st` says why
+      st = RunCached("COMMIT");
+      if (!st.ok() && !sqlite3_get_autocommit(db_))
+        Exec("ROLLBACK").IgnoreError();  // `st` says why
     } else if (!sqlite3_get_autocommit(db_)) {
       Exec("ROLLBACK").IgnoreError();
     }
@@ -889,8 +959,9 @@ class SqliteStore : public Store {
   }
 
   StatusOr<std::optional<RunRecord>> GetRun(const std::string& run_id) override {
-    Statement s(cache_.get(),
-                (std::string("SELECT ") + kRunColumns + " FROM runs WHERE run_id = ?").c_str());
+    static const std::string kSql =
+        std::string("SELECT ") + kRunColumns + " FROM runs WHERE run_id = ?";
+    Statement s(cache_.get(), kSql);
     s.Bind(run_id);
     Status st;
     if (s.Step(&st)) return std::optional<RunRecord>(ReadRun(s));
@@ -1451,6 +1522,12 @@ class SqliteStore : public Store {
     s.Bind(r.summary_k).Bind(r.final_test_error).Bind(r.last_k_test_error);
   }
 
+  // Runs one statement without results, prepared once and kept in the cache.
+  Status RunCached(std::string sql) {
+    Statement s(cache_.get(), std::move(sql));
+    return s.Run();
+  }
+
   Status RunBody(const std::function<Status()>& body) {
     try {
       return body();
@@ -1463,7 +1540,8 @@ class SqliteStore : public Store {
   // else rolled back alone (ROLLBACK TO, then RELEASE).
   Status RunSavepoint(const std::function<Status()>& body) {
     const std::string name = "level" + std::to_string(depth_);
-    RESWEEP_RETURN_IF_ERROR(Exec(("SAVEPOINT " + name).c_str()));
+    // SAVEPOINT and RELEASE run once per batched call: prepared once, not parsed anew.
+    RESWEEP_RETURN_IF_ERROR(RunCached("SAVEPOINT " + name));
     ++depth_;
     Status st = RunBody(body);
     --depth_;
@@ -1474,7 +1552,7 @@ class SqliteStore : public Store {
       return st;
     }
     if (st.ok()) {
-      st = Exec(("RELEASE " + name).c_str());
+      st = RunCached("RELEASE " + name);
       if (st.ok()) return st;
     }
     Status undone = Exec(("ROLLBACK TO " + name).c_str());
@@ -1493,6 +1571,7 @@ class SqliteStore : public Store {
       batch_owner_.reset();
       depth_ = 0;
       Status st = RunInTransaction(body);
+      if (st.ok()) st = SyncCommitted();  // committed under the batch's synchronous=NORMAL
       batch_owner_ = owner;
       depth_ = 1;
       return st;
@@ -1506,16 +1585,26 @@ class SqliteStore : public Store {
       return commit;
     }
     if (Status begin = Exec("BEGIN IMMEDIATE"); !begin.ok()) {
-      // What the batch had so far is durable; the rest of it fails.
+      // What the batch had so far is committed; the rest of it fails.
       batch_error_ = begin;
     }
-    return Status::Ok();
+    // Committed under the batch's synchronous=NORMAL: durable only once synced.
+    return SyncCommitted();
   }
 
   void EndBatch() {
     batch_owner_.reset();
     batch_error_.reset();
     depth_ = 0;
+    RestoreFullSync();
+  }
+
+  // Back to synchronous=FULL after a batch (outside any transaction).
+  void RestoreFullSync() {
+    if (wal_path_.empty() || !sqlite3_get_autocommit(db_)) return;
+    if (Status st = RunCached("PRAGMA synchronous = FULL"); !st.ok()) {
+      spdlog::error("store: cannot set synchronous=FULL again after a batch: {}", st.ToString());
+    }
   }
 
   // Runs of a sweep in link order with their links; `limit` > 0 pages (links after
@@ -1562,6 +1651,12 @@ class SqliteStore : public Store {
   int depth_ = 0;  // open transaction levels (see RunInTransaction)
   // The thread that began the open batch, if one is open.
   std::optional<std::thread::id> batch_owner_;
+  // The write-ahead log, for SyncCommitted ("" : not in WAL mode, nothing deferred).
+  std::string wal_path_;
+  Mutex sync_mutex_;  // SyncCommitted may run on any thread
+  int wal_fd_ RESWEEP_GUARDED_BY(sync_mutex_) = -1;
+  ino_t wal_inode_ RESWEEP_GUARDED_BY(sync_mutex_) = 0;
+  dev_t wal_device_ RESWEEP_GUARDED_BY(sync_mutex_) = 0;
   // Set once the open batch's transaction is lost (rolled back by SQLite, or a
   // commit for another thread failed): its owner's later transactions and its
   // commit fail with it.
@@ -1594,6 +1689,12 @@ StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path,
     RESWEEP_RETURN_IF_ERROR(store->Exec("PRAGMA synchronous = FULL").WithContext(path));
     RESWEEP_RETURN_IF_ERROR(store->Exec("PRAGMA foreign_keys = ON").WithContext(path));
     RESWEEP_RETURN_IF_ERROR(store->Migrate().WithContext(path));
+    // Batches defer their fsync only for a file-backed database in WAL mode (an
+    // in-memory one has no log file and nothing to make durable).
+    if (auto mode = store->JournalMode(); mode.ok() && *mode == "wal") {
+      const char* file = sqlite3_db_filename(db, "main");
+      if (file && *file) store->EnableDeferredSync(std::string(file) + "-wal");
+    }
   }
   return std::unique_ptr<Store>(std::move(store));
 }

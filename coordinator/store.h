@@ -231,6 +231,17 @@ class Store {
   virtual Status CommitBatch() = 0;
   // Rolls the batch back (the writes since its last commit) and ends it.
   virtual Status AbortBatch() = 0;
+  // As CommitBatch, except that the commit need not be durable when it returns: it
+  // is once a later SyncCommitted has returned OK (until then a power loss may undo
+  // it; a crash of the process alone does not). The owner runs the next batch while
+  // another thread makes this one durable (pipelined group commit). Not OK: as
+  // CommitBatch.
+  virtual Status CommitBatchBeforeSync() = 0;
+  // Makes every commit so far durable (for one made by CommitBatchBeforeSync; every
+  // other commit already is when it returns). The one Store call that may run on any
+  // thread at any time, also while the owner writes: it touches no connection state.
+  // Not OK: whether those commits are durable is unknown.
+  virtual Status SyncCommitted() = 0;
 
   // Sweeps.
   virtual Status InsertSweep(const SweepRecord& sweep) = 0;

@@ -8,8 +8,12 @@
 
 namespace resweep {
 
-WriteBatcher::WriteBatcher(BatchRunner runner, WriteBatcherOptions options)
-    : runner_(std::move(runner)), options_(options), thread_([this] { Loop(); }) {}
+WriteBatcher::WriteBatcher(BatchRunner runner, WriteBatcherOptions options, Syncer syncer)
+    : runner_(std::move(runner)),
+      syncer_(std::move(syncer)),
+      options_(options),
+      reply_thread_([this] { ReplyLoop(); }),
+      thread_([this] { Loop(); }) {}
 
 WriteBatcher::~WriteBatcher() { Stop(); }
 
@@ -32,6 +36,12 @@ void WriteBatcher::Stop() {
   }
   queued_cv_.NotifyAll();
   if (thread_.joinable()) thread_.join();
+  {
+    MutexLock lock(&reply_mutex_);
+    replies_done_ = true;
+  }
+  replies_cv_.NotifyAll();
+  if (reply_thread_.joinable()) reply_thread_.join();
 }
 
 WriteBatcher::Counts WriteBatcher::counts() {
@@ -80,7 +90,42 @@ void WriteBatcher::RunOneBatch(std::deque<Call>* batch) {
     counts_.batches += 1;
     counts_.failed_commits += commit.ok() ? 0 : 1;
   }
-  for (size_t i = 0; i < batch->size(); ++i) (*batch)[i].done(results[i]);
+  // Replies go out on the reply thread while the next batch runs here.
+  {
+    MutexLock lock(&reply_mutex_);
+    const bool was_empty = replies_.empty();
+    for (size_t i = 0; i < batch->size(); ++i) {
+      replies_.push_back({std::move((*batch)[i].done), std::move(results[i])});
+    }
+    if (was_empty) replies_cv_.NotifyOne();
+  }
+}
+
+void WriteBatcher::ReplyLoop() {
+  std::vector<Outcome> outcomes;
+  while (true) {
+    {
+      MutexLock lock(&reply_mutex_);
+      while (replies_.empty() && !replies_done_) replies_cv_.Wait(&reply_mutex_);
+      if (replies_.empty()) return;  // done, and every outcome has been told
+      outcomes.swap(replies_);
+    }
+    // One sync for every batch committed since the last one (group commit again:
+    // the batches that committed while the previous sync ran share this one).
+    if (syncer_) {
+      if (Status synced = syncer_(); !synced.ok()) {
+        const Status failed = UnavailableError(
+            "the write of this call could not be made durable (its batch committed, but the "
+            "sync failed): " +
+            synced.ToString());
+        for (Outcome& outcome : outcomes) {
+          if (outcome.status.ok()) outcome.status = failed;
+        }
+      }
+    }
+    for (Outcome& outcome : outcomes) outcome.done(outcome.status);
+    outcomes.clear();
+  }
 }
 
 }  // namespace resweep

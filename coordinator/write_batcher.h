@@ -4,7 +4,9 @@
 // commit: Scheduler::RunBatch) and only then tells each call how it ended. A call
 // that fails rolls back its own writes only; a success is reported only once it is
 // durable. The batcher also keeps this blocking work off the threads that queue it
-// (gRPC's callback threads). gRPC-free: calls are closures.
+// (gRPC's callback threads). Each batch's outcomes are handed to a second thread,
+// which tells the calls (sends the replies) while the next batch runs. gRPC-free:
+// calls are closures.
 #pragma once
 
 #include <cstddef>
@@ -12,6 +14,7 @@
 #include <deque>
 #include <functional>
 #include <thread>
+#include <vector>
 
 #include "common/mutex.h"
 #include "common/status.h"
@@ -29,21 +32,30 @@ class WriteBatcher {
   // same thread) so that their writes share one durable commit, and returns the
   // commit's status. Scheduler::RunBatch, bound to a scheduler.
   using BatchRunner = std::function<Status(const std::function<void()>& calls)>;
+  // Makes every batch the runner has committed so far durable, when the runner's
+  // commit does not itself (Scheduler::SyncCommitted); runs on the reply thread
+  // while the next batch runs. Not OK: their outcome is unknown.
+  using Syncer = std::function<Status()>;
 
-  explicit WriteBatcher(BatchRunner runner, WriteBatcherOptions options = {});
+  // Without a syncer, a batch is durable when the runner returns.
+  explicit WriteBatcher(BatchRunner runner, WriteBatcherOptions options = {},
+                        Syncer syncer = nullptr);
   ~WriteBatcher();  // Stop()
   WriteBatcher(const WriteBatcher&) = delete;
   WriteBatcher& operator=(const WriteBatcher&) = delete;
 
   // Queues a call. `run` runs on the batcher's thread, inside a batch, and returns
   // the call's own status (it writes through the batch's runner only, e.g. the
-  // scheduler). `done` is then called on the batcher's thread, after the batch's
-  // commit, with run's status, or with UNAVAILABLE (the outcome is unknown) for
-  // every call of a batch whose commit failed. `done` must not block. After Stop,
-  // `done` is called at once, on this thread, with UNAVAILABLE.
+  // scheduler). `done` is then called on the batcher's reply thread, once the
+  // batch's commit is durable (the runner's commit, then the syncer), with run's
+  // status, or with UNAVAILABLE (the outcome is unknown) for every call of a batch
+  // whose commit or sync failed; everything `run` did happens before `done`. `done`s are called in
+  // the order their calls ran, one at a time, and must not block. After Stop, `done` is called at
+  // once, on this thread, with UNAVAILABLE.
   void Submit(std::function<Status()> run, std::function<void(const Status&)> done);
 
-  // Runs every call queued so far, then stops the thread. Safe to call more than once.
+  // Runs every call queued so far and tells each how it ended, then stops the
+  // threads. Safe to call more than once.
   void Stop();
 
   // Calls and batches run so far.
@@ -59,16 +71,29 @@ class WriteBatcher {
     std::function<Status()> run;
     std::function<void(const Status&)> done;
   };
+  // A batch whose calls have run: each `done` with its status.
+  struct Outcome {
+    std::function<void(const Status&)> done;
+    Status status;
+  };
   void Loop();
   void RunOneBatch(std::deque<Call>* batch);
+  void ReplyLoop();
 
   const BatchRunner runner_;
+  const Syncer syncer_;
   const WriteBatcherOptions options_;
   Mutex mutex_;
   CondVar queued_cv_;
   std::deque<Call> queue_ RESWEEP_GUARDED_BY(mutex_);
   bool stopping_ RESWEEP_GUARDED_BY(mutex_) = false;
   Counts counts_ RESWEEP_GUARDED_BY(mutex_);
+  // Outcomes of committed batches, for the reply thread, in batch order.
+  Mutex reply_mutex_;
+  CondVar replies_cv_;
+  std::vector<Outcome> replies_ RESWEEP_GUARDED_BY(reply_mutex_);
+  bool replies_done_ RESWEEP_GUARDED_BY(reply_mutex_) = false;  // no batch follows
+  std::thread reply_thread_;
   std::thread thread_;  // last: starts once the rest is set up
 };
 

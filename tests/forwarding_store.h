@@ -17,6 +17,8 @@ class ForwardingStore : public Store {
   Status BeginBatch() override { return inner_->BeginBatch(); }
   Status CommitBatch() override { return inner_->CommitBatch(); }
   Status AbortBatch() override { return inner_->AbortBatch(); }
+  Status CommitBatchBeforeSync() override { return inner_->CommitBatchBeforeSync(); }
+  Status SyncCommitted() override { return inner_->SyncCommitted(); }
   Status RunInReadTransaction(const std::function<Status()>& body) override {
     return inner_->RunInReadTransaction(body);
   }

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cmath>
 #include <condition_variable>
 #include <filesystem>
@@ -689,6 +690,11 @@ class CheckpointCommitFailingStore : public ForwardingStore {
   bool fail_batch_commit = false;
   Status CommitBatch() override {
     if (!fail_batch_commit) return inner_->CommitBatch();
+    EXPECT_TRUE(inner_->AbortBatch().ok());
+    return UnavailableError("database: disk I/O error (injected at commit)");
+  }
+  Status CommitBatchBeforeSync() override {
+    if (!fail_batch_commit) return inner_->CommitBatchBeforeSync();
     EXPECT_TRUE(inner_->AbortBatch().ok());
     return UnavailableError("database: disk I/O error (injected at commit)");
   }
@@ -2155,6 +2161,56 @@ TEST_F(WriteBatcherTest, EachReplyGoesOnlyOnceItsWriteIsDurable) {
   for (const auto& r : replies) EXPECT_TRUE(r.ok()) << r.ToString();
   // Another connection saw every epoch of the batch before any reply went.
   EXPECT_EQ(durable_at_reply, std::vector<size_t>(3, 3));
+}
+
+TEST_F(WriteBatcherTest, WithASyncerNoReplyGoesBeforeTheSyncOfItsBatchReturns) {
+  std::string w;
+  Lease l = LeaseOneRun(&w);
+  std::promise<void> sync_entered, sync_release;
+  std::shared_future<void> release = sync_release.get_future().share();
+  std::atomic<int> syncs{0};
+  std::atomic<bool> replied{false};
+  WriteBatcher batcher(
+      [this](const std::function<void()>& calls) { return scheduler_->RunBatchBeforeSync(calls); },
+      {},
+      [&]() -> Status {
+        if (syncs.fetch_add(1) == 0) {
+          sync_entered.set_value();
+          release.wait();
+        }
+        return scheduler_->SyncCommitted();
+      });
+  std::promise<Status> reply;
+  batcher.Submit([&] { return Report(w, l, 1, 0.5); },
+                 [&](const Status& st) {
+                   replied = true;
+                   reply.set_value(st);
+                 });
+  sync_entered.get_future().wait();
+  // The batch is committed (another connection sees it), its sync has not returned:
+  // the call has no reply yet.
+  EXPECT_EQ(DurableEpochs(l.run_id), 1u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_FALSE(replied.load());
+  sync_release.set_value();
+  const Status st = reply.get_future().get();
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  EXPECT_GE(syncs.load(), 1);
+}
+
+TEST_F(WriteBatcherTest, AFailedSyncFailsTheCallsThatWroteWithUnavailable) {
+  std::string w;
+  Lease l = LeaseOneRun(&w);
+  WriteBatcher batcher(
+      [this](const std::function<void()>& calls) { return scheduler_->RunBatchBeforeSync(calls); },
+      {}, [] { return UnavailableError("fdatasync: I/O error (injected)"); });
+  const auto replies = RunAsOneBatch(
+      &batcher, {[&] { return Report(w, l, 1, 0.5); }, [&] { return Report(w, l, 3, 0.5); }});
+  // The write's durability is unknown: UNAVAILABLE, as for a failed commit.
+  EXPECT_EQ(replies[0].code(), StatusCode::kUnavailable) << replies[0].ToString();
+  EXPECT_NE(replies[0].message().find("could not be made durable"), std::string::npos);
+  // A refused call wrote nothing: its own refusal stands.
+  EXPECT_EQ(replies[1].code(), StatusCode::kFailedPrecondition) << replies[1].ToString();
 }
 
 TEST_F(WriteBatcherTest, AFailedCommitFailsEveryCallOfTheBatchAndTheLeaseStaysUsable) {

@@ -726,6 +726,26 @@ TEST_F(StoreBatchTest,
   EXPECT_TRUE(Durable("d"));
 }
 
+TEST_F(StoreBatchTest, ABatchCommittedBeforeSyncIsCommittedAndSyncsFromAnotherThread) {
+  ASSERT_TRUE(store_->BeginBatch().ok());
+  ASSERT_TRUE(Insert("a").ok());
+  ASSERT_TRUE(store_->CommitBatchBeforeSync().ok());
+  EXPECT_TRUE(Durable("a"));  // committed: another connection reads it
+  // The next batch writes while another thread syncs the first one.
+  ASSERT_TRUE(store_->BeginBatch().ok());
+  Status synced = InternalError("not run");
+  std::thread syncer([&] { synced = store_->SyncCommitted(); });
+  ASSERT_TRUE(Insert("b").ok());
+  syncer.join();
+  EXPECT_TRUE(synced.ok()) << synced.ToString();
+  ASSERT_TRUE(store_->CommitBatch().ok());
+  EXPECT_TRUE(Durable("b"));
+  // After the batches, transactions commit on their own again.
+  ASSERT_TRUE(Insert("c").ok());
+  EXPECT_TRUE(Durable("c"));
+  EXPECT_FALSE(store_->CommitBatchBeforeSync().ok());  // no batch open
+}
+
 TEST_F(StoreBatchTest, AnotherThreadsTransactionIsDurableWhenItReturnsAndAnAbortKeepsIt) {
   ASSERT_TRUE(store_->BeginBatch().ok());
   ASSERT_TRUE(Insert("batched-before").ok());
