@@ -124,62 +124,50 @@ StatusOr<SubmitResult> Scheduler::Submit(const std::string& spec_yaml,
 
     auto base = store_->NextQueuePosition();
     if (!base.ok()) return base.status();
-    // In groups: the store writes many rows per statement.
-    constexpr size_t kGroup = 1024;
-    std::vector<RunRecord> runs;
-    std::vector<SweepRunRecord> links;
-    runs.reserve(std::min(kGroup, spec.runs.size()));
-    links.reserve(runs.capacity());
     std::string cell_params_json;  // the same for every seed of a cell (runs are cell-major)
-    for (size_t first = 0; first < spec.runs.size(); first += kGroup) {
-      const size_t end = std::min(spec.runs.size(), first + kGroup);
-      runs.clear();
-      links.clear();
-      for (size_t i = first; i < end; ++i) {
-        const ExpandedRun& er = spec.runs[i];
-        if (i == 0 || er.cell_key != spec.runs[i - 1].cell_key) {
-          cell_params_json = nlohmann::json(er.cell_params).dump();
-        }
-        RunRecord& run = runs.emplace_back();
-        run.run_id = er.run_id;
-        run.config_json = er.config_json;
-        run.seed = er.seed;
-        run.max_attempts =
-            spec.max_attempts > 0 ? spec.max_attempts : options_.default_max_attempts;
-        run.summary_k = spec.last_k;
-        run.epochs_total = er.config.train.epochs;
-        // Seed-major order: every cell gets its first seed before any gets its second,
-        // so partial results cover the whole grid early.
-        run.queue_position = *base + static_cast<int64_t>((i % seeds) * cells + i / seeds);
-        run.created_ms = run.updated_ms = now;
-        SweepRunRecord& link = links.emplace_back();
-        link.sweep_id = spec.sweep_id;
-        link.run_id = er.run_id;
-        link.cell_key = er.cell_key;
-        link.cell_label = er.cell_label;
-        link.cell_params_json = cell_params_json;
+    for (size_t i = 0; i < spec.runs.size(); ++i) {
+      const ExpandedRun& er = spec.runs[i];
+      if (i == 0 || er.cell_key != spec.runs[i - 1].cell_key) {
+        cell_params_json = nlohmann::json(er.cell_params).dump();
       }
-      RESWEEP_ASSIGN_OR_RETURN(std::vector<bool> inserted, store_->InsertRunsIfAbsent(runs));
-      for (size_t k = 0; k < runs.size(); ++k) {
-        if (inserted[k]) {
-          ++result.runs_new;
-          continue;
-        }
+      RunRecord run;
+      run.run_id = er.run_id;
+      run.config_json = er.config_json;
+      run.seed = er.seed;
+      run.max_attempts = spec.max_attempts > 0 ? spec.max_attempts : options_.default_max_attempts;
+      run.summary_k = spec.last_k;
+      run.epochs_total = er.config.train.epochs;
+      // Seed-major order: every cell gets its first seed before any gets its second,
+      // so partial results cover the whole grid early.
+      run.queue_position = *base + static_cast<int64_t>((i % seeds) * cells + i / seeds);
+      run.created_ms = run.updated_ms = now;
+      auto inserted = store_->InsertRunIfAbsent(run);
+      if (!inserted.ok()) return inserted.status();
+      if (*inserted) {
+        ++result.runs_new;
+      } else {
         // Shared with an earlier sweep. A run cancelled with that sweep is wanted
         // again, with a fresh attempt budget.
-        RESWEEP_ASSIGN_OR_RETURN(std::optional<RunRecord> old, store_->GetRun(runs[k].run_id));
-        if (old.has_value() && old->state == RunState::kCancelled) {
-          RunRecord again = *old;
+        auto old = store_->GetRun(run.run_id);
+        if (!old.ok()) return old.status();
+        if (old->has_value() && (*old)->state == RunState::kCancelled) {
+          RunRecord again = **old;
           again.state = RunState::kQueued;
           again.error.clear();
           again.failures = 0;
-          again.queue_position = runs[k].queue_position;
+          again.queue_position = run.queue_position;
           again.updated_ms = now;
           RESWEEP_RETURN_IF_ERROR(store_->UpdateRun(again));
           ++result.runs_new;
         }
       }
-      RESWEEP_RETURN_IF_ERROR(store_->LinkRuns(links));
+      SweepRunRecord link;
+      link.sweep_id = spec.sweep_id;
+      link.run_id = er.run_id;
+      link.cell_key = er.cell_key;
+      link.cell_label = er.cell_label;
+      link.cell_params_json = cell_params_json;
+      RESWEEP_RETURN_IF_ERROR(store_->LinkRun(link));
     }
     return Status::Ok();
   });

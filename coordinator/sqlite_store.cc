@@ -11,7 +11,6 @@
 
 #include <optional>
 #include <thread>
-#include <unordered_set>
 
 namespace resweep {
 
@@ -323,10 +322,6 @@ class Statement {
   int rc_ = SQLITE_OK;
   int index_ = 0;
 };
-
-// Rows per multi-row INSERT of InsertRunsIfAbsent / LinkRuns (23 x 64 bound
-// values, well under SQLite's limit of 32,766).
-constexpr size_t kRowsPerInsert = 64;
 
 constexpr const char* kRunColumns =
     "run_id, config_json, seed, state, attempt, failures, max_attempts, worker_id, "
@@ -731,66 +726,6 @@ class SqliteStore : public Store {
                 "cell_params_json) VALUES (?,?,?,?,?)");
     s.Bind(l.sweep_id).Bind(l.run_id).Bind(l.cell_key).Bind(l.cell_label).Bind(l.cell_params_json);
     return s.Run();
-  }
-
-  StatusOr<std::vector<bool>> InsertRunsIfAbsent(const std::vector<RunRecord>& runs) override {
-    // Full groups in one statement each, which names the rows it inserted; the
-    // rest one by one (so the cache holds one statement per shape).
-    static const std::string kSql = [] {
-      std::string sql = std::string("INSERT OR IGNORE INTO runs (") + kRunColumns + ") VALUES ";
-      for (size_t i = 0; i < kRowsPerInsert; ++i) {
-        sql += i ? ",(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-                 : "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
-      }
-      return sql + " RETURNING run_id";
-    }();
-    std::vector<bool> inserted(runs.size(), false);
-    size_t next = 0;
-    if (runs.size() >= kRowsPerInsert) {
-      Statement s(cache_.get(), kSql);
-      std::unordered_set<std::string> new_ids;
-      for (; next + kRowsPerInsert <= runs.size(); next += kRowsPerInsert) {
-        s.Reset();
-        new_ids.clear();
-        for (size_t i = next; i < next + kRowsPerInsert; ++i) BindRun(s, runs[i]);
-        Status st;
-        while (s.Step(&st)) new_ids.insert(s.Text(0));
-        if (!st.ok()) return st;
-        for (size_t i = next; i < next + kRowsPerInsert; ++i) {
-          inserted[i] = new_ids.count(runs[i].run_id) > 0;
-        }
-      }
-    }
-    for (; next < runs.size(); ++next) {
-      RESWEEP_ASSIGN_OR_RETURN(bool one, InsertRunIfAbsent(runs[next]));
-      inserted[next] = one;
-    }
-    return inserted;
-  }
-
-  Status LinkRuns(const std::vector<SweepRunRecord>& links) override {
-    static const std::string kSql = [] {
-      std::string sql =
-          "INSERT OR IGNORE INTO sweep_runs (sweep_id, run_id, cell_key, cell_label, "
-          "cell_params_json) VALUES ";
-      for (size_t i = 0; i < kRowsPerInsert; ++i) sql += i ? ",(?,?,?,?,?)" : "(?,?,?,?,?)";
-      return sql;
-    }();
-    size_t next = 0;
-    if (links.size() >= kRowsPerInsert) {
-      Statement s(cache_.get(), kSql);
-      for (; next + kRowsPerInsert <= links.size(); next += kRowsPerInsert) {
-        s.Reset();
-        for (size_t i = next; i < next + kRowsPerInsert; ++i) {
-          const SweepRunRecord& l = links[i];
-          s.Bind(l.sweep_id).Bind(l.run_id).Bind(l.cell_key).Bind(l.cell_label);
-          s.Bind(l.cell_params_json);
-        }
-        RESWEEP_RETURN_IF_ERROR(s.Run());
-      }
-    }
-    for (; next < links.size(); ++next) RESWEEP_RETURN_IF_ERROR(LinkRun(links[next]));
-    return Status::Ok();
   }
 
   StatusOr<std::optional<RunRecord>> GetRun(const std::string& run_id) override {

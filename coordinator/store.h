@@ -232,11 +232,6 @@ class Store {
   // Runs. InsertRunIfAbsent returns true when the run was new.
   virtual StatusOr<bool> InsertRunIfAbsent(const RunRecord& run) = 0;
   virtual Status LinkRun(const SweepRunRecord& link) = 0;
-  // The same for many at once (a submission's runs, a few hundred per call): for each
-  // run, in order, whether it was new; then the links. Cheaper per row than one call
-  // each (multi-row statements).
-  virtual StatusOr<std::vector<bool>> InsertRunsIfAbsent(const std::vector<RunRecord>& runs) = 0;
-  virtual Status LinkRuns(const std::vector<SweepRunRecord>& links) = 0;
   virtual StatusOr<std::optional<RunRecord>> GetRun(const std::string& run_id) = 0;
   // Writes `run` if the stored run still is as `run.read_as` says (see RunRecord::Fence):
   // FAILED_PRECONDITION naming both when it changed, NOT_FOUND when it is gone,

@@ -51,12 +51,6 @@ class ForwardingStore : public Store {
     return inner_->InsertRunIfAbsent(r);
   }
   Status LinkRun(const SweepRunRecord& l) override { return inner_->LinkRun(l); }
-  StatusOr<std::vector<bool>> InsertRunsIfAbsent(const std::vector<RunRecord>& runs) override {
-    return inner_->InsertRunsIfAbsent(runs);
-  }
-  Status LinkRuns(const std::vector<SweepRunRecord>& links) override {
-    return inner_->LinkRuns(links);
-  }
   StatusOr<std::optional<RunRecord>> GetRun(const std::string& id) override {
     return inner_->GetRun(id);
   }

@@ -1,11 +1,9 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
-#include <algorithm>
 #include <thread>
 
 #include <optional>
-#include <set>
 #include <tuple>
 
 #include "coordinator/results.h"
@@ -89,59 +87,6 @@ TEST(SqliteStore, RoundTripsEveryRecord) {
   EXPECT_DOUBLE_EQ((*epochs)[0].test_error, 0.4);
   ASSERT_TRUE(s.DeleteEpochsAfter("r1", 1).ok());
   EXPECT_EQ(s.ListEpochs("r1")->size(), 1u);
-}
-
-// A submission's runs go in many to a statement: each run's "was it new" must still
-// be its own (a run shared with an earlier sweep is not new), in every full group of
-// rows and in the tail, and every row must be stored as given.
-TEST(SqliteStore, InsertsAndLinksRunsInGroupsRowByRow) {
-  TempDir dir;
-  auto store = OpenSqliteStore(dir.File("s.db"));
-  ASSERT_TRUE(store.ok()) << store.status().ToString();
-  Store& s = **store;
-  ASSERT_TRUE(s.InsertSweep({"sw", "name", "yaml: 1\n", "f.yaml", 100, false, 5, {}}).ok());
-  constexpr int kRuns = 300;  // several full groups and a tail, whatever the group size
-  std::vector<RunRecord> runs;
-  std::vector<SweepRunRecord> links;
-  for (int i = 0; i < kRuns; ++i) {
-    RunRecord r = SampleRun("r" + std::to_string(i));
-    r.seed = i;
-    r.queue_position = 1000 + i;
-    runs.push_back(r);
-    links.push_back({"sw", r.run_id, "cell" + std::to_string(i / 5), "label", "{}"});
-  }
-  // Already stored (shared with an earlier sweep): early, middle and last.
-  for (int i : {0, 7, 150, 299}) {
-    RunRecord earlier = runs[i];
-    earlier.seed = -1;
-    ASSERT_TRUE(*s.InsertRunIfAbsent(earlier));
-  }
-  auto inserted = s.InsertRunsIfAbsent(runs);
-  ASSERT_TRUE(inserted.ok()) << inserted.status().ToString();
-  ASSERT_EQ(inserted->size(), runs.size());
-  for (int i = 0; i < kRuns; ++i) {
-    const bool shared = i == 0 || i == 7 || i == 150 || i == 299;
-    EXPECT_EQ((*inserted)[i], !shared) << "run " << i;
-    auto back = s.GetRun(runs[i].run_id);
-    ASSERT_TRUE(back.ok() && back->has_value()) << "run " << i;
-    EXPECT_EQ((*back)->seed, shared ? -1 : i) << "a stored run is never overwritten";
-    EXPECT_EQ((*back)->queue_position, 1000 + i);
-  }
-  auto again = s.InsertRunsIfAbsent(runs);
-  ASSERT_TRUE(again.ok()) << again.status().ToString();
-  EXPECT_EQ(std::count(again->begin(), again->end(), true), 0);
-
-  ASSERT_TRUE(s.LinkRuns(links).ok());
-  ASSERT_TRUE(s.LinkRuns(links).ok()) << "linking again changes nothing";
-  auto rows = s.ListSweepRuns("sw", std::nullopt);
-  ASSERT_TRUE(rows.ok());
-  ASSERT_EQ(rows->size(), static_cast<size_t>(kRuns));
-  std::set<std::string> cells;
-  for (const auto& [link, run] : *rows) {
-    EXPECT_EQ(link.cell_key, "cell" + std::to_string(std::stoi(run.run_id.substr(1)) / 5));
-    cells.insert(link.cell_key);
-  }
-  EXPECT_EQ(cells.size(), static_cast<size_t>(kRuns / 5));
 }
 
 // Every write by a lease holder is a compare-and-set in SQL: a write based on a read
