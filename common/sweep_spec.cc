@@ -12,6 +12,8 @@
 #include <limits>
 #include <set>
 #include <sstream>
+#include <string_view>
+#include <unordered_set>
 #include <variant>
 
 #include "common/hash.h"
@@ -1541,7 +1543,11 @@ StatusOr<SweepSpec> ParseSweepSpec(const std::string& yaml_text, const std::stri
       const nlohmann::json json = RunConfigToJson(config);
       ExpandedRun base;
       base.config_json = json.dump();
-      base.cell_key = Sha256Hex(base.config_json).substr(0, 16);
+      // cell_key = sha256(config_json), run_id = sha256(config_json + "\nseed=" + seed):
+      // the config is hashed once per cell and each seed adds only its suffix.
+      Sha256 config_hash;
+      config_hash.Update(base.config_json);
+      base.cell_key = config_hash.HexDigest().substr(0, 16);
       for (size_t a = 0; a < axes.size(); ++a) {
         const std::string& key = axes[a].key;
         const std::string value =
@@ -1551,11 +1557,16 @@ StatusOr<SweepSpec> ParseSweepSpec(const std::string& yaml_text, const std::stri
       }
       if (base.cell_label.empty()) base.cell_label = "base";
       base.config = std::move(config);
-      for (int64_t seed : spec.seeds) {
-        ExpandedRun run = base;
+      for (size_t s = 0; s < spec.seeds.size(); ++s) {
+        const int64_t seed = spec.seeds[s];
+        Sha256 run_hash = config_hash;
+        run_hash.Update("\nseed=" + std::to_string(seed));
+        // The last seed takes the cell's strings and config instead of copying them.
+        ExpandedRun run = s + 1 < spec.seeds.size() ? base : std::move(base);
         run.seed = seed;
-        run.run_id = Sha256Hex(run.config_json + "\nseed=" + std::to_string(seed)).substr(0, 20);
-        all_run_ids += run.run_id + "\n";
+        run.run_id = run_hash.HexDigest().substr(0, 20);
+        all_run_ids += run.run_id;
+        all_run_ids += '\n';
         spec.runs.push_back(std::move(run));
       }
     }
@@ -1568,8 +1579,10 @@ StatusOr<SweepSpec> ParseSweepSpec(const std::string& yaml_text, const std::stri
   if (!diag.empty()) return diag.ToStatus();
 
   // Two cells that resolve to the same config (e.g. a repeated grid value) would
-  // silently merge; reject them instead.
-  std::set<std::string> ids;
+  // silently merge; reject them instead, naming the later cell in grid order. (Views
+  // into the runs: a set of 100,000 strings cost more than hashing them.)
+  std::unordered_set<std::string_view> ids;
+  ids.reserve(spec.runs.size());
   for (const auto& run : spec.runs) {
     if (!ids.insert(run.run_id).second) {
       diag.Add(grid_node.Mark(), "grid",

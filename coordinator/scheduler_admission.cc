@@ -124,8 +124,12 @@ StatusOr<SubmitResult> Scheduler::Submit(const std::string& spec_yaml,
 
     auto base = store_->NextQueuePosition();
     if (!base.ok()) return base.status();
+    std::string cell_params_json;  // the same for every seed of a cell (runs are cell-major)
     for (size_t i = 0; i < spec.runs.size(); ++i) {
       const ExpandedRun& er = spec.runs[i];
+      if (i == 0 || er.cell_key != spec.runs[i - 1].cell_key) {
+        cell_params_json = nlohmann::json(er.cell_params).dump();
+      }
       RunRecord run;
       run.run_id = er.run_id;
       run.config_json = er.config_json;
@@ -162,7 +166,7 @@ StatusOr<SubmitResult> Scheduler::Submit(const std::string& spec_yaml,
       link.run_id = er.run_id;
       link.cell_key = er.cell_key;
       link.cell_label = er.cell_label;
-      link.cell_params_json = nlohmann::json(er.cell_params).dump();
+      link.cell_params_json = cell_params_json;
       RESWEEP_RETURN_IF_ERROR(store_->LinkRun(link));
     }
     return Status::Ok();

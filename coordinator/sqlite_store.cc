@@ -942,9 +942,9 @@ class SqliteStore : public Store {
   }
 
   StatusOr<bool> InsertRunIfAbsent(const RunRecord& r) override {
-    Statement s(cache_.get(), (std::string("INSERT OR IGNORE INTO runs (") + kRunColumns +
-                               ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
-                                  .c_str());
+    static const std::string kSql = std::string("INSERT OR IGNORE INTO runs (") + kRunColumns +
+                                    ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+    Statement s(cache_.get(), kSql);
     BindRun(s, r);
     RESWEEP_RETURN_IF_ERROR(s.Run());
     return sqlite3_changes(db_) > 0;
@@ -1688,6 +1688,9 @@ StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path,
     RESWEEP_RETURN_IF_ERROR(store->Exec("PRAGMA journal_mode = WAL").WithContext(path));
     RESWEEP_RETURN_IF_ERROR(store->Exec("PRAGMA synchronous = FULL").WithContext(path));
     RESWEEP_RETURN_IF_ERROR(store->Exec("PRAGMA foreign_keys = ON").WithContext(path));
+    RESWEEP_RETURN_IF_ERROR(
+        store->Exec(("PRAGMA cache_size = -" + std::to_string(options.writer_cache_kib)).c_str())
+            .WithContext(path));
     RESWEEP_RETURN_IF_ERROR(store->Migrate().WithContext(path));
     // Batches defer their fsync only for a file-backed database in WAL mode (an
     // in-memory one has no log file and nothing to make durable).

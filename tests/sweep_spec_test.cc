@@ -1062,4 +1062,25 @@ TEST(SweepSpec, ShippedStudySweepsMatchTheStudy) {
 }
 
 }  // namespace
+// Run ids hash a cell's config once and each seed's suffix after it: a copied
+// Sha256 must go on from the copy's state, the original unchanged.
+TEST(Sha256, CopiesCarryTheStateSoFar) {
+  const std::string prefix(1000, 'c');  // longer than a block, not a whole number of them
+  Sha256 config;
+  config.Update(prefix);
+  EXPECT_EQ(config.HexDigest(), Sha256Hex(prefix));
+  for (int seed : {0, 1, 12345}) {
+    Sha256 run = config;
+    run.Update("\nseed=" + std::to_string(seed));
+    EXPECT_EQ(run.HexDigest(), Sha256Hex(prefix + "\nseed=" + std::to_string(seed)));
+  }
+  EXPECT_EQ(config.HexDigest(), Sha256Hex(prefix));
+  Sha256 assigned;
+  assigned.Update("other");
+  assigned = config;
+  assigned.Update("x");
+  EXPECT_EQ(assigned.HexDigest(), Sha256Hex(prefix + "x"));
+  EXPECT_EQ(Sha256().HexDigest(), Sha256Hex(""));
+}
+
 }  // namespace resweep

@@ -59,11 +59,15 @@ class SyntheticTrainer : public Trainer {
         }
         return stop();
       }
-      const auto epoch_start = std::chrono::steady_clock::now();
-      while (std::chrono::steady_clock::now() - epoch_start < epoch_time) {
+      // An epoch lasts epoch_seconds (to the sleep's wake-up latency, once): ticks of
+      // at most 20 ms sleep until a deadline, so their overshoots do not add up.
+      const auto deadline =
+          std::chrono::steady_clock::now() +
+          std::chrono::duration_cast<std::chrono::steady_clock::duration>(epoch_time);
+      for (auto now = std::chrono::steady_clock::now(); now < deadline;
+           now = std::chrono::steady_clock::now()) {
         if (context->ShouldStop()) return stop();
-        std::this_thread::sleep_for(
-            std::min<std::chrono::duration<double>>(epoch_time, std::chrono::milliseconds(20)));
+        std::this_thread::sleep_until(std::min(deadline, now + std::chrono::milliseconds(20)));
         context->OnBatch();  // a "batch" per tick
       }
       if (context->ShouldStop()) return stop();
