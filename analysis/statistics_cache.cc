@@ -11,18 +11,12 @@ namespace resweep::analysis {
 
 namespace {
 
-// The version of the statistics' algorithms (statistics.cc): every key carries it, so
-// results remembered elsewhere (a database) by an older version are never used once an
-// algorithm changes. Change it with any change to what Describe, ProbabilityAIsLower or
-// SeedsNeeded compute.
-constexpr char kAlgorithmsVersion = 1;
-
 // The exact bytes of every input, after a tag naming the function and the version.
 class KeyBuilder {
  public:
   explicit KeyBuilder(char tag) {
     key_.push_back(tag);
-    key_.push_back(kAlgorithmsVersion);
+    key_.push_back(kStatisticsKeyVersion);
   }
   KeyBuilder& Add(const std::vector<double>& v) {
     Add(static_cast<uint64_t>(v.size()));

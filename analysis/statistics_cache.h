@@ -21,6 +21,13 @@
 
 namespace resweep::analysis {
 
+// The version of the statistics' algorithms (statistics.cc). Every key begins with a
+// byte naming the function, then this byte, so results remembered elsewhere (a
+// database) by another version are never used; a store can also find them by it (see
+// Store::MarkStatisticsOfOtherVersionsStale). Change it with any change to what
+// Describe, ProbabilityAIsLower or SeedsNeeded compute.
+inline constexpr char kStatisticsKeyVersion = 1;
+
 // A memory of results that outlives the process (the coordinator keeps one per sweep
 // in its database), under StatisticsCache's exact keys: a stored result is used only
 // for exactly the inputs it was computed from. Values are opaque bytes

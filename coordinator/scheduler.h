@@ -23,6 +23,7 @@
 // store transaction, so a crash at any point leaves a consistent database.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -487,6 +488,7 @@ class Scheduler {
   // again no sooner than ten times its last computation took, so that refreshing a
   // big sweep while its runs finish costs at most about a tenth of a core (monotonic
   // ms, at least 1 ms later; entries are dropped once past).
+  std::atomic<bool> statistics_versions_checked_{false};  // see RefreshStatistics
   Mutex refresh_mutex_;
   std::map<std::string, int64_t> refresh_not_before_ms_ RESWEEP_GUARDED_BY(refresh_mutex_);
 

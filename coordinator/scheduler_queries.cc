@@ -86,6 +86,20 @@ constexpr int64_t kRetryFailedRefreshMs = 60 * 1000;
 
 StatusOr<int> Scheduler::RefreshStatistics(int max_sweeps, const std::function<bool()>& stop) {
   using Stale = std::vector<std::pair<std::string, int64_t>>;
+  if (!statistics_versions_checked_.exchange(true)) {
+    // Once per coordinator: statistics stored by another version of the algorithms
+    // are never used (their keys differ); their sweeps are refreshed to replace them.
+    MutexLock lock(&mutex_);
+    auto marked = store_->MarkStatisticsOfOtherVersionsStale(analysis::kStatisticsKeyVersion);
+    if (!marked.ok()) {
+      statistics_versions_checked_ = false;
+      return marked.status();
+    }
+    if (*marked > 0) {
+      spdlog::info("statistics of {} sweep(s) were stored by another version: computing them again",
+                   *marked);
+    }
+  }
   // More stale sweeps than are refreshed, since some may not be due yet.
   RESWEEP_ASSIGN_OR_RETURN(Stale stale, Read<Stale>([&](Queries& q) {
                              return q.SweepsWithStaleStatistics(std::max(max_sweeps, 1) * 16);

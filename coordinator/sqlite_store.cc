@@ -1208,6 +1208,15 @@ class SqliteStore : public Store {
     return out;
   }
 
+  StatusOr<int> MarkStatisticsOfOtherVersionsStale(char version) override {
+    Statement s(cache_.get(),
+                "UPDATE sweep_counters SET statistics_version = -1 WHERE sweep_id IN "
+                "(SELECT DISTINCT sweep_id FROM sweep_statistics WHERE substr(key, 2, 1) != ?)");
+    s.BindBlob(std::string(1, version));
+    RESWEEP_RETURN_IF_ERROR(s.Run());
+    return sqlite3_changes(db_);
+  }
+
   StatusOr<int64_t> SweepOutcomesVersion(const std::string& sweep_id) override {
     Statement s(cache_.get(), "SELECT outcomes_version FROM sweep_counters WHERE sweep_id = ?");
     s.Bind(sweep_id);

@@ -2,9 +2,9 @@
 //
 // The database runs in WAL mode with synchronous=FULL, so every committed
 // transaction is durable when it returns (a batch committed with
-// CommitBatchBeforeSync: once SyncCommitted returns); its schema is versioned (PRAGMA user_version) and
-// migrated forward on open. A read-only open never migrates and refuses a file whose
-// schema it does not know.
+// CommitBatchBeforeSync: once SyncCommitted returns); its schema is versioned (PRAGMA user_version)
+// and migrated forward on open. A read-only open never migrates and refuses a file whose schema it
+// does not know.
 #pragma once
 
 #include <memory>

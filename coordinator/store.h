@@ -338,6 +338,10 @@ class Store {
   virtual StatusOr<std::vector<std::pair<std::string, int64_t>>> SweepsWithStaleStatistics(
       int limit) = 0;
   virtual StatusOr<int64_t> SweepOutcomesVersion(const std::string& sweep_id) = 0;
+  // Marks stale every sweep that has a stored statistic whose key's second byte (the
+  // statistics' version, analysis::kStatisticsKeyVersion) is not `version`, so that
+  // its next refresh replaces them; returns how many sweeps.
+  virtual StatusOr<int> MarkStatisticsOfOtherVersionsStale(char version) = 0;
   // The mean test error over the last `k` evaluated epochs of each run (-1 when it
   // has none), in the order given: one indexed scan of at most k epochs per run.
   virtual StatusOr<std::vector<double>> LastKTestErrors(const std::vector<std::string>& run_ids,

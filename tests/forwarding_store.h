@@ -95,6 +95,9 @@ class ForwardingStore : public Store {
       int limit) override {
     return inner_->SweepsWithStaleStatistics(limit);
   }
+  StatusOr<int> MarkStatisticsOfOtherVersionsStale(char version) override {
+    return inner_->MarkStatisticsOfOtherVersionsStale(version);
+  }
   StatusOr<int64_t> SweepOutcomesVersion(const std::string& id) override {
     return inner_->SweepOutcomesVersion(id);
   }

@@ -424,6 +424,27 @@ TEST(SqliteStore, MigrationFillsEachSweepsCountersCellsAndOutcomes) {
   EXPECT_EQ(stale->size(), 2u);
 }
 
+// Statistics stored by another version of the algorithms make their sweep stale.
+TEST(SqliteStore, StatisticsOfAnotherVersionMakeTheirSweepStale) {
+  TempDir dir;
+  auto store = OpenSqliteStore(dir.File("s.db"));
+  ASSERT_TRUE(store.ok());
+  Store& s = **store;
+  for (const char* id : {"old", "current"}) {
+    ASSERT_TRUE(s.InsertSweep({id, id, "y", "f", 1, false, 2, {}}).ok());
+    ASSERT_TRUE(
+        s.UpdateSweepStatistics(
+             id, 0, {{0, std::string("d") + (id[0] == 'o' ? '\x07' : '\x01') + "k", "v"}}, {})
+            .ok());
+  }
+  EXPECT_TRUE(s.SweepsWithStaleStatistics(10)->empty());
+  EXPECT_EQ(*s.MarkStatisticsOfOtherVersionsStale('\x01'), 1);
+  auto stale = s.SweepsWithStaleStatistics(10);
+  ASSERT_TRUE(stale.ok());
+  ASSERT_EQ(stale->size(), 1u);
+  EXPECT_EQ((*stale)[0].first, "old");
+}
+
 // A database written before results summaries existed (schema 6) gets them on open:
 // summary K from the run's first sweep, final and last-K errors from its epochs.
 TEST(SqliteStore, MigrationFillsResultsSummariesOfExistingRuns) {
