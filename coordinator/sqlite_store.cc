@@ -270,14 +270,15 @@ CREATE TRIGGER sweep_counted AFTER INSERT ON sweeps BEGIN
 END;
 
 CREATE TRIGGER sweep_run_linked AFTER INSERT ON sweep_runs BEGIN
+  UPDATE sweep_cells SET runs_total = runs_total + 1
+    WHERE sweep_id = NEW.sweep_id AND cell_key = NEW.cell_key;
   INSERT INTO sweep_cells (sweep_id, ordinal, cell_key, cell_label, cell_params_json,
       config_json, runs_total)
     SELECT NEW.sweep_id,
       COALESCE((SELECT MAX(ordinal) FROM sweep_cells WHERE sweep_id = NEW.sweep_id), -1) + 1,
       NEW.cell_key, NEW.cell_label, NEW.cell_params_json,
       COALESCE((SELECT config_json FROM runs WHERE run_id = NEW.run_id), ''), 1
-    WHERE true
-    ON CONFLICT (sweep_id, cell_key) DO UPDATE SET runs_total = runs_total + 1;
+    WHERE changes() = 0;
   INSERT OR IGNORE INTO sweep_counters (sweep_id) VALUES (NEW.sweep_id);
   UPDATE sweep_counters SET (queued, leased, running, succeeded, failed, cancelled,
       epochs_done, epochs_total, epochs_left, epoch_seconds_sum, epoch_seconds_n,
