@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <initializer_list>
 #include <numeric>
 #include <optional>
 
@@ -11,41 +12,20 @@ namespace resweep::analysis {
 
 namespace {
 
-// The exact bytes of every input, after a tag naming the function and the version.
-class KeyBuilder {
+// Bytes built field by field, each in the machine's byte order: keys (a tag naming the
+// function, kStatisticsKeyVersion, then the exact bytes of every input) and encoded
+// results (kFormat, then fixed-size fields; a database moved to a machine of the other
+// byte order reads as undecodable entries, which are computed afresh).
+class ByteWriter {
  public:
-  explicit KeyBuilder(char tag) {
-    key_.push_back(tag);
-    key_.push_back(kStatisticsKeyVersion);
-  }
-  KeyBuilder& Add(const std::vector<double>& v) {
-    Add(static_cast<uint64_t>(v.size()));
-    key_.append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(double));
+  explicit ByteWriter(std::initializer_list<char> header) : bytes_(header) {}
+  ByteWriter& Put(const std::vector<double>& v) {
+    Put(static_cast<uint64_t>(v.size()));
+    bytes_.append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(double));
     return *this;
   }
   template <typename T>
-  KeyBuilder& Add(T x) {
-    char bytes[sizeof(T)];
-    std::memcpy(bytes, &x, sizeof(T));
-    key_.append(bytes, sizeof(T));
-    return *this;
-  }
-  std::string Take() { return std::move(key_); }
-
- private:
-  std::string key_;
-};
-
-// Encoded results: a format byte, then fixed-size fields in the machine's byte order
-// (a database moved to a machine of the other order reads as undecodable entries,
-// which are computed afresh).
-constexpr char kFormat = 1;
-
-class Encoder {
- public:
-  Encoder() { bytes_.push_back(kFormat); }
-  template <typename T>
-  Encoder& Put(T x) {
+  ByteWriter& Put(T x) {
     char b[sizeof(T)];
     std::memcpy(b, &x, sizeof(T));
     bytes_.append(b, sizeof(T));
@@ -56,6 +36,12 @@ class Encoder {
  private:
   std::string bytes_;
 };
+
+ByteWriter KeyOf(char tag) { return ByteWriter({tag, kStatisticsKeyVersion}); }
+
+constexpr char kFormat = 1;
+
+ByteWriter EncodedResult() { return ByteWriter({kFormat}); }
 
 class Decoder {
  public:
@@ -84,7 +70,7 @@ class Decoder {
 };
 
 std::string EncodeDescription(const Description& d) {
-  Encoder e;
+  ByteWriter e = EncodedResult();
   e.Put<int32_t>(d.n).Put(d.mean).Put(d.std).Put(d.sem).Put(d.ci95.low).Put(d.ci95.high);
   e.Put(d.bootstrap_ci95.low).Put(d.bootstrap_ci95.high).Put(d.median).Put(d.q1).Put(d.q3);
   e.Put(d.iqr).Put(d.iqm).Put(d.min).Put(d.max);
@@ -131,7 +117,7 @@ std::optional<Description> DecodeDescription(const std::string& bytes,
 }
 
 std::string EncodeProbability(const std::optional<ProbabilityOfImprovement>& p) {
-  Encoder e;
+  ByteWriter e = EncodedResult();
   e.Put<uint8_t>(p.has_value());
   if (p) e.Put(p->estimate).Put(p->ci95.low).Put(p->ci95.high);
   return e.Take();
@@ -154,7 +140,7 @@ std::optional<std::optional<ProbabilityOfImprovement>> DecodeProbability(const s
 }
 
 std::string EncodeSeeds(const std::optional<int>& n) {
-  Encoder e;
+  ByteWriter e = EncodedResult();
   e.Put<uint8_t>(n.has_value());
   if (n) e.Put<int32_t>(*n);
   return e.Take();
@@ -210,7 +196,7 @@ T StatisticsCache::Remember(std::string key, T Entry::*field, const std::functio
 Description StatisticsCache::Describe(const std::vector<double>& values, uint64_t seed,
                                       int resamples, StatisticsBacking* backing) {
   return Remember<Description>(
-      KeyBuilder('d').Add(values).Add(seed).Add(resamples).Take(), &Entry::description,
+      KeyOf('d').Put(values).Put(seed).Put(resamples).Take(), &Entry::description,
       [&] { return analysis::Describe(values, seed, resamples); }, backing,
       [&](const std::string& bytes) { return DecodeDescription(bytes, values); },
       EncodeDescription);
@@ -220,7 +206,7 @@ std::optional<ProbabilityOfImprovement> StatisticsCache::ProbabilityAIsLower(
     const std::vector<double>& a, const std::vector<double>& b, uint64_t seed, int resamples,
     StatisticsBacking* backing) {
   return Remember<std::optional<ProbabilityOfImprovement>>(
-      KeyBuilder('p').Add(a).Add(b).Add(seed).Add(resamples).Take(), &Entry::probability,
+      KeyOf('p').Put(a).Put(b).Put(seed).Put(resamples).Take(), &Entry::probability,
       [&] { return analysis::ProbabilityAIsLower(a, b, seed, resamples); }, backing,
       DecodeProbability, EncodeProbability);
 }
@@ -229,7 +215,7 @@ std::optional<int> StatisticsCache::SeedsNeeded(double mean_a, double std_a, dou
                                                 double std_b, double alpha, double power,
                                                 StatisticsBacking* backing) {
   return Remember<std::optional<int>>(
-      KeyBuilder('s').Add(mean_a).Add(std_a).Add(mean_b).Add(std_b).Add(alpha).Add(power).Take(),
+      KeyOf('s').Put(mean_a).Put(std_a).Put(mean_b).Put(std_b).Put(alpha).Put(power).Take(),
       &Entry::seeds,
       [&] { return analysis::SeedsNeeded(mean_a, std_a, mean_b, std_b, alpha, power); }, backing,
       DecodeSeeds, EncodeSeeds);

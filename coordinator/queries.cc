@@ -296,11 +296,17 @@ StatusOr<ResultsInputs> Queries::ReadResultsInputs(const std::string& sweep, int
   return in;
 }
 
-ResultsView SummarizeResults(ResultsInputs inputs, analysis::StatisticsCache* cache,
-                             analysis::StatisticsBacking* stored) {
+StatusOr<ResultsView> SummarizeResults(ResultsInputs inputs, analysis::StatisticsCache* cache,
+                                       analysis::StatisticsBacking* stored) {
   ResultsView out;
   out.last_k = inputs.last_k;
-  out.cells = SummarizeCells(inputs.cells, inputs.outcomes, cache, stored);
+  try {
+    out.cells = SummarizeCells(inputs.cells, inputs.outcomes, cache, stored);
+  } catch (const StatisticsComputationStopped&) {
+    throw;                             // for whoever asked to be able to stop it
+  } catch (const std::exception& e) {  // e.g. boost::math on values it cannot take
+    return InternalError("results of sweep " + inputs.sweep.sweep.sweep_id + ": " + e.what());
+  }
   out.sweep = std::move(inputs.sweep);
   return out;
 }
@@ -310,13 +316,7 @@ StatusOr<ResultsView> Queries::Results(const std::string& sweep, int last_k,
   RESWEEP_ASSIGN_OR_RETURN(ResultsInputs inputs, ReadResultsInputs(sweep, last_k));
   const std::string sweep_id = inputs.sweep.sweep.sweep_id;
   PersistedStatistics stored([this, sweep_id] { return store_->ListSweepStatistics(sweep_id); });
-  try {
-    return SummarizeResults(std::move(inputs), stats_, statistics ? statistics : &stored);
-  } catch (const StatisticsComputationStopped&) {
-    throw;                             // for whoever asked to be able to stop it
-  } catch (const std::exception& e) {  // e.g. boost::math on values it cannot take
-    return InternalError("results of sweep " + sweep_id + ": " + e.what());
-  }
+  return SummarizeResults(std::move(inputs), stats_, statistics ? statistics : &stored);
 }
 
 StatusOr<std::vector<StatisticsEntryRecord>> Queries::StoredStatistics(

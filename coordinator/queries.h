@@ -71,9 +71,11 @@ struct ResultsInputs {
 };
 
 // The results of `inputs`; statistics from `cache`, else from `stored`, else computed
-// (each optional; the numbers are the same either way). Reads no store.
-ResultsView SummarizeResults(ResultsInputs inputs, analysis::StatisticsCache* cache,
-                             analysis::StatisticsBacking* stored);
+// (each optional; the numbers are the same either way). Reads no store. A statistic
+// that cannot be computed (an exception from the maths) is INTERNAL naming the sweep;
+// StatisticsComputationStopped (see persisted_statistics.h) passes through.
+StatusOr<ResultsView> SummarizeResults(ResultsInputs inputs, analysis::StatisticsCache* cache,
+                                       analysis::StatisticsBacking* stored);
 
 struct RunDetailView {
   RunRecord run;

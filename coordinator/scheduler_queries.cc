@@ -57,12 +57,9 @@ StatusOr<ResultsView> Scheduler::Results(const std::string& sweep, int last_k) {
                            }));
   const std::string sweep_id = inputs.sweep.sweep.sweep_id;
   PersistedStatistics stored(StoredStatisticsLoader(sweep_id));
-  try {
-    return SummarizeResults(std::move(inputs), &stats_cache_, &stored);
-  } catch (const std::exception& e) {  // e.g. boost::math on values it cannot take
-    spdlog::error("results of sweep {}: {}", sweep_id, e.what());
-    return InternalError("results of sweep " + sweep_id + ": " + e.what());
-  }
+  auto results = SummarizeResults(std::move(inputs), &stats_cache_, &stored);
+  if (!results.ok()) spdlog::error("{}", results.status().ToString());
+  return results;
 }
 
 PersistedStatistics::Loader Scheduler::StoredStatisticsLoader(const std::string& sweep_id) {
@@ -124,21 +121,22 @@ StatusOr<int> Scheduler::RefreshStatistics(int max_sweeps, const std::function<b
     auto inputs = Read<ResultsInputs>([&](Queries& q) { return q.ReadResultsInputs(sweep_id, 0); });
     PersistedStatistics used(StoredStatisticsLoader(sweep_id), stop);
     Status st = inputs.ok() ? used.Load() : inputs.status();
+    const int64_t version = inputs.ok() ? inputs->outcomes_version : -1;
     size_t cells = 0;
     if (st.ok()) {
       try {
-        cells = SummarizeResults(*inputs, &stats_cache_, &used).cells.size();
+        auto results = SummarizeResults(std::move(*inputs), &stats_cache_, &used);
+        st = results.status();
+        if (results.ok()) cells = results->cells.size();
       } catch (const StatisticsComputationStopped&) {
         break;
-      } catch (const std::exception& e) {
-        st = InternalError(e.what());
       }
     }
     const auto added = used.Added();
     const auto removed = used.Unused();
     if (st.ok()) {
       MutexLock lock(&mutex_);
-      st = store_->UpdateSweepStatistics(sweep_id, inputs->outcomes_version, added, removed);
+      st = store_->UpdateSweepStatistics(sweep_id, version, added, removed);
     }
     if (!st.ok()) {
       // The other sweeps go on; this one stays stale and is tried again in a minute.
@@ -161,7 +159,7 @@ StatusOr<int> Scheduler::RefreshStatistics(int max_sweeps, const std::function<b
     spdlog::log(seconds >= 1 ? spdlog::level::info : spdlog::level::debug,
                 "statistics of sweep {} (outcomes version {}): {} cells, {} entries stored, {} "
                 "dropped, in {:.2f} s",
-                sweep_id, inputs->outcomes_version, cells, added.size(), removed.size(), seconds);
+                sweep_id, version, cells, added.size(), removed.size(), seconds);
   }
   return stored;
 }

@@ -372,6 +372,16 @@ TEST(SqliteStore, FailedTransactionLeavesNothingBehind) {
   EXPECT_FALSE(s.GetRun("r1")->has_value());
 }
 
+// Runs each statement on the database file at `path`, each required to succeed.
+void ExecSql(const std::string& path, const std::vector<const char*>& statements) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  for (const char* sql : statements) {
+    ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sql;
+  }
+  sqlite3_close(db);
+}
+
 // What schema 9 added, undone (a database as schema 8 wrote it).
 const char* const kUndoSchema9[] = {
     "DROP TRIGGER sweep_counted",       "DROP TRIGGER sweep_run_linked", "DROP TRIGGER run_counted",
@@ -406,12 +416,7 @@ TEST(SqliteStore, MigrationFillsEachSweepsCountersCellsAndOutcomes) {
       ASSERT_TRUE(s.UpdateRun(r).ok());
     }
   }
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  for (const char* sql : kUndoSchema9) {
-    ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sql;
-  }
-  sqlite3_close(db);
+  ASSERT_NO_FATAL_FAILURE(ExecSql(path, {std::begin(kUndoSchema9), std::end(kUndoSchema9)}));
   auto store = OpenSqliteStore(path);
   ASSERT_TRUE(store.ok()) << store.status().ToString();
   ExpectAggregatesMatchRuns(**store, "sw", "migrated");
@@ -466,18 +471,12 @@ TEST(SqliteStore, MigrationFillsResultsSummariesOfExistingRuns) {
     r.epoch = 3;
     ASSERT_TRUE(s.UpdateRun(r).ok());
   }
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  for (const char* sql : kUndoSchema9) {
-    ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sql;
-  }
-  for (const char* sql :
-       {"ALTER TABLE runs DROP COLUMN summary_k", "ALTER TABLE runs DROP COLUMN final_test_error",
-        "ALTER TABLE runs DROP COLUMN last_k_test_error",
-        "ALTER TABLE runs DROP COLUMN last_epoch_seconds", "PRAGMA user_version = 6"}) {
-    ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sql;
-  }
-  sqlite3_close(db);
+  ASSERT_NO_FATAL_FAILURE(ExecSql(path, {std::begin(kUndoSchema9), std::end(kUndoSchema9)}));
+  ASSERT_NO_FATAL_FAILURE(ExecSql(
+      path,
+      {"ALTER TABLE runs DROP COLUMN summary_k", "ALTER TABLE runs DROP COLUMN final_test_error",
+       "ALTER TABLE runs DROP COLUMN last_k_test_error",
+       "ALTER TABLE runs DROP COLUMN last_epoch_seconds", "PRAGMA user_version = 6"}));
   auto store = OpenSqliteStore(path);
   ASSERT_TRUE(store.ok()) << store.status().ToString();
   const RunRecord r = **(*store)->GetRun("r1");
