@@ -4,7 +4,8 @@
 // CLI process's wall time, from its start to its exit once the coordinator has
 // replied (the sweep and all its runs committed). If the CLI refuses the sweep, the
 // benchmark says why and submits it over gRPC instead (SubmitSweep, as the CLI would),
-// timing that call.
+// timing that call. Each round also prints the CPU seconds the coordinator spent on the
+// submission (user + system), a figure that moves less with other load on the machine.
 //
 //   build/bench/cli_submit_bench [--runs 100000] [--rounds 3]
 #include <cstdio>
@@ -54,22 +55,26 @@ int main(int argc, char** argv) {
               static_cast<long long>(o.runs), yaml.size(), o.rounds,
               std::thread::hardware_concurrency(), LoadAverage().c_str());
   std::fflush(stdout);
-  std::vector<double> cli_seconds, grpc_seconds;
+  std::vector<double> cli_seconds, coordinator_cpu_seconds, grpc_seconds;
   for (int round = 1; round <= o.rounds; ++round) {
     CoordinatorUnderTest coordinator(
         o.coordinator_bin, {"--max-runs-per-sweep", "1000000", "--log-level", o.log_level});
     const std::string file = coordinator.dir().File("submit-bench.yaml");
     WriteWholeFile(file, yaml);
     std::string out, err;
+    const double cpu_before = ProcessCpuSeconds(coordinator.pid());
     const auto start = SteadyClock::now();
     const int code = resweep::testing::RunCommand(
         {o.cli_bin, "--coordinator", coordinator.address(), "--timeout", "600", "submit", file},
         &out, &err, 700000);
     const double seconds = SecondsSince(start);
+    const double cpu_seconds = ProcessCpuSeconds(coordinator.pid()) - cpu_before;
     auto stub = v1::Coordinator::NewStub(MakeChannel(coordinator.address()));
     if (code == 0) {
       cli_seconds.push_back(seconds);
-      std::printf("round %d: resweep submit took %.3f s\n", round, seconds);
+      coordinator_cpu_seconds.push_back(cpu_seconds);
+      std::printf("round %d: resweep submit took %.3f s (coordinator CPU %.3f s)\n", round, seconds,
+                  cpu_seconds);
     } else {
       std::printf("round %d: resweep submit exited %d after %.3f s: %s", round, code, seconds,
                   err.c_str());
@@ -110,6 +115,7 @@ int main(int argc, char** argv) {
   if (!cli_seconds.empty()) {
     std::printf("  resweep submit       %s (%zu rounds)\n", Spread(cli_seconds, 3).c_str(),
                 cli_seconds.size());
+    std::printf("  coordinator CPU      %s\n", Spread(coordinator_cpu_seconds, 3).c_str());
   }
   if (!grpc_seconds.empty()) {
     std::printf("  SubmitSweep (gRPC)   %s (%zu rounds; the CLI refused)\n",

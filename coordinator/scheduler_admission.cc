@@ -125,6 +125,10 @@ StatusOr<SubmitResult> Scheduler::Submit(const std::string& spec_yaml,
     auto base = store_->NextQueuePosition();
     if (!base.ok()) return base.status();
     std::string cell_params_json;  // the same for every seed of a cell (runs are cell-major)
+    // Links go to the store in batches: it accounts for each batch at once.
+    constexpr size_t kLinkBatch = 4096;
+    std::vector<SweepRunRecord> links;
+    links.reserve(std::min(kLinkBatch, spec.runs.size()));
     for (size_t i = 0; i < spec.runs.size(); ++i) {
       const ExpandedRun& er = spec.runs[i];
       if (i == 0 || er.cell_key != spec.runs[i - 1].cell_key) {
@@ -161,15 +165,18 @@ StatusOr<SubmitResult> Scheduler::Submit(const std::string& spec_yaml,
           ++result.runs_new;
         }
       }
-      SweepRunRecord link;
+      SweepRunRecord& link = links.emplace_back();
       link.sweep_id = spec.sweep_id;
       link.run_id = er.run_id;
       link.cell_key = er.cell_key;
       link.cell_label = er.cell_label;
       link.cell_params_json = cell_params_json;
-      RESWEEP_RETURN_IF_ERROR(store_->LinkRun(link));
+      if (links.size() == kLinkBatch) {
+        RESWEEP_RETURN_IF_ERROR(store_->LinkRuns(links));
+        links.clear();
+      }
     }
-    return Status::Ok();
+    return store_->LinkRuns(links);
   });
   if (!st.ok()) return st;
   if (result.runs_new > 0) NoteRunsQueuedLocked(result.runs_new);

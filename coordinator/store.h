@@ -272,7 +272,17 @@ class Store {
 
   // Runs. InsertRunIfAbsent returns true when the run was new.
   virtual StatusOr<bool> InsertRunIfAbsent(const RunRecord& run) = 0;
-  virtual Status LinkRun(const SweepRunRecord& link) = 0;
+  // Links each run to its sweep unless that link exists (an existing link is left as
+  // it is), in order, and accounts for the new links in their sweeps' counters, cells
+  // (a new cell takes the next ordinal and its first run's config) and outcomes (a
+  // linked run that has succeeded already), as the store does for every change of a
+  // run. Costs about one row insert per link: the accounting is set-based, once per
+  // call; pass a sweep's links in batches (a few thousand a call). Outside a
+  // transaction, atomic in one of its own; inside one, it adds to that transaction
+  // with no savepoint, and a failure fails the transaction (its RunInTransaction body
+  // must return the failure, which rolls the whole transaction back).
+  virtual Status LinkRuns(const std::vector<SweepRunRecord>& links) = 0;
+  Status LinkRun(const SweepRunRecord& link) { return LinkRuns({link}); }
   virtual StatusOr<std::optional<RunRecord>> GetRun(const std::string& run_id) = 0;
   // Writes `run` if the stored run still is as `run.read_as` says (see RunRecord::Fence):
   // FAILED_PRECONDITION naming both when it changed, NOT_FOUND when it is gone,

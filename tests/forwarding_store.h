@@ -52,7 +52,7 @@ class ForwardingStore : public Store {
   StatusOr<bool> InsertRunIfAbsent(const RunRecord& r) override {
     return inner_->InsertRunIfAbsent(r);
   }
-  Status LinkRun(const SweepRunRecord& l) override { return inner_->LinkRun(l); }
+  Status LinkRuns(const std::vector<SweepRunRecord>& l) override { return inner_->LinkRuns(l); }
   StatusOr<std::optional<RunRecord>> GetRun(const std::string& id) override {
     return inner_->GetRun(id);
   }

@@ -383,10 +383,99 @@ void ExecSql(const std::string& path, const std::vector<const char*>& statements
 }
 
 // What schema 9 added, undone (a database as schema 8 wrote it).
+// Runs in several states, some with epochs, some succeeded, for the linking tests.
+void AddRunsInEveryState(Store& s, int n) {
+  const RunState states[] = {RunState::kQueued,    RunState::kLeased, RunState::kRunning,
+                             RunState::kSucceeded, RunState::kFailed, RunState::kCancelled};
+  for (int i = 0; i < n; ++i) {
+    RunRecord r = SampleRun("r" + std::to_string(i));
+    r.config_json = "{\"run\":" + std::to_string(i) + "}";
+    r.state = RunState::kRunning;
+    r.worker_id = "w";
+    r.epoch = 0;
+    r.epochs_total = 3 + i % 4;
+    r.summary_k = 2;
+    ASSERT_TRUE(*s.InsertRunIfAbsent(r));
+    for (int epoch = 1; epoch <= i % 3; ++epoch) {
+      EpochRecord e{r.run_id, epoch, r.attempt, 0.1, 0.1, 0.01 * (i + epoch)};
+      e.seconds = 1.0 + i;
+      ASSERT_TRUE(s.PutEpoch(e, "w").ok());
+    }
+    r = **s.GetRun(r.run_id);
+    r.epoch = i % 3;
+    r.state = states[i % 6];
+    ASSERT_TRUE(s.UpdateRun(r).ok());
+  }
+}
+
+// LinkRuns accounts for a whole batch at once (set-based): the batch gives each
+// sweep the counters, cells and outcomes that linking one at a time gives, with
+// links to two sweeps interleaved, a cell coming back after others, links made
+// twice and links that existed already (both ignored), and runs in every state.
+TEST(SqliteStore, LinkRunsAccountsForABatchAsLinkingOneAtATimeDoes) {
+  TempDir dir;
+  auto one_store = OpenSqliteStore(dir.File("one.db"));
+  auto batch_store = OpenSqliteStore(dir.File("batch.db"));
+  ASSERT_TRUE(one_store.ok() && batch_store.ok());
+  Store& one = **one_store;
+  Store& batch = **batch_store;
+  std::vector<SweepRunRecord> earlier, links;
+  for (Store* s : {&one, &batch}) {
+    ASSERT_TRUE(s->InsertSweep({"a", "a", "y", "f", 1, false, 2, {}}).ok());
+    ASSERT_TRUE(s->InsertSweep({"b", "b", "y", "f", 2, false, 2, {}}).ok());
+    ASSERT_NO_FATAL_FAILURE(AddRunsInEveryState(*s, 18));
+  }
+  // Sweep a has two cells already; the batch adds to one of them and makes new ones.
+  earlier.push_back({"a", "r0", "x", "label x", "{\"c\":\"x\"}"});
+  earlier.push_back({"a", "r1", "y", "label y", "{\"c\":\"y\"}"});
+  for (int i = 2; i < 18; ++i) {
+    const std::string id = "r" + std::to_string(i);
+    const std::string cell = std::string(1, "xzw"[i / 2 % 3]);  // runs of 2 seeds
+    links.push_back(
+        {i % 4 == 0 ? "b" : "a", id, cell, "label " + cell, "{\"c\":\"" + cell + "\"}"});
+    if (i % 5 == 0) links.push_back(links.back());                     // made twice
+    if (i % 3 == 0) links.push_back({"b", id, "v", "label v", "{}"});  // shared with b
+  }
+  links.push_back(earlier[0]);                         // existed already
+  links.push_back({"b", "r0", "v", "label v", "{}"});  // new for b
+  for (Store* s : {&one, &batch}) {
+    ASSERT_TRUE(s->LinkRuns(earlier).ok());
+  }
+  for (const auto& l : links) ASSERT_TRUE(one.LinkRun(l).ok());
+  ASSERT_TRUE(batch.LinkRuns(links).ok());
+  for (const std::string sweep : {"a", "b"}) {
+    ExpectAggregatesMatchRuns(one, sweep, "linked one at a time");
+    ExpectAggregatesMatchRuns(batch, sweep, "linked in one batch");
+    EXPECT_EQ(batch.CountRuns(sweep)->total(), one.CountRuns(sweep)->total());
+    EXPECT_EQ(batch.ListSweepCells(sweep)->size(), one.ListSweepCells(sweep)->size());
+    EXPECT_EQ(batch.ListSweepOutcomes(sweep, -1)->size(), one.ListSweepOutcomes(sweep, -1)->size());
+  }
+  EXPECT_EQ(batch.CountRuns("a")->total(), 2 + 12);
+  EXPECT_GT(batch.ListSweepOutcomes("b", -1)->size(), 0u);
+  // Inside a transaction that fails afterwards, nothing of a batch stays.
+  const RunCountsRecord before = *batch.CountRuns("b");
+  const size_t cells_before = batch.ListSweepCells("b")->size();
+  Status failed = batch.RunInTransaction([&]() -> Status {
+    RESWEEP_RETURN_IF_ERROR(
+        batch.LinkRuns({{"b", "r1", "new", "new", "{}"}, {"b", "r3", "new", "new", "{}"}}));
+    return InternalError("and then something failed");
+  });
+  EXPECT_FALSE(failed.ok());
+  EXPECT_EQ(batch.CountRuns("b")->total(), before.total());
+  EXPECT_EQ(batch.ListSweepCells("b")->size(), cells_before);
+  ExpectAggregatesMatchRuns(batch, "b", "after a failed transaction");
+  // A link to a run that does not exist fails and leaves nothing behind either.
+  EXPECT_FALSE(batch.LinkRuns({{"b", "r2", "u", "u", "{}"}, {"b", "nope", "u", "u", "{}"}}).ok());
+  EXPECT_EQ(batch.CountRuns("b")->total(), before.total());
+  ExpectAggregatesMatchRuns(batch, "b", "after a failed batch");
+}
+
 const char* const kUndoSchema9[] = {
-    "DROP TRIGGER sweep_counted",       "DROP TRIGGER sweep_run_linked", "DROP TRIGGER run_counted",
-    "DROP TRIGGER run_outcome_changed", "DROP TABLE sweep_counters",     "DROP TABLE sweep_cells",
-    "DROP TABLE sweep_outcomes",        "DROP TABLE sweep_statistics",   "PRAGMA user_version = 8"};
+    "DROP TRIGGER sweep_counted", "DROP TRIGGER IF EXISTS sweep_run_linked",
+    "DROP TRIGGER run_counted",   "DROP TRIGGER run_outcome_changed",
+    "DROP TABLE sweep_counters",  "DROP TABLE sweep_cells",
+    "DROP TABLE sweep_outcomes",  "DROP TABLE sweep_statistics",
+    "PRAGMA user_version = 8"};
 
 // A database of schema 8 (before the store kept per-sweep counters, cells and
 // outcomes) gets them on open, as if they had been kept all along.
