@@ -396,6 +396,11 @@ class Scheduler {
   Status FlushWorkerContactsLocked() RESWEEP_REQUIRES(mutex_);
   // Takes one submission token, or says when the next one is due.
   Status TakeSubmitTokenLocked() RESWEEP_REQUIRES(mutex_);
+  // Submit, less handing memory back afterwards; *runs_parsed: the sweep's runs, once
+  // its file parsed.
+  StatusOr<SubmitResult> SubmitParsing(const std::string& spec_yaml, const std::string& source_name,
+                                       const SubmitOptions& submit_options, size_t* runs_parsed)
+      RESWEEP_EXCLUDES(mutex_);
   // Cancels `sweep`'s unfinished runs that no other live sweep holds, inside the
   // caller's transaction; counts into *result.
   Status CancelRunsLocked(const SweepRecord& sweep, CancelResult* result) RESWEEP_REQUIRES(mutex_);

@@ -45,6 +45,24 @@ Status Scheduler::TakeSubmitTokenLocked() {
 StatusOr<SubmitResult> Scheduler::Submit(const std::string& spec_yaml,
                                          const std::string& source_name,
                                          const SubmitOptions& submit_options) {
+  size_t runs_parsed = 0;
+  StatusOr<SubmitResult> result =
+      SubmitParsing(spec_yaml, source_name, submit_options, &runs_parsed);
+  // A big sweep's parsed runs (about 1 KiB each) are freed by now, and its rows went
+  // through the store's page cache: both go back to the system, so that the
+  // coordinator's memory does not keep the peak of its biggest submission.
+  constexpr size_t kRunsWorthReleasingMemory = 1000;
+  if (runs_parsed >= kRunsWorthReleasingMemory) {
+    MutexLock lock(&mutex_);
+    store_->ReleaseMemory();
+  }
+  return result;
+}
+
+StatusOr<SubmitResult> Scheduler::SubmitParsing(const std::string& spec_yaml,
+                                                const std::string& source_name,
+                                                const SubmitOptions& submit_options,
+                                                size_t* runs_parsed) {
   if (!submit_options.dry_run) {  // trying a file out is not submitting it
     MutexLock lock(&mutex_);
     RESWEEP_RETURN_IF_ERROR(TakeSubmitTokenLocked());
@@ -53,6 +71,7 @@ StatusOr<SubmitResult> Scheduler::Submit(const std::string& spec_yaml,
                                options_.spec_limits);
   if (!parsed.ok()) return parsed.status();
   const SweepSpec& spec = *parsed;
+  *runs_parsed = spec.runs.size();
 
   MutexLock lock(&mutex_);
   SubmitResult result;

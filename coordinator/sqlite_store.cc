@@ -1,6 +1,7 @@
 #include "coordinator/sqlite_store.h"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -792,6 +793,15 @@ class SqliteStore : public Store {
                               " failed: " + std::strerror(errno));
     }
     return Status::Ok();
+  }
+
+  void ReleaseMemory() override {
+    sqlite3_db_release_memory(db_);
+#ifdef __GLIBC__
+    // glibc keeps freed memory in its arenas (one per thread that allocated) until
+    // told otherwise; this returns every free page of every arena.
+    malloc_trim(0);
+#endif
   }
 
   Status CommitBatchBeforeSync() override {

@@ -242,6 +242,10 @@ class Store {
   // thread at any time, also while the owner writes: it touches no connection state.
   // Not OK: whether those commits are durable is unknown.
   virtual Status SyncCommitted() = 0;
+  // Hands back to the system what memory the store can do without now (cached pages
+  // that are not being written, and the process's freed heap), at the cost of
+  // reading those pages again when they are needed. Never fails.
+  virtual void ReleaseMemory() = 0;
 
   // Sweeps.
   virtual Status InsertSweep(const SweepRecord& sweep) = 0;

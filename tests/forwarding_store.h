@@ -19,6 +19,7 @@ class ForwardingStore : public Store {
   Status AbortBatch() override { return inner_->AbortBatch(); }
   Status CommitBatchBeforeSync() override { return inner_->CommitBatchBeforeSync(); }
   Status SyncCommitted() override { return inner_->SyncCommitted(); }
+  void ReleaseMemory() override { inner_->ReleaseMemory(); }
   Status RunInReadTransaction(const std::function<Status()>& body) override {
     return inner_->RunInReadTransaction(body);
   }

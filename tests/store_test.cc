@@ -470,6 +470,31 @@ TEST(SqliteStore, LinkRunsAccountsForABatchAsLinkingOneAtATimeDoes) {
   ExpectAggregatesMatchRuns(batch, "b", "after a failed batch");
 }
 
+// After a big write, ReleaseMemory gives back the page cache the write filled (the
+// coordinator calls it after a big submission).
+TEST(SqliteStore, ReleaseMemoryGivesTheCachedPagesBack) {
+  TempDir dir;
+  auto store = OpenSqliteStore(dir.File("s.db"));
+  ASSERT_TRUE(store.ok());
+  Store& s = **store;
+  const int64_t before = sqlite3_memory_used();
+  ASSERT_TRUE(s.RunInTransaction([&]() -> Status {
+                 for (int i = 0; i < 4000; ++i) {
+                   RunRecord r = SampleRun("run-" + std::to_string(i));
+                   r.config_json = std::string(1000, 'c') + std::to_string(i);
+                   RESWEEP_RETURN_IF_ERROR(s.InsertRunIfAbsent(r).status());
+                 }
+                 return Status::Ok();
+               }).ok());
+  const int64_t filled = sqlite3_memory_used();
+  ASSERT_GT(filled - before, 4 << 20) << "4,000 rows of 1 KiB went through the page cache";
+  s.ReleaseMemory();
+  const int64_t released = sqlite3_memory_used();
+  EXPECT_LT(released - before, (filled - before) / 4)
+      << "before " << before << ", after the write " << filled << ", released " << released;
+  EXPECT_EQ((*s.GetRun("run-3999"))->config_json.size(), 1004u);  // read back from disk
+}
+
 const char* const kUndoSchema9[] = {
     "DROP TRIGGER sweep_counted", "DROP TRIGGER IF EXISTS sweep_run_linked",
     "DROP TRIGGER run_counted",   "DROP TRIGGER run_outcome_changed",
