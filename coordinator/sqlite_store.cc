@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
@@ -591,11 +592,123 @@ SweepRecord ReadSweep(const Statement& s) {
   return r;
 }
 
+// Checkpoints a database's write-ahead log on a thread and connection of its own, so
+// that no commit of the writer (and no reply waiting for one) copies the log into the
+// database itself: the writer's connection has automatic checkpoints off and wakes
+// this one from its WAL hook once the log holds kFrames frames. A PASSIVE checkpoint
+// blocks neither the writer nor readers; it syncs the log before copying it (frames
+// of a batch that is not synced yet included) and the database after, as the
+// automatic one did. When every frame is copied, the writer's next transaction
+// starts the log from its beginning again; but while the writer commits without
+// pause, a checkpoint on another thread never quite catches up with it and the log
+// would grow without end. So once the log holds kRestartFrames frames and this thread
+// has copied all but a quarter of them (or kFrames), the writer's commit copies that
+// rest itself (a small checkpoint, about once per kRestartFrames frames written),
+// and its next transaction starts the log again.
+class WalCheckpointer {
+ public:
+  static constexpr int kFrames = 1000;         // SQLite's automatic checkpoint's default
+  static constexpr int kRestartFrames = 4000;  // 16 MiB of 4 KiB pages
+
+  // Opens its connection to `path` (in WAL mode already) and starts its thread.
+  static StatusOr<std::unique_ptr<WalCheckpointer>> Start(const std::string& path,
+                                                          int busy_timeout_ms) {
+    sqlite3* db = nullptr;
+    const int rc =
+        sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+    if (rc != SQLITE_OK) {
+      Status st = SqliteError(db, rc, "open " + path + " for checkpoints");
+      sqlite3_close_v2(db);
+      return st;
+    }
+    sqlite3_busy_timeout(db, busy_timeout_ms);
+    char* err = nullptr;
+    if (sqlite3_exec(db, "PRAGMA synchronous = FULL", nullptr, nullptr, &err) != SQLITE_OK) {
+      Status st = UnavailableError(path + ": " + (err ? err : "PRAGMA synchronous failed"));
+      sqlite3_free(err);
+      sqlite3_close_v2(db);
+      return st;
+    }
+    return std::unique_ptr<WalCheckpointer>(new WalCheckpointer(db));
+  }
+  ~WalCheckpointer() {
+    {
+      MutexLock lock(&mutex_);
+      stopping_ = true;
+    }
+    wake_.NotifyAll();
+    thread_.join();
+    sqlite3_close_v2(db_);
+  }
+  WalCheckpointer(const WalCheckpointer&) = delete;
+  WalCheckpointer& operator=(const WalCheckpointer&) = delete;
+
+  // sqlite3_wal_hook's callback, on the writer's thread after each commit.
+  // (`frames`: the log's frames now.)
+  static int OnCommit(void* checkpointer, sqlite3* writer, const char*, int frames) {
+    auto* self = static_cast<WalCheckpointer*>(checkpointer);
+    if (frames >= kRestartFrames) {
+      const int copied = self->copied_frames_.load(std::memory_order_relaxed);
+      if (copied <= frames && frames - copied <= std::max(kFrames, frames / 4)) {
+        // SQLITE_BUSY while this thread checkpoints: tried again at the next commit.
+        sqlite3_wal_checkpoint_v2(writer, "main", SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+        return SQLITE_OK;
+      }
+    }
+    if (frames >= kFrames) self->Wake();
+    return SQLITE_OK;
+  }
+
+ private:
+  explicit WalCheckpointer(sqlite3* db) : db_(db), thread_([this] { Loop(); }) {}
+
+  void Wake() {
+    {
+      MutexLock lock(&mutex_);
+      due_ = true;
+    }
+    wake_.NotifyOne();
+  }
+
+  void Loop() {
+    for (;;) {
+      {
+        MutexLock lock(&mutex_);
+        while (!due_ && !stopping_) wake_.Wait(&mutex_);
+        if (stopping_) return;
+        due_ = false;
+      }
+      int log_frames = 0, copied_frames = 0;
+      const int rc = sqlite3_wal_checkpoint_v2(db_, "main", SQLITE_CHECKPOINT_PASSIVE, &log_frames,
+                                               &copied_frames);
+      if (rc == SQLITE_OK) copied_frames_.store(copied_frames, std::memory_order_relaxed);
+      if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+        spdlog::warn(
+            "store: checkpoint of the write-ahead log failed: {} (retried after the next "
+            "commit)",
+            sqlite3_errmsg(db_));
+      } else {
+        spdlog::debug("store: checkpoint copied {} of {} frames", copied_frames, log_frames);
+      }
+    }
+  }
+
+  sqlite3* const db_;  // this thread's alone once started
+  Mutex mutex_;
+  CondVar wake_;
+  bool due_ RESWEEP_GUARDED_BY(mutex_) = false;
+  bool stopping_ RESWEEP_GUARDED_BY(mutex_) = false;
+  // Frames of the log this thread's last checkpoint had copied.
+  std::atomic<int> copied_frames_{0};
+  std::thread thread_;  // last: starts once the members above exist
+};
+
 class SqliteStore : public Store {
  public:
   explicit SqliteStore(sqlite3* db) : db_(db), cache_(std::make_unique<StatementCache>(db)) {}
   ~SqliteStore() override {
-    cache_.reset();  // finalizes the statements before the connection closes
+    checkpointer_.reset();  // before the connection whose hook wakes it
+    cache_.reset();         // finalizes the statements before the connection closes
     sqlite3_close_v2(db_);
     MutexLock lock(&sync_mutex_);
     if (wal_fd_ >= 0) close(wal_fd_);
@@ -604,6 +717,13 @@ class SqliteStore : public Store {
   // Batches may defer their commit's fsync (CommitBatchBeforeSync) once the database
   // is known to be in WAL mode with its write-ahead log at `wal_path`.
   void EnableDeferredSync(std::string wal_path) { wal_path_ = std::move(wal_path); }
+
+  // Hands the log's checkpoints to `checkpointer` (see WalCheckpointer): this
+  // connection no longer checkpoints when it commits.
+  void CheckpointOnAnotherThread(std::unique_ptr<WalCheckpointer> checkpointer) {
+    checkpointer_ = std::move(checkpointer);
+    sqlite3_wal_hook(db_, &WalCheckpointer::OnCommit, checkpointer_.get());
+  }
 
   Status Exec(const char* sql) {
     char* err = nullptr;
@@ -1778,6 +1898,8 @@ class SqliteStore : public Store {
   int wal_fd_ RESWEEP_GUARDED_BY(sync_mutex_) = -1;
   ino_t wal_inode_ RESWEEP_GUARDED_BY(sync_mutex_) = 0;
   dev_t wal_device_ RESWEEP_GUARDED_BY(sync_mutex_) = 0;
+  // Checkpoints the log for this connection (a file-backed one in WAL mode).
+  std::unique_ptr<WalCheckpointer> checkpointer_;
   // Set once the open batch's transaction is lost (rolled back by SQLite, or a
   // commit for another thread failed): its owner's later transactions and its
   // commit fail with it.
@@ -1823,7 +1945,12 @@ StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path,
     // in-memory one has no log file and nothing to make durable).
     if (auto mode = store->JournalMode(); mode.ok() && *mode == "wal") {
       const char* file = sqlite3_db_filename(db, "main");
-      if (file && *file) store->EnableDeferredSync(std::string(file) + "-wal");
+      if (file && *file) {
+        store->EnableDeferredSync(std::string(file) + "-wal");
+        auto checkpointer = WalCheckpointer::Start(file, options.busy_timeout_ms);
+        if (!checkpointer.ok()) return checkpointer.status().WithContext(path);
+        store->CheckpointOnAnotherThread(std::move(*checkpointer));
+      }
     }
   }
   return std::unique_ptr<Store>(std::move(store));

@@ -1,8 +1,10 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 
 #include <thread>
 
+#include <chrono>
 #include <map>
 #include <optional>
 #include <random>
@@ -493,6 +495,46 @@ TEST(SqliteStore, ReleaseMemoryGivesTheCachedPagesBack) {
   EXPECT_LT(released - before, (filled - before) / 4)
       << "before " << before << ", after the write " << filled << ", released " << released;
   EXPECT_EQ((*s.GetRun("run-3999"))->config_json.size(), 1004u);  // read back from disk
+}
+
+// The writer never checkpoints the log itself (a commit, and the replies waiting for
+// it, would copy the log into the database): another thread does, so the database
+// file fills up and the log is written from its beginning again rather than growing.
+TEST(SqliteStore, TheLogIsCheckpointedAndReusedWhileTheWriterCommitsWithoutPause) {
+  TempDir dir;
+  const std::string path = dir.File("s.db");
+  auto store = OpenSqliteStore(path);
+  ASSERT_TRUE(store.ok());
+  Store& s = **store;
+  auto file_size = [](const std::string& file) -> int64_t {
+    struct stat st {};
+    return stat(file.c_str(), &st) == 0 ? st.st_size : -1;
+  };
+  int next = 0;
+  auto write_mib = [&](int mib) {  // in transactions of 256 KiB
+    for (int t = 0; t < mib * 4; ++t) {
+      ASSERT_TRUE(s.RunInTransaction([&]() -> Status {
+                     for (int i = 0; i < 64; ++i) {
+                       RunRecord r = SampleRun("run-" + std::to_string(next++));
+                       r.config_json = std::string(4000, 'c');
+                       RESWEEP_RETURN_IF_ERROR(s.InsertRunIfAbsent(r).status());
+                     }
+                     return Status::Ok();
+                   }).ok());
+    }
+  };
+  ASSERT_NO_FATAL_FAILURE(write_mib(8));
+  // The database file gets the 8 MiB (copied from the log by the other thread).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (file_size(path) < (8 << 20) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_GE(file_size(path), 8 << 20) << "nothing checkpointed the log into the database";
+  // The log is reused while the writer commits without pause: after 40 MiB in all
+  // (about 80 MiB of log frames: most pages are written twice) it is much smaller.
+  ASSERT_NO_FATAL_FAILURE(write_mib(32));
+  EXPECT_LT(file_size(path + "-wal"), 40 << 20)
+      << "the log holds everything written: its start was never written again";
 }
 
 const char* const kUndoSchema9[] = {
