@@ -129,7 +129,7 @@ StatusOr<SubmitResult> Scheduler::SubmitParsing(const std::string& spec_yaml,
   const int64_t now = clock_->NowMs();
   const size_t seeds = spec.seeds.size();
   const size_t cells = seeds ? spec.runs.size() / seeds : 0;
-  Status st = store_->RunInTransaction([&]() -> Status {
+  Status st = store_->RunInBulkTransaction([&]() -> Status {
     mutex_.AssertHeld();
     SweepRecord sweep;
     sweep.sweep_id = spec.sweep_id;

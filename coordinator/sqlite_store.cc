@@ -842,6 +842,26 @@ class SqliteStore : public Store {
     return Status::Ok();
   }
 
+  Status RunInBulkTransaction(const std::function<Status()>& body) override {
+    if (depth_ > 0 || bulk_cache_kib_ <= cache_kib_) return RunInTransaction(body);
+    RESWEEP_RETURN_IF_ERROR(SetCacheKib(bulk_cache_kib_));
+    Status st = RunInTransaction(body);
+    // Shrinking the cache frees the pages above the usual size.
+    Status restored = SetCacheKib(cache_kib_);
+    if (!restored.ok()) spdlog::warn("store: page cache not shrunk back: {}", restored.ToString());
+    ReleaseMemory();
+    return st;
+  }
+
+  // The connection's page cache sizes (OpenSqliteStore), KiB.
+  void SetCacheSizes(int64_t usual_kib, int64_t bulk_kib) {
+    cache_kib_ = usual_kib;
+    bulk_cache_kib_ = bulk_kib;
+  }
+  Status SetCacheKib(int64_t kib) {
+    return Exec(("PRAGMA cache_size = -" + std::to_string(kib)).c_str());
+  }
+
   Status RunInReadTransaction(const std::function<Status()>& body) override {
     if (depth_ > 0) return body();
     RESWEEP_RETURN_IF_ERROR(Exec("BEGIN"));
@@ -1898,6 +1918,8 @@ class SqliteStore : public Store {
   int wal_fd_ RESWEEP_GUARDED_BY(sync_mutex_) = -1;
   ino_t wal_inode_ RESWEEP_GUARDED_BY(sync_mutex_) = 0;
   dev_t wal_device_ RESWEEP_GUARDED_BY(sync_mutex_) = 0;
+  int64_t cache_kib_ = 2000;  // SQLite's default
+  int64_t bulk_cache_kib_ = 2000;
   // Checkpoints the log for this connection (a file-backed one in WAL mode).
   std::unique_ptr<WalCheckpointer> checkpointer_;
   // Set once the open batch's transaction is lost (rolled back by SQLite, or a
@@ -1931,9 +1953,8 @@ StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path,
     RESWEEP_RETURN_IF_ERROR(store->Exec("PRAGMA journal_mode = WAL").WithContext(path));
     RESWEEP_RETURN_IF_ERROR(store->Exec("PRAGMA synchronous = FULL").WithContext(path));
     RESWEEP_RETURN_IF_ERROR(store->Exec("PRAGMA foreign_keys = ON").WithContext(path));
-    RESWEEP_RETURN_IF_ERROR(
-        store->Exec(("PRAGMA cache_size = -" + std::to_string(options.writer_cache_kib)).c_str())
-            .WithContext(path));
+    store->SetCacheSizes(options.writer_cache_kib, options.bulk_cache_kib);
+    RESWEEP_RETURN_IF_ERROR(store->SetCacheKib(options.writer_cache_kib).WithContext(path));
     RESWEEP_RETURN_IF_ERROR(store->Migrate().WithContext(path));
     // Statement journals in memory. A statement that may fail halfway through a
     // transaction (an INSERT or UPDATE that fires a trigger, above all) saves every

@@ -18,12 +18,15 @@ namespace resweep {
 struct SqliteStoreOptions {
   bool read_only = false;
   int busy_timeout_ms = 5000;
-  // Page cache of the writing connection, KiB (SQLite's default is 2,000). A
-  // transaction that touches more pages than the cache holds spills them to the WAL
-  // and reads them back: a 100,000-run submission inserts into five indexes keyed by
-  // hashes (random order, ~15 MiB of index pages) and with the default spent a third
-  // of its time in that I/O. Pages are allocated as they are first used, up to this.
-  int64_t writer_cache_kib = 64 * 1024;
+  // Page cache of the writing connection, KiB (SQLite's default is 2,000), and its
+  // size during a bulk transaction (Store::RunInBulkTransaction). A transaction that
+  // touches more pages than the cache holds spills them to the WAL and reads them
+  // back: a 100,000-run submission inserts into five indexes keyed by hashes (random
+  // order, ~15 MiB of index pages) and with the default spent a third of its time in
+  // that I/O. Pages are allocated as they are first used, up to the size; what the
+  // cache holds stays allocated, so the usual size bounds the coordinator's memory.
+  int64_t writer_cache_kib = 16 * 1024;
+  int64_t bulk_cache_kib = 64 * 1024;
 };
 
 // Opens (creating and migrating unless read-only) the database at `path`.

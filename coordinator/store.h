@@ -208,6 +208,11 @@ class Store {
   // transaction (or a batch, below) it is a savepoint: a failing body rolls back its
   // own writes only, and the outer transaction decides whether the rest is kept.
   virtual Status RunInTransaction(const std::function<Status()>& body) = 0;
+  // RunInTransaction for a body that writes many pages (a big submission): the
+  // store's page cache may grow to its bulk size for it (SqliteStoreOptions::
+  // bulk_cache_kib) and goes back to its usual size afterwards, handing the
+  // difference back to the system.
+  virtual Status RunInBulkTransaction(const std::function<Status()>& body) = 0;
 
   // Runs `body` in one read transaction: every read inside it sees the same
   // snapshot of the database. Nested in a transaction, it is part of that one.

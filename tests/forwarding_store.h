@@ -14,6 +14,9 @@ class ForwardingStore : public Store {
   Status RunInTransaction(const std::function<Status()>& body) override {
     return inner_->RunInTransaction(body);
   }
+  Status RunInBulkTransaction(const std::function<Status()>& body) override {
+    return inner_->RunInBulkTransaction(body);
+  }
   Status BeginBatch() override { return inner_->BeginBatch(); }
   Status CommitBatch() override { return inner_->CommitBatch(); }
   Status AbortBatch() override { return inner_->AbortBatch(); }

@@ -537,6 +537,53 @@ TEST(SqliteStore, TheLogIsCheckpointedAndReusedWhileTheWriterCommitsWithoutPause
       << "the log holds everything written: its start was never written again";
 }
 
+// A bulk transaction may use the bulk page cache; afterwards, and in any other
+// transaction, the cache keeps to its usual size.
+TEST(SqliteStore, OnlyABulkTransactionGrowsThePageCacheAndOnlyWhileItRuns) {
+  TempDir dir;
+  SqliteStoreOptions options;
+  options.writer_cache_kib = 1024;
+  options.bulk_cache_kib = 64 * 1024;
+  auto store = OpenSqliteStore(dir.File("s.db"), options);
+  ASSERT_TRUE(store.ok());
+  Store& s = **store;
+  int next = 0;
+  auto write_mib = [&](int mib) -> Status {
+    for (int i = 0; i < mib * 256; ++i) {
+      RunRecord r = SampleRun("run-" + std::to_string(next++));
+      r.config_json = std::string(4000, 'c');
+      RESWEEP_RETURN_IF_ERROR(s.InsertRunIfAbsent(r).status());
+    }
+    return Status::Ok();
+  };
+  const int64_t base = sqlite3_memory_used();
+  int64_t in_plain = 0, in_bulk = 0;
+  ASSERT_TRUE(s.RunInTransaction([&]() -> Status {
+                 RESWEEP_RETURN_IF_ERROR(write_mib(12));
+                 in_plain = sqlite3_memory_used() - base;
+                 return Status::Ok();
+               }).ok());
+  ASSERT_TRUE(s.RunInBulkTransaction([&]() -> Status {
+                 RESWEEP_RETURN_IF_ERROR(write_mib(12));
+                 in_bulk = sqlite3_memory_used() - base;
+                 return Status::Ok();
+               }).ok());
+  const int64_t after = sqlite3_memory_used() - base;
+  int64_t in_plain_after = 0;
+  ASSERT_TRUE(s.RunInTransaction([&]() -> Status {
+                 RESWEEP_RETURN_IF_ERROR(write_mib(12));
+                 in_plain_after = sqlite3_memory_used() - base;
+                 return Status::Ok();
+               }).ok());
+  EXPECT_LT(in_plain, 4 << 20) << "a plain transaction kept more than its 1 MiB cache";
+  EXPECT_GT(in_bulk, 12 << 20) << "the bulk transaction's 12 MiB did not stay cached";
+  EXPECT_LT(after, 4 << 20) << "the bulk cache was not given back";
+  EXPECT_LT(in_plain_after, 4 << 20) << "the cache kept its bulk size after the bulk transaction";
+  EXPECT_EQ(s.CountRuns("none")->total(), 0);
+  EXPECT_EQ((*s.GetRun("run-0"))->config_json.size(), 4000u);
+  EXPECT_EQ((*s.GetRun("run-" + std::to_string(next - 1)))->config_json.size(), 4000u);
+}
+
 const char* const kUndoSchema9[] = {
     "DROP TRIGGER sweep_counted", "DROP TRIGGER IF EXISTS sweep_run_linked",
     "DROP TRIGGER run_counted",   "DROP TRIGGER run_outcome_changed",
