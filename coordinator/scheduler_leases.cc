@@ -407,7 +407,6 @@ Status Scheduler::ReportEpoch(const std::string& worker_id, const EpochRecord& e
       return InvalidArgumentError("run " + r.run_id + " has only " +
                                   std::to_string(r.epochs_total) + " epochs");
     }
-    RESWEEP_RETURN_IF_ERROR(store_->PutEpoch(epoch, worker_id));
     if (r.state == RunState::kLeased) {
       r.state = RunState::kRunning;
       RESWEEP_RETURN_IF_ERROR(CloseAttemptLocked(r, "running", ""));
@@ -416,7 +415,8 @@ Status Scheduler::ReportEpoch(const std::string& worker_id, const EpochRecord& e
     if (epoch.test_error >= 0) r.last_test_error = epoch.test_error;
     RenewLeaseLocked(&r);
     r.updated_ms = now;
-    return store_->UpdateRun(r);
+    // The epoch and the run's move to it in one fenced UPDATE of the run.
+    return store_->AppendEpoch(r, epoch);
   });
 }
 

@@ -374,6 +374,17 @@ class Store {
   // epoch.attempt is the run's current attempt, held (leased or running) by
   // `worker_id`; FAILED_PRECONDITION otherwise.
   virtual Status PutEpoch(const EpochRecord& epoch, const std::string& worker_id) = 0;
+  // Records `epoch` as the run's next one and moves the run to it (a worker's epoch
+  // report), with one UPDATE of the run: a compare-and-set on `run.read_as` (as
+  // UpdateRun) and on the stored epoch being epoch.epoch - 1; FAILED_PRECONDITION
+  // naming what changed otherwise (nothing written), NOT_FOUND when the run is gone,
+  // INVALID_ARGUMENT for a record not read from the store or when run.epoch is not
+  // epoch.epoch. Writes of `run` only its state, epoch, last_test_error,
+  // lease_expires_ms and updated_ms; keeps the results summary as PutEpoch does, but
+  // from the new epoch and the run's previous summary_k - 1 evaluated epochs rather
+  // than all of them (recomputed in full only when the run holds epochs from
+  // epoch.epoch on, which a resumed lease's DeleteEpochsAfter has removed).
+  virtual Status AppendEpoch(const RunRecord& run, const EpochRecord& epoch) = 0;
   virtual Status DeleteEpochsAfter(const std::string& run_id, int epoch) = 0;
   virtual StatusOr<std::vector<EpochRecord>> ListEpochs(const std::string& run_id) = 0;
   // The epochs of every run of a sweep in one query, ordered by run id, then epoch.
