@@ -1392,50 +1392,34 @@ class SqliteStore : public Store {
     return RunInTransaction([&]() -> Status {
       // One UPDATE of the run, fenced, whose summary counts the new epoch and the
       // summary_k - 1 evaluated epochs before it, newest first (the order, and so the
-      // rounding, of kRecomputeSummarySql's mean). It returns a row only when the
-      // compare-and-set held; the row says whether the run holds epochs from this one
-      // on (left by a writer other than a resumed lease), which the summary above
-      // leaves out: then it is recomputed from all of them.
-      bool recompute = false;
-      {
-        Statement s(cache_.get(),
-                    "UPDATE runs SET state = ?1, epoch = ?2, last_test_error = ?3, "
-                    "lease_expires_ms = ?4, updated_ms = ?5, last_epoch_seconds = ?6, "
-                    "final_test_error = CASE WHEN ?7 >= 0 THEN ?7 ELSE final_test_error END, "
-                    "last_k_test_error = CASE WHEN ?7 < 0 THEN last_k_test_error "
-                    "WHEN summary_k = 0 THEN -1 "
-                    "ELSE (SELECT AVG(t) FROM (SELECT ?7 AS t UNION ALL SELECT * FROM "
-                    "(SELECT test_error FROM epochs WHERE run_id = ?8 AND epoch < ?2 "
-                    "AND test_error >= 0 ORDER BY epoch DESC "
-                    "LIMIT (SELECT summary_k FROM runs WHERE run_id = ?8) - 1))) END "
-                    "WHERE run_id = ?8 AND attempt = ?9 AND worker_id = ?10 AND state = ?11 "
-                    "AND epoch = ?2 - 1 "
-                    "RETURNING EXISTS (SELECT 1 FROM epochs WHERE run_id = ?8 AND epoch >= ?2)");
-        s.Bind(RunStateName(r.state)).Bind(e.epoch).Bind(r.last_test_error);
-        s.Bind(r.lease_expires_ms).Bind(r.updated_ms).Bind(e.seconds).Bind(e.test_error);
-        s.Bind(r.run_id).Bind(r.read_as.attempt).Bind(r.read_as.worker_id);
-        s.Bind(RunStateName(r.read_as.state));
-        Status st;
-        if (!s.Step(&st)) {
-          RESWEEP_RETURN_IF_ERROR(st);
-          return AppendRefusal(r, e.epoch);
-        }
-        recompute = s.Int(0) != 0;
-        RESWEEP_RETURN_IF_ERROR(s.Run());
-      }
-      Statement s(
-          cache_.get(),
-          "INSERT OR REPLACE INTO epochs (run_id, epoch, attempt, train_loss, train_error, "
-          "test_error, test_loss, lr, seconds, images_per_sec) VALUES (?,?,?,?,?,?,?,?,?,?)");
-      s.Bind(e.run_id).Bind(e.epoch).Bind(e.attempt).Bind(e.train_loss).Bind(e.train_error);
-      s.Bind(e.test_error).Bind(e.test_loss).Bind(e.lr).Bind(e.seconds).Bind(e.images_per_sec);
-      RESWEEP_RETURN_IF_ERROR(s.Run());
-      if (!recompute) return Status::Ok();
-      spdlog::warn(
-          "store: run {} held epochs from {} on when it was reported; its summary is "
-          "recomputed",
-          e.run_id, e.epoch);
-      return RecomputeSummary(e.run_id);
+      // rounding, of kRecomputeSummarySql's mean); an epoch not evaluated leaves the
+      // summary of the epochs before it as it is.
+      Statement update(cache_.get(),
+                       "UPDATE runs SET state = ?1, epoch = ?2, last_test_error = ?3, "
+                       "lease_expires_ms = ?4, updated_ms = ?5, last_epoch_seconds = ?6, "
+                       "final_test_error = CASE WHEN ?7 >= 0 THEN ?7 ELSE final_test_error END, "
+                       "last_k_test_error = CASE WHEN ?7 < 0 THEN last_k_test_error "
+                       "WHEN summary_k = 0 THEN -1 "
+                       "ELSE (SELECT AVG(t) FROM (SELECT ?7 AS t UNION ALL SELECT * FROM "
+                       "(SELECT test_error FROM epochs WHERE run_id = ?8 AND epoch < ?2 "
+                       "AND test_error >= 0 ORDER BY epoch DESC "
+                       "LIMIT (SELECT summary_k FROM runs WHERE run_id = ?8) - 1))) END "
+                       "WHERE run_id = ?8 AND attempt = ?9 AND worker_id = ?10 AND state = ?11 "
+                       "AND epoch = ?2 - 1");
+      update.Bind(RunStateName(r.state)).Bind(e.epoch).Bind(r.last_test_error);
+      update.Bind(r.lease_expires_ms).Bind(r.updated_ms).Bind(e.seconds).Bind(e.test_error);
+      update.Bind(r.run_id).Bind(r.read_as.attempt).Bind(r.read_as.worker_id);
+      update.Bind(RunStateName(r.read_as.state));
+      RESWEEP_RETURN_IF_ERROR(update.Run());
+      if (sqlite3_changes(db_) != 1) return AppendRefusal(r, e.epoch);
+      Statement insert(cache_.get(),
+                       "INSERT OR REPLACE INTO epochs (run_id, epoch, attempt, train_loss, "
+                       "train_error, test_error, test_loss, lr, seconds, images_per_sec) "
+                       "VALUES (?,?,?,?,?,?,?,?,?,?)");
+      insert.Bind(e.run_id).Bind(e.epoch).Bind(e.attempt).Bind(e.train_loss);
+      insert.Bind(e.train_error).Bind(e.test_error).Bind(e.test_loss).Bind(e.lr);
+      insert.Bind(e.seconds).Bind(e.images_per_sec);
+      return insert.Run();
     });
   }
 

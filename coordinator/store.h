@@ -380,10 +380,12 @@ class Store {
   // naming what changed otherwise (nothing written), NOT_FOUND when the run is gone,
   // INVALID_ARGUMENT for a record not read from the store or when run.epoch is not
   // epoch.epoch. Writes of `run` only its state, epoch, last_test_error,
-  // lease_expires_ms and updated_ms; keeps the results summary as PutEpoch does, but
-  // from the new epoch and the run's previous summary_k - 1 evaluated epochs rather
-  // than all of them (recomputed in full only when the run holds epochs from
-  // epoch.epoch on, which a resumed lease's DeleteEpochsAfter has removed).
+  // lease_expires_ms and updated_ms. Keeps the results summary as PutEpoch does, of
+  // the run's epochs up to this one: from the new epoch and the summary_k - 1
+  // evaluated epochs before it (or, for an epoch not evaluated, as it was), without
+  // reading all of them. Epochs after this one that the run may still hold (an
+  // abandoned attempt's, that the run's epoch went back before without
+  // DeleteEpochsAfter; the scheduler never leaves any) are not counted.
   virtual Status AppendEpoch(const RunRecord& run, const EpochRecord& epoch) = 0;
   virtual Status DeleteEpochsAfter(const std::string& run_id, int epoch) = 0;
   virtual StatusOr<std::vector<EpochRecord>> ListEpochs(const std::string& run_id) = 0;

@@ -351,9 +351,9 @@ TEST(SqliteStore, AppendEpochIsACompareAndSetOnTheLeaseAndTheNextEpoch) {
 }
 
 // AppendEpoch keeps the results summary from the new epoch and the ones before it:
-// bit for bit what recomputing it from all of the run's epochs gives, also when the
-// run holds epochs after the one reported (then it recomputes), and the sweep's
-// counters (mean epoch seconds, epochs done) follow.
+// bit for bit what recomputing it from all of the run's epochs up to this one gives
+// (also when the run still holds later epochs of an abandoned attempt), and the
+// sweep's counters (mean epoch seconds, epochs done) follow.
 TEST(SqliteStore, AppendEpochKeepsTheSummaryARecomputeWouldGive) {
   TempDir dir;
   auto store = OpenSqliteStore(dir.File("s.db"));
@@ -397,13 +397,27 @@ TEST(SqliteStore, AppendEpochKeepsTheSummaryARecomputeWouldGive) {
   }
   EXPECT_EQ(s.CountRuns("a")->running, 1);
   // The run goes back to epoch 12 without its later epochs being removed (no writer in
-  // the coordinator does this: a resumed lease removes them first).
+  // the coordinator does this: a resumed lease removes them first). Its next epochs
+  // are summarised with the ones before them, not with the abandoned ones after.
   RunRecord back = **s.GetRun("r1");
   back.epoch = 12;
   ASSERT_TRUE(s.UpdateRun(back).ok());
-  append(13);
-  expect_recomputed("epoch 13 again, 14-20 still held");
+  for (int epoch = 13; epoch <= 15; ++epoch) {
+    SCOPED_TRACE("epoch " + std::to_string(epoch) + " again, up to 20 still held");
+    append(epoch);
+    const RunRecord kept = **s.GetRun("r1");
+    std::vector<EpochRecord> upto = *s.ListEpochs("r1");
+    upto.resize(epoch);
+    EXPECT_DOUBLE_EQ(kept.last_k_test_error, LastKMeanTestError(upto, 3));
+    double final_error = -1;
+    for (const auto& e : upto) {
+      if (e.test_error >= 0) final_error = e.test_error;
+    }
+    EXPECT_EQ(kept.final_test_error, final_error);
+  }
   EXPECT_EQ(s.ListEpochs("r1")->size(), 20u);
+  ASSERT_TRUE(s.DeleteEpochsAfter("r1", 15).ok());  // as the next lease would
+  expect_recomputed("abandoned epochs removed");
 }
 
 // Two sweeps sharing runs; the runs go through leases, epochs, rewinds, success,
