@@ -1384,10 +1384,13 @@ class SqliteStore : public Store {
       return InvalidArgumentError("run " + r.run_id +
                                   ": AppendEpoch of a record not read from the store");
     }
-    if (r.epoch != e.epoch || r.run_id != e.run_id) {
-      return InvalidArgumentError("run " + r.run_id + " epoch " + std::to_string(r.epoch) +
-                                  ": AppendEpoch of run " + e.run_id + " epoch " +
-                                  std::to_string(e.epoch));
+    if (r.epoch != e.epoch || r.run_id != e.run_id || r.attempt != e.attempt ||
+        r.read_as.attempt != e.attempt || !HoldsLease(r.state)) {
+      return InvalidArgumentError("run " + r.run_id + " attempt " + std::to_string(r.attempt) +
+                                  " (read as " + std::to_string(r.read_as.attempt) + ") epoch " +
+                                  std::to_string(r.epoch) + " " + RunStateName(r.state) +
+                                  ": AppendEpoch of run " + e.run_id + " attempt " +
+                                  std::to_string(e.attempt) + " epoch " + std::to_string(e.epoch));
     }
     return RunInTransaction([&]() -> Status {
       // One UPDATE of the run, fenced, whose summary counts the new epoch and the
@@ -1405,7 +1408,7 @@ class SqliteStore : public Store {
                        "AND test_error >= 0 ORDER BY epoch DESC "
                        "LIMIT (SELECT summary_k FROM runs WHERE run_id = ?8) - 1))) END "
                        "WHERE run_id = ?8 AND attempt = ?9 AND worker_id = ?10 AND state = ?11 "
-                       "AND epoch = ?2 - 1");
+                       "AND state IN ('leased', 'running') AND epoch = ?2 - 1");
       update.Bind(RunStateName(r.state)).Bind(e.epoch).Bind(r.last_test_error);
       update.Bind(r.lease_expires_ms).Bind(r.updated_ms).Bind(e.seconds).Bind(e.test_error);
       update.Bind(r.run_id).Bind(r.read_as.attempt).Bind(r.read_as.worker_id);
@@ -1430,6 +1433,11 @@ class SqliteStore : public Store {
     if (!now.ok()) return now.status();
     if (!now->has_value()) return NotFoundError("run " + r.run_id + " not found");
     const RunRecord& stored = **now;
+    if (!HoldsLease(stored.state)) {
+      return FailedPreconditionError("run " + r.run_id + " is " + RunStateName(stored.state) +
+                                     ": no lease to record epoch " + std::to_string(epoch) +
+                                     " under");
+    }
     if (stored.attempt == r.read_as.attempt && stored.worker_id == r.read_as.worker_id &&
         stored.state == r.read_as.state) {
       return FailedPreconditionError("run " + r.run_id + " is at epoch " +

@@ -376,10 +376,12 @@ class Store {
   virtual Status PutEpoch(const EpochRecord& epoch, const std::string& worker_id) = 0;
   // Records `epoch` as the run's next one and moves the run to it (a worker's epoch
   // report), with one UPDATE of the run: a compare-and-set on `run.read_as` (as
-  // UpdateRun) and on the stored epoch being epoch.epoch - 1; FAILED_PRECONDITION
-  // naming what changed otherwise (nothing written), NOT_FOUND when the run is gone,
-  // INVALID_ARGUMENT for a record not read from the store or when run.epoch is not
-  // epoch.epoch. Writes of `run` only its state, epoch, last_test_error,
+  // UpdateRun), on the run holding a lease (leased or running, as PutEpoch) and on
+  // the stored epoch being epoch.epoch - 1; FAILED_PRECONDITION naming what changed
+  // otherwise (nothing written), NOT_FOUND when the run is gone, INVALID_ARGUMENT for
+  // a record not read from the store, or whose epoch or attempt (new or read) is not
+  // the epoch's, or whose new state holds no lease. Writes of `run` only its state,
+  // epoch, last_test_error,
   // lease_expires_ms and updated_ms. Keeps the results summary as PutEpoch does, of
   // the run's epochs up to this one: from the new epoch and the summary_k - 1
   // evaluated epochs before it (or, for an epoch not evaluated, as it was), without

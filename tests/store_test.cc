@@ -291,8 +291,10 @@ TEST(SqliteStore, AppendEpochIsACompareAndSetOnTheLeaseAndTheNextEpoch) {
   EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition) << st.ToString();
   EXPECT_NE(st.message().find("attempt 2 of worker 'w-1'"), std::string::npos) << st.message();
   other = r;
-  other.read_as.attempt = 1;
-  EXPECT_EQ(s.AppendEpoch(other, e).code(), StatusCode::kFailedPrecondition);
+  other.attempt = other.read_as.attempt = 1;
+  EpochRecord older = e;
+  older.attempt = 1;
+  EXPECT_EQ(s.AppendEpoch(other, older).code(), StatusCode::kFailedPrecondition);
   unchanged("other lease");
   // Not the run's next epoch (a gap, or one recorded already).
   for (int epoch : {9, 7}) {
@@ -312,6 +314,12 @@ TEST(SqliteStore, AppendEpochIsACompareAndSetOnTheLeaseAndTheNextEpoch) {
   RunRecord mismatched = r;
   mismatched.epoch = 9;
   EXPECT_EQ(s.AppendEpoch(mismatched, e).code(), StatusCode::kInvalidArgument);
+  EpochRecord other_attempt = e;
+  other_attempt.attempt = 1;
+  EXPECT_EQ(s.AppendEpoch(r, other_attempt).code(), StatusCode::kInvalidArgument);
+  RunRecord finished = r;
+  finished.state = RunState::kSucceeded;
+  EXPECT_EQ(s.AppendEpoch(finished, e).code(), StatusCode::kInvalidArgument);
   unchanged("invalid");
 
   // Accepted: the epoch and the report's columns; the rest of the record is not written.
@@ -344,6 +352,14 @@ TEST(SqliteStore, AppendEpochIsACompareAndSetOnTheLeaseAndTheNextEpoch) {
   e9.epoch = 9;
   st = s.AppendEpoch(next, e9);
   EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition) << st.ToString();
+  // Nor does a record read while the run was queued record an epoch under no lease.
+  RunRecord queued = **s.GetRun("r1");
+  queued.state = RunState::kRunning;
+  queued.epoch = 9;
+  st = s.AppendEpoch(queued, e9);
+  EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition) << st.ToString();
+  EXPECT_NE(st.message().find("is queued"), std::string::npos) << st.message();
+  EXPECT_EQ((**s.GetRun("r1")).state, RunState::kQueued);
   EXPECT_EQ(s.ListEpochs("r1")->size(), 1u);
   // A run that is gone.
   next.run_id = e9.run_id = "nope";
