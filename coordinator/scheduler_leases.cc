@@ -383,40 +383,41 @@ StatusOr<HeartbeatResult> Scheduler::Heartbeat(const std::string& worker_id,
 Status Scheduler::ReportEpoch(const std::string& worker_id, const EpochRecord& epoch) {
   RESWEEP_RETURN_IF_ERROR(ValidateMetrics(epoch));
   MutexLock lock(&mutex_);
-  // Read once: nothing writes between this read and the transaction (the store is
-  // the scheduler's, under its lock), and every write below is a compare-and-set.
+  // Read once: nothing writes between this read and the writes below (the store is
+  // the scheduler's, under its lock), and each of them is a compare-and-set.
   auto current = ExpireIfDueAndReadLocked(epoch.run_id);
   if (!current.ok()) return current.status();
-  const int64_t now = clock_->NowMs();
+  auto run = FenceLocked(*current, worker_id, epoch.run_id, epoch.attempt);
+  if (!run.ok()) return run.status();
+  RunRecord r = *run;
+  if (epoch.epoch == r.epoch && epoch.epoch > 0) {
+    // A retry of the last report (its reply was lost, e.g. in a coordinator
+    // restart): record it again, idempotently.
+    return store_->PutEpoch(epoch, worker_id);
+  }
+  if (epoch.epoch != r.epoch + 1) {
+    return FailedPreconditionError("run " + r.run_id + ": expected epoch " +
+                                   std::to_string(r.epoch + 1) + ", got " +
+                                   std::to_string(epoch.epoch));
+  }
+  if (epoch.epoch > r.epochs_total) {
+    return InvalidArgumentError("run " + r.run_id + " has only " + std::to_string(r.epochs_total) +
+                                " epochs");
+  }
+  const bool first = r.state == RunState::kLeased;
+  r.state = RunState::kRunning;
+  r.epoch = epoch.epoch;
+  if (epoch.test_error >= 0) r.last_test_error = epoch.test_error;
+  RenewLeaseLocked(&r);
+  r.updated_ms = clock_->NowMs();
+  // The epoch and the run's move to it are one fenced store write, a transaction of
+  // its own; the first epoch of an attempt also marks the attempt running, in the
+  // same transaction.
+  if (!first) return store_->AppendEpoch(r, epoch);
   return store_->RunInTransaction([&]() -> Status {
     mutex_.AssertHeld();
-    auto run = FenceLocked(*current, worker_id, epoch.run_id, epoch.attempt);
-    if (!run.ok()) return run.status();
-    RunRecord r = *run;
-    if (epoch.epoch == r.epoch && epoch.epoch > 0) {
-      // A retry of the last report (its reply was lost, e.g. in a coordinator
-      // restart): record it again, idempotently.
-      return store_->PutEpoch(epoch, worker_id);
-    }
-    if (epoch.epoch != r.epoch + 1) {
-      return FailedPreconditionError("run " + r.run_id + ": expected epoch " +
-                                     std::to_string(r.epoch + 1) + ", got " +
-                                     std::to_string(epoch.epoch));
-    }
-    if (epoch.epoch > r.epochs_total) {
-      return InvalidArgumentError("run " + r.run_id + " has only " +
-                                  std::to_string(r.epochs_total) + " epochs");
-    }
-    RESWEEP_RETURN_IF_ERROR(store_->PutEpoch(epoch, worker_id));
-    if (r.state == RunState::kLeased) {
-      r.state = RunState::kRunning;
-      RESWEEP_RETURN_IF_ERROR(CloseAttemptLocked(r, "running", ""));
-    }
-    r.epoch = epoch.epoch;
-    if (epoch.test_error >= 0) r.last_test_error = epoch.test_error;
-    RenewLeaseLocked(&r);
-    r.updated_ms = now;
-    return store_->UpdateRun(r);
+    RESWEEP_RETURN_IF_ERROR(CloseAttemptLocked(r, "running", ""));
+    return store_->AppendEpoch(r, epoch);
   });
 }
 

@@ -1630,6 +1630,75 @@ class SqliteStore : public Store {
     });
   }
 
+  Status AppendEpoch(const RunRecord& r, const EpochRecord& e) override {
+    if (r.read_as.attempt < 0) {
+      return InvalidArgumentError("run " + r.run_id +
+                                  ": AppendEpoch of a record not read from the store");
+    }
+    if (r.epoch != e.epoch || r.run_id != e.run_id || r.attempt != e.attempt ||
+        r.read_as.attempt != e.attempt || !HoldsLease(r.state)) {
+      return InvalidArgumentError("run " + r.run_id + " attempt " + std::to_string(r.attempt) +
+                                  " (read as " + std::to_string(r.read_as.attempt) + ") epoch " +
+                                  std::to_string(r.epoch) + " " + RunStateName(r.state) +
+                                  ": AppendEpoch of run " + e.run_id + " attempt " +
+                                  std::to_string(e.attempt) + " epoch " + std::to_string(e.epoch));
+    }
+    return RunInTransaction([&]() -> Status {
+      // One UPDATE of the run, fenced, whose summary counts the new epoch and the
+      // summary_k - 1 evaluated epochs before it, newest first (the order, and so the
+      // rounding, of kRecomputeSummarySql's mean); an epoch not evaluated leaves the
+      // summary of the epochs before it as it is.
+      Statement update(cache_.get(),
+                       "UPDATE runs SET state = ?1, epoch = ?2, last_test_error = ?3, "
+                       "lease_expires_ms = ?4, updated_ms = ?5, last_epoch_seconds = ?6, "
+                       "final_test_error = CASE WHEN ?7 >= 0 THEN ?7 ELSE final_test_error END, "
+                       "last_k_test_error = CASE WHEN ?7 < 0 THEN last_k_test_error "
+                       "WHEN summary_k = 0 THEN -1 "
+                       "ELSE (SELECT AVG(t) FROM (SELECT ?7 AS t UNION ALL SELECT * FROM "
+                       "(SELECT test_error FROM epochs WHERE run_id = ?8 AND epoch < ?2 "
+                       "AND test_error >= 0 ORDER BY epoch DESC "
+                       "LIMIT (SELECT summary_k FROM runs WHERE run_id = ?8) - 1))) END "
+                       "WHERE run_id = ?8 AND attempt = ?9 AND worker_id = ?10 AND state = ?11 "
+                       "AND state IN ('leased', 'running') AND epoch = ?2 - 1");
+      update.Bind(RunStateName(r.state)).Bind(e.epoch).Bind(r.last_test_error);
+      update.Bind(r.lease_expires_ms).Bind(r.updated_ms).Bind(e.seconds).Bind(e.test_error);
+      update.Bind(r.run_id).Bind(r.read_as.attempt).Bind(r.read_as.worker_id);
+      update.Bind(RunStateName(r.read_as.state));
+      RESWEEP_RETURN_IF_ERROR(update.Run());
+      if (sqlite3_changes(db_) != 1) return AppendRefusal(r, e.epoch);
+      Statement insert(cache_.get(),
+                       "INSERT OR REPLACE INTO epochs (run_id, epoch, attempt, train_loss, "
+                       "train_error, test_error, test_loss, lr, seconds, images_per_sec) "
+                       "VALUES (?,?,?,?,?,?,?,?,?,?)");
+      insert.Bind(e.run_id).Bind(e.epoch).Bind(e.attempt).Bind(e.train_loss);
+      insert.Bind(e.train_error).Bind(e.test_error).Bind(e.test_loss).Bind(e.lr);
+      insert.Bind(e.seconds).Bind(e.images_per_sec);
+      return insert.Run();
+    });
+  }
+
+  // Why AppendEpoch's compare-and-set changed nothing: the fence (as FenceRefusal),
+  // else the stored epoch.
+  Status AppendRefusal(const RunRecord& r, int epoch) {
+    auto now = GetRun(r.run_id);
+    if (!now.ok()) return now.status();
+    if (!now->has_value()) return NotFoundError("run " + r.run_id + " not found");
+    const RunRecord& stored = **now;
+    if (!HoldsLease(stored.state)) {
+      return FailedPreconditionError("run " + r.run_id + " is " + RunStateName(stored.state) +
+                                     ": no lease to record epoch " + std::to_string(epoch) +
+                                     " under");
+    }
+    if (stored.attempt == r.read_as.attempt && stored.worker_id == r.read_as.worker_id &&
+        stored.state == r.read_as.state) {
+      return FailedPreconditionError("run " + r.run_id + " is at epoch " +
+                                     std::to_string(stored.epoch) + ": epoch " +
+                                     std::to_string(epoch) + " is not its next one");
+    }
+    return FenceRefusal(r.run_id, r.read_as.attempt, r.read_as.worker_id,
+                        RunStateName(r.read_as.state));
+  }
+
   Status DeleteEpochsAfter(const std::string& run_id, int epoch) override {
     return RunInTransaction([&]() -> Status {
       Statement s(cache_.get(), "DELETE FROM epochs WHERE run_id = ? AND epoch > ?");

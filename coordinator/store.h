@@ -393,6 +393,21 @@ class Store {
   // epoch.attempt is the run's current attempt, held (leased or running) by
   // `worker_id`; FAILED_PRECONDITION otherwise.
   virtual Status PutEpoch(const EpochRecord& epoch, const std::string& worker_id) = 0;
+  // Records `epoch` as the run's next one and moves the run to it (a worker's epoch
+  // report), with one UPDATE of the run: a compare-and-set on `run.read_as` (as
+  // UpdateRun), on the run holding a lease (leased or running, as PutEpoch) and on
+  // the stored epoch being epoch.epoch - 1; FAILED_PRECONDITION naming what changed
+  // otherwise (nothing written), NOT_FOUND when the run is gone, INVALID_ARGUMENT for
+  // a record not read from the store, or whose epoch or attempt (new or read) is not
+  // the epoch's, or whose new state holds no lease. Writes of `run` only its state,
+  // epoch, last_test_error,
+  // lease_expires_ms and updated_ms. Keeps the results summary as PutEpoch does, of
+  // the run's epochs up to this one: from the new epoch and the summary_k - 1
+  // evaluated epochs before it (or, for an epoch not evaluated, as it was), without
+  // reading all of them. Epochs after this one that the run may still hold (an
+  // abandoned attempt's, that the run's epoch went back before without
+  // DeleteEpochsAfter; the scheduler never leaves any) are not counted.
+  virtual Status AppendEpoch(const RunRecord& run, const EpochRecord& epoch) = 0;
   virtual Status DeleteEpochsAfter(const std::string& run_id, int epoch) = 0;
   virtual StatusOr<std::vector<EpochRecord>> ListEpochs(const std::string& run_id) = 0;
   // The epochs of every run of a sweep in one query, ordered by run id, then epoch.

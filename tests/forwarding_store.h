@@ -138,6 +138,9 @@ class ForwardingStore : public Store {
   Status PutEpoch(const EpochRecord& e, const std::string& w) override {
     return inner_->PutEpoch(e, w);
   }
+  Status AppendEpoch(const RunRecord& run, const EpochRecord& e) override {
+    return inner_->AppendEpoch(run, e);
+  }
   Status DeleteEpochsAfter(const std::string& id, int epoch) override {
     return inner_->DeleteEpochsAfter(id, epoch);
   }

@@ -212,6 +212,56 @@ TEST_F(SchedulerTest, RunSucceedsAfterAllEpochsAndResultsAggregate) {
               ((0.5 + 0.3 + 0.2) / 3 + (0.6 + 0.4 + 0.3) / 3) / 2, 1e-12);
 }
 
+// A Store that forwards to another one and counts the writes of runs and epochs.
+class RunWriteCountingStore : public ForwardingStore {
+ public:
+  using ForwardingStore::ForwardingStore;
+  int update_runs = 0, put_epochs = 0, append_epochs = 0;
+
+  Status UpdateRun(const RunRecord& run) override {
+    ++update_runs;
+    return inner_->UpdateRun(run);
+  }
+  Status PutEpoch(const EpochRecord& e, const std::string& w) override {
+    ++put_epochs;
+    return inner_->PutEpoch(e, w);
+  }
+  Status AppendEpoch(const RunRecord& run, const EpochRecord& e) override {
+    ++append_epochs;
+    return inner_->AppendEpoch(run, e);
+  }
+};
+
+// An epoch report writes its run once: the epoch and the run's move to it are one
+// fenced store write (AppendEpoch), not an epoch write and then a run write, each
+// firing the run's triggers. A retried report (its reply lost) records the epoch
+// again and leaves the run alone.
+TEST_F(SchedulerTest, AnEpochReportWritesItsRunOnce) {
+  RunWriteCountingStore counting(store_.get());
+  scheduler_ = std::make_unique<Scheduler>(&counting, &clock_, options_, checkpoints_.get());
+  const std::string w = Register("w");
+  Lease l = LeaseWithTwoEpochsReported(w);
+  counting.update_runs = counting.put_epochs = counting.append_epochs = 0;
+  clock_.Advance(1000);
+  ASSERT_TRUE(Report(w, l, 3, 0.3).ok());
+  EXPECT_EQ(counting.append_epochs, 1);
+  EXPECT_EQ(counting.update_runs, 0);
+  EXPECT_EQ(counting.put_epochs, 0);
+  const RunRecord r = Run(l.run_id);
+  EXPECT_EQ(r.epoch, 3);
+  EXPECT_EQ(r.state, RunState::kRunning);
+  EXPECT_DOUBLE_EQ(r.last_test_error, 0.3);
+  EXPECT_DOUBLE_EQ(r.final_test_error, 0.3);
+  EXPECT_DOUBLE_EQ(r.last_k_test_error, (0.5 + 0.4 + 0.3) / 3);
+  EXPECT_EQ(r.updated_ms, clock_.NowMs());
+  EXPECT_EQ(r.lease_expires_ms, clock_.NowMs() + options_.lease_ms);
+  ASSERT_TRUE(Report(w, l, 3, 0.3).ok());  // the same report again
+  EXPECT_EQ(counting.append_epochs, 1);
+  EXPECT_EQ(counting.put_epochs, 1);
+  EXPECT_EQ(counting.update_runs, 0);
+  EXPECT_EQ(store_->ListEpochs(l.run_id)->size(), 3u);
+}
+
 // Every number a results table shows of each cell, bit for bit.
 void ExpectSameResults(const ResultsView& got, const ResultsView& want) {
   ASSERT_EQ(got.cells.size(), want.cells.size());

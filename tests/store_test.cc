@@ -260,6 +260,184 @@ void ExpectAggregatesMatchRuns(Store& s, const std::string& sweep_id, const std:
   }
 }
 
+// A worker's epoch report is one compare-and-set on the run: on its lease (attempt,
+// worker, state) and on the epoch being the run's next. A refusal writes nothing;
+// an accepted report writes the epoch and only the run's columns that a report moves.
+TEST(SqliteStore, AppendEpochIsACompareAndSetOnTheLeaseAndTheNextEpoch) {
+  TempDir dir;
+  auto store = OpenSqliteStore(dir.File("s.db"));
+  ASSERT_TRUE(store.ok());
+  Store& s = **store;
+  ASSERT_TRUE(*s.InsertRunIfAbsent(SampleRun("r1")));  // running, attempt 2 of w-1, epoch 7
+  const RunRecord stored = **s.GetRun("r1");
+  RunRecord r = stored;
+  r.epoch = 8;
+  r.last_test_error = 0.25;
+  r.lease_expires_ms = 999;
+  r.updated_ms = 77;
+  EpochRecord e{"r1", 8, 2, 0.1, 0.2, 0.25};
+  e.seconds = 3;
+  auto unchanged = [&](const std::string& when) {
+    SCOPED_TRACE(when);
+    EXPECT_TRUE(s.ListEpochs("r1")->empty());
+    const RunRecord now = **s.GetRun("r1");
+    EXPECT_EQ(std::tie(now.epoch, now.last_test_error, now.lease_expires_ms, now.updated_ms,
+                       now.final_test_error),
+              std::tie(stored.epoch, stored.last_test_error, stored.lease_expires_ms,
+                       stored.updated_ms, stored.final_test_error));
+  };
+  // Read as another worker's, or another attempt's: refused, naming the stored lease.
+  RunRecord other = r;
+  other.read_as.worker_id = "w-2";
+  Status st = s.AppendEpoch(other, e);
+  EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition) << st.ToString();
+  EXPECT_NE(st.message().find("attempt 2 of worker 'w-1'"), std::string::npos) << st.message();
+  other = r;
+  other.attempt = other.read_as.attempt = 1;
+  EpochRecord older = e;
+  older.attempt = 1;
+  EXPECT_EQ(s.AppendEpoch(other, older).code(), StatusCode::kFailedPrecondition);
+  unchanged("other lease");
+  // Not the run's next epoch (a gap, or one recorded already).
+  for (int epoch : {9, 7}) {
+    RunRecord skip = r;
+    skip.epoch = epoch;
+    EpochRecord later = e;
+    later.epoch = epoch;
+    st = s.AppendEpoch(skip, later);
+    EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition) << st.ToString();
+    EXPECT_NE(st.message().find("is at epoch 7"), std::string::npos) << st.message();
+  }
+  unchanged("not the next epoch");
+  // Records that do not fit: not read from the store, or not of this epoch.
+  RunRecord fresh = SampleRun("r1");
+  fresh.epoch = 8;
+  EXPECT_EQ(s.AppendEpoch(fresh, e).code(), StatusCode::kInvalidArgument);
+  RunRecord mismatched = r;
+  mismatched.epoch = 9;
+  EXPECT_EQ(s.AppendEpoch(mismatched, e).code(), StatusCode::kInvalidArgument);
+  EpochRecord other_attempt = e;
+  other_attempt.attempt = 1;
+  EXPECT_EQ(s.AppendEpoch(r, other_attempt).code(), StatusCode::kInvalidArgument);
+  RunRecord finished = r;
+  finished.state = RunState::kSucceeded;
+  EXPECT_EQ(s.AppendEpoch(finished, e).code(), StatusCode::kInvalidArgument);
+  unchanged("invalid");
+
+  // Accepted: the epoch and the report's columns; the rest of the record is not written.
+  r.checkpoint_epoch = 99;
+  r.param_count = 5;
+  r.error = "not written";
+  ASSERT_TRUE(s.AppendEpoch(r, e).ok());
+  const RunRecord now = **s.GetRun("r1");
+  EXPECT_EQ(now.epoch, 8);
+  EXPECT_EQ(now.state, RunState::kRunning);
+  EXPECT_DOUBLE_EQ(now.last_test_error, 0.25);
+  EXPECT_EQ(now.lease_expires_ms, 999);
+  EXPECT_EQ(now.updated_ms, 77);
+  EXPECT_DOUBLE_EQ(now.final_test_error, 0.25);
+  EXPECT_EQ(now.checkpoint_epoch, stored.checkpoint_epoch);
+  EXPECT_EQ(now.param_count, stored.param_count);
+  EXPECT_EQ(now.error, "");
+  ASSERT_EQ(s.ListEpochs("r1")->size(), 1u);
+  EXPECT_DOUBLE_EQ(s.ListEpochs("r1")->front().seconds, 3);
+  // The same report again, from the same read: the run is at epoch 8 now.
+  EXPECT_EQ(s.AppendEpoch(r, e).code(), StatusCode::kFailedPrecondition);
+  // A lease that was lost meanwhile refuses the old holder's next epoch.
+  RunRecord requeued = now;
+  requeued.state = RunState::kQueued;
+  requeued.worker_id.clear();
+  ASSERT_TRUE(s.UpdateRun(requeued).ok());
+  RunRecord next = now;
+  next.epoch = 9;
+  EpochRecord e9 = e;
+  e9.epoch = 9;
+  st = s.AppendEpoch(next, e9);
+  EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition) << st.ToString();
+  // Nor does a record read while the run was queued record an epoch under no lease.
+  RunRecord queued = **s.GetRun("r1");
+  queued.state = RunState::kRunning;
+  queued.epoch = 9;
+  st = s.AppendEpoch(queued, e9);
+  EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition) << st.ToString();
+  EXPECT_NE(st.message().find("is queued"), std::string::npos) << st.message();
+  EXPECT_EQ((**s.GetRun("r1")).state, RunState::kQueued);
+  EXPECT_EQ(s.ListEpochs("r1")->size(), 1u);
+  // A run that is gone.
+  next.run_id = e9.run_id = "nope";
+  EXPECT_EQ(s.AppendEpoch(next, e9).code(), StatusCode::kNotFound);
+}
+
+// AppendEpoch keeps the results summary from the new epoch and the ones before it:
+// bit for bit what recomputing it from all of the run's epochs up to this one gives
+// (also when the run still holds later epochs of an abandoned attempt), and the
+// sweep's counters (mean epoch seconds, epochs done) follow.
+TEST(SqliteStore, AppendEpochKeepsTheSummaryARecomputeWouldGive) {
+  TempDir dir;
+  auto store = OpenSqliteStore(dir.File("s.db"));
+  ASSERT_TRUE(store.ok());
+  Store& s = **store;
+  ASSERT_TRUE(s.InsertSweep({"a", "a", "y", "f", 1, false, 3, {}}).ok());
+  RunRecord run = SampleRun("r1");
+  run.state = RunState::kLeased;
+  run.epoch = 0;
+  run.epochs_total = 40;
+  run.summary_k = 3;
+  ASSERT_TRUE(*s.InsertRunIfAbsent(run));
+  ASSERT_TRUE(s.LinkRun({"a", "r1", "c", "c", "{}"}).ok());
+  std::mt19937 rng(11);
+  auto append = [&](int epoch) {
+    RunRecord r = **s.GetRun("r1");
+    r.state = RunState::kRunning;
+    r.epoch = epoch;
+    // Some epochs are not evaluated (-1); errors with many digits show any rounding.
+    EpochRecord e{"r1", epoch, r.attempt, 0.5, 0.5, rng() % 4 ? (rng() % 1000) / 997.0 : -1};
+    e.seconds = 1 + (rng() % 100) / 7.0;
+    if (e.test_error >= 0) r.last_test_error = e.test_error;
+    ASSERT_TRUE(s.AppendEpoch(r, e).ok()) << "epoch " << epoch;
+  };
+  auto expect_recomputed = [&](const std::string& when) {
+    SCOPED_TRACE(when);
+    const RunRecord kept = **s.GetRun("r1");
+    ExpectAggregatesMatchRuns(s, "a", when);
+    // DeleteEpochsAfter recomputes the summary from every epoch (deleting none here).
+    ASSERT_TRUE(s.DeleteEpochsAfter("r1", 1000).ok());
+    const RunRecord recomputed = **s.GetRun("r1");
+    EXPECT_EQ(kept.final_test_error, recomputed.final_test_error);
+    EXPECT_EQ(kept.last_k_test_error, recomputed.last_k_test_error);
+    EXPECT_DOUBLE_EQ(kept.last_k_test_error, LastKMeanTestError(*s.ListEpochs("r1"), 3));
+    ExpectAggregatesMatchRuns(s, "a", when + ", recomputed");
+  };
+  for (int epoch = 1; epoch <= 20; ++epoch) {
+    append(epoch);
+    expect_recomputed("epoch " + std::to_string(epoch));
+    if (HasFailure()) return;
+  }
+  EXPECT_EQ(s.CountRuns("a")->running, 1);
+  // The run goes back to epoch 12 without its later epochs being removed (no writer in
+  // the coordinator does this: a resumed lease removes them first). Its next epochs
+  // are summarised with the ones before them, not with the abandoned ones after.
+  RunRecord back = **s.GetRun("r1");
+  back.epoch = 12;
+  ASSERT_TRUE(s.UpdateRun(back).ok());
+  for (int epoch = 13; epoch <= 15; ++epoch) {
+    SCOPED_TRACE("epoch " + std::to_string(epoch) + " again, up to 20 still held");
+    append(epoch);
+    const RunRecord kept = **s.GetRun("r1");
+    std::vector<EpochRecord> upto = *s.ListEpochs("r1");
+    upto.resize(epoch);
+    EXPECT_DOUBLE_EQ(kept.last_k_test_error, LastKMeanTestError(upto, 3));
+    double final_error = -1;
+    for (const auto& e : upto) {
+      if (e.test_error >= 0) final_error = e.test_error;
+    }
+    EXPECT_EQ(kept.final_test_error, final_error);
+  }
+  EXPECT_EQ(s.ListEpochs("r1")->size(), 20u);
+  ASSERT_TRUE(s.DeleteEpochsAfter("r1", 15).ok());  // as the next lease would
+  expect_recomputed("abandoned epochs removed");
+}
+
 // Two sweeps sharing runs; the runs go through leases, epochs, rewinds, success,
 // failure and requeues in a random order: after every step, each sweep's counters,
 // cells and outcomes (kept by the store's triggers) are what recounting its runs gives.
@@ -303,8 +481,19 @@ TEST(SqliteStore, KeepsEachSweepsCountersCellsAndOutcomesAsItsRunsChange) {
             r.state = RunState::kRunning;
           }
           break;
-        case 1:
-        case 2:  // an epoch
+        case 1:  // an epoch, as a worker reports it
+          if (HoldsLease(r.state) && r.epoch < r.epochs_total) {
+            RunRecord next = r;
+            next.state = RunState::kRunning;
+            next.epoch += 1;
+            next.lease_expires_ms += 1;
+            EpochRecord e{id, next.epoch, r.attempt, 0.1, 0.1, 0.05 * (rng() % 10)};
+            e.seconds = 1 + rng() % 5;
+            ASSERT_TRUE(s.AppendEpoch(next, e).ok());
+            r = **s.GetRun(id);
+          }
+          break;
+        case 2:  // an epoch written on its own
           if (HoldsLease(r.state) && r.epoch < r.epochs_total) {
             EpochRecord e{id, r.epoch + 1, r.attempt, 0.1, 0.1, 0.05 * (rng() % 10)};
             e.seconds = 1 + rng() % 5;
