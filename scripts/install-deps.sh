@@ -15,6 +15,7 @@ PACKAGES=(
   dataset-fashion-mnist
   gnuplot-nox fonts-dejavu-core # `resweep plot` (cairo terminals: PNG, SVG, PDF)
   clang-14 libclang-rt-14-dev   # libFuzzer targets (scripts/fuzz.sh), ThreadSanitizer (scripts/tsan.sh)
+  patch                         # scripts/tsan.sh applies scripts/tsan-grpc-annotations.patch
   clang python3                 # thread-safety analysis (scripts/thread-safety-check.sh)
   iproute2                      # network namespaces in the partition test
 )

@@ -12,7 +12,7 @@
 #
 # LibTorch, gRPC and protobuf are not TSan-instrumented. scripts/tsan.supp ignores
 # what those libraries do through intercepted calls (called_from_lib); the build uses
-# copies of three grpcpp headers with the happens-before edge of gRPC's callback
+# copies of four grpcpp headers with the happens-before edges of gRPC's callback
 # completion queue annotated (scripts/tsan-grpc-annotations.patch), so gRPC's own
 # hand-off of a call between its threads is not reported. The integration tests that
 # train with LibTorch (listed in TORCH_TESTS below) are left out: the synthetic
@@ -53,7 +53,7 @@ mkdir -p "$build"
 # ends in include/grpcpp/ like the originals, so scripts/tsan-ignorelist.txt applies.
 grpc_system=${TSAN_GRPC_INCLUDE:-/usr/include}
 grpc_annotated=$PWD/$build/grpc-annotated/include
-headers=(grpcpp/support/callback_common.h grpcpp/impl/call_op_set.h
+headers=(grpcpp/support/callback_common.h grpcpp/impl/call_op_set.h grpcpp/support/server_callback.h
   grpcpp/impl/codegen/server_callback_handlers.h)
 rm -rf "$grpc_annotated.new"
 for h in "${headers[@]}"; do

@@ -554,7 +554,11 @@ train: {epochs: 6, checkpoint_every: 1}
   auto db = cluster.OpenDb();
   ExpectEveryRunSucceededOnce(*db, sweep_id, 1, 6);
   const std::string run_id = db->ListSweepRuns(sweep_id, std::nullopt)->front().second.run_id;
-  for (const auto& a : *db->ListAttempts(run_id)) {
+  // Held in a variable: a range-for over `*db->ListAttempts(...)` would iterate the
+  // vector of a StatusOr destroyed before the loop body (found by ThreadSanitizer).
+  const auto attempts = db->ListAttempts(run_id);
+  ASSERT_TRUE(attempts.ok()) << attempts.status().ToString();
+  for (const auto& a : *attempts) {
     EXPECT_NE(a.state, "failed") << "attempt " << a.attempt << ": " << a.reason;
   }
 }
@@ -605,7 +609,9 @@ train: {epochs: 500, batch_size: 10, checkpoint_every: 1}
   cluster.worker(second).Kill(SIGKILL);
   // The only attempt used up is the killed worker's lost lease.
   int lost = 0;
-  for (const auto& a : *cluster.OpenDb()->ListAttempts(run_id)) lost += a.state == "lost";
+  const auto attempts = cluster.OpenDb()->ListAttempts(run_id);  // not a temporary: see above
+  ASSERT_TRUE(attempts.ok()) << attempts.status().ToString();
+  for (const auto& a : *attempts) lost += a.state == "lost";
   EXPECT_EQ((*cluster.OpenDb()->GetRun(run_id))->failures, lost);
   EXPECT_NE(failed.reason.find("read error"), std::string::npos) << failed.reason;
   EXPECT_NE(ReadFile(cluster.dir() + "/worker-second.log").find("resumes after epoch"),
@@ -698,7 +704,9 @@ seeds: 2
   ExpectEveryRunSucceededOnce(*db, sweep_id, 8, 16);
   auto rows = db->ListSweepRuns(sweep_id, std::nullopt);
   for (const auto& [link, run] : *rows) {
-    for (const auto& a : *db->ListAttempts(run.run_id)) {
+    const auto attempts = db->ListAttempts(run.run_id);  // not a temporary: see above
+    ASSERT_TRUE(attempts.ok()) << attempts.status().ToString();
+    for (const auto& a : *attempts) {
       EXPECT_NE(a.state, "failed") << run.run_id << " attempt " << a.attempt << ": " << a.reason;
     }
   }
