@@ -897,5 +897,34 @@ TEST_F(StoreBatchTest, AnotherThreadsTransactionIsDurableWhenItReturnsAndAnAbort
   EXPECT_FALSE(store_->CommitBatch().ok());  // no batch open
 }
 
+// After a failed sync nothing tells which commits reached the disk: Linux reports a
+// failed write-back once, to one fdatasync, and may drop the pages it could not
+// write, so a later fdatasync returns OK while the log has a hole that ends it at
+// recovery (the frames after it are lost too). Every later sync fails then, and so
+// does every new write: the coordinator must restart and recover from the disk.
+TEST_F(StoreBatchTest, AFailedSyncFailsEveryLaterSyncAndWrite) {
+  ASSERT_TRUE(store_->BeginBatch().ok());
+  ASSERT_TRUE(Insert("a").ok());
+  ASSERT_TRUE(store_->CommitBatchBeforeSync().ok());
+  // The sync fails (injected: the log cannot be found while it runs).
+  const std::string wal = dir_.File("s.db") + "-wal";
+  ASSERT_EQ(std::rename(wal.c_str(), (wal + ".away").c_str()), 0);
+  const Status failed = store_->SyncCommitted();
+  ASSERT_EQ(std::rename((wal + ".away").c_str(), wal.c_str()), 0);
+  ASSERT_EQ(failed.code(), StatusCode::kUnavailable) << failed.ToString();
+  // The next batch's writes follow the ones of unknown fate in the log.
+  Status begun = store_->BeginBatch();
+  if (begun.ok()) {
+    const Status inserted = Insert("b");
+    const Status committed = store_->CommitBatchBeforeSync();
+    if (inserted.ok() && committed.ok()) {
+      const Status synced = store_->SyncCommitted();
+      EXPECT_FALSE(synced.ok()) << "a sync after a failed one said the batch is durable";
+    }
+  }
+  EXPECT_FALSE(store_->SyncCommitted().ok());
+  EXPECT_EQ(Insert("c").code(), StatusCode::kUnavailable) << "a write after a failed sync";
+}
+
 }  // namespace
 }  // namespace resweep
