@@ -692,6 +692,9 @@ class SqliteStore : public Store {
   // a BEGIN IMMEDIATE (a top-level transaction or a batch), every level inside it a
   // savepoint named after its depth.
   Status RunInTransaction(const std::function<Status()>& body) override {
+    if (depth_ == 0 || (batch_owner_ && *batch_owner_ != std::this_thread::get_id())) {
+      RESWEEP_RETURN_IF_ERROR(SyncFailure());
+    }
     if (batch_owner_ && *batch_owner_ != std::this_thread::get_id() && depth_ == 1) {
       return RunForeignTransactionInBatch(body);
     }
@@ -742,6 +745,7 @@ class SqliteStore : public Store {
     if (depth_ > 0 || batch_owner_) {
       return FailedPreconditionError("BeginBatch: a transaction or batch is already open");
     }
+    RESWEEP_RETURN_IF_ERROR(SyncFailure());
     // In WAL mode a batch commits with synchronous=NORMAL (the log is written, not
     // fsynced) and its durability comes from an fdatasync of the log afterwards
     // (SyncCommitted: by CommitBatch itself, or on another thread). SQLite allows the
@@ -765,6 +769,30 @@ class SqliteStore : public Store {
   Status SyncCommitted() override {
     if (wal_path_.empty()) return Status::Ok();  // every commit was a synchronous=FULL one
     MutexLock lock(&sync_mutex_);
+    if (sync_failure_) return *sync_failure_;
+    Status synced = SyncLogLocked();
+    if (!synced.ok()) {
+      spdlog::error(
+          "store: {}; what reached the disk is unknown from now on, so every later write and "
+          "sync fails: restart the coordinator (it recovers what the disk holds)",
+          synced.ToString());
+      sync_failure_ =
+          UnavailableError("an earlier sync of the write-ahead log failed (" + synced.ToString() +
+                           "): nothing written since can be made durable until "
+                           "the coordinator restarts");
+    }
+    return synced;
+  }
+
+  // Once a sync failed (see SyncCommitted): the failure every write returns.
+  Status SyncFailure() {
+    if (wal_path_.empty()) return Status::Ok();
+    MutexLock lock(&sync_mutex_);
+    return sync_failure_ ? *sync_failure_ : Status::Ok();
+  }
+
+  // fdatasync of the write-ahead log.
+  Status SyncLogLocked() RESWEEP_REQUIRES(sync_mutex_) {
     // The log's file as it is now (SQLite keeps one file while the connection is
     // open; reopened should it ever be replaced). fdatasync flushes the file, whatever
     // descriptor wrote it.
@@ -1778,6 +1806,10 @@ class SqliteStore : public Store {
   int wal_fd_ RESWEEP_GUARDED_BY(sync_mutex_) = -1;
   ino_t wal_inode_ RESWEEP_GUARDED_BY(sync_mutex_) = 0;
   dev_t wal_device_ RESWEEP_GUARDED_BY(sync_mutex_) = 0;
+  // Set once a sync failed, for good: Linux reports a failed write-back to one
+  // fdatasync only and may drop the pages it could not write, so a later fdatasync
+  // returning OK proves nothing (the log may have a hole that ends it at recovery).
+  std::optional<Status> sync_failure_ RESWEEP_GUARDED_BY(sync_mutex_);
   // Set once the open batch's transaction is lost (rolled back by SQLite, or a
   // commit for another thread failed): its owner's later transactions and its
   // commit fail with it.

@@ -240,7 +240,10 @@ class Store {
   // Makes every commit so far durable (for one made by CommitBatchBeforeSync; every
   // other commit already is when it returns). The one Store call that may run on any
   // thread at any time, also while the owner writes: it touches no connection state.
-  // Not OK: whether those commits are durable is unknown.
+  // Not OK: whether those commits are durable is unknown, and stays so: every later
+  // SyncCommitted, BeginBatch and transaction fails with UNAVAILABLE until the store is
+  // opened again (a later fdatasync returning OK would not say that the failed one's
+  // writes, or those after them in the log, reached the disk).
   virtual Status SyncCommitted() = 0;
   // Hands back to the system what memory the store can do without now (cached pages
   // that are not being written, and the process's freed heap), at the cost of
