@@ -1711,32 +1711,36 @@ class SqliteStore : public Store {
   }
 
   // Another thread's transaction while a batch is open between two of its owner's
-  // calls (see Store::BeginBatch): a savepoint, then a commit of the batch so far so
-  // that it is durable when it returns; the batch goes on in a new transaction.
+  // calls (see Store::BeginBatch): the batch so far is committed, this one runs as a
+  // transaction of its own and is synced, so that it is durable when it returns, and
+  // the batch goes on in a new transaction. Not as a savepoint of the batch's
+  // transaction: SQLite keeps the original of every page a savepoint changes until it
+  // ends, in memory (temp_store = MEMORY), and each statement's end walks that
+  // journal, so that a big one (cancelling, retrying or deleting a big sweep while
+  // workers report) took memory in proportion and time quadratic in its size.
   Status RunForeignTransactionInBatch(const std::function<Status()>& body) {
-    if (batch_error_) {
-      // The batch's transaction is gone already: this one stands alone.
-      std::optional<std::thread::id> owner = batch_owner_;
-      batch_owner_.reset();
-      depth_ = 0;
-      Status st = RunInTransaction(body);
-      if (st.ok()) st = SyncCommitted();  // committed under the batch's synchronous=NORMAL
-      batch_owner_ = owner;
-      depth_ = 1;
-      return st;
+    const bool batch_lost = batch_error_.has_value();  // its transaction is gone already
+    if (!batch_lost) {
+      Status commit = Exec("COMMIT");
+      if (!commit.ok()) {
+        Exec("ROLLBACK").IgnoreError();  // `commit` says why
+        batch_error_ = commit;
+        return commit;
+      }
     }
-    RESWEEP_RETURN_IF_ERROR(RunSavepoint(body));
-    if (batch_error_) return *batch_error_;
-    Status commit = Exec("COMMIT");
-    if (!commit.ok()) {
-      Exec("ROLLBACK").IgnoreError();  // `commit` says why
-      batch_error_ = commit;
-      return commit;
+    std::optional<std::thread::id> owner = batch_owner_;
+    batch_owner_.reset();
+    depth_ = 0;
+    Status st = RunInTransaction(body);
+    batch_owner_ = owner;
+    depth_ = 1;
+    if (!batch_lost) {
+      if (Status begin = Exec("BEGIN IMMEDIATE"); !begin.ok()) {
+        // What the batch had so far is committed; the rest of it fails.
+        batch_error_ = begin;
+      }
     }
-    if (Status begin = Exec("BEGIN IMMEDIATE"); !begin.ok()) {
-      // What the batch had so far is committed; the rest of it fails.
-      batch_error_ = begin;
-    }
+    if (!st.ok()) return st;
     // Committed under the batch's synchronous=NORMAL: durable only once synced.
     return SyncCommitted();
   }

@@ -217,11 +217,12 @@ class Store {
   // the thread that began the batch (its owner) is a savepoint of one transaction,
   // made durable only by CommitBatch (one durable write for all of them). Store calls
   // stay serialised by the store's owner as always; the batch only spans several of
-  // them. A RunInTransaction on any other thread while the batch is open runs as its
-  // own savepoint too, and is durable when it returns: it commits the batch so far,
-  // which then goes on in a new transaction. Reads and writes outside
-  // RunInTransaction on other threads join the batch (they see, and write, what is
-  // not durable yet). FAILED_PRECONDITION when a transaction or batch is open.
+  // them. A RunInTransaction on any other thread while the batch is open commits the
+  // batch so far, runs as a transaction of its own (not a savepoint: its size is not
+  // bounded) and is durable when it returns; the batch then goes on in a new one.
+  // Reads and writes outside RunInTransaction on other threads join the batch (they
+  // see, and write, what is not durable yet). FAILED_PRECONDITION when a transaction
+  // or batch is open.
   virtual Status BeginBatch() = 0;
   // Commits the batch, on its owner's thread. Not OK: the writes since the batch's
   // last commit are rolled back (so are they when SQLite itself rolled the
