@@ -979,5 +979,27 @@ TEST_F(StoreBatchTest, AnotherThreadsBigTransactionInABatchKeepsItsJournalOutOfM
   EXPECT_LT(in_batch - alone, 12 << 20) << "alone " << alone << " bytes, in a batch " << in_batch;
 }
 
+// The statistics refresher marks statistics of another version stale once per
+// coordinator, from its own thread, maybe while a batch of worker calls is open: the
+// mark is a transaction of its own, durable when it returns. Made as a bare
+// statement it joined the batch, and a batch that failed took it along (the
+// refresher, believing it done, never marked them again).
+TEST_F(StoreBatchTest, StatisticsMarkedStaleFromAnotherThreadDuringABatchStayMarked) {
+  ASSERT_TRUE(store_->InsertSweep({"old", "old", "y", "f", 1, false, 2, {}}).ok());
+  ASSERT_TRUE(store_->UpdateSweepStatistics("old", 0, {{0, std::string("d\x07k"), "v"}}, {}).ok());
+  ASSERT_TRUE(store_->SweepsWithStaleStatistics(10)->empty());
+  ASSERT_TRUE(store_->BeginBatch().ok());
+  StatusOr<int> marked = InternalError("not run");
+  std::thread refresher([&] { marked = store_->MarkStatisticsOfOtherVersionsStale('\x01'); });
+  refresher.join();
+  ASSERT_TRUE(marked.ok()) << marked.status().ToString();
+  EXPECT_EQ(*marked, 1);
+  ASSERT_TRUE(store_->AbortBatch().ok());  // as when the batch's commit fails
+  auto stale = store_->SweepsWithStaleStatistics(10);
+  ASSERT_TRUE(stale.ok());
+  ASSERT_EQ(stale->size(), 1u);
+  EXPECT_EQ((*stale)[0].first, "old");
+}
+
 }  // namespace
 }  // namespace resweep
