@@ -1348,13 +1348,20 @@ class SqliteStore : public Store {
     return out;
   }
 
+  // A transaction of its own (the refresher's thread may call it while a batch of
+  // worker calls is open: a bare statement would join the batch, and go with it).
   StatusOr<int> MarkStatisticsOfOtherVersionsStale(char version) override {
-    Statement s(cache_.get(),
-                "UPDATE sweep_counters SET statistics_version = -1 WHERE sweep_id IN "
-                "(SELECT DISTINCT sweep_id FROM sweep_statistics WHERE substr(key, 2, 1) != ?)");
-    s.BindBlob(std::string(1, version));
-    RESWEEP_RETURN_IF_ERROR(s.Run());
-    return sqlite3_changes(db_);
+    int marked = 0;
+    RESWEEP_RETURN_IF_ERROR(RunInTransaction([&]() -> Status {
+      Statement s(cache_.get(),
+                  "UPDATE sweep_counters SET statistics_version = -1 WHERE sweep_id IN "
+                  "(SELECT DISTINCT sweep_id FROM sweep_statistics WHERE substr(key, 2, 1) != ?)");
+      s.BindBlob(std::string(1, version));
+      RESWEEP_RETURN_IF_ERROR(s.Run());
+      marked = sqlite3_changes(db_);
+      return Status::Ok();
+    }));
+    return marked;
   }
 
   StatusOr<int64_t> SweepOutcomesVersion(const std::string& sweep_id) override {
