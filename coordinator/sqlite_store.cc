@@ -812,6 +812,9 @@ class SqliteStore : public Store {
   // a BEGIN IMMEDIATE (a top-level transaction or a batch), every level inside it a
   // savepoint named after its depth.
   Status RunInTransaction(const std::function<Status()>& body) override {
+    if (depth_ == 0 || (batch_owner_ && *batch_owner_ != std::this_thread::get_id())) {
+      RESWEEP_RETURN_IF_ERROR(SyncFailure());
+    }
     if (batch_owner_ && *batch_owner_ != std::this_thread::get_id() && depth_ == 1) {
       return RunForeignTransactionInBatch(body);
     }
@@ -882,6 +885,7 @@ class SqliteStore : public Store {
     if (depth_ > 0 || batch_owner_) {
       return FailedPreconditionError("BeginBatch: a transaction or batch is already open");
     }
+    RESWEEP_RETURN_IF_ERROR(SyncFailure());
     // In WAL mode a batch commits with synchronous=NORMAL (the log is written, not
     // fsynced) and its durability comes from an fdatasync of the log afterwards
     // (SyncCommitted: by CommitBatch itself, or on another thread). SQLite allows the
@@ -905,6 +909,30 @@ class SqliteStore : public Store {
   Status SyncCommitted() override {
     if (wal_path_.empty()) return Status::Ok();  // every commit was a synchronous=FULL one
     MutexLock lock(&sync_mutex_);
+    if (sync_failure_) return *sync_failure_;
+    Status synced = SyncLogLocked();
+    if (!synced.ok()) {
+      spdlog::error(
+          "store: {}; what reached the disk is unknown from now on, so every later write and "
+          "sync fails: restart the coordinator (it recovers what the disk holds)",
+          synced.ToString());
+      sync_failure_ =
+          UnavailableError("an earlier sync of the write-ahead log failed (" + synced.ToString() +
+                           "): nothing written since can be made durable until "
+                           "the coordinator restarts");
+    }
+    return synced;
+  }
+
+  // Once a sync failed (see SyncCommitted): the failure every write returns.
+  Status SyncFailure() {
+    if (wal_path_.empty()) return Status::Ok();
+    MutexLock lock(&sync_mutex_);
+    return sync_failure_ ? *sync_failure_ : Status::Ok();
+  }
+
+  // fdatasync of the write-ahead log.
+  Status SyncLogLocked() RESWEEP_REQUIRES(sync_mutex_) {
     // The log's file as it is now (SQLite keeps one file while the connection is
     // open; reopened should it ever be replaced). fdatasync flushes the file, whatever
     // descriptor wrote it.
@@ -1460,13 +1488,20 @@ class SqliteStore : public Store {
     return out;
   }
 
+  // A transaction of its own (the refresher's thread may call it while a batch of
+  // worker calls is open: a bare statement would join the batch, and go with it).
   StatusOr<int> MarkStatisticsOfOtherVersionsStale(char version) override {
-    Statement s(cache_.get(),
-                "UPDATE sweep_counters SET statistics_version = -1 WHERE sweep_id IN "
-                "(SELECT DISTINCT sweep_id FROM sweep_statistics WHERE substr(key, 2, 1) != ?)");
-    s.BindBlob(std::string(1, version));
-    RESWEEP_RETURN_IF_ERROR(s.Run());
-    return sqlite3_changes(db_);
+    int marked = 0;
+    RESWEEP_RETURN_IF_ERROR(RunInTransaction([&]() -> Status {
+      Statement s(cache_.get(),
+                  "UPDATE sweep_counters SET statistics_version = -1 WHERE sweep_id IN "
+                  "(SELECT DISTINCT sweep_id FROM sweep_statistics WHERE substr(key, 2, 1) != ?)");
+      s.BindBlob(std::string(1, version));
+      RESWEEP_RETURN_IF_ERROR(s.Run());
+      marked = sqlite3_changes(db_);
+      return Status::Ok();
+    }));
+    return marked;
   }
 
   StatusOr<int64_t> SweepOutcomesVersion(const std::string& sweep_id) override {
@@ -1892,32 +1927,36 @@ class SqliteStore : public Store {
   }
 
   // Another thread's transaction while a batch is open between two of its owner's
-  // calls (see Store::BeginBatch): a savepoint, then a commit of the batch so far so
-  // that it is durable when it returns; the batch goes on in a new transaction.
+  // calls (see Store::BeginBatch): the batch so far is committed, this one runs as a
+  // transaction of its own and is synced, so that it is durable when it returns, and
+  // the batch goes on in a new transaction. Not as a savepoint of the batch's
+  // transaction: SQLite keeps the original of every page a savepoint changes until it
+  // ends, in memory (temp_store = MEMORY), and each statement's end walks that
+  // journal, so that a big one (cancelling, retrying or deleting a big sweep while
+  // workers report) took memory in proportion and time quadratic in its size.
   Status RunForeignTransactionInBatch(const std::function<Status()>& body) {
-    if (batch_error_) {
-      // The batch's transaction is gone already: this one stands alone.
-      std::optional<std::thread::id> owner = batch_owner_;
-      batch_owner_.reset();
-      depth_ = 0;
-      Status st = RunInTransaction(body);
-      if (st.ok()) st = SyncCommitted();  // committed under the batch's synchronous=NORMAL
-      batch_owner_ = owner;
-      depth_ = 1;
-      return st;
+    const bool batch_lost = batch_error_.has_value();  // its transaction is gone already
+    if (!batch_lost) {
+      Status commit = Exec("COMMIT");
+      if (!commit.ok()) {
+        Exec("ROLLBACK").IgnoreError();  // `commit` says why
+        batch_error_ = commit;
+        return commit;
+      }
     }
-    RESWEEP_RETURN_IF_ERROR(RunSavepoint(body));
-    if (batch_error_) return *batch_error_;
-    Status commit = Exec("COMMIT");
-    if (!commit.ok()) {
-      Exec("ROLLBACK").IgnoreError();  // `commit` says why
-      batch_error_ = commit;
-      return commit;
+    std::optional<std::thread::id> owner = batch_owner_;
+    batch_owner_.reset();
+    depth_ = 0;
+    Status st = RunInTransaction(body);
+    batch_owner_ = owner;
+    depth_ = 1;
+    if (!batch_lost) {
+      if (Status begin = Exec("BEGIN IMMEDIATE"); !begin.ok()) {
+        // What the batch had so far is committed; the rest of it fails.
+        batch_error_ = begin;
+      }
     }
-    if (Status begin = Exec("BEGIN IMMEDIATE"); !begin.ok()) {
-      // What the batch had so far is committed; the rest of it fails.
-      batch_error_ = begin;
-    }
+    if (!st.ok()) return st;
     // Committed under the batch's synchronous=NORMAL: durable only once synced.
     return SyncCommitted();
   }
@@ -1987,6 +2026,10 @@ class SqliteStore : public Store {
   int wal_fd_ RESWEEP_GUARDED_BY(sync_mutex_) = -1;
   ino_t wal_inode_ RESWEEP_GUARDED_BY(sync_mutex_) = 0;
   dev_t wal_device_ RESWEEP_GUARDED_BY(sync_mutex_) = 0;
+  // Set once a sync failed, for good: Linux reports a failed write-back to one
+  // fdatasync only and may drop the pages it could not write, so a later fdatasync
+  // returning OK proves nothing (the log may have a hole that ends it at recovery).
+  std::optional<Status> sync_failure_ RESWEEP_GUARDED_BY(sync_mutex_);
   int64_t cache_kib_ = 2000;  // SQLite's default
   int64_t bulk_cache_kib_ = 2000;
   // Checkpoints the log for this connection (a file-backed one in WAL mode).

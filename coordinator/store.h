@@ -222,11 +222,12 @@ class Store {
   // the thread that began the batch (its owner) is a savepoint of one transaction,
   // made durable only by CommitBatch (one durable write for all of them). Store calls
   // stay serialised by the store's owner as always; the batch only spans several of
-  // them. A RunInTransaction on any other thread while the batch is open runs as its
-  // own savepoint too, and is durable when it returns: it commits the batch so far,
-  // which then goes on in a new transaction. Reads and writes outside
-  // RunInTransaction on other threads join the batch (they see, and write, what is
-  // not durable yet). FAILED_PRECONDITION when a transaction or batch is open.
+  // them. A RunInTransaction on any other thread while the batch is open commits the
+  // batch so far, runs as a transaction of its own (not a savepoint: its size is not
+  // bounded) and is durable when it returns; the batch then goes on in a new one.
+  // Reads and writes outside RunInTransaction on other threads join the batch (they
+  // see, and write, what is not durable yet). FAILED_PRECONDITION when a transaction
+  // or batch is open.
   virtual Status BeginBatch() = 0;
   // Commits the batch, on its owner's thread. Not OK: the writes since the batch's
   // last commit are rolled back (so are they when SQLite itself rolled the
@@ -245,7 +246,10 @@ class Store {
   // Makes every commit so far durable (for one made by CommitBatchBeforeSync; every
   // other commit already is when it returns). The one Store call that may run on any
   // thread at any time, also while the owner writes: it touches no connection state.
-  // Not OK: whether those commits are durable is unknown.
+  // Not OK: whether those commits are durable is unknown, and stays so: every later
+  // SyncCommitted, BeginBatch and transaction fails with UNAVAILABLE until the store is
+  // opened again (a later fdatasync returning OK would not say that the failed one's
+  // writes, or those after them in the log, reached the disk).
   virtual Status SyncCommitted() = 0;
   // Hands back to the system what memory the store can do without now (cached pages
   // that are not being written, and the process's freed heap), at the cost of

@@ -1175,5 +1175,109 @@ TEST_F(StoreBatchTest, AnotherThreadsTransactionIsDurableWhenItReturnsAndAnAbort
   EXPECT_FALSE(store_->CommitBatch().ok());  // no batch open
 }
 
+// After a failed sync nothing tells which commits reached the disk: Linux reports a
+// failed write-back once, to one fdatasync, and may drop the pages it could not
+// write, so a later fdatasync returns OK while the log has a hole that ends it at
+// recovery (the frames after it are lost too). Every later sync fails then, and so
+// does every new write: the coordinator must restart and recover from the disk.
+TEST_F(StoreBatchTest, AFailedSyncFailsEveryLaterSyncAndWrite) {
+  ASSERT_TRUE(store_->BeginBatch().ok());
+  ASSERT_TRUE(Insert("a").ok());
+  ASSERT_TRUE(store_->CommitBatchBeforeSync().ok());
+  // The sync fails (injected: the log cannot be found while it runs).
+  const std::string wal = dir_.File("s.db") + "-wal";
+  ASSERT_EQ(std::rename(wal.c_str(), (wal + ".away").c_str()), 0);
+  const Status failed = store_->SyncCommitted();
+  ASSERT_EQ(std::rename((wal + ".away").c_str(), wal.c_str()), 0);
+  ASSERT_EQ(failed.code(), StatusCode::kUnavailable) << failed.ToString();
+  // The next batch's writes follow the ones of unknown fate in the log.
+  Status begun = store_->BeginBatch();
+  if (begun.ok()) {
+    const Status inserted = Insert("b");
+    const Status committed = store_->CommitBatchBeforeSync();
+    if (inserted.ok() && committed.ok()) {
+      const Status synced = store_->SyncCommitted();
+      EXPECT_FALSE(synced.ok()) << "a sync after a failed one said the batch is durable";
+    }
+  }
+  EXPECT_FALSE(store_->SyncCommitted().ok());
+  EXPECT_EQ(Insert("c").code(), StatusCode::kUnavailable) << "a write after a failed sync";
+}
+
+// Another thread's big transaction while a batch is open (cancelling, retrying or
+// deleting a big sweep while workers report) is a savepoint: SQLite keeps the
+// original of every page it changes in a sub-journal until it ends. That journal
+// may stay in memory only up to a bound (then it goes to a temporary file): held
+// in memory whole it grew with the transaction (about 2.8 KiB a run here, 280 MiB
+// for a sweep of 100,000 runs), and each statement's end walked all of it, so that
+// such a transaction took time quadratic in its size (48 s instead of 1.8 s for
+// 20,000 runs) while holding the scheduler.
+TEST_F(StoreBatchTest, AnotherThreadsBigTransactionInABatchKeepsItsJournalOutOfMemory) {
+  constexpr int kRuns = 8000;
+  ASSERT_TRUE(store_
+                  ->RunInTransaction([&]() -> Status {
+                    for (int i = 0; i < kRuns; ++i) {
+                      RunRecord r = SampleRun("run-" + std::to_string(i));
+                      r.config_json = std::string(1000, 'c') + std::to_string(i);
+                      RESWEEP_RETURN_IF_ERROR(store_->InsertRunIfAbsent(r).status());
+                    }
+                    return Status::Ok();
+                  })
+                  .ok());
+  // The memory SQLite takes to change every run once: in a transaction of its own,
+  // then as another thread's transaction while a batch is open.
+  auto peak_memory_of_changing_every_run = [&](int round) -> int64_t {
+    store_->ReleaseMemory();
+    const int64_t before = sqlite3_memory_used();
+    sqlite3_memory_highwater(/*resetFlag=*/1);
+    Status st;
+    std::thread other([&] {
+      st = store_->RunInTransaction([&]() -> Status {
+        for (int i = 0; i < kRuns; ++i) {
+          auto run = store_->GetRun("run-" + std::to_string(i));
+          if (!run.ok()) return run.status();
+          RunRecord r = **run;
+          r.error = "round " + std::to_string(round);
+          RESWEEP_RETURN_IF_ERROR(store_->UpdateRun(r));
+        }
+        return Status::Ok();
+      });
+    });
+    other.join();
+    EXPECT_TRUE(st.ok()) << st.ToString();
+    return sqlite3_memory_highwater(/*resetFlag=*/0) - before;
+  };
+  const int64_t alone = peak_memory_of_changing_every_run(1);
+  ASSERT_TRUE(store_->BeginBatch().ok());
+  const int64_t in_batch = peak_memory_of_changing_every_run(2);
+  ASSERT_TRUE(store_->CommitBatch().ok());
+  EXPECT_EQ((*store_->GetRun("run-0"))->error, "round 2");
+  // The page cache is the same; the journal adds at most its in-memory bound (8 MiB)
+  // and some slack, never the whole transaction's (over 20 MiB here).
+  EXPECT_LT(in_batch - alone, 12 << 20) << "alone " << alone << " bytes, in a batch " << in_batch;
+}
+
+// The statistics refresher marks statistics of another version stale once per
+// coordinator, from its own thread, maybe while a batch of worker calls is open: the
+// mark is a transaction of its own, durable when it returns. Made as a bare
+// statement it joined the batch, and a batch that failed took it along (the
+// refresher, believing it done, never marked them again).
+TEST_F(StoreBatchTest, StatisticsMarkedStaleFromAnotherThreadDuringABatchStayMarked) {
+  ASSERT_TRUE(store_->InsertSweep({"old", "old", "y", "f", 1, false, 2, {}}).ok());
+  ASSERT_TRUE(store_->UpdateSweepStatistics("old", 0, {{0, std::string("d\x07k"), "v"}}, {}).ok());
+  ASSERT_TRUE(store_->SweepsWithStaleStatistics(10)->empty());
+  ASSERT_TRUE(store_->BeginBatch().ok());
+  StatusOr<int> marked = InternalError("not run");
+  std::thread refresher([&] { marked = store_->MarkStatisticsOfOtherVersionsStale('\x01'); });
+  refresher.join();
+  ASSERT_TRUE(marked.ok()) << marked.status().ToString();
+  EXPECT_EQ(*marked, 1);
+  ASSERT_TRUE(store_->AbortBatch().ok());  // as when the batch's commit fails
+  auto stale = store_->SweepsWithStaleStatistics(10);
+  ASSERT_TRUE(stale.ok());
+  ASSERT_EQ(stale->size(), 1u);
+  EXPECT_EQ((*stale)[0].first, "old");
+}
+
 }  // namespace
 }  // namespace resweep
