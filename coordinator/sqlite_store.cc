@@ -849,10 +849,10 @@ class SqliteStore : public Store {
     if (depth_ > 0 || bulk_cache_kib_ <= cache_kib_) return RunInTransaction(body);
     RESWEEP_RETURN_IF_ERROR(SetCacheKib(bulk_cache_kib_));
     Status st = RunInTransaction(body);
-    // Shrinking the cache frees the pages above the usual size.
+    // Shrinking the cache frees the pages above the usual size (to the heap: the
+    // caller's ReleaseMemory, once its own big allocations are gone, returns them).
     Status restored = SetCacheKib(cache_kib_);
     if (!restored.ok()) spdlog::warn("store: page cache not shrunk back: {}", restored.ToString());
-    ReleaseMemory();
     return st;
   }
 

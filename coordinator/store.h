@@ -210,8 +210,8 @@ class Store {
   virtual Status RunInTransaction(const std::function<Status()>& body) = 0;
   // RunInTransaction for a body that writes many pages (a big submission): the
   // store's page cache may grow to its bulk size for it (SqliteStoreOptions::
-  // bulk_cache_kib) and goes back to its usual size afterwards, handing the
-  // difference back to the system.
+  // bulk_cache_kib) and goes back to its usual size afterwards, freeing the
+  // difference (ReleaseMemory then returns freed memory to the system).
   virtual Status RunInBulkTransaction(const std::function<Status()>& body) = 0;
 
   // Runs `body` in one read transaction: every read inside it sees the same

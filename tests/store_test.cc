@@ -686,6 +686,17 @@ TEST(SqliteStore, ReleaseMemoryGivesTheCachedPagesBack) {
   EXPECT_EQ((*s.GetRun("run-3999"))->config_json.size(), 1004u);  // read back from disk
 }
 
+// Inserts `n` runs named run-<*next> on (incrementing *next), each with a config of
+// 4,000 bytes: about 4 KiB of pages per run.
+Status InsertRunsOf4000Bytes(Store& s, int* next, int n) {
+  for (int i = 0; i < n; ++i) {
+    RunRecord r = SampleRun("run-" + std::to_string((*next)++));
+    r.config_json = std::string(4000, 'c');
+    RESWEEP_RETURN_IF_ERROR(s.InsertRunIfAbsent(r).status());
+  }
+  return Status::Ok();
+}
+
 // The writer never checkpoints the log itself (a commit, and the replies waiting for
 // it, would copy the log into the database): another thread does, so the database
 // file fills up and the log is written from its beginning again rather than growing.
@@ -702,14 +713,7 @@ TEST(SqliteStore, TheLogIsCheckpointedAndReusedWhileTheWriterCommitsWithoutPause
   int next = 0;
   auto write_mib = [&](int mib) {  // in transactions of 256 KiB
     for (int t = 0; t < mib * 4; ++t) {
-      ASSERT_TRUE(s.RunInTransaction([&]() -> Status {
-                     for (int i = 0; i < 64; ++i) {
-                       RunRecord r = SampleRun("run-" + std::to_string(next++));
-                       r.config_json = std::string(4000, 'c');
-                       RESWEEP_RETURN_IF_ERROR(s.InsertRunIfAbsent(r).status());
-                     }
-                     return Status::Ok();
-                   }).ok());
+      ASSERT_TRUE(s.RunInTransaction([&]() { return InsertRunsOf4000Bytes(s, &next, 64); }).ok());
     }
   };
   ASSERT_NO_FATAL_FAILURE(write_mib(8));
@@ -737,14 +741,7 @@ TEST(SqliteStore, OnlyABulkTransactionGrowsThePageCacheAndOnlyWhileItRuns) {
   ASSERT_TRUE(store.ok());
   Store& s = **store;
   int next = 0;
-  auto write_mib = [&](int mib) -> Status {
-    for (int i = 0; i < mib * 256; ++i) {
-      RunRecord r = SampleRun("run-" + std::to_string(next++));
-      r.config_json = std::string(4000, 'c');
-      RESWEEP_RETURN_IF_ERROR(s.InsertRunIfAbsent(r).status());
-    }
-    return Status::Ok();
-  };
+  auto write_mib = [&](int mib) { return InsertRunsOf4000Bytes(s, &next, mib * 256); };
   const int64_t base = sqlite3_memory_used();
   int64_t in_plain = 0, in_bulk = 0;
   ASSERT_TRUE(s.RunInTransaction([&]() -> Status {
