@@ -143,59 +143,67 @@ StatusOr<SubmitResult> Scheduler::SubmitParsing(const std::string& spec_yaml,
 
     auto base = store_->NextQueuePosition();
     if (!base.ok()) return base.status();
+    // Runs and their links go to the store in batches: it writes a cell's config once
+    // per batch and accounts for a batch's links at once.
+    constexpr size_t kBatch = 4096;
+    const int max_attempts =
+        spec.max_attempts > 0 ? spec.max_attempts : options_.default_max_attempts;
     std::string cell_params_json;  // the same for every seed of a cell (runs are cell-major)
-    // Links go to the store in batches: it accounts for each batch at once.
-    constexpr size_t kLinkBatch = 4096;
+    std::vector<RunRecord> runs;
     std::vector<SweepRunRecord> links;
-    links.reserve(std::min(kLinkBatch, spec.runs.size()));
-    for (size_t i = 0; i < spec.runs.size(); ++i) {
-      const ExpandedRun& er = spec.runs[i];
-      if (i == 0 || er.cell_key != spec.runs[i - 1].cell_key) {
-        cell_params_json = nlohmann::json(er.cell_params).dump();
+    runs.reserve(std::min(kBatch, spec.runs.size()));
+    links.reserve(std::min(kBatch, spec.runs.size()));
+    for (size_t begin = 0; begin < spec.runs.size(); begin += kBatch) {
+      const size_t end = std::min(spec.runs.size(), begin + kBatch);
+      runs.clear();
+      links.clear();
+      for (size_t i = begin; i < end; ++i) {
+        const ExpandedRun& er = spec.runs[i];
+        if (i == 0 || er.cell_key != spec.runs[i - 1].cell_key) {
+          cell_params_json = nlohmann::json(er.cell_params).dump();
+        }
+        RunRecord& run = runs.emplace_back();
+        run.run_id = er.run_id;
+        run.config_json = er.config_json;
+        run.config_key = er.cell_key;  // the hash of config_json
+        run.seed = er.seed;
+        run.max_attempts = max_attempts;
+        run.summary_k = spec.last_k;
+        run.epochs_total = er.config.train.epochs;
+        // Seed-major order: every cell gets its first seed before any gets its second,
+        // so partial results cover the whole grid early.
+        run.queue_position = *base + static_cast<int64_t>((i % seeds) * cells + i / seeds);
+        run.created_ms = run.updated_ms = now;
+        SweepRunRecord& link = links.emplace_back();
+        link.sweep_id = spec.sweep_id;
+        link.run_id = er.run_id;
+        link.cell_key = er.cell_key;
+        link.cell_label = er.cell_label;
+        link.cell_params_json = cell_params_json;
       }
-      RunRecord run;
-      run.run_id = er.run_id;
-      run.config_json = er.config_json;
-      run.seed = er.seed;
-      run.max_attempts = spec.max_attempts > 0 ? spec.max_attempts : options_.default_max_attempts;
-      run.summary_k = spec.last_k;
-      run.epochs_total = er.config.train.epochs;
-      // Seed-major order: every cell gets its first seed before any gets its second,
-      // so partial results cover the whole grid early.
-      run.queue_position = *base + static_cast<int64_t>((i % seeds) * cells + i / seeds);
-      run.created_ms = run.updated_ms = now;
-      auto inserted = store_->InsertRunIfAbsent(run);
-      if (!inserted.ok()) return inserted.status();
-      if (*inserted) {
-        ++result.runs_new;
-      } else {
+      RESWEEP_ASSIGN_OR_RETURN(std::vector<bool> inserted, store_->InsertRunsIfAbsent(runs));
+      for (size_t j = 0; j < runs.size(); ++j) {
+        if (inserted[j]) {
+          ++result.runs_new;
+          continue;
+        }
         // Shared with an earlier sweep. A run cancelled with that sweep is wanted
         // again, with a fresh attempt budget.
-        auto old = store_->GetRun(run.run_id);
-        if (!old.ok()) return old.status();
-        if (old->has_value() && (*old)->state == RunState::kCancelled) {
-          RunRecord again = **old;
+        RESWEEP_ASSIGN_OR_RETURN(std::optional<RunRecord> old, store_->GetRun(runs[j].run_id));
+        if (old && old->state == RunState::kCancelled) {
+          RunRecord again = std::move(*old);
           again.state = RunState::kQueued;
           again.error.clear();
           again.failures = 0;
-          again.queue_position = run.queue_position;
+          again.queue_position = runs[j].queue_position;
           again.updated_ms = now;
           RESWEEP_RETURN_IF_ERROR(store_->UpdateRun(again));
           ++result.runs_new;
         }
       }
-      SweepRunRecord& link = links.emplace_back();
-      link.sweep_id = spec.sweep_id;
-      link.run_id = er.run_id;
-      link.cell_key = er.cell_key;
-      link.cell_label = er.cell_label;
-      link.cell_params_json = cell_params_json;
-      if (links.size() == kLinkBatch) {
-        RESWEEP_RETURN_IF_ERROR(store_->LinkRuns(links));
-        links.clear();
-      }
+      RESWEEP_RETURN_IF_ERROR(store_->LinkRuns(links));
     }
-    return store_->LinkRuns(links);
+    return Status::Ok();
   });
   if (!st.ok()) return st;
   if (result.runs_new > 0) NoteRunsQueuedLocked(result.runs_new);

@@ -52,6 +52,54 @@ std::optional<RunState> ParseRunState(const std::string& name) {
 
 namespace {
 
+// The triggers on `runs` that keep a sweep's counters and outcomes: created by the
+// migration to schema 9, and again by the one to 11 after its rebuild of sweep_runs,
+// which they read (see kMigrationTriggers).
+constexpr const char kRunTriggersSql[] = R"sql(
+CREATE TRIGGER run_counted AFTER UPDATE ON runs
+WHEN OLD.state IS NOT NEW.state OR OLD.epoch IS NOT NEW.epoch
+  OR OLD.epochs_total IS NOT NEW.epochs_total
+  OR OLD.last_epoch_seconds IS NOT NEW.last_epoch_seconds
+BEGIN
+  UPDATE sweep_counters SET
+      queued = queued + (NEW.state = 'queued') - (OLD.state = 'queued'),
+      leased = leased + (NEW.state = 'leased') - (OLD.state = 'leased'),
+      running = running + (NEW.state = 'running') - (OLD.state = 'running'),
+      succeeded = succeeded + (NEW.state = 'succeeded') - (OLD.state = 'succeeded'),
+      failed = failed + (NEW.state = 'failed') - (OLD.state = 'failed'),
+      cancelled = cancelled + (NEW.state = 'cancelled') - (OLD.state = 'cancelled'),
+      epochs_done = epochs_done + NEW.epoch - OLD.epoch,
+      epochs_total = epochs_total + NEW.epochs_total - OLD.epochs_total,
+      epochs_left = epochs_left
+        + CASE WHEN NEW.state IN ('queued', 'leased', 'running')
+          THEN NEW.epochs_total - NEW.epoch ELSE 0 END
+        - CASE WHEN OLD.state IN ('queued', 'leased', 'running')
+          THEN OLD.epochs_total - OLD.epoch ELSE 0 END,
+      epoch_seconds_sum = epoch_seconds_sum
+        + CASE WHEN NEW.epoch > 0 THEN NEW.last_epoch_seconds ELSE 0 END
+        - CASE WHEN OLD.epoch > 0 THEN OLD.last_epoch_seconds ELSE 0 END,
+      epoch_seconds_n = epoch_seconds_n + (NEW.epoch > 0) - (OLD.epoch > 0)
+    WHERE sweep_id IN (SELECT sweep_id FROM sweep_runs WHERE run_id = NEW.run_id);
+END;
+
+CREATE TRIGGER run_outcome_changed AFTER UPDATE ON runs
+WHEN (OLD.state = 'succeeded' OR NEW.state = 'succeeded')
+  AND (OLD.state IS NOT NEW.state OR OLD.summary_k IS NOT NEW.summary_k
+    OR OLD.final_test_error IS NOT NEW.final_test_error
+    OR OLD.last_k_test_error IS NOT NEW.last_k_test_error
+    OR OLD.param_count IS NOT NEW.param_count)
+BEGIN
+  DELETE FROM sweep_outcomes WHERE run_id = OLD.run_id;
+  INSERT INTO sweep_outcomes
+    SELECT l.sweep_id, c.ordinal, l.rowid, NEW.run_id, NEW.summary_k, NEW.final_test_error,
+      NEW.last_k_test_error, NEW.param_count
+    FROM sweep_runs l JOIN sweep_cells c ON c.sweep_id = l.sweep_id AND c.cell_key = l.cell_key
+    WHERE l.run_id = NEW.run_id AND NEW.state = 'succeeded';
+  UPDATE sweep_counters SET outcomes_version = outcomes_version + 1
+    WHERE sweep_id IN (SELECT sweep_id FROM sweep_runs WHERE run_id = NEW.run_id);
+END;
+)sql";
+
 // Forward-only migrations; entry i brings the schema from version i to i+1.
 const char* const kMigrations[] = {
     // 0 -> 1
@@ -307,48 +355,6 @@ CREATE TRIGGER sweep_run_linked AFTER INSERT ON sweep_runs BEGIN
     WHERE r.run_id = NEW.run_id AND r.state = 'succeeded';
 END;
 
-CREATE TRIGGER run_counted AFTER UPDATE ON runs
-WHEN OLD.state IS NOT NEW.state OR OLD.epoch IS NOT NEW.epoch
-  OR OLD.epochs_total IS NOT NEW.epochs_total
-  OR OLD.last_epoch_seconds IS NOT NEW.last_epoch_seconds
-BEGIN
-  UPDATE sweep_counters SET
-      queued = queued + (NEW.state = 'queued') - (OLD.state = 'queued'),
-      leased = leased + (NEW.state = 'leased') - (OLD.state = 'leased'),
-      running = running + (NEW.state = 'running') - (OLD.state = 'running'),
-      succeeded = succeeded + (NEW.state = 'succeeded') - (OLD.state = 'succeeded'),
-      failed = failed + (NEW.state = 'failed') - (OLD.state = 'failed'),
-      cancelled = cancelled + (NEW.state = 'cancelled') - (OLD.state = 'cancelled'),
-      epochs_done = epochs_done + NEW.epoch - OLD.epoch,
-      epochs_total = epochs_total + NEW.epochs_total - OLD.epochs_total,
-      epochs_left = epochs_left
-        + CASE WHEN NEW.state IN ('queued', 'leased', 'running')
-          THEN NEW.epochs_total - NEW.epoch ELSE 0 END
-        - CASE WHEN OLD.state IN ('queued', 'leased', 'running')
-          THEN OLD.epochs_total - OLD.epoch ELSE 0 END,
-      epoch_seconds_sum = epoch_seconds_sum
-        + CASE WHEN NEW.epoch > 0 THEN NEW.last_epoch_seconds ELSE 0 END
-        - CASE WHEN OLD.epoch > 0 THEN OLD.last_epoch_seconds ELSE 0 END,
-      epoch_seconds_n = epoch_seconds_n + (NEW.epoch > 0) - (OLD.epoch > 0)
-    WHERE sweep_id IN (SELECT sweep_id FROM sweep_runs WHERE run_id = NEW.run_id);
-END;
-
-CREATE TRIGGER run_outcome_changed AFTER UPDATE ON runs
-WHEN (OLD.state = 'succeeded' OR NEW.state = 'succeeded')
-  AND (OLD.state IS NOT NEW.state OR OLD.summary_k IS NOT NEW.summary_k
-    OR OLD.final_test_error IS NOT NEW.final_test_error
-    OR OLD.last_k_test_error IS NOT NEW.last_k_test_error
-    OR OLD.param_count IS NOT NEW.param_count)
-BEGIN
-  DELETE FROM sweep_outcomes WHERE run_id = OLD.run_id;
-  INSERT INTO sweep_outcomes
-    SELECT l.sweep_id, c.ordinal, l.rowid, NEW.run_id, NEW.summary_k, NEW.final_test_error,
-      NEW.last_k_test_error, NEW.param_count
-    FROM sweep_runs l JOIN sweep_cells c ON c.sweep_id = l.sweep_id AND c.cell_key = l.cell_key
-    WHERE l.run_id = NEW.run_id AND NEW.state = 'succeeded';
-  UPDATE sweep_counters SET outcomes_version = outcomes_version + 1
-    WHERE sweep_id IN (SELECT sweep_id FROM sweep_runs WHERE run_id = NEW.run_id);
-END;
 )sql",
     // 9 -> 10: links are accounted for by Store::LinkRuns, set-based, once per batch of
     // links, instead of by a trigger per link: a trigger makes every INSERT into
@@ -358,7 +364,40 @@ END;
     R"sql(
 DROP TRIGGER sweep_run_linked;
 )sql",
+    // 10 -> 11 (issue 9: submitting 100,000 runs in under 2 s writes half the bytes):
+    //  - run_configs: a config stored once, under the hash its runs share (their cell
+    //    key); a run written with a config_key keeps an empty config_json of its own.
+    //    Rows from before keep theirs (config_key NULL). Readers take
+    //    RESWEEP_RUN_CONFIG_JSON_SQL, which resolves both.
+    //  - sweep_runs rebuilt without the cell's label and parameters (sweep_cells holds
+    //    them once per cell), with its link position a column (`position`, the rowid it
+    //    had, so VACUUM cannot renumber it) and one unique index (run_id, sweep_id) for
+    //    both the primary key and the lookups by run.
+    R"sql(
+CREATE TABLE run_configs (
+  config_key   TEXT PRIMARY KEY,
+  config_json  TEXT NOT NULL
+);
+ALTER TABLE runs ADD COLUMN config_key TEXT;
+DROP TRIGGER run_counted;
+DROP TRIGGER run_outcome_changed;
+CREATE TABLE sweep_runs_v11 (
+  position  INTEGER PRIMARY KEY,
+  sweep_id  TEXT NOT NULL REFERENCES sweeps(sweep_id),
+  run_id    TEXT NOT NULL REFERENCES runs(run_id),
+  cell_key  TEXT NOT NULL
+);
+INSERT INTO sweep_runs_v11 (position, sweep_id, run_id, cell_key)
+  SELECT rowid, sweep_id, run_id, cell_key FROM sweep_runs ORDER BY rowid;
+DROP TABLE sweep_runs;
+ALTER TABLE sweep_runs_v11 RENAME TO sweep_runs;
+CREATE UNIQUE INDEX sweep_runs_by_run ON sweep_runs(run_id, sweep_id);
+CREATE INDEX sweep_runs_by_sweep ON sweep_runs(sweep_id);
+CREATE INDEX sweep_runs_by_cell ON sweep_runs(sweep_id, cell_key);
+)sql",
 };
+// The schema versions whose migration ends by creating kRunTriggersSql.
+constexpr int kMigrationTriggers[] = {9, 11};
 // The schema version whose migration needs BackfillSummaries after it.
 constexpr int kSummariesVersion = 7;
 constexpr int kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
@@ -473,6 +512,10 @@ class Statement {
     if (stmt_) sqlite3_bind_double(stmt_, ++index_, v);
     return *this;
   }
+  Statement& BindNull() {
+    if (stmt_) sqlite3_bind_null(stmt_, ++index_);
+    return *this;
+  }
   Statement& BindBlob(const std::string& v) {
     if (stmt_)
       sqlite3_bind_blob(stmt_, ++index_, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
@@ -520,13 +563,50 @@ class Statement {
   int index_ = 0;
 };
 
+// A run's config: in run_configs under its config_key (schema 11), or in the run's own
+// row (inserted without a key, or before schema 11). For `runs` by its table name.
+#define RESWEEP_RUN_CONFIG_JSON_SQL                                                         \
+  "IFNULL((SELECT c.config_json FROM run_configs c WHERE c.config_key = runs.config_key), " \
+  "runs.config_json)"
+
+// The config a new cell stores (sweep_cells.config_json) from its first run, for `runs`
+// by its table name: nothing when run_configs holds it under the cell's key (?2), which
+// RESWEEP_CELL_CONFIG_JSON_SQL then reads.
+#define RESWEEP_CELL_CONFIG_JSON_TO_STORE_SQL \
+  "CASE WHEN runs.config_key = ?2 THEN '' ELSE " RESWEEP_RUN_CONFIG_JSON_SQL " END"
+
+// A cell's config, for `sweep_cells` by its table name.
+#define RESWEEP_CELL_CONFIG_JSON_SQL                                                             \
+  "CASE WHEN sweep_cells.config_json != '' THEN sweep_cells.config_json ELSE "                   \
+  "IFNULL((SELECT c.config_json FROM run_configs c WHERE c.config_key = sweep_cells.cell_key), " \
+  "'') END"
+
+// A link with its cell's label and parameters, for `sweep_runs l` (with `sweep_cells` by
+// its table name joined as RESWEEP_LINK_CELL_JOIN_SQL does).
+#define RESWEEP_LINK_COLUMNS_SQL                                           \
+  "l.sweep_id, l.run_id, l.cell_key, IFNULL(sweep_cells.cell_label, ''), " \
+  "IFNULL(sweep_cells.cell_params_json, '{}')"
+#define RESWEEP_LINK_CELL_JOIN_SQL                                                          \
+  " LEFT JOIN sweep_cells ON sweep_cells.sweep_id = l.sweep_id AND sweep_cells.cell_key = " \
+  "l.cell_key"
+
+// What ReadRun reads, for a query over `runs` by its table name (not an alias).
 constexpr const char* kRunColumns =
-    "run_id, config_json, seed, state, attempt, failures, max_attempts, worker_id, "
-    "lease_expires_ms, epoch, epochs_total, last_test_error, checkpoint_epoch, param_count, "
-    "error, queue_position, created_ms, updated_ms, checkpoint_path, checkpoint_iteration, "
-    "summary_k, final_test_error, last_k_test_error";
+    "runs.run_id, " RESWEEP_RUN_CONFIG_JSON_SQL
+    ", runs.seed, runs.state, runs.attempt, runs.failures, runs.max_attempts, "
+    "runs.worker_id, runs.lease_expires_ms, runs.epoch, runs.epochs_total, "
+    "runs.last_test_error, runs.checkpoint_epoch, runs.param_count, runs.error, "
+    "runs.queue_position, runs.created_ms, runs.updated_ms, runs.checkpoint_path, "
+    "runs.checkpoint_iteration, runs.summary_k, runs.final_test_error, runs.last_k_test_error";
 
 constexpr int kRunColumnCount = 23;
+
+// What BindRun binds, in its order (the config twice: key, then the run's own copy).
+constexpr const char* kRunInsertColumns =
+    "run_id, config_key, config_json, seed, state, attempt, failures, max_attempts, "
+    "worker_id, lease_expires_ms, epoch, epochs_total, last_test_error, checkpoint_epoch, "
+    "param_count, error, queue_position, created_ms, updated_ms, checkpoint_path, "
+    "checkpoint_iteration, summary_k, final_test_error, last_k_test_error";
 
 // Recomputes one run's results summary (RunRecord::final_test_error and
 // last_k_test_error) from its epochs; binds the run id once.
@@ -749,6 +829,9 @@ class SqliteStore : public Store {
       spdlog::info("store: migrating schema {} -> {}", v, v + 1);
       Status st = RunInTransaction([&]() -> Status {
         RESWEEP_RETURN_IF_ERROR(Exec(kMigrations[v]));
+        for (int with_triggers : kMigrationTriggers) {
+          if (v + 1 == with_triggers) RESWEEP_RETURN_IF_ERROR(Exec(kRunTriggersSql));
+        }
         if (v + 1 == kSummariesVersion) RESWEEP_RETURN_IF_ERROR(BackfillSummaries());
         return Exec(("PRAGMA user_version = " + std::to_string(v + 1)).c_str());
       });
@@ -1128,13 +1211,39 @@ class SqliteStore : public Store {
     return c;
   }
 
-  StatusOr<bool> InsertRunIfAbsent(const RunRecord& r) override {
-    static const std::string kSql = std::string("INSERT OR IGNORE INTO runs (") + kRunColumns +
-                                    ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
-    Statement s(cache_.get(), kSql);
-    BindRun(s, r);
-    RESWEEP_RETURN_IF_ERROR(s.Run());
-    return sqlite3_changes(db_) > 0;
+  StatusOr<std::vector<bool>> InsertRunsIfAbsent(const std::vector<RunRecord>& runs) override {
+    std::vector<bool> inserted;
+    inserted.reserve(runs.size());
+    auto body = [&]() -> Status {
+      static const std::string kSql = std::string("INSERT OR IGNORE INTO runs (") +
+                                      kRunInsertColumns +
+                                      ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+      Statement insert(cache_.get(), kSql);
+      Statement config(cache_.get(),
+                       "INSERT OR IGNORE INTO run_configs (config_key, config_json) VALUES (?, ?)");
+      const std::string* stored_key = nullptr;  // the previous run's key, stored by now
+      for (const RunRecord& r : runs) {
+        if (!r.config_key.empty() && (stored_key == nullptr || *stored_key != r.config_key)) {
+          config.Reset();
+          config.Bind(r.config_key).Bind(r.config_json);
+          RESWEEP_RETURN_IF_ERROR(config.Run());
+          stored_key = &r.config_key;
+        }
+        insert.Reset();
+        BindRun(insert, r);
+        RESWEEP_RETURN_IF_ERROR(insert.Run());
+        inserted.push_back(sqlite3_changes(db_) > 0);
+      }
+      return Status::Ok();
+    };
+    // Inside the caller's transaction without a savepoint (see LinkRuns).
+    const bool foreign_to_batch = batch_owner_ && *batch_owner_ != std::this_thread::get_id();
+    if (depth_ > 0 && !foreign_to_batch) {
+      RESWEEP_RETURN_IF_ERROR(body());
+    } else {
+      RESWEEP_RETURN_IF_ERROR(RunInTransaction(body));
+    }
+    return inserted;
   }
 
   // The new links of one call are the rows of sweep_runs above the largest rowid before
@@ -1166,19 +1275,19 @@ class SqliteStore : public Store {
                        "INSERT INTO sweep_cells (sweep_id, ordinal, cell_key, cell_label, "
                        "cell_params_json, config_json, runs_total) SELECT ?1, "
                        "COALESCE((SELECT MAX(ordinal) FROM sweep_cells WHERE sweep_id = ?1), -1) "
-                       "+ 1, ?2, ?3, ?4, COALESCE((SELECT config_json FROM runs "
-                       "WHERE run_id = ?5), ''), ?6");
+                       "+ 1, ?2, ?3, ?4, COALESCE((SELECT " RESWEEP_CELL_CONFIG_JSON_TO_STORE_SQL
+                       " FROM runs WHERE run_id = ?5), ''), ?6");
         cell.Bind(group->sweep_id).Bind(group->cell_key).Bind(group->cell_label);
         cell.Bind(group->cell_params_json).Bind(group->run_id).Bind(group_size);
         return cell.Run();
       };
+      // The label and parameters are the cell's (sweep_cells), not each link's.
       Statement insert(cache_.get(),
-                       "INSERT OR IGNORE INTO sweep_runs (sweep_id, run_id, cell_key, "
-                       "cell_label, cell_params_json) VALUES (?,?,?,?,?)");
+                       "INSERT OR IGNORE INTO sweep_runs (sweep_id, run_id, cell_key) "
+                       "VALUES (?,?,?)");
       for (const SweepRunRecord& l : links) {
         insert.Reset();
-        insert.Bind(l.sweep_id).Bind(l.run_id).Bind(l.cell_key).Bind(l.cell_label);
-        insert.Bind(l.cell_params_json);
+        insert.Bind(l.sweep_id).Bind(l.run_id).Bind(l.cell_key);
         RESWEEP_RETURN_IF_ERROR(insert.Run());
         if (sqlite3_changes(db_) == 0) continue;  // linked already
         if (group && group->sweep_id == l.sweep_id && group->cell_key == l.cell_key) {
@@ -1255,12 +1364,12 @@ class SqliteStore : public Store {
                                   ": UpdateRun of a record not read from the store");
     }
     Statement s(cache_.get(),
-                "UPDATE runs SET config_json=?, seed=?, state=?, attempt=?, failures=?, "
+                "UPDATE runs SET seed=?, state=?, attempt=?, failures=?, "
                 "max_attempts=?, worker_id=?, lease_expires_ms=?, epoch=?, epochs_total=?, "
                 "last_test_error=?, checkpoint_epoch=?, param_count=?, error=?, "
                 "queue_position=?, created_ms=?, updated_ms=?, checkpoint_path=?, "
                 "checkpoint_iteration=? WHERE run_id=? AND attempt=? AND worker_id=? AND state=?");
-    s.Bind(r.config_json).Bind(r.seed).Bind(RunStateName(r.state)).Bind(r.attempt);
+    s.Bind(r.seed).Bind(RunStateName(r.state)).Bind(r.attempt);
     s.Bind(r.failures).Bind(r.max_attempts).Bind(r.worker_id).Bind(r.lease_expires_ms);
     s.Bind(r.epoch).Bind(r.epochs_total).Bind(r.last_test_error).Bind(r.checkpoint_epoch);
     s.Bind(r.param_count).Bind(r.error).Bind(r.queue_position).Bind(r.created_ms);
@@ -1325,8 +1434,9 @@ class SqliteStore : public Store {
                 (std::string("SELECT ") + kRunColumns +
                  " FROM runs WHERE run_id IN (SELECT mate.run_id FROM sweep_runs own JOIN "
                  "sweep_runs mate ON mate.sweep_id = own.sweep_id AND mate.cell_key = "
-                 "own.cell_key WHERE own.run_id = ?) AND run_id != ? AND +state = 'queued' AND "
-                 "config_json = ? AND checkpoint_epoch = ? AND checkpoint_iteration = ? AND NOT "
+                 "own.cell_key WHERE own.run_id = ?) AND run_id != ? AND +state = 'queued' "
+                 "AND " RESWEEP_RUN_CONFIG_JSON_SQL
+                 " = ? AND checkpoint_epoch = ? AND checkpoint_iteration = ? AND NOT "
                  "EXISTS (SELECT 1 FROM attempts a WHERE a.run_id = runs.run_id AND a.worker_id "
                  "= ? AND a.state = 'host_fault') ORDER BY queue_position LIMIT ?")
                     .c_str());
@@ -1403,9 +1513,10 @@ class SqliteStore : public Store {
   }
 
   StatusOr<std::vector<SweepCellRecord>> ListSweepCells(const std::string& sweep_id) override {
-    Statement s(cache_.get(),
-                "SELECT ordinal, cell_key, cell_label, cell_params_json, config_json, runs_total "
-                "FROM sweep_cells WHERE sweep_id = ? ORDER BY ordinal");
+    Statement s(
+        cache_.get(),
+        "SELECT ordinal, cell_key, cell_label, cell_params_json, " RESWEEP_CELL_CONFIG_JSON_SQL
+        ", runs_total FROM sweep_cells WHERE sweep_id = ? ORDER BY ordinal");
     s.Bind(sweep_id);
     std::vector<SweepCellRecord> out;
     Status st;
@@ -1553,10 +1664,11 @@ class SqliteStore : public Store {
   }
 
   StatusOr<std::vector<SweepRunRecord>> LinksOfRun(const std::string& run_id) override {
-    Statement s(cache_.get(),
-                "SELECT l.sweep_id, l.run_id, l.cell_key, l.cell_label, l.cell_params_json "
-                "FROM sweep_runs l JOIN sweeps w ON w.sweep_id = l.sweep_id "
-                "WHERE l.run_id = ? ORDER BY w.created_ms, w.sweep_id");
+    Statement s(
+        cache_.get(),
+        "SELECT " RESWEEP_LINK_COLUMNS_SQL
+        " FROM sweep_runs l JOIN sweeps w ON w.sweep_id = l.sweep_id" RESWEEP_LINK_CELL_JOIN_SQL
+        " WHERE l.run_id = ? ORDER BY w.created_ms, w.sweep_id");
     s.Bind(run_id);
     std::vector<SweepRunRecord> out;
     Status st;
@@ -1577,10 +1689,11 @@ class SqliteStore : public Store {
   }
 
   StatusOr<std::optional<SweepRunRecord>> FirstLinkOfRun(const std::string& run_id) override {
-    Statement s(cache_.get(),
-                "SELECT l.sweep_id, l.run_id, l.cell_key, l.cell_label, l.cell_params_json "
-                "FROM sweep_runs l JOIN sweeps w ON w.sweep_id = l.sweep_id "
-                "WHERE l.run_id = ? ORDER BY w.created_ms LIMIT 1");
+    Statement s(
+        cache_.get(),
+        "SELECT " RESWEEP_LINK_COLUMNS_SQL
+        " FROM sweep_runs l JOIN sweeps w ON w.sweep_id = l.sweep_id" RESWEEP_LINK_CELL_JOIN_SQL
+        " WHERE l.run_id = ? ORDER BY w.created_ms LIMIT 1");
     s.Bind(run_id);
     Status st;
     if (s.Step(&st)) {
@@ -1878,8 +1991,16 @@ class SqliteStore : public Store {
   }
 
  private:
+  // Binds kRunInsertColumns. A run with a config_key keeps no config of its own (it
+  // is in run_configs); NULL keys the run's own copy.
   static void BindRun(Statement& s, const RunRecord& r) {
-    s.Bind(r.run_id).Bind(r.config_json).Bind(r.seed).Bind(RunStateName(r.state));
+    s.Bind(r.run_id);
+    if (r.config_key.empty()) {
+      s.BindNull().Bind(r.config_json);
+    } else {
+      s.Bind(r.config_key).Bind(std::string());
+    }
+    s.Bind(r.seed).Bind(RunStateName(r.state));
     s.Bind(r.attempt).Bind(r.failures).Bind(r.max_attempts).Bind(r.worker_id);
     s.Bind(r.lease_expires_ms).Bind(r.epoch).Bind(r.epochs_total).Bind(r.last_test_error);
     s.Bind(r.checkpoint_epoch).Bind(r.param_count).Bind(r.error).Bind(r.queue_position);
@@ -1982,19 +2103,12 @@ class SqliteStore : public Store {
   StatusOr<std::vector<std::pair<SweepRunRecord, RunRecord>>> SweepRuns(
       const std::string& sweep_id, std::optional<RunState> state, int64_t after_position,
       int limit) {
-    std::string sql = "SELECT l.sweep_id, l.run_id, l.cell_key, l.cell_label, l.cell_params_json";
-    for (const char* p = kRunColumns; *p;) {  // prefix each run column with "r."
-      const char* end = p;
-      while (*end && *end != ',') ++end;
-      sql += ", r." + std::string(p, end);
-      p = *end ? end + 2 : end;
-    }
-    sql +=
-        ", (SELECT a.worker_id FROM attempts a WHERE a.run_id = r.run_id ORDER BY a.attempt DESC "
-        "LIMIT 1), l.rowid";
-    sql += " FROM sweep_runs l JOIN runs r ON r.run_id = l.run_id WHERE l.sweep_id = ?";
+    std::string sql = std::string("SELECT " RESWEEP_LINK_COLUMNS_SQL ", ") + kRunColumns +
+                      ", (SELECT a.worker_id FROM attempts a WHERE a.run_id = runs.run_id "
+                      "ORDER BY a.attempt DESC LIMIT 1), l.rowid FROM sweep_runs l JOIN runs ON "
+                      "runs.run_id = l.run_id" RESWEEP_LINK_CELL_JOIN_SQL " WHERE l.sweep_id = ?";
     if (limit > 0) sql += " AND l.rowid > ?";
-    if (state) sql += " AND r.state = ?";
+    if (state) sql += " AND runs.state = ?";
     sql += " ORDER BY l.rowid";  // the sweep file's grid order (cells, then seeds)
     if (limit > 0) sql += " LIMIT ?";
     Statement s(cache_.get(), sql);

@@ -41,6 +41,10 @@ struct SweepRecord {
 struct RunRecord {
   std::string run_id;
   std::string config_json;
+  // Set to store the config once for every run that shares it (InsertRunsIfAbsent):
+  // a hash of config_json (the scheduler's cell key). Write-only: reads leave it empty
+  // and fill config_json wherever it is stored.
+  std::string config_key;
   int64_t seed = 0;
   RunState state = RunState::kQueued;
   int attempt = 0;   // number of the newest lease; 0 = never leased
@@ -283,8 +287,16 @@ class Store {
   virtual StatusOr<RunCountsRecord> CountRuns(const std::string& sweep_id) = 0;
   virtual StatusOr<SweepProgressRecord> SweepProgress(const std::string& sweep_id) = 0;
 
-  // Runs. InsertRunIfAbsent returns true when the run was new.
-  virtual StatusOr<bool> InsertRunIfAbsent(const RunRecord& run) = 0;
+  // Runs. Inserts each run, in order, unless a run with its id exists (left as it
+  // is); element i of the result says whether runs[i] was new. A run with a config_key
+  // has its config stored once under that key, shared with every run of that key
+  // (consecutive runs of one key cost one config write), instead of in its own row.
+  // Outside a transaction, atomic in one of its own; inside one, adds to it.
+  virtual StatusOr<std::vector<bool>> InsertRunsIfAbsent(const std::vector<RunRecord>& runs) = 0;
+  StatusOr<bool> InsertRunIfAbsent(const RunRecord& run) {
+    RESWEEP_ASSIGN_OR_RETURN(std::vector<bool> inserted, InsertRunsIfAbsent({run}));
+    return static_cast<bool>(inserted.at(0));
+  }
   // Links each run to its sweep unless that link exists (an existing link is left as
   // it is), in order, and accounts for the new links in their sweeps' counters, cells
   // (a new cell takes the next ordinal and its first run's config) and outcomes (a
@@ -299,8 +311,9 @@ class Store {
   virtual StatusOr<std::optional<RunRecord>> GetRun(const std::string& run_id) = 0;
   // Writes `run` if the stored run still is as `run.read_as` says (see RunRecord::Fence):
   // FAILED_PRECONDITION naming both when it changed, NOT_FOUND when it is gone,
-  // INVALID_ARGUMENT for a record not read from the store. Leaves the results
-  // summary (summary_k, final/last-K test error) as it is.
+  // INVALID_ARGUMENT for a record not read from the store. Leaves the config (a run's
+  // identity: it never changes) and the results summary (summary_k, final/last-K test
+  // error) as they are.
   virtual Status UpdateRun(const RunRecord& run) = 0;
   virtual StatusOr<std::optional<RunRecord>> NextQueuedRun() = 0;
   // Leases are per worker slot: the slot is recorded when a run is leased and is

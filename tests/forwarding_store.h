@@ -53,8 +53,8 @@ class ForwardingStore : public Store {
   StatusOr<SweepProgressRecord> SweepProgress(const std::string& id) override {
     return inner_->SweepProgress(id);
   }
-  StatusOr<bool> InsertRunIfAbsent(const RunRecord& r) override {
-    return inner_->InsertRunIfAbsent(r);
+  StatusOr<std::vector<bool>> InsertRunsIfAbsent(const std::vector<RunRecord>& r) override {
+    return inner_->InsertRunsIfAbsent(r);
   }
   Status LinkRuns(const std::vector<SweepRunRecord>& l) override { return inner_->LinkRuns(l); }
   StatusOr<std::optional<RunRecord>> GetRun(const std::string& id) override {

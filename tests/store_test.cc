@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 #include <random>
+#include <set>
 #include <tuple>
 
 #include "coordinator/results.h"
@@ -573,7 +574,6 @@ void ExecSql(const std::string& path, const std::vector<const char*>& statements
   sqlite3_close(db);
 }
 
-// What schema 9 added, undone (a database as schema 8 wrote it).
 // Runs in several states, some with epochs, some succeeded, for the linking tests.
 void AddRunsInEveryState(Store& s, int n) {
   const RunState states[] = {RunState::kQueued,    RunState::kLeased, RunState::kRunning,
@@ -770,6 +770,52 @@ TEST(SqliteStore, OnlyABulkTransactionGrowsThePageCacheAndOnlyWhileItRuns) {
   EXPECT_EQ((*s.GetRun("run-" + std::to_string(next - 1)))->config_json.size(), 4000u);
 }
 
+// What schema 11 changed, undone (a database as schema 10 wrote it): links hold their
+// cell's label and parameters, runs and cells their configs, sweep_runs its schema-1
+// shape and indexes, and the triggers on runs are created again as they were.
+void UndoSchema11(const std::string& path) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  std::vector<std::string> triggers;
+  sqlite3_stmt* stmt = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db,
+                               "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND "
+                               "tbl_name = 'runs' ORDER BY name",
+                               -1, &stmt, nullptr),
+            SQLITE_OK);
+  while (sqlite3_step(stmt) == SQLITE_ROW) {
+    triggers.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)));
+  }
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  ASSERT_EQ(triggers.size(), 2u);
+  std::vector<const char*> sql = {
+      "DROP TRIGGER run_counted",
+      "DROP TRIGGER run_outcome_changed",
+      "CREATE TABLE sweep_runs_v10 (sweep_id TEXT NOT NULL REFERENCES sweeps(sweep_id), "
+      "run_id TEXT NOT NULL REFERENCES runs(run_id), cell_key TEXT NOT NULL, cell_label TEXT "
+      "NOT NULL, cell_params_json TEXT NOT NULL, PRIMARY KEY (sweep_id, run_id))",
+      "INSERT INTO sweep_runs_v10 (rowid, sweep_id, run_id, cell_key, cell_label, "
+      "cell_params_json) SELECT l.position, l.sweep_id, l.run_id, l.cell_key, c.cell_label, "
+      "c.cell_params_json FROM sweep_runs l JOIN sweep_cells c ON c.sweep_id = l.sweep_id AND "
+      "c.cell_key = l.cell_key",
+      "DROP TABLE sweep_runs",
+      "ALTER TABLE sweep_runs_v10 RENAME TO sweep_runs",
+      "CREATE INDEX sweep_runs_by_run ON sweep_runs(run_id)",
+      "CREATE INDEX sweep_runs_by_sweep ON sweep_runs(sweep_id)",
+      "CREATE INDEX sweep_runs_by_cell ON sweep_runs(sweep_id, cell_key)",
+      "UPDATE runs SET config_json = (SELECT c.config_json FROM run_configs c WHERE "
+      "c.config_key = runs.config_key) WHERE config_key IS NOT NULL",
+      "UPDATE sweep_cells SET config_json = (SELECT c.config_json FROM run_configs c WHERE "
+      "c.config_key = sweep_cells.cell_key) WHERE config_json = '' AND cell_key IN (SELECT "
+      "config_key FROM run_configs)",
+      "ALTER TABLE runs DROP COLUMN config_key",
+      "DROP TABLE run_configs"};
+  for (const std::string& t : triggers) sql.push_back(t.c_str());
+  sql.push_back("PRAGMA user_version = 10");
+  ExecSql(path, sql);
+}
+
 const char* const kUndoSchema9[] = {
     "DROP TRIGGER sweep_counted", "DROP TRIGGER IF EXISTS sweep_run_linked",
     "DROP TRIGGER run_counted",   "DROP TRIGGER run_outcome_changed",
@@ -805,6 +851,7 @@ TEST(SqliteStore, MigrationFillsEachSweepsCountersCellsAndOutcomes) {
       ASSERT_TRUE(s.UpdateRun(r).ok());
     }
   }
+  ASSERT_NO_FATAL_FAILURE(UndoSchema11(path));
   ASSERT_NO_FATAL_FAILURE(ExecSql(path, {std::begin(kUndoSchema9), std::end(kUndoSchema9)}));
   auto store = OpenSqliteStore(path);
   ASSERT_TRUE(store.ok()) << store.status().ToString();
@@ -816,6 +863,150 @@ TEST(SqliteStore, MigrationFillsEachSweepsCountersCellsAndOutcomes) {
   auto stale = (*store)->SweepsWithStaleStatistics(10);
   ASSERT_TRUE(stale.ok());
   EXPECT_EQ(stale->size(), 2u);
+}
+
+// One integer from a query on the database file (a second connection).
+int64_t QueryInt(const std::string& path, const char* sql) {
+  sqlite3* db = nullptr;
+  int64_t value = -1;
+  if (sqlite3_open(path.c_str(), &db) == SQLITE_OK) {
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr) == SQLITE_OK &&
+        sqlite3_step(stmt) == SQLITE_ROW) {
+      value = sqlite3_column_int64(stmt, 0);
+    }
+    sqlite3_finalize(stmt);
+  }
+  sqlite3_close(db);
+  return value;
+}
+
+// Runs that share a config_key share one stored config; each still reads its own, and
+// so does its cell; a run without a key keeps its config in its row.
+TEST(SqliteStore, RunsOfOneConfigKeyStoreTheirConfigOnce) {
+  TempDir dir;
+  const std::string path = dir.File("s.db");
+  auto store = OpenSqliteStore(path);
+  ASSERT_TRUE(store.ok());
+  Store& s = **store;
+  ASSERT_TRUE(s.InsertSweep({"sw", "n", "y", "f", 1, false, 2, {}}).ok());
+  std::vector<RunRecord> runs;
+  for (int i = 0; i < 6; ++i) {
+    RunRecord r = SampleRun("r" + std::to_string(i));
+    r.config_json = i < 3 ? "{\"depth\":3}" : i < 5 ? "{\"depth\":5}" : "{\"inline\":1}";
+    r.config_key = i < 3 ? "k3" : i < 5 ? "k5" : "";
+    runs.push_back(r);
+  }
+  auto inserted = s.InsertRunsIfAbsent(runs);
+  ASSERT_TRUE(inserted.ok()) << inserted.status().ToString();
+  EXPECT_EQ(*inserted, std::vector<bool>(6, true));
+  // Again, with one new run between existing ones: only it is new.
+  runs.insert(runs.begin() + 1, SampleRun("r6"));
+  runs[1].config_key = "k3";
+  runs[1].config_json = "{\"depth\":3}";
+  inserted = s.InsertRunsIfAbsent(runs);
+  ASSERT_TRUE(inserted.ok());
+  EXPECT_EQ(*inserted, (std::vector<bool>{false, true, false, false, false, false, false}));
+  for (const RunRecord& r : runs) {
+    ASSERT_TRUE(s.LinkRun({"sw", r.run_id, r.config_key.empty() ? "own" : r.config_key,
+                           "label " + r.config_key, "{}"})
+                    .ok());
+    auto read = s.GetRun(r.run_id);
+    ASSERT_TRUE(read.ok() && read->has_value());
+    EXPECT_EQ((*read)->config_json, r.config_json) << r.run_id;
+  }
+  EXPECT_EQ(QueryInt(path, "SELECT COUNT(*) FROM run_configs"), 2);
+  EXPECT_EQ(QueryInt(path, "SELECT COUNT(*) FROM runs WHERE config_json = ''"), 6);
+  auto cells = s.ListSweepCells("sw");
+  ASSERT_TRUE(cells.ok());
+  ASSERT_EQ(cells->size(), 3u);
+  EXPECT_EQ((*cells)[0].config_json, "{\"depth\":3}");
+  EXPECT_EQ((*cells)[1].config_json, "{\"depth\":5}");
+  EXPECT_EQ((*cells)[2].config_json, "{\"inline\":1}");
+  EXPECT_EQ(QueryInt(path, "SELECT COUNT(*) FROM sweep_cells WHERE config_json = ''"), 2);
+  // Gang leases compare configs as read: r0's queued mates are the rest of its cell.
+  for (const char* id : {"r1", "r2", "r6", "r3"}) {
+    RunRecord r = **s.GetRun(id);
+    r.state = RunState::kQueued;
+    r.worker_id.clear();
+    ASSERT_TRUE(s.UpdateRun(r).ok());
+  }
+  auto mates = s.QueuedCellMates(**s.GetRun("r0"), "w-2", 8);
+  ASSERT_TRUE(mates.ok()) << mates.status().ToString();
+  std::set<std::string> mate_ids;
+  for (const RunRecord& m : *mates) mate_ids.insert(m.run_id);
+  EXPECT_EQ(mate_ids, (std::set<std::string>{"r1", "r2", "r6"}));
+}
+
+// A database of schema 10 (configs in each run's row, cell labels in each link) moves
+// to schema 11 on open: every run, link, cell and position reads as before, the
+// triggers still keep the counters, and positions survive a VACUUM.
+TEST(SqliteStore, MigrationTo11KeepsRunsLinksCellsAndTheirAccounting) {
+  TempDir dir;
+  const std::string path = dir.File("s.db");
+  std::vector<std::pair<SweepRunRecord, RunRecord>> before;
+  std::vector<SweepCellRecord> cells_before;
+  {
+    auto store = OpenSqliteStore(path);
+    ASSERT_TRUE(store.ok());
+    Store& s = **store;
+    ASSERT_TRUE(s.InsertSweep({"sw", "n", "y", "f", 1, false, 2, {}}).ok());
+    ASSERT_NO_FATAL_FAILURE(AddRunsInEveryState(s, 12));
+    for (int i = 0; i < 12; ++i) {
+      const std::string cell = "c" + std::to_string(i % 4);
+      ASSERT_TRUE(s.LinkRun({"sw", "r" + std::to_string(i), cell, "label " + cell,
+                             "{\"cell\":\"" + cell + "\"}"})
+                      .ok());
+    }
+    RunRecord keyed = SampleRun("keyed");
+    keyed.config_key = "kk";
+    keyed.config_json = "{\"keyed\":true}";
+    ASSERT_TRUE(*s.InsertRunIfAbsent(keyed));
+    ASSERT_TRUE(s.LinkRun({"sw", "keyed", "kk", "label kk", "{}"}).ok());
+    before = *s.ListSweepRuns("sw", std::nullopt);
+    cells_before = *s.ListSweepCells("sw");
+  }
+  ASSERT_NO_FATAL_FAILURE(UndoSchema11(path));
+  ASSERT_EQ(QueryInt(path, "PRAGMA user_version"), 10);
+  ASSERT_EQ(QueryInt(path, "SELECT COUNT(*) FROM runs WHERE config_json = ''"), 0);
+  auto store = OpenSqliteStore(path);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  Store& s = **store;
+  EXPECT_EQ(QueryInt(path, "PRAGMA user_version"), 11);
+  auto expect_as_before = [&](const std::string& when) {
+    auto after = s.ListSweepRuns("sw", std::nullopt);
+    ASSERT_TRUE(after.ok()) << when;
+    ASSERT_EQ(after->size(), before.size()) << when;
+    for (size_t i = 0; i < before.size(); ++i) {
+      const auto& [l0, r0] = before[i];
+      const auto& [l1, r1] = (*after)[i];
+      EXPECT_EQ(l1.run_id, l0.run_id) << when;
+      EXPECT_EQ(l1.position, l0.position) << when;
+      EXPECT_EQ(l1.cell_key, l0.cell_key) << when;
+      EXPECT_EQ(l1.cell_label, l0.cell_label) << when;
+      EXPECT_EQ(l1.cell_params_json, l0.cell_params_json) << when;
+      EXPECT_EQ(r1.config_json, r0.config_json) << when;
+      EXPECT_EQ(r1.state, r0.state) << when;
+    }
+    auto cells = s.ListSweepCells("sw");
+    ASSERT_TRUE(cells.ok());
+    ASSERT_EQ(cells->size(), cells_before.size());
+    for (size_t i = 0; i < cells->size(); ++i) {
+      EXPECT_EQ((*cells)[i].config_json, cells_before[i].config_json) << when;
+      EXPECT_EQ((*cells)[i].cell_label, cells_before[i].cell_label) << when;
+    }
+  };
+  expect_as_before("migrated");
+  ExpectAggregatesMatchRuns(s, "sw", "migrated");
+  // The triggers of schema 9 were made again: a run that changes moves the counters.
+  RunRecord r = **s.GetRun("r2");
+  r.state = RunState::kSucceeded;
+  r.worker_id.clear();
+  ASSERT_TRUE(s.UpdateRun(r).ok());
+  before[2].second.state = RunState::kSucceeded;
+  ExpectAggregatesMatchRuns(s, "sw", "after an update");
+  ASSERT_NO_FATAL_FAILURE(ExecSql(path, {"VACUUM"}));
+  expect_as_before("after VACUUM");
 }
 
 // Statistics stored by another version of the algorithms make their sweep stale.
@@ -860,6 +1051,7 @@ TEST(SqliteStore, MigrationFillsResultsSummariesOfExistingRuns) {
     r.epoch = 3;
     ASSERT_TRUE(s.UpdateRun(r).ok());
   }
+  ASSERT_NO_FATAL_FAILURE(UndoSchema11(path));
   ASSERT_NO_FATAL_FAILURE(ExecSql(path, {std::begin(kUndoSchema9), std::end(kUndoSchema9)}));
   ASSERT_NO_FATAL_FAILURE(ExecSql(
       path,
