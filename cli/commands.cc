@@ -199,7 +199,7 @@ int Submit(const Options& o, Client* client) {
     std::cout << "sweep " << spec->name << " (" << spec->sweep_id << "): " << spec->runs.size()
               << " runs\n";
     for (const auto& r : spec->runs) {
-      std::cout << "  " << r.run_id << "  " << r.cell_label << "  seed " << r.seed << "\n";
+      std::cout << "  " << r.run_id << "  " << r.cell->cell_label << "  seed " << r.seed << "\n";
     }
     return kExitOk;
   }

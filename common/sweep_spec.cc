@@ -1541,33 +1541,32 @@ StatusOr<SweepSpec> ParseSweepSpec(const std::string& yaml_text, const std::stri
     CheckTraps(config, spec.last_k, sources, &warnings);
     if (diag.empty()) {
       const nlohmann::json json = RunConfigToJson(config);
-      ExpandedRun base;
-      base.config_json = json.dump();
+      auto shared = std::make_shared<ExpandedCell>();
+      shared->config_json = json.dump();
       // cell_key = sha256(config_json), run_id = sha256(config_json + "\nseed=" + seed):
       // the config is hashed once per cell and each seed adds only its suffix.
       Sha256 config_hash;
-      config_hash.Update(base.config_json);
-      base.cell_key = config_hash.HexDigest().substr(0, 16);
+      config_hash.Update(shared->config_json);
+      shared->cell_key = config_hash.HexDigest().substr(0, 16);
       for (size_t a = 0; a < axes.size(); ++a) {
         const std::string& key = axes[a].key;
         const std::string value =
             axes[a].linked ? axes[a].labels[index[a]] : ValueLabel(json.at(axis_pointers[a]));
-        base.cell_label += (base.cell_label.empty() ? "" : " ") + key + "=" + value;
-        base.cell_params[key] = value;
+        shared->cell_label += (shared->cell_label.empty() ? "" : " ") + key + "=" + value;
+        shared->cell_params[key] = value;
       }
-      if (base.cell_label.empty()) base.cell_label = "base";
-      base.config = std::move(config);
-      for (size_t s = 0; s < spec.seeds.size(); ++s) {
-        const int64_t seed = spec.seeds[s];
+      if (shared->cell_label.empty()) shared->cell_label = "base";
+      shared->config = std::move(config);
+      std::shared_ptr<const ExpandedCell> cell_of_runs = std::move(shared);
+      for (const int64_t seed : spec.seeds) {
         Sha256 run_hash = config_hash;
         run_hash.Update("\nseed=" + std::to_string(seed));
-        // The last seed takes the cell's strings and config instead of copying them.
-        ExpandedRun run = s + 1 < spec.seeds.size() ? base : std::move(base);
+        ExpandedRun& run = spec.runs.emplace_back();
         run.seed = seed;
         run.run_id = run_hash.HexDigest().substr(0, 20);
+        run.cell = cell_of_runs;
         all_run_ids += run.run_id;
         all_run_ids += '\n';
-        spec.runs.push_back(std::move(run));
       }
     }
     if (diag.empty() == false && cell > 64) break;  // enough examples of what is wrong
@@ -1586,7 +1585,7 @@ StatusOr<SweepSpec> ParseSweepSpec(const std::string& yaml_text, const std::stri
   for (const auto& run : spec.runs) {
     if (!ids.insert(run.run_id).second) {
       diag.Add(grid_node.Mark(), "grid",
-               "two grid cells resolve to the same configuration (" + run.cell_label +
+               "two grid cells resolve to the same configuration (" + run.cell->cell_label +
                    "): is a value listed twice?");
       return diag.ToStatus();
     }

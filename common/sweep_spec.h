@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -40,16 +41,22 @@ struct GridAxis {
   std::vector<std::string> linked_paths;  // a linked axis: the paths each value sets
 };
 
-struct ExpandedRun {
-  std::string run_id;    // hash of canonical config + seed: the run's identity
-  std::string cell_key;  // hash of the canonical config: the run's grid cell
+// One grid cell: its resolved config and what names it, shared by its runs (one per
+// seed), so that a sweep of many seeds holds each config once.
+struct ExpandedCell {
+  std::string cell_key;  // hash of the canonical config: the cell's identity
   // "model.depth_n=3 model.block=reference" ("base" without a grid); a linked axis
   // contributes "NAME=LABEL" ("optimizer=adam"). Overrides never change it.
   std::string cell_label;
   std::map<std::string, std::string> cell_params;  // axis path (or name) -> value (or label)
   RunConfig config;
   std::string config_json;  // canonical
+};
+
+struct ExpandedRun {
+  std::string run_id;  // hash of canonical config + seed: the run's identity
   int64_t seed = 0;
+  std::shared_ptr<const ExpandedCell> cell;  // never null
 };
 
 struct SweepSpec {

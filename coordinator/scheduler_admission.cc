@@ -100,7 +100,8 @@ StatusOr<SubmitResult> Scheduler::SubmitParsing(const std::string& spec_yaml,
   }
   if (submit_options.dry_run) {
     result.planned.reserve(spec.runs.size());
-    for (const auto& r : spec.runs) result.planned.push_back({r.run_id, r.cell_label, r.seed});
+    for (const auto& r : spec.runs)
+      result.planned.push_back({r.run_id, r.cell->cell_label, r.seed});
     return result;
   }
   if (result.already_existed) {
@@ -159,17 +160,17 @@ StatusOr<SubmitResult> Scheduler::SubmitParsing(const std::string& spec_yaml,
       links.clear();
       for (size_t i = begin; i < end; ++i) {
         const ExpandedRun& er = spec.runs[i];
-        if (i == 0 || er.cell_key != spec.runs[i - 1].cell_key) {
-          cell_params_json = nlohmann::json(er.cell_params).dump();
+        if (i == 0 || er.cell != spec.runs[i - 1].cell) {
+          cell_params_json = nlohmann::json(er.cell->cell_params).dump();
         }
         RunRecord& run = runs.emplace_back();
         run.run_id = er.run_id;
-        run.config_json = er.config_json;
-        run.config_key = er.cell_key;  // the hash of config_json
+        run.config_json = er.cell->config_json;
+        run.config_key = er.cell->cell_key;  // the hash of config_json
         run.seed = er.seed;
         run.max_attempts = max_attempts;
         run.summary_k = spec.last_k;
-        run.epochs_total = er.config.train.epochs;
+        run.epochs_total = er.cell->config.train.epochs;
         // Seed-major order: every cell gets its first seed before any gets its second,
         // so partial results cover the whole grid early.
         run.queue_position = *base + static_cast<int64_t>((i % seeds) * cells + i / seeds);
@@ -177,8 +178,8 @@ StatusOr<SubmitResult> Scheduler::SubmitParsing(const std::string& spec_yaml,
         SweepRunRecord& link = links.emplace_back();
         link.sweep_id = spec.sweep_id;
         link.run_id = er.run_id;
-        link.cell_key = er.cell_key;
-        link.cell_label = er.cell_label;
+        link.cell_key = er.cell->cell_key;
+        link.cell_label = er.cell->cell_label;
         link.cell_params_json = cell_params_json;
       }
       RESWEEP_ASSIGN_OR_RETURN(std::vector<bool> inserted, store_->InsertRunsIfAbsent(runs));

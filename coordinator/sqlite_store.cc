@@ -512,6 +512,13 @@ class Statement {
     if (stmt_) sqlite3_bind_double(stmt_, ++index_, v);
     return *this;
   }
+  // Binds `v` without copying it: it must stay unchanged until the statement is reset
+  // or destroyed.
+  Statement& BindUncopied(const std::string& v) {
+    if (stmt_)
+      sqlite3_bind_text(stmt_, ++index_, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+    return *this;
+  }
   Statement& BindNull() {
     if (stmt_) sqlite3_bind_null(stmt_, ++index_);
     return *this;
@@ -1225,7 +1232,7 @@ class SqliteStore : public Store {
       for (const RunRecord& r : runs) {
         if (!r.config_key.empty() && (stored_key == nullptr || *stored_key != r.config_key)) {
           config.Reset();
-          config.Bind(r.config_key).Bind(r.config_json);
+          config.BindUncopied(r.config_key).BindUncopied(r.config_json);
           RESWEEP_RETURN_IF_ERROR(config.Run());
           stored_key = &r.config_key;
         }
@@ -1260,34 +1267,56 @@ class SqliteStore : public Store {
         RESWEEP_RETURN_IF_ERROR(st);
       }
       // Cells, in the order of their first new link: consecutive new links of one cell
-      // (a sweep's seeds) are counted with one statement.
+      // (a sweep's seeds) are counted with one statement. A new cell takes the next
+      // ordinal of its sweep, read once per sweep and call (this call is the only
+      // writer until it returns).
+      std::map<std::string, int64_t> next_ordinal;  // sweep id -> ordinal of its next cell
+      Statement new_cell(cache_.get(),
+                         "INSERT OR IGNORE INTO sweep_cells (sweep_id, ordinal, cell_key, "
+                         "cell_label, cell_params_json, config_json, runs_total) SELECT ?1, ?7, "
+                         "?2, ?3, ?4, COALESCE((SELECT " RESWEEP_CELL_CONFIG_JSON_TO_STORE_SQL
+                         " FROM runs WHERE run_id = ?5), ''), ?6");
+      Statement add_to_cell(cache_.get(),
+                            "UPDATE sweep_cells SET runs_total = runs_total + ? "
+                            "WHERE sweep_id = ? AND cell_key = ?");
       const SweepRunRecord* group = nullptr;  // the group's first new link
       int64_t group_size = 0;
       auto count_group = [&]() -> Status {
         if (group == nullptr) return Status::Ok();
-        Statement add(cache_.get(),
-                      "UPDATE sweep_cells SET runs_total = runs_total + ? "
-                      "WHERE sweep_id = ? AND cell_key = ?");
-        add.Bind(group_size).Bind(group->sweep_id).Bind(group->cell_key);
-        RESWEEP_RETURN_IF_ERROR(add.Run());
+        auto [ordinal, first_of_sweep] = next_ordinal.try_emplace(group->sweep_id, 0);
+        if (first_of_sweep) {
+          Statement max(
+              cache_.get(),
+              "SELECT COALESCE(MAX(ordinal), -1) + 1 FROM sweep_cells WHERE sweep_id = ?");
+          max.Bind(group->sweep_id);
+          Status st;
+          if (max.Step(&st)) ordinal->second = max.Int(0);
+          RESWEEP_RETURN_IF_ERROR(st);
+        }
+        new_cell.Reset();
+        new_cell.Bind(group->sweep_id).Bind(group->cell_key).Bind(group->cell_label);
+        new_cell.Bind(group->cell_params_json).Bind(group->run_id).Bind(group_size);
+        new_cell.Bind(ordinal->second);
+        RESWEEP_RETURN_IF_ERROR(new_cell.Run());
+        if (sqlite3_changes(db_) > 0) {
+          ++ordinal->second;
+          return Status::Ok();
+        }
+        add_to_cell.Reset();
+        add_to_cell.Bind(group_size).Bind(group->sweep_id).Bind(group->cell_key);
+        RESWEEP_RETURN_IF_ERROR(add_to_cell.Run());
         if (sqlite3_changes(db_) > 0) return Status::Ok();
-        Statement cell(cache_.get(),
-                       "INSERT INTO sweep_cells (sweep_id, ordinal, cell_key, cell_label, "
-                       "cell_params_json, config_json, runs_total) SELECT ?1, "
-                       "COALESCE((SELECT MAX(ordinal) FROM sweep_cells WHERE sweep_id = ?1), -1) "
-                       "+ 1, ?2, ?3, ?4, COALESCE((SELECT " RESWEEP_CELL_CONFIG_JSON_TO_STORE_SQL
-                       " FROM runs WHERE run_id = ?5), ''), ?6");
-        cell.Bind(group->sweep_id).Bind(group->cell_key).Bind(group->cell_label);
-        cell.Bind(group->cell_params_json).Bind(group->run_id).Bind(group_size);
-        return cell.Run();
+        return InternalError("sweep " + group->sweep_id + ": cell " + group->cell_key +
+                             " could be neither added nor counted");
       };
-      // The label and parameters are the cell's (sweep_cells), not each link's.
+      // The label and parameters are the cell's (sweep_cells), not each link's. The
+      // links outlive each insert: bound without a copy.
       Statement insert(cache_.get(),
                        "INSERT OR IGNORE INTO sweep_runs (sweep_id, run_id, cell_key) "
                        "VALUES (?,?,?)");
       for (const SweepRunRecord& l : links) {
         insert.Reset();
-        insert.Bind(l.sweep_id).Bind(l.run_id).Bind(l.cell_key);
+        insert.BindUncopied(l.sweep_id).BindUncopied(l.run_id).BindUncopied(l.cell_key);
         RESWEEP_RETURN_IF_ERROR(insert.Run());
         if (sqlite3_changes(db_) == 0) continue;  // linked already
         if (group && group->sweep_id == l.sweep_id && group->cell_key == l.cell_key) {
@@ -1991,20 +2020,22 @@ class SqliteStore : public Store {
   }
 
  private:
-  // Binds kRunInsertColumns. A run with a config_key keeps no config of its own (it
-  // is in run_configs); NULL keys the run's own copy.
+  // Binds kRunInsertColumns, `r`'s strings uncopied (it must outlive the statement's
+  // next reset). A run with a config_key keeps no config of its own (it is in
+  // run_configs); NULL keys the run's own copy.
   static void BindRun(Statement& s, const RunRecord& r) {
-    s.Bind(r.run_id);
+    s.BindUncopied(r.run_id);
     if (r.config_key.empty()) {
-      s.BindNull().Bind(r.config_json);
+      s.BindNull().BindUncopied(r.config_json);
     } else {
-      s.Bind(r.config_key).Bind(std::string());
+      s.BindUncopied(r.config_key).Bind("");
     }
     s.Bind(r.seed).Bind(RunStateName(r.state));
-    s.Bind(r.attempt).Bind(r.failures).Bind(r.max_attempts).Bind(r.worker_id);
+    s.Bind(r.attempt).Bind(r.failures).Bind(r.max_attempts).BindUncopied(r.worker_id);
     s.Bind(r.lease_expires_ms).Bind(r.epoch).Bind(r.epochs_total).Bind(r.last_test_error);
-    s.Bind(r.checkpoint_epoch).Bind(r.param_count).Bind(r.error).Bind(r.queue_position);
-    s.Bind(r.created_ms).Bind(r.updated_ms).Bind(r.checkpoint_path).Bind(r.checkpoint_iteration);
+    s.Bind(r.checkpoint_epoch).Bind(r.param_count).BindUncopied(r.error).Bind(r.queue_position);
+    s.Bind(r.created_ms).Bind(r.updated_ms).BindUncopied(r.checkpoint_path);
+    s.Bind(r.checkpoint_iteration);
     s.Bind(r.summary_k).Bind(r.final_test_error).Bind(r.last_k_test_error);
   }
 

@@ -52,17 +52,17 @@ TEST(SweepSpec, ExpandsTheCartesianProductTimesSeeds) {
   ASSERT_EQ(spec->runs.size(), 3u * 2u * 4u);
   EXPECT_EQ(spec->seeds, (std::vector<int64_t>{0, 1, 2, 3}));
   // Cell-major, seeds inner, last axis fastest.
-  EXPECT_EQ(spec->runs[0].cell_label, "model.depth_n=3 model.block=reference");
-  EXPECT_EQ(spec->runs[4].cell_label, "model.depth_n=3 model.block=preact");
-  EXPECT_EQ(spec->runs[8].cell_label, "model.depth_n=5 model.block=reference");
-  EXPECT_EQ(spec->runs[8].config.model.depth_n, 5);
-  EXPECT_EQ(spec->runs[4].config.model.block, "preact");
-  EXPECT_EQ(spec->runs[8].config.train.optimizer.weight_decay, 1e-4);
-  EXPECT_EQ(spec->runs[8].config.train.schedule.milestones, (std::vector<int64_t>{80, 160}));
+  EXPECT_EQ(spec->runs[0].cell->cell_label, "model.depth_n=3 model.block=reference");
+  EXPECT_EQ(spec->runs[4].cell->cell_label, "model.depth_n=3 model.block=preact");
+  EXPECT_EQ(spec->runs[8].cell->cell_label, "model.depth_n=5 model.block=reference");
+  EXPECT_EQ(spec->runs[8].cell->config.model.depth_n, 5);
+  EXPECT_EQ(spec->runs[4].cell->config.model.block, "preact");
+  EXPECT_EQ(spec->runs[8].cell->config.train.optimizer.weight_decay, 1e-4);
+  EXPECT_EQ(spec->runs[8].cell->config.train.schedule.milestones, (std::vector<int64_t>{80, 160}));
   // Runs of one cell share the cell key and differ in id.
-  EXPECT_EQ(spec->runs[0].cell_key, spec->runs[1].cell_key);
+  EXPECT_EQ(spec->runs[0].cell->cell_key, spec->runs[1].cell->cell_key);
   EXPECT_NE(spec->runs[0].run_id, spec->runs[1].run_id);
-  EXPECT_NE(spec->runs[0].cell_key, spec->runs[4].cell_key);
+  EXPECT_NE(spec->runs[0].cell->cell_key, spec->runs[4].cell->cell_key);
 }
 
 TEST(SweepSpec, IdentityIsStableAndDependsOnlyOnResolvedConfigAndSeed) {
@@ -94,8 +94,9 @@ name: depth
 std::string IdentityLines(const SweepSpec& spec) {
   std::string out = "sweep " + spec.sweep_id + "\n";
   for (const auto& r : spec.runs) {
-    out += r.run_id + " " + r.cell_key + " " + std::to_string(r.seed) + " " + r.cell_label + " |";
-    for (const auto& [k, v] : r.cell_params) out += " " + k + "=" + v;
+    out += r.run_id + " " + r.cell->cell_key + " " + std::to_string(r.seed) + " " +
+           r.cell->cell_label + " |";
+    for (const auto& [k, v] : r.cell->cell_params) out += " " + k + "=" + v;
     out += "\n";
   }
   return out;
@@ -128,7 +129,7 @@ seeds: [3, 1]
   EXPECT_EQ(Sha256Hex(IdentityLines(*many)),
             "1efbeecc23f49525b7e8e704fa933605ccc7bf5491b63d57647b52fc0245c4c0");
   EXPECT_EQ(many->runs[0].run_id, "e64e8399518e28528902");
-  EXPECT_EQ(many->runs[0].cell_key, "a6f7d58446852244");
+  EXPECT_EQ(many->runs[0].cell->cell_key, "a6f7d58446852244");
   EXPECT_EQ(many->runs[63].run_id, "8539a0fab440deb1813a");
 
   // A whole section as an axis replaces the base's section (its fields not named
@@ -145,7 +146,7 @@ seeds: 2
                                  "sections.yaml");
   ASSERT_TRUE(sections.ok()) << sections.status().ToString();
   ASSERT_EQ(sections->runs.size(), 8u);
-  EXPECT_DOUBLE_EQ(sections->runs[2].config.train.schedule.gamma, 0.1);
+  EXPECT_DOUBLE_EQ(sections->runs[2].cell->config.train.schedule.gamma, 0.1);
   EXPECT_EQ(sections->sweep_id, "1878757b86c2");
   EXPECT_EQ(Sha256Hex(IdentityLines(*sections)),
             "8efaef4074ec572403ec0884da9107d1e700e46c9ed69ae8438a2871ebbaacbf");
@@ -153,7 +154,7 @@ seeds: 2
   auto base = ParseSweepSpec("name: base\nmodel: {depth_n: 5}\n", "base.yaml");
   ASSERT_TRUE(base.ok()) << base.status().ToString();
   ASSERT_EQ(base->runs.size(), 1u);
-  EXPECT_EQ(base->runs[0].cell_label, "base");
+  EXPECT_EQ(base->runs[0].cell->cell_label, "base");
   EXPECT_EQ(base->sweep_id, "2c57a2796e2a");
   EXPECT_EQ(base->runs[0].run_id, "098678c5777296a803c8");
 
@@ -173,9 +174,9 @@ seeds: 2
 TEST(SweepSpec, CanonicalJsonRoundTrips) {
   auto spec = ParseSweepSpec(kValid, "test.yaml");
   ASSERT_TRUE(spec.ok());
-  auto back = RunConfigFromJson(spec->runs[5].config_json);
+  auto back = RunConfigFromJson(spec->runs[5].cell->config_json);
   ASSERT_TRUE(back.ok());
-  EXPECT_EQ(RunConfigToCanonicalJson(*back), spec->runs[5].config_json);
+  EXPECT_EQ(RunConfigToCanonicalJson(*back), spec->runs[5].cell->config_json);
 }
 
 TEST(SweepSpec, GridPathsReachNestedFieldsAbsentFromTheBase) {
@@ -188,11 +189,11 @@ seeds: [7, 11]
                              "lr.yaml");
   ASSERT_TRUE(spec.ok()) << spec.status().ToString();
   ASSERT_EQ(spec->runs.size(), 4u);
-  EXPECT_DOUBLE_EQ(spec->runs[0].config.train.optimizer.lr, 0.05);
-  EXPECT_DOUBLE_EQ(spec->runs[2].config.train.optimizer.lr, 0.1);
-  EXPECT_EQ(spec->runs[0].config.train.schedule.milestone_unit, "iteration");
+  EXPECT_DOUBLE_EQ(spec->runs[0].cell->config.train.optimizer.lr, 0.05);
+  EXPECT_DOUBLE_EQ(spec->runs[2].cell->config.train.optimizer.lr, 0.1);
+  EXPECT_EQ(spec->runs[0].cell->config.train.schedule.milestone_unit, "iteration");
   EXPECT_EQ(spec->runs[1].seed, 11);
-  EXPECT_EQ(spec->runs[0].cell_params.at("train.optimizer.lr"), "0.05");
+  EXPECT_EQ(spec->runs[0].cell->cell_params.at("train.optimizer.lr"), "0.05");
 }
 
 TEST(SweepSpec, UnknownKeyNamesFieldAndLine) {
@@ -488,7 +489,7 @@ TEST(SweepSpecWarnings, BaseFieldsOfASectionAxisAreUnused) {
       "  train.optimizer: [{name: sgd, lr: 0.1}, {name: adam, lr: 0.001}]\n",
       "test.yaml");
   ASSERT_TRUE(spec.ok()) << spec.status().ToString();
-  EXPECT_DOUBLE_EQ(spec->runs[0].config.train.optimizer.weight_decay, 1e-4);
+  EXPECT_DOUBLE_EQ(spec->runs[0].cell->config.train.optimizer.weight_decay, 1e-4);
   EXPECT_EQ(spec->warnings,
             Lines{"test.yaml:3:15: train.optimizer.weight_decay: not used: the grid axis "
                   "train.optimizer (line 5) replaces the whole section, and fields its values "
@@ -561,7 +562,7 @@ TEST(SweepSpec, ShippedSweepFilesAreValid) {
   auto depth = LoadSweepSpecFile(std::string(RESWEEP_SOURCE_DIR) + "/sweeps/fig6-depth.yaml");
   ASSERT_TRUE(depth.ok());
   EXPECT_EQ(depth->runs.size(), 25u);
-  EXPECT_EQ(depth->runs.back().config.layers(), 110);
+  EXPECT_EQ(depth->runs.back().cell->config.layers(), 110);
   auto missing = LoadSweepSpecFile("/nonexistent/sweep.yaml");
   EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
   EXPECT_NE(missing.status().message().find("/nonexistent/sweep.yaml"), std::string::npos);
@@ -590,8 +591,8 @@ TEST(SweepSpec, MaxRunSecondsIsValidatedAndKeepsOtherRunIds) {
             std::string::npos);  // the libtorch trainer does not hang on request
   auto limited = ParseSweepSpec("name: x\ntrain: {max_run_seconds: 3600}\n", "x.yaml");
   ASSERT_TRUE(limited.ok()) << limited.status().ToString();
-  EXPECT_EQ(limited->runs[0].config.train.max_run_seconds, 3600);
-  auto again = RunConfigFromJson(limited->runs[0].config_json);
+  EXPECT_EQ(limited->runs[0].cell->config.train.max_run_seconds, 3600);
+  auto again = RunConfigFromJson(limited->runs[0].cell->config_json);
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->train.max_run_seconds, 3600);  // travels to the worker
   auto plain = ParseSweepSpec("name: x\n", "x.yaml");
@@ -614,7 +615,8 @@ seeds: 2
 
 std::map<std::string, std::string> RunIdsByCellAndSeed(const SweepSpec& spec) {
   std::map<std::string, std::string> ids;
-  for (const auto& r : spec.runs) ids[r.cell_label + " seed " + std::to_string(r.seed)] = r.run_id;
+  for (const auto& r : spec.runs)
+    ids[r.cell->cell_label + " seed " + std::to_string(r.seed)] = r.run_id;
   return ids;
 }
 
@@ -645,10 +647,12 @@ TEST(SweepSpecOverrides, ChangeOnlyTheCellsTheyMatch) {
   EXPECT_EQ(changed, 4);  // 2 blocks x 2 seeds
   EXPECT_NE(warm->sweep_id, plain->sweep_id);
   for (const auto& r : warm->runs) {
-    const bool deep = r.config.model.depth_n == 18;
-    EXPECT_EQ(r.config.train.schedule.warmup_iterations, deep ? 400 : 0) << r.cell_label;
-    EXPECT_DOUBLE_EQ(r.config.train.schedule.warmup_lr, 0.01) << r.cell_label;  // the default
-    EXPECT_TRUE(r.config.train.optimizer.nesterov);  // the base still applies
+    const bool deep = r.cell->config.model.depth_n == 18;
+    EXPECT_EQ(r.cell->config.train.schedule.warmup_iterations, deep ? 400 : 0)
+        << r.cell->cell_label;
+    EXPECT_DOUBLE_EQ(r.cell->config.train.schedule.warmup_lr, 0.01)
+        << r.cell->cell_label;                             // the default
+    EXPECT_TRUE(r.cell->config.train.optimizer.nesterov);  // the base still applies
   }
   // The override's cell is the cell a grid with the warm-up in its base would make.
   auto all_warm = ParseSweepSpec(
@@ -674,9 +678,10 @@ overrides:
   ASSERT_TRUE(spec.ok()) << spec.status().ToString();
   int matched = 0;
   for (const auto& r : spec->runs) {
-    const bool match = r.config.model.depth_n == 18 && r.config.train.optimizer.lr == 0.1 &&
-                       r.config.train.schedule.milestones.size() == 2;
-    EXPECT_EQ(r.config.train.epochs, match ? 12 : 10) << r.cell_label;
+    const bool match = r.cell->config.model.depth_n == 18 &&
+                       r.cell->config.train.optimizer.lr == 0.1 &&
+                       r.cell->config.train.schedule.milestones.size() == 2;
+    EXPECT_EQ(r.cell->config.train.epochs, match ? 12 : 10) << r.cell->cell_label;
     matched += match;
   }
   EXPECT_EQ(matched, 1);
@@ -695,8 +700,9 @@ overrides:
   ASSERT_TRUE(sections.ok()) << sections.status().ToString();
   ASSERT_EQ(sections->runs.size(), 4u);
   for (const auto& r : sections->runs) {
-    const bool match = r.config.train.optimizer.name == "adam" && !r.config.dataset.augment_flip;
-    EXPECT_EQ(r.config.train.epochs, match ? 7 : 200) << r.cell_label;
+    const bool match =
+        r.cell->config.train.optimizer.name == "adam" && !r.cell->config.dataset.augment_flip;
+    EXPECT_EQ(r.cell->config.train.epochs, match ? 7 : 200) << r.cell->cell_label;
   }
 }
 
@@ -712,10 +718,11 @@ TEST(SweepSpecOverrides, SeveralApplyInFileOrderAndMustAgree) {
                              "test.yaml");
   ASSERT_TRUE(both.ok()) << both.status().ToString();
   for (const auto& r : both->runs) {
-    const bool deep = r.config.model.depth_n == 18, preact = r.config.model.block == "preact";
-    EXPECT_EQ(r.config.train.schedule.warmup_iterations, deep ? 400 : 0);
-    EXPECT_DOUBLE_EQ(r.config.train.schedule.warmup_lr, preact ? 0.02 : 0.01);
-    EXPECT_EQ(r.config.train.epochs, deep || preact ? 180 : 200);
+    const bool deep = r.cell->config.model.depth_n == 18,
+               preact = r.cell->config.model.block == "preact";
+    EXPECT_EQ(r.cell->config.train.schedule.warmup_iterations, deep ? 400 : 0);
+    EXPECT_DOUBLE_EQ(r.cell->config.train.schedule.warmup_lr, preact ? 0.02 : 0.01);
+    EXPECT_EQ(r.cell->config.train.epochs, deep || preact ? 180 : 200);
   }
   // Different values for a cell both match: an error naming both, whatever the order.
   EXPECT_EQ(ErrorOf(std::string(kDepths) + R"(overrides:
@@ -736,7 +743,7 @@ TEST(SweepSpecOverrides, SeveralApplyInFileOrderAndMustAgree) {
 )",
                                  "test.yaml");
   ASSERT_TRUE(disjoint.ok()) << disjoint.status().ToString();
-  EXPECT_EQ(disjoint->runs.back().config.train.epochs, 180);
+  EXPECT_EQ(disjoint->runs.back().cell->config.train.epochs, 180);
 }
 
 TEST(SweepSpecOverrides, ValuesAreValidatedLikeTheBaseAndPointAtTheOverride) {
@@ -861,15 +868,16 @@ seeds: 2
   EXPECT_EQ(spec->grid[1].linked_paths,
             (std::vector<std::string>{"train.optimizer.name", "train.optimizer.lr"}));
   EXPECT_TRUE(spec->grid[0].linked_paths.empty());
-  EXPECT_EQ(spec->runs[0].cell_label, "model.block=reference optimizer=sgd");
-  EXPECT_EQ(spec->runs[2].cell_label, "model.block=reference optimizer=adam");
-  EXPECT_EQ(spec->runs[2].cell_params, (std::map<std::string, std::string>{
-                                           {"model.block", "reference"}, {"optimizer", "adam"}}));
+  EXPECT_EQ(spec->runs[0].cell->cell_label, "model.block=reference optimizer=sgd");
+  EXPECT_EQ(spec->runs[2].cell->cell_label, "model.block=reference optimizer=adam");
+  EXPECT_EQ(
+      spec->runs[2].cell->cell_params,
+      (std::map<std::string, std::string>{{"model.block", "reference"}, {"optimizer", "adam"}}));
   for (const auto& r : spec->runs) {
-    const bool adam = r.config.train.optimizer.name == "adam";
-    EXPECT_DOUBLE_EQ(r.config.train.optimizer.lr, adam ? 0.001 : 0.1);
+    const bool adam = r.cell->config.train.optimizer.name == "adam";
+    EXPECT_DOUBLE_EQ(r.cell->config.train.optimizer.lr, adam ? 0.001 : 0.1);
     // Fields the entries do not list keep the base's value.
-    EXPECT_DOUBLE_EQ(r.config.train.optimizer.weight_decay, 5e-4);
+    EXPECT_DOUBLE_EQ(r.cell->config.train.optimizer.weight_decay, 5e-4);
   }
   // Identity is the resolved config's: the linked cells are the runs that the same
   // settings written without a grid make.
@@ -896,12 +904,12 @@ grid:
                              "test.yaml");
   ASSERT_TRUE(spec.ok()) << spec.status().ToString();
   ASSERT_EQ(spec->runs.size(), 4u);
-  EXPECT_EQ(spec->runs[0].cell_label, "optimizer=sgd-nesterov augmentation=crop+flip");
-  EXPECT_EQ(spec->runs[3].cell_label, "optimizer=adam augmentation=none");
-  EXPECT_TRUE(spec->runs[0].config.train.optimizer.nesterov);
-  EXPECT_DOUBLE_EQ(spec->runs[0].config.train.optimizer.lr, 0.1);  // the default
-  EXPECT_EQ(spec->runs[3].config.dataset.augment_padding, 0);
-  EXPECT_FALSE(spec->runs[3].config.dataset.augment_flip);
+  EXPECT_EQ(spec->runs[0].cell->cell_label, "optimizer=sgd-nesterov augmentation=crop+flip");
+  EXPECT_EQ(spec->runs[3].cell->cell_label, "optimizer=adam augmentation=none");
+  EXPECT_TRUE(spec->runs[0].cell->config.train.optimizer.nesterov);
+  EXPECT_DOUBLE_EQ(spec->runs[0].cell->config.train.optimizer.lr, 0.1);  // the default
+  EXPECT_EQ(spec->runs[3].cell->config.dataset.augment_padding, 0);
+  EXPECT_FALSE(spec->runs[3].cell->config.dataset.augment_flip);
   // The same cells as the section axis without labels: labels are not identity.
   auto unlabelled = ParseSweepSpec(R"(name: labels
 grid:
@@ -998,7 +1006,7 @@ TEST(SweepSpec, ShippedStudySweepsMatchTheStudy) {
   EXPECT_EQ(depth.seeds, (std::vector<int64_t>{0, 1, 2, 3, 4}));
   std::set<int> depths;
   for (const auto& r : depth.runs) {
-    const RunConfig& c = r.config;
+    const RunConfig& c = r.cell->config;
     depths.insert(c.model.depth_n);
     EXPECT_EQ(c.model.block, "reference");
     EXPECT_EQ(c.model.shortcut, "A");
@@ -1015,14 +1023,14 @@ TEST(SweepSpec, ShippedStudySweepsMatchTheStudy) {
   EXPECT_EQ(depths, (std::set<int>{3, 5, 7, 9, 18}));
   const std::string reference = depth.runs[0].run_id;
   const SweepSpec blocks = load("blocks.yaml");
-  EXPECT_EQ(blocks.runs[0].cell_label, "model.block=reference");
+  EXPECT_EQ(blocks.runs[0].cell->cell_label, "model.block=reference");
   EXPECT_EQ(blocks.runs[0].run_id, reference);
   const SweepSpec optimizers = load("optimizers.yaml");
   std::map<std::string, std::pair<std::string, double>> optimizer_of;
   for (const auto& r : optimizers.runs) {
-    optimizer_of[r.cell_params.at("optimizer")] = {r.config.train.optimizer.name,
-                                                   r.config.train.optimizer.lr};
-    if (r.cell_label == "optimizer=sgd-nesterov" && r.seed == 0) {
+    optimizer_of[r.cell->cell_params.at("optimizer")] = {r.cell->config.train.optimizer.name,
+                                                         r.cell->config.train.optimizer.lr};
+    if (r.cell->cell_label == "optimizer=sgd-nesterov" && r.seed == 0) {
       EXPECT_EQ(r.run_id, reference);
     }
   }
@@ -1035,9 +1043,10 @@ TEST(SweepSpec, ShippedStudySweepsMatchTheStudy) {
   const SweepSpec preprocessing = load("preprocessing.yaml");
   std::set<std::string> cells;
   for (const auto& r : preprocessing.runs) {
-    cells.insert(r.cell_label);
-    EXPECT_EQ(r.config.dataset.augment_flip, r.config.dataset.augment_padding == 4);
-    if (r.cell_label == "dataset.preprocess=per-channel augmentation=crop+flip" && r.seed == 0) {
+    cells.insert(r.cell->cell_label);
+    EXPECT_EQ(r.cell->config.dataset.augment_flip, r.cell->config.dataset.augment_padding == 4);
+    if (r.cell->cell_label == "dataset.preprocess=per-channel augmentation=crop+flip" &&
+        r.seed == 0) {
       EXPECT_EQ(r.run_id, reference);
     }
   }
@@ -1048,16 +1057,17 @@ TEST(SweepSpec, ShippedStudySweepsMatchTheStudy) {
     const SweepSpec twin = load(name);
     ASSERT_FALSE(twin.runs.empty()) << name;
     for (const auto& r : twin.runs) {
-      EXPECT_EQ(r.config.dataset.kind, "fashion-mnist") << name;
-      EXPECT_LE(r.config.dataset.train_limit, 5000) << name;
-      EXPECT_LE(r.config.dataset.test_limit, 2000) << name;
-      EXPECT_LE(r.config.train.epochs, 5) << name;
-      EXPECT_LE(r.config.model.depth_n, 5) << name;
+      EXPECT_EQ(r.cell->config.dataset.kind, "fashion-mnist") << name;
+      EXPECT_LE(r.cell->config.dataset.train_limit, 5000) << name;
+      EXPECT_LE(r.cell->config.dataset.test_limit, 2000) << name;
+      EXPECT_LE(r.cell->config.train.epochs, 5) << name;
+      EXPECT_LE(r.cell->config.model.depth_n, 5) << name;
     }
     EXPECT_LE(twin.seeds.size(), 3u) << name;
   }
   for (const auto& r : load("fig6-depth-fmnist.yaml").runs) {
-    EXPECT_EQ(r.config.train.schedule.warmup_iterations, r.config.model.depth_n == 5 ? 40 : 0);
+    EXPECT_EQ(r.cell->config.train.schedule.warmup_iterations,
+              r.cell->config.model.depth_n == 5 ? 40 : 0);
   }
 }
 
