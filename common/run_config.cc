@@ -14,57 +14,63 @@ void GetIfPresent(const json& j, const char* key, T* out) {
 
 }  // namespace
 
+// Built member by member: nlohmann::json's initializer lists copy every value they
+// hold once more, which made this a third of expanding a large grid.
 json RunConfigToJson(const RunConfig& c) {
-  json j;
-  j["dataset"] = {{"kind", c.dataset.kind},
-                  {"path", c.dataset.path},
-                  {"train_limit", c.dataset.train_limit},
-                  {"test_limit", c.dataset.test_limit},
-                  {"preprocess", c.dataset.preprocess},
-                  {"augment_padding", c.dataset.augment_padding},
-                  {"augment_flip", c.dataset.augment_flip}};
-  j["model"] = {{"block", c.model.block},
-                {"depth_n", c.model.depth_n},
-                {"shortcut", c.model.shortcut},
-                {"base_width", c.model.base_width}};
+  json j = json::object();
+  json& dataset = j["dataset"];
+  dataset["kind"] = c.dataset.kind;
+  dataset["path"] = c.dataset.path;
+  dataset["train_limit"] = c.dataset.train_limit;
+  dataset["test_limit"] = c.dataset.test_limit;
+  dataset["preprocess"] = c.dataset.preprocess;
+  dataset["augment_padding"] = c.dataset.augment_padding;
+  dataset["augment_flip"] = c.dataset.augment_flip;
+  json& model = j["model"];
+  model["block"] = c.model.block;
+  model["depth_n"] = c.model.depth_n;
+  model["shortcut"] = c.model.shortcut;
+  model["base_width"] = c.model.base_width;
   const auto& o = c.train.optimizer;
   const auto& s = c.train.schedule;
-  j["train"] = {{"epochs", c.train.epochs},
-                {"batch_size", c.train.batch_size},
-                {"optimizer",
-                 {{"name", o.name},
-                  {"lr", o.lr},
-                  {"momentum", o.momentum},
-                  {"nesterov", o.nesterov},
-                  {"weight_decay", o.weight_decay},
-                  {"beta1", o.beta1},
-                  {"beta2", o.beta2},
-                  {"eps", o.eps},
-                  {"alpha", o.alpha}}},
-                {"schedule",
-                 {{"kind", s.kind},
-                  {"milestones", s.milestones},
-                  {"milestone_unit", s.milestone_unit},
-                  {"gamma", s.gamma},
-                  {"warmup_iterations", s.warmup_iterations},
-                  {"warmup_kind", s.warmup_kind},
-                  {"warmup_lr", s.warmup_lr},
-                  {"min_lr", s.min_lr}}},
-                {"eval_every", c.train.eval_every},
-                {"label_smoothing", c.train.label_smoothing},
-                {"grad_clip_norm", c.train.grad_clip_norm},
-                {"deterministic", c.train.deterministic},
-                {"channels_last", c.train.channels_last},
-                {"amp", c.train.amp},
-                {"checkpoint_every", c.train.checkpoint_every}};
-  j["trainer"] = {{"kind", c.trainer.kind},
-                  {"epoch_seconds", c.trainer.epoch_seconds},
-                  {"fail_probability", c.trainer.fail_probability}};
+  json& train = j["train"];
+  train["epochs"] = c.train.epochs;
+  train["batch_size"] = c.train.batch_size;
+  json& optimizer = train["optimizer"];
+  optimizer["name"] = o.name;
+  optimizer["lr"] = o.lr;
+  optimizer["momentum"] = o.momentum;
+  optimizer["nesterov"] = o.nesterov;
+  optimizer["weight_decay"] = o.weight_decay;
+  optimizer["beta1"] = o.beta1;
+  optimizer["beta2"] = o.beta2;
+  optimizer["eps"] = o.eps;
+  optimizer["alpha"] = o.alpha;
+  json& schedule = train["schedule"];
+  schedule["kind"] = s.kind;
+  schedule["milestones"] = s.milestones;
+  schedule["milestone_unit"] = s.milestone_unit;
+  schedule["gamma"] = s.gamma;
+  schedule["warmup_iterations"] = s.warmup_iterations;
+  schedule["warmup_kind"] = s.warmup_kind;
+  schedule["warmup_lr"] = s.warmup_lr;
+  schedule["min_lr"] = s.min_lr;
+  train["eval_every"] = c.train.eval_every;
+  train["label_smoothing"] = c.train.label_smoothing;
+  train["grad_clip_norm"] = c.train.grad_clip_norm;
+  train["deterministic"] = c.train.deterministic;
+  train["channels_last"] = c.train.channels_last;
+  train["amp"] = c.train.amp;
+  train["checkpoint_every"] = c.train.checkpoint_every;
+  json& trainer = j["trainer"];
+  trainer["kind"] = c.trainer.kind;
+  trainer["epoch_seconds"] = c.trainer.epoch_seconds;
+  trainer["fail_probability"] = c.trainer.fail_probability;
   // Written only when set, so that the canonical JSON, and with it the run id, of
   // every config that does not use them stays what it was before they existed.
-  if (c.train.max_run_seconds != 0) j["train"]["max_run_seconds"] = c.train.max_run_seconds;
-  if (c.trainer.hang_at_epoch != 0) j["trainer"]["hang_at_epoch"] = c.trainer.hang_at_epoch;
-  if (c.trainer.hang_ignores_stop) j["trainer"]["hang_ignores_stop"] = true;
+  if (c.train.max_run_seconds != 0) train["max_run_seconds"] = c.train.max_run_seconds;
+  if (c.trainer.hang_at_epoch != 0) trainer["hang_at_epoch"] = c.trainer.hang_at_epoch;
+  if (c.trainer.hang_ignores_stop) trainer["hang_ignores_stop"] = true;
   return j;
 }
 
