@@ -9,10 +9,12 @@
 #include <cmath>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <limits>
 #include <set>
 #include <sstream>
 #include <string_view>
+#include <thread>
 #include <unordered_set>
 #include <variant>
 
@@ -137,6 +139,10 @@ class Diagnostics {
     if (!path.empty()) out << path << ": ";
     out << message;
     std::string line = out.str();
+    if (seen_.insert(line).second) lines_.push_back(line);
+  }
+  // Adds a line as Add made it (another Diagnostics' of the same source), unless held.
+  void AddLine(const std::string& line) {
     if (seen_.insert(line).second) lines_.push_back(line);
   }
   bool empty() const { return lines_.empty(); }
@@ -613,8 +619,9 @@ struct AxisValue {
   Marks marks;
 };
 
-void CopyField(const FieldSpec& f, RunConfig& from, RunConfig* to) {
-  std::visit([&](auto get) { *get(*to) = *get(from); }, f.get);
+// `from` is only read (the getters point into a config, they do not change it).
+void CopyField(const FieldSpec& f, const RunConfig& from, RunConfig* to) {
+  std::visit([&](auto get) { *get(*to) = *get(const_cast<RunConfig&>(from)); }, f.get);
 }
 
 bool SameField(const FieldSpec& f, RunConfig& a, RunConfig& b) {
@@ -1515,66 +1522,117 @@ StatusOr<SweepSpec> ParseSweepSpec(const std::string& yaml_text, const std::stri
   }
   if (diag.size() != errors_before_overrides) return diag.ToStatus();
 
-  std::vector<size_t> index(axes.size(), 0);
-  Marks cell_overrides;  // the current cell's fields set by overrides
-  const CellSources sources{base_marks, axis_of_field, axis_values, index, cell_overrides};
+  // Expands cells [first, last) in grid order into `runs`, appending their ids to
+  // `run_ids`, errors to `errors` (stopping once it holds some and cell 64 is past:
+  // enough examples of what is wrong) and warnings to `cell_warnings`. Reads only
+  // what is above: chunks of the grid can be expanded on several threads at once.
+  auto expand_cells = [&](int64_t first, int64_t last, Diagnostics* errors,
+                          Diagnostics* cell_warnings, std::vector<ExpandedRun>* runs,
+                          std::string* run_ids) {
+    std::vector<size_t> index(axes.size(), 0);  // the cell: one value per axis
+    for (int64_t rest = first, a = static_cast<int64_t>(axes.size()) - 1; a >= 0; --a) {
+      const int64_t size = static_cast<int64_t>(axis_values[a].size());
+      index[a] = static_cast<size_t>(rest % size);  // last axis fastest
+      rest /= size;
+    }
+    Marks cell_overrides;  // the current cell's fields set by overrides
+    const CellSources sources{base_marks, axis_of_field, axis_values, index, cell_overrides};
+    for (int64_t cell = first; cell < last; ++cell) {
+      RunConfig config = base_config;
+      for (size_t a = 0; a < axes.size(); ++a) {
+        const AxisValue& value = axis_values[a][index[a]];
+        for (const FieldSpec* f : axis_fields[a]) CopyField(*f, value.values, &config);
+      }
+      cell_overrides.clear();
+      for (const Override& o : overrides) {  // in file order
+        if (!o.Matches(index)) continue;
+        for (const FieldSpec* f : o.fields) {
+          CopyField(*f, o.set.values, &config);
+          cell_overrides[f->path] = o.set.marks.at(f->path);
+        }
+      }
+      for (const auto& e : CheckRunConfig(config)) {
+        const YAML::Mark* m = sources.Find(e.path);
+        errors->Add(m ? *m : YAML::Mark::null_mark(), e.path, e.message);
+      }
+      CheckTraps(config, spec.last_k, sources, cell_warnings);
+      if (errors->empty()) {
+        const nlohmann::json json = RunConfigToJson(config);
+        auto shared = std::make_shared<ExpandedCell>();
+        shared->config_json = json.dump();
+        // cell_key = sha256(config_json), run_id = sha256(config_json + "\nseed=" + seed):
+        // the config is hashed once per cell and each seed adds only its suffix.
+        Sha256 config_hash;
+        config_hash.Update(shared->config_json);
+        shared->cell_key = config_hash.HexDigest().substr(0, 16);
+        for (size_t a = 0; a < axes.size(); ++a) {
+          const std::string& key = axes[a].key;
+          const std::string value =
+              axes[a].linked ? axes[a].labels[index[a]] : ValueLabel(json.at(axis_pointers[a]));
+          shared->cell_label += (shared->cell_label.empty() ? "" : " ") + key + "=" + value;
+          shared->cell_params[key] = value;
+        }
+        if (shared->cell_label.empty()) shared->cell_label = "base";
+        shared->config = std::move(config);
+        std::shared_ptr<const ExpandedCell> cell_of_runs = std::move(shared);
+        for (const int64_t seed : spec.seeds) {
+          Sha256 run_hash = config_hash;
+          run_hash.Update("\nseed=" + std::to_string(seed));
+          ExpandedRun& run = runs->emplace_back();
+          run.seed = seed;
+          run.run_id = run_hash.HexDigest().substr(0, 20);
+          run.cell = cell_of_runs;
+          *run_ids += run.run_id;
+          *run_ids += '\n';
+        }
+      }
+      if (errors->empty() == false && cell > 64) break;  // enough examples of what is wrong
+      for (size_t a = spec.grid.size(); a-- > 0;) {      // odometer, last axis fastest
+        if (++index[a] < axis_values[a].size()) break;
+        index[a] = 0;
+      }
+    }
+  };
   std::string all_run_ids;
   spec.runs.reserve(static_cast<size_t>(total));
-  for (int64_t cell = 0; cell < cells; ++cell) {
-    RunConfig config = base_config;
-    for (size_t a = 0; a < axes.size(); ++a) {
-      AxisValue& value = axis_values[a][index[a]];
-      for (const FieldSpec* f : axis_fields[a]) CopyField(*f, value.values, &config);
-    }
-    cell_overrides.clear();
-    for (Override& o : overrides) {  // in file order
-      if (!o.Matches(index)) continue;
-      for (const FieldSpec* f : o.fields) {
-        CopyField(*f, o.set.values, &config);
-        cell_overrides[f->path] = o.set.marks.at(f->path);
+  // A big grid is expanded in chunks on up to four threads, merged in grid order. A
+  // chunk that finds an error makes the whole grid go again on one thread, so that
+  // errors are reported exactly as one pass reports them.
+  constexpr int64_t kCellsPerThread = 2048;
+  const int64_t threads = std::min<int64_t>({static_cast<int64_t>(limits.max_expansion_threads),
+                                             std::max(1u, std::thread::hardware_concurrency()),
+                                             cells / kCellsPerThread});
+  bool expanded = false;
+  if (threads > 1) {
+    struct Chunk {
+      Diagnostics errors, warnings;
+      std::vector<ExpandedRun> runs;
+      std::string run_ids;
+    };
+    std::vector<Chunk> chunks;
+    for (int64_t t = 0; t < threads; ++t)
+      chunks.push_back({Diagnostics(source_name), Diagnostics(source_name), {}, {}});
+    auto expand_chunk = [&](int64_t t) {
+      Chunk& c = chunks[t];
+      const int64_t first = cells * t / threads, last = cells * (t + 1) / threads;
+      c.runs.reserve(static_cast<size_t>((last - first) * static_cast<int64_t>(spec.seeds.size())));
+      expand_cells(first, last, &c.errors, &c.warnings, &c.runs, &c.run_ids);
+    };
+    std::vector<std::thread> helpers;
+    for (int64_t t = 1; t < threads; ++t) helpers.emplace_back(expand_chunk, t);
+    expand_chunk(0);
+    for (std::thread& h : helpers) h.join();
+    expanded =
+        std::all_of(chunks.begin(), chunks.end(), [](const Chunk& c) { return c.errors.empty(); });
+    if (expanded) {
+      for (Chunk& c : chunks) {
+        for (const std::string& line : c.warnings.lines()) warnings.AddLine(line);
+        std::move(c.runs.begin(), c.runs.end(), std::back_inserter(spec.runs));
+        all_run_ids += c.run_ids;
       }
-    }
-    for (const auto& e : CheckRunConfig(config)) {
-      const YAML::Mark* m = sources.Find(e.path);
-      diag.Add(m ? *m : YAML::Mark::null_mark(), e.path, e.message);
-    }
-    CheckTraps(config, spec.last_k, sources, &warnings);
-    if (diag.empty()) {
-      const nlohmann::json json = RunConfigToJson(config);
-      auto shared = std::make_shared<ExpandedCell>();
-      shared->config_json = json.dump();
-      // cell_key = sha256(config_json), run_id = sha256(config_json + "\nseed=" + seed):
-      // the config is hashed once per cell and each seed adds only its suffix.
-      Sha256 config_hash;
-      config_hash.Update(shared->config_json);
-      shared->cell_key = config_hash.HexDigest().substr(0, 16);
-      for (size_t a = 0; a < axes.size(); ++a) {
-        const std::string& key = axes[a].key;
-        const std::string value =
-            axes[a].linked ? axes[a].labels[index[a]] : ValueLabel(json.at(axis_pointers[a]));
-        shared->cell_label += (shared->cell_label.empty() ? "" : " ") + key + "=" + value;
-        shared->cell_params[key] = value;
-      }
-      if (shared->cell_label.empty()) shared->cell_label = "base";
-      shared->config = std::move(config);
-      std::shared_ptr<const ExpandedCell> cell_of_runs = std::move(shared);
-      for (const int64_t seed : spec.seeds) {
-        Sha256 run_hash = config_hash;
-        run_hash.Update("\nseed=" + std::to_string(seed));
-        ExpandedRun& run = spec.runs.emplace_back();
-        run.seed = seed;
-        run.run_id = run_hash.HexDigest().substr(0, 20);
-        run.cell = cell_of_runs;
-        all_run_ids += run.run_id;
-        all_run_ids += '\n';
-      }
-    }
-    if (diag.empty() == false && cell > 64) break;  // enough examples of what is wrong
-    for (size_t a = spec.grid.size(); a-- > 0;) {   // odometer, last axis fastest
-      if (++index[a] < axis_values[a].size()) break;
-      index[a] = 0;
     }
   }
+  if (!expanded) expand_cells(0, cells, &diag, &warnings, &spec.runs, &all_run_ids);
   if (!diag.empty()) return diag.ToStatus();
 
   // Two cells that resolve to the same config (e.g. a repeated grid value) would

@@ -33,6 +33,9 @@ struct SpecLimits {
   int64_t max_axes = 16;
   int64_t max_overrides = 1000;
   int64_t max_bytes = 1 << 20;  // sweep file size
+  // Threads that expand a grid of thousands of cells (at most one per core); the
+  // result is the same with any number.
+  int max_expansion_threads = 4;
 };
 
 struct GridAxis {

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include <algorithm>
 #include <filesystem>
 #include <map>
@@ -100,6 +102,49 @@ std::string IdentityLines(const SweepSpec& spec) {
     out += "\n";
   }
   return out;
+}
+
+// A grid of thousands of cells is expanded in chunks on several threads: runs, ids,
+// labels, warnings (one found only in the second half) and errors (likewise) are
+// exactly what one thread gives.
+TEST(SweepSpec, ALargeGridExpandsOnSeveralThreadsExactlyAsOnOne) {
+  ASSERT_GE(std::thread::hardware_concurrency(), 2u) << "the chunked path needs two cores";
+  auto grid_file = [](const std::string& blocks) {
+    std::string lrs, epochs;
+    for (int i = 1; i <= 50; ++i) lrs += (i > 1 ? ", " : "") + std::to_string(0.002 * i);
+    for (int e = 2; e <= 51; ++e) epochs += (e > 2 ? ", " : "") + std::to_string(e);
+    return "name: big\ntrain:\n  optimizer: {momentum: 0.95}\n  schedule: {milestones: [1]}\n"
+           "grid:\n  model.block: [" +
+           blocks +
+           "]\n  train.optimizer.name: [sgd, adam]\n"
+           "  train.optimizer.lr: [" +
+           lrs + "]\n  train.epochs: [" + epochs + "]\nseeds: 2\n";
+  };
+  SpecLimits one, several;
+  one.max_runs = several.max_runs = 100000;
+  one.max_expansion_threads = 1;
+  several.max_expansion_threads = 4;
+  const std::string good = grid_file("reference, preact");  // 2 x 2 x 50 x 50 = 10,000 cells
+  auto a = ParseSweepSpec(good, "big.yaml", one);
+  auto b = ParseSweepSpec(good, "big.yaml", several);
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  ASSERT_EQ(a->runs.size(), 20000u);
+  EXPECT_EQ(IdentityLines(*b), IdentityLines(*a));
+  EXPECT_EQ(b->warnings, a->warnings);
+  // Short epochs warn in every chunk; adam's unused momentum only from cell 2,500 on.
+  EXPECT_EQ(a->warnings.size(), 4u);
+  for (size_t i = 0; i < a->runs.size(); i += 997) {
+    EXPECT_EQ(b->runs[i].cell->config_json, a->runs[i].cell->config_json);
+  }
+  // An unknown block in the second half of the grid only: the same errors.
+  const std::string bad = grid_file("reference, bogus");
+  auto c = ParseSweepSpec(bad, "big.yaml", one);
+  auto d = ParseSweepSpec(bad, "big.yaml", several);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(d.status().ToString(), c.status().ToString());
+  EXPECT_NE(c.status().ToString().find("'bogus' is not one of"), std::string::npos)
+      << c.status().ToString();
 }
 
 // Run ids, cell keys and sweep ids are stored in databases and shared between
