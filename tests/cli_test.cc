@@ -723,16 +723,16 @@ std::string ExpectReport(const std::string& dir, const json& results_json) {
     const std::string stem = dir + "/figures/" + figure;
     ExpectPng(stem + ".png");
     const std::string svg = ReadFile(stem + ".svg");
-    ASSERT_NE(svg.find("<svg"), std::string::npos);
+    EXPECT_NE(svg.find("<svg"), std::string::npos);
     EXPECT_EQ(XmlProblem(svg), "");
     EXPECT_FALSE(ReadFile(stem + ".png.dat").empty());
     EXPECT_FALSE(ReadFile(stem + ".svg.gp").empty());
     if (std::string(figure) != "summary") {  // one series per cell, in grid order
       EXPECT_EQ(SvgLegend(svg),
-                (std::vector<std::string>{"model.block=reference model.depth_n=3 (n=3)",
-                                          "model.block=preact model.depth_n=3 (n=3)",
-                                          "model.block=reference model.depth_n=5 (n=3)",
-                                          "model.block=preact model.depth_n=5 (n=3)"}))
+                (std::vector<std::string>{"model.depth_n=3 model.block=reference (n=3)",
+                                          "model.depth_n=3 model.block=preact (n=3)",
+                                          "model.depth_n=5 model.block=reference (n=3)",
+                                          "model.depth_n=5 model.block=preact (n=3)"}))
           << svg.substr(0, 3000);
     }
   }
@@ -794,11 +794,12 @@ TEST(Cli, ReportWritesTheReadmeCsvFilesAndEveryFigureOnlineAndOffline) {
   EXPECT_EQ(ReadFile(online + "/results.csv"),
             cluster.Cli({"results", sweep_id, "--format", "csv"}));
   EXPECT_EQ(ReadFile(online + "/runs.csv"), cluster.Cli({"runs", sweep_id, "--format", "csv"}));
-  // The summary: one series per block, side by side at each depth.
+  // The summary against the blocks (the first of two axes of two values): one series per
+  // depth, side by side at each block.
   const std::string summary = ReadFile(online + "/figures/summary.svg.dat");
-  EXPECT_NE(summary.find("# series model.block=preact (drawn at x - 0.012)"), std::string::npos)
+  EXPECT_NE(summary.find("# series model.depth_n=3 (drawn at x - 0.03)"), std::string::npos)
       << summary;
-  EXPECT_NE(summary.find("# series model.block=reference (drawn at x + 0.012)"), std::string::npos)
+  EXPECT_NE(summary.find("# series model.depth_n=5 (drawn at x + 0.03)"), std::string::npos)
       << summary;
 
   // Offline from the database file: the same numbers, the same protocol and reading.
