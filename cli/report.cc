@@ -347,8 +347,7 @@ std::string ReadingMarkdown(const v1::GetResultsResponse& r) {
            "figure is its best of 5), not means over seeds: read them against the interval, "
            "not the mean alone.\n";
   } else {
-    out << "- No published figure applies to these cells (the paper and the 2016 run report "
-           "CIFAR-10 only).\n";
+    out << "- No published figure applies to these cells.\n";
   }
   if (r.sweep().state() == "active") {
     out << "- The sweep is still running: these numbers will change.\n";
@@ -392,7 +391,8 @@ StatusOr<std::string> ReportReadme(const ReportInput& in) {
       << "- [epochs.csv](epochs.csv): one line per run and epoch (losses, errors as fractions, "
          "learning rate).\n";
   if (!in.figures.empty()) {
-    out << "- `figures/`: each figure with its gnuplot data (`.dat`) and script (`.gp`).\n";
+    out << "- `figures/`: each figure with its gnuplot data (`.dat`) and script (`.gp`); the "
+           "`resweep plot` commands under the figures draw them again, run from this folder.\n";
   }
   out << "\n---\nWritten by `" << in.command << "` (resweep " << in.version << ").\n";
   return out.str();
