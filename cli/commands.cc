@@ -11,8 +11,10 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -22,6 +24,7 @@
 #include "cli/diagnose.h"
 #include "cli/format.h"
 #include "cli/plot.h"
+#include "cli/report.h"
 #include "common/channel.h"
 #include "common/sweep_spec.h"
 #include "common/version.h"
@@ -144,6 +147,8 @@ struct Options {
   std::string xrange, out, summary_x;
   bool summary = false, log_y = false;
   int max_points = 0;
+  // report
+  bool no_figures = false;
 };
 
 // Where reads go: the database file with --db, else the coordinator.
@@ -506,21 +511,39 @@ Status RunGnuplot(const std::string& script) {
   return Status::Ok();
 }
 
-// FILE.png -> FILE (the stem the data file and the script are named after).
-std::string StemOf(const std::string& out) {
-  const auto dot = out.rfind('.');
-  const auto slash = out.rfind('/');
-  if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return out;
-  return out.substr(0, dot);
+// FILE.png -> FILE.png.dat and FILE.png.gp: the data file and the script are named
+// after the whole figure name, so FILE.png and FILE.svg in one folder keep their own.
+std::string DataPathFor(const std::string& out) { return out + ".dat"; }
+std::string ScriptPathFor(const std::string& out) { return out + ".gp"; }
+
+// Writes a figure's data and script beside it and runs gnuplot on them.
+Status DrawFigure(const PlotFiles& files, const PlotOutput& output) {
+  RESWEEP_RETURN_IF_ERROR(WriteTextFile(output.data_path, files.data));
+  RESWEEP_RETURN_IF_ERROR(WriteTextFile(ScriptPathFor(output.out_path), files.script));
+  return RunGnuplot(ScriptPathFor(output.out_path));
+}
+
+std::string CurvesTitle(const std::string& sweep_name, const CurvesOptions& curves) {
+  return sweep_name + ": " + curves.metric + ", mean over seeds" +
+         (curves.band == "std"    ? " +- 1 std"
+          : curves.band == "ci95" ? " with 95% CI"
+                                  : "");
+}
+
+std::string SummaryTitle(const v1::GetResultsResponse& resp) {
+  return resp.sweep().name() + ": test error, mean of the last " + std::to_string(resp.last_k()) +
+         " epochs with 95% CI";
 }
 
 int Plot(const Options& o, Client* client) {
   CurvesOptions curves = o.curves;
   curves.output.out_path = o.out;
-  curves.output.data_path = StemOf(o.out) + ".dat";
+  curves.output.data_path = DataPathFor(o.out);
   curves.output.log_y = o.log_y;
-  const std::string script_path = StemOf(o.out) + ".gp";
-  if (!o.xrange.empty()) {
+  const std::string script_path = ScriptPathFor(o.out);
+  if (o.xrange == "first") {
+    curves.first_epochs = true;
+  } else if (!o.xrange.empty()) {
     auto range = ParseXRange(o.xrange);
     if (!range.ok()) return Fail("plot", range.status());
     curves.x_min = range->first;
@@ -540,8 +563,7 @@ int Plot(const Options& o, Client* client) {
     v1::GetResultsResponse resp;
     if (Status st = api->GetResults(req, &resp); !st.ok()) return Fail("plot", st, reads.client());
     SummaryOptions summary{o.summary_x, curves.output};
-    summary.output.title = resp.sweep().name() + ": test error, mean of the last " +
-                           std::to_string(resp.last_k()) + " epochs with 95% CI";
+    summary.output.title = SummaryTitle(resp);
     files = SummaryPlot(resp, summary);
   } else {
     v1::GetCurvesRequest req;
@@ -549,26 +571,204 @@ int Plot(const Options& o, Client* client) {
     req.set_max_points(o.max_points);
     v1::GetCurvesResponse resp;
     if (Status st = api->GetCurves(req, &resp); !st.ok()) return Fail("plot", st, reads.client());
-    curves.output.title = resp.sweep().name() + ": " + curves.metric + ", mean over seeds" +
-                          (curves.band == "std"    ? " +- 1 std"
-                           : curves.band == "ci95" ? " with 95% CI"
-                                                   : "");
+    curves.output.title = CurvesTitle(resp.sweep().name(), curves);
     files = CurvesPlot(resp, curves);
   }
   if (!files.ok()) return Fail("plot", files.status());
   for (const auto& note : files->notes) std::cerr << "note: " << note << "\n";
-  if (Status st = WriteTextFile(curves.output.data_path, files->data); !st.ok()) {
-    return Fail("plot", st);
-  }
-  if (Status st = WriteTextFile(script_path, files->script); !st.ok()) return Fail("plot", st);
-  if (Status st = RunGnuplot(script_path); !st.ok()) return Fail("plot", st);
+  if (Status st = DrawFigure(*files, curves.output); !st.ok()) return Fail("plot", st);
   std::cout << "wrote " << o.out << " (data " << curves.output.data_path << ", gnuplot script "
             << script_path << ")\n";
   return kExitOk;
 }
 
-const char* const kCommands[] = {"submit",  "status", "runs",  "run",    "results", "wait",
-                                 "workers", "cancel", "retry", "delete", "plot",    "completion"};
+// Whether `program` is an executable file in a folder of $PATH.
+bool OnPath(const std::string& program) {
+  const char* path = std::getenv("PATH");
+  std::istringstream dirs(path ? path : "");
+  for (std::string dir; std::getline(dirs, dir, ':');) {
+    const std::string file = (dir.empty() ? "." : dir) + "/" + program;
+    if (::access(file.c_str(), X_OK) == 0) return true;
+  }
+  return false;
+}
+
+// One figure of the report: drawn from the curves (`curves` set) or the summary.
+struct ReportFigureSpec {
+  std::string name;  // file name without extension, under DIR/figures
+  std::string title;
+  std::string caption;
+  std::optional<CurvesOptions> curves;  // unset: the summary
+  std::string plot_flags;               // the `resweep plot` flags that draw the same
+};
+
+// resweep report SWEEP -o DIR: README.md, results.csv, runs.csv, epochs.csv and the
+// figures (PNG and SVG) in DIR, from the same answers `results`, `runs` and `plot` print.
+int Report(const Options& o, Client* client) {
+  const std::string what = "report";
+  if (!o.no_figures && !OnPath("gnuplot")) {
+    return Fail(what, FailedPreconditionError(
+                          "gnuplot is not installed (not on PATH); install it (Debian/Ubuntu: "
+                          "apt-get install gnuplot-nox fonts-dejavu-core, or "
+                          "scripts/install-deps.sh), or pass --no-figures for a report without "
+                          "figures"));
+  }
+  namespace fs = std::filesystem;
+  const std::string dir = o.out;
+  const std::string figures_dir = dir + "/figures";
+  std::error_code ec;
+  fs::create_directories(o.no_figures ? fs::path(dir) : fs::path(figures_dir), ec);
+  if (ec || !fs::is_directory(dir)) {
+    return Fail(what, InvalidArgumentError("-o " + dir + ": cannot create the folder (" +
+                                           (ec ? ec.message() : "not a folder") + ")"));
+  }
+  if (::access(dir.c_str(), W_OK) != 0) {
+    return Fail(what, InvalidArgumentError("-o " + dir + ": the folder is not writable"));
+  }
+
+  Reads reads(o, client);
+  ReadApi* api = nullptr;
+  if (int rc = reads.Open(what, &api)) return rc;
+  ReportInput in;
+  v1::GetResultsRequest results_req;
+  results_req.set_sweep_id(o.sweep);
+  results_req.set_last_k(o.last_k);
+  if (Status st = api->GetResults(results_req, &in.results); !st.ok()) {
+    return Fail(what, st, reads.client());
+  }
+  // The rest by id: a name could come to mean a newer sweep meanwhile.
+  const std::string sweep_id = in.results.sweep().sweep_id();
+  std::cerr << "report of sweep " << in.results.sweep().name() << " (" << sweep_id << ") into "
+            << dir << "\n";
+  v1::GetCurvesRequest curves_req;
+  curves_req.set_sweep_id(sweep_id);
+  if (Status st = api->GetCurves(curves_req, &in.curves); !st.ok()) {
+    return Fail(what, st, reads.client());
+  }
+  std::ostringstream runs_csv;
+  {
+    auto writer = RunsWriter::Make("csv", &runs_csv);
+    if (!writer.ok()) return Fail(what, writer.status());
+    v1::ListRunsRequest req;
+    req.set_sweep_id(sweep_id);
+    Status st =
+        ForEachRunsPage(api, req, [&](const v1::ListRunsResponse& page) { writer->Write(page); });
+    if (!st.ok()) return Fail(what, st, reads.client());
+    writer->Finish();
+  }
+  // The protocol: the resolved config of one run per cell.
+  for (const auto& run : in.curves.runs()) {
+    if (in.cell_configs.count(run.cell_label())) continue;
+    v1::GetRunRequest req;
+    req.set_run_id(run.run_id());
+    v1::GetRunResponse resp;
+    if (Status st = api->GetRun(req, &resp); !st.ok()) return Fail(what, st, reads.client());
+    in.cell_configs[run.cell_label()] = resp.config_json();
+  }
+  auto results_csv = FormatResults(in.results, "csv");
+  if (!results_csv.ok()) return Fail(what, results_csv.status());
+  for (const auto& [file, text] :
+       std::vector<std::pair<std::string, std::string>>{{"results.csv", *results_csv},
+                                                        {"runs.csv", runs_csv.str()},
+                                                        {"epochs.csv", EpochsCsv(in.curves)}}) {
+    if (Status st = WriteTextFile(dir + "/" + file, text); !st.ok()) return Fail(what, st);
+  }
+
+  const int k = in.results.last_k();
+  int longest = 0;
+  for (const auto& run : in.curves.runs()) {
+    for (const auto& p : run.points()) longest = std::max(longest, p.epoch());
+  }
+  const std::string k_text = std::to_string(k);
+  std::vector<ReportFigureSpec> specs;
+  {
+    CurvesOptions loss;
+    loss.metric = "train_loss";
+    specs.push_back({"train-loss", "Training loss",
+                     "Training loss per cell: at each epoch the mean over the cell's seeds, "
+                     "shaded +-1 standard deviation across seeds.",
+                     loss, "--metric train_loss"});
+    CurvesOptions error;
+    error.metric = "test_error";
+    error.rolling = std::max(1, k);
+    error.band = "ci95";
+    specs.push_back(
+        {"test-error", "Test error (rolling mean of " + k_text + " epochs)",
+         "Test error per cell: each run smoothed by a trailing mean of its last " + k_text +
+             " evaluated epochs (at the last epoch, the table's measure), then "
+             "the mean over seeds with its Student-t 95% confidence band.",
+         error, "--metric test_error --rolling " + std::to_string(error.rolling) + " --band ci95"});
+    CurvesOptions zoom = loss;
+    zoom.first_epochs = true;
+    specs.push_back(
+        {"first-epochs", "The first " + std::to_string(FirstEpochsEnd(longest)) + " epochs",
+         "Training loss per cell over the first " + std::to_string(FirstEpochsEnd(longest)) +
+             " of " + std::to_string(longest) +
+             " epochs (a zoom of the first figure), mean +-1 std over seeds.",
+         zoom, "--metric train_loss --xrange first"});
+    specs.push_back({"summary", "Summary",
+                     "Mean last-" + k_text +
+                         " test error per cell with 95% CI bars against a grid axis, one "
+                         "series per value of the other axes (drawn side by side), and the "
+                         "published single-run figures as markers where they apply.",
+                     std::nullopt, "--summary"});
+  }
+  const std::string db_flag = o.db.empty() ? "" : " --db " + o.db;
+  const std::string last_k_flag = o.last_k > 0 ? " --last-k " + std::to_string(o.last_k) : "";
+  if (!o.no_figures) {
+    int done = 0;
+    const int total = static_cast<int>(specs.size()) * 2;
+    for (const auto& spec : specs) {
+      ReportFigure figure{"figures/" + spec.name + ".png", "figures/" + spec.name + ".svg",
+                          spec.title, spec.caption, ""};
+      bool drawn = true;
+      for (const std::string& file : {figure.file, figure.vector_file}) {
+        std::cerr << "[" << ++done << "/" << total << "] " << dir << "/" << file << "\n";
+        PlotOutput output;
+        output.out_path = dir + "/" + file;
+        output.data_path = DataPathFor(output.out_path);
+        StatusOr<PlotFiles> files = PlotFiles{};
+        if (spec.curves) {
+          CurvesOptions curves = *spec.curves;
+          output.title = CurvesTitle(in.results.sweep().name(), curves);
+          curves.output = output;
+          files = CurvesPlot(in.curves, curves);
+        } else {
+          output.title = SummaryTitle(in.results);
+          files = SummaryPlot(in.results, SummaryOptions{"", output});
+        }
+        if (!files.ok() && files.status().code() == StatusCode::kFailedPrecondition) {
+          // Nothing to draw yet (no run has values): the report goes on without it.
+          std::cerr << "note: " << spec.name << " left out: " << files.status().message() << "\n";
+          drawn = false;
+          break;
+        }
+        if (!files.ok()) return Fail(what, files.status());
+        for (const auto& note : files->notes) std::cerr << "note: " << note << "\n";
+        if (Status st = DrawFigure(*files, output); !st.ok()) return Fail(what, st);
+      }
+      if (!drawn) continue;
+      figure.command = "resweep plot " + sweep_id + " " + spec.plot_flags +
+                       (spec.curves ? "" : last_k_flag) + " --out " + figure.file + db_flag;
+      in.figures.push_back(figure);
+    }
+  }
+  in.command = "resweep report " + sweep_id + " -o " + dir + last_k_flag + db_flag;
+  in.version = ResweepVersion();
+  auto readme = ReportReadme(in);
+  if (!readme.ok()) return Fail(what, readme.status());
+  if (Status st = WriteTextFile(dir + "/README.md", *readme); !st.ok()) return Fail(what, st);
+  std::cout << "wrote " << dir << "/README.md (with results.csv, runs.csv, epochs.csv"
+            << (in.figures.empty()
+                    ? ""
+                    : " and " + std::to_string(in.figures.size()) + " figures in " + figures_dir)
+            << ")\n";
+  return kExitOk;
+}
+
+const char* const kCommands[] = {"submit", "status",  "runs",      "run",   "results",
+                                 "wait",   "workers", "cancel",    "retry", "delete",
+                                 "plot",   "report",  "completion"};
 
 }  // namespace
 
@@ -698,7 +898,9 @@ int RunCli(int argc, char** argv) {
                    "trailing mean over this many points of each run before averaging")
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
-  plot->add_option("--xrange", o.xrange, "A:B, A: or :B: only x in this range");
+  plot->add_option("--xrange", o.xrange,
+                   "A:B, A: or :B: only x in this range; first: the first quarter of the epochs "
+                   "(at least 2), the report's zoom");
   plot->add_flag("--logy", o.log_y, "logarithmic y axis");
   plot->add_option("--band", o.curves.band, "shaded band around each mean: std | ci95 | none")
       ->capture_default_str()
@@ -714,6 +916,18 @@ int RunCli(int argc, char** argv) {
                    "--summary: average the last K epochs (default: the sweep's)")
       ->check(CLI::Range(0, 1000));
   add_db(plot);
+
+  auto* report = app.add_subcommand(
+      "report",
+      "write a sweep's report: README.md (protocol, results table, reading, figures), "
+      "results.csv, runs.csv, epochs.csv and figures/ in a folder");
+  report->add_option("sweep", o.sweep, "sweep id, id prefix or name")->required();
+  report->add_option("--out,-o", o.out, "the folder (created if missing; files in it replaced)")
+      ->required();
+  report->add_option("--last-k", o.last_k, "average the last K epochs (default: the sweep's)")
+      ->check(CLI::Range(0, 1000));
+  report->add_flag("--no-figures", o.no_figures, "tables and CSV files only (no gnuplot needed)");
+  add_db(report);
 
   auto* completion = app.add_subcommand("completion", "print a shell completion script");
   completion->add_option("shell", o.shell, "bash | zsh")
@@ -766,6 +980,7 @@ int RunCli(int argc, char** argv) {
   if (*cancel) return Cancel(o, &client);
   if (*retry) return Retry(o, &client);
   if (*del) return Delete(o, &client);
+  if (*report) return Report(o, &client);
   if (*plot) {
     // --x means a grid axis with --summary, the curves' x axis otherwise.
     if (o.summary) {

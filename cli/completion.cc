@@ -16,12 +16,12 @@ _resweep() {
     cur="${COMP_WORDS[COMP_CWORD]}"; prev="${COMP_WORDS[COMP_CWORD-1]}"
     words=("${COMP_WORDS[@]}"); cword=$COMP_CWORD
   }
-  local commands="submit status runs run results wait workers cancel retry delete plot completion"
+  local commands="submit status runs run results wait workers cancel retry delete plot report completion"
   local global="--coordinator -c --timeout --verbose --tls-ca --tls-cert --tls-key --token-file --help --version"
   local cmd="" i
   for ((i = 1; i < cword; i++)); do
     case "${words[i]}" in
-      submit|status|runs|run|results|wait|workers|cancel|retry|delete|plot|completion) cmd="${words[i]}"; break ;;
+      submit|status|runs|run|results|wait|workers|cancel|retry|delete|plot|report|completion) cmd="${words[i]}"; break ;;
     esac
   done
   case "$prev" in
@@ -53,12 +53,13 @@ _resweep() {
     retry) opts="--failed --cancelled --restart" ;;
     delete) opts="--force" ;;
     plot) opts="--out --metric --x --rolling --xrange --logy --band --seeds --max-points --summary --last-k --db" ;;
+    report) opts="--out --last-k --no-figures --db" ;;
     completion) COMPREPLY=($(compgen -W "bash zsh" -- "$cur")); return ;;
   esac
   if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "$opts --help" -- "$cur")); return; fi
   case "$cmd" in
     submit) COMPREPLY=($(compgen -f -X '!*.y*ml' -- "$cur") $(compgen -d -- "$cur")) ;;
-    status|runs|results|wait|cancel|retry|delete|plot) COMPREPLY=($(compgen -W "$(_resweep_sweeps)" -- "$cur")) ;;
+    status|runs|results|wait|cancel|retry|delete|plot|report) COMPREPLY=($(compgen -W "$(_resweep_sweeps)" -- "$cur")) ;;
   esac
 }
 complete -F _resweep resweep
@@ -88,6 +89,7 @@ _resweep() {
     'retry:queue failed (or cancelled, or named) runs again'
     'delete:archive a sweep'
     'plot:draw learning curves or the summary with gnuplot'
+    'report:write a sweep'"'"'s report (README, CSV files, figures) into a folder'
     'completion:print a shell completion script'
   )
   _arguments -C \
@@ -116,6 +118,7 @@ _resweep() {
         retry) _arguments '--failed[failed runs]' '--cancelled[cancelled runs]' '--restart[from epoch 0]' '1:sweep:_resweep_sweeps' '*:run id:' ;;
         delete) _arguments '--force[also unfinished sweeps]' '1:sweep:_resweep_sweeps' ;;
         plot) _arguments '(-o --out)'{-o,--out}'[figure .png .svg .pdf]:file:_files' '--metric[what to draw]:metric:(train_loss train_error test_error test_loss lr)' '--x[x axis or grid axis]:x:' '--rolling[trailing mean]:K:' '--xrange[A\:B]:range:' '--logy[log y axis]' '--band[band]:band:(std ci95 none)' '--seeds[a line per run]' '--max-points[points per run]:N:' '--summary[last-K test error against a grid axis]' '--last-k[epochs averaged]:K:' '--db[database file]:file:_files' '1:sweep:_resweep_sweeps' ;;
+        report) _arguments '(-o --out)'{-o,--out}'[report folder]:folder:_files -/' '--last-k[epochs averaged]:K:' '--no-figures[no gnuplot]' '--db[database file]:file:_files' '1:sweep:_resweep_sweeps' ;;
         completion) _arguments '1:shell:(bash zsh)' ;;
       esac ;;
   esac

@@ -198,12 +198,92 @@ Status CheckFormat(const std::string& format, std::initializer_list<const char*>
 
 }  // namespace
 
+std::string CsvField(const std::string& s) {
+  if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
 std::string FormatDuration(double seconds) {
   if (seconds < 0) return "?";
   if (seconds < 90) return Fixed(seconds, "%.0f s");
   if (seconds < 90 * 60) return Fixed(seconds / 60, "%.0f min");
   if (seconds < 36 * 3600) return Fixed(seconds / 3600, "%.1f h");
   return Fixed(seconds / 86400, "%.1f d");
+}
+
+ResultsTable MakeResultsTable(const v1::GetResultsResponse& r) {
+  const std::string k = std::to_string(r.last_k());
+  ResultsTable table;
+  table.header = {"cell",
+                  "n",
+                  "last-" + k + " err % (mean ± 95% CI)",
+                  "std",
+                  "vs best",
+                  "p (Holm)",
+                  "P(better) [95% CI]",
+                  "seeds for 80%",
+                  "final err % (mean ± std)",
+                  "params",
+                  "paper %",
+                  "2016 run %"};
+  for (int i = 0; i < r.cells_size(); ++i) {
+    const auto& c = r.cells(i);
+    const auto& l = c.last_k_test_error();
+    const auto& v = c.comparison();
+    table.rows.push_back(
+        {c.cell_label(), std::to_string(c.runs_succeeded()) + "/" + std::to_string(c.runs_total()),
+         MeanCi(l), l.n() > 1 ? Percent(l.std()) : "-", Verdict(c),
+         v.testable() && !v.is_best() ? PValueText(v.p_holm()) : "-", ProbabilityText(v),
+         v.seeds_needed() > 0 ? std::to_string(v.seeds_needed()) : "-",
+         MeanStd(c.final_test_error()),
+         c.mean_param_count() > 0 ? Fixed(c.mean_param_count() / 1e6, "%.3fM") : "-",
+         Percent(c.paper_test_error()), Percent(c.source_test_error())});
+  }
+  return table;
+}
+
+std::string MarkdownTable(const ResultsTable& table) {
+  const auto& header = table.header;
+  std::vector<size_t> widths(header.size());
+  for (size_t j = 0; j < header.size(); ++j) {
+    widths[j] = Width(header[j]);
+    for (const auto& row : table.rows) widths[j] = std::max(widths[j], Width(row[j]));
+  }
+  std::ostringstream out;
+  auto line = [&](const std::vector<std::string>& cells) {
+    out << "|";
+    for (size_t j = 0; j < cells.size(); ++j) out << " " << Pad(cells[j], widths[j], j > 0) << " |";
+    out << "\n";
+  };
+  line(header);
+  out << "|";
+  for (size_t j = 0; j < header.size(); ++j) {
+    out << (j == 0 ? ":" : "") << std::string(widths[j] + 1, '-') << (j > 0 ? ":" : "-") << "|";
+  }
+  out << "\n";
+  for (const auto& row : table.rows) line(row);
+  return out.str();
+}
+
+std::string ResultsLegend(const v1::GetResultsResponse& r) {
+  const std::string k = std::to_string(r.last_k());
+  std::ostringstream out;
+  out << "last-" << k << ": per run, the mean test error of its last " << k
+      << " evaluated epochs; mean ± the Student-t 95% confidence\n"
+         "interval of the mean over seeds; std: sample standard deviation across seeds. vs best: "
+         "'≈ best' when a\n"
+         "Welch t-test against the best cell, Holm-adjusted across the sweep (p), cannot tell "
+         "them apart at "
+      << Fixed(r.alpha() > 0 ? r.alpha() : 0.05, "%.2g")
+      << "; '?' with\n"
+         "fewer than two seeds. P(better): the chance a seed of the cell beats a seed of the "
+         "best. seeds for 80%: seeds\n"
+         "per cell a Welch test would need to separate the cell from the best 80% of the time, "
+         "given the spread seen.\n"
+         "final: test error after the last epoch.\n";
+  return out.str();
 }
 
 StatusOr<std::string> FormatResults(const v1::GetResultsResponse& r, const std::string& format) {
@@ -297,32 +377,9 @@ StatusOr<std::string> FormatResults(const v1::GetResultsResponse& r, const std::
     return InvalidArgumentError("unknown format '" + format + "' (table, markdown, csv, json)");
   }
 
-  const std::vector<std::string> header = {"cell",
-                                           "n",
-                                           "last-" + k + " err % (mean ± 95% CI)",
-                                           "std",
-                                           "vs best",
-                                           "p (Holm)",
-                                           "P(better) [95% CI]",
-                                           "seeds for 80%",
-                                           "final err % (mean ± std)",
-                                           "params",
-                                           "paper %",
-                                           "2016 run %"};
-  std::vector<std::vector<std::string>> rows;
-  for (int i = 0; i < r.cells_size(); ++i) {
-    const auto& c = r.cells(i);
-    const auto& l = c.last_k_test_error();
-    const auto& v = c.comparison();
-    rows.push_back({c.cell_label(),
-                    std::to_string(c.runs_succeeded()) + "/" + std::to_string(c.runs_total()),
-                    MeanCi(l), l.n() > 1 ? Percent(l.std()) : "-", Verdict(c),
-                    v.testable() && !v.is_best() ? PValueText(v.p_holm()) : "-", ProbabilityText(v),
-                    v.seeds_needed() > 0 ? std::to_string(v.seeds_needed()) : "-",
-                    MeanStd(c.final_test_error()),
-                    c.mean_param_count() > 0 ? Fixed(c.mean_param_count() / 1e6, "%.3fM") : "-",
-                    Percent(c.paper_test_error()), Percent(c.source_test_error())});
-  }
+  const ResultsTable table = MakeResultsTable(r);
+  const auto& header = table.header;
+  const auto& rows = table.rows;
   std::vector<size_t> widths(header.size());
   for (size_t j = 0; j < header.size(); ++j) {
     widths[j] = Width(header[j]);
@@ -331,20 +388,8 @@ StatusOr<std::string> FormatResults(const v1::GetResultsResponse& r, const std::
   std::ostringstream out;
   const auto& s = r.sweep();
   if (format == "markdown") {
-    out << "### " << s.name() << " (" << s.sweep_id() << ", " << s.state() << ")\n\n";
-    auto line = [&](const std::vector<std::string>& cells) {
-      out << "|";
-      for (size_t j = 0; j < cells.size(); ++j)
-        out << " " << Pad(cells[j], widths[j], j > 0) << " |";
-      out << "\n";
-    };
-    line(header);
-    out << "|";
-    for (size_t j = 0; j < header.size(); ++j) {
-      out << (j == 0 ? ":" : "") << std::string(widths[j] + 1, '-') << (j > 0 ? ":" : "-") << "|";
-    }
-    out << "\n";
-    for (const auto& row : rows) line(row);
+    out << "### " << s.name() << " (" << s.sweep_id() << ", " << s.state() << ")\n\n"
+        << MarkdownTable(table);
   } else {
     out << "sweep " << s.name() << " (" << s.sweep_id() << "): " << s.state() << ", "
         << s.counts().succeeded() << "/" << s.counts().total() << " runs succeeded";
@@ -362,19 +407,7 @@ StatusOr<std::string> FormatResults(const v1::GetResultsResponse& r, const std::
     out << std::string(total - 2, '-') << "\n";
     for (const auto& row : rows) line(row);
   }
-  out << "\nlast-" << k << ": per run, the mean test error of its last " << k
-      << " evaluated epochs; mean ± the Student-t 95% confidence\n"
-         "interval of the mean over seeds; std: sample standard deviation across seeds. vs best: "
-         "'≈ best' when a\n"
-         "Welch t-test against the best cell, Holm-adjusted across the sweep (p), cannot tell "
-         "them apart at "
-      << Fixed(r.alpha() > 0 ? r.alpha() : 0.05, "%.2g")
-      << "; '?' with\n"
-         "fewer than two seeds. P(better): the chance a seed of the cell beats a seed of the "
-         "best. seeds for 80%: seeds\n"
-         "per cell a Welch test would need to separate the cell from the best 80% of the time, "
-         "given the spread seen.\n"
-         "final: test error after the last epoch.\n";
+  out << "\n" << ResultsLegend(r);
   return out.str();
 }
 
@@ -399,14 +432,6 @@ std::vector<std::string> RunTableRow(const v1::RunInfo& r) {
 constexpr char kRunsCsvHeader[] =
     "run_id,sweep_id,cell,seed,state,attempt,worker_id,epoch,epochs_total,"
     "last_test_error_frac,error,param_count,checkpoint_epoch\n";
-
-// A CSV field (RFC 4180): quoted when it holds a comma, quote or line break.
-std::string CsvField(const std::string& s) {
-  if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
-  std::string out = "\"";
-  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return out + "\"";
-}
 
 std::string RunCsvLine(const v1::RunInfo& r) {
   std::ostringstream out;

@@ -22,6 +22,18 @@ namespace resweep {
 StatusOr<std::string> FormatResults(const v1::GetResultsResponse& results,
                                     const std::string& format);
 
+// The results table as `results` prints it (table and markdown): a header and one row
+// per cell, in the response's order, every number as printed (errors in percent).
+struct ResultsTable {
+  std::vector<std::string> header;
+  std::vector<std::vector<std::string>> rows;
+};
+ResultsTable MakeResultsTable(const v1::GetResultsResponse& results);
+// A markdown pipe table: the first column left-aligned, the others right-aligned.
+std::string MarkdownTable(const ResultsTable& table);
+// What the columns of the results table mean (printed under it).
+std::string ResultsLegend(const v1::GetResultsResponse& results);
+
 // format: table | json | csv.
 StatusOr<std::string> FormatRuns(const v1::ListRunsResponse& runs, const std::string& format);
 
@@ -59,6 +71,9 @@ StatusOr<std::string> FormatSweeps(const v1::ListSweepsResponse& sweeps,
 StatusOr<std::string> FormatWorkers(const v1::ListWorkersResponse& workers,
                                     const std::string& format);
 StatusOr<std::string> FormatRun(const v1::GetRunResponse& run, const std::string& format);
+
+// A CSV field (RFC 4180): quoted when it holds a comma, quote or line break.
+std::string CsvField(const std::string& s);
 
 // "45 s", "12 min", "3.5 h", "2.1 d".
 std::string FormatDuration(double seconds);

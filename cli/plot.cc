@@ -103,7 +103,34 @@ bool InRange(double x, const CurvesOptions& o) {
   return (!o.x_min || x >= *o.x_min) && (!o.x_max || x <= *o.x_max);
 }
 
+// `o` with the zoom preset turned into an x range for these curves.
+CurvesOptions Resolve(const v1::GetCurvesResponse& curves, const CurvesOptions& o) {
+  if (!o.first_epochs) return o;
+  CurvesOptions out = o;
+  out.first_epochs = false;
+  int longest = 0;
+  for (const auto& run : curves.runs()) {
+    for (const auto& p : run.points()) longest = std::max(longest, p.epoch());
+  }
+  const int end = FirstEpochsEnd(longest);
+  out.x_min.reset();
+  out.x_max = end;
+  if (o.x == "iteration") {  // the iterations at the end of that epoch (the same in every run)
+    out.x_max.reset();
+    for (const auto& run : curves.runs()) {
+      for (const auto& p : run.points()) {
+        if (p.epoch() == end) out.x_max = static_cast<double>(p.iteration());
+      }
+    }
+  }
+  return out;
+}
+
 }  // namespace
+
+int FirstEpochsEnd(int longest_epoch) {
+  return std::min(longest_epoch, std::max(2, (longest_epoch + 3) / 4));
+}
 
 std::string GnuplotQuote(const std::string& text) {
   std::string out = "'";
@@ -164,8 +191,9 @@ Status ValidateCurvesOptions(const CurvesOptions& o) {
   return terminal.ok() ? Status::Ok() : terminal.status();
 }
 
-std::vector<CellCurve> CellCurves(const v1::GetCurvesResponse& curves, const CurvesOptions& o,
+std::vector<CellCurve> CellCurves(const v1::GetCurvesResponse& curves, const CurvesOptions& options,
                                   std::vector<std::string>* notes) {
+  const CurvesOptions o = Resolve(curves, options);
   std::vector<CellCurve> cells;
   std::map<std::string, size_t> index;  // cell key -> position in cells
   std::vector<std::string> keys;
@@ -249,8 +277,9 @@ std::vector<CellCurve> CellCurves(const v1::GetCurvesResponse& curves, const Cur
   return out;
 }
 
-StatusOr<PlotFiles> CurvesPlot(const v1::GetCurvesResponse& curves, const CurvesOptions& o) {
-  if (Status st = ValidateCurvesOptions(o); !st.ok()) return st;
+StatusOr<PlotFiles> CurvesPlot(const v1::GetCurvesResponse& curves, const CurvesOptions& options) {
+  if (Status st = ValidateCurvesOptions(options); !st.ok()) return st;
+  const CurvesOptions o = Resolve(curves, options);
   PlotFiles files;
   const auto cells = CellCurves(curves, o, &files.notes);
   if (cells.empty()) {
@@ -400,17 +429,34 @@ StatusOr<PlotFiles> SummaryPlot(const v1::GetResultsResponse& results,
     std::replace(v.begin(), v.end(), '"', '\'');
     return " \"" + v + "\"";
   };
-  for (const auto& name : series_names) {
+  // Series side by side: series i of S is drawn at x + (i - (S - 1) / 2) * step, step
+  // 1.2% of the x span (6% of the distance between names), so the error bars of cells
+  // at the same x are all visible.
+  double step = 0;
+  if (series_names.size() > 1) {
+    double low = 0, high = 0;
+    for (size_t i = 0; i < cells.size(); ++i) {
+      low = i ? std::min(low, x_of(*cells[i])) : x_of(*cells[i]);
+      high = i ? std::max(high, x_of(*cells[i])) : x_of(*cells[i]);
+    }
+    step = numeric ? 0.012 * (high > low ? high - low : 1.0) : 0.06;
+  }
+  for (size_t i = 0; i < series_names.size(); ++i) {
+    const std::string& name = series_names[i];
+    const double shift = (static_cast<double>(i) - (series_names.size() - 1) / 2.0) * step;
     auto& members = series[name];
     std::sort(members.begin(), members.end(),
               [&](const auto* a, const auto* b) { return x_of(*a) < x_of(*b); });
     if (block++ > 0) data << "\n\n";
-    data << "# series " << name << "\n# x mean ci95_low ci95_high n" << (numeric ? "" : " label")
-         << "\n";
+    data << "# series " << name;
+    if (shift != 0)
+      data << " (drawn at x " << (shift < 0 ? "- " : "+ ") << Num(std::abs(shift)) << ")";
+    data << "\n# x mean ci95_low ci95_high n" << (numeric ? "" : " label") << "\n";
     for (const auto* c : members) {
       const auto& st = c->last_k_test_error();
-      data << Num(x_of(*c)) << ' ' << Num(100 * st.mean()) << ' ' << Num(100 * st.ci95_low()) << ' '
-           << Num(100 * st.ci95_high()) << ' ' << st.n() << label_column(*c) << '\n';
+      data << Num(x_of(*c) + shift) << ' ' << Num(100 * st.mean()) << ' '
+           << Num(100 * st.ci95_low()) << ' ' << Num(100 * st.ci95_high()) << ' ' << st.n()
+           << label_column(*c) << '\n';
     }
   }
   // The published figures: one block each, so each gets one legend entry.
@@ -437,18 +483,20 @@ StatusOr<PlotFiles> SummaryPlot(const v1::GetResultsResponse& results,
                     " epochs, 95% CI") +
        "\n";
   s += "set offsets graph 0.05, graph 0.05, 0, 0\n";
-  if (numeric) {  // a tic at each value of the axis, none between
-    std::string tics;
-    for (const auto& [value, unused] : position) tics += (tics.empty() ? "" : ", ") + value;
-    s += "set xtics (" + tics + ")\n";
+  // A tic at each value of the axis (at its true x: the series are drawn beside it),
+  // none between.
+  std::string tics;
+  for (const auto& [value, at] : position) {
+    tics += (tics.empty() ? "" : ", ") + (numeric ? value : GnuplotQuote(value) + " " + Num(at));
   }
+  s += "set xtics (" + tics + ")\n";
   const std::string file = GnuplotQuote(options.output.data_path);
   std::vector<std::string> parts;
   for (size_t i = 0; i < series_names.size(); ++i) {
-    parts.push_back(
-        file + " index " + std::to_string(i) + " using 1:2:3:4" + (numeric ? "" : ":xtic(6)") +
-        " with yerrorlines linecolor rgb " + GnuplotQuote(kColours[i % kColourCount]) +
-        " linewidth 2 pointtype 7 pointsize 0.8 title " + GnuplotQuote(series_names[i]));
+    parts.push_back(file + " index " + std::to_string(i) + " using 1:2:3:4" +
+                    " with yerrorlines linecolor rgb " + GnuplotQuote(kColours[i % kColourCount]) +
+                    " linewidth 2 pointtype 7 pointsize 0.8 title " +
+                    GnuplotQuote(series_names[i]));
   }
   if (paper >= 0) {
     parts.push_back(file + " index " + std::to_string(paper) +

@@ -40,6 +40,9 @@ struct CurvesOptions {
   std::string x = "epoch";            // epoch | iteration
   int rolling = 1;                    // trailing mean over this many points (1 = raw)
   std::optional<double> x_min, x_max;
+  // The zoom preset (`--xrange first`, the report's zoom figure): x from the start to
+  // the end of epoch FirstEpochsEnd(longest run); replaces x_min and x_max.
+  bool first_epochs = false;
   std::string band = "std";  // std | ci95 | none
   bool seeds = false;        // also a thin line per run
   PlotOutput output;
@@ -68,6 +71,10 @@ struct PlotFiles {
 StatusOr<std::pair<std::optional<double>, std::optional<double>>> ParseXRange(
     const std::string& text);
 
+// The last epoch the zoom preset shows for runs of `longest_epoch` epochs: the first
+// quarter of them, at least 2 (all of them when there are fewer).
+int FirstEpochsEnd(int longest_epoch);
+
 // Checks the options (metric, x, band, rolling, output extension), naming the bad one.
 Status ValidateCurvesOptions(const CurvesOptions& options);
 
@@ -85,7 +92,10 @@ struct SummaryOptions {
   PlotOutput output;
 };
 
-// Data + script for the summary figure from GetResults' cells.
+// Data + script for the summary figure from GetResults' cells. With several series,
+// each is drawn shifted a little along x (by a fixed amount, in order of the series,
+// centred on the true value; the data file keeps the true x and the shifted one) so
+// error bars at the same x do not hide each other; the tics stay at the true values.
 StatusOr<PlotFiles> SummaryPlot(const v1::GetResultsResponse& results,
                                 const SummaryOptions& options);
 

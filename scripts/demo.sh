@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make demo: a coordinator and two CPU workers on loopback with a fresh SQLite file,
-# a real small sweep (sweeps/demo.yaml, Fashion-MNIST), then the results table.
+# a real small sweep (sweeps/demo.yaml, Fashion-MNIST), then the results table and the
+# sweep's report (demo-run/report/README.md with its figures and CSV files).
 set -euo pipefail
 BUILD_DIR=${1:-build}
 BIN=$(cd "$BUILD_DIR" && pwd)
@@ -39,4 +40,7 @@ echo
 "$BIN/cli/resweep" runs "$sweep"
 echo
 "$BIN/cli/resweep" results "$sweep"
+echo
+"$BIN/cli/resweep" report "$sweep" -o "$RUN_DIR/report"
 echo "demo wall time: $(( $(date +%s) - start )) s"
+echo "report: $(pwd)/$RUN_DIR/report/README.md"

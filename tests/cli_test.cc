@@ -495,10 +495,19 @@ TEST(Cli, PlotDrawsCurvesAndSummaryWithGnuplotOnlineAndOffline) {
     ++elements;
   }
   EXPECT_EQ(elements, 2 + 4 + 2);  // bands, runs, means
-  // The data and the script stay beside the figure.
-  const std::string data = ReadFile(cluster.dir() + "/curves.dat");
+  // The data and the script stay beside the figure, named after all of its name.
+  const std::string data = ReadFile(cluster.dir() + "/curves.svg.dat");
   EXPECT_NE(data.find("# cell model.depth_n=1: mean of 2 run(s)"), std::string::npos) << data;
-  EXPECT_NE(ReadFile(cluster.dir() + "/curves.gp").find("set output"), std::string::npos);
+  EXPECT_NE(ReadFile(cluster.dir() + "/curves.svg.gp").find("set output"), std::string::npos);
+  // A PNG of the same name beside it keeps its own data and script: the SVG's script
+  // still draws the SVG.
+  r = RunCli(cluster,
+             {"plot", sweep_id, "--metric", "test_error", "--out", cluster.dir() + "/curves.png"});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_EQ(ReadFile(cluster.dir() + "/curves.svg.dat"), data);
+  EXPECT_NE(ReadFile(cluster.dir() + "/curves.svg.gp").find("set output '" + svg + "'"),
+            std::string::npos);
+  EXPECT_NE(ReadFile(cluster.dir() + "/curves.png.gp").find("curves.png.dat"), std::string::npos);
 
   // PNG of the rolling test error over an x range, CI band, log scale.
   const std::string png = cluster.dir() + "/test-error.png";
@@ -512,14 +521,14 @@ TEST(Cli, PlotDrawsCurvesAndSummaryWithGnuplotOnlineAndOffline) {
   r = RunCli(cluster, {"plot", sweep_id, "--metric", "train_loss", "--seeds", "--out", offline_svg,
                        "--db", cluster.db()});
   ASSERT_EQ(r.code, 0) << r.out << r.err;
-  EXPECT_EQ(ReadFile(cluster.dir() + "/offline.dat"), data);
+  EXPECT_EQ(ReadFile(cluster.dir() + "/offline.svg.dat"), data);
   EXPECT_EQ(SvgLegend(ReadFile(offline_svg)), SvgLegend(svg_text));
 
   // The summary: last-K test error against depth, one series (no other axis) with bars.
   const std::string summary = cluster.dir() + "/summary.svg";
   r = RunCli(cluster, {"plot", sweep_id, "--summary", "--x", "model.depth_n", "--out", summary});
   ASSERT_EQ(r.code, 0) << r.out << r.err;
-  const std::string summary_data = ReadFile(cluster.dir() + "/summary.dat");
+  const std::string summary_data = ReadFile(cluster.dir() + "/summary.svg.dat");
   int points = 0;  // lines that are neither comments nor block separators
   std::istringstream lines(summary_data);
   for (std::string line; std::getline(lines, line);) points += !line.empty() && line[0] != '#';
@@ -535,7 +544,7 @@ TEST(Cli, PlotDrawsCurvesAndSummaryWithGnuplotOnlineAndOffline) {
   EXPECT_EQ(code, 1) << out << err;
   EXPECT_NE(err.find("gnuplot is not installed"), std::string::npos) << err;
   EXPECT_NE(err.find("gnuplot-nox"), std::string::npos) << err;
-  EXPECT_FALSE(ReadFile(cluster.dir() + "/no-gnuplot.dat").empty());
+  EXPECT_FALSE(ReadFile(cluster.dir() + "/no-gnuplot.svg.dat").empty());
   EXPECT_FALSE(std::filesystem::exists(no_gnuplot));
 
   // Bad input names the option and draws nothing.
@@ -545,6 +554,290 @@ TEST(Cli, PlotDrawsCurvesAndSummaryWithGnuplotOnlineAndOffline) {
   r = RunCli(cluster, {"plot", sweep_id, "--summary", "--x", "model.width", "--out", summary});
   EXPECT_EQ(r.code, 2) << r.err;
   EXPECT_NE(r.err.find("--x: 'model.width' is not a grid axis"), std::string::npos) << r.err;
+}
+
+const char* kReportSweep = R"(name: reported
+trainer: {kind: synthetic, epoch_seconds: 0.01}
+train: {epochs: 6}
+grid:
+  model.depth_n: [3, 5]
+  model.block: [reference, preact]
+seeds: 3
+results: {last_k: 2}
+)";
+
+// The PNG signature, then an IHDR chunk first with a width and height > 0.
+void ExpectPng(const std::string& path) {
+  const std::string png = ReadFile(path);
+  ASSERT_GE(png.size(), 33u) << path;
+  EXPECT_EQ(png.substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8)) << path;
+  EXPECT_EQ(png.substr(12, 4), "IHDR") << path;
+  auto be32 = [&](size_t at) {
+    uint32_t v = 0;
+    for (size_t i = 0; i < 4; ++i) v = v << 8 | static_cast<unsigned char>(png[at + i]);
+    return v;
+  };
+  EXPECT_GT(be32(16), 0u) << path;
+  EXPECT_GT(be32(20), 0u) << path;
+  // Curves, a legend and axes, not an empty canvas (an empty 1200x750 PNG is ~6 KiB).
+  EXPECT_GT(png.size(), 15000u) << path;
+}
+
+// Well-formed XML as far as an SVG needs: every element closed in order, one root.
+// Returns "" or what is wrong.
+std::string XmlProblem(const std::string& xml) {
+  std::vector<std::string> open;
+  int roots = 0;
+  for (size_t at = xml.find('<'); at != std::string::npos; at = xml.find('<', at + 1)) {
+    if (xml.compare(at, 4, "<!--") == 0) {
+      at = xml.find("-->", at);
+      if (at == std::string::npos) return "unclosed comment";
+      continue;
+    }
+    if (xml.compare(at, 9, "<![CDATA[") == 0) {
+      at = xml.find("]]>", at);
+      if (at == std::string::npos) return "unclosed CDATA";
+      continue;
+    }
+    const size_t end = xml.find('>', at);
+    if (end == std::string::npos) return "unclosed tag at " + std::to_string(at);
+    const std::string tag = xml.substr(at + 1, end - at - 1);
+    if (tag.empty() || tag[0] == '?' || tag[0] == '!') continue;
+    if (tag[0] == '/') {
+      const std::string name = tag.substr(1, tag.find_first_of(" \t\n") - 1);
+      if (open.empty() || open.back() != name) return "</" + name + "> closes nothing open";
+      open.pop_back();
+      continue;
+    }
+    if (open.empty()) ++roots;
+    if (tag.back() != '/') open.push_back(tag.substr(0, tag.find_first_of(" \t\n/")));
+  }
+  if (!open.empty()) return "<" + open.back() + "> never closed";
+  return roots == 1 ? "" : std::to_string(roots) + " root elements";
+}
+
+// The README's results table: header and rows, cells trimmed.
+std::vector<std::vector<std::string>> ReadmeTable(const std::string& readme) {
+  std::vector<std::vector<std::string>> rows;
+  std::istringstream lines(readme.substr(readme.find("## Results")));
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("|", 0) != 0) {
+      if (!rows.empty()) break;
+      continue;
+    }
+    if (line.find("---") != std::string::npos) continue;  // the alignment row
+    std::vector<std::string> cells;
+    std::istringstream parts(line.substr(1));
+    for (std::string cell; std::getline(parts, cell, '|');) {
+      const size_t a = cell.find_first_not_of(' '), b = cell.find_last_not_of(' ');
+      cells.push_back(a == std::string::npos ? "" : cell.substr(a, b - a + 1));
+    }
+    rows.push_back(cells);
+  }
+  return rows;
+}
+
+// `text` ("12.34", "12.34 ± 0.56", "0.25 [0.00, 1.00]") as its numbers.
+std::vector<double> Numbers(const std::string& text) {
+  std::vector<double> out;
+  static const std::regex kNumber("-?[0-9]+(\\.[0-9]+)?");
+  for (auto it = std::sregex_iterator(text.begin(), text.end(), kNumber);
+       it != std::sregex_iterator(); ++it) {
+    out.push_back(std::stod(it->str()));
+  }
+  return out;
+}
+
+// Every number of the README's table equals `results --format json`'s at the printed
+// precision (errors in percent with 2 decimals, p with 3, probabilities with 2).
+void ExpectTableEqualsJson(const std::string& readme, const json& results) {
+  const auto rows = ReadmeTable(readme);
+  ASSERT_EQ(rows.size(), results["cells"].size() + 1) << readme;
+  const auto& header = rows[0];
+  ASSERT_EQ(header.size(), 12u) << readme;
+  EXPECT_EQ(header[2], "last-2 err % (mean ± 95% CI)");
+  EXPECT_EQ(header[10], "paper %");
+  EXPECT_EQ(header[11], "2016 run %");
+  for (size_t i = 1; i < rows.size(); ++i) {
+    const auto& row = rows[i];
+    const json& c = results["cells"][i - 1];
+    SCOPED_TRACE(row[0]);
+    EXPECT_EQ(row[0], c["cell"].get<std::string>());
+    EXPECT_EQ(row[1], std::to_string(c["runs_succeeded"].get<int>()) + "/" +
+                          std::to_string(c["runs_total"].get<int>()));
+    const json& l = c["last_k_test_error"];
+    auto near = [](double printed, const json& fraction, double scale, double half_unit) {
+      EXPECT_NEAR(printed, fraction.get<double>() * scale, half_unit + 1e-9);
+    };
+    auto mean_ci = Numbers(row[2]);
+    ASSERT_EQ(mean_ci.size(), 2u) << row[2];
+    near(mean_ci[0], l["mean"], 100, 0.005);
+    near(mean_ci[1], json((l["ci95"][1].get<double>() - l["ci95"][0].get<double>()) / 2), 100,
+         0.005);
+    near(Numbers(row[3]).at(0), l["std"], 100, 0.005);
+    const json& v = c["comparison"];
+    EXPECT_EQ(row[4], v["is_best"].get<bool>()                       ? "best"
+                      : v["indistinguishable_from_best"].get<bool>() ? "≈ best"
+                                                                     : "worse");
+    if (v["is_best"].get<bool>()) {
+      EXPECT_EQ(row[5], "-");
+      EXPECT_EQ(row[6], "-");
+      EXPECT_EQ(row[7], "-");
+    } else {
+      if (row[5] == "<0.001") {
+        EXPECT_LT(v["p_holm"].get<double>(), 0.001);
+      } else {
+        near(Numbers(row[5]).at(0), v["p_holm"], 1, 0.0005);
+      }
+      auto p = Numbers(row[6]);
+      ASSERT_EQ(p.size(), 3u) << row[6];
+      near(p[0], v["probability_better"], 1, 0.005);
+      near(p[1], v["probability_better_ci95"][0], 1, 0.005);
+      near(p[2], v["probability_better_ci95"][1], 1, 0.005);
+      EXPECT_EQ(row[7],
+                v["seeds_needed"].is_null() ? "-" : std::to_string(v["seeds_needed"].get<int>()));
+    }
+    auto final = Numbers(row[8]);
+    ASSERT_EQ(final.size(), 2u) << row[8];
+    near(final[0], c["final_test_error"]["mean"], 100, 0.005);
+    near(final[1], c["final_test_error"]["std"], 100, 0.005);
+    for (const auto& [column, key] : std::vector<std::pair<int, std::string>>{
+             {10, "paper_test_error"}, {11, "source_test_error"}}) {
+      if (c[key].is_null()) {
+        EXPECT_EQ(row[column], "-");
+      } else {
+        near(Numbers(row[column]).at(0), c[key], 100, 0.005);
+      }
+    }
+  }
+}
+
+// Checks a report folder: every file, every figure (PNG and SVG), the table against
+// `results_json`, the reading against its verdicts. Returns the README.
+std::string ExpectReport(const std::string& dir, const json& results_json) {
+  for (const char* file : {"README.md", "results.csv", "runs.csv", "epochs.csv"}) {
+    EXPECT_TRUE(std::filesystem::exists(dir + "/" + file)) << file;
+  }
+  for (const char* figure : {"train-loss", "test-error", "first-epochs", "summary"}) {
+    SCOPED_TRACE(figure);
+    const std::string stem = dir + "/figures/" + figure;
+    ExpectPng(stem + ".png");
+    const std::string svg = ReadFile(stem + ".svg");
+    EXPECT_NE(svg.find("<svg"), std::string::npos);
+    EXPECT_EQ(XmlProblem(svg), "");
+    EXPECT_FALSE(ReadFile(stem + ".png.dat").empty());
+    EXPECT_FALSE(ReadFile(stem + ".svg.gp").empty());
+    if (std::string(figure) != "summary") {  // one series per cell, in grid order
+      EXPECT_EQ(SvgLegend(svg),
+                (std::vector<std::string>{"model.depth_n=3 model.block=reference (n=3)",
+                                          "model.depth_n=3 model.block=preact (n=3)",
+                                          "model.depth_n=5 model.block=reference (n=3)",
+                                          "model.depth_n=5 model.block=preact (n=3)"}))
+          << svg.substr(0, 3000);
+    }
+  }
+  // The zoom shows the first 2 of the 6 epochs.
+  EXPECT_NE(ReadFile(dir + "/figures/first-epochs.svg.gp").find("set xrange [*:2]"),
+            std::string::npos);
+  const std::string readme = ReadFile(dir + "/README.md");
+  ExpectTableEqualsJson(readme, results_json);
+  // The reading lists exactly the cells JSON calls indistinguishable from the best.
+  std::vector<std::string> same;
+  for (const auto& c : results_json["cells"]) {
+    if (c["comparison"]["indistinguishable_from_best"].get<bool>() &&
+        !c["comparison"]["is_best"].get<bool>()) {
+      same.push_back("`" + c["cell"].get<std::string>() + "`");
+    }
+  }
+  std::string listed;
+  for (const auto& s : same) listed += (listed.empty() ? "" : ", ") + s;
+  EXPECT_NE(readme.find("Cells indistinguishable from the best at 95% (Welch t-test, "
+                        "Holm-adjusted): " +
+                        (listed.empty() ? std::string("none") : listed) + ".\n"),
+            std::string::npos)
+      << readme;
+  for (const char* figure : {"train-loss", "test-error", "first-epochs", "summary"}) {
+    EXPECT_NE(readme.find(std::string("](figures/") + figure + ".png)"), std::string::npos);
+  }
+  EXPECT_NE(readme.find("- **Trainer**: **synthetic**"), std::string::npos) << readme;
+  EXPECT_NE(readme.find("- **Grid**: `model.block` (reference, preact); `model.depth_n` (3, 5)"),
+            std::string::npos)
+      << readme;
+  // results.csv is `results --format csv`; runs.csv one line per run; epochs.csv one per
+  // (run, epoch).
+  int runs = -1, epochs = -1;
+  for (std::istringstream in(ReadFile(dir + "/runs.csv")); std::getline(in, listed);) ++runs;
+  for (std::istringstream in(ReadFile(dir + "/epochs.csv")); std::getline(in, listed);) ++epochs;
+  EXPECT_EQ(runs, 12);
+  EXPECT_EQ(epochs, 12 * 6);
+  return readme;
+}
+
+TEST(Cli, ReportWritesTheReadmeCsvFilesAndEveryFigureOnlineAndOffline) {
+  Cluster cluster({.lease_seconds = 10, .heartbeat_seconds = 0.3});
+  cluster.StartCoordinator();
+  cluster.StartWorker("w1");
+  const std::string file = cluster.WriteSweep("reported.yaml", kReportSweep);
+  const std::string sweep_id = FirstLine(cluster.Cli({"submit", file}));
+  int code = -1;
+  cluster.Cli({"wait", sweep_id, "--limit", "60", "--poll", "0.2"}, &code);
+  ASSERT_EQ(code, 0) << cluster.Logs();
+  const json results = json::parse(cluster.Cli({"results", sweep_id, "--format", "json"}));
+
+  const std::string online = cluster.dir() + "/report";
+  CliResult r = RunCli(cluster, {"report", "reported", "-o", online});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_EQ(r.out, "wrote " + online + "/README.md (with results.csv, runs.csv, epochs.csv and 4 " +
+                       "figures in " + online + "/figures)\n");
+  EXPECT_NE(r.err.find("[8/8] " + online + "/figures/summary.svg"), std::string::npos) << r.err;
+  const std::string readme = ExpectReport(online, results);
+  EXPECT_EQ(ReadFile(online + "/results.csv"),
+            cluster.Cli({"results", sweep_id, "--format", "csv"}));
+  EXPECT_EQ(ReadFile(online + "/runs.csv"), cluster.Cli({"runs", sweep_id, "--format", "csv"}));
+  // The summary against the blocks (the first of two axes of two values): one series per
+  // depth, side by side at each block.
+  const std::string summary = ReadFile(online + "/figures/summary.svg.dat");
+  EXPECT_NE(summary.find("# series model.depth_n=3 (drawn at x - 0.03)"), std::string::npos)
+      << summary;
+  EXPECT_NE(summary.find("# series model.depth_n=5 (drawn at x + 0.03)"), std::string::npos)
+      << summary;
+
+  // Offline from the database file: the same numbers, the same protocol and reading.
+  const std::string offline = cluster.dir() + "/offline-report";
+  r = RunCli(cluster, {"report", sweep_id, "--out", offline, "--db", cluster.db()});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  const std::string offline_readme = ExpectReport(offline, results);
+  auto body = [](const std::string& m) { return m.substr(0, m.find("## Figures")); };
+  EXPECT_EQ(body(offline_readme), body(readme));
+  EXPECT_NE(offline_readme.find("--db " + cluster.db()), std::string::npos);
+
+  // Errors: an unknown sweep, a folder that cannot be made, no gnuplot.
+  r = RunCli(cluster, {"report", "no-such-sweep", "-o", cluster.dir() + "/x"});
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_NE(r.err.find("resweep report: "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("no-such-sweep"), std::string::npos) << r.err;
+  r = RunCli(cluster, {"report", sweep_id, "-o", online + "/README.md/sub"});
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("-o " + online + "/README.md/sub: cannot create the folder"),
+            std::string::npos)
+      << r.err;
+  std::string out, err;
+  const std::string bare = cluster.dir() + "/bare";
+  code = RunCommand({"/usr/bin/env", "PATH=/nonexistent", RESWEEP_CLI_BIN, "report", sweep_id,
+                     "--db", cluster.db(), "-o", bare},
+                    &out, &err);
+  EXPECT_EQ(code, 1) << out << err;
+  EXPECT_NE(err.find("gnuplot is not installed"), std::string::npos) << err;
+  EXPECT_NE(err.find("--no-figures"), std::string::npos) << err;
+  EXPECT_FALSE(std::filesystem::exists(bare + "/README.md"));
+  // Without figures, no gnuplot is needed: the same tables.
+  code = RunCommand({"/usr/bin/env", "PATH=/nonexistent", RESWEEP_CLI_BIN, "report", sweep_id,
+                     "--db", cluster.db(), "-o", bare, "--no-figures"},
+                    &out, &err);
+  ASSERT_EQ(code, 0) << out << err;
+  const std::string bare_readme = ReadFile(bare + "/README.md");
+  EXPECT_EQ(bare_readme.find("## Figures"), std::string::npos);
+  ExpectTableEqualsJson(bare_readme, results);
 }
 
 }  // namespace

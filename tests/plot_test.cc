@@ -257,13 +257,14 @@ TEST(PlotSummary, OneSeriesPerOtherAxisValueWithCiBarsAndPaperMarkers) {
   o.output = {"s.dat", "s.svg", "", false};
   auto files = SummaryPlot(r, o);
   ASSERT_TRUE(files.ok()) << files.status().ToString();
-  // Series by block, points sorted by depth, values in percent.
-  EXPECT_NE(files->data.find("# series model.block=reference\n# x mean ci95_low ci95_high n\n"
-                             "3 9 8 10 5\n5 8 7 9 5\n"),
+  // Series by block, points sorted by depth, values in percent; the two series drawn
+  // side by side (1.2% of the span of 2 apart), so bars at the same depth both show.
+  EXPECT_NE(files->data.find("# series model.block=reference (drawn at x - 0.012)\n"
+                             "# x mean ci95_low ci95_high n\n2.988 9 8 10 5\n4.988 8 7 9 5\n"),
             std::string::npos)
       << files->data;
-  EXPECT_NE(files->data.find("# series model.block=preact\n# x mean ci95_low ci95_high n\n"
-                             "3 8.5 8 9 5\n5 7.5 7 8 5\n"),
+  EXPECT_NE(files->data.find("# series model.block=preact (drawn at x + 0.012)\n"
+                             "# x mean ci95_low ci95_high n\n3.012 8.5 8 9 5\n5.012 7.5 7 8 5\n"),
             std::string::npos)
       << files->data;
   EXPECT_NE(files->data.find("# paper, Table 6\n# x test_error\n5 7.51\n3 8.75\n"),
@@ -281,8 +282,12 @@ TEST(PlotSummary, OneSeriesPerOtherAxisValueWithCiBarsAndPaperMarkers) {
   files = SummaryPlot(r, o);
   ASSERT_TRUE(files.ok());
   EXPECT_NE(files->script.find("set xlabel 'model.block'"), std::string::npos);
-  EXPECT_NE(files->script.find(":xtic(6)"), std::string::npos);  // names, not numbers
-  EXPECT_NE(files->data.find("0 9 8 10 5 \"reference\""), std::string::npos) << files->data;
+  // Names, not numbers, as tics at the names' true positions.
+  EXPECT_NE(files->script.find("set xtics ('preact' 1, 'reference' 0)"), std::string::npos)
+      << files->script;
+  // Names: the series (by depth, 5 first) 6% of a name's slot apart.
+  EXPECT_NE(files->data.find("-0.03 8 7 9 5 \"reference\"\n"), std::string::npos) << files->data;
+  EXPECT_NE(files->data.find("0.03 9 8 10 5 \"reference\"\n"), std::string::npos) << files->data;
 
   o.x_axis = "train.epochs";
   auto bad = SummaryPlot(r, o);
