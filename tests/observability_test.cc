@@ -586,5 +586,16 @@ TEST(Metrics, PrometheusScrapesTheCoordinatorAndAWorker) {
             0);
 }
 
+TEST(Metrics, AWorkerServesMetricsBeyondLoopbackOnlyWhenTold) {
+  std::string out, err;
+  // Refused before the worker contacts any coordinator (none listens there).
+  EXPECT_EQ(RunCommand({RESWEEP_WORKER_BIN, "--coordinator", RefusingPort().address(), "--device",
+                        "cpu", "--metrics-listen", "0.0.0.0:0"},
+                       &out, &err, 20000),
+            2);
+  EXPECT_NE(err.find("refusing to serve metrics on 0.0.0.0:0"), std::string::npos) << err;
+  EXPECT_NE(err.find("--metrics-beyond-loopback"), std::string::npos) << err;
+}
+
 }  // namespace
 }  // namespace resweep
