@@ -51,10 +51,6 @@ std::optional<std::string> AuthorizationOf(grpc::CallbackServerContext* ctx) {
   return std::nullopt;
 }
 
-}  // namespace
-
-namespace {
-
 double SecondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }

@@ -69,7 +69,7 @@ namespace {
 // A request's parameters, each checked against what the endpoint takes.
 class Params {
  public:
-  Params(const QueryParams& params) : params_(params) {}
+  explicit Params(const QueryParams& params) : params_(params) {}
 
   // INVALID_ARGUMENT naming the first parameter not in `known` (or given twice).
   Status CheckKnown(const std::set<std::string>& known, std::string* field) const {
