@@ -94,7 +94,8 @@ class Params {
     return it == params_.end() ? std::string() : it->second;
   }
 
-  // A decimal integer in [min, max]; absent: 0.
+  // A decimal integer in [min, max]; absent: 0. Parameters passed on to a query are
+  // only parsed here (any int32): the query decides what it accepts, as for gRPC.
   StatusOr<int> Int(const std::string& name, int min, int max) const {
     auto it = params_.find(name);
     if (it == params_.end() || it->second.empty()) return 0;
@@ -178,7 +179,7 @@ HttpReply JsonApi::Get(const std::string& path, const QueryParams& query) {
     }
     auto archived = params.Bool("include_archived");
     if (!archived.ok()) return Failed(archived.status(), "include_archived");
-    auto page_size = params.Int("page_size", 0, INT_MAX);
+    auto page_size = params.Int("page_size", INT_MIN, INT_MAX);
     if (!page_size.ok()) return Failed(page_size.status(), "page_size");
     auto r = scheduler_->ListSweeps(*archived, {*page_size, params.String("page_token")});
     if (!r.ok()) return Failed(r.status());
@@ -206,7 +207,7 @@ HttpReply JsonApi::Get(const std::string& path, const QueryParams& query) {
   }
   if (parts.size() == 3 && parts[0] == "sweeps" && parts[2] == "results") {
     if (Status st = check({"last_k"}); !st.ok()) return Failed(st, field);
-    auto last_k = params.Int("last_k", 0, INT_MAX);
+    auto last_k = params.Int("last_k", INT_MIN, INT_MAX);
     if (!last_k.ok()) return Failed(last_k.status(), "last_k");
     auto r = scheduler_->Results(parts[1], *last_k);
     if (!r.ok()) return Failed(r.status());
@@ -218,7 +219,7 @@ HttpReply JsonApi::Get(const std::string& path, const QueryParams& query) {
     if (Status st = check({"state", "page_size", "page_token"}); !st.ok()) {
       return Failed(st, field);
     }
-    auto page_size = params.Int("page_size", 0, INT_MAX);
+    auto page_size = params.Int("page_size", INT_MIN, INT_MAX);
     if (!page_size.ok()) return Failed(page_size.status(), "page_size");
     auto r = scheduler_->ListRuns(parts[1], params.String("state"),
                                   {*page_size, params.String("page_token")});
@@ -229,6 +230,8 @@ HttpReply JsonApi::Get(const std::string& path, const QueryParams& query) {
   }
   if (parts.size() == 3 && parts[0] == "sweeps" && parts[2] == "curves") {
     if (Status st = check({"metric", "downsample"}); !st.ok()) return Failed(st, field);
+    // A count of points: checked here, so that a negative one is refused naming this
+    // parameter rather than GetCurves' max_points.
     auto downsample = params.Int("downsample", 0, INT_MAX);
     if (!downsample.ok()) return Failed(downsample.status(), "downsample");
     // The metrics are CurvePoint's fields other than where the point is.

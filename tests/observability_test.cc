@@ -356,7 +356,8 @@ TEST(HttpApi, EveryEndpointAnswersWhatItsGrpcReplySays) {
   // Bad parameters: 400 naming the parameter; the service stays up.
   const std::string runs = "/api/v1/sweeps/" + sweep_id + "/runs";
   ExpectBadParameter(http, runs + "?page_size=ten", "page_size");
-  ExpectBadParameter(http, runs + "?page_size=-1", "page_size");
+  ExpectBadParameter(http, runs + "?page_size=-1", "page_size", /*field_key=*/false);
+  ExpectBadParameter(http, runs + "?page_size=99999999999", "page_size");
   ExpectBadParameter(http, runs + "?state=bogus", "state", /*field_key=*/false);
   ExpectBadParameter(http, runs + "?page_token=not-a-token", "page_token", /*field_key=*/false);
   ExpectBadParameter(http, runs + "?pagesize=10", "pagesize");
