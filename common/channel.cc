@@ -140,6 +140,17 @@ StatusOr<ClientSecurity> LoadClientSecurity(ClientSecurityFlags flags,
   return s;
 }
 
+bool IsLoopbackListenAddress(const std::string& listen) {
+  std::string host = listen;
+  if (!host.empty() && host[0] == '[') {  // [v6]:port
+    host = host.substr(1, host.find(']') == std::string::npos ? 0 : host.find(']') - 1);
+    return host == "::1";
+  }
+  host = host.substr(0, host.rfind(':'));
+  if (host == "localhost") return true;
+  return host.rfind("127.", 0) == 0 && host.find_first_not_of("0123456789.") == std::string::npos;
+}
+
 std::string NormalizeCoordinatorAddress(const std::string& address) {
   constexpr const char* kPort = "50051";
   if (address.empty()) return std::string("127.0.0.1:") + kPort;

@@ -73,6 +73,11 @@ void PrepareCall(grpc::ClientContext* context, const ClientSecurity& security, i
 // The metadata key the token travels under (lower case, as gRPC requires).
 inline constexpr const char* kTokenMetadataKey = "authorization";
 
+// True for 127.0.0.0/8, [::1] and localhost, with any port: the listen addresses a
+// server may use without TLS and tokens (coordinator --listen and --http, worker
+// --metrics-listen).
+bool IsLoopbackListenAddress(const std::string& listen);
+
 // The coordinator address from $RESWEEP_COORDINATOR, else 127.0.0.1:50051.
 std::string DefaultCoordinatorAddress();
 

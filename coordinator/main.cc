@@ -13,6 +13,7 @@
 #include "common/logging.h"
 #include "common/version.h"
 #include "coordinator/server.h"
+#include "http/http_server.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"resweep-coordinator: queues sweep runs, leases them to workers, records results"};
@@ -128,6 +129,13 @@ int main(int argc, char** argv) {
   app.add_flag("--insecure", insecure,
                "allow listening beyond loopback without TLS and tokens (trusted networks only)");
   app.add_option("--port-file", port_file, "write the port actually bound to this file");
+  std::string http_listen, http_port_file;
+  app.add_option("--http", http_listen,
+                 "also serve the JSON API and /metrics over HTTP on this address:port (port 0: "
+                 "pick one); same TLS certificate and role tokens as gRPC (a read token "
+                 "suffices). Off by default");
+  app.add_option("--http-port-file", http_port_file,
+                 "write the HTTP port actually bound to this file");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
@@ -147,6 +155,19 @@ int main(int argc, char** argv) {
       return 2;
     }
     spdlog::warn("--insecure: serving {} without {}", options.listen,
+                 options.tls_cert_file.empty() ? "TLS" : "role tokens");
+  }
+  // The same rule for the HTTP face.
+  if (!http_listen.empty() && !resweep::IsLoopbackListenAddress(http_listen) && !secured) {
+    if (!insecure) {
+      spdlog::critical(
+          "refusing to serve HTTP on {} without TLS (--tls-cert/--tls-key) and role tokens "
+          "(--token-file): only loopback addresses (127.0.0.0/8, [::1], localhost) may go "
+          "without. Pass --insecure to serve a trusted network anyway.",
+          http_listen);
+      return 2;
+    }
+    spdlog::warn("--insecure: serving HTTP on {} without {}", http_listen,
                  options.tls_cert_file.empty() ? "TLS" : "role tokens");
   }
   options.scheduler.lease_ms = static_cast<int64_t>(lease_seconds * 1000);
@@ -204,14 +225,33 @@ int main(int argc, char** argv) {
     spdlog::critical("cannot start: {}", st.ToString());
     return 1;
   }
-  if (!port_file.empty()) {
-    const std::string tmp = port_file + ".tmp";
-    std::ofstream(tmp) << server.port() << "\n";
-    std::rename(tmp.c_str(), port_file.c_str());
+  auto write_port = [](const std::string& path, int port) {
+    const std::string tmp = path + ".tmp";
+    std::ofstream(tmp) << port << "\n";
+    std::rename(tmp.c_str(), path.c_str());
+  };
+  // The HTTP face reads through the running server's scheduler: started after it,
+  // stopped before it.
+  std::unique_ptr<resweep::http::HttpServer> http;
+  if (!http_listen.empty()) {
+    http = std::make_unique<resweep::http::HttpServer>(server.scheduler(), server.metrics());
+    st = http->Start({.listen = http_listen,
+                      .tls_cert_file = options.tls_cert_file,
+                      .tls_key_file = options.tls_key_file,
+                      .tls_client_ca_file = options.tls_client_ca_file,
+                      .tokens = server.tokens()});
+    if (!st.ok()) {
+      spdlog::critical("cannot start the HTTP server: {}", st.ToString());
+      server.Shutdown(0);
+      return 1;
+    }
+    if (!http_port_file.empty()) write_port(http_port_file, http->port());
   }
+  if (!port_file.empty()) write_port(port_file, server.port());
   int signal_number = 0;
   sigwait(&signals, &signal_number);
   spdlog::info("signal {}: shutting down", signal_number);
+  if (http) http->Stop();
   server.Shutdown(2000);
   return 0;
 }

@@ -233,8 +233,8 @@ StatusOr<RunsPageView> Queries::ListRuns(const std::string& sweep, const std::st
   if (!state.empty()) {
     filter = ParseRunState(state);
     if (!filter) {
-      return InvalidArgumentError("unknown run state '" + state +
-                                  "' (queued, leased, running, succeeded, failed, cancelled)");
+      return InvalidArgumentError("state '" + state + "' is not a run state" +
+                                  " (queued, leased, running, succeeded, failed, cancelled)");
     }
   }
   RESWEEP_ASSIGN_OR_RETURN(int limit,

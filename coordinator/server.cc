@@ -6,8 +6,13 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <map>
 
+#include <google/protobuf/descriptor.h>
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
 #include <spdlog/spdlog.h>
 
 #include "common/file_util.h"
@@ -15,17 +20,6 @@
 #include "coordinator/sqlite_store.h"
 
 namespace resweep {
-
-bool IsLoopbackListenAddress(const std::string& listen) {
-  std::string host = listen;
-  if (!host.empty() && host[0] == '[') {  // [v6]:port
-    host = host.substr(1, host.find(']') == std::string::npos ? 0 : host.find(']') - 1);
-    return host == "::1";
-  }
-  host = host.substr(0, host.rfind(':'));
-  if (host == "localhost") return true;
-  return host.rfind("127.", 0) == 0 && host.find_first_not_of("0123456789.") == std::string::npos;
-}
 
 CoordinatorServer::CoordinatorServer() = default;
 
@@ -122,8 +116,19 @@ Status CoordinatorServer::Start(const CoordinatorOptions& options) {
       /*max_idle=*/4);
   scheduler_ = std::make_unique<Scheduler>(store_.get(), &clock_, options.scheduler,
                                            checkpoints_.get(), reads_.get());
-  service_ = std::make_unique<CoordinatorService>(scheduler_.get(), tokens_.get());
+  service_metrics_ = std::make_unique<ServiceMetrics>(
+      google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(
+          v1::Coordinator::service_full_name()),
+      &metrics_);
+  metrics_.AddCollector([this](PrometheusText* out) { CollectStateMetrics(out); });
+  service_ =
+      std::make_unique<CoordinatorService>(scheduler_.get(), tokens_.get(), service_metrics_.get());
 
+  // grpc.health.v1.Health (gRPC's implementation: Check and Watch) and server
+  // reflection, for standard gRPC tools and probes. Both are process-wide switches
+  // read when a server is built.
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   // Without this, gRPC sets SO_REUSEPORT and a second coordinator on the same port
   // would silently take half of the connections.
@@ -135,6 +140,10 @@ Status CoordinatorServer::Start(const CoordinatorOptions& options) {
   server_ = builder.BuildAndStart();
   if (!server_ || port_ == 0) {
     return UnavailableError("cannot listen on " + options.listen);
+  }
+  {
+    MutexLock lock(&mutex_);
+    SetServingLocked(true, "started");
   }
   artifact_sweep_ms_ = options.artifact_sweep_ms;
   reaper_ = std::thread([this] { ReapLoop(); });
@@ -151,12 +160,108 @@ Status CoordinatorServer::Start(const CoordinatorOptions& options) {
   return Status::Ok();
 }
 
+void CoordinatorServer::SetServingLocked(bool serving, const char* why) {
+  if (stopping_ || !server_) return;
+  grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
+  if (!health) return;
+  if (serving != serving_) {
+    if (serving) {
+      spdlog::info("health: SERVING ({})", why);
+    } else {
+      spdlog::warn("health: NOT_SERVING ({})", why);
+    }
+  }
+  serving_ = serving;
+  health->SetServingStatus("", serving);
+  health->SetServingStatus(v1::Coordinator::service_full_name(), serving);
+}
+
+void CoordinatorServer::CollectStateMetrics(PrometheusText* out) {
+  {
+    MutexLock lock(&mutex_);
+    if (stopping_) return;
+  }
+  // Runs by state, summed over the sweeps not archived (a run that two sweeps share
+  // counts in each): pages of the sweep list, whose entries carry their counters.
+  RunCountsRecord runs;
+  PageRequest page;
+  bool runs_ok = true;
+  do {
+    auto sweeps = scheduler_->ListSweeps(/*include_archived=*/false, page);
+    if (!sweeps.ok()) {
+      spdlog::warn("metrics: cannot list sweeps: {}", sweeps.status().ToString());
+      runs_ok = false;
+      break;
+    }
+    for (const auto& sweep : sweeps->sweeps) {
+      runs.queued += sweep.counts.queued;
+      runs.leased += sweep.counts.leased;
+      runs.running += sweep.counts.running;
+      runs.succeeded += sweep.counts.succeeded;
+      runs.failed += sweep.counts.failed;
+      runs.cancelled += sweep.counts.cancelled;
+    }
+    page.page_token = sweeps->next_page_token;
+  } while (!page.page_token.empty());
+  if (runs_ok) {
+    out->Family("resweep_runs", "Runs of the sweeps not archived, by state.", "gauge");
+    for (const auto& [state, n] : {std::pair{"queued", runs.queued},
+                                   {"leased", runs.leased},
+                                   {"running", runs.running},
+                                   {"succeeded", runs.succeeded},
+                                   {"failed", runs.failed},
+                                   {"cancelled", runs.cancelled}}) {
+      out->Sample("resweep_runs", {{"state", state}}, n);
+    }
+    out->Family("resweep_queue_depth", "Runs queued, waiting for a lease.", "gauge");
+    out->Sample("resweep_queue_depth", {}, runs.queued);
+  }
+
+  auto workers = scheduler_->ListWorkers(/*include_gone=*/false);
+  if (!workers.ok()) {
+    spdlog::warn("metrics: cannot list workers: {}", workers.status().ToString());
+  } else {
+    int64_t leases = 0;
+    std::map<std::string, int64_t> by_state = {{"alive", 0}, {"silent", 0}, {"gone", 0}};
+    int64_t quarantined = 0;
+    for (const auto& worker : *workers) {
+      leases += static_cast<int64_t>(worker.runs_held.size());
+      ++by_state[worker.state];
+      if (worker.quarantined) ++quarantined;
+    }
+    out->Family("resweep_leases_held", "Leases that workers hold now.", "gauge");
+    out->Sample("resweep_leases_held", {}, static_cast<double>(leases));
+    out->Family("resweep_workers",
+                "Registered workers by state (alive: seen within a lease; silent: within ten).",
+                "gauge");
+    for (const auto& [state, n] : by_state) {
+      out->Sample("resweep_workers", {{"state", state}}, static_cast<double>(n));
+    }
+    out->Family("resweep_workers_quarantined", "Workers that get no leases for a while now.",
+                "gauge");
+    out->Sample("resweep_workers_quarantined", {}, static_cast<double>(quarantined));
+  }
+
+  int64_t checkpoint_bytes = 0, upload_bytes = 0;
+  for (const auto& file : checkpoints_->List()) {
+    if (file.kind == ArtifactFile::Kind::kCheckpoint) checkpoint_bytes += file.bytes;
+    if (file.kind == ArtifactFile::Kind::kUpload) upload_bytes += file.bytes;
+  }
+  out->Family("resweep_checkpoint_bytes",
+              "Bytes in the artifact directory: checkpoint files, and uploads in progress.",
+              "gauge");
+  out->Sample("resweep_checkpoint_bytes", {{"kind", "checkpoint"}},
+              static_cast<double>(checkpoint_bytes));
+  out->Sample("resweep_checkpoint_bytes", {{"kind", "upload"}}, static_cast<double>(upload_bytes));
+}
+
 size_t CoordinatorServer::parked_acquires() { return service_ ? service_->parked_acquires() : 0; }
 
 void CoordinatorServer::ReapLoop() {
   const auto period =
       std::chrono::milliseconds(std::max<int64_t>(50, scheduler_->options().lease_ms / 4));
   auto next_sweep = std::chrono::steady_clock::now();
+  int64_t failed_commits_before = service_->batcher_counts().failed_commits;
   mutex_.Lock();
   while (!stopping_) {
     stop_cv_.WaitFor(&mutex_, period);
@@ -167,8 +272,12 @@ void CoordinatorServer::ReapLoop() {
       auto swept = scheduler_->SweepArtifacts();
       if (!swept.ok()) spdlog::error("artifact sweep-up: {}", swept.status().ToString());
     }
+    // The health service says NOT_SERVING while writes fail: those of this round,
+    // and the worker calls' group commits since the round before.
+    bool writes_ok = true;
     auto expired = scheduler_->ExpireLeases();
     if (!expired.ok()) {
+      writes_ok = false;
       spdlog::error("lease reaper: {}", expired.status().ToString());
     } else if (*expired > 0) {
       spdlog::warn("lease reaper: {} lease(s) expired", *expired);
@@ -176,13 +285,20 @@ void CoordinatorServer::ReapLoop() {
     // Worker contacts are kept in memory by acquires and heartbeats: stored here,
     // one transaction per period, before the silence rules read them.
     if (Status flushed = scheduler_->FlushWorkerContacts(); !flushed.ok()) {
+      writes_ok = false;
       spdlog::error("worker contacts: {}", flushed.ToString());
     }
     // After lease expiry, so that a silent worker's runs are closed first.
     if (auto forgotten = scheduler_->ForgetSilentWorkers(); !forgotten.ok()) {
+      writes_ok = false;
       spdlog::error("worker reaper: {}", forgotten.status().ToString());
     }
+    const int64_t failed_commits = service_->batcher_counts().failed_commits;
+    if (failed_commits != failed_commits_before) writes_ok = false;
+    failed_commits_before = failed_commits;
     mutex_.Lock();
+    SetServingLocked(writes_ok,
+                     writes_ok ? "the database takes writes" : "writes to the database fail");
   }
   mutex_.Unlock();
 }
@@ -210,6 +326,8 @@ void CoordinatorServer::Shutdown(int grace_ms) {
   {
     MutexLock lock(&mutex_);
     if (stopping_) return;
+    // Health checks see NOT_SERVING from the start of the shutdown (watchers are told).
+    SetServingLocked(false, "shutting down");
     stopping_ = true;
   }
   stop_cv_.NotifyAll();

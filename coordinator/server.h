@@ -1,5 +1,7 @@
 // A running coordinator: store + scheduler + gRPC server + lease reaper (which
-// also sweeps up the artifact directory) + statistics refresher.
+// also sweeps up the artifact directory) + statistics refresher. The gRPC server
+// also serves grpc.health.v1.Health (NOT_SERVING while shutting down or while writes
+// to the database fail) and server reflection.
 #pragma once
 
 #include <condition_variable>
@@ -8,12 +10,15 @@
 #include <string>
 #include <thread>
 
+#include "common/channel.h"  // IsLoopbackListenAddress
 #include "common/clock.h"
+#include "common/metrics.h"
 #include "common/mutex.h"
 #include "common/status.h"
 #include "coordinator/auth.h"
 #include "coordinator/read_pool.h"
 #include "coordinator/scheduler.h"
+#include "coordinator/service_metrics.h"
 #include "coordinator/store.h"
 
 namespace grpc {
@@ -46,9 +51,6 @@ struct CoordinatorOptions {
   std::string token_file;
 };
 
-// True for 127.0.0.0/8, [::1] and localhost, with any port.
-bool IsLoopbackListenAddress(const std::string& listen);
-
 class CoordinatorServer {
  public:
   CoordinatorServer();
@@ -57,6 +59,12 @@ class CoordinatorServer {
   // Opens the database, starts serving and the reaper. Returns once listening.
   Status Start(const CoordinatorOptions& options);
   int port() const { return port_; }
+  // After a successful Start, until Shutdown: what an HTTP face (http/) serves from.
+  Scheduler* scheduler() { return scheduler_.get(); }
+  const TokenTable* tokens() const { return tokens_.get(); }
+  // The coordinator's metrics (see docs/http-api.md); rendering them queries the
+  // scheduler, so only until Shutdown.
+  const MetricsRegistry* metrics() const { return &metrics_; }
   // AcquireRun calls waiting for a run now (long-poll); 0 before Start.
   size_t parked_acquires();
   // Stops accepting calls, waits up to `grace_ms` for calls in flight, stops the
@@ -71,6 +79,13 @@ class CoordinatorServer {
   // holder's pid when another coordinator has it.
   Status LockDatabase(const std::string& db_path);
 
+  // Writes the series computed at each scrape: runs, leases, workers, checkpoints.
+  void CollectStateMetrics(PrometheusText* out);
+
+  // Sets what grpc.health.v1.Health answers (for "" and resweep.v1.Coordinator);
+  // nothing once stopping. `why` is logged when the status changes.
+  void SetServingLocked(bool serving, const char* why) RESWEEP_REQUIRES(mutex_);
+
   int db_lock_fd_ = -1;
   SystemClock clock_;
   std::unique_ptr<Store> store_;
@@ -78,6 +93,8 @@ class CoordinatorServer {
   std::unique_ptr<ReadPool> reads_;
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<TokenTable> tokens_;
+  MetricsRegistry metrics_;
+  std::unique_ptr<ServiceMetrics> service_metrics_;
   std::unique_ptr<CoordinatorService> service_;
   std::unique_ptr<grpc::Server> server_;
   std::thread reaper_;
@@ -89,6 +106,7 @@ class CoordinatorServer {
   Mutex mutex_;
   CondVar stop_cv_;
   bool stopping_ RESWEEP_GUARDED_BY(mutex_) = false;
+  bool serving_ RESWEEP_GUARDED_BY(mutex_) = false;  // what the health service says
 };
 
 }  // namespace resweep

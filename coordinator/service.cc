@@ -51,17 +51,31 @@ std::optional<std::string> AuthorizationOf(grpc::CallbackServerContext* ctx) {
   return std::nullopt;
 }
 
+double SecondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
 }  // namespace
 
 CoordinatorService::CoordinatorService(Scheduler* scheduler, const TokenTable* tokens,
-                                       WriteBatcherOptions batcher_options)
+                                       ServiceMetrics* metrics, WriteBatcherOptions batcher_options)
     : scheduler_(scheduler),
       tokens_(tokens),
+      metrics_(metrics),
       batcher_(
-          [scheduler](const std::function<void()>& calls) {
-            return scheduler->RunBatchBeforeSync(calls);
+          [scheduler, metrics](const std::function<void()>& calls) {
+            const auto start = std::chrono::steady_clock::now();
+            Status committed = scheduler->RunBatchBeforeSync(calls);
+            if (metrics) metrics->RecordCommit(SecondsSince(start));
+            return committed;
           },
-          batcher_options, [scheduler] { return scheduler->SyncCommitted(); }) {
+          batcher_options,
+          [scheduler, metrics] {
+            const auto start = std::chrono::steady_clock::now();
+            Status synced = scheduler->SyncCommitted();
+            if (metrics) metrics->RecordSync(SecondsSince(start));
+            return synced;
+          }) {
   scheduler_->SetRunsQueuedListener([this](int64_t runs) { parked_.Notify(runs); });
 }
 
@@ -98,9 +112,9 @@ void CoordinatorService::FinishReactor(grpc::CallbackServerContext* ctx,
                                        grpc::ServerUnaryReactor* reactor, const char* method,
                                        const Status& status,
                                        std::chrono::steady_clock::time_point start) {
-  latency_.Record(
-      method,
-      std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count());
+  const double seconds = SecondsSince(start);
+  latency_.Record(method, seconds * 1e6);
+  if (metrics_) metrics_->RecordCall(method, status.code(), seconds);
   // Refusals are logged at debug (they are part of normal operation, e.g. a stale
   // attempt), internal errors at error.
   if (!status.ok()) {

@@ -19,6 +19,7 @@
 #include "coordinator/auth.h"
 #include "coordinator/parked_calls.h"
 #include "coordinator/scheduler.h"
+#include "coordinator/service_metrics.h"
 #include "coordinator/write_batcher.h"
 #include "resweep/v1/resweep.grpc.pb.h"
 
@@ -44,11 +45,11 @@ class LatencyRecorder {
 
 class CoordinatorService final : public v1::Coordinator::CallbackService {
  public:
-  // `scheduler` and `tokens` (may be null: every call allowed) must outlive the
-  // service; the service is the scheduler's runs-queued listener, so the scheduler
-  // must not be used once the service is gone.
+  // `scheduler`, `tokens` (may be null: every call allowed) and `metrics` (may be
+  // null: none recorded) must outlive the service; the service is the scheduler's
+  // runs-queued listener, so the scheduler must not be used once the service is gone.
   CoordinatorService(Scheduler* scheduler, const TokenTable* tokens,
-                     WriteBatcherOptions batcher_options = {});
+                     ServiceMetrics* metrics = nullptr, WriteBatcherOptions batcher_options = {});
   LatencyRecorder& latency() { return latency_; }
 
   // The longest AcquireRunRequest.wait_ms honoured; longer waits are cut to it.
@@ -156,6 +157,7 @@ class CoordinatorService final : public v1::Coordinator::CallbackService {
 
   Scheduler* const scheduler_;
   const TokenTable* const tokens_;
+  ServiceMetrics* const metrics_;  // before batcher_: its thread records commits
   LatencyRecorder latency_;
   ParkedCalls parked_;    // AcquireRun calls waiting for a run
   WriteBatcher batcher_;  // after parked_: its calls may park, so it stops first

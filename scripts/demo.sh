@@ -18,6 +18,7 @@ trap cleanup EXIT
 
 start=$(date +%s)
 "$BIN/coordinator/resweep-coordinator" --listen 127.0.0.1:0 --port-file "$RUN_DIR/port" \
+  --http 127.0.0.1:0 --http-port-file "$RUN_DIR/http-port" \
   --db "$RUN_DIR/demo.db" --lease-seconds 30 --heartbeat-seconds 2 \
   >"$RUN_DIR/coordinator.log" 2>&1 &
 pids+=($!)
@@ -25,6 +26,8 @@ for _ in $(seq 100); do [ -s "$RUN_DIR/port" ] && break; sleep 0.1; done
 [ -s "$RUN_DIR/port" ] || { echo "coordinator did not start; see $RUN_DIR/coordinator.log"; exit 1; }
 export RESWEEP_COORDINATOR="127.0.0.1:$(cat "$RUN_DIR/port")"
 echo "coordinator on $RESWEEP_COORDINATOR, database $RUN_DIR/demo.db"
+echo "JSON API and metrics: http://127.0.0.1:$(cat "$RUN_DIR/http-port")/api/v1/sweeps," \
+  "http://127.0.0.1:$(cat "$RUN_DIR/http-port")/metrics (docs/http-api.md)"
 
 # Two workers, one core each (the machine's two cores).
 for w in 1 2; do

@@ -18,6 +18,8 @@ PACKAGES=(
   patch                         # scripts/tsan.sh applies scripts/tsan-grpc-annotations.patch
   clang python3                 # thread-safety analysis (scripts/thread-safety-check.sh)
   iproute2                      # network namespaces in the partition test
+  libcpp-httplib-dev            # the coordinator's HTTP server (--http: JSON API, /metrics)
+  prometheus                    # the metrics test scrapes a coordinator and a worker with it
 )
 
 # --bench: also what the benchmarks compare against (PyTorch eager, Debian's build).

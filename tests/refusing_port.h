@@ -33,6 +33,9 @@ class RefusingPort {
 
   // 127.0.0.1:PORT, or 127.0.0.1:1 (nothing listens there either) if binding failed.
   std::string address() const { return "127.0.0.1:" + std::to_string(port_ ? port_ : 1); }
+  // The port (0 if binding failed). Free again once this object is gone: a server
+  // started after that may take it (tests that need a port they cannot pick 0 for).
+  int port() const { return port_; }
 
  private:
   int fd_ = -1;

@@ -10,6 +10,7 @@
 #include "common/channel.h"
 #include "common/logging.h"
 #include "common/version.h"
+#include "http/metrics_server.h"
 #include "worker/trainer_log.h"
 #include "worker/worker.h"
 
@@ -127,6 +128,13 @@ int main(int argc, char** argv) {
   app.add_option("--token-file", security.token_file,
                  "file holding this worker's token, alone or on a 'worker <token>' line "
                  "[$RESWEEP_TOKEN_FILE, or $RESWEEP_TOKEN]");
+  std::string metrics_listen;
+  bool metrics_beyond_loopback = false;
+  app.add_option("--metrics-listen", metrics_listen,
+                 "serve Prometheus metrics (GET /metrics: images/s and epoch time per slot, "
+                 "device memory, runs by outcome) on this address:port; plaintext, no token");
+  app.add_flag("--metrics-beyond-loopback", metrics_beyond_loopback,
+               "allow --metrics-listen on an address beyond loopback (a trusted network)");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   resweep::InitLogging("worker", log_level);
@@ -181,7 +189,28 @@ int main(int argc, char** argv) {
   torch::set_num_threads(threads);
   torch::set_num_interop_threads(1);
 
+  // Metrics are served in plaintext without tokens: loopback only unless asked.
+  resweep::MetricsRegistry metrics;
+  std::unique_ptr<resweep::http::MetricsServer> metrics_server;
+  if (!metrics_listen.empty()) {
+    if (!resweep::IsLoopbackListenAddress(metrics_listen) && !metrics_beyond_loopback) {
+      spdlog::critical(
+          "refusing to serve metrics on {}: they are plaintext and need no token, so only "
+          "loopback addresses (127.0.0.0/8, [::1], localhost) unless --metrics-beyond-loopback",
+          metrics_listen);
+      return 2;
+    }
+    options.metrics = &metrics;
+  }
+
   resweep::Worker worker(options);
+  if (!metrics_listen.empty()) {
+    metrics_server = std::make_unique<resweep::http::MetricsServer>(&metrics);
+    if (resweep::Status st = metrics_server->Start(metrics_listen); !st.ok()) {
+      spdlog::critical("{}", st.ToString());
+      return 2;
+    }
+  }
   // A signal that came earlier is pending (blocked since start-up) and taken here.
   std::thread signal_thread([&] {
     const sigset_t signals = StopSignals();

@@ -18,6 +18,7 @@
 #include "common/remove_tree.h"
 #include "common/sweep_spec.h"
 #include "common/version.h"
+#include "worker/cuda_support.h"
 #include "worker/fault.h"
 #include "worker/fused_trainer.h"
 #include "worker/libtorch_trainer.h"
@@ -123,8 +124,9 @@ StatusOr<std::vector<std::string>> ResolveDevices(const std::string& spec, int c
 // coordinator (retried through outages); a refusal ends the run.
 class Worker::SlotContext : public RunContext {
  public:
-  SlotContext(Worker* worker, std::shared_ptr<ActiveRun> run)
-      : worker_(worker), run_(run), epoch_started_ms_(SteadyMs()) {}
+  // `metrics`: the slot's (null: none recorded).
+  SlotContext(Worker* worker, std::shared_ptr<ActiveRun> run, const SlotMetrics* metrics)
+      : worker_(worker), run_(run), metrics_(metrics), epoch_started_ms_(SteadyMs()) {}
 
   bool ShouldStop() const override {
     return run_->stop.load() || run_->abandoned.load() || worker_->stopping_.load();
@@ -165,6 +167,10 @@ class Worker::SlotContext : public RunContext {
                                          &v1::Coordinator::Stub::ReportEpoch, req, &resp);
     if (!st.ok()) return NoteRefusal(st);
     run_->epoch = r.epoch;
+    if (metrics_) {
+      metrics_->images_per_second->Set(r.images_per_sec);
+      metrics_->epoch_seconds->Set(r.seconds);
+    }
     // Through the trainer log: the worker's log has it, and so does the run's tail.
     TrainerLog(TrainerLogLevel::kInfo,
                fmt::format(
@@ -352,6 +358,7 @@ class Worker::SlotContext : public RunContext {
 
   Worker* worker_;
   std::shared_ptr<ActiveRun> run_;
+  const SlotMetrics* const metrics_;  // the slot's; null: none recorded
   std::atomic<bool> refused_{false};
   // Set by the slot's thread (resume) or the trainer's (ResumeUnusable).
   std::atomic<bool> checkpoint_unusable_{false};
@@ -505,9 +512,50 @@ Worker::Worker(WorkerOptions options)
       stub_(v1::Coordinator::NewStub(channel_)),
       datasets_({.data_root = options_.data_root,
                  .allow_absolute_paths = options_.allow_absolute_data_paths,
-                 .max_bytes = options_.dataset_cache_bytes}) {}
+                 .max_bytes = options_.dataset_cache_bytes}) {
+  if (options_.metrics) RegisterMetrics();
+}
 
 Worker::~Worker() { Stop(); }
+
+void Worker::RegisterMetrics() {
+  MetricsRegistry* metrics = options_.metrics;
+  for (size_t slot = 0; slot < options_.devices.size(); ++slot) {
+    const MetricLabels labels = {{"slot", std::to_string(slot)},
+                                 {"device", options_.devices[slot]}};
+    slot_metrics_.push_back(
+        {metrics->AddGauge("resweep_worker_images_per_second",
+                           "Training throughput of the slot's newest epoch.", labels),
+         metrics->AddGauge("resweep_worker_epoch_seconds", "Time of the slot's newest epoch.",
+                           labels)});
+  }
+  const std::string help =
+      "Runs this worker ended, by how: completed, failed (FailRun: a run or host fault), "
+      "given back (ReleaseRun), dropped (cancelled or no longer this worker's).";
+  run_metrics_ = {
+      metrics->AddCounter("resweep_worker_runs_total", help, {{"outcome", "completed"}}),
+      metrics->AddCounter("resweep_worker_runs_total", help, {{"outcome", "failed"}}),
+      metrics->AddCounter("resweep_worker_runs_total", help, {{"outcome", "given_back"}}),
+      metrics->AddCounter("resweep_worker_runs_total", help, {{"outcome", "dropped"}})};
+  // Device memory in use, asked of the driver at each scrape (CUDA devices only).
+  std::vector<std::string> gpus;
+  for (const auto& device : options_.devices) {
+    if (device.rfind("cuda", 0) == 0 && std::find(gpus.begin(), gpus.end(), device) == gpus.end()) {
+      gpus.push_back(device);
+    }
+  }
+  if (gpus.empty()) return;
+  metrics->AddCollector([gpus](PrometheusText* out) {
+    out->Family("resweep_worker_device_memory_used_bytes",
+                "Device memory in use (total minus free, as the driver reports it).", "gauge");
+    for (const auto& device : gpus) {
+      auto memory = QueryDeviceMemory(torch::Device(device));
+      if (!memory.ok()) continue;
+      out->Sample("resweep_worker_device_memory_used_bytes", {{"device", device}},
+                  static_cast<double>(memory->total_bytes - memory->free_bytes));
+    }
+  });
+}
 
 void Worker::PrepareCall(grpc::ClientContext* ctx, int64_t deadline_ms) const {
   resweep::PrepareCall(ctx, options_.security, deadline_ms);
@@ -719,7 +767,9 @@ void Worker::SlotLoop(int index) {
       m->run = std::make_shared<ActiveRun>();
       m->run->run_id = m->lease.run_id();
       m->run->attempt = m->lease.attempt();
-      m->context = std::make_shared<SlotContext>(this, m->run);
+      m->context = std::make_shared<SlotContext>(
+          this, m->run,
+          static_cast<size_t>(index) < slot_metrics_.size() ? &slot_metrics_[index] : nullptr);
       members.push_back(std::move(m));
     }
     {
@@ -950,6 +1000,7 @@ void Worker::FinishMember(Member* m) {
     Status cst = CallCoordinator("CompleteRun", finish_budget_ms, kCallTimeoutMs,
                                  &v1::Coordinator::Stub::CompleteRun, done, &r);
     if (cst.ok()) {
+      if (run_metrics_.completed) run_metrics_.completed->Increment();
       spdlog::info("run {} attempt {} finished", run->run_id, run->attempt);
       // Its checkpoints are of no further use (the id names one directory only).
       if (!options_.checkpoint_dir.empty() && IsValidRunId(run->run_id)) {
@@ -969,6 +1020,7 @@ void Worker::FinishMember(Member* m) {
       MutexLock lock(&mutex_);
       reason = run->stop_reason;
     }
+    if (run_metrics_.dropped) run_metrics_.dropped->Increment();
     spdlog::warn("run {} attempt {} dropped: {}", run->run_id, run->attempt,
                  reason.empty() ? outcome.status().message() : reason);
   } else if ((stopping_ || m->give_back) && m->abandon_reason.empty()) {
@@ -976,6 +1028,7 @@ void Worker::FinishMember(Member* m) {
                          : m->give_back ? outcome.status().message()
                                         : "worker shutting down",
                          5000, 3000);
+    if (run_metrics_.given_back) run_metrics_.given_back->Increment();
     spdlog::info("run {} attempt {} released: {}", run->run_id, run->attempt,
                  rst.ok() ? "ok" : rst.message());
   } else {
@@ -988,6 +1041,7 @@ void Worker::FinishMember(Member* m) {
       // Another member of the gang reported this incident: one host fault, not F.
       Status rst = release("host fault of its gang, reported with another of its runs: " + reason,
                            finish_budget_ms, kCallTimeoutMs);
+      if (run_metrics_.given_back) run_metrics_.given_back->Increment();
       spdlog::error("run {} attempt {}: host fault of its gang, given back: {}{}", run->run_id,
                     run->attempt, reason, rst.ok() ? "" : " (refused: " + rst.message() + ")");
     } else {
@@ -1004,6 +1058,7 @@ void Worker::FinishMember(Member* m) {
       v1::FailRunResponse r;
       Status fst = CallCoordinator("FailRun", finish_budget_ms, kCallTimeoutMs,
                                    &v1::Coordinator::Stub::FailRun, fail, &r);
+      if (run_metrics_.failed) run_metrics_.failed->Increment();
       const std::string refused = fst.ok() ? "" : " (report refused: " + fst.message() + ")";
       if (fc.fault == FaultKind::kHost) {
         spdlog::error(

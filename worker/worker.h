@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "common/channel.h"
+#include "common/metrics.h"
 #include "common/mutex.h"
 #include "common/status.h"
 #include "resweep/v1/resweep.grpc.pb.h"
@@ -67,6 +68,9 @@ struct WorkerOptions {
   // its own lease, reports, checkpoints and result. The coordinator then counts this
   // many lease slots per slot. 1 = off (one run per slot).
   int fuse_seeds = 1;
+  // Non-null: the worker records its metrics here (see docs/http-api.md; served by
+  // --metrics-listen). Must outlive the worker.
+  MetricsRegistry* metrics = nullptr;
 };
 
 // Expands --device into one entry per slot: auto (every CUDA device, else cpu), cpu,
@@ -123,6 +127,20 @@ class Worker {
   class SlotContext;
   struct TrainerJob;
   struct Member;
+  // What the worker records in WorkerOptions::metrics: per slot, the newest epoch's
+  // throughput and time; runs by how they ended.
+  struct SlotMetrics {
+    Gauge* images_per_second = nullptr;
+    Gauge* epoch_seconds = nullptr;
+  };
+  struct RunMetrics {
+    Counter* completed = nullptr;
+    Counter* failed = nullptr;
+    Counter* given_back = nullptr;
+    Counter* dropped = nullptr;
+  };
+  // Registers the series (with options_.metrics) and the device memory collector.
+  void RegisterMetrics();
   using Outcomes = std::vector<StatusOr<TrainOutcome>>;
 
   // Slot `index` holds the coordinator's lease slots index*F .. index*F+F-1 (F =
@@ -178,6 +196,10 @@ class Worker {
   void HandleUnknownWorker();
 
   const WorkerOptions options_;
+  // Set up in the constructor, then only recorded into (lock-free). Empty / null
+  // without options_.metrics.
+  std::vector<SlotMetrics> slot_metrics_;
+  RunMetrics run_metrics_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Coordinator::Stub> stub_;
   DatasetCache datasets_;

@@ -1,0 +1,139 @@
+#include "http/http_server.h"
+
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+
+#include <optional>
+
+#include "common/file_util.h"
+#include "http/metrics_server.h"  // SplitListenAddress
+
+namespace resweep::http {
+
+namespace {
+
+void Reply(httplib::Response& res, const HttpReply& reply) {
+  res.status = reply.status;
+  res.set_content(reply.body, reply.content_type.c_str());
+}
+
+}  // namespace
+
+HttpServer::HttpServer(Scheduler* scheduler, const MetricsRegistry* metrics)
+    : api_(scheduler), metrics_(metrics) {}
+
+HttpServer::~HttpServer() { Stop(); }
+
+Status HttpServer::Start(const HttpServerOptions& options) {
+  RESWEEP_ASSIGN_OR_RETURN(auto host_port, SplitListenAddress(options.listen, "--http"));
+  tokens_ = options.tokens;
+  if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
+    return InvalidArgumentError("TLS needs both --tls-cert and --tls-key");
+  }
+  if (!options.tls_cert_file.empty()) {
+    // Read here first, so that a missing file is named (the server only says "invalid").
+    for (const auto& [path, flag] : {std::pair{options.tls_cert_file, "--tls-cert"},
+                                     {options.tls_key_file, "--tls-key"},
+                                     {options.tls_client_ca_file, "--tls-client-ca"}}) {
+      if (!path.empty()) RESWEEP_RETURN_IF_ERROR(ReadNamedFile(path, flag).status());
+    }
+    auto tls = std::make_unique<httplib::SSLServer>(
+        options.tls_cert_file.c_str(), options.tls_key_file.c_str(),
+        options.tls_client_ca_file.empty() ? nullptr : options.tls_client_ca_file.c_str());
+    if (!tls->is_valid()) {
+      return InvalidArgumentError("--http: cannot use TLS certificate " + options.tls_cert_file +
+                                  " with key " + options.tls_key_file);
+    }
+    server_ = std::move(tls);
+  } else {
+    server_ = std::make_unique<httplib::Server>();
+  }
+  // Requests are GETs: no body worth more than this.
+  server_->set_payload_max_length(64 << 10);
+  server_->set_read_timeout(10, 0);
+  server_->set_write_timeout(30, 0);
+
+  // Every request passes here first: only GET, and with tokens, a read (or admin) one.
+  server_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (req.method != "GET" && req.method != "HEAD") {
+      Reply(res, ErrorReply(UnimplementedError(req.method + " " + req.path +
+                                               ": the HTTP API is read-only (GET only)")));
+      res.status = 405;
+      res.set_header("Allow", "GET, HEAD");
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    if (!tokens_) return httplib::Server::HandlerResponse::Unhandled;
+    std::optional<std::string> authorization;
+    if (req.has_header("Authorization")) authorization = req.get_header_value("Authorization");
+    const std::string what = "GET " + req.path;
+    const Status allowed = AuthorizeCall(tokens_, authorization, Role::kRead, what.c_str());
+    if (allowed.ok()) return httplib::Server::HandlerResponse::Unhandled;
+    // Never the token: only what was refused and why.
+    spdlog::warn("http: {} from {} refused: {}", what, req.remote_addr, allowed.ToString());
+    Reply(res, ErrorReply(allowed));
+    if (allowed.code() == StatusCode::kUnauthenticated) {
+      res.set_header("WWW-Authenticate", "Bearer realm=\"resweep\"");
+    }
+    return httplib::Server::HandlerResponse::Handled;
+  });
+
+  server_->Get(R"(/api/v1(/.*)?)", [this](const httplib::Request& req, httplib::Response& res) {
+    const std::string rest = req.matches.size() > 1 ? req.matches[1].str() : std::string();
+    Reply(res, api_.Get(rest, QueryParams(req.params.begin(), req.params.end())));
+  });
+  server_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    if (!metrics_) {
+      Reply(res, ErrorReply(NotFoundError("this server has no metrics")));
+      return;
+    }
+    res.status = 200;
+    res.set_content(metrics_->RenderPrometheus(), "text/plain; version=0.0.4; charset=utf-8");
+  });
+  // Unknown paths (no handler matched): JSON like every other error.
+  server_->set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (res.status == 404 && res.body.empty()) {
+      Reply(res, ErrorReply(NotFoundError("no such path: " + req.path +
+                                          " (the API is under /api/v1, see docs/http-api.md)")));
+    }
+  });
+  server_->set_exception_handler(
+      [](const httplib::Request& req, httplib::Response& res, std::exception_ptr error) {
+        std::string what = "unknown exception";
+        try {
+          std::rethrow_exception(error);
+        } catch (const std::exception& e) {
+          what = e.what();
+        } catch (...) {
+        }
+        spdlog::error("http: GET {}: {}", req.path, what);
+        Reply(res, ErrorReply(InternalError("GET " + req.path + ": " + what)));
+      });
+  server_->set_logger([](const httplib::Request& req, const httplib::Response& res) {
+    spdlog::debug("http: {} {} from {}: {}", req.method, req.path, req.remote_addr, res.status);
+  });
+
+  const auto& [host, port] = host_port;
+  if (port == 0) {
+    port_ = server_->bind_to_any_port(host);
+  } else {
+    port_ = server_->bind_to_port(host, port) ? port : 0;
+  }
+  if (port_ <= 0) {
+    port_ = 0;
+    return UnavailableError("--http: cannot listen on " + options.listen);
+  }
+  thread_ = std::thread([this] {
+    if (!server_->listen_after_bind()) spdlog::error("http: the server stopped unexpectedly");
+  });
+  spdlog::info("http: serving the JSON API and /metrics on {} (port {}), {}, {}", options.listen,
+               port_, options.tls_cert_file.empty() ? "plaintext" : "TLS",
+               tokens_ ? "read tokens required" : "no token required");
+  return Status::Ok();
+}
+
+void HttpServer::Stop() {
+  if (server_) server_->stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+}  // namespace resweep::http

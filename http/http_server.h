@@ -1,0 +1,55 @@
+// The coordinator's HTTP face (resweep-coordinator --http): the JSON API
+// (json_api.h, docs/http-api.md) and /metrics (Prometheus text format), served by
+// cpp-httplib on threads of its own. Security as for gRPC: TLS from the same
+// certificate and key (and client CA) when given, and with role tokens every request
+// needs "Authorization: Bearer <token>" of a read (or admin) token. Only GET.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "common/metrics.h"
+#include "common/status.h"
+#include "coordinator/auth.h"
+#include "coordinator/scheduler.h"
+#include "http/json_api.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace resweep::http {
+
+struct HttpServerOptions {
+  std::string listen = "127.0.0.1:8080";  // host:port ([v6]:port); port 0 picks one
+  // TLS (PEM files): both or neither; with a client CA, clients need a certificate
+  // it signed.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_client_ca_file;
+  const TokenTable* tokens = nullptr;  // null: no token needed
+};
+
+class HttpServer {
+ public:
+  // `scheduler` and `metrics` (null: no /metrics) must outlive the server.
+  HttpServer(Scheduler* scheduler, const MetricsRegistry* metrics);
+  ~HttpServer();
+
+  // Binds and starts serving; returns once listening.
+  Status Start(const HttpServerOptions& options);
+  int port() const { return port_; }
+  // Stops accepting requests and waits for those in progress. Safe to call twice.
+  void Stop();
+
+ private:
+  JsonApi api_;
+  const MetricsRegistry* const metrics_;
+  const TokenTable* tokens_ = nullptr;
+  std::unique_ptr<httplib::Server> server_;
+  std::thread thread_;
+  int port_ = 0;
+};
+
+}  // namespace resweep::http
