@@ -112,7 +112,7 @@ std::string IdentityLines(const SweepSpec& spec) {
 // labels, warnings (one found only in the second half) and errors (likewise) are
 // exactly what one thread gives.
 TEST(SweepSpec, ALargeGridExpandsOnSeveralThreadsExactlyAsOnOne) {
-  ASSERT_GE(std::thread::hardware_concurrency(), 2u) << "the chunked path needs two cores";
+  if (std::thread::hardware_concurrency() < 2) GTEST_SKIP() << "the chunked path needs two cores";
   auto grid_file = [](const std::string& blocks) {
     std::string lrs, epochs;
     for (int i = 1; i <= 50; ++i) lrs += (i > 1 ? ", " : "") + std::to_string(0.002 * i);
