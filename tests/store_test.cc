@@ -976,6 +976,47 @@ TEST(SqliteStore, RunsWhoseConfigKeyHoldsAnotherConfigKeepTheirOwn) {
   EXPECT_EQ((*cells)[1].config_json, "{\"depth\":3}");
 }
 
+// Gang leases join the queued runs of a cell whose configs read the same, wherever
+// each is stored: in its row (a run from before schema 11, or one whose key holds
+// another config) or under its key. A run of the cell whose config differs is no mate.
+TEST(SqliteStore, QueuedCellMatesMatchConfigsStoredInRowsAndUnderKeys) {
+  TempDir dir;
+  auto store = OpenSqliteStore(dir.File("s.db"));
+  ASSERT_TRUE(store.ok());
+  Store& s = **store;
+  ASSERT_TRUE(s.InsertSweep({"sw", "n", "y", "f", 1, false, 2, {}}).ok());
+  auto run = [](const std::string& id, const std::string& key, const std::string& config) {
+    RunRecord r = SampleRun(id);
+    r.state = RunState::kQueued;
+    r.attempt = 0;
+    r.worker_id.clear();
+    r.checkpoint_epoch = 0;
+    r.config_key = key;
+    r.config_json = config;
+    return r;
+  };
+  const std::string config = "{\"depth\":3}";
+  auto inserted = s.InsertRunsIfAbsent({run("old0", "", config), run("old1", "", config),
+                                        run("new2", "k", config), run("new3", "k", config),
+                                        run("other", "k", "{\"depth\":9}")});
+  ASSERT_TRUE(inserted.ok()) << inserted.status().ToString();
+  for (const char* id : {"old0", "old1", "new2", "new3", "other"}) {
+    ASSERT_TRUE(s.LinkRun({"sw", id, "k", "depth 3", "{}"}).ok());
+  }
+  auto mates_of = [&](const std::string& id) {
+    std::set<std::string> ids;
+    auto mates = s.QueuedCellMates(**s.GetRun(id), "w-2", 8);
+    EXPECT_TRUE(mates.ok()) << mates.status().ToString();
+    if (mates.ok()) {
+      for (const RunRecord& m : *mates) ids.insert(m.run_id);
+    }
+    return ids;
+  };
+  EXPECT_EQ(mates_of("old0"), (std::set<std::string>{"old1", "new2", "new3"}));
+  EXPECT_EQ(mates_of("new2"), (std::set<std::string>{"old0", "old1", "new3"}));
+  EXPECT_EQ(mates_of("other"), std::set<std::string>{});
+}
+
 // A database of schema 10 (configs in each run's row, cell labels in each link) moves
 // to schema 11 on open: every run, link, cell and position reads as before, the
 // triggers still keep the counters, and positions survive a VACUUM.
