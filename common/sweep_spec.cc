@@ -14,6 +14,7 @@
 #include <set>
 #include <sstream>
 #include <string_view>
+#include <system_error>
 #include <thread>
 #include <unordered_set>
 #include <variant>
@@ -1618,9 +1619,18 @@ StatusOr<SweepSpec> ParseSweepSpec(const std::string& yaml_text, const std::stri
       c.runs.reserve(static_cast<size_t>((last - first) * static_cast<int64_t>(spec.seeds.size())));
       expand_cells(first, last, &c.errors, &c.warnings, &c.runs, &c.run_ids);
     };
+    // A chunk whose thread cannot start (the process is at its thread limit) is
+    // expanded on this one: std::thread throws then, which must not leave the parser.
     std::vector<std::thread> helpers;
-    for (int64_t t = 1; t < threads; ++t) helpers.emplace_back(expand_chunk, t);
-    expand_chunk(0);
+    std::vector<int64_t> here = {0};  // the chunks this thread expands
+    for (int64_t t = 1; t < threads; ++t) {
+      try {
+        helpers.emplace_back(expand_chunk, t);
+      } catch (const std::system_error&) {
+        here.push_back(t);
+      }
+    }
+    for (const int64_t t : here) expand_chunk(t);
     for (std::thread& h : helpers) h.join();
     expanded =
         std::all_of(chunks.begin(), chunks.end(), [](const Chunk& c) { return c.errors.empty(); });

@@ -1228,16 +1228,37 @@ class SqliteStore : public Store {
       Statement insert(cache_.get(), kSql);
       Statement config(cache_.get(),
                        "INSERT OR IGNORE INTO run_configs (config_key, config_json) VALUES (?, ?)");
-      const std::string* stored_key = nullptr;  // the previous run's key, stored by now
+      // A key is a prefix of a hash: one that holds another config already leaves the
+      // run its own copy, so that no run ever reads a config that is not its own.
+      auto key_holds_config = [&](const RunRecord& r) -> StatusOr<bool> {
+        config.Reset();
+        config.BindUncopied(r.config_key).BindUncopied(r.config_json);
+        RESWEEP_RETURN_IF_ERROR(config.Run());
+        if (sqlite3_changes(db_) > 0) return true;
+        Statement same(cache_.get(),
+                       "SELECT config_json = ? FROM run_configs WHERE config_key = ?");
+        same.BindUncopied(r.config_json).BindUncopied(r.config_key);
+        Status st;
+        const bool equal = same.Step(&st) && same.Int(0) != 0;
+        RESWEEP_RETURN_IF_ERROR(st);
+        return equal;
+      };
+      const RunRecord* last_keyed = nullptr;  // the previous run with a config_key
+      bool last_shared = false;               // whether its config is the one under its key
       for (const RunRecord& r : runs) {
-        if (!r.config_key.empty() && (stored_key == nullptr || *stored_key != r.config_key)) {
-          config.Reset();
-          config.BindUncopied(r.config_key).BindUncopied(r.config_json);
-          RESWEEP_RETURN_IF_ERROR(config.Run());
-          stored_key = &r.config_key;
+        bool shared = false;  // r's config is in run_configs under r's key
+        if (!r.config_key.empty()) {
+          if (last_keyed && last_keyed->config_key == r.config_key &&
+              last_keyed->config_json == r.config_json) {
+            shared = last_shared;
+          } else {
+            RESWEEP_ASSIGN_OR_RETURN(shared, key_holds_config(r));
+          }
+          last_keyed = &r;
+          last_shared = shared;
         }
         insert.Reset();
-        BindRun(insert, r);
+        BindRun(insert, r, shared);
         RESWEEP_RETURN_IF_ERROR(insert.Run());
         inserted.push_back(sqlite3_changes(db_) > 0);
       }
@@ -2021,14 +2042,14 @@ class SqliteStore : public Store {
 
  private:
   // Binds kRunInsertColumns, `r`'s strings uncopied (it must outlive the statement's
-  // next reset). A run with a config_key keeps no config of its own (it is in
-  // run_configs); NULL keys the run's own copy.
-  static void BindRun(Statement& s, const RunRecord& r) {
+  // next reset). A run whose config is `shared` (in run_configs under its config_key)
+  // keeps no config of its own; any other keeps its own copy, under a NULL key.
+  static void BindRun(Statement& s, const RunRecord& r, bool shared) {
     s.BindUncopied(r.run_id);
-    if (r.config_key.empty()) {
-      s.BindNull().BindUncopied(r.config_json);
-    } else {
+    if (shared) {
       s.BindUncopied(r.config_key).Bind("");
+    } else {
+      s.BindNull().BindUncopied(r.config_json);
     }
     s.Bind(r.seed).Bind(RunStateName(r.state));
     s.Bind(r.attempt).Bind(r.failures).Bind(r.max_attempts).BindUncopied(r.worker_id);

@@ -290,7 +290,8 @@ class Store {
   // Runs. Inserts each run, in order, unless a run with its id exists (left as it
   // is); element i of the result says whether runs[i] was new. A run with a config_key
   // has its config stored once under that key, shared with every run of that key
-  // (consecutive runs of one key cost one config write), instead of in its own row.
+  // (consecutive runs of one key cost one config write), instead of in its own row;
+  // one whose key already holds another config keeps its own.
   // Outside a transaction, atomic in one of its own; inside one, adds to it.
   virtual StatusOr<std::vector<bool>> InsertRunsIfAbsent(const std::vector<RunRecord>& runs) = 0;
   StatusOr<bool> InsertRunIfAbsent(const RunRecord& run) {

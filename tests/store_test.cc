@@ -938,6 +938,85 @@ TEST(SqliteStore, RunsOfOneConfigKeyStoreTheirConfigOnce) {
   EXPECT_EQ(mate_ids, (std::set<std::string>{"r1", "r2", "r6"}));
 }
 
+// A config key is a 64-bit prefix of a hash: two configs may share one. A run whose
+// key holds another config keeps its own (in its row), in one call or in two, and
+// so does a cell it is the first run of; the config stored first stays as it was.
+TEST(SqliteStore, RunsWhoseConfigKeyHoldsAnotherConfigKeepTheirOwn) {
+  TempDir dir;
+  auto store = OpenSqliteStore(dir.File("s.db"));
+  ASSERT_TRUE(store.ok());
+  Store& s = **store;
+  ASSERT_TRUE(s.InsertSweep({"sw", "n", "y", "f", 1, false, 2, {}}).ok());
+  auto run = [](const std::string& id, const std::string& config) {
+    RunRecord r = SampleRun(id);
+    r.config_key = "same-key";
+    r.config_json = config;
+    return r;
+  };
+  ASSERT_TRUE(*s.InsertRunIfAbsent(run("first", "{\"depth\":3}")));
+  ASSERT_TRUE(*s.InsertRunIfAbsent(run("other", "{\"depth\":5}")));
+  auto batch = s.InsertRunsIfAbsent({run("a", "{\"depth\":3}"), run("b", "{\"depth\":7}"),
+                                     run("c", "{\"depth\":7}"), run("d", "{\"depth\":3}")});
+  ASSERT_TRUE(batch.ok()) << batch.status().ToString();
+  const std::map<std::string, std::string> expected = {
+      {"first", "{\"depth\":3}"}, {"other", "{\"depth\":5}"}, {"a", "{\"depth\":3}"},
+      {"b", "{\"depth\":7}"},     {"c", "{\"depth\":7}"},     {"d", "{\"depth\":3}"}};
+  for (const auto& [id, config] : expected) {
+    auto read = s.GetRun(id);
+    ASSERT_TRUE(read.ok() && read->has_value()) << id;
+    EXPECT_EQ((*read)->config_json, config) << id;
+  }
+  // A cell whose first run is one of them holds that run's config.
+  ASSERT_TRUE(s.LinkRun({"sw", "other", "same-key", "depth 5", "{}"}).ok());
+  ASSERT_TRUE(s.LinkRun({"sw", "first", "another-cell", "depth 3", "{}"}).ok());
+  auto cells = s.ListSweepCells("sw");
+  ASSERT_TRUE(cells.ok());
+  ASSERT_EQ(cells->size(), 2u);
+  EXPECT_EQ((*cells)[0].config_json, "{\"depth\":5}");
+  EXPECT_EQ((*cells)[1].config_json, "{\"depth\":3}");
+}
+
+// Gang leases join the queued runs of a cell whose configs read the same, wherever
+// each is stored: in its row (a run from before schema 11, or one whose key holds
+// another config) or under its key. A run of the cell whose config differs is no mate.
+TEST(SqliteStore, QueuedCellMatesMatchConfigsStoredInRowsAndUnderKeys) {
+  TempDir dir;
+  auto store = OpenSqliteStore(dir.File("s.db"));
+  ASSERT_TRUE(store.ok());
+  Store& s = **store;
+  ASSERT_TRUE(s.InsertSweep({"sw", "n", "y", "f", 1, false, 2, {}}).ok());
+  auto run = [](const std::string& id, const std::string& key, const std::string& config) {
+    RunRecord r = SampleRun(id);
+    r.state = RunState::kQueued;
+    r.attempt = 0;
+    r.worker_id.clear();
+    r.checkpoint_epoch = 0;
+    r.config_key = key;
+    r.config_json = config;
+    return r;
+  };
+  const std::string config = "{\"depth\":3}";
+  auto inserted = s.InsertRunsIfAbsent({run("old0", "", config), run("old1", "", config),
+                                        run("new2", "k", config), run("new3", "k", config),
+                                        run("other", "k", "{\"depth\":9}")});
+  ASSERT_TRUE(inserted.ok()) << inserted.status().ToString();
+  for (const char* id : {"old0", "old1", "new2", "new3", "other"}) {
+    ASSERT_TRUE(s.LinkRun({"sw", id, "k", "depth 3", "{}"}).ok());
+  }
+  auto mates_of = [&](const std::string& id) {
+    std::set<std::string> ids;
+    auto mates = s.QueuedCellMates(**s.GetRun(id), "w-2", 8);
+    EXPECT_TRUE(mates.ok()) << mates.status().ToString();
+    if (mates.ok()) {
+      for (const RunRecord& m : *mates) ids.insert(m.run_id);
+    }
+    return ids;
+  };
+  EXPECT_EQ(mates_of("old0"), (std::set<std::string>{"old1", "new2", "new3"}));
+  EXPECT_EQ(mates_of("new2"), (std::set<std::string>{"old0", "old1", "new3"}));
+  EXPECT_EQ(mates_of("other"), std::set<std::string>{});
+}
+
 // A database of schema 10 (configs in each run's row, cell labels in each link) moves
 // to schema 11 on open: every run, link, cell and position reads as before, the
 // triggers still keep the counters, and positions survive a VACUUM.

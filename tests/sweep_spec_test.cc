@@ -2,12 +2,16 @@
 
 #include <gtest/gtest.h>
 
-#include <thread>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
 #include <map>
 #include <set>
+#include <system_error>
+#include <thread>
 
 #include "common/hash.h"
 #include "common/run_config_json.h"
@@ -108,7 +112,7 @@ std::string IdentityLines(const SweepSpec& spec) {
 // labels, warnings (one found only in the second half) and errors (likewise) are
 // exactly what one thread gives.
 TEST(SweepSpec, ALargeGridExpandsOnSeveralThreadsExactlyAsOnOne) {
-  ASSERT_GE(std::thread::hardware_concurrency(), 2u) << "the chunked path needs two cores";
+  if (std::thread::hardware_concurrency() < 2) GTEST_SKIP() << "the chunked path needs two cores";
   auto grid_file = [](const std::string& blocks) {
     std::string lrs, epochs;
     for (int i = 1; i <= 50; ++i) lrs += (i > 1 ? ", " : "") + std::to_string(0.002 * i);
@@ -145,6 +149,56 @@ TEST(SweepSpec, ALargeGridExpandsOnSeveralThreadsExactlyAsOnOne) {
   EXPECT_EQ(d.status().ToString(), c.status().ToString());
   EXPECT_NE(c.status().ToString().find("'bogus' is not one of"), std::string::npos)
       << c.status().ToString();
+}
+
+// A process that may start no more threads (a pids limit reached, say) still
+// expands a large grid, on the thread that asked: the same runs as one thread gives,
+// no std::system_error out of the parser (it would end the coordinator). Checked in
+// a child process limited to no new threads (RLIMIT_NPROC 0, as a user other than
+// root, which the limit does not bind).
+TEST(SweepSpec, ALargeGridExpandsWhereNoThreadCanStart) {
+  std::string lrs;
+  for (int i = 1; i <= 100; ++i) lrs += (i > 1 ? ", " : "") + std::to_string(0.001 * i);
+  std::string epochs;
+  for (int e = 2; e <= 51; ++e) epochs += (e > 2 ? ", " : "") + std::to_string(e);
+  const std::string file = "name: big\ngrid:\n  train.optimizer.lr: [" + lrs +
+                           "]\n  train.epochs: [" + epochs + "]\nseeds: 1\n";  // 5,000 cells
+  SpecLimits one, several;
+  one.max_runs = several.max_runs = 100000;
+  one.max_expansion_threads = 1;
+  several.max_expansion_threads = 4;
+  auto expected = ParseSweepSpec(file, "big.yaml", one);
+  ASSERT_TRUE(expected.ok()) << expected.status().ToString();
+  ASSERT_EQ(expected->runs.size(), 5000u);
+  constexpr int kParsed = 0, kWrongRuns = 1, kThrew = 2, kNoLimit = 3;
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) std::_Exit(kNoLimit);
+    const rlimit none{0, 0};
+    if (setrlimit(RLIMIT_NPROC, &none) != 0) std::_Exit(kNoLimit);
+    try {
+      std::thread([] {}).join();
+      std::_Exit(kNoLimit);  // threads still start: nothing to check here
+    } catch (const std::system_error&) {
+    }
+    try {
+      auto spec = ParseSweepSpec(file, "big.yaml", several);
+      std::_Exit(spec.ok() && spec->sweep_id == expected->sweep_id &&
+                         spec->runs.size() == expected->runs.size()
+                     ? kParsed
+                     : kWrongRuns);
+    } catch (const std::exception&) {
+      std::_Exit(kThrew);
+    }
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  if (WIFEXITED(status) && WEXITSTATUS(status) == kNoLimit) {
+    GTEST_SKIP() << "cannot keep a child process from starting threads here";
+  }
+  ASSERT_TRUE(WIFEXITED(status)) << "the child ended by signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), kParsed);
 }
 
 // Run ids, cell keys and sweep ids are stored in databases and shared between
