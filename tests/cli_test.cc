@@ -840,5 +840,35 @@ TEST(Cli, ReportWritesTheReadmeCsvFilesAndEveryFigureOnlineAndOffline) {
   ExpectTableEqualsJson(bare_readme, results);
 }
 
+// The simplest study, one configuration and repeated seeds, has no grid: its report
+// must still be written, with its summary one CI bar (it once failed on the summary
+// with "--x: '' is not a grid axis" and wrote no README).
+TEST(Cli, ReportOfASweepWithoutAGrid) {
+  Cluster cluster({.lease_seconds = 10, .heartbeat_seconds = 0.3});
+  cluster.StartCoordinator();
+  cluster.StartWorker("w1");
+  const std::string file = cluster.WriteSweep("one-cell.yaml", R"(name: one-cell
+trainer: {kind: synthetic, epoch_seconds: 0.01}
+train: {epochs: 3}
+seeds: 3
+results: {last_k: 2}
+)");
+  const std::string sweep_id = FirstLine(cluster.Cli({"submit", file}));
+  int code = -1;
+  cluster.Cli({"wait", sweep_id, "--limit", "60", "--poll", "0.2"}, &code);
+  ASSERT_EQ(code, 0) << cluster.Logs();
+  const std::string dir = cluster.dir() + "/report";
+  CliResult r = RunCli(cluster, {"report", sweep_id, "-o", dir});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  const std::string readme = ReadFile(dir + "/README.md");
+  EXPECT_NE(readme.find("- **Grid**: one cell\n"), std::string::npos) << readme;
+  EXPECT_NE(readme.find("![Summary](figures/summary.png)"), std::string::npos) << readme;
+  ExpectPng(dir + "/figures/summary.png");
+  EXPECT_EQ(XmlProblem(ReadFile(dir + "/figures/summary.svg")), "");
+  // The reading names the one cell and claims no comparison.
+  EXPECT_NE(readme.find("- Lowest mean: `"), std::string::npos) << readme;
+  EXPECT_EQ(readme.find("indistinguishable from the best at"), std::string::npos) << readme;
+}
+
 }  // namespace
 }  // namespace resweep
