@@ -843,7 +843,7 @@ TEST(Cli, ReportWritesTheReadmeCsvFilesAndEveryFigureOnlineAndOffline) {
 // The simplest study, one configuration and repeated seeds, has no grid: its report
 // must still be written, with its summary one CI bar (it once failed on the summary
 // with "--x: '' is not a grid axis" and wrote no README).
-TEST(Cli, ReportOfASweepWithoutAGrid) {
+TEST(Cli, ReportOfASweepWithoutAGridAndItsCommandsAsWritten) {
   Cluster cluster({.lease_seconds = 10, .heartbeat_seconds = 0.3});
   cluster.StartCoordinator();
   cluster.StartWorker("w1");
@@ -868,6 +868,36 @@ results: {last_k: 2}
   // The reading names the one cell and claims no comparison.
   EXPECT_NE(readme.find("- Lowest mean: `"), std::string::npos) << readme;
   EXPECT_EQ(readme.find("indistinguishable from the best at"), std::string::npos) << readme;
+
+  // The README's commands work as written: a plot command from the report's folder, the
+  // report command from where it ran, with a relative --db and a folder with a space
+  // (they once kept the relative database path, which the report's folder does not have,
+  // and left the folder unquoted).
+  const std::string quoted_dir = "'" + cluster.dir() + "'";
+  std::string out, err;
+  code = RunCommand({"/bin/sh", "-c",
+                     "cd " + quoted_dir + " && " + RESWEEP_CLI_BIN + " report " + sweep_id +
+                         " -o 'my report' --db coordinator.db"},
+                    &out, &err);
+  ASSERT_EQ(code, 0) << out << err;
+  const std::string spaced = ReadFile(cluster.dir() + "/my report/README.md");
+  auto command_after = [&](const std::string& marker) {
+    const size_t at = spaced.find(marker + "`resweep ");
+    EXPECT_NE(at, std::string::npos) << marker << "\n" << spaced;
+    if (at == std::string::npos) return std::string("false");
+    const size_t from = at + marker.size() + 1;
+    // `resweep` stands for the binary under test.
+    return std::string(RESWEEP_CLI_BIN) +
+           spaced.substr(from + 7, spaced.find('`', from) - from - 7);
+  };
+  const std::string plot = command_after("Drawn by ");
+  EXPECT_NE(plot.find("--db " + cluster.db()), std::string::npos) << plot;
+  code = RunCommand({"/bin/sh", "-c", "cd " + quoted_dir + "/'my report' && " + plot}, &out, &err);
+  EXPECT_EQ(code, 0) << plot << "\n" << out << err;
+  const std::string report = command_after("Written by ");
+  EXPECT_NE(report.find(" -o 'my report' "), std::string::npos) << report;
+  code = RunCommand({"/bin/sh", "-c", "cd " + quoted_dir + " && " + report}, &out, &err);
+  EXPECT_EQ(code, 0) << report << "\n" << out << err;
 }
 
 }  // namespace
