@@ -7,10 +7,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -593,6 +596,18 @@ bool OnPath(const std::string& program) {
   return false;
 }
 
+// `word` as one word for a POSIX shell: as it is when it has no character the shell
+// reads specially, else in single quotes (a quote inside as '\\'').
+std::string ShellWord(const std::string& word) {
+  const bool plain = !word.empty() && std::all_of(word.begin(), word.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || std::strchr("_./:=@+,-%", c);
+  });
+  if (plain) return word;
+  std::string out = "'";
+  for (char c : word) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
 // One figure of the report: drawn from the curves (`curves` set) or the summary.
 struct ReportFigureSpec {
   std::string name;  // file name without extension, under DIR/figures
@@ -713,7 +728,10 @@ int Report(const Options& o, Client* client) {
                          "published single-run figures as markers where they apply.",
                      std::nullopt, "--summary"});
   }
-  const std::string db_flag = o.db.empty() ? "" : " --db " + o.db;
+  // The README's commands are run from the report's folder (the plot commands) or
+  // copied anywhere: the database by its absolute path, every path as one shell word.
+  const std::string db_flag =
+      o.db.empty() ? "" : " --db " + ShellWord(std::filesystem::absolute(o.db).string());
   const std::string last_k_flag = o.last_k > 0 ? " --last-k " + std::to_string(o.last_k) : "";
   if (!o.no_figures) {
     int done = 0;
@@ -753,7 +771,7 @@ int Report(const Options& o, Client* client) {
       in.figures.push_back(figure);
     }
   }
-  in.command = "resweep report " + sweep_id + " -o " + dir + last_k_flag + db_flag;
+  in.command = "resweep report " + sweep_id + " -o " + ShellWord(dir) + last_k_flag + db_flag;
   in.version = ResweepVersion();
   auto readme = ReportReadme(in);
   if (!readme.ok()) return Fail(what, readme.status());

@@ -369,6 +369,16 @@ StatusOr<PlotFiles> SummaryPlot(const v1::GetResultsResponse& results,
     return FailedPreconditionError("sweep " + results.sweep().name() +
                                    ": no cell has a succeeded run yet");
   }
+  // Each cell's grid values. A sweep without a grid (one cell, repeated seeds) is drawn
+  // against the pseudo-axis "cell", whose value is the cell's label: one CI bar.
+  std::map<const v1::CellResult*, std::map<std::string, std::string>> params_of;
+  const bool by_label = axes.empty() && options.x_axis.empty();
+  for (const auto* c : cells) {
+    params_of[c] = by_label
+                       ? std::map<std::string, std::string>{{"cell", c->cell_label()}}
+                       : std::map<std::string, std::string>(c->params().begin(), c->params().end());
+    if (by_label) axes["cell"].insert(c->cell_label());
+  }
   std::string x_axis = options.x_axis;
   if (x_axis.empty()) {
     // The axis with the most values (the first by name among equals).
@@ -397,12 +407,12 @@ StatusOr<PlotFiles> SummaryPlot(const v1::GetResultsResponse& results,
   }
   // Cells without a value of the axis (none in a full grid) cannot be placed.
   cells.erase(std::remove_if(cells.begin(), cells.end(),
-                             [&](const auto* c) { return !c->params().count(x_axis); }),
+                             [&](const auto* c) { return !params_of[c].count(x_axis); }),
               cells.end());
   std::map<std::string, int> position;
-  for (const auto* c : cells) position.emplace(c->params().at(x_axis), position.size());
+  for (const auto* c : cells) position.emplace(params_of[c].at(x_axis), position.size());
   auto x_of = [&](const v1::CellResult& c) {
-    const std::string& v = c.params().at(x_axis);
+    const std::string& v = params_of[&c].at(x_axis);
     return numeric ? std::strtod(v.c_str(), nullptr) : static_cast<double>(position[v]);
   };
   // Series: one per combination of the other axes' values, in order of first appearance.
@@ -410,8 +420,7 @@ StatusOr<PlotFiles> SummaryPlot(const v1::GetResultsResponse& results,
   std::map<std::string, std::vector<const v1::CellResult*>> series;
   for (const auto* c : cells) {
     std::string name;
-    for (const auto& [k, v] :
-         std::map<std::string, std::string>(c->params().begin(), c->params().end())) {
+    for (const auto& [k, v] : params_of[c]) {
       if (k != x_axis) name += (name.empty() ? "" : ", ") + k + "=" + v;
     }
     if (name.empty()) name = "mean of last " + std::to_string(results.last_k()) + " epochs";
@@ -425,7 +434,7 @@ StatusOr<PlotFiles> SummaryPlot(const v1::GetResultsResponse& results,
   int block = 0;
   auto label_column = [&](const v1::CellResult& c) {
     if (numeric) return std::string();
-    std::string v = c.params().at(x_axis);
+    std::string v = params_of[&c].at(x_axis);
     std::replace(v.begin(), v.end(), '"', '\'');
     return " \"" + v + "\"";
   };

@@ -307,11 +307,15 @@ std::string ReadingMarkdown(const v1::GetResultsResponse& r) {
   std::ostringstream out;
   out << "- Lowest mean: " << Code(b.cell_label()) << ", " << table.rows[best][2]
       << "% (n = " << b.last_k_test_error().n() << " seeds).\n";
-  std::vector<std::string> same, worse, untested;
+  std::vector<std::string> same, worse, untested, without_runs;
   for (int i = 0; i < r.cells_size(); ++i) {
     const auto& c = r.cells(i);
     const auto& v = c.comparison();
-    if (i == best || c.last_k_test_error().n() == 0) continue;
+    if (i == best) continue;
+    if (c.last_k_test_error().n() == 0) {
+      without_runs.push_back(Code(c.cell_label()));
+      continue;
+    }
     if (!v.testable()) {
       untested.push_back(Code(c.cell_label()));
     } else if (v.indistinguishable_from_best()) {
@@ -320,13 +324,20 @@ std::string ReadingMarkdown(const v1::GetResultsResponse& r) {
       worse.push_back(Code(c.cell_label()));
     }
   }
-  out << "- Cells indistinguishable from the best at " << level
-      << " (Welch t-test, Holm-adjusted): " << (same.empty() ? "none" : Join(same)) << ".\n";
+  // "none" only says something when some cell was tested: with every other cell
+  // untested it would read as "all are worse", which no test showed.
+  if (!same.empty() || !worse.empty()) {
+    out << "- Cells indistinguishable from the best at " << level
+        << " (Welch t-test, Holm-adjusted): " << (same.empty() ? "none" : Join(same)) << ".\n";
+  }
   if (!worse.empty()) {
     out << "- Worse than the best at " << level << ": " << Join(worse) << ".\n";
   }
   if (!untested.empty()) {
     out << "- Not tested (fewer than two seeds on one side): " << Join(untested) << ".\n";
+  }
+  if (!without_runs.empty()) {
+    out << "- No succeeded run, so not compared: " << Join(without_runs) << ".\n";
   }
   for (int i = 0; i < r.cells_size(); ++i) {
     const auto& v = r.cells(i).comparison();
@@ -351,6 +362,8 @@ std::string ReadingMarkdown(const v1::GetResultsResponse& r) {
   }
   if (r.sweep().state() == "active") {
     out << "- The sweep is still running: these numbers will change.\n";
+  } else if (r.sweep().state() == "cancelled") {
+    out << "- The sweep was cancelled: the cells hold only the runs that finished before.\n";
   }
   return out.str();
 }

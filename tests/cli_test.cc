@@ -840,5 +840,65 @@ TEST(Cli, ReportWritesTheReadmeCsvFilesAndEveryFigureOnlineAndOffline) {
   ExpectTableEqualsJson(bare_readme, results);
 }
 
+// The simplest study, one configuration and repeated seeds, has no grid: its report
+// must still be written, with its summary one CI bar (it once failed on the summary
+// with "--x: '' is not a grid axis" and wrote no README).
+TEST(Cli, ReportOfASweepWithoutAGridAndItsCommandsAsWritten) {
+  Cluster cluster({.lease_seconds = 10, .heartbeat_seconds = 0.3});
+  cluster.StartCoordinator();
+  cluster.StartWorker("w1");
+  const std::string file = cluster.WriteSweep("one-cell.yaml", R"(name: one-cell
+trainer: {kind: synthetic, epoch_seconds: 0.01}
+train: {epochs: 3}
+seeds: 3
+results: {last_k: 2}
+)");
+  const std::string sweep_id = FirstLine(cluster.Cli({"submit", file}));
+  int code = -1;
+  cluster.Cli({"wait", sweep_id, "--limit", "60", "--poll", "0.2"}, &code);
+  ASSERT_EQ(code, 0) << cluster.Logs();
+  const std::string dir = cluster.dir() + "/report";
+  CliResult r = RunCli(cluster, {"report", sweep_id, "-o", dir});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  const std::string readme = ReadFile(dir + "/README.md");
+  EXPECT_NE(readme.find("- **Grid**: one cell\n"), std::string::npos) << readme;
+  EXPECT_NE(readme.find("![Summary](figures/summary.png)"), std::string::npos) << readme;
+  ExpectPng(dir + "/figures/summary.png");
+  EXPECT_EQ(XmlProblem(ReadFile(dir + "/figures/summary.svg")), "");
+  // The reading names the one cell and claims no comparison.
+  EXPECT_NE(readme.find("- Lowest mean: `"), std::string::npos) << readme;
+  EXPECT_EQ(readme.find("indistinguishable from the best at"), std::string::npos) << readme;
+
+  // The README's commands work as written: a plot command from the report's folder, the
+  // report command from where it ran, with a relative --db and a folder with a space
+  // (they once kept the relative database path, which the report's folder does not have,
+  // and left the folder unquoted).
+  const std::string quoted_dir = "'" + cluster.dir() + "'";
+  std::string out, err;
+  code = RunCommand({"/bin/sh", "-c",
+                     "cd " + quoted_dir + " && " + RESWEEP_CLI_BIN + " report " + sweep_id +
+                         " -o 'my report' --db coordinator.db"},
+                    &out, &err);
+  ASSERT_EQ(code, 0) << out << err;
+  const std::string spaced = ReadFile(cluster.dir() + "/my report/README.md");
+  auto command_after = [&](const std::string& marker) {
+    const size_t at = spaced.find(marker + "`resweep ");
+    EXPECT_NE(at, std::string::npos) << marker << "\n" << spaced;
+    if (at == std::string::npos) return std::string("false");
+    const size_t from = at + marker.size() + 1;
+    // `resweep` stands for the binary under test.
+    return std::string(RESWEEP_CLI_BIN) +
+           spaced.substr(from + 7, spaced.find('`', from) - from - 7);
+  };
+  const std::string plot = command_after("Drawn by ");
+  EXPECT_NE(plot.find("--db " + cluster.db()), std::string::npos) << plot;
+  code = RunCommand({"/bin/sh", "-c", "cd " + quoted_dir + "/'my report' && " + plot}, &out, &err);
+  EXPECT_EQ(code, 0) << plot << "\n" << out << err;
+  const std::string report = command_after("Written by ");
+  EXPECT_NE(report.find(" -o 'my report' "), std::string::npos) << report;
+  code = RunCommand({"/bin/sh", "-c", "cd " + quoted_dir + " && " + report}, &out, &err);
+  EXPECT_EQ(code, 0) << report << "\n" << out << err;
+}
+
 }  // namespace
 }  // namespace resweep

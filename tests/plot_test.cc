@@ -298,6 +298,40 @@ TEST(PlotSummary, OneSeriesPerOtherAxisValueWithCiBarsAndPaperMarkers) {
   EXPECT_NE(bad.status().message().find("model.block, model.depth_n"), std::string::npos);
 }
 
+// A sweep without a grid (one cell, repeated seeds): the summary is the cell's CI bar
+// at its label, not an error (the report draws the summary of every sweep).
+TEST(PlotSummary, ASweepWithoutAGridIsOneBarAtItsCellsLabel) {
+  v1::GetResultsResponse r;
+  r.set_last_k(2);
+  auto* c = r.add_cells();
+  c->set_cell_label("base");
+  auto* s = c->mutable_last_k_test_error();
+  s->set_n(3);
+  s->set_mean(0.1);
+  s->set_ci95_low(0.09);
+  s->set_ci95_high(0.11);
+  c->set_paper_test_error(0.0761);
+  c->set_source_test_error(-1);
+  SummaryOptions o;
+  o.output = {"s.dat", "s.svg", "", false};
+  auto files = SummaryPlot(r, o);
+  ASSERT_TRUE(files.ok()) << files.status().ToString();
+  EXPECT_NE(files->data.find("# x mean ci95_low ci95_high n label\n0 10 9 11 3 \"base\"\n"),
+            std::string::npos)
+      << files->data;
+  EXPECT_NE(files->data.find("# paper, Table 6\n# x test_error\n0 7.61\n"), std::string::npos)
+      << files->data;
+  EXPECT_EQ(Count(files->script, "with yerrorlines"), 1) << files->script;
+  EXPECT_NE(files->script.find("set xlabel 'cell'"), std::string::npos) << files->script;
+  EXPECT_NE(files->script.find("set xtics ('base' 0)"), std::string::npos) << files->script;
+  // Naming an axis the sweep does not have is still an error.
+  o.x_axis = "model.depth_n";
+  auto bad = SummaryPlot(r, o);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("(it has no grid axes)"), std::string::npos)
+      << bad.status().message();
+}
+
 TEST(CurvesQuery, DownsamplesByEpochNumberSoRunsStayAligned) {
   std::vector<EpochRecord> epochs;
   for (int e = 1; e <= 10; ++e) epochs.push_back({"r", e});

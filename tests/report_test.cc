@@ -84,6 +84,28 @@ TEST(Report, ReadingNamesTheBestTheIndistinguishableTheWorseAndTheSeedsNeeded) {
   EXPECT_TRUE(Has(ReadingMarkdown(empty), "nothing to read"));
 }
 
+// A cancelled sweep whose best cell has one seed, one other cell one seed (untestable)
+// and one no succeeded run: no test was made, so the reading must not say "none is
+// indistinguishable" (read: all are worse), and it names the cells it left out.
+TEST(Report, ReadingClaimsNoDifferenceWhenNoCellWasTested) {
+  v1::GetResultsResponse r;
+  r.mutable_sweep()->set_state("cancelled");
+  r.set_last_k(2);
+  r.set_alpha(0.05);
+  AddCell(&r, "1", 0.20, 1);
+  AddCell(&r, "2", 0.10, 1)->mutable_comparison()->set_is_best(true);
+  AddCell(&r, "3", 0, 0);
+  r.set_best_cell(1);
+  const std::string reading = ReadingMarkdown(r);
+  EXPECT_TRUE(Has(reading, "Lowest mean: `model.depth_n=2`")) << reading;
+  EXPECT_FALSE(Has(reading, "indistinguishable")) << reading;
+  EXPECT_FALSE(Has(reading, "Worse")) << reading;
+  EXPECT_TRUE(Has(reading, "Not tested (fewer than two seeds on one side): `model.depth_n=1`.\n"))
+      << reading;
+  EXPECT_TRUE(Has(reading, "No succeeded run, so not compared: `model.depth_n=3`.\n")) << reading;
+  EXPECT_TRUE(Has(reading, "The sweep was cancelled")) << reading;
+}
+
 std::string ConfigJson(int depth_n, int warmup_iterations) {
   RunConfig c;
   c.dataset.kind = "fashion-mnist";
