@@ -5,6 +5,7 @@
 #include <thread>
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <optional>
 #include <random>
@@ -770,24 +771,39 @@ TEST(SqliteStore, OnlyABulkTransactionGrowsThePageCacheAndOnlyWhileItRuns) {
   EXPECT_EQ((*s.GetRun("run-" + std::to_string(next - 1)))->config_json.size(), 4000u);
 }
 
+// Calls `row` with each row of a query on the database file (a second connection);
+// false when the file or the query cannot be opened.
+bool ForEachRow(const std::string& path, const char* sql,
+                const std::function<void(sqlite3_stmt*)>& row) {
+  sqlite3* db = nullptr;
+  sqlite3_stmt* stmt = nullptr;
+  const bool opened = sqlite3_open(path.c_str(), &db) == SQLITE_OK &&
+                      sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr) == SQLITE_OK;
+  while (opened && sqlite3_step(stmt) == SQLITE_ROW) row(stmt);
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  return opened;
+}
+
+// One integer from a query on the database file; -1 without a row.
+int64_t QueryInt(const std::string& path, const char* sql) {
+  int64_t value = -1;
+  ForEachRow(path, sql, [&](sqlite3_stmt* stmt) { value = sqlite3_column_int64(stmt, 0); });
+  return value;
+}
+
 // What schema 11 changed, undone (a database as schema 10 wrote it): links hold their
 // cell's label and parameters, runs and cells their configs, sweep_runs its schema-1
 // shape and indexes, and the triggers on runs are created again as they were.
 void UndoSchema11(const std::string& path) {
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
   std::vector<std::string> triggers;
-  sqlite3_stmt* stmt = nullptr;
-  ASSERT_EQ(sqlite3_prepare_v2(db,
-                               "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND "
-                               "tbl_name = 'runs' ORDER BY name",
-                               -1, &stmt, nullptr),
-            SQLITE_OK);
-  while (sqlite3_step(stmt) == SQLITE_ROW) {
-    triggers.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)));
-  }
-  sqlite3_finalize(stmt);
-  sqlite3_close(db);
+  ASSERT_TRUE(ForEachRow(path,
+                         "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND "
+                         "tbl_name = 'runs' ORDER BY name",
+                         [&](sqlite3_stmt* stmt) {
+                           triggers.emplace_back(
+                               reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)));
+                         }));
   ASSERT_EQ(triggers.size(), 2u);
   std::vector<const char*> sql = {
       "DROP TRIGGER run_counted",
@@ -863,22 +879,6 @@ TEST(SqliteStore, MigrationFillsEachSweepsCountersCellsAndOutcomes) {
   auto stale = (*store)->SweepsWithStaleStatistics(10);
   ASSERT_TRUE(stale.ok());
   EXPECT_EQ(stale->size(), 2u);
-}
-
-// One integer from a query on the database file (a second connection).
-int64_t QueryInt(const std::string& path, const char* sql) {
-  sqlite3* db = nullptr;
-  int64_t value = -1;
-  if (sqlite3_open(path.c_str(), &db) == SQLITE_OK) {
-    sqlite3_stmt* stmt = nullptr;
-    if (sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr) == SQLITE_OK &&
-        sqlite3_step(stmt) == SQLITE_ROW) {
-      value = sqlite3_column_int64(stmt, 0);
-    }
-    sqlite3_finalize(stmt);
-  }
-  sqlite3_close(db);
-  return value;
 }
 
 // Runs that share a config_key share one stored config; each still reads its own, and
