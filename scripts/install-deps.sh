@@ -5,6 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential cmake pkg-config git
+  dpkg-dev adduser               # `cpack -G DEB` (dpkg-shlibdeps) and the packages' user (tests/package_test.sh)
   libtorch-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libsqlite3-dev sqlite3
