@@ -136,6 +136,13 @@ int main(int argc, char** argv) {
                  "suffices). Off by default");
   app.add_option("--http-port-file", http_port_file,
                  "write the HTTP port actually bound to this file");
+  std::string health_port_file;
+  app.add_option("--health-listen", options.health_listen,
+                 "also serve grpc.health.v1.Health alone, in plaintext and without tokens, on "
+                 "this address:port (port 0: pick one), for probes that cannot speak TLS "
+                 "(Kubernetes gRPC probes); it serves nothing else. Off by default");
+  app.add_option("--health-port-file", health_port_file,
+                 "write the health port actually bound to this file");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
@@ -246,6 +253,9 @@ int main(int argc, char** argv) {
       return 1;
     }
     if (!http_port_file.empty()) write_port(http_port_file, http->port());
+  }
+  if (!health_port_file.empty() && server.health_port() != 0) {
+    write_port(health_port_file, server.health_port());
   }
   if (!port_file.empty()) write_port(port_file, server.port());
   int signal_number = 0;

@@ -141,6 +141,19 @@ Status CoordinatorServer::Start(const CoordinatorOptions& options) {
   if (!server_ || port_ == 0) {
     return UnavailableError("cannot listen on " + options.listen);
   }
+  if (!options.health_listen.empty()) {
+    // No service is registered: the default health service (and reflection) only.
+    grpc::ServerBuilder health_builder;
+    health_builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+    health_builder.AddListeningPort(options.health_listen, grpc::InsecureServerCredentials(),
+                                    &health_port_);
+    health_server_ = health_builder.BuildAndStart();
+    if (!health_server_ || health_port_ == 0) {
+      return UnavailableError("cannot listen on " + options.health_listen + " (--health-listen)");
+    }
+    spdlog::info("health service alone, plaintext, on {} (port {})", options.health_listen,
+                 health_port_);
+  }
   {
     MutexLock lock(&mutex_);
     SetServingLocked(true, "started");
@@ -162,8 +175,6 @@ Status CoordinatorServer::Start(const CoordinatorOptions& options) {
 
 void CoordinatorServer::SetServingLocked(bool serving, const char* why) {
   if (stopping_ || !server_) return;
-  grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
-  if (!health) return;
   if (serving != serving_) {
     if (serving) {
       spdlog::info("health: SERVING ({})", why);
@@ -172,8 +183,12 @@ void CoordinatorServer::SetServingLocked(bool serving, const char* why) {
     }
   }
   serving_ = serving;
-  health->SetServingStatus("", serving);
-  health->SetServingStatus(v1::Coordinator::service_full_name(), serving);
+  for (grpc::Server* server : {server_.get(), health_server_.get()}) {
+    grpc::HealthCheckServiceInterface* health = server ? server->GetHealthCheckService() : nullptr;
+    if (!health) continue;
+    health->SetServingStatus("", serving);
+    health->SetServingStatus(v1::Coordinator::service_full_name(), serving);
+  }
 }
 
 void CoordinatorServer::CollectStateMetrics(PrometheusText* out) {
@@ -337,6 +352,10 @@ void CoordinatorServer::Shutdown(int grace_ms) {
   if (server_) {
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(grace_ms));
     server_->Wait();
+  }
+  if (health_server_) {
+    health_server_->Shutdown(std::chrono::system_clock::now());
+    health_server_->Wait();
   }
   if (service_) service_->StopBatcher();
   if (reaper_.joinable()) reaper_.join();

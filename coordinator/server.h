@@ -49,6 +49,11 @@ struct CoordinatorOptions {
   std::string tls_client_ca_file;
   // Role tokens (see coordinator/auth.h); empty = calls need no token.
   std::string token_file;
+  // Where to serve grpc.health.v1.Health alone, in plaintext (port 0 picks a free
+  // port): for probes that cannot speak TLS or send tokens, such as Kubernetes' gRPC
+  // probes. It says what the main port's health service says and serves nothing else.
+  // Empty = none.
+  std::string health_listen;
 };
 
 class CoordinatorServer {
@@ -59,6 +64,8 @@ class CoordinatorServer {
   // Opens the database, starts serving and the reaper. Returns once listening.
   Status Start(const CoordinatorOptions& options);
   int port() const { return port_; }
+  // The plaintext health port (CoordinatorOptions::health_listen); 0 when there is none.
+  int health_port() const { return health_port_; }
   // After a successful Start, until Shutdown: what an HTTP face (http/) serves from.
   Scheduler* scheduler() { return scheduler_.get(); }
   const TokenTable* tokens() const { return tokens_.get(); }
@@ -97,9 +104,11 @@ class CoordinatorServer {
   std::unique_ptr<ServiceMetrics> service_metrics_;
   std::unique_ptr<CoordinatorService> service_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<grpc::Server> health_server_;  // health_listen's; null without one
   std::thread reaper_;
   std::thread statistics_;
   int port_ = 0;
+  int health_port_ = 0;
   int64_t artifact_sweep_ms_ = 0;
   int64_t statistics_refresh_ms_ = 0;
 

@@ -76,6 +76,55 @@ TEST(Health, CheckAndWatchSayServingThenNotServingWhileShuttingDown) {
   EXPECT_EQ(cluster.coordinator().Wait(20000), 0) << cluster.CoordinatorLog();
 }
 
+// --health-listen: the health service alone, in plaintext and without a token, for
+// probes that can do neither (Kubernetes' gRPC probes); it tells what the main port's
+// says, NOT_SERVING from the start of a shutdown included, and serves nothing else.
+TEST(Health, APlaintextHealthPortForProbesServesHealthAloneWithoutAToken) {
+  Cluster cluster({});
+  WriteFile(cluster.dir() + "/tokens", "admin " + std::string(64, 'a') + "\n");
+  cluster.options().coordinator_args = {"--token-file",       cluster.dir() + "/tokens",
+                                        "--health-listen",    "127.0.0.1:0",
+                                        "--health-port-file", cluster.dir() + "/health-port"};
+  cluster.StartCoordinator();
+  const std::string health_address =
+      "127.0.0.1:" + std::to_string(std::stoi(ReadFile(cluster.dir() + "/health-port")));
+  auto health = grpc::health::v1::Health::NewStub(Plaintext(health_address));
+  grpc::StatusCode code = grpc::StatusCode::UNKNOWN;
+  EXPECT_EQ(Check(*health, "", &code), HealthCheckResponse::SERVING);
+  EXPECT_EQ(code, grpc::StatusCode::OK);
+  EXPECT_EQ(Check(*health, "resweep.v1.Coordinator", &code), HealthCheckResponse::SERVING);
+  EXPECT_EQ(code, grpc::StatusCode::OK);
+
+  // The coordinator's own calls are not there (and on the main port need the token).
+  auto on_health_port = v1::Coordinator::NewStub(Plaintext(health_address));
+  auto on_main_port = v1::Coordinator::NewStub(Plaintext(cluster.address()));
+  for (auto* stub : {on_health_port.get(), on_main_port.get()}) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    v1::ListSweepsRequest req;
+    v1::ListSweepsResponse resp;
+    const grpc::Status status = stub->ListSweeps(&ctx, req, &resp);
+    EXPECT_EQ(status.error_code(), stub == on_health_port.get() ? grpc::StatusCode::UNIMPLEMENTED
+                                                                : grpc::StatusCode::UNAUTHENTICATED)
+        << status.error_message();
+  }
+
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  HealthCheckRequest req;
+  req.set_service("resweep.v1.Coordinator");
+  auto watch = health->Watch(&ctx, req);
+  HealthCheckResponse update;
+  ASSERT_TRUE(watch->Read(&update));
+  EXPECT_EQ(update.status(), HealthCheckResponse::SERVING);
+  cluster.coordinator().Kill(SIGTERM);
+  ASSERT_TRUE(watch->Read(&update)) << cluster.CoordinatorLog();
+  EXPECT_EQ(update.status(), HealthCheckResponse::NOT_SERVING);
+  ctx.TryCancel();
+  watch->Finish().IgnoreError();
+  EXPECT_EQ(cluster.coordinator().Wait(20000), 0) << cluster.CoordinatorLog();
+}
+
 // One ServerReflectionInfo exchange asking for the service list; the names listed.
 // Spoken with the generic stub (the reflection messages' generated code lives inside
 // libgrpc++_reflection, without headers): the request is ServerReflectionRequest
