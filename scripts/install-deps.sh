@@ -5,6 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential cmake pkg-config git
+  python3-yaml                  # tests/kubernetes_test.py
   dpkg-dev adduser               # `cpack -G DEB` (dpkg-shlibdeps) and the packages' user (tests/package_test.sh)
   libtorch-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
@@ -22,6 +23,11 @@ PACKAGES=(
   libcpp-httplib-dev            # the coordinator's HTTP server (--http: JSON API, /metrics)
   prometheus                    # the metrics test scrapes a coordinator and a worker with it
 )
+
+# tests/kubernetes_test.py renders the manifests with `kubectl kustomize`: Debian's
+# kubernetes-client, unless some kubectl is installed already (another vendor's package
+# would conflict with it).
+command -v kubectl >/dev/null || PACKAGES+=(kubernetes-client)
 
 # --bench: also what the benchmarks compare against (PyTorch eager, Debian's build).
 if [ "${1:-}" = "--bench" ]; then
