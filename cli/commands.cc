@@ -3,6 +3,7 @@
 #include <grpc/support/log.h>
 
 #include <spawn.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -17,6 +18,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <sstream>
 #include <thread>
@@ -476,6 +478,87 @@ int Wait(const Options& o, Client* client) {
   }
 }
 
+// The terminal's width: TIOCGWINSZ, else $COLUMNS, else 100.
+int TerminalWidth() {
+  winsize size{};
+  if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_col > 0) return size.ws_col;
+  if (const char* columns = std::getenv("COLUMNS"); columns && std::atoi(columns) > 0) {
+    return std::atoi(columns);
+  }
+  return 100;
+}
+
+// The most runs `watch` lists each round to show epochs per cell; above, cells show
+// finished runs only (the sweep's line still counts every epoch).
+constexpr int kWatchMaxListedRuns = 20000;
+
+int Watch(const Options& o, Client* client) {
+  Reads reads(o, client);
+  ReadApi* api = nullptr;
+  if (int rc = reads.Open("watch", &api)) return rc;
+  std::signal(SIGINT, OnInterrupt);
+  const bool terminal = isatty(STDOUT_FILENO);
+  std::string sweep_id = o.sweep, last_frame;
+  while (true) {
+    v1::GetSweepRequest sweep_req;
+    sweep_req.set_sweep_id(sweep_id);
+    v1::GetSweepResponse sweep;
+    if (Status st = api->GetSweep(sweep_req, &sweep); !st.ok()) {
+      return Fail("watch", st, reads.client());
+    }
+    const auto& s = sweep.sweep();
+    sweep_id = s.sweep_id();
+    v1::GetResultsRequest results_req;
+    results_req.set_sweep_id(sweep_id);
+    results_req.set_last_k(o.last_k);
+    v1::GetResultsResponse results;
+    if (Status st = api->GetResults(results_req, &results); !st.ok()) {
+      return Fail("watch", st, reads.client());
+    }
+    std::map<std::string, CellProgress> cells;
+    if (s.counts().total() <= kWatchMaxListedRuns) {
+      v1::ListRunsRequest runs_req;
+      runs_req.set_sweep_id(sweep_id);
+      Status st = ForEachRunsPage(api, runs_req, [&](const v1::ListRunsResponse& page) {
+        for (const auto& r : page.runs()) {
+          CellProgress& p = cells[r.cell_label()];
+          p.epochs_done += r.epoch();
+          p.epochs_total += r.epochs_total();
+          p.runs_total += 1;
+          p.runs_running += r.state() == "leased" || r.state() == "running";
+          const bool finished =
+              r.state() == "succeeded" || r.state() == "failed" || r.state() == "cancelled";
+          p.runs_finished += finished;
+          p.runs_failed += r.state() == "failed";
+          // A finished run counts as whole: a failed or cancelled one has no epochs to come.
+          if (finished) p.epochs_done += r.epochs_total() - r.epoch();
+        }
+      });
+      if (!st.ok()) return Fail("watch", st, reads.client());
+    }
+    const std::string frame = FormatWatchFrame(s, results, cells, TerminalWidth());
+    if (terminal) {
+      // Home, clear the screen, then the frame: a redraw in place.
+      std::cout << "\x1b[H\x1b[2J" << frame << std::flush;
+    } else if (frame != last_frame) {
+      std::cout << (last_frame.empty() ? "" : "\n") << frame << std::flush;
+    }
+    last_frame = frame;
+    if (s.state() == "cancelled") return kExitWaitCancelled;
+    if (s.state() != "active") return s.counts().failed() ? kExitWaitFailedRuns : kExitOk;
+    const auto until = std::chrono::steady_clock::now() +
+                       std::chrono::milliseconds(static_cast<int64_t>(o.poll * 1000));
+    while (std::chrono::steady_clock::now() < until && !g_interrupted) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    if (g_interrupted) {
+      std::cerr << "\nstopped watching. The sweep goes on: `resweep watch " << sweep_id
+                << "` watches again.\n";
+      return kExitInterrupted;
+    }
+  }
+}
+
 // Writes `text` to `path` whole, or says why not.
 Status WriteTextFile(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
@@ -784,9 +867,9 @@ int Report(const Options& o, Client* client) {
   return kExitOk;
 }
 
-const char* const kCommands[] = {"submit", "status",  "runs",      "run",   "results",
-                                 "wait",   "workers", "cancel",    "retry", "delete",
-                                 "plot",   "report",  "completion"};
+const char* const kCommands[] = {"submit", "status", "runs",    "run",       "results",
+                                 "wait",   "watch",  "workers", "cancel",    "retry",
+                                 "delete", "plot",   "report",  "completion"};
 
 }  // namespace
 
@@ -874,6 +957,16 @@ int RunCli(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(0.05, 3600.0));
   add_db(wait);
+
+  auto* watch = app.add_subcommand(
+      "watch", "redraw a sweep's progress per cell (bars, ETA) and its results table until done");
+  watch->add_option("sweep", o.sweep, "sweep id, id prefix or name")->required();
+  watch->add_option("--poll", o.poll, "seconds between redraws")
+      ->capture_default_str()
+      ->check(CLI::Range(0.05, 3600.0));
+  watch->add_option("--last-k", o.last_k, "average the last K epochs (default: the sweep's)")
+      ->check(CLI::Range(0, 1000));
+  add_db(watch);
 
   auto* workers = app.add_subcommand("workers", "workers: devices, slots, runs held, last seen");
   workers->add_flag("--all", o.all, "include workers gone for longer than ten leases");
@@ -994,6 +1087,7 @@ int RunCli(int argc, char** argv) {
   if (*run) return RunCommand(o, &client);
   if (*results) return Results(o, &client);
   if (*wait) return Wait(o, &client);
+  if (*watch) return Watch(o, &client);
   if (*workers) return Workers(o, &client);
   if (*cancel) return Cancel(o, &client);
   if (*retry) return Retry(o, &client);

@@ -16,12 +16,12 @@ _resweep() {
     cur="${COMP_WORDS[COMP_CWORD]}"; prev="${COMP_WORDS[COMP_CWORD-1]}"
     words=("${COMP_WORDS[@]}"); cword=$COMP_CWORD
   }
-  local commands="submit status runs run results wait workers cancel retry delete plot report completion"
+  local commands="submit status runs run results wait watch workers cancel retry delete plot report completion"
   local global="--coordinator -c --timeout --verbose --tls-ca --tls-cert --tls-key --token-file --help --version"
   local cmd="" i
   for ((i = 1; i < cword; i++)); do
     case "${words[i]}" in
-      submit|status|runs|run|results|wait|workers|cancel|retry|delete|plot|report|completion) cmd="${words[i]}"; break ;;
+      submit|status|runs|run|results|wait|watch|workers|cancel|retry|delete|plot|report|completion) cmd="${words[i]}"; break ;;
     esac
   done
   case "$prev" in
@@ -49,6 +49,7 @@ _resweep() {
     run) opts="--format --db" ;;
     results) opts="--format --last-k --db" ;;
     wait) opts="--limit --poll --db" ;;
+    watch) opts="--poll --last-k --db" ;;
     workers) opts="--all --format --db" ;;
     retry) opts="--failed --cancelled --restart" ;;
     delete) opts="--force" ;;
@@ -59,7 +60,7 @@ _resweep() {
   if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "$opts --help" -- "$cur")); return; fi
   case "$cmd" in
     submit) COMPREPLY=($(compgen -f -X '!*.y*ml' -- "$cur") $(compgen -d -- "$cur")) ;;
-    status|runs|results|wait|cancel|retry|delete|plot|report) COMPREPLY=($(compgen -W "$(_resweep_sweeps)" -- "$cur")) ;;
+    status|runs|results|wait|watch|cancel|retry|delete|plot|report) COMPREPLY=($(compgen -W "$(_resweep_sweeps)" -- "$cur")) ;;
   esac
 }
 complete -F _resweep resweep
@@ -84,6 +85,7 @@ _resweep() {
     'run:one run: config, every attempt, per-epoch history'
     'results:mean / std / n of test error per grid cell'
     'wait:show progress until the sweep is done'
+    'watch:redraw progress per cell and the results table until done'
     'workers:workers: devices, slots, runs held, last seen'
     'cancel:cancel a sweep'"'"'s queued and running runs'
     'retry:queue failed (or cancelled, or named) runs again'
@@ -113,6 +115,7 @@ _resweep() {
         run) _arguments '--format[output]:format:(table json)' '--db[database file]:file:_files' '1:run id:' ;;
         results) _arguments '--format[output]:format:(table markdown csv json)' '--last-k[epochs averaged]:K:' '--db[database file]:file:_files' '1:sweep:_resweep_sweeps' ;;
         wait) _arguments '--limit[seconds]:seconds:' '--poll[seconds]:seconds:' '--db[database file]:file:_files' '1:sweep:_resweep_sweeps' ;;
+        watch) _arguments '--poll[seconds]:seconds:' '--last-k[epochs averaged]:K:' '--db[database file]:file:_files' '1:sweep:_resweep_sweeps' ;;
         workers) _arguments '--all[include gone workers]' '--format[output]:format:(table json)' '--db[database file]:file:_files' ;;
         cancel) _arguments '1:sweep:_resweep_sweeps' ;;
         retry) _arguments '--failed[failed runs]' '--cancelled[cancelled runs]' '--restart[from epoch 0]' '1:sweep:_resweep_sweeps' '*:run id:' ;;

@@ -525,6 +525,42 @@ std::string FormatSweepLine(const v1::SweepSummary& s) {
   return out.str();
 }
 
+std::string FormatWatchFrame(const v1::SweepSummary& sweep, const v1::GetResultsResponse& results,
+                             const std::map<std::string, CellProgress>& cells, int width) {
+  std::ostringstream out;
+  out << FormatSweepLine(sweep) << "\n\n";
+  size_t label_width = 4;
+  for (const auto& c : results.cells()) label_width = std::max(label_width, c.cell_label().size());
+  // label, bar, then " 100%  25/25 runs done, 25 running, 25 failed" (about 48 columns)
+  label_width = std::min<size_t>(label_width, static_cast<size_t>(std::max(12, width / 3)));
+  const int bar_width = std::clamp(width - static_cast<int>(label_width) - 52, 10, 40);
+  for (const auto& c : results.cells()) {
+    CellProgress p;
+    if (auto it = cells.find(c.cell_label()); it != cells.end()) {
+      p = it->second;
+    } else {
+      p.runs_total = c.runs_total();
+      p.runs_finished = c.runs_succeeded();
+    }
+    // Epochs where they are known, else runs.
+    const double done = p.epochs_total > 0 ? static_cast<double>(p.epochs_done) / p.epochs_total
+                        : p.runs_total > 0 ? static_cast<double>(p.runs_finished) / p.runs_total
+                                           : 0.0;
+    const int filled = static_cast<int>(done * bar_width + 1e-9);
+    std::string label = c.cell_label();
+    if (label.size() > label_width) label = label.substr(0, label_width - 1) + "~";
+    out << label << std::string(label_width - label.size(), ' ') << " [" << std::string(filled, '#')
+        << std::string(bar_width - filled, '.') << "] " << Fixed(100.0 * done, "%3.0f") << "%  "
+        << p.runs_finished << "/" << p.runs_total << " runs done";
+    if (p.runs_running > 0) out << ", " << p.runs_running << " running";
+    if (p.runs_failed > 0) out << ", " << p.runs_failed << " failed";
+    out << "\n";
+  }
+  out << "\n";
+  if (auto table = FormatResults(results, "table"); table.ok()) out << *table;
+  return out.str();
+}
+
 StatusOr<std::string> FormatSweeps(const v1::ListSweepsResponse& sweeps,
                                    const v1::ListRunsResponse* running, const std::string& format) {
   RESWEEP_RETURN_IF_ERROR(CheckFormat(format, {"table", "json"}));

@@ -8,6 +8,7 @@
 // or seconds as their key names say.
 #pragma once
 
+#include <map>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -71,6 +72,21 @@ StatusOr<std::string> FormatSweeps(const v1::ListSweepsResponse& sweeps,
 StatusOr<std::string> FormatWorkers(const v1::ListWorkersResponse& workers,
                                     const std::string& format);
 StatusOr<std::string> FormatRun(const v1::GetRunResponse& run, const std::string& format);
+
+// Progress of one grid cell for `resweep watch`: its runs' epochs and states.
+struct CellProgress {
+  int64_t epochs_done = 0;
+  int64_t epochs_total = 0;
+  int runs_total = 0;
+  int runs_running = 0;   // leased or running
+  int runs_finished = 0;  // succeeded, failed or cancelled
+  int runs_failed = 0;
+};
+// One frame of `resweep watch`: the sweep's line, a progress bar per cell (cells in
+// the results' order; `cells` keyed by cell label; a cell missing from it shows its
+// runs from `results` alone) and the results table. `width` is the terminal's.
+std::string FormatWatchFrame(const v1::SweepSummary& sweep, const v1::GetResultsResponse& results,
+                             const std::map<std::string, CellProgress>& cells, int width);
 
 // A CSV field (RFC 4180): quoted when it holds a comma, quote or line break.
 std::string CsvField(const std::string& s);

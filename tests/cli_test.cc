@@ -3,9 +3,14 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <pty.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <csignal>
 #include <filesystem>
+#include <mutex>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -367,6 +372,107 @@ TEST(Cli, InterruptedWaitSaysTheSweepGoesOn) {
   EXPECT_NE(ReadFile(err_path).find("The sweep goes on"), std::string::npos) << ReadFile(err_path);
   EXPECT_EQ(json::parse(cluster.Cli({"status", id, "--format", "json"}))["sweeps"][0]["state"],
             "active");
+}
+
+// `resweep watch` in a pseudo-terminal (a real one: forkpty): it redraws in place
+// (home + clear) a bar per cell and the results table, follows the sweep from nothing
+// done to done, and exits 0 with the final frame on the screen.
+TEST(Cli, WatchRedrawsEachCellsProgressInATerminalUntilTheSweepIsDone) {
+  Cluster cluster({});
+  cluster.StartCoordinator();
+  const std::string id =
+      FirstLine(cluster.Cli({"submit", cluster.WriteSweep("watched.yaml", R"(name: watched
+trainer: {kind: synthetic, epoch_seconds: 0.05}
+train: {epochs: 6}
+grid:
+  model.depth_n: [1, 2]
+seeds: 2
+)")}));
+  int terminal = -1;
+  winsize size{};
+  size.ws_row = 50;
+  size.ws_col = 120;
+  const pid_t pid = forkpty(&terminal, nullptr, nullptr, &size);
+  ASSERT_GE(pid, 0) << strerror(errno);
+  if (pid == 0) {
+    execl(RESWEEP_CLI_BIN, RESWEEP_CLI_BIN, "--coordinator", cluster.address().c_str(), "watch",
+          id.c_str(), "--poll", "0.2", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  std::mutex mutex;
+  std::string screen;  // everything the terminal received
+  std::thread reader([&] {
+    char buffer[4096];
+    while (true) {
+      const ssize_t n = read(terminal, buffer, sizeof buffer);
+      if (n <= 0) break;  // EIO once the child is gone
+      std::lock_guard<std::mutex> lock(mutex);
+      screen.append(buffer, static_cast<size_t>(n));
+    }
+  });
+  auto received = [&] {
+    std::lock_guard<std::mutex> lock(mutex);
+    return screen;
+  };
+  const std::string clear = "\x1b[H\x1b[2J";
+  // The first frame, before any worker: every cell at 0%.
+  ASSERT_TRUE(WaitFor([&] { return received().find("last-") != std::string::npos; }, 20000))
+      << received();
+  cluster.StartWorker("w1", 2);
+  int exit_status = -1;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        int wstatus = 0;
+        if (waitpid(pid, &wstatus, WNOHANG) != pid) return false;
+        exit_status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
+        return true;
+      },
+      60000))
+      << received();
+  reader.join();
+  close(terminal);
+  EXPECT_EQ(exit_status, 0) << received();
+
+  // Frames, each drawn over the last.
+  std::vector<std::string> frames;
+  const std::string all = received();
+  for (size_t at = all.find(clear); at != std::string::npos;) {
+    const size_t next = all.find(clear, at + clear.size());
+    frames.push_back(all.substr(at + clear.size(), next == std::string::npos
+                                                       ? std::string::npos
+                                                       : next - at - clear.size()));
+    at = next;
+  }
+  ASSERT_GE(frames.size(), 3u) << all;
+  const std::regex empty_bar(R"(\[\.+\]   0%  0/2 runs done)");
+  const std::regex full_bar(R"(\[#+\] 100%  2/2 runs done)");
+  for (const char* cell : {"model.depth_n=1", "model.depth_n=2"}) {
+    const std::regex line(std::string("(^|\n)") + cell + " +\\[");
+    EXPECT_TRUE(std::regex_search(frames.front(), line)) << frames.front();
+    EXPECT_TRUE(std::regex_search(frames.back(), line)) << frames.back();
+  }
+  EXPECT_EQ(
+      std::distance(std::sregex_iterator(frames.front().begin(), frames.front().end(), empty_bar),
+                    std::sregex_iterator()),
+      2)
+      << frames.front();
+  EXPECT_EQ(
+      std::distance(std::sregex_iterator(frames.back().begin(), frames.back().end(), full_bar),
+                    std::sregex_iterator()),
+      2)
+      << frames.back();
+  EXPECT_NE(frames.back().find("  done  "), std::string::npos) << frames.back();
+  EXPECT_NE(frames.back().find("last-"), std::string::npos) << frames.back();  // the table
+  // Some frame in between shows a cell part way.
+  const std::regex partial(R"(\[#+\.+\] +[1-9][0-9]?%)");
+  EXPECT_TRUE(std::any_of(frames.begin(), frames.end(), [&](const std::string& f) {
+    return std::regex_search(f, partial);
+  })) << all;
+  // The bars fit the terminal (the results table is as wide as `resweep results`').
+  std::istringstream lines(frames.back());
+  for (std::string l; std::getline(lines, l);) {
+    if (l.find(" runs done") != std::string::npos) EXPECT_LE(l.size(), 120u) << l;
+  }
 }
 
 TEST(Cli, CompletionScriptsAreValidShell) {
