@@ -225,6 +225,10 @@ std::optional<int> SeedsNeeded(double mean_a, double std_a, double mean_b, doubl
   return high;
 }
 
+double SeedsNeededAlpha(double alpha, int comparisons) {
+  return comparisons > 1 ? alpha / comparisons : alpha;
+}
+
 Comparison CompareWithBest(const std::vector<std::vector<double>>& cells, double alpha,
                            uint64_t seed, int resamples, StatisticsCache* cache,
                            StatisticsBacking* backing) {
@@ -237,9 +241,9 @@ Comparison CompareWithBest(const std::vector<std::vector<double>>& cells, double
     return cache ? cache->ProbabilityAIsLower(a, b, seed, resamples, backing)
                  : ProbabilityAIsLower(a, b, seed, resamples);
   };
-  auto seeds_needed = [&](const Description& a, const Description& b) {
-    return cache ? cache->SeedsNeeded(a.mean, a.std, b.mean, b.std, alpha, 0.8, backing)
-                 : SeedsNeeded(a.mean, a.std, b.mean, b.std, alpha, 0.8);
+  auto seeds_needed = [&](const Description& a, const Description& b, double level) {
+    return cache ? cache->SeedsNeeded(a.mean, a.std, b.mean, b.std, level, 0.8, backing)
+                 : SeedsNeeded(a.mean, a.std, b.mean, b.std, level, 0.8);
   };
   Comparison c;
   c.alpha = alpha;
@@ -264,18 +268,23 @@ Comparison CompareWithBest(const std::vector<std::vector<double>>& cells, double
       continue;
     }
     if (cells[i].empty()) continue;
-    v.probability_better_than_best = probability(cells[i], best_values);
+    if (v.description.n >= kMinSeedsForProbability && best.n >= kMinSeedsForProbability) {
+      v.probability_better_than_best = probability(cells[i], best_values);
+    }
     v.welch = Welch(cells[i], best_values);
     if (!v.welch) continue;
     v.testable = true;
     p[i] = v.welch->p;
-    v.seeds_needed = seeds_needed(v.description, best);
+    ++c.comparisons;
   }
+  c.seeds_needed_alpha = SeedsNeededAlpha(alpha, c.comparisons);
   const std::vector<double> holm = HolmAdjust(p);
   for (size_t i = 0; i < cells.size(); ++i) {
     if (p[i] < 0) continue;
-    c.cells[i].p_holm = holm[i];
-    c.cells[i].indistinguishable_from_best = holm[i] >= alpha;
+    CellVerdict& v = c.cells[i];
+    v.p_holm = holm[i];
+    v.indistinguishable_from_best = holm[i] >= alpha;
+    v.seeds_needed = seeds_needed(v.description, best, c.seeds_needed_alpha);
   }
   return c;
 }

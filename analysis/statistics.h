@@ -17,6 +17,11 @@ inline constexpr uint64_t kBootstrapSeed = 20160627;
 inline constexpr int kBootstrapResamples = 10000;
 // Significance level of every comparison resweep prints.
 inline constexpr double kDefaultAlpha = 0.05;
+// The fewest seeds on each side for which CompareWithBest gives a probability of
+// improvement: with one or two seeds the bootstrap can draw only a handful of distinct
+// resamples, so its interval is degenerate ("0.00 [0.00, 0.00]" for two cells a Welch
+// test cannot tell apart) and says nothing.
+inline constexpr int kMinSeedsForProbability = 3;
 
 struct Interval {
   double low = 0;
@@ -97,6 +102,13 @@ std::optional<ProbabilityOfImprovement> ProbabilityAIsLower(const std::vector<do
 std::optional<int> SeedsNeeded(double mean_a, double std_a, double mean_b, double std_b,
                                double alpha = kDefaultAlpha, double power = 0.8);
 
+// The level at which CompareWithBest plans seeds needed when it makes `comparisons`
+// tests against the best: alpha / comparisons (Bonferroni; alpha when there is at
+// most one). Stricter than the Holm adjustment the verdicts use, so the seeds it plans
+// would also make the Holm-adjusted test reject: a plan at the unadjusted alpha could
+// promise "2 seeds" for a cell whose Holm-adjusted p is 1.
+double SeedsNeededAlpha(double alpha, int comparisons);
+
 // A set of cells compared with the best of them (lowest mean; lower is better).
 struct CellVerdict {
   Description description;
@@ -104,19 +116,25 @@ struct CellVerdict {
   // Against the best cell (unset for the best itself and when either has n < 2).
   std::optional<WelchTest> welch;
   double p_holm = -1;  // Holm-adjusted across all comparisons with the best; -1: none
-  // P(this cell < best): the chance that a seed of this cell beats a seed of the best.
+  // P(this cell < best): the chance that a seed of this cell beats a seed of the best;
+  // unset unless both have at least kMinSeedsForProbability values.
   std::optional<ProbabilityOfImprovement> probability_better_than_best;
   // Cannot be told apart from the best at `alpha` (Holm-adjusted p >= alpha). The
   // best cell itself is; a cell that could not be tested (n < 2) is not claimed
   // either way and stays false, see `testable`.
   bool indistinguishable_from_best = false;
   bool testable = false;
-  std::optional<int> seeds_needed;  // to separate this cell from the best
+  // To separate this cell from the best, at Comparison::seeds_needed_alpha; set when
+  // testable (and not the best).
+  std::optional<int> seeds_needed;
 };
 
 struct Comparison {
   int best = -1;  // index of the best cell; -1 when no cell has a value
   double alpha = kDefaultAlpha;
+  int comparisons = 0;  // cells tested against the best (Welch made)
+  // SeedsNeededAlpha(alpha, comparisons): the level of every seeds_needed.
+  double seeds_needed_alpha = kDefaultAlpha;
   std::vector<CellVerdict> cells;  // in the input's order
 };
 

@@ -691,6 +691,28 @@ std::string ShellWord(const std::string& word) {
   return out + "'";
 }
 
+// The figures a report draws, by file name under DIR/figures without extension.
+const char* const kReportFigureNames[] = {"train-loss", "test-error", "first-epochs", "summary"};
+
+// Removes the files an earlier report wrote under `figures_dir` (each figure as PNG
+// and SVG with its .dat and .gp), so that a figure this report does not draw is not
+// left from the last one; then the folder if that left it empty. Only these names:
+// anything else in the folder is the user's and stays.
+void RemoveOwnFigures(const std::string& figures_dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(figures_dir, ec)) return;
+  for (const char* name : kReportFigureNames) {
+    for (const char* ext : {".png", ".svg"}) {
+      const std::string out = figures_dir + "/" + name + ext;
+      for (const std::string& file : {out, DataPathFor(out), ScriptPathFor(out)}) {
+        fs::remove(file, ec);  // absent is fine
+      }
+    }
+  }
+  if (fs::is_empty(figures_dir, ec) && !ec) fs::remove(figures_dir, ec);
+}
+
 // One figure of the report: drawn from the curves (`curves` set) or the summary.
 struct ReportFigureSpec {
   std::string name;  // file name without extension, under DIR/figures
@@ -702,6 +724,8 @@ struct ReportFigureSpec {
 
 // resweep report SWEEP -o DIR: README.md, results.csv, runs.csv, epochs.csv and the
 // figures (PNG and SVG) in DIR, from the same answers `results`, `runs` and `plot` print.
+// An earlier report's figures in DIR are removed once everything is read (nothing of
+// DIR changes when a read fails); its other files are overwritten.
 int Report(const Options& o, Client* client) {
   const std::string what = "report";
   if (!o.no_figures && !OnPath("gnuplot")) {
@@ -715,7 +739,7 @@ int Report(const Options& o, Client* client) {
   const std::string dir = o.out;
   const std::string figures_dir = dir + "/figures";
   std::error_code ec;
-  fs::create_directories(o.no_figures ? fs::path(dir) : fs::path(figures_dir), ec);
+  fs::create_directories(dir, ec);
   if (ec || !fs::is_directory(dir)) {
     return Fail(what, InvalidArgumentError("-o " + dir + ": cannot create the folder (" +
                                            (ec ? ec.message() : "not a folder") + ")"));
@@ -763,8 +787,28 @@ int Report(const Options& o, Client* client) {
     if (Status st = api->GetRun(req, &resp); !st.ok()) return Fail(what, st, reads.client());
     in.cell_configs[run.cell_label()] = resp.config_json();
   }
+  // The K the measure really used: "last 50" on runs of 10 evaluated epochs would be a
+  // K no run had (each averaged its 10).
+  const int asked_k = in.results.last_k();
+  in.results.set_last_k(LastKUsed(in.curves, asked_k));
+  if (in.results.last_k() != asked_k) {
+    std::cerr << "note: " << (o.last_k > 0 ? "--last-k " : "the sweep's last_k ") << asked_k
+              << " is more than the " << in.results.last_k()
+              << " evaluated epochs every run has: each run's measure is the mean of its last "
+              << in.results.last_k() << ", and the report says so\n";
+  }
   auto results_csv = FormatResults(in.results, "csv");
   if (!results_csv.ok()) return Fail(what, results_csv.status());
+  // Everything is read: the old report's figures go (this one may draw fewer), the new
+  // files replace the rest.
+  RemoveOwnFigures(figures_dir);
+  if (!o.no_figures) {
+    fs::create_directories(figures_dir, ec);
+    if (ec) {
+      return Fail(what, InvalidArgumentError("-o " + dir + ": cannot create " + figures_dir + " (" +
+                                             ec.message() + ")"));
+    }
+  }
   for (const auto& [file, text] :
        std::vector<std::pair<std::string, std::string>>{{"results.csv", *results_csv},
                                                         {"runs.csv", runs_csv.str()},
@@ -815,14 +859,23 @@ int Report(const Options& o, Client* client) {
   // copied anywhere: the database by its absolute path, every path as one shell word.
   const std::string db_flag =
       o.db.empty() ? "" : " --db " + ShellWord(std::filesystem::absolute(o.db).string());
-  const std::string last_k_flag = o.last_k > 0 ? " --last-k " + std::to_string(o.last_k) : "";
+  // The K used, also when it is less than the sweep's own (so a command run again says
+  // the same K as the report).
+  const std::string last_k_flag = o.last_k > 0 || in.results.last_k() != asked_k
+                                      ? " --last-k " + std::to_string(in.results.last_k())
+                                      : "";
+  // Notes once for the report, not once per figure and format.
+  std::vector<std::string> notes;
+  auto note = [&](const std::string& text) {
+    if (std::find(notes.begin(), notes.end(), text) == notes.end()) notes.push_back(text);
+  };
   if (!o.no_figures) {
     int done = 0;
     const int total = static_cast<int>(specs.size()) * 2;
     for (const auto& spec : specs) {
       ReportFigure figure{"figures/" + spec.name + ".png", "figures/" + spec.name + ".svg",
                           spec.title, spec.caption, ""};
-      bool drawn = true;
+      bool drawn = true, legend_omitted = false;
       for (const std::string& file : {figure.file, figure.vector_file}) {
         std::cerr << "[" << ++done << "/" << total << "] " << dir << "/" << file << "\n";
         PlotOutput output;
@@ -840,20 +893,27 @@ int Report(const Options& o, Client* client) {
         }
         if (!files.ok() && files.status().code() == StatusCode::kFailedPrecondition) {
           // Nothing to draw yet (no run has values): the report goes on without it.
-          std::cerr << "note: " << spec.name << " left out: " << files.status().message() << "\n";
+          note(spec.name + " left out: " + files.status().message());
           drawn = false;
           break;
         }
         if (!files.ok()) return Fail(what, files.status());
-        for (const auto& note : files->notes) std::cerr << "note: " << note << "\n";
+        for (const auto& text : files->notes) note(text);
+        legend_omitted = legend_omitted || files->legend_omitted;
         if (Status st = DrawFigure(*files, output); !st.ok()) return Fail(what, st);
       }
       if (!drawn) continue;
+      if (legend_omitted) {
+        figure.caption += " With more than " + std::to_string(kMaxLegendEntries) +
+                          " series the legend is left out: each cell's label and numbers are in "
+                          "the results table above and in results.csv.";
+      }
       figure.command = "resweep plot " + sweep_id + " " + spec.plot_flags +
                        (spec.curves ? "" : last_k_flag) + " --out " + figure.file + db_flag;
       in.figures.push_back(figure);
     }
   }
+  for (const auto& text : notes) std::cerr << "note: " << text << "\n";
   in.command = "resweep report " + sweep_id + " -o " + ShellWord(dir) + last_k_flag + db_flag;
   in.version = ResweepVersion();
   auto readme = ReportReadme(in);

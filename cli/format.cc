@@ -22,6 +22,16 @@ std::string Percent(double fraction) {
   return buf;
 }
 
+// A count as people write it: 1234567 -> "1,234,567".
+std::string Thousands(int64_t v) {
+  std::string digits = std::to_string(v < 0 ? -v : v), out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return (v < 0 ? "-" : "") + out;
+}
+
 std::string MeanStd(const v1::Stat& s) {
   if (s.n() == 0) return "-";
   if (s.n() == 1) return Percent(s.mean());
@@ -236,8 +246,7 @@ ResultsTable MakeResultsTable(const v1::GetResultsResponse& r) {
         {c.cell_label(), std::to_string(c.runs_succeeded()) + "/" + std::to_string(c.runs_total()),
          MeanCi(l), l.n() > 1 ? Percent(l.std()) : "-", Verdict(c),
          v.testable() && !v.is_best() ? PValueText(v.p_holm()) : "-", ProbabilityText(v),
-         v.seeds_needed() > 0 ? std::to_string(v.seeds_needed()) : "-",
-         MeanStd(c.final_test_error()),
+         v.seeds_needed() > 0 ? Thousands(v.seeds_needed()) : "-", MeanStd(c.final_test_error()),
          c.mean_param_count() > 0 ? Fixed(c.mean_param_count() / 1e6, "%.3fM") : "-",
          Percent(c.paper_test_error()), Percent(c.source_test_error())});
   }
@@ -267,6 +276,26 @@ std::string MarkdownTable(const ResultsTable& table) {
   return out.str();
 }
 
+double SeedsNeededAlpha(const v1::GetResultsResponse& r) {
+  if (r.seeds_needed_alpha() > 0) return r.seeds_needed_alpha();
+  return r.alpha() > 0 ? r.alpha() : 0.05;
+}
+
+int ComparisonsWithBest(const v1::GetResultsResponse& r) {
+  int m = 0;
+  for (const auto& c : r.cells()) m += c.comparison().testable() && !c.comparison().is_best();
+  return m;
+}
+
+std::string SeedsNeededLevelText(const v1::GetResultsResponse& r) {
+  const double alpha = r.alpha() > 0 ? r.alpha() : 0.05;
+  const double level = SeedsNeededAlpha(r);
+  const int m = ComparisonsWithBest(r);
+  if (level >= alpha || m <= 1) return "alpha " + Fixed(level, "%.3g");
+  return "alpha " + Fixed(alpha, "%.2g") + "/" + Thousands(m) + " = " + Fixed(level, "%.3g") +
+         " (Bonferroni over the " + Thousands(m) + " cells tested against the best)";
+}
+
 std::string ResultsLegend(const v1::GetResultsResponse& r) {
   const std::string k = std::to_string(r.last_k());
   std::ostringstream out;
@@ -279,9 +308,12 @@ std::string ResultsLegend(const v1::GetResultsResponse& r) {
       << Fixed(r.alpha() > 0 ? r.alpha() : 0.05, "%.2g")
       << "; '?' with\n"
          "fewer than two seeds. P(better): the chance a seed of the cell beats a seed of the "
-         "best. seeds for 80%: seeds\n"
-         "per cell a Welch test would need to separate the cell from the best 80% of the time, "
-         "given the spread seen.\n"
+         "best ('-' with fewer\n"
+         "than three seeds on either side). seeds for 80%: seeds per cell a Welch test would "
+         "need to separate the cell\n"
+         "from the best 80% of the time, given the spread seen, at "
+      << SeedsNeededLevelText(r)
+      << ".\n"
          "final: test error after the last epoch.\n";
   return out.str();
 }
@@ -313,19 +345,22 @@ StatusOr<std::string> FormatResults(const v1::GetResultsResponse& r, const std::
                {"paper_test_error", Maybe(c.paper_test_error() >= 0, c.paper_test_error())},
                {"source_test_error", Maybe(c.source_test_error() >= 0, c.source_test_error())}});
     }
-    return Dump(json{
-        {"sweep", SweepJson(r.sweep())},
-        {"last_k", r.last_k()},
-        {"error_unit", "fraction"},
-        {"best_cell", r.best_cell() >= 0 ? json(r.best_cell()) : json(nullptr)},
-        {"alpha", r.alpha()},
-        {"p_vs_best_test", "Welch two-sided t-test of last-K test errors"},
-        {"p_holm", "p_vs_best adjusted with Holm's method across the sweep's comparisons"},
-        {"probability_better",
-         "P(a seed of the cell has lower last-K error than a seed of the best cell), "
-         "stratified bootstrap 95% interval"},
-        {"seeds_needed", "seeds per cell for 80% power of a Welch test at alpha against the best"},
-        {"cells", cells}});
+    return Dump(
+        json{{"sweep", SweepJson(r.sweep())},
+             {"last_k", r.last_k()},
+             {"error_unit", "fraction"},
+             {"best_cell", r.best_cell() >= 0 ? json(r.best_cell()) : json(nullptr)},
+             {"alpha", r.alpha()},
+             {"p_vs_best_test", "Welch two-sided t-test of last-K test errors"},
+             {"p_holm", "p_vs_best adjusted with Holm's method across the sweep's comparisons"},
+             {"probability_better",
+              "P(a seed of the cell has lower last-K error than a seed of the best cell), "
+              "stratified bootstrap 95% interval"},
+             {"seeds_needed_alpha", SeedsNeededAlpha(r)},
+             {"seeds_needed",
+              "seeds per cell for 80% power of a Welch test at seeds_needed_alpha against the best "
+              "(alpha / the number of cells tested against it: Bonferroni, stricter than Holm)"},
+             {"cells", cells}});
   }
   if (format == "csv") {
     std::ostringstream out;

@@ -35,6 +35,15 @@ std::string MarkdownTable(const ResultsTable& table);
 // What the columns of the results table mean (printed under it).
 std::string ResultsLegend(const v1::GetResultsResponse& results);
 
+// The significance level every seeds_needed of `results` was planned at (its
+// seeds_needed_alpha; alpha from a coordinator that did not send one).
+double SeedsNeededAlpha(const v1::GetResultsResponse& results);
+// The cells tested against the best (testable, not the best itself).
+int ComparisonsWithBest(const v1::GetResultsResponse& results);
+// That level in words: "alpha 0.05", or "alpha 0.05/12 = 0.0042 (Bonferroni over the 12
+// cells tested against the best)".
+std::string SeedsNeededLevelText(const v1::GetResultsResponse& results);
+
 // format: table | json | csv.
 StatusOr<std::string> FormatRuns(const v1::ListRunsResponse& runs, const std::string& format);
 

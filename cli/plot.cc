@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <map>
 #include <set>
 #include <sstream>
@@ -45,6 +46,24 @@ std::optional<double> MetricOf(const v1::CurvePoint& p, const std::string& metri
   }
   if (metric == "lr") return p.lr();
   return std::nullopt;
+}
+
+// The values the metric can take, in plotting units: errors are percentages, losses
+// and learning rates are not negative. A band is clipped to it (a 95% CI of two seeds
+// can span -100%..250% and squash the mean lines); the means are never changed.
+std::pair<double, double> MetricRange(const std::string& metric) {
+  if (metric == "train_error" || metric == "test_error") return {0, 100};
+  return {0, std::numeric_limits<double>::infinity()};
+}
+
+// A tic step for whole numbers over `span`: the least of 1, 2, 5, 10, 20, 50, ... that
+// gives at most about ten tics (epochs are whole; gnuplot's own choice can be 0.5).
+double WholeTicStep(double span) {
+  for (double decade = 1;; decade *= 10) {
+    for (double m : {1.0, 2.0, 5.0}) {
+      if (span / (m * decade) <= 10) return m * decade;
+    }
+  }
 }
 
 std::string AxisLabel(const std::string& metric) {
@@ -127,6 +146,13 @@ CurvesOptions Resolve(const v1::GetCurvesResponse& curves, const CurvesOptions& 
 }
 
 }  // namespace
+
+std::string LegendOmittedNote(size_t series) {
+  return "legend left out: " + std::to_string(series) + " series, more than " +
+         std::to_string(kMaxLegendEntries) +
+         "; each series' label is in the data file's comments and its numbers in the results "
+         "table (resweep results, results.csv)";
+}
 
 int FirstEpochsEnd(int longest_epoch) {
   return std::min(longest_epoch, std::max(2, (longest_epoch + 3) / 4));
@@ -293,13 +319,19 @@ StatusOr<PlotFiles> CurvesPlot(const v1::GetCurvesResponse& curves, const Curves
   data << "# resweep plot: sweep " << curves.sweep().name() << " (" << curves.sweep().sweep_id()
        << "), metric " << o.metric << ", x " << o.x << ", rolling " << o.rolling << ", band "
        << o.band << "\n";
+  const auto [floor, ceiling] = MetricRange(o.metric);
+  if (o.band != "none") {
+    data << "# the band (low, high) is clipped to what " << o.metric << " can be: [" << Num(floor)
+         << ", " << Num(ceiling) << "]\n";
+  }
   int block = 0;
   for (const auto& cell : cells) {
     if (block++ > 0) data << "\n\n";
     data << "# cell " << cell.label << ": mean of " << cell.runs << " run(s)\n# x mean low high\n";
     for (size_t i = 0; i < cell.x.size(); ++i) {
-      data << Num(cell.x[i]) << ' ' << Num(cell.mean[i]) << ' ' << Num(cell.low[i]) << ' '
-           << Num(cell.high[i]) << '\n';
+      data << Num(cell.x[i]) << ' ' << Num(cell.mean[i]) << ' '
+           << Num(std::clamp(cell.low[i], floor, ceiling)) << ' '
+           << Num(std::clamp(cell.high[i], floor, ceiling)) << '\n';
     }
   }
   std::vector<std::pair<int, int>> seed_blocks;  // (block, cell index)
@@ -328,6 +360,21 @@ StatusOr<PlotFiles> CurvesPlot(const v1::GetCurvesResponse& curves, const Curves
     s += "set xrange [" + (o.x_min ? Num(*o.x_min) : std::string("*")) + ":" +
          (o.x_max ? Num(*o.x_max) : std::string("*")) + "]\n";
   }
+  if (o.x == "epoch") {  // tics at whole epochs only
+    double low = std::numeric_limits<double>::infinity(), high = -low;
+    for (const auto& cell : cells) {
+      low = std::min(low, cell.x.front());
+      high = std::max(high, cell.x.back());
+    }
+    s += "set xtics " + Num(WholeTicStep(high - low)) + "\n";
+  }
+  // Past kMaxLegendEntries cells a legend covers the plot and no colour can be told
+  // from the next: none is drawn (the note says where the labels are).
+  files.legend_omitted = cells.size() > kMaxLegendEntries;
+  if (files.legend_omitted) {
+    s += "set key off\n";
+    files.notes.push_back(LegendOmittedNote(cells.size()));
+  }
   const std::string file = GnuplotQuote(o.output.data_path);
   std::vector<std::string> parts;
   // Bands first, so every line is drawn over them.
@@ -345,8 +392,11 @@ StatusOr<PlotFiles> CurvesPlot(const v1::GetCurvesResponse& curves, const Curves
   }
   for (size_t c = 0; c < cells.size(); ++c) {
     parts.push_back(file + " index " + std::to_string(c) + " using 1:2 with lines linecolor rgb " +
-                    GnuplotQuote(kColours[c % kColourCount]) + " linewidth 2 title " +
-                    GnuplotQuote(cells[c].label + " (n=" + std::to_string(cells[c].runs) + ")"));
+                    GnuplotQuote(kColours[c % kColourCount]) + " linewidth 2 " +
+                    (files.legend_omitted
+                         ? std::string("notitle")
+                         : "title " + GnuplotQuote(cells[c].label +
+                                                   " (n=" + std::to_string(cells[c].runs) + ")")));
   }
   s += "plot \\\n";
   for (size_t i = 0; i < parts.size(); ++i) {
@@ -430,7 +480,7 @@ StatusOr<PlotFiles> SummaryPlot(const v1::GetResultsResponse& results,
   std::ostringstream data;
   data << "# resweep plot --summary: sweep " << results.sweep().name() << " ("
        << results.sweep().sweep_id() << "), test error (%) of the last " << results.last_k()
-       << " epochs against " << x_axis << "\n";
+       << " epochs against " << x_axis << "; the 95% CI clipped to [0, 100]\n";
   int block = 0;
   auto label_column = [&](const v1::CellResult& c) {
     if (numeric) return std::string();
@@ -463,9 +513,11 @@ StatusOr<PlotFiles> SummaryPlot(const v1::GetResultsResponse& results,
     data << "\n# x mean ci95_low ci95_high n" << (numeric ? "" : " label") << "\n";
     for (const auto* c : members) {
       const auto& st = c->last_k_test_error();
+      // The bars clipped to [0, 100]% (the tables keep the interval as computed).
       data << Num(x_of(*c) + shift) << ' ' << Num(100 * st.mean()) << ' '
-           << Num(100 * st.ci95_low()) << ' ' << Num(100 * st.ci95_high()) << ' ' << st.n()
-           << label_column(*c) << '\n';
+           << Num(std::clamp(100 * st.ci95_low(), 0.0, 100.0)) << ' '
+           << Num(std::clamp(100 * st.ci95_high(), 0.0, 100.0)) << ' ' << st.n() << label_column(*c)
+           << '\n';
     }
   }
   // The published figures: one block each, so each gets one legend entry.
@@ -482,6 +534,8 @@ StatusOr<PlotFiles> SummaryPlot(const v1::GetResultsResponse& results,
   const int source = reference_block("2016 single run", &v1::CellResult::source_test_error);
   PlotFiles files;
   files.data = data.str();
+  files.legend_omitted = series_names.size() > kMaxLegendEntries;
+  if (files.legend_omitted) files.notes.push_back(LegendOmittedNote(series_names.size()));
 
   auto preamble = Preamble(options.output);
   if (!preamble.ok()) return preamble.status();
@@ -502,10 +556,11 @@ StatusOr<PlotFiles> SummaryPlot(const v1::GetResultsResponse& results,
   const std::string file = GnuplotQuote(options.output.data_path);
   std::vector<std::string> parts;
   for (size_t i = 0; i < series_names.size(); ++i) {
-    parts.push_back(file + " index " + std::to_string(i) + " using 1:2:3:4" +
-                    " with yerrorlines linecolor rgb " + GnuplotQuote(kColours[i % kColourCount]) +
-                    " linewidth 2 pointtype 7 pointsize 0.8 title " +
-                    GnuplotQuote(series_names[i]));
+    parts.push_back(
+        file + " index " + std::to_string(i) + " using 1:2:3:4" +
+        " with yerrorlines linecolor rgb " + GnuplotQuote(kColours[i % kColourCount]) +
+        " linewidth 2 pointtype 7 pointsize 0.8 " +
+        (files.legend_omitted ? std::string("notitle") : "title " + GnuplotQuote(series_names[i])));
   }
   if (paper >= 0) {
     parts.push_back(file + " index " + std::to_string(paper) +

@@ -3,8 +3,10 @@
 // functions, no I/O: the `plot` command writes both files and runs gnuplot on them.
 //
 // Learning curves (CurvesPlot): one line per cell, the mean over its seeds at each x;
-// a band of +-1 sample std or the Student-t 95% CI of that mean (analysis::Describe);
-// thin per-seed lines on request. Which runs and x values make the mean:
+// a band of +-1 sample std or the Student-t 95% CI of that mean (analysis::Describe),
+// drawn clipped to the values the metric can take (errors 0..100%, the rest >= 0);
+// thin per-seed lines on request; x tics at whole epochs; a legend of the cells up to
+// kMaxLegendEntries of them. Which runs and x values make the mean:
 //   - runs that failed or were cancelled are left out (their curves stop early), as
 //     are runs without a value of the metric;
 //   - each run's points are smoothed first (trailing mean of the last K points), then
@@ -13,9 +15,9 @@
 //     cell with a run still training ends where its shortest run ends (a note says so).
 //
 // Summary (SummaryPlot): a cell's mean last-K test error against one grid axis with
-// Student-t 95% CI error bars, one series per combination of the other axes' values,
-// and the paper's Table 6 and the 2016 re-implementation's figures as markers where
-// a cell has them.
+// Student-t 95% CI error bars (drawn clipped to 0..100%), one series per combination
+// of the other axes' values, and the paper's Table 6 and the 2016 re-implementation's
+// figures as markers where a cell has them.
 #pragma once
 
 #include <optional>
@@ -61,11 +63,18 @@ struct CellCurve {
   std::vector<Seed> seeds;  // the runs in the mean, in the response's order
 };
 
+// The most series a figure gives a legend entry each; past it, no legend at all.
+inline constexpr size_t kMaxLegendEntries = 20;
+
 struct PlotFiles {
   std::string data;
   std::string script;
-  std::vector<std::string> notes;  // for the user: left-out runs, ragged cells
+  std::vector<std::string> notes;  // for the user: left-out runs, ragged cells, no legend
+  bool legend_omitted = false;     // more than kMaxLegendEntries series: no legend drawn
 };
+
+// The note of a figure whose `series` series got no legend: where the labels are.
+std::string LegendOmittedNote(size_t series);
 
 // "A:B", "A:", ":B" -> bounds; INVALID_ARGUMENT naming --xrange otherwise.
 StatusOr<std::pair<std::optional<double>, std::optional<double>>> ParseXRange(

@@ -42,6 +42,20 @@ std::string Join(const std::vector<std::string>& parts, const std::string& sep =
   return out;
 }
 
+std::string Count(int64_t n) { return Number(static_cast<double>(n)); }
+
+// "n seeds" with the noun in the singular for one.
+std::string Seeds(int64_t n) { return Count(n) + (n == 1 ? " seed" : " seeds"); }
+
+// The first kReadingListLimit of `parts` joined, then how many more there are: a sweep
+// of a thousand cells must not list them all in every sentence (results.csv has them).
+std::string JoinCapped(const std::vector<std::string>& parts) {
+  if (parts.size() <= kReadingListLimit) return Join(parts);
+  const std::vector<std::string> shown(parts.begin(), parts.begin() + kReadingListLimit);
+  return Join(shown) + " ... and " + Count(static_cast<int64_t>(parts.size() - shown.size())) +
+         " more (see results.csv)";
+}
+
 // One cell as the protocol sees it.
 struct CellConfig {
   std::string label;
@@ -191,11 +205,11 @@ std::string Trainer(const TrainerConfig& t) {
 }
 
 std::string RunsText(int succeeded, int total, const v1::RunCounts& counts) {
-  std::string s = std::to_string(succeeded) + "/" + std::to_string(total) + " runs succeeded";
-  if (counts.failed()) s += ", " + std::to_string(counts.failed()) + " failed";
-  if (counts.cancelled()) s += ", " + std::to_string(counts.cancelled()) + " cancelled";
+  std::string s = Count(succeeded) + "/" + Count(total) + " runs succeeded";
+  if (counts.failed()) s += ", " + Count(counts.failed()) + " failed";
+  if (counts.cancelled()) s += ", " + Count(counts.cancelled()) + " cancelled";
   const int open = counts.queued() + counts.leased() + counts.running();
-  if (open) s += ", " + std::to_string(open) + " not finished";
+  if (open) s += ", " + Count(open) + " not finished";
   return s;
 }
 
@@ -268,10 +282,10 @@ StatusOr<std::string> ProtocolMarkdown(const ReportInput& in) {
     seed_list.push_back("...");
   }
   out << "- **Seeds**: "
-      << (per_cell.size() == 1 ? std::to_string(*per_cell.begin()) + " per cell"
+      << (per_cell.size() == 1 ? Count(static_cast<int64_t>(*per_cell.begin())) + " per cell"
                                : std::string("a different number per cell"))
-      << " (seeds " << Join(seed_list) << "), " << in.curves.runs_size() << " runs in "
-      << in.results.cells_size() << " cells\n";
+      << " (seeds " << Join(seed_list) << "), " << Count(in.curves.runs_size()) << " runs in "
+      << Count(in.results.cells_size()) << " cells\n";
   std::set<std::string> axes;
   for (const auto& c : in.results.cells()) {
     for (const auto& [k, v] : c.params()) axes.insert(k);
@@ -304,9 +318,16 @@ std::string ReadingMarkdown(const v1::GetResultsResponse& r) {
   const double alpha = r.alpha() > 0 ? r.alpha() : 0.05;
   const std::string level = Fixed(100 * (1 - alpha), "%.0f") + "%";
   const auto& b = r.cells(best);
+  const int best_n = b.last_k_test_error().n();
   std::ostringstream out;
-  out << "- Lowest mean: " << Code(b.cell_label()) << ", " << table.rows[best][2]
-      << "% (n = " << b.last_k_test_error().n() << " seeds).\n";
+  out << "- Lowest mean: " << Code(b.cell_label()) << ", " << table.rows[best][2] << "%";
+  if (best_n == 1) {
+    // One run is no mean over seeds: say so rather than crown it.
+    out << ", from a single run (n = 1): one seed is not a mean over seeds, and no other cell "
+           "can be tested against it.\n";
+  } else {
+    out << " (n = " << Seeds(best_n) << ").\n";
+  }
   std::vector<std::string> same, worse, untested, without_runs;
   for (int i = 0; i < r.cells_size(); ++i) {
     const auto& c = r.cells(i);
@@ -328,26 +349,39 @@ std::string ReadingMarkdown(const v1::GetResultsResponse& r) {
   // untested it would read as "all are worse", which no test showed.
   if (!same.empty() || !worse.empty()) {
     out << "- Cells indistinguishable from the best at " << level
-        << " (Welch t-test, Holm-adjusted): " << (same.empty() ? "none" : Join(same)) << ".\n";
+        << " (Welch t-test, Holm-adjusted): " << (same.empty() ? "none" : JoinCapped(same))
+        << ".\n";
   }
   if (!worse.empty()) {
-    out << "- Worse than the best at " << level << ": " << Join(worse) << ".\n";
+    out << "- Worse than the best at " << level << ": " << JoinCapped(worse) << ".\n";
   }
   if (!untested.empty()) {
-    out << "- Not tested (fewer than two seeds on one side): " << Join(untested) << ".\n";
+    out << "- Not tested (fewer than two seeds on one side): " << JoinCapped(untested) << ".\n";
   }
   if (!without_runs.empty()) {
-    out << "- No succeeded run, so not compared: " << Join(without_runs) << ".\n";
+    out << "- No succeeded run, so not compared: " << JoinCapped(without_runs) << ".\n";
   }
+  // Seeds needed: planned at the level GetResults used (alpha over the number of cells
+  // tested, so a plan never promises what the Holm-adjusted verdict would not grant).
+  const std::string seeds_level = SeedsNeededLevelText(r);
+  size_t planned = 0, more = 0;
   for (int i = 0; i < r.cells_size(); ++i) {
     const auto& v = r.cells(i).comparison();
     if (i == best || !v.testable()) continue;
+    if (planned == kReadingListLimit) {
+      ++more;
+      continue;
+    }
+    ++planned;
     out << "- Seeds needed to separate " << Code(r.cells(i).cell_label()) << " from "
         << Code(b.cell_label()) << ": "
-        << (v.seeds_needed() > 0 ? std::to_string(v.seeds_needed()) + " per cell"
-                                 : std::string("unknown"))
-        << " (80% power at " << level << ", given the spread seen; this sweep has "
-        << r.cells(i).last_k_test_error().n() << ").\n";
+        << (v.seeds_needed() > 0 ? Count(v.seeds_needed()) + " per cell" : std::string("unknown"))
+        << " (80% power at " << seeds_level << ", given the spread seen; this sweep has "
+        << Count(r.cells(i).last_k_test_error().n()) << ").\n";
+  }
+  if (more > 0) {
+    out << "- ... and " << Count(static_cast<int64_t>(more))
+        << " more cells' seeds needed (the seeds_needed column of results.csv).\n";
   }
   bool published = false;
   for (const auto& c : r.cells()) {
@@ -409,6 +443,17 @@ StatusOr<std::string> ReportReadme(const ReportInput& in) {
   }
   out << "\n---\nWritten by `" << in.command << "` (resweep " << in.version << ").\n";
   return out.str();
+}
+
+int LastKUsed(const v1::GetCurvesResponse& curves, int last_k) {
+  std::set<int> used;
+  for (const auto& r : curves.runs()) {
+    if (r.state() != "succeeded") continue;
+    int evaluated = 0;
+    for (const auto& p : r.points()) evaluated += p.test_error() >= 0;
+    if (evaluated > 0) used.insert(std::min(last_k, evaluated));
+  }
+  return used.size() == 1 ? *used.begin() : last_k;
 }
 
 std::string EpochsCsv(const v1::GetCurvesResponse& curves) {

@@ -44,13 +44,24 @@ struct ReportInput {
 // the cells that have it). INVALID_ARGUMENT when a config does not parse.
 StatusOr<std::string> ProtocolMarkdown(const ReportInput& input);
 
+// How many cells the reading names in one list (and how many seeds-needed lines it
+// writes) before it says "... and N more (see results.csv)".
+inline constexpr size_t kReadingListLimit = 20;
+
 // The short generated reading of the table: the best cell, the cells the seeds cannot
 // tell apart from it at 1 - alpha, the worse ones, and the seeds needed to separate
-// each from the best.
+// each from the best (at the level GetResults planned them, see SeedsNeededLevelText).
 std::string ReadingMarkdown(const v1::GetResultsResponse& results);
 
 // DIR/README.md.
 StatusOr<std::string> ReportReadme(const ReportInput& input);
+
+// The K the last-K measure actually used for `last_k` (the request's or the sweep's):
+// a run with fewer evaluated epochs than K averages all it has, so when every
+// succeeded run of `curves` has the same min(last_k, evaluated epochs), that number;
+// else (runs of different lengths, or none succeeded) last_k itself. The report says
+// this K, not a K no run had ("--last-k 50" on a 10-epoch sweep is "last 10").
+int LastKUsed(const v1::GetCurvesResponse& curves, int last_k);
 
 // DIR/epochs.csv: one line per (run, epoch) of `curves`, errors as fractions, absent
 // test values (epochs not evaluated) empty.

@@ -115,6 +115,10 @@ void ToProto(const ResultsView& view, v1::GetResultsResponse* out) {
     cell->set_mean_param_count(c.mean_param_count);
     ToProto(c.comparison, cell->mutable_comparison());
   }
+  // The level CompareWithBest planned seeds at, from the number of cells it tested.
+  int comparisons = 0;
+  for (const auto& c : view.cells) comparisons += c.comparison.testable && !c.comparison.is_best;
+  out->set_seeds_needed_alpha(analysis::SeedsNeededAlpha(analysis::kDefaultAlpha, comparisons));
 }
 
 void ToProto(const Lease& lease, v1::RunLease* out) {

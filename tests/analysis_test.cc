@@ -148,14 +148,69 @@ TEST(CompareWithBest, PicksTheLowestMeanAndMarksWhatCannotBeToldApart) {
   EXPECT_FALSE(c.cells[0].indistinguishable_from_best);
   EXPECT_LT(c.cells[0].probability_better_than_best->estimate, 0.1);
   EXPECT_TRUE(c.cells[0].seeds_needed.has_value());
-  // One seed: compared by probability only, no test, no verdict.
+  // One seed: no test, no verdict, and no probability of improvement (fewer than
+  // kMinSeedsForProbability values).
   EXPECT_FALSE(c.cells[3].testable);
   EXPECT_FALSE(c.cells[3].indistinguishable_from_best);
   EXPECT_EQ(c.cells[3].p_holm, -1);
-  EXPECT_EQ(c.cells[3].probability_better_than_best->estimate, 0);
+  EXPECT_FALSE(c.cells[3].probability_better_than_best.has_value());
+  EXPECT_FALSE(c.cells[3].seeds_needed.has_value());
   // No values: nothing.
   EXPECT_FALSE(c.cells[4].probability_better_than_best.has_value());
   EXPECT_EQ(CompareWithBest({{}, {}}).best, -1);
+}
+
+// With two seeds a side the bootstrap of P(better) can only redraw the same few
+// resamples: two cells a Welch test cannot tell apart (p 0.84) came out "0.00 [0.00,
+// 0.00]". It is given only from three seeds on each side.
+TEST(CompareWithBest, NoProbabilityOfImprovementWithFewerThanThreeSeedsOnASide) {
+  const std::vector<double> best = {0.20, 0.30};  // mean 0.25
+  const std::vector<double> other = {0.31, 0.32};
+  Comparison c = CompareWithBest({other, best});
+  ASSERT_EQ(c.best, 1);
+  EXPECT_TRUE(c.cells[0].testable);  // Welch needs two: still tested
+  EXPECT_FALSE(c.cells[0].probability_better_than_best.has_value());
+  // Three a side for the cell, two for the best: still none.
+  c = CompareWithBest({{0.31, 0.32, 0.33}, best});
+  EXPECT_FALSE(c.cells[0].probability_better_than_best.has_value());
+  // Three and three, overlapping: given, with an interval of some width.
+  c = CompareWithBest({{0.24, 0.31, 0.33}, {0.20, 0.30, 0.25}});
+  ASSERT_TRUE(c.cells[0].probability_better_than_best.has_value());
+  EXPECT_LT(c.cells[0].probability_better_than_best->ci95.low,
+            c.cells[0].probability_better_than_best->ci95.high);
+}
+
+TEST(CompareWithBest, SeedsNeededArePlannedAtAlphaOverTheNumberOfComparisons) {
+  EXPECT_DOUBLE_EQ(SeedsNeededAlpha(0.05, 0), 0.05);
+  EXPECT_DOUBLE_EQ(SeedsNeededAlpha(0.05, 1), 0.05);
+  EXPECT_DOUBLE_EQ(SeedsNeededAlpha(0.05, 4), 0.0125);
+  // A best cell and 49 cells like it a little worse: each alone would look different
+  // (Welch p 0.021), none is after Holm's correction over 49 comparisons (p_holm 1), so
+  // a plan at the unadjusted 0.05 (a few seeds) would contradict the verdict. The plan
+  // is made at 0.05 / 49 instead.
+  const std::vector<double> best = {0.10, 0.11, 0.12};
+  const std::vector<double> worse = {0.13, 0.14, 0.15};
+  std::vector<std::vector<double>> cells(49, worse);
+  cells.push_back(best);
+  cells.push_back({0.2});  // one seed: not tested, not counted
+  const Comparison c = CompareWithBest(cells);
+  ASSERT_EQ(c.best, 49);
+  EXPECT_EQ(c.comparisons, 49);
+  EXPECT_DOUBLE_EQ(c.seeds_needed_alpha, 0.05 / 49);
+  const CellVerdict& v = c.cells[0];
+  ASSERT_TRUE(v.welch.has_value());
+  EXPECT_LT(v.welch->p, 0.05);
+  EXPECT_GE(v.p_holm, 0.05);
+  EXPECT_TRUE(v.indistinguishable_from_best);
+  const int at_alpha = *SeedsNeeded(0.14, 0.01, 0.11, 0.01, 0.05);
+  const int at_bonferroni = *SeedsNeeded(0.14, 0.01, 0.11, 0.01, 0.05 / 49);
+  EXPECT_GT(at_bonferroni, at_alpha);
+  EXPECT_EQ(v.seeds_needed, at_bonferroni);
+  EXPECT_FALSE(c.cells[50].seeds_needed.has_value());
+  // One comparison: the level is alpha itself.
+  const Comparison two = CompareWithBest({worse, best});
+  EXPECT_DOUBLE_EQ(two.seeds_needed_alpha, 0.05);
+  EXPECT_EQ(two.cells[0].seeds_needed, at_alpha);
 }
 
 }  // namespace

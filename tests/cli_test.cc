@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <csignal>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <regex>
 #include <set>
@@ -124,6 +125,22 @@ TEST(Cli, EverydayCommandsOnlineAndOfflineAgree) {
   EXPECT_EQ(best, 1);
   const std::string csv = cluster.Cli({"results", sweep_id, "--format", "csv"});
   EXPECT_NE(csv.find("final_mean_frac"), std::string::npos) << csv;
+
+  // report: the failed runs left out of each cell's curves are noted once, not once per
+  // figure and format (six times).
+  const CliResult report = RunCli(cluster, {"report", sweep_id, "-o", cluster.dir() + "/report"});
+  ASSERT_EQ(report.code, 0) << report.out << report.err;
+  std::vector<std::string> notes;
+  std::istringstream err_lines(report.err);
+  for (std::string line; std::getline(err_lines, line);) {
+    if (line.rfind("note: ", 0) == 0) notes.push_back(line);
+  }
+  EXPECT_NE(report.err.find("failed or cancelled run(s) left out of the mean"), std::string::npos)
+      << report.err;
+  std::vector<std::string> distinct = notes;
+  std::sort(distinct.begin(), distinct.end());
+  distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+  EXPECT_EQ(notes.size(), distinct.size()) << report.err;
 
   // Offline (--db) answers exactly as the coordinator does.
   for (const std::vector<std::string>& args :
@@ -1004,6 +1021,34 @@ results: {last_k: 2}
   EXPECT_NE(report.find(" -o 'my report' "), std::string::npos) << report;
   code = RunCommand({"/bin/sh", "-c", "cd " + quoted_dir + " && " + report}, &out, &err);
   EXPECT_EQ(code, 0) << report << "\n" << out << err;
+
+  // The folder again, without figures and with a K above the 3 epochs the runs have:
+  // the old report's figures go (they would show an older state), a file of the user's
+  // in figures/ stays, and the README says the K each run really averaged.
+  const std::string mine = dir + "/figures/mine.txt";
+  { std::ofstream(mine) << "mine\n"; }
+  r = RunCli(cluster, {"report", sweep_id, "-o", dir, "--no-figures", "--last-k", "50"});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  for (const char* figure : {"train-loss", "test-error", "first-epochs", "summary"}) {
+    for (const char* ext : {".png", ".svg", ".png.dat", ".png.gp", ".svg.dat", ".svg.gp"}) {
+      EXPECT_FALSE(std::filesystem::exists(dir + "/figures/" + figure + ext)) << figure << ext;
+    }
+  }
+  EXPECT_EQ(ReadFile(mine), "mine\n");
+  const std::string clamped = ReadFile(dir + "/README.md");
+  EXPECT_EQ(clamped.find("last 50"), std::string::npos) << clamped;
+  EXPECT_NE(clamped.find("the mean test error of its last 3 evaluated epochs"), std::string::npos)
+      << clamped;
+  EXPECT_NE(clamped.find("| last-3 err % (mean ± 95% CI) |"), std::string::npos) << clamped;
+  EXPECT_NE(clamped.find(" --last-k 3"), std::string::npos) << clamped;
+  EXPECT_NE(r.err.find("--last-k 50 is more than the 3 evaluated epochs"), std::string::npos)
+      << r.err;
+  // Nothing of the user's left: the report's own folder goes too.
+  std::filesystem::remove(mine);
+  r = RunCli(cluster, {"report", sweep_id, "-o", dir, "--no-figures"});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir + "/figures"));
+  EXPECT_TRUE(std::filesystem::exists(dir + "/README.md"));
 }
 
 }  // namespace

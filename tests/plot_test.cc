@@ -332,6 +332,89 @@ TEST(PlotSummary, ASweepWithoutAGridIsOneBarAtItsCellsLabel) {
       << bad.status().message();
 }
 
+// Past kMaxLegendEntries series a legend hides the plot: none is drawn, and the note
+// says where the labels are.
+TEST(PlotCurves, NoLegendAboveTwentyCells) {
+  v1::GetCurvesResponse r;
+  for (int c = 0; c < 20; ++c) AddRun(&r, "cell" + std::to_string(c), 1, {1.0, 0.5});
+  auto files = CurvesPlot(r, Options());
+  ASSERT_TRUE(files.ok());
+  EXPECT_FALSE(files->legend_omitted);
+  EXPECT_EQ(Count(files->script, " title '"), 20) << files->script;
+  EXPECT_EQ(files->script.find("set key off"), std::string::npos);
+  AddRun(&r, "cell20", 1, {1.0, 0.5});
+  files = CurvesPlot(r, Options());
+  ASSERT_TRUE(files.ok());
+  EXPECT_TRUE(files->legend_omitted);
+  EXPECT_EQ(Count(files->script, " title '"), 0) << files->script;
+  EXPECT_EQ(Count(files->script, " notitle"), 21 + 21) << files->script;  // bands, means
+  EXPECT_NE(files->script.find("set key off\n"), std::string::npos) << files->script;
+  EXPECT_EQ(Count(files->data, "# cell cell20: "), 1);  // the labels stay in the data
+  ASSERT_EQ(files->notes.size(), 1u);
+  EXPECT_EQ(files->notes[0], LegendOmittedNote(21));
+  EXPECT_NE(files->notes[0].find("legend left out: 21 series"), std::string::npos);
+  EXPECT_NE(files->notes[0].find("results.csv"), std::string::npos);
+}
+
+// A 95% CI of two seeds can span -100%..250% of error: the band is drawn clipped to
+// the metric's range (the means as they are), so the mean lines are not squashed.
+TEST(PlotCurves, BandsClippedToTheMetricsRange) {
+  v1::GetCurvesResponse r;
+  AddRun(&r, "a", 1, {0.10, 0.60});  // errors 10%, 60%: t(0.975, 1) * 25 = 318 points
+  AddRun(&r, "a", 2, {0.60, 0.90});
+  CurvesOptions o = Options("test_error");
+  o.band = "ci95";
+  auto files = CurvesPlot(r, o);
+  ASSERT_TRUE(files.ok());
+  EXPECT_NE(files->data.find("\n1 35 0 100\n2 75 0 100\n"), std::string::npos) << files->data;
+  EXPECT_NE(files->data.find("clipped to what test_error can be: [0, 100]"), std::string::npos)
+      << files->data;
+  // CellCurves keeps the interval as computed.
+  EXPECT_LT(CellCurves(r, o)[0].low[0], -100);
+  // A loss has no ceiling, but no negative values either.
+  o.metric = "train_loss";
+  files = CurvesPlot(r, o);
+  ASSERT_TRUE(files.ok());
+  EXPECT_NE(files->data.find("\n1 0.35 0 3.5265"), std::string::npos) << files->data;
+}
+
+TEST(PlotCurves, EpochTicsAreWholeNumbers) {
+  v1::GetCurvesResponse r;
+  AddRun(&r, "a", 1, {1.0, 0.8, 0.6});
+  auto files = CurvesPlot(r, Options());
+  ASSERT_TRUE(files.ok());
+  EXPECT_NE(files->script.find("set xtics 1\n"), std::string::npos) << files->script;
+  std::vector<double> long_run(200, 0.5);
+  AddRun(&r, "b", 1, long_run);
+  files = CurvesPlot(r, Options());
+  ASSERT_TRUE(files.ok());
+  EXPECT_NE(files->script.find("set xtics 20\n"), std::string::npos) << files->script;
+  // Iterations are left to gnuplot.
+  CurvesOptions o = Options();
+  o.x = "iteration";
+  files = CurvesPlot(r, o);
+  ASSERT_TRUE(files.ok());
+  EXPECT_EQ(files->script.find("set xtics"), std::string::npos) << files->script;
+}
+
+TEST(PlotSummary, BarsClippedToZeroToHundredPercentAndNoLegendAboveTwentySeries) {
+  v1::GetResultsResponse r;
+  r.set_last_k(2);
+  AddCell(&r, "3", "reference", 0.30, -0.70, 1.90);
+  auto files = SummaryPlot(r, SummaryOptions{"model.depth_n", {"s.dat", "s.svg", "", false}});
+  ASSERT_TRUE(files.ok());
+  EXPECT_NE(files->data.find("\n3 30 0 100 5\n"), std::string::npos) << files->data;
+  EXPECT_FALSE(files->legend_omitted);
+  for (int b = 0; b < 20; ++b) AddCell(&r, "3", "block" + std::to_string(b), 0.1, 0.09, 0.11);
+  files = SummaryPlot(r, SummaryOptions{"model.depth_n", {"s.dat", "s.svg", "", false}});
+  ASSERT_TRUE(files.ok());
+  EXPECT_TRUE(files->legend_omitted);
+  EXPECT_EQ(Count(files->script, "with yerrorlines"), 21);
+  EXPECT_EQ(Count(files->script, " title '"), 0) << files->script;
+  ASSERT_EQ(files->notes.size(), 1u);
+  EXPECT_EQ(files->notes[0], LegendOmittedNote(21));
+}
+
 TEST(CurvesQuery, DownsamplesByEpochNumberSoRunsStayAligned) {
   std::vector<EpochRecord> epochs;
   for (int e = 1; e <= 10; ++e) epochs.push_back({"r", e});

@@ -55,6 +55,7 @@ v1::GetResultsResponse ThreeCells() {
   c->mutable_comparison()->set_seeds_needed(40);
   AddCell(&r, "5", 0.3, 1);  // one seed: not tested
   r.set_best_cell(1);
+  r.set_seeds_needed_alpha(0.025);  // two cells tested
   return r;
 }
 
@@ -78,6 +79,13 @@ TEST(Report, ReadingNamesTheBestTheIndistinguishableTheWorseAndTheSeedsNeeded) {
       << reading;
   EXPECT_FALSE(Has(reading, "separate `model.depth_n=5`")) << reading;
   EXPECT_TRUE(Has(reading, "No published figure applies")) << reading;
+  // The plan's level is the one GetResults planned at (alpha over the 2 cells tested),
+  // not the 95% of the Holm-adjusted verdicts.
+  EXPECT_TRUE(Has(reading,
+                  "40 per cell (80% power at alpha 0.05/2 = 0.025 (Bonferroni over the 2 cells "
+                  "tested against the best), given the spread seen; this sweep has 3)"))
+      << reading;
+  EXPECT_FALSE(Has(reading, "80% power at 95%")) << reading;
 
   v1::GetResultsResponse empty;
   empty.set_best_cell(-1);
@@ -97,13 +105,79 @@ TEST(Report, ReadingClaimsNoDifferenceWhenNoCellWasTested) {
   AddCell(&r, "3", 0, 0);
   r.set_best_cell(1);
   const std::string reading = ReadingMarkdown(r);
-  EXPECT_TRUE(Has(reading, "Lowest mean: `model.depth_n=2`")) << reading;
+  // One run is not crowned a mean over seeds ("n = 1 seeds").
+  EXPECT_TRUE(Has(reading,
+                  "Lowest mean: `model.depth_n=2`, 10.00%, from a single run (n = 1): one seed "
+                  "is not a mean over seeds"))
+      << reading;
+  EXPECT_FALSE(Has(reading, "seeds)")) << reading;
   EXPECT_FALSE(Has(reading, "indistinguishable")) << reading;
   EXPECT_FALSE(Has(reading, "Worse")) << reading;
   EXPECT_TRUE(Has(reading, "Not tested (fewer than two seeds on one side): `model.depth_n=1`.\n"))
       << reading;
   EXPECT_TRUE(Has(reading, "No succeeded run, so not compared: `model.depth_n=3`.\n")) << reading;
   EXPECT_TRUE(Has(reading, "The sweep was cancelled")) << reading;
+}
+
+// A sweep of a thousand cells: the reading names at most kReadingListLimit cells per
+// list and says how many more (a 1,000-cell README once was 457 KB, mostly reading),
+// and writes big counts with thousands separators.
+TEST(Report, ReadingOfAHugeSweepListsTwentyAndCountsTheRest) {
+  v1::GetResultsResponse r;
+  r.set_last_k(2);
+  r.set_alpha(0.05);
+  r.set_best_cell(0);
+  AddCell(&r, "0", 0.10, 3)->mutable_comparison()->set_is_best(true);
+  for (int i = 1; i < 1000; ++i) {
+    auto* c = AddCell(&r, std::to_string(i), 0.11, 3);
+    c->mutable_comparison()->set_testable(true);
+    c->mutable_comparison()->set_indistinguishable_from_best(i % 2 == 0);
+    c->mutable_comparison()->set_p_holm(i % 2 == 0 ? 1 : 0.01);
+    c->mutable_comparison()->set_seeds_needed(12345);
+  }
+  r.set_seeds_needed_alpha(0.05 / 999);
+  const std::string reading = ReadingMarkdown(r);
+  EXPECT_LT(reading.size(), 10000u) << reading.size();
+  // 499 even cells are indistinguishable, 500 odd ones worse: 20 named, the rest counted.
+  EXPECT_TRUE(Has(reading, "`model.depth_n=40` ... and 479 more (see results.csv).\n")) << reading;
+  EXPECT_FALSE(Has(reading, "`model.depth_n=42`")) << reading;
+  EXPECT_TRUE(Has(reading, "`model.depth_n=39` ... and 480 more (see results.csv).\n")) << reading;
+  int lines = 0;
+  for (size_t at = reading.find("- Seeds needed to separate"); at != std::string::npos;
+       at = reading.find("- Seeds needed to separate", at + 1)) {
+    ++lines;
+  }
+  EXPECT_EQ(lines, 20);
+  EXPECT_TRUE(Has(reading, "- ... and 979 more cells' seeds needed")) << reading;
+  EXPECT_TRUE(Has(reading,
+                  ": 12,345 per cell (80% power at alpha 0.05/999 = 5.01e-05 (Bonferroni "
+                  "over the 999 cells tested against the best)"))
+      << reading;
+  // The table writes the count with separators too.
+  EXPECT_EQ(MakeResultsTable(r).rows[1][7], "12,345");
+}
+
+TEST(Report, LastKUsedIsWhatEveryRunAveragedNotMoreThanItHad) {
+  v1::GetCurvesResponse curves;
+  auto add = [&](int epochs, const std::string& state) {
+    auto* run = curves.add_runs();
+    run->set_state(state);
+    for (int e = 1; e <= epochs; ++e) {
+      auto* p = run->add_points();
+      p->set_epoch(e);
+      p->set_test_error(e % 2 == 0 ? 0.1 : -1);  // every other epoch evaluated
+    }
+  };
+  add(20, "succeeded");  // 10 evaluated
+  add(20, "succeeded");
+  add(3, "failed");  // not in the results
+  EXPECT_EQ(LastKUsed(curves, 50), 10);
+  EXPECT_EQ(LastKUsed(curves, 10), 10);
+  EXPECT_EQ(LastKUsed(curves, 5), 5);
+  add(8, "succeeded");  // 4 evaluated: runs differ above K 4, so K stays as asked
+  EXPECT_EQ(LastKUsed(curves, 50), 50);
+  EXPECT_EQ(LastKUsed(curves, 4), 4);
+  EXPECT_EQ(LastKUsed(v1::GetCurvesResponse(), 7), 7);
 }
 
 std::string ConfigJson(int depth_n, int warmup_iterations) {

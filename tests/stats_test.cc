@@ -152,12 +152,25 @@ TEST(ResultsFormat, ComparisonColumnsComeFromTheAnalysisLibrary) {
   EXPECT_FALSE(j["cells"][0]["comparison"]["indistinguishable_from_best"].get<bool>());
   EXPECT_TRUE(j["cells"][2]["comparison"]["indistinguishable_from_best"].get<bool>());
   EXPECT_FALSE(j["cells"][3]["comparison"]["testable"].get<bool>());
-  EXPECT_DOUBLE_EQ(j["cells"][3]["comparison"]["probability_better"].get<double>(), 0.0);
+  // d has one seed: no probability of improvement (null, '-' in the table).
+  EXPECT_TRUE(j["cells"][3]["comparison"]["probability_better"].is_null());
+  EXPECT_TRUE(j["cells"][3]["comparison"]["probability_better_ci95"].is_null());
+  // Seeds needed planned at alpha over the two cells tested against the best (a, c).
+  EXPECT_DOUBLE_EQ(r.seeds_needed_alpha(), 0.025);
+  EXPECT_DOUBLE_EQ(j["seeds_needed_alpha"].get<double>(), 0.025);
+  EXPECT_EQ(*expected.cells[0].seeds_needed,
+            *analysis::SeedsNeeded(
+                expected.cells[0].description.mean, expected.cells[0].description.std,
+                expected.cells[1].description.mean, expected.cells[1].description.std, 0.025));
 
   const std::string table = *FormatResults(r, "table");
   EXPECT_NE(table.find("≈ best"), std::string::npos) << table;
   EXPECT_NE(table.find("worse"), std::string::npos) << table;
   EXPECT_NE(table.find(" ? "), std::string::npos) << table;
+  EXPECT_NE(table.find("at alpha 0.05/2 = 0.025 (Bonferroni over the 2 cells tested against the "
+                       "best)"),
+            std::string::npos)
+      << table;
   // b's mean 6.61% with its Student-t half width, as the table prints it.
   const auto& bd = expected.cells[1].description;
   char cell[64];

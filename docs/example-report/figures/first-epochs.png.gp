@@ -8,6 +8,7 @@ set key outside right top
 set xlabel 'epoch'
 set ylabel 'training loss'
 set xrange [*:2]
+set xtics 1
 plot \
   'docs/example-report/figures/first-epochs.png.dat' index 0 using 1:3:4 with filledcurves fillcolor rgb '#1f77b4' fillstyle transparent solid 0.2 noborder notitle, \
   'docs/example-report/figures/first-epochs.png.dat' index 1 using 1:3:4 with filledcurves fillcolor rgb '#ff7f0e' fillstyle transparent solid 0.2 noborder notitle, \
