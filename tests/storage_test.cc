@@ -3,6 +3,7 @@
 #include <sys/mount.h>
 #include <unistd.h>
 
+#include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
 #include <cerrno>
@@ -10,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "tests/cluster.h"
 
 namespace resweep {
@@ -57,6 +59,20 @@ class SmallTmpfs {
   std::string error_;
 };
 
+// What grpc.health.v1.Health says for the coordinator's service at `address` (UNKNOWN
+// when the call fails).
+grpc::health::v1::HealthCheckResponse::ServingStatus Health(const std::string& address) {
+  auto stub = grpc::health::v1::Health::NewStub(
+      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  grpc::health::v1::HealthCheckRequest req;
+  req.set_service("resweep.v1.Coordinator");
+  grpc::health::v1::HealthCheckResponse resp;
+  if (!stub->Check(&ctx, req, &resp).ok()) return grpc::health::v1::HealthCheckResponse::UNKNOWN;
+  return resp.status();
+}
+
 constexpr const char* kSweepA = R"(name: before
 trainer: {kind: synthetic, epoch_seconds: 0.05}
 train: {epochs: 30, checkpoint_every: 5}
@@ -100,7 +116,14 @@ TEST(Faults, DiskFullGetsAClearErrorKeepsReadsAndRecovers) {
   EXPECT_NE(out.find("before"), std::string::npos) << out;
   EXPECT_EQ(out.find("during"), std::string::npos) << out;  // nothing half-written
   EXPECT_EQ(cluster.CliAs({}, {"results", first}, &out, &err), 0) << err;
-  std::this_thread::sleep_for(std::chrono::seconds(1));  // the worker's reports fail meanwhile
+  // The worker's reports fail meanwhile, and the health service says so (probes take
+  // the coordinator out of rotation while its database cannot be written).
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return Health(cluster.address()) == grpc::health::v1::HealthCheckResponse::NOT_SERVING;
+      },
+      15000))
+      << cluster.Logs();
   EXPECT_TRUE(cluster.coordinator().running());
   const std::string coordinator_log = ReadFile(cluster.dir() + "/coordinator.log");
   EXPECT_NE(coordinator_log.find("disk full"), std::string::npos);
@@ -108,6 +131,10 @@ TEST(Faults, DiskFullGetsAClearErrorKeepsReadsAndRecovers) {
   // Space again: the same submission goes through, and the running sweep finishes
   // with every epoch recorded once (the worker retried its refused reports).
   ASSERT_EQ(std::remove(disk.File("filler").c_str()), 0);
+  EXPECT_TRUE(WaitFor(
+      [&] { return Health(cluster.address()) == grpc::health::v1::HealthCheckResponse::SERVING; },
+      15000))
+      << cluster.Logs();
   const std::string second =
       FirstLineOf(cluster.Cli({"submit", cluster.WriteSweep("b.yaml", kSweepB)}));
   EXPECT_FALSE(second.empty());
