@@ -11,6 +11,7 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include <csignal>
 #include <random>
 #include <set>
 #include <string>
@@ -477,6 +478,40 @@ TEST(HttpApi, TlsFromTheSameCertificateAndReadTokens) {
   untrusting.set_ca_cert_path((certs + "/other-ca.pem").c_str());
   untrusting.enable_server_certificate_verification(true);
   EXPECT_EQ(Get(untrusting, "/api/v1/sweeps", reader).status, 0);
+}
+
+// With --tls-client-ca the HTTP face, like gRPC, takes only clients holding a
+// certificate from that CA.
+TEST(HttpApi, MutualTlsTakesOnlyClientCertificatesFromTheCa) {
+  Cluster cluster({});
+  std::string out, err;
+  const std::string certs = cluster.dir() + "/certs";
+  ASSERT_EQ(RunCommand({"/bin/bash",
+                        std::string(RESWEEP_SOURCE_DIR) + "/scripts/make-test-certs.sh", certs},
+                       &out, &err, 60000),
+            0)
+      << out << err;
+  const std::string reader = RandomToken();
+  WriteFile(cluster.dir() + "/tokens", "read " + reader + "\n");
+  const int http_port = StartWithHttp(
+      cluster, {"--tls-cert", certs + "/server.pem", "--tls-key", certs + "/server.key",
+                "--tls-client-ca", certs + "/ca.pem", "--token-file", cluster.dir() + "/tokens"});
+  // A refused handshake can close the socket under OpenSSL's write (TLS 1.3 checks the
+  // client's certificate after the client has sent its request): no SIGPIPE for that.
+  std::signal(SIGPIPE, SIG_IGN);
+  auto answer = [&](const std::string& cert, const std::string& key) {
+    std::unique_ptr<httplib::SSLClient> https =
+        cert.empty() ? std::make_unique<httplib::SSLClient>("127.0.0.1", http_port)
+                     : std::make_unique<httplib::SSLClient>("127.0.0.1", http_port, cert, key);
+    https->set_ca_cert_path((certs + "/ca.pem").c_str());
+    https->enable_server_certificate_verification(true);
+    https->set_read_timeout(10, 0);
+    return Get(*https, "/api/v1/sweeps", reader).status;
+  };
+  EXPECT_EQ(answer(certs + "/client.pem", certs + "/client.key"), 200);
+  EXPECT_EQ(answer("", ""), 0);  // no client certificate: the handshake fails
+  EXPECT_EQ(answer(certs + "/other-client.pem", certs + "/other-client.key"), 0);
+  EXPECT_TRUE(cluster.coordinator().running());
 }
 
 TEST(HttpApi, ServingBeyondLoopbackNeedsTlsAndTokensOrInsecure) {
