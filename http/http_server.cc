@@ -3,10 +3,14 @@
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
+#include <cstdint>
+#include <cstdio>
 #include <optional>
+#include <string_view>
 
 #include "common/file_util.h"
 #include "http/metrics_server.h"  // SplitListenAddress
+#include "http/web_assets.h"
 
 namespace resweep::http {
 
@@ -17,7 +21,59 @@ void Reply(httplib::Response& res, const HttpReply& reply) {
   res.set_content(reply.body, reply.content_type.c_str());
 }
 
+// A strong ETag for a reply body: its bytes hashed (FNV-1a, 64 bits), quoted.
+std::string BodyEtag(std::string_view body) {
+  uint64_t hash = 0xcbf29ce484222325ull;
+  for (unsigned char c : body) {
+    hash ^= c;
+    hash *= 0x100000001b3ull;
+  }
+  char text[24];
+  std::snprintf(text, sizeof(text), "\"%016llx\"", static_cast<unsigned long long>(hash));
+  return text;
+}
+
+// Answers 200 with `body` and its ETag, or 304 (no body) when the request's
+// If-None-Match names that ETag. `cache_control` says how a browser may reuse it.
+void ReplyWithEtag(const httplib::Request& req, httplib::Response& res, std::string_view etag,
+                   std::string_view body, const char* content_type, const char* cache_control) {
+  res.set_header("ETag", std::string(etag));
+  res.set_header("Cache-Control", cache_control);
+  if (req.has_header("If-None-Match") &&
+      IfNoneMatchHolds(req.get_header_value("If-None-Match"), etag)) {
+    res.status = 304;
+    return;
+  }
+  res.status = 200;
+  res.set_content(body.data(), body.size(), content_type);
+}
+
+// The dashboard's pages and files (web/), which hold no data: served without a
+// token, so that the page can load and ask for one.
+bool IsDashboardPath(const std::string& path) {
+  return path == "/" || path == "/index.html" || path.rfind("/static/", 0) == 0;
+}
+
 }  // namespace
+
+bool IfNoneMatchHolds(std::string_view if_none_match, std::string_view etag) {
+  // A comma-separated list of ETags (weak ones W/-prefixed: compared weakly, as
+  // RFC 9110 asks for If-None-Match), or "*".
+  size_t start = 0;
+  while (start < if_none_match.size()) {
+    size_t end = if_none_match.find(',', start);
+    if (end == std::string_view::npos) end = if_none_match.size();
+    std::string_view tag = if_none_match.substr(start, end - start);
+    while (!tag.empty() && (tag.front() == ' ' || tag.front() == '\t')) tag.remove_prefix(1);
+    while (!tag.empty() && (tag.back() == ' ' || tag.back() == '\t')) tag.remove_suffix(1);
+    if (tag == "*") return true;
+    if (tag.substr(0, 2) == "W/") tag.remove_prefix(2);
+    std::string_view ours = etag.substr(0, 2) == "W/" ? etag.substr(2) : etag;
+    if (!tag.empty() && tag == ours) return true;
+    start = end + 1;
+  }
+  return false;
+}
 
 HttpServer::HttpServer(Scheduler* scheduler, const MetricsRegistry* metrics)
     : api_(scheduler), metrics_(metrics) {}
@@ -62,7 +118,7 @@ Status HttpServer::Start(const HttpServerOptions& options) {
       res.set_header("Allow", "GET, HEAD");
       return httplib::Server::HandlerResponse::Handled;
     }
-    if (!tokens_) return httplib::Server::HandlerResponse::Unhandled;
+    if (!tokens_ || IsDashboardPath(req.path)) return httplib::Server::HandlerResponse::Unhandled;
     std::optional<std::string> authorization;
     if (req.has_header("Authorization")) authorization = req.get_header_value("Authorization");
     const std::string what = "GET " + req.path;
@@ -79,8 +135,40 @@ Status HttpServer::Start(const HttpServerOptions& options) {
 
   server_->Get(R"(/api/v1(/.*)?)", [this](const httplib::Request& req, httplib::Response& res) {
     const std::string rest = req.matches.size() > 1 ? req.matches[1].str() : std::string();
-    Reply(res, api_.Get(rest, QueryParams(req.params.begin(), req.params.end())));
+    const HttpReply reply = api_.Get(rest, QueryParams(req.params.begin(), req.params.end()));
+    if (reply.status != 200) {
+      Reply(res, reply);
+      return;
+    }
+    // Pollers (the dashboard) send the ETag back and get a 304 while nothing changed.
+    // no-cache: a browser keeps the reply but asks again each time.
+    ReplyWithEtag(req, res, BodyEtag(reply.body), reply.body, reply.content_type.c_str(),
+                  "no-cache");
   });
+  // The dashboard (docs/dashboard.md): one page, its script, style and library.
+  // no-cache: a browser revalidates each file with its ETag (a 304 until the binary
+  // serves different bytes), so that a new coordinator never runs an old script.
+  auto serve_asset = [](const httplib::Request& req, httplib::Response& res,
+                        const std::string& path) {
+    const WebAsset* asset = FindWebAsset(path);
+    if (!asset) {
+      Reply(res, ErrorReply(NotFoundError("no such dashboard file: " + req.path)));
+      return;
+    }
+    res.set_header("X-Content-Type-Options", "nosniff");
+    ReplyWithEtag(req, res, asset->etag, asset->bytes, std::string(asset->content_type).c_str(),
+                  "no-cache");
+  };
+  server_->Get("/", [serve_asset](const httplib::Request& req, httplib::Response& res) {
+    serve_asset(req, res, "index.html");
+  });
+  server_->Get("/index.html", [serve_asset](const httplib::Request& req, httplib::Response& res) {
+    serve_asset(req, res, "index.html");
+  });
+  server_->Get(R"(/static/(.+))",
+               [serve_asset](const httplib::Request& req, httplib::Response& res) {
+                 serve_asset(req, res, req.matches[1].str());
+               });
   server_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     if (!metrics_) {
       Reply(res, ErrorReply(NotFoundError("this server has no metrics")));
@@ -125,8 +213,8 @@ Status HttpServer::Start(const HttpServerOptions& options) {
   thread_ = std::thread([this] {
     if (!server_->listen_after_bind()) spdlog::error("http: the server stopped unexpectedly");
   });
-  spdlog::info("http: serving the JSON API and /metrics on {} (port {}), {}, {}", options.listen,
-               port_, options.tls_cert_file.empty() ? "plaintext" : "TLS",
+  spdlog::info("http: serving the dashboard, the JSON API and /metrics on {} (port {}), {}, {}",
+               options.listen, port_, options.tls_cert_file.empty() ? "plaintext" : "TLS",
                tokens_ ? "read tokens required" : "no token required");
   return Status::Ok();
 }

@@ -1,12 +1,16 @@
-// The coordinator's HTTP face (resweep-coordinator --http): the JSON API
-// (json_api.h, docs/http-api.md) and /metrics (Prometheus text format), served by
-// cpp-httplib on threads of its own. Security as for gRPC: TLS from the same
-// certificate and key (and client CA) when given, and with role tokens every request
-// needs "Authorization: Bearer <token>" of a read (or admin) token. Only GET.
+// The coordinator's HTTP face (resweep-coordinator --http): the dashboard (web/,
+// embedded: `/` and `/static/...`, docs/dashboard.md), the JSON API (json_api.h,
+// docs/http-api.md) and /metrics (Prometheus text format), served by cpp-httplib on
+// threads of its own. Security as for gRPC: TLS from the same certificate and key
+// (and client CA) when given, and with role tokens every request for data (the API,
+// /metrics) needs "Authorization: Bearer <token>" of a read (or admin) token; the
+// dashboard's own files hold no data and need none. Only GET. API replies carry an
+// ETag and answer If-None-Match with 304.
 #pragma once
 
 #include <memory>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "common/metrics.h"
@@ -30,6 +34,10 @@ struct HttpServerOptions {
   std::string tls_client_ca_file;
   const TokenTable* tokens = nullptr;  // null: no token needed
 };
+
+// Whether a request's If-None-Match header value holds `etag` (a quoted ETag): then
+// the reply is 304 Not Modified. Compares weakly (W/ prefixes ignored), "*" holds.
+bool IfNoneMatchHolds(std::string_view if_none_match, std::string_view etag);
 
 class HttpServer {
  public:

@@ -127,6 +127,14 @@ HttpReply Ok(const google::protobuf::Message& message) {
   return {200, "application/json", ToJson(message)};
 }
 
+// For replies with map fields (CellResult.params, RunCurve.params): protobuf prints a
+// map's entries in an unspecified order that differs from one call to the next, so
+// the same data would give other bytes and another ETag (no 304 for a poller). The
+// JSON re-printed with its object keys sorted: the same data, the same bytes.
+HttpReply OkSorted(const google::protobuf::Message& message) {
+  return {200, "application/json", nlohmann::json::parse(ToJson(message)).dump() + "\n"};
+}
+
 // The reply for a failed query: its status; `field` when the failure is a parameter's.
 HttpReply Failed(const Status& status, const std::string& field = "") {
   if (status.code() == StatusCode::kInternal || status.code() == StatusCode::kDataLoss ||
@@ -149,7 +157,7 @@ std::vector<std::string> SplitPath(const std::string& path) {
 }
 
 // Keeps, in every point of a GetCurvesResponse's JSON, the epoch, the iteration and
-// the metric `json_name` only.
+// the metric `json_name` only (re-printed, its object keys sorted, as OkSorted).
 std::string KeepCurveMetric(const std::string& json, const std::string& json_name) {
   nlohmann::json reply = nlohmann::json::parse(json);
   for (auto& run : reply["runs"]) {
@@ -213,7 +221,7 @@ HttpReply JsonApi::Get(const std::string& path, const QueryParams& query) {
     if (!r.ok()) return Failed(r.status());
     v1::GetResultsResponse reply;
     ToProto(*r, &reply);
-    return Ok(reply);
+    return OkSorted(reply);
   }
   if (parts.size() == 3 && parts[0] == "sweeps" && parts[2] == "runs") {
     if (Status st = check({"state", "page_size", "page_token"}); !st.ok()) {
@@ -255,7 +263,7 @@ HttpReply JsonApi::Get(const std::string& path, const QueryParams& query) {
     if (!r.ok()) return Failed(r.status());
     v1::GetCurvesResponse reply;
     ToProto(*r, &reply);
-    if (!metric_field) return Ok(reply);
+    if (!metric_field) return OkSorted(reply);
     return {200, "application/json", KeepCurveMetric(ToJson(reply), metric_field->json_name())};
   }
   return Failed(

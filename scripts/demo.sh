@@ -26,6 +26,7 @@ for _ in $(seq 100); do [ -s "$RUN_DIR/port" ] && break; sleep 0.1; done
 [ -s "$RUN_DIR/port" ] || { echo "coordinator did not start; see $RUN_DIR/coordinator.log"; exit 1; }
 export RESWEEP_COORDINATOR="127.0.0.1:$(cat "$RUN_DIR/port")"
 echo "coordinator on $RESWEEP_COORDINATOR, database $RUN_DIR/demo.db"
+echo "Dashboard: http://127.0.0.1:$(cat "$RUN_DIR/http-port")/ (docs/dashboard.md)"
 echo "JSON API and metrics: http://127.0.0.1:$(cat "$RUN_DIR/http-port")/api/v1/sweeps," \
   "http://127.0.0.1:$(cat "$RUN_DIR/http-port")/metrics (docs/http-api.md)"
 

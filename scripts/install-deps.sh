@@ -22,6 +22,7 @@ PACKAGES=(
   iproute2                      # network namespaces in the partition test
   libcpp-httplib-dev            # the coordinator's HTTP server (--http: JSON API, /metrics)
   prometheus                    # the metrics test scrapes a coordinator and a worker with it
+  chromium                      # the dashboard's browser test (headless, DevTools protocol)
 )
 
 # tests/kubernetes_test.py renders the manifests with `kubectl kustomize`: Debian's

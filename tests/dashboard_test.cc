@@ -1,0 +1,483 @@
+// The web dashboard (web/, served by resweep-coordinator --http; docs/dashboard.md):
+// its files as the coordinator serves them, the API's ETags, and the pages in a real
+// browser (Debian's chromium, headless, driven over the DevTools protocol:
+// tests/cdp_client.h) against a real coordinator with a sweep in progress. The
+// sweep's runs are leased by this test itself, acting as a worker over gRPC, so that
+// it decides when each epoch arrives.
+#include <gtest/gtest.h>
+
+#include <grpcpp/grpcpp.h>
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "resweep/v1/resweep.grpc.pb.h"
+#include "tests/cdp_client.h"
+#include "tests/cluster.h"
+
+namespace resweep {
+namespace {
+
+using namespace resweep::testing;
+using nlohmann::json;
+
+// Starts the cluster's coordinator with --http on a loopback port of its choosing;
+// returns that port.
+int StartWithHttp(Cluster& cluster, std::vector<std::string> extra = {}) {
+  auto& args = cluster.options().coordinator_args;
+  args = {"--http", "127.0.0.1:0", "--http-port-file", cluster.dir() + "/http-port"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  cluster.StartCoordinator();
+  return std::stoi(ReadFile(cluster.dir() + "/http-port"));
+}
+
+constexpr char kSweep[] = R"(name: dashboard
+dataset: {kind: cifar10}
+model: {depth_n: 1}
+trainer: {kind: synthetic, epoch_seconds: 0.01}
+train: {epochs: 4}
+grid:
+  model.depth_n: [1, 2]
+seeds: 4
+)";
+
+TEST(Dashboard, FilesAreServedWithTheirTypesAndEtagsAndApiRepliesAnswer304) {
+  Cluster cluster({});
+  const std::string token_file = cluster.dir() + "/tokens";
+  WriteFile(token_file, "admin admintoken0123456789abcdef\nread readtoken0123456789abcdef\n");
+  const int port = StartWithHttp(cluster, {"--token-file", token_file});
+  httplib::Client http("127.0.0.1", port);
+  http.set_read_timeout(20, 0);
+
+  // The page and its files need no token (they hold no data); each has its type.
+  for (const auto& [path, type] : std::vector<std::pair<std::string, std::string>>{
+           {"/", "text/html; charset=utf-8"},
+           {"/static/app.js", "text/javascript; charset=utf-8"},
+           {"/static/style.css", "text/css; charset=utf-8"},
+           {"/static/vendor/dygraph.min.js", "text/javascript; charset=utf-8"},
+           {"/static/vendor/LICENSE", "text/plain; charset=utf-8"}}) {
+    auto res = http.Get(path.c_str());
+    ASSERT_TRUE(res) << path;
+    EXPECT_EQ(res->status, 200) << path << ": " << res->body;
+    EXPECT_EQ(res->get_header_value("Content-Type"), type) << path;
+    const std::string etag = res->get_header_value("ETag");
+    EXPECT_FALSE(etag.empty()) << path;
+    // The same bytes as the file in web/ (embedded at build time).
+    const std::string file =
+        path == "/" ? "index.html" : path.substr(std::string("/static/").size());
+    EXPECT_EQ(res->body, ReadFile(std::string(RESWEEP_SOURCE_DIR) + "/web/" + file)) << path;
+    // Revalidation: the same ETag is a 304 without a body.
+    auto again = http.Get(path.c_str(), {{"If-None-Match", etag}});
+    ASSERT_TRUE(again);
+    EXPECT_EQ(again->status, 304) << path;
+    EXPECT_TRUE(again->body.empty()) << path;
+  }
+  auto missing = http.Get("/static/nothing.js");
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->status, 404);
+  auto traversal = http.Get("/static/../CMakeLists.txt");
+  ASSERT_TRUE(traversal);
+  EXPECT_EQ(traversal->status, 404);
+
+  // The API still needs the token.
+  auto refused = http.Get("/api/v1/sweeps");
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 401);
+
+  // API replies carry an ETag; the same ETag is a 304 until the data change.
+  const httplib::Headers auth = {{"Authorization", "Bearer readtoken0123456789abcdef"}};
+  auto first = http.Get("/api/v1/sweeps", auth);
+  ASSERT_TRUE(first);
+  ASSERT_EQ(first->status, 200) << first->body;
+  const std::string etag = first->get_header_value("ETag");
+  ASSERT_FALSE(etag.empty());
+  EXPECT_EQ(first->get_header_value("Cache-Control"), "no-cache");
+  httplib::Headers conditional = auth;
+  conditional.emplace("If-None-Match", etag);
+  auto unchanged = http.Get("/api/v1/sweeps", conditional);
+  ASSERT_TRUE(unchanged);
+  EXPECT_EQ(unchanged->status, 304);
+  EXPECT_TRUE(unchanged->body.empty());
+  // Lists of ETags, weak comparison, and "*" (RFC 9110).
+  httplib::Headers listed = auth;
+  listed.emplace("If-None-Match", "\"other\", W/" + etag);
+  auto in_list = http.Get("/api/v1/sweeps", listed);
+  ASSERT_TRUE(in_list);
+  EXPECT_EQ(in_list->status, 304);
+
+  // The CLI takes the admin line of the coordinator's file.
+  cluster.set_cli_args({"--token-file", token_file});
+  cluster.Cli({"submit", cluster.WriteSweep("s.yaml", kSweep)});
+  auto changed = http.Get("/api/v1/sweeps", conditional);
+  ASSERT_TRUE(changed);
+  EXPECT_EQ(changed->status, 200) << "a new sweep must change the reply";
+  EXPECT_NE(changed->get_header_value("ETag"), etag);
+  // Replies with maps (a cell's grid values) are the same bytes each time, so that a
+  // poller gets 304s while the data stand still (protobuf alone prints map entries
+  // in an order that changes between calls).
+  const std::string two_axes =
+      cluster.Cli({"submit", cluster.WriteSweep("two.yaml", R"(name: two-axes
+dataset: {kind: cifar10}
+model: {depth_n: 1}
+trainer: {kind: synthetic, epoch_seconds: 0.01}
+train: {epochs: 2}
+grid:
+  model.depth_n: [1, 2]
+  model.block: [reference, preact]
+seeds: 1
+)")});
+  for (const std::string path : {"/results", "/curves", "/curves?metric=test_error"}) {
+    const std::string url = "/api/v1/sweeps/" + two_axes.substr(0, 12) + path;
+    auto reply = http.Get(url.c_str(), auth);
+    ASSERT_TRUE(reply);
+    ASSERT_EQ(reply->status, 200) << url << ": " << reply->body;
+    httplib::Headers same = auth;
+    same.emplace("If-None-Match", reply->get_header_value("ETag"));
+    for (int i = 0; i < 5; ++i) {
+      auto again = http.Get(url.c_str(), same);
+      ASSERT_TRUE(again);
+      EXPECT_EQ(again->status, 304) << url << ", request " << i;
+    }
+  }
+  // Errors carry no ETag.
+  auto error = http.Get("/api/v1/sweeps/nosuchsweep", auth);
+  ASSERT_TRUE(error);
+  EXPECT_EQ(error->status, 404);
+  EXPECT_TRUE(error->get_header_value("ETag").empty());
+}
+
+// The test as the sweep's one worker, over gRPC: leases every run and reports
+// epochs when told.
+class FakeWorker {
+ public:
+  explicit FakeWorker(const std::string& address)
+      : stub_(v1::Coordinator::NewStub(
+            grpc::CreateChannel(address, grpc::InsecureChannelCredentials()))) {}
+
+  void Register(int slots) {
+    v1::RegisterWorkerRequest req;
+    req.set_name("browser-test-worker");
+    req.set_host("localhost");
+    for (int i = 0; i < slots; ++i) req.add_devices("cpu");
+    v1::RegisterWorkerResponse resp;
+    ASSERT_TRUE(stub_->RegisterWorker(Ctx().get(), req, &resp).ok());
+    worker_id_ = resp.worker_id();
+    slots_ = slots;
+  }
+
+  // Leases one run per slot.
+  std::vector<v1::RunLease> LeaseAll() {
+    std::vector<v1::RunLease> leases;
+    for (int slot = 0; slot < slots_; ++slot) {
+      v1::AcquireRunRequest req;
+      req.set_worker_id(worker_id_);
+      req.set_slot(slot);
+      req.set_device("cpu");
+      v1::AcquireRunResponse resp;
+      const grpc::Status st = stub_->AcquireRun(Ctx().get(), req, &resp);
+      EXPECT_TRUE(st.ok()) << st.error_message();
+      if (st.ok() && resp.has_run()) leases.push_back(resp.lease());
+    }
+    return leases;
+  }
+
+  void Report(const v1::RunLease& lease, int epoch, double test_error) {
+    v1::ReportEpochRequest req;
+    req.set_worker_id(worker_id_);
+    req.set_run_id(lease.run_id());
+    req.set_attempt(lease.attempt());
+    auto* m = req.mutable_metrics();
+    m->set_epoch(epoch);
+    m->set_train_loss(1.0 / epoch);
+    m->set_train_error(test_error * 0.8);
+    m->set_test_error(test_error);
+    m->set_test_loss(2.0 / epoch);
+    m->set_lr(0.1);
+    m->set_seconds(1.5);
+    m->set_images_per_sec(1000);
+    v1::ReportEpochResponse resp;
+    const grpc::Status st = stub_->ReportEpoch(Ctx().get(), req, &resp);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+  }
+
+  void Complete(const v1::RunLease& lease) {
+    v1::CompleteRunRequest req;
+    req.set_worker_id(worker_id_);
+    req.set_run_id(lease.run_id());
+    req.set_attempt(lease.attempt());
+    req.set_param_count(12345);
+    v1::CompleteRunResponse resp;
+    const grpc::Status st = stub_->CompleteRun(Ctx().get(), req, &resp);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+  }
+
+ private:
+  static std::unique_ptr<grpc::ClientContext> Ctx() {
+    auto c = std::make_unique<grpc::ClientContext>();
+    c->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    return c;
+  }
+
+  std::unique_ptr<v1::Coordinator::Stub> stub_;
+  std::string worker_id_;
+  int slots_ = 0;
+};
+
+// A test error for (cell, seed, epoch): falling with the epoch, cells apart.
+double ErrorOf(int cell, int seed, int epoch) {
+  // Not linear in the seed, so that no cell's median of 3 seeds is its mean.
+  return 0.5 - 0.05 * epoch + 0.04 * cell + 0.013 * seed + 0.007 * seed * seed +
+         0.002 * cell * seed;
+}
+
+// Fails the test with the status when it is not OK.
+#define ASSERT_OK(expr)                                       \
+  do {                                                        \
+    const ::resweep::Status _st = (expr);                     \
+    ASSERT_TRUE(_st.ok()) << #expr << ": " << _st.ToString(); \
+  } while (0)
+
+template <typename T>
+T Value(StatusOr<T> v) {
+  EXPECT_TRUE(v.ok()) << v.status().ToString();
+  return v.ok() ? std::move(*v) : T();
+}
+
+// The numbers of a cell of the results table ("12.34 ± 0.56" -> {12.34, 0.56}).
+std::vector<double> Numbers(const std::string& text) {
+  std::vector<double> out;
+  const char* p = text.c_str();
+  while (*p) {
+    char* end = nullptr;
+    const double v = std::strtod(p, &end);
+    if (end != p) {
+      out.push_back(v);
+      p = end;
+    } else {
+      ++p;
+    }
+  }
+  return out;
+}
+
+// Whether a table's text shows `fraction` as the CLI does (a percent, 2 decimals).
+::testing::AssertionResult ShowsPercent(const std::string& text, double shown, double fraction) {
+  if (std::fabs(shown - fraction * 100) <= 0.005 + 1e-9) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure()
+         << "'" << text << "' shows " << shown << " for " << fraction * 100;
+}
+
+TEST(Dashboard, ShowsASweepInProgressLiveInARealBrowser) {
+  const std::string chromium = Browser::Find();
+  if (chromium.empty()) {
+    GTEST_SKIP() << "no chromium found (/usr/lib/chromium/chromium, /usr/bin/chromium): the "
+                    "dashboard's browser test needs Debian's chromium (scripts/install-deps.sh)";
+  }
+  Cluster cluster({.lease_seconds = 120, .heartbeat_seconds = 1});
+  const int http_port = StartWithHttp(cluster);
+  const std::string sweep_id =
+      cluster.Cli({"submit", cluster.WriteSweep("s.yaml", kSweep)}).substr(0, 12);
+
+  // Three seeds of each cell finish (4 epochs); the fourth of each runs, at epoch 2.
+  FakeWorker worker(cluster.address());
+  ASSERT_NO_FATAL_FAILURE(worker.Register(8));
+  const std::vector<v1::RunLease> leases = worker.LeaseAll();
+  ASSERT_EQ(leases.size(), 8u);
+  std::map<std::string, int> cell_index, seen_in_cell;
+  std::vector<v1::RunLease> running;
+  for (const auto& lease : leases) {
+    const int cell = cell_index.emplace(lease.cell_label(), cell_index.size()).first->second;
+    const int nth = seen_in_cell[lease.cell_label()]++;
+    const int epochs = nth < 3 ? 4 : 2;
+    for (int e = 1; e <= epochs; ++e) {
+      ASSERT_NO_FATAL_FAILURE(
+          worker.Report(lease, e, ErrorOf(cell, static_cast<int>(lease.seed()), e)));
+    }
+    if (nth < 3) {
+      ASSERT_NO_FATAL_FAILURE(worker.Complete(lease));
+    } else {
+      running.push_back(lease);
+    }
+  }
+  ASSERT_EQ(running.size(), 2u);
+  const json expected = json::parse(cluster.Cli({"results", sweep_id, "--format", "json"}));
+  ASSERT_EQ(expected["cells"].size(), 2u) << expected.dump(2);
+
+  const std::string artifacts = std::string(RESWEEP_TEST_ARTIFACTS_DIR) + "/dashboard";
+  std::filesystem::create_directories(artifacts);
+  Browser browser;
+  ASSERT_OK(browser.Start(chromium, cluster.dir()));
+  ASSERT_OK(browser.SetViewport(1280, 800, /*mobile=*/false));
+  const std::string base = "http://127.0.0.1:" + std::to_string(http_port) + "/?poll=500";
+
+  // Sweeps: the sweep, its progress and counts.
+  ASSERT_OK(browser.Navigate(base + "#/"));
+  ASSERT_OK(browser.WaitUntil("window.resweepDashboard && resweepDashboard.ready.sweeps"));
+  const json sweep_row = Value(browser.Eval(
+      "(() => { const r = document.querySelector('#sweeps-table tr[data-sweep]');"
+      " return {id: r.dataset.sweep, text: r.innerText,"
+      " finished: r.querySelector('[role=progressbar]').getAttribute('aria-valuenow'),"
+      " total: r.querySelector('[role=progressbar]').getAttribute('aria-valuemax')}; })()"));
+  EXPECT_EQ(sweep_row.value("id", "").substr(0, 12), sweep_id);
+  EXPECT_EQ(sweep_row.value("finished", ""), "6");
+  EXPECT_EQ(sweep_row.value("total", ""), "8");
+  EXPECT_NE(sweep_row.value("text", "").find("dashboard"), std::string::npos) << sweep_row;
+  ASSERT_OK(browser.Screenshot(artifacts + "/sweeps.png"));
+
+  // One sweep, reached by its link (no reload from here on: the marker stays).
+  ASSERT_OK(browser
+                .Eval("window.notReloaded = true; document.querySelector("
+                      "'#sweeps-table a').click(); true")
+                .status());
+  ASSERT_OK(
+      browser.WaitUntil("resweepDashboard.page === 'sweep' && resweepDashboard.ready.results && "
+                        "resweepDashboard.ready.curves && resweepDashboard.ready.runs && "
+                        "resweepDashboard.ready.summary"));
+
+  // The results table: the numbers of `resweep results --format json`.
+  const json table = Value(
+      browser.Eval("Array.from(document.querySelectorAll('#results-table tbody tr')).map((tr) => {"
+                   " const cells = {}; tr.querySelectorAll('[data-key]').forEach((td) => {"
+                   "  cells[td.dataset.key] = {text: td.textContent, value: td.dataset.value}; });"
+                   " return {cell: tr.dataset.cell, best: tr.classList.contains('best'), cells,"
+                   "  ciLow: tr.dataset.ci95Low, ciHigh: tr.dataset.ci95High}; })"));
+  ASSERT_EQ(table.size(), expected["cells"].size()) << table.dump(2);
+  for (size_t i = 0; i < table.size(); ++i) {
+    const json& row = table[i];
+    const json& want = expected["cells"][i];
+    SCOPED_TRACE(want["cell"].get<std::string>());
+    EXPECT_EQ(row["cell"], want["cell"]);
+    EXPECT_EQ(row["best"], want["is_best"]);
+    const json& lk = want["last_k_test_error"];
+    // Exact values (the page keeps the API's numbers) ...
+    auto value = [&](const char* key) {
+      return std::strtod(row["cells"][key]["value"].get<std::string>().c_str(), nullptr);
+    };
+    auto text = [&](const char* key) { return row["cells"][key]["text"].get<std::string>(); };
+    EXPECT_EQ(value("n"), lk["n"].get<double>());
+    EXPECT_EQ(text("n"), std::to_string(want["runs_succeeded"].get<int>()) + "/" +
+                             std::to_string(want["runs_total"].get<int>()));
+    EXPECT_EQ(value("last_k_mean"), lk["mean"].get<double>());
+    EXPECT_EQ(value("last_k_std"), lk["std"].get<double>());
+    EXPECT_EQ(std::strtod(row["ciLow"].get<std::string>().c_str(), nullptr),
+              lk["ci95"][0].get<double>());
+    EXPECT_EQ(std::strtod(row["ciHigh"].get<std::string>().c_str(), nullptr),
+              lk["ci95"][1].get<double>());
+    EXPECT_EQ(value("final_mean"), want["final_test_error"]["mean"].get<double>());
+    EXPECT_EQ(value("params"), want["param_count"].get<double>());
+    // ... and shown as the CLI shows them.
+    const auto mean_ci = Numbers(text("last_k_mean"));
+    ASSERT_EQ(mean_ci.size(), 2u) << text("last_k_mean");
+    EXPECT_TRUE(ShowsPercent(text("last_k_mean"), mean_ci[0], lk["mean"].get<double>()));
+    EXPECT_TRUE(ShowsPercent(text("last_k_mean"), mean_ci[1],
+                             (lk["ci95"][1].get<double>() - lk["ci95"][0].get<double>()) / 2));
+    EXPECT_TRUE(ShowsPercent(text("last_k_std"), Numbers(text("last_k_std")).at(0),
+                             lk["std"].get<double>()));
+    const auto final_mean_std = Numbers(text("final_mean"));
+    ASSERT_EQ(final_mean_std.size(), 2u) << text("final_mean");
+    EXPECT_TRUE(ShowsPercent(text("final_mean"), final_mean_std[0],
+                             want["final_test_error"]["mean"].get<double>()));
+    EXPECT_TRUE(ShowsPercent(text("final_mean"), final_mean_std[1],
+                             want["final_test_error"]["std"].get<double>()));
+    const json& cmp = want["comparison"];
+    if (cmp["p_holm"].is_null()) {
+      EXPECT_EQ(text("p_holm"), "-");
+    } else {
+      EXPECT_EQ(value("p_holm"), cmp["p_holm"].get<double>());
+    }
+    if (cmp["probability_better"].is_null()) {
+      EXPECT_EQ(text("probability_better"), "-");
+    } else {
+      EXPECT_EQ(value("probability_better"), cmp["probability_better"].get<double>());
+    }
+  }
+
+  // The curves: one series per cell, named as the results name the cells.
+  const json labels = Value(browser.Eval("resweepDashboard.charts.curves.getLabels().slice(1)"));
+  json cells = json::array();
+  for (const auto& c : expected["cells"]) cells.push_back(c["cell"]);
+  EXPECT_EQ(labels, cells);
+  ASSERT_OK(browser.Screenshot(artifacts + "/sweep.png"));
+
+  // Each seed on demand: then a series per run too.
+  ASSERT_OK(browser.Eval("document.getElementById('curve-seeds').click(); true").status());
+  ASSERT_OK(browser.WaitUntil("resweepDashboard.charts.curves.getLabels().length === 1 + 2 + 8"));
+
+  // A new epoch of a running run appears without a reload: in its seed's series of
+  // the chart and in the runs table.
+  const v1::RunLease& live = running[0];
+  const int live_cell = cell_index[live.cell_label()];
+  const double new_error = ErrorOf(live_cell, static_cast<int>(live.seed()), 3);
+  const std::string series = live.cell_label() + " · seed " + std::to_string(live.seed());
+  const std::string value_at_epoch_3 =
+      "(() => { const g = resweepDashboard.charts.curves;"
+      " const col = g.getLabels().indexOf(" +
+      json(series).dump() +
+      ");"
+      " for (let r = 0; r < g.numRows(); r++) { if (g.getValue(r, 0) === 3) {"
+      "  const v = g.getValue(r, col); return Array.isArray(v) ? v[1] : v; } }"
+      " return null; })()";
+  EXPECT_TRUE(Value(browser.Eval(value_at_epoch_3)).is_null());
+  ASSERT_NO_FATAL_FAILURE(worker.Report(live, 3, new_error));
+  ASSERT_OK(browser.WaitUntil(value_at_epoch_3 + " !== null", 15000));
+  EXPECT_NEAR(Value(browser.Eval(value_at_epoch_3)).get<double>(), new_error * 100, 1e-9);
+  ASSERT_OK(browser.WaitUntil("document.querySelector('#runs-table tr[data-run=\"" + live.run_id() +
+                              "\"] [data-key=epoch]').dataset.value === '3'"));
+  EXPECT_EQ(Value(browser.Eval("window.notReloaded === true")), json(true));
+
+  // The run state filter: only the runs in that state.
+  auto filter = [&](const std::string& state, int expected_rows) {
+    SCOPED_TRACE(state);
+    ASSERT_OK(browser
+                  .Eval("(() => { const s = document.getElementById('runs-state'); s.value = '" +
+                        state + "'; s.dispatchEvent(new Event('change')); return true; })()")
+                  .status());
+    ASSERT_OK(browser.WaitUntil("document.getElementById('runs-table').dataset.filter === '" +
+                                state + "'"));
+    const json states = Value(browser.Eval(
+        "Array.from(document.querySelectorAll('#runs-table tbody tr[data-run]')).map((tr) => "
+        "tr.dataset.state)"));
+    EXPECT_EQ(states.size(), static_cast<size_t>(expected_rows)) << states;
+    for (const auto& s : states) EXPECT_EQ(s, state);
+  };
+  filter("running", 2);
+  filter("succeeded", 6);
+  filter("failed", 0);
+
+  // Workers: the test's worker, holding the two running runs' leases.
+  ASSERT_OK(browser.Eval("location.hash = '#/workers'; true").status());
+  ASSERT_OK(
+      browser.WaitUntil("resweepDashboard.page === 'workers' && resweepDashboard.ready.workers"));
+  const std::string worker_text =
+      Value(browser.Eval("document.querySelector('#workers-table tbody tr').innerText"));
+  EXPECT_NE(worker_text.find("browser-test-worker"), std::string::npos) << worker_text;
+  EXPECT_NE(worker_text.find("alive"), std::string::npos) << worker_text;
+  ASSERT_OK(browser.Screenshot(artifacts + "/workers.png"));
+  EXPECT_EQ(Value(browser.Eval("window.notReloaded === true")), json(true));
+
+  // A phone's width: the page fits (tables scroll inside their own boxes).
+  ASSERT_OK(browser.SetViewport(390, 844, /*mobile=*/true));
+  ASSERT_OK(browser.Eval("location.hash = '#/sweep/" + sweep_id + "'; true").status());
+  ASSERT_OK(
+      browser.WaitUntil("resweepDashboard.page === 'sweep' && resweepDashboard.ready.curves"));
+  EXPECT_LE(Value(browser.Eval("document.documentElement.scrollWidth")).get<int>(), 390);
+  ASSERT_OK(browser.Screenshot(artifacts + "/sweep-phone.png"));
+
+  // Nothing failed to update (the page says so in its status line).
+  EXPECT_EQ(Value(browser.Eval("document.getElementById('status').textContent")), json(""));
+  EXPECT_TRUE(browser.errors().empty()) << [&] {
+    std::string all;
+    for (const auto& e : browser.errors()) all += e + "\n";
+    return all;
+  }();
+  std::printf("dashboard screenshots: %s\n", artifacts.c_str());
+}
+
+}  // namespace
+}  // namespace resweep
