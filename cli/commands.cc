@@ -915,6 +915,8 @@ int Report(const Options& o, Client* client) {
   }
   for (const auto& text : notes) std::cerr << "note: " << text << "\n";
   in.command = "resweep report " + sweep_id + " -o " + ShellWord(dir) + last_k_flag + db_flag;
+  in.last_k_flag = last_k_flag;
+  in.db_flag = db_flag;
   in.version = ResweepVersion();
   auto readme = ReportReadme(in);
   if (!readme.ok()) return Fail(what, readme.status());

@@ -384,8 +384,12 @@ StatusOr<std::string> FormatResults(const v1::GetResultsResponse& r, const std::
       auto p = [](bool present, double x) { return present ? Fixed(x, "%.6g") : ""; };
       std::string values;
       for (double x : l.values()) values += (values.empty() ? "" : ";") + Fixed(x, "%.6f");
-      out << '"' << c.cell_label() << "\"," << c.runs_succeeded() << ',' << c.runs_total() << ','
-          << f.n() << ',' << num(f.n() > 0, f.mean()) << ',' << num(f.n() > 1, f.std()) << ','
+      // The label always quoted (as it always was), its own quotes doubled (RFC 4180): a
+      // section axis's label is JSON, full of quotes.
+      std::string label = "\"";
+      for (char ch : c.cell_label()) label += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+      out << label << "\"," << c.runs_succeeded() << ',' << c.runs_total() << ',' << f.n() << ','
+          << num(f.n() > 0, f.mean()) << ',' << num(f.n() > 1, f.std()) << ','
           << num(f.n() > 0, f.min()) << ',' << num(f.n() > 0, f.max()) << ',' << k << ',' << l.n()
           << ',' << num(l.n() > 0, l.mean()) << ',' << num(l.n() > 1, l.std()) << ','
           << num(l.n() > 0, l.min()) << ',' << num(l.n() > 0, l.max()) << ','

@@ -432,9 +432,10 @@ StatusOr<std::string> ReportReadme(const ReportInput& in) {
   }
   out << "## Files\n\n"
       << "- [results.csv](results.csv): every statistic per cell, as `resweep results "
-      << s.sweep_id() << " --format csv` prints it (errors as fractions).\n"
+      << s.sweep_id() << " --format csv" << in.last_k_flag << in.db_flag
+      << "` prints it (errors as fractions).\n"
       << "- [runs.csv](runs.csv): one line per run, as `resweep runs " << s.sweep_id()
-      << " --format csv` prints it.\n"
+      << " --format csv" << in.db_flag << "` prints it.\n"
       << "- [epochs.csv](epochs.csv): one line per run and epoch (losses, errors as fractions, "
          "learning rate).\n";
   if (!in.figures.empty()) {

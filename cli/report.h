@@ -35,7 +35,12 @@ struct ReportInput {
   std::map<std::string, std::string> cell_configs;
   std::vector<ReportFigure> figures;  // in the order the README shows them
   std::string command;                // the command that wrote the report
-  std::string version;                // resweep's version
+  // Flags that make `results` and `runs` read what the report read: " --last-k K" when
+  // the report's K is not the sweep's own (else ""), " --db FILE" when it read a
+  // database file (else ""), each a shell word. The Files section's commands carry them.
+  std::string last_k_flag;
+  std::string db_flag;
+  std::string version;  // resweep's version
 };
 
 // The protocol in words, one markdown bullet per aspect (data, network, optimizer,

@@ -1021,6 +1021,18 @@ results: {last_k: 2}
   EXPECT_NE(report.find(" -o 'my report' "), std::string::npos) << report;
   code = RunCommand({"/bin/sh", "-c", "cd " + quoted_dir + " && " + report}, &out, &err);
   EXPECT_EQ(code, 0) << report << "\n" << out << err;
+  // The Files section's commands print the CSV files, from the same database (they once
+  // left out --db, and --last-k, so an offline report's command found no coordinator).
+  for (const auto& [marker, file] :
+       {std::pair<std::string, std::string>{"every statistic per cell, as ", "results.csv"},
+        {"one line per run, as ", "runs.csv"}}) {
+    const std::string command = command_after(marker);
+    EXPECT_NE(command.find("--db " + cluster.db()), std::string::npos) << command;
+    code = RunCommand({"/bin/sh", "-c", "cd " + quoted_dir + "/'my report' && " + command}, &out,
+                      &err);
+    EXPECT_EQ(code, 0) << command << "\n" << err;
+    EXPECT_EQ(out, ReadFile(cluster.dir() + "/my report/" + file)) << command;
+  }
 
   // The folder again, without figures and with a K above the 3 epochs the runs have:
   // the old report's figures go (they would show an older state), a file of the user's
@@ -1041,6 +1053,10 @@ results: {last_k: 2}
       << clamped;
   EXPECT_NE(clamped.find("| last-3 err % (mean ± 95% CI) |"), std::string::npos) << clamped;
   EXPECT_NE(clamped.find(" --last-k 3"), std::string::npos) << clamped;
+  // results.csv holds last-3 numbers: the command said to print it says so.
+  EXPECT_NE(clamped.find("`resweep results " + sweep_id + " --format csv --last-k 3`"),
+            std::string::npos)
+      << clamped;
   EXPECT_NE(r.err.find("--last-k 50 is more than the 3 evaluated epochs"), std::string::npos)
       << r.err;
   // Nothing of the user's left: the report's own folder goes too.

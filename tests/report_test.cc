@@ -270,6 +270,19 @@ TEST(Report, ReadmeHasTheStudysSectionsTheResultsTableAndTheFigures) {
   EXPECT_TRUE(Has(m, "Also as [SVG](figures/train-loss.svg).")) << m;
   EXPECT_TRUE(Has(m, "Drawn by `resweep plot abc123 --metric train_loss`.")) << m;
   EXPECT_TRUE(Has(m, "Written by `resweep report abc123 -o out` (resweep 1.2.3).")) << m;
+  EXPECT_TRUE(Has(m, "`resweep results " + in.results.sweep().sweep_id() + " --format csv`")) << m;
+
+  // The Files section's commands read what the report read: its K and its database.
+  in.last_k_flag = " --last-k 3";
+  in.db_flag = " --db '/data/my sweeps.db'";
+  readme = ReportReadme(in);
+  ASSERT_TRUE(readme.ok());
+  EXPECT_TRUE(Has(*readme, "`resweep results " + in.results.sweep().sweep_id() +
+                               " --format csv --last-k 3 --db '/data/my sweeps.db'` prints it"))
+      << *readme;
+  EXPECT_TRUE(Has(*readme, "`resweep runs " + in.results.sweep().sweep_id() +
+                               " --format csv --db '/data/my sweeps.db'` prints it"))
+      << *readme;
 
   in.figures.clear();
   readme = ReportReadme(in);

@@ -96,6 +96,29 @@ TEST(ResultsFormat, EveryFormatCarriesTheNumbers) {
   EXPECT_EQ(FormatResults(r, "xml").status().code(), StatusCode::kInvalidArgument);
 }
 
+// A section axis's label is its value as JSON, full of quotes; a string axis's value
+// can hold quotes and commas too. The label's quotes are doubled (RFC 4180), so the
+// line keeps its columns: it once wrote them as they were, and `"train.optimizer={"name":
+// "sgd",...}"` split into 43 columns of a 35-column header in results.csv.
+TEST(ResultsFormat, CsvDoublesTheQuotesOfACellLabel) {
+  v1::GetResultsResponse r;
+  r.set_last_k(2);
+  auto* c = r.add_cells();
+  c->set_cell_label(R"(train.optimizer={"lr":0.1,"name":"sgd"})");
+  c->set_runs_total(3);
+  c->set_runs_succeeded(3);
+  auto csv = FormatResults(r, "csv");
+  ASSERT_TRUE(csv.ok());
+  const std::string line = csv->substr(csv->find('\n') + 1);
+  EXPECT_EQ(line.rfind(R"("train.optimizer={""lr"":0.1,""name"":""sgd""}",3,3,)", 0), 0u) << line;
+  // Outside the quoted label, the line has as many commas as the header.
+  const std::string header = csv->substr(0, csv->find('\n'));
+  const size_t label_end = line.find("}\",") + 2;
+  EXPECT_EQ(std::count(line.begin() + label_end, line.end(), ','),
+            std::count(header.begin(), header.end(), ','))
+      << line;
+}
+
 // Every output takes its statistics from the analysis library through the results the
 // coordinator computes: the same seeds give the same numbers in the table, JSON and CSV.
 TEST(ResultsFormat, ComparisonColumnsComeFromTheAnalysisLibrary) {
