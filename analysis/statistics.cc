@@ -248,9 +248,15 @@ Comparison CompareWithBest(const std::vector<std::vector<double>>& cells, double
   Comparison c;
   c.alpha = alpha;
   c.cells.resize(cells.size());
+  // The best is the lowest mean among the cells with at least two values when there
+  // is one: a lone seed is no ground to rank on, and as the best it would leave every
+  // other cell untested.
+  bool any_repeated = false;
+  for (size_t i = 0; i < cells.size(); ++i) any_repeated |= cells[i].size() >= 2;
+  const size_t min_values = any_repeated ? 2 : 1;
   for (size_t i = 0; i < cells.size(); ++i) {
     c.cells[i].description = describe(cells[i]);
-    if (cells[i].empty()) continue;
+    if (cells[i].size() < min_values) continue;
     if (c.best < 0 || c.cells[i].description.mean < c.cells[c.best].description.mean) {
       c.best = static_cast<int>(i);
     }

@@ -109,7 +109,8 @@ std::optional<int> SeedsNeeded(double mean_a, double std_a, double mean_b, doubl
 // promise "2 seeds" for a cell whose Holm-adjusted p is 1.
 double SeedsNeededAlpha(double alpha, int comparisons);
 
-// A set of cells compared with the best of them (lowest mean; lower is better).
+// A set of cells compared with the best of them: the lowest mean (lower is better) among
+// the cells with at least two values, or among all when none has two.
 struct CellVerdict {
   Description description;
   bool is_best = false;

@@ -127,6 +127,19 @@ TEST(SeedsNeeded, AgreesWithExactPowerOfTheTTest) {
   EXPECT_EQ(SeedsNeeded(0.07, 0.01, 0.0700001, 0.01), 1000000);  // capped
 }
 
+// A lone seed with the lowest value is not the best while other cells have several
+// seeds (it would leave every other cell untested); with no repeated cell, it is.
+TEST(CompareWithBest, ALoneSeedIsNotTheBestWhereCellsHaveSeveralSeeds) {
+  const std::vector<double> a = {0.10, 0.11, 0.12}, b = {0.20, 0.21, 0.23};
+  const Comparison c = CompareWithBest({{0.05}, b, a});
+  EXPECT_EQ(c.best, 2);
+  EXPECT_FALSE(c.cells[0].is_best);
+  EXPECT_FALSE(c.cells[0].testable);  // one value: no Welch test
+  EXPECT_TRUE(c.cells[1].testable);
+  EXPECT_EQ(c.comparisons, 1);
+  EXPECT_EQ(CompareWithBest({{0.30}, {0.05}, {}}).best, 1);
+}
+
 TEST(CompareWithBest, PicksTheLowestMeanAndMarksWhatCannotBeToldApart) {
   const std::vector<double> close = {0.0650, 0.0668, 0.0655, 0.0672, 0.0660};
   const Comparison c = CompareWithBest({kY, kX, close, {0.09}, {}});
