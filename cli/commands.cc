@@ -168,7 +168,14 @@ class Reads {
       return 0;
     }
     auto offline = OpenOfflineReadApi(db_);
-    if (!offline.ok()) return Fail(what, offline.status());
+    if (!offline.ok()) {
+      // A file that is not a database (not even SQLite's) is bad input, as one that
+      // lacks resweep's schema is: usage, exit 2.
+      if (offline.status().code() == StatusCode::kDataLoss) {
+        return Fail(what, InvalidArgumentError(offline.status().message()));
+      }
+      return Fail(what, offline.status());
+    }
     offline_ = std::move(*offline);
     *api = offline_.get();
     return 0;

@@ -362,12 +362,13 @@ std::string ReadingMarkdown(const v1::GetResultsResponse& r) {
     out << "- No succeeded run, so not compared: " << JoinCapped(without_runs) << ".\n";
   }
   // Seeds needed: planned at the level GetResults used (alpha over the number of cells
-  // tested, so a plan never promises what the Holm-adjusted verdict would not grant).
+  // tested, so a plan never promises what the Holm-adjusted verdict would not grant),
+  // for the cells not told apart from the best yet (the others are separated already).
   const std::string seeds_level = SeedsNeededLevelText(r);
   size_t planned = 0, more = 0;
   for (int i = 0; i < r.cells_size(); ++i) {
     const auto& v = r.cells(i).comparison();
-    if (i == best || !v.testable()) continue;
+    if (i == best || !v.testable() || !v.indistinguishable_from_best()) continue;
     if (planned == kReadingListLimit) {
       ++more;
       continue;

@@ -535,6 +535,11 @@ TEST(Cli, BadFilesAndArgumentsAreUsageErrors) {
   r = RunCliBare({"status", "--db", dir.File("empty.db")});
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("not a resweep database"), std::string::npos) << r.err;
+  // Not SQLite at all: the same kind of mistake, the same exit code.
+  WriteFile(dir.File("notes.db"), std::string(4096, 'x'));
+  r = RunCliBare({"results", "x", "--db", dir.File("notes.db")});
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("notes.db"), std::string::npos) << r.err;
 }
 
 TEST(Cli, WaitOnACancelledSweepExitsSixAndStateFilterIgnoresCase) {
