@@ -20,6 +20,7 @@ PACKAGES=(
   iproute2                      # network namespaces in the partition test
   libcpp-httplib-dev            # the coordinator's HTTP server (--http: JSON API, /metrics)
   prometheus                    # the metrics test scrapes a coordinator and a worker with it
+  slurm-wlm munge               # the Slurm test runs real slurmctld, slurmd and munged (deploy/slurm)
 )
 
 # --bench: also what the benchmarks compare against (PyTorch eager, Debian's build).
