@@ -28,6 +28,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--db", options.db_path, "SQLite database file (created if missing)")
       ->capture_default_str();
+  app.add_flag("--allow-network-filesystem", options.allow_network_filesystem,
+               "open a --db on a network filesystem (NFS, Lustre, GPFS, CIFS, ...) anyway; "
+               "SQLite's write-ahead log can corrupt it there");
   app.add_option("--artifacts", options.artifacts_dir,
                  "directory for run checkpoints (default: <db>.artifacts)");
   app.add_option("--lease-seconds", lease_seconds,

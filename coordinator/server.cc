@@ -102,6 +102,13 @@ Status CoordinatorServer::Start(const CoordinatorOptions& options) {
     }
     tokens_ = std::make_unique<TokenTable>(std::move(*tokens));
   }
+  if (Status local = CheckDatabaseOnLocalFilesystem(
+          options.db_path,
+          options.filesystem_type_lookup ? options.filesystem_type_lookup : StatfsFilesystemType);
+      !local.ok()) {
+    if (!options.allow_network_filesystem) return local;
+    spdlog::warn("--allow-network-filesystem: {}", local.message());
+  }
   // One coordinator per database: a second one would hand out the same runs twice.
   RESWEEP_RETURN_IF_ERROR(LockDatabase(options.db_path));
   auto store = OpenSqliteStore(options.db_path);

@@ -16,6 +16,7 @@
 #include "common/mutex.h"
 #include "common/status.h"
 #include "coordinator/auth.h"
+#include "coordinator/database_filesystem.h"
 #include "coordinator/read_pool.h"
 #include "coordinator/scheduler.h"
 #include "coordinator/service_metrics.h"
@@ -33,6 +34,11 @@ struct CoordinatorOptions {
   std::string listen = "127.0.0.1:50051";  // port 0 picks a free port
   std::string db_path = "resweep.db";
   std::string artifacts_dir;  // checkpoints; empty = "<db_path>.artifacts"
+  // A database on a network filesystem (NFS, Lustre, GPFS, CIFS, ...) is refused
+  // (coordinator/database_filesystem.h) unless this is set. The lookup says which
+  // filesystem a directory is on; empty = statfs(2). Tests fake it.
+  bool allow_network_filesystem = false;
+  FilesystemTypeLookup filesystem_type_lookup;
   SchedulerOptions scheduler;
   // How often the artifact directory is swept up (Scheduler::SweepArtifacts); the
   // first sweep-up runs at start. 0 = never.

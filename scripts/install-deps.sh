@@ -23,6 +23,7 @@ PACKAGES=(
   libcpp-httplib-dev            # the coordinator's HTTP server (--http: JSON API, /metrics)
   prometheus                    # the metrics test scrapes a coordinator and a worker with it
   chromium                      # the dashboard's browser test (headless, DevTools protocol)
+  slurm-wlm munge               # the Slurm test runs real slurmctld, slurmd and munged (deploy/slurm)
 )
 
 # tests/kubernetes_test.py renders the manifests with `kubectl kustomize`: Debian's

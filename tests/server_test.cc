@@ -4,9 +4,11 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <filesystem>
 #include <future>
 #include <thread>
 
+#include "coordinator/database_filesystem.h"
 #include "coordinator/service.h"
 #include "resweep/v1/resweep.grpc.pb.h"
 #include "tests/test_util.h"
@@ -131,6 +133,85 @@ TEST_F(LongPollTest, AParkedAcquireIsAnsweredAtShutdown) {
   Reply reply = pending.get();
   ASSERT_TRUE(reply.status.ok()) << reply.status.error_message();
   EXPECT_FALSE(reply.response.has_run());
+}
+
+// A database on a network filesystem is refused before anything is created there.
+constexpr int64_t kNfsMagic = 0x6969;
+constexpr int64_t kExt4Magic = 0xEF53;
+
+TEST(DatabaseFilesystem, NetworkAndClusterFilesystemsAreNamedAndLocalOnesAreNot) {
+  EXPECT_EQ(NetworkFilesystemName(kNfsMagic), "NFS");
+  EXPECT_EQ(NetworkFilesystemName(0x0BD00BD0), "Lustre");
+  EXPECT_EQ(NetworkFilesystemName(0x47504653), "GPFS (IBM Spectrum Scale)");
+  EXPECT_EQ(NetworkFilesystemName(0xFF534D42), "CIFS");
+  // f_type is a signed word on some ABIs: CIFS's magic then reads negative.
+  EXPECT_EQ(NetworkFilesystemName(static_cast<int32_t>(0xFF534D42)), "CIFS");
+  EXPECT_EQ(NetworkFilesystemName(kExt4Magic), std::nullopt);
+  EXPECT_EQ(NetworkFilesystemName(0x01021994), std::nullopt);  // tmpfs
+  EXPECT_EQ(NetworkFilesystemName(0x58465342), std::nullopt);  // XFS
+}
+
+TEST(DatabaseFilesystem, TheDatabasesDirectoryIsWhatIsLookedUp) {
+  std::vector<std::string> asked;
+  auto lookup = [&](const std::string& path) -> StatusOr<int64_t> {
+    asked.push_back(path);
+    return kNfsMagic;
+  };
+  const Status st = CheckDatabaseOnLocalFilesystem("/home/alice/sweeps.db", lookup);
+  EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(st.message().find("/home/alice/sweeps.db"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("NFS"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("--allow-network-filesystem"), std::string::npos) << st.message();
+  EXPECT_TRUE(CheckDatabaseOnLocalFilesystem("sweeps.db", lookup).code() ==
+              StatusCode::kFailedPrecondition);
+  EXPECT_EQ(asked, (std::vector<std::string>{"/home/alice", "."}));
+  // A directory that cannot be looked up is left to opening the database to report.
+  EXPECT_TRUE(
+      CheckDatabaseOnLocalFilesystem("/nowhere/x.db", [](const std::string&) -> StatusOr<int64_t> {
+        return UnavailableError("statfs /nowhere: No such file or directory");
+      }).ok());
+}
+
+TEST(DatabaseFilesystem, TheRealStatfsFindsThisTestsTemporaryDirectoryLocal) {
+  testing::TempDir dir;
+  auto f_type = StatfsFilesystemType(dir.path());
+  ASSERT_TRUE(f_type.ok()) << f_type.status().ToString();
+  EXPECT_TRUE(CheckDatabaseOnLocalFilesystem(dir.File("c.db")).ok());
+  EXPECT_FALSE(StatfsFilesystemType(dir.File("missing/dir")).ok());
+}
+
+CoordinatorOptions OptionsOnFakeNfs(const testing::TempDir& dir) {
+  CoordinatorOptions options;
+  options.listen = "127.0.0.1:0";
+  options.db_path = dir.File("c.db");
+  options.artifact_sweep_ms = 0;
+  options.statistics_refresh_ms = 0;
+  options.filesystem_type_lookup = [](const std::string&) -> StatusOr<int64_t> {
+    return kNfsMagic;
+  };
+  return options;
+}
+
+TEST(DatabaseFilesystem, TheCoordinatorRefusesADatabaseOnNfsAndCreatesNothing) {
+  testing::TempDir dir;
+  CoordinatorServer server;
+  const Status st = server.Start(OptionsOnFakeNfs(dir));
+  EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition) << st.ToString();
+  EXPECT_NE(st.message().find("network filesystem (NFS"), std::string::npos) << st.message();
+  EXPECT_FALSE(std::filesystem::exists(dir.File("c.db")));
+  EXPECT_FALSE(std::filesystem::exists(dir.File("c.db.lock")));
+}
+
+TEST(DatabaseFilesystem, AllowNetworkFilesystemOpensItAnyway) {
+  testing::TempDir dir;
+  CoordinatorOptions options = OptionsOnFakeNfs(dir);
+  options.allow_network_filesystem = true;
+  CoordinatorServer server;
+  const Status st = server.Start(options);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_GT(server.port(), 0);
+  EXPECT_TRUE(std::filesystem::exists(dir.File("c.db")));
+  server.Shutdown(0);
 }
 
 }  // namespace

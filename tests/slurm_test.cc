@@ -1,0 +1,276 @@
+// deploy/slurm's batch scripts against real Slurm daemons (tests/slurm_cluster.h)
+// and a real coordinator: workers started by sbatch train a synthetic sweep; the
+// job is sent SIGTERM mid-run the way the time-limit warning (--signal=B:TERM@...)
+// sends it, to the batch script alone; the runs checkpoint, are given back, the job
+// requeues itself, and in the next job the runs continue from those checkpoints
+// with every epoch recorded exactly once.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <map>
+
+#include "coordinator/sqlite_store.h"
+#include "tests/cluster.h"
+#include "tests/slurm_cluster.h"
+
+namespace resweep {
+namespace {
+
+using namespace resweep::testing;
+
+constexpr int kEpochs = 8;
+
+std::string FirstLine(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+std::string Script(const std::string& name) {
+  return std::string(RESWEEP_SOURCE_DIR) + "/deploy/slurm/" + name;
+}
+
+// A sweep of two runs that a 2-slot worker trains at once; checkpoints only when
+// stopped (every 1000 epochs), so any checkpoint a run has was written on SIGTERM.
+std::string SweepYaml() {
+  return "name: slurm\n"
+         "trainer: {kind: synthetic, epoch_seconds: 0.4}\n"
+         "train: {epochs: " +
+         std::to_string(kEpochs) +
+         ", checkpoint_every: 1000}\n"
+         "seeds: 2\n";
+}
+
+class SlurmTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (const std::string why = SlurmCluster::SkipReason(); !why.empty()) {
+      GTEST_SKIP() << "real-Slurm test skipped: " << why;
+    }
+    std::string error;
+    ASSERT_TRUE(slurm_.Start(&error)) << error;
+    // The cluster schedules and runs a step.
+    std::string out;
+    ASSERT_EQ(slurm_.Run({"srun", "--nodes", "1", "hostname"}, &out), 0) << out << slurm_.Logs();
+    ASSERT_FALSE(out.empty());
+  }
+
+  // Submits `script` with two GPUs per node; the worker trains on the CPU (two
+  // slots) since the GPUs are fake. Returns the job id.
+  std::string Submit(const std::string& script, const std::string& exports) {
+    std::string out;
+    const int code =
+        slurm_.Run({"sbatch",
+                    "--parsable",
+                    "--nodes",
+                    "1",
+                    "--gpus-per-node",
+                    "2",
+                    "--chdir",
+                    slurm_.dir(),
+                    "--output",
+                    slurm_.dir() + "/job-%j.out",
+                    "--export",
+                    "ALL,RESWEEP_WORKER=" RESWEEP_WORKER_BIN ",RESWEEP_DEVICE=cpu," + exports,
+                    script,
+                    "--slots",
+                    "2",
+                    "--threads",
+                    "1",
+                    "--poll-seconds",
+                    "0.1",
+                    "--name",
+                    "slurm"},
+                   &out);
+    EXPECT_EQ(code, 0) << out << slurm_.Logs();
+    return FirstLine(out);
+  }
+  std::string JobLog(const std::string& job) {
+    return ReadFile(slurm_.dir() + "/job-" + job + ".out");
+  }
+
+  // SIGTERM to the batch script only, as the time-limit warning sends it. The job
+  // gives its runs back (`runs_back`), requeues itself, and runs again once
+  // Slurm's requeue delay (cred_expire, a few seconds here) has passed.
+  void InterruptAndExpectRequeued(const std::string& job, const std::function<bool()>& runs_back) {
+    std::string out;
+    ASSERT_EQ(slurm_.Run({"scancel", "--signal=TERM", "--batch", job}, &out), 0) << out;
+    ASSERT_TRUE(WaitFor([&] { return runs_back() && slurm_.JobState(job) == "PENDING"; }, 30000))
+        << "job " << slurm_.JobState(job) << "\n"
+        << JobLog(job) << slurm_.Logs();
+    ASSERT_TRUE(WaitFor([&] { return slurm_.JobState(job) == "RUNNING"; }, 30000))
+        << Show(job) << JobLog(job) << slurm_.Logs();
+  }
+  std::string Show(const std::string& job) {
+    std::string out;
+    slurm_.Run({"scontrol", "show", "job", job}, &out);
+    return out;
+  }
+
+  SlurmCluster slurm_;
+};
+
+// The runs of `sweep_id` in `db`, with epochs 1..kEpochs each recorded once, the
+// epochs up to the checkpoint each run was interrupted at (`saved`) by its first
+// attempt and the rest by its second; the first attempt was given back.
+void ExpectResumedWithNoEpochLostOrRepeated(Store& db, const std::string& sweep_id,
+                                            const std::map<std::string, int>& saved) {
+  auto rows = db.ListSweepRuns(sweep_id, std::nullopt);
+  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+  ASSERT_EQ(rows->size(), 2u);
+  for (const auto& [link, run] : *rows) {
+    EXPECT_EQ(run.state, RunState::kSucceeded) << run.run_id << ": " << run.error;
+    EXPECT_EQ(run.failures, 0) << run.run_id;  // giving a run back costs no attempt
+    ASSERT_EQ(saved.count(run.run_id), 1u) << run.run_id;
+    const int checkpoint = saved.at(run.run_id);
+    EXPECT_GE(checkpoint, 1) << run.run_id;
+    auto attempts = db.ListAttempts(run.run_id);
+    ASSERT_TRUE(attempts.ok());
+    ASSERT_EQ(attempts->size(), 2u) << run.run_id;
+    EXPECT_EQ((*attempts)[0].state, "released") << run.run_id;
+    EXPECT_EQ((*attempts)[1].state, "succeeded") << run.run_id;
+    EXPECT_NE((*attempts)[0].worker_id, (*attempts)[1].worker_id);  // the next job's worker
+    auto epochs = db.ListEpochs(run.run_id);
+    ASSERT_TRUE(epochs.ok());
+    ASSERT_EQ(epochs->size(), static_cast<size_t>(kEpochs)) << run.run_id;
+    for (int e = 0; e < kEpochs; ++e) {
+      EXPECT_EQ((*epochs)[e].epoch, e + 1) << run.run_id;
+      EXPECT_EQ((*epochs)[e].attempt, e + 1 <= checkpoint ? 1 : 2)
+          << run.run_id << " epoch " << e + 1 << " (checkpoint at " << checkpoint << ")";
+    }
+  }
+}
+
+TEST_F(SlurmTest, WorkersJobInterruptedBySigtermCheckpointsRequeuesAndResumes) {
+  Cluster cluster({.lease_seconds = 60, .heartbeat_seconds = 0.3});
+  cluster.StartCoordinator();
+  const std::string sweep_id =
+      FirstLine(cluster.Cli({"submit", cluster.WriteSweep("slurm.yaml", SweepYaml())}));
+  ASSERT_EQ(sweep_id.size(), 12u);
+
+  const std::string job =
+      Submit(Script("resweep-workers.sbatch"), "RESWEEP_COORDINATOR=" + cluster.address());
+  ASSERT_FALSE(job.empty());
+  // Both runs train, past their second epoch.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto rows = cluster.OpenDb()->ListSweepRuns(sweep_id, RunState::kRunning);
+        return rows.ok() && rows->size() == 2 &&
+               std::all_of(rows->begin(), rows->end(),
+                           [](const auto& r) { return r.second.epoch >= 2; });
+      },
+      30000))
+      << JobLog(job) << cluster.Logs() << slurm_.Logs();
+
+  // Given back with a checkpoint, long before the 60 s lease would expire.
+  std::map<std::string, int> saved;
+  InterruptAndExpectRequeued(job, [&] {
+    auto rows = cluster.OpenDb()->ListSweepRuns(sweep_id, RunState::kQueued);
+    if (!rows.ok() || rows->size() != 2) return false;
+    for (const auto& [link, run] : *rows) saved[run.run_id] = run.checkpoint_epoch;
+    return true;
+  });
+  if (HasFatalFailure()) return;
+
+  int code = 0;
+  cluster.Cli({"wait", sweep_id, "--limit", "60", "--poll", "0.3"}, &code);
+  ASSERT_EQ(code, 0) << JobLog(job) << cluster.Logs();
+  auto db = cluster.OpenDb();
+  ASSERT_TRUE(db);
+  ExpectResumedWithNoEpochLostOrRepeated(*db, sweep_id, saved);
+
+  const std::string log = JobLog(job);
+  EXPECT_NE(log.find("GPUs 0,1"), std::string::npos) << log;  // --gpus-per-node reached it
+  EXPECT_NE(log.find("requeueing job " + job), std::string::npos) << log;
+  EXPECT_NE(log.find("(restart 1)"), std::string::npos) << log;
+  // A plain scancel ends the job for good: no requeue.
+  std::string out;
+  ASSERT_EQ(slurm_.Run({"scancel", job}, &out), 0) << out;
+  EXPECT_TRUE(WaitFor([&] { return slurm_.JobState(job).empty(); }, 20000))
+      << slurm_.JobState(job) << "\n"
+      << JobLog(job);
+  EXPECT_EQ(JobLog(job).find("(restart 2)"), std::string::npos) << JobLog(job);
+}
+
+// A read-only copy of the database `path`, opened as `resweep results --db` would.
+std::unique_ptr<Store> OpenCopy(const std::string& path, const std::string& copy) {
+  std::filesystem::copy_file(path, copy, std::filesystem::copy_options::overwrite_existing);
+  auto store = OpenSqliteStore(copy, {.read_only = true});
+  EXPECT_TRUE(store.ok()) << store.status().ToString();
+  return store.ok() ? std::move(*store) : nullptr;
+}
+
+TEST_F(SlurmTest, WithCoordinatorJobKeepsItsDatabaseOnLocalDiskAndAcrossARequeue) {
+  const std::string state = slurm_.dir() + "/shared-state";
+  const std::string local = slurm_.dir() + "/node-local";
+  const std::string address_file = state + "/coordinator-address";
+  const std::string job =
+      Submit(Script("resweep-with-coordinator.sbatch"),
+             "RESWEEP_COORDINATOR_BIN=" RESWEEP_COORDINATOR_BIN
+             ",RESWEEP_LISTEN=127.0.0.1:0,"
+             "RESWEEP_STATE_DIR=" +
+                 state + ",RESWEEP_LOCAL_DIR=" + local +
+                 ",RESWEEP_COORDINATOR_ARGS=--lease-seconds 60 --heartbeat-seconds 0.3");
+  ASSERT_FALSE(job.empty());
+  auto cli = [&](std::vector<std::string> args, std::string* out) {
+    std::vector<std::string> argv = {RESWEEP_CLI_BIN, "--coordinator",
+                                     FirstLine(ReadFile(address_file))};
+    argv.insert(argv.end(), args.begin(), args.end());
+    std::string err;
+    const int code = RunCommand(argv, out, &err, 90000);
+    *out += err;
+    return code;
+  };
+  ASSERT_TRUE(WaitFor([&] { return !ReadFile(address_file).empty(); }, 30000))
+      << JobLog(job) << slurm_.Logs();
+  TempDir scratch;
+  WriteFile(scratch.File("slurm.yaml"), SweepYaml());
+  std::string out;
+  ASSERT_EQ(cli({"submit", scratch.File("slurm.yaml")}, &out), 0) << out << JobLog(job);
+  const std::string sweep_id = FirstLine(out);
+  ASSERT_EQ(sweep_id.size(), 12u) << out;
+  // The live database is on the node-local disk.
+  const std::string live_db = local + "/resweep-" + job + "/resweep.db";
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto db = OpenSqliteStore(live_db, {.read_only = true});
+        if (!db.ok()) return false;
+        auto rows = (*db)->ListSweepRuns(sweep_id, RunState::kRunning);
+        return rows.ok() && rows->size() == 2 &&
+               std::all_of(rows->begin(), rows->end(),
+                           [](const auto& r) { return r.second.epoch >= 2; });
+      },
+      30000))
+      << JobLog(job) << slurm_.Logs();
+
+  // The job stops its workers (which give their runs back with a checkpoint), then
+  // the coordinator, saves the database to the shared state directory and requeues.
+  InterruptAndExpectRequeued(
+      job, [&] { return JobLog(job).find("database and checkpoints saved") != std::string::npos; });
+  if (HasFatalFailure()) return;
+  EXPECT_FALSE(std::filesystem::exists(local + "/resweep-" + job));
+  std::map<std::string, int> saved;
+  {
+    auto db = OpenCopy(state + "/resweep.db", scratch.File("after-first-job.db"));
+    ASSERT_TRUE(db);
+    auto rows = db->ListSweepRuns(sweep_id, std::nullopt);
+    ASSERT_TRUE(rows.ok());
+    ASSERT_EQ(rows->size(), 2u);
+    for (const auto& [link, run] : *rows) {
+      EXPECT_EQ(run.state, RunState::kQueued) << run.run_id;
+      saved[run.run_id] = run.checkpoint_epoch;
+    }
+  }
+
+  // The next job continues from that database: the sweep completes.
+  ASSERT_TRUE(WaitFor([&] { return !ReadFile(address_file).empty(); }, 30000))
+      << JobLog(job) << slurm_.Logs();
+  ASSERT_EQ(cli({"wait", sweep_id, "--limit", "60", "--poll", "0.3"}, &out), 0)
+      << out << JobLog(job);
+  ASSERT_EQ(slurm_.Run({"scancel", job}, &out), 0) << out;
+  ASSERT_TRUE(WaitFor([&] { return slurm_.JobState(job).empty(); }, 30000)) << JobLog(job);
+  EXPECT_NE(JobLog(job).find("continuing from " + state + "/resweep.db"), std::string::npos)
+      << JobLog(job);
+  auto db = OpenCopy(state + "/resweep.db", scratch.File("final.db"));
+  ASSERT_TRUE(db);
+  ExpectResumedWithNoEpochLostOrRepeated(*db, sweep_id, saved);
+}
+
+}  // namespace
+}  // namespace resweep
