@@ -432,6 +432,16 @@ int Delete(const Options& o, Client* client) {
   return kExitOk;
 }
 
+// Sleeps `seconds`, waking early on Ctrl-C; false when interrupted.
+bool SleepUnlessInterrupted(double seconds) {
+  const auto until = std::chrono::steady_clock::now() +
+                     std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
+  while (std::chrono::steady_clock::now() < until && !g_interrupted) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return !g_interrupted;
+}
+
 int Wait(const Options& o, Client* client) {
   Reads reads(o, client);
   ReadApi* api = nullptr;
@@ -471,12 +481,7 @@ int Wait(const Options& o, Client* client) {
       std::cerr << "resweep wait: gave up after " << o.wait_limit << " s; the sweep goes on\n";
       return kExitWaitLimit;
     }
-    const auto until = std::chrono::steady_clock::now() +
-                       std::chrono::milliseconds(static_cast<int64_t>(o.poll * 1000));
-    while (std::chrono::steady_clock::now() < until && !g_interrupted) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    if (g_interrupted) {
+    if (!SleepUnlessInterrupted(o.poll)) {
       std::cerr << "\nstopped waiting. The sweep goes on: `resweep status " << sweep_id
                 << "` shows it, `resweep wait " << sweep_id << "` waits again, `resweep cancel "
                 << sweep_id << "` stops it.\n";
@@ -553,12 +558,7 @@ int Watch(const Options& o, Client* client) {
     last_frame = frame;
     if (s.state() == "cancelled") return kExitWaitCancelled;
     if (s.state() != "active") return s.counts().failed() ? kExitWaitFailedRuns : kExitOk;
-    const auto until = std::chrono::steady_clock::now() +
-                       std::chrono::milliseconds(static_cast<int64_t>(o.poll * 1000));
-    while (std::chrono::steady_clock::now() < until && !g_interrupted) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    if (g_interrupted) {
+    if (!SleepUnlessInterrupted(o.poll)) {
       std::cerr << "\nstopped watching. The sweep goes on: `resweep watch " << sweep_id
                 << "` watches again.\n";
       return kExitInterrupted;

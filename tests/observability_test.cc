@@ -46,6 +46,26 @@ HealthCheckResponse::ServingStatus Check(grpc::health::v1::Health::Stub& health,
   return resp.status();
 }
 
+// Watch streams the status: SERVING now, NOT_SERVING once the coordinator is told to
+// stop (before its calls in flight are done); then it exits 0.
+void ExpectWatchSaysNotServingOnceStopping(grpc::health::v1::Health::Stub& health,
+                                           Cluster& cluster) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  HealthCheckRequest req;
+  req.set_service("resweep.v1.Coordinator");
+  auto watch = health.Watch(&ctx, req);
+  HealthCheckResponse update;
+  ASSERT_TRUE(watch->Read(&update));
+  EXPECT_EQ(update.status(), HealthCheckResponse::SERVING);
+  cluster.coordinator().Kill(SIGTERM);
+  ASSERT_TRUE(watch->Read(&update)) << cluster.CoordinatorLog();
+  EXPECT_EQ(update.status(), HealthCheckResponse::NOT_SERVING);
+  ctx.TryCancel();
+  watch->Finish().IgnoreError();
+  EXPECT_EQ(cluster.coordinator().Wait(20000), 0) << cluster.CoordinatorLog();
+}
+
 TEST(Health, CheckAndWatchSayServingThenNotServingWhileShuttingDown) {
   Cluster cluster({});
   cluster.StartCoordinator();
@@ -59,22 +79,7 @@ TEST(Health, CheckAndWatchSayServingThenNotServingWhileShuttingDown) {
   Check(*health, "no.such.Service", &code);
   EXPECT_EQ(code, grpc::StatusCode::NOT_FOUND);
 
-  // Watch streams the status: SERVING now, NOT_SERVING once the coordinator is told
-  // to stop (before its calls in flight are done).
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
-  HealthCheckRequest req;
-  req.set_service("resweep.v1.Coordinator");
-  auto watch = health->Watch(&ctx, req);
-  HealthCheckResponse update;
-  ASSERT_TRUE(watch->Read(&update));
-  EXPECT_EQ(update.status(), HealthCheckResponse::SERVING);
-  cluster.coordinator().Kill(SIGTERM);
-  ASSERT_TRUE(watch->Read(&update)) << cluster.CoordinatorLog();
-  EXPECT_EQ(update.status(), HealthCheckResponse::NOT_SERVING);
-  ctx.TryCancel();
-  watch->Finish().IgnoreError();
-  EXPECT_EQ(cluster.coordinator().Wait(20000), 0) << cluster.CoordinatorLog();
+  ExpectWatchSaysNotServingOnceStopping(*health, cluster);
 }
 
 // --health-listen: the health service alone, in plaintext and without a token, for
@@ -110,20 +115,7 @@ TEST(Health, APlaintextHealthPortForProbesServesHealthAloneWithoutAToken) {
         << status.error_message();
   }
 
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
-  HealthCheckRequest req;
-  req.set_service("resweep.v1.Coordinator");
-  auto watch = health->Watch(&ctx, req);
-  HealthCheckResponse update;
-  ASSERT_TRUE(watch->Read(&update));
-  EXPECT_EQ(update.status(), HealthCheckResponse::SERVING);
-  cluster.coordinator().Kill(SIGTERM);
-  ASSERT_TRUE(watch->Read(&update)) << cluster.CoordinatorLog();
-  EXPECT_EQ(update.status(), HealthCheckResponse::NOT_SERVING);
-  ctx.TryCancel();
-  watch->Finish().IgnoreError();
-  EXPECT_EQ(cluster.coordinator().Wait(20000), 0) << cluster.CoordinatorLog();
+  ExpectWatchSaysNotServingOnceStopping(*health, cluster);
 }
 
 // One ServerReflectionInfo exchange asking for the service list; the names listed.
