@@ -356,12 +356,16 @@ void CoordinatorServer::Shutdown(int grace_ms) {
   // Parked long-poll acquires are answered first (no lease): the server's shutdown
   // waits for the calls in flight.
   if (service_) service_->AnswerParkedCalls();
+  // One deadline for both servers: a health watcher told NOT_SERVING above has until
+  // then to hang up, as the main port's callers do (cancelling gRPC's health reactor
+  // while it sends that update races inside gRPC).
+  const auto deadline = std::chrono::system_clock::now() + std::chrono::milliseconds(grace_ms);
   if (server_) {
-    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(grace_ms));
+    server_->Shutdown(deadline);
     server_->Wait();
   }
   if (health_server_) {
-    health_server_->Shutdown(std::chrono::system_clock::now());
+    health_server_->Shutdown(deadline);
     health_server_->Wait();
   }
   if (service_) service_->StopBatcher();
