@@ -142,4 +142,26 @@ class Cluster {
   std::vector<std::unique_ptr<Process>> workers_;
 };
 
+// Starts the cluster's coordinator with --http (and `extra` flags) on a loopback port
+// of its choosing; returns that port (its file is written before the gRPC one).
+inline int StartWithHttp(Cluster& cluster, std::vector<std::string> extra = {}) {
+  auto& args = cluster.options().coordinator_args;
+  args = {"--http", "127.0.0.1:0", "--http-port-file", cluster.dir() + "/http-port"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  cluster.StartCoordinator();
+  return std::stoi(ReadFile(cluster.dir() + "/http-port"));
+}
+
+// A test CA, server and client certificates, and an unrelated CA + client in `dir`
+// (scripts/make-test-certs.sh).
+inline ::testing::AssertionResult MakeTestCerts(const std::string& dir) {
+  std::string out, err;
+  const int code = RunCommand(
+      {"/bin/bash", std::string(RESWEEP_SOURCE_DIR) + "/scripts/make-test-certs.sh", dir}, &out,
+      &err, 60000);
+  if (code == 0) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "make-test-certs.sh exited " << code << ":\n"
+                                       << out << err;
+}
+
 }  // namespace resweep::testing

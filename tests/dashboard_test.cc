@@ -27,16 +27,6 @@ namespace {
 using namespace resweep::testing;
 using nlohmann::json;
 
-// Starts the cluster's coordinator with --http on a loopback port of its choosing;
-// returns that port.
-int StartWithHttp(Cluster& cluster, std::vector<std::string> extra = {}) {
-  auto& args = cluster.options().coordinator_args;
-  args = {"--http", "127.0.0.1:0", "--http-port-file", cluster.dir() + "/http-port"};
-  args.insert(args.end(), extra.begin(), extra.end());
-  cluster.StartCoordinator();
-  return std::stoi(ReadFile(cluster.dir() + "/http-port"));
-}
-
 constexpr char kSweep[] = R"(name: dashboard
 dataset: {kind: cifar10}
 model: {depth_n: 1}

@@ -196,17 +196,6 @@ grid:
 seeds: 2
 )";
 
-// Starts the cluster's coordinator with --http on a loopback port of its choosing;
-// returns that port.
-int StartWithHttp(Cluster& cluster, std::vector<std::string> extra = {}) {
-  auto& args = cluster.options().coordinator_args;
-  args = {"--http", "127.0.0.1:0", "--http-port-file", cluster.dir() + "/http-port"};
-  args.insert(args.end(), extra.begin(), extra.end());
-  cluster.StartCoordinator();
-  // The gRPC port file is written after the HTTP one.
-  return std::stoi(ReadFile(cluster.dir() + "/http-port"));
-}
-
 struct HttpAnswer {
   int status = 0;  // 0: no answer
   std::string body;
@@ -429,13 +418,8 @@ std::string RandomToken() {
 
 TEST(HttpApi, TlsFromTheSameCertificateAndReadTokens) {
   Cluster cluster({});
-  std::string out, err;
   const std::string certs = cluster.dir() + "/certs";
-  ASSERT_EQ(RunCommand({"/bin/bash",
-                        std::string(RESWEEP_SOURCE_DIR) + "/scripts/make-test-certs.sh", certs},
-                       &out, &err, 60000),
-            0)
-      << out << err;
+  ASSERT_TRUE(MakeTestCerts(certs));
   const std::string admin = RandomToken(), worker = RandomToken(), reader = RandomToken();
   WriteFile(cluster.dir() + "/tokens",
             "admin " + admin + "\nworker " + worker + "\nread " + reader + "\n");
@@ -476,13 +460,8 @@ TEST(HttpApi, TlsFromTheSameCertificateAndReadTokens) {
 // certificate from that CA.
 TEST(HttpApi, MutualTlsTakesOnlyClientCertificatesFromTheCa) {
   Cluster cluster({});
-  std::string out, err;
   const std::string certs = cluster.dir() + "/certs";
-  ASSERT_EQ(RunCommand({"/bin/bash",
-                        std::string(RESWEEP_SOURCE_DIR) + "/scripts/make-test-certs.sh", certs},
-                       &out, &err, 60000),
-            0)
-      << out << err;
+  ASSERT_TRUE(MakeTestCerts(certs));
   const std::string reader = RandomToken();
   WriteFile(cluster.dir() + "/tokens", "read " + reader + "\n");
   const int http_port = StartWithHttp(

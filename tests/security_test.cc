@@ -306,17 +306,6 @@ TEST(Security, AWorkerTokenCannotActAsAnotherWorker) {
   EXPECT_EQ(ReadFile(cluster.dir() + "/coordinator.log").find(first), std::string::npos);
 }
 
-// A test CA, server and client certificates, and an unrelated CA + client in `dir`.
-::testing::AssertionResult MakeTestCerts(const std::string& dir) {
-  std::string out, err;
-  const int code = RunCommand(
-      {"/bin/bash", std::string(RESWEEP_SOURCE_DIR) + "/scripts/make-test-certs.sh", dir}, &out,
-      &err, 60000);
-  if (code == 0) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "make-test-certs.sh exited " << code << ":\n"
-                                       << out << err;
-}
-
 TEST(Security, TlsAndClientCertificatesFromTheRightCaOnly) {
   Cluster cluster({.lease_seconds = 10, .heartbeat_seconds = 0.3});
   const std::string certs = cluster.dir() + "/certs";
