@@ -15,8 +15,15 @@
 // ReportEpoch and Heartbeat on each server.
 //
 //   build/bench/ingest_bench [--rounds 5] [--round-seconds 5] [--reporters 64]
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <fstream>
+#include <iterator>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -57,15 +64,42 @@ struct Reporter {
 // A server under measurement: one stub per worker (its own connection).
 struct Target {
   const char* name;
+  pid_t pid;
   std::vector<std::unique_ptr<v1::Coordinator::Stub>> stubs;
   bool is_coordinator;
 };
 
 struct RoundResult {
   double calls_per_second = 0;
+  // CPU time per call (user + system, microseconds) of the server under measurement
+  // and of this client process, over the round.
+  double server_cpu_us_per_call = 0;
+  double client_cpu_us_per_call = 0;
   std::vector<double> report_ms;
   std::vector<double> heartbeat_ms;
 };
+
+// CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat.
+double ProcessCpuSeconds(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // Fields after the command (in parentheses, which may hold spaces): state is
+  // field 3, utime 14, stime 15.
+  std::istringstream rest(stat.substr(stat.rfind(')') + 2));
+  std::string field;
+  double utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i == 14) utime = std::stod(field);
+    if (i == 15) stime = std::stod(field);
+  }
+  return (utime + stime) / sysconf(_SC_CLK_TCK);
+}
+
+double SelfCpuSeconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_utime.tv_sec + u.ru_stime.tv_sec + (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
 
 [[noreturn]] void Die(const std::string& what, const grpc::Status& status) {
   std::fprintf(stderr, "ingest_bench: %s failed: %s (%d)\n", what.c_str(),
@@ -181,11 +215,16 @@ RoundResult RunRound(const Options& o, Target* target, std::vector<Reporter>* re
       }
     });
   }
+  const double server_cpu_start = ProcessCpuSeconds(target->pid);
+  const double client_cpu_start = SelfCpuSeconds();
   std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
   stop = true;
   for (auto& t : threads) t.join();
   RoundResult result;
   result.calls_per_second = calls.load() / SecondsSince(start);
+  const double n = std::max<long>(calls.load(), 1);
+  result.server_cpu_us_per_call = (ProcessCpuSeconds(target->pid) - server_cpu_start) * 1e6 / n;
+  result.client_cpu_us_per_call = (SelfCpuSeconds() - client_cpu_start) * 1e6 / n;
   for (auto& v : report_ms) result.report_ms.insert(result.report_ms.end(), v.begin(), v.end());
   for (auto& v : heartbeat_ms) {
     result.heartbeat_ms.insert(result.heartbeat_ms.end(), v.begin(), v.end());
@@ -240,8 +279,8 @@ int main(int argc, char** argv) {
   CoordinatorUnderTest coordinator(o.coordinator_bin,
                                    {"--lease-seconds", "86400", "--log-level", o.log_level});
 
-  Target echo_target{"echo", {}, false};
-  Target coordinator_target{"coordinator", {}, true};
+  Target echo_target{"echo", echo.pid(), {}, false};
+  Target coordinator_target{"coordinator", coordinator.pid(), {}, true};
   for (int w = 0; w < o.workers; ++w) {
     echo_target.stubs.push_back(
         v1::Coordinator::NewStub(MakeChannel("127.0.0.1:" + std::to_string(echo_port), w)));
@@ -297,6 +336,7 @@ int main(int argc, char** argv) {
   for (const Reporter& r : reporters) coordinator_reports_before += r.epoch;
 
   std::vector<double> echo_rates, coordinator_rates, ratios;
+  std::vector<double> echo_cpu, coordinator_cpu, echo_client_cpu, coordinator_client_cpu;
   std::vector<double> echo_report_ms, coordinator_report_ms, echo_heartbeat_ms,
       coordinator_heartbeat_ms;
   auto append = [](std::vector<double>* into, const std::vector<double>& v) {
@@ -319,6 +359,10 @@ int main(int argc, char** argv) {
     echo_rates.push_back(echo_result.calls_per_second);
     coordinator_rates.push_back(coordinator_result.calls_per_second);
     ratios.push_back(ratio);
+    echo_cpu.push_back(echo_result.server_cpu_us_per_call);
+    coordinator_cpu.push_back(coordinator_result.server_cpu_us_per_call);
+    echo_client_cpu.push_back(echo_result.client_cpu_us_per_call);
+    coordinator_client_cpu.push_back(coordinator_result.client_cpu_us_per_call);
     append(&echo_report_ms, echo_result.report_ms);
     append(&coordinator_report_ms, coordinator_result.report_ms);
     append(&echo_heartbeat_ms, echo_result.heartbeat_ms);
@@ -345,6 +389,11 @@ int main(int argc, char** argv) {
   std::printf("  echo               %s calls/s\n", Spread(echo_rates, 0).c_str());
   std::printf("  coordinator        %s reports/s\n", Spread(coordinator_rates, 0).c_str());
   std::printf("  ratio coord/echo   %s\n", Spread(ratios, 3).c_str());
+  std::printf("CPU us per call (user + system)\n");
+  std::printf("  echo server        %s\n", Spread(echo_cpu, 1).c_str());
+  std::printf("  coordinator        %s\n", Spread(coordinator_cpu, 1).c_str());
+  std::printf("  client, echo       %s\n", Spread(echo_client_cpu, 1).c_str());
+  std::printf("  client, coord      %s\n", Spread(coordinator_client_cpu, 1).c_str());
   std::printf("latency ms            p50      p99   (calls)\n");
   auto latency = [](const char* what, const std::vector<double>& v) {
     std::printf("  %-18s %7.3f %8.3f   (%zu)\n", what, Quantile(v, 0.5), Quantile(v, 0.99),

@@ -383,6 +383,22 @@ StatusOr<HeartbeatResult> Scheduler::Heartbeat(const std::string& worker_id,
 Status Scheduler::ReportEpoch(const std::string& worker_id, const EpochRecord& epoch) {
   RESWEEP_RETURN_IF_ERROR(ValidateMetrics(epoch));
   MutexLock lock(&mutex_);
+  // Nearly every report is the next epoch of a running attempt whose lease this
+  // process renewed and that has not run out: one fenced write, no read first. All
+  // else (an attempt's first epoch, a retried report, a lease from before a restart
+  // or past its deadline, any refusal) falls through to the read below, which decides
+  // and says why; the fast path wrote nothing then.
+  if (auto it = lease_deadlines_.find(epoch.run_id); it != lease_deadlines_.end() &&
+                                                     it->second.attempt == epoch.attempt &&
+                                                     it->second.mono_ms >= clock_->MonotonicMs()) {
+    const int64_t now = clock_->NowMs();
+    auto appended = store_->AppendNextEpoch(worker_id, epoch, now + options_.lease_ms, now);
+    if (!appended.ok()) return appended.status();
+    if (*appended) {
+      it->second.mono_ms = clock_->MonotonicMs() + options_.lease_ms;
+      return Status::Ok();
+    }
+  }
   // Read once: nothing writes between this read and the writes below (the store is
   // the scheduler's, under its lock), and each of them is a compare-and-set.
   auto current = ExpireIfDueAndReadLocked(epoch.run_id);

@@ -615,6 +615,20 @@ constexpr const char* kRunInsertColumns =
     "param_count, error, queue_position, created_ms, updated_ms, checkpoint_path, "
     "checkpoint_iteration, summary_k, final_test_error, last_k_test_error";
 
+// The results summary of a run moved to epoch ?2 by an UPDATE of it (AppendEpoch,
+// AppendNextEpoch), as SET assignments: from the new epoch's test error ?7 and the
+// summary_k - 1 evaluated epochs of run ?8 before it, newest first (the order, and so
+// the rounding, of kRecomputeSummarySql's mean); an epoch not evaluated (?7 < 0)
+// leaves the summary of the epochs before it as it is.
+#define RESWEEP_APPENDED_SUMMARY_SQL                                         \
+  "final_test_error = CASE WHEN ?7 >= 0 THEN ?7 ELSE final_test_error END, " \
+  "last_k_test_error = CASE WHEN ?7 < 0 THEN last_k_test_error "             \
+  "WHEN summary_k = 0 THEN -1 "                                              \
+  "ELSE (SELECT AVG(t) FROM (SELECT ?7 AS t UNION ALL SELECT * FROM "        \
+  "(SELECT test_error FROM epochs WHERE run_id = ?8 AND epoch < ?2 "         \
+  "AND test_error >= 0 ORDER BY epoch DESC "                                 \
+  "LIMIT (SELECT summary_k FROM runs WHERE run_id = ?8) - 1))) END"
+
 // Recomputes one run's results summary (RunRecord::final_test_error and
 // last_k_test_error) from its epochs; binds the run id once.
 constexpr const char* kRecomputeSummarySql =
@@ -999,13 +1013,14 @@ class SqliteStore : public Store {
   Status SyncCommitted() override {
     if (wal_path_.empty()) return Status::Ok();  // every commit was a synchronous=FULL one
     MutexLock lock(&sync_mutex_);
-    if (sync_failure_) return *sync_failure_;
+    if (Status failed = SyncFailure(); !failed.ok()) return failed;
     Status synced = SyncLogLocked();
     if (!synced.ok()) {
       spdlog::error(
           "store: {}; what reached the disk is unknown from now on, so every later write and "
           "sync fails: restart the coordinator (it recovers what the disk holds)",
           synced.ToString());
+      MutexLock failure_lock(&sync_failure_mutex_);
       sync_failure_ =
           UnavailableError("an earlier sync of the write-ahead log failed (" + synced.ToString() +
                            "): nothing written since can be made durable until "
@@ -1014,10 +1029,12 @@ class SqliteStore : public Store {
     return synced;
   }
 
-  // Once a sync failed (see SyncCommitted): the failure every write returns.
+  // Once a sync failed (see SyncCommitted): the failure every write returns. Does not
+  // wait for a sync in flight (a batch begins while the previous one syncs); a batch
+  // begun before that sync fails learns it from its own SyncCommitted.
   Status SyncFailure() {
     if (wal_path_.empty()) return Status::Ok();
-    MutexLock lock(&sync_mutex_);
+    MutexLock lock(&sync_failure_mutex_);
     return sync_failure_ ? *sync_failure_ : Status::Ok();
   }
 
@@ -1842,21 +1859,12 @@ class SqliteStore : public Store {
                                   std::to_string(e.attempt) + " epoch " + std::to_string(e.epoch));
     }
     return RunInTransaction([&]() -> Status {
-      // One UPDATE of the run, fenced, whose summary counts the new epoch and the
-      // summary_k - 1 evaluated epochs before it, newest first (the order, and so the
-      // rounding, of kRecomputeSummarySql's mean); an epoch not evaluated leaves the
-      // summary of the epochs before it as it is.
+      // One UPDATE of the run, fenced, that also keeps its results summary.
       Statement update(cache_.get(),
                        "UPDATE runs SET state = ?1, epoch = ?2, last_test_error = ?3, "
                        "lease_expires_ms = ?4, updated_ms = ?5, last_epoch_seconds = ?6, "
-                       "final_test_error = CASE WHEN ?7 >= 0 THEN ?7 ELSE final_test_error END, "
-                       "last_k_test_error = CASE WHEN ?7 < 0 THEN last_k_test_error "
-                       "WHEN summary_k = 0 THEN -1 "
-                       "ELSE (SELECT AVG(t) FROM (SELECT ?7 AS t UNION ALL SELECT * FROM "
-                       "(SELECT test_error FROM epochs WHERE run_id = ?8 AND epoch < ?2 "
-                       "AND test_error >= 0 ORDER BY epoch DESC "
-                       "LIMIT (SELECT summary_k FROM runs WHERE run_id = ?8) - 1))) END "
-                       "WHERE run_id = ?8 AND attempt = ?9 AND worker_id = ?10 AND state = ?11 "
+                       "" RESWEEP_APPENDED_SUMMARY_SQL
+                       " WHERE run_id = ?8 AND attempt = ?9 AND worker_id = ?10 AND state = ?11 "
                        "AND state IN ('leased', 'running') AND epoch = ?2 - 1");
       update.Bind(RunStateName(r.state)).Bind(e.epoch).Bind(r.last_test_error);
       update.Bind(r.lease_expires_ms).Bind(r.updated_ms).Bind(e.seconds).Bind(e.test_error);
@@ -1864,15 +1872,42 @@ class SqliteStore : public Store {
       update.Bind(RunStateName(r.read_as.state));
       RESWEEP_RETURN_IF_ERROR(update.Run());
       if (sqlite3_changes(db_) != 1) return AppendRefusal(r, e.epoch);
-      Statement insert(cache_.get(),
-                       "INSERT OR REPLACE INTO epochs (run_id, epoch, attempt, train_loss, "
-                       "train_error, test_error, test_loss, lr, seconds, images_per_sec) "
-                       "VALUES (?,?,?,?,?,?,?,?,?,?)");
-      insert.Bind(e.run_id).Bind(e.epoch).Bind(e.attempt).Bind(e.train_loss);
-      insert.Bind(e.train_error).Bind(e.test_error).Bind(e.test_loss).Bind(e.lr);
-      insert.Bind(e.seconds).Bind(e.images_per_sec);
-      return insert.Run();
+      return InsertEpoch(e);
     });
+  }
+
+  StatusOr<bool> AppendNextEpoch(const std::string& worker_id, const EpochRecord& e,
+                                 int64_t lease_expires_ms, int64_t updated_ms) override {
+    bool appended = false;
+    RESWEEP_RETURN_IF_ERROR(RunInTransaction([&]() -> Status {
+      Statement update(cache_.get(),
+                       "UPDATE runs SET epoch = ?2, "
+                       "last_test_error = CASE WHEN ?7 >= 0 THEN ?7 ELSE last_test_error END, "
+                       "lease_expires_ms = ?4, updated_ms = ?5, last_epoch_seconds = ?6, "
+                       "" RESWEEP_APPENDED_SUMMARY_SQL
+                       " WHERE run_id = ?8 AND attempt = ?9 AND worker_id = ?10 AND state = ?1 "
+                       "AND epoch = ?3 AND epochs_total >= ?2");
+      update.Bind(RunStateName(RunState::kRunning)).Bind(e.epoch).Bind(e.epoch - 1);
+      update.Bind(lease_expires_ms).Bind(updated_ms).Bind(e.seconds).Bind(e.test_error);
+      update.Bind(e.run_id).Bind(e.attempt).Bind(worker_id);
+      RESWEEP_RETURN_IF_ERROR(update.Run());
+      if (sqlite3_changes(db_) != 1) return Status::Ok();
+      RESWEEP_RETURN_IF_ERROR(InsertEpoch(e));
+      appended = true;
+      return Status::Ok();
+    }));
+    return appended;
+  }
+
+  Status InsertEpoch(const EpochRecord& e) {
+    Statement insert(cache_.get(),
+                     "INSERT OR REPLACE INTO epochs (run_id, epoch, attempt, train_loss, "
+                     "train_error, test_error, test_loss, lr, seconds, images_per_sec) "
+                     "VALUES (?,?,?,?,?,?,?,?,?,?)");
+    insert.Bind(e.run_id).Bind(e.epoch).Bind(e.attempt).Bind(e.train_loss);
+    insert.Bind(e.train_error).Bind(e.test_error).Bind(e.test_loss).Bind(e.lr);
+    insert.Bind(e.seconds).Bind(e.images_per_sec);
+    return insert.Run();
   }
 
   // Why AppendEpoch's compare-and-set changed nothing: the fence (as FenceRefusal),
@@ -2188,14 +2223,18 @@ class SqliteStore : public Store {
   std::optional<std::thread::id> batch_owner_;
   // The write-ahead log, for SyncCommitted ("" : not in WAL mode, nothing deferred).
   std::string wal_path_;
-  Mutex sync_mutex_;  // SyncCommitted may run on any thread
+  // Serializes syncs (SyncCommitted may run on any thread); held for the fdatasync.
+  // Taken before sync_failure_mutex_ when both are.
+  Mutex sync_mutex_;
   int wal_fd_ RESWEEP_GUARDED_BY(sync_mutex_) = -1;
   ino_t wal_inode_ RESWEEP_GUARDED_BY(sync_mutex_) = 0;
   dev_t wal_device_ RESWEEP_GUARDED_BY(sync_mutex_) = 0;
   // Set once a sync failed, for good: Linux reports a failed write-back to one
   // fdatasync only and may drop the pages it could not write, so a later fdatasync
   // returning OK proves nothing (the log may have a hole that ends it at recovery).
-  std::optional<Status> sync_failure_ RESWEEP_GUARDED_BY(sync_mutex_);
+  // Never held across a sync: the writer checks it as each batch begins.
+  Mutex sync_failure_mutex_;
+  std::optional<Status> sync_failure_ RESWEEP_GUARDED_BY(sync_failure_mutex_);
   int64_t cache_kib_ = 2000;  // SQLite's default
   int64_t bulk_cache_kib_ = 2000;
   // Checkpoints the log for this connection (a file-backed one in WAL mode).

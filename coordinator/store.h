@@ -426,6 +426,16 @@ class Store {
   // abandoned attempt's, that the run's epoch went back before without
   // DeleteEpochsAfter; the scheduler never leaves any) are not counted.
   virtual Status AppendEpoch(const RunRecord& run, const EpochRecord& epoch) = 0;
+  // The report path's common case without reading the run first: records `epoch` as
+  // the run's next one when the run is `running` on epoch.attempt under `worker_id`,
+  // at epoch epoch.epoch - 1 of at least epoch.epoch, with one compare-and-set UPDATE
+  // of exactly that (then the epoch's row). The run moves as AppendEpoch moves it:
+  // its epoch, last_test_error (when the epoch was evaluated), last_epoch_seconds,
+  // results summary, and the given lease_expires_ms and updated_ms. Returns false,
+  // having written nothing, when the run is in any other state (gone, another lease,
+  // leased but not running yet, another epoch): the caller reads it and decides.
+  virtual StatusOr<bool> AppendNextEpoch(const std::string& worker_id, const EpochRecord& epoch,
+                                         int64_t lease_expires_ms, int64_t updated_ms) = 0;
   virtual Status DeleteEpochsAfter(const std::string& run_id, int epoch) = 0;
   virtual StatusOr<std::vector<EpochRecord>> ListEpochs(const std::string& run_id) = 0;
   // The epochs of every run of a sweep in one query, ordered by run id, then epoch.

@@ -141,6 +141,10 @@ class ForwardingStore : public Store {
   Status AppendEpoch(const RunRecord& run, const EpochRecord& e) override {
     return inner_->AppendEpoch(run, e);
   }
+  StatusOr<bool> AppendNextEpoch(const std::string& worker_id, const EpochRecord& e,
+                                 int64_t lease_expires_ms, int64_t updated_ms) override {
+    return inner_->AppendNextEpoch(worker_id, e, lease_expires_ms, updated_ms);
+  }
   Status DeleteEpochsAfter(const std::string& id, int epoch) override {
     return inner_->DeleteEpochsAfter(id, epoch);
   }

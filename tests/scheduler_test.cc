@@ -216,7 +216,7 @@ TEST_F(SchedulerTest, RunSucceedsAfterAllEpochsAndResultsAggregate) {
 class RunWriteCountingStore : public ForwardingStore {
  public:
   using ForwardingStore::ForwardingStore;
-  int update_runs = 0, put_epochs = 0, append_epochs = 0;
+  int update_runs = 0, put_epochs = 0, append_epochs = 0, append_next_epochs = 0, get_runs = 0;
 
   Status UpdateRun(const RunRecord& run) override {
     ++update_runs;
@@ -230,21 +230,34 @@ class RunWriteCountingStore : public ForwardingStore {
     ++append_epochs;
     return inner_->AppendEpoch(run, e);
   }
+  StatusOr<bool> AppendNextEpoch(const std::string& w, const EpochRecord& e,
+                                 int64_t lease_expires_ms, int64_t updated_ms) override {
+    ++append_next_epochs;
+    return inner_->AppendNextEpoch(w, e, lease_expires_ms, updated_ms);
+  }
+  StatusOr<std::optional<RunRecord>> GetRun(const std::string& run_id) override {
+    ++get_runs;
+    return inner_->GetRun(run_id);
+  }
 };
 
 // An epoch report writes its run once: the epoch and the run's move to it are one
-// fenced store write (AppendEpoch), not an epoch write and then a run write, each
-// firing the run's triggers. A retried report (its reply lost) records the epoch
-// again and leaves the run alone.
+// fenced store write, not an epoch write and then a run write, each firing the run's
+// triggers; the next epoch of a running attempt with a live lease (nearly every
+// report) is written without reading the run first (AppendNextEpoch). A retried
+// report (its reply lost) records the epoch again and leaves the run alone.
 TEST_F(SchedulerTest, AnEpochReportWritesItsRunOnce) {
   RunWriteCountingStore counting(store_.get());
   scheduler_ = std::make_unique<Scheduler>(&counting, &clock_, options_, checkpoints_.get());
   const std::string w = Register("w");
   Lease l = LeaseWithTwoEpochsReported(w);
   counting.update_runs = counting.put_epochs = counting.append_epochs = 0;
+  counting.append_next_epochs = counting.get_runs = 0;
   clock_.Advance(1000);
   ASSERT_TRUE(Report(w, l, 3, 0.3).ok());
-  EXPECT_EQ(counting.append_epochs, 1);
+  EXPECT_EQ(counting.append_next_epochs, 1);
+  EXPECT_EQ(counting.get_runs, 0);
+  EXPECT_EQ(counting.append_epochs, 0);
   EXPECT_EQ(counting.update_runs, 0);
   EXPECT_EQ(counting.put_epochs, 0);
   const RunRecord r = Run(l.run_id);
@@ -255,8 +268,9 @@ TEST_F(SchedulerTest, AnEpochReportWritesItsRunOnce) {
   EXPECT_DOUBLE_EQ(r.last_k_test_error, (0.5 + 0.4 + 0.3) / 3);
   EXPECT_EQ(r.updated_ms, clock_.NowMs());
   EXPECT_EQ(r.lease_expires_ms, clock_.NowMs() + options_.lease_ms);
-  ASSERT_TRUE(Report(w, l, 3, 0.3).ok());  // the same report again
-  EXPECT_EQ(counting.append_epochs, 1);
+  ASSERT_TRUE(Report(w, l, 3, 0.3).ok());     // the same report again
+  EXPECT_EQ(counting.append_next_epochs, 2);  // refused, writing nothing
+  EXPECT_EQ(counting.append_epochs, 0);
   EXPECT_EQ(counting.put_epochs, 1);
   EXPECT_EQ(counting.update_runs, 0);
   EXPECT_EQ(store_->ListEpochs(l.run_id)->size(), 3u);

@@ -370,6 +370,77 @@ TEST(SqliteStore, AppendEpochIsACompareAndSetOnTheLeaseAndTheNextEpoch) {
   EXPECT_EQ(s.AppendEpoch(next, e9).code(), StatusCode::kNotFound);
 }
 
+// The report path's write without a read is a compare-and-set on all it assumes:
+// the run running on this attempt under this worker, at the epoch before, with epochs
+// to go. Anything else returns false and writes nothing (the scheduler then reads the
+// run and decides); accepted, it moves the run as AppendEpoch does.
+TEST(SqliteStore, AppendNextEpochWritesOnlyTheRunningLeasesNextEpoch) {
+  TempDir dir;
+  auto store = OpenSqliteStore(dir.File("s.db"));
+  ASSERT_TRUE(store.ok());
+  Store& s = **store;
+  RunRecord sample = SampleRun("r1");  // running, attempt 2 of w-1, epoch 7 of 200
+  sample.epochs_total = 8;
+  ASSERT_TRUE(*s.InsertRunIfAbsent(sample));
+  const RunRecord stored = **s.GetRun("r1");
+  EpochRecord e{"r1", 8, 2, 0.1, 0.2, 0.25};
+  e.seconds = 3;
+  auto refused = [&](const std::string& why, const std::string& worker, const EpochRecord& epoch) {
+    SCOPED_TRACE(why);
+    auto appended = s.AppendNextEpoch(worker, epoch, 999, 77);
+    ASSERT_TRUE(appended.ok()) << appended.status().ToString();
+    EXPECT_FALSE(*appended);
+    EXPECT_TRUE(s.ListEpochs("r1")->empty());
+    const RunRecord now = **s.GetRun("r1");
+    EXPECT_EQ(std::tie(now.epoch, now.last_test_error, now.lease_expires_ms, now.updated_ms,
+                       now.final_test_error),
+              std::tie(stored.epoch, stored.last_test_error, stored.lease_expires_ms,
+                       stored.updated_ms, stored.final_test_error));
+  };
+  refused("another worker", "w-2", e);
+  EpochRecord other = e;
+  other.attempt = 1;
+  refused("another attempt", "w-1", other);
+  for (int epoch : {7, 9, 6}) {
+    other = e;
+    other.epoch = epoch;
+    refused("epoch " + std::to_string(epoch) + " after 7", "w-1", other);
+  }
+  other = e;
+  other.run_id = "nope";
+  refused("no such run", "w-1", other);
+  RunRecord leased = stored;
+  leased.state = RunState::kLeased;
+  ASSERT_TRUE(s.UpdateRun(leased).ok());
+  refused("leased, not running yet", "w-1", e);
+  RunRecord running = **s.GetRun("r1");
+  running.state = RunState::kRunning;
+  running.epochs_total = 7;
+  ASSERT_TRUE(s.UpdateRun(running).ok());
+  refused("past the run's last epoch", "w-1", e);
+  running = **s.GetRun("r1");
+  running.epochs_total = 8;
+  ASSERT_TRUE(s.UpdateRun(running).ok());
+
+  auto appended = s.AppendNextEpoch("w-1", e, 999, 77);
+  ASSERT_TRUE(appended.ok() && *appended);
+  const RunRecord now = **s.GetRun("r1");
+  EXPECT_EQ(now.epoch, 8);
+  EXPECT_EQ(now.state, RunState::kRunning);
+  EXPECT_DOUBLE_EQ(now.last_test_error, 0.25);
+  EXPECT_EQ(now.lease_expires_ms, 999);
+  EXPECT_EQ(now.updated_ms, 77);
+  EXPECT_DOUBLE_EQ(now.final_test_error, 0.25);
+  EXPECT_EQ(now.checkpoint_epoch, stored.checkpoint_epoch);
+  ASSERT_EQ(s.ListEpochs("r1")->size(), 1u);
+  EXPECT_DOUBLE_EQ(s.ListEpochs("r1")->front().seconds, 3);
+  // The same report again: the run is at epoch 8 now.
+  appended = s.AppendNextEpoch("w-1", e, 1999, 177);
+  ASSERT_TRUE(appended.ok());
+  EXPECT_FALSE(*appended);
+  EXPECT_EQ((**s.GetRun("r1")).lease_expires_ms, 999);
+}
+
 // AppendEpoch keeps the results summary from the new epoch and the ones before it:
 // bit for bit what recomputing it from all of the run's epochs up to this one gives
 // (also when the run still holds later epochs of an abandoned attempt), and the
@@ -388,15 +459,25 @@ TEST(SqliteStore, AppendEpochKeepsTheSummaryARecomputeWouldGive) {
   ASSERT_TRUE(*s.InsertRunIfAbsent(run));
   ASSERT_TRUE(s.LinkRun({"a", "r1", "c", "c", "{}"}).ok());
   std::mt19937 rng(11);
+  // Even epochs of the running run take AppendNextEpoch (the report path without a
+  // read), the others AppendEpoch: both keep the same summary.
   auto append = [&](int epoch) {
     RunRecord r = **s.GetRun("r1");
+    const bool running = r.state == RunState::kRunning;
     r.state = RunState::kRunning;
     r.epoch = epoch;
     // Some epochs are not evaluated (-1); errors with many digits show any rounding.
     EpochRecord e{"r1", epoch, r.attempt, 0.5, 0.5, rng() % 4 ? (rng() % 1000) / 997.0 : -1};
     e.seconds = 1 + (rng() % 100) / 7.0;
     if (e.test_error >= 0) r.last_test_error = e.test_error;
-    ASSERT_TRUE(s.AppendEpoch(r, e).ok()) << "epoch " << epoch;
+    if (running && epoch % 2 == 0) {
+      auto appended = s.AppendNextEpoch(r.worker_id, e, r.lease_expires_ms, r.updated_ms);
+      ASSERT_TRUE(appended.ok()) << appended.status().ToString();
+      ASSERT_TRUE(*appended) << "epoch " << epoch;
+      EXPECT_EQ((**s.GetRun("r1")).last_test_error, r.last_test_error);
+    } else {
+      ASSERT_TRUE(s.AppendEpoch(r, e).ok()) << "epoch " << epoch;
+    }
   };
   auto expect_recomputed = [&](const std::string& when) {
     SCOPED_TRACE(when);
