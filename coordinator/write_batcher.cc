@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <exception>
 #include <string>
 #include <vector>
@@ -69,17 +70,54 @@ void WriteBatcher::Loop() {
   }
 }
 
-void WriteBatcher::RunOneBatch(std::deque<Call>* batch) {
-  std::vector<Status> results(batch->size(), UnavailableError("not run"));
-  Status commit = runner_([&] {
-    for (size_t i = 0; i < batch->size(); ++i) {
-      try {
-        results[i] = (*batch)[i].run();
-      } catch (const std::exception& e) {
-        results[i] = InternalError(std::string("exception in a batched call: ") + e.what());
+namespace {
+
+Status RunCall(const std::function<Status()>& run) {
+  try {
+    return run();
+  } catch (const std::exception& e) {
+    return InternalError(std::string("exception in a batched call: ") + e.what());
+  }
+}
+
+}  // namespace
+
+void WriteBatcher::RunCallsOfBatch(std::deque<Call>* batch, std::vector<Status>* results) {
+  while (true) {
+    for (size_t i = results->size(); i < batch->size(); ++i) {
+      results->push_back(RunCall((*batch)[i].run));
+    }
+    if (!syncer_ || batch->size() >= options_.max_batch) return;
+    bool last_calls = false;
+    {
+      MutexLock lock(&mutex_);
+      // While earlier batches are still being synced, committing this one now would
+      // not make it durable any sooner: it takes the calls that come meanwhile.
+      while (queue_.empty() && synced_ < handed_ && !stopping_) queued_cv_.Wait(&mutex_);
+      if (queue_.empty()) return;  // the reply thread is free (or stopping): commit
+      // Once the reply thread is free, the calls queued by now are the batch's last,
+      // so a steady stream of calls cannot keep it open.
+      last_calls = synced_ >= handed_ || stopping_;
+      while (!queue_.empty() && batch->size() < options_.max_batch) {
+        batch->push_back(std::move(queue_.front()));
+        queue_.pop_front();
       }
     }
-  });
+    if (last_calls) {
+      for (size_t i = results->size(); i < batch->size(); ++i) {
+        results->push_back(RunCall((*batch)[i].run));
+      }
+      return;
+    }
+  }
+}
+
+void WriteBatcher::RunOneBatch(std::deque<Call>* batch) {
+  std::vector<Status> results;
+  results.reserve(batch->size());
+  Status commit = runner_([&] { RunCallsOfBatch(batch, &results); });
+  // A runner that failed before running the calls (its transaction could not begin).
+  results.resize(batch->size(), UnavailableError("not run"));
   if (!commit.ok()) {
     // The runner has logged it; each call says the same.
     const Status failed = UnavailableError(
@@ -94,12 +132,18 @@ void WriteBatcher::RunOneBatch(std::deque<Call>* batch) {
     counts_.failed_commits += commit.ok() ? 0 : 1;
   }
   // Replies go out on the reply thread while the next batch runs here.
+  int64_t handed = 0;
+  {
+    MutexLock lock(&mutex_);
+    handed = ++handed_;
+  }
   {
     MutexLock lock(&reply_mutex_);
     const bool was_empty = replies_.empty();
     for (size_t i = 0; i < batch->size(); ++i) {
       replies_.push_back({std::move((*batch)[i].done), std::move(results[i])});
     }
+    replies_handed_ = handed;
     if (was_empty) replies_cv_.NotifyOne();
   }
 }
@@ -107,12 +151,14 @@ void WriteBatcher::RunOneBatch(std::deque<Call>* batch) {
 void WriteBatcher::ReplyLoop() {
   pthread_setname_np(pthread_self(), "batch-replies");
   std::vector<Outcome> outcomes;
+  int64_t covered = 0;  // the batches `outcomes` holds: handed_ up to this
   while (true) {
     {
       MutexLock lock(&reply_mutex_);
       while (replies_.empty() && !replies_done_) replies_cv_.Wait(&reply_mutex_);
       if (replies_.empty()) return;  // done, and every outcome has been told
       outcomes.swap(replies_);
+      covered = replies_handed_;
     }
     // One sync for every batch committed since the last one (group commit again:
     // the batches that committed while the previous sync ran share this one).
@@ -129,6 +175,11 @@ void WriteBatcher::ReplyLoop() {
     }
     for (Outcome& outcome : outcomes) outcome.done(outcome.status);
     outcomes.clear();
+    {
+      MutexLock lock(&mutex_);
+      synced_ = std::max(synced_, covered);
+    }
+    queued_cv_.NotifyAll();  // a batch held open for this thread may commit now
   }
 }
 

@@ -5,8 +5,11 @@
 // that fails rolls back its own writes only; a success is reported only once it is
 // durable. The batcher also keeps this blocking work off the threads that queue it
 // (gRPC's callback threads). Each batch's outcomes are handed to a second thread,
-// which tells the calls (sends the replies) while the next batch runs. gRPC-free:
-// calls are closures.
+// which syncs and tells the calls (sends the replies) while the next batch runs.
+// With a syncer, the next batch stays open while that thread is busy with earlier
+// ones: calls that arrive meanwhile run in it and share its one commit (up to
+// max_batch), so a page that many calls write reaches the log once per sync rather
+// than once per call's own small batch. gRPC-free: calls are closures.
 #pragma once
 
 #include <cstddef>
@@ -78,6 +81,9 @@ class WriteBatcher {
   };
   void Loop();
   void RunOneBatch(std::deque<Call>* batch);
+  // Runs the batch's calls from *next on, and those that join it while the reply
+  // thread is still busy with earlier batches; results[i] is call i's status.
+  void RunCallsOfBatch(std::deque<Call>* batch, std::vector<Status>* results);
   void ReplyLoop();
 
   const BatchRunner runner_;
@@ -88,11 +94,16 @@ class WriteBatcher {
   std::deque<Call> queue_ RESWEEP_GUARDED_BY(mutex_);
   bool stopping_ RESWEEP_GUARDED_BY(mutex_) = false;
   Counts counts_ RESWEEP_GUARDED_BY(mutex_);
+  // Batches handed to the reply thread, and of those the ones it has synced and told
+  // (synced_ == handed_: it is idle, a batch may commit at once).
+  int64_t handed_ RESWEEP_GUARDED_BY(mutex_) = 0;
+  int64_t synced_ RESWEEP_GUARDED_BY(mutex_) = 0;
   // Outcomes of committed batches, for the reply thread, in batch order.
   Mutex reply_mutex_;
   CondVar replies_cv_;
   std::vector<Outcome> replies_ RESWEEP_GUARDED_BY(reply_mutex_);
-  bool replies_done_ RESWEEP_GUARDED_BY(reply_mutex_) = false;  // no batch follows
+  int64_t replies_handed_ RESWEEP_GUARDED_BY(reply_mutex_) = 0;  // handed_ as of replies_
+  bool replies_done_ RESWEEP_GUARDED_BY(reply_mutex_) = false;   // no batch follows
   std::thread reply_thread_;
   std::thread thread_;  // last: starts once the rest is set up
 };

@@ -2262,6 +2262,61 @@ TEST_F(WriteBatcherTest, WithASyncerNoReplyGoesBeforeTheSyncOfItsBatchReturns) {
   EXPECT_GE(syncs.load(), 1);
 }
 
+// Group commit across the sync: while the reply thread syncs one batch, the next
+// stays open and every call that arrives meanwhile runs in it; it commits once that
+// sync is done, so calls arriving one by one during a sync share one commit (and the
+// pages they all write reach the log once).
+TEST_F(WriteBatcherTest, CallsArrivingWhileABatchSyncsShareTheNextCommit) {
+  std::string w;
+  Lease l = LeaseOneRun(&w, 10);
+  std::promise<void> sync_entered, sync_release;
+  std::shared_future<void> release = sync_release.get_future().share();
+  std::atomic<int> syncs{0};
+  std::vector<int> calls_per_batch;  // written by the batcher's thread only
+  std::atomic<int> ran{0};
+  WriteBatcher batcher(
+      [&](const std::function<void()>& calls) {
+        const int before = ran.load();
+        Status st = scheduler_->RunBatchBeforeSync(calls);
+        calls_per_batch.push_back(ran.load() - before);
+        return st;
+      },
+      {},
+      [&]() -> Status {
+        if (syncs.fetch_add(1) == 0) {
+          sync_entered.set_value();
+          release.wait();
+        }
+        return scheduler_->SyncCommitted();
+      });
+  std::vector<std::promise<Status>> replies(4);
+  auto submit = [&](int epoch) {
+    batcher.Submit(
+        [&, epoch] {
+          ++ran;
+          return Report(w, l, epoch, 0.5);
+        },
+        [&, epoch](const Status& st) { replies[epoch - 1].set_value(st); });
+  };
+  submit(1);
+  sync_entered.get_future().wait();  // batch 1 committed, its sync held
+  // Three calls, each queued only after the one before has run: each could have
+  // been a batch of its own.
+  for (int epoch = 2; epoch <= 4; ++epoch) {
+    submit(epoch);
+    while (ran.load() < epoch) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_EQ(batcher.counts().batches, 1);  // the second batch is still open
+  sync_release.set_value();
+  for (auto& r : replies) {
+    const Status st = r.get_future().get();
+    EXPECT_TRUE(st.ok()) << st.ToString();
+  }
+  batcher.Stop();
+  EXPECT_EQ(calls_per_batch, (std::vector<int>{1, 3}));
+  EXPECT_EQ(DurableEpochs(l.run_id), 4u);
+}
+
 TEST_F(WriteBatcherTest, AFailedSyncFailsTheCallsThatWroteWithUnavailable) {
   std::string w;
   Lease l = LeaseOneRun(&w);
