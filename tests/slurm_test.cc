@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <map>
+#include <set>
 
 #include "coordinator/sqlite_store.h"
 #include "tests/cluster.h"
@@ -270,6 +271,87 @@ TEST_F(SlurmTest, WithCoordinatorJobKeepsItsDatabaseOnLocalDiskAndAcrossARequeue
   auto db = OpenCopy(state + "/resweep.db", scratch.File("final.db"));
   ASSERT_TRUE(db);
   ExpectResumedWithNoEpochLostOrRepeated(*db, sweep_id, saved);
+}
+
+// Two nodes, each slurmd in network, UTS and mount namespaces of its own (its own
+// address and host name; tests/slurm_cluster.h): one workers job over both nodes
+// starts one worker per node (srun --ntasks-per-node=1), each reaching the
+// coordinator over the nodes' network, and the sweep's runs are trained on both.
+TEST(MultiNodeSlurmTest, WorkersJobRunsOneWorkerPerNodeAndBothTrain) {
+  if (const std::string why = SlurmCluster::MultiNodeSkipReason(); !why.empty()) {
+    GTEST_SKIP() << "multi-node Slurm test skipped: " << why;
+  }
+  SlurmCluster slurm(2);
+  std::string error;
+  ASSERT_TRUE(slurm.Start(&error)) << error;
+  // Plain gRPC on the test's own bridge, which nothing else is attached to.
+  Cluster cluster({.lease_seconds = 60,
+                   .heartbeat_seconds = 0.3,
+                   .coordinator_args = {"--insecure"},
+                   .listen_host = slurm.HostAddress()});
+  cluster.StartCoordinator();
+  if (HasFatalFailure()) return;
+
+  std::string out;
+  ASSERT_EQ(slurm.Run({"sbatch", "--parsable", "--nodes", "2", "--chdir", slurm.dir(), "--output",
+                       slurm.dir() + "/job-%j.out", "--export",
+                       "ALL,RESWEEP_WORKER=" RESWEEP_WORKER_BIN
+                       ",RESWEEP_DEVICE=cpu,RESWEEP_COORDINATOR=" +
+                           cluster.address(),
+                       Script("resweep-workers.sbatch"), "--slots", "2", "--threads", "1",
+                       "--poll-seconds", "0.1"},
+                      &out),
+            0)
+      << out << slurm.Logs();
+  const std::string job = FirstLine(out);
+  auto job_log = [&] { return ReadFile(slurm.dir() + "/job-" + job + ".out"); };
+  // A worker from each node registers, named after the node it runs on.
+  std::set<std::string> hosts;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto db = cluster.OpenDb();
+        if (!db) return false;
+        auto workers = db->ListWorkers();
+        hosts.clear();
+        if (workers.ok()) {
+          for (const auto& w : *workers) hosts.insert(w.host);
+        }
+        return hosts.size() == 2;
+      },
+      30000))
+      << job_log() << cluster.Logs() << slurm.Logs();
+  EXPECT_EQ(hosts, (std::set<std::string>{slurm.NodeName(0), slurm.NodeName(1)}));
+
+  // Four runs for four slots: each worker holds at most two at once, so both train.
+  const std::string sweep_id = FirstLine(
+      cluster.Cli({"submit", cluster.WriteSweep("two-nodes.yaml",
+                                                "name: two-nodes\n"
+                                                "trainer: {kind: synthetic, epoch_seconds: 0.3}\n"
+                                                "train: {epochs: 4}\n"
+                                                "seeds: 4\n")}));
+  ASSERT_EQ(sweep_id.size(), 12u) << sweep_id;
+  int code = 0;
+  cluster.Cli({"wait", sweep_id, "--limit", "60", "--poll", "0.3"}, &code);
+  ASSERT_EQ(code, 0) << job_log() << cluster.Logs();
+  auto db = cluster.OpenDb();
+  ASSERT_TRUE(db);
+  auto workers = db->ListWorkers();
+  ASSERT_TRUE(workers.ok());
+  std::map<std::string, std::string> host_of;
+  for (const auto& w : *workers) host_of[w.worker_id] = w.host;
+  auto rows = db->ListSweepRuns(sweep_id, std::nullopt);
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), 4u);
+  std::map<std::string, int> runs_per_host;
+  for (const auto& [link, run] : *rows) {
+    EXPECT_EQ(run.state, RunState::kSucceeded) << run.run_id << ": " << run.error;
+    auto attempts = db->ListAttempts(run.run_id);
+    ASSERT_TRUE(attempts.ok() && !attempts->empty());
+    ++runs_per_host[host_of[attempts->back().worker_id]];
+  }
+  EXPECT_EQ(runs_per_host.size(), 2u) << "runs per host: " << runs_per_host.begin()->first;
+  for (const auto& [host, runs] : runs_per_host) EXPECT_GE(runs, 1) << host;
+  EXPECT_NE(job_log().find("on resweep-n[1-2]"), std::string::npos) << job_log();
 }
 
 }  // namespace
