@@ -206,7 +206,7 @@ TEST_F(SlurmTest, WithCoordinatorJobKeepsItsDatabaseOnLocalDiskAndAcrossARequeue
              "RESWEEP_COORDINATOR_BIN=" RESWEEP_COORDINATOR_BIN
              ",RESWEEP_LISTEN=127.0.0.1:0,"
              "RESWEEP_STATE_DIR=" +
-                 state + ",RESWEEP_LOCAL_DIR=" + local +
+                 state + ",RESWEEP_LOCAL_DIR=" + local + ",RESWEEP_BACKUP_SECONDS=1" +
                  ",RESWEEP_COORDINATOR_ARGS=--lease-seconds 60 --heartbeat-seconds 0.3");
   ASSERT_FALSE(job.empty());
   auto cli = [&](std::vector<std::string> args, std::string* out) {
@@ -239,6 +239,24 @@ TEST_F(SlurmTest, WithCoordinatorJobKeepsItsDatabaseOnLocalDiskAndAcrossARequeue
       },
       30000))
       << JobLog(job) << slurm_.Logs();
+
+  // While it runs, the job backs the live database up to the shared state directory
+  // (an online backup, every RESWEEP_BACKUP_SECONDS): a consistent copy that holds
+  // the sweep.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        if (JobLog(job).find("database backed up to " + state + "/resweep.db") ==
+            std::string::npos) {
+          return false;
+        }
+        auto copy = OpenCopy(state + "/resweep.db", scratch.File("backup.db"));
+        if (!copy) return false;
+        auto rows = copy->ListSweepRuns(sweep_id, std::nullopt);
+        return rows.ok() && rows->size() == 2;
+      },
+      30000))
+      << JobLog(job) << slurm_.Logs();
+  EXPECT_EQ(slurm_.JobState(job), "RUNNING");
 
   // The job stops its workers (which give their runs back with a checkpoint), then
   // the coordinator, saves the database to the shared state directory and requeues.
