@@ -689,6 +689,7 @@ StatusOr<std::string> FormatWorkers(const v1::ListWorkersResponse& workers,
           {"devices", std::vector<std::string>(w.devices().begin(), w.devices().end())},
           {"slots", w.devices_size()},
           {"runs_held", std::vector<std::string>(w.runs_held().begin(), w.runs_held().end())},
+          {"images_per_sec", w.images_per_sec()},
           {"registered_unix_ms", w.registered_unix_ms()},
           {"last_seen_unix_ms", w.last_seen_unix_ms()},
           {"heartbeat_age_seconds", w.heartbeat_age_seconds()},
@@ -704,7 +705,7 @@ StatusOr<std::string> FormatWorkers(const v1::ListWorkersResponse& workers,
   }
   if (workers.workers_size() == 0) return std::string("no workers\n");
   std::vector<std::vector<std::string>> rows = {
-      {"worker", "host", "state", "last seen", "slots", "devices", "runs held"}};
+      {"worker", "host", "state", "last seen", "slots", "devices", "images/s", "runs held"}};
   for (const auto& w : workers.workers()) {
     std::string devices, held;
     devices = GroupDevices(w.devices());
@@ -718,7 +719,8 @@ StatusOr<std::string> FormatWorkers(const v1::ListWorkersResponse& workers,
     rows.push_back({w.worker_id(), w.host(), state,
                     FormatDuration(w.heartbeat_age_seconds()) + " ago",
                     std::to_string(w.runs_held_size()) + "/" + std::to_string(w.devices_size()),
-                    devices, held.empty() ? "-" : held});
+                    devices, w.runs_held_size() > 0 ? Fixed(w.images_per_sec(), "%.0f") : "-",
+                    held.empty() ? "-" : held});
   }
   return Table(rows);
 }

@@ -169,6 +169,7 @@ void ToProto(const WorkerView& view, v1::WorkerInfo* out) {
     begin = end + 1;
   }
   for (const auto& run : view.runs_held) out->add_runs_held(run);
+  out->set_images_per_sec(view.images_per_sec);
   out->set_registered_unix_ms(w.registered_ms);
   out->set_last_seen_unix_ms(w.last_seen_ms);
   out->set_heartbeat_age_seconds(view.heartbeat_age_seconds);

@@ -395,10 +395,14 @@ StatusOr<CurvesView> Queries::Curves(const std::string& sweep, int max_points) {
 StatusOr<std::vector<WorkerView>> Queries::ListWorkers(bool include_gone) {
   auto workers = store_->ListWorkers();
   if (!workers.ok()) return workers.status();
-  auto holders = store_->ListLeaseHolders();
+  auto holders = store_->ListLeaseThroughput();
   if (!holders.ok()) return holders.status();
   std::map<std::string, std::vector<std::string>> held;
-  for (const auto& [run_id, worker_id] : *holders) held[worker_id].push_back(run_id);
+  std::map<std::string, double> images_per_sec;
+  for (const auto& lease : *holders) {
+    held[lease.worker_id].push_back(lease.run_id);
+    images_per_sec[lease.worker_id] += lease.images_per_sec;
+  }
   auto healths = store_->ListWorkerHealth();
   if (!healths.ok()) return healths.status();
   std::map<std::string, WorkerHealthRecord> health;
@@ -410,7 +414,10 @@ StatusOr<std::vector<WorkerView>> Queries::ListWorkers(bool include_gone) {
     const int64_t age_ms = std::max<int64_t>(0, now - w.last_seen_ms);
     v.heartbeat_age_seconds = age_ms / 1000.0;
     v.state = age_ms <= lease_ms_ ? "alive" : age_ms <= 10 * lease_ms_ ? "silent" : "gone";
-    if (auto it = held.find(w.worker_id); it != held.end()) v.runs_held = it->second;
+    if (auto it = held.find(w.worker_id); it != held.end()) {
+      v.runs_held = it->second;
+      v.images_per_sec = images_per_sec[w.worker_id];
+    }
     if (auto it = health.find(w.worker_id); it != health.end()) v.health = it->second;
     v.quarantined = v.health.quarantined_until_ms > now;
     if (v.state == "gone" && v.runs_held.empty() && !include_gone) continue;

@@ -107,6 +107,9 @@ std::vector<EpochRecord> DownsampleEpochs(const std::vector<EpochRecord>& epochs
 struct WorkerView {
   WorkerRecord worker;
   std::vector<std::string> runs_held;
+  // Summed over runs_held: the images/s each one's current attempt reported for its
+  // latest epoch (the worker's training throughput now; 0 before any report).
+  double images_per_sec = 0;
   double heartbeat_age_seconds = 0;
   std::string state;          // alive | silent | gone
   WorkerHealthRecord health;  // host faults and quarantine

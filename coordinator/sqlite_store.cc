@@ -1755,6 +1755,19 @@ class SqliteStore : public Store {
     return out;
   }
 
+  StatusOr<std::vector<LeaseThroughput>> ListLeaseThroughput() override {
+    Statement s(cache_.get(),
+                "SELECT r.run_id, r.worker_id, IFNULL(e.images_per_sec, 0) FROM runs r "
+                "LEFT JOIN epochs e ON e.run_id = r.run_id AND e.epoch = r.epoch "
+                "AND e.attempt = r.attempt WHERE r.worker_id != '' AND "
+                "r.state IN ('leased', 'running') ORDER BY r.worker_id, r.run_id");
+    std::vector<LeaseThroughput> out;
+    Status st;
+    while (s.Step(&st)) out.push_back({s.Text(0), s.Text(1), s.Real(2)});
+    if (!st.ok()) return st;
+    return out;
+  }
+
   StatusOr<std::optional<SweepRunRecord>> FirstLinkOfRun(const std::string& run_id) override {
     Statement s(
         cache_.get(),

@@ -390,6 +390,14 @@ class Store {
   virtual StatusOr<std::vector<SweepRunRecord>> LinksOfRun(const std::string& run_id) = 0;
   // (run_id, worker_id) of every run that holds a lease.
   virtual StatusOr<std::vector<std::pair<std::string, std::string>>> ListLeaseHolders() = 0;
+  // Every run that holds a lease, by worker, with the images/s its current attempt
+  // reported for its latest epoch (0 before the attempt's first report).
+  struct LeaseThroughput {
+    std::string run_id;
+    std::string worker_id;
+    double images_per_sec = 0;
+  };
+  virtual StatusOr<std::vector<LeaseThroughput>> ListLeaseThroughput() = 0;
   // The earliest sweep link of a run (its cell label for logs), if any.
   virtual StatusOr<std::optional<SweepRunRecord>> FirstLinkOfRun(const std::string& run_id) = 0;
   // Sweeps (not cancelled) that hold the run, other than `except_sweep_id`.

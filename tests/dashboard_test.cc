@@ -448,6 +448,10 @@ TEST(Dashboard, ShowsASweepInProgressLiveInARealBrowser) {
       Value(browser.Eval("document.querySelector('#workers-table tbody tr').innerText"));
   EXPECT_NE(worker_text.find("browser-test-worker"), std::string::npos) << worker_text;
   EXPECT_NE(worker_text.find("alive"), std::string::npos) << worker_text;
+  // Its throughput now: the two running runs' latest epochs, 1,000 images/s each.
+  EXPECT_EQ(Value(browser.Eval(
+                "document.querySelector('#workers-table tbody tr td.images-per-sec').textContent")),
+            json("2,000"));
   ASSERT_OK(browser.Screenshot(artifacts + "/workers.png"));
   EXPECT_EQ(Value(browser.Eval("window.notReloaded === true")), json(true));
 

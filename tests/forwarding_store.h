@@ -118,6 +118,9 @@ class ForwardingStore : public Store {
   StatusOr<std::vector<std::pair<std::string, std::string>>> ListLeaseHolders() override {
     return inner_->ListLeaseHolders();
   }
+  StatusOr<std::vector<LeaseThroughput>> ListLeaseThroughput() override {
+    return inner_->ListLeaseThroughput();
+  }
   StatusOr<std::optional<SweepRunRecord>> FirstLinkOfRun(const std::string& id) override {
     return inner_->FirstLinkOfRun(id);
   }

@@ -1311,6 +1311,18 @@ TEST_F(SchedulerTest, WorkersShowSlotsRunsHeldAndWhetherTheyAreAlive) {
   EXPECT_EQ(workers->front().state, "alive");
   EXPECT_EQ(workers->front().worker.devices, "cuda:0,cuda:1");
   EXPECT_EQ(workers->front().runs_held, std::vector<std::string>{l.run_id});
+  EXPECT_EQ(workers->front().images_per_sec, 0);  // nothing reported yet
+  // Its throughput is its runs' latest epochs' (not an average over the run).
+  for (const auto& [epoch, images_per_sec] : {std::pair{1, 1200.0}, std::pair{2, 1500.0}}) {
+    EpochRecord e;
+    e.run_id = l.run_id;
+    e.attempt = l.attempt;
+    e.epoch = epoch;
+    e.test_error = 0.5;
+    e.images_per_sec = images_per_sec;
+    ASSERT_TRUE(scheduler_->ReportEpoch(reg->worker_id, e).ok());
+  }
+  EXPECT_DOUBLE_EQ(scheduler_->ListWorkers(false)->front().images_per_sec, 1500);
   clock_.Advance(options_.lease_ms + 1000);
   EXPECT_EQ(scheduler_->ListWorkers(false)->front().state, "silent");
   ASSERT_TRUE(scheduler_->ExpireLeases().ok());

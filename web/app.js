@@ -755,8 +755,8 @@
     const gone = el('input', {type: 'checkbox', id: 'show-gone'});
     const body = el('tbody');
     const table = el('table', {id: 'workers-table'},
-      el('caption', {text: 'Throughput per slot (images/s) is on each worker\'s own /metrics (--metrics-listen).'}),
-      el('thead', {}, el('tr', {}, ['worker', 'host', 'state', 'devices (slots)', 'leases held', 'last seen', 'registered', 'quarantine'].map(
+      el('caption', {text: 'images/s: the training throughput of the runs a worker holds, from their latest epochs; per slot on each worker\'s own /metrics (--metrics-listen).'}),
+      el('thead', {}, el('tr', {}, ['worker', 'host', 'state', 'devices (slots)', 'leases held', 'images/s', 'last seen', 'registered', 'quarantine'].map(
         (h) => el('th', {scope: 'col', text: h})))),
       body);
     $main.replaceChildren(el('h1', {text: 'Workers'}),
@@ -778,6 +778,7 @@
           el('td', {text: `${(w.devices || []).join(', ') || '-'} (${(w.devices || []).length})`}),
           el('td', {}, String((w.runsHeld || []).length),
              (w.runsHeld || []).length ? el('div', {class: 'run-id muted', text: w.runsHeld.map((r) => r.slice(0, 12)).join(' ')}) : null),
+          el('td', {class: 'images-per-sec', text: (w.runsHeld || []).length ? Math.round(w.imagesPerSec || 0).toLocaleString('en-US') : '-'}),
           el('td', {text: `${duration(w.heartbeatAgeSeconds)} ago`}),
           el('td', {text: timestamp(int64(w.registeredUnixMs))}),
           el('td', {class: 'error-text'}, quarantined
@@ -785,7 +786,7 @@
             : (w.consecutiveHostFaults ? `no (${w.consecutiveHostFaults} host faults since the last success)` : 'no')));
       });
       body.replaceChildren(...rows);
-      if (!rows.length) body.append(el('tr', {}, el('td', {colspan: '8', text: 'No workers registered.'})));
+      if (!rows.length) body.append(el('tr', {}, el('td', {colspan: '9', text: 'No workers registered.'})));
       dash.ready.workers = true;
     }
     return {name: 'workers', refresh};
