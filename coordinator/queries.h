@@ -153,6 +153,8 @@ class Queries {
   StatusOr<SweepView> GetSweep(const std::string& sweep);
   // A page of the sweeps; a bad page_size or page_token is INVALID_ARGUMENT naming it.
   StatusOr<SweepsPageView> ListSweeps(bool include_archived, const PageRequest& page);
+  // Runs by state over the sweeps not archived, each run once (Store::CountRunsOfLiveSweeps).
+  StatusOr<RunCountsRecord> CountRunsOfLiveSweeps() { return store_->CountRunsOfLiveSweeps(); }
   // A page of a sweep's runs (`state` "" = all). A page_token continues the listing
   // of the sweep it came from only: given with another sweep, it is INVALID_ARGUMENT.
   StatusOr<RunsPageView> ListRuns(const std::string& sweep, const std::string& state,

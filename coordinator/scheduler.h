@@ -220,6 +220,7 @@ class Scheduler {
   StatusOr<SweepView> GetSweep(const std::string& sweep);
   // Lists are paged (see PageRequest); a page is one snapshot, later pages another.
   StatusOr<SweepsPageView> ListSweeps(bool include_archived = false, const PageRequest& page = {});
+  StatusOr<RunCountsRecord> CountRunsOfLiveSweeps();
   StatusOr<RunsPageView> ListRuns(const std::string& sweep, const std::string& state,
                                   const PageRequest& page = {});
   // last_k <= 0 uses the sweep's own setting.

@@ -164,6 +164,10 @@ StatusOr<int> Scheduler::RefreshStatistics(int max_sweeps, const std::function<b
   return stored;
 }
 
+StatusOr<RunCountsRecord> Scheduler::CountRunsOfLiveSweeps() {
+  return Read<RunCountsRecord>([&](Queries& q) { return q.CountRunsOfLiveSweeps(); });
+}
+
 StatusOr<std::vector<WorkerView>> Scheduler::ListWorkers(bool include_gone) {
   {
     MutexLock lock(&mutex_);

@@ -203,30 +203,15 @@ void CoordinatorServer::CollectStateMetrics(PrometheusText* out) {
     MutexLock lock(&mutex_);
     if (stopping_) return;
   }
-  // Runs by state, summed over the sweeps not archived (a run that two sweeps share
-  // counts in each): pages of the sweep list, whose entries carry their counters.
-  RunCountsRecord runs;
-  PageRequest page;
-  bool runs_ok = true;
-  do {
-    auto sweeps = scheduler_->ListSweeps(/*include_archived=*/false, page);
-    if (!sweeps.ok()) {
-      spdlog::warn("metrics: cannot list sweeps: {}", sweeps.status().ToString());
-      runs_ok = false;
-      break;
-    }
-    for (const auto& sweep : sweeps->sweeps) {
-      runs.queued += sweep.counts.queued;
-      runs.leased += sweep.counts.leased;
-      runs.running += sweep.counts.running;
-      runs.succeeded += sweep.counts.succeeded;
-      runs.failed += sweep.counts.failed;
-      runs.cancelled += sweep.counts.cancelled;
-    }
-    page.page_token = sweeps->next_page_token;
-  } while (!page.page_token.empty());
-  if (runs_ok) {
-    out->Family("resweep_runs", "Runs of the sweeps not archived, by state.", "gauge");
+  // Runs by state over the sweeps not archived, a run that several sweeps share once.
+  auto counted = scheduler_->CountRunsOfLiveSweeps();
+  if (!counted.ok()) {
+    spdlog::warn("metrics: cannot count runs: {}", counted.status().ToString());
+  } else {
+    const RunCountsRecord& runs = *counted;
+    out->Family("resweep_runs",
+                "Runs of the sweeps not archived, by state (a run that sweeps share, once).",
+                "gauge");
     for (const auto& [state, n] : {std::pair{"queued", runs.queued},
                                    {"leased", runs.leased},
                                    {"running", runs.running},

@@ -1235,6 +1235,27 @@ class SqliteStore : public Store {
     return c;
   }
 
+  StatusOr<RunCountsRecord> CountRunsOfLiveSweeps() override {
+    Statement s(cache_.get(),
+                "SELECT r.state, COUNT(*) FROM runs r WHERE EXISTS (SELECT 1 FROM sweep_runs l "
+                "JOIN sweeps w ON w.sweep_id = l.sweep_id WHERE l.run_id = r.run_id "
+                "AND w.archived = 0) GROUP BY r.state");
+    RunCountsRecord c;
+    Status st;
+    while (s.Step(&st)) {
+      const std::string state = s.Text(0);
+      const int n = static_cast<int>(s.Int(1));
+      if (state == "queued") c.queued = n;
+      if (state == "leased") c.leased = n;
+      if (state == "running") c.running = n;
+      if (state == "succeeded") c.succeeded = n;
+      if (state == "failed") c.failed = n;
+      if (state == "cancelled") c.cancelled = n;
+    }
+    if (!st.ok()) return st;
+    return c;
+  }
+
   StatusOr<std::vector<bool>> InsertRunsIfAbsent(const std::vector<RunRecord>& runs) override {
     std::vector<bool> inserted;
     inserted.reserve(runs.size());

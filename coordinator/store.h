@@ -285,6 +285,9 @@ class Store {
   // Both read one row of counters that the store keeps as runs change, however many
   // runs the sweep has (zeros for an unknown sweep).
   virtual StatusOr<RunCountsRecord> CountRuns(const std::string& sweep_id) = 0;
+  // Runs by state over every sweep not archived, each run once however many of them
+  // hold it.
+  virtual StatusOr<RunCountsRecord> CountRunsOfLiveSweeps() = 0;
   virtual StatusOr<SweepProgressRecord> SweepProgress(const std::string& sweep_id) = 0;
 
   // Runs. Inserts each run, in order, unless a run with its id exists (left as it

@@ -118,6 +118,9 @@ class ForwardingStore : public Store {
   StatusOr<std::vector<std::pair<std::string, std::string>>> ListLeaseHolders() override {
     return inner_->ListLeaseHolders();
   }
+  StatusOr<RunCountsRecord> CountRunsOfLiveSweeps() override {
+    return inner_->CountRunsOfLiveSweeps();
+  }
   StatusOr<std::vector<LeaseThroughput>> ListLeaseThroughput() override {
     return inner_->ListLeaseThroughput();
   }

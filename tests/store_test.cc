@@ -370,6 +370,38 @@ TEST(SqliteStore, AppendEpochIsACompareAndSetOnTheLeaseAndTheNextEpoch) {
   EXPECT_EQ(s.AppendEpoch(next, e9).code(), StatusCode::kNotFound);
 }
 
+// The coordinator's run gauges count each run once: a run that two sweeps share is
+// one run, and the runs of archived sweeps are not counted.
+TEST(SqliteStore, CountsRunsOfLiveSweepsEachOnce) {
+  TempDir dir;
+  auto store = OpenSqliteStore(dir.File("s.db"));
+  ASSERT_TRUE(store.ok());
+  Store& s = **store;
+  ASSERT_TRUE(s.InsertSweep({"a", "a", "y", "f", 1, false, 3, {}}).ok());
+  ASSERT_TRUE(s.InsertSweep({"b", "b", "y", "f", 2, false, 3, {}}).ok());
+  ASSERT_TRUE(s.InsertSweep({"old", "old", "y", "f", 3, false, 3, {}}).ok());
+  RunRecord shared = SampleRun("shared");  // running
+  RunRecord queued = SampleRun("queued");
+  queued.state = RunState::kQueued;
+  queued.worker_id.clear();
+  RunRecord archived = SampleRun("archived");
+  archived.state = RunState::kQueued;
+  archived.worker_id.clear();
+  for (const RunRecord& r : {shared, queued, archived}) ASSERT_TRUE(*s.InsertRunIfAbsent(r));
+  ASSERT_TRUE(s.LinkRun({"a", "shared", "c", "c", "{}"}).ok());
+  ASSERT_TRUE(s.LinkRun({"b", "shared", "c", "c", "{}"}).ok());
+  ASSERT_TRUE(s.LinkRun({"b", "queued", "d", "d", "{}"}).ok());
+  ASSERT_TRUE(s.LinkRun({"old", "archived", "c", "c", "{}"}).ok());
+  ASSERT_TRUE(s.SetSweepArchived("old").ok());
+  // Summed per sweep, the shared run counts twice.
+  EXPECT_EQ(s.CountRuns("a")->running + s.CountRuns("b")->running, 2);
+  auto counts = s.CountRunsOfLiveSweeps();
+  ASSERT_TRUE(counts.ok()) << counts.status().ToString();
+  EXPECT_EQ(counts->running, 1);
+  EXPECT_EQ(counts->queued, 1);
+  EXPECT_EQ(counts->leased + counts->succeeded + counts->failed + counts->cancelled, 0);
+}
+
 // The report path's write without a read is a compare-and-set on all it assumes:
 // the run running on this attempt under this worker, at the epoch before, with epochs
 // to go. Anything else returns false and writes nothing (the scheduler then reads the
