@@ -126,6 +126,12 @@ void HttpServer::ServeApi(const httplib::Request& req, httplib::Response& res,
     }
   }
   HttpReply reply = api_.Get(query_path, params);
+  // An error is told about the sweep as the caller named it (and nothing is cached:
+  // the query as given may be about another sweep by now).
+  if (reply.status != 200 && query_path != path) {
+    reply = api_.Get(path, params);
+    key.clear();
+  }
   if (reply.status != 200) {
     Reply(res, reply);
     return;
