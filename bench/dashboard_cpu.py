@@ -10,7 +10,8 @@ pollers that each make the requests of the dashboard's sweep page at its default
 every --poll seconds the results and the runs (first page), and every second round the
 curves of one metric (downsample=400), each with the ETag of its last reply
 (If-None-Match), as web/app.js does. The coordinator's CPU (user + system, from
-/proc/PID/stat) over each window is printed as % of one core: medians and min-max.
+/proc/PID/stat) over each window is printed as % of one core: medians and min-max, and
+the reply cache's counters from /metrics (--http-cache-bytes 0 measures without it).
 
 The pollers are Python threads (not browsers: headless chromium pages would use the
 same machine's cores and their own CPU is not the coordinator's). A browser sends the
@@ -111,6 +112,9 @@ def main():
     ap.add_argument('--seconds', type=float, default=30.0, help='length of each window')
     ap.add_argument('--workers', type=int, default=2)
     ap.add_argument('--slots', type=int, default=32, help='slots per worker while filling')
+    ap.add_argument('--http-cache-bytes', type=int, default=None,
+                    help="the coordinator's --http-cache-bytes (0: reply cache off; default: "
+                         "the coordinator's default)")
     args = ap.parse_args()
     if args.runs % 20:
         sys.exit('--runs must be a multiple of 20 (20 cells)')
@@ -124,7 +128,9 @@ def main():
         coord = subprocess.Popen(
             [coord_bin, '--listen', '127.0.0.1:0', '--port-file', f'{tmp}/port', '--db',
              f'{tmp}/c.db', '--http', '127.0.0.1:0', '--http-port-file', f'{tmp}/http-port',
-             '--lease-seconds', '3600', '--heartbeat-seconds', '5', '--log-level', 'warn'],
+             '--lease-seconds', '3600', '--heartbeat-seconds', '5', '--log-level', 'warn'] +
+            ([] if args.http_cache_bytes is None else
+             ['--http-cache-bytes', str(args.http_cache_bytes)]),
             stdout=open(f'{tmp}/coordinator.log', 'w'), stderr=subprocess.STDOUT)
         workers = []
         try:
@@ -198,6 +204,10 @@ seeds: {args.runs // 20}
                 print(f'round {r + 1}: no dashboard {idle[-1]:.1f}% of a core; {args.dashboards} '
                       f'dashboards {busy[-1]:.1f}% ({reqs[-1]:.1f} requests/s, {100 * nm:.0f}% 304)')
             extra = [b - i for b, i in zip(busy, idle)]
+            metrics = get(f'{base}/metrics')[1].decode()
+            cache = {line.split()[0]: line.split()[1] for line in metrics.splitlines()
+                     if line.startswith('resweep_http_cache_')}
+            print('reply cache: ' + ', '.join(f'{k} {v}' for k, v in sorted(cache.items())))
             print(f'RESULT runs={args.runs} epochs_recorded={s["epochsDone"]} dashboards={args.dashboards} '
                   f'poll_s={args.poll} coordinator_cpu_idle_pct median {median(idle):.1f} '
                   f'({min(idle):.1f}-{max(idle):.1f}) with_dashboards_pct median {median(busy):.1f} '

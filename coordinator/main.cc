@@ -139,6 +139,13 @@ int main(int argc, char** argv) {
                  "suffices). Off by default");
   app.add_option("--http-port-file", http_port_file,
                  "write the HTTP port actually bound to this file");
+  size_t http_cache_bytes = resweep::http::HttpServerOptions::kDefaultCacheBytes;
+  app.add_option("--http-cache-bytes", http_cache_bytes,
+                 "bound of the HTTP reply cache: replies about a sweep (what a dashboard "
+                 "polls) are kept until the sweep changes, so that an unchanged poll runs no "
+                 "query (docs/http-api.md); 0: off")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{0}, size_t{1} << 40));
   std::string health_port_file;
   app.add_option("--health-listen", options.health_listen,
                  "also serve grpc.health.v1.Health alone, in plaintext and without tokens, on "
@@ -249,7 +256,8 @@ int main(int argc, char** argv) {
                       .tls_cert_file = options.tls_cert_file,
                       .tls_key_file = options.tls_key_file,
                       .tls_client_ca_file = options.tls_client_ca_file,
-                      .tokens = server.tokens()});
+                      .tokens = server.tokens(),
+                      .cache_bytes = http_cache_bytes});
     if (!st.ok()) {
       spdlog::critical("cannot start the HTTP server: {}", st.ToString());
       server.Shutdown(0);

@@ -189,6 +189,14 @@ StatusOr<std::string> Queries::ResolveRunId(const std::string& run) {
   return InvalidArgumentError(message);
 }
 
+StatusOr<SweepStampView> Queries::SweepChangeStamp(const std::string& sweep) {
+  RESWEEP_ASSIGN_OR_RETURN(SweepRecord record, ResolveSweep(sweep));
+  RESWEEP_ASSIGN_OR_RETURN(std::optional<int64_t> stamp, store_->SweepChangeStamp(record.sweep_id));
+  // Sweeps are never removed (a delete archives them): one just resolved has a stamp.
+  if (!stamp) return InternalError("sweep " + record.sweep_id + " has no change stamp");
+  return SweepStampView{record.sweep_id, *stamp};
+}
+
 StatusOr<SweepView> Queries::View(const SweepRecord& sweep) {
   auto counts = store_->CountRuns(sweep.sweep_id);
   if (!counts.ok()) return counts.status();

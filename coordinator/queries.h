@@ -33,6 +33,12 @@ struct SweepView {
   double eta_seconds = -1;  // < 0: unknown or not applicable
 };
 
+// Which sweep a reference names, and that sweep's change stamp (Store::SweepChangeStamp).
+struct SweepStampView {
+  std::string sweep_id;
+  int64_t stamp = 0;
+};
+
 struct RunView {
   SweepRunRecord link;
   RunRecord run;
@@ -148,6 +154,9 @@ class Queries {
   StatusOr<SweepRecord> ResolveSweep(const std::string& sweep);
   // `run` is a run id or a unique prefix of one.
   StatusOr<std::string> ResolveRunId(const std::string& run);
+
+  // The sweep `sweep` names (as ResolveSweep) and its change stamp.
+  StatusOr<SweepStampView> SweepChangeStamp(const std::string& sweep);
 
   StatusOr<SweepView> View(const SweepRecord& sweep);
   StatusOr<SweepView> GetSweep(const std::string& sweep);

@@ -228,6 +228,11 @@ class Scheduler {
   StatusOr<RunDetailView> GetRun(const std::string& run);
   StatusOr<CurvesView> Curves(const std::string& sweep, int max_points);
   StatusOr<std::vector<WorkerView>> ListWorkers(bool include_gone);
+  // The sweep `sweep` names and its change stamp (Store::SweepChangeStamp), read
+  // before a sweep's reply is computed so that the reply can be cached under it: a
+  // reply computed after reading stamp S shows the data of S or newer, and is the
+  // reply of every later moment at which the stamp still reads S.
+  StatusOr<SweepStampView> SweepChangeStamp(const std::string& sweep);
 
   // Cancels the sweep's unfinished runs that no other live sweep holds. A sweep
   // whose runs have all finished is left as it is (already_finished).

@@ -73,6 +73,10 @@ StatusOr<RunDetailView> Scheduler::GetRun(const std::string& run) {
   return Read<RunDetailView>([&](Queries& q) { return q.GetRun(run); });
 }
 
+StatusOr<SweepStampView> Scheduler::SweepChangeStamp(const std::string& sweep) {
+  return Read<SweepStampView>([&](Queries& q) { return q.SweepChangeStamp(sweep); });
+}
+
 StatusOr<CurvesView> Scheduler::Curves(const std::string& sweep, int max_points) {
   return Read<CurvesView>([&](Queries& q) { return q.Curves(sweep, max_points); });
 }

@@ -78,6 +78,8 @@ class CoordinatorServer {
   // The coordinator's metrics (see docs/http-api.md); rendering them queries the
   // scheduler, so only until Shutdown.
   const MetricsRegistry* metrics() const { return &metrics_; }
+  // For an HTTP face to register its own series in.
+  MetricsRegistry* metrics() { return &metrics_; }
   // AcquireRun calls waiting for a run now (long-poll); 0 before Start.
   size_t parked_acquires();
   // Stops accepting calls, waits up to `grace_ms` for calls in flight, stops the

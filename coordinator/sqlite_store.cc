@@ -52,33 +52,38 @@ std::optional<RunState> ParseRunState(const std::string& name) {
 
 namespace {
 
+// How run_counted (below, and again in the migration to 12) moves the counters of a
+// run's sweeps from the run's OLD row to its NEW one: the assignments of its UPDATE.
+#define RESWEEP_RUN_COUNTERS_SQL                                                           \
+  "\n      queued = queued + (NEW.state = 'queued') - (OLD.state = 'queued'),"             \
+  "\n      leased = leased + (NEW.state = 'leased') - (OLD.state = 'leased'),"             \
+  "\n      running = running + (NEW.state = 'running') - (OLD.state = 'running'),"         \
+  "\n      succeeded = succeeded + (NEW.state = 'succeeded') - (OLD.state = 'succeeded')," \
+  "\n      failed = failed + (NEW.state = 'failed') - (OLD.state = 'failed'),"             \
+  "\n      cancelled = cancelled + (NEW.state = 'cancelled') - (OLD.state = 'cancelled')," \
+  "\n      epochs_done = epochs_done + NEW.epoch - OLD.epoch,"                             \
+  "\n      epochs_total = epochs_total + NEW.epochs_total - OLD.epochs_total,"             \
+  "\n      epochs_left = epochs_left"                                                      \
+  "\n        + CASE WHEN NEW.state IN ('queued', 'leased', 'running')"                     \
+  "\n          THEN NEW.epochs_total - NEW.epoch ELSE 0 END"                               \
+  "\n        - CASE WHEN OLD.state IN ('queued', 'leased', 'running')"                     \
+  "\n          THEN OLD.epochs_total - OLD.epoch ELSE 0 END,"                              \
+  "\n      epoch_seconds_sum = epoch_seconds_sum"                                          \
+  "\n        + CASE WHEN NEW.epoch > 0 THEN NEW.last_epoch_seconds ELSE 0 END"             \
+  "\n        - CASE WHEN OLD.epoch > 0 THEN OLD.last_epoch_seconds ELSE 0 END,"            \
+  "\n      epoch_seconds_n = epoch_seconds_n + (NEW.epoch > 0) - (OLD.epoch > 0)"
+
 // The triggers on `runs` that keep a sweep's counters and outcomes: created by the
 // migration to schema 9, and again by the one to 11 after its rebuild of sweep_runs,
-// which they read (see kMigrationTriggers).
+// which they read (see kMigrationTriggers). The one to 12 makes run_counted again,
+// with the sweeps' change stamps.
 constexpr const char kRunTriggersSql[] = R"sql(
 CREATE TRIGGER run_counted AFTER UPDATE ON runs
 WHEN OLD.state IS NOT NEW.state OR OLD.epoch IS NOT NEW.epoch
   OR OLD.epochs_total IS NOT NEW.epochs_total
   OR OLD.last_epoch_seconds IS NOT NEW.last_epoch_seconds
 BEGIN
-  UPDATE sweep_counters SET
-      queued = queued + (NEW.state = 'queued') - (OLD.state = 'queued'),
-      leased = leased + (NEW.state = 'leased') - (OLD.state = 'leased'),
-      running = running + (NEW.state = 'running') - (OLD.state = 'running'),
-      succeeded = succeeded + (NEW.state = 'succeeded') - (OLD.state = 'succeeded'),
-      failed = failed + (NEW.state = 'failed') - (OLD.state = 'failed'),
-      cancelled = cancelled + (NEW.state = 'cancelled') - (OLD.state = 'cancelled'),
-      epochs_done = epochs_done + NEW.epoch - OLD.epoch,
-      epochs_total = epochs_total + NEW.epochs_total - OLD.epochs_total,
-      epochs_left = epochs_left
-        + CASE WHEN NEW.state IN ('queued', 'leased', 'running')
-          THEN NEW.epochs_total - NEW.epoch ELSE 0 END
-        - CASE WHEN OLD.state IN ('queued', 'leased', 'running')
-          THEN OLD.epochs_total - OLD.epoch ELSE 0 END,
-      epoch_seconds_sum = epoch_seconds_sum
-        + CASE WHEN NEW.epoch > 0 THEN NEW.last_epoch_seconds ELSE 0 END
-        - CASE WHEN OLD.epoch > 0 THEN OLD.last_epoch_seconds ELSE 0 END,
-      epoch_seconds_n = epoch_seconds_n + (NEW.epoch > 0) - (OLD.epoch > 0)
+  UPDATE sweep_counters SET)sql" RESWEEP_RUN_COUNTERS_SQL R"sql(
     WHERE sweep_id IN (SELECT sweep_id FROM sweep_runs WHERE run_id = NEW.run_id);
 END;
 
@@ -394,6 +399,46 @@ ALTER TABLE sweep_runs_v11 RENAME TO sweep_runs;
 CREATE UNIQUE INDEX sweep_runs_by_run ON sweep_runs(run_id, sweep_id);
 CREATE INDEX sweep_runs_by_sweep ON sweep_runs(sweep_id);
 CREATE INDEX sweep_runs_by_cell ON sweep_runs(sweep_id, cell_key);
+)sql",
+    // 11 -> 12 (issue 11: an unchanged dashboard poll answered from a reply cache):
+    // sweep_counters.change_stamp, a sweep's change stamp (Store::SweepChangeStamp),
+    // which moves with every committed change of anything the sweep's replies show.
+    // Kept by triggers, so that no writer can forget it; the one writer that changes
+    // such data without firing them (PutEpoch: an epoch replaced in place) moves it
+    // itself. run_counted is made again with the stamp and a wider WHEN: every column
+    // of `runs` that a sweep's replies (GetSweep, ListRuns, GetResults, GetCurves)
+    // show (its counter deltas are 0 when only the new columns change); a run linked
+    // to several sweeps moves each one's stamp. An epoch report (which moves the run's
+    // epoch) pays only the increment, in the UPDATE that run_counted makes anyway;
+    // heartbeats (lease_expires_ms, updated_ms) move nothing. New links move the stamp
+    // in Store::LinkRuns; the sweep's own row (cancel, delete) and deleted epochs (a
+    // restart from a checkpoint) by the triggers below.
+    R"sql(
+ALTER TABLE sweep_counters ADD COLUMN change_stamp INTEGER NOT NULL DEFAULT 0;
+DROP TRIGGER run_counted;
+CREATE TRIGGER run_counted AFTER UPDATE ON runs
+WHEN OLD.state IS NOT NEW.state OR OLD.epoch IS NOT NEW.epoch
+  OR OLD.epochs_total IS NOT NEW.epochs_total
+  OR OLD.last_epoch_seconds IS NOT NEW.last_epoch_seconds
+  OR OLD.attempt IS NOT NEW.attempt OR OLD.worker_id IS NOT NEW.worker_id
+  OR OLD.last_test_error IS NOT NEW.last_test_error OR OLD.error IS NOT NEW.error
+  OR OLD.param_count IS NOT NEW.param_count
+  OR OLD.checkpoint_epoch IS NOT NEW.checkpoint_epoch OR OLD.seed IS NOT NEW.seed
+  OR OLD.summary_k IS NOT NEW.summary_k OR OLD.final_test_error IS NOT NEW.final_test_error
+  OR OLD.last_k_test_error IS NOT NEW.last_k_test_error
+  OR OLD.config_json IS NOT NEW.config_json OR OLD.config_key IS NOT NEW.config_key
+BEGIN
+  UPDATE sweep_counters SET)sql" RESWEEP_RUN_COUNTERS_SQL R"sql(,
+      change_stamp = change_stamp + 1
+    WHERE sweep_id IN (SELECT sweep_id FROM sweep_runs WHERE run_id = NEW.run_id);
+END;
+CREATE TRIGGER sweep_changed AFTER UPDATE ON sweeps BEGIN
+  UPDATE sweep_counters SET change_stamp = change_stamp + 1 WHERE sweep_id = NEW.sweep_id;
+END;
+CREATE TRIGGER epoch_deleted AFTER DELETE ON epochs BEGIN
+  UPDATE sweep_counters SET change_stamp = change_stamp + 1
+    WHERE sweep_id IN (SELECT sweep_id FROM sweep_runs WHERE run_id = OLD.run_id);
+END;
 )sql",
 };
 // The schema versions whose migration ends by creating kRunTriggersSql.
@@ -1398,7 +1443,8 @@ class SqliteStore : public Store {
           cache_.get(),
           "UPDATE sweep_counters SET (queued, leased, running, succeeded, failed, cancelled, "
           "epochs_done, epochs_total, epochs_left, epoch_seconds_sum, epoch_seconds_n, "
-          "outcomes_version) = (SELECT sweep_counters.queued + SUM(r.state = 'queued'), "
+          "outcomes_version, change_stamp) = (SELECT sweep_counters.queued + "
+          "SUM(r.state = 'queued'), "
           "sweep_counters.leased + SUM(r.state = 'leased'), "
           "sweep_counters.running + SUM(r.state = 'running'), "
           "sweep_counters.succeeded + SUM(r.state = 'succeeded'), "
@@ -1411,7 +1457,8 @@ class SqliteStore : public Store {
           "sweep_counters.epoch_seconds_sum + TOTAL(CASE WHEN r.epoch > 0 "
           "THEN r.last_epoch_seconds ELSE 0 END), "
           "sweep_counters.epoch_seconds_n + SUM(r.epoch > 0), "
-          "sweep_counters.outcomes_version + SUM(r.state = 'succeeded') "
+          "sweep_counters.outcomes_version + SUM(r.state = 'succeeded'), "
+          "sweep_counters.change_stamp + 1 "
           "FROM sweep_runs l JOIN runs r ON r.run_id = l.run_id "
           "WHERE l.sweep_id = sweep_counters.sweep_id AND l.rowid > ?1) "
           "WHERE sweep_id IN (SELECT sweep_id FROM sweep_runs WHERE rowid > ?1)");
@@ -1703,6 +1750,17 @@ class SqliteStore : public Store {
     return marked;
   }
 
+  StatusOr<std::optional<int64_t>> SweepChangeStamp(const std::string& sweep_id) override {
+    Statement s(cache_.get(),
+                "SELECT c.change_stamp FROM sweeps s JOIN sweep_counters c "
+                "ON c.sweep_id = s.sweep_id WHERE s.sweep_id = ?");
+    s.Bind(sweep_id);
+    Status st;
+    if (s.Step(&st)) return std::optional<int64_t>(s.Int(0));
+    if (!st.ok()) return st;
+    return std::optional<int64_t>();
+  }
+
   StatusOr<int64_t> SweepOutcomesVersion(const std::string& sweep_id) override {
     Statement s(cache_.get(), "SELECT outcomes_version FROM sweep_counters WHERE sweep_id = ?");
     s.Bind(sweep_id);
@@ -1875,6 +1933,13 @@ class SqliteStore : public Store {
       if (sqlite3_changes(db_) != 1) {
         return FenceRefusal(e.run_id, e.attempt, worker_id, "leased or running");
       }
+      // The epoch may replace one with other values and leave the run's row as it was:
+      // no trigger fires, so the stamps move here.
+      Statement stamp(cache_.get(),
+                      "UPDATE sweep_counters SET change_stamp = change_stamp + 1 "
+                      "WHERE sweep_id IN (SELECT sweep_id FROM sweep_runs WHERE run_id = ?)");
+      stamp.Bind(e.run_id);
+      RESWEEP_RETURN_IF_ERROR(stamp.Run());
       return RecomputeSummary(e.run_id);
     });
   }

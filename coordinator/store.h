@@ -378,6 +378,14 @@ class Store {
   virtual StatusOr<std::vector<std::pair<std::string, int64_t>>> SweepsWithStaleStatistics(
       int limit) = 0;
   virtual StatusOr<int64_t> SweepOutcomesVersion(const std::string& sweep_id) = 0;
+  // The change stamp of sweep `sweep_id` (exactly that id; nullopt: no such sweep):
+  // it grows with every committed change of anything that the sweep's replies
+  // (GetSweep, ListRuns, GetResults, GetCurves) show: its own record (a cancel, a
+  // delete), a new link, and of each run linked to it (also through another sweep)
+  // its shown fields (state, attempt, worker, epoch, results summary, error, ...) and
+  // its epochs (appended, replaced, deleted). Heartbeats do not move it. Equal stamps
+  // read at two moments mean equal replies: a reply cache keys on it.
+  virtual StatusOr<std::optional<int64_t>> SweepChangeStamp(const std::string& sweep_id) = 0;
   // Marks stale every sweep that has a stored statistic whose key's second byte (the
   // statistics' version, analysis::kStatisticsKeyVersion) is not `version`, so that
   // its next refresh replaces them; returns how many sweeps.

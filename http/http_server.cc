@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <memory>
 #include <optional>
 #include <string_view>
 
@@ -75,14 +76,85 @@ bool IfNoneMatchHolds(std::string_view if_none_match, std::string_view etag) {
   return false;
 }
 
-HttpServer::HttpServer(Scheduler* scheduler, const MetricsRegistry* metrics)
-    : api_(scheduler), metrics_(metrics) {}
+HttpServer::HttpServer(Scheduler* scheduler, MetricsRegistry* metrics)
+    : scheduler_(scheduler), api_(scheduler), metrics_(metrics) {
+  if (metrics_) {
+    cache_hits_ = metrics_->AddCounter(
+        "resweep_http_cache_hits_total",
+        "JSON API replies about a sweep answered from the reply cache (the sweep unchanged).");
+    cache_misses_ = metrics_->AddCounter(
+        "resweep_http_cache_misses_total",
+        "JSON API replies about a sweep computed by their query (none cached, or the sweep "
+        "changed since), with the reply cache on.");
+    cache_evictions_ = metrics_->AddCounter(
+        "resweep_http_cache_evictions_total",
+        "Replies dropped from the reply cache to make room (--http-cache-bytes).");
+    cache_bytes_ =
+        metrics_->AddGauge("resweep_http_cache_bytes", "Bytes the reply cache holds (about).");
+  }
+}
+
+void HttpServer::ServeApi(const httplib::Request& req, httplib::Response& res,
+                          const std::string& path) {
+  const QueryParams params(req.params.begin(), req.params.end());
+  // A reply about one sweep may come from the cache. The sweep's id and stamp are read
+  // first, and the query then asks for that id: the entry is about exactly that sweep
+  // (a name or prefix may name another one later) and of its data at that stamp or
+  // newer (ReplyCache's contract). When the sweep is not found (or the reference is
+  // ambiguous) the query runs as given and says so.
+  std::string key;
+  int64_t stamp = 0;
+  std::string query_path = path;
+  if (cache_->enabled()) {
+    if (const std::string sweep = SweepOfPath(path); !sweep.empty()) {
+      auto read = scheduler_->SweepChangeStamp(sweep);
+      if (read.ok()) {
+        query_path = PathWithSweep(path, read->sweep_id);
+        key = ReplyCacheKey(query_path, params);
+        stamp = read->stamp;
+        if (auto hit = cache_->Find(key, stamp)) {
+          if (cache_hits_) cache_hits_->Increment();
+          ReplyWithEtag(req, res, hit->etag, hit->body, hit->content_type.c_str(), "no-cache");
+          return;
+        }
+        if (cache_misses_) cache_misses_->Increment();
+      } else if (read.status().code() != StatusCode::kNotFound &&
+                 read.status().code() != StatusCode::kInvalidArgument) {
+        spdlog::warn("http: GET {}: no change stamp, not cached: {}", path,
+                     read.status().ToString());
+      }
+    }
+  }
+  HttpReply reply = api_.Get(query_path, params);
+  // An error is told about the sweep as the caller named it (and nothing is cached:
+  // the query as given may be about another sweep by now).
+  if (reply.status != 200 && query_path != path) {
+    reply = api_.Get(path, params);
+    key.clear();
+  }
+  if (reply.status != 200) {
+    Reply(res, reply);
+    return;
+  }
+  auto computed = std::make_shared<CachedReply>(
+      CachedReply{std::move(reply.content_type), std::move(reply.body), std::string()});
+  computed->etag = BodyEtag(computed->body);
+  // Pollers (the dashboard) send the ETag back and get a 304 while nothing changed.
+  // no-cache: a browser keeps the reply but asks again each time.
+  ReplyWithEtag(req, res, computed->etag, computed->body, computed->content_type.c_str(),
+                "no-cache");
+  if (key.empty()) return;
+  const int evicted = cache_->Insert(key, stamp, std::move(computed));
+  if (cache_evictions_ && evicted > 0) cache_evictions_->Increment(evicted);
+  if (cache_bytes_) cache_bytes_->Set(static_cast<double>(cache_->bytes()));
+}
 
 HttpServer::~HttpServer() { Stop(); }
 
 Status HttpServer::Start(const HttpServerOptions& options) {
   RESWEEP_ASSIGN_OR_RETURN(auto host_port, SplitListenAddress(options.listen, "--http"));
   tokens_ = options.tokens;
+  cache_ = std::make_unique<ReplyCache>(options.cache_bytes);
   if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
     return InvalidArgumentError("TLS needs both --tls-cert and --tls-key");
   }
@@ -134,16 +206,7 @@ Status HttpServer::Start(const HttpServerOptions& options) {
   });
 
   server_->Get(R"(/api/v1(/.*)?)", [this](const httplib::Request& req, httplib::Response& res) {
-    const std::string rest = req.matches.size() > 1 ? req.matches[1].str() : std::string();
-    const HttpReply reply = api_.Get(rest, QueryParams(req.params.begin(), req.params.end()));
-    if (reply.status != 200) {
-      Reply(res, reply);
-      return;
-    }
-    // Pollers (the dashboard) send the ETag back and get a 304 while nothing changed.
-    // no-cache: a browser keeps the reply but asks again each time.
-    ReplyWithEtag(req, res, BodyEtag(reply.body), reply.body, reply.content_type.c_str(),
-                  "no-cache");
+    ServeApi(req, res, req.matches.size() > 1 ? req.matches[1].str() : std::string());
   });
   // The dashboard (docs/dashboard.md): one page, its script, style and library.
   // no-cache: a browser revalidates each file with its ETag (a 304 until the binary
@@ -213,9 +276,12 @@ Status HttpServer::Start(const HttpServerOptions& options) {
   thread_ = std::thread([this] {
     if (!server_->listen_after_bind()) spdlog::error("http: the server stopped unexpectedly");
   });
-  spdlog::info("http: serving the dashboard, the JSON API and /metrics on {} (port {}), {}, {}",
-               options.listen, port_, options.tls_cert_file.empty() ? "plaintext" : "TLS",
-               tokens_ ? "read tokens required" : "no token required");
+  spdlog::info(
+      "http: serving the dashboard, the JSON API and /metrics on {} (port {}), {}, {}, reply "
+      "cache {}",
+      options.listen, port_, options.tls_cert_file.empty() ? "plaintext" : "TLS",
+      tokens_ ? "read tokens required" : "no token required",
+      cache_->enabled() ? fmt::format("of {} bytes", cache_->max_bytes()) : std::string("off"));
   return Status::Ok();
 }
 

@@ -5,7 +5,9 @@
 // (and client CA) when given, and with role tokens every request for data (the API,
 // /metrics) needs "Authorization: Bearer <token>" of a read (or admin) token; the
 // dashboard's own files hold no data and need none. Only GET. API replies carry an
-// ETag and answer If-None-Match with 304.
+// ETag and answer If-None-Match with 304. The replies about one sweep (what the
+// dashboard polls) are kept in a ReplyCache (reply_cache.h) under the sweep's change
+// stamp: while the sweep stands still, a poll is answered without its query.
 #pragma once
 
 #include <memory>
@@ -18,10 +20,13 @@
 #include "coordinator/auth.h"
 #include "coordinator/scheduler.h"
 #include "http/json_api.h"
+#include "http/reply_cache.h"
 
 namespace httplib {
 class Server;
-}
+struct Request;
+struct Response;
+}  // namespace httplib
 
 namespace resweep::http {
 
@@ -33,6 +38,9 @@ struct HttpServerOptions {
   std::string tls_key_file;
   std::string tls_client_ca_file;
   const TokenTable* tokens = nullptr;  // null: no token needed
+  // The reply cache's bound (--http-cache-bytes); 0: no cache, every request queries.
+  size_t cache_bytes = kDefaultCacheBytes;
+  static constexpr size_t kDefaultCacheBytes = 64 << 20;
 };
 
 // Whether a request's If-None-Match header value holds `etag` (a quoted ETag): then
@@ -41,8 +49,9 @@ bool IfNoneMatchHolds(std::string_view if_none_match, std::string_view etag);
 
 class HttpServer {
  public:
-  // `scheduler` and `metrics` (null: no /metrics) must outlive the server.
-  HttpServer(Scheduler* scheduler, const MetricsRegistry* metrics);
+  // `scheduler` and `metrics` (null: no /metrics) must outlive the server. The reply
+  // cache's counters are registered in `metrics` (resweep_http_cache_*).
+  HttpServer(Scheduler* scheduler, MetricsRegistry* metrics);
   ~HttpServer();
 
   // Binds and starts serving; returns once listening.
@@ -52,8 +61,18 @@ class HttpServer {
   void Stop();
 
  private:
+  // GET /api/v1<path>: from the cache when it may answer, else by the query.
+  void ServeApi(const httplib::Request& req, httplib::Response& res, const std::string& path);
+
+  Scheduler* const scheduler_;
   JsonApi api_;
-  const MetricsRegistry* const metrics_;
+  MetricsRegistry* const metrics_;
+  std::unique_ptr<ReplyCache> cache_;
+  // In `metrics_` (null without one).
+  Counter* cache_hits_ = nullptr;
+  Counter* cache_misses_ = nullptr;
+  Counter* cache_evictions_ = nullptr;
+  Gauge* cache_bytes_ = nullptr;
   const TokenTable* tokens_ = nullptr;
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;

@@ -173,7 +173,24 @@ std::string KeepCurveMetric(const std::string& json, const std::string& json_nam
   return reply.dump() + "\n";
 }
 
+bool IsSweepPath(const std::vector<std::string>& parts) {
+  if (parts.empty() || parts[0] != "sweeps") return false;
+  if (parts.size() == 2) return true;
+  return parts.size() == 3 && (parts[2] == "results" || parts[2] == "runs" || parts[2] == "curves");
+}
+
 }  // namespace
+
+std::string SweepOfPath(const std::string& path) {
+  const std::vector<std::string> parts = SplitPath(path);
+  return IsSweepPath(parts) ? parts[1] : std::string();
+}
+
+std::string PathWithSweep(const std::string& path, const std::string& sweep) {
+  const std::vector<std::string> parts = SplitPath(path);
+  if (!IsSweepPath(parts)) return path;
+  return "/sweeps/" + sweep + (parts.size() == 3 ? "/" + parts[2] : std::string());
+}
 
 HttpReply JsonApi::Get(const std::string& path, const QueryParams& query) {
   const std::vector<std::string> parts = SplitPath(path);

@@ -36,6 +36,12 @@ HttpReply ErrorReply(const Status& status, const std::string& field = "");
 // `message` in protobuf's JSON mapping, as every reply of the API prints it.
 std::string ToJson(const google::protobuf::Message& message);
 
+// For the path of one sweep's endpoint (/sweeps/<sweep>, and its /results, /runs and
+// /curves): the sweep it names (an id, a name or an id prefix); "" for other paths.
+std::string SweepOfPath(const std::string& path);
+// Such a path naming sweep `sweep` instead (the same endpoint).
+std::string PathWithSweep(const std::string& path, const std::string& sweep);
+
 class JsonApi {
  public:
   // `scheduler` must outlive this object. Thread-safe (as the scheduler's queries).

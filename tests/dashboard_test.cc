@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -471,6 +472,143 @@ TEST(Dashboard, ShowsASweepInProgressLiveInARealBrowser) {
     return all;
   }();
   std::printf("dashboard screenshots: %s\n", artifacts.c_str());
+}
+
+// The value of an unlabelled series of the coordinator's /metrics; -1 when absent.
+double MetricValue(httplib::Client& http, const std::string& name) {
+  auto res = http.Get("/metrics");
+  if (!res || res->status != 200) return -1;
+  size_t at = 0;
+  const std::string& text = res->body;
+  while ((at = text.find(name + " ", at)) != std::string::npos) {
+    if (at == 0 || text[at - 1] == '\n')
+      return std::strtod(text.c_str() + at + name.size(), nullptr);
+    at += name.size();
+  }
+  return -1;
+}
+
+// Issue 11: the replies about a sweep come from the reply cache while the sweep stands
+// still (seen in the cache's counters in /metrics, not in timings), and after each
+// kind of change (a lease, an epoch, through a run another sweep shares too, a
+// finished run, a cancel) the very next poll shows it, never the reply before.
+TEST(Dashboard, UnchangedPollsComeFromTheReplyCacheAndTheFirstPollAfterAChangeShowsIt) {
+  Cluster cluster({.lease_seconds = 120, .heartbeat_seconds = 1});
+  const int port = StartWithHttp(cluster);
+  httplib::Client http("127.0.0.1", port);
+  http.set_read_timeout(20, 0);
+  const std::string a = cluster.Cli({"submit", cluster.WriteSweep("a.yaml", kSweep)}).substr(0, 12);
+  // The first cell of `a`, two seeds: two runs that both sweeps hold.
+  const std::string b = cluster
+                            .Cli({"submit", cluster.WriteSweep("b.yaml", R"(name: shared
+dataset: {kind: cifar10}
+model: {depth_n: 1}
+trainer: {kind: synthetic, epoch_seconds: 0.01}
+train: {epochs: 4}
+grid:
+  model.depth_n: [1]
+seeds: 2
+)")})
+                            .substr(0, 12);
+  auto hits = [&] { return MetricValue(http, "resweep_http_cache_hits_total"); };
+  auto misses = [&] { return MetricValue(http, "resweep_http_cache_misses_total"); };
+  auto get_text = [&](const std::string& path, const httplib::Headers& headers = {}) {
+    auto res = http.Get(("/api/v1/sweeps/" + path).c_str(), headers);
+    EXPECT_TRUE(res) << path;
+    if (!res) return std::make_pair(0, std::string());
+    return std::make_pair(res->status, res->body);
+  };
+  auto get = [&](const std::string& path) {
+    const auto [status, body] = get_text(path);
+    EXPECT_EQ(status, 200) << path << ": " << body;
+    return status == 200 ? json::parse(body) : json();
+  };
+
+  // Unchanged polls: the first computes each reply, the next ones are the cache's.
+  const std::vector<std::string> polled = {
+      a,           a + "/results", a + "/runs", a + "/curves?metric=test_error&downsample=400",
+      b + "/runs", b + "/curves"};
+  std::map<std::string, std::pair<int, std::string>> first;
+  for (const auto& path : polled) first[path] = get_text(path);
+  ASSERT_EQ(hits(), 0);
+  ASSERT_EQ(misses(), static_cast<double>(polled.size()));
+  for (int round = 0; round < 3; ++round) {
+    for (const auto& path : polled) EXPECT_EQ(get_text(path), first[path]) << path;
+  }
+  EXPECT_EQ(hits(), 3.0 * polled.size());
+  EXPECT_EQ(misses(), static_cast<double>(polled.size()));
+  // A conditional poll is answered 304 from the cache too.
+  auto etag = http.Get(("/api/v1/sweeps/" + a + "/runs").c_str())->get_header_value("ETag");
+  ASSERT_FALSE(etag.empty());
+  EXPECT_EQ(get_text(a + "/runs", {{"If-None-Match", etag}}).first, 304);
+  // A name or an id prefix reads the same entries as the id.
+  EXPECT_EQ(get_text("dashboard/runs"), first[a + "/runs"]);
+  EXPECT_EQ(get_text(a.substr(0, 8) + "/runs"), first[a + "/runs"]);
+  EXPECT_EQ(misses(), static_cast<double>(polled.size()));
+
+  // Each check: the poll before the change is the cache's (its sweep stood still),
+  // the one after it is computed and shows the change.
+  auto settled = [&](const std::string& path) {
+    get(path);
+    const double before = hits();
+    json body = get(path);
+    EXPECT_EQ(hits(), before + 1) << path << ": unchanged, it should come from the cache";
+    return body;
+  };
+  auto run_of = [](const json& runs, const std::string& id) {
+    for (const auto& r : runs["runs"]) {
+      if (r["runId"] == id) return r;
+    }
+    return json();
+  };
+  const json b_runs = settled(b + "/runs");
+  ASSERT_EQ(b_runs["runs"].size(), 2u);
+  std::set<std::string> shared;
+  for (const auto& r : b_runs["runs"]) shared.insert(r["runId"].get<std::string>());
+  for (const auto& id : shared) {
+    ASSERT_EQ(run_of(settled(a + "/runs"), id).value("state", ""), "queued") << id;
+  }
+
+  // A lease: runs of both sweeps change state.
+  FakeWorker worker(cluster.address());
+  ASSERT_NO_FATAL_FAILURE(worker.Register(8));
+  const std::vector<v1::RunLease> leases = worker.LeaseAll();
+  ASSERT_EQ(leases.size(), 8u);
+  for (const auto& id : shared) {
+    EXPECT_EQ(run_of(get(a + "/runs"), id).value("state", ""), "leased") << id;
+    EXPECT_EQ(run_of(get(b + "/runs"), id).value("state", ""), "leased") << id;
+  }
+
+  // An epoch of a run both sweeps hold: in the curves of each.
+  const v1::RunLease* in_both = nullptr;
+  const v1::RunLease* in_a = nullptr;
+  for (const auto& lease : leases) {
+    (shared.count(lease.run_id()) ? in_both : in_a) = &lease;
+  }
+  ASSERT_TRUE(in_both && in_a);
+  for (const auto& path : {a + "/curves", b + "/curves", a}) settled(path);
+  ASSERT_NO_FATAL_FAILURE(worker.Report(*in_both, 1, 0.5));
+  EXPECT_EQ(run_of(get(a + "/curves"), in_both->run_id())["points"].size(), 1u);
+  EXPECT_EQ(run_of(get(b + "/curves"), in_both->run_id())["points"].size(), 1u);
+  EXPECT_EQ(get(a)["sweep"]["epochsDone"], "1");  // an int64: a string in JSON
+
+  // A run of `a` alone finishes: `a`'s summary and results show it; `b` stood still.
+  const json results_before = settled(a + "/results");
+  settled(a);
+  settled(b + "/runs");
+  for (int e = 1; e <= 4; ++e) ASSERT_NO_FATAL_FAILURE(worker.Report(*in_a, e, 0.4));
+  ASSERT_NO_FATAL_FAILURE(worker.Complete(*in_a));
+  EXPECT_EQ(get(a)["sweep"]["counts"]["succeeded"], 1);
+  EXPECT_NE(get(a + "/results"), results_before);
+  EXPECT_EQ(run_of(get(a + "/runs"), in_a->run_id()).value("state", ""), "succeeded");
+  const double before_b = hits();
+  get(b + "/runs");
+  EXPECT_EQ(hits(), before_b + 1) << "b's runs did not change: from the cache";
+
+  // A cancel of `a`.
+  ASSERT_FALSE(settled(a)["sweep"]["cancelRequested"].get<bool>());
+  cluster.Cli({"cancel", a});
+  EXPECT_TRUE(get(a)["sweep"]["cancelRequested"].get<bool>());
 }
 
 }  // namespace

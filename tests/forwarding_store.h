@@ -102,6 +102,9 @@ class ForwardingStore : public Store {
   StatusOr<int> MarkStatisticsOfOtherVersionsStale(char version) override {
     return inner_->MarkStatisticsOfOtherVersionsStale(version);
   }
+  StatusOr<std::optional<int64_t>> SweepChangeStamp(const std::string& id) override {
+    return inner_->SweepChangeStamp(id);
+  }
   StatusOr<int64_t> SweepOutcomesVersion(const std::string& id) override {
     return inner_->SweepOutcomesVersion(id);
   }

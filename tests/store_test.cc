@@ -905,10 +905,30 @@ int64_t QueryInt(const std::string& path, const char* sql) {
   return value;
 }
 
+// What schema 12 changed, undone (a database as schema 11 wrote it): no change stamps,
+// nor the triggers that move them; run_counted without the stamp (its wider WHEN
+// left: the counters it keeps are the same).
+void UndoSchema12(const std::string& path) {
+  std::string counted;
+  ASSERT_TRUE(ForEachRow(path, "SELECT sql FROM sqlite_master WHERE name = 'run_counted'",
+                         [&](sqlite3_stmt* stmt) {
+                           counted = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+                         }));
+  const std::string stamp = ",\n      change_stamp = change_stamp + 1";
+  const size_t at = counted.find(stamp);
+  ASSERT_NE(at, std::string::npos) << counted;
+  counted.erase(at, stamp.size());
+  ExecSql(path,
+          {"DROP TRIGGER sweep_changed", "DROP TRIGGER epoch_deleted", "DROP TRIGGER run_counted",
+           counted.c_str(), "ALTER TABLE sweep_counters DROP COLUMN change_stamp",
+           "PRAGMA user_version = 11"});
+}
+
 // What schema 11 changed, undone (a database as schema 10 wrote it): links hold their
 // cell's label and parameters, runs and cells their configs, sweep_runs its schema-1
 // shape and indexes, and the triggers on runs are created again as they were.
 void UndoSchema11(const std::string& path) {
+  ASSERT_NO_FATAL_FAILURE(UndoSchema12(path));
   std::vector<std::string> triggers;
   ASSERT_TRUE(ForEachRow(path,
                          "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND "
@@ -1164,7 +1184,7 @@ TEST(SqliteStore, MigrationTo11KeepsRunsLinksCellsAndTheirAccounting) {
   auto store = OpenSqliteStore(path);
   ASSERT_TRUE(store.ok()) << store.status().ToString();
   Store& s = **store;
-  EXPECT_EQ(QueryInt(path, "PRAGMA user_version"), 11);
+  EXPECT_EQ(QueryInt(path, "PRAGMA user_version"), CurrentSchemaVersion());
   auto expect_as_before = [&](const std::string& when) {
     auto after = s.ListSweepRuns("sw", std::nullopt);
     ASSERT_TRUE(after.ok()) << when;
@@ -1202,6 +1222,115 @@ TEST(SqliteStore, MigrationTo11KeepsRunsLinksCellsAndTheirAccounting) {
 }
 
 // Statistics stored by another version of the algorithms make their sweep stale.
+// Issue 11: a sweep's change stamp moves with every committed change of what its
+// replies show, on each path that writes one (a run shared by two sweeps moves both),
+// and with nothing else (a heartbeat); only an exact sweep id has one.
+TEST(SqliteStore, SweepChangeStampMovesWithEveryChangeASweepsRepliesShow) {
+  TempDir dir;
+  auto store = OpenSqliteStore(dir.File("s.db"));
+  ASSERT_TRUE(store.ok());
+  Store& s = **store;
+  ASSERT_TRUE(s.InsertSweep({"sweep-a", "a", "y", "f", 1, false, 2, {}}).ok());
+  ASSERT_TRUE(s.InsertSweep({"sweep-b", "b", "y", "f", 2, false, 2, {}}).ok());
+  ASSERT_TRUE(*s.InsertRunIfAbsent(SampleRun("shared")));  // running, epoch 7
+  ASSERT_TRUE(*s.InsertRunIfAbsent(SampleRun("own")));
+  ASSERT_TRUE(s.LinkRuns({{"sweep-a", "shared", "c", "c", "{}"},
+                          {"sweep-a", "own", "c", "c", "{}"},
+                          {"sweep-b", "shared", "c", "c", "{}"}})
+                  .ok());
+  EXPECT_FALSE(*s.SweepChangeStamp("sweep-"));  // a prefix: no sweep
+  EXPECT_FALSE(*s.SweepChangeStamp("a"));       // a name: no sweep
+  auto stamp = [&](const std::string& sweep) { return s.SweepChangeStamp(sweep)->value_or(-1); };
+  auto run = [&](const std::string& id) { return **s.GetRun(id); };
+  // Runs `change` and expects each sweep's stamp to have moved or not as told.
+  auto expect = [&](const std::string& what, bool a_moves, bool b_moves,
+                    const std::function<Status()>& change) {
+    const int64_t a = stamp("sweep-a"), b = stamp("sweep-b");
+    ASSERT_GE(a, 0);
+    ASSERT_GE(b, 0);
+    const Status st = change();
+    ASSERT_TRUE(st.ok()) << what << ": " << st.ToString();
+    EXPECT_EQ(stamp("sweep-a") > a, a_moves) << what;
+    EXPECT_EQ(stamp("sweep-b") > b, b_moves) << what;
+    EXPECT_GE(stamp("sweep-a"), a) << what;
+    EXPECT_GE(stamp("sweep-b"), b) << what;
+  };
+  expect("a heartbeat", false, false, [&] {
+    RunRecord r = run("own");
+    r.lease_expires_ms += 1000;
+    r.updated_ms += 1;
+    return s.UpdateRun(r);
+  });
+  expect("an error text", true, false, [&] {
+    RunRecord r = run("own");
+    r.error = "trainer said no";
+    return s.UpdateRun(r);
+  });
+  expect("a state change", true, false, [&] {
+    RunRecord r = run("own");
+    r.state = RunState::kQueued;
+    r.worker_id = "";
+    return s.UpdateRun(r);
+  });
+  expect("an epoch of a shared run", true, true, [&] {
+    RunRecord r = run("shared");
+    r.epoch = 8;
+    return s.AppendEpoch(r, {"shared", 8, 2, 0.5, 0.2, 0.3, 0.9, 0.1, 1.5, 100});
+  });
+  expect("an epoch not evaluated", true, true, [&] {
+    RunRecord r = run("shared");
+    r.epoch = 9;
+    return s.AppendEpoch(r, {"shared", 9, 2, 0.4, 0.2, -1, -1, 0.1, 1.5, 100});
+  });
+  // The run's row stays as it was (same test error and seconds): only the epoch's
+  // other values change.
+  expect("an epoch replaced", true, true, [&] {
+    return s.PutEpoch({"shared", 9, 2, 0.35, 0.2, -1, -1, 0.1, 1.5, 100}, "w-1");
+  });
+  ASSERT_EQ(run("shared").epoch, 9);
+  // Its summary stays too (epoch 9 was not evaluated, took as long as 8).
+  const RunRecord before_delete = run("shared");
+  expect("an epoch deleted", true, true, [&] { return s.DeleteEpochsAfter("shared", 8); });
+  EXPECT_EQ(run("shared").final_test_error, before_delete.final_test_error);
+  EXPECT_EQ(run("shared").last_k_test_error, before_delete.last_k_test_error);
+  expect("a cancel", true, false, [&] { return s.SetSweepCancelled("sweep-a"); });
+  expect("a delete", false, true, [&] { return s.SetSweepArchived("sweep-b"); });
+  expect("a new link", false, true, [&] {
+    RESWEEP_ASSIGN_OR_RETURN(bool inserted, s.InsertRunIfAbsent(SampleRun("late")));
+    if (!inserted) return InternalError("not inserted");
+    return s.LinkRuns({{"sweep-b", "late", "c", "c", "{}"}});
+  });
+  expect("statistics stored", false, false,
+         [&] { return s.UpdateSweepStatistics("sweep-a", 0, {}, {}); });
+}
+
+// A database of schema 11 gets change stamps on open, which move from then on.
+TEST(SqliteStore, MigrationTo12GivesEverySweepAChangeStamp) {
+  TempDir dir;
+  const std::string path = dir.File("s.db");
+  {
+    auto store = OpenSqliteStore(path);
+    ASSERT_TRUE(store.ok());
+    ASSERT_TRUE((*store)->InsertSweep({"sw", "n", "y", "f", 1, false, 2, {}}).ok());
+    ASSERT_TRUE(*(*store)->InsertRunIfAbsent(SampleRun("r")));
+    ASSERT_TRUE((*store)->LinkRun({"sw", "r", "c", "c", "{}"}).ok());
+  }
+  ASSERT_NO_FATAL_FAILURE(UndoSchema12(path));
+  ASSERT_EQ(QueryInt(path, "PRAGMA user_version"), 11);
+  auto store = OpenSqliteStore(path);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  Store& s = **store;
+  EXPECT_EQ(QueryInt(path, "PRAGMA user_version"), 12);
+  const std::optional<int64_t> before = *s.SweepChangeStamp("sw");
+  ASSERT_TRUE(before);
+  RunRecord r = **s.GetRun("r");
+  r.epoch += 1;
+  ASSERT_TRUE(s.AppendEpoch(r, {"r", r.epoch, r.attempt, 0.5, 0.2, 0.3, 0.9, 0.1, 1.5, 1}).ok());
+  EXPECT_GT(s.SweepChangeStamp("sw")->value_or(-1), *before);
+  // The counters kept by the trigger made again are right.
+  EXPECT_EQ(s.SweepProgress("sw")->epochs_done, r.epoch);
+}
+
 TEST(SqliteStore, StatisticsOfAnotherVersionMakeTheirSweepStale) {
   TempDir dir;
   auto store = OpenSqliteStore(dir.File("s.db"));
