@@ -103,10 +103,22 @@ def check_secret_file(where, pod_spec, container, path):
         return
     check(mount.get("readOnly", False), f"{where}: the Secret holding {path} is mounted writable")
     items = volume["secret"].get("items")
+    mode = volume["secret"].get("defaultMode", 0o644)
     if items:
         rel = path[len(mount["mountPath"].rstrip("/")) + 1:]
-        check(any(item["path"] == rel for item in items),
+        item = next((item for item in items if item["path"] == rel), None)
+        check(item is not None,
               f"{where}: Secret {volume['secret']['secretName']} projects no {rel}")
+        mode = (item or {}).get("mode", mode)
+    # Kubelet writes Secret files owned by root; without other-read, only an fsGroup
+    # (kubelet then makes them group-readable by it and adds it to the container's
+    # groups) lets a non-root container read them.
+    security = {**pod_spec.get("securityContext", {}), **container.get("securityContext", {})}
+    user = security.get("runAsUser")
+    if mode & 0o004 == 0 and user not in (None, 0):
+        check(pod_spec.get("securityContext", {}).get("fsGroup") is not None,
+              f"{where}: {path} (mode {mode:o}, owned by root) is unreadable by user {user}: "
+              "the pod has no fsGroup")
 
 
 def check_rendering(name, objects):

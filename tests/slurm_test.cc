@@ -6,7 +6,11 @@
 // with every epoch recorded exactly once.
 #include <gtest/gtest.h>
 
+#include <signal.h>
+
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <set>
 
@@ -289,6 +293,76 @@ TEST_F(SlurmTest, WithCoordinatorJobKeepsItsDatabaseOnLocalDiskAndAcrossARequeue
   auto db = OpenCopy(state + "/resweep.db", scratch.File("final.db"));
   ASSERT_TRUE(db);
   ExpectResumedWithNoEpochLostOrRepeated(*db, sweep_id, saved);
+}
+
+// Kills (SIGKILL) the processes whose command line holds `needle`; returns how many.
+int KillProcessesWith(const std::string& needle) {
+  int killed = 0;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string pid = entry.path().filename();
+    if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(entry.path() / "cmdline", std::ios::binary);
+    std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+    if (cmdline.find(needle) != std::string::npos && ::kill(std::stoi(pid), SIGKILL) == 0) {
+      ++killed;
+    }
+  }
+  return killed;
+}
+
+// The coordinator of a with-coordinator job dies (SIGKILL, leaving its write-ahead
+// log): the job does not sit out its time limit with workers retrying, it stops
+// them and ends without requeueing, and the database it saves holds the writes that
+// were only in that log.
+TEST_F(SlurmTest, WithCoordinatorJobWhoseCoordinatorDiesEndsAndSavesItsCommittedWrites) {
+  const std::string state = slurm_.dir() + "/shared-state";
+  const std::string local = slurm_.dir() + "/node-local";
+  const std::string address_file = state + "/coordinator-address";
+  const std::string job =
+      Submit(Script("resweep-with-coordinator.sbatch"),
+             "RESWEEP_COORDINATOR_BIN=" RESWEEP_COORDINATOR_BIN
+             ",RESWEEP_LISTEN=127.0.0.1:0,"
+             "RESWEEP_STATE_DIR=" +
+                 state + ",RESWEEP_LOCAL_DIR=" + local + ",RESWEEP_BACKUP_SECONDS=3600" +
+                 ",RESWEEP_COORDINATOR_ARGS=--lease-seconds 60 --heartbeat-seconds 0.3");
+  ASSERT_FALSE(job.empty());
+  ASSERT_TRUE(WaitFor([&] { return !ReadFile(address_file).empty(); }, 30000))
+      << JobLog(job) << slurm_.Logs();
+  TempDir scratch;
+  WriteFile(scratch.File("slurm.yaml"), SweepYaml());
+  std::string out, err;
+  ASSERT_EQ(RunCommand({RESWEEP_CLI_BIN, "--coordinator", FirstLine(ReadFile(address_file)),
+                        "submit", scratch.File("slurm.yaml")},
+                       &out, &err, 90000),
+            0)
+      << out << err << JobLog(job);
+  const std::string sweep_id = FirstLine(out);
+  const std::string live_db = local + "/resweep-" + job + "/resweep.db";
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto db = OpenSqliteStore(live_db, {.read_only = true});
+        if (!db.ok()) return false;
+        auto rows = (*db)->ListSweepRuns(sweep_id, RunState::kRunning);
+        return rows.ok() && rows->size() == 2;
+      },
+      30000))
+      << JobLog(job) << slurm_.Logs();
+  ASSERT_GT(std::filesystem::file_size(live_db + "-wal"), 0u);  // the sweep is in the log
+  ASSERT_EQ(KillProcessesWith("--db " + live_db), 1);
+
+  ASSERT_TRUE(WaitFor([&] { return slurm_.JobState(job).empty(); }, 30000))
+      << slurm_.JobState(job) << "\n"
+      << JobLog(job) << slurm_.Logs();
+  const std::string log = JobLog(job);
+  EXPECT_NE(log.find("the coordinator exited while the workers ran"), std::string::npos) << log;
+  EXPECT_NE(log.find("database and checkpoints saved"), std::string::npos) << log;
+  EXPECT_EQ(log.find("requeueing"), std::string::npos) << log;
+  auto db = OpenCopy(state + "/resweep.db", scratch.File("saved.db"));
+  ASSERT_TRUE(db);
+  auto rows = db->ListSweepRuns(sweep_id, std::nullopt);
+  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+  EXPECT_EQ(rows->size(), 2u);
 }
 
 // Two nodes, each slurmd in network, UTS and mount namespaces of its own (its own
