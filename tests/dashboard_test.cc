@@ -396,6 +396,17 @@ TEST(Dashboard, ShowsASweepInProgressLiveInARealBrowser) {
   EXPECT_EQ(labels, cells);
   ASSERT_OK(browser.Screenshot(artifacts + "/sweep.png"));
 
+  // Zoom from the keyboard: an epoch range typed in sets the chart's x range;
+  // "Reset zoom" shows every epoch again.
+  ASSERT_OK(browser
+                .Eval("(() => { for (const [id, v] of [['curve-from', '1'], ['curve-to', '2']]) {"
+                      " const i = document.getElementById(id); i.focus(); i.value = v;"
+                      " i.dispatchEvent(new Event('change')); } return true; })()")
+                .status());
+  EXPECT_EQ(Value(browser.Eval("resweepDashboard.charts.curves.xAxisRange()")), json({1, 2}));
+  ASSERT_OK(browser.Eval("document.getElementById('curve-reset').click(); true").status());
+  EXPECT_FALSE(Value(browser.Eval("resweepDashboard.charts.curves.isZoomed('x')")).get<bool>());
+
   // Each seed on demand: then a series per run too.
   ASSERT_OK(browser.Eval("document.getElementById('curve-seeds').click(); true").status());
   ASSERT_OK(browser.WaitUntil("resweepDashboard.charts.curves.getLabels().length === 1 + 2 + 8"));

@@ -403,6 +403,9 @@
     const seeds = el('input', {type: 'checkbox', id: 'curve-seeds'});
     const logScale = el('input', {type: 'checkbox', id: 'curve-log'});
     const roll = el('input', {type: 'number', id: 'curve-roll', min: '1', max: '50', value: '1'});
+    // Zoom without a mouse: the epochs shown, as numbers (a drag on the chart sets them too).
+    const fromEpoch = el('input', {type: 'number', id: 'curve-from', min: '0', step: '1', size: '5'});
+    const toEpoch = el('input', {type: 'number', id: 'curve-to', min: '1', step: '1', size: '5'});
     const reset = el('button', {type: 'button', id: 'curve-reset', text: 'Reset zoom'});
     const chartDiv = el('div', {class: 'chart', id: 'curve-chart', role: 'img',
                                 'aria-label': 'Learning curves: mean over seeds per cell'});
@@ -414,8 +417,9 @@
       el('div', {class: 'controls'},
          el('label', {}, 'metric ', metricSel), el('label', {}, 'band ', bandSel),
          el('label', {}, seeds, ' each seed'), el('label', {}, logScale, ' log scale'),
-         el('label', {}, 'rolling average ', roll, ' epochs'), reset),
-      el('p', {class: 'muted', text: 'Drag on the chart to zoom (double-click or "Reset zoom" to undo); hover for values.'}),
+         el('label', {}, 'rolling average ', roll, ' epochs'),
+         el('label', {}, 'epochs ', fromEpoch), el('label', {}, ' to ', toEpoch), reset),
+      el('p', {class: 'muted', text: 'Zoom with the epoch range, or drag on the chart (double-click or "Reset zoom" to undo); hover for values.'}),
       empty,
       el('div', {class: 'chart-area'},
          el('div', {}, chartDiv, legendDiv),
@@ -528,6 +532,7 @@
         xlabel: 'epoch', ylabel: b.axisLabel, labelsDiv: legendDiv, legend: 'always',
         labelsSeparateLines: false, hideOverlayOnMouseOut: false,
         highlightSeriesOpts: {strokeWidth: 3, highlightCircleSize: 4},
+        zoomCallback: (minX, maxX) => showRange(minX, maxX),
         valueFormatter: (y) => (typeof y === 'number' ? (b.percent ? y.toFixed(2) : y.toPrecision(4)) : y),
         axes: {x: {
           valueFormatter: (x) => 'epoch ' + x,
@@ -567,7 +572,23 @@
       refresh().catch((e) => showError('Cannot update: ' + e.message));
     });
     roll.addEventListener('change', () => { if (chart) chart.updateOptions({rollPeriod: Math.max(1, Math.min(50, Number(roll.value) || 1))}); });
-    reset.addEventListener('click', () => { if (chart) chart.resetZoom(); });
+    reset.addEventListener('click', () => {
+      fromEpoch.value = toEpoch.value = '';
+      if (chart) chart.resetZoom();
+    });
+    function showRange(minX, maxX) {
+      fromEpoch.value = String(Math.round(minX));
+      toEpoch.value = String(Math.round(maxX));
+    }
+    // A range typed in (both ends, first below last) zooms; clearing both resets.
+    function zoomToTyped() {
+      if (!chart) return;
+      const from = fromEpoch.value === '' ? NaN : Number(fromEpoch.value);
+      const to = toEpoch.value === '' ? NaN : Number(toEpoch.value);
+      if (fromEpoch.value === '' && toEpoch.value === '') chart.resetZoom();
+      else if (Number.isFinite(from) && Number.isFinite(to) && from < to) chart.updateOptions({dateWindow: [from, to]});
+    }
+    for (const input of [fromEpoch, toEpoch]) input.addEventListener('change', zoomToTyped);
 
     let drawnMetric = null;
     async function refresh() {
