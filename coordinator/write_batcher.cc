@@ -83,31 +83,23 @@ Status RunCall(const std::function<Status()>& run) {
 }  // namespace
 
 void WriteBatcher::RunCallsOfBatch(std::deque<Call>* batch, std::vector<Status>* results) {
+  bool last_calls = false;
   while (true) {
     for (size_t i = results->size(); i < batch->size(); ++i) {
       results->push_back(RunCall((*batch)[i].run));
     }
-    if (!syncer_ || batch->size() >= options_.max_batch) return;
-    bool last_calls = false;
-    {
-      MutexLock lock(&mutex_);
-      // While earlier batches are still being synced, committing this one now would
-      // not make it durable any sooner: it takes the calls that come meanwhile.
-      while (queue_.empty() && synced_ < handed_ && !stopping_) queued_cv_.Wait(&mutex_);
-      if (queue_.empty()) return;  // the reply thread is free (or stopping): commit
-      // Once the reply thread is free, the calls queued by now are the batch's last,
-      // so a steady stream of calls cannot keep it open.
-      last_calls = synced_ >= handed_ || stopping_;
-      while (!queue_.empty() && batch->size() < options_.max_batch) {
-        batch->push_back(std::move(queue_.front()));
-        queue_.pop_front();
-      }
-    }
-    if (last_calls) {
-      for (size_t i = results->size(); i < batch->size(); ++i) {
-        results->push_back(RunCall((*batch)[i].run));
-      }
-      return;
+    if (last_calls || !syncer_ || batch->size() >= options_.max_batch) return;
+    MutexLock lock(&mutex_);
+    // While earlier batches are still being synced, committing this one now would
+    // not make it durable any sooner: it takes the calls that come meanwhile.
+    while (queue_.empty() && synced_ < handed_ && !stopping_) queued_cv_.Wait(&mutex_);
+    if (queue_.empty()) return;  // the reply thread is free (or stopping): commit
+    // Once the reply thread is free, the calls queued by now are the batch's last,
+    // so a steady stream of calls cannot keep it open.
+    last_calls = synced_ >= handed_ || stopping_;
+    while (!queue_.empty() && batch->size() < options_.max_batch) {
+      batch->push_back(std::move(queue_.front()));
+      queue_.pop_front();
     }
   }
 }
