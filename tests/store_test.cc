@@ -1714,6 +1714,62 @@ TEST_F(StoreBatchTest, AFailedSyncFailsEveryLaterSyncAndWrite) {
   EXPECT_EQ(Insert("c").code(), StatusCode::kUnavailable) << "a write after a failed sync";
 }
 
+// In a batch, an epoch report has no savepoint of its own (Store::AppendNextEpoch):
+// a refused one wrote nothing and the batch goes on; one whose epoch cannot be
+// inserted after its run moved rolls the whole batch back, so that no run is left at
+// an epoch it has no row for, and every later call of the batch fails.
+TEST_F(StoreBatchTest, AnEpochThatCannotBeInsertedAfterItsRunMovedFailsTheWholeBatch) {
+  for (const char* id : {"r1", "r2"}) ASSERT_TRUE(Insert(id).ok());  // running at epoch 7
+  EpochRecord e{"r1", 8, 2, 0.1, 0.2, 0.25};
+  ASSERT_TRUE(store_->BeginBatch().ok());
+  auto appended = store_->AppendNextEpoch("w-1", e, 999, 77);
+  ASSERT_TRUE(appended.ok() && *appended) << appended.status().ToString();
+  EpochRecord stale = e;
+  stale.epoch = 9;
+  appended = store_->AppendNextEpoch("w-2", stale, 999, 77);  // another worker: refused
+  ASSERT_TRUE(appended.ok() && !*appended);
+  ASSERT_TRUE(store_->CommitBatch().ok());
+  ASSERT_EQ(store_->ListEpochs("r1")->size(), 1u);
+
+  // Injected: epoch 8 of r2 cannot be inserted (a trigger made by another connection).
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open(dir_.File("s.db").c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other,
+                         "CREATE TRIGGER injected BEFORE INSERT ON epochs "
+                         "WHEN NEW.run_id = 'r2' BEGIN SELECT RAISE(ABORT, 'injected'); END",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  ASSERT_TRUE(store_->BeginBatch().ok());
+  e.epoch = 9;
+  appended = store_->AppendNextEpoch("w-1", e, 1999, 177);
+  ASSERT_TRUE(appended.ok() && *appended) << appended.status().ToString();
+  EpochRecord r2{"r2", 8, 2, 0.1, 0.2, 0.5};
+  appended = store_->AppendNextEpoch("w-1", r2, 1999, 177);
+  ASSERT_FALSE(appended.ok());
+  EXPECT_NE(appended.status().message().find("injected"), std::string::npos)
+      << appended.status().ToString();
+  EXPECT_EQ(store_->AppendNextEpoch("w-1", r2, 1999, 177).status().code(),
+            StatusCode::kUnavailable);
+  EXPECT_FALSE(store_->CommitBatch().ok());
+  ASSERT_EQ(sqlite3_exec(other, "DROP TRIGGER injected", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(other);
+
+  // Nothing of the failed batch stands: r1 is at epoch 8 with one epoch, r2 at 7.
+  EXPECT_EQ((**store_->GetRun("r1")).epoch, 8);
+  EXPECT_EQ((**store_->GetRun("r1")).lease_expires_ms, 999);
+  EXPECT_EQ(store_->ListEpochs("r1")->size(), 1u);
+  EXPECT_EQ((**store_->GetRun("r2")).epoch, 7);
+  EXPECT_TRUE(store_->ListEpochs("r2")->empty());
+  // The store goes on: the same reports are recorded now.
+  ASSERT_TRUE(store_->BeginBatch().ok());
+  EXPECT_TRUE(*store_->AppendNextEpoch("w-1", e, 1999, 177));
+  EXPECT_TRUE(*store_->AppendNextEpoch("w-1", r2, 1999, 177));
+  ASSERT_TRUE(store_->CommitBatch().ok());
+  EXPECT_EQ((**store_->GetRun("r1")).epoch, 9);
+  EXPECT_EQ((**store_->GetRun("r2")).epoch, 8);
+  EXPECT_EQ(store_->ListEpochs("r2")->size(), 1u);
+}
+
 // Another thread's big transaction while a batch is open (cancelling, retrying or
 // deleting a big sweep while workers report) is a savepoint: SQLite keeps the
 // original of every page it changes in a sub-journal until it ends. That journal
