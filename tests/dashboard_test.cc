@@ -10,6 +10,7 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -483,6 +484,239 @@ TEST(Dashboard, ShowsASweepInProgressLiveInARealBrowser) {
     return all;
   }();
   std::printf("dashboard screenshots: %s\n", artifacts.c_str());
+}
+
+// Presses a key in the page as a keyboard does (Input.dispatchKeyEvent): "Tab" moves
+// the focus, "Enter" activates the focused button.
+Status Press(Browser& browser, const std::string& key) {
+  const int code = key == "Tab" ? 9 : 13;
+  json down = {
+      {"type", "rawKeyDown"}, {"key", key}, {"code", key}, {"windowsVirtualKeyCode", code}};
+  if (key == "Enter") {
+    down["type"] = "keyDown";
+    down["text"] = "\r";
+  }
+  RESWEEP_RETURN_IF_ERROR(browser.Call("Input.dispatchKeyEvent", down).status());
+  return browser
+      .Call("Input.dispatchKeyEvent",
+            {{"type", "keyUp"}, {"key", key}, {"code", key}, {"windowsVirtualKeyCode", code}})
+      .status();
+}
+
+// The run ids of `resweep runs SWEEP [--state STATE] --format json`, in its order.
+std::vector<std::string> CliRunIds(Cluster& cluster, const std::string& sweep,
+                                   const std::string& state = "") {
+  std::vector<std::string> args = {"runs", sweep, "--format", "json"};
+  if (!state.empty()) args.insert(args.end(), {"--state", state});
+  const json listed = json::parse(cluster.Cli(args));
+  std::vector<std::string> ids;
+  for (const auto& run : listed["runs"]) {
+    ids.push_back(run["run_id"].get<std::string>());
+  }
+  return ids;
+}
+
+std::vector<std::string> Slice(const std::vector<std::string>& v, size_t from, size_t to) {
+  return {v.begin() + std::min(from, v.size()), v.begin() + std::min(to, v.size())};
+}
+
+// Issue 11: a sweep with more runs than one page of the API: every run can be reached
+// from the page (Next / Previous, by keyboard too), a poll refreshes the page shown
+// rather than page 1, and the state filter pages too (a new filter: back to page 1).
+// ?page_size=3 makes pages of 3 rows out of the 8 runs; the sweeps table pages too.
+TEST(Dashboard, PagesThroughTheRunsAndSweepsOfALongListInARealBrowser) {
+  const std::string chromium = Browser::Find();
+  if (chromium.empty()) {
+    GTEST_SKIP() << "no chromium found (/usr/lib/chromium/chromium, /usr/bin/chromium): the "
+                    "dashboard's browser test needs Debian's chromium (scripts/install-deps.sh)";
+  }
+  Cluster cluster({.lease_seconds = 120, .heartbeat_seconds = 1});
+  const int http_port = StartWithHttp(cluster);
+  const std::string sweep_id =
+      cluster.Cli({"submit", cluster.WriteSweep("s.yaml", kSweep)}).substr(0, 12);
+  const std::vector<std::string> order = CliRunIds(cluster, sweep_id);
+  ASSERT_EQ(order.size(), 8u);
+
+  // The runs at grid positions 0, 1, 3, 4 and 6 succeed; 2, 5 and 7 are running.
+  FakeWorker worker(cluster.address());
+  ASSERT_NO_FATAL_FAILURE(worker.Register(8));
+  std::map<std::string, v1::RunLease> lease_of;
+  for (const auto& lease : worker.LeaseAll()) lease_of[lease.run_id()] = lease;
+  ASSERT_EQ(lease_of.size(), 8u);
+  for (size_t i = 0; i < order.size(); ++i) {
+    ASSERT_EQ(lease_of.count(order[i]), 1u) << order[i];
+    const v1::RunLease& lease = lease_of[order[i]];
+    const bool succeeds = i == 0 || i == 1 || i == 3 || i == 4 || i == 6;
+    for (int e = 1; e <= (succeeds ? 4 : 1); ++e) {
+      ASSERT_NO_FATAL_FAILURE(worker.Report(lease, e, 0.5 - 0.05 * e));
+    }
+    if (succeeds) ASSERT_NO_FATAL_FAILURE(worker.Complete(lease));
+  }
+  const std::vector<std::string> succeeded = CliRunIds(cluster, sweep_id, "succeeded");
+  ASSERT_EQ(succeeded,
+            (std::vector<std::string>{order[0], order[1], order[3], order[4], order[6]}));
+  // Three more sweeps (one run each): four sweeps, two pages of the sweeps table.
+  std::vector<std::string> sweeps = {sweep_id};
+  for (const std::string name : {"second", "third", "fourth"}) {
+    sweeps.push_back(cluster
+                         .Cli({"submit", cluster.WriteSweep(name + ".yaml", "name: " + name + R"(
+dataset: {kind: cifar10}
+model: {depth_n: 1}
+trainer: {kind: synthetic, epoch_seconds: 0.01}
+train: {epochs: 1}
+seeds: 1
+)")})
+                         .substr(0, 12));
+  }
+
+  Browser browser;
+  ASSERT_OK(browser.Start(chromium, cluster.dir()));
+  ASSERT_OK(browser.SetViewport(1280, 800, /*mobile=*/false));
+  const std::string base =
+      "http://127.0.0.1:" + std::to_string(http_port) + "/?poll=500&page_size=3";
+  const std::string rows =
+      "Array.from(document.querySelectorAll('#runs-table tbody tr[data-run]')).map((tr) => "
+      "tr.dataset.run)";
+  const std::string where =
+      "document.querySelector('#runs-h').parentNode.querySelector("
+      "'.page-where').textContent";
+  const std::string prev =
+      "document.querySelector('#runs-h').parentNode.querySelector('.page-prev')";
+  const std::string next =
+      "document.querySelector('#runs-h').parentNode.querySelector('.page-next')";
+  auto shown = [&] { return Value(browser.Eval(rows)).get<std::vector<std::string>>(); };
+  auto text = [&] { return Value(browser.Eval(where)).get<std::string>(); };
+  auto disabled = [&](const std::string& button) {
+    return Value(browser.Eval(button + ".disabled")).get<bool>();
+  };
+  // Waits until the runs table shows page `page` of filter `state`, drawn from its reply.
+  auto on_page = [&](const std::string& state, int page) {
+    return browser.WaitUntil(
+        "(() => { const t = document.getElementById('runs-table');"
+        " return t.dataset.filter === '" +
+        state + "' && t.dataset.page === '" + std::to_string(page) + "'; })()");
+  };
+  auto choose_state = [&](const std::string& state) {
+    return browser
+        .Eval("(() => { const s = document.getElementById('runs-state'); s.value = '" + state +
+              "'; s.dispatchEvent(new Event('change')); return true; })()")
+        .status();
+  };
+
+  ASSERT_OK(browser.Navigate(base + "#/sweep/" + sweep_id));
+  ASSERT_OK(
+      browser.WaitUntil("resweepDashboard.page === 'sweep' && resweepDashboard.ready.runs && "
+                        "resweepDashboard.ready.results"));
+  ASSERT_OK(on_page("", 1));
+  // Page 1 of 3: the first three runs of `resweep runs`, of the sweep's 8.
+  ASSERT_OK(browser.WaitUntil(where + " === 'runs 1–3 of 8 · page 1'"));
+  EXPECT_EQ(shown(), Slice(order, 0, 3));
+  EXPECT_TRUE(disabled(prev));
+  EXPECT_FALSE(disabled(next));
+  EXPECT_EQ(Value(browser.Eval(next + ".getAttribute('aria-label')")), json("next page of runs"));
+  EXPECT_EQ(Value(browser.Eval(next + ".tagName")), json("BUTTON"));
+
+  // From the keyboard: Tab from the state filter reaches Next (Previous is disabled
+  // on page 1, so it is skipped); Enter shows page 2.
+  ASSERT_OK(browser.Eval("document.getElementById('runs-state').focus(); true").status());
+  ASSERT_OK(Press(browser, "Tab"));
+  EXPECT_EQ(Value(browser.Eval("document.activeElement === " + next)), json(true));
+  ASSERT_OK(Press(browser, "Enter"));
+  ASSERT_OK(on_page("", 2));
+  EXPECT_EQ(shown(), Slice(order, 3, 6));
+  EXPECT_EQ(text(), "runs 4–6 of 8 · page 2");
+  EXPECT_FALSE(disabled(prev));
+  EXPECT_FALSE(disabled(next));
+
+  // Polls refresh page 2, not page 1: a new epoch of the running run at position 5
+  // appears, and the page is still page 2 after many polls.
+  const std::string epoch_of_5 = "document.querySelector('#runs-table tr[data-run=\"" + order[5] +
+                                 "\"] [data-key=epoch]').dataset.value";
+  EXPECT_EQ(Value(browser.Eval(epoch_of_5)), json("1"));
+  const int polls = Value(browser.Eval("resweepDashboard.polls")).get<int>();
+  ASSERT_NO_FATAL_FAILURE(worker.Report(lease_of[order[5]], 2, 0.4));
+  ASSERT_OK(browser.WaitUntil(epoch_of_5 + " === '2'", 15000));
+  ASSERT_OK(browser.WaitUntil("resweepDashboard.polls >= " + std::to_string(polls + 12), 15000));
+  EXPECT_EQ(shown(), Slice(order, 3, 6));
+  EXPECT_EQ(text(), "runs 4–6 of 8 · page 2");
+  const std::string artifacts = std::string(RESWEEP_TEST_ARTIFACTS_DIR) + "/dashboard";
+  std::filesystem::create_directories(artifacts);
+  ASSERT_OK(browser.Screenshot(artifacts + "/runs-page2.png"));
+
+  // Page 3, the last: two runs; Next is disabled and the focus moved to Previous.
+  ASSERT_OK(browser.Eval(next + ".focus(); true").status());
+  ASSERT_OK(Press(browser, "Enter"));
+  ASSERT_OK(on_page("", 3));
+  EXPECT_EQ(shown(), Slice(order, 6, 8));
+  EXPECT_EQ(text(), "runs 7–8 of 8 · page 3");
+  EXPECT_TRUE(disabled(next));
+  EXPECT_EQ(Value(browser.Eval("document.activeElement === " + prev)), json(true));
+
+  // Back, by the page's own tokens: page 2, then page 1.
+  ASSERT_OK(Press(browser, "Enter"));
+  ASSERT_OK(on_page("", 2));
+  EXPECT_EQ(shown(), Slice(order, 3, 6));
+  ASSERT_OK(browser.Eval(prev + ".click(); true").status());
+  ASSERT_OK(on_page("", 1));
+  EXPECT_EQ(shown(), Slice(order, 0, 3));
+  EXPECT_TRUE(disabled(prev));
+
+  // Filter and paging together: from page 2, a new filter starts at its page 1.
+  ASSERT_OK(browser.Eval(next + ".click(); true").status());
+  ASSERT_OK(on_page("", 2));
+  ASSERT_OK(choose_state("succeeded"));
+  ASSERT_OK(on_page("succeeded", 1));
+  EXPECT_EQ(shown(), Slice(succeeded, 0, 3));
+  ASSERT_OK(browser.WaitUntil(where + " === 'runs 1–3 of 5 · page 1'"));
+  ASSERT_OK(browser.Eval(next + ".click(); true").status());
+  ASSERT_OK(on_page("succeeded", 2));
+  EXPECT_EQ(shown(), Slice(succeeded, 3, 5));
+  EXPECT_EQ(text(), "runs 4–5 of 5 · page 2");
+  EXPECT_TRUE(disabled(next));
+  ASSERT_OK(browser.Eval(prev + ".click(); true").status());
+  ASSERT_OK(on_page("succeeded", 1));
+  EXPECT_EQ(shown(), Slice(succeeded, 0, 3));
+  // Exactly one page (3 running runs): no buttons, the count stays.
+  ASSERT_OK(choose_state("running"));
+  ASSERT_OK(on_page("running", 1));
+  EXPECT_EQ(shown(), CliRunIds(cluster, sweep_id, "running"));
+  EXPECT_EQ(shown(), (std::vector<std::string>{order[2], order[5], order[7]}));
+  EXPECT_EQ(text(), "runs 1–3 of 3 · page 1");
+  EXPECT_EQ(Value(browser.Eval(next + ".hidden && " + prev + ".hidden")), json(true));
+  ASSERT_OK(choose_state(""));
+  ASSERT_OK(on_page("", 1));
+  EXPECT_EQ(shown(), Slice(order, 0, 3));
+
+  // The sweeps table: four sweeps, pages of three in submission order (newest first
+  // within a page).
+  ASSERT_OK(browser.Eval("location.hash = '#/'; true").status());
+  ASSERT_OK(
+      browser.WaitUntil("resweepDashboard.page === 'sweeps' && resweepDashboard.ready.sweeps"));
+  const std::string sweep_rows =
+      "Array.from(document.querySelectorAll('#sweeps-table tr[data-sweep]')).map((tr) => "
+      "tr.dataset.sweep.slice(0, 12))";
+  auto shown_sweeps = [&] {
+    return Value(browser.Eval(sweep_rows)).get<std::vector<std::string>>();
+  };
+  EXPECT_EQ(shown_sweeps(), (std::vector<std::string>{sweeps[2], sweeps[1], sweeps[0]}));
+  ASSERT_OK(browser
+                .Eval("document.querySelector('#sweeps-table').closest('main')"
+                      ".querySelector('.page-next').click(); true")
+                .status());
+  ASSERT_OK(browser.WaitUntil("document.getElementById('sweeps-table').dataset.page === '2'"));
+  EXPECT_EQ(shown_sweeps(), (std::vector<std::string>{sweeps[3]}));
+  EXPECT_EQ(Value(browser.Eval("document.querySelector('main .page-where').textContent")),
+            json("sweeps 4 · page 2"));
+  EXPECT_TRUE(
+      Value(browser.Eval("document.querySelector('main .page-next').disabled")).get<bool>());
+
+  // Nothing failed to update.
+  EXPECT_EQ(Value(browser.Eval("document.getElementById('status').textContent")), json(""));
+  EXPECT_TRUE(browser.errors().empty()) << [&] {
+    std::string all;
+    for (const auto& e : browser.errors()) all += e + "\n";
+    return all;
+  }();
 }
 
 // The value of an unlabelled series of the coordinator's /metrics; -1 when absent.

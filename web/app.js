@@ -14,6 +14,9 @@
   const params = new URLSearchParams(window.location.search);
   // ?poll=MS changes the polling period (at least 500 ms; default 5 s).
   const POLL_MS = Math.max(500, Number(params.get('poll')) || 5000);
+  // ?page_size=N: rows per page of the sweeps and runs tables (0 or absent: the API's
+  // default, 500 sweeps and 1,000 runs).
+  const PAGE_SIZE = Math.max(0, Math.floor(Number(params.get('page_size')) || 0));
   // Curves are larger replies: fetched every CURVE_EVERY polls.
   const CURVE_EVERY = Math.max(1, Number(params.get('curve_every')) || 2);
   const CURVE_POINTS = 400;  // downsample: at most about this many points per run
@@ -103,6 +106,71 @@
               table);
   }
   function showError(text) { $status.textContent = text || ''; }
+  function count(n) { return Number(n).toLocaleString('en-US'); }
+  // A query string of the parameters that are set ('' and 0 are left out).
+  function query(parts) {
+    const q = new URLSearchParams();
+    for (const [k, v] of Object.entries(parts)) if (v) q.set(k, v);
+    const text = q.toString();
+    return text ? '?' + text : '';
+  }
+
+  // Paging over a list of the API. Its page tokens are opaque and lead forward only
+  // (docs/http-api.md), so the token of every page reached so far is kept: Previous
+  // goes back by them, and a poll asks again for the page shown, never page 1.
+  // `noun` names the rows ("runs"); onMove() is called when the user changes page.
+  // The caller draws each reply, then calls shown(rows, nextPageToken, total):
+  // `total` (null when unknown) is the length of the whole list, for "runs X-Y of Z".
+  function pager(noun, onMove) {
+    let tokens = [''];  // tokens[i]: the page_token of page i (0-based)
+    let starts = [0];   // starts[i]: how many rows come before page i (as seen)
+    let index = 0;      // the page shown
+    const prev = el('button', {type: 'button', class: 'page-prev', 'aria-label': `previous page of ${noun}`,
+                               text: '← Previous', disabled: true});
+    const next = el('button', {type: 'button', class: 'page-next', 'aria-label': `next page of ${noun}`,
+                               text: 'Next →', disabled: true});
+    const where = el('span', {class: 'page-where', 'aria-live': 'polite'});
+    const node = el('div', {class: 'controls pager', role: 'group', 'aria-label': `pages of ${noun}`},
+                    prev, where, next);
+    function move(to) {
+      if (to < 0 || to >= tokens.length || to === index) return;
+      index = to;
+      where.textContent = `page ${index + 1}: loading`;
+      onMove();
+    }
+    prev.addEventListener('click', () => move(index - 1));
+    next.addEventListener('click', () => move(index + 1));
+    return {
+      node,
+      token() { return tokens[index]; },
+      page() { return index + 1; },
+      // Back to page 1 (a new filter: the tokens led through another list).
+      reset() { tokens = ['']; starts = [0]; index = 0; },
+      shown(rows, nextToken, total) {
+        // Pages past this one were reached through its old next token: when that
+        // changed, they no longer follow it.
+        if ((tokens[index + 1] || '') !== (nextToken || '')) {
+          tokens.length = starts.length = index + 1;
+          if (nextToken) tokens.push(nextToken);
+        }
+        starts[index + 1] = starts[index] + rows;
+        const focused = document.activeElement;
+        prev.disabled = index === 0;
+        next.disabled = index + 1 >= tokens.length;
+        // At an end, the keyboard's focus stays on the pager (a disabled button drops it).
+        if (focused === next && next.disabled && !prev.disabled) prev.focus();
+        if (focused === prev && prev.disabled && !next.disabled) next.focus();
+        // One page: nothing to page through (the count stays).
+        prev.hidden = next.hidden = index === 0 && !nextToken;
+        const first = starts[index] + 1, last = starts[index] + rows;
+        const of = total !== null && total !== undefined && total >= last ? ` of ${count(total)}` : '';
+        const range = last > first ? `${count(first)}–${count(last)}` : count(first);
+        const text = rows ? `${noun} ${range}${of} · page ${index + 1}` : `page ${index + 1}: no ${noun}`;
+        if (where.textContent !== text) where.textContent = text;  // aria-live: news only
+        node.dataset.page = String(index + 1);
+      },
+    };
+  }
 
   // ------------------------------------------------------------- API client
 
@@ -271,17 +339,30 @@
         ['sweep', 'state', 'progress', 'runs', 'epochs', 'epoch time', 'ETA', 'submitted'].map(
             (h, i) => el('th', {scope: 'col', class: i >= 4 && i <= 6 ? 'num' : (i === 7 ? 'hide-narrow' : null), text: h})))),
       body);
+    const pages = pager('sweeps', update);
+    const order = el('p', {id: 'sweeps-order', class: 'muted'});
     view.append(el('h1', {text: 'Sweeps'}),
                 el('div', {class: 'controls'},
                    el('label', {}, archived, ' show deleted sweeps')),
-                tableWrap(table, 'Sweeps'),
-                el('p', {id: 'sweeps-more', class: 'muted'}));
+                pages.node, tableWrap(table, 'Sweeps'), order);
     $main.replaceChildren(view);
-    archived.addEventListener('change', () => refresh(0));
+    archived.addEventListener('change', () => { pages.reset(); update(); });
+
+    // A refresh outside the poller's rounds (a new page or filter): its error is shown.
+    function update() { refresh().catch((e) => showError('Cannot update: ' + e.message)); }
+    function path() {
+      return 'sweeps' + query({include_archived: archived.checked && 'true', page_size: PAGE_SIZE,
+                               page_token: pages.token()});
+    }
+    let shownPath = null;
 
     async function refresh() {
-      const {data, changed} = await api('sweeps' + (archived.checked ? '?include_archived=true' : ''));
-      if (!changed && dash.ready.sweeps) return;
+      const want = path();
+      const {data, changed} = await api(want);
+      if (path() !== want) return;  // another page or filter was chosen meanwhile
+      if (!changed && shownPath === want) return;
+      // Only the page shown is kept for If-None-Match (a long list has many pages).
+      if (shownPath && shownPath !== want) replies.delete(shownPath);
       const rows = (data.sweeps || []).slice().reverse();  // newest first
       body.replaceChildren(...rows.map((s) => el('tr', {dataset: {sweep: s.sweepId}},
         el('td', {}, el('a', {href: '#/sweep/' + encodeURIComponent(s.sweepId), text: s.name || s.sweepId}),
@@ -294,8 +375,12 @@
         numCell(s.etaSeconds >= 0 ? duration(s.etaSeconds) : (s.state === 'done' ? 'done' : '?'), 'eta', s.etaSeconds),
         el('td', {class: 'hide-narrow', text: timestamp(int64(s.createdUnixMs))}))));
       if (!rows.length) body.append(el('tr', {}, el('td', {colspan: '8', text: 'No sweeps yet: resweep submit SWEEP.yaml'})));
-      document.getElementById('sweeps-more').textContent =
-          data.nextPageToken ? 'More sweeps than shown (the first page of the API): resweep status lists them all.' : '';
+      pages.shown(rows.length, data.nextPageToken, null);
+      // The API lists sweeps in submission order and its pages lead forward only.
+      order.textContent = pages.page() > 1 || data.nextPageToken
+          ? 'Pages in submission order (page 1: the first submitted); newest first within a page.' : '';
+      table.dataset.page = String(pages.page());
+      shownPath = want;
       dash.ready.sweeps = true;
     }
     return {name: 'sweeps', refresh};
@@ -334,6 +419,7 @@
           item('epochs', epochProgress(s)),
           item('epoch time', s.meanEpochSeconds > 0 ? duration(s.meanEpochSeconds) : '-'),
           item('ETA', s.etaSeconds >= 0 ? duration(s.etaSeconds) : '?'));
+        runs.setCounts(c);
         renderResults(results, resultsNote, r.data);
         summaryChart.update(r.data);
         dash.ready.results = true;
@@ -732,7 +818,7 @@
     const stateSel = el('select', {id: 'runs-state'}, el('option', {value: '', text: 'all states'}),
                         STATES.map((s) => el('option', {value: s, text: s})));
     const body = el('tbody');
-    const more = el('p', {class: 'muted', id: 'runs-more'});
+    const pages = pager('runs', update);
     const table = el('table', {id: 'runs-table'},
       el('thead', {}, el('tr', {}, ['run', 'cell', 'seed', 'state', 'epoch', 'attempt', 'worker', 'test err %', 'last error'].map(
         (h, i) => el('th', {scope: 'col', class: [2, 4, 5, 7].includes(i) ? 'num' : null, text: h})))),
@@ -740,15 +826,29 @@
     const node = el('section', {'aria-labelledby': 'runs-h'},
       el('h2', {id: 'runs-h', text: 'Runs'}),
       el('div', {class: 'controls'}, el('label', {}, 'state ', stateSel)),
-      tableWrap(table, 'Runs'), more);
-    let shownFilter = null;
-    stateSel.addEventListener('change', () => { refresh().catch((e) => showError('Cannot update: ' + e.message)); });
+      pages.node, tableWrap(table, 'Runs'));
+    // A new filter lists other runs: back to its page 1.
+    stateSel.addEventListener('change', () => { pages.reset(); update(); });
+
+    let counts = null;  // the sweep's runs per state (GetResults), for "runs X-Y of Z"
+    let shownPath = null;
+    // A refresh outside the poller's rounds (a new page or filter): its error is shown.
+    function update() { refresh().catch((e) => showError('Cannot update: ' + e.message)); }
+    function path() {
+      return `sweeps/${enc}/runs` + query({state: stateSel.value, page_size: PAGE_SIZE,
+                                           page_token: pages.token()});
+    }
 
     async function refresh() {
       const filter = stateSel.value;
-      const r = await api(`sweeps/${enc}/runs` + (filter ? `?state=${filter}` : ''));
-      if (!r.changed && shownFilter === filter) return;
-      if (stateSel.value !== filter) return;  // changed while this was in flight
+      const want = path();
+      const r = await api(want);
+      if (path() !== want) return;  // another page or filter was chosen meanwhile
+      const total = counts ? (filter ? counts[filter] || 0 : counts.total || 0) : null;
+      pages.shown((r.data.runs || []).length, r.data.nextPageToken, total);  // the counts may move
+      if (!r.changed && shownPath === want) return;
+      // Only the page shown is kept for If-None-Match (a long sweep has many pages).
+      if (shownPath && shownPath !== want) replies.delete(shownPath);
       const rows = (r.data.runs || []).map((run) => el('tr', {dataset: {run: run.runId, state: run.state}},
         el('td', {class: 'run-id', text: run.runId.slice(0, 12), title: run.runId}),
         el('td', {text: run.cellLabel}),
@@ -760,14 +860,16 @@
         numCell(pct(run.lastTestError), 'test_error', run.lastTestError >= 0 ? run.lastTestError : null),
         el('td', {class: 'error-text', text: run.error || ''})));
       body.replaceChildren(...rows);
-      if (!rows.length) body.append(el('tr', {}, el('td', {colspan: '9', text: filter ? `No ${filter} runs.` : 'No runs.'})));
-      more.textContent = r.data.nextPageToken
-          ? `The first ${rows.length} runs shown (one page of the API); resweep runs lists them all.` : '';
-      shownFilter = filter;
+      if (!rows.length) {
+        body.append(el('tr', {}, el('td', {colspan: '9', text: pages.page() > 1 ? 'No runs on this page now.'
+                                                           : filter ? `No ${filter} runs.` : 'No runs.'})));
+      }
+      shownPath = want;
       table.dataset.filter = filter;
+      table.dataset.page = String(pages.page());
       dash.ready.runs = true;
     }
-    return {node, refresh};
+    return {node, refresh, setCounts(c) { counts = c; }};
   }
 
   // ----------------------------------------------------------- workers page
