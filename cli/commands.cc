@@ -442,6 +442,56 @@ bool SleepUnlessInterrupted(double seconds) {
   return !g_interrupted;
 }
 
+// How long `wait` and `watch` keep asking a coordinator that went away after it had
+// answered (a restart, a rolling update, a rescheduled pod) before they give up.
+constexpr double kReconnectSeconds = 300;
+
+// A monitoring loop's view of its coordinator: a failed round after an answer is
+// tried again (said once on stderr, and when it answers again) while the coordinator
+// is unreachable or cut the call short (CANCELLED: a graceful shutdown), for up to
+// kReconnectSeconds after its last answer. The first round fails at once, as other
+// commands do.
+class Reconnects {
+ public:
+  Reconnects(const char* what, const Client* client) : what_(what), client_(client) {}
+
+  void Answered() {
+    if (lost_) std::cerr << "resweep " << what_ << ": the coordinator answers again\n";
+    lost_ = false;
+    last_answer_ = std::chrono::steady_clock::now();
+    answered_ = true;
+  }
+
+  // Whether to try again after `st` (waiting `poll` seconds first, unless interrupted).
+  bool Retry(const Status& st, double poll) {
+    const bool transient = st.code() == StatusCode::kUnavailable ||
+                           st.code() == StatusCode::kDeadlineExceeded ||
+                           st.code() == StatusCode::kCancelled;
+    if (!client_ || !answered_ || !transient) return false;
+    const double silent =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - last_answer_).count();
+    if (silent > kReconnectSeconds) {
+      std::cerr << "resweep " << what_ << ": no answer from " << client_->address() << " for "
+                << static_cast<int>(silent) << " s; giving up\n";
+      return false;
+    }
+    if (!lost_) {
+      std::cerr << "resweep " << what_ << ": lost the coordinator (" << st.ToString()
+                << "); trying again for up to " << static_cast<int>(kReconnectSeconds)
+                << " s (Ctrl-C stops)\n";
+    }
+    lost_ = true;
+    return SleepUnlessInterrupted(std::max(poll, 1.0));
+  }
+
+ private:
+  const char* const what_;
+  const Client* const client_;
+  bool answered_ = false;
+  bool lost_ = false;
+  std::chrono::steady_clock::time_point last_answer_;
+};
+
 int Wait(const Options& o, Client* client) {
   Reads reads(o, client);
   ReadApi* api = nullptr;
@@ -449,12 +499,15 @@ int Wait(const Options& o, Client* client) {
   std::signal(SIGINT, OnInterrupt);
   const auto start = std::chrono::steady_clock::now();
   std::string sweep_id = o.sweep;
+  Reconnects reconnects("wait", reads.client());
   while (true) {
     v1::GetSweepRequest req;
     req.set_sweep_id(sweep_id);
     v1::GetSweepResponse resp;
     Status st = api->GetSweep(req, &resp);
-    if (!st.ok()) return Fail("wait", st, reads.client());
+    if (!st.ok() && reconnects.Retry(st, o.poll)) continue;
+    if (!st.ok()) return g_interrupted ? kExitInterrupted : Fail("wait", st, reads.client());
+    reconnects.Answered();
     const auto& s = resp.sweep();
     sweep_id = s.sweep_id();
     const auto& c = s.counts();
@@ -511,12 +564,21 @@ int Watch(const Options& o, Client* client) {
   std::signal(SIGINT, OnInterrupt);
   const bool terminal = isatty(STDOUT_FILENO);
   std::string sweep_id = o.sweep, last_frame;
+  Reconnects reconnects("watch", reads.client());
+  // A failed call of a round: the round again, or the exit code.
+  std::optional<int> failed;
+  auto failed_round = [&](const Status& st) -> bool {
+    if (reconnects.Retry(st, o.poll)) return true;
+    failed = g_interrupted ? kExitInterrupted : Fail("watch", st, reads.client());
+    return false;
+  };
   while (true) {
     v1::GetSweepRequest sweep_req;
     sweep_req.set_sweep_id(sweep_id);
     v1::GetSweepResponse sweep;
     if (Status st = api->GetSweep(sweep_req, &sweep); !st.ok()) {
-      return Fail("watch", st, reads.client());
+      if (failed_round(st)) continue;
+      return *failed;
     }
     const auto& s = sweep.sweep();
     sweep_id = s.sweep_id();
@@ -525,7 +587,8 @@ int Watch(const Options& o, Client* client) {
     results_req.set_last_k(o.last_k);
     v1::GetResultsResponse results;
     if (Status st = api->GetResults(results_req, &results); !st.ok()) {
-      return Fail("watch", st, reads.client());
+      if (failed_round(st)) continue;
+      return *failed;
     }
     std::map<std::string, CellProgress> cells;
     if (s.counts().total() <= kWatchMaxListedRuns) {
@@ -546,8 +609,12 @@ int Watch(const Options& o, Client* client) {
           if (finished) p.epochs_done += r.epochs_total() - r.epoch();
         }
       });
-      if (!st.ok()) return Fail("watch", st, reads.client());
+      if (!st.ok()) {
+        if (failed_round(st)) continue;
+        return *failed;
+      }
     }
+    reconnects.Answered();
     const std::string frame = FormatWatchFrame(s, results, cells, TerminalWidth());
     if (terminal) {
       // Home, clear the screen, then the frame: a redraw in place.

@@ -128,7 +128,8 @@ int main(int argc, char** argv) {
   app.add_option("--tls-client-ca", options.tls_client_ca_file,
                  "require client certificates signed by this CA (PEM): mutual TLS");
   app.add_option("--token-file", options.token_file,
-                 "role tokens, one '<worker|admin|read> <token>' per line: every call needs one");
+                 "role tokens, one '<worker|admin|read> <token>' per line: every call of the "
+                 "Coordinator service needs one (health and reflection need none)");
   app.add_flag("--insecure", insecure,
                "allow listening beyond loopback without TLS and tokens (trusted networks only)");
   app.add_option("--port-file", port_file, "write the port actually bound to this file");
@@ -272,7 +273,12 @@ int main(int argc, char** argv) {
   int signal_number = 0;
   sigwait(&signals, &signal_number);
   spdlog::info("signal {}: shutting down", signal_number);
-  if (http) http->Stop();
+  // Probes hear NOT_SERVING before any face closes.
+  server.BeginShutdown();
+  if (http) {
+    http->Stop();
+    spdlog::info("http: stopped");
+  }
   server.Shutdown(2000);
   return 0;
 }

@@ -182,12 +182,15 @@ Status CoordinatorServer::Start(const CoordinatorOptions& options) {
 
 void CoordinatorServer::SetServingLocked(bool serving, const char* why) {
   if (stopping_ || !server_) return;
-  if (serving != serving_) {
-    if (serving) {
-      spdlog::info("health: SERVING ({})", why);
-    } else {
-      spdlog::warn("health: NOT_SERVING ({})", why);
-    }
+  if (shutting_down_) {
+    serving = false;
+    why = "shutting down";
+  }
+  if (serving_ == serving) return;
+  if (serving) {
+    spdlog::info("health: SERVING ({})", why);
+  } else {
+    spdlog::warn("health: NOT_SERVING ({})", why);
   }
   serving_ = serving;
   for (grpc::Server* server : {server_.get(), health_server_.get()}) {
@@ -329,12 +332,17 @@ void CoordinatorServer::StatisticsLoop() {
   mutex_.Unlock();
 }
 
+void CoordinatorServer::BeginShutdown() {
+  MutexLock lock(&mutex_);
+  shutting_down_ = true;
+  SetServingLocked(false, "shutting down");
+}
+
 void CoordinatorServer::Shutdown(int grace_ms) {
+  BeginShutdown();
   {
     MutexLock lock(&mutex_);
     if (stopping_) return;
-    // Health checks see NOT_SERVING from the start of the shutdown (watchers are told).
-    SetServingLocked(false, "shutting down");
     stopping_ = true;
   }
   stop_cv_.NotifyAll();

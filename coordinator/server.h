@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -82,6 +83,10 @@ class CoordinatorServer {
   MetricsRegistry* metrics() { return &metrics_; }
   // AcquireRun calls waiting for a run now (long-poll); 0 before Start.
   size_t parked_acquires();
+  // The start of a shutdown: health says NOT_SERVING from now on (watchers are told),
+  // while calls are still served; for whatever stops before the server itself (an
+  // HTTP face). Shutdown does it too.
+  void BeginShutdown();
   // Stops accepting calls, waits up to `grace_ms` for calls in flight, stops the
   // reaper and closes the database. Safe to call more than once.
   void Shutdown(int grace_ms);
@@ -97,8 +102,9 @@ class CoordinatorServer {
   // Writes the series computed at each scrape: runs, leases, workers, checkpoints.
   void CollectStateMetrics(PrometheusText* out);
 
-  // Sets what grpc.health.v1.Health answers (for "" and resweep.v1.Coordinator);
-  // nothing once stopping. `why` is logged when the status changes.
+  // Sets what grpc.health.v1.Health answers (for "" and resweep.v1.Coordinator) when
+  // it changes (Watch streams a message per change only), logging `why`; NOT_SERVING
+  // whatever `serving` says once a shutdown has begun; nothing once stopping.
   void SetServingLocked(bool serving, const char* why) RESWEEP_REQUIRES(mutex_);
 
   int db_lock_fd_ = -1;
@@ -123,7 +129,9 @@ class CoordinatorServer {
   Mutex mutex_;
   CondVar stop_cv_;
   bool stopping_ RESWEEP_GUARDED_BY(mutex_) = false;
-  bool serving_ RESWEEP_GUARDED_BY(mutex_) = false;  // what the health service says
+  bool shutting_down_ RESWEEP_GUARDED_BY(mutex_) = false;  // BeginShutdown was called
+  // What the health service says; none before Start sets it.
+  std::optional<bool> serving_ RESWEEP_GUARDED_BY(mutex_);
 };
 
 }  // namespace resweep

@@ -391,6 +391,45 @@ TEST(Cli, InterruptedWaitSaysTheSweepGoesOn) {
             "active");
 }
 
+// `wait` and `watch` ride out a coordinator restart (a graceful one: its calls in
+// flight are cancelled, then nothing listens): each says once that it lost the
+// coordinator, asks again, says when it answers, and exits as usual when the sweep is done.
+TEST(Cli, WaitAndWatchRideOutACoordinatorRestart) {
+  Cluster cluster({});
+  cluster.StartCoordinator();
+  const std::string id = FirstLine(
+      cluster.Cli({"submit", cluster.WriteSweep("restart.yaml",
+                                                "name: restart\ntrainer: {kind: synthetic, "
+                                                "epoch_seconds: 0.05}\ntrain: {epochs: 2}\n")}));
+  std::vector<std::unique_ptr<Process>> watchers;
+  for (const char* command : {"wait", "watch"}) {
+    watchers.push_back(std::make_unique<Process>(
+        std::vector<std::string>{RESWEEP_CLI_BIN, "--coordinator", cluster.address(), command, id,
+                                 "--poll", "0.2"},
+        cluster.dir() + "/" + command + ".out", cluster.dir() + "/" + command + ".err"));
+  }
+  auto err = [&](const char* command) { return ReadFile(cluster.dir() + "/" + command + ".err"); };
+  auto out = [&](const char* command) { return ReadFile(cluster.dir() + "/" + command + ".out"); };
+  ASSERT_TRUE(WaitFor([&] { return err("wait").find("queued") != std::string::npos; }, 10000));
+  ASSERT_TRUE(WaitFor([&] { return out("watch").find("restart") != std::string::npos; }, 10000));
+  cluster.coordinator().Kill(SIGTERM);
+  ASSERT_EQ(cluster.coordinator().Wait(20000), 0) << cluster.CoordinatorLog();
+  for (const char* command : {"wait", "watch"}) {
+    ASSERT_TRUE(WaitFor(
+        [&] { return err(command).find("lost the coordinator") != std::string::npos; }, 10000))
+        << command << ": " << err(command);
+  }
+  cluster.StartCoordinator();
+  cluster.StartWorker("w1", 1);
+  for (size_t i = 0; i < watchers.size(); ++i) {
+    const char* command = i == 0 ? "wait" : "watch";
+    EXPECT_EQ(watchers[i]->Wait(60000), 0) << command << ": " << err(command);
+    EXPECT_NE(err(command).find("the coordinator answers again"), std::string::npos)
+        << err(command);
+  }
+  EXPECT_NE(err("wait").find("1/1 runs done (1 succeeded"), std::string::npos) << err("wait");
+}
+
 // `resweep watch` in a pseudo-terminal (a real one: forkpty): it redraws in place
 // (home + clear) a bar per cell and the results table, follows the sweep from nothing
 // done to done, and exits 0 with the final frame on the screen.

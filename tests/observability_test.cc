@@ -66,10 +66,24 @@ void ExpectWatchSaysNotServingOnceStopping(grpc::health::v1::Health::Stub& healt
   EXPECT_EQ(cluster.coordinator().Wait(20000), 0) << cluster.CoordinatorLog();
 }
 
+// With an HTTP face too: probes hear NOT_SERVING before it closes. A short lease: the
+// reaper re-checks health every quarter lease, and Watch streams changes only.
 TEST(Health, CheckAndWatchSayServingThenNotServingWhileShuttingDown) {
-  Cluster cluster({});
-  cluster.StartCoordinator();
+  Cluster cluster({.lease_seconds = 1});
+  StartWithHttp(cluster);
   auto health = grpc::health::v1::Health::NewStub(Plaintext(cluster.address()));
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(2500));
+    HealthCheckRequest req;
+    auto watch = health->Watch(&ctx, req);
+    HealthCheckResponse update;
+    ASSERT_TRUE(watch->Read(&update));
+    EXPECT_EQ(update.status(), HealthCheckResponse::SERVING);
+    // About ten health rounds, no change: no other message until the deadline.
+    EXPECT_FALSE(watch->Read(&update)) << "a second message: " << update.ShortDebugString();
+    EXPECT_EQ(watch->Finish().error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  }
 
   grpc::StatusCode code = grpc::StatusCode::UNKNOWN;
   EXPECT_EQ(Check(*health, "", &code), HealthCheckResponse::SERVING);
@@ -80,6 +94,12 @@ TEST(Health, CheckAndWatchSayServingThenNotServingWhileShuttingDown) {
   EXPECT_EQ(code, grpc::StatusCode::NOT_FOUND);
 
   ExpectWatchSaysNotServingOnceStopping(*health, cluster);
+  const std::string log = cluster.CoordinatorLog();
+  const size_t not_serving = log.find("health: NOT_SERVING (shutting down)");
+  const size_t http_stopped = log.find("http: stopped");
+  ASSERT_NE(not_serving, std::string::npos) << log;
+  ASSERT_NE(http_stopped, std::string::npos) << log;
+  EXPECT_LT(not_serving, http_stopped) << log;
 }
 
 // --health-listen: the health service alone, in plaintext and without a token, for
