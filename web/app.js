@@ -106,6 +106,39 @@
               table);
   }
   function showError(text) { $status.textContent = text || ''; }
+  // Text as HTML that shows it literally. Only for what must be handed over as HTML:
+  // dygraphs puts its axis labels, tick labels, legend and formatters' output in
+  // innerHTML, and strings from the API (grid values, cell labels) are anyone's.
+  // Everywhere else the page builds DOM nodes and sets textContent.
+  function escapeHtml(text) {
+    return String(text).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')
+                       .replace(/"/g, '&quot;').replace(/'/g, '&#39;');
+  }
+  // dygraphs' legendFormatter, as its default one but escaping the series labels here
+  // (not relying on the library to): data.xHTML and each series' yHTML come from the
+  // valueFormatters below, which escape what they return; dashHTML and the colours are
+  // the chart's own options.
+  function legendHtml(data) {
+    const lines = data.dygraph.getOption('labelsSeparateLines');
+    const parts = [];
+    if (data.x === undefined) {
+      if (data.dygraph.getOption('legend') !== 'always') return '';
+      for (const s of data.series) {
+        if (!s.isVisible) continue;
+        parts.push(`<span style="font-weight: bold; color: ${s.color};">${s.dashHTML} ` +
+                   `${escapeHtml(s.label)}</span>`);
+      }
+      return parts.join(lines ? '<br>' : ' ');
+    }
+    for (const s of data.series) {
+      if (!s.isVisible || !(s.y || s.yHTML)) continue;
+      parts.push(`${lines ? '<br>' : ''}<span${s.isHighlighted ? ' class="highlight"' : ''}> ` +
+                 `<b><span style="color: ${s.color};">${escapeHtml(s.label)}</span></b>:&#160;` +
+                 `${s.yHTML}</span>`);
+    }
+    return data.xHTML + ':' + parts.join('');
+  }
+
   function count(n) { return Number(n).toLocaleString('en-US'); }
   // A query string of the parameters that are set ('' and 0 are left out).
   function query(parts) {
@@ -615,13 +648,14 @@
         labels: b.labels, series: b.series, visibility: b.visibility,
         customBars: true, fillAlpha: 0.18, connectSeparatedPoints: true,
         logscale: logScale.checked, rollPeriod: Math.max(1, Math.min(50, Number(roll.value) || 1)),
-        xlabel: 'epoch', ylabel: b.axisLabel, labelsDiv: legendDiv, legend: 'always',
-        labelsSeparateLines: false, hideOverlayOnMouseOut: false,
+        // Every string below that dygraphs shows is HTML to it: escaped (escapeHtml).
+        xlabel: 'epoch', ylabel: escapeHtml(b.axisLabel), labelsDiv: legendDiv, legend: 'always',
+        legendFormatter: legendHtml, labelsSeparateLines: false, hideOverlayOnMouseOut: false,
         highlightSeriesOpts: {strokeWidth: 3, highlightCircleSize: 4},
         zoomCallback: (minX, maxX) => showRange(minX, maxX),
-        valueFormatter: (y) => (typeof y === 'number' ? (b.percent ? y.toFixed(2) : y.toPrecision(4)) : y),
+        valueFormatter: (y) => escapeHtml(typeof y === 'number' ? (b.percent ? y.toFixed(2) : y.toPrecision(4)) : y),
         axes: {x: {
-          valueFormatter: (x) => 'epoch ' + x,
+          valueFormatter: (x) => escapeHtml('epoch ' + x),
           // Epochs are whole: no ticks between them.
           ticker: (a, b, pixels, opts, g, vals) =>
             Dygraph.numericTicks(a, b, pixels, opts, g, vals).filter((t) => Number.isInteger(t.v)),
@@ -789,19 +823,21 @@
       });
       note.textContent = `Last-${r.lastK} test error (%) of each cell: mean over succeeded seeds with ` +
                          `its Student-t 95% CI` + (hasPaper ? '; open diamonds: the paper\'s figure.' : '.');
+      // Grid values are free text (a dataset.path is any string): every string dygraphs
+      // shows is HTML to it, so each is escaped (escapeHtml), the legend's labels too.
       const xAxis = {
-        valueFormatter: (x) => `${axis}=${numeric ? x : values[x]}`,
-        axisLabelFormatter: (x) => (numeric ? String(x) : (Number.isInteger(x) && values[x] !== undefined ? values[x] : '')),
+        valueFormatter: (x) => escapeHtml(`${axis}=${numeric ? x : values[x]}`),
+        axisLabelFormatter: (x) => escapeHtml(numeric ? String(x) : (Number.isInteger(x) && values[x] !== undefined ? values[x] : '')),
         pixelsPerLabel: 40,
       };
-      // Categories (e.g. block names): a tick at each, named.
       // A tick at each value of the axis (a grid has few), named as the grid names it.
-      xAxis.ticker = () => values.map((v) => ({v: xOf(v), label: v}));
+      xAxis.ticker = () => values.map((v) => ({v: xOf(v), label: escapeHtml(v)}));
       const options = {
         labels, series, customBars: true, labelsDiv: legendDiv, legend: 'always',
-        xlabel: axis, ylabel: `last-${r.lastK} test error (%)`, connectSeparatedPoints: true,
-        fillAlpha: 0, drawPoints: false, xRangePad: 20, yRangePad: 10,
-        valueFormatter: (y) => (typeof y === 'number' ? y.toFixed(2) : y),
+        legendFormatter: legendHtml,
+        xlabel: escapeHtml(axis), ylabel: escapeHtml(`last-${r.lastK} test error (%)`),
+        connectSeparatedPoints: true, fillAlpha: 0, drawPoints: false, xRangePad: 20, yRangePad: 10,
+        valueFormatter: (y) => escapeHtml(typeof y === 'number' ? y.toFixed(2) : y),
         axes: {x: xAxis},
       };
       if (!chart) { chart = new Dygraph(chartDiv, rows, options); dash.charts.summary = chart; }
