@@ -689,8 +689,8 @@ seeds: 1
   ASSERT_OK(on_page("", 1));
   EXPECT_EQ(shown(), Slice(order, 0, 3));
 
-  // The sweeps table: four sweeps, pages of three in submission order (newest first
-  // within a page).
+  // The sweeps table: four sweeps, pages of three, newest first across pages (the
+  // API's newest_first): page 1 holds the three newest.
   ASSERT_OK(browser.Eval("location.hash = '#/'; true").status());
   ASSERT_OK(
       browser.WaitUntil("resweepDashboard.page === 'sweeps' && resweepDashboard.ready.sweeps"));
@@ -700,15 +700,30 @@ seeds: 1
   auto shown_sweeps = [&] {
     return Value(browser.Eval(sweep_rows)).get<std::vector<std::string>>();
   };
-  EXPECT_EQ(shown_sweeps(), (std::vector<std::string>{sweeps[2], sweeps[1], sweeps[0]}));
+  EXPECT_EQ(shown_sweeps(), (std::vector<std::string>{sweeps[3], sweeps[2], sweeps[1]}));
+  EXPECT_EQ(Value(browser.Eval("document.querySelector('main .page-where').textContent")),
+            json("sweeps 1–3 · page 1"));
+  // A sweep submitted now is first on page 1 at the next poll.
+  sweeps.push_back(cluster
+                       .Cli({"submit", cluster.WriteSweep("fifth.yaml", R"(name: fifth
+dataset: {kind: cifar10}
+model: {depth_n: 1}
+trainer: {kind: synthetic, epoch_seconds: 0.01}
+train: {epochs: 1}
+seeds: 1
+)")})
+                       .substr(0, 12));
+  ASSERT_OK(browser.WaitUntil(sweep_rows + "[0] === '" + sweeps[4] + "'", 15000));
+  EXPECT_EQ(shown_sweeps(), (std::vector<std::string>{sweeps[4], sweeps[3], sweeps[2]}));
   ASSERT_OK(browser
                 .Eval("document.querySelector('#sweeps-table').closest('main')"
                       ".querySelector('.page-next').click(); true")
                 .status());
   ASSERT_OK(browser.WaitUntil("document.getElementById('sweeps-table').dataset.page === '2'"));
-  EXPECT_EQ(shown_sweeps(), (std::vector<std::string>{sweeps[3]}));
+  // Page 2: the two oldest, the first submitted last.
+  EXPECT_EQ(shown_sweeps(), (std::vector<std::string>{sweeps[1], sweeps[0]}));
   EXPECT_EQ(Value(browser.Eval("document.querySelector('main .page-where').textContent")),
-            json("sweeps 4 · page 2"));
+            json("sweeps 4–5 · page 2"));
   EXPECT_TRUE(
       Value(browser.Eval("document.querySelector('main .page-next').disabled")).get<bool>());
 

@@ -384,8 +384,9 @@
     // A refresh outside the poller's rounds (a new page or filter): its error is shown.
     function update() { refresh().catch((e) => showError('Cannot update: ' + e.message)); }
     function path() {
-      return 'sweeps' + query({include_archived: archived.checked && 'true', page_size: PAGE_SIZE,
-                               page_token: pages.token()});
+      // Newest first (the API's newest_first): page 1 holds the newest sweeps.
+      return 'sweeps' + query({include_archived: archived.checked && 'true', newest_first: 'true',
+                               page_size: PAGE_SIZE, page_token: pages.token()});
     }
     let shownPath = null;
 
@@ -396,7 +397,7 @@
       if (!changed && shownPath === want) return;
       // Only the page shown is kept for If-None-Match (a long list has many pages).
       if (shownPath && shownPath !== want) replies.delete(shownPath);
-      const rows = (data.sweeps || []).slice().reverse();  // newest first
+      const rows = data.sweeps || [];  // newest first
       body.replaceChildren(...rows.map((s) => el('tr', {dataset: {sweep: s.sweepId}},
         el('td', {}, el('a', {href: '#/sweep/' + encodeURIComponent(s.sweepId), text: s.name || s.sweepId}),
            el('div', {class: 'run-id muted', text: s.sweepId})),
@@ -409,9 +410,8 @@
         el('td', {class: 'hide-narrow', text: timestamp(int64(s.createdUnixMs))}))));
       if (!rows.length) body.append(el('tr', {}, el('td', {colspan: '8', text: 'No sweeps yet: resweep submit SWEEP.yaml'})));
       pages.shown(rows.length, data.nextPageToken, null);
-      // The API lists sweeps in submission order and its pages lead forward only.
       order.textContent = pages.page() > 1 || data.nextPageToken
-          ? 'Pages in submission order (page 1: the first submitted); newest first within a page.' : '';
+          ? 'Newest first: page 1 holds the most recently submitted sweeps.' : '';
       table.dataset.page = String(pages.page());
       shownPath = want;
       dash.ready.sweeps = true;
