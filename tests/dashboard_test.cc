@@ -848,6 +848,73 @@ seeds: 1
       << ErrorsOf(browser);
 }
 
+// Issue 11 review, finding 15: a token that may not read (a worker's) is asked for
+// again with the reason, as a missing one is; an address with a malformed %-escape
+// shows what is wrong instead of a blank page.
+TEST(Dashboard, AsksAgainForARefusedTokenAndExplainsAMalformedAddress) {
+  const std::string chromium = Browser::Find();
+  if (chromium.empty()) {
+    GTEST_SKIP() << "no chromium found (/usr/lib/chromium/chromium, /usr/bin/chromium): the "
+                    "dashboard's browser test needs Debian's chromium (scripts/install-deps.sh)";
+  }
+  Cluster cluster({});
+  const std::string token_file = cluster.dir() + "/tokens";
+  WriteFile(token_file,
+            "admin admintoken0123456789abcdef\nread readtoken0123456789abcdef\n"
+            "worker workertoken0123456789abcdef\n");
+  const int http_port = StartWithHttp(cluster, {"--token-file", token_file});
+  cluster.set_cli_args({"--token-file", token_file});
+  const std::string sweep_id =
+      cluster.Cli({"submit", cluster.WriteSweep("s.yaml", kSweep)}).substr(0, 12);
+
+  Browser browser;
+  ASSERT_OK(browser.Start(chromium, cluster.dir()));
+  ASSERT_OK(browser.SetViewport(1280, 800, /*mobile=*/false));
+  ASSERT_OK(browser.Navigate("http://127.0.0.1:" + std::to_string(http_port) + "/?poll=500#/"));
+  auto give_token = [&](const std::string& token) {
+    return browser
+        .Eval("(() => { document.getElementById('token-input').value = '" + token +
+              "'; document.querySelector('.token-form').requestSubmit(); return true; })()")
+        .status();
+  };
+  // No token: asked for one.
+  ASSERT_OK(browser.WaitUntil("document.getElementById('token-input') !== null"));
+  EXPECT_EQ(Value(browser.Eval("document.getElementById('token-refused') === null")), json(true));
+  // A worker's token: refused (403), asked again, saying why.
+  ASSERT_OK(give_token("workertoken0123456789abcdef"));
+  ASSERT_OK(browser.WaitUntil("document.getElementById('token-refused') !== null"));
+  const std::string why =
+      Value(browser.Eval("document.getElementById('token-refused').textContent"));
+  EXPECT_NE(why.find("PERMISSION_DENIED"), std::string::npos) << why;
+  EXPECT_NE(why.find("read"), std::string::npos) << why;
+  EXPECT_EQ(Value(browser.Eval("document.getElementById('token-input') !== null")), json(true));
+  // A read token: the sweeps.
+  ASSERT_OK(give_token("readtoken0123456789abcdef"));
+  ASSERT_OK(
+      browser.WaitUntil("resweepDashboard.page === 'sweeps' && resweepDashboard.ready.sweeps"));
+  EXPECT_EQ(Value(browser.Eval("document.querySelector('#sweeps-table tr[data-sweep]')"
+                               ".dataset.sweep.slice(0, 12)")),
+            json(sweep_id));
+
+  // A malformed escape in the address: an error message, not a blank page.
+  ASSERT_OK(browser.Eval("location.hash = '#/sweep/%E0'; true").status());
+  ASSERT_OK(browser.WaitUntil("resweepDashboard.page === 'error'"));
+  const std::string message =
+      Value(browser.Eval("document.getElementById('page-error').textContent"));
+  EXPECT_NE(message.find("%E0"), std::string::npos) << message;
+  EXPECT_EQ(Value(browser.Eval("document.getElementById('status').textContent")), json(message));
+  // And back to a good address.
+  ASSERT_OK(browser.Eval("location.hash = '#/sweep/" + sweep_id + "'; true").status());
+  ASSERT_OK(
+      browser.WaitUntil("resweepDashboard.page === 'sweep' && resweepDashboard.ready.results"));
+
+  // No script error; the only ones the browser logged are the refused requests' (401, 403).
+  for (const auto& e : browser.errors()) {
+    EXPECT_EQ(e.rfind("log: ", 0), 0u) << e;
+    EXPECT_NE(e.find("\"network\""), std::string::npos) << e;
+  }
+}
+
 // The value of an unlabelled series of the coordinator's /metrics; -1 when absent.
 double MetricValue(httplib::Client& http, const std::string& name) {
   auto res = http.Get("/metrics");

@@ -253,8 +253,17 @@
     const hash = window.location.hash || '#/';
     const sweep = hash.match(/^#\/sweep\/([^/?]+)/);
     let page;
-    if (sweep) page = sweepPage(decodeURIComponent(sweep[1]));
-    else if (hash.startsWith('#/workers')) page = workersPage();
+    if (sweep) {
+      let id = null;
+      try {
+        id = decodeURIComponent(sweep[1]);
+      } catch (e) {  // a malformed escape (URIError), e.g. #/sweep/%E0
+        page = errorPage('Not a sweep address',
+                         `"${sweep[1]}" is not a sweep id or name: it has a malformed %-escape ` +
+                         `(${e.message}).`);
+      }
+      if (id !== null) page = sweepPage(id);
+    } else if (hash.startsWith('#/workers')) page = workersPage();
     else page = sweepsPage();
     dash.page = page.name;
     for (const name of ['sweeps', 'workers']) {
@@ -262,7 +271,15 @@
       if (page.name === name) link.setAttribute('aria-current', 'page');
       else link.removeAttribute('aria-current');
     }
-    current = poller(page);
+    if (page.refresh) current = poller(page);
+  }
+
+  // A page that only says what went wrong (nothing to poll).
+  function errorPage(heading, text) {
+    $main.replaceChildren(el('h1', {text: heading}), el('p', {class: 'error-text', id: 'page-error', text}),
+                          el('p', {}, el('a', {href: '#/', text: '← all sweeps'})));
+    showError(text);
+    return {name: 'error'};
   }
 
   // Calls page.refresh(round) now and every POLL_MS while the tab is visible.
@@ -279,8 +296,9 @@
           $updated.textContent = 'updated ' + new Date().toLocaleTimeString();
         } catch (e) {
           if (stopped) return;
-          if (e instanceof ApiError && e.status === 401) {
-            askToken(e.message);
+          // No token, or one that may not read (a worker's, say): ask for another.
+          if (e instanceof ApiError && (e.status === 401 || e.status === 403)) {
+            askToken(e.message, e.status === 403);
             return;  // polling resumes once a token is given
           }
           // Also on the console, with its stack, for whoever debugs the page.
@@ -302,7 +320,8 @@
     };
   }
 
-  function askToken(why) {
+  // The token form; `refused`: the token given was refused (a 403), `why` says why.
+  function askToken(why, refused) {
     $main.replaceChildren(el('form', {
       class: 'token-form',
       onsubmit: (ev) => {
@@ -315,8 +334,12 @@
         route();
       },
     },
-      el('h1', {text: 'Token needed'}),
-      el('p', {text: 'This coordinator needs a read token (' + why + '). It is kept for this ' +
+      el('h1', {text: refused ? 'Another token needed' : 'Token needed'}),
+      refused ? el('p', {class: 'error-text', id: 'token-refused',
+                         text: 'The token given cannot read this coordinator: ' + why})
+              : null,
+      el('p', {text: 'This coordinator needs a read (or admin) token' +
+                     (refused ? '' : ' (' + why + ')') + '. It is kept for this ' +
                      'tab only (sessionStorage) and sent as "Authorization: Bearer".'}),
       el('label', {for: 'token-input', text: 'Read token'}),
       el('input', {id: 'token-input', type: 'password', autocomplete: 'off', required: true}),
