@@ -56,7 +56,9 @@ class OfflineReadApi : public ReadApi {
       : store_(std::move(store)), queries_(store_.get(), &clock_, kDefaultLeaseMs) {}
 
   Status ListSweeps(const v1::ListSweepsRequest& req, v1::ListSweepsResponse* resp) override {
-    auto r = queries_.ListSweeps(req.include_archived(), {req.page_size(), req.page_token()});
+    auto r = queries_.ListSweeps(
+        req.include_archived(), {req.page_size(), req.page_token()},
+        req.newest_first() ? SweepOrder::kNewestFirst : SweepOrder::kOldestFirst);
     if (!r.ok()) return r.status();
     ToProto(*r, resp);
     return Status::Ok();

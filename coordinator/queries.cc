@@ -39,16 +39,24 @@ int64_t IterationsPerEpoch(const std::string& config_json) {
 
 // Page tokens. Callers treat them as opaque; inside, a runs token is
 // "r1.<sweep id>.<position of the last link listed>" and a sweeps token
-// "s1.<created_ms>.<rowid>" of the last sweep listed ("1": the format's version).
+// "s1.<created_ms>.<rowid>" of the last sweep listed, "sn1." in place of "s1." when
+// listed newest first ("1": the format's version). A token leads on only in the order
+// it came from.
 constexpr char kRunsTokenTag[] = "r1.";
 constexpr char kSweepsTokenTag[] = "s1.";
+constexpr char kNewestSweepsTokenTag[] = "sn1.";
+
+const char* SweepsTokenTag(SweepOrder order) {
+  return order == SweepOrder::kNewestFirst ? kNewestSweepsTokenTag : kSweepsTokenTag;
+}
 
 std::string RunsPageToken(const std::string& sweep_id, int64_t position) {
   return kRunsTokenTag + sweep_id + "." + std::to_string(position);
 }
 
-std::string SweepsPageToken(const SweepCursor& cursor) {
-  return kSweepsTokenTag + std::to_string(cursor.created_ms) + "." + std::to_string(cursor.rowid);
+std::string SweepsPageToken(SweepOrder order, const SweepCursor& cursor) {
+  return SweepsTokenTag(order) + std::to_string(cursor.created_ms) + "." +
+         std::to_string(cursor.rowid);
 }
 
 // The whole of `text` as a decimal integer.
@@ -83,8 +91,8 @@ StatusOr<RunsCursor> ParseRunsPageToken(const std::string& token) {
   return RunsCursor{token.substr(tag.size(), dot - tag.size()), *position};
 }
 
-StatusOr<SweepCursor> ParseSweepsPageToken(const std::string& token) {
-  const std::string_view tag = kSweepsTokenTag;
+StatusOr<SweepCursor> ParseSweepsPageToken(SweepOrder order, const std::string& token) {
+  const std::string_view tag = SweepsTokenTag(order);
   const size_t dot = token.rfind('.');
   if (token.compare(0, tag.size(), tag) != 0 || dot == std::string::npos || dot <= tag.size()) {
     return MalformedPageToken(token);
@@ -217,21 +225,22 @@ StatusOr<SweepView> Queries::GetSweep(const std::string& sweep) {
   return View(*record);
 }
 
-StatusOr<SweepsPageView> Queries::ListSweeps(bool include_archived, const PageRequest& page) {
+StatusOr<SweepsPageView> Queries::ListSweeps(bool include_archived, const PageRequest& page,
+                                             SweepOrder order) {
   RESWEEP_ASSIGN_OR_RETURN(int limit,
                            PageLimit(page.page_size, kDefaultSweepsPageSize, kMaxSweepsPageSize));
   std::optional<SweepCursor> after;
   if (!page.page_token.empty()) {
-    RESWEEP_ASSIGN_OR_RETURN(after, ParseSweepsPageToken(page.page_token));
+    RESWEEP_ASSIGN_OR_RETURN(after, ParseSweepsPageToken(order, page.page_token));
   }
   RESWEEP_ASSIGN_OR_RETURN(SweepsPage sweeps,
-                           store_->ListSweepsPage(include_archived, after, limit));
+                           store_->ListSweepsPage(include_archived, order, after, limit));
   SweepsPageView out;
   for (const auto& s : sweeps.sweeps) {
     RESWEEP_ASSIGN_OR_RETURN(SweepView view, View(s));
     out.sweeps.push_back(std::move(view));
   }
-  if (sweeps.next) out.next_page_token = SweepsPageToken(*sweeps.next);
+  if (sweeps.next) out.next_page_token = SweepsPageToken(order, *sweeps.next);
   return out;
 }
 

@@ -160,8 +160,10 @@ class Queries {
 
   StatusOr<SweepView> View(const SweepRecord& sweep);
   StatusOr<SweepView> GetSweep(const std::string& sweep);
-  // A page of the sweeps; a bad page_size or page_token is INVALID_ARGUMENT naming it.
-  StatusOr<SweepsPageView> ListSweeps(bool include_archived, const PageRequest& page);
+  // A page of the sweeps in `order`; a bad page_size or page_token (one of the other
+  // order's included) is INVALID_ARGUMENT naming it.
+  StatusOr<SweepsPageView> ListSweeps(bool include_archived, const PageRequest& page,
+                                      SweepOrder order = SweepOrder::kOldestFirst);
   // Runs by state over the sweeps not archived, each run once (Store::CountRunsOfLiveSweeps).
   StatusOr<RunCountsRecord> CountRunsOfLiveSweeps() { return store_->CountRunsOfLiveSweeps(); }
   // A page of a sweep's runs (`state` "" = all). A page_token continues the listing

@@ -219,7 +219,8 @@ class Scheduler {
   // one consistent snapshot of the database (a read transaction).
   StatusOr<SweepView> GetSweep(const std::string& sweep);
   // Lists are paged (see PageRequest); a page is one snapshot, later pages another.
-  StatusOr<SweepsPageView> ListSweeps(bool include_archived = false, const PageRequest& page = {});
+  StatusOr<SweepsPageView> ListSweeps(bool include_archived = false, const PageRequest& page = {},
+                                      SweepOrder order = SweepOrder::kOldestFirst);
   StatusOr<RunCountsRecord> CountRunsOfLiveSweeps();
   StatusOr<RunsPageView> ListRuns(const std::string& sweep, const std::string& state,
                                   const PageRequest& page = {});

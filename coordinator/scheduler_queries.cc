@@ -39,8 +39,10 @@ StatusOr<SweepView> Scheduler::GetSweep(const std::string& sweep) {
   return Read<SweepView>([&](Queries& q) { return q.GetSweep(sweep); });
 }
 
-StatusOr<SweepsPageView> Scheduler::ListSweeps(bool include_archived, const PageRequest& page) {
-  return Read<SweepsPageView>([&](Queries& q) { return q.ListSweeps(include_archived, page); });
+StatusOr<SweepsPageView> Scheduler::ListSweeps(bool include_archived, const PageRequest& page,
+                                               SweepOrder order) {
+  return Read<SweepsPageView>(
+      [&](Queries& q) { return q.ListSweeps(include_archived, page, order); });
 }
 
 StatusOr<RunsPageView> Scheduler::ListRuns(const std::string& sweep, const std::string& state,

@@ -173,7 +173,9 @@ grpc::ServerUnaryReactor* CoordinatorService::ListSweeps(grpc::CallbackServerCon
   if (Status denied = Authorize(ctx, Role::kRead, "ListSweeps"); !denied.ok()) {
     return Finish(ctx, "ListSweeps", denied, start);
   }
-  auto r = scheduler_->ListSweeps(req->include_archived(), {req->page_size(), req->page_token()});
+  auto r = scheduler_->ListSweeps(
+      req->include_archived(), {req->page_size(), req->page_token()},
+      req->newest_first() ? SweepOrder::kNewestFirst : SweepOrder::kOldestFirst);
   if (r.ok()) ToProto(*r, resp);
   return Finish(ctx, "ListSweeps", r.status(), start);
 }

@@ -1168,16 +1168,21 @@ class SqliteStore : public Store {
     return std::optional<SweepRecord>();
   }
 
-  StatusOr<SweepsPage> ListSweepsPage(bool include_archived,
+  StatusOr<SweepsPage> ListSweepsPage(bool include_archived, SweepOrder order,
                                       const std::optional<SweepCursor>& after, int limit) override {
-    Statement s(
-        cache_.get(),
-        std::string("SELECT ") + kSweepColumnsWithoutSpec +
-            ", rowid FROM sweeps WHERE (? OR archived = 0) AND (created_ms, rowid) > (?, ?) "
-            "ORDER BY created_ms, rowid LIMIT ?");
+    const bool newest_first = order == SweepOrder::kNewestFirst;
+    Statement s(cache_.get(), std::string("SELECT ") + kSweepColumnsWithoutSpec +
+                                  ", rowid FROM sweeps WHERE (? OR archived = 0) AND " +
+                                  (newest_first ? "(created_ms, rowid) < (?, ?) "
+                                                  "ORDER BY created_ms DESC, rowid DESC LIMIT ?"
+                                                : "(created_ms, rowid) > (?, ?) "
+                                                  "ORDER BY created_ms, rowid LIMIT ?"));
+    // Without a cursor: from the first sweep in that order.
+    const int64_t from =
+        newest_first ? std::numeric_limits<int64_t>::max() : std::numeric_limits<int64_t>::min();
     s.Bind(include_archived ? 1 : 0);
-    s.Bind(after ? after->created_ms : std::numeric_limits<int64_t>::min());
-    s.Bind(after ? after->rowid : std::numeric_limits<int64_t>::min());
+    s.Bind(after ? after->created_ms : from);
+    s.Bind(after ? after->rowid : from);
     s.Bind(static_cast<int64_t>(limit) + 1);  // one more says whether another page follows
     SweepsPage page;
     int64_t last_rowid = 0;

@@ -186,8 +186,12 @@ struct StatisticsEntryRecord {
   std::string value;
 };
 
-// Where a listing of sweeps (in submission order) stands: after the sweep created at
-// created_ms with this insertion number.
+// The order of a listing of sweeps: submission order (created_ms, then insertion
+// order), or its reverse.
+enum class SweepOrder { kOldestFirst, kNewestFirst };
+
+// Where a listing of sweeps stands: past the sweep created at created_ms with this
+// insertion number (in the listing's order).
 struct SweepCursor {
   int64_t created_ms = 0;
   int64_t rowid = 0;
@@ -268,9 +272,10 @@ class Store {
   virtual StatusOr<std::vector<SweepRecord>> ListSweeps() = 0;
   // Lookups and listings below leave spec_yaml empty and never read it, so they cost
   // the same however large the sweep files were.
-  // At most `limit` sweeps in submission order (created_ms, then insertion) after
-  // `after` (none: from the first), archived ones only with `include_archived`.
-  virtual StatusOr<SweepsPage> ListSweepsPage(bool include_archived,
+  // At most `limit` sweeps in `order` (submission order: created_ms, then insertion;
+  // or its reverse) past `after` (none: from the first in that order), archived ones
+  // only with `include_archived`. A cursor is meaningful only in the order it came from.
+  virtual StatusOr<SweepsPage> ListSweepsPage(bool include_archived, SweepOrder order,
                                               const std::optional<SweepCursor>& after,
                                               int limit) = 0;
   // The newest live sweep named `name`, else the newest archived one, if any

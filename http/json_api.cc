@@ -199,14 +199,19 @@ HttpReply JsonApi::Get(const std::string& path, const QueryParams& query) {
   auto check = [&](const std::set<std::string>& known) { return params.CheckKnown(known, &field); };
 
   if (parts.size() == 1 && parts[0] == "sweeps") {
-    if (Status st = check({"include_archived", "page_size", "page_token"}); !st.ok()) {
+    if (Status st = check({"include_archived", "newest_first", "page_size", "page_token"});
+        !st.ok()) {
       return Failed(st, field);
     }
     auto archived = params.Bool("include_archived");
     if (!archived.ok()) return Failed(archived.status(), "include_archived");
+    auto newest_first = params.Bool("newest_first");
+    if (!newest_first.ok()) return Failed(newest_first.status(), "newest_first");
     auto page_size = params.Int("page_size", INT_MIN, INT_MAX);
     if (!page_size.ok()) return Failed(page_size.status(), "page_size");
-    auto r = scheduler_->ListSweeps(*archived, {*page_size, params.String("page_token")});
+    auto r =
+        scheduler_->ListSweeps(*archived, {*page_size, params.String("page_token")},
+                               *newest_first ? SweepOrder::kNewestFirst : SweepOrder::kOldestFirst);
     if (!r.ok()) return Failed(r.status());
     v1::ListSweepsResponse reply;
     ToProto(*r, &reply);

@@ -11,12 +11,14 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "resweep/v1/resweep.grpc.pb.h"
@@ -687,8 +689,8 @@ seeds: 1
   ASSERT_OK(on_page("", 1));
   EXPECT_EQ(shown(), Slice(order, 0, 3));
 
-  // The sweeps table: four sweeps, pages of three in submission order (newest first
-  // within a page).
+  // The sweeps table: four sweeps, pages of three, newest first across pages (the
+  // API's newest_first): page 1 holds the three newest.
   ASSERT_OK(browser.Eval("location.hash = '#/'; true").status());
   ASSERT_OK(
       browser.WaitUntil("resweepDashboard.page === 'sweeps' && resweepDashboard.ready.sweeps"));
@@ -698,15 +700,30 @@ seeds: 1
   auto shown_sweeps = [&] {
     return Value(browser.Eval(sweep_rows)).get<std::vector<std::string>>();
   };
-  EXPECT_EQ(shown_sweeps(), (std::vector<std::string>{sweeps[2], sweeps[1], sweeps[0]}));
+  EXPECT_EQ(shown_sweeps(), (std::vector<std::string>{sweeps[3], sweeps[2], sweeps[1]}));
+  EXPECT_EQ(Value(browser.Eval("document.querySelector('main .page-where').textContent")),
+            json("sweeps 1–3 · page 1"));
+  // A sweep submitted now is first on page 1 at the next poll.
+  sweeps.push_back(cluster
+                       .Cli({"submit", cluster.WriteSweep("fifth.yaml", R"(name: fifth
+dataset: {kind: cifar10}
+model: {depth_n: 1}
+trainer: {kind: synthetic, epoch_seconds: 0.01}
+train: {epochs: 1}
+seeds: 1
+)")})
+                       .substr(0, 12));
+  ASSERT_OK(browser.WaitUntil(sweep_rows + "[0] === '" + sweeps[4] + "'", 15000));
+  EXPECT_EQ(shown_sweeps(), (std::vector<std::string>{sweeps[4], sweeps[3], sweeps[2]}));
   ASSERT_OK(browser
                 .Eval("document.querySelector('#sweeps-table').closest('main')"
                       ".querySelector('.page-next').click(); true")
                 .status());
   ASSERT_OK(browser.WaitUntil("document.getElementById('sweeps-table').dataset.page === '2'"));
-  EXPECT_EQ(shown_sweeps(), (std::vector<std::string>{sweeps[3]}));
+  // Page 2: the two oldest, the first submitted last.
+  EXPECT_EQ(shown_sweeps(), (std::vector<std::string>{sweeps[1], sweeps[0]}));
   EXPECT_EQ(Value(browser.Eval("document.querySelector('main .page-where').textContent")),
-            json("sweeps 4 · page 2"));
+            json("sweeps 4–5 · page 2"));
   EXPECT_TRUE(
       Value(browser.Eval("document.querySelector('main .page-next').disabled")).get<bool>());
 
@@ -717,6 +734,185 @@ seeds: 1
     for (const auto& e : browser.errors()) all += e + "\n";
     return all;
   }();
+}
+
+// What the page reported as errors, one a line (for a failure message).
+std::string ErrorsOf(const Browser& browser) {
+  std::string all;
+  for (const auto& e : browser.errors()) all += e + "\n";
+  return all;
+}
+
+// Issue 11 review, finding 3: grid values are free text (a dataset.path is any string)
+// and reach the summary chart's ticks and legend, which dygraphs writes as HTML. A
+// value that is markup is shown as text, and runs nowhere: every string handed to the
+// charts is escaped, and the page's Content-Security-Policy allows no inline script.
+TEST(Dashboard, GridValuesThatAreMarkupAreShownAsTextUnderAContentSecurityPolicy) {
+  const std::string chromium = Browser::Find();
+  if (chromium.empty()) {
+    GTEST_SKIP() << "no chromium found (/usr/lib/chromium/chromium, /usr/bin/chromium): the "
+                    "dashboard's browser test needs Debian's chromium (scripts/install-deps.sh)";
+  }
+  Cluster cluster({.lease_seconds = 120, .heartbeat_seconds = 1});
+  const int http_port = StartWithHttp(cluster);
+  const std::string payload =
+      "<img src=x onerror=\"document.body.setAttribute('data-pwned','yes');window.pwned=1\">";
+  const std::string sweep_id = cluster
+                                   .Cli({"submit", cluster.WriteSweep("x.yaml", R"yaml(name: markup
+dataset: {kind: cifar10}
+model: {depth_n: 1}
+trainer: {kind: synthetic, epoch_seconds: 0.01}
+train: {epochs: 2}
+grid:
+  dataset.path: ["a", "<img src=x onerror=\"document.body.setAttribute('data-pwned','yes');window.pwned=1\">"]
+seeds: 1
+)yaml")})
+                                   .substr(0, 12);
+
+  // The page and its files carry the policy.
+  httplib::Client http("127.0.0.1", http_port);
+  http.set_read_timeout(20, 0);
+  for (const char* path : {"/", "/static/app.js", "/static/vendor/dygraph.min.js"}) {
+    auto res = http.Get(path);
+    ASSERT_TRUE(res) << path;
+    const std::string csp = res->get_header_value("Content-Security-Policy");
+    EXPECT_NE(csp.find("script-src 'self';"), std::string::npos) << path << ": " << csp;
+    EXPECT_NE(csp.find("default-src 'none'"), std::string::npos) << path << ": " << csp;
+  }
+
+  // Both runs finish, so that the summary chart has a point at each value.
+  FakeWorker worker(cluster.address());
+  ASSERT_NO_FATAL_FAILURE(worker.Register(2));
+  const std::vector<v1::RunLease> leases = worker.LeaseAll();
+  ASSERT_EQ(leases.size(), 2u);
+  for (size_t i = 0; i < leases.size(); ++i) {
+    for (int e = 1; e <= 2; ++e)
+      ASSERT_NO_FATAL_FAILURE(worker.Report(leases[i], e, 0.3 + 0.1 * i));
+    ASSERT_NO_FATAL_FAILURE(worker.Complete(leases[i]));
+  }
+
+  Browser browser;
+  ASSERT_OK(browser.Start(chromium, cluster.dir()));
+  ASSERT_OK(browser.SetViewport(1280, 800, /*mobile=*/false));
+  ASSERT_OK(browser.Navigate("http://127.0.0.1:" + std::to_string(http_port) +
+                             "/?poll=500#/sweep/" + sweep_id));
+  ASSERT_OK(
+      browser.WaitUntil("resweepDashboard.page === 'sweep' && resweepDashboard.ready.results && "
+                        "resweepDashboard.ready.curves && resweepDashboard.ready.runs && "
+                        "resweepDashboard.ready.summary"));
+  // The legends with values: the summary chart at the markup's tick, the curves at epoch 2.
+  ASSERT_OK(browser
+                .Eval("(() => { const s = resweepDashboard.charts.summary;"
+                      " for (let r = 0; r < s.numRows(); r++) if (s.getValue(r, 0) === 1)"
+                      "  s.setSelection(r);"
+                      " resweepDashboard.charts.curves.setSelection(1); return true; })()")
+                .status());
+
+  // Shown as text: the summary chart's tick, its legend and axis, the curves' legend,
+  // the cell toggles, the results and runs tables.
+  const json ticks = Value(
+      browser.Eval("Array.from(document.querySelectorAll('#summary-chart .dygraph-axis-label-x'))"
+                   ".map((e) => e.textContent)"));
+  EXPECT_NE(std::find(ticks.begin(), ticks.end(), json(payload)), ticks.end()) << ticks.dump();
+  const std::string summary_legend =
+      Value(browser.Eval("document.getElementById('summary-legend').textContent"));
+  EXPECT_NE(summary_legend.find("dataset.path=" + payload), std::string::npos) << summary_legend;
+  for (const std::string where :
+       {"#curve-legend", ".cell-toggles", "#results-table", "#runs-table"}) {
+    const std::string text =
+        Value(browser.Eval("document.querySelector('" + where + "').textContent"));
+    EXPECT_NE(text.find(payload), std::string::npos) << where << ": " << text;
+  }
+  // ... and nowhere markup: no image was made, the handler never ran.
+  EXPECT_EQ(Value(browser.Eval("document.querySelectorAll('img').length")), json(0));
+  EXPECT_EQ(Value(browser.Eval("document.body.hasAttribute('data-pwned')")), json(false));
+  EXPECT_EQ(Value(browser.Eval("window.pwned === undefined")), json(true));
+  // Nothing the policy refused, nothing failed.
+  EXPECT_EQ(Value(browser.Eval("document.getElementById('status').textContent")), json(""));
+  EXPECT_TRUE(browser.errors().empty()) << ErrorsOf(browser);
+
+  // The policy is in force: an inline script added to the page does not run, and the
+  // browser reports the refusal (so that errors() would have shown any above).
+  EXPECT_EQ(Value(browser.Eval("(() => { const s = document.createElement('script');"
+                               " s.textContent = 'window.inlineRan = true';"
+                               " document.head.append(s); return window.inlineRan === undefined;"
+                               " })()")),
+            json(true));
+  // (The report is an event of its own: a few round trips until it has arrived.)
+  for (int i = 0; i < 100 && ErrorsOf(browser).find("Content Security Policy") == std::string::npos;
+       ++i) {
+    ASSERT_OK(browser.Eval("true").status());
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_NE(ErrorsOf(browser).find("Content Security Policy"), std::string::npos)
+      << ErrorsOf(browser);
+}
+
+// Issue 11 review, finding 15: a token that may not read (a worker's) is asked for
+// again with the reason, as a missing one is; an address with a malformed %-escape
+// shows what is wrong instead of a blank page.
+TEST(Dashboard, AsksAgainForARefusedTokenAndExplainsAMalformedAddress) {
+  const std::string chromium = Browser::Find();
+  if (chromium.empty()) {
+    GTEST_SKIP() << "no chromium found (/usr/lib/chromium/chromium, /usr/bin/chromium): the "
+                    "dashboard's browser test needs Debian's chromium (scripts/install-deps.sh)";
+  }
+  Cluster cluster({});
+  const std::string token_file = cluster.dir() + "/tokens";
+  WriteFile(token_file,
+            "admin admintoken0123456789abcdef\nread readtoken0123456789abcdef\n"
+            "worker workertoken0123456789abcdef\n");
+  const int http_port = StartWithHttp(cluster, {"--token-file", token_file});
+  cluster.set_cli_args({"--token-file", token_file});
+  const std::string sweep_id =
+      cluster.Cli({"submit", cluster.WriteSweep("s.yaml", kSweep)}).substr(0, 12);
+
+  Browser browser;
+  ASSERT_OK(browser.Start(chromium, cluster.dir()));
+  ASSERT_OK(browser.SetViewport(1280, 800, /*mobile=*/false));
+  ASSERT_OK(browser.Navigate("http://127.0.0.1:" + std::to_string(http_port) + "/?poll=500#/"));
+  auto give_token = [&](const std::string& token) {
+    return browser
+        .Eval("(() => { document.getElementById('token-input').value = '" + token +
+              "'; document.querySelector('.token-form').requestSubmit(); return true; })()")
+        .status();
+  };
+  // No token: asked for one.
+  ASSERT_OK(browser.WaitUntil("document.getElementById('token-input') !== null"));
+  EXPECT_EQ(Value(browser.Eval("document.getElementById('token-refused') === null")), json(true));
+  // A worker's token: refused (403), asked again, saying why.
+  ASSERT_OK(give_token("workertoken0123456789abcdef"));
+  ASSERT_OK(browser.WaitUntil("document.getElementById('token-refused') !== null"));
+  const std::string why =
+      Value(browser.Eval("document.getElementById('token-refused').textContent"));
+  EXPECT_NE(why.find("PERMISSION_DENIED"), std::string::npos) << why;
+  EXPECT_NE(why.find("read"), std::string::npos) << why;
+  EXPECT_EQ(Value(browser.Eval("document.getElementById('token-input') !== null")), json(true));
+  // A read token: the sweeps.
+  ASSERT_OK(give_token("readtoken0123456789abcdef"));
+  ASSERT_OK(
+      browser.WaitUntil("resweepDashboard.page === 'sweeps' && resweepDashboard.ready.sweeps"));
+  EXPECT_EQ(Value(browser.Eval("document.querySelector('#sweeps-table tr[data-sweep]')"
+                               ".dataset.sweep.slice(0, 12)")),
+            json(sweep_id));
+
+  // A malformed escape in the address: an error message, not a blank page.
+  ASSERT_OK(browser.Eval("location.hash = '#/sweep/%E0'; true").status());
+  ASSERT_OK(browser.WaitUntil("resweepDashboard.page === 'error'"));
+  const std::string message =
+      Value(browser.Eval("document.getElementById('page-error').textContent"));
+  EXPECT_NE(message.find("%E0"), std::string::npos) << message;
+  EXPECT_EQ(Value(browser.Eval("document.getElementById('status').textContent")), json(message));
+  // And back to a good address.
+  ASSERT_OK(browser.Eval("location.hash = '#/sweep/" + sweep_id + "'; true").status());
+  ASSERT_OK(
+      browser.WaitUntil("resweepDashboard.page === 'sweep' && resweepDashboard.ready.results"));
+
+  // No script error; the only ones the browser logged are the refused requests' (401, 403).
+  for (const auto& e : browser.errors()) {
+    EXPECT_EQ(e.rfind("log: ", 0), 0u) << e;
+    EXPECT_NE(e.find("\"network\""), std::string::npos) << e;
+  }
 }
 
 // The value of an unlabelled series of the coordinator's /metrics; -1 when absent.

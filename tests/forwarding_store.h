@@ -31,9 +31,9 @@ class ForwardingStore : public Store {
     return inner_->GetSweep(id);
   }
   StatusOr<std::vector<SweepRecord>> ListSweeps() override { return inner_->ListSweeps(); }
-  StatusOr<SweepsPage> ListSweepsPage(bool include_archived,
+  StatusOr<SweepsPage> ListSweepsPage(bool include_archived, SweepOrder order,
                                       const std::optional<SweepCursor>& after, int limit) override {
-    return inner_->ListSweepsPage(include_archived, after, limit);
+    return inner_->ListSweepsPage(include_archived, order, after, limit);
   }
   StatusOr<std::optional<SweepRecord>> NewestSweepNamed(const std::string& name) override {
     return inner_->NewestSweepNamed(name);

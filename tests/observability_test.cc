@@ -429,6 +429,75 @@ TEST(HttpApi, EveryEndpointAnswersWhatItsGrpcReplySays) {
   EXPECT_TRUE(cluster.coordinator().running());
 }
 
+// Issue 11 review, finding 4: newest_first lists the sweeps newest first, page by page
+// with its own tokens (the reverse of the default order), as gRPC's ListSweeps does.
+TEST(HttpApi, SweepsListNewestFirstPageByPage) {
+  Cluster cluster({});
+  const int http_port = StartWithHttp(cluster);
+  std::vector<std::string> submitted;
+  for (int i = 0; i < 5; ++i) {
+    const std::string name = "s" + std::to_string(i);
+    submitted.push_back(cluster
+                            .Cli({"submit", cluster.WriteSweep(name + ".yaml", "name: " + name +
+                                                                                   R"(
+dataset: {kind: cifar10}
+model: {depth_n: 1}
+trainer: {kind: synthetic, epoch_seconds: 0.01}
+train: {epochs: 1}
+seeds: 1
+)")})
+                            .substr(0, 12));
+  }
+  httplib::Client http("127.0.0.1", http_port);
+  http.set_read_timeout(20, 0);
+  // Every page of `query` (page_size 2), its sweeps' id prefixes in the order listed.
+  auto page_through = [&](const std::string& query) {
+    std::vector<std::string> seen;
+    std::string token;
+    for (int page = 0; page < 10; ++page) {
+      const HttpAnswer a = Get(http, "/api/v1/sweeps?page_size=2" + query +
+                                         (token.empty() ? "" : "&page_token=" + token));
+      EXPECT_EQ(a.status, 200) << a.body;
+      if (a.status != 200) break;
+      EXPECT_LE(a.json["sweeps"].size(), 2u);
+      for (const auto& s : a.json["sweeps"])
+        seen.push_back(s["sweepId"].get<std::string>().substr(0, 12));
+      token = a.json.value("nextPageToken", "");
+      if (token.empty()) break;
+    }
+    return seen;
+  };
+  const std::vector<std::string> newest(submitted.rbegin(), submitted.rend());
+  EXPECT_EQ(page_through(""), submitted);
+  EXPECT_EQ(page_through("&newest_first=false"), submitted);
+  EXPECT_EQ(page_through("&newest_first=true"), newest);
+
+  // The same page as gRPC's ListSweeps with newest_first.
+  auto stub = v1::Coordinator::NewStub(Plaintext(cluster.address()));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  v1::ListSweepsRequest req;
+  req.set_newest_first(true);
+  req.set_page_size(2);
+  v1::ListSweepsResponse grpc_reply;
+  ASSERT_TRUE(stub->ListSweeps(&ctx, req, &grpc_reply).ok());
+  const HttpAnswer first = Get(http, "/api/v1/sweeps?newest_first=true&page_size=2");
+  ASSERT_EQ(first.status, 200) << first.body;
+  EXPECT_TRUE(SameMessage(FromJson<v1::ListSweepsResponse>(first), grpc_reply));
+  ASSERT_EQ(grpc_reply.sweeps_size(), 2);
+  EXPECT_EQ(grpc_reply.sweeps(0).sweep_id().substr(0, 12), submitted[4]);
+
+  // A token leads on only in the order it came from; a bad value names the parameter.
+  const HttpAnswer oldest = Get(http, "/api/v1/sweeps?page_size=2");
+  ASSERT_FALSE(oldest.json.value("nextPageToken", "").empty()) << oldest.body;
+  ExpectBadParameter(
+      http, "/api/v1/sweeps?newest_first=true&page_token=" + oldest.json.value("nextPageToken", ""),
+      "page_token", /*field_key=*/false);
+  ExpectBadParameter(http, "/api/v1/sweeps?page_token=" + first.json.value("nextPageToken", ""),
+                     "page_token", /*field_key=*/false);
+  ExpectBadParameter(http, "/api/v1/sweeps?newest_first=maybe", "newest_first");
+}
+
 std::string RandomToken() {
   std::random_device rd;
   std::string t;

@@ -2539,11 +2539,11 @@ TEST_F(SchedulerTest, ListSweepsPagesThroughEverySweepOnce) {
     expected.push_back(s->sweep_id);
   }
   ASSERT_TRUE(scheduler_->Delete("s1", true).ok());
-  auto list = [&](bool include_archived, int size) {
+  auto list = [&](bool include_archived, int size, SweepOrder order = SweepOrder::kOldestFirst) {
     std::vector<std::string> seen;
     PageRequest page{size, ""};
     for (int pages = 0; pages < 20; ++pages) {
-      auto r = scheduler_->ListSweeps(include_archived, page);
+      auto r = scheduler_->ListSweeps(include_archived, page, order);
       EXPECT_TRUE(r.ok()) << r.status().ToString();
       if (!r.ok()) break;
       EXPECT_LE(static_cast<int>(r->sweeps.size()), size);
@@ -2558,6 +2558,28 @@ TEST_F(SchedulerTest, ListSweepsPagesThroughEverySweepOnce) {
   live.erase(live.begin() + 1);
   EXPECT_EQ(list(false, 3), live);
   EXPECT_EQ(list(false, 1), live);
+  // Newest first: the reverse, whatever the page size.
+  const std::vector<std::string> newest(expected.rbegin(), expected.rend());
+  const std::vector<std::string> live_newest(live.rbegin(), live.rend());
+  EXPECT_EQ(list(true, 2, SweepOrder::kNewestFirst), newest);
+  EXPECT_EQ(list(true, 5, SweepOrder::kNewestFirst), newest);
+  EXPECT_EQ(list(false, 3, SweepOrder::kNewestFirst), live_newest);
+  EXPECT_EQ(list(false, 1, SweepOrder::kNewestFirst), live_newest);
+
+  // A token leads on only in the order it came from.
+  auto oldest = scheduler_->ListSweeps(true, {2, ""}, SweepOrder::kOldestFirst);
+  auto newest_page = scheduler_->ListSweeps(true, {2, ""}, SweepOrder::kNewestFirst);
+  ASSERT_TRUE(oldest.ok() && newest_page.ok());
+  ASSERT_FALSE(oldest->next_page_token.empty());
+  ASSERT_FALSE(newest_page->next_page_token.empty());
+  EXPECT_NE(oldest->next_page_token, newest_page->next_page_token);
+  for (const auto& [token, order] :
+       {std::pair{oldest->next_page_token, SweepOrder::kNewestFirst},
+        std::pair{newest_page->next_page_token, SweepOrder::kOldestFirst}}) {
+    auto r = scheduler_->ListSweeps(true, {2, token}, order);
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << token;
+    EXPECT_NE(r.status().message().find("page_token"), std::string::npos);
+  }
 }
 
 TEST_F(SchedulerTest, BadPageRequestsAreRefusedNamingTheField) {

@@ -1480,7 +1480,7 @@ TEST(SqliteStore, PagesOfASweepsRunsListEachRunOnceInGridOrder) {
   EXPECT_FALSE(s.ListSweepRunsPage("aaa", std::nullopt, 0, 0).ok());  // a page needs a limit
 }
 
-TEST(SqliteStore, ListsSweepsPageByPageInSubmissionOrderWithoutTheirSpecs) {
+TEST(SqliteStore, ListsSweepsPageByPageInSubmissionOrderOrNewestFirstWithoutTheirSpecs) {
   TempDir dir;
   auto store = OpenSqliteStore(dir.File("s.db"));
   ASSERT_TRUE(store.ok());
@@ -1496,11 +1496,12 @@ TEST(SqliteStore, ListsSweepsPageByPageInSubmissionOrderWithoutTheirSpecs) {
         s.InsertSweep({id, "n" + id, "yaml: big", "f.yaml", created, false, 5, {"x"}}).ok());
     if (archived) ASSERT_TRUE(s.SetSweepArchived(id).ok());
   }
-  auto page_through = [&](bool include_archived, int limit) {
+  auto page_through = [&](bool include_archived, int limit,
+                          SweepOrder order = SweepOrder::kOldestFirst) {
     std::vector<std::string> seen;
     std::optional<SweepCursor> after;
     for (int pages = 0; pages < 20; ++pages) {
-      auto page = s.ListSweepsPage(include_archived, after, limit);
+      auto page = s.ListSweepsPage(include_archived, order, after, limit);
       EXPECT_TRUE(page.ok()) << page.status().ToString();
       if (!page.ok()) break;
       EXPECT_LE(static_cast<int>(page->sweeps.size()), limit);
@@ -1521,11 +1522,36 @@ TEST(SqliteStore, ListsSweepsPageByPageInSubmissionOrderWithoutTheirSpecs) {
   EXPECT_EQ(page_through(true, 5), all);  // exactly one page: no next
   EXPECT_EQ(page_through(false, 1), live);
   EXPECT_EQ(page_through(false, 100), live);
+  // Newest first: the exact reverse, ties (b2, d4 in the same millisecond) included,
+  // across page boundaries of every size.
+  const std::vector<std::string> all_newest(all.rbegin(), all.rend());
+  const std::vector<std::string> live_newest(live.rbegin(), live.rend());
+  for (int limit : {1, 2, 3, 5, 100}) {
+    SCOPED_TRACE(limit);
+    EXPECT_EQ(page_through(true, limit, SweepOrder::kNewestFirst), all_newest);
+    EXPECT_EQ(page_through(false, limit, SweepOrder::kNewestFirst), live_newest);
+  }
+  auto first = s.ListSweepsPage(true, SweepOrder::kNewestFirst, std::nullopt, 2);
+  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE(first->next);
+  EXPECT_EQ(first->next->created_ms, 30);  // past c3, the last of page 1
+  // A sweep submitted later comes first in the newest-first order, while a page
+  // reached by its cursor stays where it was.
+  ASSERT_TRUE(s.InsertSweep({"f6", "nf6", "yaml", "f.yaml", 60, false, 5, {"x"}}).ok());
+  auto again = s.ListSweepsPage(true, SweepOrder::kNewestFirst, std::nullopt, 1);
+  ASSERT_TRUE(again.ok());
+  ASSERT_EQ(again->sweeps.size(), 1u);
+  EXPECT_EQ(again->sweeps[0].sweep_id, "f6");
+  auto second = s.ListSweepsPage(true, SweepOrder::kNewestFirst, first->next, 2);
+  ASSERT_TRUE(second.ok());
+  ASSERT_EQ(second->sweeps.size(), 2u);
+  EXPECT_EQ(second->sweeps[0].sweep_id, "d4");
+  EXPECT_EQ(second->sweeps[1].sweep_id, "b2");
   std::vector<std::string> whole;
   auto listed = s.ListSweeps();
   ASSERT_TRUE(listed.ok());
   for (const auto& sweep : *listed) whole.push_back(sweep.sweep_id);
-  EXPECT_EQ(whole, all);
+  EXPECT_EQ(whole, (std::vector<std::string>{"a1", "b2", "d4", "c3", "e5", "f6"}));
 }
 
 TEST(SqliteStore, FindsSweepsByNameAndIdPrefixWithoutTheirSpecs) {

@@ -106,6 +106,39 @@
               table);
   }
   function showError(text) { $status.textContent = text || ''; }
+  // Text as HTML that shows it literally. Only for what must be handed over as HTML:
+  // dygraphs puts its axis labels, tick labels, legend and formatters' output in
+  // innerHTML, and strings from the API (grid values, cell labels) are anyone's.
+  // Everywhere else the page builds DOM nodes and sets textContent.
+  function escapeHtml(text) {
+    return String(text).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')
+                       .replace(/"/g, '&quot;').replace(/'/g, '&#39;');
+  }
+  // dygraphs' legendFormatter, as its default one but escaping the series labels here
+  // (not relying on the library to): data.xHTML and each series' yHTML come from the
+  // valueFormatters below, which escape what they return; dashHTML and the colours are
+  // the chart's own options.
+  function legendHtml(data) {
+    const lines = data.dygraph.getOption('labelsSeparateLines');
+    const parts = [];
+    if (data.x === undefined) {
+      if (data.dygraph.getOption('legend') !== 'always') return '';
+      for (const s of data.series) {
+        if (!s.isVisible) continue;
+        parts.push(`<span style="font-weight: bold; color: ${s.color};">${s.dashHTML} ` +
+                   `${escapeHtml(s.label)}</span>`);
+      }
+      return parts.join(lines ? '<br>' : ' ');
+    }
+    for (const s of data.series) {
+      if (!s.isVisible || !(s.y || s.yHTML)) continue;
+      parts.push(`${lines ? '<br>' : ''}<span${s.isHighlighted ? ' class="highlight"' : ''}> ` +
+                 `<b><span style="color: ${s.color};">${escapeHtml(s.label)}</span></b>:&#160;` +
+                 `${s.yHTML}</span>`);
+    }
+    return data.xHTML + ':' + parts.join('');
+  }
+
   function count(n) { return Number(n).toLocaleString('en-US'); }
   // A query string of the parameters that are set ('' and 0 are left out).
   function query(parts) {
@@ -220,8 +253,17 @@
     const hash = window.location.hash || '#/';
     const sweep = hash.match(/^#\/sweep\/([^/?]+)/);
     let page;
-    if (sweep) page = sweepPage(decodeURIComponent(sweep[1]));
-    else if (hash.startsWith('#/workers')) page = workersPage();
+    if (sweep) {
+      let id = null;
+      try {
+        id = decodeURIComponent(sweep[1]);
+      } catch (e) {  // a malformed escape (URIError), e.g. #/sweep/%E0
+        page = errorPage('Not a sweep address',
+                         `"${sweep[1]}" is not a sweep id or name: it has a malformed %-escape ` +
+                         `(${e.message}).`);
+      }
+      if (id !== null) page = sweepPage(id);
+    } else if (hash.startsWith('#/workers')) page = workersPage();
     else page = sweepsPage();
     dash.page = page.name;
     for (const name of ['sweeps', 'workers']) {
@@ -229,7 +271,15 @@
       if (page.name === name) link.setAttribute('aria-current', 'page');
       else link.removeAttribute('aria-current');
     }
-    current = poller(page);
+    if (page.refresh) current = poller(page);
+  }
+
+  // A page that only says what went wrong (nothing to poll).
+  function errorPage(heading, text) {
+    $main.replaceChildren(el('h1', {text: heading}), el('p', {class: 'error-text', id: 'page-error', text}),
+                          el('p', {}, el('a', {href: '#/', text: '← all sweeps'})));
+    showError(text);
+    return {name: 'error'};
   }
 
   // Calls page.refresh(round) now and every POLL_MS while the tab is visible.
@@ -246,8 +296,9 @@
           $updated.textContent = 'updated ' + new Date().toLocaleTimeString();
         } catch (e) {
           if (stopped) return;
-          if (e instanceof ApiError && e.status === 401) {
-            askToken(e.message);
+          // No token, or one that may not read (a worker's, say): ask for another.
+          if (e instanceof ApiError && (e.status === 401 || e.status === 403)) {
+            askToken(e.message, e.status === 403);
             return;  // polling resumes once a token is given
           }
           // Also on the console, with its stack, for whoever debugs the page.
@@ -269,7 +320,8 @@
     };
   }
 
-  function askToken(why) {
+  // The token form; `refused`: the token given was refused (a 403), `why` says why.
+  function askToken(why, refused) {
     $main.replaceChildren(el('form', {
       class: 'token-form',
       onsubmit: (ev) => {
@@ -282,8 +334,12 @@
         route();
       },
     },
-      el('h1', {text: 'Token needed'}),
-      el('p', {text: 'This coordinator needs a read token (' + why + '). It is kept for this ' +
+      el('h1', {text: refused ? 'Another token needed' : 'Token needed'}),
+      refused ? el('p', {class: 'error-text', id: 'token-refused',
+                         text: 'The token given cannot read this coordinator: ' + why})
+              : null,
+      el('p', {text: 'This coordinator needs a read (or admin) token' +
+                     (refused ? '' : ' (' + why + ')') + '. It is kept for this ' +
                      'tab only (sessionStorage) and sent as "Authorization: Bearer".'}),
       el('label', {for: 'token-input', text: 'Read token'}),
       el('input', {id: 'token-input', type: 'password', autocomplete: 'off', required: true}),
@@ -351,8 +407,9 @@
     // A refresh outside the poller's rounds (a new page or filter): its error is shown.
     function update() { refresh().catch((e) => showError('Cannot update: ' + e.message)); }
     function path() {
-      return 'sweeps' + query({include_archived: archived.checked && 'true', page_size: PAGE_SIZE,
-                               page_token: pages.token()});
+      // Newest first (the API's newest_first): page 1 holds the newest sweeps.
+      return 'sweeps' + query({include_archived: archived.checked && 'true', newest_first: 'true',
+                               page_size: PAGE_SIZE, page_token: pages.token()});
     }
     let shownPath = null;
 
@@ -363,7 +420,7 @@
       if (!changed && shownPath === want) return;
       // Only the page shown is kept for If-None-Match (a long list has many pages).
       if (shownPath && shownPath !== want) replies.delete(shownPath);
-      const rows = (data.sweeps || []).slice().reverse();  // newest first
+      const rows = data.sweeps || [];  // newest first
       body.replaceChildren(...rows.map((s) => el('tr', {dataset: {sweep: s.sweepId}},
         el('td', {}, el('a', {href: '#/sweep/' + encodeURIComponent(s.sweepId), text: s.name || s.sweepId}),
            el('div', {class: 'run-id muted', text: s.sweepId})),
@@ -376,9 +433,8 @@
         el('td', {class: 'hide-narrow', text: timestamp(int64(s.createdUnixMs))}))));
       if (!rows.length) body.append(el('tr', {}, el('td', {colspan: '8', text: 'No sweeps yet: resweep submit SWEEP.yaml'})));
       pages.shown(rows.length, data.nextPageToken, null);
-      // The API lists sweeps in submission order and its pages lead forward only.
       order.textContent = pages.page() > 1 || data.nextPageToken
-          ? 'Pages in submission order (page 1: the first submitted); newest first within a page.' : '';
+          ? 'Newest first: page 1 holds the most recently submitted sweeps.' : '';
       table.dataset.page = String(pages.page());
       shownPath = want;
       dash.ready.sweeps = true;
@@ -615,13 +671,14 @@
         labels: b.labels, series: b.series, visibility: b.visibility,
         customBars: true, fillAlpha: 0.18, connectSeparatedPoints: true,
         logscale: logScale.checked, rollPeriod: Math.max(1, Math.min(50, Number(roll.value) || 1)),
-        xlabel: 'epoch', ylabel: b.axisLabel, labelsDiv: legendDiv, legend: 'always',
-        labelsSeparateLines: false, hideOverlayOnMouseOut: false,
+        // Every string below that dygraphs shows is HTML to it: escaped (escapeHtml).
+        xlabel: 'epoch', ylabel: escapeHtml(b.axisLabel), labelsDiv: legendDiv, legend: 'always',
+        legendFormatter: legendHtml, labelsSeparateLines: false, hideOverlayOnMouseOut: false,
         highlightSeriesOpts: {strokeWidth: 3, highlightCircleSize: 4},
         zoomCallback: (minX, maxX) => showRange(minX, maxX),
-        valueFormatter: (y) => (typeof y === 'number' ? (b.percent ? y.toFixed(2) : y.toPrecision(4)) : y),
+        valueFormatter: (y) => escapeHtml(typeof y === 'number' ? (b.percent ? y.toFixed(2) : y.toPrecision(4)) : y),
         axes: {x: {
-          valueFormatter: (x) => 'epoch ' + x,
+          valueFormatter: (x) => escapeHtml('epoch ' + x),
           // Epochs are whole: no ticks between them.
           ticker: (a, b, pixels, opts, g, vals) =>
             Dygraph.numericTicks(a, b, pixels, opts, g, vals).filter((t) => Number.isInteger(t.v)),
@@ -789,19 +846,21 @@
       });
       note.textContent = `Last-${r.lastK} test error (%) of each cell: mean over succeeded seeds with ` +
                          `its Student-t 95% CI` + (hasPaper ? '; open diamonds: the paper\'s figure.' : '.');
+      // Grid values are free text (a dataset.path is any string): every string dygraphs
+      // shows is HTML to it, so each is escaped (escapeHtml), the legend's labels too.
       const xAxis = {
-        valueFormatter: (x) => `${axis}=${numeric ? x : values[x]}`,
-        axisLabelFormatter: (x) => (numeric ? String(x) : (Number.isInteger(x) && values[x] !== undefined ? values[x] : '')),
+        valueFormatter: (x) => escapeHtml(`${axis}=${numeric ? x : values[x]}`),
+        axisLabelFormatter: (x) => escapeHtml(numeric ? String(x) : (Number.isInteger(x) && values[x] !== undefined ? values[x] : '')),
         pixelsPerLabel: 40,
       };
-      // Categories (e.g. block names): a tick at each, named.
       // A tick at each value of the axis (a grid has few), named as the grid names it.
-      xAxis.ticker = () => values.map((v) => ({v: xOf(v), label: v}));
+      xAxis.ticker = () => values.map((v) => ({v: xOf(v), label: escapeHtml(v)}));
       const options = {
         labels, series, customBars: true, labelsDiv: legendDiv, legend: 'always',
-        xlabel: axis, ylabel: `last-${r.lastK} test error (%)`, connectSeparatedPoints: true,
-        fillAlpha: 0, drawPoints: false, xRangePad: 20, yRangePad: 10,
-        valueFormatter: (y) => (typeof y === 'number' ? y.toFixed(2) : y),
+        legendFormatter: legendHtml,
+        xlabel: escapeHtml(axis), ylabel: escapeHtml(`last-${r.lastK} test error (%)`),
+        connectSeparatedPoints: true, fillAlpha: 0, drawPoints: false, xRangePad: 20, yRangePad: 10,
+        valueFormatter: (y) => escapeHtml(typeof y === 'number' ? y.toFixed(2) : y),
         axes: {x: xAxis},
       };
       if (!chart) { chart = new Dygraph(chartDiv, rows, options); dash.charts.summary = chart; }
