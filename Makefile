@@ -23,11 +23,11 @@ configure: deps $(BUILD_DIR)/CMakeCache.txt
 build: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
-# The thread-safety analysis, every test, then each fuzz target briefly from its
-# seed corpus.
+# The thread-safety analysis, every test (JOBS at once: most of them wait on real
+# processes more than they compute), then each fuzz target briefly from its seed corpus.
 test: build
 	@$(MAKE) --no-print-directory thread-safety
-	cd $(BUILD_DIR) && ctest --output-on-failure --timeout 900
+	cd $(BUILD_DIR) && ctest --output-on-failure --timeout 900 -j $(JOBS)
 	@$(MAKE) --no-print-directory fuzz-smoke
 
 # clang -Wthread-safety -Werror over every project source (docs/development.md).

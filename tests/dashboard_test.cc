@@ -267,12 +267,14 @@ std::vector<double> Numbers(const std::string& text) {
          << "'" << text << "' shows " << shown << " for " << fraction * 100;
 }
 
+// Why a browser test skips (make test installs chromium: scripts/install-deps.sh).
+constexpr const char* kNoChromium =
+    "no chromium found (/usr/lib/chromium/chromium, /usr/bin/chromium): the dashboard's "
+    "browser tests need Debian's chromium (scripts/install-deps.sh)";
+
 TEST(Dashboard, ShowsASweepInProgressLiveInARealBrowser) {
   const std::string chromium = Browser::Find();
-  if (chromium.empty()) {
-    GTEST_SKIP() << "no chromium found (/usr/lib/chromium/chromium, /usr/bin/chromium): the "
-                    "dashboard's browser test needs Debian's chromium (scripts/install-deps.sh)";
-  }
+  if (chromium.empty()) GTEST_SKIP() << kNoChromium;
   Cluster cluster({.lease_seconds = 120, .heartbeat_seconds = 1});
   const int http_port = StartWithHttp(cluster);
   const std::string sweep_id =
@@ -528,10 +530,7 @@ std::vector<std::string> Slice(const std::vector<std::string>& v, size_t from, s
 // ?page_size=3 makes pages of 3 rows out of the 8 runs; the sweeps table pages too.
 TEST(Dashboard, PagesThroughTheRunsAndSweepsOfALongListInARealBrowser) {
   const std::string chromium = Browser::Find();
-  if (chromium.empty()) {
-    GTEST_SKIP() << "no chromium found (/usr/lib/chromium/chromium, /usr/bin/chromium): the "
-                    "dashboard's browser test needs Debian's chromium (scripts/install-deps.sh)";
-  }
+  if (chromium.empty()) GTEST_SKIP() << kNoChromium;
   Cluster cluster({.lease_seconds = 120, .heartbeat_seconds = 1});
   const int http_port = StartWithHttp(cluster);
   const std::string sweep_id =
@@ -749,10 +748,7 @@ std::string ErrorsOf(const Browser& browser) {
 // charts is escaped, and the page's Content-Security-Policy allows no inline script.
 TEST(Dashboard, GridValuesThatAreMarkupAreShownAsTextUnderAContentSecurityPolicy) {
   const std::string chromium = Browser::Find();
-  if (chromium.empty()) {
-    GTEST_SKIP() << "no chromium found (/usr/lib/chromium/chromium, /usr/bin/chromium): the "
-                    "dashboard's browser test needs Debian's chromium (scripts/install-deps.sh)";
-  }
+  if (chromium.empty()) GTEST_SKIP() << kNoChromium;
   Cluster cluster({.lease_seconds = 120, .heartbeat_seconds = 1});
   const int http_port = StartWithHttp(cluster);
   const std::string payload =
@@ -853,10 +849,7 @@ seeds: 1
 // shows what is wrong instead of a blank page.
 TEST(Dashboard, AsksAgainForARefusedTokenAndExplainsAMalformedAddress) {
   const std::string chromium = Browser::Find();
-  if (chromium.empty()) {
-    GTEST_SKIP() << "no chromium found (/usr/lib/chromium/chromium, /usr/bin/chromium): the "
-                    "dashboard's browser test needs Debian's chromium (scripts/install-deps.sh)";
-  }
+  if (chromium.empty()) GTEST_SKIP() << kNoChromium;
   Cluster cluster({});
   const std::string token_file = cluster.dir() + "/tokens";
   WriteFile(token_file,
