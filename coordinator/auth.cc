@@ -4,6 +4,7 @@
 #include <openssl/sha.h>
 
 #include <sstream>
+#include <string_view>
 
 #include "common/file_util.h"
 
@@ -18,6 +19,23 @@ std::array<unsigned char, 32> Digest(const std::string& token) {
 }
 
 constexpr size_t kMinTokenLength = 16;
+
+// The token of an "Authorization: Bearer <token>" value: the scheme in any case
+// (RFC 9110 11.1: auth-scheme is case-insensitive), then one or more spaces, then the
+// token (which holds no spaces: TokenTable::Parse splits on them). "" when the value
+// is absent, another scheme, or has no token.
+std::string BearerToken(const std::optional<std::string>& authorization) {
+  static constexpr std::string_view kScheme = "bearer";
+  if (!authorization || authorization->size() <= kScheme.size()) return "";
+  for (size_t i = 0; i < kScheme.size(); ++i) {
+    const char c = (*authorization)[i];
+    if ((c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c) != kScheme[i]) return "";
+  }
+  size_t start = kScheme.size();
+  if ((*authorization)[start] != ' ') return "";
+  while (start < authorization->size() && (*authorization)[start] == ' ') ++start;
+  return authorization->substr(start);
+}
 
 }  // namespace
 
@@ -96,12 +114,11 @@ bool RoleAllows(Role role, Role needed) {
 Status AuthorizeCall(const TokenTable* tokens, const std::optional<std::string>& authorization,
                      Role needed, const char* method) {
   if (!tokens) return Status::Ok();
-  static const std::string kBearer = "Bearer ";
-  if (!authorization || authorization->compare(0, kBearer.size(), kBearer) != 0 ||
-      authorization->size() == kBearer.size()) {
+  const std::string token = BearerToken(authorization);
+  if (token.empty()) {
     return UnauthenticatedError(std::string(method) + ": no token (this coordinator requires one)");
   }
-  const auto role = tokens->Lookup(authorization->substr(kBearer.size()));
+  const auto role = tokens->Lookup(token);
   if (!role) return UnauthenticatedError(std::string(method) + ": invalid token");
   if (!RoleAllows(*role, needed)) {
     auto article = [](Role r) { return r == Role::kAdmin ? "an " : "a "; };
@@ -114,11 +131,7 @@ Status AuthorizeCall(const TokenTable* tokens, const std::optional<std::string>&
 
 std::string CallerIdentity(const std::optional<std::string>& authorization,
                            const std::string& client_certificate_pem) {
-  static const std::string kBearer = "Bearer ";
-  std::string token;
-  if (authorization && authorization->compare(0, kBearer.size(), kBearer) == 0) {
-    token = authorization->substr(kBearer.size());
-  }
+  const std::string token = BearerToken(authorization);
   if (token.empty() && client_certificate_pem.empty()) return "";
   // Lengths first: no two different (token, certificate) pairs hash the same input.
   const std::string input = "resweep worker identity v1\n" + std::to_string(token.size()) + "\n" +

@@ -42,7 +42,8 @@ class TokenTable {
 bool RoleAllows(Role role, Role needed);
 
 // The decision for one call: `authorization` is the call's metadata value (nullopt
-// when absent). UNAUTHENTICATED for a missing or unknown token, PERMISSION_DENIED
+// when absent): "Bearer <token>", the scheme in any case (RFC 9110), one or more
+// spaces before the token. UNAUTHENTICATED for a missing or unknown token, PERMISSION_DENIED
 // for a known token of the wrong role. With no table (nullptr) every call passes.
 Status AuthorizeCall(const TokenTable* tokens, const std::optional<std::string>& authorization,
                      Role needed, const char* method);

@@ -3,14 +3,21 @@
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
+#include <dirent.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <optional>
 #include <string_view>
 
 #include "common/file_util.h"
+#include "http/elastic_pool.h"
 #include "http/metrics_server.h"  // SplitListenAddress
+#include "http/request_log.h"
 #include "http/web_assets.h"
 
 namespace resweep::http {
@@ -42,6 +49,11 @@ void ReplyWithEtag(const httplib::Request& req, httplib::Response& res, std::str
   res.set_header("Cache-Control", cache_control);
   if (req.has_header("If-None-Match") &&
       IfNoneMatchHolds(req.get_header_value("If-None-Match"), etag)) {
+    // httplib adds "Content-Length: 0". RFC 9110 8.6 would have none or the 200's
+    // length, but cpp-httplib 0.11's own client reads a 304 without one until the
+    // connection closes (and one with the 200's length, until that many bytes came):
+    // kept, as harmless elsewhere (a 304 ends at its header, RFC 9112 6.3; caches do
+    // not take Content-Length from it, RFC 9111 3.2). docs/http-api.md.
     res.status = 304;
     return;
   }
@@ -54,6 +66,50 @@ void ReplyWithEtag(const httplib::Request& req, httplib::Response& res, std::str
 bool IsDashboardPath(const std::string& path) {
   return path == "/" || path == "/index.html" || path.rfind("/static/", 0) == 0;
 }
+
+// The reply to a method other than GET and HEAD: 405 UNIMPLEMENTED (HttpStatusOf).
+void ReplyMethodNotAllowed(httplib::Response& res, const std::string& what) {
+  Reply(res, ErrorReply(UnimplementedError(what + ": the HTTP API is read-only (GET only)")));
+  res.set_header("Allow", "GET, HEAD");
+}
+
+// Whether httplib refused a request (400, before any handler) for its method alone:
+// a well-formed method token httplib does not know (it knows GET, HEAD, POST, PUT,
+// DELETE, CONNECT, OPTIONS, TRACE, PATCH and PRI, and sends those to the handlers).
+bool IsUnknownMethod(const httplib::Request& req) {
+  static const std::string_view kKnown[] = {"GET",     "HEAD",    "POST",  "PUT",   "DELETE",
+                                            "CONNECT", "OPTIONS", "TRACE", "PATCH", "PRI"};
+  if (req.method.empty() || (req.version != "HTTP/1.1" && req.version != "HTTP/1.0")) {
+    return false;
+  }
+  for (const std::string_view known : kKnown) {
+    if (req.method == known) return false;
+  }
+  // RFC 9110 5.6.2: token = 1*tchar.
+  for (const char c : req.method) {
+    const bool tchar = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                       std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+    if (!tchar) return false;
+  }
+  return true;
+}
+
+// The reply when even building an error reply failed: fixed bytes, nothing thrown.
+void ReplyInternalFallback(httplib::Response& res) noexcept {
+  try {
+    res.status = 500;
+    res.body.clear();
+    res.set_content("{\"code\":\"INTERNAL\",\"message\":\"internal error\"}\n", "application/json");
+  } catch (...) {
+  }
+}
+
+// Threads for connections (elastic_pool.h): 8 kept (httplib's default pool), up to
+// 256 while that many clients are connected at once; those beyond 8 end after 30 s
+// without work.
+constexpr size_t kMinThreads = 8;
+constexpr size_t kMaxThreads = 256;
+constexpr std::chrono::milliseconds kIdleThreadExit{30000};
 
 }  // namespace
 
@@ -120,8 +176,8 @@ void HttpServer::ServeApi(const httplib::Request& req, httplib::Response& res,
         if (cache_misses_) cache_misses_->Increment();
       } else if (read.status().code() != StatusCode::kNotFound &&
                  read.status().code() != StatusCode::kInvalidArgument) {
-        spdlog::warn("http: GET {}: no change stamp, not cached: {}", path,
-                     read.status().ToString());
+        spdlog::warn("http: GET {}: no change stamp, not cached: {}", EscapeForLog(path),
+                     EscapeForLog(read.status().ToString()));
       }
     }
   }
@@ -178,16 +234,36 @@ Status HttpServer::Start(const HttpServerOptions& options) {
   }
   // Requests are GETs: no body worth more than this.
   server_->set_payload_max_length(64 << 10);
-  server_->set_read_timeout(10, 0);
+  // Each connection has a thread while it lasts (also while a client sends its request
+  // slowly): threads as connections come, up to a bound (slowloris, elastic_pool.h).
+  server_->new_task_queue = [] {
+    return new ElasticThreadPool(kMinThreads, kMaxThreads, kIdleThreadExit);
+  };
+  // A client silent for this long (per read, not per request) is dropped.
+  server_->set_read_timeout(5, 0);
   server_->set_write_timeout(30, 0);
+  // Replies are whole (Range is ignored, below): say so on every reply, also HEAD's
+  // (httplib would say "bytes").
+  server_->set_default_headers({{"Accept-Ranges", "none"}});
+  // httplib 0.11 listens with a backlog of 5: a burst of connections (while the pool
+  // starts threads for the ones before) overflowed it, and a client's connect was
+  // refused or retried a second later. The listening socket is noted here (httplib's
+  // own options set as well) and told the system's bound after the bind, below.
+  server_->set_socket_options([this](int sock) {
+    httplib::default_socket_options(sock);
+    listen_fd_ = sock;
+  });
 
   // Every request passes here first: only GET, and with tokens, a read (or admin) one.
   server_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    // Whole replies only: httplib would cut a reply's body to a Range header and keep
+    // its status (200, never 206 as our handlers set it), so the header is ignored
+    // (RFC 9110 14.2 lets a server). `req` is httplib's own non-const Request (a local
+    // of its request loop) handed here as const. (A Range value that httplib cannot
+    // parse is refused 416 before any handler.)
+    const_cast<httplib::Request&>(req).ranges.clear();
     if (req.method != "GET" && req.method != "HEAD") {
-      Reply(res, ErrorReply(UnimplementedError(req.method + " " + req.path +
-                                               ": the HTTP API is read-only (GET only)")));
-      res.status = 405;
-      res.set_header("Allow", "GET, HEAD");
+      ReplyMethodNotAllowed(res, req.method + " " + req.path);
       return httplib::Server::HandlerResponse::Handled;
     }
     if (!tokens_ || IsDashboardPath(req.path)) return httplib::Server::HandlerResponse::Unhandled;
@@ -196,8 +272,16 @@ Status HttpServer::Start(const HttpServerOptions& options) {
     const std::string what = "GET " + req.path;
     const Status allowed = AuthorizeCall(tokens_, authorization, Role::kRead, what.c_str());
     if (allowed.ok()) return httplib::Server::HandlerResponse::Unhandled;
-    // Never the token: only what was refused and why.
-    spdlog::warn("http: {} from {} refused: {}", what, req.remote_addr, allowed.ToString());
+    // Never the token: only what was refused and why, escaped (the path is the
+    // client's). Any client can make these, so beyond a few a minute they go to debug.
+    const LogRateLimit::Decision decision = refusal_log_.Admit();
+    if (decision.demoted > 0) {
+      spdlog::warn("http: {} more requests refused since (logged at debug level)",
+                   decision.demoted);
+    }
+    spdlog::log(decision.loud ? spdlog::level::warn : spdlog::level::debug,
+                "http: {} from {} refused: {}", EscapeForLog(what), req.remote_addr,
+                EscapeForLog(allowed.ToString()));
     Reply(res, ErrorReply(allowed));
     if (allowed.code() == StatusCode::kUnauthenticated) {
       res.set_header("WWW-Authenticate", "Bearer realm=\"resweep\"");
@@ -246,27 +330,57 @@ Status HttpServer::Start(const HttpServerOptions& options) {
     res.status = 200;
     res.set_content(metrics_->RenderPrometheus(), "text/plain; version=0.0.4; charset=utf-8");
   });
-  // Unknown paths (no handler matched): JSON like every other error.
-  server_->set_error_handler([](const httplib::Request& req, httplib::Response& res) {
-    if (res.status == 404 && res.body.empty()) {
-      Reply(res, ErrorReply(NotFoundError("no such path: " + req.path +
-                                          " (the API is under /api/v1, see docs/http-api.md)")));
+  // Every error reply without a body of ours passes here (outside httplib's try: it
+  // must not throw). Unknown paths (no handler matched): JSON like every other error;
+  // a method httplib does not know: 405 like the ones it knows.
+  server_->set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req,
+                                                                     httplib::Response& res) {
+    try {
+      if (res.status == 404 && res.body.empty()) {
+        Reply(res, ErrorReply(NotFoundError("no such path: " + req.path +
+                                            " (the API is under /api/v1, see docs/http-api.md)")));
+        return httplib::Server::HandlerResponse::Handled;
+      }
+      if (res.status == 400 && res.body.empty() && IsUnknownMethod(req)) {
+        ReplyMethodNotAllowed(res, req.method + " " + req.target);
+        // httplib stopped reading at the request line: the rest of this request is not
+        // a request, and the connection is no use after it.
+        res.set_header("Connection", "close");
+        return httplib::Server::HandlerResponse::Handled;
+      }
+    } catch (...) {
+      ReplyInternalFallback(res);
+      return httplib::Server::HandlerResponse::Handled;
     }
-  });
+    return httplib::Server::HandlerResponse::Unhandled;
+  }));
+  // Must not throw either: httplib calls it from its catch block, and a throw from
+  // there ends the process.
   server_->set_exception_handler(
       [](const httplib::Request& req, httplib::Response& res, std::exception_ptr error) {
-        std::string what = "unknown exception";
         try {
-          std::rethrow_exception(error);
-        } catch (const std::exception& e) {
-          what = e.what();
+          std::string what = "unknown exception";
+          try {
+            std::rethrow_exception(error);
+          } catch (const std::exception& e) {
+            what = e.what();
+          } catch (...) {
+          }
+          spdlog::error("http: {} {}: {}", EscapeForLog(req.method), EscapeForLog(req.path),
+                        EscapeForLog(what));
+          Reply(res, ErrorReply(InternalError(req.method + " " + req.path + ": " + what)));
         } catch (...) {
+          ReplyInternalFallback(res);
         }
-        spdlog::error("http: GET {}: {}", req.path, what);
-        Reply(res, ErrorReply(InternalError("GET " + req.path + ": " + what)));
       });
+  // Last before a reply goes out: a reply that closes its connection (the 405 for an
+  // unknown method) does not also offer to keep it alive (httplib adds Keep-Alive).
+  server_->set_post_routing_handler([](const httplib::Request&, httplib::Response& res) {
+    if (res.get_header_value("Connection") == "close") res.headers.erase("Keep-Alive");
+  });
   server_->set_logger([](const httplib::Request& req, const httplib::Response& res) {
-    spdlog::debug("http: {} {} from {}: {}", req.method, req.path, req.remote_addr, res.status);
+    spdlog::debug("http: {} {} from {}: {}", EscapeForLog(req.method), EscapeForLog(req.path),
+                  req.remote_addr, res.status);
   });
 
   const auto& [host, port] = host_port;
@@ -279,8 +393,14 @@ Status HttpServer::Start(const HttpServerOptions& options) {
     port_ = 0;
     return UnavailableError("--http: cannot listen on " + options.listen);
   }
+  if (listen_fd_ < 0 || ::listen(listen_fd_, SOMAXCONN) != 0) {
+    spdlog::warn("http: the listen backlog stays httplib's (5)");
+  }
   thread_ = std::thread([this] {
     if (!server_->listen_after_bind()) spdlog::error("http: the server stopped unexpectedly");
+    std::lock_guard<std::mutex> lock(stopped_mu_);
+    stopped_ = true;
+    stopped_cv_.notify_all();
   });
   spdlog::info(
       "http: serving the dashboard, the JSON API and /metrics on {} (port {}), {}, {}, reply "
@@ -291,9 +411,64 @@ Status HttpServer::Start(const HttpServerOptions& options) {
   return Status::Ok();
 }
 
+namespace {
+
+// shutdown(2) on every connected TCP socket of this process whose local port is
+// `port`: their threads, blocked reading a request a client sends slowly (or never
+// finishes), see the end of it. The sockets are found in /proc/self/fd; a listening
+// socket, or any other, is left alone.
+void ShutDownConnectionsTo(int port) {
+  DIR* dir = opendir("/proc/self/fd");
+  if (!dir) return;
+  while (const dirent* entry = readdir(dir)) {
+    char* end = nullptr;
+    const long fd = std::strtol(entry->d_name, &end, 10);
+    if (end == entry->d_name || *end != '\0' || fd == dirfd(dir)) continue;
+    sockaddr_storage addr{};
+    socklen_t length = sizeof(addr);
+    if (getsockname(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&addr), &length) != 0) {
+      continue;  // not a socket
+    }
+    int local_port = -1;
+    if (addr.ss_family == AF_INET) {
+      local_port = ntohs(reinterpret_cast<const sockaddr_in&>(addr).sin_port);
+    } else if (addr.ss_family == AF_INET6) {
+      local_port = ntohs(reinterpret_cast<const sockaddr_in6&>(addr).sin6_port);
+    }
+    int type = 0, listening = 0;
+    socklen_t size = sizeof(int);
+    if (local_port != port ||
+        getsockopt(static_cast<int>(fd), SOL_SOCKET, SO_TYPE, &type, &size) != 0 ||
+        type != SOCK_STREAM) {
+      continue;
+    }
+    size = sizeof(int);
+    if (getsockopt(static_cast<int>(fd), SOL_SOCKET, SO_ACCEPTCONN, &listening, &size) != 0 ||
+        listening) {
+      continue;
+    }
+    ::shutdown(static_cast<int>(fd), SHUT_RDWR);
+  }
+  closedir(dir);
+}
+
+}  // namespace
+
 void HttpServer::Stop() {
   if (server_) server_->stop();
-  if (thread_.joinable()) thread_.join();
+  if (!thread_.joinable()) return;
+  // The requests in progress get kStopGrace to finish; then the connections still
+  // open are ended, so that clients that send slowly (or hold a connection open
+  // without a request) cannot hold up a shutdown.
+  {
+    std::unique_lock<std::mutex> lock(stopped_mu_);
+    if (!stopped_cv_.wait_for(lock, kStopGrace, [this] { return stopped_; })) {
+      lock.unlock();
+      spdlog::info("http: ending the connections still open");
+      ShutDownConnectionsTo(port_);
+    }
+  }
+  thread_.join();
 }
 
 }  // namespace resweep::http

@@ -10,7 +10,10 @@
 // stamp: while the sweep stands still, a poll is answered without its query.
 #pragma once
 
+#include <chrono>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -21,6 +24,7 @@
 #include "coordinator/scheduler.h"
 #include "http/json_api.h"
 #include "http/reply_cache.h"
+#include "http/request_log.h"
 
 namespace httplib {
 class Server;
@@ -57,7 +61,9 @@ class HttpServer {
   // Binds and starts serving; returns once listening.
   Status Start(const HttpServerOptions& options);
   int port() const { return port_; }
-  // Stops accepting requests and waits for those in progress. Safe to call twice.
+  // Stops accepting requests and waits for those in progress, for kStopGrace; then
+  // ends the connections still open (a request still arriving, a slow reader) and
+  // waits for their threads. Safe to call twice.
   void Stop();
 
  private:
@@ -74,9 +80,17 @@ class HttpServer {
   Counter* cache_evictions_ = nullptr;
   Gauge* cache_bytes_ = nullptr;
   const TokenTable* tokens_ = nullptr;
+  // Refused requests: the first 20 a minute logged at warn, the rest at debug.
+  LogRateLimit refusal_log_{20, std::chrono::minutes(1)};
   std::unique_ptr<httplib::Server> server_;
+  static constexpr std::chrono::seconds kStopGrace{2};
   std::thread thread_;
+  // Set by thread_ when the server has stopped and every connection's thread ended.
+  std::mutex stopped_mu_;
+  std::condition_variable stopped_cv_;
+  bool stopped_ = false;
   int port_ = 0;
+  int listen_fd_ = -1;  // the listening socket (httplib's), once bound
 };
 
 }  // namespace resweep::http

@@ -5,16 +5,26 @@
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
-#include <cerrno>
 #include <climits>
-#include <cstdlib>
 #include <set>
 #include <vector>
 
 #include "coordinator/convert.h"
+#include "http/request_log.h"
 #include "resweep/v1/resweep.pb.h"
 
 namespace resweep::http {
+
+namespace {
+
+// JSON text of `value`. Strings may hold request data (a path, a parameter), which
+// need not be UTF-8: an invalid byte is replaced by U+FFFD rather than thrown about
+// (nlohmann's default), so that printing never fails.
+std::string Dump(const nlohmann::json& value) {
+  return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+}  // namespace
 
 int HttpStatusOf(StatusCode code) {
   switch (code) {
@@ -40,7 +50,9 @@ int HttpStatusOf(StatusCode code) {
     case StatusCode::kResourceExhausted:
       return 429;
     case StatusCode::kUnimplemented:
-      return 501;
+      // The one code of ours that grpc-gateway maps otherwise (501): the API answers
+      // UNIMPLEMENTED only for a method other than GET and HEAD, which is 405.
+      return 405;
     case StatusCode::kUnavailable:
       return 503;
     default:
@@ -51,7 +63,7 @@ int HttpStatusOf(StatusCode code) {
 HttpReply ErrorReply(const Status& status, const std::string& field) {
   nlohmann::json error = {{"code", StatusCodeName(status.code())}, {"message", status.message()}};
   if (!field.empty()) error["field"] = field;
-  return {HttpStatusOf(status.code()), "application/json", error.dump() + "\n"};
+  return {HttpStatusOf(status.code()), "application/json", Dump(error) + "\n"};
 }
 
 std::string ToJson(const google::protobuf::Message& message) {
@@ -65,6 +77,10 @@ std::string ToJson(const google::protobuf::Message& message) {
 }
 
 namespace {
+
+// The largest last_k: as the CLI's --last-k (a last-K mean over more epochs than any
+// sweep trains is no statistic anyone asks for; each value is its own computation).
+constexpr int kMaxLastK = 1000;
 
 // A request's parameters, each checked against what the endpoint takes.
 class Params {
@@ -94,28 +110,39 @@ class Params {
     return it == params_.end() ? std::string() : it->second;
   }
 
-  // A decimal integer in [min, max]; absent: 0. Parameters passed on to a query are
-  // only parsed here (any int32): the query decides what it accepts, as for gRPC.
-  StatusOr<int> Int(const std::string& name, int min, int max) const {
+  // Plain decimal digits (no sign, space or empty value) of a number from 0 to `max`;
+  // absent: 0. Parameters passed on to a query are refused here only beyond int32 (or
+  // a bound of the CLI's); the query decides the rest, as for gRPC.
+  StatusOr<int> Int(const std::string& name, int max) const {
     auto it = params_.find(name);
-    if (it == params_.end() || it->second.empty()) return 0;
+    if (it == params_.end()) return 0;
     const std::string& text = it->second;
-    errno = 0;
-    char* end = nullptr;
-    const long long value = std::strtoll(text.c_str(), &end, 10);
-    if (errno != 0 || end != text.c_str() + text.size() || value < min || value > max) {
-      return InvalidArgumentError(name + " must be an integer from " + std::to_string(min) +
-                                  " to " + std::to_string(max) + "; got '" + text + "'");
+    long long value = 0;
+    bool ok = !text.empty();
+    for (const char c : text) {
+      if (c < '0' || c > '9') {
+        ok = false;
+        break;
+      }
+      value = value * 10 + (c - '0');
+      if (value > max) {
+        ok = false;
+        break;
+      }
+    }
+    if (!ok) {
+      return InvalidArgumentError(name + " must be a number from 0 to " + std::to_string(max) +
+                                  " in decimal digits; got '" + text + "'");
     }
     return static_cast<int>(value);
   }
 
-  // true/false (or 1/0); absent: false.
+  // Exactly "true" or "false"; absent: false.
   StatusOr<bool> Bool(const std::string& name) const {
     auto it = params_.find(name);
-    if (it == params_.end() || it->second.empty()) return false;
-    if (it->second == "true" || it->second == "1") return true;
-    if (it->second == "false" || it->second == "0") return false;
+    if (it == params_.end()) return false;
+    if (it->second == "true") return true;
+    if (it->second == "false") return false;
     return InvalidArgumentError(name + " must be true or false; got '" + it->second + "'");
   }
 
@@ -132,14 +159,14 @@ HttpReply Ok(const google::protobuf::Message& message) {
 // the same data would give other bytes and another ETag (no 304 for a poller). The
 // JSON re-printed with its object keys sorted: the same data, the same bytes.
 HttpReply OkSorted(const google::protobuf::Message& message) {
-  return {200, "application/json", nlohmann::json::parse(ToJson(message)).dump() + "\n"};
+  return {200, "application/json", Dump(nlohmann::json::parse(ToJson(message))) + "\n"};
 }
 
 // The reply for a failed query: its status; `field` when the failure is a parameter's.
 HttpReply Failed(const Status& status, const std::string& field = "") {
   if (status.code() == StatusCode::kInternal || status.code() == StatusCode::kDataLoss ||
       status.code() == StatusCode::kUnavailable) {
-    spdlog::error("http: {}", status.ToString());
+    spdlog::error("http: {}", EscapeForLog(status.ToString()));
   }
   return ErrorReply(status, field);
 }
@@ -170,7 +197,7 @@ std::string KeepCurveMetric(const std::string& json, const std::string& json_nam
       point = std::move(kept);
     }
   }
-  return reply.dump() + "\n";
+  return Dump(reply) + "\n";
 }
 
 bool IsSweepPath(const std::vector<std::string>& parts) {
@@ -207,7 +234,7 @@ HttpReply JsonApi::Get(const std::string& path, const QueryParams& query) {
     if (!archived.ok()) return Failed(archived.status(), "include_archived");
     auto newest_first = params.Bool("newest_first");
     if (!newest_first.ok()) return Failed(newest_first.status(), "newest_first");
-    auto page_size = params.Int("page_size", INT_MIN, INT_MAX);
+    auto page_size = params.Int("page_size", INT_MAX);
     if (!page_size.ok()) return Failed(page_size.status(), "page_size");
     auto r =
         scheduler_->ListSweeps(*archived, {*page_size, params.String("page_token")},
@@ -237,7 +264,8 @@ HttpReply JsonApi::Get(const std::string& path, const QueryParams& query) {
   }
   if (parts.size() == 3 && parts[0] == "sweeps" && parts[2] == "results") {
     if (Status st = check({"last_k"}); !st.ok()) return Failed(st, field);
-    auto last_k = params.Int("last_k", INT_MIN, INT_MAX);
+    // As the CLI's --last-k.
+    auto last_k = params.Int("last_k", kMaxLastK);
     if (!last_k.ok()) return Failed(last_k.status(), "last_k");
     auto r = scheduler_->Results(parts[1], *last_k);
     if (!r.ok()) return Failed(r.status());
@@ -249,7 +277,7 @@ HttpReply JsonApi::Get(const std::string& path, const QueryParams& query) {
     if (Status st = check({"state", "page_size", "page_token"}); !st.ok()) {
       return Failed(st, field);
     }
-    auto page_size = params.Int("page_size", INT_MIN, INT_MAX);
+    auto page_size = params.Int("page_size", INT_MAX);
     if (!page_size.ok()) return Failed(page_size.status(), "page_size");
     auto r = scheduler_->ListRuns(parts[1], params.String("state"),
                                   {*page_size, params.String("page_token")});
@@ -260,9 +288,7 @@ HttpReply JsonApi::Get(const std::string& path, const QueryParams& query) {
   }
   if (parts.size() == 3 && parts[0] == "sweeps" && parts[2] == "curves") {
     if (Status st = check({"metric", "downsample"}); !st.ok()) return Failed(st, field);
-    // A count of points: checked here, so that a negative one is refused naming this
-    // parameter rather than GetCurves' max_points.
-    auto downsample = params.Int("downsample", 0, INT_MAX);
+    auto downsample = params.Int("downsample", INT_MAX);
     if (!downsample.ok()) return Failed(downsample.status(), "downsample");
     // The metrics are CurvePoint's fields other than where the point is.
     const std::string metric = params.String("metric");

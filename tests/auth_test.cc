@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <string>
+#include <vector>
+
 #include "coordinator/auth.h"
 
 namespace resweep {
@@ -76,6 +79,25 @@ TEST(AuthorizeCall, CodesForMissingWrongAndMisusedTokens) {
   EXPECT_EQ(AuthorizeCall(&t, bearer(kWorker), Role::kRead, "GetResults").code(),
             StatusCode::kPermissionDenied);
   EXPECT_TRUE(AuthorizeCall(&t, bearer(kWorker), Role::kWorker, "AcquireRun").ok());
+}
+
+// RFC 9110 11.1: the auth-scheme is case-insensitive, and 1*SP separates it from the
+// credentials.
+TEST(AuthorizeCall, BearerSchemeInAnyCase) {
+  const TokenTable t = Table();
+  for (const std::string scheme : {"Bearer ", "bearer ", "BEARER ", "bEaReR ", "Bearer   "}) {
+    EXPECT_TRUE(AuthorizeCall(&t, scheme + kRead, Role::kRead, "ListSweeps").ok()) << scheme;
+    // The same worker identity whatever the spelling of the scheme.
+    EXPECT_EQ(CallerIdentity(scheme + kWorker, ""), CallerIdentity("Bearer " + kWorker, ""))
+        << scheme;
+  }
+  for (const std::string& value :
+       std::vector<std::string>{"Bearer" + kRead, "Bearer ", "Bearer", "Bearerx " + kRead,
+                                "Basic " + kRead, " Bearer " + kRead, "Bearer\t" + kRead}) {
+    EXPECT_EQ(AuthorizeCall(&t, value, Role::kRead, "ListSweeps").code(),
+              StatusCode::kUnauthenticated)
+        << value;
+  }
 }
 
 // Issue 8 item 9: the digest a worker registration is bound to.
