@@ -505,8 +505,18 @@ int Wait(const Options& o, Client* client) {
     req.set_sweep_id(sweep_id);
     v1::GetSweepResponse resp;
     Status st = api->GetSweep(req, &resp);
-    if (!st.ok() && reconnects.Retry(st, o.poll)) continue;
-    if (!st.ok()) return g_interrupted ? kExitInterrupted : Fail("wait", st, reads.client());
+    if (!st.ok()) {
+      const bool retry = reconnects.Retry(st, o.poll);
+      const double waited =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (retry && o.wait_limit > 0 && waited > o.wait_limit) {
+        std::cerr << "resweep wait: gave up after " << o.wait_limit
+                  << " s without an answer from the coordinator; the sweep goes on\n";
+        return kExitWaitLimit;
+      }
+      if (retry) continue;
+      return g_interrupted ? kExitInterrupted : Fail("wait", st, reads.client());
+    }
     reconnects.Answered();
     const auto& s = resp.sweep();
     sweep_id = s.sweep_id();

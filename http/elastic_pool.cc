@@ -1,14 +1,21 @@
 #include "http/elastic_pool.h"
 
+#include <spdlog/spdlog.h>
+
+#include <system_error>
 #include <utility>
 
 namespace resweep::http {
 
 ElasticThreadPool::ElasticThreadPool(size_t min_threads, size_t max_threads,
-                                     std::chrono::milliseconds idle_exit)
+                                     std::chrono::milliseconds idle_exit,
+                                     ThreadStarter start_thread)
     : min_threads_(min_threads),
       max_threads_(max_threads < 1 ? 1 : max_threads),
-      idle_exit_(idle_exit) {}
+      idle_exit_(idle_exit),
+      start_thread_(start_thread ? std::move(start_thread) : [](std::function<void()> run) {
+        return std::thread(std::move(run));
+      }) {}
 
 ElasticThreadPool::~ElasticThreadPool() { shutdown(); }
 
@@ -24,13 +31,27 @@ void ElasticThreadPool::enqueue(std::function<void()> fn) {
   jobs_.push_back(std::move(fn));
   // Jobs queued beyond the idle threads each get a thread of their own, up to the bound.
   if (jobs_.size() > idle_ && threads_.size() < max_threads_) {
-    // Work() starts by taking mu_, so it finds itself in threads_.
-    std::thread thread([this] { Work(); });
-    const std::thread::id id = thread.get_id();
-    threads_.emplace(id, std::move(thread));
-  } else {
-    cv_.notify_one();
+    try {
+      // Work() starts by taking mu_, so it finds itself in threads_.
+      std::thread thread = start_thread_([this] { Work(); });
+      const std::thread::id id = thread.get_id();
+      threads_.emplace(id, std::move(thread));
+      if (start_failed_) spdlog::info("http: threads can be started again");
+      start_failed_ = false;
+      return;
+    } catch (const std::system_error& e) {
+      // No thread to be had: the job waits for a running one (a connection waits, as
+      // beyond max_threads); the server goes on.
+      if (!start_failed_) {
+        spdlog::warn(
+            "http: cannot start a thread for a connection ({}; {} running): it waits "
+            "for a free one",
+            e.what(), threads_.size());
+      }
+      start_failed_ = true;
+    }
   }
+  cv_.notify_one();
 }
 
 void ElasticThreadPool::Work() {

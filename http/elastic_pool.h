@@ -25,11 +25,17 @@ namespace resweep::http {
 
 class ElasticThreadPool : public httplib::TaskQueue {
  public:
-  ElasticThreadPool(size_t min_threads, size_t max_threads, std::chrono::milliseconds idle_exit);
+  // Starts a thread running its argument; throws std::system_error when the system has
+  // none to give (a limit on processes, threads or memory), as std::thread does.
+  using ThreadStarter = std::function<std::thread(std::function<void()>)>;
+
+  // `start_thread`: std::thread by default (tests inject failures).
+  ElasticThreadPool(size_t min_threads, size_t max_threads, std::chrono::milliseconds idle_exit,
+                    ThreadStarter start_thread = nullptr);
   ~ElasticThreadPool() override;
 
   // Runs `fn` on an idle thread, or a new one while fewer than max_threads run, or
-  // else on the first thread that becomes free.
+  // else (also when no thread can be started) on the first thread that becomes free.
   void enqueue(std::function<void()> fn) override;
   // Runs the jobs queued, then joins every thread. Call once; no enqueue after it.
   void shutdown() override;
@@ -44,6 +50,7 @@ class ElasticThreadPool : public httplib::TaskQueue {
   const size_t min_threads_;
   const size_t max_threads_;
   const std::chrono::milliseconds idle_exit_;
+  const ThreadStarter start_thread_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::list<std::function<void()>> jobs_;
@@ -51,6 +58,7 @@ class ElasticThreadPool : public httplib::TaskQueue {
   std::vector<std::thread> exited_;                 // returned from Work(), to join
   size_t idle_ = 0;
   bool shutdown_ = false;
+  bool start_failed_ = false;  // the last attempt to start a thread failed (logged once)
 };
 
 }  // namespace resweep::http

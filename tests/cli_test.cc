@@ -428,6 +428,20 @@ TEST(Cli, WaitAndWatchRideOutACoordinatorRestart) {
         << err(command);
   }
   EXPECT_NE(err("wait").find("1/1 runs done (1 succeeded"), std::string::npos) << err("wait");
+
+  // --limit holds while the coordinator is away too: exit 4, the sweep goes on.
+  const std::string next =
+      FirstLine(cluster.Cli({"submit", cluster.WriteSweep("next.yaml",
+                                                          "name: next\ntrainer: {kind: synthetic, "
+                                                          "epoch_seconds: 30}\n")}));
+  Process limited({RESWEEP_CLI_BIN, "--coordinator", cluster.address(), "wait", next, "--poll",
+                   "0.2", "--limit", "2"},
+                  cluster.dir() + "/limited.out", cluster.dir() + "/limited.err");
+  ASSERT_TRUE(WaitFor([&] { return err("limited").find("next") != std::string::npos; }, 10000));
+  cluster.coordinator().Kill(SIGTERM);
+  EXPECT_EQ(limited.Wait(20000), 4) << err("limited");
+  EXPECT_NE(err("limited").find("gave up after 2 s without an answer"), std::string::npos)
+      << err("limited");
 }
 
 // `resweep watch` in a pseudo-terminal (a real one: forkpty): it redraws in place

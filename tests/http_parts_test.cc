@@ -3,6 +3,8 @@
 // server's pool of connection threads (http/elastic_pool.h).
 #include <gtest/gtest.h>
 
+#include <system_error>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -109,6 +111,34 @@ TEST(ElasticThreadPool, JobsBeyondTheBoundWaitAndAllRun) {
   EXPECT_EQ(done.load(), 50);
   EXPECT_LE(most.load(), 3);
   EXPECT_EQ(pool.threads(), 0u);
+}
+
+// When the system gives no more threads (a limit on processes or memory), jobs wait
+// for the threads running and every one runs: the pool never throws.
+TEST(ElasticThreadPool, JobsWaitForARunningThreadWhenNoneCanBeStarted) {
+  std::atomic<int> started{0};
+  auto two_at_most = [&](std::function<void()> run) {
+    if (started >= 2) {
+      throw std::system_error(std::make_error_code(std::errc::resource_unavailable_try_again),
+                              "injected");
+    }
+    ++started;
+    return std::thread(std::move(run));
+  };
+  std::atomic<int> done{0};
+  std::atomic<bool> release{false};
+  ElasticThreadPool pool(/*min_threads=*/1, /*max_threads=*/16, std::chrono::seconds(30),
+                         two_at_most);
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_NO_THROW(pool.enqueue([&] {
+      while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      ++done;
+    }));
+  }
+  EXPECT_EQ(pool.threads(), 2u);
+  release = true;
+  pool.shutdown();
+  EXPECT_EQ(done.load(), 10);
 }
 
 // Threads beyond min_threads end once idle for idle_exit; the pool still serves after.
