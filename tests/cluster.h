@@ -142,6 +142,20 @@ class Cluster {
   std::vector<std::unique_ptr<Process>> workers_;
 };
 
+// Submits a sweep of one synthetic run of one 10 ms epoch named `name`; returns the
+// first 12 characters of its id (what the CLI and the dashboard show).
+inline std::string SubmitOneRunSweep(Cluster& cluster, const std::string& name) {
+  return cluster
+      .Cli({"submit", cluster.WriteSweep(name + ".yaml", "name: " + name + R"(
+dataset: {kind: cifar10}
+model: {depth_n: 1}
+trainer: {kind: synthetic, epoch_seconds: 0.01}
+train: {epochs: 1}
+seeds: 1
+)")})
+      .substr(0, 12);
+}
+
 // Starts the cluster's coordinator with --http (and `extra` flags) on a loopback port
 // of its choosing; returns that port (its file is written before the gRPC one).
 inline int StartWithHttp(Cluster& cluster, std::vector<std::string> extra = {}) {

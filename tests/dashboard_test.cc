@@ -559,15 +559,7 @@ TEST(Dashboard, PagesThroughTheRunsAndSweepsOfALongListInARealBrowser) {
   // Three more sweeps (one run each): four sweeps, two pages of the sweeps table.
   std::vector<std::string> sweeps = {sweep_id};
   for (const std::string name : {"second", "third", "fourth"}) {
-    sweeps.push_back(cluster
-                         .Cli({"submit", cluster.WriteSweep(name + ".yaml", "name: " + name + R"(
-dataset: {kind: cifar10}
-model: {depth_n: 1}
-trainer: {kind: synthetic, epoch_seconds: 0.01}
-train: {epochs: 1}
-seeds: 1
-)")})
-                         .substr(0, 12));
+    sweeps.push_back(SubmitOneRunSweep(cluster, name));
   }
 
   Browser browser;
@@ -703,15 +695,7 @@ seeds: 1
   EXPECT_EQ(Value(browser.Eval("document.querySelector('main .page-where').textContent")),
             json("sweeps 1–3 · page 1"));
   // A sweep submitted now is first on page 1 at the next poll.
-  sweeps.push_back(cluster
-                       .Cli({"submit", cluster.WriteSweep("fifth.yaml", R"(name: fifth
-dataset: {kind: cifar10}
-model: {depth_n: 1}
-trainer: {kind: synthetic, epoch_seconds: 0.01}
-train: {epochs: 1}
-seeds: 1
-)")})
-                       .substr(0, 12));
+  sweeps.push_back(SubmitOneRunSweep(cluster, "fifth"));
   ASSERT_OK(browser.WaitUntil(sweep_rows + "[0] === '" + sweeps[4] + "'", 15000));
   EXPECT_EQ(shown_sweeps(), (std::vector<std::string>{sweeps[4], sweeps[3], sweeps[2]}));
   ASSERT_OK(browser

@@ -437,16 +437,7 @@ TEST(HttpApi, SweepsListNewestFirstPageByPage) {
   std::vector<std::string> submitted;
   for (int i = 0; i < 5; ++i) {
     const std::string name = "s" + std::to_string(i);
-    submitted.push_back(cluster
-                            .Cli({"submit", cluster.WriteSweep(name + ".yaml", "name: " + name +
-                                                                                   R"(
-dataset: {kind: cifar10}
-model: {depth_n: 1}
-trainer: {kind: synthetic, epoch_seconds: 0.01}
-train: {epochs: 1}
-seeds: 1
-)")})
-                            .substr(0, 12));
+    submitted.push_back(SubmitOneRunSweep(cluster, name));
   }
   httplib::Client http("127.0.0.1", http_port);
   http.set_read_timeout(20, 0);
