@@ -967,10 +967,7 @@ class SqliteStore : public Store {
     if (batch_owner_ && *batch_owner_ != std::this_thread::get_id() && depth_ == 1) {
       return RunForeignTransactionInBatch(body);
     }
-    if (batch_owner_ && batch_error_) {
-      return UnavailableError("the batch's transaction was rolled back after an earlier failure (" +
-                              batch_error_->ToString() + ")");
-    }
+    if (batch_owner_) RESWEEP_RETURN_IF_ERROR(BatchNotFailed());
     if (depth_ > 0) return RunSavepoint(body);
     RESWEEP_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
     depth_ = 1;
@@ -1988,12 +1985,7 @@ class SqliteStore : public Store {
       // own, and the fenced UPDATE comes first: when it changes nothing, nothing was
       // written. Only an INSERT failing after it would leave half a write, and then
       // the whole batch rolls back (every call in it fails UNAVAILABLE, to be retried).
-      if (batch_error_) {
-        return UnavailableError(
-            "the batch's transaction was rolled back after an earlier "
-            "failure (" +
-            batch_error_->ToString() + ")");
-      }
+      RESWEEP_RETURN_IF_ERROR(BatchNotFailed());
       RESWEEP_ASSIGN_OR_RETURN(const bool updated,
                                UpdateRunForNextEpoch(worker_id, e, lease_expires_ms, updated_ms));
       if (!updated) return false;
@@ -2013,6 +2005,13 @@ class SqliteStore : public Store {
       return Status::Ok();
     }));
     return appended;
+  }
+
+  // Inside a batch: UNAVAILABLE once an earlier failure rolled its transaction back.
+  Status BatchNotFailed() const {
+    if (!batch_error_) return Status::Ok();
+    return UnavailableError("the batch's transaction was rolled back after an earlier failure (" +
+                            batch_error_->ToString() + ")");
   }
 
   // The batch's owner, inside it (the batch's transaction is its own).

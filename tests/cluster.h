@@ -142,18 +142,26 @@ class Cluster {
   std::vector<std::unique_ptr<Process>> workers_;
 };
 
-// Submits a sweep of one synthetic run of one 10 ms epoch named `name`; returns the
-// first 12 characters of its id (what the CLI and the dashboard show).
+// Writes `yaml` to `file` in the cluster's directory and submits it; returns the
+// sweep's id (the CLI's first line).
+inline std::string SubmitSweep(Cluster& cluster, const std::string& file, const std::string& yaml) {
+  const std::string out = cluster.Cli({"submit", cluster.WriteSweep(file, yaml)});
+  return out.substr(0, out.find('\n'));
+}
+
+// The first 12 characters of a sweep's id: what the CLI's tables and the dashboard show.
+inline std::string ShortId(const std::string& sweep_id) { return sweep_id.substr(0, 12); }
+
+// Submits a sweep of one synthetic run of one 10 ms epoch named `name`; returns its
+// ShortId.
 inline std::string SubmitOneRunSweep(Cluster& cluster, const std::string& name) {
-  return cluster
-      .Cli({"submit", cluster.WriteSweep(name + ".yaml", "name: " + name + R"(
+  return ShortId(SubmitSweep(cluster, name + ".yaml", "name: " + name + R"(
 dataset: {kind: cifar10}
 model: {depth_n: 1}
 trainer: {kind: synthetic, epoch_seconds: 0.01}
 train: {epochs: 1}
 seeds: 1
-)")})
-      .substr(0, 12);
+)"));
 }
 
 // Starts the cluster's coordinator with --http (and `extra` flags) on a loopback port

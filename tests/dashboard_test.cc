@@ -277,8 +277,7 @@ TEST(Dashboard, ShowsASweepInProgressLiveInARealBrowser) {
   if (chromium.empty()) GTEST_SKIP() << kNoChromium;
   Cluster cluster({.lease_seconds = 120, .heartbeat_seconds = 1});
   const int http_port = StartWithHttp(cluster);
-  const std::string sweep_id =
-      cluster.Cli({"submit", cluster.WriteSweep("s.yaml", kSweep)}).substr(0, 12);
+  const std::string sweep_id = ShortId(SubmitSweep(cluster, "s.yaml", kSweep));
 
   // Three seeds of each cell finish (4 epochs); the fourth of each runs, at epoch 2.
   FakeWorker worker(cluster.address());
@@ -533,8 +532,7 @@ TEST(Dashboard, PagesThroughTheRunsAndSweepsOfALongListInARealBrowser) {
   if (chromium.empty()) GTEST_SKIP() << kNoChromium;
   Cluster cluster({.lease_seconds = 120, .heartbeat_seconds = 1});
   const int http_port = StartWithHttp(cluster);
-  const std::string sweep_id =
-      cluster.Cli({"submit", cluster.WriteSweep("s.yaml", kSweep)}).substr(0, 12);
+  const std::string sweep_id = ShortId(SubmitSweep(cluster, "s.yaml", kSweep));
   const std::vector<std::string> order = CliRunIds(cluster, sweep_id);
   ASSERT_EQ(order.size(), 8u);
 
@@ -737,8 +735,7 @@ TEST(Dashboard, GridValuesThatAreMarkupAreShownAsTextUnderAContentSecurityPolicy
   const int http_port = StartWithHttp(cluster);
   const std::string payload =
       "<img src=x onerror=\"document.body.setAttribute('data-pwned','yes');window.pwned=1\">";
-  const std::string sweep_id = cluster
-                                   .Cli({"submit", cluster.WriteSweep("x.yaml", R"yaml(name: markup
+  const std::string sweep_id = ShortId(SubmitSweep(cluster, "x.yaml", R"yaml(name: markup
 dataset: {kind: cifar10}
 model: {depth_n: 1}
 trainer: {kind: synthetic, epoch_seconds: 0.01}
@@ -746,8 +743,7 @@ train: {epochs: 2}
 grid:
   dataset.path: ["a", "<img src=x onerror=\"document.body.setAttribute('data-pwned','yes');window.pwned=1\">"]
 seeds: 1
-)yaml")})
-                                   .substr(0, 12);
+)yaml"));
 
   // The page and its files carry the policy.
   httplib::Client http("127.0.0.1", http_port);
@@ -841,8 +837,7 @@ TEST(Dashboard, AsksAgainForARefusedTokenAndExplainsAMalformedAddress) {
             "worker workertoken0123456789abcdef\n");
   const int http_port = StartWithHttp(cluster, {"--token-file", token_file});
   cluster.set_cli_args({"--token-file", token_file});
-  const std::string sweep_id =
-      cluster.Cli({"submit", cluster.WriteSweep("s.yaml", kSweep)}).substr(0, 12);
+  const std::string sweep_id = ShortId(SubmitSweep(cluster, "s.yaml", kSweep));
 
   Browser browser;
   ASSERT_OK(browser.Start(chromium, cluster.dir()));
@@ -915,10 +910,9 @@ TEST(Dashboard, UnchangedPollsComeFromTheReplyCacheAndTheFirstPollAfterAChangeSh
   const int port = StartWithHttp(cluster);
   httplib::Client http("127.0.0.1", port);
   http.set_read_timeout(20, 0);
-  const std::string a = cluster.Cli({"submit", cluster.WriteSweep("a.yaml", kSweep)}).substr(0, 12);
+  const std::string a = ShortId(SubmitSweep(cluster, "a.yaml", kSweep));
   // The first cell of `a`, two seeds: two runs that both sweeps hold.
-  const std::string b = cluster
-                            .Cli({"submit", cluster.WriteSweep("b.yaml", R"(name: shared
+  const std::string b = ShortId(SubmitSweep(cluster, "b.yaml", R"(name: shared
 dataset: {kind: cifar10}
 model: {depth_n: 1}
 trainer: {kind: synthetic, epoch_seconds: 0.01}
@@ -926,8 +920,7 @@ train: {epochs: 4}
 grid:
   model.depth_n: [1]
 seeds: 2
-)")})
-                            .substr(0, 12);
+)"));
   auto hits = [&] { return MetricValue(http, "resweep_http_cache_hits_total"); };
   auto misses = [&] { return MetricValue(http, "resweep_http_cache_misses_total"); };
   auto get_text = [&](const std::string& path, const httplib::Headers& headers = {}) {

@@ -281,8 +281,7 @@ TEST(HttpRobustness, RequestDataIsEscapedInTheLog) {
 TEST(HttpRobustness, RangeHeadersAreIgnored) {
   Cluster cluster({});
   const int port = StartWithHttp(cluster);
-  const std::string id =
-      cluster.Cli({"submit", cluster.WriteSweep("s.yaml", kSweep)}).substr(0, 12);
+  const std::string id = ShortId(SubmitSweep(cluster, "s.yaml", kSweep));
   for (const std::string& target : std::vector<std::string>{
            "/api/v1/sweeps", "/api/v1/sweeps/" + id, "/api/v1/sweeps/" + id + "/runs", "/",
            "/static/app.js", "/metrics", "/api/v1/nothing"}) {
@@ -333,8 +332,7 @@ TEST(HttpRobustness, MethodsOtherThanGetAndHeadAre405) {
 TEST(HttpRobustness, ParametersAreParsedStrictly) {
   Cluster cluster({});
   const int port = StartWithHttp(cluster);
-  const std::string id =
-      cluster.Cli({"submit", cluster.WriteSweep("s.yaml", kSweep)}).substr(0, 12);
+  const std::string id = ShortId(SubmitSweep(cluster, "s.yaml", kSweep));
   const std::string sweep = "/api/v1/sweeps/" + id;
   struct Case {
     std::string target, field;

@@ -271,8 +271,7 @@ TEST(HttpApi, EveryEndpointAnswersWhatItsGrpcReplySays) {
   Cluster cluster({.lease_seconds = 10, .heartbeat_seconds = 0.3});
   const int http_port = StartWithHttp(cluster);
   cluster.StartWorker("w1");
-  const std::string sweep_id =
-      cluster.Cli({"submit", cluster.WriteSweep("s.yaml", kSweep)}).substr(0, 12);
+  const std::string sweep_id = ShortId(SubmitSweep(cluster, "s.yaml", kSweep));
   int code = 0;
   cluster.Cli({"wait", sweep_id, "--limit", "60", "--poll", "0.2"}, &code);
   ASSERT_EQ(code, 0) << cluster.Logs();
@@ -659,8 +658,7 @@ TEST(Metrics, PrometheusScrapesTheCoordinatorAndAWorker) {
   const int worker_port = RefusingPort().port();
   const std::string worker_metrics = "127.0.0.1:" + std::to_string(worker_port);
   cluster.StartWorker("w1", 1, {"--metrics-listen", worker_metrics});
-  const std::string sweep_id =
-      cluster.Cli({"submit", cluster.WriteSweep("s.yaml", kSweep)}).substr(0, 12);
+  const std::string sweep_id = ShortId(SubmitSweep(cluster, "s.yaml", kSweep));
   int code = 0;
   cluster.Cli({"wait", sweep_id, "--limit", "60", "--poll", "0.2"}, &code);
   ASSERT_EQ(code, 0) << cluster.Logs();

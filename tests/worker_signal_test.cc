@@ -103,11 +103,6 @@ bool WaitForRunsOnDistinctWorkers(Cluster& cluster, const std::string& sweep_id,
       120000);
 }
 
-std::string SubmitSweep(Cluster& cluster, const std::string& file, const std::string& yaml) {
-  const std::string out = cluster.Cli({"submit", cluster.WriteSweep(file, yaml)});
-  return out.substr(0, out.find('\n'));
-}
-
 // Synthetic runs (the pool LibTorch made at start-up sits idle) and a LibTorch run
 // (the pool is busy training).
 TEST(WorkerSignal, SigtermDuringARunGivesTheLeaseBackWithAnyThreadCount) {
