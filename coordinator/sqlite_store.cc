@@ -73,6 +73,20 @@ namespace {
   "\n        - CASE WHEN OLD.epoch > 0 THEN OLD.last_epoch_seconds ELSE 0 END,"            \
   "\n      epoch_seconds_n = epoch_seconds_n + (NEW.epoch > 0) - (OLD.epoch > 0)"
 
+// run_counted's condition since schema 12: a column of `runs` that a sweep's replies
+// show has changed.
+#define RESWEEP_RUN_SHOWN_COLUMNS_CHANGED_SQL                                                     \
+  " OLD.state IS NOT NEW.state OR OLD.epoch IS NOT NEW.epoch"                                     \
+  "\n  OR OLD.epochs_total IS NOT NEW.epochs_total"                                               \
+  "\n  OR OLD.last_epoch_seconds IS NOT NEW.last_epoch_seconds"                                   \
+  "\n  OR OLD.attempt IS NOT NEW.attempt OR OLD.worker_id IS NOT NEW.worker_id"                   \
+  "\n  OR OLD.last_test_error IS NOT NEW.last_test_error OR OLD.error IS NOT NEW.error"           \
+  "\n  OR OLD.param_count IS NOT NEW.param_count"                                                 \
+  "\n  OR OLD.checkpoint_epoch IS NOT NEW.checkpoint_epoch OR OLD.seed IS NOT NEW.seed"           \
+  "\n  OR OLD.summary_k IS NOT NEW.summary_k OR OLD.final_test_error IS NOT NEW.final_test_error" \
+  "\n  OR OLD.last_k_test_error IS NOT NEW.last_k_test_error"                                     \
+  "\n  OR OLD.config_json IS NOT NEW.config_json OR OLD.config_key IS NOT NEW.config_key"
+
 // The triggers on `runs` that keep a sweep's counters and outcomes: created by the
 // migration to schema 9, and again by the one to 11 after its rebuild of sweep_runs,
 // which they read (see kMigrationTriggers). The one to 12 makes run_counted again,
@@ -417,16 +431,7 @@ CREATE INDEX sweep_runs_by_cell ON sweep_runs(sweep_id, cell_key);
 ALTER TABLE sweep_counters ADD COLUMN change_stamp INTEGER NOT NULL DEFAULT 0;
 DROP TRIGGER run_counted;
 CREATE TRIGGER run_counted AFTER UPDATE ON runs
-WHEN OLD.state IS NOT NEW.state OR OLD.epoch IS NOT NEW.epoch
-  OR OLD.epochs_total IS NOT NEW.epochs_total
-  OR OLD.last_epoch_seconds IS NOT NEW.last_epoch_seconds
-  OR OLD.attempt IS NOT NEW.attempt OR OLD.worker_id IS NOT NEW.worker_id
-  OR OLD.last_test_error IS NOT NEW.last_test_error OR OLD.error IS NOT NEW.error
-  OR OLD.param_count IS NOT NEW.param_count
-  OR OLD.checkpoint_epoch IS NOT NEW.checkpoint_epoch OR OLD.seed IS NOT NEW.seed
-  OR OLD.summary_k IS NOT NEW.summary_k OR OLD.final_test_error IS NOT NEW.final_test_error
-  OR OLD.last_k_test_error IS NOT NEW.last_k_test_error
-  OR OLD.config_json IS NOT NEW.config_json OR OLD.config_key IS NOT NEW.config_key
+WHEN)sql" RESWEEP_RUN_SHOWN_COLUMNS_CHANGED_SQL R"sql(
 BEGIN
   UPDATE sweep_counters SET)sql" RESWEEP_RUN_COUNTERS_SQL R"sql(,
       change_stamp = change_stamp + 1
@@ -438,6 +443,25 @@ END;
 CREATE TRIGGER epoch_deleted AFTER DELETE ON epochs BEGIN
   UPDATE sweep_counters SET change_stamp = change_stamp + 1
     WHERE sweep_id IN (SELECT sweep_id FROM sweep_runs WHERE run_id = OLD.run_id);
+END;
+)sql",
+    // 12 -> 13 (issue 9, ingestion): runs.counted_appends, the epochs that
+    // Store::AppendNextEpoch appended to the run while keeping its sweeps' counters
+    // itself, once per batch and sweep (SqliteStore::FlushAppendedCounts). run_counted
+    // skips an UPDATE that moves this column, and fires as before for every other one
+    // (an UPDATE that does not name it leaves it as it was). Per report, the trigger
+    // was the most expensive part of the hot path: SQLite builds a temporary table for
+    // its IN (SELECT ...) and keeps a statement journal for the UPDATE that fires it.
+    R"sql(
+ALTER TABLE runs ADD COLUMN counted_appends INTEGER NOT NULL DEFAULT 0;
+DROP TRIGGER run_counted;
+CREATE TRIGGER run_counted AFTER UPDATE ON runs
+WHEN OLD.counted_appends IS NEW.counted_appends AND ()sql" RESWEEP_RUN_SHOWN_COLUMNS_CHANGED_SQL
+    R"sql()
+BEGIN
+  UPDATE sweep_counters SET)sql" RESWEEP_RUN_COUNTERS_SQL R"sql(,
+      change_stamp = change_stamp + 1
+    WHERE sweep_id IN (SELECT sweep_id FROM sweep_runs WHERE run_id = NEW.run_id);
 END;
 )sql",
 };
@@ -1127,6 +1151,7 @@ class SqliteStore : public Store {
     if (st.ok() && sqlite3_get_autocommit(db_)) {
       st = UnavailableError("the batch's transaction was rolled back by the database");
     }
+    if (st.ok()) st = FlushAppendedCounts();
     if (st.ok()) {
       st = RunCached("COMMIT");
       if (!st.ok() && !sqlite3_get_autocommit(db_))
@@ -1246,6 +1271,7 @@ class SqliteStore : public Store {
   }
 
   StatusOr<SweepProgressRecord> SweepProgress(const std::string& sweep_id) override {
+    RESWEEP_RETURN_IF_ERROR(FlushAppendedCountsBeforeRead());
     Statement s(cache_.get(),
                 "SELECT epochs_done, epochs_total, epoch_seconds_sum, epoch_seconds_n, "
                 "epochs_left FROM sweep_counters WHERE sweep_id = ?");
@@ -1753,6 +1779,7 @@ class SqliteStore : public Store {
   }
 
   StatusOr<std::optional<int64_t>> SweepChangeStamp(const std::string& sweep_id) override {
+    RESWEEP_RETURN_IF_ERROR(FlushAppendedCountsBeforeRead());
     Statement s(cache_.get(),
                 "SELECT c.change_stamp FROM sweeps s JOIN sweep_counters c "
                 "ON c.sweep_id = s.sweep_id WHERE s.sweep_id = ?");
@@ -1985,13 +2012,26 @@ class SqliteStore : public Store {
       // own, and the fenced UPDATE comes first: when it changes nothing, nothing was
       // written. Only an INSERT failing after it would leave half a write, and then
       // the whole batch rolls back (every call in it fails UNAVAILABLE, to be retried).
+      // The run's sweeps are counted once per batch (FlushAppendedCounts), not by
+      // run_counted per report: this UPDATE moves counted_appends, which the trigger
+      // skips.
       RESWEEP_RETURN_IF_ERROR(BatchNotFailed());
-      RESWEEP_ASSIGN_OR_RETURN(const bool updated,
-                               UpdateRunForNextEpoch(worker_id, e, lease_expires_ms, updated_ms));
+      RESWEEP_ASSIGN_OR_RETURN(const AppendedRun before, ReadAppendedRun(e.run_id));
+      RESWEEP_ASSIGN_OR_RETURN(
+          const bool updated,
+          UpdateRunForNextEpoch(worker_id, e, lease_expires_ms, updated_ms, /*counted=*/true));
       if (!updated) return false;
       if (Status inserted = InsertEpoch(e); !inserted.ok()) {
         batch_error_ = inserted;
         return inserted;
+      }
+      // What run_counted would have added to each of its sweeps: epoch e-1 -> e of a
+      // running run (its state and epochs_total unchanged).
+      for (const std::string& sweep_id : before.sweep_ids) {
+        AppendedCounts& c = appended_counts_[sweep_id];
+        c.epochs += 1;
+        c.epoch_seconds_sum += e.seconds - (e.epoch - 1 > 0 ? before.last_epoch_seconds : 0);
+        c.epoch_seconds_n += e.epoch - 1 > 0 ? 0 : 1;
       }
       return true;
     }
@@ -2020,20 +2060,77 @@ class SqliteStore : public Store {
   }
 
   // AppendNextEpoch's compare-and-set on the run: whether it matched (and moved).
+  // `counted`: the caller counts the run's sweeps itself (the UPDATE moves
+  // counted_appends, so that run_counted does not).
   StatusOr<bool> UpdateRunForNextEpoch(const std::string& worker_id, const EpochRecord& e,
-                                       int64_t lease_expires_ms, int64_t updated_ms) {
+                                       int64_t lease_expires_ms, int64_t updated_ms,
+                                       bool counted = false) {
+#define RESWEEP_NEXT_EPOCH_SET_SQL                                         \
+  "UPDATE runs SET epoch = ?2, "                                           \
+  "last_test_error = CASE WHEN ?7 >= 0 THEN ?7 ELSE last_test_error END, " \
+  "lease_expires_ms = ?4, updated_ms = ?5, last_epoch_seconds = ?6, "      \
+  "" RESWEEP_APPENDED_SUMMARY_SQL
+#define RESWEEP_NEXT_EPOCH_WHERE_SQL                                        \
+  " WHERE run_id = ?8 AND attempt = ?9 AND worker_id = ?10 AND state = ?1 " \
+  "AND epoch = ?3 AND epochs_total >= ?2"
     Statement update(cache_.get(),
-                     "UPDATE runs SET epoch = ?2, "
-                     "last_test_error = CASE WHEN ?7 >= 0 THEN ?7 ELSE last_test_error END, "
-                     "lease_expires_ms = ?4, updated_ms = ?5, last_epoch_seconds = ?6, "
-                     "" RESWEEP_APPENDED_SUMMARY_SQL
-                     " WHERE run_id = ?8 AND attempt = ?9 AND worker_id = ?10 AND state = ?1 "
-                     "AND epoch = ?3 AND epochs_total >= ?2");
+                     counted ? RESWEEP_NEXT_EPOCH_SET_SQL
+                         ", counted_appends = counted_appends + 1" RESWEEP_NEXT_EPOCH_WHERE_SQL
+                             : RESWEEP_NEXT_EPOCH_SET_SQL RESWEEP_NEXT_EPOCH_WHERE_SQL);
+#undef RESWEEP_NEXT_EPOCH_SET_SQL
+#undef RESWEEP_NEXT_EPOCH_WHERE_SQL
     update.Bind(RunStateName(RunState::kRunning)).Bind(e.epoch).Bind(e.epoch - 1);
     update.Bind(lease_expires_ms).Bind(updated_ms).Bind(e.seconds).Bind(e.test_error);
     update.Bind(e.run_id).Bind(e.attempt).Bind(worker_id);
     RESWEEP_RETURN_IF_ERROR(update.Run());
     return sqlite3_changes(db_) == 1;
+  }
+
+  // What AppendNextEpoch's counting needs of a run before its UPDATE.
+  struct AppendedRun {
+    double last_epoch_seconds = 0;
+    std::vector<std::string> sweep_ids;  // every sweep that links it
+  };
+  StatusOr<AppendedRun> ReadAppendedRun(const std::string& run_id) {
+    Statement s(cache_.get(),
+                "SELECT r.last_epoch_seconds, l.sweep_id FROM runs r "
+                "JOIN sweep_runs l ON l.run_id = r.run_id WHERE r.run_id = ?");
+    s.Bind(run_id);
+    AppendedRun out;
+    Status st;
+    while (s.Step(&st)) {
+      out.last_epoch_seconds = s.Real(0);
+      out.sweep_ids.push_back(s.Text(1));
+    }
+    if (!st.ok()) return st;
+    return out;
+  }
+
+  // Writes the counts of AppendNextEpoch's epochs since the last flush to their
+  // sweeps' counters (one UPDATE per sweep). Runs in the batch's transaction before
+  // it commits, and before anything on this connection reads those counters.
+  Status FlushAppendedCounts() {
+    if (appended_counts_.empty()) return Status::Ok();
+    Statement s(cache_.get(),
+                "UPDATE sweep_counters SET epochs_done = epochs_done + ?2, "
+                "epochs_left = epochs_left - ?2, epoch_seconds_sum = epoch_seconds_sum + ?3, "
+                "epoch_seconds_n = epoch_seconds_n + ?4, change_stamp = change_stamp + 1 "
+                "WHERE sweep_id = ?1");
+    for (const auto& [sweep_id, c] : appended_counts_) {
+      s.Bind(sweep_id).Bind(c.epochs).Bind(c.epoch_seconds_sum).Bind(c.epoch_seconds_n);
+      RESWEEP_RETURN_IF_ERROR(s.Run());
+      s.Reset();
+    }
+    appended_counts_.clear();
+    return Status::Ok();
+  }
+
+  // Before a read of the counters that AppendNextEpoch counts (progress, change
+  // stamps) inside the open batch: a read in a savepoint (a batched call's) cannot
+  // flush, since its rollback would undo the flush, and sees them as of the last one.
+  Status FlushAppendedCountsBeforeRead() {
+    if (appended_counts_.empty() || depth_ != 1 || !batch_owner_) return Status::Ok();
+    return FlushAppendedCounts();
   }
 
   Status InsertEpoch(const EpochRecord& e) {
@@ -2282,7 +2379,8 @@ class SqliteStore : public Store {
   Status RunForeignTransactionInBatch(const std::function<Status()>& body) {
     const bool batch_lost = batch_error_.has_value();  // its transaction is gone already
     if (!batch_lost) {
-      Status commit = Exec("COMMIT");
+      Status commit = FlushAppendedCounts();
+      if (commit.ok()) commit = Exec("COMMIT");
       if (!commit.ok()) {
         Exec("ROLLBACK").IgnoreError();  // `commit` says why
         batch_error_ = commit;
@@ -2307,6 +2405,7 @@ class SqliteStore : public Store {
   }
 
   void EndBatch() {
+    appended_counts_.clear();  // flushed and committed, or rolled back with the batch
     batch_owner_.reset();
     batch_error_.reset();
     depth_ = 0;
@@ -2356,6 +2455,14 @@ class SqliteStore : public Store {
   sqlite3* db_;
   std::unique_ptr<StatementCache> cache_;
   int depth_ = 0;  // open transaction levels (see RunInTransaction)
+  // The counts of AppendNextEpoch's epochs in the open batch, per sweep, not yet in
+  // sweep_counters (FlushAppendedCounts).
+  struct AppendedCounts {
+    int64_t epochs = 0;            // epochs_done + this, epochs_left - this
+    double epoch_seconds_sum = 0;  // the new last epochs' seconds less the old ones'
+    int64_t epoch_seconds_n = 0;   // runs whose first epoch this is
+  };
+  std::map<std::string, AppendedCounts> appended_counts_;
   // The thread that began the open batch, if one is open.
   std::optional<std::thread::id> batch_owner_;
   // The write-ahead log, for SyncCommitted ("" : not in WAL mode, nothing deferred).

@@ -905,10 +905,30 @@ int64_t QueryInt(const std::string& path, const char* sql) {
   return value;
 }
 
+// What schema 13 changed, undone (a database as schema 12 wrote it): no
+// runs.counted_appends, and run_counted fires on every change it watches.
+void UndoSchema13(const std::string& path) {
+  std::string counted;
+  ASSERT_TRUE(ForEachRow(path, "SELECT sql FROM sqlite_master WHERE name = 'run_counted'",
+                         [&](sqlite3_stmt* stmt) {
+                           counted = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+                         }));
+  const std::string skip = " OLD.counted_appends IS NEW.counted_appends AND (";
+  const size_t at = counted.find(skip);
+  ASSERT_NE(at, std::string::npos) << counted;
+  counted.erase(at, skip.size());
+  const size_t close = counted.find(")\nBEGIN");
+  ASSERT_NE(close, std::string::npos) << counted;
+  counted.erase(close, 1);
+  ExecSql(path, {"DROP TRIGGER run_counted", counted.c_str(),
+                 "ALTER TABLE runs DROP COLUMN counted_appends", "PRAGMA user_version = 12"});
+}
+
 // What schema 12 changed, undone (a database as schema 11 wrote it): no change stamps,
 // nor the triggers that move them; run_counted without the stamp (its wider WHEN
 // left: the counters it keeps are the same).
 void UndoSchema12(const std::string& path) {
+  ASSERT_NO_FATAL_FAILURE(UndoSchema13(path));
   std::string counted;
   ASSERT_TRUE(ForEachRow(path, "SELECT sql FROM sqlite_master WHERE name = 'run_counted'",
                          [&](sqlite3_stmt* stmt) {
@@ -1320,7 +1340,7 @@ TEST(SqliteStore, MigrationTo12GivesEverySweepAChangeStamp) {
   auto store = OpenSqliteStore(path);
   ASSERT_TRUE(store.ok()) << store.status().ToString();
   Store& s = **store;
-  EXPECT_EQ(QueryInt(path, "PRAGMA user_version"), 12);
+  EXPECT_EQ(QueryInt(path, "PRAGMA user_version"), 13);
   const std::optional<int64_t> before = *s.SweepChangeStamp("sw");
   ASSERT_TRUE(before);
   RunRecord r = **s.GetRun("r");
@@ -1329,6 +1349,46 @@ TEST(SqliteStore, MigrationTo12GivesEverySweepAChangeStamp) {
   EXPECT_GT(s.SweepChangeStamp("sw")->value_or(-1), *before);
   // The counters kept by the trigger made again are right.
   EXPECT_EQ(s.SweepProgress("sw")->epochs_done, r.epoch);
+}
+
+// A database of schema 12 (its runs mid-epoch) is counted the same after the
+// migration to 13: by run_counted for every other write, by AppendNextEpoch for its
+// epochs in a batch.
+TEST(SqliteStore, MigrationTo13KeepsTheCountersOfRunsMidSweep) {
+  TempDir dir;
+  const std::string path = dir.File("s.db");
+  {
+    auto store = OpenSqliteStore(path);
+    ASSERT_TRUE(store.ok());
+    ASSERT_TRUE((*store)->InsertSweep({"sw", "n", "y", "f", 1, false, 2, {}}).ok());
+    for (const char* id : {"r1", "r2"}) {
+      ASSERT_TRUE(*(*store)->InsertRunIfAbsent(SampleRun(id)));
+      ASSERT_TRUE((*store)->LinkRun({"sw", id, "c", "c", "{}"}).ok());
+    }
+  }
+  ASSERT_NO_FATAL_FAILURE(UndoSchema13(path));
+  ASSERT_EQ(QueryInt(path, "PRAGMA user_version"), 12);
+  ASSERT_EQ(QueryInt(path,
+                     "SELECT COUNT(*) FROM pragma_table_info('runs') "
+                     "WHERE name = 'counted_appends'"),
+            0);
+  auto store = OpenSqliteStore(path);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  Store& s = **store;
+  EXPECT_EQ(QueryInt(path, "PRAGMA user_version"), 13);
+  ExpectAggregatesMatchRuns(s, "sw", "migrated");
+  ASSERT_TRUE(s.BeginBatch().ok());
+  for (int epoch = 8; epoch <= 10; ++epoch) {
+    EpochRecord e{"r1", epoch, 2, 0.1, 0.2, 0.3};
+    e.seconds = epoch / 3.0;
+    ASSERT_TRUE(*s.AppendNextEpoch("w-1", e, 999, 77));
+  }
+  ASSERT_TRUE(s.CommitBatch().ok());
+  RunRecord r2 = **s.GetRun("r2");  // a write run_counted counts
+  r2.state = RunState::kSucceeded;
+  ASSERT_TRUE(s.UpdateRun(r2).ok());
+  ExpectAggregatesMatchRuns(s, "sw", "after epochs and a finished run");
+  EXPECT_EQ(s.SweepProgress("sw")->epochs_done, 10 + 7);
 }
 
 TEST(SqliteStore, StatisticsOfAnotherVersionMakeTheirSweepStale) {
@@ -1794,6 +1854,69 @@ TEST_F(StoreBatchTest, AnEpochThatCannotBeInsertedAfterItsRunMovedFailsTheWholeB
   EXPECT_EQ((**store_->GetRun("r1")).epoch, 9);
   EXPECT_EQ((**store_->GetRun("r2")).epoch, 8);
   EXPECT_EQ(store_->ListEpochs("r2")->size(), 1u);
+}
+
+// In a batch, AppendNextEpoch counts its epochs into the sweeps' counters once per
+// batch and sweep, not per report (run_counted skips its UPDATE): whatever reads the
+// counters (this connection inside the batch, another after a commit, a transaction of
+// another thread that commits the batch so far) sees what a recount of the runs
+// gives, and a batch rolled back counts nothing. Runs r3-r5 belong to both sweeps.
+TEST_F(StoreBatchTest, AppendedEpochsAreCountedInEverySweepOfTheRunOncePerBatch) {
+  Store& s = *store_;
+  ASSERT_TRUE(s.InsertSweep({"a", "a", "y", "f", 1, false, 2, {}}).ok());
+  ASSERT_TRUE(s.InsertSweep({"b", "b", "y", "f", 2, false, 3, {}}).ok());
+  for (int i = 0; i < 6; ++i) {
+    RunRecord r = SampleRun("r" + std::to_string(i));
+    r.config_json = "{\"run\":" + std::to_string(i) + "}";
+    r.epoch = i % 2 ? 0 : 7;  // some take their first epoch here
+    ASSERT_TRUE(*s.InsertRunIfAbsent(r));
+    ASSERT_TRUE(s.LinkRun({"a", r.run_id, "c", "c", "{}"}).ok());
+    if (i >= 3) {
+      ASSERT_TRUE(s.LinkRun({"b", r.run_id, "c", "c", "{}"}).ok());
+    }
+  }
+  std::mt19937 rng(5);
+  auto report = [&](int i) {
+    const RunRecord r = **s.GetRun("r" + std::to_string(i));
+    EpochRecord e{r.run_id, r.epoch + 1, r.attempt, 0.1, 0.2, (rng() % 100) / 97.0};
+    e.seconds = 1 + (rng() % 50) / 7.0;
+    auto appended = s.AppendNextEpoch("w-1", e, 1000, 10);
+    ASSERT_TRUE(appended.ok() && *appended) << appended.status().ToString();
+  };
+  auto expect_counted = [&](Store& store, const std::string& when) {
+    for (const char* sweep : {"a", "b"}) ExpectAggregatesMatchRuns(store, sweep, when);
+  };
+  const int64_t stamp_before = **s.SweepChangeStamp("b");
+  for (int batch = 0; batch < 6; ++batch) {
+    SCOPED_TRACE("batch " + std::to_string(batch));
+    ASSERT_TRUE(s.BeginBatch().ok());
+    for (int k = 0; k < 10; ++k) report(rng() % 6);
+    expect_counted(s, "inside the batch");  // this connection, before its commit
+    for (int k = 0; k < 10; ++k) report(rng() % 6);
+    if (batch == 2) {
+      // Another thread's transaction commits the batch so far, then its own.
+      std::thread other([&] {
+        EXPECT_TRUE(s.RunInTransaction([&] { return s.SetSweepArchived("a", false); }).ok());
+      });
+      other.join();
+      auto reader = OpenSqliteStore(dir_.File("s.db"), {.read_only = true});
+      ASSERT_TRUE(reader.ok());
+      expect_counted(**reader, "committed by another thread's transaction");
+      for (int k = 0; k < 5; ++k) report(rng() % 6);
+    }
+    if (batch == 4) {
+      ASSERT_TRUE(s.AbortBatch().ok());
+      expect_counted(s, "after a batch rolled back");
+    } else {
+      ASSERT_TRUE(s.CommitBatch().ok());
+    }
+    auto reader = OpenSqliteStore(dir_.File("s.db"), {.read_only = true});
+    ASSERT_TRUE(reader.ok());
+    expect_counted(**reader, "committed");
+    if (HasFailure()) return;
+  }
+  EXPECT_GT(**s.SweepChangeStamp("b"), stamp_before);
+  EXPECT_GT(s.SweepProgress("b")->epochs_done, 3 * 7);
 }
 
 // Another thread's big transaction while a batch is open (cancelling, retrying or
