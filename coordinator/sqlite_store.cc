@@ -765,24 +765,22 @@ SweepRecord ReadSweep(const Statement& s) {
 // Checkpoints a database's write-ahead log on a thread and connection of its own, so
 // that no commit of the writer (and no reply waiting for one) copies the log into the
 // database itself: the writer's connection has automatic checkpoints off and wakes
-// this one from its WAL hook once the log holds kFrames frames. A PASSIVE checkpoint
+// this one from its WAL hook once the log holds `frames_` frames
+// (SqliteStoreOptions::wal_checkpoint_frames). A PASSIVE checkpoint
 // blocks neither the writer nor readers; it syncs the log before copying it (frames
 // of a batch that is not synced yet included) and the database after, as the
 // automatic one did. When every frame is copied, the writer's next transaction
 // starts the log from its beginning again; but while the writer commits without
 // pause, a checkpoint on another thread never quite catches up with it and the log
-// would grow without end. So once the log holds kRestartFrames frames and this thread
-// has copied all but a quarter of them (or kFrames), the writer's commit copies that
-// rest itself (a small checkpoint, about once per kRestartFrames frames written),
-// and its next transaction starts the log again.
+// would grow without end. So once the log holds restart_frames_ (four times as many)
+// and this thread has copied all but a quarter of them (or frames_), the writer's
+// commit copies that rest itself (a small checkpoint, about once per restart_frames_
+// frames written), and its next transaction starts the log again.
 class WalCheckpointer {
  public:
-  static constexpr int kFrames = 1000;         // SQLite's automatic checkpoint's default
-  static constexpr int kRestartFrames = 4000;  // 16 MiB of 4 KiB pages
-
   // Opens its connection to `path` (in WAL mode already) and starts its thread.
   static StatusOr<std::unique_ptr<WalCheckpointer>> Start(const std::string& path,
-                                                          int busy_timeout_ms) {
+                                                          int busy_timeout_ms, int frames) {
     sqlite3* db = nullptr;
     const int rc =
         sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
@@ -799,7 +797,7 @@ class WalCheckpointer {
       sqlite3_close_v2(db);
       return st;
     }
-    return std::unique_ptr<WalCheckpointer>(new WalCheckpointer(db));
+    return std::unique_ptr<WalCheckpointer>(new WalCheckpointer(db, std::max(1, frames)));
   }
   ~WalCheckpointer() {
     {
@@ -817,20 +815,21 @@ class WalCheckpointer {
   // (`frames`: the log's frames now.)
   static int OnCommit(void* checkpointer, sqlite3* writer, const char*, int frames) {
     auto* self = static_cast<WalCheckpointer*>(checkpointer);
-    if (frames >= kRestartFrames) {
+    if (frames >= self->restart_frames_) {
       const int copied = self->copied_frames_.load(std::memory_order_relaxed);
-      if (copied <= frames && frames - copied <= std::max(kFrames, frames / 4)) {
+      if (copied <= frames && frames - copied <= std::max(self->frames_, frames / 4)) {
         // SQLITE_BUSY while this thread checkpoints: tried again at the next commit.
         sqlite3_wal_checkpoint_v2(writer, "main", SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
         return SQLITE_OK;
       }
     }
-    if (frames >= kFrames) self->Wake();
+    if (frames >= self->frames_) self->Wake();
     return SQLITE_OK;
   }
 
  private:
-  explicit WalCheckpointer(sqlite3* db) : db_(db), thread_([this] { Loop(); }) {}
+  WalCheckpointer(sqlite3* db, int frames)
+      : db_(db), frames_(frames), restart_frames_(4 * frames), thread_([this] { Loop(); }) {}
 
   void Wake() {
     {
@@ -863,7 +862,9 @@ class WalCheckpointer {
     }
   }
 
-  sqlite3* const db_;  // this thread's alone once started
+  sqlite3* const db_;         // this thread's alone once started
+  const int frames_;          // a checkpoint is due at this many frames in the log
+  const int restart_frames_;  // the writer finishes one at this many
   Mutex mutex_;
   CondVar wake_;
   bool due_ RESWEEP_GUARDED_BY(mutex_) = false;
@@ -2529,7 +2530,8 @@ StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path,
       const char* file = sqlite3_db_filename(db, "main");
       if (file && *file) {
         store->EnableDeferredSync(std::string(file) + "-wal");
-        auto checkpointer = WalCheckpointer::Start(file, options.busy_timeout_ms);
+        auto checkpointer =
+            WalCheckpointer::Start(file, options.busy_timeout_ms, options.wal_checkpoint_frames);
         if (!checkpointer.ok()) return checkpointer.status().WithContext(path);
         store->CheckpointOnAnotherThread(std::move(*checkpointer));
       }

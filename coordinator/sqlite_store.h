@@ -27,6 +27,14 @@ struct SqliteStoreOptions {
   // cache holds stays allocated, so the usual size bounds the coordinator's memory.
   int64_t writer_cache_kib = 16 * 1024;
   int64_t bulk_cache_kib = 64 * 1024;
+  // The write-ahead log is checkpointed (copied into the database, on a thread of its
+  // own) once it holds this many frames (4 KiB pages), and written from its start
+  // again once it holds four times as many (see WalCheckpointer). A page that many
+  // commits change (a running run's row, the sweep's counters, the last leaf of each
+  // run's epochs) is copied once per checkpoint, so under a stream of epoch reports a
+  // longer log copies fewer pages: 4,000 (16 MiB, the log at most about 64 MiB) cost
+  // 10-15% less CPU per report than SQLite's default of 1,000 (bench/README.md).
+  int wal_checkpoint_frames = 4000;
 };
 
 // Opens (creating and migrating unless read-only) the database at `path`.
