@@ -15,6 +15,7 @@
 // ReportEpoch and Heartbeat on each server.
 //
 //   build/bench/ingest_bench [--rounds 5] [--round-seconds 5] [--reporters 64]
+//                            [--echo-reply-thread]
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -48,6 +49,7 @@ struct Options {
   int heartbeat_ms = 250;
   int epochs = 10000;
   std::string log_level = "info";
+  bool echo_reply_thread = false;
 };
 
 // One worker slot holding a lease: what its reports name.
@@ -251,6 +253,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--coordinator-bin", o.coordinator_bin)->capture_default_str();
   app.add_option("--echo-bin", o.echo_bin)->capture_default_str();
+  app.add_flag("--echo-reply-thread", o.echo_reply_thread,
+               "the echo finishes calls on a thread of its own (echo_server --reply-thread)");
   app.add_option("--log-level", o.log_level, "the coordinator's")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   if (o.workers < 1 || o.reporters < o.workers) {
@@ -260,14 +264,16 @@ int main(int argc, char** argv) {
 
   std::printf(
       "ingest_bench: %d reporters on %d workers, %d rounds of %.1f s per server, "
-      "%u cores, load %s\n",
+      "%u cores, load %s%s\n",
       o.reporters, o.workers, o.rounds, o.round_seconds, std::thread::hardware_concurrency(),
-      LoadAverage().c_str());
+      LoadAverage().c_str(),
+      o.echo_reply_thread ? " (the echo replies from a thread of its own)" : "");
 
   // The echo server.
   ScratchDir echo_dir;
-  resweep::testing::Process echo({o.echo_bin, "--port-file", echo_dir.File("port")},
-                                 echo_dir.File("echo.log"));
+  std::vector<std::string> echo_args = {o.echo_bin, "--port-file", echo_dir.File("port")};
+  if (o.echo_reply_thread) echo_args.push_back("--reply-thread");
+  resweep::testing::Process echo(echo_args, echo_dir.File("echo.log"));
   const int echo_port = WaitForPortFile(echo_dir.File("port"), &echo, 30);
   if (echo_port == 0) {
     std::fprintf(stderr, "echo_server did not start:\n%s\n",
