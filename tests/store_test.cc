@@ -907,14 +907,21 @@ int64_t QueryInt(const std::string& path, const char* sql) {
   return value;
 }
 
+// The CREATE TRIGGER statement of run_counted in the database file at `path`.
+std::string RunCountedSql(const std::string& path) {
+  std::string sql;
+  ForEachRow(path, "SELECT sql FROM sqlite_master WHERE name = 'run_counted'",
+             [&](sqlite3_stmt* stmt) {
+               sql = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+             });
+  return sql;
+}
+
 // What schema 13 changed, undone (a database as schema 12 wrote it): no
 // runs.counted_appends, and run_counted fires on every change it watches.
 void UndoSchema13(const std::string& path) {
-  std::string counted;
-  ASSERT_TRUE(ForEachRow(path, "SELECT sql FROM sqlite_master WHERE name = 'run_counted'",
-                         [&](sqlite3_stmt* stmt) {
-                           counted = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
-                         }));
+  std::string counted = RunCountedSql(path);
+  ASSERT_FALSE(counted.empty());
   const std::string skip = " OLD.counted_appends IS NEW.counted_appends AND (";
   const size_t at = counted.find(skip);
   ASSERT_NE(at, std::string::npos) << counted;
@@ -931,11 +938,8 @@ void UndoSchema13(const std::string& path) {
 // left: the counters it keeps are the same).
 void UndoSchema12(const std::string& path) {
   ASSERT_NO_FATAL_FAILURE(UndoSchema13(path));
-  std::string counted;
-  ASSERT_TRUE(ForEachRow(path, "SELECT sql FROM sqlite_master WHERE name = 'run_counted'",
-                         [&](sqlite3_stmt* stmt) {
-                           counted = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
-                         }));
+  std::string counted = RunCountedSql(path);
+  ASSERT_FALSE(counted.empty());
   const std::string stamp = ",\n      change_stamp = change_stamp + 1";
   const size_t at = counted.find(stamp);
   ASSERT_NE(at, std::string::npos) << counted;
