@@ -458,6 +458,9 @@ class Store {
   // results summary, and the given lease_expires_ms and updated_ms. Returns false,
   // having written nothing, when the run is in any other state (gone, another lease,
   // leased but not running yet, another epoch): the caller reads it and decides.
+  // Inside the caller's own batch (BeginBatch), the epochs it records are added to
+  // their sweeps' counters once per batch, before the batch commits: every reader
+  // that sees the epoch sees it counted.
   virtual StatusOr<bool> AppendNextEpoch(const std::string& worker_id, const EpochRecord& epoch,
                                          int64_t lease_expires_ms, int64_t updated_ms) = 0;
   virtual Status DeleteEpochsAfter(const std::string& run_id, int epoch) = 0;
