@@ -459,8 +459,9 @@ class Store {
   // having written nothing, when the run is in any other state (gone, another lease,
   // leased but not running yet, another epoch): the caller reads it and decides.
   // Inside the caller's own batch (BeginBatch), the epochs it records are added to
-  // their sweeps' counters once per batch, before the batch commits: every reader
-  // that sees the epoch sees it counted.
+  // their sweeps' counters once per batch, before the batch commits (another
+  // connection sees the epoch and its count together) and before this connection
+  // reads progress or a change stamp outside a savepoint.
   virtual StatusOr<bool> AppendNextEpoch(const std::string& worker_id, const EpochRecord& epoch,
                                          int64_t lease_expires_ms, int64_t updated_ms) = 0;
   virtual Status DeleteEpochsAfter(const std::string& run_id, int epoch) = 0;
