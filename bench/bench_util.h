@@ -202,8 +202,11 @@ inline std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, in
   return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
 }
 
+// Also waits for the connection (wait_for_ready) rather than failing at once when it
+// is not up yet or is being made again: a benchmark measures calls, not connects.
 inline void SetDeadline(grpc::ClientContext* context, int64_t ms) {
   context->set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(ms));
+  context->set_wait_for_ready(true);
 }
 
 // Simulated workers, as the fleet benchmarks drive them: ceil(slots / slots_per_worker)
