@@ -16,6 +16,7 @@
 #include <limits>
 #include <map>
 #include <mutex>
+#include <random>
 #include <set>
 #include <thread>
 
@@ -1101,6 +1102,147 @@ TEST_F(SchedulerTest, ASweepWhoseRunsAnotherSweepHoldsStaysActiveUntilTheyFinish
   EXPECT_EQ(view->counts.cancelled, 2);
   EXPECT_EQ(view->state, "cancelled");
   EXPECT_EQ(scheduler_->GetSweep("other")->state, "done");
+}
+
+// Hostile (review 9): batches of worker calls (reports, most of them on
+// AppendNextEpoch's counted path, completions, failures, releases) with another
+// thread's leases, cancels, retries, submits of overlapping sweeps and deletes in the
+// middle of them; after every batch each sweep's progress and counts, as the read
+// pool reads them, are a recount of its runs.
+TEST_F(SchedulerTest, SweepCountersStayARecountOfTheRunsThroughBatchesOfMixedCalls) {
+  const char* specs[] = {
+      "name: a\ntrainer: {kind: synthetic}\ntrain: {epochs: 6}\n"
+      "grid:\n  model.depth_n: [1, 2, 3]\nseeds: 3\n",
+      "name: b\ntrainer: {kind: synthetic}\ntrain: {epochs: 6}\n"
+      "grid:\n  model.depth_n: [2, 3, 4]\nseeds: 3\n",
+      "name: c\ntrainer: {kind: synthetic}\ntrain: {epochs: 6}\n"
+      "grid:\n  model.depth_n: [3, 4]\nseeds: 4\n"};
+  ASSERT_TRUE(scheduler_->Submit(specs[0], "a.yaml").ok());
+  ASSERT_TRUE(scheduler_->Submit(specs[1], "b.yaml").ok());
+  const std::vector<std::string> workers = {Register("w1"), Register("w2")};
+  struct Held {
+    std::string worker;
+    Lease lease;
+    int next = 1;
+  };
+  std::map<std::string, Held> held;  // by run id
+  std::mt19937 rng(9);
+  auto seconds_of = [](const std::string& run_id) {
+    return 1.0 + static_cast<double>(std::hash<std::string>()(run_id) % 1000) / 8.0;
+  };
+  auto acquire_some = [&] {
+    for (const auto& w : workers) {
+      for (int i = 0; i < 3; ++i) {
+        auto lease = scheduler_->Acquire(w, NextSlot(w));
+        if (!lease.ok() || !lease->has_value()) continue;
+        held[(*lease)->run_id] = {w, **lease, (*lease)->resume_epoch + 1};
+      }
+    }
+  };
+  auto worker_call = [&]() {
+    if (held.empty()) return;
+    auto it = held.begin();
+    std::advance(it, rng() % held.size());
+    Held& h = it->second;
+    const int pick = rng() % 20;
+    Status st;
+    bool ends = false;
+    RunRecord r = Run(h.lease.run_id);
+    if (pick == 0) {
+      st = scheduler_->Fail(h.worker, h.lease.run_id, h.lease.attempt, "boom", true);
+      ends = true;
+    } else if (pick == 1) {
+      st = scheduler_->Release(h.worker, h.lease.run_id, h.lease.attempt, "bye");
+      ends = true;
+    } else if (h.next > r.epochs_total) {
+      st = scheduler_->Complete(h.worker, h.lease.run_id, h.lease.attempt, 10);
+      ends = true;
+    } else {
+      EpochRecord e;
+      e.run_id = h.lease.run_id;
+      e.attempt = h.lease.attempt;
+      e.epoch = h.next;
+      e.test_error = 0.5;
+      e.train_loss = 1;
+      e.seconds = seconds_of(e.run_id) + h.next;
+      st = scheduler_->ReportEpoch(h.worker, e);
+      if (st.ok()) ++h.next;
+      if (st.ok() && rng() % 5 == 0) {  // a retried report: recorded again
+        EXPECT_TRUE(scheduler_->ReportEpoch(h.worker, e).ok());
+      }
+    }
+    if (!st.ok()) ends = true;  // cancelled, lost: the worker drops it
+    if (ends) held.erase(it);
+  };
+  auto admin_call = [&](int round) {
+    switch (round % 7) {
+      case 0:
+        (void)scheduler_->Cancel("b");
+        break;
+      case 1: {
+        RetryRequest request;
+        request.failed = request.cancelled = true;
+        (void)scheduler_->Retry("b", request);
+        break;
+      }
+      case 2:
+        (void)scheduler_->Submit(specs[2], "c.yaml");
+        break;
+      case 3:
+        (void)scheduler_->Retry("a", {});
+        break;
+      case 4:
+        (void)scheduler_->Delete("c", /*force=*/true);
+        break;
+      case 5:
+        (void)scheduler_->Submit(specs[2], "c.yaml");
+        break;  // restores it
+      case 6:
+        acquire_some();
+        break;
+    }
+  };
+  auto expect_recount = [&](const std::string& when) {
+    for (const char* name : {"a", "b", "c"}) {
+      auto view = scheduler_->GetSweep(name);
+      if (!view.ok()) continue;  // c before its submit
+      SCOPED_TRACE(std::string(name) + " " + when);
+      auto rows = store_->ListSweepRuns(view->sweep.sweep_id, std::nullopt);
+      ASSERT_TRUE(rows.ok());
+      int64_t done = 0, total = 0, left = 0;
+      int counts[6] = {};
+      for (const auto& [link, run] : *rows) {
+        done += run.epoch;
+        total += run.epochs_total;
+        if (!IsTerminal(run.state)) left += run.epochs_total - run.epoch;
+        ++counts[static_cast<int>(run.state)];
+      }
+      EXPECT_EQ(view->progress.epochs_done, done);
+      EXPECT_EQ(view->progress.epochs_total, total);
+      EXPECT_EQ(view->progress.epochs_left, left);
+      const RunCountsRecord& c = view->counts;
+      EXPECT_EQ(
+          std::vector<int>({c.queued, c.leased, c.running, c.succeeded, c.failed, c.cancelled}),
+          std::vector<int>(counts, counts + 6));
+    }
+  };
+  acquire_some();
+  for (int round = 0; round < 60; ++round) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    Status batch = scheduler_->RunBatch([&] {
+      for (int k = 0; k < 8; ++k) worker_call();
+      if (round % 2 == 0) {  // another thread's call in the middle of the batch
+        std::thread other([&] { admin_call(round / 2); });
+        other.join();
+      }
+      for (int k = 0; k < 8; ++k) worker_call();
+    });
+    ASSERT_TRUE(batch.ok()) << batch.ToString();
+    expect_recount("after the batch");
+    if (HasFailure()) return;
+    if (held.size() < 4) acquire_some();
+    clock_.Advance(100);
+  }
 }
 
 TEST_F(SchedulerTest, ACancelledRunQueuedAgainByAnotherSweepHasAFreshFailureCount) {

@@ -1925,6 +1925,134 @@ TEST_F(StoreBatchTest, AppendedEpochsAreCountedInEverySweepOfTheRunOncePerBatch)
   EXPECT_GT(s.SweepProgress("b")->epochs_done, 3 * 7);
 }
 
+// SQLite rolls a whole transaction back itself after some failures of one statement
+// (a full disk, an I/O error, no memory; injected here with RAISE(ROLLBACK) from a
+// trigger another connection makes). When that statement is a bare one of the batch
+// (AppendNextEpoch's UPDATE has no savepoint), the batch's transaction is gone:
+// nothing after it may be written outside it, in autocommit, and so stand while the
+// batch fails; above all not an epoch without its count, or a count without its epoch.
+class StoreBatchRolledBackTest : public StoreBatchTest {
+ protected:
+  void SetUp() override {
+    ASSERT_NO_FATAL_FAILURE(StoreBatchTest::SetUp());
+    ASSERT_TRUE(store_->InsertSweep({"sw", "n", "y", "f", 1, false, 2, {}}).ok());
+    for (const char* id : {"r1", "r2", "r3"}) {  // running at epoch 7
+      ASSERT_TRUE(Insert(id).ok());
+      ASSERT_TRUE(store_->LinkRun({"sw", id, "c", "c", "{}"}).ok());
+    }
+  }
+  void TearDown() override {
+    if (other_ != nullptr) sqlite3_close(other_);
+  }
+  // A trigger made by another connection (`sql`: its CREATE TRIGGER).
+  void Inject(const char* sql) {
+    ASSERT_EQ(sqlite3_open(dir_.File("s.db").c_str(), &other_), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(other_, sql, nullptr, nullptr, nullptr), SQLITE_OK)
+        << sqlite3_errmsg(other_);
+  }
+  void Uninject() {
+    ASSERT_EQ(sqlite3_exec(other_, "DROP TRIGGER injected", nullptr, nullptr, nullptr), SQLITE_OK);
+  }
+  StatusOr<bool> Report(const std::string& run_id) {
+    EpochRecord e{run_id, 8, 2, 0.1, 0.2, 0.25};
+    e.seconds = 3;
+    return store_->AppendNextEpoch("w-1", e, 999, 77);
+  }
+  // Nothing of the batch stands, and the counters (as another connection reads them)
+  // are those of the runs.
+  void ExpectNothingOfTheBatch() {
+    for (const char* id : {"r1", "r2", "r3"}) {
+      EXPECT_EQ((**store_->GetRun(id)).epoch, 7) << id;
+      EXPECT_TRUE(store_->ListEpochs(id)->empty()) << id;
+    }
+    auto reader = OpenSqliteStore(dir_.File("s.db"), {.read_only = true});
+    ASSERT_TRUE(reader.ok());
+    ExpectAggregatesMatchRuns(**reader, "sw", "after the batch failed");
+    EXPECT_EQ((*reader)->SweepProgress("sw")->epochs_done, 3 * 7);
+  }
+  // The store goes on: the same reports are recorded and counted in a new batch.
+  void ExpectTheNextBatchCounts() {
+    ASSERT_TRUE(store_->BeginBatch().ok());
+    for (const char* id : {"r1", "r2", "r3"}) {
+      auto appended = Report(id);
+      ASSERT_TRUE(appended.ok() && *appended) << id << " " << appended.status().ToString();
+    }
+    ASSERT_TRUE(store_->CommitBatch().ok());
+    auto reader = OpenSqliteStore(dir_.File("s.db"), {.read_only = true});
+    ASSERT_TRUE(reader.ok());
+    ExpectAggregatesMatchRuns(**reader, "sw", "the next batch");
+    EXPECT_EQ((*reader)->SweepProgress("sw")->epochs_done, 3 * 8);
+  }
+
+  sqlite3* other_ = nullptr;
+};
+
+// A report whose UPDATE rolled the batch back: the owner's next report fails too
+// (it used to be written in autocommit, uncounted: its run_counted was skipped and
+// the batch's counts were dropped with the failed batch).
+TEST_F(StoreBatchRolledBackTest, AReportAfterOneThatRolledTheBatchBackFailsToo) {
+  ASSERT_NO_FATAL_FAILURE(
+      Inject("CREATE TRIGGER injected BEFORE UPDATE ON runs "
+             "WHEN NEW.run_id = 'r2' BEGIN SELECT RAISE(ROLLBACK, 'injected'); END"));
+  ASSERT_TRUE(store_->BeginBatch().ok());
+  ASSERT_TRUE(*Report("r1"));
+  auto appended = Report("r2");
+  ASSERT_FALSE(appended.ok());
+  EXPECT_NE(appended.status().message().find("injected"), std::string::npos)
+      << appended.status().ToString();
+  appended = Report("r3");
+  EXPECT_EQ(appended.status().code(), StatusCode::kUnavailable)
+      << (appended.ok() ? "recorded" : appended.status().ToString());
+  EXPECT_FALSE(store_->CommitBatch().ok());
+  ASSERT_NO_FATAL_FAILURE(Uninject());
+  ExpectNothingOfTheBatch();
+  ExpectTheNextBatchCounts();
+}
+
+// A read of the progress after the batch was rolled back (its epochs are gone) must
+// not write the batch's counts in autocommit.
+TEST_F(StoreBatchRolledBackTest, AReadOfProgressAfterTheBatchRolledBackCountsNothing) {
+  ASSERT_NO_FATAL_FAILURE(
+      Inject("CREATE TRIGGER injected BEFORE INSERT ON epochs "
+             "WHEN NEW.run_id = 'r2' BEGIN SELECT RAISE(ROLLBACK, 'injected'); END"));
+  ASSERT_TRUE(store_->BeginBatch().ok());
+  ASSERT_TRUE(*Report("r1"));
+  ASSERT_FALSE(Report("r2").ok());
+  // The owner reads progress (outside a savepoint), and so does another thread.
+  auto progress = store_->SweepProgress("sw");
+  EXPECT_TRUE(!progress.ok() || progress->epochs_done == 3 * 7)
+      << progress->epochs_done << " epochs done, counted in autocommit";
+  std::thread reader([&] { (void)store_->SweepChangeStamp("sw"); });
+  reader.join();
+  EXPECT_FALSE(store_->CommitBatch().ok());
+  ASSERT_NO_FATAL_FAILURE(Uninject());
+  ExpectNothingOfTheBatch();
+  ExpectTheNextBatchCounts();
+}
+
+// Another thread's transaction after a bare statement of the batch rolled it back
+// (nothing of the batch noticed yet): the batch's counts are not written in
+// autocommit before it; the batch fails, the other thread's transaction runs.
+TEST_F(StoreBatchRolledBackTest, AnotherThreadsTransactionAfterTheBatchRolledBackCountsNothing) {
+  ASSERT_NO_FATAL_FAILURE(
+      Inject("CREATE TRIGGER injected BEFORE UPDATE ON runs "
+             "WHEN NEW.run_id = 'r2' BEGIN SELECT RAISE(ROLLBACK, 'injected'); END"));
+  ASSERT_TRUE(store_->BeginBatch().ok());
+  ASSERT_TRUE(*Report("r1"));
+  ASSERT_FALSE(Report("r2").ok());
+  Status other = InternalError("not run");
+  std::thread thread([&] {
+    other = store_->RunInTransaction([&] { return store_->SetSweepArchived("sw", true); });
+  });
+  thread.join();
+  EXPECT_FALSE(store_->CommitBatch().ok());
+  ASSERT_NO_FATAL_FAILURE(Uninject());
+  ExpectNothingOfTheBatch();
+  EXPECT_TRUE(other.ok()) << other.ToString();
+  EXPECT_TRUE((**store_->GetSweep("sw")).archived);
+  ExpectTheNextBatchCounts();
+}
+
 // Another thread's big transaction while a batch is open (cancelling, retrying or
 // deleting a big sweep while workers report) is a savepoint: SQLite keeps the
 // original of every page it changes in a sub-journal until it ends. That journal
