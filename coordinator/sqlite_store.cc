@@ -2048,8 +2048,16 @@ class SqliteStore : public Store {
     return appended;
   }
 
-  // Inside a batch: UNAVAILABLE once an earlier failure rolled its transaction back.
-  Status BatchNotFailed() const {
+  // Inside a batch: UNAVAILABLE once an earlier failure rolled its transaction back,
+  // also one that no call of the batch noticed: a bare statement (AppendNextEpoch's
+  // UPDATE, a write of another thread that joins the batch) whose failure made SQLite
+  // roll the whole transaction back (a full disk, an I/O error). Whatever came after
+  // it would be written in autocommit and stand while the batch fails: an epoch whose
+  // count (AppendNextEpoch's, kept for the batch's commit) is lost with the batch.
+  Status BatchNotFailed() {
+    if (!batch_error_ && sqlite3_get_autocommit(db_)) {
+      batch_error_ = UnavailableError("the batch's transaction was rolled back by the database");
+    }
     if (!batch_error_) return Status::Ok();
     return UnavailableError("the batch's transaction was rolled back after an earlier failure (" +
                             batch_error_->ToString() + ")");
@@ -2112,6 +2120,10 @@ class SqliteStore : public Store {
   // it commits, and before anything on this connection reads those counters.
   Status FlushAppendedCounts() {
     if (appended_counts_.empty()) return Status::Ok();
+    // Never in autocommit: the batch's epochs are gone with its transaction.
+    if (sqlite3_get_autocommit(db_)) {
+      return UnavailableError("the batch's transaction was rolled back by the database");
+    }
     Statement s(cache_.get(),
                 "UPDATE sweep_counters SET epochs_done = epochs_done + ?2, "
                 "epochs_left = epochs_left - ?2, epoch_seconds_sum = epoch_seconds_sum + ?3, "
@@ -2129,8 +2141,10 @@ class SqliteStore : public Store {
   // Before a read of the counters that AppendNextEpoch counts (progress, change
   // stamps) inside the open batch: a read in a savepoint (a batched call's) cannot
   // flush, since its rollback would undo the flush, and sees them as of the last one.
+  // A batch that failed counts nothing (its epochs are rolled back, or will be).
   Status FlushAppendedCountsBeforeRead() {
     if (appended_counts_.empty() || depth_ != 1 || !batch_owner_) return Status::Ok();
+    if (batch_error_ || sqlite3_get_autocommit(db_)) return Status::Ok();
     return FlushAppendedCounts();
   }
 
@@ -2378,6 +2392,10 @@ class SqliteStore : public Store {
   // journal, so that a big one (cancelling, retrying or deleting a big sweep while
   // workers report) took memory in proportion and time quadratic in its size.
   Status RunForeignTransactionInBatch(const std::function<Status()>& body) {
+    if (!batch_error_ && sqlite3_get_autocommit(db_)) {
+      // SQLite rolled the batch back after a bare statement failed: nothing to commit.
+      batch_error_ = UnavailableError("the batch's transaction was rolled back by the database");
+    }
     const bool batch_lost = batch_error_.has_value();  // its transaction is gone already
     if (!batch_lost) {
       Status commit = FlushAppendedCounts();
