@@ -797,7 +797,7 @@ class WalCheckpointer {
       sqlite3_close_v2(db);
       return st;
     }
-    return std::unique_ptr<WalCheckpointer>(new WalCheckpointer(db, std::max(1, frames)));
+    return std::unique_ptr<WalCheckpointer>(new WalCheckpointer(db, std::clamp(frames, 1, 1 << 24)));
   }
   ~WalCheckpointer() {
     {

@@ -34,6 +34,7 @@ struct SqliteStoreOptions {
   // run's epochs) is copied once per checkpoint, so under a stream of epoch reports a
   // longer log copies fewer pages: 4,000 (16 MiB, the log at most about 64 MiB) cost
   // 10-15% less CPU per report than SQLite's default of 1,000 (bench/README.md).
+  // Taken between 1 and 2^24.
   int wal_checkpoint_frames = 4000;
 };
 
