@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -797,7 +798,8 @@ class WalCheckpointer {
       sqlite3_close_v2(db);
       return st;
     }
-    return std::unique_ptr<WalCheckpointer>(new WalCheckpointer(db, std::clamp(frames, 1, 1 << 24)));
+    return std::unique_ptr<WalCheckpointer>(
+        new WalCheckpointer(db, std::clamp(frames, 1, 1 << 24)));
   }
   ~WalCheckpointer() {
     {
