@@ -1150,10 +1150,7 @@ class SqliteStore : public Store {
 
   Status CommitBatchBeforeSync() override {
     if (!batch_owner_) return FailedPreconditionError("CommitBatch: no batch is open");
-    Status st = batch_error_ ? *batch_error_ : Status::Ok();
-    if (st.ok() && sqlite3_get_autocommit(db_)) {
-      st = UnavailableError("the batch's transaction was rolled back by the database");
-    }
+    Status st = BatchLost() ? *batch_error_ : Status::Ok();
     if (st.ok()) st = FlushAppendedCounts();
     if (st.ok()) {
       st = RunCached("COMMIT");
@@ -2050,17 +2047,23 @@ class SqliteStore : public Store {
     return appended;
   }
 
-  // Inside a batch: UNAVAILABLE once an earlier failure rolled its transaction back,
-  // also one that no call of the batch noticed: a bare statement (AppendNextEpoch's
-  // UPDATE, a write of another thread that joins the batch) whose failure made SQLite
-  // roll the whole transaction back (a full disk, an I/O error). Whatever came after
-  // it would be written in autocommit and stand while the batch fails: an epoch whose
-  // count (AppendNextEpoch's, kept for the batch's commit) is lost with the batch.
+  // Whether the open batch's transaction is gone: rolled back after an earlier
+  // failure, or by SQLite itself after a bare statement (AppendNextEpoch's UPDATE, a
+  // write of another thread that joins the batch) failed (a full disk, an I/O error),
+  // which no call of the batch noticed. The latter is noted in batch_error_ from then
+  // on: whatever came after it would be written in autocommit and stand while the
+  // batch fails (an epoch whose count, kept for the batch's commit, is lost with it).
+  bool BatchLost() {
+    if (!batch_error_ && sqlite3_get_autocommit(db_)) batch_error_ = BatchRolledBackByTheDatabase();
+    return batch_error_.has_value();
+  }
+  static Status BatchRolledBackByTheDatabase() {
+    return UnavailableError("the batch's transaction was rolled back by the database");
+  }
+
+  // Inside a batch: UNAVAILABLE once its transaction is gone (BatchLost).
   Status BatchNotFailed() {
-    if (!batch_error_ && sqlite3_get_autocommit(db_)) {
-      batch_error_ = UnavailableError("the batch's transaction was rolled back by the database");
-    }
-    if (!batch_error_) return Status::Ok();
+    if (!BatchLost()) return Status::Ok();
     return UnavailableError("the batch's transaction was rolled back after an earlier failure (" +
                             batch_error_->ToString() + ")");
   }
@@ -2123,9 +2126,7 @@ class SqliteStore : public Store {
   Status FlushAppendedCounts() {
     if (appended_counts_.empty()) return Status::Ok();
     // Never in autocommit: the batch's epochs are gone with its transaction.
-    if (sqlite3_get_autocommit(db_)) {
-      return UnavailableError("the batch's transaction was rolled back by the database");
-    }
+    if (sqlite3_get_autocommit(db_)) return BatchRolledBackByTheDatabase();
     Statement s(cache_.get(),
                 "UPDATE sweep_counters SET epochs_done = epochs_done + ?2, "
                 "epochs_left = epochs_left - ?2, epoch_seconds_sum = epoch_seconds_sum + ?3, "
@@ -2145,8 +2146,9 @@ class SqliteStore : public Store {
   // flush, since its rollback would undo the flush, and sees them as of the last one.
   // A batch that failed counts nothing (its epochs are rolled back, or will be).
   Status FlushAppendedCountsBeforeRead() {
-    if (appended_counts_.empty() || depth_ != 1 || !batch_owner_) return Status::Ok();
-    if (batch_error_ || sqlite3_get_autocommit(db_)) return Status::Ok();
+    if (appended_counts_.empty() || depth_ != 1 || !batch_owner_ || BatchLost()) {
+      return Status::Ok();
+    }
     return FlushAppendedCounts();
   }
 
@@ -2394,11 +2396,7 @@ class SqliteStore : public Store {
   // journal, so that a big one (cancelling, retrying or deleting a big sweep while
   // workers report) took memory in proportion and time quadratic in its size.
   Status RunForeignTransactionInBatch(const std::function<Status()>& body) {
-    if (!batch_error_ && sqlite3_get_autocommit(db_)) {
-      // SQLite rolled the batch back after a bare statement failed: nothing to commit.
-      batch_error_ = UnavailableError("the batch's transaction was rolled back by the database");
-    }
-    const bool batch_lost = batch_error_.has_value();  // its transaction is gone already
+    const bool batch_lost = BatchLost();  // nothing of it to commit
     if (!batch_lost) {
       Status commit = FlushAppendedCounts();
       if (commit.ok()) commit = Exec("COMMIT");
