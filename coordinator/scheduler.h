@@ -409,8 +409,10 @@ class Scheduler {
                                        const SubmitOptions& submit_options, size_t* runs_parsed)
       RESWEEP_EXCLUDES(mutex_);
   // Cancels `sweep`'s unfinished runs that no other live sweep holds, inside the
-  // caller's transaction; counts into *result.
-  Status CancelRunsLocked(const SweepRecord& sweep, CancelResult* result) RESWEEP_REQUIRES(mutex_);
+  // caller's transaction; counts into *result. `count_only`: writes nothing, only
+  // counts what it would cancel and keep.
+  Status CancelRunsLocked(const SweepRecord& sweep, CancelResult* result, bool count_only = false)
+      RESWEEP_REQUIRES(mutex_);
   // Loads the run and checks the attempt fence: the attempt is current, held by
   // this worker, and its lease has not run out.
   StatusOr<RunRecord> FencedRunLocked(const std::string& worker_id, const std::string& run_id,

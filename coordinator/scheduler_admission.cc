@@ -215,7 +215,8 @@ StatusOr<SubmitResult> Scheduler::SubmitParsing(const std::string& spec_yaml,
   return result;
 }
 
-Status Scheduler::CancelRunsLocked(const SweepRecord& sweep, CancelResult* result) {
+Status Scheduler::CancelRunsLocked(const SweepRecord& sweep, CancelResult* result,
+                                   bool count_only) {
   const int64_t now = clock_->NowMs();
   auto rows = store_->ListSweepRuns(sweep.sweep_id, std::nullopt);
   if (!rows.ok()) return rows.status();
@@ -225,6 +226,10 @@ Status Scheduler::CancelRunsLocked(const SweepRecord& sweep, CancelResult* resul
     if (!others.ok()) return others.status();
     if (*others > 0) {  // another live sweep still wants this run
       ++result->runs_kept;
+      continue;
+    }
+    if (count_only) {
+      ++result->runs_cancelled;
       continue;
     }
     if (HoldsLease(run.state)) {
@@ -360,10 +365,16 @@ StatusOr<DeleteResult> Scheduler::Delete(const std::string& sweep, bool force) {
   if (!counts.ok()) return counts.status();
   const int unfinished = counts->queued + counts->leased + counts->running;
   if (unfinished > 0 && !force) {
-    return FailedPreconditionError(fmt::format(
-        "sweep {} ({}) still has {} run(s) queued or running: cancel it first (resweep cancel "
-        "{}) or pass --force",
-        record->name, record->sweep_id, unfinished, record->sweep_id));
+    // Runs that another live sweep holds go on whatever this sweep does (cancel keeps
+    // them too): only the ones a delete would cancel need --force.
+    CancelResult would;
+    RESWEEP_RETURN_IF_ERROR(CancelRunsLocked(*record, &would, /*count_only=*/true));
+    if (would.runs_cancelled > 0) {
+      return FailedPreconditionError(fmt::format(
+          "sweep {} ({}) still has {} run(s) queued or running: cancel it first (resweep cancel "
+          "{}) or pass --force",
+          record->name, record->sweep_id, would.runs_cancelled, record->sweep_id));
+    }
   }
   DeleteResult result;
   result.sweep_id = record->sweep_id;

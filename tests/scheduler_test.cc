@@ -1349,6 +1349,29 @@ TEST_F(SchedulerTest, DeleteArchivesTheSweepAndRemovesCheckpointsOfItsFailedRuns
   EXPECT_TRUE(results->sweep.sweep.archived);
 }
 
+// Review (docs): cancelling a sweep keeps the runs another live sweep holds, so
+// "cancel it first" could never let a delete through without --force.
+TEST_F(SchedulerTest, DeleteNeedsNoForceForRunsOnlyAnotherLiveSweepKeepsGoing) {
+  ASSERT_TRUE(scheduler_->Submit(kSweep, "s.yaml").ok());
+  ASSERT_TRUE(scheduler_->Submit(kOverlappingSweep, "o.yaml").ok());
+  // depth 1 (2 runs) is sched's alone; depth 2 (2 runs) is shared with "other".
+  auto refused = scheduler_->Delete("sched", false);
+  EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find("still has 2 run(s) queued or running"),
+            std::string::npos)
+      << refused.status().ToString();
+  ASSERT_EQ(scheduler_->Cancel("sched")->runs_kept, 2);
+
+  auto deleted = scheduler_->Delete("sched", false);
+  ASSERT_TRUE(deleted.ok()) << deleted.status().ToString();
+  EXPECT_EQ(deleted->runs_cancelled, 0);
+  EXPECT_EQ(deleted->runs_kept, 2);
+  EXPECT_TRUE(scheduler_->GetSweep("sched")->sweep.archived);
+  auto other = scheduler_->GetSweep("other");
+  EXPECT_EQ(other->counts.queued, 4);  // its own 2 and the 2 shared
+  EXPECT_EQ(other->counts.cancelled, 0);
+}
+
 TEST_F(SchedulerTest, DeleteWithForceCancelsUnfinishedRuns) {
   ASSERT_TRUE(scheduler_->Submit(kSweep, "s.yaml").ok());
   auto deleted = scheduler_->Delete("sched", true);
