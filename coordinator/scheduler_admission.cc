@@ -364,16 +364,17 @@ StatusOr<DeleteResult> Scheduler::Delete(const std::string& sweep, bool force) {
   auto counts = store_->CountRuns(record->sweep_id);
   if (!counts.ok()) return counts.status();
   const int unfinished = counts->queued + counts->leased + counts->running;
+  // Runs that another live sweep holds go on whatever this sweep does (cancel keeps
+  // them too): only the ones a delete would cancel need --force. Without it, a delete
+  // goes on only when it cancels nothing, so what it keeps is counted here, once.
+  CancelResult cancelled;
   if (unfinished > 0 && !force) {
-    // Runs that another live sweep holds go on whatever this sweep does (cancel keeps
-    // them too): only the ones a delete would cancel need --force.
-    CancelResult would;
-    RESWEEP_RETURN_IF_ERROR(CancelRunsLocked(*record, &would, /*count_only=*/true));
-    if (would.runs_cancelled > 0) {
+    RESWEEP_RETURN_IF_ERROR(CancelRunsLocked(*record, &cancelled, /*count_only=*/true));
+    if (cancelled.runs_cancelled > 0) {
       return FailedPreconditionError(fmt::format(
           "sweep {} ({}) still has {} run(s) queued or running: cancel it first (resweep cancel "
           "{}) or pass --force",
-          record->name, record->sweep_id, would.runs_cancelled, record->sweep_id));
+          record->name, record->sweep_id, cancelled.runs_cancelled, record->sweep_id));
     }
   }
   DeleteResult result;
@@ -382,10 +383,9 @@ StatusOr<DeleteResult> Scheduler::Delete(const std::string& sweep, bool force) {
   const int64_t now = clock_->NowMs();
   Status st = store_->RunInTransaction([&]() -> Status {
     mutex_.AssertHeld();
-    CancelResult cancelled;
     if (unfinished > 0) {
       RESWEEP_RETURN_IF_ERROR(store_->SetSweepCancelled(record->sweep_id));
-      RESWEEP_RETURN_IF_ERROR(CancelRunsLocked(*record, &cancelled));
+      if (force) RESWEEP_RETURN_IF_ERROR(CancelRunsLocked(*record, &cancelled));
     }
     result.runs_cancelled = cancelled.runs_cancelled;
     result.runs_kept = cancelled.runs_kept;

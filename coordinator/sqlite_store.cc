@@ -2054,11 +2054,10 @@ class SqliteStore : public Store {
   // on: whatever came after it would be written in autocommit and stand while the
   // batch fails (an epoch whose count, kept for the batch's commit, is lost with it).
   bool BatchLost() {
-    if (!batch_error_ && sqlite3_get_autocommit(db_)) batch_error_ = BatchRolledBackByTheDatabase();
+    if (!batch_error_ && sqlite3_get_autocommit(db_)) {
+      batch_error_ = UnavailableError("the batch's transaction was rolled back by the database");
+    }
     return batch_error_.has_value();
-  }
-  static Status BatchRolledBackByTheDatabase() {
-    return UnavailableError("the batch's transaction was rolled back by the database");
   }
 
   // Inside a batch: UNAVAILABLE once its transaction is gone (BatchLost).
@@ -2122,11 +2121,11 @@ class SqliteStore : public Store {
 
   // Writes the counts of AppendNextEpoch's epochs since the last flush to their
   // sweeps' counters (one UPDATE per sweep). Runs in the batch's transaction before
-  // it commits, and before anything on this connection reads those counters.
+  // it commits, and before anything on this connection reads those counters. The
+  // caller has checked that the batch is not lost (BatchLost): never in autocommit,
+  // since the batch's epochs are gone with its transaction.
   Status FlushAppendedCounts() {
     if (appended_counts_.empty()) return Status::Ok();
-    // Never in autocommit: the batch's epochs are gone with its transaction.
-    if (sqlite3_get_autocommit(db_)) return BatchRolledBackByTheDatabase();
     Statement s(cache_.get(),
                 "UPDATE sweep_counters SET epochs_done = epochs_done + ?2, "
                 "epochs_left = epochs_left - ?2, epoch_seconds_sum = epoch_seconds_sum + ?3, "
