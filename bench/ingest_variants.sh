@@ -1,0 +1,74 @@
+#!/bin/bash
+# What each part of a report's write costs, end to end: builds the coordinator once per
+# patch in bench/ingest_variants/ (each takes away part of the durable write of an epoch
+# report; none of them is correct, they are for measuring only) and runs ingest_bench on
+# the current build's coordinator and on each variant, alternating, REPS times.
+#
+# usage: bench/ingest_variants.sh [REPS] [-- ingest_bench options]
+#   e.g. bench/ingest_variants.sh 2 -- --rounds 3 --round-seconds 4
+# Needs the project built in build/ (build/bench/ingest_bench and the coordinator).
+# Variant sources and builds go under $VARIANTS_DIR (default /tmp/resweep-ingest-variants):
+# HEAD's tree (git archive) with one patch applied, the coordinator only built (a few
+# minutes each the first time; with ccache, CCACHE_BASEDIR set to a folder above both
+# trees, seconds).
+set -euo pipefail
+
+root=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
+cd "$root"
+reps=2
+if [[ $# -gt 0 && $1 != "--" ]]; then
+  reps=$1
+  shift
+fi
+[[ $# -gt 0 && $1 == "--" ]] && shift
+bench_args=("$@")
+[[ ${#bench_args[@]} -eq 0 ]] && bench_args=(--rounds 3 --round-seconds 4)
+
+bench=$root/build/bench/ingest_bench
+main_bin=$root/build/coordinator/resweep-coordinator
+for f in "$bench" "$main_bin"; do
+  [[ -x $f ]] || { echo "ingest_variants: $f is missing: build the project first (cmake --build build)" >&2; exit 1; }
+done
+
+dir=${VARIANTS_DIR:-/tmp/resweep-ingest-variants}
+mkdir -p "$dir"
+launcher=()
+command -v ccache > /dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+head=$(git rev-parse HEAD)
+
+names=(main)
+bins=("$main_bin")
+for patch in "$root"/bench/ingest_variants/*.patch; do
+  name=$(basename "$patch" .patch)
+  tree=$dir/$name
+  echo "ingest_variants: building variant $name (HEAD ${head:0:9} + $(basename "$patch"))" >&2
+  rm -rf "$tree/src"
+  mkdir -p "$tree/src"
+  git archive "$head" | tar -x -C "$tree/src"
+  (cd "$tree/src" && git apply "$patch")
+  cmake -S "$tree/src" -B "$tree/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRESWEEP_BUILD_WORKER=OFF \
+    "${launcher[@]}" > "$tree/configure.log" 2>&1 ||
+    { echo "ingest_variants: configuring $name failed, see $tree/configure.log" >&2; exit 1; }
+  cmake --build "$tree/build" -j"$(nproc)" --target resweep-coordinator > "$tree/build.log" 2>&1 ||
+    { echo "ingest_variants: building $name failed, see $tree/build.log" >&2; exit 1; }
+  names+=("$name")
+  bins+=("$tree/build/coordinator/resweep-coordinator")
+done
+
+summary=()
+for rep in $(seq 1 "$reps"); do
+  for i in "${!names[@]}"; do
+    echo "== ${names[$i]}, repetition $rep of $reps" >&2
+    out=$("$bench" "${bench_args[@]}" --coordinator-bin "${bins[$i]}" 2>&1) ||
+      { echo "$out" >&2; echo "ingest_variants: ingest_bench failed on ${names[$i]}" >&2; exit 1; }
+    ratio=$(sed -n 's/^  ratio coord\/echo *//p' <<< "$out")
+    rate=$(sed -n 's/^  coordinator  *\([0-9].*\) reports\/s/\1/p' <<< "$out")
+    cpu=$(awk '/^CPU us per call/ {c = 1} c && $1 == "coordinator" {print $2; exit}' <<< "$out")
+    echo "   ratio $ratio, $rate reports/s, coordinator $cpu us CPU per report" >&2
+    summary+=("$(printf '%-16s %d  ratio %-22s %-24s reports/s  %s us' "${names[$i]}" "$rep" \
+      "$ratio" "$rate" "$cpu")")
+  done
+done
+echo
+echo "ingest_variants: ${bench_args[*]}, medians (min-max) over each run's rounds"
+printf '%s\n' "${summary[@]}"
