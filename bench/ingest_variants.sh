@@ -4,11 +4,13 @@
 # report; none of them is correct, they are for measuring only) and runs ingest_bench on
 # the current build's coordinator and on each variant, alternating, REPS times.
 #
+# A patch may build on another: its first line says "Applies on top of: OTHER.patch".
+#
 # usage: bench/ingest_variants.sh [REPS] [-- ingest_bench options]
 #   e.g. bench/ingest_variants.sh 2 -- --rounds 3 --round-seconds 4
 # Needs the project built in build/ (build/bench/ingest_bench and the coordinator).
 # Variant sources and builds go under $VARIANTS_DIR (default /tmp/resweep-ingest-variants):
-# HEAD's tree (git archive) with one patch applied, the coordinator only built (a few
+# HEAD's tree (git archive) with the patch (after its base) applied, the coordinator only built (a few
 # minutes each the first time; with ccache, CCACHE_BASEDIR set to a folder above both
 # trees, seconds).
 set -euo pipefail
@@ -45,7 +47,12 @@ for patch in "$root"/bench/ingest_variants/*.patch; do
   rm -rf "$tree/src"
   mkdir -p "$tree/src"
   git archive "$head" | tar -x -C "$tree/src"
-  (cd "$tree/src" && git apply "$patch")
+  # A patch whose first line is "Applies on top of: BASE.patch" takes BASE's changes first.
+  chain=("$patch")
+  while base=$(sed -n '1s/^Applies on top of: //p' "${chain[0]}") && [[ -n $base ]]; do
+    chain=("$root/bench/ingest_variants/$base" "${chain[@]}")
+  done
+  for p in "${chain[@]}"; do (cd "$tree/src" && git apply "$p"); done
   cmake -S "$tree/src" -B "$tree/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRESWEEP_BUILD_WORKER=OFF \
     "${launcher[@]}" > "$tree/configure.log" 2>&1 ||
     { echo "ingest_variants: configuring $name failed, see $tree/configure.log" >&2; exit 1; }
@@ -65,7 +72,7 @@ for rep in $(seq 1 "$reps"); do
     rate=$(sed -n 's/^  coordinator  *\([0-9].*\) reports\/s/\1/p' <<< "$out")
     cpu=$(awk '/^CPU us per call/ {c = 1} c && $1 == "coordinator" {print $2; exit}' <<< "$out")
     echo "   ratio $ratio, $rate reports/s, coordinator $cpu us CPU per report" >&2
-    summary+=("$(printf '%-16s %d  ratio %-22s %-24s reports/s  %s us' "${names[$i]}" "$rep" \
+    summary+=("$(printf '%-20s %d  ratio %-22s %-24s reports/s  %s us' "${names[$i]}" "$rep" \
       "$ratio" "$rate" "$cpu")")
   done
 done
