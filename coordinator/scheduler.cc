@@ -183,6 +183,12 @@ bool Scheduler::LeaseExpiredLocked(const RunRecord& run) const {
   return deadline < clock_->MonotonicMs();
 }
 
+bool Scheduler::LeaseDeadlineAheadLocked(const std::string& run_id, int attempt) const {
+  auto it = lease_deadlines_.find(run_id);
+  return it != lease_deadlines_.end() && it->second.attempt == attempt &&
+         it->second.mono_ms >= clock_->MonotonicMs();
+}
+
 void Scheduler::RenewLeaseLocked(RunRecord* run) {
   // Set before the caller's transaction commits: a rolled-back renewal leaves a
   // deadline later than the stored one, which only ever favours the worker that

@@ -447,6 +447,10 @@ class Scheduler {
   // not quarantined). Quarantines imposed before this scheduler started are taken
   // from the stored wall-clock end, at most quarantine_max_ms from now.
   int64_t QuarantineEndMonoLocked(const WorkerHealthRecord& health) RESWEEP_REQUIRES(mutex_);
+  // Whether this process's deadline for run_id's lease is for `attempt` and still
+  // ahead: then that attempt's lease, if the store holds it, has not run out.
+  bool LeaseDeadlineAheadLocked(const std::string& run_id, int attempt) const
+      RESWEEP_REQUIRES(mutex_);
   // Whether `run`'s lease has run out on the monotonic clock.
   bool LeaseExpiredLocked(const RunRecord& run) const RESWEEP_REQUIRES(mutex_);
   // Extends `run`'s lease by lease_ms from now (the monotonic deadline that decides,

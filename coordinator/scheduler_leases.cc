@@ -332,10 +332,41 @@ StatusOr<HeartbeatResult> Scheduler::Heartbeat(const std::string& worker_id,
   std::vector<HostFaultOutcome> stalled;
   Status st = store_->RunInTransaction([&]() -> Status {
     mutex_.AssertHeld();
-    for (const auto& p : leases) RESWEEP_RETURN_IF_ERROR(ExpireIfDueLocked(p.run_id));
+    for (const auto& p : leases) {
+      if (!LeaseDeadlineAheadLocked(p.run_id, p.attempt)) {
+        RESWEEP_RETURN_IF_ERROR(ExpireIfDueLocked(p.run_id));
+      }
+    }
     RESWEEP_RETURN_IF_ERROR(TouchWorkerLocked(worker_id));
     for (const auto& p : leases) {
       LeaseDecision d{p.run_id, p.attempt, false, ""};
+      // Since when the lease has reported this training progress, on the monotonic
+      // clock (a wall-clock step between two heartbeats is no stall). Progress 0:
+      // nothing trained yet, or a worker that does not report it.
+      const int64_t mono = clock_->MonotonicMs();
+      const bool watched = p.progress > 0 && options_.progress_timeout_ms > 0;
+      int64_t since = mono;
+      if (auto before = seen_before.find(p.run_id); watched && before != seen_before.end() &&
+                                                    before->second.attempt == p.attempt &&
+                                                    before->second.progress == p.progress) {
+        since = before->second.since_ms;
+      }
+      const bool stalls = watched && mono - since > options_.progress_timeout_ms;
+      // Nearly every lease in a heartbeat is one this process granted or renewed and
+      // that has not run out: one fenced write renews it, without reading the run.
+      // Anything else (a lease from before a restart, a refusal, a stall) is read and
+      // decided below.
+      if (!stalls && LeaseDeadlineAheadLocked(p.run_id, p.attempt)) {
+        RESWEEP_ASSIGN_OR_RETURN(
+            const bool renewed,
+            store_->RenewLease(worker_id, p.run_id, p.attempt, now + options_.lease_ms, now));
+        if (renewed) {
+          lease_deadlines_[p.run_id].mono_ms = mono + options_.lease_ms;
+          if (watched) seen[p.run_id] = {p.attempt, p.progress, since};
+          result.decisions.push_back(std::move(d));
+          continue;
+        }
+      }
       auto run = FencedRunLocked(worker_id, p.run_id, p.attempt);
       if (!run.ok()) {
         if (run.status().code() != StatusCode::kFailedPrecondition &&
@@ -344,25 +375,16 @@ StatusOr<HeartbeatResult> Scheduler::Heartbeat(const std::string& worker_id,
         }
         d.stop = true;
         d.reason = run.status().message();
-      } else if (p.progress > 0 && options_.progress_timeout_ms > 0) {
-        // (Progress 0: nothing trained yet, or a worker that does not report it.)
-        auto before = seen_before.find(p.run_id);
-        const bool same = before != seen_before.end() && before->second.attempt == p.attempt &&
-                          before->second.progress == p.progress;
-        // On the monotonic clock: a wall-clock step between two heartbeats is no stall.
-        const int64_t mono = clock_->MonotonicMs();
-        const int64_t since = same ? before->second.since_ms : mono;
-        if (mono - since > options_.progress_timeout_ms) {
-          d.stop = true;
-          d.reason = fmt::format(
-              "no training progress reported for {:.0f} s (coordinator --progress-timeout-seconds "
-              "{:.0f})",
-              (mono - since) / 1000.0, options_.progress_timeout_ms / 1000.0);
-          stalled.emplace_back();
-          RESWEEP_RETURN_IF_ERROR(HostFaultLocked(*run, d.reason, "", &stalled.back()));
-        } else {
-          seen[p.run_id] = {p.attempt, p.progress, since};
-        }
+      } else if (stalls) {
+        d.stop = true;
+        d.reason = fmt::format(
+            "no training progress reported for {:.0f} s (coordinator --progress-timeout-seconds "
+            "{:.0f})",
+            (mono - since) / 1000.0, options_.progress_timeout_ms / 1000.0);
+        stalled.emplace_back();
+        RESWEEP_RETURN_IF_ERROR(HostFaultLocked(*run, d.reason, "", &stalled.back()));
+      } else if (watched) {
+        seen[p.run_id] = {p.attempt, p.progress, since};
       }
       if (run.ok() && !d.stop) {
         RunRecord r = *run;
@@ -388,14 +410,12 @@ Status Scheduler::ReportEpoch(const std::string& worker_id, const EpochRecord& e
   // else (an attempt's first epoch, a retried report, a lease from before a restart
   // or past its deadline, any refusal) falls through to the read below, which decides
   // and says why; the fast path wrote nothing then.
-  if (auto it = lease_deadlines_.find(epoch.run_id); it != lease_deadlines_.end() &&
-                                                     it->second.attempt == epoch.attempt &&
-                                                     it->second.mono_ms >= clock_->MonotonicMs()) {
+  if (LeaseDeadlineAheadLocked(epoch.run_id, epoch.attempt)) {
     const int64_t now = clock_->NowMs();
     auto appended = store_->AppendNextEpoch(worker_id, epoch, now + options_.lease_ms, now);
     if (!appended.ok()) return appended.status();
     if (*appended) {
-      it->second.mono_ms = clock_->MonotonicMs() + options_.lease_ms;
+      lease_deadlines_[epoch.run_id].mono_ms = clock_->MonotonicMs() + options_.lease_ms;
       return Status::Ok();
     }
   }

@@ -25,6 +25,12 @@ StatusOr<T> Scheduler::Read(const std::function<StatusOr<T>(Queries&)>& query) {
     MutexLock lock(&mutex_);
     return query(queries_);
   }
+  // Every epoch acknowledged before the query is in its snapshot: what the writer
+  // still holds in its log is applied first (a short write under the lock).
+  if (store_->HoldsUnappliedEpochs()) {
+    MutexLock lock(&mutex_);
+    RESWEEP_RETURN_IF_ERROR(store_->ApplyLoggedEpochs());
+  }
   RESWEEP_ASSIGN_OR_RETURN(ReadPool::Handle connection, reads_->Acquire());
   Queries queries(connection.store(), clock_, options_.lease_ms, &stats_cache_);
   std::optional<StatusOr<T>> result;

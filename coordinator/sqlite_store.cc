@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 
 #include <limits>
@@ -20,6 +21,7 @@
 
 #include <optional>
 #include <thread>
+#include <unordered_map>
 
 #include "common/mutex.h"
 
@@ -465,6 +467,29 @@ BEGIN
     WHERE sweep_id IN (SELECT sweep_id FROM sweep_runs WHERE run_id = NEW.run_id);
 END;
 )sql",
+    // 13 -> 14 (issue 9, ingestion): epoch_log, where Store::AppendNextEpoch records a
+    // report inside a batch: one fenced INSERT at the end of a table without indexes,
+    // where writing the run's row and its epochs' index leaf per report had been the
+    // hot path's cost. SqliteStore::ApplyEpochLog moves the rows to `epochs` and the
+    // runs (and, through run_counted, their sweeps' counters) in bulk, and empties the
+    // table; it holds rows only between two applies. The rowid is the order of
+    // appending. Not read outside this connection: it is applied when the writer opens.
+    R"sql(
+CREATE TABLE epoch_log (
+  run_id           TEXT NOT NULL,
+  epoch            INTEGER NOT NULL,
+  attempt          INTEGER NOT NULL,
+  train_loss       REAL NOT NULL,
+  train_error      REAL NOT NULL,
+  test_error       REAL NOT NULL,
+  test_loss        REAL NOT NULL,
+  lr               REAL NOT NULL,
+  seconds          REAL NOT NULL,
+  images_per_sec   REAL NOT NULL,
+  lease_expires_ms INTEGER NOT NULL,
+  updated_ms       INTEGER NOT NULL
+);
+)sql",
 };
 // The schema versions whose migration ends by creating kRunTriggersSql.
 constexpr int kMigrationTriggers[] = {9, 11};
@@ -880,6 +905,13 @@ class SqliteStore : public Store {
  public:
   explicit SqliteStore(sqlite3* db) : db_(db), cache_(std::make_unique<StatementCache>(db)) {}
   ~SqliteStore() override {
+    // A clean close leaves the log applied (an unclean one: the next open applies it).
+    if (depth_ == 0 && !batch_owner_) {
+      if (Status st = ApplyEpochLogBeforeAccess(); !st.ok()) {
+        spdlog::warn("store: epochs logged since the last apply are applied at the next open: {}",
+                     st.ToString());
+      }
+    }
     checkpointer_.reset();  // before the connection whose hook wakes it
     cache_.reset();         // finalizes the statements before the connection closes
     sqlite3_close_v2(db_);
@@ -1008,11 +1040,13 @@ class SqliteStore : public Store {
     }
     if (!st.ok()) {
       if (!sqlite3_get_autocommit(db_)) Exec("ROLLBACK").IgnoreError();  // `st` says why
+      ForgetEpochLogPositions();
       return st;
     }
     Status commit = Exec("COMMIT");
     if (!commit.ok()) {
       Exec("ROLLBACK").IgnoreError();  // the failure being returned says why
+      ForgetEpochLogPositions();
       return commit;
     }
     return Status::Ok();
@@ -1151,7 +1185,7 @@ class SqliteStore : public Store {
   Status CommitBatchBeforeSync() override {
     if (!batch_owner_) return FailedPreconditionError("CommitBatch: no batch is open");
     Status st = BatchLost() ? *batch_error_ : Status::Ok();
-    if (st.ok()) st = FlushAppendedCounts();
+    if (st.ok() && EpochLogDue()) st = ApplyEpochLog();
     if (st.ok()) {
       st = RunCached("COMMIT");
       if (!st.ok() && !sqlite3_get_autocommit(db_))
@@ -1159,13 +1193,29 @@ class SqliteStore : public Store {
     } else if (!sqlite3_get_autocommit(db_)) {
       Exec("ROLLBACK").IgnoreError();
     }
+    if (!st.ok()) ForgetEpochLogPositions();
     EndBatch();
     return st;
+  }
+
+  // Whether a batch applies the log as it commits: when the epochs logged since the
+  // last apply came slower than epoch_log_defer_rate_ a second (readers on other
+  // connections see every epoch as soon as it is acknowledged), else once
+  // epoch_log_apply_interval_ has passed, so that under a stream of reports a run's
+  // row and its epochs' index page are written once per apply rather than once per
+  // commit (other connections then see epochs up to that late).
+  bool EpochLogDue() const {
+    if (!epoch_log_pending_) return false;
+    const auto since = std::chrono::steady_clock::now() - last_epoch_log_apply_;
+    return since >= epoch_log_apply_interval_ ||
+           epoch_log_appends_since_apply_ <
+               epoch_log_defer_rate_ * std::chrono::duration<double>(since).count();
   }
 
   Status AbortBatch() override {
     if (!batch_owner_) return FailedPreconditionError("AbortBatch: no batch is open");
     Status st = sqlite3_get_autocommit(db_) ? Status::Ok() : Exec("ROLLBACK");
+    ForgetEpochLogPositions();
     EndBatch();
     return st;
   }
@@ -1180,6 +1230,7 @@ class SqliteStore : public Store {
   }
 
   StatusOr<std::optional<SweepRecord>> GetSweep(const std::string& sweep_id) override {
+    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     Statement s(cache_.get(),
                 "SELECT sweep_id, name, spec_yaml, source_name, created_ms, cancelled, last_k, "
                 "grid_axes, archived FROM sweeps WHERE sweep_id = ?");
@@ -1192,6 +1243,7 @@ class SqliteStore : public Store {
 
   StatusOr<SweepsPage> ListSweepsPage(bool include_archived, SweepOrder order,
                                       const std::optional<SweepCursor>& after, int limit) override {
+    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     const bool newest_first = order == SweepOrder::kNewestFirst;
     Statement s(cache_.get(), std::string("SELECT ") + kSweepColumnsWithoutSpec +
                                   ", rowid FROM sweeps WHERE (? OR archived = 0) AND " +
@@ -1222,6 +1274,7 @@ class SqliteStore : public Store {
   }
 
   StatusOr<std::optional<SweepRecord>> NewestSweepNamed(const std::string& name) override {
+    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     Statement s(cache_.get(), std::string("SELECT ") + kSweepColumnsWithoutSpec +
                                   " FROM sweeps WHERE name = ? "
                                   "ORDER BY archived, created_ms DESC, rowid DESC LIMIT 1");
@@ -1234,6 +1287,7 @@ class SqliteStore : public Store {
 
   StatusOr<std::vector<SweepRecord>> SweepsWithIdPrefix(const std::string& prefix,
                                                         int limit) override {
+    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     // As RunIdsWithPrefix: a range scan of the primary key (sweep ids are lowercase hex).
     Statement s(cache_.get(), std::string("SELECT ") + kSweepColumnsWithoutSpec +
                                   " FROM sweeps WHERE sweep_id >= ? AND sweep_id < ? AND "
@@ -1248,6 +1302,7 @@ class SqliteStore : public Store {
   }
 
   StatusOr<std::vector<SweepRecord>> ListSweeps() override {
+    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     Statement s(cache_.get(),
                 "SELECT sweep_id, name, spec_yaml, source_name, created_ms, cancelled, last_k, "
                 "grid_axes, archived FROM sweeps ORDER BY created_ms, rowid");
@@ -1259,19 +1314,21 @@ class SqliteStore : public Store {
   }
 
   Status SetSweepCancelled(const std::string& sweep_id, bool cancelled) override {
+    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     Statement s(cache_.get(), "UPDATE sweeps SET cancelled = ? WHERE sweep_id = ?");
     s.Bind(cancelled ? 1 : 0).Bind(sweep_id);
     return s.Run();
   }
 
   Status SetSweepArchived(const std::string& sweep_id, bool archived) override {
+    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     Statement s(cache_.get(), "UPDATE sweeps SET archived = ? WHERE sweep_id = ?");
     s.Bind(archived ? 1 : 0).Bind(sweep_id);
     return s.Run();
   }
 
   StatusOr<SweepProgressRecord> SweepProgress(const std::string& sweep_id) override {
-    RESWEEP_RETURN_IF_ERROR(FlushAppendedCountsBeforeRead());
+    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     Statement s(cache_.get(),
                 "SELECT epochs_done, epochs_total, epoch_seconds_sum, epoch_seconds_n, "
                 "epochs_left FROM sweep_counters WHERE sweep_id = ?");
@@ -1290,6 +1347,7 @@ class SqliteStore : public Store {
   }
 
   StatusOr<RunCountsRecord> CountRuns(const std::string& sweep_id) override {
+    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     Statement s(cache_.get(),
                 "SELECT queued, leased, running, succeeded, failed, cancelled "
                 "FROM sweep_counters WHERE sweep_id = ?");
@@ -1309,6 +1367,7 @@ class SqliteStore : public Store {
   }
 
   StatusOr<RunCountsRecord> CountRunsOfLiveSweeps() override {
+    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     Statement s(cache_.get(),
                 "SELECT r.state, COUNT(*) FROM runs r WHERE EXISTS (SELECT 1 FROM sweep_runs l "
                 "JOIN sweeps w ON w.sweep_id = l.sweep_id WHERE l.run_id = r.run_id "
@@ -1330,6 +1389,7 @@ class SqliteStore : public Store {
   }
 
   StatusOr<std::vector<bool>> InsertRunsIfAbsent(const std::vector<RunRecord>& runs) override {
+    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     std::vector<bool> inserted;
     inserted.reserve(runs.size());
     auto body = [&]() -> Status {
@@ -1389,6 +1449,7 @@ class SqliteStore : public Store {
   // it: rows are never deleted from sweep_runs, so SQLite gives each new row the
   // largest rowid plus one (it would pick others only past 2^63 - 1).
   Status LinkRuns(const std::vector<SweepRunRecord>& links) override {
+    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     if (links.empty()) return Status::Ok();
     auto body = [&]() -> Status {
       int64_t floor = 0;
@@ -1511,6 +1572,7 @@ class SqliteStore : public Store {
   }
 
   StatusOr<std::optional<RunRecord>> GetRun(const std::string& run_id) override {
+    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     static const std::string kSql =
         std::string("SELECT ") + kRunColumns + " FROM runs WHERE run_id = ?";
     Statement s(cache_.get(), kSql);
@@ -1522,6 +1584,7 @@ class SqliteStore : public Store {
   }
 
   Status UpdateRun(const RunRecord& r) override {
+    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     if (r.read_as.attempt < 0) {
       return InvalidArgumentError("run " + r.run_id +
                                   ": UpdateRun of a record not read from the store");
@@ -1559,6 +1622,7 @@ class SqliteStore : public Store {
   }
 
   StatusOr<std::optional<RunRecord>> NextQueuedRun() override {
+    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     Statement s(cache_.get(), (std::string("SELECT ") + kRunColumns +
                                " FROM runs WHERE state = 'queued' ORDER BY queue_position LIMIT 1")
                                   .c_str());
@@ -1570,6 +1634,7 @@ class SqliteStore : public Store {
 
   StatusOr<std::optional<RunRecord>> NextQueuedRunWithoutHostFaultBy(
       const std::string& worker_id) override {
+    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     // Walks the queue in order and looks each run's attempts up by primary key: the
     // first candidate usually qualifies.
     Statement s(cache_.get(),
@@ -1588,6 +1653,7 @@ class SqliteStore : public Store {
   StatusOr<std::vector<RunRecord>> QueuedCellMates(const RunRecord& run,
                                                    const std::string& worker_id,
                                                    int limit) override {
+    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     std::vector<RunRecord> mates;
     if (limit <= 0) return mates;
     // "+state": not through runs_by_state, which would walk the whole queue (a cell's
@@ -1617,6 +1683,7 @@ class SqliteStore : public Store {
   }
 
   Status SetLeaseSlot(const std::string& run_id, int slot) override {
+    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     Statement s(cache_.get(), "UPDATE runs SET lease_slot = ? WHERE run_id = ?");
     s.Bind(slot).Bind(run_id);
     RESWEEP_RETURN_IF_ERROR(s.Run());
@@ -1626,6 +1693,7 @@ class SqliteStore : public Store {
 
   StatusOr<std::optional<std::string>> LeaseOfSlot(const std::string& worker_id,
                                                    int slot) override {
+    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     Statement s(cache_.get(),
                 "SELECT run_id FROM runs WHERE worker_id = ? AND lease_slot = ? AND "
                 "state IN ('leased', 'running') ORDER BY updated_ms DESC, run_id LIMIT 1");
@@ -1637,6 +1705,7 @@ class SqliteStore : public Store {
   }
 
   StatusOr<int> CountLeasesOf(const std::string& worker_id) override {
+    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     Statement s(cache_.get(),
                 "SELECT COUNT(*) FROM runs WHERE worker_id = ? AND state IN ('leased', 'running')");
     s.Bind(worker_id);
@@ -1647,6 +1716,7 @@ class SqliteStore : public Store {
   }
 
   StatusOr<int64_t> NextQueuePosition() override {
+    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     Statement s(cache_.get(), "SELECT COALESCE(MAX(queue_position), 0) + 1 FROM runs");
     Status st;
     if (s.Step(&st)) return s.Int(0);
@@ -1655,6 +1725,7 @@ class SqliteStore : public Store {
   }
 
   StatusOr<int64_t> CountActiveRuns() override {
+    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     Statement s(cache_.get(),
                 "SELECT COUNT(*) FROM runs WHERE state IN ('queued', 'leased', 'running')");
     Status st;
@@ -1665,17 +1736,20 @@ class SqliteStore : public Store {
 
   StatusOr<std::vector<std::pair<SweepRunRecord, RunRecord>>> ListSweepRuns(
       const std::string& sweep_id, std::optional<RunState> state) override {
+    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     return SweepRuns(sweep_id, state, 0, 0);
   }
 
   StatusOr<std::vector<std::pair<SweepRunRecord, RunRecord>>> ListSweepRunsPage(
       const std::string& sweep_id, std::optional<RunState> state, int64_t after_position,
       int limit) override {
+    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     if (limit <= 0) return InvalidArgumentError("a page of runs needs a limit > 0");
     return SweepRuns(sweep_id, state, after_position, limit);
   }
 
   StatusOr<std::vector<SweepCellRecord>> ListSweepCells(const std::string& sweep_id) override {
+    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     Statement s(
         cache_.get(),
         "SELECT ordinal, cell_key, cell_label, cell_params_json, " RESWEEP_CELL_CONFIG_JSON_SQL
@@ -1693,6 +1767,7 @@ class SqliteStore : public Store {
 
   StatusOr<std::vector<SweepOutcomeRecord>> ListSweepOutcomes(const std::string& sweep_id,
                                                               int k) override {
+    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     Statement s(cache_.get(),
                 "SELECT cell_ordinal, CASE WHEN summary_k != ?2 THEN run_id END, summary_k, "
                 "final_test_error, last_k_test_error, param_count FROM sweep_outcomes "
@@ -1710,6 +1785,7 @@ class SqliteStore : public Store {
 
   StatusOr<std::vector<StatisticsEntryRecord>> ListSweepStatistics(
       const std::string& sweep_id) override {
+    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     Statement s(cache_.get(), "SELECT rowid, key, value FROM sweep_statistics WHERE sweep_id = ?");
     s.Bind(sweep_id);
     std::vector<StatisticsEntryRecord> out;
@@ -1722,6 +1798,7 @@ class SqliteStore : public Store {
   Status UpdateSweepStatistics(const std::string& sweep_id, int64_t version,
                                const std::vector<StatisticsEntryRecord>& added,
                                const std::vector<int64_t>& removed) override {
+    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     return RunInTransaction([&]() -> Status {
       {
         Statement s(cache_.get(), "DELETE FROM sweep_statistics WHERE rowid = ? AND sweep_id = ?");
@@ -1749,6 +1826,7 @@ class SqliteStore : public Store {
 
   StatusOr<std::vector<std::pair<std::string, int64_t>>> SweepsWithStaleStatistics(
       int limit) override {
+    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     Statement s(cache_.get(),
                 "SELECT c.sweep_id, c.outcomes_version FROM sweep_counters c "
                 "JOIN sweeps s ON s.sweep_id = c.sweep_id "
@@ -1765,6 +1843,7 @@ class SqliteStore : public Store {
   // A transaction of its own (the refresher's thread may call it while a batch of
   // worker calls is open: a bare statement would join the batch, and go with it).
   StatusOr<int> MarkStatisticsOfOtherVersionsStale(char version) override {
+    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     int marked = 0;
     RESWEEP_RETURN_IF_ERROR(RunInTransaction([&]() -> Status {
       Statement s(cache_.get(),
@@ -1779,7 +1858,7 @@ class SqliteStore : public Store {
   }
 
   StatusOr<std::optional<int64_t>> SweepChangeStamp(const std::string& sweep_id) override {
-    RESWEEP_RETURN_IF_ERROR(FlushAppendedCountsBeforeRead());
+    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     Statement s(cache_.get(),
                 "SELECT c.change_stamp FROM sweeps s JOIN sweep_counters c "
                 "ON c.sweep_id = s.sweep_id WHERE s.sweep_id = ?");
@@ -1791,6 +1870,7 @@ class SqliteStore : public Store {
   }
 
   StatusOr<int64_t> SweepOutcomesVersion(const std::string& sweep_id) override {
+    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     Statement s(cache_.get(), "SELECT outcomes_version FROM sweep_counters WHERE sweep_id = ?");
     s.Bind(sweep_id);
     Status st;
@@ -1801,6 +1881,7 @@ class SqliteStore : public Store {
 
   StatusOr<std::vector<double>> LastKTestErrors(const std::vector<std::string>& run_ids,
                                                 int k) override {
+    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     Statement s(cache_.get(),
                 "SELECT test_error FROM epochs WHERE run_id = ? AND test_error >= 0 "
                 "ORDER BY epoch DESC LIMIT ?");
@@ -1824,6 +1905,7 @@ class SqliteStore : public Store {
 
   StatusOr<std::vector<std::string>> RunIdsWithPrefix(const std::string& prefix,
                                                       int limit) override {
+    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     // A range scan on the primary key (GLOB/LIKE would interpret '*', '%' in the prefix).
     // Run ids are lowercase hex, so prefix + "~" bounds the range from above.
     Statement s(cache_.get(),
@@ -1839,6 +1921,7 @@ class SqliteStore : public Store {
   }
 
   StatusOr<std::vector<SweepRunRecord>> LinksOfRun(const std::string& run_id) override {
+    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     Statement s(
         cache_.get(),
         "SELECT " RESWEEP_LINK_COLUMNS_SQL
@@ -1853,6 +1936,7 @@ class SqliteStore : public Store {
   }
 
   StatusOr<std::vector<std::pair<std::string, std::string>>> ListLeaseHolders() override {
+    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     Statement s(cache_.get(),
                 "SELECT run_id, worker_id FROM runs WHERE worker_id != '' AND "
                 "state IN ('leased', 'running') ORDER BY worker_id, run_id");
@@ -1864,6 +1948,7 @@ class SqliteStore : public Store {
   }
 
   StatusOr<std::vector<LeaseThroughput>> ListLeaseThroughput() override {
+    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     Statement s(cache_.get(),
                 "SELECT r.run_id, r.worker_id, IFNULL(e.images_per_sec, 0) FROM runs r "
                 "LEFT JOIN epochs e ON e.run_id = r.run_id AND e.epoch = r.epoch "
@@ -1877,6 +1962,7 @@ class SqliteStore : public Store {
   }
 
   StatusOr<std::optional<SweepRunRecord>> FirstLinkOfRun(const std::string& run_id) override {
+    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     Statement s(
         cache_.get(),
         "SELECT " RESWEEP_LINK_COLUMNS_SQL
@@ -1894,6 +1980,7 @@ class SqliteStore : public Store {
 
   StatusOr<int> CountOtherActiveSweeps(const std::string& run_id,
                                        const std::string& except_sweep_id) override {
+    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     Statement s(cache_.get(),
                 "SELECT COUNT(*) FROM sweep_runs l JOIN sweeps w ON w.sweep_id = l.sweep_id "
                 "WHERE l.run_id = ? AND l.sweep_id != ? AND w.cancelled = 0");
@@ -1905,6 +1992,7 @@ class SqliteStore : public Store {
   }
 
   Status InsertAttempt(const AttemptRecord& a) override {
+    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     Statement s(cache_.get(),
                 "INSERT INTO attempts (run_id, attempt, worker_id, state, started_ms, ended_ms, "
                 "reason) VALUES (?,?,?,?,?,?,?)");
@@ -1915,6 +2003,7 @@ class SqliteStore : public Store {
 
   Status UpdateAttempt(const std::string& run_id, int attempt, const std::string& state,
                        int64_t ended_ms, const std::string& reason) override {
+    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     Statement s(cache_.get(),
                 "UPDATE attempts SET state = ?, ended_ms = ?, reason = ? "
                 "WHERE run_id = ? AND attempt = ?");
@@ -1927,6 +2016,7 @@ class SqliteStore : public Store {
   }
 
   StatusOr<std::vector<AttemptRecord>> ListAttempts(const std::string& run_id) override {
+    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     Statement s(cache_.get(),
                 "SELECT run_id, attempt, worker_id, state, started_ms, ended_ms, reason, log_tail "
                 "FROM attempts WHERE run_id = ? ORDER BY attempt");
@@ -1943,12 +2033,14 @@ class SqliteStore : public Store {
 
   Status SetAttemptLogTail(const std::string& run_id, int attempt,
                            const std::string& log_tail) override {
+    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     Statement s(cache_.get(), "UPDATE attempts SET log_tail = ? WHERE run_id = ? AND attempt = ?");
     s.Bind(log_tail).Bind(run_id).Bind(attempt);
     return s.Run();
   }
 
   Status PutEpoch(const EpochRecord& e, const std::string& worker_id) override {
+    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     return RunInTransaction([&]() -> Status {
       Statement s(cache_.get(),
                   "INSERT OR REPLACE INTO epochs (run_id, epoch, attempt, train_loss, train_error, "
@@ -1974,6 +2066,7 @@ class SqliteStore : public Store {
   }
 
   Status AppendEpoch(const RunRecord& r, const EpochRecord& e) override {
+    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     if (r.read_as.attempt < 0) {
       return InvalidArgumentError("run " + r.run_id +
                                   ": AppendEpoch of a record not read from the store");
@@ -2007,34 +2100,38 @@ class SqliteStore : public Store {
   StatusOr<bool> AppendNextEpoch(const std::string& worker_id, const EpochRecord& e,
                                  int64_t lease_expires_ms, int64_t updated_ms) override {
     if (InOwnBatch()) {
-      // The hot path of a batch: no savepoint of its own (SAVEPOINT and RELEASE were a
-      // fifth of the batch thread's work per report). Each statement is atomic on its
-      // own, and the fenced UPDATE comes first: when it changes nothing, nothing was
-      // written. Only an INSERT failing after it would leave half a write, and then
-      // the whole batch rolls back (every call in it fails UNAVAILABLE, to be retried).
-      // The run's sweeps are counted once per batch (FlushAppendedCounts), not by
-      // run_counted per report: this UPDATE moves counted_appends, which the trigger
-      // skips.
+      // The hot path of a batch: one INSERT at the end of epoch_log, fenced in the
+      // same statement on the run (running on this attempt under this worker, with
+      // room for the epoch). The previous epoch is the run's last one in the log
+      // (epoch_log_last_), else its row's. Nothing else is written until the log is
+      // applied (ApplyEpochLog), and no savepoint: the statement is atomic on its own.
       RESWEEP_RETURN_IF_ERROR(BatchNotFailed());
-      RESWEEP_ASSIGN_OR_RETURN(const AppendedRun before, ReadAppendedRun(e.run_id));
-      RESWEEP_ASSIGN_OR_RETURN(
-          const bool updated,
-          UpdateRunForNextEpoch(worker_id, e, lease_expires_ms, updated_ms, /*counted=*/true));
-      if (!updated) return false;
-      if (Status inserted = InsertEpoch(e); !inserted.ok()) {
-        batch_error_ = inserted;
-        return inserted;
+      bool previous_in_log = false;
+      if (auto it = epoch_log_last_.find(e.run_id); it != epoch_log_last_.end()) {
+        if (it->second != e.epoch - 1) return false;
+        previous_in_log = true;
+      } else if (!epoch_log_exact_) {
+        return false;  // the log may hold this run's epochs: the caller's read applies it
       }
-      // What run_counted would have added to each of its sweeps: epoch e-1 -> e of a
-      // running run (its state and epochs_total unchanged).
-      for (const std::string& sweep_id : before.sweep_ids) {
-        AppendedCounts& c = appended_counts_[sweep_id];
-        c.epochs += 1;
-        c.epoch_seconds_sum += e.seconds - (e.epoch - 1 > 0 ? before.last_epoch_seconds : 0);
-        c.epoch_seconds_n += e.epoch - 1 > 0 ? 0 : 1;
-      }
+      Statement append(cache_.get(),
+                       "INSERT INTO epoch_log (run_id, epoch, attempt, train_loss, train_error, "
+                       "test_error, test_loss, lr, seconds, images_per_sec, lease_expires_ms, "
+                       "updated_ms) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12 "
+                       "WHERE EXISTS (SELECT 1 FROM runs WHERE run_id = ?1 AND attempt = ?3 "
+                       "AND worker_id = ?13 AND state = 'running' AND epochs_total >= ?2 "
+                       "AND (?14 OR epoch = ?2 - 1))");
+      append.Bind(e.run_id).Bind(e.epoch).Bind(e.attempt).Bind(e.train_loss);
+      append.Bind(e.train_error).Bind(e.test_error).Bind(e.test_loss).Bind(e.lr);
+      append.Bind(e.seconds).Bind(e.images_per_sec).Bind(lease_expires_ms).Bind(updated_ms);
+      append.Bind(worker_id).Bind(previous_in_log ? 1 : 0);
+      RESWEEP_RETURN_IF_ERROR(append.Run());
+      if (sqlite3_changes(db_) != 1) return false;
+      epoch_log_last_[e.run_id] = e.epoch;
+      epoch_log_pending_ = true;
+      ++epoch_log_appends_since_apply_;
       return true;
     }
+    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     bool appended = false;
     RESWEEP_RETURN_IF_ERROR(RunInTransaction([&]() -> Status {
       RESWEEP_ASSIGN_OR_RETURN(const bool updated,
@@ -2047,6 +2144,103 @@ class SqliteStore : public Store {
     return appended;
   }
 
+  StatusOr<bool> RenewLease(const std::string& worker_id, const std::string& run_id, int attempt,
+                            int64_t lease_expires_ms, int64_t updated_ms) override {
+    // Neither column is one that run_counted watches nor one that the log's apply
+    // overwrites with an older value (it keeps the later of the two).
+    Statement s(cache_.get(),
+                "UPDATE runs SET lease_expires_ms = MAX(lease_expires_ms, ?4), "
+                "updated_ms = MAX(updated_ms, ?5) WHERE run_id = ?1 AND attempt = ?2 "
+                "AND worker_id = ?3 AND state IN ('leased', 'running')");
+    s.Bind(run_id).Bind(attempt).Bind(worker_id).Bind(lease_expires_ms).Bind(updated_ms);
+    RESWEEP_RETURN_IF_ERROR(s.Run());
+    return sqlite3_changes(db_) == 1;
+  }
+
+  bool HoldsUnappliedEpochs() const override { return epoch_log_pending_; }
+  Status ApplyLoggedEpochs() override { return ApplyEpochLogBeforeAccess(); }
+
+  // Epochs logged but not applied when the last writer closed (it crashed).
+  Status ApplyEpochLogLeftByLastClose() {
+    Statement any(cache_.get(), "SELECT EXISTS (SELECT 1 FROM epoch_log)");
+    Status st;
+    const bool left = any.Step(&st) && any.Int(0) != 0;
+    RESWEEP_RETURN_IF_ERROR(st);
+    if (!left) return Status::Ok();
+    spdlog::info("store: applying the epochs logged before the last close");
+    ForgetEpochLogPositions();
+    return ApplyEpochLogBeforeAccess();
+  }
+
+  // When batches apply the log (SqliteStoreOptions).
+  void SetEpochLogDeferral(double defer_rate, int apply_interval_ms) {
+    epoch_log_defer_rate_ = defer_rate;
+    epoch_log_apply_interval_ = std::chrono::milliseconds(apply_interval_ms);
+  }
+
+  // Before anything but AppendNextEpoch and RenewLease reads or writes runs, epochs
+  // or the sweeps' counters on this connection: applies the log, in the caller's
+  // transaction (a savepoint of it) or in one of its own.
+  Status ApplyEpochLogBeforeAccess() {
+    if (!epoch_log_pending_) return Status::Ok();
+    return RunInTransaction([&]() -> Status { return ApplyEpochLog(); });
+  }
+
+  // Moves every row of epoch_log to `epochs` and to its run (epoch, last test error,
+  // last epoch's seconds, results summary, lease and update times, never earlier than
+  // stored), one UPDATE per run, which run_counted counts into the run's sweeps, and
+  // empties the log. In the open transaction; a rollback of it (or of a savepoint
+  // around it) brings the rows back and calls ForgetEpochLogPositions.
+  Status ApplyEpochLog() {
+    RESWEEP_RETURN_IF_ERROR(
+        RunCached("INSERT OR REPLACE INTO epochs (run_id, epoch, attempt, train_loss, "
+                  "train_error, test_error, test_loss, lr, seconds, images_per_sec) "
+                  "SELECT run_id, epoch, attempt, train_loss, train_error, test_error, "
+                  "test_loss, lr, seconds, images_per_sec FROM epoch_log "
+                  "ORDER BY run_id, epoch, rowid"));
+    {
+      // Per run, its last row (the bare columns of the row with the greatest rowid).
+      Statement last(cache_.get(),
+                     "SELECT run_id, MAX(rowid), epoch, seconds, lease_expires_ms, updated_ms "
+                     "FROM epoch_log GROUP BY run_id");
+      Statement update(
+          cache_.get(),
+          "UPDATE runs SET epoch = ?2, last_test_error = COALESCE((SELECT test_error FROM "
+          "epochs WHERE run_id = ?1 AND epoch > runs.epoch AND epoch <= ?2 AND test_error >= 0 "
+          "ORDER BY epoch DESC LIMIT 1), last_test_error), last_epoch_seconds = ?3, "
+          "lease_expires_ms = MAX(lease_expires_ms, ?4), updated_ms = MAX(updated_ms, ?5), "
+          "final_test_error = COALESCE((SELECT test_error FROM epochs WHERE run_id = ?1 "
+          "AND epoch <= ?2 AND test_error >= 0 ORDER BY epoch DESC LIMIT 1), -1), "
+          "last_k_test_error = COALESCE((SELECT AVG(test_error) FROM (SELECT test_error FROM "
+          "epochs WHERE run_id = ?1 AND epoch <= ?2 AND test_error >= 0 ORDER BY epoch DESC "
+          "LIMIT (SELECT summary_k FROM runs WHERE run_id = ?1))), -1) WHERE run_id = ?1");
+      Status st;
+      while (last.Step(&st)) {
+        update.Bind(last.Text(0)).Bind(last.Int(2)).Bind(last.Real(3)).Bind(last.Int(4));
+        update.Bind(last.Int(5));
+        RESWEEP_RETURN_IF_ERROR(update.Run());
+        update.Reset();
+      }
+      RESWEEP_RETURN_IF_ERROR(st);
+    }
+    RESWEEP_RETURN_IF_ERROR(RunCached("DELETE FROM epoch_log"));
+    epoch_log_last_.clear();
+    epoch_log_exact_ = true;
+    epoch_log_pending_ = false;
+    epoch_log_appends_since_apply_ = 0;
+    last_epoch_log_apply_ = std::chrono::steady_clock::now();
+    return Status::Ok();
+  }
+
+  // After a rollback that may have taken appends to the log or an apply of it back:
+  // what the log holds is no longer known here. AppendNextEpoch refuses every run
+  // until the next apply (the caller reads the run, which applies the log first).
+  void ForgetEpochLogPositions() {
+    epoch_log_last_.clear();
+    epoch_log_exact_ = false;
+    epoch_log_pending_ = true;
+  }
+
   // Whether the open batch's transaction is gone: rolled back after an earlier
   // failure, or by SQLite itself after a bare statement (AppendNextEpoch's UPDATE, a
   // write of another thread that joins the batch) failed (a full disk, an I/O error),
@@ -2055,6 +2249,7 @@ class SqliteStore : public Store {
   // batch fails (an epoch whose count, kept for the batch's commit, is lost with it).
   bool BatchLost() {
     if (!batch_error_ && sqlite3_get_autocommit(db_)) {
+      ForgetEpochLogPositions();
       batch_error_ = UnavailableError("the batch's transaction was rolled back by the database");
     }
     return batch_error_.has_value();
@@ -2072,83 +2267,22 @@ class SqliteStore : public Store {
     return batch_owner_ && *batch_owner_ == std::this_thread::get_id() && depth_ == 1;
   }
 
-  // AppendNextEpoch's compare-and-set on the run: whether it matched (and moved).
-  // `counted`: the caller counts the run's sweeps itself (the UPDATE moves
-  // counted_appends, so that run_counted does not).
+  // AppendNextEpoch's compare-and-set on the run outside a batch: whether it matched
+  // (and moved).
   StatusOr<bool> UpdateRunForNextEpoch(const std::string& worker_id, const EpochRecord& e,
-                                       int64_t lease_expires_ms, int64_t updated_ms,
-                                       bool counted = false) {
-#define RESWEEP_NEXT_EPOCH_SET_SQL                                         \
-  "UPDATE runs SET epoch = ?2, "                                           \
-  "last_test_error = CASE WHEN ?7 >= 0 THEN ?7 ELSE last_test_error END, " \
-  "lease_expires_ms = ?4, updated_ms = ?5, last_epoch_seconds = ?6, "      \
-  "" RESWEEP_APPENDED_SUMMARY_SQL
-#define RESWEEP_NEXT_EPOCH_WHERE_SQL                                        \
-  " WHERE run_id = ?8 AND attempt = ?9 AND worker_id = ?10 AND state = ?1 " \
-  "AND epoch = ?3 AND epochs_total >= ?2"
+                                       int64_t lease_expires_ms, int64_t updated_ms) {
     Statement update(cache_.get(),
-                     counted ? RESWEEP_NEXT_EPOCH_SET_SQL
-                         ", counted_appends = counted_appends + 1" RESWEEP_NEXT_EPOCH_WHERE_SQL
-                             : RESWEEP_NEXT_EPOCH_SET_SQL RESWEEP_NEXT_EPOCH_WHERE_SQL);
-#undef RESWEEP_NEXT_EPOCH_SET_SQL
-#undef RESWEEP_NEXT_EPOCH_WHERE_SQL
+                     "UPDATE runs SET epoch = ?2, "
+                     "last_test_error = CASE WHEN ?7 >= 0 THEN ?7 ELSE last_test_error END, "
+                     "lease_expires_ms = ?4, updated_ms = ?5, last_epoch_seconds = ?6, "
+                     "" RESWEEP_APPENDED_SUMMARY_SQL
+                     " WHERE run_id = ?8 AND attempt = ?9 AND worker_id = ?10 AND state = ?1 "
+                     "AND epoch = ?3 AND epochs_total >= ?2");
     update.Bind(RunStateName(RunState::kRunning)).Bind(e.epoch).Bind(e.epoch - 1);
     update.Bind(lease_expires_ms).Bind(updated_ms).Bind(e.seconds).Bind(e.test_error);
     update.Bind(e.run_id).Bind(e.attempt).Bind(worker_id);
     RESWEEP_RETURN_IF_ERROR(update.Run());
     return sqlite3_changes(db_) == 1;
-  }
-
-  // What AppendNextEpoch's counting needs of a run before its UPDATE.
-  struct AppendedRun {
-    double last_epoch_seconds = 0;
-    std::vector<std::string> sweep_ids;  // every sweep that links it
-  };
-  StatusOr<AppendedRun> ReadAppendedRun(const std::string& run_id) {
-    Statement s(cache_.get(),
-                "SELECT r.last_epoch_seconds, l.sweep_id FROM runs r "
-                "JOIN sweep_runs l ON l.run_id = r.run_id WHERE r.run_id = ?");
-    s.Bind(run_id);
-    AppendedRun out;
-    Status st;
-    while (s.Step(&st)) {
-      out.last_epoch_seconds = s.Real(0);
-      out.sweep_ids.push_back(s.Text(1));
-    }
-    if (!st.ok()) return st;
-    return out;
-  }
-
-  // Writes the counts of AppendNextEpoch's epochs since the last flush to their
-  // sweeps' counters (one UPDATE per sweep). Runs in the batch's transaction before
-  // it commits, and before anything on this connection reads those counters. The
-  // caller has checked that the batch is not lost (BatchLost): never in autocommit,
-  // since the batch's epochs are gone with its transaction.
-  Status FlushAppendedCounts() {
-    if (appended_counts_.empty()) return Status::Ok();
-    Statement s(cache_.get(),
-                "UPDATE sweep_counters SET epochs_done = epochs_done + ?2, "
-                "epochs_left = epochs_left - ?2, epoch_seconds_sum = epoch_seconds_sum + ?3, "
-                "epoch_seconds_n = epoch_seconds_n + ?4, change_stamp = change_stamp + 1 "
-                "WHERE sweep_id = ?1");
-    for (const auto& [sweep_id, c] : appended_counts_) {
-      s.Bind(sweep_id).Bind(c.epochs).Bind(c.epoch_seconds_sum).Bind(c.epoch_seconds_n);
-      RESWEEP_RETURN_IF_ERROR(s.Run());
-      s.Reset();
-    }
-    appended_counts_.clear();
-    return Status::Ok();
-  }
-
-  // Before a read of the counters that AppendNextEpoch counts (progress, change
-  // stamps) inside the open batch: a read in a savepoint (a batched call's) cannot
-  // flush, since its rollback would undo the flush, and sees them as of the last one.
-  // A batch that failed counts nothing (its epochs are rolled back, or will be).
-  Status FlushAppendedCountsBeforeRead() {
-    if (appended_counts_.empty() || depth_ != 1 || !batch_owner_ || BatchLost()) {
-      return Status::Ok();
-    }
-    return FlushAppendedCounts();
   }
 
   Status InsertEpoch(const EpochRecord& e) {
@@ -2185,6 +2319,7 @@ class SqliteStore : public Store {
   }
 
   Status DeleteEpochsAfter(const std::string& run_id, int epoch) override {
+    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     return RunInTransaction([&]() -> Status {
       Statement s(cache_.get(), "DELETE FROM epochs WHERE run_id = ? AND epoch > ?");
       s.Bind(run_id).Bind(epoch);
@@ -2194,6 +2329,7 @@ class SqliteStore : public Store {
   }
 
   StatusOr<std::vector<EpochRecord>> ListEpochs(const std::string& run_id) override {
+    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     Statement s(cache_.get(),
                 "SELECT run_id, epoch, attempt, train_loss, train_error, test_error, test_loss, "
                 "lr, seconds, images_per_sec FROM epochs WHERE run_id = ? ORDER BY epoch");
@@ -2202,6 +2338,7 @@ class SqliteStore : public Store {
   }
 
   StatusOr<std::vector<EpochRecord>> ListSweepEpochs(const std::string& sweep_id) override {
+    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     Statement s(cache_.get(),
                 "SELECT e.run_id, e.epoch, e.attempt, e.train_loss, e.train_error, e.test_error, "
                 "e.test_loss, e.lr, e.seconds, e.images_per_sec FROM epochs e "
@@ -2370,6 +2507,7 @@ class SqliteStore : public Store {
     ++depth_;
     Status st = RunBody(body);
     --depth_;
+    if (!st.ok() || sqlite3_get_autocommit(db_)) ForgetEpochLogPositions();
     if (sqlite3_get_autocommit(db_)) {
       // SQLite rolled the whole transaction back after a failure inside `body`.
       if (st.ok()) st = UnavailableError("the transaction was rolled back by the database");
@@ -2380,6 +2518,7 @@ class SqliteStore : public Store {
       st = RunCached("RELEASE " + name);
       if (st.ok()) return st;
     }
+    ForgetEpochLogPositions();
     Status undone = Exec(("ROLLBACK TO " + name).c_str());
     if (undone.ok()) undone = Exec(("RELEASE " + name).c_str());
     if (!undone.ok() && batch_owner_ && !batch_error_) batch_error_ = undone;
@@ -2397,10 +2536,10 @@ class SqliteStore : public Store {
   Status RunForeignTransactionInBatch(const std::function<Status()>& body) {
     const bool batch_lost = BatchLost();  // nothing of it to commit
     if (!batch_lost) {
-      Status commit = FlushAppendedCounts();
-      if (commit.ok()) commit = Exec("COMMIT");
+      Status commit = Exec("COMMIT");
       if (!commit.ok()) {
         Exec("ROLLBACK").IgnoreError();  // `commit` says why
+        ForgetEpochLogPositions();
         batch_error_ = commit;
         return commit;
       }
@@ -2423,7 +2562,6 @@ class SqliteStore : public Store {
   }
 
   void EndBatch() {
-    appended_counts_.clear();  // flushed and committed, or rolled back with the batch
     batch_owner_.reset();
     batch_error_.reset();
     depth_ = 0;
@@ -2473,14 +2611,18 @@ class SqliteStore : public Store {
   sqlite3* db_;
   std::unique_ptr<StatementCache> cache_;
   int depth_ = 0;  // open transaction levels (see RunInTransaction)
-  // The counts of AppendNextEpoch's epochs in the open batch, per sweep, not yet in
-  // sweep_counters (FlushAppendedCounts).
-  struct AppendedCounts {
-    int64_t epochs = 0;            // epochs_done + this, epochs_left - this
-    double epoch_seconds_sum = 0;  // the new last epochs' seconds less the old ones'
-    int64_t epoch_seconds_n = 0;   // runs whose first epoch this is
-  };
-  std::map<std::string, AppendedCounts> appended_counts_;
+  // The epoch log (see ApplyEpochLog). pending: it may hold rows. exact: every run
+  // it holds rows of is in epoch_log_last_, with its last logged epoch (else runs not
+  // there may have some too, after a rollback).
+  std::atomic<bool> epoch_log_pending_{false};  // read by any thread
+  bool epoch_log_exact_ = true;
+  std::unordered_map<std::string, int> epoch_log_last_;
+  // Appends since the log was last applied, and when that was.
+  int64_t epoch_log_appends_since_apply_ = 0;
+  std::chrono::steady_clock::time_point last_epoch_log_apply_ = std::chrono::steady_clock::now();
+  // When the log is applied at a batch's commit (SqliteStoreOptions).
+  double epoch_log_defer_rate_ = 1000;
+  std::chrono::milliseconds epoch_log_apply_interval_{1000};
   // The thread that began the open batch, if one is open.
   std::optional<std::thread::id> batch_owner_;
   // The write-ahead log, for SyncCommitted ("" : not in WAL mode, nothing deferred).
@@ -2533,8 +2675,10 @@ StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path,
     RESWEEP_RETURN_IF_ERROR(store->Exec("PRAGMA synchronous = FULL").WithContext(path));
     RESWEEP_RETURN_IF_ERROR(store->Exec("PRAGMA foreign_keys = ON").WithContext(path));
     store->SetCacheSizes(options.writer_cache_kib, options.bulk_cache_kib);
+    store->SetEpochLogDeferral(options.epoch_log_defer_rate, options.epoch_log_apply_ms);
     RESWEEP_RETURN_IF_ERROR(store->SetCacheKib(options.writer_cache_kib).WithContext(path));
     RESWEEP_RETURN_IF_ERROR(store->Migrate().WithContext(path));
+    RESWEEP_RETURN_IF_ERROR(store->ApplyEpochLogLeftByLastClose().WithContext(path));
     // Statement journals in memory. A statement that may fail halfway through a
     // transaction (an INSERT or UPDATE that fires a trigger, above all) saves every
     // page it changes first, so that the statement alone can be undone; in a file,

@@ -36,6 +36,17 @@ struct SqliteStoreOptions {
   // 10-15% less CPU per report than SQLite's default of 1,000 (bench/README.md).
   // Taken between 1 and 2^24.
   int wal_checkpoint_frames = 4000;
+  // Epoch reports recorded inside a batch (Store::AppendNextEpoch) are appended to a
+  // log and applied to the runs, their epochs and their sweeps' counters as the batch
+  // commits, unless they come at `epoch_log_defer_rate` a second or faster (counted
+  // since the last apply); then every `epoch_log_apply_ms`, at the first commit or
+  // read after that. Reads on this connection always see every epoch (the log is
+  // applied before them); read-only connections see a busy writer's epochs up to
+  // epoch_log_apply_ms late (longer only when no write follows). Under a stream of
+  // reports, deferring writes a run's row and its epochs' index page once per apply
+  // instead of once per commit: see bench/README.md (goal 3) for what it bought.
+  double epoch_log_defer_rate = 1000;
+  int epoch_log_apply_ms = 1000;
 };
 
 // Opens (creating and migrating unless read-only) the database at `path`.

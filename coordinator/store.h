@@ -458,12 +458,27 @@ class Store {
   // results summary, and the given lease_expires_ms and updated_ms. Returns false,
   // having written nothing, when the run is in any other state (gone, another lease,
   // leased but not running yet, another epoch): the caller reads it and decides.
-  // Inside the caller's own batch (BeginBatch), the epochs it records are added to
-  // their sweeps' counters once per batch, before the batch commits (another
-  // connection sees the epoch and its count together) and before this connection
-  // reads progress or a change stamp outside a savepoint.
+  // Inside the caller's own batch (BeginBatch) the epoch may be recorded in a log
+  // first, durable with the batch, and moved to the run, its epochs and its sweeps'
+  // counters later (SqliteStoreOptions::epoch_log_defer_rate): every other call
+  // on this store sees it moved; another connection may see it up to that late. A
+  // run the store cannot tell the log's last epoch of (after a rollback) is refused
+  // (false) until the caller's read of it.
   virtual StatusOr<bool> AppendNextEpoch(const std::string& worker_id, const EpochRecord& epoch,
                                          int64_t lease_expires_ms, int64_t updated_ms) = 0;
+  // A heartbeat's renewal without reading the run: sets its lease_expires_ms and
+  // updated_ms (neither ever moves back) when the run is leased or running on
+  // `attempt` under `worker_id`, with one compare-and-set UPDATE. Returns false,
+  // having written nothing, otherwise. Changes nothing a sweep's counters or change
+  // stamp follow.
+  virtual StatusOr<bool> RenewLease(const std::string& worker_id, const std::string& run_id,
+                                    int attempt, int64_t lease_expires_ms, int64_t updated_ms) = 0;
+  // Whether epochs AppendNextEpoch recorded may not be visible to other connections
+  // yet. Thread-safe: true from the moment such an epoch is recorded.
+  virtual bool HoldsUnappliedEpochs() const = 0;
+  // Makes them visible to other connections, in a transaction of its own (as
+  // RunInTransaction: another thread's open batch is committed first).
+  virtual Status ApplyLoggedEpochs() = 0;
   virtual Status DeleteEpochsAfter(const std::string& run_id, int epoch) = 0;
   virtual StatusOr<std::vector<EpochRecord>> ListEpochs(const std::string& run_id) = 0;
   // The epochs of every run of a sweep in one query, ordered by run id, then epoch.

@@ -154,6 +154,12 @@ class ForwardingStore : public Store {
                                  int64_t lease_expires_ms, int64_t updated_ms) override {
     return inner_->AppendNextEpoch(worker_id, e, lease_expires_ms, updated_ms);
   }
+  StatusOr<bool> RenewLease(const std::string& worker_id, const std::string& run_id, int attempt,
+                            int64_t lease_expires_ms, int64_t updated_ms) override {
+    return inner_->RenewLease(worker_id, run_id, attempt, lease_expires_ms, updated_ms);
+  }
+  bool HoldsUnappliedEpochs() const override { return inner_->HoldsUnappliedEpochs(); }
+  Status ApplyLoggedEpochs() override { return inner_->ApplyLoggedEpochs(); }
   Status DeleteEpochsAfter(const std::string& id, int epoch) override {
     return inner_->DeleteEpochsAfter(id, epoch);
   }

@@ -2,6 +2,7 @@
 #include <sqlite3.h>
 #include <sys/stat.h>
 
+#include <filesystem>
 #include <thread>
 
 #include <chrono>
@@ -917,9 +918,15 @@ std::string RunCountedSql(const std::string& path) {
   return sql;
 }
 
+// What schema 14 changed, undone (a database as schema 13 wrote it): no epoch_log.
+void UndoSchema14(const std::string& path) {
+  ExecSql(path, {"DROP TABLE epoch_log", "PRAGMA user_version = 13"});
+}
+
 // What schema 13 changed, undone (a database as schema 12 wrote it): no
 // runs.counted_appends, and run_counted fires on every change it watches.
 void UndoSchema13(const std::string& path) {
+  ASSERT_NO_FATAL_FAILURE(UndoSchema14(path));
   std::string counted = RunCountedSql(path);
   ASSERT_FALSE(counted.empty());
   const std::string skip = " OLD.counted_appends IS NEW.counted_appends AND (";
@@ -1346,7 +1353,7 @@ TEST(SqliteStore, MigrationTo12GivesEverySweepAChangeStamp) {
   auto store = OpenSqliteStore(path);
   ASSERT_TRUE(store.ok()) << store.status().ToString();
   Store& s = **store;
-  EXPECT_EQ(QueryInt(path, "PRAGMA user_version"), 13);
+  EXPECT_EQ(QueryInt(path, "PRAGMA user_version"), CurrentSchemaVersion());
   const std::optional<int64_t> before = *s.SweepChangeStamp("sw");
   ASSERT_TRUE(before);
   RunRecord r = **s.GetRun("r");
@@ -1381,7 +1388,7 @@ TEST(SqliteStore, MigrationTo13KeepsTheCountersOfRunsMidSweep) {
   auto store = OpenSqliteStore(path);
   ASSERT_TRUE(store.ok()) << store.status().ToString();
   Store& s = **store;
-  EXPECT_EQ(QueryInt(path, "PRAGMA user_version"), 13);
+  EXPECT_EQ(QueryInt(path, "PRAGMA user_version"), CurrentSchemaVersion());
   ExpectAggregatesMatchRuns(s, "sw", "migrated");
   ASSERT_TRUE(s.BeginBatch().ok());
   for (int epoch = 8; epoch <= 10; ++epoch) {
@@ -1806,11 +1813,12 @@ TEST_F(StoreBatchTest, AFailedSyncFailsEveryLaterSyncAndWrite) {
   EXPECT_EQ(Insert("c").code(), StatusCode::kUnavailable) << "a write after a failed sync";
 }
 
-// In a batch, an epoch report has no savepoint of its own (Store::AppendNextEpoch):
-// a refused one wrote nothing and the batch goes on; one whose epoch cannot be
-// inserted after its run moved rolls the whole batch back, so that no run is left at
-// an epoch it has no row for, and every later call of the batch fails.
-TEST_F(StoreBatchTest, AnEpochThatCannotBeInsertedAfterItsRunMovedFailsTheWholeBatch) {
+// In a batch, an epoch report is one fenced row of the epoch log (Store::
+// AppendNextEpoch): a refused one wrote nothing and the batch goes on. When the log
+// cannot be applied as the batch commits (an epoch that cannot be inserted), the
+// whole batch rolls back, so that no run is left at an epoch it has no row for; the
+// store then refuses reports until a read has applied the log again.
+TEST_F(StoreBatchTest, AnEpochThatCannotBeAppliedFailsTheWholeBatch) {
   for (const char* id : {"r1", "r2"}) ASSERT_TRUE(Insert(id).ok());  // running at epoch 7
   EpochRecord e{"r1", 8, 2, 0.1, 0.2, 0.25};
   ASSERT_TRUE(store_->BeginBatch().ok());
@@ -1837,18 +1845,20 @@ TEST_F(StoreBatchTest, AnEpochThatCannotBeInsertedAfterItsRunMovedFailsTheWholeB
   ASSERT_TRUE(appended.ok() && *appended) << appended.status().ToString();
   EpochRecord r2{"r2", 8, 2, 0.1, 0.2, 0.5};
   appended = store_->AppendNextEpoch("w-1", r2, 1999, 177);
-  ASSERT_FALSE(appended.ok());
-  EXPECT_NE(appended.status().message().find("injected"), std::string::npos)
-      << appended.status().ToString();
-  EXPECT_EQ(store_->AppendNextEpoch("w-1", r2, 1999, 177).status().code(),
-            StatusCode::kUnavailable);
-  EXPECT_FALSE(store_->CommitBatch().ok());
+  ASSERT_TRUE(appended.ok() && *appended) << appended.status().ToString();
+  const Status committed = store_->CommitBatch();
+  EXPECT_NE(committed.message().find("injected"), std::string::npos) << committed.ToString();
+  // Until the log is applied again, every report is refused (the caller reads).
+  ASSERT_TRUE(store_->BeginBatch().ok());
+  appended = store_->AppendNextEpoch("w-1", e, 1999, 177);
+  EXPECT_TRUE(appended.ok() && !*appended) << "recorded without knowing the log's last epoch";
+  ASSERT_TRUE(store_->CommitBatch().ok());
   ASSERT_EQ(sqlite3_exec(other, "DROP TRIGGER injected", nullptr, nullptr, nullptr), SQLITE_OK);
   sqlite3_close(other);
 
   // Nothing of the failed batch stands: r1 is at epoch 8 with one epoch, r2 at 7.
   EXPECT_EQ((**store_->GetRun("r1")).epoch, 8);
-  EXPECT_EQ((**store_->GetRun("r1")).lease_expires_ms, 999);
+  EXPECT_EQ((**store_->GetRun("r1")).updated_ms, 77);
   EXPECT_EQ(store_->ListEpochs("r1")->size(), 1u);
   EXPECT_EQ((**store_->GetRun("r2")).epoch, 7);
   EXPECT_TRUE(store_->ListEpochs("r2")->empty());
@@ -1978,6 +1988,9 @@ class StoreBatchRolledBackTest : public StoreBatchTest {
       ASSERT_TRUE(appended.ok() && *appended) << id << " " << appended.status().ToString();
     }
     ASSERT_TRUE(store_->CommitBatch().ok());
+    // Three reports right after an apply came fast: they may wait in the log.
+    ASSERT_TRUE(store_->ApplyLoggedEpochs().ok());
+    EXPECT_FALSE(store_->HoldsUnappliedEpochs());
     auto reader = OpenSqliteStore(dir_.File("s.db"), {.read_only = true});
     ASSERT_TRUE(reader.ok());
     ExpectAggregatesMatchRuns(**reader, "sw", "the next batch");
@@ -1987,12 +2000,11 @@ class StoreBatchRolledBackTest : public StoreBatchTest {
   sqlite3* other_ = nullptr;
 };
 
-// A report whose UPDATE rolled the batch back: the owner's next report fails too
-// (it used to be written in autocommit, uncounted: its run_counted was skipped and
-// the batch's counts were dropped with the failed batch).
+// A report whose statement rolled the batch back: the owner's next report fails too
+// (it is not written in autocommit, its epoch logged and never applied).
 TEST_F(StoreBatchRolledBackTest, AReportAfterOneThatRolledTheBatchBackFailsToo) {
   ASSERT_NO_FATAL_FAILURE(
-      Inject("CREATE TRIGGER injected BEFORE UPDATE ON runs "
+      Inject("CREATE TRIGGER injected BEFORE INSERT ON epoch_log "
              "WHEN NEW.run_id = 'r2' BEGIN SELECT RAISE(ROLLBACK, 'injected'); END"));
   ASSERT_TRUE(store_->BeginBatch().ok());
   ASSERT_TRUE(*Report("r1"));
@@ -2010,10 +2022,10 @@ TEST_F(StoreBatchRolledBackTest, AReportAfterOneThatRolledTheBatchBackFailsToo) 
 }
 
 // A read of the progress after the batch was rolled back (its epochs are gone) must
-// not write the batch's counts in autocommit.
+// not apply the batch's epochs in autocommit.
 TEST_F(StoreBatchRolledBackTest, AReadOfProgressAfterTheBatchRolledBackCountsNothing) {
   ASSERT_NO_FATAL_FAILURE(
-      Inject("CREATE TRIGGER injected BEFORE INSERT ON epochs "
+      Inject("CREATE TRIGGER injected BEFORE INSERT ON epoch_log "
              "WHEN NEW.run_id = 'r2' BEGIN SELECT RAISE(ROLLBACK, 'injected'); END"));
   ASSERT_TRUE(store_->BeginBatch().ok());
   ASSERT_TRUE(*Report("r1"));
@@ -2035,7 +2047,7 @@ TEST_F(StoreBatchRolledBackTest, AReadOfProgressAfterTheBatchRolledBackCountsNot
 // autocommit before it; the batch fails, the other thread's transaction runs.
 TEST_F(StoreBatchRolledBackTest, AnotherThreadsTransactionAfterTheBatchRolledBackCountsNothing) {
   ASSERT_NO_FATAL_FAILURE(
-      Inject("CREATE TRIGGER injected BEFORE UPDATE ON runs "
+      Inject("CREATE TRIGGER injected BEFORE INSERT ON epoch_log "
              "WHEN NEW.run_id = 'r2' BEGIN SELECT RAISE(ROLLBACK, 'injected'); END"));
   ASSERT_TRUE(store_->BeginBatch().ok());
   ASSERT_TRUE(*Report("r1"));
@@ -2051,6 +2063,194 @@ TEST_F(StoreBatchRolledBackTest, AnotherThreadsTransactionAfterTheBatchRolledBac
   EXPECT_TRUE(other.ok()) << other.ToString();
   EXPECT_TRUE((**store_->GetSweep("sw")).archived);
   ExpectTheNextBatchCounts();
+}
+
+// Epoch reports that come fast (epoch_log_defer_rate a second or more) wait in
+// the epoch log: another connection sees the runs as they were until the log is
+// applied, every call on the writer sees them moved. Applied, the runs, their epochs,
+// results summaries and sweeps' counters are exactly what the same reports give
+// written one by one outside a batch.
+class EpochLogTest : public ::testing::Test {
+ protected:
+  static constexpr int kRuns = 3;
+  // A store at `name` holding runs r1-r3 (running at epoch 7 of 200) of sweep "sw"
+  // (summary_k 3).
+  std::unique_ptr<Store> Open(const std::string& name, SqliteStoreOptions options) {
+    // No checkpoint: a copy of the database and its log is a crash's snapshot.
+    options.wal_checkpoint_frames = 1 << 24;
+    auto store = OpenSqliteStore(dir_.File(name), options);
+    EXPECT_TRUE(store.ok()) << store.status().ToString();
+    if (!store.ok()) return nullptr;
+    Store& s = **store;
+    EXPECT_TRUE(s.InsertSweep({"sw", "n", "y", "f", 1, false, 3, {}}).ok());
+    for (int i = 1; i <= kRuns; ++i) {
+      RunRecord r = SampleRun("r" + std::to_string(i));
+      r.summary_k = 3;
+      EXPECT_TRUE(*s.InsertRunIfAbsent(r));
+      EXPECT_TRUE(s.LinkRun({"sw", r.run_id, "c", "c", "{}"}).ok());
+    }
+    return std::move(*store);
+  }
+  // Epoch `epoch` of run i, with some not evaluated and errors with many digits.
+  static EpochRecord Report(int i, int epoch) {
+    EpochRecord e{"r" + std::to_string(i),
+                  epoch,
+                  2,
+                  0.5,
+                  0.4,
+                  (epoch + i) % 3 == 0 ? -1 : (epoch * 31 + i * 7) % 97 / 97.0};
+    e.seconds = 1 + (epoch * 13 + i) % 11 / 7.0;
+    return e;
+  }
+  // Epochs 8..last of every run: one batch per epoch in `batched`, else one by one.
+  static void ReportUpTo(Store& s, int last, bool batched) {
+    for (int epoch = 8; epoch <= last; ++epoch) {
+      if (batched) ASSERT_TRUE(s.BeginBatch().ok());
+      for (int i = 1; i <= kRuns; ++i) {
+        auto appended = s.AppendNextEpoch("w-1", Report(i, epoch), 1000 + epoch, 100 + epoch);
+        ASSERT_TRUE(appended.ok()) << appended.status().ToString();
+        ASSERT_TRUE(*appended) << "r" << i << " epoch " << epoch;
+      }
+      if (batched) ASSERT_TRUE(s.CommitBatch().ok());
+    }
+  }
+  int64_t LoggedRows(const std::string& name) {
+    return QueryInt(dir_.File(name), "SELECT COUNT(*) FROM epoch_log");
+  }
+  RunRecord ReadRun(const std::string& name, const std::string& run_id) {
+    auto reader = OpenSqliteStore(dir_.File(name), {.read_only = true});
+    EXPECT_TRUE(reader.ok()) << reader.status().ToString();
+    return reader.ok() ? (*(*reader)->GetRun(run_id)).value_or(RunRecord{}) : RunRecord{};
+  }
+  static void ExpectSameRunsAndCounters(Store& logged, Store& direct) {
+    for (int i = 1; i <= kRuns; ++i) {
+      const std::string id = "r" + std::to_string(i);
+      SCOPED_TRACE(id);
+      const RunRecord a = **logged.GetRun(id);
+      const RunRecord b = **direct.GetRun(id);
+      EXPECT_EQ(a.epoch, b.epoch);
+      EXPECT_EQ(a.last_test_error, b.last_test_error);
+      EXPECT_EQ(a.final_test_error, b.final_test_error);
+      EXPECT_EQ(a.last_k_test_error, b.last_k_test_error);
+      EXPECT_EQ(a.updated_ms, b.updated_ms);
+      const auto ea = *logged.ListEpochs(id);
+      const auto eb = *direct.ListEpochs(id);
+      ASSERT_EQ(ea.size(), eb.size());
+      for (size_t k = 0; k < ea.size(); ++k) {
+        EXPECT_EQ(std::tie(ea[k].epoch, ea[k].test_error, ea[k].seconds),
+                  std::tie(eb[k].epoch, eb[k].test_error, eb[k].seconds));
+      }
+    }
+    const SweepProgressRecord pa = *logged.SweepProgress("sw");
+    const SweepProgressRecord pb = *direct.SweepProgress("sw");
+    EXPECT_EQ(pa.epochs_done, pb.epochs_done);
+    EXPECT_EQ(pa.epochs_left, pb.epochs_left);
+    EXPECT_DOUBLE_EQ(pa.mean_epoch_seconds, pb.mean_epoch_seconds);
+    ExpectAggregatesMatchRuns(logged, "sw", "applied");
+  }
+
+  TempDir dir_;
+};
+
+TEST_F(EpochLogTest, ABusyBatchsEpochsWaitInTheLogAndApplyAsWrittenOneByOne) {
+  auto logged = Open("logged.db", {.epoch_log_defer_rate = 0, .epoch_log_apply_ms = 3600000});
+  auto direct = Open("direct.db", {});
+  ASSERT_TRUE(logged && direct);
+  ASSERT_NO_FATAL_FAILURE(ReportUpTo(*logged, 13, /*batched=*/true));
+  ASSERT_NO_FATAL_FAILURE(ReportUpTo(*direct, 13, /*batched=*/false));
+  EXPECT_EQ(LoggedRows("logged.db"), 6 * kRuns);
+  EXPECT_EQ(LoggedRows("direct.db"), 0);
+  EXPECT_EQ(ReadRun("logged.db", "r1").epoch, 7) << "another connection saw the log applied";
+  // A read on the writer applies the log first.
+  EXPECT_EQ((**logged->GetRun("r2")).epoch, 13);
+  EXPECT_EQ(LoggedRows("logged.db"), 0);
+  EXPECT_EQ(ReadRun("logged.db", "r1").epoch, 13);
+  ExpectSameRunsAndCounters(*logged, *direct);
+}
+
+// Reports that come slower than epoch_log_defer_rate are applied as their batch
+// commits: other connections see every acknowledged epoch.
+TEST_F(EpochLogTest, AQuietBatchAppliesTheLogAsItCommits) {
+  auto logged = Open("logged.db", {.epoch_log_defer_rate = 1e9, .epoch_log_apply_ms = 3600000});
+  ASSERT_TRUE(logged);
+  ASSERT_NO_FATAL_FAILURE(ReportUpTo(*logged, 9, /*batched=*/true));
+  EXPECT_EQ(LoggedRows("logged.db"), 0);
+  EXPECT_EQ(ReadRun("logged.db", "r3").epoch, 9);
+}
+
+// The log as a crash left it (the database and its write-ahead log copied while
+// the writer is open) is applied when the database is opened next.
+TEST_F(EpochLogTest, EpochsLoggedBeforeACrashAreAppliedAtTheNextOpen) {
+  auto logged = Open("logged.db", {.epoch_log_defer_rate = 0, .epoch_log_apply_ms = 3600000});
+  auto direct = Open("direct.db", {});
+  ASSERT_TRUE(logged && direct);
+  ASSERT_NO_FATAL_FAILURE(ReportUpTo(*logged, 12, /*batched=*/true));
+  ASSERT_NO_FATAL_FAILURE(ReportUpTo(*direct, 12, /*batched=*/false));
+  ASSERT_EQ(LoggedRows("logged.db"), 5 * kRuns);
+  for (const char* suffix : {"", "-wal"}) {
+    std::filesystem::copy_file(dir_.File(std::string("logged.db") + suffix),
+                               dir_.File(std::string("crashed.db") + suffix));
+  }
+  auto crashed = OpenSqliteStore(dir_.File("crashed.db"));
+  ASSERT_TRUE(crashed.ok()) << crashed.status().ToString();
+  EXPECT_EQ(LoggedRows("crashed.db"), 0);
+  EXPECT_EQ(ReadRun("crashed.db", "r1").epoch, 12);
+  ExpectSameRunsAndCounters(**crashed, *direct);
+}
+
+// A rollback that takes an apply back (a batched call that read, then failed)
+// restores the log's rows; the store no longer knows each run's last logged epoch
+// and refuses reports until a read applies the log again, so that no epoch is
+// logged twice or out of order.
+TEST_F(EpochLogTest, AfterARolledBackApplyReportsWaitForTheNextRead) {
+  auto logged = Open("logged.db", {.epoch_log_defer_rate = 0, .epoch_log_apply_ms = 3600000});
+  auto direct = Open("direct.db", {});
+  ASSERT_TRUE(logged && direct);
+  ASSERT_NO_FATAL_FAILURE(ReportUpTo(*direct, 10, /*batched=*/false));
+  ASSERT_NO_FATAL_FAILURE(ReportUpTo(*logged, 9, /*batched=*/true));
+  ASSERT_TRUE(logged->BeginBatch().ok());
+  const Status failed = logged->RunInTransaction([&]() -> Status {
+    RESWEEP_RETURN_IF_ERROR(logged->GetRun("r1").status());  // applies, inside the call
+    return FailedPreconditionError("the call fails");
+  });
+  EXPECT_EQ(failed.code(), StatusCode::kFailedPrecondition);
+  auto appended = logged->AppendNextEpoch("w-1", Report(1, 10), 1010, 110);
+  ASSERT_TRUE(appended.ok());
+  EXPECT_FALSE(*appended) << "logged without knowing the run's last logged epoch";
+  EXPECT_EQ((**logged->GetRun("r1")).epoch, 9);  // applies again
+  for (int i = 1; i <= kRuns; ++i) {
+    appended = logged->AppendNextEpoch("w-1", Report(i, 10), 1010, 110);
+    ASSERT_TRUE(appended.ok() && *appended) << i;
+  }
+  ASSERT_TRUE(logged->CommitBatch().ok());
+  ExpectSameRunsAndCounters(*logged, *direct);
+}
+
+// A heartbeat's renewal is a compare-and-set on the lease alone, never moving it back.
+TEST_F(EpochLogTest, RenewLeaseRenewsOnlyTheHeldLease) {
+  auto store = Open("s.db", {});
+  ASSERT_TRUE(store);
+  const RunRecord before = **store->GetRun("r1");  // attempt 2 of w-1
+  for (auto [worker, attempt] : {std::pair<const char*, int>{"w-2", 2}, {"w-1", 1}}) {
+    auto renewed = store->RenewLease(worker, "r1", attempt, before.lease_expires_ms + 5, 1000);
+    ASSERT_TRUE(renewed.ok());
+    EXPECT_FALSE(*renewed) << worker << " attempt " << attempt;
+  }
+  EXPECT_EQ((**store->GetRun("r1")).lease_expires_ms, before.lease_expires_ms);
+  auto renewed = store->RenewLease("w-1", "r1", 2, before.lease_expires_ms + 5, 1000);
+  ASSERT_TRUE(renewed.ok() && *renewed);
+  EXPECT_EQ((**store->GetRun("r1")).lease_expires_ms, before.lease_expires_ms + 5);
+  EXPECT_EQ((**store->GetRun("r1")).updated_ms, 1000);
+  renewed = store->RenewLease("w-1", "r1", 2, before.lease_expires_ms - 5, 900);
+  ASSERT_TRUE(renewed.ok() && *renewed);
+  EXPECT_EQ((**store->GetRun("r1")).lease_expires_ms, before.lease_expires_ms + 5);
+  EXPECT_EQ((**store->GetRun("r1")).updated_ms, 1000);
+  RunRecord queued = **store->GetRun("r1");
+  queued.state = RunState::kQueued;
+  ASSERT_TRUE(store->UpdateRun(queued).ok());
+  renewed = store->RenewLease("w-1", "r1", 2, before.lease_expires_ms + 50, 2000);
+  ASSERT_TRUE(renewed.ok());
+  EXPECT_FALSE(*renewed) << "a queued run's lease renewed";
 }
 
 // Another thread's big transaction while a batch is open (cancelling, retrying or
