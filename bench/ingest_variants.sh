@@ -2,7 +2,9 @@
 # What each part of a report's write costs, end to end: builds the coordinator once per
 # patch in bench/ingest_variants/ (each takes away part of the durable write of an epoch
 # report; none of them is correct, they are for measuring only) and runs ingest_bench on
-# the current build's coordinator and on each variant, alternating, REPS times.
+# the current build's coordinator, on the write path the patches take apart (`before`:
+# commit $PATCH_BASE, default b53b576, the last one that wrote each report to the run's
+# row and `epochs`; schema 13) and on each variant, alternating, REPS times.
 #
 # A patch may build on another: its first line says "Applies on top of: OTHER.patch".
 #
@@ -10,7 +12,7 @@
 #   e.g. bench/ingest_variants.sh 2 -- --rounds 3 --round-seconds 4
 # Needs the project built in build/ (build/bench/ingest_bench and the coordinator).
 # Variant sources and builds go under $VARIANTS_DIR (default /tmp/resweep-ingest-variants):
-# HEAD's tree (git archive) with the patch (after its base) applied, the coordinator only built (a few
+# PATCH_BASE's tree (git archive) with the patch (after its base) applied, the coordinator only built (a few
 # minutes each the first time; with ccache, CCACHE_BASEDIR set to a folder above both
 # trees, seconds).
 set -euo pipefail
@@ -36,20 +38,22 @@ dir=${VARIANTS_DIR:-/tmp/resweep-ingest-variants}
 mkdir -p "$dir"
 launcher=()
 command -v ccache > /dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
-head=$(git rev-parse HEAD)
+patch_base=$(git rev-parse "${PATCH_BASE:-b53b576}")
 
 names=(main)
 bins=("$main_bin")
-for patch in "$root"/bench/ingest_variants/*.patch; do
+for patch in before "$root"/bench/ingest_variants/*.patch; do
   name=$(basename "$patch" .patch)
   tree=$dir/$name
-  echo "ingest_variants: building variant $name (HEAD ${head:0:9} + $(basename "$patch"))" >&2
+  echo "ingest_variants: building variant $name (${patch_base:0:9} + $(basename "$patch"))" >&2
   rm -rf "$tree/src"
   mkdir -p "$tree/src"
-  git archive "$head" | tar -x -C "$tree/src"
+  git archive "$patch_base" | tar -x -C "$tree/src"
   # A patch whose first line is "Applies on top of: BASE.patch" takes BASE's changes first.
-  chain=("$patch")
-  while base=$(sed -n '1s/^Applies on top of: //p' "${chain[0]}") && [[ -n $base ]]; do
+  chain=()
+  [[ $patch != before ]] && chain=("$patch")
+  while [[ ${#chain[@]} -gt 0 ]] && base=$(sed -n '1s/^Applies on top of: //p' "${chain[0]}") &&
+    [[ -n $base ]]; do
     chain=("$root/bench/ingest_variants/$base" "${chain[@]}")
   done
   for p in "${chain[@]}"; do (cd "$tree/src" && git apply "$p"); done
