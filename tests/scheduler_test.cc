@@ -63,7 +63,7 @@ class SchedulerTest : public ::testing::Test {
     scheduler_.reset();
     reads_.reset();
     store_.reset();
-    auto store = OpenSqliteStore(dir_.File("state.db"));
+    auto store = OpenSqliteStore(dir_.File("state.db"), store_options_);
     ASSERT_TRUE(store.ok()) << store.status().ToString();
     store_ = std::move(*store);
     checkpoints_ = std::make_unique<CheckpointStore>(dir_.File("artifacts"));
@@ -124,6 +124,7 @@ class SchedulerTest : public ::testing::Test {
 
   TempDir dir_;
   SchedulerOptions options_;
+  SqliteStoreOptions store_options_;
   FakeClock clock_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<CheckpointStore> checkpoints_;
@@ -131,6 +132,46 @@ class SchedulerTest : public ::testing::Test {
   std::unique_ptr<Scheduler> scheduler_;
   std::map<std::string, int> slots_, next_slot_;
 };
+
+// Reports that the store keeps in its epoch log (here: always, as under a stream of
+// reports) are in every query's answer once acknowledged, heartbeats renew leases
+// without applying them, and a coordinator restart loses none of them.
+TEST_F(SchedulerTest, QueriesAndRestartsSeeEveryAcknowledgedEpochTheLogHolds) {
+  store_options_ = {.epoch_log_defer_rate = 0, .epoch_log_apply_ms = 3600000};
+  Open();
+  const std::string w = Register("w");
+  ASSERT_TRUE(scheduler_->Submit(kSweep, "s.yaml").ok());
+  const Lease l = MustAcquire(w);
+  ASSERT_TRUE(Report(w, l, 1, 0.5).ok());  // the attempt's first epoch: read and written
+  ASSERT_TRUE(scheduler_->RunBatch([&] { EXPECT_TRUE(Report(w, l, 2, 0.4).ok()); }).ok());
+  ASSERT_TRUE(store_->HoldsUnappliedEpochs()) << "epoch 2 was not logged";
+  clock_.Advance(options_.lease_ms / 2);
+  auto beat = scheduler_->RunBatch([&] {
+    auto decisions = scheduler_->Heartbeat(w, {{l.run_id, l.attempt, 2, 0}});
+    ASSERT_TRUE(decisions.ok()) << decisions.status().ToString();
+    ASSERT_EQ(decisions->decisions.size(), 1u);
+    EXPECT_FALSE(decisions->decisions[0].stop) << decisions->decisions[0].reason;
+  });
+  ASSERT_TRUE(beat.ok()) << beat.ToString();
+  EXPECT_TRUE(store_->HoldsUnappliedEpochs()) << "the heartbeat applied the log";
+  auto run = scheduler_->GetRun(l.run_id);
+  ASSERT_TRUE(run.ok()) << run.status().ToString();
+  EXPECT_EQ(run->run.epoch, 2);
+  EXPECT_EQ(run->epochs.size(), 2u);
+  EXPECT_DOUBLE_EQ(run->run.last_test_error, 0.4);
+  EXPECT_EQ(run->run.lease_expires_ms, clock_.NowMs() + options_.lease_ms) << "renewal lost";
+  EXPECT_FALSE(store_->HoldsUnappliedEpochs());
+
+  ASSERT_TRUE(scheduler_->RunBatch([&] { EXPECT_TRUE(Report(w, l, 3, 0.3).ok()); }).ok());
+  ASSERT_TRUE(store_->HoldsUnappliedEpochs());
+  Open();  // the coordinator restarts on the same database
+  ASSERT_TRUE(scheduler_->Complete(w, l.run_id, l.attempt, 0).ok());
+  run = scheduler_->GetRun(l.run_id);
+  ASSERT_TRUE(run.ok());
+  EXPECT_EQ(run->run.state, RunState::kSucceeded);
+  EXPECT_EQ(run->epochs.size(), 3u);
+  EXPECT_DOUBLE_EQ(run->run.final_test_error, 0.3);
+}
 
 TEST_F(SchedulerTest, SubmitQueuesEveryRunOnceAndResubmitIsANoOp) {
   auto first = scheduler_->Submit(kSweep, "s.yaml");
