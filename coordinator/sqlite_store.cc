@@ -1185,7 +1185,7 @@ class SqliteStore : public Store {
   Status CommitBatchBeforeSync() override {
     if (!batch_owner_) return FailedPreconditionError("CommitBatch: no batch is open");
     Status st = BatchLost() ? *batch_error_ : Status::Ok();
-    if (st.ok() && EpochLogDue()) st = ApplyEpochLog();
+    if (st.ok()) st = ApplyEpochLogIfDue();
     if (st.ok()) {
       st = RunCached("COMMIT");
       if (!st.ok() && !sqlite3_get_autocommit(db_))
@@ -1198,18 +1198,25 @@ class SqliteStore : public Store {
     return st;
   }
 
-  // Whether a batch applies the log as it commits: when the epochs logged since the
-  // last apply came slower than epoch_log_defer_rate_ a second (readers on other
-  // connections see every epoch as soon as it is acknowledged), else once
-  // epoch_log_apply_interval_ has passed, so that under a stream of reports a run's
-  // row and its epochs' index page are written once per apply rather than once per
-  // commit (other connections then see epochs up to that late).
-  bool EpochLogDue() const {
-    if (!epoch_log_pending_) return false;
+  // What a batch applies of the log as it commits: all of it when fewer than
+  // epoch_log_defer_after_ epochs were logged since the last apply, or when they came
+  // slower than epoch_log_defer_rate_ a second (readers on other connections see
+  // every epoch as soon as it is acknowledged); else its oldest
+  // epoch_log_apply_rows_ rows once it holds that many, and all of it once
+  // epoch_log_apply_interval_ has passed. Under a stream of reports a run's row and
+  // its epochs' index page are then written once per apply, for many reports, rather
+  // than once per commit, and no commit carries more than about that many rows.
+  Status ApplyEpochLogIfDue() {
+    if (!epoch_log_pending_) return Status::Ok();
     const auto since = std::chrono::steady_clock::now() - last_epoch_log_apply_;
-    return since >= epoch_log_apply_interval_ ||
-           epoch_log_appends_since_apply_ <
-               epoch_log_defer_rate_ * std::chrono::duration<double>(since).count();
+    if (epoch_log_rows_ < 0 || since >= epoch_log_apply_interval_ ||
+        epoch_log_appends_since_apply_ < epoch_log_defer_after_ ||
+        epoch_log_appends_since_apply_ <
+            epoch_log_defer_rate_ * std::chrono::duration<double>(since).count()) {
+      return ApplyEpochLog();
+    }
+    if (epoch_log_rows_ >= epoch_log_apply_rows_) return ApplyEpochLog(epoch_log_apply_rows_);
+    return Status::Ok();
   }
 
   Status AbortBatch() override {
@@ -2129,6 +2136,7 @@ class SqliteStore : public Store {
       epoch_log_last_[e.run_id] = e.epoch;
       epoch_log_pending_ = true;
       ++epoch_log_appends_since_apply_;
+      if (epoch_log_rows_ >= 0) ++epoch_log_rows_;
       return true;
     }
     RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
@@ -2173,8 +2181,11 @@ class SqliteStore : public Store {
   }
 
   // When batches apply the log (SqliteStoreOptions).
-  void SetEpochLogDeferral(double defer_rate, int apply_interval_ms) {
+  void SetEpochLogDeferral(int defer_after, double defer_rate, int apply_rows,
+                           int apply_interval_ms) {
+    epoch_log_defer_after_ = defer_after;
     epoch_log_defer_rate_ = defer_rate;
+    epoch_log_apply_rows_ = std::max(1, apply_rows);
     epoch_log_apply_interval_ = std::chrono::milliseconds(apply_interval_ms);
   }
 
@@ -2186,23 +2197,34 @@ class SqliteStore : public Store {
     return RunInTransaction([&]() -> Status { return ApplyEpochLog(); });
   }
 
-  // Moves every row of epoch_log to `epochs` and to its run (epoch, last test error,
-  // last epoch's seconds, results summary, lease and update times, never earlier than
-  // stored), one UPDATE per run, which run_counted counts into the run's sweeps, and
-  // empties the log. In the open transaction; a rollback of it (or of a savepoint
-  // around it) brings the rows back and calls ForgetEpochLogPositions.
-  Status ApplyEpochLog() {
-    RESWEEP_RETURN_IF_ERROR(
-        RunCached("INSERT OR REPLACE INTO epochs (run_id, epoch, attempt, train_loss, "
-                  "train_error, test_error, test_loss, lr, seconds, images_per_sec) "
-                  "SELECT run_id, epoch, attempt, train_loss, train_error, test_error, "
-                  "test_loss, lr, seconds, images_per_sec FROM epoch_log "
-                  "ORDER BY run_id, epoch, rowid"));
+  // Moves the rows of epoch_log (the oldest `max_rows` of them; all when 0) to
+  // `epochs` and to their runs (epoch, last test error, last epoch's seconds, results
+  // summary, lease and update times, never earlier than stored), one UPDATE per run,
+  // which run_counted counts into the run's sweeps, and deletes them. In the open
+  // transaction; a rollback of it (or of a savepoint around it) brings the rows back
+  // and calls ForgetEpochLogPositions.
+  Status ApplyEpochLog(int64_t max_rows = 0) {
+    int64_t last_rowid = std::numeric_limits<int64_t>::max();
+    if (max_rows > 0) {
+      Statement first(cache_.get(), "SELECT MIN(rowid) FROM epoch_log");
+      Status st;
+      if (first.Step(&st)) last_rowid = first.Int(0) + max_rows - 1;
+      RESWEEP_RETURN_IF_ERROR(st);
+    }
+    Statement move(cache_.get(),
+                   "INSERT OR REPLACE INTO epochs (run_id, epoch, attempt, train_loss, "
+                   "train_error, test_error, test_loss, lr, seconds, images_per_sec) "
+                   "SELECT run_id, epoch, attempt, train_loss, train_error, test_error, "
+                   "test_loss, lr, seconds, images_per_sec FROM epoch_log WHERE rowid <= ? "
+                   "ORDER BY run_id, epoch, rowid");
+    move.Bind(last_rowid);
+    RESWEEP_RETURN_IF_ERROR(move.Run());
     {
       // Per run, its last row (the bare columns of the row with the greatest rowid).
       Statement last(cache_.get(),
                      "SELECT run_id, MAX(rowid), epoch, seconds, lease_expires_ms, updated_ms "
-                     "FROM epoch_log GROUP BY run_id");
+                     "FROM epoch_log WHERE rowid <= ? GROUP BY run_id");
+      last.Bind(last_rowid);
       Statement update(
           cache_.get(),
           "UPDATE runs SET epoch = ?2, last_test_error = COALESCE((SELECT test_error FROM "
@@ -2223,12 +2245,22 @@ class SqliteStore : public Store {
       }
       RESWEEP_RETURN_IF_ERROR(st);
     }
-    RESWEEP_RETURN_IF_ERROR(RunCached("DELETE FROM epoch_log"));
+    Statement remove(cache_.get(), "DELETE FROM epoch_log WHERE rowid <= ?");
+    remove.Bind(last_rowid);
+    RESWEEP_RETURN_IF_ERROR(remove.Run());
+    const int64_t applied = sqlite3_changes(db_);
+    epoch_log_appends_since_apply_ = 0;
+    last_epoch_log_apply_ = std::chrono::steady_clock::now();
+    if (max_rows > 0 && (epoch_log_rows_ < 0 || applied < epoch_log_rows_)) {
+      // Rows may be left: each run's last logged epoch stays as it was (a run whose
+      // rows are all applied is at that epoch now).
+      if (epoch_log_rows_ >= 0) epoch_log_rows_ -= applied;
+      return Status::Ok();
+    }
     epoch_log_last_.clear();
     epoch_log_exact_ = true;
     epoch_log_pending_ = false;
-    epoch_log_appends_since_apply_ = 0;
-    last_epoch_log_apply_ = std::chrono::steady_clock::now();
+    epoch_log_rows_ = 0;
     return Status::Ok();
   }
 
@@ -2239,6 +2271,7 @@ class SqliteStore : public Store {
     epoch_log_last_.clear();
     epoch_log_exact_ = false;
     epoch_log_pending_ = true;
+    epoch_log_rows_ = -1;
   }
 
   // Whether the open batch's transaction is gone: rolled back after an earlier
@@ -2617,11 +2650,15 @@ class SqliteStore : public Store {
   std::atomic<bool> epoch_log_pending_{false};  // read by any thread
   bool epoch_log_exact_ = true;
   std::unordered_map<std::string, int> epoch_log_last_;
-  // Appends since the log was last applied, and when that was.
+  // Rows in the log (-1: unknown, after a rollback), appends since it was last
+  // applied, and when that was.
+  int64_t epoch_log_rows_ = 0;
   int64_t epoch_log_appends_since_apply_ = 0;
   std::chrono::steady_clock::time_point last_epoch_log_apply_ = std::chrono::steady_clock::now();
   // When the log is applied at a batch's commit (SqliteStoreOptions).
   double epoch_log_defer_rate_ = 1000;
+  int64_t epoch_log_apply_rows_ = 1024;
+  int64_t epoch_log_defer_after_ = 16;
   std::chrono::milliseconds epoch_log_apply_interval_{1000};
   // The thread that began the open batch, if one is open.
   std::optional<std::thread::id> batch_owner_;
@@ -2675,7 +2712,8 @@ StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path,
     RESWEEP_RETURN_IF_ERROR(store->Exec("PRAGMA synchronous = FULL").WithContext(path));
     RESWEEP_RETURN_IF_ERROR(store->Exec("PRAGMA foreign_keys = ON").WithContext(path));
     store->SetCacheSizes(options.writer_cache_kib, options.bulk_cache_kib);
-    store->SetEpochLogDeferral(options.epoch_log_defer_rate, options.epoch_log_apply_ms);
+    store->SetEpochLogDeferral(options.epoch_log_defer_after, options.epoch_log_defer_rate,
+                               options.epoch_log_apply_rows, options.epoch_log_apply_ms);
     RESWEEP_RETURN_IF_ERROR(store->SetCacheKib(options.writer_cache_kib).WithContext(path));
     RESWEEP_RETURN_IF_ERROR(store->Migrate().WithContext(path));
     RESWEEP_RETURN_IF_ERROR(store->ApplyEpochLogLeftByLastClose().WithContext(path));

@@ -137,7 +137,8 @@ class SchedulerTest : public ::testing::Test {
 // reports) are in every query's answer once acknowledged, heartbeats renew leases
 // without applying them, and a coordinator restart loses none of them.
 TEST_F(SchedulerTest, QueriesAndRestartsSeeEveryAcknowledgedEpochTheLogHolds) {
-  store_options_ = {.epoch_log_defer_rate = 0, .epoch_log_apply_ms = 3600000};
+  store_options_ = {
+      .epoch_log_defer_after = 0, .epoch_log_defer_rate = 0, .epoch_log_apply_ms = 3600000};
   Open();
   const std::string w = Register("w");
   ASSERT_TRUE(scheduler_->Submit(kSweep, "s.yaml").ok());

@@ -2153,7 +2153,9 @@ class EpochLogTest : public ::testing::Test {
 };
 
 TEST_F(EpochLogTest, ABusyBatchsEpochsWaitInTheLogAndApplyAsWrittenOneByOne) {
-  auto logged = Open("logged.db", {.epoch_log_defer_rate = 0, .epoch_log_apply_ms = 3600000});
+  auto logged =
+      Open("logged.db",
+           {.epoch_log_defer_after = 0, .epoch_log_defer_rate = 0, .epoch_log_apply_ms = 3600000});
   auto direct = Open("direct.db", {});
   ASSERT_TRUE(logged && direct);
   ASSERT_NO_FATAL_FAILURE(ReportUpTo(*logged, 13, /*batched=*/true));
@@ -2168,10 +2170,39 @@ TEST_F(EpochLogTest, ABusyBatchsEpochsWaitInTheLogAndApplyAsWrittenOneByOne) {
   ExpectSameRunsAndCounters(*logged, *direct);
 }
 
+// A busy log is applied in steps of its oldest epoch_log_apply_rows rows, so that no
+// commit carries much more; the runs whose rows are left go on from their last
+// logged epoch.
+TEST_F(EpochLogTest, ABusyLogIsAppliedInStepsOfItsOldestRows) {
+  auto logged = Open("logged.db", {.epoch_log_defer_after = 0,
+                                   .epoch_log_defer_rate = 0,
+                                   .epoch_log_apply_rows = 4,
+                                   .epoch_log_apply_ms = 3600000});
+  auto direct = Open("direct.db", {});
+  ASSERT_TRUE(logged && direct);
+  ASSERT_NO_FATAL_FAILURE(ReportUpTo(*logged, 13, /*batched=*/true));
+  ASSERT_NO_FATAL_FAILURE(ReportUpTo(*direct, 14, /*batched=*/false));
+  // 18 rows in batches of 3, applied 4 at a time once 4 are there: epochs 13 of r2
+  // and r3 are left (r1's was the 4th of the last step).
+  EXPECT_EQ(LoggedRows("logged.db"), 2);
+  EXPECT_EQ(ReadRun("logged.db", "r1").epoch, 13);
+  EXPECT_EQ(ReadRun("logged.db", "r2").epoch, 12);
+  ASSERT_TRUE(logged->BeginBatch().ok());
+  for (int i = 1; i <= kRuns; ++i) {
+    auto appended = logged->AppendNextEpoch("w-1", Report(i, 14), 1014, 114);
+    ASSERT_TRUE(appended.ok() && *appended) << "r" << i;
+  }
+  ASSERT_TRUE(logged->CommitBatch().ok());
+  EXPECT_EQ(LoggedRows("logged.db"), 1);
+  ExpectSameRunsAndCounters(*logged, *direct);
+}
+
 // Reports that come slower than epoch_log_defer_rate are applied as their batch
 // commits: other connections see every acknowledged epoch.
 TEST_F(EpochLogTest, AQuietBatchAppliesTheLogAsItCommits) {
-  auto logged = Open("logged.db", {.epoch_log_defer_rate = 1e9, .epoch_log_apply_ms = 3600000});
+  auto logged = Open(
+      "logged.db",
+      {.epoch_log_defer_after = 0, .epoch_log_defer_rate = 1e9, .epoch_log_apply_ms = 3600000});
   ASSERT_TRUE(logged);
   ASSERT_NO_FATAL_FAILURE(ReportUpTo(*logged, 9, /*batched=*/true));
   EXPECT_EQ(LoggedRows("logged.db"), 0);
@@ -2181,7 +2212,9 @@ TEST_F(EpochLogTest, AQuietBatchAppliesTheLogAsItCommits) {
 // The log as a crash left it (the database and its write-ahead log copied while
 // the writer is open) is applied when the database is opened next.
 TEST_F(EpochLogTest, EpochsLoggedBeforeACrashAreAppliedAtTheNextOpen) {
-  auto logged = Open("logged.db", {.epoch_log_defer_rate = 0, .epoch_log_apply_ms = 3600000});
+  auto logged =
+      Open("logged.db",
+           {.epoch_log_defer_after = 0, .epoch_log_defer_rate = 0, .epoch_log_apply_ms = 3600000});
   auto direct = Open("direct.db", {});
   ASSERT_TRUE(logged && direct);
   ASSERT_NO_FATAL_FAILURE(ReportUpTo(*logged, 12, /*batched=*/true));
@@ -2203,7 +2236,9 @@ TEST_F(EpochLogTest, EpochsLoggedBeforeACrashAreAppliedAtTheNextOpen) {
 // and refuses reports until a read applies the log again, so that no epoch is
 // logged twice or out of order.
 TEST_F(EpochLogTest, AfterARolledBackApplyReportsWaitForTheNextRead) {
-  auto logged = Open("logged.db", {.epoch_log_defer_rate = 0, .epoch_log_apply_ms = 3600000});
+  auto logged =
+      Open("logged.db",
+           {.epoch_log_defer_after = 0, .epoch_log_defer_rate = 0, .epoch_log_apply_ms = 3600000});
   auto direct = Open("direct.db", {});
   ASSERT_TRUE(logged && direct);
   ASSERT_NO_FATAL_FAILURE(ReportUpTo(*direct, 10, /*batched=*/false));
