@@ -2657,7 +2657,7 @@ class SqliteStore : public Store {
   std::chrono::steady_clock::time_point last_epoch_log_apply_ = std::chrono::steady_clock::now();
   // When the log is applied at a batch's commit (SqliteStoreOptions).
   double epoch_log_defer_rate_ = 1000;
-  int64_t epoch_log_apply_rows_ = 1024;
+  int64_t epoch_log_apply_rows_ = 4096;
   int64_t epoch_log_defer_after_ = 16;
   std::chrono::milliseconds epoch_log_apply_interval_{1000};
   // The thread that began the open batch, if one is open.

@@ -49,7 +49,7 @@ struct SqliteStoreOptions {
   // apply instead of once per commit: see bench/README.md (goal 3) for what it bought.
   int epoch_log_defer_after = 16;
   double epoch_log_defer_rate = 1000;
-  int epoch_log_apply_rows = 1024;
+  int epoch_log_apply_rows = 4096;
   int epoch_log_apply_ms = 1000;
 };
 
