@@ -2166,6 +2166,7 @@ class SqliteStore : public Store {
   }
 
   bool HoldsUnappliedEpochs() const override { return epoch_log_pending_; }
+  void SetReadOnly() { read_only_ = true; }
   Status ApplyLoggedEpochs() override { return ApplyEpochLogBeforeAccess(); }
 
   // Epochs logged but not applied when the last writer closed (it crashed).
@@ -2268,6 +2269,7 @@ class SqliteStore : public Store {
   // what the log holds is no longer known here. AppendNextEpoch refuses every run
   // until the next apply (the caller reads the run, which applies the log first).
   void ForgetEpochLogPositions() {
+    if (read_only_) return;  // it never logs (nor could it apply)
     epoch_log_last_.clear();
     epoch_log_exact_ = false;
     epoch_log_pending_ = true;
@@ -2648,6 +2650,7 @@ class SqliteStore : public Store {
   // it holds rows of is in epoch_log_last_, with its last logged epoch (else runs not
   // there may have some too, after a rollback).
   std::atomic<bool> epoch_log_pending_{false};  // read by any thread
+  bool read_only_ = false;                      // a read-only connection
   bool epoch_log_exact_ = true;
   std::unordered_map<std::string, int> epoch_log_last_;
   // Rows in the log (-1: unknown, after a rollback), appends since it was last
@@ -2704,6 +2707,7 @@ StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path,
   sqlite3_busy_timeout(db, options.busy_timeout_ms);
   auto store = std::make_unique<SqliteStore>(db);
   if (options.read_only) {
+    store->SetReadOnly();
     RESWEEP_RETURN_IF_ERROR(store->CheckReadableVersion().WithContext(path));
   } else {
     // WAL: readers (e.g. `resweep results --db`) never block the single writer.

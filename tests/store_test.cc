@@ -2261,6 +2261,25 @@ TEST_F(EpochLogTest, AfterARolledBackApplyReportsWaitForTheNextRead) {
   ExpectSameRunsAndCounters(*logged, *direct);
 }
 
+// A call that fails inside a read transaction of a read-only connection (a query's)
+// leaves the connection reading: it has no log to apply.
+TEST_F(EpochLogTest, AFailedCallOnAReadConnectionLeavesItReading) {
+  auto store = Open("s.db", {});
+  ASSERT_TRUE(store);
+  auto reader = OpenSqliteStore(dir_.File("s.db"), {.read_only = true});
+  ASSERT_TRUE(reader.ok());
+  const Status read = (*reader)->RunInReadTransaction([&]() -> Status {
+    const Status inner = (*reader)->RunInTransaction([] { return NotFoundError("nothing"); });
+    EXPECT_EQ(inner.code(), StatusCode::kNotFound) << inner.ToString();
+    return Status::Ok();
+  });
+  EXPECT_TRUE(read.ok()) << read.ToString();
+  EXPECT_FALSE((*reader)->HoldsUnappliedEpochs());
+  auto run = (*reader)->GetRun("r1");
+  ASSERT_TRUE(run.ok()) << run.status().ToString();
+  EXPECT_TRUE(run->has_value());
+}
+
 // A heartbeat's renewal is a compare-and-set on the lease alone, never moving it back.
 TEST_F(EpochLogTest, RenewLeaseRenewsOnlyTheHeldLease) {
   auto store = Open("s.db", {});
