@@ -305,7 +305,15 @@ void Scheduler::ForgetUncommittedStateLocked() {
   if (holders.ok()) {
     for (const auto& [run_id, worker_id] : *holders) {
       auto run = store_->GetRun(run_id);
-      if (!run.ok() || !run->has_value()) continue;
+      if (!run.ok()) {
+        // Unreadable (its epoch log cannot be applied): the deadline known here, if
+        // any, gets the full lease.
+        if (auto known = lease_deadlines_.find(run_id); known != lease_deadlines_.end()) {
+          known->second.mono_ms = std::max(known->second.mono_ms, full_lease);
+        }
+        continue;
+      }
+      if (!run->has_value()) continue;
       LeaseDeadline& d = lease_deadlines_[run_id];
       if (d.attempt != (*run)->attempt) d = {(*run)->attempt, full_lease};
       d.mono_ms = std::max(d.mono_ms, full_lease);

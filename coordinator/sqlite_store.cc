@@ -1049,6 +1049,7 @@ class SqliteStore : public Store {
       ForgetEpochLogPositions();
       return commit;
     }
+    PublishEpochLogState();
     return Status::Ok();
   }
 
@@ -1083,7 +1084,8 @@ class SqliteStore : public Store {
       st = InternalError(std::string("exception in read transaction: ") + e.what());
     }
     depth_ = 0;
-    Status end = Exec("COMMIT");  // nothing was written: only ends the snapshot
+    Status end = Exec("COMMIT");  // nothing was written but maybe an apply of the log
+    if (end.ok()) PublishEpochLogState();
     if (!st.ok()) return st;
     return end;
   }
@@ -1185,7 +1187,19 @@ class SqliteStore : public Store {
   Status CommitBatchBeforeSync() override {
     if (!batch_owner_) return FailedPreconditionError("CommitBatch: no batch is open");
     Status st = BatchLost() ? *batch_error_ : Status::Ok();
-    if (st.ok()) st = ApplyEpochLogIfDue();
+    if (st.ok()) {
+      if (Status applied = ApplyEpochLogIfDue(); !applied.ok()) {
+        // The batch commits without it: the log's rows stay (durable with their
+        // batches) and an apply cut short is taken up again by the next one (each of
+        // its statements is atomic, and redoing one writes the same values).
+        spdlog::warn(
+            "store: the epoch log could not be applied ({}); batches commit without it, tried "
+            "again in {} ms (reads on this connection try at once)",
+            applied.ToString(), epoch_log_apply_interval_.count());
+        epoch_log_apply_retry_ = std::chrono::steady_clock::now() + epoch_log_apply_interval_;
+        if (BatchLost()) st = *batch_error_;
+      }
+    }
     if (st.ok()) {
       st = RunCached("COMMIT");
       if (!st.ok() && !sqlite3_get_autocommit(db_))
@@ -1193,7 +1207,11 @@ class SqliteStore : public Store {
     } else if (!sqlite3_get_autocommit(db_)) {
       Exec("ROLLBACK").IgnoreError();
     }
-    if (!st.ok()) ForgetEpochLogPositions();
+    if (st.ok()) {
+      PublishEpochLogState();
+    } else {
+      ForgetEpochLogPositions();
+    }
     EndBatch();
     return st;
   }
@@ -1208,7 +1226,9 @@ class SqliteStore : public Store {
   // than once per commit, and no commit carries more than about that many rows.
   Status ApplyEpochLogIfDue() {
     if (!epoch_log_pending_) return Status::Ok();
-    const auto since = std::chrono::steady_clock::now() - last_epoch_log_apply_;
+    const auto now = std::chrono::steady_clock::now();
+    if (now < epoch_log_apply_retry_) return Status::Ok();  // it failed a moment ago
+    const auto since = now - last_epoch_log_apply_;
     if (epoch_log_rows_ < 0 || since >= epoch_log_apply_interval_ ||
         epoch_log_appends_since_apply_ < epoch_log_defer_after_ ||
         epoch_log_appends_since_apply_ <
@@ -1943,7 +1963,7 @@ class SqliteStore : public Store {
   }
 
   StatusOr<std::vector<std::pair<std::string, std::string>>> ListLeaseHolders() override {
-    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
+    // Without applying the log: it changes no run's state or worker.
     Statement s(cache_.get(),
                 "SELECT run_id, worker_id FROM runs WHERE worker_id != '' AND "
                 "state IN ('leased', 'running') ORDER BY worker_id, run_id");
@@ -2135,6 +2155,7 @@ class SqliteStore : public Store {
       if (sqlite3_changes(db_) != 1) return false;
       epoch_log_last_[e.run_id] = e.epoch;
       epoch_log_pending_ = true;
+      epoch_log_unpublished_ = true;
       ++epoch_log_appends_since_apply_;
       if (epoch_log_rows_ >= 0) ++epoch_log_rows_;
       return true;
@@ -2165,7 +2186,7 @@ class SqliteStore : public Store {
     return sqlite3_changes(db_) == 1;
   }
 
-  bool HoldsUnappliedEpochs() const override { return epoch_log_pending_; }
+  bool HoldsUnappliedEpochs() const override { return epoch_log_unpublished_; }
   void SetReadOnly() { read_only_ = true; }
   Status ApplyLoggedEpochs() override { return ApplyEpochLogBeforeAccess(); }
 
@@ -2273,8 +2294,13 @@ class SqliteStore : public Store {
     epoch_log_last_.clear();
     epoch_log_exact_ = false;
     epoch_log_pending_ = true;
+    epoch_log_unpublished_ = true;
     epoch_log_rows_ = -1;
   }
+
+  // After a commit (the outermost transaction's, or a batch's): what other
+  // connections see of the log is what this one knows of it.
+  void PublishEpochLogState() { epoch_log_unpublished_ = epoch_log_pending_; }
 
   // Whether the open batch's transaction is gone: rolled back after an earlier
   // failure, or by SQLite itself after a bare statement (AppendNextEpoch's UPDATE, a
@@ -2578,6 +2604,7 @@ class SqliteStore : public Store {
         batch_error_ = commit;
         return commit;
       }
+      PublishEpochLogState();
     }
     std::optional<std::thread::id> owner = batch_owner_;
     batch_owner_.reset();
@@ -2649,8 +2676,11 @@ class SqliteStore : public Store {
   // The epoch log (see ApplyEpochLog). pending: it may hold rows. exact: every run
   // it holds rows of is in epoch_log_last_, with its last logged epoch (else runs not
   // there may have some too, after a rollback).
-  std::atomic<bool> epoch_log_pending_{false};  // read by any thread
-  bool read_only_ = false;                      // a read-only connection
+  bool epoch_log_pending_ = false;
+  // Whether other connections may miss logged epochs: set with every append, cleared
+  // only once a commit has made the log's apply visible. Read by any thread.
+  std::atomic<bool> epoch_log_unpublished_{false};
+  bool read_only_ = false;  // a read-only connection
   bool epoch_log_exact_ = true;
   std::unordered_map<std::string, int> epoch_log_last_;
   // Rows in the log (-1: unknown, after a rollback), appends since it was last
@@ -2658,6 +2688,8 @@ class SqliteStore : public Store {
   int64_t epoch_log_rows_ = 0;
   int64_t epoch_log_appends_since_apply_ = 0;
   std::chrono::steady_clock::time_point last_epoch_log_apply_ = std::chrono::steady_clock::now();
+  // A batch's commit does not try to apply the log before then (it just failed).
+  std::chrono::steady_clock::time_point epoch_log_apply_retry_;
   // When the log is applied at a batch's commit (SqliteStoreOptions).
   double epoch_log_defer_rate_ = 1000;
   int64_t epoch_log_apply_rows_ = 4096;
