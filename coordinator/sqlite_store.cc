@@ -450,11 +450,12 @@ END;
 )sql",
     // 12 -> 13 (issue 9, ingestion): runs.counted_appends, the epochs that
     // Store::AppendNextEpoch appended to the run while keeping its sweeps' counters
-    // itself, once per batch and sweep (SqliteStore::FlushAppendedCounts). run_counted
-    // skips an UPDATE that moves this column, and fires as before for every other one
-    // (an UPDATE that does not name it leaves it as it was). Per report, the trigger
-    // was the most expensive part of the hot path: SQLite builds a temporary table for
-    // its IN (SELECT ...) and keeps a statement journal for the UPDATE that fires it.
+    // itself, once per batch and sweep. run_counted skips an UPDATE that moves this
+    // column, and fires as before for every other one (an UPDATE that does not name it
+    // leaves it as it was). Per report, the trigger was the most expensive part of the
+    // hot path: SQLite builds a temporary table for its IN (SELECT ...) and keeps a
+    // statement journal for the UPDATE that fires it. Since schema 14 no write moves
+    // the column (reports go to epoch_log, whose apply the trigger counts per run).
     R"sql(
 ALTER TABLE runs ADD COLUMN counted_appends INTEGER NOT NULL DEFAULT 0;
 DROP TRIGGER run_counted;
@@ -2303,11 +2304,11 @@ class SqliteStore : public Store {
   void PublishEpochLogState() { epoch_log_unpublished_ = epoch_log_pending_; }
 
   // Whether the open batch's transaction is gone: rolled back after an earlier
-  // failure, or by SQLite itself after a bare statement (AppendNextEpoch's UPDATE, a
+  // failure, or by SQLite itself after a bare statement (AppendNextEpoch's INSERT, a
   // write of another thread that joins the batch) failed (a full disk, an I/O error),
   // which no call of the batch noticed. The latter is noted in batch_error_ from then
   // on: whatever came after it would be written in autocommit and stand while the
-  // batch fails (an epoch whose count, kept for the batch's commit, is lost with it).
+  // batch fails (a logged epoch whose predecessors in the log are lost with it).
   bool BatchLost() {
     if (!batch_error_ && sqlite3_get_autocommit(db_)) {
       ForgetEpochLogPositions();
