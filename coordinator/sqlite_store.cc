@@ -1086,7 +1086,12 @@ class SqliteStore : public Store {
     }
     depth_ = 0;
     Status end = Exec("COMMIT");  // nothing was written but maybe an apply of the log
-    if (end.ok()) PublishEpochLogState();
+    if (end.ok()) {
+      PublishEpochLogState();
+    } else if (!sqlite3_get_autocommit(db_)) {
+      Exec("ROLLBACK").IgnoreError();  // `end` says why
+      ForgetEpochLogPositions();
+    }
     if (!st.ok()) return st;
     return end;
   }
@@ -2189,7 +2194,13 @@ class SqliteStore : public Store {
 
   bool HoldsUnappliedEpochs() const override { return epoch_log_unpublished_; }
   void SetReadOnly() { read_only_ = true; }
-  Status ApplyLoggedEpochs() override { return ApplyEpochLogBeforeAccess(); }
+  Status ApplyLoggedEpochs() override {
+    if (!epoch_log_unpublished_) return Status::Ok();
+    // Also when this connection applied the log already, in a batch of another thread
+    // not committed yet: this transaction commits that batch first (RunInTransaction).
+    return RunInTransaction(
+        [&]() -> Status { return epoch_log_pending_ ? ApplyEpochLog() : Status::Ok(); });
+  }
 
   // Epochs logged but not applied when the last writer closed (it crashed).
   Status ApplyEpochLogLeftByLastClose() {
