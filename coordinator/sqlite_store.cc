@@ -1040,14 +1040,12 @@ class SqliteStore : public Store {
       st = UnavailableError("the transaction was rolled back by the database after a failure");
     }
     if (!st.ok()) {
-      if (!sqlite3_get_autocommit(db_)) Exec("ROLLBACK").IgnoreError();  // `st` says why
-      ForgetEpochLogPositions();
+      RollBack();  // `st` says why
       return st;
     }
     Status commit = Exec("COMMIT");
     if (!commit.ok()) {
-      Exec("ROLLBACK").IgnoreError();  // the failure being returned says why
-      ForgetEpochLogPositions();
+      RollBack();  // the failure being returned says why
       return commit;
     }
     PublishEpochLogState();
@@ -1088,9 +1086,8 @@ class SqliteStore : public Store {
     Status end = Exec("COMMIT");  // nothing was written but maybe an apply of the log
     if (end.ok()) {
       PublishEpochLogState();
-    } else if (!sqlite3_get_autocommit(db_)) {
-      Exec("ROLLBACK").IgnoreError();  // `end` says why
-      ForgetEpochLogPositions();
+    } else {
+      RollBack();  // `end` says why
     }
     if (!st.ok()) return st;
     return end;
@@ -1263,7 +1260,6 @@ class SqliteStore : public Store {
   }
 
   StatusOr<std::optional<SweepRecord>> GetSweep(const std::string& sweep_id) override {
-    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     Statement s(cache_.get(),
                 "SELECT sweep_id, name, spec_yaml, source_name, created_ms, cancelled, last_k, "
                 "grid_axes, archived FROM sweeps WHERE sweep_id = ?");
@@ -1276,7 +1272,6 @@ class SqliteStore : public Store {
 
   StatusOr<SweepsPage> ListSweepsPage(bool include_archived, SweepOrder order,
                                       const std::optional<SweepCursor>& after, int limit) override {
-    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     const bool newest_first = order == SweepOrder::kNewestFirst;
     Statement s(cache_.get(), std::string("SELECT ") + kSweepColumnsWithoutSpec +
                                   ", rowid FROM sweeps WHERE (? OR archived = 0) AND " +
@@ -1307,7 +1302,6 @@ class SqliteStore : public Store {
   }
 
   StatusOr<std::optional<SweepRecord>> NewestSweepNamed(const std::string& name) override {
-    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     Statement s(cache_.get(), std::string("SELECT ") + kSweepColumnsWithoutSpec +
                                   " FROM sweeps WHERE name = ? "
                                   "ORDER BY archived, created_ms DESC, rowid DESC LIMIT 1");
@@ -1320,7 +1314,6 @@ class SqliteStore : public Store {
 
   StatusOr<std::vector<SweepRecord>> SweepsWithIdPrefix(const std::string& prefix,
                                                         int limit) override {
-    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     // As RunIdsWithPrefix: a range scan of the primary key (sweep ids are lowercase hex).
     Statement s(cache_.get(), std::string("SELECT ") + kSweepColumnsWithoutSpec +
                                   " FROM sweeps WHERE sweep_id >= ? AND sweep_id < ? AND "
@@ -1335,7 +1328,6 @@ class SqliteStore : public Store {
   }
 
   StatusOr<std::vector<SweepRecord>> ListSweeps() override {
-    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     Statement s(cache_.get(),
                 "SELECT sweep_id, name, spec_yaml, source_name, created_ms, cancelled, last_k, "
                 "grid_axes, archived FROM sweeps ORDER BY created_ms, rowid");
@@ -1347,14 +1339,12 @@ class SqliteStore : public Store {
   }
 
   Status SetSweepCancelled(const std::string& sweep_id, bool cancelled) override {
-    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     Statement s(cache_.get(), "UPDATE sweeps SET cancelled = ? WHERE sweep_id = ?");
     s.Bind(cancelled ? 1 : 0).Bind(sweep_id);
     return s.Run();
   }
 
   Status SetSweepArchived(const std::string& sweep_id, bool archived) override {
-    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     Statement s(cache_.get(), "UPDATE sweeps SET archived = ? WHERE sweep_id = ?");
     s.Bind(archived ? 1 : 0).Bind(sweep_id);
     return s.Run();
@@ -1380,7 +1370,6 @@ class SqliteStore : public Store {
   }
 
   StatusOr<RunCountsRecord> CountRuns(const std::string& sweep_id) override {
-    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     Statement s(cache_.get(),
                 "SELECT queued, leased, running, succeeded, failed, cancelled "
                 "FROM sweep_counters WHERE sweep_id = ?");
@@ -1400,7 +1389,6 @@ class SqliteStore : public Store {
   }
 
   StatusOr<RunCountsRecord> CountRunsOfLiveSweeps() override {
-    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     Statement s(cache_.get(),
                 "SELECT r.state, COUNT(*) FROM runs r WHERE EXISTS (SELECT 1 FROM sweep_runs l "
                 "JOIN sweeps w ON w.sweep_id = l.sweep_id WHERE l.run_id = r.run_id "
@@ -1738,7 +1726,6 @@ class SqliteStore : public Store {
   }
 
   StatusOr<int> CountLeasesOf(const std::string& worker_id) override {
-    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     Statement s(cache_.get(),
                 "SELECT COUNT(*) FROM runs WHERE worker_id = ? AND state IN ('leased', 'running')");
     s.Bind(worker_id);
@@ -1749,7 +1736,6 @@ class SqliteStore : public Store {
   }
 
   StatusOr<int64_t> NextQueuePosition() override {
-    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     Statement s(cache_.get(), "SELECT COALESCE(MAX(queue_position), 0) + 1 FROM runs");
     Status st;
     if (s.Step(&st)) return s.Int(0);
@@ -1758,7 +1744,6 @@ class SqliteStore : public Store {
   }
 
   StatusOr<int64_t> CountActiveRuns() override {
-    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     Statement s(cache_.get(),
                 "SELECT COUNT(*) FROM runs WHERE state IN ('queued', 'leased', 'running')");
     Status st;
@@ -1782,7 +1767,6 @@ class SqliteStore : public Store {
   }
 
   StatusOr<std::vector<SweepCellRecord>> ListSweepCells(const std::string& sweep_id) override {
-    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     Statement s(
         cache_.get(),
         "SELECT ordinal, cell_key, cell_label, cell_params_json, " RESWEEP_CELL_CONFIG_JSON_SQL
@@ -1800,7 +1784,6 @@ class SqliteStore : public Store {
 
   StatusOr<std::vector<SweepOutcomeRecord>> ListSweepOutcomes(const std::string& sweep_id,
                                                               int k) override {
-    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     Statement s(cache_.get(),
                 "SELECT cell_ordinal, CASE WHEN summary_k != ?2 THEN run_id END, summary_k, "
                 "final_test_error, last_k_test_error, param_count FROM sweep_outcomes "
@@ -1818,7 +1801,6 @@ class SqliteStore : public Store {
 
   StatusOr<std::vector<StatisticsEntryRecord>> ListSweepStatistics(
       const std::string& sweep_id) override {
-    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     Statement s(cache_.get(), "SELECT rowid, key, value FROM sweep_statistics WHERE sweep_id = ?");
     s.Bind(sweep_id);
     std::vector<StatisticsEntryRecord> out;
@@ -1831,7 +1813,6 @@ class SqliteStore : public Store {
   Status UpdateSweepStatistics(const std::string& sweep_id, int64_t version,
                                const std::vector<StatisticsEntryRecord>& added,
                                const std::vector<int64_t>& removed) override {
-    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     return RunInTransaction([&]() -> Status {
       {
         Statement s(cache_.get(), "DELETE FROM sweep_statistics WHERE rowid = ? AND sweep_id = ?");
@@ -1859,7 +1840,6 @@ class SqliteStore : public Store {
 
   StatusOr<std::vector<std::pair<std::string, int64_t>>> SweepsWithStaleStatistics(
       int limit) override {
-    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     Statement s(cache_.get(),
                 "SELECT c.sweep_id, c.outcomes_version FROM sweep_counters c "
                 "JOIN sweeps s ON s.sweep_id = c.sweep_id "
@@ -1876,7 +1856,6 @@ class SqliteStore : public Store {
   // A transaction of its own (the refresher's thread may call it while a batch of
   // worker calls is open: a bare statement would join the batch, and go with it).
   StatusOr<int> MarkStatisticsOfOtherVersionsStale(char version) override {
-    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     int marked = 0;
     RESWEEP_RETURN_IF_ERROR(RunInTransaction([&]() -> Status {
       Statement s(cache_.get(),
@@ -1903,7 +1882,6 @@ class SqliteStore : public Store {
   }
 
   StatusOr<int64_t> SweepOutcomesVersion(const std::string& sweep_id) override {
-    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     Statement s(cache_.get(), "SELECT outcomes_version FROM sweep_counters WHERE sweep_id = ?");
     s.Bind(sweep_id);
     Status st;
@@ -1938,7 +1916,6 @@ class SqliteStore : public Store {
 
   StatusOr<std::vector<std::string>> RunIdsWithPrefix(const std::string& prefix,
                                                       int limit) override {
-    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     // A range scan on the primary key (GLOB/LIKE would interpret '*', '%' in the prefix).
     // Run ids are lowercase hex, so prefix + "~" bounds the range from above.
     Statement s(cache_.get(),
@@ -1954,7 +1931,6 @@ class SqliteStore : public Store {
   }
 
   StatusOr<std::vector<SweepRunRecord>> LinksOfRun(const std::string& run_id) override {
-    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     Statement s(
         cache_.get(),
         "SELECT " RESWEEP_LINK_COLUMNS_SQL
@@ -1995,7 +1971,6 @@ class SqliteStore : public Store {
   }
 
   StatusOr<std::optional<SweepRunRecord>> FirstLinkOfRun(const std::string& run_id) override {
-    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     Statement s(
         cache_.get(),
         "SELECT " RESWEEP_LINK_COLUMNS_SQL
@@ -2013,7 +1988,6 @@ class SqliteStore : public Store {
 
   StatusOr<int> CountOtherActiveSweeps(const std::string& run_id,
                                        const std::string& except_sweep_id) override {
-    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     Statement s(cache_.get(),
                 "SELECT COUNT(*) FROM sweep_runs l JOIN sweeps w ON w.sweep_id = l.sweep_id "
                 "WHERE l.run_id = ? AND l.sweep_id != ? AND w.cancelled = 0");
@@ -2025,7 +1999,6 @@ class SqliteStore : public Store {
   }
 
   Status InsertAttempt(const AttemptRecord& a) override {
-    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     Statement s(cache_.get(),
                 "INSERT INTO attempts (run_id, attempt, worker_id, state, started_ms, ended_ms, "
                 "reason) VALUES (?,?,?,?,?,?,?)");
@@ -2036,7 +2009,6 @@ class SqliteStore : public Store {
 
   Status UpdateAttempt(const std::string& run_id, int attempt, const std::string& state,
                        int64_t ended_ms, const std::string& reason) override {
-    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     Statement s(cache_.get(),
                 "UPDATE attempts SET state = ?, ended_ms = ?, reason = ? "
                 "WHERE run_id = ? AND attempt = ?");
@@ -2049,7 +2021,6 @@ class SqliteStore : public Store {
   }
 
   StatusOr<std::vector<AttemptRecord>> ListAttempts(const std::string& run_id) override {
-    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     Statement s(cache_.get(),
                 "SELECT run_id, attempt, worker_id, state, started_ms, ended_ms, reason, log_tail "
                 "FROM attempts WHERE run_id = ? ORDER BY attempt");
@@ -2066,7 +2037,6 @@ class SqliteStore : public Store {
 
   Status SetAttemptLogTail(const std::string& run_id, int attempt,
                            const std::string& log_tail) override {
-    RESWEEP_RETURN_IF_ERROR(ApplyEpochLogBeforeAccess());
     Statement s(cache_.get(), "UPDATE attempts SET log_tail = ? WHERE run_id = ? AND attempt = ?");
     s.Bind(log_tail).Bind(run_id).Bind(attempt);
     return s.Run();
@@ -2223,9 +2193,11 @@ class SqliteStore : public Store {
     epoch_log_apply_interval_ = std::chrono::milliseconds(apply_interval_ms);
   }
 
-  // Before anything but AppendNextEpoch and RenewLease reads or writes runs, epochs
-  // or the sweeps' counters on this connection: applies the log, in the caller's
-  // transaction (a savepoint of it) or in one of its own.
+  // Before a call on this connection reads or writes what the log changes (whole run
+  // records, epochs, the sweeps' epoch counters and change stamps): applies the log, in
+  // the caller's transaction (a savepoint of it) or in one of its own. Calls that read
+  // only sweeps, links, cells, attempts, statistics, outcomes or runs' states and
+  // workers (which the log never changes) do not.
   Status ApplyEpochLogBeforeAccess() {
     if (!epoch_log_pending_) return Status::Ok();
     return RunInTransaction([&]() -> Status { return ApplyEpochLog(); });
@@ -2308,6 +2280,13 @@ class SqliteStore : public Store {
     epoch_log_pending_ = true;
     epoch_log_unpublished_ = true;
     epoch_log_rows_ = -1;
+  }
+
+  // Ends the open transaction, if SQLite has not already, after a failure the caller
+  // reports; what the log holds is then no longer known here.
+  void RollBack() {
+    if (!sqlite3_get_autocommit(db_)) Exec("ROLLBACK").IgnoreError();
+    ForgetEpochLogPositions();
   }
 
   // After a commit (the outermost transaction's, or a batch's): what other
@@ -2611,8 +2590,7 @@ class SqliteStore : public Store {
     if (!batch_lost) {
       Status commit = Exec("COMMIT");
       if (!commit.ok()) {
-        Exec("ROLLBACK").IgnoreError();  // `commit` says why
-        ForgetEpochLogPositions();
+        RollBack();  // `commit` says why
         batch_error_ = commit;
         return commit;
       }

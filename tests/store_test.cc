@@ -2079,6 +2079,9 @@ TEST_F(StoreBatchRolledBackTest, AnotherThreadsTransactionAfterTheBatchRolledBac
 class EpochLogTest : public ::testing::Test {
  protected:
   static constexpr int kRuns = 3;
+  // Every report of a batch stays in the log until a read (or the next open) applies it.
+  static constexpr SqliteStoreOptions kAlwaysLogged = {
+      .epoch_log_defer_after = 0, .epoch_log_defer_rate = 0, .epoch_log_apply_ms = 3600000};
   // A store at `name` holding runs r1-r3 (running at epoch 7 of 200) of sweep "sw"
   // (summary_k 3).
   std::unique_ptr<Store> Open(const std::string& name, SqliteStoreOptions options) {
@@ -2159,9 +2162,7 @@ class EpochLogTest : public ::testing::Test {
 };
 
 TEST_F(EpochLogTest, ABusyBatchsEpochsWaitInTheLogAndApplyAsWrittenOneByOne) {
-  auto logged =
-      Open("logged.db",
-           {.epoch_log_defer_after = 0, .epoch_log_defer_rate = 0, .epoch_log_apply_ms = 3600000});
+  auto logged = Open("logged.db", kAlwaysLogged);
   auto direct = Open("direct.db", {});
   ASSERT_TRUE(logged && direct);
   ASSERT_NO_FATAL_FAILURE(ReportUpTo(*logged, 13, /*batched=*/true));
@@ -2218,9 +2219,7 @@ TEST_F(EpochLogTest, AQuietBatchAppliesTheLogAsItCommits) {
 // The log as a crash left it (the database and its write-ahead log copied while
 // the writer is open) is applied when the database is opened next.
 TEST_F(EpochLogTest, EpochsLoggedBeforeACrashAreAppliedAtTheNextOpen) {
-  auto logged =
-      Open("logged.db",
-           {.epoch_log_defer_after = 0, .epoch_log_defer_rate = 0, .epoch_log_apply_ms = 3600000});
+  auto logged = Open("logged.db", kAlwaysLogged);
   auto direct = Open("direct.db", {});
   ASSERT_TRUE(logged && direct);
   ASSERT_NO_FATAL_FAILURE(ReportUpTo(*logged, 12, /*batched=*/true));
@@ -2242,9 +2241,7 @@ TEST_F(EpochLogTest, EpochsLoggedBeforeACrashAreAppliedAtTheNextOpen) {
 // and refuses reports until a read applies the log again, so that no epoch is
 // logged twice or out of order.
 TEST_F(EpochLogTest, AfterARolledBackApplyReportsWaitForTheNextRead) {
-  auto logged =
-      Open("logged.db",
-           {.epoch_log_defer_after = 0, .epoch_log_defer_rate = 0, .epoch_log_apply_ms = 3600000});
+  auto logged = Open("logged.db", kAlwaysLogged);
   auto direct = Open("direct.db", {});
   ASSERT_TRUE(logged && direct);
   ASSERT_NO_FATAL_FAILURE(ReportUpTo(*direct, 10, /*batched=*/false));
@@ -2270,9 +2267,7 @@ TEST_F(EpochLogTest, AfterARolledBackApplyReportsWaitForTheNextRead) {
 // An apply inside a batch that has not committed yet is not visible to other
 // connections: the store says it holds unapplied epochs until the commit.
 TEST_F(EpochLogTest, EpochsAreUnappliedForOthersUntilTheApplyCommits) {
-  auto logged =
-      Open("logged.db",
-           {.epoch_log_defer_after = 0, .epoch_log_defer_rate = 0, .epoch_log_apply_ms = 3600000});
+  auto logged = Open("logged.db", kAlwaysLogged);
   ASSERT_TRUE(logged);
   ASSERT_NO_FATAL_FAILURE(ReportUpTo(*logged, 8, /*batched=*/true));
   ASSERT_TRUE(logged->HoldsUnappliedEpochs());
